@@ -1,0 +1,256 @@
+//! The `signer` binary: offline tools over the protection core and the signing schemes.
+//!
+//! Owns: argument parsing, reading files, printing results and exit codes. Must not: contain
+//! protection or signing logic (it calls the library), print secret keys, or take secrets from
+//! the command line (they come from files).
+
+use anyhow::{bail, Context, Result};
+use clap::{Parser, Subcommand, ValueEnum};
+use signer::bytes::FixedBytes;
+use signer::protection::ethereum::Eth2State;
+use signer::protection::interchange::{self, ImportPolicy};
+use signer::scheme::{bls12_381, bn254};
+use std::path::PathBuf;
+use std::process::ExitCode;
+use zeroize::Zeroizing;
+
+/// Quorum Signer: a slashing-protected remote signer for validator keys.
+///
+/// This build has the offline tools: check and minify EIP-3076 slashing-protection
+/// interchange files, and derive or generate validator keys. The replicated node comes next.
+#[derive(Parser)]
+#[command(name = "signer", version, about, long_about)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Slashing-protection history (EIP-3076 interchange files).
+    #[command(subcommand)]
+    Protection(ProtectionCommand),
+    /// Validator keys: derive public keys, generate keys.
+    #[command(subcommand)]
+    Key(KeyCommand),
+}
+
+#[derive(Subcommand)]
+enum ProtectionCommand {
+    /// Validate an interchange file and summarize it, as an import would see it.
+    ///
+    /// Exits 0 when the file would import, 1 when it would be refused (the reason names the
+    /// field or the conflicting records). Slashable files are refused unless
+    /// --allow-slashable is given, in which case only their maxima would be kept.
+    Check {
+        /// The EIP-3076 interchange JSON file (format version 5).
+        #[arg(long, value_name = "FILE")]
+        interchange: PathBuf,
+        /// The network's genesis validators root (0x-hex); the file must match it.
+        /// Mainnet is 0x4b363db94e286120d76eb905340fdd4e54bfe9f06bf33ff6cf5ad27f511bfe95.
+        #[arg(long, value_name = "HEX")]
+        genesis_validators_root: Option<String>,
+        /// Accept files whose records are slashable against each other (keep maxima only).
+        #[arg(long)]
+        allow_slashable: bool,
+    },
+    /// Print the minimal interchange equivalent of a file: one block and one attestation
+    /// watermark per validator, exactly what this signer would store after importing it.
+    Minify {
+        /// The EIP-3076 interchange JSON file.
+        #[arg(long, value_name = "FILE")]
+        interchange: PathBuf,
+        /// Accept files whose records are slashable against each other.
+        #[arg(long)]
+        allow_slashable: bool,
+    },
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum SchemeArg {
+    /// Espresso consensus key: BLS over BN254; secret as `BLS_SIGNING_KEY~…`.
+    Espresso,
+    /// Ethereum validator key: BLS12-381; secret as 0x-hex of the 32-byte scalar.
+    Eth2,
+}
+
+#[derive(Subcommand)]
+enum KeyCommand {
+    /// Print the public key of a secret key file (never the secret).
+    Inspect {
+        /// Which kind of key the file holds.
+        #[arg(long, value_enum)]
+        scheme: SchemeArg,
+        /// File holding the secret key (one line).
+        #[arg(long, value_name = "FILE")]
+        secret_file: PathBuf,
+    },
+    /// Generate a new secret key into a new file (mode 0600) and print its public key.
+    Generate {
+        /// Which kind of key to generate.
+        #[arg(long, value_enum)]
+        scheme: SchemeArg,
+        /// Where to write the secret key; the file must not exist.
+        #[arg(long, value_name = "FILE")]
+        out: PathBuf,
+    },
+}
+
+fn main() -> ExitCode {
+    match run(Cli::parse()) {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn run(cli: Cli) -> Result<ExitCode> {
+    match cli.command {
+        Command::Protection(ProtectionCommand::Check {
+            interchange,
+            genesis_validators_root,
+            allow_slashable,
+        }) => protection_check(interchange, genesis_validators_root, allow_slashable),
+        Command::Protection(ProtectionCommand::Minify {
+            interchange,
+            allow_slashable,
+        }) => protection_minify(interchange, allow_slashable),
+        Command::Key(KeyCommand::Inspect {
+            scheme,
+            secret_file,
+        }) => key_inspect(scheme, secret_file),
+        Command::Key(KeyCommand::Generate { scheme, out }) => key_generate(scheme, out),
+    }
+}
+
+fn policy(allow_slashable: bool) -> ImportPolicy {
+    if allow_slashable {
+        ImportPolicy::Minify
+    } else {
+        ImportPolicy::RefuseSlashable
+    }
+}
+
+fn read_interchange(path: &PathBuf) -> Result<interchange::Interchange> {
+    let text =
+        std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
+    interchange::parse(&text)
+        .with_context(|| format!("{} is not a valid interchange file", path.display()))
+}
+
+fn protection_check(path: PathBuf, gvr: Option<String>, allow_slashable: bool) -> Result<ExitCode> {
+    let doc = read_interchange(&path)?;
+    let expected = match gvr {
+        Some(text) => FixedBytes::from_hex(&text)
+            .map_err(|e| anyhow::anyhow!("--genesis-validators-root: {e}"))?,
+        None => doc.genesis_validators_root,
+    };
+    let mut state = Eth2State::default();
+    match interchange::import(&mut state, expected, &doc, policy(allow_slashable)) {
+        Ok(summary) => {
+            println!("ok: {} would import", path.display());
+            println!("  genesis_validators_root {}", doc.genesis_validators_root);
+            println!(
+                "  {} validators, {} block records, {} attestation records",
+                summary.validators, summary.blocks, summary.attestations
+            );
+            for s in &summary.slashable {
+                println!(
+                    "  warning: slashable data for {}: {} (only maxima kept)",
+                    s.pubkey, s.detail
+                );
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        Err(e) => {
+            eprintln!("refused: {}: {e}", path.display());
+            Ok(ExitCode::from(1))
+        }
+    }
+}
+
+fn protection_minify(path: PathBuf, allow_slashable: bool) -> Result<ExitCode> {
+    let doc = read_interchange(&path)?;
+    let mut state = Eth2State::default();
+    interchange::import(
+        &mut state,
+        doc.genesis_validators_root,
+        &doc,
+        policy(allow_slashable),
+    )?;
+    println!(
+        "{}",
+        interchange::export(&state, doc.genesis_validators_root).to_json()
+    );
+    Ok(ExitCode::SUCCESS)
+}
+
+fn read_secret(path: &PathBuf) -> Result<Zeroizing<String>> {
+    let text = Zeroizing::new(
+        std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?,
+    );
+    Ok(Zeroizing::new(text.trim().to_owned()))
+}
+
+fn key_inspect(scheme: SchemeArg, path: PathBuf) -> Result<ExitCode> {
+    let secret = read_secret(&path)?;
+    match scheme {
+        SchemeArg::Espresso => {
+            let sk = bn254::SecretKey::from_tagged(&secret).with_context(|| {
+                format!("{} does not hold a BLS_SIGNING_KEY~ key", path.display())
+            })?;
+            println!("{}", sk.public_key().to_tagged());
+        }
+        SchemeArg::Eth2 => {
+            let hex_text = secret.strip_prefix("0x").unwrap_or(&secret);
+            let bytes = Zeroizing::new(
+                hex::decode(hex_text)
+                    .map_err(|_| anyhow::anyhow!("{}: not hex", path.display()))?,
+            );
+            let sk = bls12_381::SecretKey::from_bytes(&bytes)?;
+            println!("{}", sk.public_key().to_hex());
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn key_generate(scheme: SchemeArg, out: PathBuf) -> Result<ExitCode> {
+    let mut rng = rand::rngs::OsRng;
+    let (secret, public) = match scheme {
+        SchemeArg::Espresso => {
+            let sk = bn254::SecretKey::generate(&mut rng);
+            (sk.to_tagged(), sk.public_key().to_tagged())
+        }
+        SchemeArg::Eth2 => {
+            let sk = bls12_381::SecretKey::generate(&mut rng)?;
+            let text = Zeroizing::new(format!("0x{}", hex::encode(sk.to_bytes().as_ref())));
+            (text, sk.public_key().to_hex())
+        }
+    };
+    write_new_private_file(&out, &secret)?;
+    println!("{public}");
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Create `path` (refusing to overwrite) readable by the owner only, and write `text` to it.
+fn write_new_private_file(path: &PathBuf, text: &str) -> Result<()> {
+    use std::io::Write;
+    use std::os::unix::fs::OpenOptionsExt;
+    if path.exists() {
+        bail!(
+            "{} already exists; refusing to overwrite a key file",
+            path.display()
+        );
+    }
+    let mut f = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(path)
+        .with_context(|| format!("creating {}", path.display()))?;
+    writeln!(f, "{text}")?;
+    f.sync_all()?;
+    Ok(())
+}

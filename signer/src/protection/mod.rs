@@ -1,0 +1,262 @@
+//! Slashing protection: pure rules that decide whether a typed signing request may be signed.
+//!
+//! Owns: the replicated protection state ([`ProtectionState`]), the typed requests
+//! ([`Intent`]), and the decision ([`Decision`]) with a machine-readable refusal reason
+//! ([`Violation`]). One sub-module per profile: [`ethereum`] (EIP-3076) and [`espresso`]
+//! (HotShot consensus messages); [`interchange`] reads and writes EIP-3076 documents.
+//!
+//! Must not: do IO, read a clock, use randomness, or hold secret keys. Every replica of the
+//! cluster applies the same requests in the same order and must reach the same state, so
+//! everything here is a deterministic function of its inputs.
+//!
+//! To ensure correctness:
+//! - a request is recorded in the state only when its decision is [`Decision::Sign`];
+//! - watermarks only go up (imports merge with `max`), nothing here lowers them;
+//! - a refusal leaves the state exactly as it was.
+
+pub mod espresso;
+pub mod ethereum;
+pub mod interchange;
+
+use serde::{Deserialize, Serialize};
+
+/// A typed request to sign, as the protection rules see it.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Intent {
+    /// Ethereum consensus (EIP-3076 rules).
+    Eth2(ethereum::Eth2Intent),
+    /// Espresso / HotShot consensus (view rules).
+    Espresso(espresso::EspressoIntent),
+}
+
+impl Intent {
+    /// The exact 32-byte message the key signs for this request: the Ethereum signing root, or
+    /// the Espresso commitment / digest that HotShot signs.
+    pub fn message(&self) -> [u8; 32] {
+        match self {
+            Intent::Eth2(i) => i.signing_root(),
+            Intent::Espresso(i) => i.message(),
+        }
+    }
+
+    /// The profile this request belongs to.
+    pub fn profile(&self) -> Profile {
+        match self {
+            Intent::Eth2(_) => Profile::Eth2,
+            Intent::Espresso(_) => Profile::Espresso,
+        }
+    }
+}
+
+/// A protection profile: which rules and which message encoding apply to a key.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+pub enum Profile {
+    /// Ethereum consensus: EIP-3076 rules, BLS12-381 signatures.
+    Eth2,
+    /// Espresso HotShot consensus: view rules, BLS over BN254 signatures.
+    Espresso,
+}
+
+impl Profile {
+    /// The lower-case name used in configs, the CLI and the wire protocol.
+    pub fn name(self) -> &'static str {
+        match self {
+            Profile::Eth2 => "eth2",
+            Profile::Espresso => "espresso",
+        }
+    }
+}
+
+impl std::fmt::Display for Profile {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+impl std::str::FromStr for Profile {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s {
+            "eth2" => Ok(Profile::Eth2),
+            "espresso" => Ok(Profile::Espresso),
+            other => Err(format!(
+                "unknown profile {other:?} (expected eth2 or espresso)"
+            )),
+        }
+    }
+}
+
+/// What a profile's rule says about one request against one key's previous record.
+///
+/// `R` is the profile's per-key record. `Allow` carries the record to store if the request is
+/// signed; `SameData` means the request repeats something already signed and may be signed
+/// again without changing the state.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Verdict<R> {
+    /// Sign, and store `next` as the key's new record.
+    Allow {
+        /// The record after this signature.
+        next: R,
+    },
+    /// An identical request was signed before; signing it again is harmless.
+    SameData,
+    /// Refuse.
+    Deny(Violation),
+}
+
+/// The decision recorded for one request.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Decision {
+    /// New data: the state has advanced, the message may be signed.
+    Sign,
+    /// Repeat of identical signed data: the state is unchanged, the message may be signed.
+    Resign,
+    /// Refused, with the reason. The state is unchanged.
+    Refuse(Violation),
+}
+
+impl Decision {
+    /// True when the request may be signed.
+    pub fn allows_signing(&self) -> bool {
+        matches!(self, Decision::Sign | Decision::Resign)
+    }
+}
+
+/// Why a request was refused. Each variant names the record it conflicts with, so an operator
+/// can see what was signed before.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, thiserror::Error)]
+#[non_exhaustive]
+pub enum Violation {
+    /// eth2: a different block was already signed at this slot.
+    #[error(
+        "double block proposal at slot {slot}: a block with another signing root was signed there"
+    )]
+    DoubleBlockProposal {
+        /// The slot of both blocks.
+        slot: u64,
+    },
+    /// eth2: the block's slot is at or below the last signed (or imported) block's slot.
+    #[error("block slot {slot} is at or below the block watermark {watermark}")]
+    BlockSlotNotAboveWatermark {
+        /// Requested slot.
+        slot: u64,
+        /// Highest slot signed or imported so far.
+        watermark: u64,
+    },
+    /// eth2: a different attestation was already signed for this target epoch.
+    #[error("double vote for target epoch {target}: another attestation was signed for it")]
+    DoubleVote {
+        /// The target epoch of both attestations.
+        target: u64,
+    },
+    /// eth2: the attestation's target epoch is below the highest signed target.
+    #[error("attestation target {target} is below the target watermark {watermark}")]
+    TargetBelowWatermark {
+        /// Requested target epoch.
+        target: u64,
+        /// Highest target epoch signed or imported so far.
+        watermark: u64,
+    },
+    /// eth2: the attestation's source epoch is below the highest signed source (it could be
+    /// surrounded by, or surround, a previous vote).
+    #[error("attestation source {source_epoch} is below the source watermark {watermark}")]
+    SourceBelowWatermark {
+        /// Requested source epoch.
+        source_epoch: u64,
+        /// Highest source epoch signed or imported so far.
+        watermark: u64,
+    },
+    /// eth2: source epoch after target epoch; never valid.
+    #[error("attestation source {source_epoch} is after its target {target}")]
+    SourceAfterTarget {
+        /// Requested source epoch.
+        source_epoch: u64,
+        /// Requested target epoch.
+        target: u64,
+    },
+    /// espresso: a view below the last one signed for this kind of message.
+    #[error("{kind} at view {view} is below the last signed view {last_view}")]
+    ViewBelowWatermark {
+        /// Message kind, e.g. `quorum-vote`.
+        kind: espresso::Kind,
+        /// Requested view.
+        view: u64,
+        /// Last view signed for this kind.
+        last_view: u64,
+    },
+    /// espresso: a different message of this kind was already signed at the same position
+    /// (view, or view-sync round and relay).
+    #[error("{kind} at view {view}: a message with another commitment was signed there")]
+    Equivocation {
+        /// Message kind.
+        kind: espresso::Kind,
+        /// View (for view-sync messages: the round).
+        view: u64,
+    },
+    /// espresso: the view is too far below the newest one for the bounded out-of-order window.
+    #[error("{kind} at view {view} is outside the window: newest signed view is {newest_view}")]
+    OutsideWindow {
+        /// Message kind.
+        kind: espresso::Kind,
+        /// Requested view.
+        view: u64,
+        /// Newest view signed for this kind.
+        newest_view: u64,
+    },
+}
+
+impl Violation {
+    /// A stable, machine-readable reason code (used in gRPC details, metrics and audit).
+    pub fn code(&self) -> &'static str {
+        match self {
+            Violation::DoubleBlockProposal { .. } => "double_block_proposal",
+            Violation::BlockSlotNotAboveWatermark { .. } => "block_slot_not_above_watermark",
+            Violation::DoubleVote { .. } => "double_vote",
+            Violation::TargetBelowWatermark { .. } => "target_below_watermark",
+            Violation::SourceBelowWatermark { .. } => "source_below_watermark",
+            Violation::SourceAfterTarget { .. } => "source_after_target",
+            Violation::ViewBelowWatermark { .. } => "view_below_watermark",
+            Violation::Equivocation { .. } => "equivocation",
+            Violation::OutsideWindow { .. } => "outside_window",
+        }
+    }
+}
+
+/// The whole replicated protection state: one record per (profile, public key).
+///
+/// This is the content the replicated state machine stores; it is plain data, compared with
+/// `==` in determinism tests and serialized with serde.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ProtectionState {
+    /// Ethereum validators, by BLS12-381 public key.
+    pub eth2: ethereum::Eth2State,
+    /// Espresso consensus keys, by BN254 public key.
+    pub espresso: espresso::EspressoState,
+}
+
+impl ProtectionState {
+    /// Evaluate `intent` without changing anything.
+    pub fn check(&self, intent: &Intent) -> Decision {
+        match intent {
+            Intent::Eth2(i) => to_decision(self.eth2.evaluate(i)),
+            Intent::Espresso(i) => to_decision(self.espresso.evaluate(i)),
+        }
+    }
+
+    /// Evaluate `intent` and, when it is new data that may be signed, record it.
+    pub fn decide(&mut self, intent: &Intent) -> Decision {
+        match intent {
+            Intent::Eth2(i) => self.eth2.decide(i),
+            Intent::Espresso(i) => self.espresso.decide(i),
+        }
+    }
+}
+
+/// Drop the next record: used by read-only checks.
+fn to_decision<R>(verdict: Verdict<R>) -> Decision {
+    match verdict {
+        Verdict::Allow { .. } => Decision::Sign,
+        Verdict::SameData => Decision::Resign,
+        Verdict::Deny(v) => Decision::Refuse(v),
+    }
+}

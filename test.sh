@@ -1,0 +1,57 @@
+#!/usr/bin/env bash
+# The whole test suite, from a fresh Debian 12 machine: install what the tests need (only when
+# missing), then format check, clippy, and every test. `.ci/run` calls exactly this script.
+#
+#   ./test.sh            everything
+#   ./test.sh --quick    skip fmt and clippy (for iterating)
+set -euo pipefail
+cd "$(dirname "$0")"
+
+quick=0
+[ "${1:-}" = "--quick" ] && quick=1
+
+log() { printf '\n== %s\n' "$*"; }
+
+# ---- prerequisites (idempotent) -------------------------------------------------------------
+# apt packages the tests need. The protection core and schemes need none beyond the Rust
+# toolchain; later parts add theirs here (pcscd, vsmartcard-vpcd, libpcsclite-dev for the
+# virtual YubiKey; python3-venv for the moto KMS server).
+APT_PACKAGES=()
+missing=()
+for pkg in "${APT_PACKAGES[@]}"; do
+  dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed" || missing+=("$pkg")
+done
+if [ ${#missing[@]} -gt 0 ]; then
+  log "installing apt packages: ${missing[*]}"
+  sudo_cmd=""; [ "$(id -u)" -ne 0 ] && sudo_cmd="sudo"
+  $sudo_cmd apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $sudo_cmd apt-get install -y -qq "${missing[@]}"
+fi
+
+command -v cargo >/dev/null || { echo "cargo is required (https://rustup.rs)"; exit 1; }
+
+# ---- static checks ----------------------------------------------------------------------------
+if [ $quick -eq 0 ]; then
+  log "cargo fmt --check"
+  cargo fmt --all -- --check
+  log "cargo clippy (warnings are errors)"
+  cargo clippy --workspace --all-targets --locked -- -D warnings
+fi
+
+# ---- tests ------------------------------------------------------------------------------------
+log "tests"
+if cargo nextest --version >/dev/null 2>&1; then
+  cargo nextest run --workspace --locked --no-fail-fast
+else
+  cargo test --workspace --locked --no-fail-fast
+fi
+
+# The vector harnesses again with their per-case output, so the log shows every case.
+log "EIP-3076 interchange vectors (every case)"
+cargo test --locked -p signer-tests --test eip3076_vectors -- --nocapture 2>&1 | grep -E '^(PASS|FAIL|SKIP)|passed, .* failed|vector files'
+log "BLS12-381 vectors"
+cargo test --locked -p signer-tests --test bls_vectors -- --nocapture 2>&1 | grep -E '^(PASS|FAIL)|passed, .* failed'
+log "Espresso vectors"
+cargo test --locked -p signer-tests --test espresso_vectors -- --nocapture 2>&1 | grep -E '^(PASS|FAIL)|passed, .* failed'
+
+log "all tests passed"
