@@ -50,6 +50,7 @@ impl Intent {
 
 /// A protection profile: which rules and which message encoding apply to a key.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
 pub enum Profile {
     /// Ethereum consensus: EIP-3076 rules, BLS12-381 signatures.
     Eth2,

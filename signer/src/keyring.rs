@@ -1,0 +1,320 @@
+//! The node's in-memory keyring: validator keys loaded from key files, ready to sign.
+//!
+//! Owns: the key file format (`<dir>/<key_id>.key`, TOML with `key_id`, `profile` and `secret`,
+//! mode 0600), loading a directory of them, and signing with a [`SignPermit`].
+//! Must not: decide whether a message may be signed — a signature needs a [`SignPermit`], which
+//! only the replicated state machine hands out after a quorum commit — or print secrets.
+//!
+//! Key custody (KMS envelope encryption of replicated key records) replaces key files later;
+//! until then every node of a cluster holds the same key files, created by `signer dev-cluster`
+//! or an operator.
+//!
+//! To ensure correctness:
+//! - secrets live in zeroizing buffers and the scheme key types, never in `Debug` output;
+//! - a key file readable by group or others is refused.
+
+use crate::protection::Profile;
+use crate::scheme::{bls12_381, bn254, SchemeError};
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use zeroize::Zeroizing;
+
+/// Errors loading or writing key files.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum KeyringError {
+    /// A file could not be read or written.
+    #[error("{path}: {source}")]
+    Io {
+        /// The file.
+        path: PathBuf,
+        /// The IO error.
+        source: std::io::Error,
+    },
+    /// A key file is malformed.
+    #[error("{path}: {reason}")]
+    Malformed {
+        /// The file.
+        path: PathBuf,
+        /// What is wrong (never key material).
+        reason: String,
+    },
+    /// A key file's permissions let others read it.
+    #[error("{path}: mode {mode:o} lets others read the key; chmod 600 it")]
+    TooOpen {
+        /// The file.
+        path: PathBuf,
+        /// Its mode bits.
+        mode: u32,
+    },
+    /// The secret does not decode for the profile's scheme.
+    #[error("{path}: {source}")]
+    BadKey {
+        /// The file.
+        path: PathBuf,
+        /// The scheme error.
+        source: SchemeError,
+    },
+    /// Two files hold the same key id.
+    #[error("duplicate key id {0:?}")]
+    Duplicate(String),
+}
+
+/// A key file's content. The secret is `BLS_SIGNING_KEY~…` (espresso) or 0x-hex (eth2).
+#[derive(Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct KeyFile {
+    /// Cluster-wide key id, e.g. `demo-espresso`.
+    pub key_id: String,
+    /// Which protection profile (and so which scheme) the key serves.
+    pub profile: Profile,
+    /// The secret in its usual text form.
+    secret: Zeroizing<String>,
+}
+
+impl std::fmt::Debug for KeyFile {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("KeyFile")
+            .field("key_id", &self.key_id)
+            .field("profile", &self.profile)
+            .field("secret", &"<redacted>")
+            .finish()
+    }
+}
+
+impl KeyFile {
+    /// A fresh random key for `profile`.
+    pub fn generate(key_id: &str, profile: Profile) -> Result<Self, SchemeError> {
+        let mut rng = rand::rngs::OsRng;
+        let secret = match profile {
+            Profile::Espresso => bn254::SecretKey::generate(&mut rng).to_tagged(),
+            Profile::Eth2 => {
+                let sk = bls12_381::SecretKey::generate(&mut rng)?;
+                Zeroizing::new(format!("0x{}", hex::encode(sk.to_bytes().as_ref())))
+            }
+        };
+        Ok(KeyFile {
+            key_id: key_id.to_owned(),
+            profile,
+            secret,
+        })
+    }
+
+    /// Write to a new file (refusing to overwrite), mode 0600, fsynced.
+    pub fn write_new(&self, path: &Path) -> Result<(), KeyringError> {
+        use std::io::Write;
+        use std::os::unix::fs::OpenOptionsExt;
+        let io = |source| KeyringError::Io {
+            path: path.to_owned(),
+            source,
+        };
+        let text = Zeroizing::new(toml::to_string(self).map_err(|e| KeyringError::Malformed {
+            path: path.to_owned(),
+            reason: e.to_string(),
+        })?);
+        let mut f = std::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(0o600)
+            .open(path)
+            .map_err(io)?;
+        f.write_all(text.as_bytes()).map_err(io)?;
+        f.sync_all().map_err(io)
+    }
+
+    /// Decode the secret into a signing key.
+    fn signing_key(&self, path: &Path) -> Result<SigningKey, KeyringError> {
+        let bad = |source| KeyringError::BadKey {
+            path: path.to_owned(),
+            source,
+        };
+        match self.profile {
+            Profile::Espresso => bn254::SecretKey::from_tagged(&self.secret)
+                .map(SigningKey::Bn254)
+                .map_err(bad),
+            Profile::Eth2 => {
+                let digits = self.secret.trim().trim_start_matches("0x");
+                let bytes = Zeroizing::new(hex::decode(digits).map_err(|_| {
+                    KeyringError::Malformed {
+                        path: path.to_owned(),
+                        reason: "eth2 secret is not hex".into(),
+                    }
+                })?);
+                bls12_381::SecretKey::from_bytes(&bytes)
+                    .map(SigningKey::Bls12381)
+                    .map_err(bad)
+            }
+        }
+    }
+}
+
+/// A loaded secret key of one of the supported schemes.
+pub enum SigningKey {
+    /// Ethereum BLS12-381.
+    Bls12381(bls12_381::SecretKey),
+    /// Espresso BLS over BN254.
+    Bn254(bn254::SecretKey),
+}
+
+/// Proof that the replicated state machine accepted signing `message` with `key_id`.
+///
+/// Only the state machine can create one (the constructor is crate-private), after the entry
+/// that records the watermark was committed and applied.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SignPermit {
+    key_id: String,
+    message: [u8; 32],
+}
+
+impl SignPermit {
+    /// Issued by the state machine's apply step only.
+    pub(crate) fn issue(key_id: String, message: [u8; 32]) -> Self {
+        SignPermit { key_id, message }
+    }
+
+    /// The message this permit allows signing.
+    pub fn message(&self) -> &[u8; 32] {
+        &self.message
+    }
+}
+
+/// A signature and its usual text form.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SignatureBytes {
+    /// Raw bytes.
+    pub bytes: Vec<u8>,
+    /// `0x…` (eth2) or `BLS_SIG~…` (espresso).
+    pub text: String,
+}
+
+/// One loaded key.
+pub struct LoadedKey {
+    /// Key id.
+    pub key_id: String,
+    /// Profile.
+    pub profile: Profile,
+    /// Public key bytes (48 or 128).
+    pub public_key: Vec<u8>,
+    /// Public key text (`0x…` or `BLS_VER_KEY~…`).
+    pub public_key_text: String,
+    secret: SigningKey,
+}
+
+impl LoadedKey {
+    /// Scheme name of the key.
+    pub fn scheme(&self) -> &'static str {
+        match self.secret {
+            SigningKey::Bls12381(_) => "bls12-381",
+            SigningKey::Bn254(_) => "bn254",
+        }
+    }
+
+    /// Sign the permit's message. The permit must be for this key.
+    pub fn sign(&self, permit: &SignPermit) -> Option<SignatureBytes> {
+        if permit.key_id != self.key_id {
+            return None;
+        }
+        Some(match &self.secret {
+            SigningKey::Bls12381(sk) => {
+                let sig = sk.sign(&permit.message);
+                SignatureBytes {
+                    bytes: sig.to_bytes().to_vec(),
+                    text: sig.to_hex(),
+                }
+            }
+            SigningKey::Bn254(sk) => {
+                let sig = sk.sign(&permit.message);
+                SignatureBytes {
+                    bytes: sig.to_bytes().to_vec(),
+                    text: sig.to_tagged(),
+                }
+            }
+        })
+    }
+}
+
+impl std::fmt::Debug for LoadedKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "LoadedKey({} {} {})", self.key_id, self.profile, self.public_key_text)
+    }
+}
+
+/// All keys a node holds, by key id.
+#[derive(Debug, Default)]
+pub struct Keyring {
+    keys: BTreeMap<String, LoadedKey>,
+}
+
+impl Keyring {
+    /// Load every `*.key` file in `dir` (a missing directory is an empty keyring).
+    pub fn load_dir(dir: &Path) -> Result<Self, KeyringError> {
+        use std::os::unix::fs::PermissionsExt;
+        let mut ring = Keyring::default();
+        let entries = match std::fs::read_dir(dir) {
+            Ok(e) => e,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(ring),
+            Err(source) => {
+                return Err(KeyringError::Io {
+                    path: dir.to_owned(),
+                    source,
+                })
+            }
+        };
+        let mut paths: Vec<PathBuf> = entries
+            .filter_map(|e| e.ok().map(|e| e.path()))
+            .filter(|p| p.extension().is_some_and(|x| x == "key"))
+            .collect();
+        paths.sort();
+        for path in paths {
+            let io = |source| KeyringError::Io {
+                path: path.clone(),
+                source,
+            };
+            let mode = std::fs::metadata(&path).map_err(io)?.permissions().mode() & 0o777;
+            if mode & 0o077 != 0 {
+                return Err(KeyringError::TooOpen { path, mode });
+            }
+            let text = Zeroizing::new(std::fs::read_to_string(&path).map_err(io)?);
+            let file: KeyFile = toml::from_str(&text).map_err(|e| KeyringError::Malformed {
+                path: path.clone(),
+                reason: e.message().to_owned(),
+            })?;
+            let secret = file.signing_key(&path)?;
+            let (public_key, public_key_text) = match &secret {
+                SigningKey::Bls12381(sk) => {
+                    let pk = sk.public_key();
+                    (pk.to_bytes().to_vec(), pk.to_hex())
+                }
+                SigningKey::Bn254(sk) => {
+                    let pk = sk.public_key();
+                    (pk.to_bytes().to_vec(), pk.to_tagged())
+                }
+            };
+            if ring.keys.contains_key(&file.key_id) {
+                return Err(KeyringError::Duplicate(file.key_id.clone()));
+            }
+            ring.keys.insert(
+                file.key_id.clone(),
+                LoadedKey {
+                    key_id: file.key_id.clone(),
+                    profile: file.profile,
+                    public_key,
+                    public_key_text,
+                    secret,
+                },
+            );
+        }
+        Ok(ring)
+    }
+
+    /// The key with this id.
+    pub fn get(&self, key_id: &str) -> Option<&LoadedKey> {
+        self.keys.get(key_id)
+    }
+
+    /// All keys, ordered by id.
+    pub fn iter(&self) -> impl Iterator<Item = &LoadedKey> {
+        self.keys.values()
+    }
+}

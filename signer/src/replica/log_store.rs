@@ -1,0 +1,195 @@
+//! The Raft log in redb: entries by index, the vote, the committed id and the purge point.
+//!
+//! Owns: the log database file and openraft's `RaftLogStorage`/`RaftLogReader` contract.
+//! Must not: interpret entries (that is the state machine's job).
+//!
+//! To ensure correctness:
+//! - `save_vote` and `append` commit with fsync (`Durability::Immediate`) before reporting;
+//!   when a node is configured without `sync_writes` (benchmarks of the fsync cost only), writes
+//!   are not durable and the node says so at start;
+//! - every write is one redb transaction, so a crash never leaves a hole in the log.
+
+use super::{io_err, Entry, LogId, TypeConfig, Vote};
+use openraft::entry::RaftEntry;
+use openraft::storage::{IOFlushed, RaftLogStorage};
+use openraft::{LogState, OptionalSend, RaftLogReader};
+use redb::{Database, Durability, ReadableDatabase, ReadableTable, TableDefinition};
+use serde::de::DeserializeOwned;
+use serde::Serialize;
+use std::fmt::Debug;
+use std::io;
+use std::ops::RangeBounds;
+use std::path::Path;
+use std::sync::Arc;
+
+/// index → JSON entry.
+const LOGS: TableDefinition<u64, &[u8]> = TableDefinition::new("raft_logs");
+/// "vote" | "committed" | "last_purged" → JSON value.
+const META: TableDefinition<&str, &[u8]> = TableDefinition::new("raft_meta");
+
+/// The redb-backed Raft log. Cloning shares the database.
+#[derive(Clone)]
+pub struct LogStore {
+    db: Arc<Database>,
+    durability: Durability,
+}
+
+impl LogStore {
+    /// Open or create the log database at `path`.
+    pub fn open(path: &Path, sync_writes: bool) -> io::Result<Self> {
+        let db = Database::builder()
+            .set_cache_size(32 * 1024 * 1024)
+            .create(path)
+            .map_err(io_err)?;
+        let txn = db.begin_write().map_err(io_err)?;
+        {
+            txn.open_table(LOGS).map_err(io_err)?;
+            txn.open_table(META).map_err(io_err)?;
+        }
+        txn.commit().map_err(io_err)?;
+        Ok(LogStore {
+            db: Arc::new(db),
+            durability: if sync_writes {
+                Durability::Immediate
+            } else {
+                Durability::None
+            },
+        })
+    }
+
+    fn read_meta<T: DeserializeOwned>(&self, key: &str) -> io::Result<Option<T>> {
+        let txn = self.db.begin_read().map_err(io_err)?;
+        let table = txn.open_table(META).map_err(io_err)?;
+        match table.get(key).map_err(io_err)? {
+            None => Ok(None),
+            Some(v) => Ok(Some(serde_json::from_slice(v.value()).map_err(io_err)?)),
+        }
+    }
+
+    fn write_meta<T: Serialize>(&self, key: &str, value: &T, durability: Durability) -> io::Result<()> {
+        let bytes = serde_json::to_vec(value).map_err(io_err)?;
+        let mut txn = self.db.begin_write().map_err(io_err)?;
+        txn.set_durability(durability).map_err(io_err)?;
+        {
+            let mut table = txn.open_table(META).map_err(io_err)?;
+            table.insert(key, bytes.as_slice()).map_err(io_err)?;
+        }
+        txn.commit().map_err(io_err)
+    }
+}
+
+impl RaftLogReader<TypeConfig> for LogStore {
+    async fn try_get_log_entries<RB: RangeBounds<u64> + Clone + Debug + OptionalSend>(
+        &mut self,
+        range: RB,
+    ) -> Result<Vec<Entry>, io::Error> {
+        let txn = self.db.begin_read().map_err(io_err)?;
+        let table = txn.open_table(LOGS).map_err(io_err)?;
+        let bounds = (range.start_bound().cloned(), range.end_bound().cloned());
+        let mut out = Vec::new();
+        for item in table.range(bounds).map_err(io_err)? {
+            let (_, v) = item.map_err(io_err)?;
+            out.push(serde_json::from_slice::<Entry>(v.value()).map_err(io_err)?);
+        }
+        Ok(out)
+    }
+
+    async fn read_vote(&mut self) -> Result<Option<Vote>, io::Error> {
+        self.read_meta("vote")
+    }
+}
+
+impl RaftLogStorage<TypeConfig> for LogStore {
+    type LogReader = LogStore;
+
+    async fn get_log_state(&mut self) -> Result<LogState<TypeConfig>, io::Error> {
+        let last_purged_log_id: Option<LogId> = self.read_meta("last_purged")?;
+        let last = {
+            let txn = self.db.begin_read().map_err(io_err)?;
+            let table = txn.open_table(LOGS).map_err(io_err)?;
+            let last = table.last().map_err(io_err)?;
+            match last {
+                None => None,
+                Some((_, v)) => Some(
+                    serde_json::from_slice::<Entry>(v.value())
+                        .map_err(io_err)?
+                        .log_id(),
+                ),
+            }
+        };
+        Ok(LogState {
+            last_log_id: last.or(last_purged_log_id),
+            last_purged_log_id,
+        })
+    }
+
+    async fn get_log_reader(&mut self) -> Self::LogReader {
+        self.clone()
+    }
+
+    async fn save_vote(&mut self, vote: &Vote) -> Result<(), io::Error> {
+        self.write_meta("vote", vote, self.durability)
+    }
+
+    async fn save_committed(&mut self, committed: Option<LogId>) -> Result<(), io::Error> {
+        // Not required to be durable: it only speeds up re-applying after a restart.
+        self.write_meta("committed", &committed, Durability::None)
+    }
+
+    async fn read_committed(&mut self) -> Result<Option<LogId>, io::Error> {
+        Ok(self.read_meta::<Option<LogId>>("committed")?.flatten())
+    }
+
+    async fn append<I>(&mut self, entries: I, callback: IOFlushed<TypeConfig>) -> Result<(), io::Error>
+    where
+        I: IntoIterator<Item = Entry> + OptionalSend,
+        I::IntoIter: OptionalSend,
+    {
+        let result = (|| {
+            let mut txn = self.db.begin_write().map_err(io_err)?;
+            txn.set_durability(self.durability).map_err(io_err)?;
+            {
+                let mut table = txn.open_table(LOGS).map_err(io_err)?;
+                for entry in entries {
+                    let bytes = serde_json::to_vec(&entry).map_err(io_err)?;
+                    table.insert(entry.index(), bytes.as_slice()).map_err(io_err)?;
+                }
+            }
+            txn.commit().map_err(io_err)
+        })();
+        match result {
+            Ok(()) => {
+                callback.io_completed(Ok(()));
+                Ok(())
+            }
+            Err(e) => {
+                callback.io_completed(Err(io::Error::other(e.to_string())));
+                Err(e)
+            }
+        }
+    }
+
+    async fn truncate_after(&mut self, last_log_id: Option<LogId>) -> Result<(), io::Error> {
+        let start = last_log_id.map(|l| l.index() + 1).unwrap_or(0);
+        let txn = self.db.begin_write().map_err(io_err)?;
+        {
+            let mut table = txn.open_table(LOGS).map_err(io_err)?;
+            table.retain_in(start.., |_, _| false).map_err(io_err)?;
+        }
+        txn.commit().map_err(io_err)
+    }
+
+    async fn purge(&mut self, log_id: LogId) -> Result<(), io::Error> {
+        let bytes = serde_json::to_vec(&log_id).map_err(io_err)?;
+        let txn = self.db.begin_write().map_err(io_err)?;
+        {
+            let mut meta = txn.open_table(META).map_err(io_err)?;
+            meta.insert("last_purged", bytes.as_slice()).map_err(io_err)?;
+            let mut table = txn.open_table(LOGS).map_err(io_err)?;
+            table
+                .retain_in(..=log_id.index(), |_, _| false)
+                .map_err(io_err)?;
+        }
+        txn.commit().map_err(io_err)
+    }
+}

@@ -1,0 +1,189 @@
+//! Replication: the openraft type configuration, the replicated commands, the redb log store,
+//! the redb state machine and the peer network client. This is the only module where openraft
+//! types appear.
+//!
+//! Owns: what goes into the Raft log ([`Command`]), what applying it returns
+//! ([`CommandResult`]), durable storage of both, and turning an applied sign decision into a
+//! [`SignPermit`] ([`commit_signs`]).
+//! Must not: sign (the service does, with a permit), or talk to clients.
+//!
+//! Version choice: openraft `=0.10.0-alpha.37`, pinned exactly. The 0.10 line batches log IO
+//! and hands `apply` a stream of entries, so one redb transaction (one fsync) covers a whole
+//! batch of sign decisions; its `ClientWriteError::LogEntryDiscarded` also tells a proposer
+//! that an entry's outcome is unknown, which a signer must not confuse with "refused". The
+//! stable 0.9 line lacks both. The alpha is pinned with `=` so an upgrade is a deliberate
+//! change that reruns the storage conformance suite.
+//!
+//! To ensure correctness:
+//! - a permit is issued only for an entry that the state machine applied (so a quorum
+//!   committed it) with outcome `Signed` or `Resigned`;
+//! - `apply` is deterministic: the outcome depends only on the entry and the state before it.
+
+pub mod log_store;
+pub mod network;
+pub mod state_machine;
+
+use crate::keyring::SignPermit;
+use crate::protection::{Intent, Violation};
+use openraft::errors::{ClientWriteError, ForwardToLeader, RaftError};
+use serde::{Deserialize, Serialize};
+use std::fmt;
+
+pub use log_store::LogStore;
+pub use network::PeerNetwork;
+pub use state_machine::StateMachine;
+
+/// One request to sign, as replicated.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SignEntry {
+    /// Client-chosen id; empty when the client gave none.
+    pub request_id: String,
+    /// The authenticated client identity.
+    pub client: String,
+    /// The key's cluster-wide id.
+    pub key_id: String,
+    /// What is to be signed.
+    pub intent: Intent,
+}
+
+/// A replicated command: one Raft log entry's application data.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Command {
+    /// A batch of sign requests, decided in order.
+    Sign(Vec<SignEntry>),
+}
+
+impl fmt::Display for Command {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Command::Sign(batch) => write!(f, "Sign(batch of {})", batch.len()),
+        }
+    }
+}
+
+/// The decision for one sign entry.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum SignOutcome {
+    /// New data: the watermark advanced.
+    Signed,
+    /// Identical to data signed before: the state is unchanged.
+    Resigned,
+    /// Refused, with the reason; the state is unchanged.
+    Refused(Violation),
+}
+
+/// What applying a command returned.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub enum CommandResult {
+    /// Blank and membership entries.
+    #[default]
+    None,
+    /// One outcome per entry of a [`Command::Sign`] batch, in order.
+    Sign(Vec<SignOutcome>),
+}
+
+openraft::declare_raft_types!(
+    /// The signer's Raft types: node ids are small integers, nodes carry their peer address.
+    pub TypeConfig:
+        D = Command,
+        R = CommandResult,
+        NodeId = u64,
+        Node = openraft::BasicNode,
+);
+
+/// A node id.
+pub type NodeId = u64;
+/// A log id.
+pub type LogId = openraft::alias::LogIdOf<TypeConfig>;
+/// A vote.
+pub type Vote = openraft::alias::VoteOf<TypeConfig>;
+/// A log entry.
+pub type Entry = openraft::alias::EntryOf<TypeConfig>;
+/// Membership as stored.
+pub type StoredMembership = openraft::alias::StoredMembershipOf<TypeConfig>;
+/// Snapshot metadata.
+pub type SnapshotMeta = openraft::alias::SnapshotMetaOf<TypeConfig>;
+/// Snapshot bytes (self-contained, JSON).
+pub type SnapshotData = Vec<u8>;
+/// A snapshot.
+pub type Snapshot = openraft::alias::SnapshotOf<TypeConfig, SnapshotData>;
+/// The Raft handle.
+pub type Raft = openraft::Raft<TypeConfig, StateMachine>;
+
+/// Why a batch of sign requests did not get decided.
+#[derive(Debug, thiserror::Error)]
+pub enum ProposeError {
+    /// This node is not the leader (or cannot act as one right now).
+    #[error("not the leader (leader: {leader:?})")]
+    NotLeader {
+        /// The leader, when known.
+        leader: Option<NodeId>,
+    },
+    /// The entry was appended and then discarded by a new leader: its outcome is unknown.
+    /// Retrying the identical request is safe (it re-signs or is refused).
+    #[error("outcome unknown: leadership changed while the request was in flight")]
+    Unknown,
+    /// The Raft core stopped (storage failure or shutdown).
+    #[error("replication stopped: {0}")]
+    Fatal(String),
+    /// The state machine answered something other than one outcome per entry.
+    #[error("internal error: {0}")]
+    Internal(&'static str),
+}
+
+/// A decided sign request: the outcome, and a permit when it may be signed.
+#[derive(Debug)]
+pub struct Decided {
+    /// The outcome recorded by the state machine.
+    pub outcome: SignOutcome,
+    /// Present exactly when the outcome allows signing.
+    pub permit: Option<SignPermit>,
+}
+
+/// Propose a batch of sign requests through Raft and wait until it is committed and applied.
+/// Returns one decision per entry, in order. This is the only place a [`SignPermit`] is made.
+pub async fn commit_signs(raft: &Raft, batch: Vec<SignEntry>) -> Result<Vec<Decided>, ProposeError> {
+    let messages: Vec<(String, [u8; 32])> = batch
+        .iter()
+        .map(|e| (e.key_id.clone(), e.intent.message()))
+        .collect();
+    let response = raft
+        .client_write(Command::Sign(batch))
+        .await
+        .map_err(propose_error)?;
+    let CommandResult::Sign(outcomes) = response.data else {
+        return Err(ProposeError::Internal("sign command returned no outcomes"));
+    };
+    if outcomes.len() != messages.len() {
+        return Err(ProposeError::Internal("outcome count differs from batch size"));
+    }
+    Ok(outcomes
+        .into_iter()
+        .zip(messages)
+        .map(|(outcome, (key_id, message))| {
+            let permit = match outcome {
+                SignOutcome::Signed | SignOutcome::Resigned => {
+                    Some(SignPermit::issue(key_id, message))
+                }
+                SignOutcome::Refused(_) => None,
+            };
+            Decided { outcome, permit }
+        })
+        .collect())
+}
+
+fn propose_error(e: RaftError<TypeConfig, ClientWriteError<TypeConfig>>) -> ProposeError {
+    match e {
+        RaftError::APIError(ClientWriteError::ForwardToLeader(ForwardToLeader {
+            leader_id, ..
+        })) => ProposeError::NotLeader { leader: leader_id },
+        RaftError::APIError(ClientWriteError::LogEntryDiscarded(_)) => ProposeError::Unknown,
+        RaftError::APIError(other) => ProposeError::Fatal(other.to_string()),
+        RaftError::Fatal(f) => ProposeError::Fatal(f.to_string()),
+    }
+}
+
+/// Map any error into `io::Error` for openraft's storage traits.
+pub(crate) fn io_err<E: std::error::Error + Send + Sync + 'static>(e: E) -> std::io::Error {
+    std::io::Error::other(e)
+}

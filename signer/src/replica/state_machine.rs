@@ -1,0 +1,410 @@
+//! The replicated state machine: slashing-protection records, applied in log order, persisted
+//! in redb together with `last_applied` in one transaction per batch.
+//!
+//! Owns: the state database file, the in-memory copy of the protection state that the service
+//! reads for cheap pre-checks and status, snapshots, and the recent-request table that makes a
+//! retried request id answer with its first outcome.
+//! Must not: sign, or let a storage failure look like a refusal: a failed write is an `Err`
+//! (openraft stops the node), a refusal is `Ok(SignOutcome::Refused)`.
+//!
+//! To ensure correctness:
+//! - `apply` is deterministic: outcomes depend only on the entries and the state before them;
+//! - the per-key records an entry changes and `last_applied` are written in the same redb
+//!   transaction, so after a crash the state is exactly "applied up to last_applied";
+//! - responders are answered only after that transaction committed;
+//! - the recent-request table is a per-node cache, not replicated state: it only ever returns
+//!   the outcome of an identical earlier request (same client, id and message), for which a
+//!   fresh evaluation could not change the protection state either.
+
+use super::{
+    io_err, Command, CommandResult, LogId, SignEntry, SignOutcome, Snapshot, SnapshotData,
+    SnapshotMeta, StoredMembership, TypeConfig,
+};
+use crate::protection::{Decision, Intent, ProtectionState};
+use futures::TryStreamExt;
+use openraft::entry::RaftEntry;
+use openraft::storage::{EntryResponder, RaftStateMachine};
+use openraft::{EntryPayload, OptionalSend, RaftSnapshotBuilder};
+use redb::{Database, Durability, ReadableDatabase, ReadableTable, TableDefinition};
+use serde::{Deserialize, Serialize};
+use std::collections::{BTreeSet, HashMap, VecDeque};
+use std::io;
+use std::path::Path;
+use std::sync::{Arc, RwLock, RwLockReadGuard, RwLockWriteGuard};
+
+/// "last_applied" | "membership" | "snapshot" → JSON.
+const META: TableDefinition<&str, &[u8]> = TableDefinition::new("sm_meta");
+/// eth2 validator public key → JSON `ValidatorRecord`.
+const ETH2: TableDefinition<&[u8], &[u8]> = TableDefinition::new("eth2_records");
+/// espresso public key → JSON `KeyRecord`.
+const ESPRESSO: TableDefinition<&[u8], &[u8]> = TableDefinition::new("espresso_records");
+
+/// How many recent request ids a node remembers.
+const RECENT_REQUESTS: usize = 4096;
+
+/// The applied state, as the service sees it.
+#[derive(Debug, Default)]
+pub struct Applied {
+    /// Every key's protection record.
+    pub protection: ProtectionState,
+    /// The last log entry applied.
+    pub last_applied: Option<LogId>,
+    /// The last membership applied.
+    pub membership: StoredMembership,
+    recent: RecentRequests,
+}
+
+/// (client, request id) → (message, outcome), bounded, oldest evicted first.
+#[derive(Debug, Default)]
+struct RecentRequests {
+    map: HashMap<(String, String), ([u8; 32], SignOutcome)>,
+    order: VecDeque<(String, String)>,
+}
+
+impl RecentRequests {
+    fn lookup(&self, e: &SignEntry) -> Option<SignOutcome> {
+        if e.request_id.is_empty() {
+            return None;
+        }
+        match self.map.get(&(e.client.clone(), e.request_id.clone())) {
+            Some((message, outcome)) if *message == e.intent.message() => Some(outcome.clone()),
+            _ => None,
+        }
+    }
+
+    fn remember(&mut self, e: &SignEntry, outcome: &SignOutcome) {
+        if e.request_id.is_empty() {
+            return;
+        }
+        let key = (e.client.clone(), e.request_id.clone());
+        if self
+            .map
+            .insert(key.clone(), (e.intent.message(), outcome.clone()))
+            .is_none()
+        {
+            self.order.push_back(key);
+        }
+        while self.order.len() > RECENT_REQUESTS {
+            if let Some(old) = self.order.pop_front() {
+                self.map.remove(&old);
+            }
+        }
+    }
+}
+
+/// Snapshot content: everything replicated.
+#[derive(Serialize, Deserialize)]
+struct SnapshotBody {
+    protection: ProtectionState,
+}
+
+#[derive(Serialize, Deserialize)]
+struct StoredSnapshot {
+    meta: SnapshotMeta,
+    data: Vec<u8>,
+}
+
+/// The state machine. Cloning shares the database and the in-memory state.
+#[derive(Clone)]
+pub struct StateMachine {
+    db: Arc<Database>,
+    applied: Arc<RwLock<Applied>>,
+    durability: Durability,
+}
+
+/// Which per-key record an intent touches.
+#[derive(Clone, PartialEq, Eq, PartialOrd, Ord)]
+enum RecordKey {
+    Eth2(Vec<u8>),
+    Espresso(Vec<u8>),
+}
+
+fn record_key(intent: &Intent) -> RecordKey {
+    match intent {
+        Intent::Eth2(i) => RecordKey::Eth2(i.pubkey().0.to_vec()),
+        Intent::Espresso(i) => RecordKey::Espresso(i.public_key.0.to_vec()),
+    }
+}
+
+impl StateMachine {
+    /// Open or create the state database at `path` and load it into memory.
+    pub fn open(path: &Path, sync_writes: bool) -> io::Result<Self> {
+        let db = Database::builder()
+            .set_cache_size(64 * 1024 * 1024)
+            .create(path)
+            .map_err(io_err)?;
+        let txn = db.begin_write().map_err(io_err)?;
+        {
+            txn.open_table(META).map_err(io_err)?;
+            txn.open_table(ETH2).map_err(io_err)?;
+            txn.open_table(ESPRESSO).map_err(io_err)?;
+        }
+        txn.commit().map_err(io_err)?;
+        let applied = load(&db)?;
+        Ok(StateMachine {
+            db: Arc::new(db),
+            applied: Arc::new(RwLock::new(applied)),
+            durability: if sync_writes {
+                Durability::Immediate
+            } else {
+                Durability::None
+            },
+        })
+    }
+
+    /// Read access to the applied state (for pre-checks and status). Hold it briefly.
+    pub fn read(&self) -> RwLockReadGuard<'_, Applied> {
+        self.applied.read().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn write(&self) -> RwLockWriteGuard<'_, Applied> {
+        self.applied.write().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Decide a batch against the in-memory state; returns outcomes and the touched records.
+    fn decide_batch(applied: &mut Applied, batch: &[SignEntry], touched: &mut BTreeSet<RecordKey>) -> Vec<SignOutcome> {
+        batch
+            .iter()
+            .map(|entry| {
+                if let Some(previous) = applied.recent.lookup(entry) {
+                    return previous;
+                }
+                let outcome = match applied.protection.decide(&entry.intent) {
+                    Decision::Sign => {
+                        touched.insert(record_key(&entry.intent));
+                        SignOutcome::Signed
+                    }
+                    Decision::Resign => SignOutcome::Resigned,
+                    Decision::Refuse(v) => SignOutcome::Refused(v),
+                };
+                applied.recent.remember(entry, &outcome);
+                outcome
+            })
+            .collect()
+    }
+
+    /// Write the touched records, `last_applied` and membership in one transaction.
+    fn persist(&self, applied: &Applied, touched: &BTreeSet<RecordKey>) -> io::Result<()> {
+        let mut txn = self.db.begin_write().map_err(io_err)?;
+        txn.set_durability(self.durability).map_err(io_err)?;
+        {
+            let mut eth2 = txn.open_table(ETH2).map_err(io_err)?;
+            let mut espresso = txn.open_table(ESPRESSO).map_err(io_err)?;
+            for key in touched {
+                match key {
+                    RecordKey::Eth2(pk) => {
+                        if let Some(rec) = crate::bytes::FixedBytes::<48>::from_slice(pk)
+                            .ok()
+                            .and_then(|k| applied.protection.eth2.validators.get(&k))
+                        {
+                            let bytes = serde_json::to_vec(rec).map_err(io_err)?;
+                            eth2.insert(pk.as_slice(), bytes.as_slice()).map_err(io_err)?;
+                        }
+                    }
+                    RecordKey::Espresso(pk) => {
+                        if let Some(rec) = crate::bytes::FixedBytes::from_slice(pk)
+                            .ok()
+                            .and_then(|k| applied.protection.espresso.keys.get(&k))
+                        {
+                            let bytes = serde_json::to_vec(rec).map_err(io_err)?;
+                            espresso.insert(pk.as_slice(), bytes.as_slice()).map_err(io_err)?;
+                        }
+                    }
+                }
+            }
+            let mut meta = txn.open_table(META).map_err(io_err)?;
+            let la = serde_json::to_vec(&applied.last_applied).map_err(io_err)?;
+            meta.insert("last_applied", la.as_slice()).map_err(io_err)?;
+            let m = serde_json::to_vec(&applied.membership).map_err(io_err)?;
+            meta.insert("membership", m.as_slice()).map_err(io_err)?;
+        }
+        txn.commit().map_err(io_err)
+    }
+
+    /// Replace the whole state (snapshot install) in one transaction.
+    fn replace_all(&self, applied: &Applied, snapshot: &StoredSnapshot) -> io::Result<()> {
+        let txn = self.db.begin_write().map_err(io_err)?;
+        {
+            let mut eth2 = txn.open_table(ETH2).map_err(io_err)?;
+            eth2.retain(|_, _| false).map_err(io_err)?;
+            for (pk, rec) in &applied.protection.eth2.validators {
+                let bytes = serde_json::to_vec(rec).map_err(io_err)?;
+                eth2.insert(pk.0.as_slice(), bytes.as_slice()).map_err(io_err)?;
+            }
+            let mut espresso = txn.open_table(ESPRESSO).map_err(io_err)?;
+            espresso.retain(|_, _| false).map_err(io_err)?;
+            for (pk, rec) in &applied.protection.espresso.keys {
+                let bytes = serde_json::to_vec(rec).map_err(io_err)?;
+                espresso.insert(pk.0.as_slice(), bytes.as_slice()).map_err(io_err)?;
+            }
+            let mut meta = txn.open_table(META).map_err(io_err)?;
+            let la = serde_json::to_vec(&applied.last_applied).map_err(io_err)?;
+            meta.insert("last_applied", la.as_slice()).map_err(io_err)?;
+            let m = serde_json::to_vec(&applied.membership).map_err(io_err)?;
+            meta.insert("membership", m.as_slice()).map_err(io_err)?;
+            let s = serde_json::to_vec(snapshot).map_err(io_err)?;
+            meta.insert("snapshot", s.as_slice()).map_err(io_err)?;
+        }
+        txn.commit().map_err(io_err)
+    }
+}
+
+/// Load the persisted state into memory.
+fn load(db: &Database) -> io::Result<Applied> {
+    let txn = db.begin_read().map_err(io_err)?;
+    let meta = txn.open_table(META).map_err(io_err)?;
+    let read = |key: &str| -> io::Result<Option<Vec<u8>>> {
+        Ok(meta.get(key).map_err(io_err)?.map(|v| v.value().to_vec()))
+    };
+    let last_applied: Option<LogId> = match read("last_applied")? {
+        Some(b) => serde_json::from_slice(&b).map_err(io_err)?,
+        None => None,
+    };
+    let membership: StoredMembership = match read("membership")? {
+        Some(b) => serde_json::from_slice(&b).map_err(io_err)?,
+        None => StoredMembership::default(),
+    };
+    let mut protection = ProtectionState::default();
+    for item in txn.open_table(ETH2).map_err(io_err)?.iter().map_err(io_err)? {
+        let (k, v) = item.map_err(io_err)?;
+        let key = crate::bytes::FixedBytes::from_slice(k.value()).map_err(io_err)?;
+        protection
+            .eth2
+            .validators
+            .insert(key, serde_json::from_slice(v.value()).map_err(io_err)?);
+    }
+    for item in txn.open_table(ESPRESSO).map_err(io_err)?.iter().map_err(io_err)? {
+        let (k, v) = item.map_err(io_err)?;
+        let key = crate::bytes::FixedBytes::from_slice(k.value()).map_err(io_err)?;
+        protection
+            .espresso
+            .keys
+            .insert(key, serde_json::from_slice(v.value()).map_err(io_err)?);
+    }
+    Ok(Applied {
+        protection,
+        last_applied,
+        membership,
+        recent: RecentRequests::default(),
+    })
+}
+
+impl RaftSnapshotBuilder<TypeConfig> for StateMachine {
+    type SnapshotData = SnapshotData;
+
+    async fn build_snapshot(&mut self) -> Result<Snapshot, io::Error> {
+        let (meta, data) = {
+            let applied = self.read();
+            let meta = SnapshotMeta {
+                last_log_id: applied.last_applied,
+                last_membership: applied.membership.clone(),
+            };
+            let body = SnapshotBody {
+                protection: applied.protection.clone(),
+            };
+            (meta, serde_json::to_vec(&body).map_err(io_err)?)
+        };
+        let stored = serde_json::to_vec(&StoredSnapshot {
+            meta: meta.clone(),
+            data: data.clone(),
+        })
+        .map_err(io_err)?;
+        let txn = self.db.begin_write().map_err(io_err)?;
+        {
+            let mut m = txn.open_table(META).map_err(io_err)?;
+            m.insert("snapshot", stored.as_slice()).map_err(io_err)?;
+        }
+        txn.commit().map_err(io_err)?;
+        Ok(Snapshot {
+            meta,
+            snapshot: data,
+        })
+    }
+}
+
+impl RaftStateMachine<TypeConfig> for StateMachine {
+    type SnapshotData = SnapshotData;
+    type SnapshotBuilder = StateMachine;
+
+    async fn applied_state(&mut self) -> Result<(Option<LogId>, StoredMembership), io::Error> {
+        let applied = self.read();
+        Ok((applied.last_applied, applied.membership.clone()))
+    }
+
+    async fn apply<S>(&mut self, mut entries: S) -> Result<(), io::Error>
+    where
+        S: futures::Stream<Item = Result<EntryResponder<TypeConfig>, io::Error>> + Unpin + OptionalSend,
+    {
+        let mut items = Vec::new();
+        while let Some(item) = entries.try_next().await? {
+            items.push(item);
+        }
+        if items.is_empty() {
+            return Ok(());
+        }
+        let mut replies = Vec::with_capacity(items.len());
+        {
+            let mut applied = self.write();
+            let mut touched = BTreeSet::new();
+            for (entry, responder) in items {
+                let log_id = entry.log_id();
+                let result = match &entry.payload {
+                    EntryPayload::Blank => CommandResult::None,
+                    EntryPayload::Normal(Command::Sign(batch)) => {
+                        CommandResult::Sign(Self::decide_batch(&mut applied, batch, &mut touched))
+                    }
+                    EntryPayload::Membership(m) => {
+                        applied.membership = StoredMembership::new(Some(log_id), m.clone());
+                        CommandResult::None
+                    }
+                };
+                applied.last_applied = Some(log_id);
+                replies.push((responder, result));
+            }
+            self.persist(&applied, &touched)?;
+        }
+        for (responder, result) in replies {
+            if let Some(r) = responder {
+                r.send(result);
+            }
+        }
+        Ok(())
+    }
+
+    async fn get_snapshot_builder(&mut self) -> Self::SnapshotBuilder {
+        self.clone()
+    }
+
+    async fn install_snapshot(&mut self, meta: &SnapshotMeta, snapshot: SnapshotData) -> Result<(), io::Error> {
+        let body: SnapshotBody = serde_json::from_slice(&snapshot).map_err(io_err)?;
+        let stored = StoredSnapshot {
+            meta: meta.clone(),
+            data: snapshot,
+        };
+        let mut applied = self.write();
+        let next = Applied {
+            protection: body.protection,
+            last_applied: meta.last_log_id,
+            membership: meta.last_membership.clone(),
+            recent: RecentRequests::default(),
+        };
+        self.replace_all(&next, &stored)?;
+        *applied = next;
+        Ok(())
+    }
+
+    async fn get_current_snapshot(&mut self) -> Result<Option<Snapshot>, io::Error> {
+        let txn = self.db.begin_read().map_err(io_err)?;
+        let meta = txn.open_table(META).map_err(io_err)?;
+        match meta.get("snapshot").map_err(io_err)? {
+            None => Ok(None),
+            Some(v) => {
+                let s: StoredSnapshot = serde_json::from_slice(v.value()).map_err(io_err)?;
+                Ok(Some(Snapshot {
+                    meta: s.meta,
+                    snapshot: s.data,
+                }))
+            }
+        }
+    }
+}
