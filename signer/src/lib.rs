@@ -6,5 +6,18 @@
 #![forbid(unsafe_code)]
 
 pub mod bytes;
+pub mod client;
+pub mod config;
+pub mod keyring;
+pub mod node;
 pub mod protection;
+pub mod replica;
 pub mod scheme;
+pub mod service;
+pub mod tls;
+
+/// Generated protobuf and gRPC types (`proto/*.proto`, package `signer.v1`).
+#[allow(missing_docs, clippy::all, clippy::pedantic)]
+pub mod pb {
+    tonic::include_proto!("signer.v1");
+}

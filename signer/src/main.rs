@@ -27,6 +27,15 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
+    /// Run a signer node (one member of the Raft cluster) until SIGINT/SIGTERM.
+    ///
+    /// Serves signer.v1.Signer on `client_listen` and the Raft peer API on `peer_listen`,
+    /// both over mutual TLS. Logs go to stderr (RUST_LOG filters, e.g. RUST_LOG=debug).
+    Node {
+        /// The node's TOML configuration (see `signer dev-cluster up` for generated examples).
+        #[arg(long, value_name = "FILE")]
+        config: PathBuf,
+    },
     /// Slashing-protection history (EIP-3076 interchange files).
     #[command(subcommand)]
     Protection(ProtectionCommand),
@@ -108,6 +117,7 @@ fn main() -> ExitCode {
 
 fn run(cli: Cli) -> Result<ExitCode> {
     match cli.command {
+        Command::Node { config } => node_main(config),
         Command::Protection(ProtectionCommand::Check {
             interchange,
             genesis_validators_root,
@@ -123,6 +133,43 @@ fn run(cli: Cli) -> Result<ExitCode> {
         }) => key_inspect(scheme, secret_file),
         Command::Key(KeyCommand::Generate { scheme, out }) => key_generate(scheme, out),
     }
+}
+
+fn node_main(config_path: PathBuf) -> Result<ExitCode> {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info,openraft=warn")),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    let config = signer::config::NodeConfig::load(&config_path)
+        .with_context(|| format!("loading {}", config_path.display()))?;
+    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
+    runtime.block_on(async move {
+        let listeners = signer::node::Listeners::bind(&config)
+            .await
+            .context("binding the client and peer ports")?;
+        signer::node::run(config, listeners, shutdown_signal()).await?;
+        Ok(ExitCode::SUCCESS)
+    })
+}
+
+/// Resolves on SIGINT or SIGTERM.
+async fn shutdown_signal() {
+    use tokio::signal::unix::{signal, SignalKind};
+    match signal(SignalKind::terminate()) {
+        Ok(mut term) => {
+            tokio::select! {
+                _ = tokio::signal::ctrl_c() => {}
+                _ = term.recv() => {}
+            }
+        }
+        Err(_) => {
+            let _ = tokio::signal::ctrl_c().await;
+        }
+    }
+    tracing::info!("shutting down");
 }
 
 fn policy(allow_slashable: bool) -> ImportPolicy {

@@ -1,0 +1,204 @@
+//! Config parsing and validation: every error names its field.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+use super::*;
+
+const GOOD: &str = r#"
+node_id = 2
+cluster_id = "dev"
+client_listen = "127.0.0.1:7102"
+peer_listen = "127.0.0.1:7103"
+data_dir = "data"
+keys_dir = "/abs/keys"
+bootstrap = false
+
+[tls]
+ca = "../pki/ca.pem"
+cert = "../pki/node-2.pem"
+key = "../pki/node-2.key"
+
+[[peers]]
+id = 1
+peer_addr = "127.0.0.1:7101"
+client_addr = "127.0.0.1:7100"
+
+[[peers]]
+id = 2
+peer_addr = "127.0.0.1:7103"
+client_addr = "127.0.0.1:7102"
+
+[[peers]]
+id = 3
+peer_addr = "127.0.0.1:7105"
+client_addr = "127.0.0.1:7104"
+"#;
+
+fn good() -> NodeConfig {
+    NodeConfig::from_toml(GOOD, Path::new("/cluster/node-2")).unwrap()
+}
+
+/// The field named by a validation error.
+fn field_of(result: Result<NodeConfig, ConfigError>) -> String {
+    match result {
+        Err(ConfigError::Invalid { field, .. }) => field,
+        other => panic!("expected a validation error, got {other:?}"),
+    }
+}
+
+fn edited(edit: impl FnOnce(&mut NodeConfig)) -> Result<NodeConfig, ConfigError> {
+    let mut config = good();
+    edit(&mut config);
+    config.validate().map(|()| config)
+}
+
+#[test]
+fn parses_with_defaults_and_resolves_paths() {
+    let c = good();
+    assert_eq!(c.node_id, 2);
+    assert_eq!(c.data_dir, PathBuf::from("/cluster/node-2/data"));
+    assert_eq!(c.keys_dir, PathBuf::from("/abs/keys"));
+    assert_eq!(c.tls.ca, PathBuf::from("/cluster/node-2/../pki/ca.pem"));
+    assert_eq!(c.raft, RaftConfig::default());
+    assert_eq!(c.raft.heartbeat_ms, 50);
+    assert_eq!(c.raft.election_min_ms, 150);
+    assert_eq!(c.raft.election_max_ms, 300);
+    assert_eq!(
+        c.eth2.genesis_validators_root.to_hex(),
+        "0x4b363db94e286120d76eb905340fdd4e54bfe9f06bf33ff6cf5ad27f511bfe95"
+    );
+    assert!(c.sync_writes);
+    assert!(!c.bootstrap);
+    assert_eq!(c.peer(3).map(|p| p.client_addr.port()), Some(7104));
+    assert_eq!(c.other_peers().map(|p| p.id).collect::<Vec<_>>(), vec![1, 3]);
+    assert_eq!(c.member_ids().into_iter().collect::<Vec<_>>(), vec![1, 2, 3]);
+}
+
+#[test]
+fn round_trips_through_toml() {
+    let c = good();
+    let again = NodeConfig::from_toml(&c.to_toml().unwrap(), Path::new("/elsewhere")).unwrap();
+    assert_eq!(again, c);
+}
+
+#[test]
+fn explicit_sections_override_defaults() {
+    let text = GOOD.replace("bootstrap = false", "bootstrap = true\nsync_writes = false")
+        + "\n[raft]\nheartbeat_ms = 20\nelection_min_ms = 100\nelection_max_ms = 200\n"
+        + "[eth2]\ngenesis_validators_root = \"0x"
+        + &"00".repeat(31)
+        + "01\"\n";
+    let c = NodeConfig::from_toml(&text, Path::new("/x")).unwrap();
+    assert!(c.bootstrap);
+    assert!(!c.sync_writes);
+    assert_eq!(c.raft.heartbeat_ms, 20);
+    assert_eq!(c.raft.election_max_ms, 200);
+    assert_eq!(c.raft.heartbeat(), Duration::from_millis(20));
+    assert_eq!(c.eth2.genesis_validators_root.0[31], 1);
+}
+
+#[test]
+fn unknown_and_missing_fields_are_named() {
+    let typo = GOOD.replace("bootstrap = false", "bootstrapp = false");
+    match NodeConfig::from_toml(&typo, Path::new("/x")) {
+        Err(ConfigError::Parse { message, .. }) => assert!(message.contains("bootstrapp"), "{message}"),
+        other => panic!("{other:?}"),
+    }
+    let missing = GOOD.replace("cluster_id = \"dev\"", "");
+    match NodeConfig::from_toml(&missing, Path::new("/x")) {
+        Err(ConfigError::Parse { message, .. }) => assert!(message.contains("cluster_id"), "{message}"),
+        other => panic!("{other:?}"),
+    }
+    let bad_addr = GOOD.replace("\"127.0.0.1:7102\"\npeer", "\"localhost\"\npeer");
+    assert!(matches!(
+        NodeConfig::from_toml(&bad_addr, Path::new("/x")),
+        Err(ConfigError::Parse { .. })
+    ));
+    let bad_root = GOOD.replace(
+        "bootstrap = false",
+        "bootstrap = false\n[eth2]\ngenesis_validators_root = \"0x1234\"",
+    );
+    match NodeConfig::from_toml(&bad_root, Path::new("/x")) {
+        Err(ConfigError::Parse { message, .. }) => {
+            assert!(message.contains("genesis_validators_root"), "{message}");
+            assert!(message.contains("32 bytes"), "{message}");
+        }
+        other => panic!("{other:?}"),
+    }
+    let unknown_tls = GOOD.replace("[tls]", "[tls]\npassword = \"x\"");
+    assert!(matches!(
+        NodeConfig::from_toml(&unknown_tls, Path::new("/x")),
+        Err(ConfigError::Parse { .. })
+    ));
+}
+
+#[test]
+fn validation_errors_name_the_field() {
+    let cases: Vec<(&str, Box<dyn FnOnce(&mut NodeConfig)>)> = vec![
+        ("node_id", Box::new(|c| c.node_id = 0)),
+        ("cluster_id", Box::new(|c| c.cluster_id = String::new())),
+        ("cluster_id", Box::new(|c| c.cluster_id = "a b".into())),
+        ("peer_listen", Box::new(|c| c.peer_listen = c.client_listen)),
+        ("data_dir", Box::new(|c| c.data_dir = PathBuf::new())),
+        ("tls.key", Box::new(|c| c.tls.key = PathBuf::new())),
+        ("peers", Box::new(|c| c.peers.clear())),
+        ("peers", Box::new(|c| c.node_id = 9)),
+        ("peers[0].id", Box::new(|c| c.peers[0].id = 0)),
+        ("peers[1].id", Box::new(|c| c.peers[1].id = 1)),
+        (
+            "peers[2].peer_addr",
+            Box::new(|c| c.peers[2].peer_addr = c.peers[0].peer_addr),
+        ),
+        (
+            "peers[0].client_addr",
+            Box::new(|c| c.peers[0].client_addr = c.peers[0].peer_addr),
+        ),
+        (
+            "peers[1].peer_addr",
+            Box::new(|c| c.peers[1].peer_addr = "0.0.0.0:7103".parse().unwrap()),
+        ),
+        ("raft.heartbeat_ms", Box::new(|c| c.raft.heartbeat_ms = 0)),
+        (
+            "raft.election_min_ms",
+            Box::new(|c| c.raft.election_min_ms = 50),
+        ),
+        (
+            "raft.election_max_ms",
+            Box::new(|c| c.raft.election_max_ms = 150),
+        ),
+    ];
+    for (want, edit) in cases {
+        assert_eq!(field_of(edited(edit)), want);
+    }
+}
+
+#[test]
+fn error_messages_read_well() {
+    let err = edited(|c| c.raft.election_max_ms = 100).unwrap_err();
+    assert_eq!(
+        err.to_string(),
+        "config field `raft.election_max_ms`: must be greater than raft.election_min_ms (150)"
+    );
+}
+
+#[test]
+fn load_names_the_file() {
+    let missing = NodeConfig::load(Path::new("/nonexistent/node.toml")).unwrap_err();
+    assert!(missing.to_string().starts_with("/nonexistent/node.toml: "));
+
+    let dir = std::env::temp_dir().join(format!("qs-config-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let path = dir.join("node.toml");
+    std::fs::write(&path, GOOD.replace("node_id = 2", "node_id = \"two\"")).unwrap();
+    let err = NodeConfig::load(&path).unwrap_err();
+    std::fs::write(&path, GOOD).unwrap();
+    let ok = NodeConfig::load(&path).unwrap();
+    let _ = std::fs::remove_dir_all(&dir);
+    match err {
+        ConfigError::Parse { path: p, message } => {
+            assert_eq!(p, path);
+            assert!(message.contains("node_id"), "{message}");
+        }
+        other => panic!("{other:?}"),
+    }
+    assert_eq!(ok.data_dir, dir.join("data"));
+}

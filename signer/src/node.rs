@@ -1,0 +1,163 @@
+//! A signer node: opens storage, loads keys, starts Raft and both gRPC servers, and runs until
+//! shutdown.
+//!
+//! Owns: wiring the parts together and the node's lifecycle. Servers take their listeners and a
+//! shutdown future, so tests bind `127.0.0.1:0` and stop nodes by themselves.
+//! Must not: contain protection, storage or service logic.
+
+use crate::config::NodeConfig;
+use crate::keyring::{Keyring, KeyringError};
+use crate::pb;
+use crate::replica::network::{PeerTls, MAX_PEER_MESSAGE};
+use crate::replica::{LogStore, PeerNetwork, Raft, StateMachine};
+use crate::service::peer::PeerService;
+use crate::service::signing::{Proposer, SignPath, SignerService};
+use crate::tls::{TlsError, TlsMaterial};
+use openraft::{BasicNode, Config, SnapshotPolicy};
+use std::collections::BTreeMap;
+use std::future::Future;
+use std::sync::Arc;
+use tokio::net::TcpListener;
+use tokio_stream::wrappers::TcpListenerStream;
+
+/// Largest client request accepted (DA proposals carry their transactions).
+pub const MAX_CLIENT_MESSAGE: usize = 4 * 1024 * 1024;
+
+/// Why a node could not start or stopped abnormally.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum NodeError {
+    /// Storage could not be opened.
+    #[error("storage: {0}")]
+    Storage(#[from] std::io::Error),
+    /// Keys could not be loaded.
+    #[error("keys: {0}")]
+    Keys(#[from] KeyringError),
+    /// TLS material is missing or invalid.
+    #[error("tls: {0}")]
+    Tls(#[from] TlsError),
+    /// Raft could not start.
+    #[error("raft: {0}")]
+    Raft(String),
+    /// A gRPC server failed.
+    #[error("server: {0}")]
+    Server(#[from] tonic::transport::Error),
+}
+
+/// The node's two listening sockets.
+pub struct Listeners {
+    /// Client API (Signer).
+    pub client: TcpListener,
+    /// Peer API (Raft).
+    pub peer: TcpListener,
+}
+
+impl Listeners {
+    /// Bind the addresses in `config`.
+    pub async fn bind(config: &NodeConfig) -> std::io::Result<Listeners> {
+        Ok(Listeners {
+            client: TcpListener::bind(config.client_listen).await?,
+            peer: TcpListener::bind(config.peer_listen).await?,
+        })
+    }
+}
+
+/// Build openraft's configuration from ours.
+fn raft_config(config: &NodeConfig) -> Result<Arc<Config>, NodeError> {
+    let raft = Config {
+        cluster_name: config.cluster_id.clone(),
+        heartbeat_interval: config.raft.heartbeat_ms,
+        election_timeout_min: config.raft.election_min_ms,
+        election_timeout_max: config.raft.election_max_ms,
+        install_snapshot_timeout: 10_000,
+        snapshot_policy: SnapshotPolicy::LogsSinceLast(10_000),
+        max_in_snapshot_log_to_keep: 1_000,
+        ..Default::default()
+    };
+    raft.validate()
+        .map(Arc::new)
+        .map_err(|e| NodeError::Raft(e.to_string()))
+}
+
+/// Run a node until `shutdown` resolves.
+pub async fn run(
+    config: NodeConfig,
+    listeners: Listeners,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> Result<(), NodeError> {
+    std::fs::create_dir_all(&config.data_dir)?;
+    if !config.sync_writes {
+        tracing::warn!("sync_writes = false: acknowledged writes are NOT durable; never use this in production");
+    }
+    let log_store = LogStore::open(&config.data_dir.join("raft-log.redb"), config.sync_writes)?;
+    let state = StateMachine::open(&config.data_dir.join("state.redb"), config.sync_writes)?;
+    let keyring = Arc::new(Keyring::load_dir(&config.keys_dir)?);
+    for key in keyring.iter() {
+        tracing::info!(key_id = %key.key_id, profile = %key.profile, public_key = %key.public_key_text, "key loaded");
+    }
+    let tls = TlsMaterial::read(&config.tls.ca, &config.tls.cert, &config.tls.key)?;
+    let network = PeerNetwork::new(PeerTls {
+        ca_pem: std::fs::read(&config.tls.ca)?,
+        cert_pem: std::fs::read(&config.tls.cert)?,
+        key_pem: std::fs::read(&config.tls.key)?,
+    });
+    let raft = Raft::new(
+        config.node_id,
+        raft_config(&config)?,
+        network.clone(),
+        log_store,
+        state.clone(),
+    )
+    .await
+    .map_err(|e| NodeError::Raft(e.to_string()))?;
+
+    let path = SignPath {
+        node_id: config.node_id,
+        raft: raft.clone(),
+        state: state.clone(),
+        keyring,
+        network,
+        proposer: Proposer::start(raft.clone()),
+        genesis_validators_root: config.eth2.genesis_validators_root,
+    };
+    let signer = pb::signer_server::SignerServer::new(SignerService::new(path.clone()))
+        .max_decoding_message_size(MAX_CLIENT_MESSAGE);
+    let peer = pb::raft_server::RaftServer::new(PeerService::new(raft.clone(), state, path))
+        .max_decoding_message_size(MAX_PEER_MESSAGE)
+        .max_encoding_message_size(MAX_PEER_MESSAGE);
+
+    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    tokio::spawn(async move {
+        shutdown.await;
+        let _ = stop_tx.send(true);
+    });
+    let stopped = |mut rx: tokio::sync::watch::Receiver<bool>| async move {
+        let _ = rx.wait_for(|s| *s).await;
+    };
+    let client_server = tonic::transport::Server::builder()
+        .tls_config(tls.server_config()?)?
+        .add_service(signer)
+        .serve_with_incoming_shutdown(TcpListenerStream::new(listeners.client), stopped(stop_rx.clone()));
+    let peer_server = tonic::transport::Server::builder()
+        .tls_config(tls.server_config()?)?
+        .add_service(peer)
+        .serve_with_incoming_shutdown(TcpListenerStream::new(listeners.peer), stopped(stop_rx.clone()));
+
+    if config.bootstrap && !raft.is_initialized().await.map_err(|e| NodeError::Raft(e.to_string()))? {
+        let members: BTreeMap<u64, BasicNode> = config
+            .peers
+            .iter()
+            .map(|p| (p.id, BasicNode::new(p.peer_addr.to_string())))
+            .collect();
+        tracing::info!(?members, "initializing a new cluster");
+        if let Err(e) = raft.initialize(members).await {
+            tracing::warn!(error = %e, "initialize refused (already initialized?)");
+        }
+    }
+    tracing::info!(node_id = config.node_id, client = %config.client_listen, peer = %config.peer_listen, "node serving");
+    let (client_result, peer_result) = tokio::join!(client_server, peer_server);
+    let _ = raft.shutdown().await;
+    client_result?;
+    peer_result?;
+    Ok(())
+}

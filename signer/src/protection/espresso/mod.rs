@@ -1,0 +1,442 @@
+//! Espresso (HotShot) double-sign rules for BN254 BLS consensus keys.
+//!
+//! Owns: the typed request ([`EspressoIntent`]: key and [`Message`]), the per-key protection
+//! record ([`KeyRecord`]) in [`EspressoState`], and the rules that decide each request.
+//! [`message`] computes the bytes each message signs.
+//!
+//! Must not: do IO, read a clock, use randomness, sign, or trust a digest the client computed:
+//! the message bytes are always recomputed here from typed data.
+//!
+//! # Rules, per (key, [`Kind`])
+//! A conflict is two different messages of the same kind at the same position (view; for
+//! view-sync votes, round and relay). Signing the identical message again is harmless (BLS
+//! is deterministic) and is allowed as a re-sign.
+//! - **Watermark** kinds — quorum votes (v1, v2 and next-epoch votes share one slot: they
+//!   sign the same bytes for the same data), quorum proposals and DA proposals: the record
+//!   is the last view signed and the message signed there. A lower view is refused
+//!   ([`Violation::ViewBelowWatermark`]), the same view with another message is
+//!   [`Violation::Equivocation`], a higher view is signed. HotShot itself only ever votes
+//!   and proposes in increasing views (`Consensus::update_action`).
+//! - **Window** kinds — DA votes, timeout votes, upgrade votes and the three view-sync
+//!   phases: one message per position, positions may arrive out of order (the leader of view
+//!   n+1 may send its DA proposal before the leader of view n). A position whose view is
+//!   more than [`WINDOW`] views below the newest signed view is refused
+//!   ([`Violation::OutsideWindow`]), and so is anything at or below the record's `floor`.
+//!
+//! # The window
+//! [`WINDOW`] = 64 views: far wider than the few views HotShot keeps in flight (a view lasts
+//! about a second and DA votes run at most a couple of views ahead), yet small enough that a
+//! key's record stays bounded: each window slot keeps at most [`MAX_WINDOW_ENTRIES`] entries.
+//! Entries that fall out of the window are pruned; if a slot would exceed the cap (only
+//! view-sync votes can, with many relays in one round), its lowest positions are pruned too.
+//! Every pruned position raises `floor`, and nothing at or below `floor` is signed again —
+//! forgetting costs liveness, never safety.
+//!
+//! To ensure correctness:
+//! - a refusal and a re-sign leave the state exactly as it was; only [`Decision::Sign`]
+//!   changes it, and only the (key, kind) slot of the request;
+//! - watermark views only rise; a window's newest view only rises; `floor` only rises;
+//! - every stored window entry lies above `floor` and within [`WINDOW`] of the newest view;
+//! - keys are compared by their canonical encoding ([`crate::scheme::bn254::PublicKey`]
+//!   accepts only canonical bytes, so one key has exactly one record);
+//! - the state is plain ordered data (`BTreeMap`), so every replica reaches the same bytes.
+
+pub mod message;
+
+pub use message::{
+    Commitment, DaData, HexBytes, Message, QuorumData, UpgradeData, Version, ViewSyncPhase,
+};
+
+use crate::bytes::FixedBytes;
+use crate::protection::{Decision, Verdict, Violation};
+use crate::scheme::bn254;
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+
+/// How many views below the newest signed one a windowed kind still accepts.
+pub const WINDOW: u64 = 64;
+/// At most this many positions are remembered per (key, windowed kind).
+pub const MAX_WINDOW_ENTRIES: usize = 2 * WINDOW as usize;
+
+/// A BN254 public key in its canonical 128-byte encoding ([`bn254::PublicKey::to_bytes`]).
+pub type PublicKeyBytes = FixedBytes<{ bn254::PUBLIC_KEY_LEN }>;
+/// The 32 bytes signed for a message.
+pub type Digest = FixedBytes<32>;
+
+/// A typed Espresso signing request.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct EspressoIntent {
+    /// The consensus key asked to sign (canonical encoding).
+    pub public_key: PublicKeyBytes,
+    /// What to sign.
+    pub message: Message,
+}
+
+impl EspressoIntent {
+    /// A request for `key` to sign `message`.
+    pub fn new(key: &bn254::PublicKey, message: Message) -> Self {
+        EspressoIntent {
+            public_key: FixedBytes(key.to_bytes()),
+            message,
+        }
+    }
+
+    /// The exact 32 bytes to sign.
+    pub fn message(&self) -> [u8; 32] {
+        self.message.signing_message()
+    }
+
+    /// The protection slot of this request.
+    pub fn kind(&self) -> Kind {
+        self.message.kind()
+    }
+
+    /// Where in its slot this request sits.
+    pub fn position(&self) -> Position {
+        Position {
+            view: self.message.view(),
+            relay: self.message.relay(),
+        }
+    }
+}
+
+/// A protection slot: the kinds of message that must not conflict with each other.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Kind {
+    /// Quorum votes (`QuorumVote`, `QuorumVote2`, `NextEpochQuorumVote2`).
+    QuorumVote,
+    /// DA votes.
+    DaVote,
+    /// Timeout votes.
+    TimeoutVote,
+    /// View-sync pre-commit votes.
+    ViewSyncPrecommitVote,
+    /// View-sync commit votes.
+    ViewSyncCommitVote,
+    /// View-sync finalize votes.
+    ViewSyncFinalizeVote,
+    /// Upgrade votes.
+    UpgradeVote,
+    /// Quorum proposals (leaf commitments).
+    QuorumProposal,
+    /// DA proposals (payload digests).
+    DaProposal,
+}
+
+/// Which rule a [`Kind`] follows.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Rule {
+    /// Increasing views; one message at the last view.
+    Watermark,
+    /// Any order inside [`WINDOW`]; one message per position.
+    Window,
+}
+
+impl Kind {
+    /// Every kind.
+    pub const ALL: [Kind; 9] = [
+        Kind::QuorumVote,
+        Kind::DaVote,
+        Kind::TimeoutVote,
+        Kind::ViewSyncPrecommitVote,
+        Kind::ViewSyncCommitVote,
+        Kind::ViewSyncFinalizeVote,
+        Kind::UpgradeVote,
+        Kind::QuorumProposal,
+        Kind::DaProposal,
+    ];
+
+    /// The kebab-case name used in configs, metrics and audit records.
+    pub fn name(self) -> &'static str {
+        match self {
+            Kind::QuorumVote => "quorum-vote",
+            Kind::DaVote => "da-vote",
+            Kind::TimeoutVote => "timeout-vote",
+            Kind::ViewSyncPrecommitVote => "view-sync-precommit-vote",
+            Kind::ViewSyncCommitVote => "view-sync-commit-vote",
+            Kind::ViewSyncFinalizeVote => "view-sync-finalize-vote",
+            Kind::UpgradeVote => "upgrade-vote",
+            Kind::QuorumProposal => "quorum-proposal",
+            Kind::DaProposal => "da-proposal",
+        }
+    }
+
+    /// The rule this kind follows.
+    pub fn rule(self) -> Rule {
+        match self {
+            Kind::QuorumVote | Kind::QuorumProposal | Kind::DaProposal => Rule::Watermark,
+            Kind::DaVote
+            | Kind::TimeoutVote
+            | Kind::ViewSyncPrecommitVote
+            | Kind::ViewSyncCommitVote
+            | Kind::ViewSyncFinalizeVote
+            | Kind::UpgradeVote => Rule::Window,
+        }
+    }
+}
+
+impl std::fmt::Display for Kind {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+impl std::str::FromStr for Kind {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        Kind::ALL
+            .into_iter()
+            .find(|k| k.name() == s)
+            .ok_or_else(|| format!("unknown espresso message kind {s:?}"))
+    }
+}
+
+/// A position inside a slot: the view (for view-sync votes, the round) and the view-sync
+/// relay (0 for every other kind). Ordered by view, then relay.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+pub struct Position {
+    /// View, or view-sync round.
+    pub view: u64,
+    /// View-sync relay; 0 otherwise.
+    pub relay: u64,
+}
+
+/// A watermark slot: the last view signed and the message signed there.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Watermark {
+    /// Last view signed.
+    pub view: u64,
+    /// The message signed at `view`.
+    pub message: Digest,
+}
+
+/// A window slot: the messages signed at recent positions.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Window {
+    /// Newest view (or round) signed.
+    pub newest_view: u64,
+    /// Highest pruned position; nothing at or below it is signed again.
+    pub floor: Option<Position>,
+    /// Messages signed, by position; all above `floor` and within [`WINDOW`] of `newest_view`.
+    #[serde(with = "entries")]
+    pub signed: BTreeMap<Position, Digest>,
+}
+
+/// A slot's new content, carried by [`Verdict::Allow`].
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Slot {
+    /// New content of a watermark slot.
+    Watermark(Watermark),
+    /// New content of a window slot.
+    Window(Window),
+}
+
+/// Everything recorded for one key.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct KeyRecord {
+    /// Watermark slots, by kind.
+    pub watermarks: BTreeMap<Kind, Watermark>,
+    /// Window slots, by kind.
+    pub windows: BTreeMap<Kind, Window>,
+}
+
+/// Every Espresso key's record.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct EspressoState {
+    /// Records by public key; a key appears once it has signed.
+    pub keys: BTreeMap<PublicKeyBytes, KeyRecord>,
+}
+
+impl EspressoState {
+    /// Evaluate a request against its key's record, without changing anything. `Allow`
+    /// carries the new content of the request's (key, kind) slot.
+    pub fn evaluate(&self, intent: &EspressoIntent) -> Verdict<Slot> {
+        let kind = intent.kind();
+        let position = intent.position();
+        let digest = FixedBytes(intent.message());
+        let record = self.keys.get(&intent.public_key);
+        match kind.rule() {
+            Rule::Watermark => {
+                let prev = record.and_then(|r| r.watermarks.get(&kind));
+                match evaluate_watermark(kind, prev, position.view, digest) {
+                    Verdict::Allow { next } => Verdict::Allow {
+                        next: Slot::Watermark(next),
+                    },
+                    Verdict::SameData => Verdict::SameData,
+                    Verdict::Deny(v) => Verdict::Deny(v),
+                }
+            }
+            Rule::Window => {
+                let prev = record.and_then(|r| r.windows.get(&kind));
+                match evaluate_window(kind, prev, position, digest) {
+                    Verdict::Allow { next } => Verdict::Allow {
+                        next: Slot::Window(next),
+                    },
+                    Verdict::SameData => Verdict::SameData,
+                    Verdict::Deny(v) => Verdict::Deny(v),
+                }
+            }
+        }
+    }
+
+    /// Evaluate a request and record it when it is new data that may be signed.
+    pub fn decide(&mut self, intent: &EspressoIntent) -> Decision {
+        match self.evaluate(intent) {
+            Verdict::Allow { next } => {
+                let record = self.keys.entry(intent.public_key).or_default();
+                let kind = intent.kind();
+                match next {
+                    Slot::Watermark(w) => {
+                        record.watermarks.insert(kind, w);
+                    }
+                    Slot::Window(w) => {
+                        record.windows.insert(kind, w);
+                    }
+                }
+                Decision::Sign
+            }
+            Verdict::SameData => Decision::Resign,
+            Verdict::Deny(v) => Decision::Refuse(v),
+        }
+    }
+}
+
+/// The watermark rule: may `digest` be signed at `view` after `prev`?
+pub fn evaluate_watermark(
+    kind: Kind,
+    prev: Option<&Watermark>,
+    view: u64,
+    digest: Digest,
+) -> Verdict<Watermark> {
+    let next = Watermark {
+        view,
+        message: digest,
+    };
+    let Some(prev) = prev else {
+        return Verdict::Allow { next };
+    };
+    if view < prev.view {
+        return Verdict::Deny(Violation::ViewBelowWatermark {
+            kind,
+            view,
+            last_view: prev.view,
+        });
+    }
+    if view == prev.view {
+        if prev.message == digest {
+            return Verdict::SameData;
+        }
+        return Verdict::Deny(Violation::Equivocation { kind, view });
+    }
+    Verdict::Allow { next }
+}
+
+/// The window rule: may `digest` be signed at `position` after `prev`?
+pub fn evaluate_window(
+    kind: Kind,
+    prev: Option<&Window>,
+    position: Position,
+    digest: Digest,
+) -> Verdict<Window> {
+    let Some(prev) = prev else {
+        return Verdict::Allow {
+            next: Window {
+                newest_view: position.view,
+                floor: None,
+                signed: BTreeMap::from([(position, digest)]),
+            },
+        };
+    };
+    if let Some(signed) = prev.signed.get(&position) {
+        if *signed == digest {
+            return Verdict::SameData;
+        }
+        return Verdict::Deny(Violation::Equivocation {
+            kind,
+            view: position.view,
+        });
+    }
+    let outside = Violation::OutsideWindow {
+        kind,
+        view: position.view,
+        newest_view: prev.newest_view,
+    };
+    if position.view < prev.newest_view.saturating_sub(WINDOW) {
+        return Verdict::Deny(outside);
+    }
+    if prev.floor.is_some_and(|floor| position <= floor) {
+        return Verdict::Deny(outside);
+    }
+    let mut next = prev.clone();
+    next.signed.insert(position, digest);
+    next.newest_view = next.newest_view.max(position.view);
+    prune(&mut next);
+    Verdict::Allow { next }
+}
+
+/// Drop entries below the window and beyond the cap, raising `floor` past each one dropped.
+fn prune(window: &mut Window) {
+    let low = Position {
+        view: window.newest_view.saturating_sub(WINDOW),
+        relay: 0,
+    };
+    let kept = window.signed.split_off(&low);
+    let dropped = std::mem::replace(&mut window.signed, kept);
+    let mut highest_dropped = dropped.keys().next_back().copied();
+    while window.signed.len() > MAX_WINDOW_ENTRIES {
+        if let Some((position, _)) = window.signed.pop_first() {
+            highest_dropped = Some(position);
+        }
+    }
+    if let Some(dropped) = highest_dropped {
+        window.floor = Some(window.floor.map_or(dropped, |floor| floor.max(dropped)));
+    }
+}
+
+/// Serde for a window's map as a list of `{view, relay, message}` (JSON maps need string keys).
+mod entries {
+    use super::{Digest, Position};
+    use serde::{Deserialize, Deserializer, Serialize, Serializer};
+    use std::collections::BTreeMap;
+
+    #[derive(Serialize, Deserialize)]
+    #[serde(deny_unknown_fields)]
+    struct Entry {
+        view: u64,
+        relay: u64,
+        message: Digest,
+    }
+
+    pub fn serialize<S: Serializer>(
+        map: &BTreeMap<Position, Digest>,
+        s: S,
+    ) -> Result<S::Ok, S::Error> {
+        s.collect_seq(map.iter().map(|(p, m)| Entry {
+            view: p.view,
+            relay: p.relay,
+            message: *m,
+        }))
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(
+        d: D,
+    ) -> Result<BTreeMap<Position, Digest>, D::Error> {
+        let list = Vec::<Entry>::deserialize(d)?;
+        let mut map = BTreeMap::new();
+        for e in list {
+            let position = Position {
+                view: e.view,
+                relay: e.relay,
+            };
+            if map.insert(position, e.message).is_some() {
+                return Err(serde::de::Error::custom("duplicate window position"));
+            }
+        }
+        Ok(map)
+    }
+}
+
+#[cfg(test)]
+mod tests;

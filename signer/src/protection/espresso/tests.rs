@@ -1,0 +1,637 @@
+//! Case tables for every Espresso rule and boundary, and property tests over random request
+//! sequences (no conflicting pair is ever accepted, decisions are deterministic, refusals
+//! change nothing, state stays bounded).
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+use super::*;
+use proptest::prelude::*;
+use Violation::{Equivocation, OutsideWindow, ViewBelowWatermark};
+
+fn d(n: u8) -> Digest {
+    FixedBytes([n; 32])
+}
+
+fn pos(view: u64, relay: u64) -> Position {
+    Position { view, relay }
+}
+
+fn wm(view: u64, n: u8) -> Watermark {
+    Watermark {
+        view,
+        message: d(n),
+    }
+}
+
+fn window(newest_view: u64, floor: Option<Position>, signed: &[(Position, u8)]) -> Window {
+    Window {
+        newest_view,
+        floor,
+        signed: signed.iter().map(|&(p, n)| (p, d(n))).collect(),
+    }
+}
+
+#[test]
+fn watermark_rule_case_table() {
+    let k = Kind::QuorumVote;
+    let p = Some(wm(10, 1));
+    let cases: Vec<(Option<Watermark>, u64, u8, Verdict<Watermark>)> = vec![
+        (None, 0, 1, Verdict::Allow { next: wm(0, 1) }),
+        (
+            None,
+            u64::MAX,
+            1,
+            Verdict::Allow {
+                next: wm(u64::MAX, 1),
+            },
+        ),
+        (p, 11, 2, Verdict::Allow { next: wm(11, 2) }),
+        (p, 11, 1, Verdict::Allow { next: wm(11, 1) }),
+        (p, 1000, 3, Verdict::Allow { next: wm(1000, 3) }),
+        (p, 10, 1, Verdict::SameData),
+        (p, 10, 2, Verdict::Deny(Equivocation { kind: k, view: 10 })),
+        (
+            p,
+            9,
+            1,
+            Verdict::Deny(ViewBelowWatermark {
+                kind: k,
+                view: 9,
+                last_view: 10,
+            }),
+        ),
+        (
+            p,
+            0,
+            2,
+            Verdict::Deny(ViewBelowWatermark {
+                kind: k,
+                view: 0,
+                last_view: 10,
+            }),
+        ),
+        (
+            Some(wm(0, 1)),
+            0,
+            2,
+            Verdict::Deny(Equivocation { kind: k, view: 0 }),
+        ),
+    ];
+    for (prev, view, n, want) in cases {
+        assert_eq!(
+            evaluate_watermark(k, prev.as_ref(), view, d(n)),
+            want,
+            "{prev:?} view {view}"
+        );
+    }
+}
+
+#[test]
+fn window_rule_case_table() {
+    let k = Kind::DaVote;
+    let w = window(100, None, &[(pos(100, 0), 1), (pos(40, 0), 2)]);
+    let outside = |view| {
+        Verdict::Deny(OutsideWindow {
+            kind: k,
+            view,
+            newest_view: 100,
+        })
+    };
+    let cases: Vec<(Option<Window>, Position, u8, Verdict<Window>)> = vec![
+        (
+            None,
+            pos(5, 0),
+            1,
+            Verdict::Allow {
+                next: window(5, None, &[(pos(5, 0), 1)]),
+            },
+        ),
+        // re-sign and equivocation at a remembered position
+        (Some(w.clone()), pos(100, 0), 1, Verdict::SameData),
+        (Some(w.clone()), pos(40, 0), 2, Verdict::SameData),
+        (
+            Some(w.clone()),
+            pos(100, 0),
+            3,
+            Verdict::Deny(Equivocation { kind: k, view: 100 }),
+        ),
+        (
+            Some(w.clone()),
+            pos(40, 0),
+            3,
+            Verdict::Deny(Equivocation { kind: k, view: 40 }),
+        ),
+        // out of order inside the window, down to exactly newest - WINDOW
+        (
+            Some(w.clone()),
+            pos(99, 0),
+            3,
+            Verdict::Allow {
+                next: window(
+                    100,
+                    None,
+                    &[(pos(100, 0), 1), (pos(99, 0), 3), (pos(40, 0), 2)],
+                ),
+            },
+        ),
+        (
+            Some(w.clone()),
+            pos(36, 0),
+            3,
+            Verdict::Allow {
+                next: window(
+                    100,
+                    None,
+                    &[(pos(100, 0), 1), (pos(40, 0), 2), (pos(36, 0), 3)],
+                ),
+            },
+        ),
+        (Some(w.clone()), pos(35, 0), 3, outside(35)),
+        (Some(w.clone()), pos(0, 0), 3, outside(0)),
+        // a new newest view prunes what falls out of the window and raises the floor
+        (
+            Some(w.clone()),
+            pos(104, 0),
+            3,
+            Verdict::Allow {
+                next: window(
+                    104,
+                    None,
+                    &[(pos(40, 0), 2), (pos(100, 0), 1), (pos(104, 0), 3)],
+                ),
+            },
+        ),
+        (
+            Some(w.clone()),
+            pos(105, 0),
+            3,
+            Verdict::Allow {
+                next: window(105, Some(pos(40, 0)), &[(pos(100, 0), 1), (pos(105, 0), 3)]),
+            },
+        ),
+        // the floor refuses positions at or below it even inside the window
+        (
+            Some(window(100, Some(pos(50, 2)), &[(pos(100, 0), 1)])),
+            pos(50, 2),
+            3,
+            outside(50),
+        ),
+        (
+            Some(window(100, Some(pos(50, 2)), &[(pos(100, 0), 1)])),
+            pos(50, 1),
+            3,
+            outside(50),
+        ),
+        (
+            Some(window(100, Some(pos(50, 2)), &[(pos(100, 0), 1)])),
+            pos(50, 3),
+            3,
+            Verdict::Allow {
+                next: window(100, Some(pos(50, 2)), &[(pos(50, 3), 3), (pos(100, 0), 1)]),
+            },
+        ),
+        // near zero the window does not underflow
+        (
+            Some(window(3, None, &[(pos(3, 0), 1)])),
+            pos(0, 0),
+            2,
+            Verdict::Allow {
+                next: window(3, None, &[(pos(0, 0), 2), (pos(3, 0), 1)]),
+            },
+        ),
+    ];
+    for (prev, p, n, want) in cases {
+        assert_eq!(
+            evaluate_window(k, prev.as_ref(), p, d(n)),
+            want,
+            "{prev:?} at {p:?}"
+        );
+    }
+}
+
+#[test]
+fn a_full_window_drops_its_lowest_positions_and_raises_the_floor() {
+    let k = Kind::ViewSyncCommitVote;
+    let mut w: Option<Window> = None;
+    for relay in 0..=MAX_WINDOW_ENTRIES as u64 {
+        match evaluate_window(k, w.as_ref(), pos(7, relay), d(1)) {
+            Verdict::Allow { next } => w = Some(next),
+            other => panic!("relay {relay}: {other:?}"),
+        }
+    }
+    let w = w.unwrap();
+    assert_eq!(w.signed.len(), MAX_WINDOW_ENTRIES);
+    assert_eq!(w.floor, Some(pos(7, 0)));
+    let outside = |view| {
+        Verdict::Deny(OutsideWindow {
+            kind: k,
+            view,
+            newest_view: 7,
+        })
+    };
+    assert_eq!(evaluate_window(k, Some(&w), pos(7, 0), d(1)), outside(7));
+    assert_eq!(evaluate_window(k, Some(&w), pos(6, 5), d(1)), outside(6));
+    assert_eq!(
+        evaluate_window(k, Some(&w), pos(7, 1), d(1)),
+        Verdict::SameData
+    );
+}
+
+fn quorum_vote(view: u64, leaf: u8, epoch: Option<u64>) -> Message {
+    Message::QuorumVote {
+        view,
+        data: QuorumData {
+            leaf_commit: FixedBytes([leaf; 32]),
+            epoch,
+            block_number: None,
+        },
+    }
+}
+
+fn intent(key: u8, message: Message) -> EspressoIntent {
+    EspressoIntent {
+        public_key: FixedBytes([key; 128]),
+        message,
+    }
+}
+
+#[test]
+fn decide_records_only_new_data_per_key_and_kind() {
+    let mut state = EspressoState::default();
+    let first = intent(1, quorum_vote(5, 1, None));
+    assert_eq!(state.decide(&first), Decision::Sign);
+    let snapshot = state.clone();
+    assert_eq!(state.decide(&first), Decision::Resign);
+    assert_eq!(state, snapshot);
+    let conflict = intent(1, quorum_vote(5, 2, None));
+    assert_eq!(
+        state.decide(&conflict),
+        Decision::Refuse(Equivocation {
+            kind: Kind::QuorumVote,
+            view: 5
+        })
+    );
+    assert_eq!(state, snapshot);
+    let below = intent(1, quorum_vote(4, 1, None));
+    assert_eq!(
+        state.decide(&below),
+        Decision::Refuse(ViewBelowWatermark {
+            kind: Kind::QuorumVote,
+            view: 4,
+            last_view: 5
+        })
+    );
+    assert_eq!(state, snapshot);
+    // another key, and another kind of the same key, are independent
+    assert_eq!(
+        state.decide(&intent(2, quorum_vote(5, 2, None))),
+        Decision::Sign
+    );
+    let proposal = Message::QuorumProposal {
+        view: 4,
+        leaf_commit: FixedBytes([9; 32]),
+    };
+    assert_eq!(state.decide(&intent(1, proposal)), Decision::Sign);
+    let da = Message::DaVote {
+        view: 1,
+        data: DaData {
+            payload_commit: FixedBytes([3; 32]),
+            next_epoch_payload_commit: None,
+            epoch: None,
+        },
+    };
+    assert_eq!(state.decide(&intent(1, da)), Decision::Sign);
+    assert_eq!(state.keys[&FixedBytes([1; 128])].watermarks.len(), 2);
+    assert_eq!(state.keys[&FixedBytes([1; 128])].windows.len(), 1);
+}
+
+#[test]
+fn next_epoch_votes_share_the_quorum_vote_slot() {
+    let mut state = EspressoState::default();
+    let data = QuorumData {
+        leaf_commit: FixedBytes([1; 32]),
+        epoch: Some(3),
+        block_number: Some(9),
+    };
+    let vote = intent(
+        1,
+        Message::QuorumVote {
+            view: 8,
+            data: data.clone(),
+        },
+    );
+    let next_epoch = intent(1, Message::NextEpochQuorumVote { view: 8, data });
+    assert_eq!(state.decide(&vote), Decision::Sign);
+    assert_eq!(state.decide(&next_epoch), Decision::Resign);
+    // the same leaf hashed as v1 data is a different message at the same view
+    let v1 = intent(1, quorum_vote(8, 1, None));
+    assert_eq!(
+        state.decide(&v1),
+        Decision::Refuse(Equivocation {
+            kind: Kind::QuorumVote,
+            view: 8
+        })
+    );
+}
+
+#[test]
+fn timeouts_view_sync_upgrades_and_da_proposals() {
+    let mut state = EspressoState::default();
+    // a timeout's epoch is not hashed: both forms are the same message
+    let t = |epoch| intent(1, Message::TimeoutVote { view: 20, epoch });
+    assert_eq!(state.decide(&t(None)), Decision::Sign);
+    assert_eq!(state.decide(&t(Some(2))), Decision::Resign);
+    // view sync: one message per (phase, round, relay); phases are separate slots
+    let vs = |phase, round, relay, epoch| {
+        intent(
+            1,
+            Message::ViewSyncVote {
+                phase,
+                round,
+                relay,
+                epoch,
+            },
+        )
+    };
+    assert_eq!(
+        state.decide(&vs(ViewSyncPhase::PreCommit, 30, 0, None)),
+        Decision::Sign
+    );
+    assert_eq!(
+        state.decide(&vs(ViewSyncPhase::PreCommit, 30, 1, None)),
+        Decision::Sign
+    );
+    assert_eq!(
+        state.decide(&vs(ViewSyncPhase::Commit, 30, 0, None)),
+        Decision::Sign
+    );
+    assert_eq!(
+        state.decide(&vs(ViewSyncPhase::PreCommit, 30, 0, Some(4))),
+        Decision::Refuse(Equivocation {
+            kind: Kind::ViewSyncPrecommitVote,
+            view: 30
+        })
+    );
+    assert_eq!(
+        state.decide(&vs(ViewSyncPhase::PreCommit, 29, 5, None)),
+        Decision::Sign
+    );
+    // upgrades: one per view, in any order inside the window
+    let up = |view, minor| {
+        intent(
+            1,
+            Message::UpgradeVote {
+                view,
+                data: UpgradeData::V2 {
+                    old_version: Version { major: 0, minor: 3 },
+                    new_version: Version { major: 0, minor },
+                    hash: HexBytes(vec![1]),
+                    epoch: None,
+                },
+            },
+        )
+    };
+    assert_eq!(state.decide(&up(50, 4)), Decision::Sign);
+    assert_eq!(state.decide(&up(49, 5)), Decision::Sign);
+    assert_eq!(
+        state.decide(&up(50, 5)),
+        Decision::Refuse(Equivocation {
+            kind: Kind::UpgradeVote,
+            view: 50
+        })
+    );
+    // DA proposals: increasing views; the same payload re-signs
+    let dp = |view, txs: &[u8]| {
+        intent(
+            1,
+            Message::DaProposal {
+                view,
+                encoded_transactions: HexBytes(txs.to_vec()),
+            },
+        )
+    };
+    assert_eq!(state.decide(&dp(10, b"a")), Decision::Sign);
+    assert_eq!(state.decide(&dp(10, b"a")), Decision::Resign);
+    assert_eq!(
+        state.decide(&dp(10, b"b")),
+        Decision::Refuse(Equivocation {
+            kind: Kind::DaProposal,
+            view: 10
+        })
+    );
+    assert_eq!(
+        state.decide(&dp(9, b"a")),
+        Decision::Refuse(ViewBelowWatermark {
+            kind: Kind::DaProposal,
+            view: 9,
+            last_view: 10
+        })
+    );
+}
+
+#[test]
+fn kind_names_round_trip() {
+    for kind in Kind::ALL {
+        assert_eq!(kind.to_string().parse::<Kind>().unwrap(), kind);
+        assert_eq!(serde_json::to_string(&kind).unwrap(), format!("\"{kind}\""));
+    }
+    assert_eq!(Kind::QuorumVote.to_string(), "quorum-vote");
+    assert!("quorum_vote".parse::<Kind>().is_err());
+    let v = Violation::OutsideWindow {
+        kind: Kind::DaVote,
+        view: 1,
+        newest_view: 99,
+    };
+    assert_eq!(
+        v.to_string(),
+        "da-vote at view 1 is outside the window: newest signed view is 99"
+    );
+}
+
+#[test]
+fn intents_and_state_round_trip_through_json() {
+    let mut state = EspressoState::default();
+    let requests = [
+        intent(1, quorum_vote(5, 1, Some(2))),
+        intent(
+            1,
+            Message::ViewSyncVote {
+                phase: ViewSyncPhase::Finalize,
+                round: 3,
+                relay: 2,
+                epoch: None,
+            },
+        ),
+        intent(
+            2,
+            Message::TimeoutVote {
+                view: 4,
+                epoch: None,
+            },
+        ),
+    ];
+    for r in &requests {
+        assert_eq!(state.decide(r), Decision::Sign);
+        let json = serde_json::to_string(r).unwrap();
+        assert_eq!(&serde_json::from_str::<EspressoIntent>(&json).unwrap(), r);
+    }
+    let json = serde_json::to_string(&state).unwrap();
+    assert_eq!(serde_json::from_str::<EspressoState>(&json).unwrap(), state);
+}
+
+#[test]
+fn intent_new_uses_the_canonical_key_bytes() {
+    let sk = crate::scheme::bn254::SecretKey::from_le_bytes(&[5u8; 32]).unwrap();
+    let pk = sk.public_key();
+    let i = EspressoIntent::new(&pk, quorum_vote(1, 1, None));
+    assert_eq!(i.public_key.0, pk.to_bytes());
+    assert_eq!(i.message(), i.message.signing_message());
+}
+
+// ---- properties ----------------------------------------------------------------------
+
+/// Small domains so that collisions (same key, kind and position) are frequent.
+fn arb_message() -> impl Strategy<Value = Message> {
+    let view = prop_oneof![8 => 0u64..40, 1 => 0u64..400];
+    let small = 0u8..3;
+    let epoch = proptest::option::of(0u64..2);
+    let phase = prop_oneof![
+        Just(ViewSyncPhase::PreCommit),
+        Just(ViewSyncPhase::Commit),
+        Just(ViewSyncPhase::Finalize)
+    ];
+    prop_oneof![
+        (view.clone(), small.clone(), epoch.clone()).prop_map(|(v, l, e)| quorum_vote(v, l, e)),
+        (view.clone(), small.clone()).prop_map(|(view, l)| Message::NextEpochQuorumVote {
+            view,
+            data: QuorumData {
+                leaf_commit: FixedBytes([l; 32]),
+                epoch: Some(1),
+                block_number: None
+            },
+        }),
+        (view.clone(), small.clone(), epoch.clone()).prop_map(|(view, p, epoch)| Message::DaVote {
+            view,
+            data: DaData {
+                payload_commit: FixedBytes([p; 32]),
+                next_epoch_payload_commit: None,
+                epoch
+            },
+        }),
+        (view.clone(), epoch.clone())
+            .prop_map(|(view, epoch)| Message::TimeoutVote { view, epoch }),
+        (phase, view.clone(), 0u64..3, epoch.clone()).prop_map(|(phase, round, relay, epoch)| {
+            Message::ViewSyncVote {
+                phase,
+                round,
+                relay,
+                epoch,
+            }
+        }),
+        (view.clone(), small.clone()).prop_map(|(view, h)| Message::UpgradeVote {
+            view,
+            data: UpgradeData::V2 {
+                old_version: Version { major: 0, minor: 1 },
+                new_version: Version { major: 0, minor: 2 },
+                hash: HexBytes(vec![h]),
+                epoch: None,
+            },
+        }),
+        (view.clone(), small.clone()).prop_map(|(view, l)| Message::QuorumProposal {
+            view,
+            leaf_commit: FixedBytes([l; 32])
+        }),
+        (view, small).prop_map(|(view, t)| Message::DaProposal {
+            view,
+            encoded_transactions: HexBytes(vec![t])
+        }),
+    ]
+}
+
+fn arb_intents() -> impl Strategy<Value = Vec<EspressoIntent>> {
+    proptest::collection::vec(
+        (0u8..2, arb_message()).prop_map(|(k, m)| intent(k, m)),
+        0..120,
+    )
+}
+
+fn run(requests: &[EspressoIntent]) -> (EspressoState, Vec<Decision>) {
+    let mut state = EspressoState::default();
+    let decisions = requests.iter().map(|r| state.decide(r)).collect();
+    (state, decisions)
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 512, ..ProptestConfig::default() })]
+
+    #[test]
+    fn no_two_accepted_requests_conflict(requests in arb_intents()) {
+        let (_, decisions) = run(&requests);
+        let mut accepted: BTreeMap<(PublicKeyBytes, Kind, Position), [u8; 32]> = BTreeMap::new();
+        for (r, decision) in requests.iter().zip(&decisions) {
+            if !decision.allows_signing() {
+                continue;
+            }
+            let key = (r.public_key, r.kind(), r.position());
+            if let Some(previous) = accepted.insert(key, r.message()) {
+                prop_assert_eq!(previous, r.message(), "conflict accepted: {:?}", r);
+            }
+        }
+    }
+
+    #[test]
+    fn watermark_kinds_never_sign_below_a_signed_view(requests in arb_intents()) {
+        let (_, decisions) = run(&requests);
+        let mut highest: BTreeMap<(PublicKeyBytes, Kind), u64> = BTreeMap::new();
+        for (r, decision) in requests.iter().zip(&decisions) {
+            if r.kind().rule() != Rule::Watermark || !decision.allows_signing() {
+                continue;
+            }
+            let h = highest.entry((r.public_key, r.kind())).or_insert(0);
+            prop_assert!(r.position().view >= *h, "{:?} signed below {}", r, h);
+            *h = r.position().view;
+        }
+    }
+
+    #[test]
+    fn decisions_are_deterministic(requests in arb_intents()) {
+        let (state_a, decisions_a) = run(&requests);
+        let (state_b, decisions_b) = run(&requests);
+        prop_assert_eq!(&state_a, &state_b);
+        prop_assert_eq!(decisions_a, decisions_b);
+        let json = serde_json::to_string(&state_a).unwrap();
+        prop_assert_eq!(serde_json::from_str::<EspressoState>(&json).unwrap(), state_a);
+    }
+
+    #[test]
+    fn only_sign_changes_state_and_evaluate_agrees(requests in arb_intents()) {
+        let mut state = EspressoState::default();
+        for r in &requests {
+            let before = state.clone();
+            let verdict = state.evaluate(r);
+            let decision = state.decide(r);
+            match (&verdict, &decision) {
+                (Verdict::Allow { .. }, Decision::Sign) => prop_assert_ne!(&state, &before),
+                (Verdict::SameData, Decision::Resign) => prop_assert_eq!(&state, &before),
+                (Verdict::Deny(a), Decision::Refuse(b)) => {
+                    prop_assert_eq!(a, b);
+                    prop_assert_eq!(&state, &before);
+                }
+                other => prop_assert!(false, "evaluate and decide disagree: {:?}", other),
+            }
+        }
+    }
+
+    #[test]
+    fn windows_stay_bounded(requests in arb_intents()) {
+        let (state, _) = run(&requests);
+        for record in state.keys.values() {
+            for w in record.windows.values() {
+                prop_assert!(w.signed.len() <= MAX_WINDOW_ENTRIES);
+                for p in w.signed.keys() {
+                    prop_assert!(p.view + WINDOW >= w.newest_view);
+                    prop_assert!(w.floor.is_none_or(|f| *p > f));
+                }
+            }
+        }
+    }
+}

@@ -1,0 +1,280 @@
+//! Wire ↔ domain conversion at the service boundary, and the one place errors become gRPC
+//! statuses.
+//!
+//! Owns: `TryFrom`-style parsing of `pb::SignRequest` into a typed [`Intent`] (rejecting
+//! missing and malformed fields with INVALID_ARGUMENT that names the field), and the mapping of
+//! refusals and failures to `tonic::Status`. Must not: decide or sign anything.
+
+use crate::bytes::FixedBytes;
+use crate::keyring::LoadedKey;
+use crate::pb;
+use crate::protection::espresso::message::{
+    DaData, HexBytes, Message, QuorumData, UpgradeData, Version, ViewSyncPhase,
+};
+use crate::protection::espresso::EspressoIntent;
+use crate::protection::ethereum::{Eth2Intent, Root};
+use crate::protection::{Intent, Profile, Violation};
+use crate::replica::ProposeError;
+use crate::scheme::eth_root::{AttestationData, BeaconBlockHeader, Checkpoint, ForkInfo};
+use prost::Message as _;
+use tonic::{Code, Status};
+
+/// Longest accepted `request_id`.
+pub const MAX_REQUEST_ID: usize = 64;
+/// Longest accepted `key_id`.
+pub const MAX_KEY_ID: usize = 128;
+
+fn invalid(field: &str, problem: impl std::fmt::Display) -> Status {
+    Status::invalid_argument(format!("{field}: {problem}"))
+}
+
+fn fixed<const N: usize>(bytes: &[u8], field: &str) -> Result<FixedBytes<N>, Status> {
+    FixedBytes::<N>::from_slice(bytes).map_err(|e| invalid(field, e))
+}
+
+fn required<'a, T>(v: &'a Option<T>, field: &str) -> Result<&'a T, Status> {
+    v.as_ref().ok_or_else(|| invalid(field, "missing"))
+}
+
+/// Validate the fields common to every request: ids within bounds.
+pub fn check_ids(req: &pb::SignRequest) -> Result<(), Status> {
+    if req.request_id.len() > MAX_REQUEST_ID {
+        return Err(invalid("request_id", format!("longer than {MAX_REQUEST_ID} bytes")));
+    }
+    if req.key_id.is_empty() {
+        return Err(invalid("key_id", "missing"));
+    }
+    if req.key_id.len() > MAX_KEY_ID {
+        return Err(invalid("key_id", format!("longer than {MAX_KEY_ID} bytes")));
+    }
+    Ok(())
+}
+
+/// The profile a request's message belongs to.
+pub fn request_profile(req: &pb::SignRequest) -> Result<Profile, Status> {
+    use pb::sign_request::Message as M;
+    match req.message {
+        Some(M::Eth2Block(_)) | Some(M::Eth2Attestation(_)) => Ok(Profile::Eth2),
+        Some(M::Espresso(_)) => Ok(Profile::Espresso),
+        None => Err(invalid("message", "missing")),
+    }
+}
+
+/// Turn a request for `key` into the typed intent the protection rules see. `gvr` is the
+/// cluster's eth2 genesis validators root: typed eth2 requests for another network are refused.
+pub fn intent(req: &pb::SignRequest, key: &LoadedKey, gvr: Root) -> Result<Intent, Status> {
+    use pb::sign_request::Message as M;
+    let profile = request_profile(req)?;
+    if profile != key.profile {
+        return Err(invalid(
+            "message",
+            format!("key {:?} is a {} key; this is a {} request", key.key_id, key.profile, profile),
+        ));
+    }
+    match &req.message {
+        Some(M::Eth2Block(b)) => {
+            let pubkey = fixed::<48>(&key.public_key, "key public key")?;
+            eth2_block(b, pubkey, gvr).map(Intent::Eth2)
+        }
+        Some(M::Eth2Attestation(a)) => {
+            let pubkey = fixed::<48>(&key.public_key, "key public key")?;
+            eth2_attestation(a, pubkey, gvr).map(Intent::Eth2)
+        }
+        Some(M::Espresso(m)) => Ok(Intent::Espresso(EspressoIntent {
+            public_key: fixed(&key.public_key, "key public key")?,
+            message: espresso_message(m)?,
+        })),
+        None => Err(invalid("message", "missing")),
+    }
+}
+
+fn fork_info(f: &Option<pb::ForkInfo>, gvr: Root, path: &str) -> Result<ForkInfo, Status> {
+    let f = required(f, path)?;
+    let info = ForkInfo {
+        previous_version: fixed::<4>(&f.previous_version, &format!("{path}.previous_version"))?.0,
+        current_version: fixed::<4>(&f.current_version, &format!("{path}.current_version"))?.0,
+        epoch: f.epoch,
+        genesis_validators_root: fixed::<32>(
+            &f.genesis_validators_root,
+            &format!("{path}.genesis_validators_root"),
+        )?
+        .0,
+    };
+    if info.genesis_validators_root != gvr.0 {
+        return Err(invalid(
+            &format!("{path}.genesis_validators_root"),
+            format!("this cluster signs for network {gvr}, not {}", FixedBytes(info.genesis_validators_root)),
+        ));
+    }
+    Ok(info)
+}
+
+fn eth2_block(b: &pb::Eth2Block, pubkey: FixedBytes<48>, gvr: Root) -> Result<Eth2Intent, Status> {
+    use pb::eth2_block::Form;
+    match required(&b.form, "eth2_block.form")? {
+        Form::Typed(t) => {
+            let fork = fork_info(&t.fork_info, gvr, "eth2_block.typed.fork_info")?;
+            let h = required(&t.header, "eth2_block.typed.header")?;
+            let header = BeaconBlockHeader {
+                slot: h.slot,
+                proposer_index: h.proposer_index,
+                parent_root: fixed::<32>(&h.parent_root, "eth2_block.typed.header.parent_root")?.0,
+                state_root: fixed::<32>(&h.state_root, "eth2_block.typed.header.state_root")?.0,
+                body_root: fixed::<32>(&h.body_root, "eth2_block.typed.header.body_root")?.0,
+            };
+            Ok(Eth2Intent::block(pubkey, &fork, &header))
+        }
+        Form::Root(r) => Ok(Eth2Intent::Block {
+            pubkey,
+            slot: r.slot,
+            signing_root: fixed(&r.signing_root, "eth2_block.root.signing_root")?,
+        }),
+    }
+}
+
+fn checkpoint(c: &Option<pb::Checkpoint>, path: &str) -> Result<Checkpoint, Status> {
+    let c = required(c, path)?;
+    Ok(Checkpoint {
+        epoch: c.epoch,
+        root: fixed::<32>(&c.root, &format!("{path}.root"))?.0,
+    })
+}
+
+fn eth2_attestation(a: &pb::Eth2Attestation, pubkey: FixedBytes<48>, gvr: Root) -> Result<Eth2Intent, Status> {
+    use pb::eth2_attestation::Form;
+    match required(&a.form, "eth2_attestation.form")? {
+        Form::Typed(t) => {
+            let fork = fork_info(&t.fork_info, gvr, "eth2_attestation.typed.fork_info")?;
+            let d = required(&t.data, "eth2_attestation.typed.data")?;
+            let data = AttestationData {
+                slot: d.slot,
+                index: d.index,
+                beacon_block_root: fixed::<32>(&d.beacon_block_root, "eth2_attestation.typed.data.beacon_block_root")?.0,
+                source: checkpoint(&d.source, "eth2_attestation.typed.data.source")?,
+                target: checkpoint(&d.target, "eth2_attestation.typed.data.target")?,
+            };
+            Ok(Eth2Intent::attestation(pubkey, &fork, &data))
+        }
+        Form::Root(r) => Ok(Eth2Intent::Attestation {
+            pubkey,
+            source_epoch: r.source_epoch,
+            target_epoch: r.target_epoch,
+            signing_root: fixed(&r.signing_root, "eth2_attestation.root.signing_root")?,
+        }),
+    }
+}
+
+fn version(v: &Option<pb::Version>, path: &str) -> Result<Version, Status> {
+    let v = required(v, path)?;
+    let narrow = |x: u32, f: &str| u16::try_from(x).map_err(|_| invalid(&format!("{path}.{f}"), "does not fit in 16 bits"));
+    Ok(Version {
+        major: narrow(v.major, "major")?,
+        minor: narrow(v.minor, "minor")?,
+    })
+}
+
+/// Parse the typed Espresso message.
+pub fn espresso_message(m: &pb::EspressoMessage) -> Result<Message, Status> {
+    use pb::espresso_message::Kind as K;
+    let quorum = |q: &pb::QuorumVote, path: &str| -> Result<(u64, QuorumData), Status> {
+        Ok((
+            q.view,
+            QuorumData {
+                leaf_commit: fixed(&q.leaf_commit, &format!("{path}.leaf_commit"))?,
+                epoch: q.epoch,
+                block_number: q.block_number,
+            },
+        ))
+    };
+    Ok(match required(&m.kind, "espresso.kind")? {
+        K::QuorumVote(q) => {
+            let (view, data) = quorum(q, "espresso.quorum_vote")?;
+            Message::QuorumVote { view, data }
+        }
+        K::NextEpochQuorumVote(q) => {
+            let (view, data) = quorum(q, "espresso.next_epoch_quorum_vote")?;
+            Message::NextEpochQuorumVote { view, data }
+        }
+        K::DaVote(d) => Message::DaVote {
+            view: d.view,
+            data: DaData {
+                payload_commit: fixed(&d.payload_commit, "espresso.da_vote.payload_commit")?,
+                next_epoch_payload_commit: match &d.next_epoch_payload_commit {
+                    Some(b) => Some(fixed(b, "espresso.da_vote.next_epoch_payload_commit")?),
+                    None => None,
+                },
+                epoch: d.epoch,
+            },
+        },
+        K::TimeoutVote(t) => Message::TimeoutVote {
+            view: t.view,
+            epoch: t.epoch,
+        },
+        K::ViewSyncVote(v) => Message::ViewSyncVote {
+            phase: match pb::ViewSyncPhase::try_from(v.phase) {
+                Ok(pb::ViewSyncPhase::PreCommit) => ViewSyncPhase::PreCommit,
+                Ok(pb::ViewSyncPhase::Commit) => ViewSyncPhase::Commit,
+                Ok(pb::ViewSyncPhase::Finalize) => ViewSyncPhase::Finalize,
+                _ => return Err(invalid("espresso.view_sync_vote.phase", "must be PRE_COMMIT, COMMIT or FINALIZE")),
+            },
+            round: v.round,
+            relay: v.relay,
+            epoch: v.epoch,
+        },
+        K::UpgradeVote(u) => {
+            let old_version = version(&u.old_version, "espresso.upgrade_vote.old_version")?;
+            let new_version = version(&u.new_version, "espresso.upgrade_vote.new_version")?;
+            let hash = HexBytes(u.new_version_hash.clone());
+            let data = if u.v2 {
+                UpgradeData::V2 {
+                    old_version,
+                    new_version,
+                    hash,
+                    epoch: u.epoch,
+                }
+            } else {
+                let need = |v: Option<u64>, f: &str| v.ok_or_else(|| invalid(&format!("espresso.upgrade_vote.{f}"), "missing (required for v1)"));
+                UpgradeData::V1 {
+                    old_version,
+                    new_version,
+                    decide_by: need(u.decide_by, "decide_by")?,
+                    new_version_hash: hash,
+                    old_version_last_view: need(u.old_version_last_view, "old_version_last_view")?,
+                    new_version_first_view: need(u.new_version_first_view, "new_version_first_view")?,
+                }
+            };
+            Message::UpgradeVote { view: u.view, data }
+        }
+        K::QuorumProposal(p) => Message::QuorumProposal {
+            view: p.view,
+            leaf_commit: fixed(&p.leaf_commit, "espresso.quorum_proposal.leaf_commit")?,
+        },
+        K::DaProposal(p) => Message::DaProposal {
+            view: p.view,
+            encoded_transactions: HexBytes(p.encoded_transactions.clone()),
+        },
+    })
+}
+
+/// A slashing-protection refusal: FAILED_PRECONDITION with a `signer.v1.Refusal` detail.
+pub fn refusal(v: &Violation) -> Status {
+    let detail = pb::Refusal {
+        code: v.code().to_owned(),
+        message: v.to_string(),
+    };
+    Status::with_details(
+        Code::FailedPrecondition,
+        format!("refused by slashing protection: {}: {v}", v.code()),
+        detail.encode_to_vec().into(),
+    )
+}
+
+/// A proposal that did not get decided.
+pub fn propose_failure(e: &ProposeError) -> Status {
+    match e {
+        ProposeError::NotLeader { .. } => Status::unavailable("no leader can accept the request right now; retry"),
+        ProposeError::Unknown => Status::unavailable("leadership changed while the request was in flight; retry the identical request"),
+        ProposeError::Fatal(m) => Status::unavailable(format!("replication stopped on this node: {m}")),
+        ProposeError::Internal(m) => Status::internal(*m),
+    }
+}

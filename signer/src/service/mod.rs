@@ -1,0 +1,9 @@
+//! gRPC services: `signer.v1.Signer` on the client port, `signer.v1.Raft` on the peer port.
+//!
+//! Owns: request authentication, wire conversion ([`convert`], the only place statuses are
+//! made from domain errors) and the sign path ([`signing`]). Must not: contain protection rules
+//! or storage code.
+
+pub mod convert;
+pub mod peer;
+pub mod signing;

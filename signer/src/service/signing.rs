@@ -1,0 +1,268 @@
+//! The sign path: authenticate, validate, route to the leader, pre-check, propose through Raft
+//! (batched), and sign only with the permit the applied entry produced.
+//!
+//! Owns: the `signer.v1.Signer` service and the [`SignPath`] shared with the peer service's
+//! `ForwardSign`. Must not: touch protection state directly (only the state machine changes
+//! it) or sign without a [`crate::keyring::SignPermit`].
+//!
+//! To ensure correctness:
+//! - a signature is produced only after `replica::commit_signs` returned a permit, i.e. after a
+//!   quorum committed and this node applied the entry that allows it;
+//! - a request is forwarded at most once (a forwarded request is never forwarded again);
+//! - every bad input is answered with a status and changes nothing.
+
+use super::convert;
+use crate::keyring::Keyring;
+use crate::pb;
+use crate::protection::ethereum::Root;
+use crate::protection::Decision;
+use crate::replica::{commit_signs, Decided, NodeId, PeerNetwork, ProposeError, Raft, SignEntry, SignOutcome, StateMachine};
+use openraft::async_runtime::WatchReceiver;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::sync::{mpsc, oneshot, Semaphore};
+use tonic::{Request, Response, Status};
+
+/// Largest number of sign requests in one log entry.
+pub const MAX_BATCH: usize = 256;
+/// Batches in flight at once (each waits for its commit).
+const MAX_IN_FLIGHT: usize = 8;
+/// How long a forwarded request may take at the leader.
+const FORWARD_TIMEOUT: Duration = Duration::from_secs(5);
+
+type Reply = oneshot::Sender<Result<Decided, ProposeError>>;
+
+/// Collects concurrent sign requests into batches and proposes each batch as one entry.
+#[derive(Clone)]
+pub struct Proposer {
+    tx: mpsc::Sender<(SignEntry, Reply)>,
+}
+
+impl Proposer {
+    /// Start the batching task for `raft`.
+    pub fn start(raft: Raft) -> Self {
+        let (tx, mut rx) = mpsc::channel::<(SignEntry, Reply)>(4 * MAX_BATCH);
+        tokio::spawn(async move {
+            let in_flight = Arc::new(Semaphore::new(MAX_IN_FLIGHT));
+            loop {
+                let Ok(slot) = in_flight.clone().acquire_owned().await else {
+                    return;
+                };
+                let Some(first) = rx.recv().await else {
+                    return;
+                };
+                let mut pending = vec![first];
+                while pending.len() < MAX_BATCH {
+                    match rx.try_recv() {
+                        Ok(p) => pending.push(p),
+                        Err(_) => break,
+                    }
+                }
+                let raft = raft.clone();
+                tokio::spawn(async move {
+                    let (entries, replies): (Vec<SignEntry>, Vec<Reply>) = pending.into_iter().unzip();
+                    match commit_signs(&raft, entries).await {
+                        Ok(decided) => {
+                            for (reply, d) in replies.into_iter().zip(decided) {
+                                let _ = reply.send(Ok(d));
+                            }
+                        }
+                        Err(e) => {
+                            for reply in replies {
+                                let _ = reply.send(Err(clone_error(&e)));
+                            }
+                        }
+                    }
+                    drop(slot);
+                });
+            }
+        });
+        Proposer { tx }
+    }
+
+    /// Propose one request; resolves once its batch is committed and applied.
+    pub async fn propose(&self, entry: SignEntry) -> Result<Decided, ProposeError> {
+        let (reply, rx) = oneshot::channel();
+        self.tx
+            .send((entry, reply))
+            .await
+            .map_err(|_| ProposeError::Fatal("proposer stopped".into()))?;
+        rx.await
+            .map_err(|_| ProposeError::Fatal("proposer dropped the request".into()))?
+    }
+}
+
+fn clone_error(e: &ProposeError) -> ProposeError {
+    match e {
+        ProposeError::NotLeader { leader } => ProposeError::NotLeader { leader: *leader },
+        ProposeError::Unknown => ProposeError::Unknown,
+        ProposeError::Fatal(m) => ProposeError::Fatal(m.clone()),
+        ProposeError::Internal(m) => ProposeError::Internal(m),
+    }
+}
+
+/// Everything the sign path needs; shared by the client and peer services.
+#[derive(Clone)]
+pub struct SignPath {
+    /// This node.
+    pub node_id: NodeId,
+    /// The Raft handle.
+    pub raft: Raft,
+    /// The applied state (for pre-checks and status).
+    pub state: StateMachine,
+    /// Keys loaded on this node.
+    pub keyring: Arc<Keyring>,
+    /// Peer channels (for forwarding to the leader).
+    pub network: PeerNetwork,
+    /// The batching proposer.
+    pub proposer: Proposer,
+    /// The eth2 network this cluster signs for.
+    pub genesis_validators_root: Root,
+}
+
+impl SignPath {
+    /// Handle one request from the authenticated `client`. `forwarded` is true when a peer
+    /// forwarded it here; such a request is never forwarded again.
+    pub async fn sign(&self, client: String, req: pb::SignRequest, forwarded: bool) -> Result<pb::SignResponse, Status> {
+        convert::check_ids(&req)?;
+        let key = self
+            .keyring
+            .get(&req.key_id)
+            .ok_or_else(|| Status::not_found(format!("key_id: no key {:?} on this cluster", req.key_id)))?;
+        let intent = convert::intent(&req, key, self.genesis_validators_root)?;
+        let leader = self.raft.metrics().borrow_watched().current_leader;
+        match leader {
+            Some(l) if l == self.node_id => {}
+            Some(l) if !forwarded => return self.forward(l, client, req).await,
+            _ => return Err(Status::unavailable("no leader elected yet; retry")),
+        }
+        // Cheap refusal against the applied state; watermarks only rise, so what is refused
+        // now would be refused by the log as well.
+        if let Decision::Refuse(v) = self.state.read().protection.check(&intent) {
+            return Err(convert::refusal(&v));
+        }
+        let entry = SignEntry {
+            request_id: req.request_id.clone(),
+            client: client.clone(),
+            key_id: req.key_id.clone(),
+            intent,
+        };
+        let decided = match self.proposer.propose(entry).await {
+            Ok(d) => d,
+            Err(ProposeError::NotLeader { leader: Some(l) }) if !forwarded && l != self.node_id => {
+                return self.forward(l, client, req).await;
+            }
+            Err(e) => return Err(convert::propose_failure(&e)),
+        };
+        let resigned = match &decided.outcome {
+            SignOutcome::Refused(v) => return Err(convert::refusal(v)),
+            SignOutcome::Resigned => true,
+            SignOutcome::Signed => false,
+        };
+        let permit = decided
+            .permit
+            .ok_or_else(|| Status::internal("accepted without a permit"))?;
+        let signature = key
+            .sign(&permit)
+            .ok_or_else(|| Status::internal("permit is for another key"))?;
+        Ok(pb::SignResponse {
+            signature: signature.bytes,
+            signature_text: signature.text,
+            resigned,
+            signed_message: permit.message().to_vec(),
+        })
+    }
+
+    async fn forward(&self, leader: NodeId, client: String, req: pb::SignRequest) -> Result<pb::SignResponse, Status> {
+        let addr = {
+            let applied = self.state.read();
+            applied
+                .membership
+                .membership()
+                .get_node(&leader)
+                .map(|n| n.addr.clone())
+        };
+        let addr = addr.ok_or_else(|| Status::unavailable(format!("leader {leader} has no known address; retry")))?;
+        let channel = self
+            .network
+            .channel(leader, &addr)
+            .map_err(|e| Status::unavailable(format!("leader {leader}: {e}")))?;
+        let mut request = Request::new(pb::ForwardedSign {
+            client_identity: client,
+            request: Some(req),
+        });
+        request.set_timeout(FORWARD_TIMEOUT);
+        let mut peer = pb::raft_client::RaftClient::new(channel);
+        match peer.forward_sign(request).await {
+            Ok(resp) => Ok(resp.into_inner()),
+            // Transport failures reaching the leader mean "try again", not a verdict.
+            Err(s) if s.code() == tonic::Code::Unknown || s.code() == tonic::Code::Cancelled => {
+                Err(Status::unavailable(format!("leader {leader} unreachable: {}", s.message())))
+            }
+            Err(s) => Err(s),
+        }
+    }
+}
+
+/// The `signer.v1.Signer` gRPC service.
+pub struct SignerService {
+    path: SignPath,
+}
+
+impl SignerService {
+    /// A service over `path`.
+    pub fn new(path: SignPath) -> Self {
+        SignerService { path }
+    }
+}
+
+fn client_identity<T>(req: &Request<T>) -> Result<String, Status> {
+    crate::tls::peer_identity(req.peer_certs())
+        .ok_or_else(|| Status::unauthenticated("a client certificate naming the client is required"))
+}
+
+#[tonic::async_trait]
+impl pb::signer_server::Signer for SignerService {
+    async fn sign(&self, request: Request<pb::SignRequest>) -> Result<Response<pb::SignResponse>, Status> {
+        let client = client_identity(&request)?;
+        let resp = self.path.sign(client, request.into_inner(), false).await?;
+        Ok(Response::new(resp))
+    }
+
+    async fn get_public_keys(
+        &self,
+        request: Request<pb::GetPublicKeysRequest>,
+    ) -> Result<Response<pb::GetPublicKeysResponse>, Status> {
+        client_identity(&request)?;
+        let keys = self
+            .path
+            .keyring
+            .iter()
+            .map(|k| pb::KeyInfo {
+                key_id: k.key_id.clone(),
+                profile: k.profile.name().to_owned(),
+                scheme: k.scheme().to_owned(),
+                public_key: k.public_key.clone(),
+                public_key_text: k.public_key_text.clone(),
+            })
+            .collect();
+        Ok(Response::new(pb::GetPublicKeysResponse { keys }))
+    }
+
+    async fn get_cluster_status(
+        &self,
+        request: Request<pb::GetClusterStatusRequest>,
+    ) -> Result<Response<pb::ClusterStatus>, Status> {
+        client_identity(&request)?;
+        let m = self.path.raft.metrics().borrow_watched().clone();
+        let voters = m.membership_config.membership().voter_ids().collect();
+        Ok(Response::new(pb::ClusterStatus {
+            node_id: self.path.node_id,
+            leader_id: m.current_leader.unwrap_or(0),
+            term: m.current_term,
+            last_applied_index: m.last_applied.map(|l| l.index).unwrap_or(0),
+            voters,
+            keys_loaded: self.path.keyring.iter().map(|k| k.key_id.clone()).collect(),
+        }))
+    }
+}

@@ -1,0 +1,267 @@
+//! Test support: a real cluster of `signer node` processes on loopback, with a dev PKI, shared
+//! key files, and mutual-TLS gRPC clients. Nodes are separate processes so tests can SIGKILL
+//! them; ports are probed free on 127.0.0.1; everything stops when the cluster is dropped.
+#![allow(dead_code, clippy::unwrap_used, clippy::expect_used, clippy::panic, missing_docs)]
+
+use signer::config::{Eth2Config, NodeConfig, PeerConfig, RaftConfig, TlsPaths};
+use signer::keyring::{KeyFile, Keyring};
+use signer::pb;
+use signer::pb::signer_client::SignerClient;
+use signer::protection::Profile;
+use signer::tls::{DevPki, TlsMaterial};
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+use tonic::transport::{Channel, Endpoint};
+
+pub const ESPRESSO_KEY: &str = "demo-espresso";
+pub const ETH2_KEY: &str = "demo-eth2";
+/// The mainnet genesis validators root (the nodes' default).
+pub const GVR: [u8; 32] = signer::config::MAINNET_GENESIS_VALIDATORS_ROOT;
+
+pub struct Node {
+    pub id: u64,
+    pub config_path: PathBuf,
+    pub client_addr: SocketAddr,
+    pub peer_addr: SocketAddr,
+    pub child: std::sync::Mutex<Option<Child>>,
+}
+
+pub struct Cluster {
+    pub dir: tempfile::TempDir,
+    pub pki: DevPki,
+    pub nodes: Vec<Node>,
+    /// Public keys by key id, as the nodes load them.
+    pub espresso_public_key: Vec<u8>,
+    pub eth2_public_key: Vec<u8>,
+}
+
+fn free_addr() -> SocketAddr {
+    let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    l.local_addr().unwrap()
+}
+
+impl Cluster {
+    /// Start `n` nodes and wait until one is leader.
+    pub async fn start(n: u64) -> Cluster {
+        let dir = tempfile::tempdir().unwrap();
+        let ids: Vec<u64> = (1..=n).collect();
+        let pki = DevPki::create(&dir.path().join("pki"), &ids, &["seq-1", "seq-2", "seq-3"]).unwrap();
+        let keys_src = dir.path().join("keys-src");
+        std::fs::create_dir_all(&keys_src).unwrap();
+        KeyFile::generate(ESPRESSO_KEY, Profile::Espresso)
+            .unwrap()
+            .write_new(&keys_src.join(format!("{ESPRESSO_KEY}.key")))
+            .unwrap();
+        KeyFile::generate(ETH2_KEY, Profile::Eth2)
+            .unwrap()
+            .write_new(&keys_src.join(format!("{ETH2_KEY}.key")))
+            .unwrap();
+        let ring = Keyring::load_dir(&keys_src).unwrap();
+        let espresso_public_key = ring.get(ESPRESSO_KEY).unwrap().public_key.clone();
+        let eth2_public_key = ring.get(ETH2_KEY).unwrap().public_key.clone();
+
+        let addrs: Vec<(u64, SocketAddr, SocketAddr)> = ids.iter().map(|&id| (id, free_addr(), free_addr())).collect();
+        let peers: Vec<PeerConfig> = addrs
+            .iter()
+            .map(|&(id, client_addr, peer_addr)| PeerConfig { id, peer_addr, client_addr })
+            .collect();
+        let mut nodes = Vec::new();
+        for &(id, client_addr, peer_addr) in &addrs {
+            let node_dir = dir.path().join(format!("node-{id}"));
+            let keys_dir = node_dir.join("keys");
+            std::fs::create_dir_all(&keys_dir).unwrap();
+            for key in [ESPRESSO_KEY, ETH2_KEY] {
+                let to = keys_dir.join(format!("{key}.key"));
+                std::fs::copy(keys_src.join(format!("{key}.key")), &to).unwrap();
+            }
+            let config = NodeConfig {
+                node_id: id,
+                cluster_id: "test-cluster".into(),
+                client_listen: client_addr,
+                peer_listen: peer_addr,
+                data_dir: node_dir.join("data"),
+                keys_dir,
+                tls: TlsPaths {
+                    ca: pki.ca_cert_path(),
+                    cert: pki.node_cert_path(id),
+                    key: pki.node_key_path(id),
+                },
+                peers: peers.clone(),
+                bootstrap: id == 1,
+                raft: RaftConfig {
+                    heartbeat_ms: 100,
+                    election_min_ms: 400,
+                    election_max_ms: 800,
+                },
+                eth2: Eth2Config::default(),
+                sync_writes: true,
+            };
+            config.validate().unwrap();
+            let config_path = node_dir.join("node.toml");
+            std::fs::write(&config_path, config.to_toml().unwrap()).unwrap();
+            nodes.push(Node {
+                id,
+                config_path,
+                client_addr,
+                peer_addr,
+                child: std::sync::Mutex::new(None),
+            });
+        }
+        let cluster = Cluster {
+            dir,
+            pki,
+            nodes,
+            espresso_public_key,
+            eth2_public_key,
+        };
+        for id in ids {
+            cluster.spawn(id);
+        }
+        cluster.wait_leader(Duration::from_secs(30)).await;
+        cluster
+    }
+
+    pub fn node(&self, id: u64) -> &Node {
+        self.nodes.iter().find(|n| n.id == id).unwrap()
+    }
+
+    /// Start node `id` as a process (its data stays where it was).
+    pub fn spawn(&self, id: u64) {
+        let node = self.node(id);
+        let mut slot = node.child.lock().unwrap();
+        assert!(slot.is_none(), "node {id} is already running");
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(node.config_path.with_file_name("node.log"))
+            .unwrap();
+        let child = Command::new(env!("CARGO_BIN_EXE_signer"))
+            .arg("node")
+            .arg("--config")
+            .arg(&node.config_path)
+            .stdout(Stdio::null())
+            .stderr(Stdio::from(log))
+            .spawn()
+            .unwrap();
+        *slot = Some(child);
+    }
+
+    /// SIGKILL node `id` and reap it.
+    pub fn kill(&self, id: u64) {
+        if let Some(mut child) = self.node(id).child.lock().unwrap().take() {
+            child.kill().unwrap();
+            child.wait().unwrap();
+        }
+    }
+
+    pub fn log_of(&self, id: u64) -> String {
+        std::fs::read_to_string(self.node(id).config_path.with_file_name("node.log")).unwrap_or_default()
+    }
+
+    pub fn running(&self) -> Vec<u64> {
+        self.nodes
+            .iter()
+            .filter(|n| n.child.lock().unwrap().is_some())
+            .map(|n| n.id)
+            .collect()
+    }
+
+    pub fn tls(&self, client: &str) -> TlsMaterial {
+        TlsMaterial::read(
+            &self.pki.ca_cert_path(),
+            &self.pki.client_cert_path(client),
+            &self.pki.client_key_path(client),
+        )
+        .unwrap()
+    }
+
+    /// A client to node `id` authenticated as `client`.
+    pub async fn client(&self, id: u64, client: &str) -> SignerClient<Channel> {
+        let tls = self.tls(client).client_config(&format!("node-{id}")).unwrap();
+        let channel = Endpoint::from_shared(format!("https://{}", self.node(id).client_addr))
+            .unwrap()
+            .tls_config(tls)
+            .unwrap()
+            .connect_timeout(Duration::from_secs(2))
+            .timeout(Duration::from_secs(10))
+            .connect_lazy();
+        SignerClient::new(channel)
+    }
+
+    /// Wait until a running node reports a leader that is itself running; return its id.
+    pub async fn wait_leader(&self, within: Duration) -> u64 {
+        let deadline = Instant::now() + within;
+        loop {
+            for id in self.running() {
+                let mut c = self.client(id, "seq-1").await;
+                if let Ok(s) = c.get_cluster_status(pb::GetClusterStatusRequest {}).await {
+                    let s = s.into_inner();
+                    if s.leader_id == s.node_id && self.running().contains(&s.leader_id) {
+                        return s.leader_id;
+                    }
+                }
+            }
+            if Instant::now() > deadline {
+                let logs: Vec<String> = self.running().iter().map(|&id| format!("--- node {id}\n{}", self.log_of(id))).collect();
+                panic!("no leader within {within:?}\n{}", logs.join("\n"));
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+
+    pub fn dir(&self) -> &Path {
+        self.dir.path()
+    }
+}
+
+impl Drop for Cluster {
+    fn drop(&mut self) {
+        for node in &self.nodes {
+            if let Some(mut child) = node.child.lock().unwrap().take() {
+                let _ = child.kill();
+                let _ = child.wait();
+            }
+        }
+    }
+}
+
+/// An espresso quorum vote request for view `view` voting for leaf commitment `[leaf; 32]`.
+pub fn quorum_vote(view: u64, leaf: u8, request_id: &str) -> pb::SignRequest {
+    pb::SignRequest {
+        request_id: request_id.into(),
+        key_id: ESPRESSO_KEY.into(),
+        message: Some(pb::sign_request::Message::Espresso(pb::EspressoMessage {
+            kind: Some(pb::espresso_message::Kind::QuorumVote(pb::QuorumVote {
+                view,
+                leaf_commit: vec![leaf; 32],
+                epoch: None,
+                block_number: None,
+            })),
+        })),
+    }
+}
+
+/// An eth2 block proposal (root form) at `slot` with signing root `[root; 32]`.
+pub fn eth2_block(slot: u64, root: u8) -> pb::SignRequest {
+    pb::SignRequest {
+        request_id: String::new(),
+        key_id: ETH2_KEY.into(),
+        message: Some(pb::sign_request::Message::Eth2Block(pb::Eth2Block {
+            form: Some(pb::eth2_block::Form::Root(pb::RootBlock {
+                slot,
+                signing_root: vec![root; 32],
+            })),
+        })),
+    }
+}
+
+/// The refusal code carried in a FAILED_PRECONDITION status.
+pub fn refusal_code(status: &tonic::Status) -> Option<String> {
+    use prost::Message;
+    if status.code() != tonic::Code::FailedPrecondition {
+        return None;
+    }
+    pb::Refusal::decode(status.details()).ok().map(|r| r.code)
+}

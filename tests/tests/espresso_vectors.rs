@@ -1,0 +1,320 @@
+//! Espresso (BN254 BLS, HotShot messages) vector harness.
+//!
+//! Reads `$ESPRESSO_VECTORS` (default `tests/vectors/espresso/vectors.json`) and checks every
+//! entry it finds, whatever their number:
+//! - `demo_keys`: the tagged secret key decodes to `sk_le_hex` and gives `bls_ver_key` /
+//!   `pk_uncompressed_hex`;
+//! - `commitments`: `QuorumData{leaf_commit}.commit()`, or with `view` (or `view=N` in `what`)
+//!   the vote commitment of that quorum vote, equals `result_hex` (and `result`);
+//! - `vote_commitments`: a typed request (`message`, in the signer's serde form) gives
+//!   `data_commitment` and/or `signing_message_hex`;
+//! - `signatures`: signing `message_hex` with demo key `signer_index` gives `bls_sig` /
+//!   `sig_uncompressed_hex`; the signature verifies, and fails under another key;
+//! - `aggregate_signatures`: the sum of the listed keys' signatures equals `bls_sig` and
+//!   verifies against the sum of their public keys, and not against one key fewer;
+//! - `hash_to_curve_examples`: `hash_to_curve(input_hex)` (arkworks uncompressed) equals
+//!   `point_uncompressed_hex`.
+//!
+//! Prints `PASS`/`FAIL` per case and `N passed, M failed`; fails on any mismatch.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, missing_docs)]
+
+use ark_serialize::CanonicalSerialize;
+use serde_json::Value;
+use signer::protection::espresso::message::{
+    commitment_from_tagged, commitment_to_tagged, vote_commitment,
+};
+use signer::protection::espresso::{Message, QuorumData};
+use signer::scheme::bn254::{hash_to_curve, PublicKey, SecretKey, Signature};
+use std::path::PathBuf;
+
+type Outcome = Result<(), String>;
+/// One section's check.
+type Check<'a> = &'a dyn Fn(&Value) -> Outcome;
+
+fn text<'a>(v: &'a Value, field: &str) -> Result<&'a str, String> {
+    v[field]
+        .as_str()
+        .ok_or_else(|| format!("missing string field {field:?}"))
+}
+
+fn unhex(v: &Value, field: &str) -> Result<Vec<u8>, String> {
+    let s = text(v, field)?;
+    hex::decode(s.trim_start_matches("0x")).map_err(|e| format!("{field}: bad hex: {e}"))
+}
+
+fn index(v: &Value, field: &str) -> Result<usize, String> {
+    v[field]
+        .as_u64()
+        .map(|i| i as usize)
+        .ok_or_else(|| format!("missing integer field {field:?}"))
+}
+
+fn expect_eq(what: &str, got: impl AsRef<[u8]>, want: impl AsRef<[u8]>) -> Outcome {
+    if got.as_ref() == want.as_ref() {
+        Ok(())
+    } else {
+        Err(format!(
+            "{what}: got {}, expected {}",
+            hex::encode(got),
+            hex::encode(want)
+        ))
+    }
+}
+
+fn expect_text(what: &str, got: &str, want: &str) -> Outcome {
+    if got == want {
+        Ok(())
+    } else {
+        Err(format!("{what}: got {got}, expected {want}"))
+    }
+}
+
+/// The demo keys by index, decoded before any other case runs.
+fn keys(doc: &Value) -> Vec<Option<SecretKey>> {
+    let entries = doc["demo_keys"].as_array().cloned().unwrap_or_default();
+    let mut keys: Vec<Option<SecretKey>> = Vec::new();
+    for e in &entries {
+        let Some(i) = e["index"].as_u64().map(|i| i as usize) else {
+            continue;
+        };
+        if keys.len() <= i {
+            keys.resize_with(i + 1, || None);
+        }
+        keys[i] = e["bls_signing_key"]
+            .as_str()
+            .and_then(|s| SecretKey::from_tagged(s).ok());
+    }
+    keys
+}
+
+fn key(keys: &[Option<SecretKey>], i: usize) -> Result<&SecretKey, String> {
+    keys.get(i)
+        .and_then(Option::as_ref)
+        .ok_or_else(|| format!("no usable demo key {i}"))
+}
+
+fn demo_key(e: &Value) -> Outcome {
+    let sk = SecretKey::from_tagged(text(e, "bls_signing_key")?).map_err(|e| e.to_string())?;
+    if e.get("sk_le_hex").is_some() {
+        expect_eq(
+            "secret scalar",
+            sk.to_le_bytes().as_ref(),
+            unhex(e, "sk_le_hex")?,
+        )?;
+    }
+    let pk = sk.public_key();
+    expect_text("BLS_VER_KEY", &pk.to_tagged(), text(e, "bls_ver_key")?)?;
+    expect_eq(
+        "public key bytes",
+        pk.to_bytes(),
+        unhex(e, "pk_uncompressed_hex")?,
+    )?;
+    let parsed = PublicKey::from_tagged(text(e, "bls_ver_key")?).map_err(|e| e.to_string())?;
+    if parsed != pk {
+        return Err("the tagged public key decodes to another key".into());
+    }
+    Ok(())
+}
+
+fn commitment(e: &Value) -> Outcome {
+    let leaf = commitment_from_tagged(text(e, "leaf_commit")?).map_err(|e| e.to_string())?;
+    let data = QuorumData {
+        leaf_commit: leaf,
+        epoch: None,
+        block_number: None,
+    }
+    .commit();
+    let view = e["view"].as_u64().or_else(|| {
+        let what = e["what"].as_str()?;
+        let digits: String = what
+            .split("view=")
+            .nth(1)?
+            .chars()
+            .take_while(char::is_ascii_digit)
+            .collect();
+        digits.parse().ok()
+    });
+    let got = match view {
+        Some(view) => vote_commitment(&data, view),
+        None => data,
+    };
+    expect_eq("commitment", got, unhex(e, "result_hex")?)?;
+    if let Some(tagged) = e["result"].as_str() {
+        expect_text(
+            "COMMIT~",
+            &commitment_to_tagged(&signer::bytes::FixedBytes(got)),
+            tagged,
+        )?;
+    }
+    Ok(())
+}
+
+fn vote_commitment_case(e: &Value) -> Outcome {
+    let message: Message =
+        serde_json::from_value(e["message"].clone()).map_err(|err| format!("message: {err}"))?;
+    let mut checked = false;
+    if let Some(want) = e["data_commitment"].as_str() {
+        let want = commitment_from_tagged(want).map_err(|e| e.to_string())?;
+        let got = message
+            .data_commitment()
+            .ok_or("a proposal has no data commitment")?;
+        expect_eq("DATA.commit()", got, want.0)?;
+        checked = true;
+    }
+    if e.get("signing_message_hex").is_some() {
+        expect_eq(
+            "signed bytes",
+            message.signing_message(),
+            unhex(e, "signing_message_hex")?,
+        )?;
+        checked = true;
+    }
+    if checked {
+        Ok(())
+    } else {
+        Err("neither data_commitment nor signing_message_hex to check".into())
+    }
+}
+
+fn signature(e: &Value, keys: &[Option<SecretKey>]) -> Outcome {
+    let i = index(e, "signer_index")?;
+    let sk = key(keys, i)?;
+    let msg = unhex(e, "message_hex")?;
+    let sig = sk.sign(&msg);
+    expect_text("BLS_SIG", &sig.to_tagged(), text(e, "bls_sig")?)?;
+    expect_eq(
+        "signature bytes",
+        sig.to_bytes(),
+        unhex(e, "sig_uncompressed_hex")?,
+    )?;
+    let parsed = Signature::from_tagged(text(e, "bls_sig")?).map_err(|e| e.to_string())?;
+    if !parsed.verify(&sk.public_key(), &msg) {
+        return Err("the expected signature does not verify".into());
+    }
+    let others: Vec<&SecretKey> = keys
+        .iter()
+        .enumerate()
+        .filter(|(j, _)| *j != i)
+        .filter_map(|(_, k)| k.as_ref())
+        .collect();
+    if let Some(other) = others.first() {
+        if parsed.verify(&other.public_key(), &msg) {
+            return Err("the signature verifies under another key".into());
+        }
+    }
+    Ok(())
+}
+
+fn aggregate(e: &Value, keys: &[Option<SecretKey>]) -> Outcome {
+    let indices: Vec<usize> = e["signer_indices"]
+        .as_array()
+        .ok_or("missing signer_indices")?
+        .iter()
+        .map(|i| i.as_u64().map(|i| i as usize).ok_or("bad signer index"))
+        .collect::<Result<_, _>>()?;
+    let signers: Vec<&SecretKey> = indices
+        .iter()
+        .map(|&i| key(keys, i))
+        .collect::<Result<_, _>>()?;
+    let msg = unhex(e, "message_hex")?;
+    let sigs: Vec<Signature> = signers.iter().map(|k| k.sign(&msg)).collect();
+    let agg = Signature::aggregate(&sigs).map_err(|e| e.to_string())?;
+    expect_text("aggregate BLS_SIG", &agg.to_tagged(), text(e, "bls_sig")?)?;
+    expect_eq(
+        "aggregate bytes",
+        agg.to_bytes(),
+        unhex(e, "sig_uncompressed_hex")?,
+    )?;
+    let pks: Vec<PublicKey> = signers.iter().map(|k| k.public_key()).collect();
+    if !agg.verify(
+        &PublicKey::aggregate(&pks).map_err(|e| e.to_string())?,
+        &msg,
+    ) {
+        return Err("the aggregate does not verify against the summed keys".into());
+    }
+    if pks.len() > 1
+        && agg.verify(
+            &PublicKey::aggregate(&pks[1..]).map_err(|e| e.to_string())?,
+            &msg,
+        )
+    {
+        return Err("the aggregate verifies without its first signer".into());
+    }
+    Ok(())
+}
+
+fn hash_example(e: &Value) -> Outcome {
+    let point = hash_to_curve(&unhex(e, "input_hex")?);
+    let mut bytes = Vec::new();
+    point
+        .serialize_uncompressed(&mut bytes)
+        .map_err(|e| e.to_string())?;
+    expect_eq("hash_to_curve", bytes, unhex(e, "point_uncompressed_hex")?)
+}
+
+fn label(section: &str, i: usize, e: &Value) -> String {
+    let detail = ["note", "what", "input_note"]
+        .iter()
+        .find_map(|f| e[*f].as_str())
+        .map(str::to_owned)
+        .or_else(|| e["index"].as_u64().map(|i| format!("demo key {i}")))
+        .or_else(|| {
+            e["message"]
+                .as_object()
+                .and_then(|m| m.keys().next().cloned())
+        })
+        .unwrap_or_default();
+    format!("{section}[{i}] {detail}")
+}
+
+#[test]
+fn espresso_bn254_and_hotshot_vectors() {
+    let path = std::env::var_os("ESPRESSO_VECTORS")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| {
+            PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("vectors/espresso/vectors.json")
+        });
+    let doc: Value = serde_json::from_str(
+        &std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("read {}: {e}", path.display())),
+    )
+    .unwrap_or_else(|e| panic!("parse {}: {e}", path.display()));
+    let keys = keys(&doc);
+
+    let sections: [(&str, Check); 6] = [
+        ("demo_keys", &demo_key),
+        ("commitments", &commitment),
+        ("vote_commitments", &vote_commitment_case),
+        ("signatures", &|e| signature(e, &keys)),
+        ("aggregate_signatures", &|e| aggregate(e, &keys)),
+        ("hash_to_curve_examples", &hash_example),
+    ];
+    let (mut passed, mut failed) = (0, 0);
+    for (section, check) in sections {
+        for (i, e) in doc[section].as_array().into_iter().flatten().enumerate() {
+            let name = label(section, i, e);
+            // "verified" (an Espresso artifact) or "derived" (an independent computation).
+            let origin = e["provenance"]
+                .as_str()
+                .and_then(|p| p.split(|c: char| !c.is_alphanumeric()).next())
+                .map(|w| format!(" [{w}]"))
+                .unwrap_or_default();
+            match check(e) {
+                Ok(()) => {
+                    passed += 1;
+                    println!("PASS {name}{origin}");
+                }
+                Err(err) => {
+                    failed += 1;
+                    println!("FAIL {name}{origin}: {err}");
+                }
+            }
+        }
+    }
+    println!("{passed} passed, {failed} failed");
+    assert!(
+        passed + failed > 0,
+        "no vectors found in {}",
+        path.display()
+    );
+    assert_eq!(failed, 0, "{failed} Espresso vector(s) failed");
+}
