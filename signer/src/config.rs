@@ -311,8 +311,10 @@ impl NodeConfig {
                     format!("same address as peer_addr ({})", peer.peer_addr),
                 );
             }
-            for (field, addr) in [("peer_addr", peer.peer_addr), ("client_addr", peer.client_addr)]
-            {
+            for (field, addr) in [
+                ("peer_addr", peer.peer_addr),
+                ("client_addr", peer.client_addr),
+            ] {
                 if !addrs.insert(addr) {
                     return invalid(
                         &format!("peers[{i}].{field}"),
@@ -330,7 +332,10 @@ impl NodeConfig {
         if !ids.contains(&self.node_id) {
             return invalid(
                 "peers",
-                format!("this node ({}) must be listed among the peers", self.node_id),
+                format!(
+                    "this node ({}) must be listed among the peers",
+                    self.node_id
+                ),
             );
         }
         let raft = &self.raft;

@@ -8,6 +8,7 @@
 pub mod bytes;
 pub mod client;
 pub mod config;
+pub mod devcluster;
 pub mod keyring;
 pub mod node;
 pub mod protection;

@@ -19,6 +19,7 @@ use std::future::Future;
 use std::sync::Arc;
 use tokio::net::TcpListener;
 use tokio_stream::wrappers::TcpListenerStream;
+use tokio_stream::StreamExt;
 
 /// Largest client request accepted (DA proposals carry their transactions).
 pub const MAX_CLIENT_MESSAGE: usize = 4 * 1024 * 1024;
@@ -79,6 +80,18 @@ fn raft_config(config: &NodeConfig) -> Result<Arc<Config>, NodeError> {
         .map_err(|e| NodeError::Raft(e.to_string()))
 }
 
+/// Accepted connections with Nagle's algorithm off: replies are small and latency matters.
+fn no_delay(
+    listener: TcpListener,
+) -> impl tokio_stream::Stream<Item = std::io::Result<tokio::net::TcpStream>> {
+    TcpListenerStream::new(listener).map(|conn| {
+        if let Ok(stream) = &conn {
+            let _ = stream.set_nodelay(true);
+        }
+        conn
+    })
+}
+
 /// Run a node until `shutdown` resolves.
 pub async fn run(
     config: NodeConfig,
@@ -137,11 +150,11 @@ pub async fn run(
     let client_server = tonic::transport::Server::builder()
         .tls_config(tls.server_config()?)?
         .add_service(signer)
-        .serve_with_incoming_shutdown(TcpListenerStream::new(listeners.client), stopped(stop_rx.clone()));
+        .serve_with_incoming_shutdown(no_delay(listeners.client), stopped(stop_rx.clone()));
     let peer_server = tonic::transport::Server::builder()
         .tls_config(tls.server_config()?)?
         .add_service(peer)
-        .serve_with_incoming_shutdown(TcpListenerStream::new(listeners.peer), stopped(stop_rx.clone()));
+        .serve_with_incoming_shutdown(no_delay(listeners.peer), stopped(stop_rx.clone()));
 
     if config.bootstrap && !raft.is_initialized().await.map_err(|e| NodeError::Raft(e.to_string()))? {
         let members: BTreeMap<u64, BasicNode> = config

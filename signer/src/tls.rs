@@ -95,10 +95,15 @@ impl DevPki {
             }
         }
         let key = rcgen::KeyPair::generate().map_err(gen_err("CA key"))?;
-        let name = format!("Quorum Signer dev CA {}", hex::encode(rand::random::<[u8; 4]>()));
+        let name = format!(
+            "Quorum Signer dev CA {}",
+            hex::encode(rand::random::<[u8; 4]>())
+        );
         let mut params = ca_params(&name);
         set_validity(&mut params);
-        let cert = params.self_signed(&key).map_err(gen_err("CA certificate"))?;
+        let cert = params
+            .self_signed(&key)
+            .map_err(gen_err("CA certificate"))?;
         write_new_file(&pki.ca_key_path(), key.serialize_pem().as_bytes(), 0o600)?;
         write_new_file(&pki.ca_cert_path(), cert.pem().as_bytes(), 0o644)?;
         for &id in node_ids {
@@ -235,8 +240,7 @@ pub fn node_identity(id: u64) -> String {
 /// The node id named by an identity `node-<id>` (canonical decimal, id ≥ 1), else `None`.
 pub fn node_id_from_identity(identity: &str) -> Option<u64> {
     let digits = identity.strip_prefix("node-")?;
-    if digits.is_empty() || digits.starts_with('0') || !digits.bytes().all(|b| b.is_ascii_digit())
-    {
+    if digits.is_empty() || digits.starts_with('0') || !digits.bytes().all(|b| b.is_ascii_digit()) {
         return None;
     }
     digits.parse().ok()
@@ -349,9 +353,16 @@ impl TlsMaterial {
         client_tls_config(&self.ca_pem, &self.cert_pem, &self.key_pem, server_name)
     }
 
+    /// The private key (PEM), e.g. for a peer channel's identity.
+    pub fn key_pem(&self) -> &[u8] {
+        &self.key_pem
+    }
+
     /// The identity named by this material's own certificate.
     pub fn identity(&self) -> Option<String> {
-        let der = CertificateDer::pem_slice_iter(&self.cert_pem).next()?.ok()?;
+        let der = CertificateDer::pem_slice_iter(&self.cert_pem)
+            .next()?
+            .ok()?;
         certificate_identity(&der)
     }
 }

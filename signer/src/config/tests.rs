@@ -69,8 +69,14 @@ fn parses_with_defaults_and_resolves_paths() {
     assert!(c.sync_writes);
     assert!(!c.bootstrap);
     assert_eq!(c.peer(3).map(|p| p.client_addr.port()), Some(7104));
-    assert_eq!(c.other_peers().map(|p| p.id).collect::<Vec<_>>(), vec![1, 3]);
-    assert_eq!(c.member_ids().into_iter().collect::<Vec<_>>(), vec![1, 2, 3]);
+    assert_eq!(
+        c.other_peers().map(|p| p.id).collect::<Vec<_>>(),
+        vec![1, 3]
+    );
+    assert_eq!(
+        c.member_ids().into_iter().collect::<Vec<_>>(),
+        vec![1, 2, 3]
+    );
 }
 
 #[test]
@@ -100,12 +106,16 @@ fn explicit_sections_override_defaults() {
 fn unknown_and_missing_fields_are_named() {
     let typo = GOOD.replace("bootstrap = false", "bootstrapp = false");
     match NodeConfig::from_toml(&typo, Path::new("/x")) {
-        Err(ConfigError::Parse { message, .. }) => assert!(message.contains("bootstrapp"), "{message}"),
+        Err(ConfigError::Parse { message, .. }) => {
+            assert!(message.contains("bootstrapp"), "{message}")
+        }
         other => panic!("{other:?}"),
     }
     let missing = GOOD.replace("cluster_id = \"dev\"", "");
     match NodeConfig::from_toml(&missing, Path::new("/x")) {
-        Err(ConfigError::Parse { message, .. }) => assert!(message.contains("cluster_id"), "{message}"),
+        Err(ConfigError::Parse { message, .. }) => {
+            assert!(message.contains("cluster_id"), "{message}")
+        }
         other => panic!("{other:?}"),
     }
     let bad_addr = GOOD.replace("\"127.0.0.1:7102\"\npeer", "\"localhost\"\npeer");
@@ -133,7 +143,8 @@ fn unknown_and_missing_fields_are_named() {
 
 #[test]
 fn validation_errors_name_the_field() {
-    let cases: Vec<(&str, Box<dyn FnOnce(&mut NodeConfig)>)> = vec![
+    type Edit = Box<dyn FnOnce(&mut NodeConfig)>;
+    let cases: Vec<(&str, Edit)> = vec![
         ("node_id", Box::new(|c| c.node_id = 0)),
         ("cluster_id", Box::new(|c| c.cluster_id = String::new())),
         ("cluster_id", Box::new(|c| c.cluster_id = "a b".into())),

@@ -11,6 +11,11 @@
 //! - `apply` is deterministic: outcomes depend only on the entries and the state before them;
 //! - the per-key records an entry changes and `last_applied` are written in the same redb
 //!   transaction, so after a crash the state is exactly "applied up to last_applied";
+//! - applies commit without fsync: the decisions are already durable in the Raft log on a
+//!   quorum (the log store fsyncs before acknowledging), and redb is crash-consistent, so after
+//!   a crash the state is an earlier "applied up to last_applied" and openraft re-applies the
+//!   committed entries after it. Snapshots are written with fsync, which also makes every
+//!   earlier apply durable before any log entry is purged;
 //! - responders are answered only after that transaction committed;
 //! - the recent-request table is a per-node cache, not replicated state: it only ever returns
 //!   the outcome of an identical earlier request (same client, id and message), for which a
@@ -186,7 +191,7 @@ impl StateMachine {
     /// Write the touched records, `last_applied` and membership in one transaction.
     fn persist(&self, applied: &Applied, touched: &BTreeSet<RecordKey>) -> io::Result<()> {
         let mut txn = self.db.begin_write().map_err(io_err)?;
-        txn.set_durability(self.durability).map_err(io_err)?;
+        txn.set_durability(Durability::None).map_err(io_err)?;
         {
             let mut eth2 = txn.open_table(ETH2).map_err(io_err)?;
             let mut espresso = txn.open_table(ESPRESSO).map_err(io_err)?;
@@ -223,7 +228,8 @@ impl StateMachine {
 
     /// Replace the whole state (snapshot install) in one transaction.
     fn replace_all(&self, applied: &Applied, snapshot: &StoredSnapshot) -> io::Result<()> {
-        let txn = self.db.begin_write().map_err(io_err)?;
+        let mut txn = self.db.begin_write().map_err(io_err)?;
+        txn.set_durability(self.durability).map_err(io_err)?;
         {
             let mut eth2 = txn.open_table(ETH2).map_err(io_err)?;
             eth2.retain(|_, _| false).map_err(io_err)?;
@@ -309,7 +315,8 @@ impl RaftSnapshotBuilder<TypeConfig> for StateMachine {
             data: data.clone(),
         })
         .map_err(io_err)?;
-        let txn = self.db.begin_write().map_err(io_err)?;
+        let mut txn = self.db.begin_write().map_err(io_err)?;
+        txn.set_durability(self.durability).map_err(io_err)?;
         {
             let mut m = txn.open_table(META).map_err(io_err)?;
             m.insert("snapshot", stored.as_slice()).map_err(io_err)?;

@@ -215,7 +215,10 @@ fn dev_pki_files_and_modes() {
         DevPki::create(&dir.0, &[], &[]),
         Err(TlsError::Exists(_))
     ));
-    assert!(matches!(pki.issue_client("seq-1"), Err(TlsError::Exists(_))));
+    assert!(matches!(
+        pki.issue_client("seq-1"),
+        Err(TlsError::Exists(_))
+    ));
     // Reopened, it issues more.
     let reopened = DevPki::open(&dir.0).unwrap();
     reopened.issue_node(4).unwrap();
@@ -226,7 +229,16 @@ fn dev_pki_files_and_modes() {
 fn client_names_cannot_pass_for_nodes() {
     let dir = TempDir::new("pki-names");
     let pki = DevPki::create(&dir.0, &[], &[]).unwrap();
-    for bad in ["node-1", "", "Seq", "seq_1", "-seq", "seq-", "a/b", &"x".repeat(64)] {
+    for bad in [
+        "node-1",
+        "",
+        "Seq",
+        "seq_1",
+        "-seq",
+        "seq-",
+        "a/b",
+        &"x".repeat(64),
+    ] {
         assert!(
             matches!(pki.issue_client(bad), Err(TlsError::InvalidName { .. })),
             "{bad:?} was accepted"

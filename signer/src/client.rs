@@ -1,0 +1,418 @@
+//! Client library for the `signer.v1.Signer` service, used by `signerctl`, `signer demo`,
+//! `signer bench` and the tests.
+//!
+//! Owns: the dev-cluster descriptor ([`ClusterDescriptor`], `cluster.json`), a pool of mutual-TLS
+//! channels, one per node ([`SignerPool`]), failover between nodes, RPC timeouts, and decoding
+//! refusals into [`ClientError::Refused`].
+//! Must not: decide anything about signing (the cluster does), or retry a definitive answer —
+//! a refusal or any other status that is not "this node cannot answer now" is returned at once.
+//!
+//! To ensure correctness:
+//! - a [`SignerPool::sign`] retry on another node resends the identical request with the same
+//!   request id (one is generated when the caller gives none), so a retry after an ambiguous
+//!   failure is answered by the cluster's idempotence, never by a second, different signature;
+//! - every RPC has a timeout, and `sign`/`public_keys` have an overall deadline.
+
+mod descriptor;
+
+pub use descriptor::{AdminKey, ClientFiles, ClusterDescriptor, NodeEndpoint, DESCRIPTOR_FILE};
+
+use crate::pb;
+use crate::pb::signer_client::SignerClient;
+use crate::tls::{node_identity, TlsError, TlsMaterial};
+use prost::Message;
+use std::future::Future;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
+use tonic::transport::{Channel, Endpoint};
+use tonic::{Code, Status};
+
+/// Errors from the client library.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum ClientError {
+    /// The cluster refused to sign (slashing protection); `code` is machine-readable.
+    #[error("refused: {code}: {message}")]
+    Refused {
+        /// Stable reason code, e.g. `double_vote`.
+        code: String,
+        /// The reason in words.
+        message: String,
+    },
+    /// No node answered within the attempts and deadline.
+    #[error("no node answered after {attempts} attempt(s); last error: {last_error}")]
+    Unavailable {
+        /// How many RPCs were tried.
+        attempts: u32,
+        /// The last failure, naming the node.
+        last_error: String,
+    },
+    /// A node gave a definitive answer other than a refusal (bad request, unknown key, …).
+    #[error("{:?}: {}", .0.code(), .0.message())]
+    Other(Box<Status>),
+    /// The cluster descriptor could not be read or is invalid.
+    #[error("{path}: {reason}")]
+    Descriptor {
+        /// The descriptor file.
+        path: PathBuf,
+        /// What is wrong.
+        reason: String,
+    },
+    /// TLS files are missing or bad.
+    #[error(transparent)]
+    Tls(#[from] TlsError),
+    /// No node with this id in the pool.
+    #[error("no node {0} in this cluster")]
+    UnknownNode(u64),
+    /// The pool was given no nodes.
+    #[error("no nodes to connect to")]
+    NoNodes,
+}
+
+impl ClientError {
+    /// True when the failure was that no node could answer (as opposed to an answer).
+    pub fn is_unavailable(&self) -> bool {
+        matches!(self, ClientError::Unavailable { .. })
+    }
+
+    /// Classify a status a node returned: a refusal, "cannot answer now", or definitive.
+    fn from_status(status: Status, node: u64, attempts: u32) -> ClientError {
+        if status.code() == Code::FailedPrecondition {
+            return match pb::Refusal::decode(status.details()) {
+                Ok(r) if !r.code.is_empty() => ClientError::Refused {
+                    code: r.code,
+                    message: r.message,
+                },
+                _ => ClientError::Refused {
+                    code: "unspecified".into(),
+                    message: status.message().to_owned(),
+                },
+            };
+        }
+        if is_unavailable(&status) {
+            return ClientError::Unavailable {
+                attempts,
+                last_error: describe(node, &status),
+            };
+        }
+        ClientError::Other(Box::new(status))
+    }
+}
+
+/// Whether a status means "this node cannot answer now; another may": transport failures,
+/// UNAVAILABLE (no leader, shutting down), deadlines and cancellations.
+fn is_unavailable(status: &Status) -> bool {
+    match status.code() {
+        Code::Unavailable | Code::DeadlineExceeded | Code::Cancelled => true,
+        // A status the client made up from a transport error carries its source; one a server
+        // sent does not.
+        Code::Unknown => std::error::Error::source(status).is_some(),
+        _ => false,
+    }
+}
+
+/// `node-<id>: <Code>: <message>[: <root cause>]`, e.g.
+/// `node-1: Unavailable: tcp connect error: Connection refused (os error 111)`.
+fn describe(node: u64, status: &Status) -> String {
+    let mut text = format!(
+        "{}: {:?}: {}",
+        node_identity(node),
+        status.code(),
+        status.message()
+    );
+    let mut root = std::error::Error::source(status);
+    while let Some(next) = root.and_then(std::error::Error::source) {
+        root = Some(next);
+    }
+    if let Some(cause) = root.map(ToString::to_string) {
+        if !text.contains(&cause) {
+            text.push_str(": ");
+            text.push_str(&cause);
+        }
+    }
+    text
+}
+
+/// Timeouts and retry bounds of a [`SignerPool`].
+#[derive(Debug, Clone)]
+pub struct PoolOptions {
+    /// Timeout of one RPC attempt on one node.
+    pub rpc_timeout: Duration,
+    /// Timeout of establishing a connection (TCP + TLS) to a node.
+    pub connect_timeout: Duration,
+    /// Overall deadline of one `sign`/`public_keys` call across all its attempts.
+    pub deadline: Duration,
+    /// At most this many attempts per call.
+    pub max_attempts: u32,
+    /// Pause after a full round of nodes failed; doubles each round up to [`Self::max_backoff`].
+    pub backoff: Duration,
+    /// Longest pause between rounds.
+    pub max_backoff: Duration,
+}
+
+impl Default for PoolOptions {
+    fn default() -> Self {
+        PoolOptions {
+            rpc_timeout: Duration::from_secs(5),
+            connect_timeout: Duration::from_secs(1),
+            deadline: Duration::from_secs(15),
+            max_attempts: 100,
+            backoff: Duration::from_millis(20),
+            max_backoff: Duration::from_millis(500),
+        }
+    }
+}
+
+struct PoolNode {
+    id: u64,
+    client: SignerClient<Channel>,
+}
+
+/// One lazily connected mutual-TLS channel per node, with failover.
+///
+/// Calls start at the node that answered last and move round-robin to the next node while a
+/// node cannot answer. Cheap to share (`&self` methods); clone-free.
+pub struct SignerPool {
+    nodes: Vec<PoolNode>,
+    preferred: AtomicUsize,
+    options: PoolOptions,
+}
+
+impl std::fmt::Debug for SignerPool {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SignerPool")
+            .field("nodes", &self.node_ids())
+            .field("options", &self.options)
+            .finish()
+    }
+}
+
+impl SignerPool {
+    /// A pool over every node of `descriptor`, authenticating as client `client_name`.
+    /// Connections open on first use. Must be called within a Tokio runtime.
+    pub async fn connect(
+        descriptor: &ClusterDescriptor,
+        client_name: &str,
+    ) -> Result<SignerPool, ClientError> {
+        SignerPool::connect_with(descriptor, client_name, PoolOptions::default()).await
+    }
+
+    /// [`Self::connect`] with explicit options.
+    pub async fn connect_with(
+        descriptor: &ClusterDescriptor,
+        client_name: &str,
+        options: PoolOptions,
+    ) -> Result<SignerPool, ClientError> {
+        let tls = descriptor.client_tls(client_name)?;
+        let endpoints: Vec<(u64, SocketAddr)> = descriptor
+            .nodes
+            .iter()
+            .map(|n| (n.id, n.client_addr))
+            .collect();
+        SignerPool::from_endpoints(&endpoints, &tls, options).await
+    }
+
+    /// A pool over `(node id, client address)` pairs; each node's certificate must name
+    /// `node-<id>`. Must be called within a Tokio runtime.
+    pub async fn from_endpoints(
+        endpoints: &[(u64, SocketAddr)],
+        tls: &TlsMaterial,
+        options: PoolOptions,
+    ) -> Result<SignerPool, ClientError> {
+        if endpoints.is_empty() {
+            return Err(ClientError::NoNodes);
+        }
+        let mut nodes = Vec::with_capacity(endpoints.len());
+        for &(id, addr) in endpoints {
+            let endpoint = Endpoint::from_shared(format!("https://{addr}"))
+                .map_err(|e| ClientError::Descriptor {
+                    path: PathBuf::from(addr.to_string()),
+                    reason: e.to_string(),
+                })?
+                .tls_config(tls.client_config(&node_identity(id))?)
+                .map_err(|e| ClientError::Descriptor {
+                    path: PathBuf::from(addr.to_string()),
+                    reason: format!("TLS settings: {e}"),
+                })?
+                .connect_timeout(options.connect_timeout)
+                .timeout(options.rpc_timeout)
+                .tcp_nodelay(true)
+                .http2_keep_alive_interval(Duration::from_secs(10))
+                .keep_alive_timeout(Duration::from_secs(5));
+            nodes.push(PoolNode {
+                id,
+                client: SignerClient::new(endpoint.connect_lazy()),
+            });
+        }
+        Ok(SignerPool {
+            nodes,
+            preferred: AtomicUsize::new(0),
+            options,
+        })
+    }
+
+    /// The node ids, in pool order.
+    pub fn node_ids(&self) -> Vec<u64> {
+        self.nodes.iter().map(|n| n.id).collect()
+    }
+
+    /// Sign on whichever node answers; see the module doc for what is retried.
+    /// An empty `request_id` is replaced by a random one, kept across retries.
+    pub async fn sign(
+        &self,
+        mut request: pb::SignRequest,
+    ) -> Result<pb::SignResponse, ClientError> {
+        if request.request_id.is_empty() {
+            request.request_id = hex::encode(rand::random::<[u8; 16]>());
+        }
+        self.with_failover(|mut client, timeout| {
+            let mut rpc = tonic::Request::new(request.clone());
+            rpc.set_timeout(timeout);
+            async move { client.sign(rpc).await.map(tonic::Response::into_inner) }
+        })
+        .await
+    }
+
+    /// Sign on node `node_id` only (no failover); for tests that pick the node.
+    pub async fn sign_on(
+        &self,
+        node_id: u64,
+        request: pb::SignRequest,
+    ) -> Result<pb::SignResponse, ClientError> {
+        let node = self.node(node_id)?;
+        let timeout = self.options.rpc_timeout;
+        let mut rpc = tonic::Request::new(request);
+        rpc.set_timeout(timeout);
+        let mut client = node.client.clone();
+        single(node_id, timeout, async move {
+            client.sign(rpc).await.map(tonic::Response::into_inner)
+        })
+        .await
+    }
+
+    /// The keys the cluster holds, from whichever node answers.
+    pub async fn public_keys(&self) -> Result<Vec<pb::KeyInfo>, ClientError> {
+        self.with_failover(|mut client, timeout| {
+            let mut rpc = tonic::Request::new(pb::GetPublicKeysRequest {});
+            rpc.set_timeout(timeout);
+            async move {
+                client
+                    .get_public_keys(rpc)
+                    .await
+                    .map(|r| r.into_inner().keys)
+            }
+        })
+        .await
+    }
+
+    /// Node `node_id`'s view of the cluster (no failover: it is that node's view).
+    pub async fn cluster_status(&self, node_id: u64) -> Result<pb::ClusterStatus, ClientError> {
+        let node = self.node(node_id)?;
+        let timeout = self.options.rpc_timeout;
+        let mut rpc = tonic::Request::new(pb::GetClusterStatusRequest {});
+        rpc.set_timeout(timeout);
+        let mut client = node.client.clone();
+        single(node_id, timeout, async move {
+            client
+                .get_cluster_status(rpc)
+                .await
+                .map(tonic::Response::into_inner)
+        })
+        .await
+    }
+
+    /// Every node's view, asked concurrently, in pool order.
+    pub async fn cluster_statuses(&self) -> Vec<(u64, Result<pb::ClusterStatus, ClientError>)> {
+        let asks = self.nodes.iter().map(|n| async move {
+            let status = self.cluster_status(n.id).await;
+            (n.id, status)
+        });
+        futures::future::join_all(asks).await
+    }
+
+    /// The leader as the answering nodes see it: the leader named at the highest term.
+    pub async fn find_leader(&self) -> Option<u64> {
+        self.cluster_statuses()
+            .await
+            .into_iter()
+            .filter_map(|(_, s)| s.ok())
+            .filter(|s| s.leader_id != 0)
+            .max_by_key(|s| s.term)
+            .map(|s| s.leader_id)
+    }
+
+    fn node(&self, node_id: u64) -> Result<&PoolNode, ClientError> {
+        self.nodes
+            .iter()
+            .find(|n| n.id == node_id)
+            .ok_or(ClientError::UnknownNode(node_id))
+    }
+
+    async fn with_failover<T, F, Fut>(&self, mut call: F) -> Result<T, ClientError>
+    where
+        F: FnMut(SignerClient<Channel>, Duration) -> Fut,
+        Fut: Future<Output = Result<T, Status>>,
+    {
+        let n = self.nodes.len();
+        let deadline = Instant::now() + self.options.deadline;
+        let first = self.preferred.load(Ordering::Relaxed);
+        let mut backoff = self.options.backoff;
+        let mut attempts = 0u32;
+        let mut last_error = String::from("no attempt was made");
+        while attempts < self.options.max_attempts {
+            let remaining = deadline.saturating_duration_since(Instant::now());
+            if remaining.is_zero() {
+                break;
+            }
+            let index = (first + attempts as usize) % n;
+            let Some(node) = self.nodes.get(index) else {
+                break;
+            };
+            attempts += 1;
+            let timeout = remaining.min(self.options.rpc_timeout);
+            match tokio::time::timeout(timeout, call(node.client.clone(), timeout)).await {
+                Ok(Ok(value)) => {
+                    self.preferred.store(index, Ordering::Relaxed);
+                    return Ok(value);
+                }
+                Ok(Err(status)) if is_unavailable(&status) => {
+                    last_error = describe(node.id, &status);
+                }
+                Ok(Err(status)) => return Err(ClientError::from_status(status, node.id, attempts)),
+                Err(_) => {
+                    last_error =
+                        format!("{}: no answer within {timeout:?}", node_identity(node.id));
+                }
+            }
+            if attempts as usize % n == 0 {
+                let remaining = deadline.saturating_duration_since(Instant::now());
+                tokio::time::sleep(backoff.min(remaining)).await;
+                backoff = (backoff * 2).min(self.options.max_backoff);
+            }
+        }
+        Err(ClientError::Unavailable {
+            attempts,
+            last_error,
+        })
+    }
+}
+
+async fn single<T>(
+    node_id: u64,
+    timeout: Duration,
+    call: impl Future<Output = Result<T, Status>>,
+) -> Result<T, ClientError> {
+    match tokio::time::timeout(timeout, call).await {
+        Ok(Ok(value)) => Ok(value),
+        Ok(Err(status)) => Err(ClientError::from_status(status, node_id, 1)),
+        Err(_) => Err(ClientError::Unavailable {
+            attempts: 1,
+            last_error: format!("{}: no answer within {timeout:?}", node_identity(node_id)),
+        }),
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,139 @@
+//! The dev-cluster descriptor, `cluster.json`: what a client needs to reach a cluster.
+//!
+//! Owns: the descriptor's schema, reading it (paths made absolute against its directory) and
+//! writing it atomically. Must not: open connections or generate anything it describes.
+
+use super::ClientError;
+use crate::tls::TlsMaterial;
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+/// The descriptor's file name inside a dev-cluster directory.
+pub const DESCRIPTOR_FILE: &str = "cluster.json";
+
+/// One node of a dev cluster, as clients see it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NodeEndpoint {
+    /// Node id.
+    pub id: u64,
+    /// Where its Signer service listens.
+    pub client_addr: SocketAddr,
+    /// Where its Raft service listens.
+    pub peer_addr: SocketAddr,
+}
+
+/// A client identity's TLS files.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ClientFiles {
+    /// Certificate (PEM).
+    pub cert: PathBuf,
+    /// Private key (PEM, 0600).
+    pub key: PathBuf,
+}
+
+/// A dev admin's soft key.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AdminKey {
+    /// File with the Ed25519 32-byte seed as hex (0600).
+    pub key: PathBuf,
+    /// The Ed25519 public key, 0x-hex.
+    pub public_key: String,
+}
+
+/// What a client needs to reach a dev cluster: `cluster.json` in the cluster's directory.
+/// Paths are stored relative to that directory and made absolute by [`Self::load`].
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ClusterDescriptor {
+    /// The cluster's id.
+    pub cluster_id: String,
+    /// Every node.
+    pub nodes: Vec<NodeEndpoint>,
+    /// The cluster CA certificate.
+    pub ca: PathBuf,
+    /// Client identities by name (e.g. `seq-1`).
+    pub clients: BTreeMap<String, ClientFiles>,
+    /// Dev admin soft keys by name (e.g. `admin-1`).
+    #[serde(default)]
+    pub admins: BTreeMap<String, AdminKey>,
+    /// The key ids every node holds.
+    pub keys: Vec<String>,
+}
+
+impl ClusterDescriptor {
+    /// Read `cluster.json` (`path` may be the file or its directory) and make its paths absolute.
+    pub fn load(path: &Path) -> Result<ClusterDescriptor, ClientError> {
+        let file = if path.is_dir() {
+            path.join(DESCRIPTOR_FILE)
+        } else {
+            path.to_owned()
+        };
+        let bad = |reason: String| ClientError::Descriptor {
+            path: file.clone(),
+            reason,
+        };
+        let text = std::fs::read_to_string(&file).map_err(|e| bad(e.to_string()))?;
+        let mut descriptor: ClusterDescriptor =
+            serde_json::from_str(&text).map_err(|e| bad(e.to_string()))?;
+        if descriptor.nodes.is_empty() {
+            return Err(bad("lists no nodes".into()));
+        }
+        let base = file.parent().unwrap_or(Path::new("."));
+        let absolute = |p: &mut PathBuf| {
+            if p.is_relative() {
+                *p = base.join(&*p);
+            }
+        };
+        absolute(&mut descriptor.ca);
+        for files in descriptor.clients.values_mut() {
+            absolute(&mut files.cert);
+            absolute(&mut files.key);
+        }
+        for admin in descriptor.admins.values_mut() {
+            absolute(&mut admin.key);
+        }
+        Ok(descriptor)
+    }
+
+    /// Write to `path` (a file; `cluster.json` inside it when it is a directory) atomically.
+    pub fn save(&self, path: &Path) -> Result<(), ClientError> {
+        let file = if path.is_dir() {
+            path.join(DESCRIPTOR_FILE)
+        } else {
+            path.to_owned()
+        };
+        let bad = |reason: String| ClientError::Descriptor {
+            path: file.clone(),
+            reason,
+        };
+        let text = serde_json::to_string_pretty(self).map_err(|e| bad(e.to_string()))?;
+        let tmp = file.with_extension("json.tmp");
+        std::fs::write(&tmp, text + "\n").map_err(|e| bad(e.to_string()))?;
+        std::fs::rename(&tmp, &file).map_err(|e| bad(e.to_string()))
+    }
+
+    /// The node with this id.
+    pub fn node(&self, id: u64) -> Option<&NodeEndpoint> {
+        self.nodes.iter().find(|n| n.id == id)
+    }
+
+    /// Read the TLS files of client identity `name`.
+    pub fn client_tls(&self, name: &str) -> Result<TlsMaterial, ClientError> {
+        let files = self
+            .clients
+            .get(name)
+            .ok_or_else(|| ClientError::Descriptor {
+                path: PathBuf::from(DESCRIPTOR_FILE),
+                reason: format!(
+                    "no client identity {name:?} (known: {})",
+                    self.clients.keys().cloned().collect::<Vec<_>>().join(", ")
+                ),
+            })?;
+        Ok(TlsMaterial::read(&self.ca, &files.cert, &files.key)?)
+    }
+}

@@ -1,0 +1,5 @@
+//! Subcommands of the `signer` binary that orchestrate whole clusters (benchmark, demo).
+//! They use the library like any client would; no protection or signing logic lives here.
+
+pub mod bench;
+pub mod dev_cluster;
