@@ -5,6 +5,7 @@
 use super::*;
 use crate::pb::signer_server::{Signer, SignerServer};
 use crate::tls::DevPki;
+use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
 use tonic::transport::Server;
 use tonic::{Request, Response};

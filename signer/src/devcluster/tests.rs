@@ -3,6 +3,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 use super::*;
+use crate::config::NodeConfig;
 use crate::keyring::Keyring;
 use std::os::unix::fs::PermissionsExt;
 
@@ -26,6 +27,15 @@ impl TempDir {
 impl Drop for TempDir {
     fn drop(&mut self) {
         let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+/// Stops a cluster's processes when dropped, so a failing test leaves none behind.
+struct StopOnDrop<'a>(&'a DevCluster);
+
+impl Drop for StopOnDrop<'_> {
+    fn drop(&mut self) {
+        let _ = self.0.stop(Duration::from_secs(2));
     }
 }
 
@@ -185,6 +195,7 @@ fn starts_detached_processes_and_stops_them() {
     let tmp = TempDir::new("procs");
     let cluster = DevCluster::create(&tmp.0.join("c"), 3, free_base(3)).unwrap();
     let exe = stand_in(&tmp.0, true);
+    let _guard = StopOnDrop(&cluster);
     let started = cluster.start_stopped(&exe).unwrap();
     assert_eq!(started.len(), 3);
     for (id, pid) in &started {
@@ -236,6 +247,7 @@ fn a_process_that_ignores_sigterm_is_killed() {
     )
     .unwrap();
     std::fs::set_permissions(&exe, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let _guard = StopOnDrop(&cluster);
     let started = cluster.start_stopped(&exe).unwrap();
     // Give the shell a moment to install its trap (no harm if it is late: then TERM works).
     std::thread::sleep(Duration::from_millis(200));
@@ -266,9 +278,9 @@ async fn waiting_for_a_leader_times_out_when_nodes_never_answer() {
     let tmp = TempDir::new("silent");
     let cluster = DevCluster::create(&tmp.0.join("c"), 1, free_base(1)).unwrap();
     let exe = stand_in(&tmp.0, true);
+    let _guard = StopOnDrop(&cluster);
     cluster.start_stopped(&exe).unwrap();
     let result = cluster.wait_for_leader(Duration::from_millis(500)).await;
-    cluster.stop(Duration::from_secs(5)).unwrap();
     match result {
         Err(e @ DevClusterError::NoLeader { .. }) => {
             assert!(e.to_string().contains("node-1"), "{e}");
