@@ -35,6 +35,7 @@ use crate::protection::Profile;
 use crate::scheme::SchemeError;
 use crate::tls::TlsError;
 use layout::build_layout;
+pub use layout::{write_cluster, LayoutOptions};
 use process::{is_node_process, signal, tail, wait_exit};
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};

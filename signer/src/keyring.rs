@@ -135,12 +135,11 @@ impl KeyFile {
                 .map_err(bad),
             Profile::Eth2 => {
                 let digits = self.secret.trim().trim_start_matches("0x");
-                let bytes = Zeroizing::new(hex::decode(digits).map_err(|_| {
-                    KeyringError::Malformed {
+                let bytes =
+                    Zeroizing::new(hex::decode(digits).map_err(|_| KeyringError::Malformed {
                         path: path.to_owned(),
                         reason: "eth2 secret is not hex".into(),
-                    }
-                })?);
+                    })?);
                 bls12_381::SecretKey::from_bytes(&bytes)
                     .map(SigningKey::Bls12381)
                     .map_err(bad)
@@ -236,7 +235,11 @@ impl LoadedKey {
 
 impl std::fmt::Debug for LoadedKey {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "LoadedKey({} {} {})", self.key_id, self.profile, self.public_key_text)
+        write!(
+            f,
+            "LoadedKey({} {} {})",
+            self.key_id, self.profile, self.public_key_text
+        )
     }
 }
 

@@ -1,4 +1,5 @@
-//! The `signer` binary: offline tools over the protection core and the signing schemes.
+//! The `signer` binary: the node, the dev cluster, the demo and benchmark, and offline tools
+//! over the protection core and the signing schemes.
 //!
 //! Owns: argument parsing, reading files, printing results and exit codes. Must not: contain
 //! protection or signing logic (it calls the library), print secret keys, or take secrets from
@@ -18,8 +19,10 @@ use zeroize::Zeroizing;
 
 /// Quorum Signer: a slashing-protected remote signer for validator keys.
 ///
-/// This build has the offline tools: check and minify EIP-3076 slashing-protection
-/// interchange files, and derive or generate validator keys. The replicated node comes next.
+/// A small Raft cluster (3 or 5 nodes) serves `signer.v1.Signer` over mutual TLS and signs only
+/// after the slashing-protection watermark that allows a signature is committed by a quorum.
+/// Try `signer demo` for the whole story, `signer dev-cluster up --dir DIR` for a local
+/// cluster to sign against with `signerctl`, and `signer node --config FILE` to run a node.
 #[derive(Parser)]
 #[command(name = "signer", version, about, long_about)]
 struct Cli {
@@ -37,6 +40,26 @@ enum Command {
         /// The node's TOML configuration (see `signer dev-cluster up` for generated examples).
         #[arg(long, value_name = "FILE")]
         config: PathBuf,
+    },
+    /// Write a new cluster's directory: PKI, node configs, key files, cluster.json.
+    ///
+    /// Nothing is started. Example for three hosts:
+    ///   signer init --dir prod --cluster-id espresso-main \
+    ///     --node 1=10.0.0.1:7100,10.0.0.1:7101 --node 2=10.0.0.2:7100,10.0.0.2:7101 \
+    ///     --node 3=10.0.0.3:7100,10.0.0.3:7101 --key staking-1:espresso
+    Init {
+        /// The directory to create (must not exist).
+        #[arg(long, value_name = "DIR")]
+        dir: PathBuf,
+        /// The cluster's name (default: a random dev-… name).
+        #[arg(long)]
+        cluster_id: Option<String>,
+        /// A node as ID=CLIENT_ADDR,PEER_ADDR (repeat for each node; the first bootstraps).
+        #[arg(long = "node", value_name = "SPEC", required = true, value_parser = cmd::init::parse_node)]
+        nodes: Vec<signer::client::NodeEndpoint>,
+        /// A validator key to generate as KEY_ID:PROFILE (repeatable; profile eth2 or espresso).
+        #[arg(long = "key", value_name = "SPEC", value_parser = cmd::init::parse_key)]
+        keys: Vec<(String, signer::protection::Profile)>,
     },
     /// Measure sign throughput and latency of a 3-node cluster against raw signing.
     ///
@@ -139,12 +162,23 @@ fn main() -> ExitCode {
 fn run(cli: Cli) -> Result<ExitCode> {
     match cli.command {
         Command::Node { config } => node_main(config),
+        Command::Init {
+            dir,
+            cluster_id,
+            nodes,
+            keys,
+        } => {
+            cmd::init::run(&dir, cluster_id, nodes, keys)?;
+            Ok(ExitCode::SUCCESS)
+        }
         Command::Bench {
             seconds,
             clients,
             profiles,
         } => {
-            let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
+            let runtime = tokio::runtime::Builder::new_multi_thread()
+                .enable_all()
+                .build()?;
             runtime.block_on(cmd::bench::run(cmd::bench::BenchOptions {
                 seconds,
                 clients,
@@ -180,7 +214,9 @@ fn node_main(config_path: PathBuf) -> Result<ExitCode> {
         .init();
     let config = signer::config::NodeConfig::load(&config_path)
         .with_context(|| format!("loading {}", config_path.display()))?;
-    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?;
     runtime.block_on(async move {
         let listeners = signer::node::Listeners::bind(&config)
             .await

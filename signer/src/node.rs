@@ -156,7 +156,12 @@ pub async fn run(
         .add_service(peer)
         .serve_with_incoming_shutdown(no_delay(listeners.peer), stopped(stop_rx.clone()));
 
-    if config.bootstrap && !raft.is_initialized().await.map_err(|e| NodeError::Raft(e.to_string()))? {
+    if config.bootstrap
+        && !raft
+            .is_initialized()
+            .await
+            .map_err(|e| NodeError::Raft(e.to_string()))?
+    {
         let members: BTreeMap<u64, BasicNode> = config
             .peers
             .iter()

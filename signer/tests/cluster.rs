@@ -29,7 +29,9 @@ fn expected_quorum_message(view: u64, leaf: u8) -> [u8; 32] {
 
 fn verify_espresso(cluster: &Cluster, msg: &[u8; 32], sig: &[u8]) -> bool {
     let pk = bn254::PublicKey::from_bytes(&cluster.espresso_public_key).unwrap();
-    bn254::Signature::from_bytes(sig).map(|s| s.verify(&pk, msg)).unwrap_or(false)
+    bn254::Signature::from_bytes(sig)
+        .map(|s| s.verify(&pk, msg))
+        .unwrap_or(false)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
@@ -42,32 +44,75 @@ async fn signs_on_every_node_refuses_conflicts_and_resigns_identical_requests() 
         let resp = c.sign(quorum_vote(view, 1, "")).await.unwrap().into_inner();
         assert!(!resp.resigned);
         assert_eq!(resp.signed_message, expected_quorum_message(view, 1));
-        assert!(verify_espresso(&cluster, &expected_quorum_message(view, 1), &resp.signature));
+        assert!(verify_espresso(
+            &cluster,
+            &expected_quorum_message(view, 1),
+            &resp.signature
+        ));
         assert!(resp.signature_text.starts_with("BLS_SIG~"));
     }
     let mut c = cluster.client(2, "seq-2").await;
     // Same view, other commitment: equivocation.
     let err = c.sign(quorum_vote(13, 2, "")).await.unwrap_err();
-    assert_eq!(refusal_code(&err).as_deref(), Some("equivocation"), "{err:?}");
+    assert_eq!(
+        refusal_code(&err).as_deref(),
+        Some("equivocation"),
+        "{err:?}"
+    );
     // Below the watermark.
     let err = c.sign(quorum_vote(12, 1, "")).await.unwrap_err();
-    assert_eq!(refusal_code(&err).as_deref(), Some("view_below_watermark"), "{err:?}");
+    assert_eq!(
+        refusal_code(&err).as_deref(),
+        Some("view_below_watermark"),
+        "{err:?}"
+    );
     // Identical request: the identical signature, marked as a re-sign.
-    let first = cluster.client(3, "seq-1").await.sign(quorum_vote(20, 7, "")).await.unwrap().into_inner();
-    let again = cluster.client(1, "seq-3").await.sign(quorum_vote(20, 7, "")).await.unwrap().into_inner();
+    let first = cluster
+        .client(3, "seq-1")
+        .await
+        .sign(quorum_vote(20, 7, ""))
+        .await
+        .unwrap()
+        .into_inner();
+    let again = cluster
+        .client(1, "seq-3")
+        .await
+        .sign(quorum_vote(20, 7, ""))
+        .await
+        .unwrap()
+        .into_inner();
     assert!(again.resigned);
     assert_eq!(first.signature, again.signature);
 
     // eth2 on the same cluster.
     let pk = bls12_381::PublicKey::from_bytes(&cluster.eth2_public_key).unwrap();
-    let resp = cluster.client(1, "seq-1").await.sign(eth2_block(5, 1)).await.unwrap().into_inner();
+    let resp = cluster
+        .client(1, "seq-1")
+        .await
+        .sign(eth2_block(5, 1))
+        .await
+        .unwrap()
+        .into_inner();
     let sig = bls12_381::Signature::from_bytes(&resp.signature).unwrap();
     assert!(sig.verify(&pk, &[1u8; 32]));
     assert!(resp.signature_text.starts_with("0x"));
-    let err = cluster.client(2, "seq-1").await.sign(eth2_block(5, 2)).await.unwrap_err();
+    let err = cluster
+        .client(2, "seq-1")
+        .await
+        .sign(eth2_block(5, 2))
+        .await
+        .unwrap_err();
     assert_eq!(refusal_code(&err).as_deref(), Some("double_block_proposal"));
-    let err = cluster.client(3, "seq-1").await.sign(eth2_block(4, 9)).await.unwrap_err();
-    assert_eq!(refusal_code(&err).as_deref(), Some("block_slot_not_above_watermark"));
+    let err = cluster
+        .client(3, "seq-1")
+        .await
+        .sign(eth2_block(4, 9))
+        .await
+        .unwrap_err();
+    assert_eq!(
+        refusal_code(&err).as_deref(),
+        Some("block_slot_not_above_watermark")
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
@@ -90,20 +135,35 @@ async fn conflicting_requests_racing_on_different_nodes_exactly_one_wins() {
             let (j, result) = t.await.unwrap();
             match result {
                 Ok(r) => winners.push((j, r.into_inner())),
-                Err(e) => assert_eq!(refusal_code(&e).as_deref(), Some("equivocation"), "round {round}: {e:?}"),
+                Err(e) => assert_eq!(
+                    refusal_code(&e).as_deref(),
+                    Some("equivocation"),
+                    "round {round}: {e:?}"
+                ),
             }
         }
-        assert_eq!(winners.len(), 1, "round {round}: exactly one of six conflicting requests is signed");
+        assert_eq!(
+            winners.len(),
+            1,
+            "round {round}: exactly one of six conflicting requests is signed"
+        );
         let (j, won) = &winners[0];
-        assert!(verify_espresso(&cluster, &expected_quorum_message(view, *j), &won.signature));
+        assert!(verify_espresso(
+            &cluster,
+            &expected_quorum_message(view, *j),
+            &won.signature
+        ));
     }
 }
+
+/// One signature a client received: the message signed and the signature bytes.
+type ReceivedSignature = ([u8; 32], Vec<u8>);
 
 /// What clients actually received, for the independent checker.
 #[derive(Default)]
 struct Received {
-    /// (view → list of (signed message, signature)).
-    by_view: BTreeMap<u64, Vec<([u8; 32], Vec<u8>)>>,
+    /// View → every signature received for that view.
+    by_view: BTreeMap<u64, Vec<ReceivedSignature>>,
 }
 
 /// Independent checker: no two different messages signed for one view, every signature valid
@@ -115,7 +175,10 @@ fn check_no_double_sign(cluster: &Cluster, received: &Received) -> usize {
         for (msg, sig) in sigs {
             total += 1;
             assert_eq!(*msg, first, "double sign at view {view}");
-            assert!(verify_espresso(cluster, msg, sig), "bad signature at view {view}");
+            assert!(
+                verify_espresso(cluster, msg, sig),
+                "bad signature at view {view}"
+            );
         }
     }
     total
@@ -160,7 +223,13 @@ async fn load(
                         ok_after.fetch_add(1, Ordering::SeqCst);
                     }
                     let msg: [u8; 32] = resp.signed_message.as_slice().try_into().unwrap();
-                    received.lock().unwrap().by_view.entry(view).or_default().push((msg, resp.signature));
+                    received
+                        .lock()
+                        .unwrap()
+                        .by_view
+                        .entry(view)
+                        .or_default()
+                        .push((msg, resp.signature));
                 }
             }
         }));
@@ -178,7 +247,13 @@ async fn failover_under_load_resumes_and_never_double_signs() {
     let stop = Arc::new(AtomicBool::new(false));
     let mark = Arc::new(AtomicBool::new(false));
     let received = Arc::new(Mutex::new(Received::default()));
-    let load_task = tokio::spawn(load(cluster_arc.clone(), 6, stop.clone(), mark.clone(), received.clone()));
+    let load_task = tokio::spawn(load(
+        cluster_arc.clone(),
+        6,
+        stop.clone(),
+        mark.clone(),
+        received.clone(),
+    ));
     tokio::time::sleep(Duration::from_millis(1500)).await;
     // SIGKILL the leader while clients keep signing.
     cluster_arc.kill(leader);
@@ -188,10 +263,15 @@ async fn failover_under_load_resumes_and_never_double_signs() {
     tokio::time::sleep(Duration::from_millis(2000)).await;
     stop.store(true, Ordering::SeqCst);
     let (ok, ok_after) = load_task.await.unwrap();
-    assert!(ok_after > 0, "signing resumed after failover ({ok} before and after)");
+    assert!(
+        ok_after > 0,
+        "signing resumed after failover ({ok} before and after)"
+    );
     let checked = check_no_double_sign(&cluster_arc, &received.lock().unwrap());
     assert_eq!(checked as u64, ok);
-    println!("failover: {ok} signatures received ({ok_after} after the new leader), 0 conflicting pairs");
+    println!(
+        "failover: {ok} signatures received ({ok_after} after the new leader), 0 conflicting pairs"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
@@ -200,7 +280,13 @@ async fn crash_of_every_node_keeps_every_acknowledged_watermark() {
     let stop = Arc::new(AtomicBool::new(false));
     let mark = Arc::new(AtomicBool::new(false));
     let received = Arc::new(Mutex::new(Received::default()));
-    let load_task = tokio::spawn(load(cluster.clone(), 6, stop.clone(), mark.clone(), received.clone()));
+    let load_task = tokio::spawn(load(
+        cluster.clone(),
+        6,
+        stop.clone(),
+        mark.clone(),
+        received.clone(),
+    ));
     tokio::time::sleep(Duration::from_millis(1500)).await;
     // SIGKILL all nodes mid-load.
     for id in 1..=3 {
@@ -224,11 +310,17 @@ async fn crash_of_every_node_keeps_every_acknowledged_watermark() {
     let mut refused = 0;
     for (view, msg) in &acknowledged {
         // A conflicting vote at every acknowledged view is refused after the restart.
-        let other_leaf = (0..3u8).find(|l| expected_quorum_message(*view, *l) != *msg).unwrap();
-        let err = c.sign(quorum_vote(*view, other_leaf, "")).await.unwrap_err();
+        let other_leaf = (0..3u8)
+            .find(|l| expected_quorum_message(*view, *l) != *msg)
+            .unwrap();
+        let err = c
+            .sign(quorum_vote(*view, other_leaf, ""))
+            .await
+            .unwrap_err();
         let code = refusal_code(&err);
         assert!(
-            code.as_deref() == Some("equivocation") || code.as_deref() == Some("view_below_watermark"),
+            code.as_deref() == Some("equivocation")
+                || code.as_deref() == Some("view_below_watermark"),
             "view {view}: {err:?}"
         );
         refused += 1;
@@ -249,7 +341,10 @@ async fn bad_inputs_get_clear_statuses_and_change_nothing() {
 
     let mut wrong_profile = eth2_block(5, 1);
     wrong_profile.key_id = ESPRESSO_KEY.into();
-    assert_eq!(code(c.sign(wrong_profile).await), tonic::Code::InvalidArgument);
+    assert_eq!(
+        code(c.sign(wrong_profile).await),
+        tonic::Code::InvalidArgument
+    );
 
     let mut short = quorum_vote(5, 1, "");
     if let Some(pb::sign_request::Message::Espresso(m)) = &mut short.message {
@@ -306,7 +401,13 @@ async fn bad_inputs_get_clear_statuses_and_change_nothing() {
         })),
     };
     let err = c.sign(huge).await.unwrap_err();
-    assert!(matches!(err.code(), tonic::Code::OutOfRange | tonic::Code::ResourceExhausted), "{err:?}");
+    assert!(
+        matches!(
+            err.code(),
+            tonic::Code::OutOfRange | tonic::Code::ResourceExhausted
+        ),
+        "{err:?}"
+    );
 
     // Nothing above changed the state: view 5 and slot 5 are still free.
     c.sign(quorum_vote(5, 1, "")).await.unwrap();
@@ -321,11 +422,12 @@ async fn bad_inputs_get_clear_statuses_and_change_nothing() {
         &other_pki.client_key_path("seq-1"),
     )
     .unwrap();
-    let channel = tonic::transport::Endpoint::from_shared(format!("https://{}", cluster.node(1).client_addr))
-        .unwrap()
-        .tls_config(foreign.client_config("node-1").unwrap())
-        .unwrap()
-        .connect_lazy();
+    let channel =
+        tonic::transport::Endpoint::from_shared(format!("https://{}", cluster.node(1).client_addr))
+            .unwrap()
+            .tls_config(foreign.client_config("node-1").unwrap())
+            .unwrap()
+            .connect_lazy();
     let err = pb::signer_client::SignerClient::new(channel)
         .sign(quorum_vote(6, 1, ""))
         .await
@@ -333,23 +435,33 @@ async fn bad_inputs_get_clear_statuses_and_change_nothing() {
     assert_ne!(err.code(), tonic::Code::Ok);
 
     // No client certificate at all.
-    let ca = tonic::transport::Certificate::from_pem(std::fs::read(cluster.pki.ca_cert_path()).unwrap());
-    let anon = tonic::transport::ClientTlsConfig::new().ca_certificate(ca).domain_name("node-1");
-    let channel = tonic::transport::Endpoint::from_shared(format!("https://{}", cluster.node(1).client_addr))
-        .unwrap()
-        .tls_config(anon)
-        .unwrap()
-        .connect_lazy();
-    assert!(pb::signer_client::SignerClient::new(channel).sign(quorum_vote(6, 1, "")).await.is_err());
+    let ca =
+        tonic::transport::Certificate::from_pem(std::fs::read(cluster.pki.ca_cert_path()).unwrap());
+    let anon = tonic::transport::ClientTlsConfig::new()
+        .ca_certificate(ca)
+        .domain_name("node-1");
+    let channel =
+        tonic::transport::Endpoint::from_shared(format!("https://{}", cluster.node(1).client_addr))
+            .unwrap()
+            .tls_config(anon)
+            .unwrap()
+            .connect_lazy();
+    assert!(pb::signer_client::SignerClient::new(channel)
+        .sign(quorum_vote(6, 1, ""))
+        .await
+        .is_err());
 
     // A client certificate on the peer port is not a node.
-    let peer_as_client = tonic::transport::Endpoint::from_shared(format!("https://{}", cluster.node(1).peer_addr))
-        .unwrap()
-        .tls_config(cluster.tls("seq-1").client_config("node-1").unwrap())
-        .unwrap()
-        .connect_lazy();
+    let peer_as_client =
+        tonic::transport::Endpoint::from_shared(format!("https://{}", cluster.node(1).peer_addr))
+            .unwrap()
+            .tls_config(cluster.tls("seq-1").client_config("node-1").unwrap())
+            .unwrap()
+            .connect_lazy();
     let err = pb::raft_client::RaftClient::new(peer_as_client)
-        .vote(pb::RaftMessage { payload: b"{}".to_vec() })
+        .vote(pb::RaftMessage {
+            payload: b"{}".to_vec(),
+        })
         .await
         .unwrap_err();
     assert_eq!(err.code(), tonic::Code::PermissionDenied);
@@ -361,18 +473,30 @@ async fn bad_inputs_get_clear_statuses_and_change_nothing() {
         &cluster.pki.node_key_path(2),
     )
     .unwrap();
-    let channel = tonic::transport::Endpoint::from_shared(format!("https://{}", cluster.node(1).peer_addr))
-        .unwrap()
-        .tls_config(node2.client_config("node-1").unwrap())
-        .unwrap()
-        .connect_lazy();
-    let forged = openraft::raft::VoteRequest::<signer::replica::TypeConfig>::new(signer::replica::Vote::new(99, 3), None);
+    let channel =
+        tonic::transport::Endpoint::from_shared(format!("https://{}", cluster.node(1).peer_addr))
+            .unwrap()
+            .tls_config(node2.client_config("node-1").unwrap())
+            .unwrap()
+            .connect_lazy();
+    let forged = openraft::raft::VoteRequest::<signer::replica::TypeConfig>::new(
+        signer::replica::Vote::new(99, 3),
+        None,
+    );
     let err = pb::raft_client::RaftClient::new(channel)
-        .vote(pb::RaftMessage { payload: serde_json::to_vec(&forged).unwrap() })
+        .vote(pb::RaftMessage {
+            payload: serde_json::to_vec(&forged).unwrap(),
+        })
         .await
         .unwrap_err();
     assert_eq!(err.code(), tonic::Code::PermissionDenied, "{err:?}");
     // The cluster kept its leader and term through all of this.
-    let status = cluster.client(1, "seq-1").await.get_cluster_status(pb::GetClusterStatusRequest {}).await.unwrap().into_inner();
+    let status = cluster
+        .client(1, "seq-1")
+        .await
+        .get_cluster_status(pb::GetClusterStatusRequest {})
+        .await
+        .unwrap()
+        .into_inner();
     assert!(status.term < 99);
 }

@@ -9,7 +9,9 @@ use signer::replica::{LogStore, StateMachine, TypeConfig};
 struct RedbBuilder;
 
 impl StoreBuilder<TypeConfig, LogStore, StateMachine, tempfile::TempDir> for RedbBuilder {
-    async fn build(&self) -> Result<(tempfile::TempDir, LogStore, StateMachine), StorageError<TypeConfig>> {
+    async fn build(
+        &self,
+    ) -> Result<(tempfile::TempDir, LogStore, StateMachine), StorageError<TypeConfig>> {
         let dir = tempfile::tempdir().expect("temp dir");
         let log = LogStore::open(&dir.path().join("raft-log.redb"), true).expect("log store");
         let sm = StateMachine::open(&dir.path().join("state.redb"), true).expect("state machine");

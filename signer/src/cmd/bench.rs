@@ -138,7 +138,11 @@ impl LocalCluster {
         let deadline = Instant::now() + Duration::from_secs(30);
         while Instant::now() < deadline {
             for &(id, _) in &self.client_addrs {
-                if let Ok(s) = self.client(id)?.get_cluster_status(pb::GetClusterStatusRequest {}).await {
+                if let Ok(s) = self
+                    .client(id)?
+                    .get_cluster_status(pb::GetClusterStatusRequest {})
+                    .await
+                {
                     let s = s.into_inner();
                     if s.leader_id == id && s.last_applied_index > 0 {
                         return Ok(id);
@@ -202,7 +206,13 @@ struct Measurement {
 /// Each measurement signs above every earlier one, so keys never see stale requests.
 static NEXT_BASE: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(1);
 
-async fn measure_cluster(cluster: &LocalCluster, leader: u64, profile: Profile, clients: usize, seconds: u64) -> Result<Measurement> {
+async fn measure_cluster(
+    cluster: &LocalCluster,
+    leader: u64,
+    profile: Profile,
+    clients: usize,
+    seconds: u64,
+) -> Result<Measurement> {
     let base = NEXT_BASE.fetch_add(1, std::sync::atomic::Ordering::SeqCst) << 40;
     let end = Instant::now() + Duration::from_secs(seconds);
     let mut tasks = Vec::new();
@@ -241,7 +251,11 @@ async fn measure_cluster(cluster: &LocalCluster, leader: u64, profile: Profile, 
     }
     let elapsed = started.elapsed().as_secs_f64();
     all.sort();
-    let pct = |p: f64| all.get(((all.len() as f64 * p) as usize).min(all.len().saturating_sub(1))).copied().unwrap_or_default();
+    let pct = |p: f64| {
+        all.get(((all.len() as f64 * p) as usize).min(all.len().saturating_sub(1)))
+            .copied()
+            .unwrap_or_default()
+    };
     Ok(Measurement {
         per_second: all.len() as f64 / elapsed,
         p50: pct(0.50),
@@ -253,7 +267,9 @@ async fn measure_cluster(cluster: &LocalCluster, leader: u64, profile: Profile, 
 
 /// Raw signing throughput of the scheme on all cores, in this process.
 fn measure_raw(profile: Profile, seconds: u64) -> Result<f64> {
-    let threads = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1);
+    let threads = std::thread::available_parallelism()
+        .map(|n| n.get())
+        .unwrap_or(1);
     let end = Instant::now() + Duration::from_secs(seconds);
     let started = Instant::now();
     let handles: Vec<_> = (0..threads)
@@ -264,7 +280,9 @@ fn measure_raw(profile: Profile, seconds: u64) -> Result<f64> {
                 let mut msg = [t as u8; 32];
                 match profile {
                     Profile::Eth2 => {
-                        let Ok(sk) = bls12_381::SecretKey::generate(&mut rng) else { return 0 };
+                        let Ok(sk) = bls12_381::SecretKey::generate(&mut rng) else {
+                            return 0;
+                        };
                         while Instant::now() < end {
                             msg[..8].copy_from_slice(&count.to_le_bytes());
                             std::hint::black_box(sk.sign(&msg));
@@ -286,7 +304,9 @@ fn measure_raw(profile: Profile, seconds: u64) -> Result<f64> {
         .collect();
     let mut total = 0;
     for h in handles {
-        total += h.join().map_err(|_| anyhow!("raw signing thread panicked"))?;
+        total += h
+            .join()
+            .map_err(|_| anyhow!("raw signing thread panicked"))?;
     }
     Ok(total as f64 / started.elapsed().as_secs_f64())
 }
@@ -299,17 +319,27 @@ fn ms(d: Duration) -> String {
 pub async fn run(opts: BenchOptions) -> Result<()> {
     let max_clients = opts.clients.iter().copied().max().unwrap_or(1);
     println!("starting a 3-node cluster in this process (loopback, mutual TLS, redb fsync on)…");
-    let cluster = LocalCluster::start(3, max_clients).await.context("starting the cluster")?;
+    let cluster = LocalCluster::start(3, max_clients)
+        .await
+        .context("starting the cluster")?;
     let leader = cluster.leader().await?;
     // Warm up: open connections and fill caches.
     for p in &opts.profiles {
         let mut c = cluster.client(leader)?;
         c.sign(request(*p, 0, 1)).await.context("warm-up sign")?;
     }
-    let cores = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1);
-    println!("machine: {cores} cores; {} s per measurement; leader is node {leader}", opts.seconds);
+    let cores = std::thread::available_parallelism()
+        .map(|n| n.get())
+        .unwrap_or(1);
+    println!(
+        "machine: {cores} cores; {} s per measurement; leader is node {leader}",
+        opts.seconds
+    );
     println!();
-    println!("{:<9} {:>8} {:>12} {:>9} {:>9} {:>12} {:>8}", "profile", "clients", "signs/s", "p50 ms", "p99 ms", "raw signs/s", "ratio");
+    println!(
+        "{:<9} {:>8} {:>12} {:>9} {:>9} {:>12} {:>8}",
+        "profile", "clients", "signs/s", "p50 ms", "p99 ms", "raw signs/s", "ratio"
+    );
     for profile in &opts.profiles {
         let raw = measure_raw(*profile, opts.seconds)?;
         for &clients in &opts.clients {
@@ -331,8 +361,12 @@ pub async fn run(opts: BenchOptions) -> Result<()> {
         }
     }
     println!();
-    println!("raw = in-process signing of the same scheme on all {cores} cores, same run; the cluster's");
-    println!("three nodes, clients and TLS share those cores. Latency is per Sign call at the client.");
+    println!(
+        "raw = in-process signing of the same scheme on all {cores} cores, same run; the cluster's"
+    );
+    println!(
+        "three nodes, clients and TLS share those cores. Latency is per Sign call at the client."
+    );
     cluster.stop();
     Ok(())
 }

@@ -3,3 +3,4 @@
 
 pub mod bench;
 pub mod dev_cluster;
+pub mod init;

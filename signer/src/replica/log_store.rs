@@ -66,7 +66,12 @@ impl LogStore {
         }
     }
 
-    fn write_meta<T: Serialize>(&self, key: &str, value: &T, durability: Durability) -> io::Result<()> {
+    fn write_meta<T: Serialize>(
+        &self,
+        key: &str,
+        value: &T,
+        durability: Durability,
+    ) -> io::Result<()> {
         let bytes = serde_json::to_vec(value).map_err(io_err)?;
         let mut txn = self.db.begin_write().map_err(io_err)?;
         txn.set_durability(durability).map_err(io_err)?;
@@ -140,7 +145,11 @@ impl RaftLogStorage<TypeConfig> for LogStore {
         Ok(self.read_meta::<Option<LogId>>("committed")?.flatten())
     }
 
-    async fn append<I>(&mut self, entries: I, callback: IOFlushed<TypeConfig>) -> Result<(), io::Error>
+    async fn append<I>(
+        &mut self,
+        entries: I,
+        callback: IOFlushed<TypeConfig>,
+    ) -> Result<(), io::Error>
     where
         I: IntoIterator<Item = Entry> + OptionalSend,
         I::IntoIter: OptionalSend,
@@ -152,7 +161,9 @@ impl RaftLogStorage<TypeConfig> for LogStore {
                 let mut table = txn.open_table(LOGS).map_err(io_err)?;
                 for entry in entries {
                     let bytes = serde_json::to_vec(&entry).map_err(io_err)?;
-                    table.insert(entry.index(), bytes.as_slice()).map_err(io_err)?;
+                    table
+                        .insert(entry.index(), bytes.as_slice())
+                        .map_err(io_err)?;
                 }
             }
             txn.commit().map_err(io_err)
@@ -184,7 +195,8 @@ impl RaftLogStorage<TypeConfig> for LogStore {
         let txn = self.db.begin_write().map_err(io_err)?;
         {
             let mut meta = txn.open_table(META).map_err(io_err)?;
-            meta.insert("last_purged", bytes.as_slice()).map_err(io_err)?;
+            meta.insert("last_purged", bytes.as_slice())
+                .map_err(io_err)?;
             let mut table = txn.open_table(LOGS).map_err(io_err)?;
             table
                 .retain_in(..=log_id.index(), |_, _| false)

@@ -142,7 +142,10 @@ pub struct Decided {
 
 /// Propose a batch of sign requests through Raft and wait until it is committed and applied.
 /// Returns one decision per entry, in order. This is the only place a [`SignPermit`] is made.
-pub async fn commit_signs(raft: &Raft, batch: Vec<SignEntry>) -> Result<Vec<Decided>, ProposeError> {
+pub async fn commit_signs(
+    raft: &Raft,
+    batch: Vec<SignEntry>,
+) -> Result<Vec<Decided>, ProposeError> {
     let messages: Vec<(String, [u8; 32])> = batch
         .iter()
         .map(|e| (e.key_id.clone(), e.intent.message()))
@@ -155,7 +158,9 @@ pub async fn commit_signs(raft: &Raft, batch: Vec<SignEntry>) -> Result<Vec<Deci
         return Err(ProposeError::Internal("sign command returned no outcomes"));
     };
     if outcomes.len() != messages.len() {
-        return Err(ProposeError::Internal("outcome count differs from batch size"));
+        return Err(ProposeError::Internal(
+            "outcome count differs from batch size",
+        ));
     }
     Ok(outcomes
         .into_iter()
@@ -175,7 +180,8 @@ pub async fn commit_signs(raft: &Raft, batch: Vec<SignEntry>) -> Result<Vec<Deci
 fn propose_error(e: RaftError<TypeConfig, ClientWriteError<TypeConfig>>) -> ProposeError {
     match e {
         RaftError::APIError(ClientWriteError::ForwardToLeader(ForwardToLeader {
-            leader_id, ..
+            leader_id,
+            ..
         })) => ProposeError::NotLeader { leader: leader_id },
         RaftError::APIError(ClientWriteError::LogEntryDiscarded(_)) => ProposeError::Unknown,
         RaftError::APIError(other) => ProposeError::Fatal(other.to_string()),

@@ -158,7 +158,11 @@ impl RaftNetworkV2<TypeConfig> for PeerClient {
             option.hard_ttl().max(Duration::from_secs(2))
         };
         let req = with_deadline(encode(&rpc)?, ttl);
-        let resp = self.client()?.append_entries(req).await.map_err(status_error)?;
+        let resp = self
+            .client()?
+            .append_entries(req)
+            .await
+            .map_err(status_error)?;
         remote(decode(resp.into_inner())?)
     }
 
@@ -180,7 +184,10 @@ impl RaftNetworkV2<TypeConfig> for PeerClient {
         option: RPCOption,
     ) -> Result<SnapshotResponse<TypeConfig>, StreamingError<TypeConfig>> {
         let payload = (vote, snapshot.meta, snapshot.snapshot);
-        let req = with_deadline(encode(&payload)?, option.hard_ttl().max(Duration::from_secs(10)));
+        let req = with_deadline(
+            encode(&payload)?,
+            option.hard_ttl().max(Duration::from_secs(10)),
+        );
         let mut client = self.client()?;
         let call = client.install_snapshot(req);
         tokio::select! {

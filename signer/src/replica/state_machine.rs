@@ -167,7 +167,11 @@ impl StateMachine {
     }
 
     /// Decide a batch against the in-memory state; returns outcomes and the touched records.
-    fn decide_batch(applied: &mut Applied, batch: &[SignEntry], touched: &mut BTreeSet<RecordKey>) -> Vec<SignOutcome> {
+    fn decide_batch(
+        applied: &mut Applied,
+        batch: &[SignEntry],
+        touched: &mut BTreeSet<RecordKey>,
+    ) -> Vec<SignOutcome> {
         batch
             .iter()
             .map(|entry| {
@@ -203,7 +207,8 @@ impl StateMachine {
                             .and_then(|k| applied.protection.eth2.validators.get(&k))
                         {
                             let bytes = serde_json::to_vec(rec).map_err(io_err)?;
-                            eth2.insert(pk.as_slice(), bytes.as_slice()).map_err(io_err)?;
+                            eth2.insert(pk.as_slice(), bytes.as_slice())
+                                .map_err(io_err)?;
                         }
                     }
                     RecordKey::Espresso(pk) => {
@@ -212,7 +217,9 @@ impl StateMachine {
                             .and_then(|k| applied.protection.espresso.keys.get(&k))
                         {
                             let bytes = serde_json::to_vec(rec).map_err(io_err)?;
-                            espresso.insert(pk.as_slice(), bytes.as_slice()).map_err(io_err)?;
+                            espresso
+                                .insert(pk.as_slice(), bytes.as_slice())
+                                .map_err(io_err)?;
                         }
                     }
                 }
@@ -235,13 +242,16 @@ impl StateMachine {
             eth2.retain(|_, _| false).map_err(io_err)?;
             for (pk, rec) in &applied.protection.eth2.validators {
                 let bytes = serde_json::to_vec(rec).map_err(io_err)?;
-                eth2.insert(pk.0.as_slice(), bytes.as_slice()).map_err(io_err)?;
+                eth2.insert(pk.0.as_slice(), bytes.as_slice())
+                    .map_err(io_err)?;
             }
             let mut espresso = txn.open_table(ESPRESSO).map_err(io_err)?;
             espresso.retain(|_, _| false).map_err(io_err)?;
             for (pk, rec) in &applied.protection.espresso.keys {
                 let bytes = serde_json::to_vec(rec).map_err(io_err)?;
-                espresso.insert(pk.0.as_slice(), bytes.as_slice()).map_err(io_err)?;
+                espresso
+                    .insert(pk.0.as_slice(), bytes.as_slice())
+                    .map_err(io_err)?;
             }
             let mut meta = txn.open_table(META).map_err(io_err)?;
             let la = serde_json::to_vec(&applied.last_applied).map_err(io_err)?;
@@ -271,7 +281,12 @@ fn load(db: &Database) -> io::Result<Applied> {
         None => StoredMembership::default(),
     };
     let mut protection = ProtectionState::default();
-    for item in txn.open_table(ETH2).map_err(io_err)?.iter().map_err(io_err)? {
+    for item in txn
+        .open_table(ETH2)
+        .map_err(io_err)?
+        .iter()
+        .map_err(io_err)?
+    {
         let (k, v) = item.map_err(io_err)?;
         let key = crate::bytes::FixedBytes::from_slice(k.value()).map_err(io_err)?;
         protection
@@ -279,7 +294,12 @@ fn load(db: &Database) -> io::Result<Applied> {
             .validators
             .insert(key, serde_json::from_slice(v.value()).map_err(io_err)?);
     }
-    for item in txn.open_table(ESPRESSO).map_err(io_err)?.iter().map_err(io_err)? {
+    for item in txn
+        .open_table(ESPRESSO)
+        .map_err(io_err)?
+        .iter()
+        .map_err(io_err)?
+    {
         let (k, v) = item.map_err(io_err)?;
         let key = crate::bytes::FixedBytes::from_slice(k.value()).map_err(io_err)?;
         protection
@@ -340,7 +360,9 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
 
     async fn apply<S>(&mut self, mut entries: S) -> Result<(), io::Error>
     where
-        S: futures::Stream<Item = Result<EntryResponder<TypeConfig>, io::Error>> + Unpin + OptionalSend,
+        S: futures::Stream<Item = Result<EntryResponder<TypeConfig>, io::Error>>
+            + Unpin
+            + OptionalSend,
     {
         let mut items = Vec::new();
         while let Some(item) = entries.try_next().await? {
@@ -382,7 +404,11 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
         self.clone()
     }
 
-    async fn install_snapshot(&mut self, meta: &SnapshotMeta, snapshot: SnapshotData) -> Result<(), io::Error> {
+    async fn install_snapshot(
+        &mut self,
+        meta: &SnapshotMeta,
+        snapshot: SnapshotData,
+    ) -> Result<(), io::Error> {
         let body: SnapshotBody = serde_json::from_slice(&snapshot).map_err(io_err)?;
         let stored = StoredSnapshot {
             meta: meta.clone(),

@@ -39,7 +39,10 @@ fn required<'a, T>(v: &'a Option<T>, field: &str) -> Result<&'a T, Status> {
 /// Validate the fields common to every request: ids within bounds.
 pub fn check_ids(req: &pb::SignRequest) -> Result<(), Status> {
     if req.request_id.len() > MAX_REQUEST_ID {
-        return Err(invalid("request_id", format!("longer than {MAX_REQUEST_ID} bytes")));
+        return Err(invalid(
+            "request_id",
+            format!("longer than {MAX_REQUEST_ID} bytes"),
+        ));
     }
     if req.key_id.is_empty() {
         return Err(invalid("key_id", "missing"));
@@ -68,7 +71,10 @@ pub fn intent(req: &pb::SignRequest, key: &LoadedKey, gvr: Root) -> Result<Inten
     if profile != key.profile {
         return Err(invalid(
             "message",
-            format!("key {:?} is a {} key; this is a {} request", key.key_id, key.profile, profile),
+            format!(
+                "key {:?} is a {} key; this is a {} request",
+                key.key_id, key.profile, profile
+            ),
         ));
     }
     match &req.message {
@@ -103,7 +109,10 @@ fn fork_info(f: &Option<pb::ForkInfo>, gvr: Root, path: &str) -> Result<ForkInfo
     if info.genesis_validators_root != gvr.0 {
         return Err(invalid(
             &format!("{path}.genesis_validators_root"),
-            format!("this cluster signs for network {gvr}, not {}", FixedBytes(info.genesis_validators_root)),
+            format!(
+                "this cluster signs for network {gvr}, not {}",
+                FixedBytes(info.genesis_validators_root)
+            ),
         ));
     }
     Ok(info)
@@ -140,7 +149,11 @@ fn checkpoint(c: &Option<pb::Checkpoint>, path: &str) -> Result<Checkpoint, Stat
     })
 }
 
-fn eth2_attestation(a: &pb::Eth2Attestation, pubkey: FixedBytes<48>, gvr: Root) -> Result<Eth2Intent, Status> {
+fn eth2_attestation(
+    a: &pb::Eth2Attestation,
+    pubkey: FixedBytes<48>,
+    gvr: Root,
+) -> Result<Eth2Intent, Status> {
     use pb::eth2_attestation::Form;
     match required(&a.form, "eth2_attestation.form")? {
         Form::Typed(t) => {
@@ -149,7 +162,11 @@ fn eth2_attestation(a: &pb::Eth2Attestation, pubkey: FixedBytes<48>, gvr: Root) 
             let data = AttestationData {
                 slot: d.slot,
                 index: d.index,
-                beacon_block_root: fixed::<32>(&d.beacon_block_root, "eth2_attestation.typed.data.beacon_block_root")?.0,
+                beacon_block_root: fixed::<32>(
+                    &d.beacon_block_root,
+                    "eth2_attestation.typed.data.beacon_block_root",
+                )?
+                .0,
                 source: checkpoint(&d.source, "eth2_attestation.typed.data.source")?,
                 target: checkpoint(&d.target, "eth2_attestation.typed.data.target")?,
             };
@@ -166,7 +183,9 @@ fn eth2_attestation(a: &pb::Eth2Attestation, pubkey: FixedBytes<48>, gvr: Root) 
 
 fn version(v: &Option<pb::Version>, path: &str) -> Result<Version, Status> {
     let v = required(v, path)?;
-    let narrow = |x: u32, f: &str| u16::try_from(x).map_err(|_| invalid(&format!("{path}.{f}"), "does not fit in 16 bits"));
+    let narrow = |x: u32, f: &str| {
+        u16::try_from(x).map_err(|_| invalid(&format!("{path}.{f}"), "does not fit in 16 bits"))
+    };
     Ok(Version {
         major: narrow(v.major, "major")?,
         minor: narrow(v.minor, "minor")?,
@@ -215,7 +234,12 @@ pub fn espresso_message(m: &pb::EspressoMessage) -> Result<Message, Status> {
                 Ok(pb::ViewSyncPhase::PreCommit) => ViewSyncPhase::PreCommit,
                 Ok(pb::ViewSyncPhase::Commit) => ViewSyncPhase::Commit,
                 Ok(pb::ViewSyncPhase::Finalize) => ViewSyncPhase::Finalize,
-                _ => return Err(invalid("espresso.view_sync_vote.phase", "must be PRE_COMMIT, COMMIT or FINALIZE")),
+                _ => {
+                    return Err(invalid(
+                        "espresso.view_sync_vote.phase",
+                        "must be PRE_COMMIT, COMMIT or FINALIZE",
+                    ))
+                }
             },
             round: v.round,
             relay: v.relay,
@@ -233,14 +257,24 @@ pub fn espresso_message(m: &pb::EspressoMessage) -> Result<Message, Status> {
                     epoch: u.epoch,
                 }
             } else {
-                let need = |v: Option<u64>, f: &str| v.ok_or_else(|| invalid(&format!("espresso.upgrade_vote.{f}"), "missing (required for v1)"));
+                let need = |v: Option<u64>, f: &str| {
+                    v.ok_or_else(|| {
+                        invalid(
+                            &format!("espresso.upgrade_vote.{f}"),
+                            "missing (required for v1)",
+                        )
+                    })
+                };
                 UpgradeData::V1 {
                     old_version,
                     new_version,
                     decide_by: need(u.decide_by, "decide_by")?,
                     new_version_hash: hash,
                     old_version_last_view: need(u.old_version_last_view, "old_version_last_view")?,
-                    new_version_first_view: need(u.new_version_first_view, "new_version_first_view")?,
+                    new_version_first_view: need(
+                        u.new_version_first_view,
+                        "new_version_first_view",
+                    )?,
                 }
             };
             Message::UpgradeVote { view: u.view, data }
@@ -272,9 +306,15 @@ pub fn refusal(v: &Violation) -> Status {
 /// A proposal that did not get decided.
 pub fn propose_failure(e: &ProposeError) -> Status {
     match e {
-        ProposeError::NotLeader { .. } => Status::unavailable("no leader can accept the request right now; retry"),
-        ProposeError::Unknown => Status::unavailable("leadership changed while the request was in flight; retry the identical request"),
-        ProposeError::Fatal(m) => Status::unavailable(format!("replication stopped on this node: {m}")),
+        ProposeError::NotLeader { .. } => {
+            Status::unavailable("no leader can accept the request right now; retry")
+        }
+        ProposeError::Unknown => Status::unavailable(
+            "leadership changed while the request was in flight; retry the identical request",
+        ),
+        ProposeError::Fatal(m) => {
+            Status::unavailable(format!("replication stopped on this node: {m}"))
+        }
         ProposeError::Internal(m) => Status::internal(*m),
     }
 }

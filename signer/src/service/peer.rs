@@ -24,7 +24,11 @@ pub struct PeerService {
 impl PeerService {
     /// A peer service over this node's Raft handle.
     pub fn new(raft: Raft, state: StateMachine, sign_path: SignPath) -> Self {
-        PeerService { raft, state, sign_path }
+        PeerService {
+            raft,
+            state,
+            sign_path,
+        }
     }
 
     /// The node id named by the caller's certificate; it must be a member (voter or learner)
@@ -32,8 +36,9 @@ impl PeerService {
     fn peer_node<T>(&self, req: &Request<T>) -> Result<NodeId, Status> {
         let identity = crate::tls::peer_identity(req.peer_certs())
             .ok_or_else(|| Status::unauthenticated("peer certificate required"))?;
-        let id = crate::tls::node_id_from_identity(&identity)
-            .ok_or_else(|| Status::permission_denied(format!("{identity:?} is not a node identity")))?;
+        let id = crate::tls::node_id_from_identity(&identity).ok_or_else(|| {
+            Status::permission_denied(format!("{identity:?} is not a node identity"))
+        })?;
         let applied = self.state.read();
         let membership = applied.membership.membership();
         let known = membership.get_node(&id).is_some();
@@ -43,16 +48,21 @@ impl PeerService {
         if known || empty {
             Ok(id)
         } else {
-            Err(Status::permission_denied(format!("node {id} is not a member of this cluster")))
+            Err(Status::permission_denied(format!(
+                "node {id} is not a member of this cluster"
+            )))
         }
     }
 }
 
 fn decode<T: DeserializeOwned>(msg: &pb::RaftMessage) -> Result<T, Status> {
-    serde_json::from_slice(&msg.payload).map_err(|e| Status::invalid_argument(format!("payload: {e}")))
+    serde_json::from_slice(&msg.payload)
+        .map_err(|e| Status::invalid_argument(format!("payload: {e}")))
 }
 
-fn encode<T: Serialize, E: std::fmt::Display>(r: Result<T, E>) -> Result<Response<pb::RaftMessage>, Status> {
+fn encode<T: Serialize, E: std::fmt::Display>(
+    r: Result<T, E>,
+) -> Result<Response<pb::RaftMessage>, Status> {
     let r: Result<T, String> = r.map_err(|e| e.to_string());
     serde_json::to_vec(&r)
         .map(|payload| Response::new(pb::RaftMessage { payload }))
@@ -72,29 +82,44 @@ fn check_speaker(peer: NodeId, vote: &Vote) -> Result<(), Status> {
 
 #[tonic::async_trait]
 impl pb::raft_server::Raft for PeerService {
-    async fn append_entries(&self, request: Request<pb::RaftMessage>) -> Result<Response<pb::RaftMessage>, Status> {
+    async fn append_entries(
+        &self,
+        request: Request<pb::RaftMessage>,
+    ) -> Result<Response<pb::RaftMessage>, Status> {
         let peer = self.peer_node(&request)?;
         let rpc: AppendEntriesRequest<TypeConfig> = decode(request.get_ref())?;
         check_speaker(peer, &rpc.vote)?;
         encode(self.raft.append_entries(rpc).await)
     }
 
-    async fn vote(&self, request: Request<pb::RaftMessage>) -> Result<Response<pb::RaftMessage>, Status> {
+    async fn vote(
+        &self,
+        request: Request<pb::RaftMessage>,
+    ) -> Result<Response<pb::RaftMessage>, Status> {
         let peer = self.peer_node(&request)?;
         let rpc: VoteRequest<TypeConfig> = decode(request.get_ref())?;
         check_speaker(peer, &rpc.vote)?;
         encode(self.raft.vote(rpc).await)
     }
 
-    async fn install_snapshot(&self, request: Request<pb::RaftMessage>) -> Result<Response<pb::RaftMessage>, Status> {
+    async fn install_snapshot(
+        &self,
+        request: Request<pb::RaftMessage>,
+    ) -> Result<Response<pb::RaftMessage>, Status> {
         let peer = self.peer_node(&request)?;
         let (vote, meta, data): (Vote, SnapshotMeta, SnapshotData) = decode(request.get_ref())?;
         check_speaker(peer, &vote)?;
-        let snapshot = Snapshot { meta, snapshot: data };
+        let snapshot = Snapshot {
+            meta,
+            snapshot: data,
+        };
         encode(self.raft.install_full_snapshot(vote, snapshot).await)
     }
 
-    async fn forward_sign(&self, request: Request<pb::ForwardedSign>) -> Result<Response<pb::SignResponse>, Status> {
+    async fn forward_sign(
+        &self,
+        request: Request<pb::ForwardedSign>,
+    ) -> Result<Response<pb::SignResponse>, Status> {
         self.peer_node(&request)?;
         let fwd = request.into_inner();
         let req = fwd

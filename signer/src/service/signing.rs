@@ -16,7 +16,10 @@ use crate::keyring::Keyring;
 use crate::pb;
 use crate::protection::ethereum::Root;
 use crate::protection::Decision;
-use crate::replica::{commit_signs, Decided, NodeId, PeerNetwork, ProposeError, Raft, SignEntry, SignOutcome, StateMachine};
+use crate::replica::{
+    commit_signs, Decided, NodeId, PeerNetwork, ProposeError, Raft, SignEntry, SignOutcome,
+    StateMachine,
+};
 use openraft::async_runtime::WatchReceiver;
 use std::sync::Arc;
 use std::time::Duration;
@@ -60,7 +63,8 @@ impl Proposer {
                 }
                 let raft = raft.clone();
                 tokio::spawn(async move {
-                    let (entries, replies): (Vec<SignEntry>, Vec<Reply>) = pending.into_iter().unzip();
+                    let (entries, replies): (Vec<SignEntry>, Vec<Reply>) =
+                        pending.into_iter().unzip();
                     match commit_signs(&raft, entries).await {
                         Ok(decided) => {
                             for (reply, d) in replies.into_iter().zip(decided) {
@@ -123,12 +127,16 @@ pub struct SignPath {
 impl SignPath {
     /// Handle one request from the authenticated `client`. `forwarded` is true when a peer
     /// forwarded it here; such a request is never forwarded again.
-    pub async fn sign(&self, client: String, req: pb::SignRequest, forwarded: bool) -> Result<pb::SignResponse, Status> {
+    pub async fn sign(
+        &self,
+        client: String,
+        req: pb::SignRequest,
+        forwarded: bool,
+    ) -> Result<pb::SignResponse, Status> {
         convert::check_ids(&req)?;
-        let key = self
-            .keyring
-            .get(&req.key_id)
-            .ok_or_else(|| Status::not_found(format!("key_id: no key {:?} on this cluster", req.key_id)))?;
+        let key = self.keyring.get(&req.key_id).ok_or_else(|| {
+            Status::not_found(format!("key_id: no key {:?} on this cluster", req.key_id))
+        })?;
         let intent = convert::intent(&req, key, self.genesis_validators_root)?;
         let leader = self.raft.metrics().borrow_watched().current_leader;
         match leader {
@@ -173,7 +181,12 @@ impl SignPath {
         })
     }
 
-    async fn forward(&self, leader: NodeId, client: String, req: pb::SignRequest) -> Result<pb::SignResponse, Status> {
+    async fn forward(
+        &self,
+        leader: NodeId,
+        client: String,
+        req: pb::SignRequest,
+    ) -> Result<pb::SignResponse, Status> {
         let addr = {
             let applied = self.state.read();
             applied
@@ -182,7 +195,9 @@ impl SignPath {
                 .get_node(&leader)
                 .map(|n| n.addr.clone())
         };
-        let addr = addr.ok_or_else(|| Status::unavailable(format!("leader {leader} has no known address; retry")))?;
+        let addr = addr.ok_or_else(|| {
+            Status::unavailable(format!("leader {leader} has no known address; retry"))
+        })?;
         let channel = self
             .network
             .channel(leader, &addr)
@@ -197,7 +212,10 @@ impl SignPath {
             Ok(resp) => Ok(resp.into_inner()),
             // Transport failures reaching the leader mean "try again", not a verdict.
             Err(s) if s.code() == tonic::Code::Unknown || s.code() == tonic::Code::Cancelled => {
-                Err(Status::unavailable(format!("leader {leader} unreachable: {}", s.message())))
+                Err(Status::unavailable(format!(
+                    "leader {leader} unreachable: {}",
+                    s.message()
+                )))
             }
             Err(s) => Err(s),
         }
@@ -217,13 +235,17 @@ impl SignerService {
 }
 
 fn client_identity<T>(req: &Request<T>) -> Result<String, Status> {
-    crate::tls::peer_identity(req.peer_certs())
-        .ok_or_else(|| Status::unauthenticated("a client certificate naming the client is required"))
+    crate::tls::peer_identity(req.peer_certs()).ok_or_else(|| {
+        Status::unauthenticated("a client certificate naming the client is required")
+    })
 }
 
 #[tonic::async_trait]
 impl pb::signer_server::Signer for SignerService {
-    async fn sign(&self, request: Request<pb::SignRequest>) -> Result<Response<pb::SignResponse>, Status> {
+    async fn sign(
+        &self,
+        request: Request<pb::SignRequest>,
+    ) -> Result<Response<pb::SignResponse>, Status> {
         let client = client_identity(&request)?;
         let resp = self.path.sign(client, request.into_inner(), false).await?;
         Ok(Response::new(resp))

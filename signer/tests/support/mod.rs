@@ -1,7 +1,13 @@
 //! Test support: a real cluster of `signer node` processes on loopback, with a dev PKI, shared
 //! key files, and mutual-TLS gRPC clients. Nodes are separate processes so tests can SIGKILL
 //! them; ports are probed free on 127.0.0.1; everything stops when the cluster is dropped.
-#![allow(dead_code, clippy::unwrap_used, clippy::expect_used, clippy::panic, missing_docs)]
+#![allow(
+    dead_code,
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    missing_docs
+)]
 
 use signer::config::{Eth2Config, NodeConfig, PeerConfig, RaftConfig, TlsPaths};
 use signer::keyring::{KeyFile, Keyring};
@@ -47,7 +53,8 @@ impl Cluster {
     pub async fn start(n: u64) -> Cluster {
         let dir = tempfile::tempdir().unwrap();
         let ids: Vec<u64> = (1..=n).collect();
-        let pki = DevPki::create(&dir.path().join("pki"), &ids, &["seq-1", "seq-2", "seq-3"]).unwrap();
+        let pki =
+            DevPki::create(&dir.path().join("pki"), &ids, &["seq-1", "seq-2", "seq-3"]).unwrap();
         let keys_src = dir.path().join("keys-src");
         std::fs::create_dir_all(&keys_src).unwrap();
         KeyFile::generate(ESPRESSO_KEY, Profile::Espresso)
@@ -62,10 +69,17 @@ impl Cluster {
         let espresso_public_key = ring.get(ESPRESSO_KEY).unwrap().public_key.clone();
         let eth2_public_key = ring.get(ETH2_KEY).unwrap().public_key.clone();
 
-        let addrs: Vec<(u64, SocketAddr, SocketAddr)> = ids.iter().map(|&id| (id, free_addr(), free_addr())).collect();
+        let addrs: Vec<(u64, SocketAddr, SocketAddr)> = ids
+            .iter()
+            .map(|&id| (id, free_addr(), free_addr()))
+            .collect();
         let peers: Vec<PeerConfig> = addrs
             .iter()
-            .map(|&(id, client_addr, peer_addr)| PeerConfig { id, peer_addr, client_addr })
+            .map(|&(id, client_addr, peer_addr)| PeerConfig {
+                id,
+                peer_addr,
+                client_addr,
+            })
             .collect();
         let mut nodes = Vec::new();
         for &(id, client_addr, peer_addr) in &addrs {
@@ -157,7 +171,8 @@ impl Cluster {
     }
 
     pub fn log_of(&self, id: u64) -> String {
-        std::fs::read_to_string(self.node(id).config_path.with_file_name("node.log")).unwrap_or_default()
+        std::fs::read_to_string(self.node(id).config_path.with_file_name("node.log"))
+            .unwrap_or_default()
     }
 
     pub fn running(&self) -> Vec<u64> {
@@ -179,7 +194,10 @@ impl Cluster {
 
     /// A client to node `id` authenticated as `client`.
     pub async fn client(&self, id: u64, client: &str) -> SignerClient<Channel> {
-        let tls = self.tls(client).client_config(&format!("node-{id}")).unwrap();
+        let tls = self
+            .tls(client)
+            .client_config(&format!("node-{id}"))
+            .unwrap();
         let channel = Endpoint::from_shared(format!("https://{}", self.node(id).client_addr))
             .unwrap()
             .tls_config(tls)
@@ -204,7 +222,11 @@ impl Cluster {
                 }
             }
             if Instant::now() > deadline {
-                let logs: Vec<String> = self.running().iter().map(|&id| format!("--- node {id}\n{}", self.log_of(id))).collect();
+                let logs: Vec<String> = self
+                    .running()
+                    .iter()
+                    .map(|&id| format!("--- node {id}\n{}", self.log_of(id)))
+                    .collect();
                 panic!("no leader within {within:?}\n{}", logs.join("\n"));
             }
             tokio::time::sleep(Duration::from_millis(100)).await;
