@@ -759,30 +759,3 @@ mod tests {
         }
     }
 }
-#[cfg(test)]
-#[allow(clippy::unwrap_used)]
-mod scratch_timing {
-    use super::*;
-    #[test]
-    fn scratch_timing() {
-        let sk = SecretKey::from_le_bytes(&[5u8; 32]).unwrap();
-        let pk = sk.public_key();
-        let n = 200;
-        let t = std::time::Instant::now();
-        let mut sig = sk.sign(&[0u8; 32]);
-        for i in 0..n {
-            sig = sk.sign(&[i as u8; 32]);
-        }
-        println!("sign: {:?}/op", t.elapsed() / n);
-        let t = std::time::Instant::now();
-        for _ in 0..20 {
-            assert!(sig.verify(&pk, &[(n - 1) as u8; 32]));
-        }
-        println!("verify: {:?}/op", t.elapsed() / 20);
-        let t = std::time::Instant::now();
-        for i in 0..n {
-            let _ = hash_to_curve(&[i as u8; 32]);
-        }
-        println!("h2c: {:?}/op", t.elapsed() / n);
-    }
-}
