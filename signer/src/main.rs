@@ -80,6 +80,13 @@ enum Command {
     /// A development cluster on 127.0.0.1 in one directory: up, down, kill-leader, status.
     #[command(subcommand)]
     DevCluster(cmd::dev_cluster::DevClusterCommand),
+    /// Tell the story end to end: a 3-node dev cluster signs, refuses a double sign, loses its
+    /// leader to SIGKILL, resumes signing on a new leader and still refuses the double sign.
+    ///
+    /// Prints each step with its timings and exits 1 if any step does not behave as told, so it
+    /// doubles as a smoke test. The cluster runs in a temporary directory on free loopback ports
+    /// and is taken down at the end, also on errors and Ctrl-C.
+    Demo(cmd::demo::DemoArgs),
     /// Slashing-protection history (EIP-3076 interchange files).
     #[command(subcommand)]
     Protection(ProtectionCommand),
@@ -187,6 +194,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
         Command::DevCluster(command) => cmd::dev_cluster::run(command),
+        Command::Demo(args) => cmd::demo::run(args),
         Command::Protection(ProtectionCommand::Check {
             interchange,
             genesis_validators_root,

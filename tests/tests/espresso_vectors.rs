@@ -5,7 +5,8 @@
 //! - `demo_keys`: the tagged secret key decodes to `sk_le_hex` and gives `bls_ver_key` /
 //!   `pk_uncompressed_hex`;
 //! - `commitments`: `QuorumData{leaf_commit}.commit()`, or with `view` (or `view=N` in `what`)
-//!   the vote commitment of that quorum vote, equals `result_hex` (and `result`);
+//!   the vote commitment of that quorum vote, equals `result_hex` (and `result`); an entry
+//!   without `leaf_commit` uses the one of the entry before it;
 //! - `vote_commitments`: a typed request (`message`, in the signer's serde form) gives
 //!   `data_commitment` and/or `signing_message_hex`;
 //! - `signatures`: signing `message_hex` with demo key `signer_index` gives `bls_sig` /
@@ -290,7 +291,21 @@ fn espresso_bn254_and_hotshot_vectors() {
     ];
     let (mut passed, mut failed) = (0, 0);
     for (section, check) in sections {
-        for (i, e) in doc[section].as_array().into_iter().flatten().enumerate() {
+        // In the upstream notes' layout a commitment entry may leave out its leaf commitment,
+        // meaning the one of the entry before it ("VersionedVoteData{QuorumData, view=12}").
+        let mut previous_leaf: Option<Value> = None;
+        for (i, entry) in doc[section].as_array().into_iter().flatten().enumerate() {
+            let mut entry = entry.clone();
+            if section == "commitments" {
+                match (entry.get("leaf_commit"), &previous_leaf) {
+                    (Some(leaf), _) => previous_leaf = Some(leaf.clone()),
+                    (None, Some(leaf)) => {
+                        entry["leaf_commit"] = leaf.clone();
+                    }
+                    (None, None) => {}
+                }
+            }
+            let e = &entry;
             let name = label(section, i, e);
             // "verified" (an Espresso artifact) or "derived" (an independent computation).
             let origin = e["provenance"]

@@ -2,5 +2,6 @@
 //! They use the library like any client would; no protection or signing logic lives here.
 
 pub mod bench;
+pub mod demo;
 pub mod dev_cluster;
 pub mod init;
