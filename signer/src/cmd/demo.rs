@@ -77,7 +77,12 @@ pub fn run(args: DemoArgs) -> Result<ExitCode> {
     println!("that allows it, so no single node, and no failover, can make a key sign twice.");
 
     step(1, "Cluster up");
+    let created = Instant::now();
     let cluster = DevCluster::create(&dir, NODES, base_port)?;
+    println!(
+        "   dev PKI (CA, node and client certificates), node configs and two demo keys written in {}",
+        secs(created.elapsed())
+    );
     // From here on, the nodes go down whatever happens.
     let mut down = Down {
         cluster: &cluster,
@@ -433,7 +438,7 @@ fn describe_stops(outcome: &[(u64, Stopped)]) -> String {
     outcome
         .iter()
         .map(|(id, how)| match how {
-            Stopped::NotRunning => format!("node-{id} was not running"),
+            Stopped::NotRunning => format!("node-{id} already down"),
             Stopped::Terminated(_) => format!("node-{id} stopped"),
             Stopped::Killed(_) => format!("node-{id} killed after ignoring SIGTERM"),
         })

@@ -17,14 +17,17 @@
 //!   committed entries after it. Snapshots are written with fsync, which also makes every
 //!   earlier apply durable before any log entry is purged;
 //! - responders are answered only after that transaction committed;
-//! - the recent-request table is a per-node cache, not replicated state: it only ever returns
-//!   the outcome of an identical earlier request (same client, id and message), for which a
-//!   fresh evaluation could not change the protection state either.
+//! - the recent-request table is rebuilt by every replica from the entries it applies but is
+//!   not persisted or snapshotted: it only ever returns the outcome of an identical earlier
+//!   request (same client, id and message), for which a fresh evaluation could not change the
+//!   protection state either, so replicas with and without it stay identical.
 
 use super::{
     io_err, Command, CommandResult, LogId, SignEntry, SignOutcome, Snapshot, SnapshotData,
     SnapshotMeta, StoredMembership, TypeConfig,
 };
+use crate::protection::espresso::PublicKeyBytes as EspressoPublicKey;
+use crate::protection::ethereum::BlsPubkey;
 use crate::protection::{Decision, Intent, ProtectionState};
 use futures::TryStreamExt;
 use openraft::entry::RaftEntry;
@@ -120,15 +123,36 @@ pub struct StateMachine {
 /// Which per-key record an intent touches.
 #[derive(Clone, PartialEq, Eq, PartialOrd, Ord)]
 enum RecordKey {
-    Eth2(Vec<u8>),
-    Espresso(Vec<u8>),
+    Eth2(BlsPubkey),
+    Espresso(EspressoPublicKey),
 }
 
 fn record_key(intent: &Intent) -> RecordKey {
     match intent {
-        Intent::Eth2(i) => RecordKey::Eth2(i.pubkey().0.to_vec()),
-        Intent::Espresso(i) => RecordKey::Espresso(i.public_key.0.to_vec()),
+        Intent::Eth2(i) => RecordKey::Eth2(*i.pubkey()),
+        Intent::Espresso(i) => RecordKey::Espresso(i.public_key),
     }
+}
+
+/// Store one record (JSON) under its public key.
+fn put_record<R: Serialize>(
+    table: &mut redb::Table<'_, &[u8], &[u8]>,
+    key: &[u8],
+    record: &R,
+) -> io::Result<()> {
+    let bytes = serde_json::to_vec(record).map_err(io_err)?;
+    table.insert(key, bytes.as_slice()).map_err(io_err)?;
+    Ok(())
+}
+
+/// Store `last_applied` and the membership.
+fn put_meta(txn: &redb::WriteTransaction, applied: &Applied) -> io::Result<()> {
+    let mut meta = txn.open_table(META).map_err(io_err)?;
+    let la = serde_json::to_vec(&applied.last_applied).map_err(io_err)?;
+    meta.insert("last_applied", la.as_slice()).map_err(io_err)?;
+    let m = serde_json::to_vec(&applied.membership).map_err(io_err)?;
+    meta.insert("membership", m.as_slice()).map_err(io_err)?;
+    Ok(())
 }
 
 impl StateMachine {
@@ -202,34 +226,19 @@ impl StateMachine {
             for key in touched {
                 match key {
                     RecordKey::Eth2(pk) => {
-                        if let Some(rec) = crate::bytes::FixedBytes::<48>::from_slice(pk)
-                            .ok()
-                            .and_then(|k| applied.protection.eth2.validators.get(&k))
-                        {
-                            let bytes = serde_json::to_vec(rec).map_err(io_err)?;
-                            eth2.insert(pk.as_slice(), bytes.as_slice())
-                                .map_err(io_err)?;
+                        if let Some(rec) = applied.protection.eth2.validators.get(pk) {
+                            put_record(&mut eth2, &pk.0, rec)?;
                         }
                     }
                     RecordKey::Espresso(pk) => {
-                        if let Some(rec) = crate::bytes::FixedBytes::from_slice(pk)
-                            .ok()
-                            .and_then(|k| applied.protection.espresso.keys.get(&k))
-                        {
-                            let bytes = serde_json::to_vec(rec).map_err(io_err)?;
-                            espresso
-                                .insert(pk.as_slice(), bytes.as_slice())
-                                .map_err(io_err)?;
+                        if let Some(rec) = applied.protection.espresso.keys.get(pk) {
+                            put_record(&mut espresso, &pk.0, rec)?;
                         }
                     }
                 }
             }
-            let mut meta = txn.open_table(META).map_err(io_err)?;
-            let la = serde_json::to_vec(&applied.last_applied).map_err(io_err)?;
-            meta.insert("last_applied", la.as_slice()).map_err(io_err)?;
-            let m = serde_json::to_vec(&applied.membership).map_err(io_err)?;
-            meta.insert("membership", m.as_slice()).map_err(io_err)?;
         }
+        put_meta(&txn, applied)?;
         txn.commit().map_err(io_err)
     }
 
@@ -241,26 +250,18 @@ impl StateMachine {
             let mut eth2 = txn.open_table(ETH2).map_err(io_err)?;
             eth2.retain(|_, _| false).map_err(io_err)?;
             for (pk, rec) in &applied.protection.eth2.validators {
-                let bytes = serde_json::to_vec(rec).map_err(io_err)?;
-                eth2.insert(pk.0.as_slice(), bytes.as_slice())
-                    .map_err(io_err)?;
+                put_record(&mut eth2, &pk.0, rec)?;
             }
             let mut espresso = txn.open_table(ESPRESSO).map_err(io_err)?;
             espresso.retain(|_, _| false).map_err(io_err)?;
             for (pk, rec) in &applied.protection.espresso.keys {
-                let bytes = serde_json::to_vec(rec).map_err(io_err)?;
-                espresso
-                    .insert(pk.0.as_slice(), bytes.as_slice())
-                    .map_err(io_err)?;
+                put_record(&mut espresso, &pk.0, rec)?;
             }
             let mut meta = txn.open_table(META).map_err(io_err)?;
-            let la = serde_json::to_vec(&applied.last_applied).map_err(io_err)?;
-            meta.insert("last_applied", la.as_slice()).map_err(io_err)?;
-            let m = serde_json::to_vec(&applied.membership).map_err(io_err)?;
-            meta.insert("membership", m.as_slice()).map_err(io_err)?;
             let s = serde_json::to_vec(snapshot).map_err(io_err)?;
             meta.insert("snapshot", s.as_slice()).map_err(io_err)?;
         }
+        put_meta(&txn, applied)?;
         txn.commit().map_err(io_err)
     }
 }
@@ -281,38 +282,33 @@ fn load(db: &Database) -> io::Result<Applied> {
         None => StoredMembership::default(),
     };
     let mut protection = ProtectionState::default();
-    for item in txn
-        .open_table(ETH2)
-        .map_err(io_err)?
-        .iter()
-        .map_err(io_err)?
-    {
-        let (k, v) = item.map_err(io_err)?;
-        let key = crate::bytes::FixedBytes::from_slice(k.value()).map_err(io_err)?;
-        protection
-            .eth2
-            .validators
-            .insert(key, serde_json::from_slice(v.value()).map_err(io_err)?);
-    }
-    for item in txn
-        .open_table(ESPRESSO)
-        .map_err(io_err)?
-        .iter()
-        .map_err(io_err)?
-    {
-        let (k, v) = item.map_err(io_err)?;
-        let key = crate::bytes::FixedBytes::from_slice(k.value()).map_err(io_err)?;
-        protection
-            .espresso
-            .keys
-            .insert(key, serde_json::from_slice(v.value()).map_err(io_err)?);
-    }
+    protection.eth2.validators = load_records(&txn, ETH2)?;
+    protection.espresso.keys = load_records(&txn, ESPRESSO)?;
     Ok(Applied {
         protection,
         last_applied,
         membership,
         recent: RecentRequests::default(),
     })
+}
+
+/// Read a table of per-key records (public key bytes → JSON record).
+fn load_records<const N: usize, R: serde::de::DeserializeOwned>(
+    txn: &redb::ReadTransaction,
+    table: TableDefinition<&[u8], &[u8]>,
+) -> io::Result<std::collections::BTreeMap<crate::bytes::FixedBytes<N>, R>> {
+    let mut records = std::collections::BTreeMap::new();
+    for item in txn
+        .open_table(table)
+        .map_err(io_err)?
+        .iter()
+        .map_err(io_err)?
+    {
+        let (k, v) = item.map_err(io_err)?;
+        let key = crate::bytes::FixedBytes::from_slice(k.value()).map_err(io_err)?;
+        records.insert(key, serde_json::from_slice(v.value()).map_err(io_err)?);
+    }
+    Ok(records)
 }
 
 impl RaftSnapshotBuilder<TypeConfig> for StateMachine {
