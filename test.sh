@@ -16,7 +16,7 @@ log() { printf '\n== %s\n' "$*"; }
 # apt packages the tests need. The protection core and schemes need none beyond the Rust
 # toolchain; later parts add theirs here (pcscd, vsmartcard-vpcd, libpcsclite-dev for the
 # virtual YubiKey; python3-venv for the moto KMS server).
-APT_PACKAGES=()
+APT_PACKAGES=(python3-venv)
 missing=()
 for pkg in "${APT_PACKAGES[@]}"; do
   dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed" || missing+=("$pkg")
@@ -29,6 +29,15 @@ if [ ${#missing[@]} -gt 0 ]; then
 fi
 
 command -v cargo >/dev/null || { echo "cargo is required (https://rustup.rs)"; exit 1; }
+
+# A local AWS KMS server (moto) for signer/tests/kms_moto.rs, in a venv at .venv. Installed from
+# PyPI only when missing or broken; the tests start `.venv/bin/moto_server` themselves.
+MOTO_PACKAGES=(moto==5.2.5 flask==3.1.3 flask-cors==6.0.5)
+if [ ! -x .venv/bin/moto_server ] || ! .venv/bin/python -c 'import moto.server, flask, flask_cors' 2>/dev/null; then
+  log "creating .venv with ${MOTO_PACKAGES[*]} (local KMS server for the custody tests)"
+  python3 -m venv .venv
+  .venv/bin/pip install --quiet --disable-pip-version-check "${MOTO_PACKAGES[@]}"
+fi
 
 # ---- static checks ----------------------------------------------------------------------------
 if [ $quick -eq 0 ]; then

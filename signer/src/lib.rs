@@ -3,11 +3,13 @@
 //! The library holds the pure core — [`protection`] (what may be signed) and [`scheme`] (how to
 //! sign) — which every replica runs identically. IO-bearing parts (replication, custody,
 //! services) are added at the seams described in DESIGN.md.
-#![forbid(unsafe_code)]
+// `unsafe` is denied crate-wide and allowed only in `custody::hygiene` (mlock, prctl, rlimit).
+#![deny(unsafe_code)]
 
 pub mod bytes;
 pub mod client;
 pub mod config;
+pub mod custody;
 pub mod devcluster;
 pub mod keyring;
 pub mod node;

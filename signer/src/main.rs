@@ -64,8 +64,9 @@ enum Command {
     /// Measure sign throughput and latency of a 3-node cluster against raw signing.
     ///
     /// Starts three nodes inside this process (loopback, mutual TLS, fsync on), signs with 1 and
-    /// 64 concurrent clients (each with its own key, always new data), and prints signs/s and
-    /// p50/p99 latency next to raw in-process signing of the same scheme on the same cores.
+    /// 64 concurrent clients (each with its own key, always new data) and with 8 clients
+    /// sending SignBatch calls of 32, and prints signs/s and p50/p99 latency next to raw
+    /// in-process signing of the same scheme on the same cores.
     Bench {
         /// Seconds per measurement.
         #[arg(long, default_value_t = 5)]

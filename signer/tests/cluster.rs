@@ -84,6 +84,43 @@ async fn signs_on_every_node_refuses_conflicts_and_resigns_identical_requests() 
     assert!(again.resigned);
     assert_eq!(first.signature, again.signature);
 
+    // SignBatch: each request decided on its own, results in request order.
+    let mut unknown = quorum_vote(31, 1, "");
+    unknown.key_id = "no-such-key".into();
+    let batch = cluster
+        .client(2, "seq-1")
+        .await
+        .sign_batch(pb::SignBatchRequest {
+            requests: vec![quorum_vote(30, 1, ""), quorum_vote(20, 8, ""), unknown],
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .results;
+    use pb::sign_batch_result::Result as R;
+    match &batch[0].result {
+        Some(R::Signed(s)) => assert!(verify_espresso(
+            &cluster,
+            &expected_quorum_message(30, 1),
+            &s.signature
+        )),
+        other => panic!("first request of the batch: {other:?}"),
+    }
+    match &batch[1].result {
+        Some(R::Error(e)) => {
+            assert_eq!(e.code, tonic::Code::FailedPrecondition as i32);
+            assert_eq!(
+                e.refusal.as_ref().map(|r| r.code.as_str()),
+                Some("equivocation")
+            );
+        }
+        other => panic!("second request of the batch: {other:?}"),
+    }
+    match &batch[2].result {
+        Some(R::Error(e)) => assert_eq!(e.code, tonic::Code::NotFound as i32),
+        other => panic!("third request of the batch: {other:?}"),
+    }
+
     // eth2 on the same cluster.
     let pk = bls12_381::PublicKey::from_bytes(&cluster.eth2_public_key).unwrap();
     let resp = cluster

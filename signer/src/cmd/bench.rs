@@ -203,6 +203,10 @@ struct Measurement {
     first_error: Option<String>,
 }
 
+/// SignBatch measurement: this many clients, each sending batches of this many requests.
+const BATCH_CLIENTS: usize = 8;
+const BATCH_SIZE: usize = 32;
+
 /// Each measurement signs above every earlier one, so keys never see stale requests.
 static NEXT_BASE: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(1);
 
@@ -265,6 +269,81 @@ async fn measure_cluster(
     })
 }
 
+/// Clients each sending SignBatch calls of `batch` requests, one key per (client, slot), so no
+/// two requests of a batch touch the same key.
+async fn measure_cluster_batch(
+    cluster: &LocalCluster,
+    leader: u64,
+    profile: Profile,
+    clients: usize,
+    batch: usize,
+    seconds: u64,
+) -> Result<Measurement> {
+    let base = NEXT_BASE.fetch_add(1, std::sync::atomic::Ordering::SeqCst) << 40;
+    let end = Instant::now() + Duration::from_secs(seconds);
+    let mut tasks = Vec::new();
+    for c in 0..clients {
+        let mut client = cluster.client(leader)?;
+        tasks.push(tokio::spawn(async move {
+            let (mut signed, mut failures, mut latencies, mut first_error) =
+                (0u64, 0u64, Vec::new(), None);
+            let mut n = base;
+            while Instant::now() < end {
+                n += 1;
+                let requests = (0..batch)
+                    .map(|j| request(profile, c * batch + j, n))
+                    .collect();
+                let started = Instant::now();
+                match client.sign_batch(pb::SignBatchRequest { requests }).await {
+                    Ok(resp) => {
+                        latencies.push(started.elapsed());
+                        for r in resp.into_inner().results {
+                            match r.result {
+                                Some(pb::sign_batch_result::Result::Signed(_)) => signed += 1,
+                                Some(pb::sign_batch_result::Result::Error(e)) => {
+                                    failures += 1;
+                                    first_error.get_or_insert(e.message);
+                                }
+                                None => failures += 1,
+                            }
+                        }
+                    }
+                    Err(e) => {
+                        failures += batch as u64;
+                        first_error.get_or_insert_with(|| e.message().to_owned());
+                    }
+                }
+            }
+            (signed, latencies, failures, first_error)
+        }));
+    }
+    let started = Instant::now();
+    let (mut signed, mut all, mut failures, mut first_error) = (0u64, Vec::new(), 0u64, None);
+    for t in tasks {
+        let (s, l, f, e) = t.await?;
+        signed += s;
+        all.extend(l);
+        failures += f;
+        if first_error.is_none() {
+            first_error = e;
+        }
+    }
+    let elapsed = started.elapsed().as_secs_f64();
+    all.sort();
+    let pct = |p: f64| {
+        all.get(((all.len() as f64 * p) as usize).min(all.len().saturating_sub(1)))
+            .copied()
+            .unwrap_or_default()
+    };
+    Ok(Measurement {
+        per_second: signed as f64 / elapsed,
+        p50: pct(0.50),
+        p99: pct(0.99),
+        failures,
+        first_error,
+    })
+}
+
 /// Raw signing throughput of the scheme on all cores, in this process.
 fn measure_raw(profile: Profile, seconds: u64) -> Result<f64> {
     let threads = std::thread::available_parallelism()
@@ -317,7 +396,13 @@ fn ms(d: Duration) -> String {
 
 /// Run the benchmark and print the report.
 pub async fn run(opts: BenchOptions) -> Result<()> {
-    let max_clients = opts.clients.iter().copied().max().unwrap_or(1);
+    let max_clients = opts
+        .clients
+        .iter()
+        .copied()
+        .max()
+        .unwrap_or(1)
+        .max(BATCH_CLIENTS * BATCH_SIZE);
     println!("starting a 3-node cluster in this process (loopback, mutual TLS, redb fsync on)…");
     let cluster = LocalCluster::start(3, max_clients)
         .await
@@ -359,6 +444,29 @@ pub async fn run(opts: BenchOptions) -> Result<()> {
                 }
             );
         }
+        let m = measure_cluster_batch(
+            &cluster,
+            leader,
+            *profile,
+            BATCH_CLIENTS,
+            BATCH_SIZE,
+            opts.seconds,
+        )
+        .await?;
+        println!(
+            "{:<9} {:>8} {:>12.0} {:>9} {:>9} {:>12.0} {:>7.0}%  (SignBatch of {BATCH_SIZE}; latency per call){}",
+            profile.name(),
+            format!("{BATCH_CLIENTS}x{BATCH_SIZE}"),
+            m.per_second,
+            ms(m.p50),
+            ms(m.p99),
+            raw,
+            100.0 * m.per_second / raw,
+            match &m.first_error {
+                Some(e) => format!("  ({} failed, first: {e})", m.failures),
+                None => String::new(),
+            }
+        );
     }
     println!();
     println!(

@@ -20,11 +20,13 @@ use signer::client::{ClientError, SignerPool};
 use signer::devcluster::{DevCluster, Stopped, DEMO_KEYS};
 use signer::pb;
 use signer::scheme::{bls12_381, bn254};
-use std::io::IsTerminal;
 use std::path::PathBuf;
 use std::process::ExitCode;
-use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
+
+mod progress;
+
+use progress::with_progress;
 
 /// Nodes in the demo cluster.
 const NODES: usize = 3;
@@ -32,6 +34,8 @@ const NODES: usize = 3;
 const LEADER_TIMEOUT: Duration = Duration::from_secs(30);
 /// How long to wait, after the kill, for a new leader and for signing to resume.
 const FAILOVER_TIMEOUT: Duration = Duration::from_secs(20);
+/// The refusal code of a second, different vote at a view already voted in.
+const DOUBLE_VOTE: &str = "equivocation";
 /// How long `down` waits after SIGTERM before SIGKILL.
 const STOP_GRACE: Duration = Duration::from_secs(5);
 
@@ -76,9 +80,16 @@ pub fn run(args: DemoArgs) -> Result<ExitCode> {
     );
     println!("that allows it, so no single node, and no failover, can make a key sign twice.");
 
+    // The story's blocking steps run on this thread inside `block_on`, so the progress
+    // indicator (a task on the runtime's workers) keeps drawing meanwhile.
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?;
     step(1, "Cluster up");
     let created = Instant::now();
-    let cluster = DevCluster::create(&dir, NODES, base_port)?;
+    let cluster = runtime.block_on(with_progress("writing the cluster directory", async {
+        DevCluster::create(&dir, NODES, base_port)
+    }))?;
     println!(
         "   dev PKI (CA, node and client certificates), node configs and two demo keys written in {}",
         secs(created.elapsed())
@@ -88,9 +99,6 @@ pub fn run(args: DemoArgs) -> Result<ExitCode> {
         cluster: &cluster,
         done: false,
     };
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()?;
     let story = runtime.block_on(async {
         tokio::select! {
             outcome = tell(&cluster, &exe, base_port) => outcome,
@@ -99,7 +107,7 @@ pub fn run(args: DemoArgs) -> Result<ExitCode> {
     });
 
     step(9, "Cluster down");
-    let stopped = down.now();
+    let stopped = runtime.block_on(with_progress("stopping the nodes", async { down.now() }));
     let total = started.elapsed();
     let mut failure = story.err();
     match stopped {
@@ -123,10 +131,10 @@ pub fn run(args: DemoArgs) -> Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
         Some(e) => {
-            println!();
-            println!("DEMO FAILED after {}: {e:#}", secs(total));
+            eprintln!();
+            eprintln!("DEMO FAILED after {}: {e:#}", secs(total));
             let kept = temp.map_or_else(|| dir.clone(), tempfile::TempDir::keep);
-            println!(
+            eprintln!(
                 "The cluster directory is kept for inspection (node logs in node-*/node.log): {}",
                 kept.display()
             );
@@ -186,7 +194,12 @@ async fn tell(cluster: &DevCluster, exe: &std::path::Path, base_port: u16) -> Re
                 .map(|_| format!("node-{node}"))
         })
         .collect();
-    println!("   in memory on {} (of {NODES} nodes):", loaded.join(", "));
+    ensure!(
+        loaded.len() == NODES,
+        "the demo keys are loaded on {} only",
+        loaded.join(", ")
+    );
+    println!("   in memory on every node ({}):", loaded.join(", "));
     for k in &keys {
         println!("   {:<14} {:<9} {}", k.key_id, k.profile, k.public_key_text);
     }
@@ -227,7 +240,10 @@ async fn tell(cluster: &DevCluster, exe: &std::path::Path, base_port: u16) -> Re
         short_hex(&[0x22; 32])
     );
     let t = Instant::now();
-    let first_refusal = expect_refusal(pool.sign(quorum_vote(2, conflicting, "")).await)?;
+    let first_refusal = expect_refusal(
+        pool.sign(quorum_vote(2, conflicting, "")).await,
+        DOUBLE_VOTE,
+    )?;
     println!("   {first_refusal}  {}", millis(t.elapsed()));
 
     step(6, "Leader killed");
@@ -263,6 +279,7 @@ async fn tell(cluster: &DevCluster, exe: &std::path::Path, base_port: u16) -> Re
     let second = expect_refusal(
         pool.sign_on(new_leader, quorum_vote(2, conflicting, ""))
             .await,
+        DOUBLE_VOTE,
     )?;
     println!("   node-{new_leader}: {second}  {}", millis(t.elapsed()));
     ensure!(
@@ -309,10 +326,17 @@ async fn sign_fresh(
     Ok((response, took))
 }
 
-/// `refused: <code>: <message>` when the answer is a refusal; an error otherwise.
-fn expect_refusal(answer: Result<pb::SignResponse, ClientError>) -> Result<String> {
+/// `refused: <code>: <message>` when the answer is a refusal with reason `code`; an error
+/// otherwise.
+fn expect_refusal(answer: Result<pb::SignResponse, ClientError>, code: &str) -> Result<String> {
     match answer {
-        Err(refusal @ ClientError::Refused { .. }) => Ok(refusal.to_string()),
+        Err(refusal @ ClientError::Refused { .. }) => {
+            let text = refusal.to_string();
+            match refusal {
+                ClientError::Refused { code: got, .. } if got == code => Ok(text),
+                _ => bail!("the double sign was refused, but not as {code}: {text}"),
+            }
+        }
         Ok(signed) => bail!(
             "the double sign was NOT refused: the cluster signed it ({})",
             signed.signature_text
@@ -475,74 +499,6 @@ fn free_base_port() -> Result<u16> {
         return Ok(base);
     }
     bail!("found no {} consecutive free ports on 127.0.0.1", 2 * NODES)
-}
-
-/// Await `work`; if it takes more than a second, show a spinner (or dots, when stderr is not a
-/// terminal) on stderr until it is done.
-async fn with_progress<T>(label: &'static str, work: impl std::future::Future<Output = T>) -> T {
-    let _progress = Progress::start(label);
-    work.await
-}
-
-/// The state a progress task shares with its owner, so nothing is drawn after it is cleared.
-#[derive(Default)]
-struct ProgressState {
-    stopped: bool,
-    drawn: bool,
-}
-
-/// A progress indicator on stderr; cleared when dropped.
-struct Progress {
-    state: Arc<Mutex<ProgressState>>,
-    task: tokio::task::JoinHandle<()>,
-    tty: bool,
-}
-
-impl Progress {
-    fn start(label: &'static str) -> Progress {
-        let state = Arc::new(Mutex::new(ProgressState::default()));
-        let tty = std::io::stderr().is_terminal();
-        let shared = Arc::clone(&state);
-        let task = tokio::spawn(async move {
-            let started = Instant::now();
-            tokio::time::sleep(Duration::from_secs(1)).await;
-            for frame in ['|', '/', '-', '\\'].into_iter().cycle() {
-                {
-                    let Ok(mut s) = shared.lock() else { return };
-                    if s.stopped {
-                        return;
-                    }
-                    if tty {
-                        eprint!(
-                            "\r   {frame} {label} {:.1} s ",
-                            started.elapsed().as_secs_f64()
-                        );
-                    } else {
-                        eprint!(".");
-                    }
-                    s.drawn = true;
-                }
-                tokio::time::sleep(Duration::from_millis(if tty { 100 } else { 500 })).await;
-            }
-        });
-        Progress { state, task, tty }
-    }
-}
-
-impl Drop for Progress {
-    fn drop(&mut self) {
-        if let Ok(mut s) = self.state.lock() {
-            s.stopped = true;
-            if s.drawn {
-                if self.tty {
-                    eprint!("\r\x1b[2K");
-                } else {
-                    eprintln!();
-                }
-            }
-        }
-        self.task.abort();
-    }
 }
 
 fn step(n: u32, title: &str) {

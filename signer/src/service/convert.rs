@@ -303,6 +303,17 @@ pub fn refusal(v: &Violation) -> Status {
     )
 }
 
+/// One failed request of a batch, as data: the status Sign would have returned.
+pub fn sign_error(status: &Status) -> pb::SignError {
+    pb::SignError {
+        code: status.code() as i32,
+        message: status.message().to_owned(),
+        refusal: (status.code() == Code::FailedPrecondition)
+            .then(|| pb::Refusal::decode(status.details()).ok())
+            .flatten(),
+    }
+}
+
 /// A proposal that did not get decided.
 pub fn propose_failure(e: &ProposeError) -> Status {
     match e {

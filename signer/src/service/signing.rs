@@ -251,6 +251,35 @@ impl pb::signer_server::Signer for SignerService {
         Ok(Response::new(resp))
     }
 
+    async fn sign_batch(
+        &self,
+        request: Request<pb::SignBatchRequest>,
+    ) -> Result<Response<pb::SignBatchResponse>, Status> {
+        let client = client_identity(&request)?;
+        let requests = request.into_inner().requests;
+        if requests.len() > MAX_BATCH {
+            return Err(Status::invalid_argument(format!(
+                "requests: at most {MAX_BATCH} per batch, got {}",
+                requests.len()
+            )));
+        }
+        let results = futures::future::join_all(
+            requests
+                .into_iter()
+                .map(|req| self.path.sign(client.clone(), req, false)),
+        )
+        .await
+        .into_iter()
+        .map(|r| pb::SignBatchResult {
+            result: Some(match r {
+                Ok(signed) => pb::sign_batch_result::Result::Signed(signed),
+                Err(status) => pb::sign_batch_result::Result::Error(convert::sign_error(&status)),
+            }),
+        })
+        .collect();
+        Ok(Response::new(pb::SignBatchResponse { results }))
+    }
+
     async fn get_public_keys(
         &self,
         request: Request<pb::GetPublicKeysRequest>,

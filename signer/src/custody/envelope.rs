@@ -1,0 +1,236 @@
+//! Envelope encryption of one secret: the [`SealedKey`] record and [`seal`] / [`unseal`].
+//!
+//! Owns: the sealed record's fields and their JSON form (hex strings; raw bytes in binary
+//! formats), and the AES-256-GCM encryption of a secret under a fresh data key from a [`Kek`].
+//! Must not: hold or serialize plaintext (a [`SealedKey`] is what replicas store and ship), talk
+//! to a KMS itself (the [`Kek`] does), or keep a data key beyond one seal or unseal.
+//!
+//! To ensure correctness:
+//! - one fresh random 256-bit data key and one fresh random 96-bit nonce per sealed secret, so a
+//!   (key, nonce) pair is never reused;
+//! - the [`EncryptionContext`] is bound twice: by the KEK (KMS encryption context, or the local
+//!   KEK's associated data) and as AES-GCM associated data here ([`AAD_LABEL`]), so a wrong
+//!   context, another record's ciphertext, another cluster's record or any flipped bit fails
+//!   closed with an error, never with wrong plaintext;
+//! - a record is only opened with the KEK it names ([`CustodyError::KekMismatch`] otherwise);
+//! - data keys and plaintext stay in zeroizing buffers, allocated at their final size so no
+//!   reallocation leaves an unzeroized copy behind.
+
+use super::{fill_random, CustodyError, EncryptionContext, Kek, KekRef, SecretBytes, DATA_KEY_LEN};
+use aes_gcm::aead::{AeadInOut, KeyInit};
+use aes_gcm::{Aes256Gcm, Tag};
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
+use zeroize::Zeroizing;
+
+/// Length of an AES-GCM nonce in bytes.
+pub const NONCE_LEN: usize = 12;
+
+/// Length of an AES-GCM tag in bytes.
+pub const TAG_LEN: usize = 16;
+
+/// The label of the envelope's associated data ([`EncryptionContext::canonical_bytes`]).
+pub const AAD_LABEL: &str = "sealed-key";
+
+/// A secret encrypted under a data key that a KEK wrapped: the replicated form of a key's
+/// secret. Holds no plaintext. In JSON every byte string is `0x`-prefixed lower-case hex:
+///
+/// ```json
+/// {"kek":{"backend":"aws-kms","key_id":"alias/signer"},
+///  "wrapped_dek":"0x…","nonce":"0x…","ciphertext":"0x…"}
+/// ```
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SealedKey {
+    /// The KEK that wrapped the data key.
+    pub kek: KekRef,
+    /// The data key, wrapped by that KEK under the record's encryption context.
+    #[serde(with = "hex_bytes")]
+    pub wrapped_dek: Vec<u8>,
+    /// The AES-GCM nonce.
+    #[serde(with = "hex_nonce")]
+    pub nonce: [u8; NONCE_LEN],
+    /// The secret encrypted with AES-256-GCM, tag appended.
+    #[serde(with = "hex_bytes")]
+    pub ciphertext: Vec<u8>,
+}
+
+/// Encrypts `secret` under a fresh data key from `kek`, bound to `ctx`.
+pub async fn seal<K: Kek>(
+    kek: &K,
+    ctx: &EncryptionContext,
+    secret: &[u8],
+) -> Result<SealedKey, CustodyError> {
+    ctx.validate()?;
+    let data_key = kek.generate_data_key(ctx).await?;
+    let mut nonce = [0u8; NONCE_LEN];
+    fill_random(&mut nonce)?;
+    let ciphertext = aead_seal(
+        data_key.plaintext(),
+        &nonce,
+        &ctx.canonical_bytes(AAD_LABEL),
+        secret,
+    )?;
+    Ok(SealedKey {
+        kek: kek.descriptor(),
+        wrapped_dek: data_key.into_wrapped(),
+        nonce,
+        ciphertext,
+    })
+}
+
+/// Decrypts a record sealed under `kek` for `ctx`. Fails closed: a record of another KEK, a
+/// wrong context, a swapped or tampered field gives an error, never other plaintext.
+pub async fn unseal<K: Kek>(
+    kek: &K,
+    ctx: &EncryptionContext,
+    sealed: &SealedKey,
+) -> Result<SecretBytes, CustodyError> {
+    ctx.validate()?;
+    let configured = kek.descriptor();
+    if sealed.kek != configured {
+        return Err(CustodyError::KekMismatch {
+            record: sealed.kek.clone(),
+            configured,
+        });
+    }
+    if sealed.ciphertext.len() < TAG_LEN {
+        return Err(CustodyError::Malformed {
+            what: "sealed key ciphertext",
+            reason: format!(
+                "{} bytes, shorter than the {TAG_LEN}-byte tag",
+                sealed.ciphertext.len()
+            ),
+        });
+    }
+    let data_key = kek.unwrap_data_key(&sealed.wrapped_dek, ctx).await?;
+    aead_open(
+        &data_key,
+        &sealed.nonce,
+        &ctx.canonical_bytes(AAD_LABEL),
+        &sealed.ciphertext,
+    )
+    .map(SecretBytes::new)
+    .ok_or_else(|| CustodyError::Unauthentic {
+        context: ctx.clone(),
+    })
+    // `data_key` is zeroized here, as it drops.
+}
+
+/// AES-256-GCM: `plaintext` encrypted under `key`, tag appended. The output is allocated once
+/// at its final size and the plaintext is encrypted in it, so no copy of the plaintext is left.
+pub(crate) fn aead_seal(
+    key: &[u8; DATA_KEY_LEN],
+    nonce: &[u8; NONCE_LEN],
+    aad: &[u8],
+    plaintext: &[u8],
+) -> Result<Vec<u8>, CustodyError> {
+    let len = plaintext.len();
+    let mut out = Zeroizing::new(Vec::with_capacity(len + TAG_LEN));
+    out.extend_from_slice(plaintext);
+    let cipher = Aes256Gcm::new(key.into());
+    let tag = cipher
+        .encrypt_inout_detached(nonce.into(), aad, out.as_mut_slice().into())
+        .map_err(|_| CustodyError::Encrypt { len })?;
+    drop(cipher); // zeroizes the expanded key
+    out.extend_from_slice(&tag);
+    // `out` holds only ciphertext now; take the Vec out (no copy) and let the empty shell drop.
+    Ok(std::mem::take(&mut *out))
+}
+
+/// AES-256-GCM decryption of `sealed` (ciphertext, tag appended) into a zeroizing buffer;
+/// `None` if it does not authenticate under `key`, `nonce` and `aad`.
+pub(crate) fn aead_open(
+    key: &[u8; DATA_KEY_LEN],
+    nonce: &[u8; NONCE_LEN],
+    aad: &[u8],
+    sealed: &[u8],
+) -> Option<Zeroizing<Vec<u8>>> {
+    let split = sealed.len().checked_sub(TAG_LEN)?;
+    let (ciphertext, tag) = sealed.split_at(split);
+    let tag = Tag::try_from(tag).ok()?;
+    let mut out = Zeroizing::new(ciphertext.to_vec());
+    let cipher = Aes256Gcm::new(key.into());
+    cipher
+        .decrypt_inout_detached(nonce.into(), aad, out.as_mut_slice().into(), &tag)
+        .ok()?;
+    Some(out)
+}
+
+/// Writes bytes as `0x`-hex in human-readable formats, raw bytes otherwise.
+fn serialize_bytes<S: Serializer>(bytes: &[u8], s: S) -> Result<S::Ok, S::Error> {
+    if s.is_human_readable() {
+        s.serialize_str(&format!("0x{}", hex::encode(bytes)))
+    } else {
+        s.serialize_bytes(bytes)
+    }
+}
+
+/// Reads what [`serialize_bytes`] wrote (`0x` optional in hex).
+fn deserialize_bytes<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<u8>, D::Error> {
+    if d.is_human_readable() {
+        let text = String::deserialize(d)?;
+        let digits = text.strip_prefix("0x").unwrap_or(&text);
+        hex::decode(digits).map_err(|_| serde::de::Error::custom("not valid hex"))
+    } else {
+        serde_bytes_vec(d)
+    }
+}
+
+/// Raw bytes in binary formats (`serialize_bytes` writes a length-prefixed byte string).
+fn serde_bytes_vec<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<u8>, D::Error> {
+    struct Visitor;
+    impl<'de> serde::de::Visitor<'de> for Visitor {
+        type Value = Vec<u8>;
+        fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+            f.write_str("a byte string")
+        }
+        fn visit_bytes<E: serde::de::Error>(self, v: &[u8]) -> Result<Vec<u8>, E> {
+            Ok(v.to_vec())
+        }
+        fn visit_byte_buf<E: serde::de::Error>(self, v: Vec<u8>) -> Result<Vec<u8>, E> {
+            Ok(v)
+        }
+        fn visit_seq<A: serde::de::SeqAccess<'de>>(self, mut seq: A) -> Result<Vec<u8>, A::Error> {
+            let mut out = Vec::with_capacity(seq.size_hint().unwrap_or(0).min(1 << 16));
+            while let Some(b) = seq.next_element()? {
+                out.push(b);
+            }
+            Ok(out)
+        }
+    }
+    d.deserialize_byte_buf(Visitor)
+}
+
+mod hex_bytes {
+    use serde::{Deserializer, Serializer};
+
+    pub fn serialize<S: Serializer>(bytes: &[u8], s: S) -> Result<S::Ok, S::Error> {
+        super::serialize_bytes(bytes, s)
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<u8>, D::Error> {
+        super::deserialize_bytes(d)
+    }
+}
+
+mod hex_nonce {
+    use super::NONCE_LEN;
+    use serde::{Deserializer, Serializer};
+
+    pub fn serialize<S: Serializer>(nonce: &[u8; NONCE_LEN], s: S) -> Result<S::Ok, S::Error> {
+        super::serialize_bytes(nonce, s)
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<[u8; NONCE_LEN], D::Error> {
+        let bytes = super::deserialize_bytes(d)?;
+        <[u8; NONCE_LEN]>::try_from(bytes.as_slice()).map_err(|_| {
+            serde::de::Error::custom(format!(
+                "nonce must be {NONCE_LEN} bytes, got {}",
+                bytes.len()
+            ))
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests;
