@@ -84,6 +84,13 @@ impl Signer for Fake {
             }
         }
     }
+    async fn sign_batch(
+        &self,
+        _request: Request<pb::SignBatchRequest>,
+    ) -> Result<Response<pb::SignBatchResponse>, Status> {
+        Err(Status::unimplemented("not used by this test server"))
+    }
+
     async fn get_public_keys(
         &self,
         _: Request<pb::GetPublicKeysRequest>,
