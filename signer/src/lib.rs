@@ -14,6 +14,7 @@ pub mod devcluster;
 pub mod keyring;
 pub mod node;
 pub mod protection;
+pub mod registry;
 pub mod replica;
 pub mod scheme;
 pub mod service;

@@ -51,12 +51,21 @@ pub struct SignEntry {
 pub enum Command {
     /// A batch of sign requests, decided in order.
     Sign(Vec<SignEntry>),
+    /// A change to the key registry.
+    Key(crate::registry::KeyChange),
 }
 
 impl fmt::Display for Command {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             Command::Sign(batch) => write!(f, "Sign(batch of {})", batch.len()),
+            Command::Key(change) => match change {
+                crate::registry::KeyChange::Add(r) => write!(f, "Key(add {})", r.key_id),
+                crate::registry::KeyChange::SetState { key_id, state } => {
+                    write!(f, "Key({key_id} -> {state})")
+                }
+                crate::registry::KeyChange::Rewrap { key_id, .. } => write!(f, "Key(rewrap {key_id})"),
+            },
         }
     }
 }
@@ -80,6 +89,8 @@ pub enum CommandResult {
     None,
     /// One outcome per entry of a [`Command::Sign`] batch, in order.
     Sign(Vec<SignOutcome>),
+    /// The key id a [`Command::Key`] changed, or why it changed nothing.
+    Key(Result<String, crate::registry::KeyRefusal>),
 }
 
 openraft::declare_raft_types!(
@@ -175,6 +186,21 @@ pub async fn commit_signs(
             Decided { outcome, permit }
         })
         .collect())
+}
+
+/// Propose a key-registry change and wait until it is committed and applied.
+pub async fn commit_key_change(
+    raft: &Raft,
+    change: crate::registry::KeyChange,
+) -> Result<Result<String, crate::registry::KeyRefusal>, ProposeError> {
+    let response = raft
+        .client_write(Command::Key(change))
+        .await
+        .map_err(propose_error)?;
+    match response.data {
+        CommandResult::Key(result) => Ok(result),
+        _ => Err(ProposeError::Internal("key command returned no result")),
+    }
 }
 
 fn propose_error(e: RaftError<TypeConfig, ClientWriteError<TypeConfig>>) -> ProposeError {

@@ -29,6 +29,7 @@ use super::{
 use crate::protection::espresso::PublicKeyBytes as EspressoPublicKey;
 use crate::protection::ethereum::BlsPubkey;
 use crate::protection::{Decision, Intent, ProtectionState};
+use crate::registry::Registry;
 use futures::TryStreamExt;
 use openraft::entry::RaftEntry;
 use openraft::storage::{EntryResponder, RaftStateMachine};
@@ -42,6 +43,8 @@ use std::sync::{Arc, RwLock, RwLockReadGuard, RwLockWriteGuard};
 
 /// "last_applied" | "membership" | "snapshot" → JSON.
 const META: TableDefinition<&str, &[u8]> = TableDefinition::new("sm_meta");
+/// key id → JSON `KeyRecord` (the key registry).
+const KEYS: TableDefinition<&str, &[u8]> = TableDefinition::new("key_records");
 /// eth2 validator public key → JSON `ValidatorRecord`.
 const ETH2: TableDefinition<&[u8], &[u8]> = TableDefinition::new("eth2_records");
 /// espresso public key → JSON `KeyRecord`.
@@ -55,6 +58,8 @@ const RECENT_REQUESTS: usize = 4096;
 pub struct Applied {
     /// Every key's protection record.
     pub protection: ProtectionState,
+    /// The validator keys the cluster holds (sealed).
+    pub registry: Registry,
     /// The last log entry applied.
     pub last_applied: Option<LogId>,
     /// The last membership applied.
@@ -104,6 +109,7 @@ impl RecentRequests {
 #[derive(Serialize, Deserialize)]
 struct SnapshotBody {
     protection: ProtectionState,
+    registry: Registry,
 }
 
 #[derive(Serialize, Deserialize)]
@@ -118,6 +124,8 @@ pub struct StateMachine {
     db: Arc<Database>,
     applied: Arc<RwLock<Applied>>,
     durability: Durability,
+    /// Bumped whenever the key registry changes (applied or installed).
+    keys_changed: Arc<tokio::sync::watch::Sender<u64>>,
 }
 
 /// Which per-key record an intent touches.
@@ -167,6 +175,7 @@ impl StateMachine {
             txn.open_table(META).map_err(io_err)?;
             txn.open_table(ETH2).map_err(io_err)?;
             txn.open_table(ESPRESSO).map_err(io_err)?;
+            txn.open_table(KEYS).map_err(io_err)?;
         }
         txn.commit().map_err(io_err)?;
         let applied = load(&db)?;
@@ -178,7 +187,17 @@ impl StateMachine {
             } else {
                 Durability::None
             },
+            keys_changed: Arc::new(tokio::sync::watch::channel(0).0),
         })
+    }
+
+    /// A receiver that sees a new value whenever the key registry changes.
+    pub fn watch_keys(&self) -> tokio::sync::watch::Receiver<u64> {
+        self.keys_changed.subscribe()
+    }
+
+    fn bump_keys(&self) {
+        self.keys_changed.send_modify(|v| *v += 1);
     }
 
     /// Read access to the applied state (for pre-checks and status). Hold it briefly.
@@ -217,10 +236,22 @@ impl StateMachine {
     }
 
     /// Write the touched records, `last_applied` and membership in one transaction.
-    fn persist(&self, applied: &Applied, touched: &BTreeSet<RecordKey>) -> io::Result<()> {
+    fn persist(
+        &self,
+        applied: &Applied,
+        touched: &BTreeSet<RecordKey>,
+        keys_touched: &BTreeSet<String>,
+    ) -> io::Result<()> {
         let mut txn = self.db.begin_write().map_err(io_err)?;
         txn.set_durability(Durability::None).map_err(io_err)?;
         {
+            let mut keys = txn.open_table(KEYS).map_err(io_err)?;
+            for key_id in keys_touched {
+                if let Some(rec) = applied.registry.keys.get(key_id) {
+                    let bytes = serde_json::to_vec(rec).map_err(io_err)?;
+                    keys.insert(key_id.as_str(), bytes.as_slice()).map_err(io_err)?;
+                }
+            }
             let mut eth2 = txn.open_table(ETH2).map_err(io_err)?;
             let mut espresso = txn.open_table(ESPRESSO).map_err(io_err)?;
             for key in touched {
@@ -257,6 +288,12 @@ impl StateMachine {
             for (pk, rec) in &applied.protection.espresso.keys {
                 put_record(&mut espresso, &pk.0, rec)?;
             }
+            let mut keys = txn.open_table(KEYS).map_err(io_err)?;
+            keys.retain(|_, _| false).map_err(io_err)?;
+            for (key_id, rec) in &applied.registry.keys {
+                let bytes = serde_json::to_vec(rec).map_err(io_err)?;
+                keys.insert(key_id.as_str(), bytes.as_slice()).map_err(io_err)?;
+            }
             let mut meta = txn.open_table(META).map_err(io_err)?;
             let s = serde_json::to_vec(snapshot).map_err(io_err)?;
             meta.insert("snapshot", s.as_slice()).map_err(io_err)?;
@@ -284,8 +321,16 @@ fn load(db: &Database) -> io::Result<Applied> {
     let mut protection = ProtectionState::default();
     protection.eth2.validators = load_records(&txn, ETH2)?;
     protection.espresso.keys = load_records(&txn, ESPRESSO)?;
+    let mut registry = Registry::default();
+    for item in txn.open_table(KEYS).map_err(io_err)?.iter().map_err(io_err)? {
+        let (k, v) = item.map_err(io_err)?;
+        registry
+            .keys
+            .insert(k.value().to_owned(), serde_json::from_slice(v.value()).map_err(io_err)?);
+    }
     Ok(Applied {
         protection,
+        registry,
         last_applied,
         membership,
         recent: RecentRequests::default(),
@@ -323,6 +368,7 @@ impl RaftSnapshotBuilder<TypeConfig> for StateMachine {
             };
             let body = SnapshotBody {
                 protection: applied.protection.clone(),
+                registry: applied.registry.clone(),
             };
             (meta, serde_json::to_vec(&body).map_err(io_err)?)
         };
@@ -368,6 +414,7 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
             return Ok(());
         }
         let mut replies = Vec::with_capacity(items.len());
+        let mut keys_touched = BTreeSet::new();
         {
             let mut applied = self.write();
             let mut touched = BTreeSet::new();
@@ -378,6 +425,13 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
                     EntryPayload::Normal(Command::Sign(batch)) => {
                         CommandResult::Sign(Self::decide_batch(&mut applied, batch, &mut touched))
                     }
+                    EntryPayload::Normal(Command::Key(change)) => {
+                        let result = applied.registry.apply(change);
+                        if let Ok(key_id) = &result {
+                            keys_touched.insert(key_id.clone());
+                        }
+                        CommandResult::Key(result)
+                    }
                     EntryPayload::Membership(m) => {
                         applied.membership = StoredMembership::new(Some(log_id), m.clone());
                         CommandResult::None
@@ -386,7 +440,10 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
                 applied.last_applied = Some(log_id);
                 replies.push((responder, result));
             }
-            self.persist(&applied, &touched)?;
+            self.persist(&applied, &touched, &keys_touched)?;
+        }
+        if !keys_touched.is_empty() {
+            self.bump_keys();
         }
         for (responder, result) in replies {
             if let Some(r) = responder {
@@ -413,12 +470,15 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
         let mut applied = self.write();
         let next = Applied {
             protection: body.protection,
+            registry: body.registry,
             last_applied: meta.last_log_id,
             membership: meta.last_membership.clone(),
             recent: RecentRequests::default(),
         };
         self.replace_all(&next, &stored)?;
         *applied = next;
+        drop(applied);
+        self.bump_keys();
         Ok(())
     }
 
