@@ -8,7 +8,11 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         .build_server(true)
         .build_client(true)
         .compile_protos(
-            &["../proto/signer.proto", "../proto/raft.proto"],
+            &[
+                "../proto/signer.proto",
+                "../proto/raft.proto",
+                "../proto/admin.proto",
+            ],
             &["../proto"],
         )?;
     Ok(())

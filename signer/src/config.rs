@@ -111,6 +111,13 @@ pub struct NodeConfig {
     /// Ethereum settings.
     #[serde(default)]
     pub eth2: Eth2Config,
+    /// The key-encryption key that seals this cluster's validator keys (the same on every
+    /// node). Without one the node serves only keys from key files.
+    #[serde(default)]
+    pub kek: Option<crate::custody::KekConfig>,
+    /// Earlier KEKs, still needed to open records not yet re-wrapped by a KEK rotation.
+    #[serde(default)]
+    pub retired_keks: Vec<crate::custody::KekConfig>,
     /// fsync every write before acknowledging it (default true; false only for throwaway tests).
     #[serde(default = "default_true")]
     pub sync_writes: bool,

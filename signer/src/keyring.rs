@@ -187,6 +187,20 @@ pub struct SignatureBytes {
     pub text: String,
 }
 
+/// The public key of a secret, as bytes and in its usual text form.
+fn public_of(secret: &SigningKey) -> (Vec<u8>, String) {
+    match secret {
+        SigningKey::Bls12381(sk) => {
+            let pk = sk.public_key();
+            (pk.to_bytes().to_vec(), pk.to_hex())
+        }
+        SigningKey::Bn254(sk) => {
+            let pk = sk.public_key();
+            (pk.to_bytes().to_vec(), pk.to_tagged())
+        }
+    }
+}
+
 /// One loaded key.
 pub struct LoadedKey {
     /// Key id.
@@ -201,6 +215,27 @@ pub struct LoadedKey {
 }
 
 impl LoadedKey {
+    /// A key from its raw secret: 32 bytes, big-endian for eth2 (BLS12-381), little-endian for
+    /// espresso (BN254, as jf-signature stores it).
+    pub fn from_secret(
+        key_id: &str,
+        profile: Profile,
+        secret: &[u8],
+    ) -> Result<LoadedKey, SchemeError> {
+        let secret = match profile {
+            Profile::Eth2 => SigningKey::Bls12381(bls12_381::SecretKey::from_bytes(secret)?),
+            Profile::Espresso => SigningKey::Bn254(bn254::SecretKey::from_le_bytes(secret)?),
+        };
+        let (public_key, public_key_text) = public_of(&secret);
+        Ok(LoadedKey {
+            key_id: key_id.to_owned(),
+            profile,
+            public_key,
+            public_key_text,
+            secret,
+        })
+    }
+
     /// Scheme name of the key.
     pub fn scheme(&self) -> &'static str {
         match self.secret {
@@ -243,17 +278,20 @@ impl std::fmt::Debug for LoadedKey {
     }
 }
 
-/// All keys a node holds, by key id.
+/// All keys a node holds in memory, by key id: keys from key files (loaded at start) and keys
+/// of the replicated registry (unsealed by the key loader as records are committed).
 #[derive(Debug, Default)]
 pub struct Keyring {
-    keys: BTreeMap<String, LoadedKey>,
+    keys: std::sync::RwLock<BTreeMap<String, std::sync::Arc<LoadedKey>>>,
+    /// Registry keys not loaded yet, with the reason (e.g. KMS unreachable).
+    pending: std::sync::RwLock<BTreeMap<String, String>>,
 }
 
 impl Keyring {
     /// Load every `*.key` file in `dir` (a missing directory is an empty keyring).
     pub fn load_dir(dir: &Path) -> Result<Self, KeyringError> {
         use std::os::unix::fs::PermissionsExt;
-        let mut ring = Keyring::default();
+        let ring = Keyring::default();
         let entries = match std::fs::read_dir(dir) {
             Ok(e) => e,
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(ring),
@@ -284,40 +322,71 @@ impl Keyring {
                 reason: e.message().to_owned(),
             })?;
             let secret = file.signing_key(&path)?;
-            let (public_key, public_key_text) = match &secret {
-                SigningKey::Bls12381(sk) => {
-                    let pk = sk.public_key();
-                    (pk.to_bytes().to_vec(), pk.to_hex())
-                }
-                SigningKey::Bn254(sk) => {
-                    let pk = sk.public_key();
-                    (pk.to_bytes().to_vec(), pk.to_tagged())
-                }
-            };
-            if ring.keys.contains_key(&file.key_id) {
+            let (public_key, public_key_text) = public_of(&secret);
+            if ring.get(&file.key_id).is_some() {
                 return Err(KeyringError::Duplicate(file.key_id.clone()));
             }
-            ring.keys.insert(
-                file.key_id.clone(),
-                LoadedKey {
-                    key_id: file.key_id.clone(),
-                    profile: file.profile,
-                    public_key,
-                    public_key_text,
-                    secret,
-                },
-            );
+            ring.insert(LoadedKey {
+                key_id: file.key_id.clone(),
+                profile: file.profile,
+                public_key,
+                public_key_text,
+                secret,
+            });
         }
         Ok(ring)
     }
 
     /// The key with this id.
-    pub fn get(&self, key_id: &str) -> Option<&LoadedKey> {
-        self.keys.get(key_id)
+    pub fn get(&self, key_id: &str) -> Option<std::sync::Arc<LoadedKey>> {
+        self.read_keys().get(key_id).cloned()
     }
 
     /// All keys, ordered by id.
-    pub fn iter(&self) -> impl Iterator<Item = &LoadedKey> {
-        self.keys.values()
+    pub fn keys(&self) -> Vec<std::sync::Arc<LoadedKey>> {
+        self.read_keys().values().cloned().collect()
+    }
+
+    /// Add (or replace) a key; it is no longer pending.
+    pub fn insert(&self, key: LoadedKey) {
+        let id = key.key_id.clone();
+        self.write_pending().remove(&id);
+        self.keys
+            .write()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(id, std::sync::Arc::new(key));
+    }
+
+    /// Forget a key (disabled or deleted); returns whether it was loaded.
+    pub fn remove(&self, key_id: &str) -> bool {
+        self.write_pending().remove(key_id);
+        self.keys
+            .write()
+            .unwrap_or_else(|p| p.into_inner())
+            .remove(key_id)
+            .is_some()
+    }
+
+    /// Record that a registry key could not be loaded yet, and why.
+    pub fn set_pending(&self, key_id: &str, reason: String) {
+        self.write_pending().insert(key_id.to_owned(), reason);
+    }
+
+    /// Registry keys not loaded yet, with the reason.
+    pub fn pending(&self) -> BTreeMap<String, String> {
+        self.pending
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
+    }
+
+    fn read_keys(
+        &self,
+    ) -> std::sync::RwLockReadGuard<'_, BTreeMap<String, std::sync::Arc<LoadedKey>>> {
+        self.keys.read().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn write_pending(&self) -> std::sync::RwLockWriteGuard<'_, BTreeMap<String, String>> {
+        self.pending.write().unwrap_or_else(|p| p.into_inner())
     }
 }

@@ -221,6 +221,9 @@ fn node_main(config_path: PathBuf) -> Result<ExitCode> {
         )
         .with_writer(std::io::stderr)
         .init();
+    if let Err(e) = signer::custody::hygiene::harden_process() {
+        tracing::warn!(error = %e, "could not turn off core dumps for this process");
+    }
     let config = signer::config::NodeConfig::load(&config_path)
         .with_context(|| format!("loading {}", config_path.display()))?;
     let runtime = tokio::runtime::Builder::new_multi_thread()

@@ -6,10 +6,12 @@
 //! Must not: contain protection, storage or service logic.
 
 use crate::config::NodeConfig;
+use crate::keyloader::{self, Keks};
 use crate::keyring::{Keyring, KeyringError};
 use crate::pb;
 use crate::replica::network::{PeerTls, MAX_PEER_MESSAGE};
 use crate::replica::{LogStore, PeerNetwork, Raft, StateMachine};
+use crate::service::admin::AdminService;
 use crate::service::peer::PeerService;
 use crate::service::signing::{Proposer, SignPath, SignerService};
 use crate::tls::{TlsError, TlsMaterial};
@@ -40,6 +42,9 @@ pub enum NodeError {
     /// Raft could not start.
     #[error("raft: {0}")]
     Raft(String),
+    /// A KEK could not be opened.
+    #[error("kek: {0}")]
+    Custody(crate::custody::CustodyError),
     /// A gRPC server failed.
     #[error("server: {0}")]
     Server(#[from] tonic::transport::Error),
@@ -105,9 +110,18 @@ pub async fn run(
     let log_store = LogStore::open(&config.data_dir.join("raft-log.redb"), config.sync_writes)?;
     let state = StateMachine::open(&config.data_dir.join("state.redb"), config.sync_writes)?;
     let keyring = Arc::new(Keyring::load_dir(&config.keys_dir)?);
-    for key in keyring.iter() {
-        tracing::info!(key_id = %key.key_id, profile = %key.profile, public_key = %key.public_key_text, "key loaded");
+    for key in keyring.keys() {
+        tracing::warn!(key_id = %key.key_id, profile = %key.profile, public_key = %key.public_key_text,
+            "key loaded from a plaintext key file (development only; use the key registry with a KEK)");
     }
+    let mut backends = Vec::new();
+    for kek in config.kek.iter().chain(config.retired_keks.iter()) {
+        backends.push(kek.build().await.map_err(NodeError::Custody)?);
+    }
+    let keks = Arc::new(Keks {
+        cluster_id: config.cluster_id.clone(),
+        backends,
+    });
     let tls = TlsMaterial::read(&config.tls.ca, &config.tls.cert, &config.tls.key)?;
     let network = PeerNetwork::new(PeerTls {
         ca_pem: std::fs::read(&config.tls.ca)?,
@@ -124,6 +138,13 @@ pub async fn run(
     .await
     .map_err(|e| NodeError::Raft(e.to_string()))?;
 
+    keyloader::spawn(keks.clone(), state.clone(), keyring.clone());
+    let admin = pb::admin_server::AdminServer::new(AdminService::new(
+        raft.clone(),
+        state.clone(),
+        keyring.clone(),
+        keks,
+    ));
     let path = SignPath {
         node_id: config.node_id,
         raft: raft.clone(),
@@ -150,6 +171,7 @@ pub async fn run(
     let client_server = tonic::transport::Server::builder()
         .tls_config(tls.server_config()?)?
         .add_service(signer)
+        .add_service(admin)
         .serve_with_incoming_shutdown(no_delay(listeners.client), stopped(stop_rx.clone()));
     let peer_server = tonic::transport::Server::builder()
         .tls_config(tls.server_config()?)?

@@ -132,7 +132,11 @@ impl Registry {
                 if self.keys.contains_key(&record.key_id) {
                     return Err(KeyRefusal::IdTaken(record.key_id.clone()));
                 }
-                if let Some(other) = self.keys.values().find(|r| r.public_key == record.public_key) {
+                if let Some(other) = self
+                    .keys
+                    .values()
+                    .find(|r| r.public_key == record.public_key)
+                {
                     return Err(KeyRefusal::PublicKeyTaken(other.key_id.clone()));
                 }
                 self.keys.insert(record.key_id.clone(), record.clone());
@@ -230,32 +234,68 @@ mod tests {
         let mut r = Registry::default();
         assert_eq!(r.apply(&KeyChange::Add(record("a", 1))), Ok("a".into()));
         let before = r.clone();
-        assert_eq!(r.apply(&KeyChange::Add(record("a", 2))), Err(KeyRefusal::IdTaken("a".into())));
-        assert_eq!(r.apply(&KeyChange::Add(record("b", 1))), Err(KeyRefusal::PublicKeyTaken("a".into())));
+        assert_eq!(
+            r.apply(&KeyChange::Add(record("a", 2))),
+            Err(KeyRefusal::IdTaken("a".into()))
+        );
+        assert_eq!(
+            r.apply(&KeyChange::Add(record("b", 1))),
+            Err(KeyRefusal::PublicKeyTaken("a".into()))
+        );
         let mut inactive = record("c", 3);
         inactive.state = KeyState::Disabled;
-        assert_eq!(r.apply(&KeyChange::Add(inactive)), Err(KeyRefusal::Malformed));
+        assert_eq!(
+            r.apply(&KeyChange::Add(inactive)),
+            Err(KeyRefusal::Malformed)
+        );
         assert_eq!(r, before, "refusals change nothing");
 
-        let disable = KeyChange::SetState { key_id: "a".into(), state: KeyState::Disabled };
+        let disable = KeyChange::SetState {
+            key_id: "a".into(),
+            state: KeyState::Disabled,
+        };
         r.apply(&disable).unwrap();
         assert_eq!(r.keys["a"].state, KeyState::Disabled);
-        r.apply(&KeyChange::SetState { key_id: "a".into(), state: KeyState::Active }).unwrap();
+        r.apply(&KeyChange::SetState {
+            key_id: "a".into(),
+            state: KeyState::Active,
+        })
+        .unwrap();
 
         // Re-wrap only from the KEK the record is under.
-        let step = KeyChange::Rewrap { key_id: "a".into(), from: kek("old"), sealed: sealed("new", 9) };
+        let step = KeyChange::Rewrap {
+            key_id: "a".into(),
+            from: kek("old"),
+            sealed: sealed("new", 9),
+        };
         r.apply(&step).unwrap();
         assert_eq!(r.keys["a"].sealed.as_ref().unwrap().kek, kek("new"));
-        assert!(matches!(r.apply(&step), Err(KeyRefusal::StaleRewrap { .. })));
+        assert!(matches!(
+            r.apply(&step),
+            Err(KeyRefusal::StaleRewrap { .. })
+        ));
 
         // Delete is a tombstone.
-        r.apply(&KeyChange::SetState { key_id: "a".into(), state: KeyState::Deleted }).unwrap();
+        r.apply(&KeyChange::SetState {
+            key_id: "a".into(),
+            state: KeyState::Deleted,
+        })
+        .unwrap();
         assert_eq!(r.keys["a"].sealed, None);
         assert_eq!(r.apply(&disable), Err(KeyRefusal::Deleted("a".into())));
-        assert_eq!(r.apply(&KeyChange::Add(record("a", 5))), Err(KeyRefusal::IdTaken("a".into())));
-        assert_eq!(r.apply(&KeyChange::Add(record("z", 1))), Err(KeyRefusal::PublicKeyTaken("a".into())));
         assert_eq!(
-            r.apply(&KeyChange::SetState { key_id: "nope".into(), state: KeyState::Active }),
+            r.apply(&KeyChange::Add(record("a", 5))),
+            Err(KeyRefusal::IdTaken("a".into()))
+        );
+        assert_eq!(
+            r.apply(&KeyChange::Add(record("z", 1))),
+            Err(KeyRefusal::PublicKeyTaken("a".into()))
+        );
+        assert_eq!(
+            r.apply(&KeyChange::SetState {
+                key_id: "nope".into(),
+                state: KeyState::Active
+            }),
             Err(KeyRefusal::Unknown("nope".into()))
         );
     }

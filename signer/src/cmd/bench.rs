@@ -88,6 +88,8 @@ impl LocalCluster {
                     election_max_ms: 800,
                 },
                 eth2: Eth2Config::default(),
+                kek: None,
+                retired_keks: Vec::new(),
                 sync_writes: true,
             };
             config.validate()?;

@@ -151,11 +151,19 @@ impl KmsError {
     }
 }
 
-/// A KEK held in AWS KMS (a symmetric encryption key).
-#[derive(Debug, Clone)]
+/// A KEK held in AWS KMS (a symmetric encryption key). `Debug` shows the key id only.
+#[derive(Clone)]
 pub struct AwsKms {
     client: aws_sdk_kms::Client,
     key_id: String,
+}
+
+impl std::fmt::Debug for AwsKms {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AwsKms")
+            .field("key_id", &self.key_id)
+            .finish_non_exhaustive()
+    }
 }
 
 impl AwsKms {

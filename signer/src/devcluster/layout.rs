@@ -117,6 +117,8 @@ pub fn write_cluster(root: &Path, options: LayoutOptions<'_>) -> Result<(), DevC
             bootstrap: node.id == 1,
             raft: RaftConfig::default(),
             eth2: Eth2Config::default(),
+            kek: None,
+            retired_keks: Vec::new(),
             sync_writes: true,
         };
         config.validate()?;

@@ -108,7 +108,8 @@ fn creates_a_complete_cluster_directory() {
         }
         let ring = Keyring::load_dir(&config.keys_dir).unwrap();
         let keys: Vec<(String, String)> = ring
-            .iter()
+            .keys()
+            .into_iter()
             .map(|k| (k.key_id.clone(), k.public_key_text.clone()))
             .collect();
         public_keys.push(keys);

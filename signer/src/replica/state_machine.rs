@@ -249,7 +249,8 @@ impl StateMachine {
             for key_id in keys_touched {
                 if let Some(rec) = applied.registry.keys.get(key_id) {
                     let bytes = serde_json::to_vec(rec).map_err(io_err)?;
-                    keys.insert(key_id.as_str(), bytes.as_slice()).map_err(io_err)?;
+                    keys.insert(key_id.as_str(), bytes.as_slice())
+                        .map_err(io_err)?;
                 }
             }
             let mut eth2 = txn.open_table(ETH2).map_err(io_err)?;
@@ -292,7 +293,8 @@ impl StateMachine {
             keys.retain(|_, _| false).map_err(io_err)?;
             for (key_id, rec) in &applied.registry.keys {
                 let bytes = serde_json::to_vec(rec).map_err(io_err)?;
-                keys.insert(key_id.as_str(), bytes.as_slice()).map_err(io_err)?;
+                keys.insert(key_id.as_str(), bytes.as_slice())
+                    .map_err(io_err)?;
             }
             let mut meta = txn.open_table(META).map_err(io_err)?;
             let s = serde_json::to_vec(snapshot).map_err(io_err)?;
@@ -322,11 +324,17 @@ fn load(db: &Database) -> io::Result<Applied> {
     protection.eth2.validators = load_records(&txn, ETH2)?;
     protection.espresso.keys = load_records(&txn, ESPRESSO)?;
     let mut registry = Registry::default();
-    for item in txn.open_table(KEYS).map_err(io_err)?.iter().map_err(io_err)? {
+    for item in txn
+        .open_table(KEYS)
+        .map_err(io_err)?
+        .iter()
+        .map_err(io_err)?
+    {
         let (k, v) = item.map_err(io_err)?;
-        registry
-            .keys
-            .insert(k.value().to_owned(), serde_json::from_slice(v.value()).map_err(io_err)?);
+        registry.keys.insert(
+            k.value().to_owned(),
+            serde_json::from_slice(v.value()).map_err(io_err)?,
+        );
     }
     Ok(Applied {
         protection,

@@ -4,6 +4,7 @@
 //! made from domain errors) and the sign path ([`signing`]). Must not: contain protection rules
 //! or storage code.
 
+pub mod admin;
 pub mod convert;
 pub mod peer;
 pub mod signing;

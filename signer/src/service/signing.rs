@@ -137,7 +137,7 @@ impl SignPath {
         let key = self.keyring.get(&req.key_id).ok_or_else(|| {
             Status::not_found(format!("key_id: no key {:?} on this cluster", req.key_id))
         })?;
-        let intent = convert::intent(&req, key, self.genesis_validators_root)?;
+        let intent = convert::intent(&req, &key, self.genesis_validators_root)?;
         let leader = self.raft.metrics().borrow_watched().current_leader;
         match leader {
             Some(l) if l == self.node_id => {}
@@ -288,6 +288,7 @@ impl pb::signer_server::Signer for SignerService {
         let keys = self
             .path
             .keyring
+            .keys()
             .iter()
             .map(|k| pb::KeyInfo {
                 key_id: k.key_id.clone(),
@@ -313,7 +314,20 @@ impl pb::signer_server::Signer for SignerService {
             term: m.current_term,
             last_applied_index: m.last_applied.map(|l| l.index).unwrap_or(0),
             voters,
-            keys_loaded: self.path.keyring.iter().map(|k| k.key_id.clone()).collect(),
+            keys_loaded: self
+                .path
+                .keyring
+                .keys()
+                .iter()
+                .map(|k| k.key_id.clone())
+                .collect(),
+            keys_pending: self
+                .path
+                .keyring
+                .pending()
+                .into_iter()
+                .map(|(key_id, reason)| pb::PendingKey { key_id, reason })
+                .collect(),
         }))
     }
 }

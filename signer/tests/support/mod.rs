@@ -51,10 +51,22 @@ fn free_addr() -> SocketAddr {
 impl Cluster {
     /// Start `n` nodes and wait until one is leader.
     pub async fn start(n: u64) -> Cluster {
+        Self::start_with(n, |_| None).await
+    }
+
+    /// Start `n` nodes whose KEK config is `kek(dir)` (`dir` is the cluster's temp dir).
+    pub async fn start_with(
+        n: u64,
+        kek: impl Fn(&Path) -> Option<signer::custody::KekConfig>,
+    ) -> Cluster {
         let dir = tempfile::tempdir().unwrap();
         let ids: Vec<u64> = (1..=n).collect();
-        let pki =
-            DevPki::create(&dir.path().join("pki"), &ids, &["seq-1", "seq-2", "seq-3"]).unwrap();
+        let pki = DevPki::create(
+            &dir.path().join("pki"),
+            &ids,
+            &["seq-1", "seq-2", "seq-3", "admin-1"],
+        )
+        .unwrap();
         let keys_src = dir.path().join("keys-src");
         std::fs::create_dir_all(&keys_src).unwrap();
         KeyFile::generate(ESPRESSO_KEY, Profile::Espresso)
@@ -110,6 +122,8 @@ impl Cluster {
                     election_max_ms: 800,
                 },
                 eth2: Eth2Config::default(),
+                kek: kek(dir.path()),
+                retired_keks: Vec::new(),
                 sync_writes: true,
             };
             config.validate().unwrap();
@@ -206,6 +220,52 @@ impl Cluster {
             .timeout(Duration::from_secs(10))
             .connect_lazy();
         SignerClient::new(channel)
+    }
+
+    /// An admin client to node `id` (identity `admin-1`).
+    pub async fn admin(&self, id: u64) -> signer::pb::admin_client::AdminClient<Channel> {
+        let tls = self
+            .tls("admin-1")
+            .client_config(&format!("node-{id}"))
+            .unwrap();
+        let channel = Endpoint::from_shared(format!("https://{}", self.node(id).client_addr))
+            .unwrap()
+            .tls_config(tls)
+            .unwrap()
+            .connect_timeout(Duration::from_secs(2))
+            .timeout(Duration::from_secs(10))
+            .connect_lazy();
+        signer::pb::admin_client::AdminClient::new(channel)
+    }
+
+    /// Node `id`'s status.
+    pub async fn status(&self, id: u64) -> Option<pb::ClusterStatus> {
+        let mut c = self.client(id, "seq-1").await;
+        c.get_cluster_status(pb::GetClusterStatusRequest {})
+            .await
+            .ok()
+            .map(|r| r.into_inner())
+    }
+
+    /// Wait until every running node reports `pred` of its status.
+    pub async fn wait_all(&self, what: &str, pred: impl Fn(&pb::ClusterStatus) -> bool) {
+        let deadline = Instant::now() + Duration::from_secs(20);
+        loop {
+            let mut all = true;
+            for id in self.running() {
+                match self.status(id).await {
+                    Some(s) if pred(&s) => {}
+                    _ => all = false,
+                }
+            }
+            if all {
+                return;
+            }
+            if Instant::now() > deadline {
+                panic!("timed out waiting for: {what}");
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
     }
 
     /// Wait until a running node reports a leader that is itself running; return its id.

@@ -1,0 +1,121 @@
+//! The key loader: keeps the node's in-memory keyring in step with the replicated key registry.
+//!
+//! Owns: unsealing active records with the configured KEKs (at start, and whenever a change is
+//! applied), dropping disabled and deleted keys, retrying unreachable KEKs with backoff, and
+//! reporting which keys are pending and why. Must not: change the registry, or keep a key whose
+//! unsealed secret does not match the record's public key.
+//!
+//! To ensure correctness:
+//! - a node whose KEK is unreachable keeps serving with the keys it already holds;
+//! - a key is loaded only if its secret's public key equals the record's public key;
+//! - secrets exist only inside the keyring's key types; unsealed bytes are zeroized on drop.
+
+use crate::custody::{unseal, EncryptionContext, Kek, KekBackend};
+use crate::keyring::{Keyring, LoadedKey};
+use crate::registry::{KeyRecord, KeyState};
+use crate::replica::StateMachine;
+use std::sync::Arc;
+use std::time::Duration;
+
+/// Longest wait between retries of a pending key.
+const MAX_BACKOFF: Duration = Duration::from_secs(10);
+
+/// The KEKs a node can open records with: the current one and retired ones.
+pub struct Keks {
+    /// Cluster id (part of every encryption context).
+    pub cluster_id: String,
+    /// Current KEK first, then retired ones.
+    pub backends: Vec<KekBackend>,
+}
+
+impl Keks {
+    /// The backend named by a record's KEK reference, if configured here.
+    pub fn for_record(&self, record: &KeyRecord) -> Option<&KekBackend> {
+        let sealed = record.sealed.as_ref()?;
+        self.backends.iter().find(|b| b.descriptor() == sealed.kek)
+    }
+
+    /// The current KEK (new records are sealed under it).
+    pub fn current(&self) -> Option<&KekBackend> {
+        self.backends.first()
+    }
+}
+
+/// Try to load one active record; `Err` carries a reason for the pending list.
+async fn load(keks: &Keks, record: &KeyRecord) -> Result<LoadedKey, String> {
+    let sealed = record
+        .sealed
+        .as_ref()
+        .ok_or_else(|| "record has no sealed secret".to_owned())?;
+    let kek = keks.for_record(record).ok_or_else(|| {
+        format!(
+            "sealed under {}, which this node is not configured with",
+            sealed.kek
+        )
+    })?;
+    let ctx = EncryptionContext::validator_key(&keks.cluster_id, &record.key_id)
+        .map_err(|e| e.to_string())?;
+    let secret = unseal(kek, &ctx, sealed).await.map_err(|e| e.to_string())?;
+    let key = LoadedKey::from_secret(&record.key_id, record.profile, secret.expose_secret())
+        .map_err(|e| e.to_string())?;
+    if key.public_key != record.public_key {
+        return Err("unsealed secret does not match the record's public key".into());
+    }
+    Ok(key)
+}
+
+/// Bring the keyring in line with the registry once. Returns true if something is pending.
+pub async fn reconcile(keks: &Keks, state: &StateMachine, keyring: &Keyring) -> bool {
+    let records: Vec<KeyRecord> = state.read().registry.keys.values().cloned().collect();
+    let mut pending = false;
+    for record in records {
+        match record.state {
+            KeyState::Active => {
+                if keyring.get(&record.key_id).is_some() {
+                    continue;
+                }
+                match load(keks, &record).await {
+                    Ok(key) => {
+                        tracing::info!(key_id = %record.key_id, public_key = %key.public_key_text, "key loaded");
+                        keyring.insert(key);
+                    }
+                    Err(reason) => {
+                        tracing::warn!(key_id = %record.key_id, %reason, "key not loaded; will retry");
+                        keyring.set_pending(&record.key_id, reason);
+                        pending = true;
+                    }
+                }
+            }
+            KeyState::Disabled | KeyState::Deleted => {
+                if keyring.remove(&record.key_id) {
+                    tracing::info!(key_id = %record.key_id, state = %record.state, "key unloaded");
+                }
+            }
+        }
+    }
+    pending
+}
+
+/// Run until the process stops: reconcile at start, on every registry change, and with
+/// exponential backoff while keys are pending.
+pub fn spawn(keks: Arc<Keks>, state: StateMachine, keyring: Arc<Keyring>) {
+    tokio::spawn(async move {
+        let mut changes = state.watch_keys();
+        let mut backoff = Duration::from_millis(250);
+        loop {
+            let pending = reconcile(&keks, &state, &keyring).await;
+            if pending {
+                tokio::select! {
+                    changed = changes.changed() => if changed.is_err() { return },
+                    _ = tokio::time::sleep(backoff) => {}
+                }
+                backoff = (backoff * 2).min(MAX_BACKOFF);
+            } else {
+                backoff = Duration::from_millis(250);
+                if changes.changed().await.is_err() {
+                    return;
+                }
+            }
+        }
+    });
+}

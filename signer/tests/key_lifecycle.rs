@@ -1,0 +1,268 @@
+//! Key custody end to end on a real cluster: keys generated inside the cluster and imported,
+//! sealed under a KEK in the replicated registry, unsealed by every node, disabled, enabled,
+//! deleted, reloaded after a restart of every node; admin authorization; and no secret in any
+//! node's log.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, missing_docs)]
+
+mod support;
+
+use signer::custody::{KekConfig, LocalKek};
+use signer::pb;
+use signer::scheme::{bls12_381, bn254};
+use std::time::{Duration, Instant};
+use support::*;
+
+fn local_kek(dir: &std::path::Path) -> Option<KekConfig> {
+    let path = dir.join("kek.key");
+    if !path.exists() {
+        LocalKek::create(&path).unwrap();
+    }
+    Some(KekConfig::Local { path })
+}
+
+/// Retry an admin call on every node until the leader accepts it (followers say UNAVAILABLE).
+async fn on_leader<T, F, Fut>(cluster: &Cluster, mut call: F) -> Result<T, tonic::Status>
+where
+    F: FnMut(pb::admin_client::AdminClient<tonic::transport::Channel>) -> Fut,
+    Fut: std::future::Future<Output = Result<tonic::Response<T>, tonic::Status>>,
+{
+    let deadline = Instant::now() + Duration::from_secs(15);
+    loop {
+        for id in cluster.running() {
+            match call(cluster.admin(id).await).await {
+                Ok(r) => return Ok(r.into_inner()),
+                Err(s) if s.code() == tonic::Code::Unavailable => {}
+                Err(s) => return Err(s),
+            }
+        }
+        assert!(Instant::now() < deadline, "no node accepted the admin call");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+fn vote(key: &str, view: u64, leaf: u8) -> pb::SignRequest {
+    let mut r = quorum_vote(view, leaf, "");
+    r.key_id = key.into();
+    r
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn keys_are_generated_sealed_loaded_everywhere_and_follow_their_lifecycle() {
+    let cluster = Cluster::start_with(3, local_kek).await;
+
+    // Only admin identities may act.
+    let err = cluster
+        .client(1, "seq-1")
+        .await
+        .sign(vote("gen-1", 1, 1))
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), tonic::Code::NotFound);
+    let tls = cluster.tls("seq-1").client_config("node-1").unwrap();
+    let channel =
+        tonic::transport::Endpoint::from_shared(format!("https://{}", cluster.node(1).client_addr))
+            .unwrap()
+            .tls_config(tls)
+            .unwrap()
+            .connect_lazy();
+    let err = pb::admin_client::AdminClient::new(channel)
+        .generate_key(pb::GenerateKeyRequest {
+            key_id: "x".into(),
+            profile: "eth2".into(),
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), tonic::Code::PermissionDenied);
+
+    // Generate inside the cluster: the record holds only the sealed secret.
+    let info = on_leader(&cluster, |mut a| async move {
+        a.generate_key(pb::GenerateKeyRequest {
+            key_id: "gen-1".into(),
+            profile: "espresso".into(),
+        })
+        .await
+    })
+    .await
+    .unwrap();
+    assert_eq!(info.state, "active");
+    assert!(info.kek.starts_with("local:"), "{}", info.kek);
+    cluster
+        .wait_all("gen-1 loaded on every node", |s| {
+            s.keys_loaded.iter().any(|k| k == "gen-1")
+        })
+        .await;
+    let pk = bn254::PublicKey::from_bytes(&info.public_key).unwrap();
+    for node in 1..=3 {
+        let resp = cluster
+            .client(node, "seq-1")
+            .await
+            .sign(vote("gen-1", 10 + node, 1))
+            .await
+            .unwrap()
+            .into_inner();
+        let sig = bn254::Signature::from_bytes(&resp.signature).unwrap();
+        assert!(sig.verify(&pk, &resp.signed_message));
+    }
+
+    // Import a raw eth2 secret (dev path) with a secret we know, to grep the logs for it later.
+    let secret = [0x5au8; 32];
+    let imported = on_leader(&cluster, |mut a| async move {
+        a.import_key(pb::ImportKeyRequest {
+            key_id: "imp-1".into(),
+            profile: "eth2".into(),
+            secret: Some(pb::import_key_request::Secret::RawSecret(secret.to_vec())),
+        })
+        .await
+    })
+    .await
+    .unwrap();
+    let expected_pk = bls12_381::SecretKey::from_bytes(&secret)
+        .unwrap()
+        .public_key();
+    assert_eq!(imported.public_key, expected_pk.to_bytes().to_vec());
+    let dup = on_leader(&cluster, |mut a| async move {
+        a.import_key(pb::ImportKeyRequest {
+            key_id: "imp-2".into(),
+            profile: "eth2".into(),
+            secret: Some(pb::import_key_request::Secret::RawSecret(secret.to_vec())),
+        })
+        .await
+    })
+    .await
+    .unwrap_err();
+    assert_eq!(
+        dup.code(),
+        tonic::Code::AlreadyExists,
+        "one public key, one key id"
+    );
+
+    // Disable: every node unloads it and signing is refused; enable: it signs again.
+    on_leader(&cluster, |mut a| async move {
+        a.set_key_state(pb::SetKeyStateRequest {
+            key_id: "gen-1".into(),
+            state: "disabled".into(),
+        })
+        .await
+    })
+    .await
+    .unwrap();
+    cluster
+        .wait_all("gen-1 unloaded everywhere", |s| {
+            !s.keys_loaded.iter().any(|k| k == "gen-1")
+        })
+        .await;
+    let err = cluster
+        .client(2, "seq-1")
+        .await
+        .sign(vote("gen-1", 20, 1))
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), tonic::Code::NotFound);
+    on_leader(&cluster, |mut a| async move {
+        a.set_key_state(pb::SetKeyStateRequest {
+            key_id: "gen-1".into(),
+            state: "active".into(),
+        })
+        .await
+    })
+    .await
+    .unwrap();
+    cluster
+        .wait_all("gen-1 loaded again", |s| {
+            s.keys_loaded.iter().any(|k| k == "gen-1")
+        })
+        .await;
+    // Protection history survived the disable: view 11 is below the watermark.
+    let err = cluster
+        .client(1, "seq-1")
+        .await
+        .sign(vote("gen-1", 11, 2))
+        .await
+        .unwrap_err();
+    assert_eq!(refusal_code(&err).as_deref(), Some("view_below_watermark"));
+
+    // Restart every node: the registry is replicated state; keys are unsealed again.
+    for id in 1..=3 {
+        cluster.kill(id);
+    }
+    for id in 1..=3 {
+        cluster.spawn(id);
+    }
+    cluster.wait_leader(Duration::from_secs(30)).await;
+    cluster
+        .wait_all("keys reloaded after restart", |s| {
+            ["gen-1", "imp-1"]
+                .iter()
+                .all(|k| s.keys_loaded.iter().any(|l| l == k))
+        })
+        .await;
+    let resp = cluster
+        .client(3, "seq-1")
+        .await
+        .sign(vote("gen-1", 30, 1))
+        .await
+        .unwrap()
+        .into_inner();
+    assert!(bn254::Signature::from_bytes(&resp.signature)
+        .unwrap()
+        .verify(&pk, &resp.signed_message));
+
+    // Delete is a tombstone: unloaded, id stays taken.
+    on_leader(&cluster, |mut a| async move {
+        a.set_key_state(pb::SetKeyStateRequest {
+            key_id: "imp-1".into(),
+            state: "deleted".into(),
+        })
+        .await
+    })
+    .await
+    .unwrap();
+    cluster
+        .wait_all("imp-1 unloaded", |s| {
+            !s.keys_loaded.iter().any(|k| k == "imp-1")
+        })
+        .await;
+    let again = on_leader(&cluster, |mut a| async move {
+        a.generate_key(pb::GenerateKeyRequest {
+            key_id: "imp-1".into(),
+            profile: "eth2".into(),
+        })
+        .await
+    })
+    .await
+    .unwrap_err();
+    assert_eq!(again.code(), tonic::Code::AlreadyExists);
+    let listed = on_leader(&cluster, |mut a| async move {
+        a.list_keys(pb::ListKeysRequest {}).await
+    })
+    .await
+    .unwrap();
+    let states: Vec<(String, String)> = listed
+        .keys
+        .iter()
+        .map(|k| (k.key_id.clone(), k.state.clone()))
+        .collect();
+    assert_eq!(
+        states,
+        vec![
+            ("gen-1".into(), "active".into()),
+            ("imp-1".into(), "deleted".into())
+        ]
+    );
+
+    // No node ever logged the imported secret, in hex or base64.
+    use base64::Engine;
+    let forms = [
+        hex::encode(secret),
+        hex::encode_upper(secret),
+        base64::engine::general_purpose::STANDARD.encode(secret),
+        base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(secret),
+    ];
+    for id in 1..=3 {
+        let log = cluster.log_of(id);
+        assert!(log.contains("key loaded"), "node {id} log is empty?");
+        for form in &forms {
+            assert!(!log.contains(form.as_str()), "node {id} logged the secret");
+        }
+    }
+}
