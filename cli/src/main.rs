@@ -4,6 +4,8 @@
 //! formats and exit codes. Must not: hold protection or signing logic (the cluster decides), or
 //! retry anything the cluster answered (the client library retries only unreachable nodes).
 
+#![forbid(unsafe_code)]
+
 mod request;
 
 use clap::{Parser, Subcommand};

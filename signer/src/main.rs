@@ -5,6 +5,8 @@
 //! protection or signing logic (it calls the library), print secret keys, or take secrets from
 //! the command line (they come from files).
 
+#![forbid(unsafe_code)]
+
 mod cmd;
 
 use anyhow::{bail, Context, Result};

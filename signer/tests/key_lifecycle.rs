@@ -266,3 +266,138 @@ async fn keys_are_generated_sealed_loaded_everywhere_and_follow_their_lifecycle(
         }
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn kek_rotation_rewraps_every_key_and_resumes_after_interruption() {
+    let cluster = Cluster::start_with(3, local_kek).await;
+    for (id, profile) in [("r-1", "eth2"), ("r-2", "espresso"), ("r-3", "eth2")] {
+        on_leader(&cluster, |mut a| async move {
+            a.generate_key(pb::GenerateKeyRequest {
+                key_id: id.into(),
+                profile: profile.into(),
+            })
+            .await
+        })
+        .await
+        .unwrap();
+    }
+    cluster
+        .wait_all("three keys loaded", |s| s.keys_loaded.len() == 5)
+        .await;
+    let old_kek = cluster.dir().join("kek.key");
+    let new_kek = cluster.dir().join("kek-new.key");
+    LocalKek::create(&new_kek).unwrap();
+
+    // New KEK current, old one retired, on every node; restart them all.
+    for id in 1..=3 {
+        cluster.kill(id);
+        let path = &cluster.node(id).config_path;
+        let mut config = signer::config::NodeConfig::load(path).unwrap();
+        config.kek = Some(KekConfig::Local {
+            path: new_kek.clone(),
+        });
+        config.retired_keks = vec![KekConfig::Local {
+            path: old_kek.clone(),
+        }];
+        std::fs::write(path, config.to_toml().unwrap()).unwrap();
+        cluster.spawn(id);
+    }
+    cluster.wait_leader(Duration::from_secs(30)).await;
+    cluster
+        .wait_all("old records still load with the retired KEK", |s| {
+            s.keys_loaded.len() == 5
+        })
+        .await;
+
+    let rotated = on_leader(&cluster, |mut a| async move {
+        a.rotate_kek(pb::RotateKekRequest {}).await
+    })
+    .await
+    .unwrap();
+    assert_eq!(
+        (rotated.rewrapped, rotated.remaining),
+        (3, 0),
+        "{:?}",
+        rotated.errors
+    );
+    // Repeating a finished rotation changes nothing.
+    let again = on_leader(&cluster, |mut a| async move {
+        a.rotate_kek(pb::RotateKekRequest {}).await
+    })
+    .await
+    .unwrap();
+    assert_eq!((again.rewrapped, again.remaining), (0, 0));
+    let listed = on_leader(&cluster, |mut a| async move {
+        a.list_keys(pb::ListKeysRequest {}).await
+    })
+    .await
+    .unwrap();
+    let new_ref = listed.keys[0].kek.clone();
+    assert!(listed.keys.iter().all(|k| k.kek == new_ref));
+
+    // Drop the old KEK everywhere: the keys still load, from records under the new one.
+    for id in 1..=3 {
+        cluster.kill(id);
+        let path = &cluster.node(id).config_path;
+        let mut config = signer::config::NodeConfig::load(path).unwrap();
+        config.retired_keks.clear();
+        std::fs::write(path, config.to_toml().unwrap()).unwrap();
+        cluster.spawn(id);
+    }
+    cluster.wait_leader(Duration::from_secs(30)).await;
+    cluster
+        .wait_all("keys load with only the new KEK", |s| {
+            s.keys_loaded.len() == 5 && s.keys_pending.is_empty()
+        })
+        .await;
+    let resp = cluster
+        .client(1, "seq-1")
+        .await
+        .sign(vote("r-2", 1, 1))
+        .await
+        .unwrap()
+        .into_inner();
+    assert!(!resp.signature.is_empty());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_node_without_the_kek_reports_keys_pending_and_keeps_serving_others() {
+    let cluster = Cluster::start_with(3, local_kek).await;
+    on_leader(&cluster, |mut a| async move {
+        a.generate_key(pb::GenerateKeyRequest {
+            key_id: "p-1".into(),
+            profile: "espresso".into(),
+        })
+        .await
+    })
+    .await
+    .unwrap();
+    cluster
+        .wait_all("p-1 loaded", |s| s.keys_loaded.iter().any(|k| k == "p-1"))
+        .await;
+    // Node 3 restarts with a different KEK: it cannot open the record and says why, while the
+    // key files it holds still serve.
+    cluster.kill(3);
+    let other = cluster.dir().join("other-kek.key");
+    LocalKek::create(&other).unwrap();
+    let path = &cluster.node(3).config_path;
+    let mut config = signer::config::NodeConfig::load(path).unwrap();
+    config.kek = Some(KekConfig::Local { path: other });
+    std::fs::write(path, config.to_toml().unwrap()).unwrap();
+    cluster.spawn(3);
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        if let Some(s) = cluster.status(3).await {
+            if let Some(p) = s.keys_pending.iter().find(|p| p.key_id == "p-1") {
+                assert!(p.reason.contains("not configured"), "{}", p.reason);
+                assert!(s.keys_loaded.iter().any(|k| k == ESPRESSO_KEY));
+                break;
+            }
+        }
+        assert!(
+            Instant::now() < deadline,
+            "node 3 never reported p-1 pending"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
