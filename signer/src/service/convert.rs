@@ -19,6 +19,28 @@ use crate::scheme::eth_root::{AttestationData, BeaconBlockHeader, Checkpoint, Fo
 use prost::Message as _;
 use tonic::{Code, Status};
 
+/// What the sign path needs to know about a key before it holds the secret: its id, profile
+/// and public key (from the replicated registry, or from a key file).
+#[derive(Clone, Debug)]
+pub struct KeyIdentity {
+    /// Key id.
+    pub key_id: String,
+    /// Profile.
+    pub profile: Profile,
+    /// Public key bytes.
+    pub public_key: Vec<u8>,
+}
+
+impl From<&LoadedKey> for KeyIdentity {
+    fn from(k: &LoadedKey) -> Self {
+        KeyIdentity {
+            key_id: k.key_id.clone(),
+            profile: k.profile,
+            public_key: k.public_key.clone(),
+        }
+    }
+}
+
 /// Longest accepted `request_id`.
 pub const MAX_REQUEST_ID: usize = 64;
 /// Longest accepted `key_id`.
@@ -65,7 +87,7 @@ pub fn request_profile(req: &pb::SignRequest) -> Result<Profile, Status> {
 
 /// Turn a request for `key` into the typed intent the protection rules see. `gvr` is the
 /// cluster's eth2 genesis validators root: typed eth2 requests for another network are refused.
-pub fn intent(req: &pb::SignRequest, key: &LoadedKey, gvr: Root) -> Result<Intent, Status> {
+pub fn intent(req: &pb::SignRequest, key: &KeyIdentity, gvr: Root) -> Result<Intent, Status> {
     use pb::sign_request::Message as M;
     let profile = request_profile(req)?;
     if profile != key.profile {

@@ -134,16 +134,26 @@ impl SignPath {
         forwarded: bool,
     ) -> Result<pb::SignResponse, Status> {
         convert::check_ids(&req)?;
-        let key = self.keyring.get(&req.key_id).ok_or_else(|| {
-            Status::not_found(format!("key_id: no key {:?} on this cluster", req.key_id))
-        })?;
-        let intent = convert::intent(&req, &key, self.genesis_validators_root)?;
+        let identity = self.identity(&req.key_id)?;
+        let intent = convert::intent(&req, &identity, self.genesis_validators_root)?;
         let leader = self.raft.metrics().borrow_watched().current_leader;
         match leader {
             Some(l) if l == self.node_id => {}
             Some(l) if !forwarded => return self.forward(l, client, req).await,
             _ => return Err(Status::unavailable("no leader elected yet; retry")),
         }
+        // The leader signs, so it must hold the secret before a watermark is committed for it.
+        let key = self.keyring.get(&req.key_id).ok_or_else(|| {
+            let why = self
+                .keyring
+                .pending()
+                .remove(&req.key_id)
+                .unwrap_or_else(|| "not loaded yet".into());
+            Status::unavailable(format!(
+                "key {:?} is not loaded on the leader: {why}",
+                req.key_id
+            ))
+        })?;
         // Cheap refusal against the applied state; watermarks only rise, so what is refused
         // now would be refused by the log as well.
         if let Decision::Refuse(v) = self.state.read().protection.check(&intent) {
@@ -179,6 +189,26 @@ impl SignPath {
             resigned,
             signed_message: permit.message().to_vec(),
         })
+    }
+
+    /// The key's id, profile and public key: an active registry record, else a key file.
+    fn identity(&self, key_id: &str) -> Result<convert::KeyIdentity, Status> {
+        let not_found =
+            || Status::not_found(format!("key_id: no active key {key_id:?} on this cluster"));
+        let record = self.state.read().registry.keys.get(key_id).cloned();
+        match record {
+            Some(r) if r.state == crate::registry::KeyState::Active => Ok(convert::KeyIdentity {
+                key_id: r.key_id,
+                profile: r.profile,
+                public_key: r.public_key,
+            }),
+            Some(_) => Err(not_found()),
+            None => self
+                .keyring
+                .get(key_id)
+                .map(|k| convert::KeyIdentity::from(k.as_ref()))
+                .ok_or_else(not_found),
+        }
     }
 
     async fn forward(

@@ -9,6 +9,8 @@
     missing_docs
 )]
 
+pub mod moto;
+
 use signer::config::{Eth2Config, NodeConfig, PeerConfig, RaftConfig, TlsPaths};
 use signer::keyring::{KeyFile, Keyring};
 use signer::pb;
@@ -166,6 +168,17 @@ impl Cluster {
             .open(node.config_path.with_file_name("node.log"))
             .unwrap();
         let child = Command::new(env!("CARGO_BIN_EXE_signer"))
+            // Credentials for a test KMS (moto) through the standard AWS chain.
+            .env("AWS_ACCESS_KEY_ID", "test")
+            .env("AWS_SECRET_ACCESS_KEY", "test")
+            .env_remove("AWS_SESSION_TOKEN")
+            .env_remove("AWS_PROFILE")
+            .env("AWS_CONFIG_FILE", "/nonexistent/aws-config")
+            .env(
+                "AWS_SHARED_CREDENTIALS_FILE",
+                "/nonexistent/aws-credentials",
+            )
+            .env("AWS_EC2_METADATA_DISABLED", "true")
             .arg("node")
             .arg("--config")
             .arg(&node.config_path)

@@ -1,0 +1,128 @@
+//! A cluster whose KEK is AWS KMS (a real local KMS server, moto, behind a proxy the test can
+//! cut): keys generated in the cluster are sealed by KMS; with the KMS unreachable, restarted
+//! nodes start, report the keys as not loaded and refuse to sign with them; once the KMS is back
+//! they load the keys and sign.
+#![cfg(feature = "aws-kms")]
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, missing_docs)]
+
+mod support;
+
+use signer::custody::KekConfig;
+use signer::pb;
+use signer::scheme::bn254;
+use std::time::{Duration, Instant};
+use support::moto::{KmsProxy, Moto, REGION};
+use support::*;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn kms_outage_leaves_keys_pending_until_the_kms_returns() {
+    let moto = Moto::start();
+    let kms_key = moto.create_key().await;
+    let proxy = KmsProxy::start(moto.port).await;
+    let endpoint = proxy.endpoint();
+    let cluster = Cluster::start_with(3, |_| {
+        Some(KekConfig::AwsKms {
+            key_id: kms_key.clone(),
+            region: Some(REGION.into()),
+            endpoint_url: Some(endpoint.clone()),
+        })
+    })
+    .await;
+
+    // Generate a key inside the cluster, sealed by KMS.
+    let deadline = Instant::now() + Duration::from_secs(15);
+    let info = loop {
+        let mut done = None;
+        for id in cluster.running() {
+            match cluster
+                .admin(id)
+                .await
+                .generate_key(pb::GenerateKeyRequest {
+                    key_id: "kms-1".into(),
+                    profile: "espresso".into(),
+                })
+                .await
+            {
+                Ok(r) => {
+                    done = Some(r.into_inner());
+                    break;
+                }
+                Err(s) if s.code() == tonic::Code::Unavailable => {}
+                Err(s) => panic!("generate: {s:?}"),
+            }
+        }
+        if let Some(info) = done {
+            break info;
+        }
+        assert!(Instant::now() < deadline, "no node generated the key");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    assert_eq!(info.kek, format!("aws-kms:{kms_key}"));
+    cluster
+        .wait_all("kms-1 loaded everywhere", |s| {
+            s.keys_loaded.iter().any(|k| k == "kms-1")
+        })
+        .await;
+    let pk = bn254::PublicKey::from_bytes(&info.public_key).unwrap();
+    let mut req = quorum_vote(1, 1, "");
+    req.key_id = "kms-1".into();
+    cluster.client(1, "seq-1").await.sign(req).await.unwrap();
+
+    // KMS unreachable; every node restarts.
+    proxy.set_up(false);
+    for id in 1..=3 {
+        cluster.kill(id);
+    }
+    for id in 1..=3 {
+        cluster.spawn(id);
+    }
+    cluster.wait_leader(Duration::from_secs(30)).await;
+    cluster
+        .wait_all("kms-1 pending (KMS unreachable) on every node", |s| {
+            s.keys_pending.iter().any(|p| p.key_id == "kms-1")
+                && !s.keys_loaded.iter().any(|k| k == "kms-1")
+                && s.keys_loaded.iter().any(|k| k == ESPRESSO_KEY)
+        })
+        .await;
+    let reason = cluster.status(1).await.unwrap().keys_pending[0]
+        .reason
+        .clone();
+    assert!(
+        reason.to_lowercase().contains("unreachable") || reason.to_lowercase().contains("kms"),
+        "{reason}"
+    );
+    let mut req = quorum_vote(2, 1, "");
+    req.key_id = "kms-1".into();
+    let err = cluster
+        .client(2, "seq-1")
+        .await
+        .sign(req.clone())
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), tonic::Code::Unavailable, "{err:?}");
+    // The node keeps serving the keys it holds.
+    cluster
+        .client(2, "seq-1")
+        .await
+        .sign(quorum_vote(5, 1, ""))
+        .await
+        .unwrap();
+
+    // KMS back: the keys load with the loader's backoff, and sign.
+    proxy.set_up(true);
+    cluster
+        .wait_all("kms-1 loaded after the KMS returned", |s| {
+            s.keys_loaded.iter().any(|k| k == "kms-1") && s.keys_pending.is_empty()
+        })
+        .await;
+    let resp = cluster
+        .client(3, "seq-1")
+        .await
+        .sign(req)
+        .await
+        .unwrap()
+        .into_inner();
+    assert!(bn254::Signature::from_bytes(&resp.signature)
+        .unwrap()
+        .verify(&pk, &resp.signed_message));
+}
