@@ -386,7 +386,7 @@ impl SignerPool {
                         format!("{}: no answer within {timeout:?}", node_identity(node.id));
                 }
             }
-            if attempts as usize % n == 0 {
+            if (attempts as usize).is_multiple_of(n) {
                 let remaining = deadline.saturating_duration_since(Instant::now());
                 tokio::time::sleep(backoff.min(remaining)).await;
                 backoff = (backoff * 2).min(self.options.max_backoff);
