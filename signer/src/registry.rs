@@ -10,8 +10,9 @@
 //!   history (kept by public key) can never be shared or lost by renaming;
 //! - delete is a tombstone: the record stays (state `Deleted`, secret dropped), so the id and the
 //!   public key stay taken and the protection history stays;
-//! - a re-wrap replaces a sealed secret only when the record is still sealed under the KEK the
-//!   re-wrap started from, so a stale or repeated rotation step changes nothing;
+//! - a re-wrap (KEK rotation) is one committed action over many keys, applied only if every
+//!   record is still sealed under the KEK it started from: a stale or repeated rotation
+//!   changes nothing;
 //! - every refusal leaves the registry unchanged.
 
 use crate::custody::{KekRef, SealedKey};
@@ -72,15 +73,20 @@ pub enum KeyChange {
         /// The new state.
         state: KeyState,
     },
-    /// Replace a key's sealed secret with one under another KEK (KEK rotation step).
-    Rewrap {
-        /// The key.
-        key_id: String,
-        /// The KEK the record must still be sealed under.
-        from: KekRef,
-        /// The same secret sealed under the new KEK.
-        sealed: SealedKey,
-    },
+    /// KEK rotation: replace the sealed secrets of several keys with the same secrets sealed
+    /// under another KEK, all in one committed action (all or nothing).
+    Rewrap(Vec<Rewrap>),
+}
+
+/// One key's part of a [`KeyChange::Rewrap`].
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Rewrap {
+    /// The key.
+    pub key_id: String,
+    /// The KEK the record must still be sealed under.
+    pub from: KekRef,
+    /// The same secret sealed under the new KEK.
+    pub sealed: SealedKey,
 }
 
 /// Why a change was refused (the registry is unchanged).
@@ -122,7 +128,8 @@ pub struct Registry {
 }
 
 impl Registry {
-    /// Apply `change`, or refuse it and change nothing. Returns the key id changed.
+    /// Apply `change`, or refuse it and change nothing. Returns the key id changed (for a
+    /// re-wrap, the ids joined with commas).
     pub fn apply(&mut self, change: &KeyChange) -> Result<String, KeyRefusal> {
         match change {
             KeyChange::Add(record) => {
@@ -156,28 +163,35 @@ impl Registry {
                 }
                 Ok(key_id.clone())
             }
-            KeyChange::Rewrap {
-                key_id,
-                from,
-                sealed,
-            } => {
-                let record = self
-                    .keys
-                    .get_mut(key_id)
-                    .ok_or_else(|| KeyRefusal::Unknown(key_id.clone()))?;
-                let current = match &record.sealed {
-                    None => return Err(KeyRefusal::Deleted(key_id.clone())),
-                    Some(s) => s.kek.clone(),
-                };
-                if current != *from {
-                    return Err(KeyRefusal::StaleRewrap {
-                        key_id: key_id.clone(),
-                        expected: from.clone(),
-                        current,
-                    });
+            KeyChange::Rewrap(items) => {
+                // Check every item first, so a refusal changes nothing.
+                for item in items {
+                    let record = self
+                        .keys
+                        .get(&item.key_id)
+                        .ok_or_else(|| KeyRefusal::Unknown(item.key_id.clone()))?;
+                    let current = match &record.sealed {
+                        None => return Err(KeyRefusal::Deleted(item.key_id.clone())),
+                        Some(s) => s.kek.clone(),
+                    };
+                    if current != item.from {
+                        return Err(KeyRefusal::StaleRewrap {
+                            key_id: item.key_id.clone(),
+                            expected: item.from.clone(),
+                            current,
+                        });
+                    }
                 }
-                record.sealed = Some(sealed.clone());
-                Ok(key_id.clone())
+                for item in items {
+                    if let Some(record) = self.keys.get_mut(&item.key_id) {
+                        record.sealed = Some(item.sealed.clone());
+                    }
+                }
+                Ok(items
+                    .iter()
+                    .map(|i| i.key_id.as_str())
+                    .collect::<Vec<_>>()
+                    .join(","))
             }
         }
     }
@@ -262,14 +276,24 @@ mod tests {
         })
         .unwrap();
 
-        // Re-wrap only from the KEK the record is under.
-        let step = KeyChange::Rewrap {
-            key_id: "a".into(),
-            from: kek("old"),
+        // Re-wrap only from the KEK the record is under, all or nothing.
+        r.apply(&KeyChange::Add(record("b", 2))).unwrap();
+        let item = |id: &str, from: &str| Rewrap {
+            key_id: id.into(),
+            from: kek(from),
             sealed: sealed("new", 9),
         };
-        r.apply(&step).unwrap();
+        let before = r.clone();
+        let half_stale = KeyChange::Rewrap(vec![item("a", "old"), item("b", "other")]);
+        assert!(matches!(
+            r.apply(&half_stale),
+            Err(KeyRefusal::StaleRewrap { .. })
+        ));
+        assert_eq!(r, before, "a refused re-wrap changes no record");
+        let step = KeyChange::Rewrap(vec![item("a", "old"), item("b", "old")]);
+        assert_eq!(r.apply(&step), Ok("a,b".into()));
         assert_eq!(r.keys["a"].sealed.as_ref().unwrap().kek, kek("new"));
+        assert_eq!(r.keys["b"].sealed.as_ref().unwrap().kek, kek("new"));
         assert!(matches!(
             r.apply(&step),
             Err(KeyRefusal::StaleRewrap { .. })

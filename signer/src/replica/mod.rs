@@ -64,8 +64,8 @@ impl fmt::Display for Command {
                 crate::registry::KeyChange::SetState { key_id, state } => {
                     write!(f, "Key({key_id} -> {state})")
                 }
-                crate::registry::KeyChange::Rewrap { key_id, .. } => {
-                    write!(f, "Key(rewrap {key_id})")
+                crate::registry::KeyChange::Rewrap(items) => {
+                    write!(f, "Key(rewrap {} keys)", items.len())
                 }
             },
         }

@@ -19,7 +19,7 @@ use crate::keyloader::Keks;
 use crate::keyring::{Keyring, LoadedKey};
 use crate::pb;
 use crate::protection::Profile;
-use crate::registry::{KeyChange, KeyRecord, KeyRefusal, KeyState};
+use crate::registry::{KeyChange, KeyRecord, KeyRefusal, KeyState, Rewrap};
 use crate::replica::{commit_key_change, Raft, StateMachine};
 use crate::scheme::{bls12_381, bn254};
 use std::sync::Arc;
@@ -266,7 +266,10 @@ impl pb::admin_server::Admin for AdminService {
         })?;
         let target = current.descriptor();
         let records: Vec<KeyRecord> = self.state.read().registry.keys.values().cloned().collect();
-        let (mut rewrapped, mut errors) = (0u32, Vec::new());
+        // Unseal each record with its old KEK and seal it under the current one; then commit
+        // all re-wraps as one action. A key that fails to re-seal is reported and left for
+        // the next call (which resumes where this one stopped).
+        let (mut items, mut errors) = (Vec::new(), Vec::new());
         for record in records {
             let Some(sealed) = record.sealed.clone() else {
                 continue;
@@ -274,7 +277,7 @@ impl pb::admin_server::Admin for AdminService {
             if sealed.kek == target {
                 continue;
             }
-            let step = async {
+            let resealed = async {
                 let old = self.keks.for_record(&record).ok_or_else(|| {
                     format!(
                         "{}: sealed under {}, not configured here",
@@ -286,20 +289,25 @@ impl pb::admin_server::Admin for AdminService {
                 let secret = unseal(old, &ctx, &sealed)
                     .await
                     .map_err(|e| format!("{}: {e}", record.key_id))?;
-                let resealed = seal(current, &ctx, secret.expose_secret())
+                seal(current, &ctx, secret.expose_secret())
                     .await
-                    .map_err(|e| format!("{}: {e}", record.key_id))?;
-                self.commit(KeyChange::Rewrap {
+                    .map_err(|e| format!("{}: {e}", record.key_id))
+            };
+            match resealed.await {
+                Ok(sealed_new) => items.push(Rewrap {
                     key_id: record.key_id.clone(),
                     from: sealed.kek.clone(),
-                    sealed: resealed,
-                })
-                .await
-                .map_err(|s| format!("{}: {}", record.key_id, s.message()))
-            };
-            match step.await {
-                Ok(_) => rewrapped += 1,
+                    sealed: sealed_new,
+                }),
                 Err(e) => errors.push(e),
+            }
+        }
+        let mut rewrapped = 0u32;
+        if !items.is_empty() {
+            let count = items.len() as u32;
+            match self.commit(KeyChange::Rewrap(items)).await {
+                Ok(_) => rewrapped = count,
+                Err(s) => errors.push(s.message().to_owned()),
             }
         }
         let remaining = self
