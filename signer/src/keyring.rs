@@ -350,11 +350,14 @@ impl Keyring {
     /// Add (or replace) a key; it is no longer pending.
     pub fn insert(&self, key: LoadedKey) {
         let id = key.key_id.clone();
+        let key = std::sync::Arc::new(key);
+        // The secret scalar lives inline in the key: keep its pages out of swap where allowed.
+        crate::custody::hygiene::lock_value(key.as_ref());
         self.write_pending().remove(&id);
         self.keys
             .write()
             .unwrap_or_else(|p| p.into_inner())
-            .insert(id, std::sync::Arc::new(key));
+            .insert(id, key);
     }
 
     /// Forget a key (disabled or deleted); returns whether it was loaded.

@@ -76,23 +76,34 @@ const ZERO: libc::c_ulong = 0;
 
 static LOCK_WARNED: AtomicBool = AtomicBool::new(false);
 
+/// Lock the pages holding `value` (e.g. a key type whose secret scalar is stored inline), with
+/// the same warn-don't-fail behaviour as [`lock_memory`].
+pub fn lock_value<T>(value: &T) -> bool {
+    lock_region(value as *const T as usize, std::mem::size_of::<T>())
+}
+
 /// Locks the pages holding `buf` in RAM (no swap) where permitted. Returns whether they are
 /// locked; on refusal logs one warning per process and returns false — never an error.
 /// Keep the buffer at a stable address (e.g. boxed): the lock covers where it is now.
 pub fn lock_memory(buf: &[u8]) -> bool {
-    if buf.is_empty() {
+    lock_region(buf.as_ptr() as usize, buf.len())
+}
+
+/// Lock the pages of the live region `[start, start + len)` of this process.
+fn lock_region(start: usize, len: usize) -> bool {
+    if len == 0 {
         return true;
     }
     let page = page_size();
-    let start = buf.as_ptr() as usize;
     let aligned = start & !(page - 1);
-    let Some(end) = start.checked_add(buf.len()) else {
+    let Some(end) = start.checked_add(len) else {
         return false;
     };
     let len = end - aligned;
     // SAFETY: `mlock` only changes the residency of the pages in
-    // [aligned, aligned + len), which all belong to this process: they cover `buf`, a live
-    // borrowed slice, rounded out to page boundaries. It reads and writes no memory.
+    // [aligned, aligned + len), which all belong to this process: they cover a live borrowed
+    // value or slice (see the callers), rounded out to page boundaries. It reads and writes no
+    // memory.
     let rc = unsafe { libc::mlock(aligned as *const libc::c_void, len) };
     if rc == 0 {
         return true;

@@ -158,7 +158,13 @@ fn open_warns_loudly_without_logging_the_key() {
         LocalKek::open(&path).unwrap();
     });
     let logs = String::from_utf8(captured.0.lock().unwrap().clone()).unwrap();
-    assert_eq!(logs.matches("WARN").count(), 2, "{logs}");
+    // Two warnings from the KEK (create, open); a once-per-process mlock warning may also land
+    // here, depending on which test first meets the memlock limit.
+    let kek_warnings = logs
+        .lines()
+        .filter(|l| l.contains("WARN") && !l.contains("mlock"))
+        .count();
+    assert_eq!(kek_warnings, 2, "{logs}");
     assert!(logs.contains("development and demos only"), "{logs}");
     assert!(logs.contains("NOT for production"), "{logs}");
     let key = std::fs::read(&path).unwrap();
