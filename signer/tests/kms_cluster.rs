@@ -126,3 +126,89 @@ async fn kms_outage_leaves_keys_pending_until_the_kms_returns() {
         .unwrap()
         .verify(&pk, &resp.signed_message));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn kek_rotation_between_two_kms_keys() {
+    let moto = Moto::start();
+    let old_key = moto.create_key().await;
+    let new_key = moto.create_key().await;
+    let endpoint = moto.endpoint();
+    let kms = |key_id: &str| KekConfig::AwsKms {
+        key_id: key_id.to_owned(),
+        region: Some(REGION.into()),
+        endpoint_url: Some(endpoint.clone()),
+    };
+    let cluster = Cluster::start_with(3, |_| Some(kms(&old_key))).await;
+    let generate = |id: u64| {
+        let cluster = &cluster;
+        async move {
+            cluster
+                .admin(id)
+                .await
+                .generate_key(pb::GenerateKeyRequest {
+                    key_id: "rot-1".into(),
+                    profile: "eth2".into(),
+                })
+                .await
+        }
+    };
+    let deadline = Instant::now() + Duration::from_secs(15);
+    'generated: loop {
+        for id in cluster.running() {
+            if generate(id).await.is_ok() {
+                break 'generated;
+            }
+        }
+        assert!(Instant::now() < deadline, "no node generated the key");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    for id in 1..=3 {
+        cluster.kill(id);
+        let path = &cluster.node(id).config_path;
+        let mut config = signer::config::NodeConfig::load(path).unwrap();
+        config.kek = Some(kms(&new_key));
+        config.retired_keks = vec![kms(&old_key)];
+        std::fs::write(path, config.to_toml().unwrap()).unwrap();
+        cluster.spawn(id);
+    }
+    cluster.wait_leader(Duration::from_secs(30)).await;
+    cluster
+        .wait_all("rot-1 loaded with the retired KMS key", |s| {
+            s.keys_loaded.iter().any(|k| k == "rot-1")
+        })
+        .await;
+    let deadline = Instant::now() + Duration::from_secs(15);
+    let rotated = loop {
+        let mut got = None;
+        for id in cluster.running() {
+            if let Ok(r) = cluster
+                .admin(id)
+                .await
+                .rotate_kek(pb::RotateKekRequest {})
+                .await
+            {
+                got = Some(r.into_inner());
+                break;
+            }
+        }
+        if let Some(r) = got {
+            break r;
+        }
+        assert!(Instant::now() < deadline, "no node rotated");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    assert_eq!(
+        (rotated.rewrapped, rotated.remaining),
+        (1, 0),
+        "{:?}",
+        rotated.errors
+    );
+    let listed = cluster
+        .admin(cluster.wait_leader(Duration::from_secs(5)).await)
+        .await
+        .list_keys(pb::ListKeysRequest {})
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(listed.keys[0].kek, format!("aws-kms:{new_key}"));
+}
