@@ -20,26 +20,6 @@ fn local_kek(dir: &std::path::Path) -> Option<KekConfig> {
     Some(KekConfig::Local { path })
 }
 
-/// Retry an admin call on every node until the leader accepts it (followers say UNAVAILABLE).
-async fn on_leader<T, F, Fut>(cluster: &Cluster, mut call: F) -> Result<T, tonic::Status>
-where
-    F: FnMut(pb::admin_client::AdminClient<tonic::transport::Channel>) -> Fut,
-    Fut: std::future::Future<Output = Result<tonic::Response<T>, tonic::Status>>,
-{
-    let deadline = Instant::now() + Duration::from_secs(15);
-    loop {
-        for id in cluster.running() {
-            match call(cluster.admin(id).await).await {
-                Ok(r) => return Ok(r.into_inner()),
-                Err(s) if s.code() == tonic::Code::Unavailable => {}
-                Err(s) => return Err(s),
-            }
-        }
-        assert!(Instant::now() < deadline, "no node accepted the admin call");
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-}
-
 fn vote(key: &str, view: u64, leaf: u8) -> pb::SignRequest {
     let mut r = quorum_vote(view, leaf, "");
     r.key_id = key.into();
@@ -75,15 +55,16 @@ async fn keys_are_generated_sealed_loaded_everywhere_and_follow_their_lifecycle(
     assert_eq!(err.code(), tonic::Code::PermissionDenied);
 
     // Generate inside the cluster: the record holds only the sealed secret.
-    let info = on_leader(&cluster, |mut a| async move {
-        a.generate_key(pb::GenerateKeyRequest {
-            key_id: "gen-1".into(),
-            profile: "espresso".into(),
+    let info = cluster
+        .on_leader(|mut a| async move {
+            a.generate_key(pb::GenerateKeyRequest {
+                key_id: "gen-1".into(),
+                profile: "espresso".into(),
+            })
+            .await
         })
         .await
-    })
-    .await
-    .unwrap();
+        .unwrap();
     assert_eq!(info.state, "active");
     assert!(info.kek.starts_with("local:"), "{}", info.kek);
     cluster
@@ -106,30 +87,32 @@ async fn keys_are_generated_sealed_loaded_everywhere_and_follow_their_lifecycle(
 
     // Import a raw eth2 secret (dev path) with a secret we know, to grep the logs for it later.
     let secret = [0x5au8; 32];
-    let imported = on_leader(&cluster, |mut a| async move {
-        a.import_key(pb::ImportKeyRequest {
-            key_id: "imp-1".into(),
-            profile: "eth2".into(),
-            secret: Some(pb::import_key_request::Secret::RawSecret(secret.to_vec())),
+    let imported = cluster
+        .on_leader(|mut a| async move {
+            a.import_key(pb::ImportKeyRequest {
+                key_id: "imp-1".into(),
+                profile: "eth2".into(),
+                secret: Some(pb::import_key_request::Secret::RawSecret(secret.to_vec())),
+            })
+            .await
         })
         .await
-    })
-    .await
-    .unwrap();
+        .unwrap();
     let expected_pk = bls12_381::SecretKey::from_bytes(&secret)
         .unwrap()
         .public_key();
     assert_eq!(imported.public_key, expected_pk.to_bytes().to_vec());
-    let dup = on_leader(&cluster, |mut a| async move {
-        a.import_key(pb::ImportKeyRequest {
-            key_id: "imp-2".into(),
-            profile: "eth2".into(),
-            secret: Some(pb::import_key_request::Secret::RawSecret(secret.to_vec())),
+    let dup = cluster
+        .on_leader(|mut a| async move {
+            a.import_key(pb::ImportKeyRequest {
+                key_id: "imp-2".into(),
+                profile: "eth2".into(),
+                secret: Some(pb::import_key_request::Secret::RawSecret(secret.to_vec())),
+            })
+            .await
         })
         .await
-    })
-    .await
-    .unwrap_err();
+        .unwrap_err();
     assert_eq!(
         dup.code(),
         tonic::Code::AlreadyExists,
@@ -137,15 +120,16 @@ async fn keys_are_generated_sealed_loaded_everywhere_and_follow_their_lifecycle(
     );
 
     // Disable: every node unloads it and signing is refused; enable: it signs again.
-    on_leader(&cluster, |mut a| async move {
-        a.set_key_state(pb::SetKeyStateRequest {
-            key_id: "gen-1".into(),
-            state: "disabled".into(),
+    cluster
+        .on_leader(|mut a| async move {
+            a.set_key_state(pb::SetKeyStateRequest {
+                key_id: "gen-1".into(),
+                state: "disabled".into(),
+            })
+            .await
         })
         .await
-    })
-    .await
-    .unwrap();
+        .unwrap();
     cluster
         .wait_all("gen-1 unloaded everywhere", |s| {
             !s.keys_loaded.iter().any(|k| k == "gen-1")
@@ -158,15 +142,16 @@ async fn keys_are_generated_sealed_loaded_everywhere_and_follow_their_lifecycle(
         .await
         .unwrap_err();
     assert_eq!(err.code(), tonic::Code::NotFound);
-    on_leader(&cluster, |mut a| async move {
-        a.set_key_state(pb::SetKeyStateRequest {
-            key_id: "gen-1".into(),
-            state: "active".into(),
+    cluster
+        .on_leader(|mut a| async move {
+            a.set_key_state(pb::SetKeyStateRequest {
+                key_id: "gen-1".into(),
+                state: "active".into(),
+            })
+            .await
         })
         .await
-    })
-    .await
-    .unwrap();
+        .unwrap();
     cluster
         .wait_all("gen-1 loaded again", |s| {
             s.keys_loaded.iter().any(|k| k == "gen-1")
@@ -208,35 +193,36 @@ async fn keys_are_generated_sealed_loaded_everywhere_and_follow_their_lifecycle(
         .verify(&pk, &resp.signed_message));
 
     // Delete is a tombstone: unloaded, id stays taken.
-    on_leader(&cluster, |mut a| async move {
-        a.set_key_state(pb::SetKeyStateRequest {
-            key_id: "imp-1".into(),
-            state: "deleted".into(),
+    cluster
+        .on_leader(|mut a| async move {
+            a.set_key_state(pb::SetKeyStateRequest {
+                key_id: "imp-1".into(),
+                state: "deleted".into(),
+            })
+            .await
         })
         .await
-    })
-    .await
-    .unwrap();
+        .unwrap();
     cluster
         .wait_all("imp-1 unloaded", |s| {
             !s.keys_loaded.iter().any(|k| k == "imp-1")
         })
         .await;
-    let again = on_leader(&cluster, |mut a| async move {
-        a.generate_key(pb::GenerateKeyRequest {
-            key_id: "imp-1".into(),
-            profile: "eth2".into(),
+    let again = cluster
+        .on_leader(|mut a| async move {
+            a.generate_key(pb::GenerateKeyRequest {
+                key_id: "imp-1".into(),
+                profile: "eth2".into(),
+            })
+            .await
         })
         .await
-    })
-    .await
-    .unwrap_err();
+        .unwrap_err();
     assert_eq!(again.code(), tonic::Code::AlreadyExists);
-    let listed = on_leader(&cluster, |mut a| async move {
-        a.list_keys(pb::ListKeysRequest {}).await
-    })
-    .await
-    .unwrap();
+    let listed = cluster
+        .on_leader(|mut a| async move { a.list_keys(pb::ListKeysRequest {}).await })
+        .await
+        .unwrap();
     let states: Vec<(String, String)> = listed
         .keys
         .iter()
@@ -271,15 +257,16 @@ async fn keys_are_generated_sealed_loaded_everywhere_and_follow_their_lifecycle(
 async fn kek_rotation_rewraps_every_key_and_resumes_after_interruption() {
     let cluster = Cluster::start_with(3, local_kek).await;
     for (id, profile) in [("r-1", "eth2"), ("r-2", "espresso"), ("r-3", "eth2")] {
-        on_leader(&cluster, |mut a| async move {
-            a.generate_key(pb::GenerateKeyRequest {
-                key_id: id.into(),
-                profile: profile.into(),
+        cluster
+            .on_leader(|mut a| async move {
+                a.generate_key(pb::GenerateKeyRequest {
+                    key_id: id.into(),
+                    profile: profile.into(),
+                })
+                .await
             })
             .await
-        })
-        .await
-        .unwrap();
+            .unwrap();
     }
     cluster
         .wait_all("three keys loaded", |s| s.keys_loaded.len() == 5)
@@ -309,11 +296,10 @@ async fn kek_rotation_rewraps_every_key_and_resumes_after_interruption() {
         })
         .await;
 
-    let rotated = on_leader(&cluster, |mut a| async move {
-        a.rotate_kek(pb::RotateKekRequest {}).await
-    })
-    .await
-    .unwrap();
+    let rotated = cluster
+        .on_leader(|mut a| async move { a.rotate_kek(pb::RotateKekRequest {}).await })
+        .await
+        .unwrap();
     assert_eq!(
         (rotated.rewrapped, rotated.remaining),
         (3, 0),
@@ -321,17 +307,15 @@ async fn kek_rotation_rewraps_every_key_and_resumes_after_interruption() {
         rotated.errors
     );
     // Repeating a finished rotation changes nothing.
-    let again = on_leader(&cluster, |mut a| async move {
-        a.rotate_kek(pb::RotateKekRequest {}).await
-    })
-    .await
-    .unwrap();
+    let again = cluster
+        .on_leader(|mut a| async move { a.rotate_kek(pb::RotateKekRequest {}).await })
+        .await
+        .unwrap();
     assert_eq!((again.rewrapped, again.remaining), (0, 0));
-    let listed = on_leader(&cluster, |mut a| async move {
-        a.list_keys(pb::ListKeysRequest {}).await
-    })
-    .await
-    .unwrap();
+    let listed = cluster
+        .on_leader(|mut a| async move { a.list_keys(pb::ListKeysRequest {}).await })
+        .await
+        .unwrap();
     let new_ref = listed.keys[0].kek.clone();
     assert!(listed.keys.iter().all(|k| k.kek == new_ref));
 
@@ -363,15 +347,16 @@ async fn kek_rotation_rewraps_every_key_and_resumes_after_interruption() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_node_without_the_kek_reports_keys_pending_and_keeps_serving_others() {
     let cluster = Cluster::start_with(3, local_kek).await;
-    on_leader(&cluster, |mut a| async move {
-        a.generate_key(pb::GenerateKeyRequest {
-            key_id: "p-1".into(),
-            profile: "espresso".into(),
+    cluster
+        .on_leader(|mut a| async move {
+            a.generate_key(pb::GenerateKeyRequest {
+                key_id: "p-1".into(),
+                profile: "espresso".into(),
+            })
+            .await
         })
         .await
-    })
-    .await
-    .unwrap();
+        .unwrap();
     cluster
         .wait_all("p-1 loaded", |s| s.keys_loaded.iter().any(|k| k == "p-1"))
         .await;

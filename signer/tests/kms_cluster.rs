@@ -10,7 +10,7 @@ mod support;
 use signer::custody::KekConfig;
 use signer::pb;
 use signer::scheme::bn254;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 use support::moto::{KmsProxy, Moto, REGION};
 use support::*;
 
@@ -30,33 +30,16 @@ async fn kms_outage_leaves_keys_pending_until_the_kms_returns() {
     .await;
 
     // Generate a key inside the cluster, sealed by KMS.
-    let deadline = Instant::now() + Duration::from_secs(15);
-    let info = loop {
-        let mut done = None;
-        for id in cluster.running() {
-            match cluster
-                .admin(id)
-                .await
-                .generate_key(pb::GenerateKeyRequest {
-                    key_id: "kms-1".into(),
-                    profile: "espresso".into(),
-                })
-                .await
-            {
-                Ok(r) => {
-                    done = Some(r.into_inner());
-                    break;
-                }
-                Err(s) if s.code() == tonic::Code::Unavailable => {}
-                Err(s) => panic!("generate: {s:?}"),
-            }
-        }
-        if let Some(info) = done {
-            break info;
-        }
-        assert!(Instant::now() < deadline, "no node generated the key");
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    };
+    let info = cluster
+        .on_leader(|mut a| async move {
+            a.generate_key(pb::GenerateKeyRequest {
+                key_id: "kms-1".into(),
+                profile: "espresso".into(),
+            })
+            .await
+        })
+        .await
+        .unwrap();
     assert_eq!(info.kek, format!("aws-kms:{kms_key}"));
     cluster
         .wait_all("kms-1 loaded everywhere", |s| {
@@ -139,29 +122,16 @@ async fn kek_rotation_between_two_kms_keys() {
         endpoint_url: Some(endpoint.clone()),
     };
     let cluster = Cluster::start_with(3, |_| Some(kms(&old_key))).await;
-    let generate = |id: u64| {
-        let cluster = &cluster;
-        async move {
-            cluster
-                .admin(id)
-                .await
-                .generate_key(pb::GenerateKeyRequest {
-                    key_id: "rot-1".into(),
-                    profile: "eth2".into(),
-                })
-                .await
-        }
-    };
-    let deadline = Instant::now() + Duration::from_secs(15);
-    'generated: loop {
-        for id in cluster.running() {
-            if generate(id).await.is_ok() {
-                break 'generated;
-            }
-        }
-        assert!(Instant::now() < deadline, "no node generated the key");
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    cluster
+        .on_leader(|mut a| async move {
+            a.generate_key(pb::GenerateKeyRequest {
+                key_id: "rot-1".into(),
+                profile: "eth2".into(),
+            })
+            .await
+        })
+        .await
+        .unwrap();
     for id in 1..=3 {
         cluster.kill(id);
         let path = &cluster.node(id).config_path;
@@ -177,26 +147,10 @@ async fn kek_rotation_between_two_kms_keys() {
             s.keys_loaded.iter().any(|k| k == "rot-1")
         })
         .await;
-    let deadline = Instant::now() + Duration::from_secs(15);
-    let rotated = loop {
-        let mut got = None;
-        for id in cluster.running() {
-            if let Ok(r) = cluster
-                .admin(id)
-                .await
-                .rotate_kek(pb::RotateKekRequest {})
-                .await
-            {
-                got = Some(r.into_inner());
-                break;
-            }
-        }
-        if let Some(r) = got {
-            break r;
-        }
-        assert!(Instant::now() < deadline, "no node rotated");
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    };
+    let rotated = cluster
+        .on_leader(|mut a| async move { a.rotate_kek(pb::RotateKekRequest {}).await })
+        .await
+        .unwrap();
     assert_eq!(
         (rotated.rewrapped, rotated.remaining),
         (1, 0),
@@ -204,11 +158,8 @@ async fn kek_rotation_between_two_kms_keys() {
         rotated.errors
     );
     let listed = cluster
-        .admin(cluster.wait_leader(Duration::from_secs(5)).await)
+        .on_leader(|mut a| async move { a.list_keys(pb::ListKeysRequest {}).await })
         .await
-        .list_keys(pb::ListKeysRequest {})
-        .await
-        .unwrap()
-        .into_inner();
+        .unwrap();
     assert_eq!(listed.keys[0].kek, format!("aws-kms:{new_key}"));
 }

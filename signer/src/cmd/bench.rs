@@ -240,19 +240,36 @@ async fn measure_cluster(
                     }
                 }
             }
-            (latencies, failures, first_error)
+            Tally {
+                signed: latencies.len() as u64,
+                latencies,
+                failures,
+                first_error,
+            }
         }));
     }
+    summarize(tasks).await
+}
+
+/// What one client task counted.
+struct Tally {
+    signed: u64,
+    latencies: Vec<Duration>,
+    failures: u64,
+    first_error: Option<String>,
+}
+
+/// Wait for the client tasks and turn their tallies into one measurement.
+async fn summarize(tasks: Vec<tokio::task::JoinHandle<Tally>>) -> Result<Measurement> {
     let started = Instant::now();
-    let mut all = Vec::new();
-    let mut failures = 0;
-    let mut first_error = None;
+    let (mut signed, mut all, mut failures, mut first_error) = (0u64, Vec::new(), 0u64, None);
     for t in tasks {
-        let (l, f, e) = t.await?;
-        all.extend(l);
-        failures += f;
+        let tally = t.await?;
+        signed += tally.signed;
+        all.extend(tally.latencies);
+        failures += tally.failures;
         if first_error.is_none() {
-            first_error = e;
+            first_error = tally.first_error;
         }
     }
     let elapsed = started.elapsed().as_secs_f64();
@@ -263,7 +280,7 @@ async fn measure_cluster(
             .unwrap_or_default()
     };
     Ok(Measurement {
-        per_second: all.len() as f64 / elapsed,
+        per_second: signed as f64 / elapsed,
         p50: pct(0.50),
         p99: pct(0.99),
         failures,
@@ -316,34 +333,15 @@ async fn measure_cluster_batch(
                     }
                 }
             }
-            (signed, latencies, failures, first_error)
+            Tally {
+                signed,
+                latencies,
+                failures,
+                first_error,
+            }
         }));
     }
-    let started = Instant::now();
-    let (mut signed, mut all, mut failures, mut first_error) = (0u64, Vec::new(), 0u64, None);
-    for t in tasks {
-        let (s, l, f, e) = t.await?;
-        signed += s;
-        all.extend(l);
-        failures += f;
-        if first_error.is_none() {
-            first_error = e;
-        }
-    }
-    let elapsed = started.elapsed().as_secs_f64();
-    all.sort();
-    let pct = |p: f64| {
-        all.get(((all.len() as f64 * p) as usize).min(all.len().saturating_sub(1)))
-            .copied()
-            .unwrap_or_default()
-    };
-    Ok(Measurement {
-        per_second: signed as f64 / elapsed,
-        p50: pct(0.50),
-        p99: pct(0.99),
-        failures,
-        first_error,
-    })
+    summarize(tasks).await
 }
 
 /// Raw signing throughput of the scheme on all cores, in this process.

@@ -45,9 +45,13 @@ pub struct Cluster {
     pub eth2_public_key: Vec<u8>,
 }
 
-fn free_addr() -> SocketAddr {
-    let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    l.local_addr().unwrap()
+/// `n` distinct free loopback addresses. The probing sockets stay open until all are chosen,
+/// so the kernel cannot hand the same port out twice.
+fn free_addrs(n: usize) -> Vec<SocketAddr> {
+    let probes: Vec<std::net::TcpListener> = (0..n)
+        .map(|_| std::net::TcpListener::bind("127.0.0.1:0").unwrap())
+        .collect();
+    probes.iter().map(|l| l.local_addr().unwrap()).collect()
 }
 
 impl Cluster {
@@ -85,7 +89,8 @@ impl Cluster {
 
         let addrs: Vec<(u64, SocketAddr, SocketAddr)> = ids
             .iter()
-            .map(|&id| (id, free_addr(), free_addr()))
+            .zip(free_addrs(2 * ids.len()).chunks(2))
+            .map(|(&id, pair)| (id, pair[0], pair[1]))
             .collect();
         let peers: Vec<PeerConfig> = addrs
             .iter()
@@ -219,36 +224,50 @@ impl Cluster {
         .unwrap()
     }
 
-    /// A client to node `id` authenticated as `client`.
-    pub async fn client(&self, id: u64, client: &str) -> SignerClient<Channel> {
+    /// A channel to node `id`'s client port, authenticated as `client`.
+    pub fn channel(&self, id: u64, client: &str) -> Channel {
         let tls = self
             .tls(client)
             .client_config(&format!("node-{id}"))
             .unwrap();
-        let channel = Endpoint::from_shared(format!("https://{}", self.node(id).client_addr))
+        Endpoint::from_shared(format!("https://{}", self.node(id).client_addr))
             .unwrap()
             .tls_config(tls)
             .unwrap()
             .connect_timeout(Duration::from_secs(2))
             .timeout(Duration::from_secs(10))
-            .connect_lazy();
-        SignerClient::new(channel)
+            .connect_lazy()
+    }
+
+    /// A client to node `id` authenticated as `client`.
+    pub async fn client(&self, id: u64, client: &str) -> SignerClient<Channel> {
+        SignerClient::new(self.channel(id, client))
     }
 
     /// An admin client to node `id` (identity `admin-1`).
     pub async fn admin(&self, id: u64) -> signer::pb::admin_client::AdminClient<Channel> {
-        let tls = self
-            .tls("admin-1")
-            .client_config(&format!("node-{id}"))
-            .unwrap();
-        let channel = Endpoint::from_shared(format!("https://{}", self.node(id).client_addr))
-            .unwrap()
-            .tls_config(tls)
-            .unwrap()
-            .connect_timeout(Duration::from_secs(2))
-            .timeout(Duration::from_secs(10))
-            .connect_lazy();
-        signer::pb::admin_client::AdminClient::new(channel)
+        signer::pb::admin_client::AdminClient::new(self.channel(id, "admin-1"))
+    }
+
+    /// Retry an admin call on every running node until the leader accepts it (followers
+    /// answer UNAVAILABLE); any other error is returned.
+    pub async fn on_leader<T, F, Fut>(&self, mut call: F) -> Result<T, tonic::Status>
+    where
+        F: FnMut(signer::pb::admin_client::AdminClient<Channel>) -> Fut,
+        Fut: std::future::Future<Output = Result<tonic::Response<T>, tonic::Status>>,
+    {
+        let deadline = Instant::now() + Duration::from_secs(15);
+        loop {
+            for id in self.running() {
+                match call(self.admin(id).await).await {
+                    Ok(r) => return Ok(r.into_inner()),
+                    Err(s) if s.code() == tonic::Code::Unavailable => {}
+                    Err(s) => return Err(s),
+                }
+            }
+            assert!(Instant::now() < deadline, "no node accepted the admin call");
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
     }
 
     /// Node `id`'s status.
