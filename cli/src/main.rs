@@ -1,15 +1,22 @@
 //! `signerctl`: the Quorum Signer operator client.
 //!
 //! Owns: the command line of operators and sequencer operators — arguments, help text, output
-//! formats and exit codes. Must not: hold protection or signing logic (the cluster decides), or
-//! retry anything the cluster answered (the client library retries only unreachable nodes).
+//! formats and exit codes; which client identity a command uses by default (`seq-1` to sign,
+//! `admin-1` for key lifecycle). The admin commands live in `admin`, secret and confirmation
+//! input in `input`, sign requests in `request`. Must not: hold protection, signing or
+//! lifecycle logic (the cluster decides), or retry anything the cluster answered (the client
+//! library retries only nodes that cannot answer).
 
 #![forbid(unsafe_code)]
 
+mod admin;
+mod input;
+mod inspect;
 mod request;
 
 use clap::{Parser, Subcommand};
 use signer::client::{ClientError, ClusterDescriptor, PoolOptions, SignerPool};
+use signer::devcluster::{ADMIN, SEQUENCER};
 use signer::pb;
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -21,7 +28,9 @@ Exit codes:
   1  other errors (files, unexpected answers)
   2  bad arguments (including requests the cluster rejects as malformed)
   3  refused by slashing protection (the reason is printed on stderr)
-  4  unavailable: no node answered in time";
+  4  unavailable: no node answered in time
+  5  not permitted: the client identity is not an admin (key generate|import|enable|disable|
+     delete|registry, kek rotate)";
 
 const SIGN_EXAMPLES: &str = "\
 Examples (HEX32 is 32 bytes of hex, 0x optional):
@@ -43,10 +52,13 @@ Exit codes:
 
 /// Operator client for a Quorum Signer cluster.
 ///
-/// Talks to the cluster's nodes over mutual TLS as a client identity (by default the dev
-/// sequencer `seq-1`). Endpoints, CA and client certificate come from the cluster.json of a
-/// dev-cluster directory (`signer dev-cluster up --dir DIR`). Any node can be asked: a request
-/// is retried on the next node while none answers, never after an answer.
+/// Talks to the cluster's nodes over mutual TLS as a client identity: the dev sequencer
+/// `seq-1` to sign and read keys, the dev admin `admin-1` to manage keys (`key generate`,
+/// `import`, `enable`, `disable`, `delete`, `registry`; `kek rotate`). Endpoints, CA and client
+/// certificates come from the cluster.json of a dev-cluster directory
+/// (`signer dev-cluster up --dir DIR`). Any node can be asked: a request is retried on the next
+/// node while none answers (key changes move on until they reach the leader), never after an
+/// answer.
 #[derive(Parser)]
 #[command(name = "signerctl", version, about, long_about, after_help = EXIT_CODES)]
 struct Cli {
@@ -54,9 +66,10 @@ struct Cli {
     /// subcommand).
     #[arg(long, global = true, value_name = "DIR", env = "SIGNERCTL_DIR")]
     dir: Option<PathBuf>,
-    /// The client identity to authenticate as (a client named in cluster.json).
-    #[arg(long, global = true, value_name = "NAME", default_value = "seq-1")]
-    client: String,
+    /// The client identity to authenticate as (a client named in cluster.json)
+    /// [default: seq-1; admin-1 for the admin commands].
+    #[arg(long, global = true, value_name = "NAME")]
+    client: Option<String>,
     /// Print machine-readable JSON on stdout instead of text.
     #[arg(long, global = true)]
     json: bool,
@@ -78,9 +91,13 @@ enum Command {
     /// `refused: <code>: <reason>` on stderr and exits 3.
     #[command(after_help = EXIT_CODES, after_long_help = SIGN_EXAMPLES)]
     Sign(Box<request::SignArgs>),
-    /// The cluster's validator keys.
+    /// The cluster's validator keys: list them, and (as an admin) generate, import, enable,
+    /// disable and delete them.
     #[command(subcommand)]
     Key(KeyCommand),
+    /// The key-encryption key (KEK) that seals the registry's keys.
+    #[command(subcommand)]
+    Kek(KekCommand),
     /// Every node's view of the cluster: leader, term, applied log index, keys loaded.
     ///
     /// Exits 4 when no node answers.
@@ -89,9 +106,93 @@ enum Command {
 
 #[derive(Subcommand)]
 enum KeyCommand {
-    /// List key ids with their profile, scheme and public key (0x-hex for eth2,
-    /// BLS_VER_KEY~… for espresso).
+    /// List the keys that can sign, with their profile, scheme and public key (0x-hex for
+    /// eth2, BLS_VER_KEY~… for espresso).
     List,
+    /// Admin: every key of the replicated registry, deleted ones included.
+    ///
+    /// Shows each key's id, profile, state (active, disabled, deleted), origin (generated,
+    /// imported), the KEK its secret is sealed under, whether the node that answered has it
+    /// loaded in memory (and if not, why it is pending), and its public key. With --json:
+    /// {"node_id", "keys": [{key_id, profile, state, kek, origin, loaded, pending_reason,
+    /// public_key}]}. Keys from key files are not in the registry (see `key list`).
+    #[command(after_help = admin::ADMIN_EXIT_CODES)]
+    Registry,
+    /// Admin: generate a new key inside the cluster; its secret never leaves the cluster.
+    ///
+    /// The leader generates the secret, seals it under the cluster's KEK and commits the sealed
+    /// record through Raft; every node then unseals and loads it. Prints the new key's public
+    /// key (with --json: {key_id, profile, state, kek, origin, loaded, pending_reason,
+    /// public_key}).
+    #[command(after_help = admin::ADMIN_EXIT_CODES, after_long_help = admin::GENERATE_HELP)]
+    Generate(admin::GenerateArgs),
+    /// Admin: import an existing key, sealed by the cluster under its KEK.
+    ///
+    /// From an EIP-2335 keystore (eth2): the password comes from --password-file or is asked
+    /// on the terminal without echo, and is never accepted on the command line. Or, for
+    /// development, from a raw secret file (--raw-secret-file). The secret travels to the
+    /// cluster over mutual TLS. Make sure no other signer still uses the key: slashing
+    /// protection covers only what this cluster signs.
+    #[command(after_help = admin::ADMIN_EXIT_CODES, after_long_help = admin::IMPORT_HELP)]
+    Import(admin::ImportArgs),
+    /// Admin: let a disabled key sign again (every node reloads it).
+    #[command(after_help = admin::ADMIN_EXIT_CODES)]
+    Enable(admin::KeyArg),
+    /// Admin: stop a key from signing (every node unloads it; its record and protection
+    /// history stay). `key enable` undoes this.
+    #[command(after_help = admin::ADMIN_EXIT_CODES)]
+    Disable(admin::KeyArg),
+    /// Admin: delete a key for good.
+    ///
+    /// The record becomes a tombstone: its sealed secret is dropped, it never signs again, and
+    /// its id and public key stay taken so that its protection history is never reused. Asks
+    /// for the key id as confirmation on a terminal unless --yes is given.
+    #[command(after_help = admin::ADMIN_EXIT_CODES)]
+    Delete(admin::DeleteArgs),
+}
+
+#[derive(Subcommand)]
+enum KekCommand {
+    /// Admin: re-wrap every registry key not yet sealed under the current KEK.
+    ///
+    /// After configuring a new `kek` on every node (the old one moved to `retired_keks`), this
+    /// unseals each key with its old KEK and seals it under the new one, committed through
+    /// Raft. Prints how many keys were re-wrapped, how many remain under an old KEK, and the
+    /// errors; exits 1 while any remain. Safe to repeat. With --json: {rewrapped, remaining,
+    /// errors}.
+    #[command(after_help = admin::ADMIN_EXIT_CODES)]
+    Rotate,
+}
+
+impl Command {
+    /// The admin action of this command, with its inputs read (files, password, confirmation),
+    /// or `None` for a command of the Signer service.
+    fn admin_action(&self) -> Result<Option<admin::Action>, Failure> {
+        Ok(Some(match self {
+            Command::Key(KeyCommand::Registry) => admin::Action::Registry,
+            Command::Key(KeyCommand::Generate(args)) => admin::Action::Generate(args.clone()),
+            Command::Key(KeyCommand::Import(args)) => admin::import(args)?,
+            Command::Key(KeyCommand::Enable(args)) => admin::Action::SetState {
+                key: args.key.clone(),
+                state: signer::registry::KeyState::Active,
+            },
+            Command::Key(KeyCommand::Disable(args)) => admin::Action::SetState {
+                key: args.key.clone(),
+                state: signer::registry::KeyState::Disabled,
+            },
+            Command::Key(KeyCommand::Delete(args)) => admin::delete(args)?,
+            Command::Kek(KekCommand::Rotate) => admin::Action::RotateKek,
+            Command::Sign(_) | Command::Key(KeyCommand::List) | Command::Status => return Ok(None),
+        }))
+    }
+
+    /// Whether this is an admin command (default client `admin-1`).
+    fn is_admin(&self) -> bool {
+        !matches!(
+            self,
+            Command::Sign(_) | Command::Key(KeyCommand::List) | Command::Status
+        )
+    }
 }
 
 /// A failure with the exit code it maps to.
@@ -155,6 +256,30 @@ fn run(cli: Cli) -> Result<(), Failure> {
     })?;
     let descriptor = ClusterDescriptor::load(&dir)
         .map_err(|e| Failure::new(2, format!("error: --dir {}: {e}", dir.display())))?;
+    let default_client = if cli.command.is_admin() {
+        ADMIN
+    } else {
+        SEQUENCER
+    };
+    let client = cli.client.as_deref().unwrap_or(default_client);
+    if !descriptor.clients.contains_key(client) {
+        let known: Vec<&str> = descriptor.clients.keys().map(String::as_str).collect();
+        let hint = if cli.client.is_none() && client == ADMIN {
+            " (dev clusters created before the admin commands have none: create a new one)"
+        } else {
+            ""
+        };
+        return Err(Failure::new(
+            2,
+            format!(
+                "error: --client {client}: no such client identity in {} (known: {}){hint}",
+                dir.display(),
+                known.join(", ")
+            ),
+        ));
+    }
+    // Secrets, passwords and confirmations are read before any network use.
+    let admin_action = cli.command.admin_action()?;
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
@@ -164,19 +289,22 @@ fn run(cli: Cli) -> Result<(), Failure> {
             deadline: Duration::from_secs(cli.timeout.max(1)),
             ..PoolOptions::default()
         };
-        let pool = SignerPool::connect_with(&descriptor, &cli.client, options)
+        let pool = SignerPool::connect_with(&descriptor, client, options)
             .await
             .map_err(|e| match e {
                 ClientError::Descriptor { .. } => {
-                    Failure::new(2, format!("error: --client {}: {e}", cli.client))
+                    Failure::new(2, format!("error: --client {client}: {e}"))
                 }
                 other => Failure::new(1, format!("error: {other}")),
             })?;
+        if let Some(action) = admin_action {
+            return admin::run(&pool, action, client, cli.json).await;
+        }
         match (&cli.command, sign_request) {
             (Command::Sign(_), Some(request)) => sign(&pool, request, cli.json).await,
-            (Command::Key(KeyCommand::List), _) => key_list(&pool, cli.json).await,
-            (Command::Status, _) => status(&pool, &descriptor, cli.json).await,
-            (Command::Sign(_), None) => Err(Failure::new(1, "error: no request built")),
+            (Command::Key(KeyCommand::List), _) => inspect::key_list(&pool, cli.json).await,
+            (Command::Status, _) => inspect::status(&pool, &descriptor, cli.json).await,
+            _ => Err(Failure::new(1, "error: no request built")),
         }
     })
 }
@@ -195,108 +323,4 @@ async fn sign(pool: &SignerPool, request: pb::SignRequest, json: bool) -> Result
         println!("{}", response.signature_text);
     }
     Ok(())
-}
-
-async fn key_list(pool: &SignerPool, json: bool) -> Result<(), Failure> {
-    let keys = pool.public_keys().await?;
-    if json {
-        let list: Vec<_> = keys
-            .iter()
-            .map(|k| {
-                serde_json::json!({
-                    "key_id": k.key_id,
-                    "profile": k.profile,
-                    "scheme": k.scheme,
-                    "public_key": k.public_key_text,
-                })
-            })
-            .collect();
-        println!("{}", serde_json::Value::Array(list));
-        return Ok(());
-    }
-    let width = keys
-        .iter()
-        .map(|k| k.key_id.len())
-        .max()
-        .unwrap_or(0)
-        .max(6);
-    println!(
-        "{:<width$}  {:<8}  {:<9}  PUBLIC KEY",
-        "KEY ID", "PROFILE", "SCHEME"
-    );
-    for k in &keys {
-        println!(
-            "{:<width$}  {:<8}  {:<9}  {}",
-            k.key_id, k.profile, k.scheme, k.public_key_text
-        );
-    }
-    Ok(())
-}
-
-async fn status(
-    pool: &SignerPool,
-    descriptor: &ClusterDescriptor,
-    json: bool,
-) -> Result<(), Failure> {
-    let statuses = pool.cluster_statuses().await;
-    let answered = statuses.iter().filter(|(_, s)| s.is_ok()).count();
-    let addr = |id: u64| {
-        descriptor
-            .node(id)
-            .map(|n| n.client_addr.to_string())
-            .unwrap_or_default()
-    };
-    if json {
-        let list: Vec<_> = statuses
-            .iter()
-            .map(|(id, s)| match s {
-                Ok(s) => serde_json::json!({
-                    "node_id": id,
-                    "client_addr": addr(*id),
-                    "leader_id": s.leader_id,
-                    "term": s.term,
-                    "last_applied_index": s.last_applied_index,
-                    "voters": s.voters,
-                    "keys_loaded": s.keys_loaded,
-                }),
-                Err(e) => serde_json::json!({
-                    "node_id": id,
-                    "client_addr": addr(*id),
-                    "error": unreachable_text(e),
-                }),
-            })
-            .collect();
-        println!("{}", serde_json::Value::Array(list));
-    } else {
-        println!("cluster {}", descriptor.cluster_id);
-        for (id, s) in &statuses {
-            match s {
-                Ok(s) => println!(
-                    "  node-{id}  {}  leader {}  term {}  applied {}  voters {:?}  keys {}",
-                    addr(*id),
-                    if s.leader_id == 0 {
-                        "none".to_owned()
-                    } else {
-                        format!("node-{}", s.leader_id)
-                    },
-                    s.term,
-                    s.last_applied_index,
-                    s.voters,
-                    s.keys_loaded.join(",")
-                ),
-                Err(e) => println!("  node-{id}  {}  {}", addr(*id), unreachable_text(e)),
-            }
-        }
-    }
-    if answered == 0 {
-        return Err(Failure::new(4, "unavailable: no node answered"));
-    }
-    Ok(())
-}
-
-fn unreachable_text(e: &ClientError) -> String {
-    match e {
-        ClientError::Unavailable { last_error, .. } => format!("unreachable: {last_error}"),
-        other => format!("error: {other}"),
-    }
 }

@@ -1,9 +1,11 @@
 //! The operator commands end to end, as a user runs them: the real `signer` and `signerctl`
 //! binaries against a real 3-node dev cluster on free loopback ports — up, key list, sign,
 //! re-sign, a refused conflicting sign, eth2, kill the leader, down (unavailable), up again with
-//! the data kept (the conflict still refused), down.
+//! the data kept (the conflict still refused), down. And the key lifecycle as an admin: generate,
+//! registry, sign, disable, enable, delete, imports (raw secrets, an EIP-2335 keystore), KEK
+//! rotation, and a non-admin identity turned away.
 //!
-//! Owns: nothing but this flow. Must not: leave node processes behind (a guard runs
+//! Owns: nothing but these flows. Must not: leave node processes behind (a guard runs
 //! `dev-cluster down` when dropped) or use fixed ports.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
@@ -355,4 +357,398 @@ fn signerctl_bad_arguments_exit_2_without_a_cluster() {
     // A malformed commitment is refused before any network use.
     let (_, err) = ctl(&espresso_vote(&dir, "1", "0x11"), 2);
     assert!(err.contains("expected 32 bytes"), "{err}");
+}
+
+/// `sign` an eth2 block with `key`.
+fn block_with(dir: &str, key: &str, slot: u64) -> Vec<String> {
+    let slot = slot.to_string();
+    [
+        "--dir",
+        dir,
+        "sign",
+        "--key",
+        key,
+        "--profile",
+        "eth2",
+        "--kind",
+        "block",
+        "--slot",
+        &slot,
+        "--signing-root",
+        ROOT,
+    ]
+    .map(String::from)
+    .to_vec()
+}
+
+/// `signerctl --dir DIR <args>` (as the default client of the command).
+fn admin(dir: &str, args: &[&str], code: i32) -> (String, String) {
+    let mut all = vec!["--dir".to_owned(), dir.to_owned()];
+    all.extend(args.iter().map(|a| (*a).to_owned()));
+    ctl(&all, code)
+}
+
+/// The registry entry of `key_id`, as `key registry --json` shows it.
+fn registry_entry(dir: &str, key_id: &str) -> serde_json::Value {
+    let (out, _) = admin(dir, &["key", "registry", "--json"], 0);
+    let registry: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert!(registry["node_id"].as_u64().is_some(), "{registry}");
+    registry["keys"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|k| k["key_id"] == key_id)
+        .cloned()
+        .unwrap_or_else(|| panic!("{key_id} not in the registry: {registry}"))
+}
+
+/// Poll `key registry` until `key_id`'s entry satisfies `ok` (keys load asynchronously).
+fn wait_for_entry(dir: &str, key_id: &str, ok: impl Fn(&serde_json::Value) -> bool) {
+    let started = Instant::now();
+    loop {
+        let entry = registry_entry(dir, key_id);
+        if ok(&entry) {
+            return;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(20),
+            "registry entry never got there: {entry}"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+/// Write a 0600 file in `dir`.
+fn secret_file(dir: &Path, name: &str, content: &str) -> String {
+    use std::os::unix::fs::PermissionsExt;
+    let path = dir.join(name);
+    std::fs::write(&path, content).unwrap();
+    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600)).unwrap();
+    path.to_str().unwrap().to_owned()
+}
+
+/// The EIP-2335 PBKDF2 test vector (CC0) and its password.
+const KEYSTORE: &str = r#"{
+    "crypto": {
+        "kdf": {
+            "function": "pbkdf2",
+            "params": {
+                "dklen": 32,
+                "c": 262144,
+                "prf": "hmac-sha256",
+                "salt": "d4e56740f876aef8c010b86a40d5f56745a118d0906a34e69aec8c0db1cb8fa3"
+            },
+            "message": ""
+        },
+        "checksum": {
+            "function": "sha256",
+            "params": {},
+            "message": "8a9f5d9912ed7e75ea794bc5a89bca5f193721d30868ade6f73043c6ea6febf1"
+        },
+        "cipher": {
+            "function": "aes-128-ctr",
+            "params": {
+                "iv": "264daa3f303d7259501c93d997d84fe6"
+            },
+            "message": "cee03fde2af33149775b7223e7845e4fb2c8ae1792e5f99fe9ecf474cc8c16ad"
+        }
+    },
+    "description": "This is a test keystore that uses PBKDF2 to secure the secret.",
+    "pubkey": "9612d7a727c9d0a22e185a1c768478dfe919cada9266988cb32359c11f2b7b27f4ae4040902382ae2910c15e2b420d07",
+    "path": "m/12381/60/0/0",
+    "uuid": "64625def-3331-4eea-ab6f-782f3ed16a83",
+    "version": 4
+}"#;
+const KEYSTORE_PASSWORD: &str = "𝔱𝔢𝔰𝔱𝔭𝔞𝔰𝔰𝔴𝔬𝔯𝔡🔑";
+const KEYSTORE_PUBKEY: &str = "0x9612d7a727c9d0a22e185a1c768478dfe919cada9266988cb32359c11f2b7b27f4ae4040902382ae2910c15e2b420d07";
+
+#[test]
+fn signerctl_key_lifecycle_end_to_end() {
+    use signer::scheme::{bls12_381, bn254};
+
+    let tmp = TempDir::new();
+    let dir_path = tmp.0.join("cluster");
+    let dir = dir_path.to_str().unwrap().to_owned();
+    let dir = dir.as_str();
+    let port = free_base_port().to_string();
+    let _cluster = Cluster {
+        dir: dir_path.clone(),
+    };
+    let up = signer(&["dev-cluster", "up", "--dir", dir, "--base-port", &port]);
+    assert!(up.contains("admin identity admin-1"), "{up}");
+
+    // The sequencer's identity is not an admin.
+    let (out, err) = admin(dir, &["--client", "seq-1", "key", "registry"], 5);
+    assert!(out.is_empty(), "{out:?}");
+    assert!(err.contains("this identity is not an admin"), "{err}");
+    let (_, err) = admin(
+        dir,
+        &[
+            "key",
+            "generate",
+            "--key",
+            "x",
+            "--profile",
+            "eth2",
+            "--client",
+            "seq-1",
+        ],
+        5,
+    );
+    assert!(err.contains("this identity is not an admin"), "{err}");
+
+    // Generate: sealed under the cluster's local KEK, then loaded on every node.
+    let (out, _) = admin(
+        dir,
+        &[
+            "key",
+            "generate",
+            "--key",
+            "gen-eth2",
+            "--profile",
+            "eth2",
+            "--json",
+        ],
+        0,
+    );
+    let generated: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(generated["state"], "active", "{generated}");
+    assert_eq!(generated["origin"], "generated", "{generated}");
+    assert!(
+        generated["kek"].as_str().unwrap().starts_with("local:"),
+        "{generated}"
+    );
+    let public_key = generated["public_key"].as_str().unwrap().to_owned();
+    assert_eq!(public_key.len(), 2 + 96, "{generated}");
+    wait_for_entry(dir, "gen-eth2", |k| {
+        k["state"] == "active" && k["loaded"] == true && k["public_key"] == public_key.as_str()
+    });
+    let (text, _) = admin(dir, &["key", "registry"], 0);
+    assert!(
+        text.contains("gen-eth2") && text.contains("active"),
+        "{text}"
+    );
+    // The id is taken.
+    let (_, err) = admin(
+        dir,
+        &[
+            "key",
+            "generate",
+            "--key",
+            "gen-eth2",
+            "--profile",
+            "espresso",
+        ],
+        2,
+    );
+    assert!(err.contains("already exists"), "{err}");
+
+    // It signs.
+    let (out, _) = ctl(&block_with(dir, "gen-eth2", 10), 0);
+    let signature = only_signature(&out, "0x");
+
+    // Disabled: not found for signing; enabled again: signs again.
+    let (out, _) = admin(dir, &["key", "disable", "--key", "gen-eth2"], 0);
+    assert!(out.contains("disabled key gen-eth2"), "{out}");
+    let (_, err) = ctl(&block_with(dir, "gen-eth2", 11), 2);
+    assert!(err.contains("no active key"), "{err}");
+    assert_eq!(registry_entry(dir, "gen-eth2")["state"], "disabled");
+    admin(dir, &["key", "enable", "--key", "gen-eth2"], 0);
+    let (out, _) = ctl(&block_with(dir, "gen-eth2", 12), 0);
+    assert_eq!(only_signature(&out, "0x"), signature, "same key, same root");
+
+    // Delete: confirmation required without a terminal; --yes deletes for good.
+    let (_, err) = admin(dir, &["key", "delete", "--key", "gen-eth2"], 2);
+    assert!(err.contains("--yes"), "{err}");
+    assert_eq!(registry_entry(dir, "gen-eth2")["state"], "active");
+    let (out, _) = admin(dir, &["key", "delete", "--key", "gen-eth2", "--yes"], 0);
+    assert!(out.contains("deleted key gen-eth2"), "{out}");
+    let entry = registry_entry(dir, "gen-eth2");
+    assert_eq!(entry["state"], "deleted", "{entry}");
+    assert_eq!(entry["kek"], "", "a tombstone keeps no secret: {entry}");
+    let (_, err) = ctl(&block_with(dir, "gen-eth2", 13), 2);
+    assert!(err.contains("no active key"), "{err}");
+    let (_, err) = admin(dir, &["key", "enable", "--key", "gen-eth2"], 2);
+    assert!(err.contains("deleted"), "{err}");
+    let (_, err) = admin(dir, &["key", "disable", "--key", "nope"], 2);
+    assert!(err.contains("not found"), "{err}");
+
+    // Import raw secrets: espresso as BLS_SIGNING_KEY~ and as little-endian hex, eth2 as
+    // big-endian hex.
+    let tagged = "BLS_SIGNING_KEY~lNDh4Pn-pTAyzyprOAFdXHwhrKhEwqwtMtkD3CZF4x3o";
+    let espresso_pk = bn254::SecretKey::from_tagged(tagged)
+        .unwrap()
+        .public_key()
+        .to_tagged();
+    let file = secret_file(&tmp.0, "esp.txt", &format!("{tagged}\n"));
+    let (out, _) = admin(
+        dir,
+        &["key", "import", "--key", "imp-esp", "--profile", "espresso"]
+            .into_iter()
+            .chain(["--raw-secret-file", &file, "--json"])
+            .collect::<Vec<_>>(),
+        0,
+    );
+    let imported: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(imported["public_key"], espresso_pk.as_str(), "{imported}");
+    assert_eq!(imported["origin"], "imported", "{imported}");
+    let little_endian = bn254::SecretKey::from_tagged(
+        "BLS_SIGNING_KEY~-DO72m_SFl6NQMYknm05FYpPEklkeqz-B3g2mFdbuS83",
+    )
+    .unwrap();
+    let file = secret_file(
+        &tmp.0,
+        "esp-le.txt",
+        &format!("0x{}", hex::encode(*little_endian.to_le_bytes())),
+    );
+    let (out, _) = admin(
+        dir,
+        &[
+            "key",
+            "import",
+            "--key",
+            "imp-esp-le",
+            "--profile",
+            "espresso",
+            "--raw-secret-file",
+            &file,
+            "--json",
+        ],
+        0,
+    );
+    let imported: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(
+        imported["public_key"],
+        little_endian.public_key().to_tagged().as_str()
+    );
+    let eth2_secret = "0x263dbd792f5b1be47ed85f8938c0f29586af0d3ac7b977f21c278fe1462040e3";
+    let eth2_pk = bls12_381::SecretKey::from_bytes(&hex::decode(&eth2_secret[2..]).unwrap())
+        .unwrap()
+        .public_key()
+        .to_hex();
+    let file = secret_file(&tmp.0, "eth2.txt", eth2_secret);
+    let (out, _) = admin(
+        dir,
+        &[
+            "key",
+            "import",
+            "--key",
+            "imp-eth2",
+            "--profile",
+            "eth2",
+            "--raw-secret-file",
+            &file,
+            "--json",
+        ],
+        0,
+    );
+    let imported: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(imported["public_key"], eth2_pk.as_str(), "{imported}");
+    // The same secret again, under another id: its public key is taken.
+    let (_, err) = admin(
+        dir,
+        &[
+            "key",
+            "import",
+            "--key",
+            "imp-eth2-again",
+            "--profile",
+            "eth2",
+            "--raw-secret-file",
+            &file,
+        ],
+        2,
+    );
+    assert!(err.contains("already exists"), "{err}");
+    // A raw secret of the wrong profile is refused before anything is sent.
+    let (_, err) = admin(
+        dir,
+        &[
+            "key",
+            "import",
+            "--key",
+            "x",
+            "--profile",
+            "eth2",
+            "--raw-secret-file",
+            &tmp.0.join("esp.txt").to_string_lossy(),
+        ],
+        2,
+    );
+    assert!(err.contains("--profile espresso"), "{err}");
+
+    // An EIP-2335 keystore, its password from a file (trailing newline ignored).
+    let keystore = secret_file(&tmp.0, "keystore.json", KEYSTORE);
+    let password = secret_file(&tmp.0, "password.txt", &format!("{KEYSTORE_PASSWORD}\n"));
+    let (out, _) = admin(
+        dir,
+        &[
+            "key",
+            "import",
+            "--key",
+            "imp-keystore",
+            "--profile",
+            "eth2",
+            "--keystore",
+            &keystore,
+            "--password-file",
+            &password,
+            "--json",
+        ],
+        0,
+    );
+    let imported: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(imported["public_key"], KEYSTORE_PUBKEY, "{imported}");
+    let wrong = secret_file(&tmp.0, "wrong.txt", "not the password\n");
+    let (_, err) = admin(
+        dir,
+        &[
+            "key",
+            "import",
+            "--key",
+            "imp-keystore-2",
+            "--profile",
+            "eth2",
+            "--keystore",
+            &keystore,
+            "--password-file",
+            &wrong,
+        ],
+        2,
+    );
+    assert!(err.contains("wrong password"), "{err}");
+    // Without --password-file and without a terminal, nothing is asked and nothing is sent.
+    let (_, err) = admin(
+        dir,
+        &[
+            "key",
+            "import",
+            "--key",
+            "imp-keystore-2",
+            "--profile",
+            "eth2",
+            "--keystore",
+            &keystore,
+        ],
+        2,
+    );
+    assert!(err.contains("--password-file"), "{err}");
+
+    // The imported keys load and sign.
+    wait_for_entry(dir, "imp-keystore", |k| k["loaded"] == true);
+    let (out, _) = ctl(&block_with(dir, "imp-keystore", 1), 0);
+    only_signature(&out, "0x");
+    let mut vote = espresso_vote(dir, "3", C1);
+    vote[4] = "imp-esp".into();
+    let (out, _) = ctl(&vote, 0);
+    only_signature(&out, "BLS_SIG~");
+
+    // Every key is already under the current KEK: nothing to re-wrap.
+    let (out, _) = admin(dir, &["kek", "rotate", "--json"], 0);
+    let rotated: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(rotated["rewrapped"], 0, "{rotated}");
+    assert_eq!(rotated["remaining"], 0, "{rotated}");
+
+    let down = signer(&["dev-cluster", "down", "--dir", dir]);
+    assert!(down.contains("stopped"), "{down}");
 }

@@ -1,31 +1,41 @@
-//! Client library for the `signer.v1.Signer` service, used by `signerctl`, `signer demo`,
-//! `signer bench` and the tests.
+//! Client library for the `signer.v1.Signer` and `signer.v1.Admin` services, used by
+//! `signerctl`, `signer demo`, `signer bench` and the tests.
 //!
 //! Owns: the dev-cluster descriptor ([`ClusterDescriptor`], `cluster.json`), a pool of mutual-TLS
-//! channels, one per node ([`SignerPool`]), failover between nodes, RPC timeouts, and decoding
-//! refusals into [`ClientError::Refused`].
-//! Must not: decide anything about signing (the cluster does), or retry a definitive answer —
-//! a refusal or any other status that is not "this node cannot answer now" is returned at once.
+//! channels, one per node ([`SignerPool`]), failover between nodes (one loop for every call that
+//! may go to any node, signing and admin alike), RPC timeouts, and decoding refusals into
+//! [`ClientError::Refused`]. The admin calls are in the `admin` submodule, the loop in `failover`.
+//! Must not: decide anything about signing or key lifecycle (the cluster does), or retry a
+//! definitive answer — a refusal or any other status that is not "this node cannot answer now"
+//! is returned at once.
 //!
 //! To ensure correctness:
 //! - a [`SignerPool::sign`] retry on another node resends the identical request with the same
 //!   request id (one is generated when the caller gives none), so a retry after an ambiguous
 //!   failure is answered by the cluster's idempotence, never by a second, different signature;
-//! - every RPC has a timeout, and `sign`/`public_keys` have an overall deadline.
+//! - admin calls are retried on exactly the same conditions (followers answer UNAVAILABLE, so a
+//!   call moves on until it reaches the leader); a generate or import retried after an
+//!   ambiguous failure (a timeout after the leader committed) is answered ALREADY_EXISTS, never
+//!   by a second key;
+//! - every RPC has a timeout, and every failover call has an overall deadline.
 
+mod admin;
 mod descriptor;
+mod failover;
 
+pub use admin::ImportSecret;
 pub use descriptor::{AdminKey, ClientFiles, ClusterDescriptor, NodeEndpoint, DESCRIPTOR_FILE};
+
+use failover::{describe, is_unavailable, single};
 
 use crate::pb;
 use crate::pb::signer_client::SignerClient;
 use crate::tls::{node_identity, TlsError, TlsMaterial};
 use prost::Message;
-use std::future::Future;
 use std::net::SocketAddr;
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicUsize, Ordering};
-use std::time::{Duration, Instant};
+use std::sync::atomic::AtomicUsize;
+use std::time::Duration;
 use tonic::transport::{Channel, Endpoint};
 use tonic::{Code, Status};
 
@@ -46,7 +56,7 @@ pub enum ClientError {
     Unavailable {
         /// How many RPCs were tried.
         attempts: u32,
-        /// The last failure, naming the node.
+        /// The last failure of each node tried, each naming its node, `; `-separated.
         last_error: String,
     },
     /// A node gave a definitive answer other than a refusal (bad request, unknown key, …).
@@ -79,6 +89,18 @@ impl ClientError {
 
     /// Classify a status a node returned: a refusal, "cannot answer now", or definitive.
     fn from_status(status: Status, node: u64, attempts: u32) -> ClientError {
+        if is_unavailable(&status) {
+            return ClientError::Unavailable {
+                attempts,
+                last_error: describe(node, &status),
+            };
+        }
+        ClientError::from_sign_answer(status)
+    }
+
+    /// A definitive answer of the Signer service: a refusal (FAILED_PRECONDITION, with its
+    /// [`pb::Refusal`] detail decoded) or another status.
+    fn from_sign_answer(status: Status) -> ClientError {
         if status.code() == Code::FailedPrecondition {
             return match pb::Refusal::decode(status.details()) {
                 Ok(r) if !r.code.is_empty() => ClientError::Refused {
@@ -91,48 +113,14 @@ impl ClientError {
                 },
             };
         }
-        if is_unavailable(&status) {
-            return ClientError::Unavailable {
-                attempts,
-                last_error: describe(node, &status),
-            };
-        }
         ClientError::Other(Box::new(status))
     }
-}
 
-/// Whether a status means "this node cannot answer now; another may": transport failures,
-/// UNAVAILABLE (no leader, shutting down), deadlines and cancellations.
-fn is_unavailable(status: &Status) -> bool {
-    match status.code() {
-        Code::Unavailable | Code::DeadlineExceeded | Code::Cancelled => true,
-        // A status the client made up from a transport error carries its source; one a server
-        // sent does not.
-        Code::Unknown => std::error::Error::source(status).is_some(),
-        _ => false,
+    /// A definitive answer of the Admin service: never a refusal (its FAILED_PRECONDITION means
+    /// "not in this state", e.g. a deleted key), always [`ClientError::Other`].
+    fn from_admin_answer(status: Status) -> ClientError {
+        ClientError::Other(Box::new(status))
     }
-}
-
-/// `node-<id>: <Code>: <message>[: <root cause>]`, e.g.
-/// `node-1: Unavailable: tcp connect error: Connection refused (os error 111)`.
-fn describe(node: u64, status: &Status) -> String {
-    let mut text = format!(
-        "{}: {:?}: {}",
-        node_identity(node),
-        status.code(),
-        status.message()
-    );
-    let mut root = std::error::Error::source(status);
-    while let Some(next) = root.and_then(std::error::Error::source) {
-        root = Some(next);
-    }
-    if let Some(cause) = root.map(ToString::to_string) {
-        if !text.contains(&cause) {
-            text.push_str(": ");
-            text.push_str(&cause);
-        }
-    }
-    text
 }
 
 /// Timeouts and retry bounds of a [`SignerPool`].
@@ -142,7 +130,8 @@ pub struct PoolOptions {
     pub rpc_timeout: Duration,
     /// Timeout of establishing a connection (TCP + TLS) to a node.
     pub connect_timeout: Duration,
-    /// Overall deadline of one `sign`/`public_keys` call across all its attempts.
+    /// Overall deadline of one failover call (`sign`, `public_keys`, the admin calls) across
+    /// all its attempts.
     pub deadline: Duration,
     /// At most this many attempts per call.
     pub max_attempts: u32,
@@ -167,7 +156,8 @@ impl Default for PoolOptions {
 
 struct PoolNode {
     id: u64,
-    client: SignerClient<Channel>,
+    /// Shared by the Signer and Admin clients made for each call (cloning is cheap).
+    channel: Channel,
 }
 
 /// One lazily connected mutual-TLS channel per node, with failover.
@@ -243,7 +233,7 @@ impl SignerPool {
                 .keep_alive_timeout(Duration::from_secs(5));
             nodes.push(PoolNode {
                 id,
-                client: SignerClient::new(endpoint.connect_lazy()),
+                channel: endpoint.connect_lazy(),
             });
         }
         Ok(SignerPool {
@@ -267,12 +257,14 @@ impl SignerPool {
         if request.request_id.is_empty() {
             request.request_id = hex::encode(rand::random::<[u8; 16]>());
         }
-        self.with_failover(|mut client, timeout| {
+        self.with_failover(ClientError::from_sign_answer, |channel, timeout| {
+            let mut client = SignerClient::new(channel);
             let mut rpc = tonic::Request::new(request.clone());
             rpc.set_timeout(timeout);
             async move { client.sign(rpc).await.map(tonic::Response::into_inner) }
         })
         .await
+        .map(|(_, response)| response)
     }
 
     /// Sign on node `node_id` only (no failover); for tests that pick the node.
@@ -285,7 +277,7 @@ impl SignerPool {
         let timeout = self.options.rpc_timeout;
         let mut rpc = tonic::Request::new(request);
         rpc.set_timeout(timeout);
-        let mut client = node.client.clone();
+        let mut client = SignerClient::new(node.channel.clone());
         single(node_id, timeout, async move {
             client.sign(rpc).await.map(tonic::Response::into_inner)
         })
@@ -294,7 +286,8 @@ impl SignerPool {
 
     /// The keys the cluster holds, from whichever node answers.
     pub async fn public_keys(&self) -> Result<Vec<pb::KeyInfo>, ClientError> {
-        self.with_failover(|mut client, timeout| {
+        self.with_failover(ClientError::from_sign_answer, |channel, timeout| {
+            let mut client = SignerClient::new(channel);
             let mut rpc = tonic::Request::new(pb::GetPublicKeysRequest {});
             rpc.set_timeout(timeout);
             async move {
@@ -305,6 +298,7 @@ impl SignerPool {
             }
         })
         .await
+        .map(|(_, keys)| keys)
     }
 
     /// Node `node_id`'s view of the cluster (no failover: it is that node's view).
@@ -313,7 +307,7 @@ impl SignerPool {
         let timeout = self.options.rpc_timeout;
         let mut rpc = tonic::Request::new(pb::GetClusterStatusRequest {});
         rpc.set_timeout(timeout);
-        let mut client = node.client.clone();
+        let mut client = SignerClient::new(node.channel.clone());
         single(node_id, timeout, async move {
             client
                 .get_cluster_status(rpc)
@@ -348,69 +342,6 @@ impl SignerPool {
             .iter()
             .find(|n| n.id == node_id)
             .ok_or(ClientError::UnknownNode(node_id))
-    }
-
-    async fn with_failover<T, F, Fut>(&self, mut call: F) -> Result<T, ClientError>
-    where
-        F: FnMut(SignerClient<Channel>, Duration) -> Fut,
-        Fut: Future<Output = Result<T, Status>>,
-    {
-        let n = self.nodes.len();
-        let deadline = Instant::now() + self.options.deadline;
-        let first = self.preferred.load(Ordering::Relaxed);
-        let mut backoff = self.options.backoff;
-        let mut attempts = 0u32;
-        let mut last_error = String::from("no attempt was made");
-        while attempts < self.options.max_attempts {
-            let remaining = deadline.saturating_duration_since(Instant::now());
-            if remaining.is_zero() {
-                break;
-            }
-            let index = (first + attempts as usize) % n;
-            let Some(node) = self.nodes.get(index) else {
-                break;
-            };
-            attempts += 1;
-            let timeout = remaining.min(self.options.rpc_timeout);
-            match tokio::time::timeout(timeout, call(node.client.clone(), timeout)).await {
-                Ok(Ok(value)) => {
-                    self.preferred.store(index, Ordering::Relaxed);
-                    return Ok(value);
-                }
-                Ok(Err(status)) if is_unavailable(&status) => {
-                    last_error = describe(node.id, &status);
-                }
-                Ok(Err(status)) => return Err(ClientError::from_status(status, node.id, attempts)),
-                Err(_) => {
-                    last_error =
-                        format!("{}: no answer within {timeout:?}", node_identity(node.id));
-                }
-            }
-            if (attempts as usize).is_multiple_of(n) {
-                let remaining = deadline.saturating_duration_since(Instant::now());
-                tokio::time::sleep(backoff.min(remaining)).await;
-                backoff = (backoff * 2).min(self.options.max_backoff);
-            }
-        }
-        Err(ClientError::Unavailable {
-            attempts,
-            last_error,
-        })
-    }
-}
-
-async fn single<T>(
-    node_id: u64,
-    timeout: Duration,
-    call: impl Future<Output = Result<T, Status>>,
-) -> Result<T, ClientError> {
-    match tokio::time::timeout(timeout, call).await {
-        Ok(Ok(value)) => Ok(value),
-        Ok(Err(status)) => Err(ClientError::from_status(status, node_id, 1)),
-        Err(_) => Err(ClientError::Unavailable {
-            attempts: 1,
-            last_error: format!("{}: no answer within {timeout:?}", node_identity(node_id)),
-        }),
     }
 }
 

@@ -112,7 +112,8 @@ pub struct NodeConfig {
     #[serde(default)]
     pub eth2: Eth2Config,
     /// The key-encryption key that seals this cluster's validator keys (the same on every
-    /// node). Without one the node serves only keys from key files.
+    /// node). Without one the node serves only keys from key files. A local KEK file's
+    /// relative `path` is relative to this file's directory, like every path here.
     #[serde(default)]
     pub kek: Option<crate::custody::KekConfig>,
     /// Earlier KEKs, still needed to open records not yet re-wrapped by a KEK rotation.
@@ -248,15 +249,27 @@ impl NodeConfig {
         })
     }
 
-    /// Make `data_dir`, `keys_dir` and the TLS paths absolute by joining relative ones to `base`.
+    /// Make `data_dir`, `keys_dir`, the TLS paths and local KEK files (`kek`, `retired_keks`)
+    /// absolute by joining relative ones to `base`.
     pub fn resolve_paths(&mut self, base: &Path) {
+        let kek_paths = self
+            .kek
+            .iter_mut()
+            .chain(self.retired_keks.iter_mut())
+            .filter_map(|kek| match kek {
+                crate::custody::KekConfig::Local { path } => Some(path),
+                _ => None,
+            });
         for path in [
             &mut self.data_dir,
             &mut self.keys_dir,
             &mut self.tls.ca,
             &mut self.tls.cert,
             &mut self.tls.key,
-        ] {
+        ]
+        .into_iter()
+        .chain(kek_paths)
+        {
             if path.is_relative() {
                 *path = base.join(&*path);
             }

@@ -10,8 +10,11 @@
 //! ```text
 //! DIR/cluster.json            ClusterDescriptor: endpoints, CA, client identities, key ids
 //! DIR/admin-1.key             dev admin soft key: Ed25519 seed, hex (0600)
-//! DIR/pki/                    ca.pem ca.key node-<i>.pem/.key client-seq-1.pem/.key
-//! DIR/node-<i>/node.toml      the node's config (paths relative to this directory)
+//! DIR/kek.key                 the local KEK every node seals registry keys under (0600)
+//! DIR/pki/                    ca.pem ca.key node-<i>.pem/.key
+//!                             client-seq-1.pem/.key (sequencer), client-admin-1.pem/.key (admin)
+//! DIR/node-<i>/node.toml      the node's config (paths relative to this directory;
+//!                             kek = { backend = "local", path = "../kek.key" })
 //! DIR/node-<i>/keys/          demo-espresso.key demo-eth2.key (the same keys on every node, 0600)
 //! DIR/node-<i>/data/          Raft log and state machine
 //! DIR/node-<i>/node.log       the node's stdout and stderr
@@ -29,6 +32,7 @@ mod process;
 
 use crate::client::{ClientError, ClusterDescriptor, NodeEndpoint, PoolOptions, SignerPool};
 use crate::config::ConfigError;
+use crate::custody::CustodyError;
 use crate::keyring::KeyringError;
 use crate::pb;
 use crate::protection::Profile;
@@ -47,8 +51,11 @@ pub const DEFAULT_NODES: usize = 3;
 pub const DEFAULT_BASE_PORT: u16 = 7100;
 /// The dev sequencer's client identity.
 pub const SEQUENCER: &str = "seq-1";
-/// The dev admin's name.
+/// The dev admin's name: its soft key (`admin-1.key`) and its client identity, which the
+/// Admin service accepts (`admin-…`).
 pub const ADMIN: &str = "admin-1";
+/// The local KEK file of a dev cluster, in its directory.
+pub const KEK_FILE: &str = "kek.key";
 /// The demo keys every node holds.
 pub const DEMO_KEYS: [(&str, Profile); 2] = [
     ("demo-espresso", Profile::Espresso),
@@ -85,6 +92,9 @@ pub enum DevClusterError {
     /// Key generation failed.
     #[error(transparent)]
     Scheme(#[from] SchemeError),
+    /// Creating the local KEK failed.
+    #[error(transparent)]
+    Custody(#[from] CustodyError),
     /// Talking to the nodes failed.
     #[error(transparent)]
     Client(#[from] ClientError),

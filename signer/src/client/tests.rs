@@ -1,12 +1,18 @@
 //! The pool against real tonic servers on 127.0.0.1:0 with mutual TLS: failover on
 //! unavailability, no retry on answers, refusal decoding, timeouts; the descriptor round trip.
+//! The admin calls over the same fakes are in `tests/admin.rs`.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
+mod admin;
+
 use super::*;
+use crate::pb::admin_server::AdminServer;
 use crate::pb::signer_server::{Signer, SignerServer};
 use crate::tls::DevPki;
 use std::collections::BTreeMap;
+use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex};
+use std::time::Instant;
 use tonic::transport::Server;
 use tonic::{Request, Response};
 
@@ -46,6 +52,7 @@ enum Behavior {
     Hang,
 }
 
+#[derive(Clone)]
 struct Fake {
     node: u64,
     behavior: Behavior,
@@ -166,7 +173,8 @@ async fn cluster(behaviors: &[Option<Behavior>], options: PoolOptions) -> Cluste
             Server::builder()
                 .tls_config(tls)
                 .unwrap()
-                .add_service(SignerServer::new(fake))
+                .add_service(SignerServer::new(fake.clone()))
+                .add_service(AdminServer::new(fake))
                 .serve_with_incoming_shutdown(
                     tokio_stream::wrappers::TcpListenerStream::new(listener),
                     async {

@@ -6,7 +6,7 @@
 use anyhow::{Context, Result};
 use clap::Subcommand;
 use signer::client::ClientError;
-use signer::devcluster::{DevCluster, Stopped, DEFAULT_BASE_PORT, SEQUENCER};
+use signer::devcluster::{DevCluster, Stopped, ADMIN, DEFAULT_BASE_PORT, SEQUENCER};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::time::Duration;
@@ -22,10 +22,12 @@ pub enum DevClusterCommand {
     /// Create the cluster (first time) and start every node that is not running.
     ///
     /// On a new or empty DIR this writes a dev PKI (CA, node certificates, the client
-    /// certificate `seq-1`), a dev admin soft key (admin-1.key), one node.toml per node (node 1
-    /// bootstraps the cluster), the demo keys `demo-espresso` (BN254) and `demo-eth2`
-    /// (BLS12-381) on every node, and cluster.json for clients. Node i listens on 127.0.0.1,
-    /// client port P+2(i-1) and peer port P+2(i-1)+1.
+    /// certificates `seq-1` for signing and `admin-1` for `signerctl key generate|import|…`),
+    /// a dev admin soft key (admin-1.key), a local key-encryption key (kek.key) that every node
+    /// seals registry keys under, one node.toml per node (node 1 bootstraps the cluster), the
+    /// demo keys `demo-espresso` (BN254) and `demo-eth2` (BLS12-381) on every node, and
+    /// cluster.json for clients. Node i listens on 127.0.0.1, client port P+2(i-1) and peer
+    /// port P+2(i-1)+1.
     ///
     /// On an existing DIR nothing is regenerated: nodes that are not running are restarted with
     /// their data. Nodes run in the background (logs in DIR/node-<i>/node.log) until
@@ -158,6 +160,12 @@ async fn up(dir: &Path, nodes: Option<usize>, base_port: Option<u16>) -> Result<
         client.cert.display(),
         d.ca.display()
     );
+    if let Some(admin) = d.clients.get(ADMIN) {
+        println!(
+            "admin identity {ADMIN}: {} (signerctl key generate|import|registry|…)",
+            admin.cert.display()
+        );
+    }
     println!();
     println!("sign (prints only the signature; exit 3 = refused, 4 = no node answered):");
     println!(
@@ -169,6 +177,9 @@ async fn up(dir: &Path, nodes: Option<usize>, base_port: Option<u16>) -> Result<
         "22".repeat(32)
     );
     println!("more: signerctl --dir {dir_arg} key list | status");
+    println!(
+        "keys: signerctl --dir {dir_arg} key generate --key my-key --profile eth2 | key registry"
+    );
     println!("      signer dev-cluster status|kill-leader|down --dir {dir_arg}");
     Ok(ExitCode::SUCCESS)
 }

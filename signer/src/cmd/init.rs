@@ -80,6 +80,8 @@ pub fn run(
             keys: keys.clone(),
             cluster_id,
             generated_by: "`signer init`",
+            // Production nodes take their KEK from a KMS; the operator adds `[kek]`.
+            local_kek: false,
         },
     )
     .with_context(|| format!("writing {}", dir.display()))?;
@@ -97,7 +99,7 @@ pub fn run(
             }
         );
     }
-    println!("  pki/                 CA, node-<id> and client-seq-1 certificates");
+    println!("  pki/                 CA, node-<id>, client-seq-1 and client-admin-1 certificates");
     println!("  cluster.json         endpoints for signerctl --dir");
     for (id, profile) in &keys {
         println!("  key {id} ({profile}) in every node's keys/ directory");
@@ -106,6 +108,10 @@ pub fn run(
     println!("Next: copy node-<id>/ and pki/{{ca.pem,node-<id>.pem,node-<id>.key}} to each host,");
     println!(
         "keep pki/ca.key offline, and run `signer node --config node-<id>/node.toml` on each."
+    );
+    println!(
+        "To generate or import keys with `signerctl key …` (as client admin-1), add the same \
+         `[kek]` (AWS KMS) to every node.toml first."
     );
     Ok(())
 }

@@ -80,6 +80,36 @@ fn parses_with_defaults_and_resolves_paths() {
 }
 
 #[test]
+fn local_kek_paths_resolve_against_the_config_directory() {
+    let text = GOOD.replace(
+        "bootstrap = false",
+        "bootstrap = false\nkek = { backend = \"local\", path = \"../kek.key\" }\n\
+         retired_keks = [{ backend = \"local\", path = \"/abs/old.key\" }, \
+         { backend = \"aws-kms\", key_id = \"alias/old\" }]",
+    );
+    let c = NodeConfig::from_toml(&text, Path::new("/cluster/node-2")).unwrap();
+    assert_eq!(
+        c.kek,
+        Some(crate::custody::KekConfig::Local {
+            path: PathBuf::from("/cluster/node-2/../kek.key")
+        })
+    );
+    assert_eq!(
+        c.retired_keks,
+        vec![
+            crate::custody::KekConfig::Local {
+                path: PathBuf::from("/abs/old.key")
+            },
+            crate::custody::KekConfig::AwsKms {
+                key_id: "alias/old".into(),
+                region: None,
+                endpoint_url: None,
+            },
+        ]
+    );
+}
+
+#[test]
 fn round_trips_through_toml() {
     let c = good();
     let again = NodeConfig::from_toml(&c.to_toml().unwrap(), Path::new("/elsewhere")).unwrap();

@@ -203,14 +203,14 @@ impl Kek for LocalKek {
     }
 }
 
-/// `local:` and the first 8 bytes, in hex, of SHA-256 over a domain label and the key: names a
-/// KEK in records and logs without revealing it.
+/// The first 8 bytes, in hex, of SHA-256 over a domain label and the key: names a local
+/// KEK in records and logs (shown as `local:<hex>`) without revealing it.
 fn fingerprint(key: &[u8; DATA_KEY_LEN]) -> String {
     let mut hasher = Sha256::new();
     hasher.update(b"quorum-signer/local-kek-id/v1\0");
     hasher.update(key);
     let digest = hasher.finalize();
-    format!("local:{}", hex::encode(&digest[..8]))
+    hex::encode(&digest[..8])
 }
 
 fn key_file_error(path: &Path, reason: KeyFileProblem) -> CustodyError {

@@ -177,7 +177,7 @@ impl std::fmt::Display for BackendKind {
 }
 
 /// Names the KEK a record was sealed under: the backend and the key's id there (for AWS KMS the
-/// configured key id, ARN or alias; for a local KEK a fingerprint of the key, `local:<hex>`).
+/// configured key id, ARN or alias; for a local KEK a hex fingerprint of the key; displayed as `local:<hex>`).
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct KekRef {

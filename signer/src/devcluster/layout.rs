@@ -1,11 +1,13 @@
-//! Writing a new dev-cluster directory: PKI, admin key, demo keys, node configs, descriptor.
+//! Writing a new dev-cluster directory: PKI, admin key, local KEK, demo keys, node configs,
+//! descriptor.
 //!
 //! Owns: what goes where in DIR (see the parent module's doc) and the generated node configs.
 //! Must not: overwrite anything (every file is created new) or start processes.
 
-use super::{io, DevClusterError, ADMIN, DEMO_KEYS, SEQUENCER};
+use super::{io, DevClusterError, ADMIN, DEMO_KEYS, KEK_FILE, SEQUENCER};
 use crate::client::{AdminKey, ClientFiles, ClusterDescriptor, NodeEndpoint};
 use crate::config::{Eth2Config, NodeConfig, PeerConfig, RaftConfig, TlsPaths};
+use crate::custody::{KekConfig, LocalKek};
 use crate::keyring::KeyFile;
 use crate::tls::DevPki;
 use std::collections::BTreeMap;
@@ -35,6 +37,10 @@ pub struct LayoutOptions<'a> {
     pub cluster_id: Option<String>,
     /// First line of every generated node.toml.
     pub generated_by: &'a str,
+    /// Create a local KEK file, `DIR/kek.key`, and configure every node with it (development
+    /// only: the file decrypts every registry key). Without it the nodes have no `kek` and
+    /// serve only key files until one is configured.
+    pub local_kek: bool,
 }
 
 /// Write a complete dev-cluster directory at `root` (which must not exist).
@@ -53,18 +59,30 @@ pub(super) fn build_layout(
                 .collect(),
             cluster_id: None,
             generated_by: "`signer dev-cluster up`",
+            local_kek: true,
         },
     )
 }
 
-/// Write a new cluster directory at `root`: PKI (CA, node certificates, the `seq-1` client),
-/// a soft admin key, the keys in `options`, one `node-<id>/node.toml` per node and
-/// `cluster.json`. Nothing existing is overwritten.
+/// Write a new cluster directory at `root`: PKI (CA, node certificates, the `seq-1` and
+/// `admin-1` client certificates), a soft admin key, optionally a local KEK (`kek.key`), the
+/// keys in `options`, one `node-<id>/node.toml` per node and `cluster.json`. Nothing existing
+/// is overwritten.
 pub fn write_cluster(root: &Path, options: LayoutOptions<'_>) -> Result<(), DevClusterError> {
     std::fs::create_dir_all(root).map_err(io(root))?;
     let endpoints = options.endpoints;
     let ids: Vec<u64> = endpoints.iter().map(|n| n.id).collect();
-    let pki = DevPki::create(&root.join("pki"), &ids, &[SEQUENCER])?;
+    let pki = DevPki::create(&root.join("pki"), &ids, &[SEQUENCER, ADMIN])?;
+
+    // One KEK for the whole cluster: every node must open every registry record.
+    let kek = if options.local_kek {
+        LocalKek::create(&root.join(KEK_FILE))?;
+        Some(KekConfig::Local {
+            path: Path::new("..").join(KEK_FILE),
+        })
+    } else {
+        None
+    };
 
     // The dev admin's soft key, for the admin plane.
     let admin = crate::scheme::ed25519::SecretKey::generate(&mut rand::rngs::OsRng);
@@ -117,7 +135,7 @@ pub fn write_cluster(root: &Path, options: LayoutOptions<'_>) -> Result<(), DevC
             bootstrap: node.id == 1,
             raft: RaftConfig::default(),
             eth2: Eth2Config::default(),
-            kek: None,
+            kek: kek.clone(),
             retired_keks: Vec::new(),
             sync_writes: true,
         };
@@ -137,13 +155,16 @@ pub fn write_cluster(root: &Path, options: LayoutOptions<'_>) -> Result<(), DevC
         cluster_id,
         nodes: endpoints,
         ca: PathBuf::from("pki/ca.pem"),
-        clients: BTreeMap::from([(
-            SEQUENCER.to_owned(),
-            ClientFiles {
-                cert: PathBuf::from(format!("pki/client-{SEQUENCER}.pem")),
-                key: PathBuf::from(format!("pki/client-{SEQUENCER}.key")),
-            },
-        )]),
+        clients: [SEQUENCER, ADMIN]
+            .into_iter()
+            .map(|name| {
+                let files = ClientFiles {
+                    cert: PathBuf::from(format!("pki/client-{name}.pem")),
+                    key: PathBuf::from(format!("pki/client-{name}.key")),
+                };
+                (name.to_owned(), files)
+            })
+            .collect(),
         admins: BTreeMap::from([(
             ADMIN.to_owned(),
             AdminKey {

@@ -80,6 +80,21 @@ fn creates_a_complete_cluster_directory() {
     assert!(d.clients[SEQUENCER].cert.exists());
     assert_eq!(mode(&d.clients[SEQUENCER].key), 0o600);
     assert_eq!(mode(&cluster.dir().join("pki/ca.key")), 0o600);
+    // The admin client certificate names the identity the Admin service accepts.
+    assert_eq!(d.clients.keys().collect::<Vec<_>>(), vec![ADMIN, SEQUENCER]);
+    assert_eq!(mode(&d.clients[ADMIN].key), 0o600);
+    assert_eq!(
+        d.client_tls(ADMIN).unwrap().identity().as_deref(),
+        Some(ADMIN)
+    );
+    assert_eq!(
+        d.client_tls(SEQUENCER).unwrap().identity().as_deref(),
+        Some(SEQUENCER)
+    );
+    // One local KEK for the cluster.
+    let kek_path = cluster.dir().join(KEK_FILE);
+    assert_eq!(mode(&kek_path), 0o600);
+    let kek = crate::custody::LocalKek::open(&kek_path).unwrap();
 
     let admin = &d.admins[ADMIN];
     assert_eq!(mode(&admin.key), 0o600);
@@ -103,6 +118,26 @@ fn creates_a_complete_cluster_directory() {
         assert!(config.tls.cert.exists(), "{}", config.tls.cert.display());
         assert!(config.tls.ca.exists());
         assert!(config.keys_dir.starts_with(cluster.node_dir(node.id)));
+        // Every node seals and opens registry keys with the cluster's one KEK file, named
+        // relative to its config file.
+        let text = std::fs::read_to_string(cluster.config_path(node.id)).unwrap();
+        assert!(
+            text.contains("[kek]\nbackend = \"local\"\npath = \"../kek.key\""),
+            "{text}"
+        );
+        match &config.kek {
+            Some(crate::custody::KekConfig::Local { path }) => {
+                assert_eq!(
+                    std::fs::canonicalize(path).unwrap(),
+                    std::fs::canonicalize(&kek_path).unwrap()
+                );
+                use crate::custody::Kek;
+                let opened = crate::custody::LocalKek::open(path).unwrap();
+                assert_eq!(opened.descriptor(), kek.descriptor());
+            }
+            other => panic!("node-{}: kek {other:?}", node.id),
+        }
+        assert!(config.retired_keks.is_empty());
         for (key_id, _) in DEMO_KEYS {
             assert_eq!(mode(&config.keys_dir.join(format!("{key_id}.key"))), 0o600);
         }

@@ -37,7 +37,12 @@ fn create_writes_32_bytes_mode_0600_and_refuses_to_overwrite() {
     let reopened = LocalKek::open(&path).unwrap();
     assert_eq!(reopened.descriptor(), kek.descriptor());
     assert_eq!(kek.descriptor().backend, BackendKind::Local);
-    assert!(kek.descriptor().key_id.starts_with("local:"));
+    assert_eq!(
+        kek.descriptor().key_id.len(),
+        16,
+        "8 bytes of fingerprint in hex"
+    );
+    assert!(kek.descriptor().to_string().starts_with("local:"));
     let other = LocalKek::create(&dir.path().join("other.bin")).unwrap();
     assert_ne!(other.descriptor(), kek.descriptor());
 }
