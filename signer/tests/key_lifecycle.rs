@@ -277,17 +277,14 @@ async fn kek_rotation_rewraps_every_key_and_resumes_after_interruption() {
 
     // New KEK current, old one retired, on every node; restart them all.
     for id in 1..=3 {
-        cluster.kill(id);
-        let path = &cluster.node(id).config_path;
-        let mut config = signer::config::NodeConfig::load(path).unwrap();
-        config.kek = Some(KekConfig::Local {
-            path: new_kek.clone(),
+        cluster.restart_with(id, |config| {
+            config.kek = Some(KekConfig::Local {
+                path: new_kek.clone(),
+            });
+            config.retired_keks = vec![KekConfig::Local {
+                path: old_kek.clone(),
+            }];
         });
-        config.retired_keks = vec![KekConfig::Local {
-            path: old_kek.clone(),
-        }];
-        std::fs::write(path, config.to_toml().unwrap()).unwrap();
-        cluster.spawn(id);
     }
     cluster.wait_leader(Duration::from_secs(30)).await;
     cluster
@@ -321,12 +318,7 @@ async fn kek_rotation_rewraps_every_key_and_resumes_after_interruption() {
 
     // Drop the old KEK everywhere: the keys still load, from records under the new one.
     for id in 1..=3 {
-        cluster.kill(id);
-        let path = &cluster.node(id).config_path;
-        let mut config = signer::config::NodeConfig::load(path).unwrap();
-        config.retired_keks.clear();
-        std::fs::write(path, config.to_toml().unwrap()).unwrap();
-        cluster.spawn(id);
+        cluster.restart_with(id, |config| config.retired_keks.clear());
     }
     cluster.wait_leader(Duration::from_secs(30)).await;
     cluster
@@ -362,14 +354,11 @@ async fn a_node_without_the_kek_reports_keys_pending_and_keeps_serving_others() 
         .await;
     // Node 3 restarts with a different KEK: it cannot open the record and says why, while the
     // key files it holds still serve.
-    cluster.kill(3);
     let other = cluster.dir().join("other-kek.key");
     LocalKek::create(&other).unwrap();
-    let path = &cluster.node(3).config_path;
-    let mut config = signer::config::NodeConfig::load(path).unwrap();
-    config.kek = Some(KekConfig::Local { path: other });
-    std::fs::write(path, config.to_toml().unwrap()).unwrap();
-    cluster.spawn(3);
+    cluster.restart_with(3, |config| {
+        config.kek = Some(KekConfig::Local { path: other })
+    });
     let deadline = Instant::now() + Duration::from_secs(20);
     loop {
         if let Some(s) = cluster.status(3).await {

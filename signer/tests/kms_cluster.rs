@@ -133,13 +133,10 @@ async fn kek_rotation_between_two_kms_keys() {
         .await
         .unwrap();
     for id in 1..=3 {
-        cluster.kill(id);
-        let path = &cluster.node(id).config_path;
-        let mut config = signer::config::NodeConfig::load(path).unwrap();
-        config.kek = Some(kms(&new_key));
-        config.retired_keks = vec![kms(&old_key)];
-        std::fs::write(path, config.to_toml().unwrap()).unwrap();
-        cluster.spawn(id);
+        cluster.restart_with(id, |config| {
+            config.kek = Some(kms(&new_key));
+            config.retired_keks = vec![kms(&old_key)];
+        });
     }
     cluster.wait_leader(Duration::from_secs(30)).await;
     cluster

@@ -194,6 +194,16 @@ impl Cluster {
         *slot = Some(child);
     }
 
+    /// SIGKILL node `id`, apply `edit` to its config file, and start it again (same data).
+    pub fn restart_with(&self, id: u64, edit: impl FnOnce(&mut NodeConfig)) {
+        self.kill(id);
+        let path = &self.node(id).config_path;
+        let mut config = NodeConfig::load(path).unwrap();
+        edit(&mut config);
+        std::fs::write(path, config.to_toml().unwrap()).unwrap();
+        self.spawn(id);
+    }
+
     /// SIGKILL node `id` and reap it.
     pub fn kill(&self, id: u64) {
         if let Some(mut child) = self.node(id).child.lock().unwrap().take() {
