@@ -55,12 +55,19 @@ else
   cargo test --workspace --locked --no-fail-fast
 fi
 
-# The vector harnesses again with their per-case output, so the log shows every case.
-log "EIP-3076 interchange vectors (every case)"
-cargo test --locked -p signer-tests --test eip3076_vectors -- --nocapture 2>&1 | grep -E '^(PASS|FAIL|SKIP)|passed, .* failed|vector files'
-log "BLS12-381 vectors"
-cargo test --locked -p signer-tests --test bls_vectors -- --nocapture 2>&1 | grep -E '^(PASS|FAIL)|passed, .* failed'
-log "Espresso vectors"
-cargo test --locked -p signer-tests --test espresso_vectors -- --nocapture 2>&1 | grep -E '^(PASS|FAIL)|passed, .* failed'
+# The vector harnesses again with their per-case output, so the log shows every case. Same
+# workspace-wide build as above (selecting one package would re-resolve features and rebuild).
+run_harness() {
+  local title=$1 binary=$2 pattern=$3
+  log "$title"
+  if cargo nextest --version >/dev/null 2>&1; then
+    cargo nextest run --workspace --locked --no-capture -E "binary($binary)" 2>&1 | grep -E "$pattern"
+  else
+    cargo test --workspace --locked --test "$binary" -- --nocapture 2>&1 | grep -E "$pattern"
+  fi
+}
+run_harness "EIP-3076 interchange vectors (every case)" eip3076_vectors '^(PASS|FAIL|SKIP) |passed, .* failed|vector files'
+run_harness "BLS12-381 vectors" bls_vectors '^(PASS|FAIL) |passed, .* failed'
+run_harness "Espresso vectors" espresso_vectors '^(PASS|FAIL) |passed, .* failed'
 
 log "all tests passed"

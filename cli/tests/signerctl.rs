@@ -25,15 +25,18 @@ fn signerctl_exe() -> &'static Path {
     Path::new(env!("CARGO_BIN_EXE_signerctl"))
 }
 
-/// The `signer` binary next to `signerctl`, built (once per test process) so that it is
-/// present and current: `cargo test --workspace` and `cargo nextest run --workspace` build it
-/// already (then this is a no-op of a fraction of a second), but `cargo test -p signerctl` and
-/// `cargo nextest run -p signerctl` do not, and a binary left from an earlier build may be stale.
+/// The `signer` binary next to `signerctl`. `cargo test --workspace` and `cargo nextest run
+/// --workspace` (the test command) build it with the workspace's feature set; it is built here
+/// only when missing (e.g. `cargo test -p signerctl` in a fresh target dir). Rebuilding it
+/// unconditionally would rebuild the AWS SDK with another feature set, for minutes. After
+/// changing the node, run the workspace tests (or build `signer`) so this binary is current.
 fn signer_exe() -> &'static Path {
     static EXE: OnceLock<PathBuf> = OnceLock::new();
     EXE.get_or_init(|| {
-        build_signer();
         let exe = signerctl_exe().with_file_name("signer");
+        if !exe.exists() {
+            build_signer();
+        }
         assert!(exe.exists(), "no signer binary at {}", exe.display());
         exe
     })
