@@ -81,6 +81,9 @@ pub enum SignOutcome {
     Resigned,
     /// Refused, with the reason; the state is unchanged.
     Refused(Violation),
+    /// The key's registry record is not active (disabled or deleted) at this point of the log;
+    /// the state is unchanged.
+    KeyInactive,
 }
 
 /// What applying a command returned.
@@ -183,7 +186,7 @@ pub async fn commit_signs(
                 SignOutcome::Signed | SignOutcome::Resigned => {
                     Some(SignPermit::issue(key_id, message))
                 }
-                SignOutcome::Refused(_) => None,
+                SignOutcome::Refused(_) | SignOutcome::KeyInactive => None,
             };
             Decided { outcome, permit }
         })

@@ -9,6 +9,8 @@
 //!
 //! To ensure correctness:
 //! - `apply` is deterministic: outcomes depend only on the entries and the state before them;
+//! - a sign entry for a key whose registry record is disabled or deleted at that point of the
+//!   log is `KeyInactive`: no permit, whatever the leader checked before proposing;
 //! - the per-key records an entry changes and `last_applied` are written in the same redb
 //!   transaction, so after a crash the state is exactly "applied up to last_applied";
 //! - applies commit without fsync: the decisions are already durable in the Raft log on a
@@ -218,6 +220,16 @@ impl StateMachine {
         batch
             .iter()
             .map(|entry| {
+                // A key disabled or deleted by an earlier entry signs nothing after it, even if
+                // the request passed the leader's checks before that entry was applied.
+                let inactive = applied
+                    .registry
+                    .keys
+                    .get(&entry.key_id)
+                    .is_some_and(|r| r.state != crate::registry::KeyState::Active);
+                if inactive {
+                    return SignOutcome::KeyInactive;
+                }
                 if let Some(previous) = applied.recent.lookup(entry) {
                     return previous;
                 }

@@ -174,6 +174,12 @@ impl SignPath {
         };
         let resigned = match &decided.outcome {
             SignOutcome::Refused(v) => return Err(convert::refusal(v)),
+            SignOutcome::KeyInactive => {
+                return Err(Status::not_found(format!(
+                    "key_id: key {:?} was disabled or deleted",
+                    req.key_id
+                )))
+            }
             SignOutcome::Resigned => true,
             SignOutcome::Signed => false,
         };
