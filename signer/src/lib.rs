@@ -26,4 +26,7 @@ pub mod tls;
 #[allow(missing_docs, clippy::all, clippy::pedantic)]
 pub mod pb {
     tonic::include_proto!("signer.v1");
+
+    /// The encoded descriptors of every service and message, for gRPC reflection.
+    pub const FILE_DESCRIPTOR_SET: &[u8] = tonic::include_file_descriptor_set!("signer_descriptor");
 }

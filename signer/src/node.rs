@@ -42,6 +42,9 @@ pub enum NodeError {
     /// Raft could not start.
     #[error("raft: {0}")]
     Raft(String),
+    /// The reflection service could not be built from the descriptors.
+    #[error("reflection: {0}")]
+    Reflection(String),
     /// A KEK could not be opened.
     #[error("kek: {0}")]
     Custody(crate::custody::CustodyError),
@@ -139,6 +142,12 @@ pub async fn run(
     .map_err(|e| NodeError::Raft(e.to_string()))?;
 
     keyloader::spawn(keks.clone(), state.clone(), keyring.clone());
+    let (health_reporter, health) = tonic_health::server::health_reporter();
+    crate::service::health::spawn(health_reporter, raft.clone(), keyring.clone());
+    let reflection = tonic_reflection::server::Builder::configure()
+        .register_encoded_file_descriptor_set(pb::FILE_DESCRIPTOR_SET)
+        .build_v1()
+        .map_err(|e| NodeError::Reflection(e.to_string()))?;
     let admin = pb::admin_server::AdminServer::new(AdminService::new(
         raft.clone(),
         state.clone(),
@@ -172,6 +181,8 @@ pub async fn run(
         .tls_config(tls.server_config()?)?
         .add_service(signer)
         .add_service(admin)
+        .add_service(health)
+        .add_service(reflection)
         .serve_with_incoming_shutdown(no_delay(listeners.client), stopped(stop_rx.clone()));
     let peer_server = tonic::transport::Server::builder()
         .tls_config(tls.server_config()?)?

@@ -537,3 +537,72 @@ async fn bad_inputs_get_clear_statuses_and_change_nothing() {
         .into_inner();
     assert!(status.term < 99);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn health_flips_to_not_serving_when_the_node_loses_its_leader_and_reflection_lists_services()
+{
+    use tonic_health::pb::health_check_response::ServingStatus;
+    use tonic_health::pb::health_client::HealthClient;
+    use tonic_health::pb::HealthCheckRequest;
+    let cluster = Cluster::start(3).await;
+    let leader = cluster.wait_leader(Duration::from_secs(10)).await;
+    let follower = (1..=3).find(|id| *id != leader).unwrap();
+    let status = |id: u64| {
+        let channel = cluster.channel(id, "seq-1");
+        async move {
+            HealthClient::new(channel)
+                .check(HealthCheckRequest {
+                    service: "signer.v1.Signer".into(),
+                })
+                .await
+                .map(|r| r.into_inner().status)
+        }
+    };
+    let wait_for = |id: u64, want: ServingStatus| {
+        let status = &status;
+        async move {
+            let deadline = std::time::Instant::now() + Duration::from_secs(20);
+            loop {
+                if status(id).await.ok() == Some(want as i32) {
+                    return;
+                }
+                assert!(
+                    std::time::Instant::now() < deadline,
+                    "node {id} never became {want:?}"
+                );
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+        }
+    };
+    wait_for(follower, ServingStatus::Serving).await;
+    wait_for(leader, ServingStatus::Serving).await;
+
+    // Reflection: grpcurl-style listing of the services on the client port.
+    use tonic_reflection::pb::v1::server_reflection_client::ServerReflectionClient;
+    use tonic_reflection::pb::v1::server_reflection_request::MessageRequest;
+    use tonic_reflection::pb::v1::server_reflection_response::MessageResponse;
+    use tonic_reflection::pb::v1::ServerReflectionRequest;
+    let request = ServerReflectionRequest {
+        host: String::new(),
+        message_request: Some(MessageRequest::ListServices(String::new())),
+    };
+    let mut responses = ServerReflectionClient::new(cluster.channel(1, "seq-1"))
+        .server_reflection_info(tokio_stream::iter(vec![request]))
+        .await
+        .unwrap()
+        .into_inner();
+    let response = responses.message().await.unwrap().unwrap();
+    let Some(MessageResponse::ListServicesResponse(list)) = response.message_response else {
+        panic!("unexpected reflection answer {response:?}");
+    };
+    let names: Vec<String> = list.service.into_iter().map(|s| s.name).collect();
+    for service in ["signer.v1.Signer", "signer.v1.Admin"] {
+        assert!(names.iter().any(|n| n == service), "{names:?}");
+    }
+
+    // The follower loses its leader (and any quorum): NOT_SERVING.
+    for id in (1..=3).filter(|id| *id != follower) {
+        cluster.kill(id);
+    }
+    wait_for(follower, ServingStatus::NotServing).await;
+}

@@ -6,5 +6,6 @@
 
 pub mod admin;
 pub mod convert;
+pub mod health;
 pub mod peer;
 pub mod signing;
