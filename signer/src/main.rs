@@ -42,6 +42,9 @@ enum Command {
         /// The node's TOML configuration (see `signer dev-cluster up` for generated examples).
         #[arg(long, value_name = "FILE")]
         config: PathBuf,
+        /// Log as one JSON object per line (for log shippers) instead of text.
+        #[arg(long)]
+        log_json: bool,
     },
     /// Write a new cluster's directory: PKI, node configs, key files, cluster.json.
     ///
@@ -171,7 +174,7 @@ fn main() -> ExitCode {
 
 fn run(cli: Cli) -> Result<ExitCode> {
     match cli.command {
-        Command::Node { config } => node_main(config),
+        Command::Node { config, log_json } => node_main(config, log_json),
         Command::Init {
             dir,
             cluster_id,
@@ -215,14 +218,17 @@ fn run(cli: Cli) -> Result<ExitCode> {
     }
 }
 
-fn node_main(config_path: PathBuf) -> Result<ExitCode> {
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env()
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info,openraft=warn")),
-        )
-        .with_writer(std::io::stderr)
-        .init();
+fn node_main(config_path: PathBuf, log_json: bool) -> Result<ExitCode> {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info,openraft=warn"));
+    let logs = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    if log_json {
+        logs.json().init();
+    } else {
+        logs.init();
+    }
     if let Err(e) = signer::custody::hygiene::harden_process() {
         tracing::warn!(error = %e, "could not turn off core dumps for this process");
     }

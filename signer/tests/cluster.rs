@@ -606,3 +606,46 @@ async fn health_flips_to_not_serving_when_the_node_loses_its_leader_and_reflecti
     }
     wait_for(follower, ServingStatus::NotServing).await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn json_logs_carry_the_request_id_through_the_sign_path() {
+    let cluster = Cluster::start(3).await;
+    let leader = cluster.wait_leader(Duration::from_secs(10)).await;
+    // Restart a follower with --log-json at debug level and sign through it: the request id
+    // must appear in its JSON log lines (span fields), and every line must be JSON.
+    let follower = (1..=3).find(|id| *id != leader).unwrap();
+    cluster.kill(follower);
+    let before = cluster.log_of(follower).len();
+    std::env::set_var("RUST_LOG", "info,signer=debug,openraft=warn");
+    cluster.spawn_with_args(follower, &["--log-json"]);
+    std::env::remove_var("RUST_LOG");
+    cluster
+        .wait_all("follower back", |s| {
+            s.leader_id != 0 && s.keys_loaded.len() == 2
+        })
+        .await;
+    cluster
+        .client(follower, "seq-1")
+        .await
+        .sign(quorum_vote(77, 1, "req-4242"))
+        .await
+        .unwrap();
+    let log = cluster.log_of(follower)[before..].to_owned();
+    let mut saw_request = false;
+    for line in log.lines().filter(|l| !l.trim().is_empty()) {
+        let v: serde_json::Value =
+            serde_json::from_str(line).unwrap_or_else(|e| panic!("not JSON ({e}): {line}"));
+        if line.contains("req-4242") {
+            saw_request = true;
+            assert!(
+                v["span"]["request_id"] == "req-4242"
+                    || v["spans"].to_string().contains("req-4242"),
+                "{line}"
+            );
+        }
+    }
+    assert!(
+        saw_request,
+        "the request id never appeared in the JSON log:\n{log}"
+    );
+}

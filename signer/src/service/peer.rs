@@ -7,7 +7,8 @@
 
 use super::signing::SignPath;
 use crate::pb;
-use crate::replica::{NodeId, Raft, SnapshotData, SnapshotMeta, StateMachine, TypeConfig, Vote};
+use crate::replica::{NodeId, Raft, SnapshotData, SnapshotMeta, TypeConfig, Vote};
+use openraft::async_runtime::WatchReceiver;
 use openraft::raft::{AppendEntriesRequest, VoteRequest};
 use openraft::Snapshot;
 use serde::de::DeserializeOwned;
@@ -17,18 +18,13 @@ use tonic::{Request, Response, Status};
 /// The peer service.
 pub struct PeerService {
     raft: Raft,
-    state: StateMachine,
     sign_path: SignPath,
 }
 
 impl PeerService {
     /// A peer service over this node's Raft handle.
-    pub fn new(raft: Raft, state: StateMachine, sign_path: SignPath) -> Self {
-        PeerService {
-            raft,
-            state,
-            sign_path,
-        }
+    pub fn new(raft: Raft, sign_path: SignPath) -> Self {
+        PeerService { raft, sign_path }
     }
 
     /// The node id named by the caller's certificate; it must be a member (voter or learner)
@@ -39,11 +35,12 @@ impl PeerService {
         let id = crate::tls::node_id_from_identity(&identity).ok_or_else(|| {
             Status::permission_denied(format!("{identity:?} is not a node identity"))
         })?;
-        let applied = self.state.read();
-        let membership = applied.membership.membership();
+        // Raft's own view of the membership (from the log, also before it is applied).
+        let metrics = self.raft.metrics().borrow_watched().clone();
+        let membership = metrics.membership_config.membership();
         let known = membership.get_node(&id).is_some();
-        // Before the first membership entry is applied, any node certificate of this cluster's
-        // CA may take part in the initial election.
+        // Before the first membership entry exists, any node certificate of this cluster's CA
+        // may take part in the initial election.
         let empty = membership.nodes().next().is_none();
         if known || empty {
             Ok(id)

@@ -133,6 +133,31 @@ impl SignPath {
         req: pb::SignRequest,
         forwarded: bool,
     ) -> Result<pb::SignResponse, Status> {
+        use tracing::Instrument;
+        let span = tracing::info_span!(
+            "sign",
+            request_id = %req.request_id,
+            %client,
+            key_id = %req.key_id,
+            forwarded
+        );
+        let result = self
+            .decide_and_sign(client, req, forwarded)
+            .instrument(span.clone())
+            .await;
+        span.in_scope(|| match &result {
+            Ok(r) => tracing::debug!(resigned = r.resigned, "signed"),
+            Err(s) => tracing::debug!(code = ?s.code(), reason = %s.message(), "not signed"),
+        });
+        result
+    }
+
+    async fn decide_and_sign(
+        &self,
+        client: String,
+        req: pb::SignRequest,
+        forwarded: bool,
+    ) -> Result<pb::SignResponse, Status> {
         convert::check_ids(&req)?;
         let identity = self.identity(&req.key_id)?;
         let intent = convert::intent(&req, &identity, self.genesis_validators_root)?;
@@ -223,14 +248,16 @@ impl SignPath {
         client: String,
         req: pb::SignRequest,
     ) -> Result<pb::SignResponse, Status> {
-        let addr = {
-            let applied = self.state.read();
-            applied
-                .membership
-                .membership()
-                .get_node(&leader)
-                .map(|n| n.addr.clone())
-        };
+        // Raft's own view of the membership (from the log, also before this node has applied
+        // it, e.g. right after a restart).
+        let addr = self
+            .raft
+            .metrics()
+            .borrow_watched()
+            .membership_config
+            .membership()
+            .get_node(&leader)
+            .map(|n| n.addr.clone());
         let addr = addr.ok_or_else(|| {
             Status::unavailable(format!("leader {leader} has no known address; retry"))
         })?;

@@ -164,6 +164,11 @@ impl Cluster {
 
     /// Start node `id` as a process (its data stays where it was).
     pub fn spawn(&self, id: u64) {
+        self.spawn_with_args(id, &[]);
+    }
+
+    /// Start node `id` with extra `signer node` arguments.
+    pub fn spawn_with_args(&self, id: u64, extra: &[&str]) {
         let node = self.node(id);
         let mut slot = node.child.lock().unwrap();
         assert!(slot.is_none(), "node {id} is already running");
@@ -187,6 +192,7 @@ impl Cluster {
             .arg("node")
             .arg("--config")
             .arg(&node.config_path)
+            .args(extra)
             .stdout(Stdio::null())
             .stderr(Stdio::from(log))
             .spawn()
