@@ -394,6 +394,24 @@ fn ms(d: Duration) -> String {
     format!("{:.2}", d.as_secs_f64() * 1000.0)
 }
 
+/// One line of the report.
+fn print_row(profile: Profile, clients: &str, m: &Measurement, raw: f64, note: &str) {
+    let failed = match &m.first_error {
+        Some(e) => format!("  ({} failed, first: {e})", m.failures),
+        None => String::new(),
+    };
+    println!(
+        "{:<9} {:>8} {:>12.0} {:>9} {:>9} {:>12.0} {:>7.0}%{note}{failed}",
+        profile.name(),
+        clients,
+        m.per_second,
+        ms(m.p50),
+        ms(m.p99),
+        raw,
+        100.0 * m.per_second / raw,
+    );
+}
+
 /// Run the benchmark and print the report.
 pub async fn run(opts: BenchOptions) -> Result<()> {
     let max_clients = opts
@@ -429,20 +447,7 @@ pub async fn run(opts: BenchOptions) -> Result<()> {
         let raw = measure_raw(*profile, opts.seconds)?;
         for &clients in &opts.clients {
             let m = measure_cluster(&cluster, leader, *profile, clients, opts.seconds).await?;
-            println!(
-                "{:<9} {:>8} {:>12.0} {:>9} {:>9} {:>12.0} {:>7.0}%{}",
-                profile.name(),
-                clients,
-                m.per_second,
-                ms(m.p50),
-                ms(m.p99),
-                raw,
-                100.0 * m.per_second / raw,
-                match &m.first_error {
-                    Some(e) => format!("  ({} failed, first: {e})", m.failures),
-                    None => String::new(),
-                }
-            );
+            print_row(*profile, &clients.to_string(), &m, raw, "");
         }
         let m = measure_cluster_batch(
             &cluster,
@@ -453,20 +458,9 @@ pub async fn run(opts: BenchOptions) -> Result<()> {
             opts.seconds,
         )
         .await?;
-        println!(
-            "{:<9} {:>8} {:>12.0} {:>9} {:>9} {:>12.0} {:>7.0}%  (SignBatch of {BATCH_SIZE}; latency per call){}",
-            profile.name(),
-            format!("{BATCH_CLIENTS}x{BATCH_SIZE}"),
-            m.per_second,
-            ms(m.p50),
-            ms(m.p99),
-            raw,
-            100.0 * m.per_second / raw,
-            match &m.first_error {
-                Some(e) => format!("  ({} failed, first: {e})", m.failures),
-                None => String::new(),
-            }
-        );
+        let label = format!("{BATCH_CLIENTS}x{BATCH_SIZE}");
+        let note = format!("  (SignBatch of {BATCH_SIZE}; latency per call)");
+        print_row(*profile, &label, &m, raw, &note);
     }
     println!();
     println!(
