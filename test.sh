@@ -14,9 +14,10 @@ log() { printf '\n== %s\n' "$*"; }
 
 # ---- prerequisites (idempotent) -------------------------------------------------------------
 # apt packages the tests need. The protection core and schemes need none beyond the Rust
-# toolchain; later parts add theirs here (pcscd, vsmartcard-vpcd, libpcsclite-dev for the
-# virtual YubiKey; python3-venv for the moto KMS server).
-APT_PACKAGES=(python3-venv)
+# toolchain; python3-venv for the moto KMS server and the PIV emulator; pcscd + vsmartcard-vpcd
+# (a virtual reader) for the virtual YubiKey, and libpcsclite-dev + pkg-config to build
+# `signerctl --features yubikey`.
+APT_PACKAGES=(python3-venv pcscd vsmartcard-vpcd libpcsclite-dev pkg-config)
 missing=()
 for pkg in "${APT_PACKAGES[@]}"; do
   dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed" || missing+=("$pkg")
@@ -30,29 +31,49 @@ fi
 
 command -v cargo >/dev/null || { echo "cargo is required (https://rustup.rs)"; exit 1; }
 
-# A local AWS KMS server (moto) for signer/tests/kms_moto.rs, in a venv at .venv. Installed from
-# PyPI only when missing or broken; the tests start `.venv/bin/moto_server` themselves.
+# A local AWS KMS server (moto) for signer/tests/kms_moto.rs, and `cryptography` for the PIV
+# emulator (tests/fixtures/piv_emulator.py, driven by cli/tests/piv_emulator.rs), in a venv at
+# .venv. Installed from PyPI only when missing, broken or not at the pinned version; the tests
+# start `.venv/bin/moto_server` and the emulator themselves.
 MOTO_PACKAGES=(moto==5.2.5 flask==3.1.3 flask-cors==6.0.5)
-if [ ! -x .venv/bin/moto_server ] || ! .venv/bin/python -c 'import moto.server, flask, flask_cors' 2>/dev/null; then
-  log "creating .venv with ${MOTO_PACKAGES[*]} (local KMS server for the custody tests)"
+PIV_PACKAGES=(cryptography==50.0.2)
+if [ ! -x .venv/bin/moto_server ] || ! .venv/bin/python -c 'import moto.server, flask, flask_cors' 2>/dev/null \
+  || ! .venv/bin/python -c 'import sys, cryptography; sys.exit(cryptography.__version__ != "50.0.2")' 2>/dev/null; then
+  log "creating .venv with ${MOTO_PACKAGES[*]} ${PIV_PACKAGES[*]} (local KMS server, PIV emulator)"
   python3 -m venv .venv
-  .venv/bin/pip install --quiet --disable-pip-version-check "${MOTO_PACKAGES[@]}"
+  .venv/bin/pip install --quiet --disable-pip-version-check "${MOTO_PACKAGES[@]}" "${PIV_PACKAGES[@]}"
 fi
+
+# pcscd with the vpcd virtual reader, for the virtual YubiKey tests. No systemd here: start it
+# in the foreground mode, in the background of this script, and stop it on exit only if this
+# script started it.
+pcscd_pid=""
+if ! pgrep -x pcscd >/dev/null; then
+  log "starting pcscd (virtual smart card reader for the YubiKey tests)"
+  sudo_cmd=""; [ "$(id -u)" -ne 0 ] && sudo_cmd="sudo"
+  $sudo_cmd rm -f /run/pcscd/pcscd.comm  # stale socket of a pcscd that is gone
+  mkdir -p target
+  $sudo_cmd pcscd --foreground >target/pcscd.log 2>&1 &
+  pcscd_pid=$!
+  trap '[ -n "$pcscd_pid" ] && kill "$pcscd_pid" 2>/dev/null || true' EXIT
+fi
+for _ in $(seq 50); do [ -S /run/pcscd/pcscd.comm ] && break; sleep 0.1; done
+[ -S /run/pcscd/pcscd.comm ] || { echo "pcscd is not answering; see target/pcscd.log"; exit 1; }
 
 # ---- static checks ----------------------------------------------------------------------------
 if [ $quick -eq 0 ]; then
   log "cargo fmt --check"
   cargo fmt --all -- --check
   log "cargo clippy (warnings are errors)"
-  cargo clippy --workspace --all-targets --locked -- -D warnings
+  cargo clippy --workspace --all-targets --locked --features signerctl/yubikey -- -D warnings
 fi
 
 # ---- tests ------------------------------------------------------------------------------------
 log "tests"
 if cargo nextest --version >/dev/null 2>&1; then
-  cargo nextest run --workspace --locked --no-fail-fast
+  cargo nextest run --workspace --locked --features signerctl/yubikey --no-fail-fast
 else
-  cargo test --workspace --locked --no-fail-fast
+  cargo test --workspace --locked --features signerctl/yubikey --no-fail-fast
 fi
 
 # The vector harnesses again with their per-case output, so the log shows every case. Same
@@ -61,9 +82,9 @@ run_harness() {
   local title=$1 binary=$2 pattern=$3
   log "$title"
   if cargo nextest --version >/dev/null 2>&1; then
-    cargo nextest run --workspace --locked --no-capture -E "binary($binary)" 2>&1 | grep -E "$pattern"
+    cargo nextest run --workspace --locked --features signerctl/yubikey --no-capture -E "binary($binary)" 2>&1 | grep -E "$pattern"
   else
-    cargo test --workspace --locked --test "$binary" -- --nocapture 2>&1 | grep -E "$pattern"
+    cargo test --workspace --locked --features signerctl/yubikey --test "$binary" -- --nocapture 2>&1 | grep -E "$pattern"
   fi
 }
 run_harness "EIP-3076 interchange vectors (every case)" eip3076_vectors '^(PASS|FAIL|SKIP) |passed, .* failed|vector files'

@@ -14,6 +14,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
                 "../proto/signer.proto",
                 "../proto/raft.proto",
                 "../proto/admin.proto",
+                "../proto/audit.proto",
             ],
             &["../proto"],
         )?;

@@ -10,13 +10,17 @@
 #![forbid(unsafe_code)]
 
 mod admin;
+mod audit;
 mod input;
 mod inspect;
 mod request;
+#[cfg(feature = "yubikey")]
+#[allow(unused_imports)] // the YubiKey approver (`signerctl::piv`); used by the admin commands
+use signerctl::piv;
 
 use clap::{Parser, Subcommand};
 use signer::client::{ClientError, ClusterDescriptor, PoolOptions, SignerPool};
-use signer::devcluster::{ADMIN, SEQUENCER};
+use signer::devcluster::{ADMIN, AUDITOR, SEQUENCER};
 use signer::pb;
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -102,6 +106,10 @@ enum Command {
     ///
     /// Exits 4 when no node answers.
     Status,
+    /// Auditor: read, follow, verify and export the replicated, hash-chained audit log
+    /// (every sign decision, admin action, membership change, key load and KMS failure).
+    #[command(subcommand, after_help = audit::AUDIT_EXIT_CODES)]
+    Audit(audit::AuditCommand),
 }
 
 #[derive(Subcommand)]
@@ -182,7 +190,10 @@ impl Command {
             },
             Command::Key(KeyCommand::Delete(args)) => admin::delete(args)?,
             Command::Kek(KekCommand::Rotate) => admin::Action::RotateKek,
-            Command::Sign(_) | Command::Key(KeyCommand::List) | Command::Status => return Ok(None),
+            Command::Sign(_)
+            | Command::Key(KeyCommand::List)
+            | Command::Status
+            | Command::Audit(_) => return Ok(None),
         }))
     }
 
@@ -190,7 +201,7 @@ impl Command {
     fn is_admin(&self) -> bool {
         !matches!(
             self,
-            Command::Sign(_) | Command::Key(KeyCommand::List) | Command::Status
+            Command::Sign(_) | Command::Key(KeyCommand::List) | Command::Status | Command::Audit(_)
         )
     }
 }
@@ -256,7 +267,9 @@ fn run(cli: Cli) -> Result<(), Failure> {
     })?;
     let descriptor = ClusterDescriptor::load(&dir)
         .map_err(|e| Failure::new(2, format!("error: --dir {}: {e}", dir.display())))?;
-    let default_client = if cli.command.is_admin() {
+    let default_client = if matches!(cli.command, Command::Audit(_)) {
+        AUDITOR
+    } else if cli.command.is_admin() {
         ADMIN
     } else {
         SEQUENCER
@@ -266,6 +279,8 @@ fn run(cli: Cli) -> Result<(), Failure> {
         let known: Vec<&str> = descriptor.clients.keys().map(String::as_str).collect();
         let hint = if cli.client.is_none() && client == ADMIN {
             " (dev clusters created before the admin commands have none: create a new one)"
+        } else if cli.client.is_none() && client == AUDITOR {
+            " (dev clusters created before the audit commands have none: pass --client admin-1)"
         } else {
             ""
         };
@@ -304,6 +319,7 @@ fn run(cli: Cli) -> Result<(), Failure> {
             (Command::Sign(_), Some(request)) => sign(&pool, request, cli.json).await,
             (Command::Key(KeyCommand::List), _) => inspect::key_list(&pool, cli.json).await,
             (Command::Status, _) => inspect::status(&pool, &descriptor, cli.json).await,
+            (Command::Audit(command), _) => audit::run(&pool, command, cli.json).await,
             _ => Err(Failure::new(1, "error: no request built")),
         }
     })

@@ -123,18 +123,19 @@ fn random() -> u64 {
     RandomState::new().build_hasher().finish()
 }
 
-/// A free range of 6 consecutive loopback ports, below the ephemeral range.
+/// A free range of 9 consecutive loopback ports (3 nodes: client, peer, metrics), below the
+/// ephemeral range.
 fn free_base_port() -> u16 {
     'search: for _ in 0..200 {
         let base = (10_000 + random() % 22_000) as u16 & !1;
-        for port in base..base + 6 {
+        for port in base..base + 9 {
             if std::net::TcpListener::bind(("127.0.0.1", port)).is_err() {
                 continue 'search;
             }
         }
         return base;
     }
-    panic!("no 6 consecutive free ports on 127.0.0.1");
+    panic!("no 9 consecutive free ports on 127.0.0.1");
 }
 
 /// The dev cluster in a directory; `dev-cluster down` when dropped, so no node outlives the test.

@@ -20,10 +20,11 @@
 //! - every RPC has a timeout, and every failover call has an overall deadline.
 
 mod admin;
+mod audit;
 mod descriptor;
 mod failover;
 
-pub use admin::ImportSecret;
+pub use admin::{review, Approver, ImportSecret, Reviewed, SoftApprover};
 pub use descriptor::{AdminKey, ClientFiles, ClusterDescriptor, NodeEndpoint, DESCRIPTOR_FILE};
 
 use failover::{describe, is_unavailable, single};

@@ -15,6 +15,7 @@
 //! cluster_id = "dev"
 //! client_listen = "127.0.0.1:7100"
 //! peer_listen = "127.0.0.1:7101"
+//! metrics_listen = "127.0.0.1:7106" # optional; Prometheus `GET /metrics`, off when absent
 //! data_dir = "data"            # relative paths are relative to this file's directory
 //! keys_dir = "keys"
 //! bootstrap = true             # initialize the cluster when the log is empty
@@ -38,6 +39,9 @@
 //! [eth2]                       # optional; default mainnet
 //! genesis_validators_root = "0x4b363db94e286120d76eb905340fdd4e54bfe9f06bf33ff6cf5ad27f511bfe95"
 //! ```
+
+
+pub mod admin;
 
 use crate::bytes::FixedBytes;
 use serde::{Deserialize, Serialize};
@@ -94,6 +98,12 @@ pub struct NodeConfig {
     pub client_listen: SocketAddr,
     /// Where the peer API (Raft) listens.
     pub peer_listen: SocketAddr,
+    /// Where the Prometheus metrics endpoint (plain HTTP, `GET /metrics`) listens; absent: no
+    /// endpoint. Generated configs put it on 127.0.0.1: it is unauthenticated and
+    /// unencrypted, so bind another address only on a network only Prometheus reaches (the
+    /// text holds no secrets: see `signer::metrics`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub metrics_listen: Option<SocketAddr>,
     /// Raft log and state machine databases.
     pub data_dir: PathBuf,
     /// Key files (`<key_id>.key`, mode 0600).
@@ -122,6 +132,10 @@ pub struct NodeConfig {
     /// fsync every write before acknowledging it (default true; false only for throwaway tests).
     #[serde(default = "default_true")]
     pub sync_writes: bool,
+    /// The admin plane: trusted attestation roots and the initial admins, policy and client
+    /// grants (applied once, by the first leader).
+    #[serde(default)]
+    pub admin: admin::AdminConfig,
 }
 
 /// The TLS files of a node: the cluster CA, and this node's certificate and key.
@@ -252,6 +266,7 @@ impl NodeConfig {
     /// Make `data_dir`, `keys_dir`, the TLS paths and local KEK files (`kek`, `retired_keks`)
     /// absolute by joining relative ones to `base`.
     pub fn resolve_paths(&mut self, base: &Path) {
+        self.admin.resolve_paths(base);
         let kek_paths = self
             .kek
             .iter_mut()
@@ -295,6 +310,17 @@ impl NodeConfig {
                 "peer_listen",
                 format!("same address as client_listen ({})", self.client_listen),
             );
+        }
+        if let Some(metrics) = self.metrics_listen {
+            let mut taken = [self.client_listen, self.peer_listen]
+                .into_iter()
+                .chain(self.peers.iter().flat_map(|p| [p.client_addr, p.peer_addr]));
+            if metrics.port() != 0 && taken.any(|a| a == metrics) {
+                return invalid(
+                    "metrics_listen",
+                    format!("{metrics} is already the client or peer address of a member"),
+                );
+            }
         }
         for (field, path) in [
             ("data_dir", &self.data_dir),

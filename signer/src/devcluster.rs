@@ -13,8 +13,10 @@
 //! DIR/kek.key                 the local KEK every node seals registry keys under (0600)
 //! DIR/pki/                    ca.pem ca.key node-<i>.pem/.key
 //!                             client-seq-1.pem/.key (sequencer), client-admin-1.pem/.key (admin)
+//!                             client-auditor-1.pem/.key (auditor: signerctl audit …)
 //! DIR/node-<i>/node.toml      the node's config (paths relative to this directory;
-//!                             kek = { backend = "local", path = "../kek.key" })
+//!                             kek = { backend = "local", path = "../kek.key" };
+//!                             metrics_listen = 127.0.0.1, after every client/peer port)
 //! DIR/node-<i>/keys/          demo-espresso.key demo-eth2.key (the same keys on every node, 0600)
 //! DIR/node-<i>/data/          Raft log and state machine
 //! DIR/node-<i>/node.log       the node's stdout and stderr
@@ -54,6 +56,8 @@ pub const SEQUENCER: &str = "seq-1";
 /// The dev admin's name: its soft key (`admin-1.key`) and its client identity, which the
 /// Admin service accepts (`admin-…`).
 pub const ADMIN: &str = "admin-1";
+/// The dev auditor's client identity, which the Audit service accepts (`auditor-…`).
+pub const AUDITOR: &str = "auditor-1";
 /// The local KEK file of a dev cluster, in its directory.
 pub const KEK_FILE: &str = "kek.key";
 /// The demo keys every node holds.
@@ -216,14 +220,15 @@ impl DevCluster {
     }
 
     /// Create a new cluster of `nodes` (1, 3 or 5) nodes on 127.0.0.1 ports `base_port..`
-    /// (node i: client port base+2(i-1), peer port base+2(i-1)+1) in DIR.
+    /// (node i: client port base+2(i-1), peer port base+2(i-1)+1, metrics port
+    /// base+2·nodes+(i-1)) in DIR.
     pub fn create(dir: &Path, nodes: usize, base_port: u16) -> Result<DevCluster, DevClusterError> {
         if ![1, 3, 5].contains(&nodes) {
             return Err(DevClusterError::InvalidOption(format!(
                 "--nodes must be 3 or 5 (or 1 for tests), not {nodes}"
             )));
         }
-        let last_port = u32::from(base_port) + 2 * nodes as u32 - 1;
+        let last_port = u32::from(base_port) + 3 * nodes as u32 - 1;
         if base_port < 1024 || last_port > u32::from(u16::MAX) {
             return Err(DevClusterError::InvalidOption(format!(
                 "--base-port {base_port}: ports {base_port}..={last_port} must lie in 1024..=65535"

@@ -12,31 +12,35 @@
 
 use crate::custody::{unseal, EncryptionContext, Kek, KekBackend};
 use crate::keyring::{Keyring, LoadedKey};
+use crate::metrics::MeteredKek;
 use crate::registry::{KeyRecord, KeyState};
-use crate::replica::StateMachine;
+use crate::replica::{EventSink, StateMachine};
 use std::sync::Arc;
 use std::time::Duration;
 
 /// Longest wait between retries of a pending key.
 const MAX_BACKOFF: Duration = Duration::from_secs(10);
 
+/// A configured KEK whose calls are timed in the node's metrics (`signer_kms_call_seconds`).
+pub type NodeKek = MeteredKek<KekBackend>;
+
 /// The KEKs a node can open records with: the current one and retired ones.
 pub struct Keks {
     /// Cluster id (part of every encryption context).
     pub cluster_id: String,
     /// Current KEK first, then retired ones.
-    pub backends: Vec<KekBackend>,
+    pub backends: Vec<NodeKek>,
 }
 
 impl Keks {
     /// The backend named by a record's KEK reference, if configured here.
-    pub fn for_record(&self, record: &KeyRecord) -> Option<&KekBackend> {
+    pub fn for_record(&self, record: &KeyRecord) -> Option<&NodeKek> {
         let sealed = record.sealed.as_ref()?;
         self.backends.iter().find(|b| b.descriptor() == sealed.kek)
     }
 
     /// The current KEK (new records are sealed under it).
-    pub fn current(&self) -> Option<&KekBackend> {
+    pub fn current(&self) -> Option<&NodeKek> {
         self.backends.first()
     }
 }
@@ -65,7 +69,14 @@ async fn load(keks: &Keks, record: &KeyRecord) -> Result<LoadedKey, String> {
 }
 
 /// Bring the keyring in line with the registry once. Returns true if something is pending.
-pub async fn reconcile(keks: &Keks, state: &StateMachine, keyring: &Keyring) -> bool {
+/// Loads, unloads and failures (each new failure reason once) go to the audit log via
+/// `events`.
+pub async fn reconcile(
+    keks: &Keks,
+    state: &StateMachine,
+    keyring: &Keyring,
+    events: &EventSink,
+) -> bool {
     let records: Vec<KeyRecord> = state.read().registry.keys.values().cloned().collect();
     let mut pending = false;
     for record in records {
@@ -78,9 +89,13 @@ pub async fn reconcile(keks: &Keks, state: &StateMachine, keyring: &Keyring) -> 
                     Ok(key) => {
                         tracing::info!(key_id = %record.key_id, public_key = %key.public_key_text, "key loaded");
                         keyring.insert(key);
+                        events.key_loaded(&record.key_id);
                     }
                     Err(reason) => {
                         tracing::warn!(key_id = %record.key_id, %reason, "key not loaded; will retry");
+                        if keyring.pending().get(&record.key_id) != Some(&reason) {
+                            events.kms_failure(&record.key_id, &reason);
+                        }
                         keyring.set_pending(&record.key_id, reason);
                         pending = true;
                     }
@@ -89,6 +104,7 @@ pub async fn reconcile(keks: &Keks, state: &StateMachine, keyring: &Keyring) -> 
             KeyState::Disabled | KeyState::Deleted => {
                 if keyring.remove(&record.key_id) {
                     tracing::info!(key_id = %record.key_id, state = %record.state, "key unloaded");
+                    events.key_unloaded(&record.key_id, &record.state.to_string());
                 }
             }
         }
@@ -98,12 +114,12 @@ pub async fn reconcile(keks: &Keks, state: &StateMachine, keyring: &Keyring) -> 
 
 /// Run until the process stops: reconcile at start, on every registry change, and with
 /// exponential backoff while keys are pending.
-pub fn spawn(keks: Arc<Keks>, state: StateMachine, keyring: Arc<Keyring>) {
+pub fn spawn(keks: Arc<Keks>, state: StateMachine, keyring: Arc<Keyring>, events: EventSink) {
     tokio::spawn(async move {
         let mut changes = state.watch_keys();
         let mut backoff = Duration::from_millis(250);
         loop {
-            let pending = reconcile(&keks, &state, &keyring).await;
+            let pending = reconcile(&keks, &state, &keyring, &events).await;
             if pending {
                 tokio::select! {
                     changed = changes.changed() => if changed.is_err() { return },

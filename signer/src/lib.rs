@@ -6,6 +6,8 @@
 // `unsafe` is denied crate-wide and allowed only in `custody::hygiene` (mlock, prctl, rlimit).
 #![deny(unsafe_code)]
 
+pub mod admin;
+pub mod audit;
 pub mod bytes;
 pub mod client;
 pub mod config;
@@ -14,6 +16,7 @@ pub mod devcluster;
 pub mod keyloader;
 pub mod keyring;
 pub mod keystore;
+pub mod metrics;
 pub mod node;
 pub mod protection;
 pub mod registry;

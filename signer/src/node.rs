@@ -8,13 +8,17 @@
 use crate::config::NodeConfig;
 use crate::keyloader::{self, Keks};
 use crate::keyring::{Keyring, KeyringError};
+use crate::metrics::{MeteredKek, Metrics};
 use crate::pb;
 use crate::replica::network::{PeerTls, MAX_PEER_MESSAGE};
-use crate::replica::{LogStore, PeerNetwork, Raft, StateMachine};
+use crate::replica::{EventSink, LogStore, PeerNetwork, Raft, StateMachine};
+use crate::service::access::RateLimiter;
 use crate::service::admin::AdminService;
+use crate::service::audit::AuditService;
 use crate::service::peer::PeerService;
 use crate::service::signing::{Proposer, SignPath, SignerService};
 use crate::tls::{TlsError, TlsMaterial};
+use openraft::async_runtime::WatchReceiver;
 use openraft::{BasicNode, Config, SnapshotPolicy};
 use std::collections::BTreeMap;
 use std::future::Future;
@@ -51,22 +55,35 @@ pub enum NodeError {
     /// A gRPC server failed.
     #[error("server: {0}")]
     Server(#[from] tonic::transport::Error),
+    /// The metrics registry could not be built.
+    #[error("metrics: {0}")]
+    Metrics(String),
+    /// The `[admin]` section could not be used (roots, bootstrap admins).
+    #[error("{0}")]
+    Admin(String),
 }
 
-/// The node's two listening sockets.
+/// The node's listening sockets.
 pub struct Listeners {
     /// Client API (Signer).
     pub client: TcpListener,
     /// Peer API (Raft).
     pub peer: TcpListener,
+    /// Prometheus `GET /metrics` (plain HTTP); `None`: no metrics endpoint.
+    pub metrics: Option<TcpListener>,
 }
 
 impl Listeners {
-    /// Bind the addresses in `config`.
+    /// Bind the addresses in `config` (the metrics address only if configured).
     pub async fn bind(config: &NodeConfig) -> std::io::Result<Listeners> {
+        let metrics = match config.metrics_listen {
+            Some(addr) => Some(TcpListener::bind(addr).await?),
+            None => None,
+        };
         Ok(Listeners {
             client: TcpListener::bind(config.client_listen).await?,
             peer: TcpListener::bind(config.peer_listen).await?,
+            metrics,
         })
     }
 }
@@ -117,9 +134,12 @@ pub async fn run(
         tracing::warn!(key_id = %key.key_id, profile = %key.profile, public_key = %key.public_key_text,
             "key loaded from a plaintext key file (development only; use the key registry with a KEK)");
     }
+    let metrics =
+        Arc::new(Metrics::new(config.node_id).map_err(|e| NodeError::Metrics(e.to_string()))?);
     let mut backends = Vec::new();
     for kek in config.kek.iter().chain(config.retired_keks.iter()) {
-        backends.push(kek.build().await.map_err(NodeError::Custody)?);
+        let backend = kek.build().await.map_err(NodeError::Custody)?;
+        backends.push(MeteredKek::new(backend, metrics.clone()));
     }
     let keks = Arc::new(Keks {
         cluster_id: config.cluster_id.clone(),
@@ -141,18 +161,35 @@ pub async fn run(
     .await
     .map_err(|e| NodeError::Raft(e.to_string()))?;
 
-    keyloader::spawn(keks.clone(), state.clone(), keyring.clone());
+    let audit_events = EventSink::start(config.node_id, raft.clone(), network.clone());
+    for key in keyring.keys() {
+        audit_events.key_loaded(&key.key_id);
+    }
+    keyloader::spawn(
+        keks.clone(),
+        state.clone(),
+        keyring.clone(),
+        audit_events.clone(),
+    );
     let (health_reporter, health) = tonic_health::server::health_reporter();
     crate::service::health::spawn(health_reporter, raft.clone(), keyring.clone());
+    let keyring_for_metrics = keyring.clone();
     let reflection = tonic_reflection::server::Builder::configure()
         .register_encoded_file_descriptor_set(pb::FILE_DESCRIPTOR_SET)
         .build_v1()
         .map_err(|e| NodeError::Reflection(e.to_string()))?;
+    let attestation_roots = config.admin.roots().map_err(NodeError::Admin)?;
+    let bootstrap = config
+        .admin
+        .bootstrap(&config.cluster_id)
+        .map_err(NodeError::Admin)?;
     let admin = pb::admin_server::AdminServer::new(AdminService::new(
         raft.clone(),
         state.clone(),
         keyring.clone(),
         keks,
+        attestation_roots,
+        config.eth2.genesis_validators_root,
     ));
     let path = SignPath {
         node_id: config.node_id,
@@ -160,9 +197,17 @@ pub async fn run(
         state: state.clone(),
         keyring,
         network,
-        proposer: Proposer::start(raft.clone()),
+        proposer: Proposer::start(raft.clone(), metrics.clone()),
+        metrics: metrics.clone(),
+        events: audit_events,
+        limiter: Arc::new(RateLimiter::default()),
         genesis_validators_root: config.eth2.genesis_validators_root,
     };
+    let audit = pb::audit_server::AuditServer::new(AuditService::new(
+        config.node_id,
+        raft.clone(),
+        state.clone(),
+    ));
     let signer = pb::signer_server::SignerServer::new(SignerService::new(path.clone()))
         .max_decoding_message_size(MAX_CLIENT_MESSAGE);
     let peer = pb::raft_server::RaftServer::new(PeerService::new(raft.clone(), path))
@@ -181,6 +226,7 @@ pub async fn run(
         .tls_config(tls.server_config()?)?
         .add_service(signer)
         .add_service(admin)
+        .add_service(audit)
         .add_service(health)
         .add_service(reflection)
         .serve_with_incoming_shutdown(no_delay(listeners.client), stopped(stop_rx.clone()));
@@ -188,6 +234,16 @@ pub async fn run(
         .tls_config(tls.server_config()?)?
         .add_service(peer)
         .serve_with_incoming_shutdown(no_delay(listeners.peer), stopped(stop_rx.clone()));
+    metrics.spawn_sampler(raft.clone(), keyring_for_metrics, stopped(stop_rx.clone()));
+    let metrics_addr = match &listeners.metrics {
+        Some(l) => Some(l.local_addr()?),
+        None => None,
+    };
+    let metrics_server = async {
+        if let Some(listener) = listeners.metrics {
+            crate::metrics::serve(listener, metrics, stopped(stop_rx.clone())).await;
+        }
+    };
 
     if config.bootstrap
         && !raft
@@ -205,10 +261,51 @@ pub async fn run(
             tracing::warn!(error = %e, "initialize refused (already initialized?)");
         }
     }
-    tracing::info!(node_id = config.node_id, client = %config.client_listen, peer = %config.peer_listen, "node serving");
-    let (client_result, peer_result) = tokio::join!(client_server, peer_server);
+    if let Some(bootstrap) = bootstrap {
+        spawn_admin_bootstrap(config.node_id, raft.clone(), state.clone(), bootstrap);
+    }
+    tracing::info!(node_id = config.node_id, client = %config.client_listen, peer = %config.peer_listen,
+        metrics = ?metrics_addr, "node serving");
+    let (client_result, peer_result, ()) = tokio::join!(client_server, peer_server, metrics_server);
     let _ = raft.shutdown().await;
     client_result?;
     peer_result?;
     Ok(())
+}
+
+/// Until the cluster's admin plane is bootstrapped: whenever this node is the leader, propose
+/// the configured initial state. The state machine accepts the first bootstrap of a cluster
+/// and refuses (and audits) any later one, so every node may carry the same section.
+fn spawn_admin_bootstrap(
+    node_id: u64,
+    raft: Raft,
+    state: StateMachine,
+    bootstrap: crate::admin::state::Bootstrap,
+) {
+    tokio::spawn(async move {
+        let mut metrics = raft.metrics();
+        loop {
+            if state.read().admin.bootstrapped {
+                return;
+            }
+            if metrics.borrow_watched().current_leader == Some(node_id) {
+                let command = crate::admin::AdminCommand::Bootstrap(bootstrap.clone());
+                match crate::replica::commit_admin(&raft, command).await {
+                    Ok(outcome) => tracing::info!(?outcome, "admin plane bootstrap proposed"),
+                    Err(e) => tracing::warn!(error = %e, "admin plane bootstrap not committed; will retry"),
+                }
+                if state.read().admin.bootstrapped {
+                    return;
+                }
+            }
+            let changed = tokio::time::timeout(
+                std::time::Duration::from_millis(500),
+                metrics.changed(),
+            )
+            .await;
+            if let Ok(Err(_)) = changed {
+                return; // Raft stopped.
+            }
+        }
+    });
 }

@@ -197,7 +197,7 @@ impl Registry {
     }
 }
 
-mod hex_vec {
+pub(crate) mod hex_vec {
     use serde::{Deserialize, Deserializer, Serializer};
 
     pub fn serialize<S: Serializer>(bytes: &[u8], s: S) -> Result<S::Ok, S::Error> {

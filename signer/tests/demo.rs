@@ -39,7 +39,9 @@ fn demo_story_runs() {
         "signing resumed",
         "8. The same double sign, refused again on the new leader",
         "re-signed, same signature",
-        "9. Cluster down",
+        "9. Audit chain verified on all nodes",
+        "the same head",
+        "10. Cluster down",
         "The story held",
     ] {
         assert!(stdout.contains(phrase), "missing {phrase:?} in:\n{stdout}");

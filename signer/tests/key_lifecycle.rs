@@ -46,9 +46,13 @@ async fn keys_are_generated_sealed_loaded_everywhere_and_follow_their_lifecycle(
             .unwrap()
             .connect_lazy();
     let err = pb::admin_client::AdminClient::new(channel)
-        .generate_key(pb::GenerateKeyRequest {
-            key_id: "x".into(),
-            profile: "eth2".into(),
+        .propose(pb::ProposeRequest {
+            request: Some(pb::propose_request::Request::GenerateKey(
+                pb::GenerateKeyRequest {
+                    key_id: "x".into(),
+                    profile: "eth2".into(),
+                },
+            )),
         })
         .await
         .unwrap_err();
@@ -56,13 +60,7 @@ async fn keys_are_generated_sealed_loaded_everywhere_and_follow_their_lifecycle(
 
     // Generate inside the cluster: the record holds only the sealed secret.
     let info = cluster
-        .on_leader(|mut a| async move {
-            a.generate_key(pb::GenerateKeyRequest {
-                key_id: "gen-1".into(),
-                profile: "espresso".into(),
-            })
-            .await
-        })
+        .generate_key("gen-1", "espresso")
         .await
         .unwrap();
     assert_eq!(info.state, "active");
@@ -88,14 +86,7 @@ async fn keys_are_generated_sealed_loaded_everywhere_and_follow_their_lifecycle(
     // Import a raw eth2 secret (dev path) with a secret we know, to grep the logs for it later.
     let secret = [0x5au8; 32];
     let imported = cluster
-        .on_leader(|mut a| async move {
-            a.import_key(pb::ImportKeyRequest {
-                key_id: "imp-1".into(),
-                profile: "eth2".into(),
-                secret: Some(pb::import_key_request::Secret::RawSecret(secret.to_vec())),
-            })
-            .await
-        })
+        .import_key("imp-1", "eth2", &secret)
         .await
         .unwrap();
     let expected_pk = bls12_381::SecretKey::from_bytes(&secret)
@@ -103,14 +94,7 @@ async fn keys_are_generated_sealed_loaded_everywhere_and_follow_their_lifecycle(
         .public_key();
     assert_eq!(imported.public_key, expected_pk.to_bytes().to_vec());
     let dup = cluster
-        .on_leader(|mut a| async move {
-            a.import_key(pb::ImportKeyRequest {
-                key_id: "imp-2".into(),
-                profile: "eth2".into(),
-                secret: Some(pb::import_key_request::Secret::RawSecret(secret.to_vec())),
-            })
-            .await
-        })
+        .import_key("imp-2", "eth2", &secret)
         .await
         .unwrap_err();
     assert_eq!(
@@ -121,13 +105,7 @@ async fn keys_are_generated_sealed_loaded_everywhere_and_follow_their_lifecycle(
 
     // Disable: every node unloads it and signing is refused; enable: it signs again.
     cluster
-        .on_leader(|mut a| async move {
-            a.set_key_state(pb::SetKeyStateRequest {
-                key_id: "gen-1".into(),
-                state: "disabled".into(),
-            })
-            .await
-        })
+        .set_key_state("gen-1", "disabled")
         .await
         .unwrap();
     cluster
@@ -143,13 +121,7 @@ async fn keys_are_generated_sealed_loaded_everywhere_and_follow_their_lifecycle(
         .unwrap_err();
     assert_eq!(err.code(), tonic::Code::NotFound);
     cluster
-        .on_leader(|mut a| async move {
-            a.set_key_state(pb::SetKeyStateRequest {
-                key_id: "gen-1".into(),
-                state: "active".into(),
-            })
-            .await
-        })
+        .set_key_state("gen-1", "active")
         .await
         .unwrap();
     cluster
@@ -194,13 +166,7 @@ async fn keys_are_generated_sealed_loaded_everywhere_and_follow_their_lifecycle(
 
     // Delete is a tombstone: unloaded, id stays taken.
     cluster
-        .on_leader(|mut a| async move {
-            a.set_key_state(pb::SetKeyStateRequest {
-                key_id: "imp-1".into(),
-                state: "deleted".into(),
-            })
-            .await
-        })
+        .set_key_state("imp-1", "deleted")
         .await
         .unwrap();
     cluster
@@ -209,13 +175,7 @@ async fn keys_are_generated_sealed_loaded_everywhere_and_follow_their_lifecycle(
         })
         .await;
     let again = cluster
-        .on_leader(|mut a| async move {
-            a.generate_key(pb::GenerateKeyRequest {
-                key_id: "imp-1".into(),
-                profile: "eth2".into(),
-            })
-            .await
-        })
+        .generate_key("imp-1", "eth2")
         .await
         .unwrap_err();
     assert_eq!(again.code(), tonic::Code::AlreadyExists);
@@ -258,14 +218,8 @@ async fn kek_rotation_rewraps_every_key_and_resumes_after_interruption() {
     let cluster = Cluster::start_with(3, local_kek).await;
     for (id, profile) in [("r-1", "eth2"), ("r-2", "espresso"), ("r-3", "eth2")] {
         cluster
-            .on_leader(|mut a| async move {
-                a.generate_key(pb::GenerateKeyRequest {
-                    key_id: id.into(),
-                    profile: profile.into(),
-                })
-                .await
-            })
-            .await
+            .generate_key(id, profile)
+        .await
             .unwrap();
     }
     cluster
@@ -294,21 +248,16 @@ async fn kek_rotation_rewraps_every_key_and_resumes_after_interruption() {
         .await;
 
     let rotated = cluster
-        .on_leader(|mut a| async move { a.rotate_kek(pb::RotateKekRequest {}).await })
+        .rotate_kek()
         .await
         .unwrap();
-    assert_eq!(
-        (rotated.rewrapped, rotated.remaining),
-        (3, 0),
-        "{:?}",
-        rotated.errors
-    );
-    // Repeating a finished rotation changes nothing.
-    let again = cluster
-        .on_leader(|mut a| async move { a.rotate_kek(pb::RotateKekRequest {}).await })
-        .await
-        .unwrap();
-    assert_eq!((again.rewrapped, again.remaining), (0, 0));
+    assert_eq!(rotated.1.status, "executed");
+    assert!(rotated.0.notes.is_empty(), "{:?}", rotated.0.notes);
+    assert!(rotated.1.detail.contains("3 key(s) re-wrapped"), "{}", rotated.1.detail);
+    // Repeating a finished rotation changes nothing: there is nothing to propose.
+    let again = cluster.rotate_kek().await.unwrap_err();
+    assert_eq!(again.code(), tonic::Code::FailedPrecondition);
+    assert!(again.message().contains("already sealed"), "{}", again.message());
     let listed = cluster
         .on_leader(|mut a| async move { a.list_keys(pb::ListKeysRequest {}).await })
         .await
@@ -340,13 +289,7 @@ async fn kek_rotation_rewraps_every_key_and_resumes_after_interruption() {
 async fn a_node_without_the_kek_reports_keys_pending_and_keeps_serving_others() {
     let cluster = Cluster::start_with(3, local_kek).await;
     cluster
-        .on_leader(|mut a| async move {
-            a.generate_key(pb::GenerateKeyRequest {
-                key_id: "p-1".into(),
-                profile: "espresso".into(),
-            })
-            .await
-        })
+        .generate_key("p-1", "espresso")
         .await
         .unwrap();
     cluster

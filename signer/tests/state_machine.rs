@@ -52,7 +52,10 @@ fn log(commands: Vec<Command>) -> Vec<Entry> {
         .map(|(i, c)| {
             Entry::new(
                 openraft::testing::log_id::<TypeConfig>(1, 1, i as u64 + 1),
-                EntryPayload::Normal(c),
+                EntryPayload::Normal(signer::replica::Proposal {
+                    at_ms: 1_700_000_000_000,
+                    command: c,
+                }),
             )
         })
         .collect()
@@ -95,5 +98,11 @@ fn a_sign_entry_after_a_disable_entry_records_nothing() {
         apply(&mut other, entries).await;
         assert_eq!(other.read().protection, sm.read().protection);
         assert_eq!(other.read().registry, sm.read().registry);
+        // The audit chains (records and head) are byte-identical too.
+        assert_eq!(other.read().audit, sm.read().audit);
+        assert_eq!(
+            other.audit_records(0, usize::MAX).unwrap(),
+            sm.audit_records(0, usize::MAX).unwrap()
+        );
     });
 }

@@ -1,26 +1,30 @@
-//! The `signer.v1.Admin` calls of [`SignerPool`]: generate and import keys, list the registry,
-//! enable, disable or delete a key, and re-wrap keys under the current KEK.
+//! The `signer.v1.Admin` calls of [`SignerPool`], and the approver side of the M-of-N flow:
+//! reviewing a challenge and signing its statement.
 //!
-//! Owns: building the admin requests from typed arguments and running them through the pool's
-//! one failover loop (the same as signing: UNAVAILABLE, as followers answer, moves on to the
-//! next node, so a call ends up at the leader). Must not: decide lifecycle rules (the cluster
-//! does), read secret files or ask for passwords (callers do), or retry a definitive answer.
+//! Owns: [`Approver`] (anything that signs approval statements as one admin) with the
+//! development implementation [`SoftApprover`] (an Ed25519 key file), [`review`] (decode the
+//! challenge's action from its bytes, recompute its digest, check the cluster, build the
+//! statement), and the admin RPCs through the pool's failover loop. Must not: decide rules (the
+//! cluster does), read PINs or talk to a YubiKey (`signerctl --features yubikey` does), or
+//! retry a definitive answer.
 //!
-//! Authorization is the pool's client certificate: it must name an `admin-…` identity, else
-//! every call answers PERMISSION_DENIED ([`ClientError::Other`]).
+//! The pool's client certificate is the caller's identity: it must name an enrolled admin, and
+//! an approval sent through a pool must be signed by that admin's key.
 //!
 //! To ensure correctness:
-//! - an [`ImportSecret`] is neither `Clone` nor printable (`Debug` redacts it) and lives in
-//!   zeroizing buffers; it is copied into each attempt's request only for that attempt;
-//! - a definitive answer is never a [`ClientError::Refused`]: the admin service's
-//!   FAILED_PRECONDITION ("key is deleted", "no KEK configured") is not a slashing refusal.
+//! - an approver signs only a statement built from a challenge whose action bytes it decoded
+//!   and whose digest it recomputed itself, for the cluster it expects; the node's description
+//!   is not trusted;
+//! - an [`ImportSecret`] is neither `Clone` nor printable and lives in zeroizing buffers.
 
 use super::{ClientError, SignerPool};
+use crate::admin::{approval, Action};
 use crate::pb;
 use crate::pb::admin_client::AdminClient;
 use crate::protection::Profile;
-use crate::registry::KeyState;
+use crate::service::admin_codec;
 use std::future::Future;
+use std::path::Path;
 use tonic::transport::Channel;
 use tonic::Status;
 use zeroize::Zeroizing;
@@ -49,8 +53,9 @@ impl std::fmt::Debug for ImportSecret {
 }
 
 impl ImportSecret {
-    fn to_pb(&self) -> pb::import_key_request::Secret {
-        match self {
+    /// The import proposal for `key_id`.
+    pub fn request(&self, key_id: &str, profile: Profile) -> pb::propose_request::Request {
+        let secret = match self {
             ImportSecret::Raw(bytes) => pb::import_key_request::Secret::RawSecret(bytes.to_vec()),
             ImportSecret::Keystore { json, password } => {
                 pb::import_key_request::Secret::Keystore(pb::Eip2335Keystore {
@@ -58,46 +63,193 @@ impl ImportSecret {
                     password: password.as_str().to_owned(),
                 })
             }
-        }
+        };
+        pb::propose_request::Request::ImportKey(pb::ImportKeyRequest {
+            key_id: key_id.to_owned(),
+            profile: profile.name().to_owned(),
+            secret: Some(secret),
+        })
     }
 }
 
-impl SignerPool {
-    /// Generate a new key `key_id` inside the cluster (the secret never leaves it).
-    pub async fn generate_key(
-        &self,
-        key_id: &str,
-        profile: Profile,
-    ) -> Result<pb::AdminKeyInfo, ClientError> {
-        let request = pb::GenerateKeyRequest {
-            key_id: key_id.to_owned(),
-            profile: profile.name().to_owned(),
+/// Signs approval statements as one admin.
+pub trait Approver {
+    /// The admin's name (= the identity of their client certificate).
+    fn name(&self) -> &str;
+    /// Sign `statement` (see [`approval::statement`]).
+    fn sign(&mut self, statement: &[u8]) -> Result<Vec<u8>, ClientError>;
+}
+
+/// A development approver: an Ed25519 key file (32-byte seed, hex).
+pub struct SoftApprover {
+    name: String,
+    key: ed25519_dalek::SigningKey,
+}
+
+impl SoftApprover {
+    /// Read `name`'s key from `path`.
+    pub fn load(name: &str, path: &Path) -> Result<SoftApprover, ClientError> {
+        let bad = |reason: String| ClientError::Descriptor {
+            path: path.to_owned(),
+            reason,
         };
-        self.admin_call(
-            || request.clone(),
-            |mut admin, rpc| async move { admin.generate_key(rpc).await },
-        )
-        .await
-        .map(|(_, info)| info)
+        let text = Zeroizing::new(std::fs::read_to_string(path).map_err(|e| bad(e.to_string()))?);
+        let bytes = Zeroizing::new(
+            hex::decode(text.trim().trim_start_matches("0x"))
+                .map_err(|e| bad(format!("not hex: {e}")))?,
+        );
+        let seed: [u8; 32] = bytes
+            .as_slice()
+            .try_into()
+            .map_err(|_| bad(format!("expected a 32-byte seed, got {} bytes", bytes.len())))?;
+        Ok(SoftApprover {
+            name: name.to_owned(),
+            key: ed25519_dalek::SigningKey::from_bytes(&seed),
+        })
     }
 
-    /// Import an existing key as `key_id`, sealed by the cluster under its KEK.
-    pub async fn import_key(
+    /// The public key in the `ed25519:<hex>` form admins are enrolled with.
+    pub fn public_key(&self) -> crate::admin::ApproverKey {
+        crate::admin::ApproverKey::Ed25519(self.key.verifying_key().to_bytes().to_vec())
+    }
+}
+
+impl Approver for SoftApprover {
+    fn name(&self) -> &str {
+        &self.name
+    }
+
+    fn sign(&mut self, statement: &[u8]) -> Result<Vec<u8>, ClientError> {
+        use ed25519_dalek::Signer as _;
+        Ok(self.key.sign(statement).to_bytes().to_vec())
+    }
+}
+
+/// A challenge as an approver checked it.
+#[derive(Debug)]
+pub struct Reviewed {
+    /// The action, decoded from the challenge's bytes.
+    pub action: Action,
+    /// The statement to sign.
+    pub statement: Vec<u8>,
+}
+
+/// Decode and check `challenge` for `cluster_id`: the action comes from the bytes, the digest
+/// is recomputed, and the statement binds this cluster, challenge, digest and expiry.
+pub fn review(challenge: &pb::Challenge, cluster_id: &str) -> Result<Reviewed, ClientError> {
+    let reject = |m: String| ClientError::Other(Box::new(Status::failed_precondition(m)));
+    if challenge.cluster_id != cluster_id {
+        return Err(reject(format!(
+            "challenge is for cluster {:?}, not {cluster_id:?}",
+            challenge.cluster_id
+        )));
+    }
+    let id: [u8; 32] = challenge
+        .id
+        .as_slice()
+        .try_into()
+        .map_err(|_| reject("challenge id is not 32 bytes".into()))?;
+    let action = admin_codec::decode_action(&challenge.action).map_err(|e| reject(e.to_string()))?;
+    let digest = approval::action_digest(&challenge.action);
+    if challenge.action_digest != digest {
+        return Err(reject(
+            "the challenge's digest does not match its action bytes".into(),
+        ));
+    }
+    Ok(Reviewed {
+        action,
+        statement: approval::statement(cluster_id, &id, &digest, challenge.expires_at_ms),
+    })
+}
+
+impl SignerPool {
+    /// Propose an admin action; returns the open challenge.
+    pub async fn propose(
         &self,
-        key_id: &str,
-        profile: Profile,
-        secret: &ImportSecret,
-    ) -> Result<pb::AdminKeyInfo, ClientError> {
-        let request = || pb::ImportKeyRequest {
-            key_id: key_id.to_owned(),
-            profile: profile.name().to_owned(),
-            secret: Some(secret.to_pb()),
+        request: pb::propose_request::Request,
+    ) -> Result<pb::Challenge, ClientError> {
+        let message = pb::ProposeRequest {
+            request: Some(request),
         };
-        self.admin_call(request, |mut admin, rpc| async move {
-            admin.import_key(rpc).await
-        })
+        self.admin_call(
+            || message.clone(),
+            |mut admin, rpc| async move { admin.propose(rpc).await },
+        )
         .await
-        .map(|(_, info)| info)
+        .map(|(_, c)| c)
+    }
+
+    /// Review `challenge` for `cluster_id` and send `approver`'s approval. The pool's client
+    /// certificate must be `approver`'s identity.
+    pub async fn approve(
+        &self,
+        challenge: &pb::Challenge,
+        cluster_id: &str,
+        approver: &mut dyn Approver,
+    ) -> Result<pb::ApproveResponse, ClientError> {
+        let reviewed = review(challenge, cluster_id)?;
+        let signature = approver.sign(&reviewed.statement)?;
+        self.send_approval(&challenge.id, &signature).await
+    }
+
+    /// Send an approval signature as it is (tests use this to replay or misuse approvals).
+    pub async fn send_approval(
+        &self,
+        challenge_id: &[u8],
+        signature: &[u8],
+    ) -> Result<pb::ApproveResponse, ClientError> {
+        let message = pb::ApproveRequest {
+            challenge_id: challenge_id.to_vec(),
+            signature: signature.to_vec(),
+        };
+        self.admin_call(
+            || message.clone(),
+            |mut admin, rpc| async move { admin.approve(rpc).await },
+        )
+        .await
+        .map(|(_, r)| r)
+    }
+
+    /// Propose and approve with `approver` (enough on its own when the threshold is 1).
+    pub async fn propose_and_approve(
+        &self,
+        request: pb::propose_request::Request,
+        cluster_id: &str,
+        approver: &mut dyn Approver,
+    ) -> Result<(pb::Challenge, pb::ApproveResponse), ClientError> {
+        let challenge = self.propose(request).await?;
+        let response = self.approve(&challenge, cluster_id, approver).await?;
+        Ok((challenge, response))
+    }
+
+    /// Open challenges (with `all`, also decided ones still retained).
+    pub async fn challenges(&self, all: bool) -> Result<Vec<pb::Challenge>, ClientError> {
+        self.admin_call(
+            || pb::ListChallengesRequest { all },
+            |mut admin, rpc| async move { admin.list_challenges(rpc).await },
+        )
+        .await
+        .map(|(_, r)| r.challenges)
+    }
+
+    /// The challenge whose hex id starts with `prefix` (at least 8 hex digits).
+    pub async fn challenge(&self, prefix: &str) -> Result<pb::Challenge, ClientError> {
+        let prefix = prefix.to_ascii_lowercase();
+        let not_found = |m: String| ClientError::Other(Box::new(Status::not_found(m)));
+        if prefix.len() < 8 {
+            return Err(not_found("give at least 8 hex digits of the challenge id".into()));
+        }
+        let mut matching: Vec<pb::Challenge> = self
+            .challenges(true)
+            .await?
+            .into_iter()
+            .filter(|c| hex::encode(&c.id).starts_with(&prefix))
+            .collect();
+        match matching.len() {
+            1 => Ok(matching.remove(0)),
+            0 => Err(not_found(format!("no challenge {prefix}"))),
+            n => Err(not_found(format!("{n} challenges start with {prefix}; give more digits"))),
+        }
     }
 
     /// Every key of the registry, with the id of the node that answered (`loaded_here` and
@@ -111,33 +263,24 @@ impl SignerPool {
         .map(|(node, response)| (node, response.keys))
     }
 
-    /// Enable (`Active`), disable or delete (a tombstone: final) key `key_id`.
-    pub async fn set_key_state(
-        &self,
-        key_id: &str,
-        state: KeyState,
-    ) -> Result<pb::AdminKeyInfo, ClientError> {
-        let request = pb::SetKeyStateRequest {
-            key_id: key_id.to_owned(),
-            state: state.to_string(),
-        };
+    /// Admins, policy, client grants and pause state.
+    pub async fn admin_state(&self) -> Result<pb::AdminStateResponse, ClientError> {
         self.admin_call(
-            || request.clone(),
-            |mut admin, rpc| async move { admin.set_key_state(rpc).await },
+            || pb::GetAdminStateRequest {},
+            |mut admin, rpc| async move { admin.get_admin_state(rpc).await },
         )
         .await
-        .map(|(_, info)| info)
+        .map(|(_, r)| r)
     }
 
-    /// Re-wrap every key not sealed under the current KEK (one step; repeat while
-    /// `remaining > 0`).
-    pub async fn rotate_kek(&self) -> Result<pb::RotateKekResponse, ClientError> {
+    /// The eth2 slashing-protection records as an EIP-3076 document.
+    pub async fn export_protection(&self) -> Result<String, ClientError> {
         self.admin_call(
-            || pb::RotateKekRequest {},
-            |mut admin, rpc| async move { admin.rotate_kek(rpc).await },
+            || pb::ExportProtectionRequest {},
+            |mut admin, rpc| async move { admin.export_protection(rpc).await },
         )
         .await
-        .map(|(_, response)| response)
+        .map(|(_, r)| r.interchange_json)
     }
 
     /// One admin RPC with failover: `request` builds each attempt's message.

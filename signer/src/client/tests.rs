@@ -3,10 +3,8 @@
 //! The admin calls over the same fakes are in `tests/admin.rs`.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
-mod admin;
 
 use super::*;
-use crate::pb::admin_server::AdminServer;
 use crate::pb::signer_server::{Signer, SignerServer};
 use crate::tls::DevPki;
 use std::collections::BTreeMap;
@@ -173,8 +171,7 @@ async fn cluster(behaviors: &[Option<Behavior>], options: PoolOptions) -> Cluste
             Server::builder()
                 .tls_config(tls)
                 .unwrap()
-                .add_service(SignerServer::new(fake.clone()))
-                .add_service(AdminServer::new(fake))
+                .add_service(SignerServer::new(fake))
                 .serve_with_incoming_shutdown(
                     tokio_stream::wrappers::TcpListenerStream::new(listener),
                     async {

@@ -5,6 +5,7 @@
 //! Owns: the benchmark procedure and its report. Must not: be used as a test (numbers are
 //! printed, never asserted).
 
+use signer::config::admin::{AdminConfig, BootstrapAdmin, BootstrapClient};
 use anyhow::{anyhow, Context, Result};
 use signer::config::{Eth2Config, NodeConfig, PeerConfig, RaftConfig, TlsPaths};
 use signer::keyring::KeyFile;
@@ -65,6 +66,27 @@ impl LocalCluster {
                 })
             })
             .collect::<Result<_>>()?;
+        // The admin plane: a throwaway admin, and the bench client may use every key.
+        let throwaway = ed25519_dalek::SigningKey::generate(&mut rand::rngs::OsRng);
+        let admin = AdminConfig {
+            admins: vec![BootstrapAdmin {
+                name: "bench-admin".into(),
+                key: Some(format!(
+                    "ed25519:{}",
+                    hex::encode(throwaway.verifying_key().to_bytes())
+                )),
+                slot_certificate: None,
+                device_certificate: None,
+            }],
+            clients: vec![BootstrapClient {
+                identity: "bench".into(),
+                keys: vec![signer::admin::ALL_KEYS.into()],
+                profiles: vec![Profile::Eth2, Profile::Espresso],
+                rate_per_second: 0,
+                rate_burst: 0,
+            }],
+            ..AdminConfig::dev()
+        };
         let mut stops = Vec::new();
         let mut client_addrs = Vec::new();
         for (id, client, peer) in listeners {
@@ -73,6 +95,7 @@ impl LocalCluster {
                 cluster_id: "bench".into(),
                 client_listen: client.local_addr()?,
                 peer_listen: peer.local_addr()?,
+                metrics_listen: None,
                 data_dir: dir.path().join(format!("node-{id}")),
                 keys_dir: keys_src.clone(),
                 tls: TlsPaths {
@@ -91,12 +114,17 @@ impl LocalCluster {
                 kek: None,
                 retired_keks: Vec::new(),
                 sync_writes: true,
+                admin: admin.clone(),
             };
             config.validate()?;
             client_addrs.push((id, config.client_listen));
             let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
             stops.push(stop);
-            let listeners = signer::node::Listeners { client, peer };
+            let listeners = signer::node::Listeners {
+                client,
+                peer,
+                metrics: None,
+            };
             tokio::spawn(async move {
                 if let Err(e) = signer::node::run(config, listeners, async move {
                     let _ = stopped.await;

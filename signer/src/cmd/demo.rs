@@ -17,7 +17,7 @@
 use anyhow::{anyhow, bail, ensure, Context, Result};
 use rand::Rng;
 use signer::client::{ClientError, SignerPool};
-use signer::devcluster::{DevCluster, Stopped, DEMO_KEYS};
+use signer::devcluster::{DevCluster, Stopped, AUDITOR, DEMO_KEYS};
 use signer::pb;
 use signer::scheme::{bls12_381, bn254};
 use std::path::PathBuf;
@@ -106,7 +106,7 @@ pub fn run(args: DemoArgs) -> Result<ExitCode> {
         }
     });
 
-    step(9, "Cluster down");
+    step(10, "Cluster down");
     let stopped = runtime.block_on(with_progress("stopping the nodes", async { down.now() }));
     let total = started.elapsed();
     let mut failure = story.err();
@@ -124,7 +124,8 @@ pub fn run(args: DemoArgs) -> Result<ExitCode> {
             println!();
             println!(
                 "The story held: every signature verified against its public key, the double \
-                 sign refused before and after failover. Total {}.",
+                 sign refused before and after failover, the audit chain identical on every \
+                 node. Total {}.",
                 secs(total)
             );
             drop(temp);
@@ -143,7 +144,7 @@ pub fn run(args: DemoArgs) -> Result<ExitCode> {
     }
 }
 
-/// Steps 1 (rest) to 8 of the story.
+/// Steps 1 (rest) to 9 of the story.
 async fn tell(cluster: &DevCluster, exe: &std::path::Path, base_port: u16) -> Result<()> {
     let d = cluster.descriptor();
     println!(
@@ -151,7 +152,7 @@ async fn tell(cluster: &DevCluster, exe: &std::path::Path, base_port: u16) -> Re
         d.cluster_id,
         cluster.dir().display(),
         base_port,
-        u32::from(base_port) + 2 * NODES as u32 - 1
+        u32::from(base_port) + 3 * NODES as u32 - 1
     );
     let t = Instant::now();
     let pids = cluster.start_stopped(exe)?;
@@ -303,7 +304,57 @@ async fn tell(cluster: &DevCluster, exe: &std::path::Path, base_port: u16) -> Re
         "   node-{new_leader}: the identical view 2 vote is re-signed, same signature  ->  {}",
         short_sig(&again.signature_text)
     );
+
+    step(9, "Audit chain verified on all nodes");
+    let t = Instant::now();
+    cluster
+        .start_stopped(exe)
+        .context("restarting the killed node")?;
+    let auditor = SignerPool::connect(cluster.descriptor(), AUDITOR)
+        .await
+        .context("connecting as the auditor")?;
+    let (records, head) = with_progress(
+        "every node recomputes its audit chain",
+        audit_agree(&auditor),
+    )
+    .await?;
+    println!(
+        "   node-{killed} restarted and caught up; every node recomputed its hash chain from its \
+         own database: {records} records, the same head {}  {}",
+        short_hex(&head),
+        secs(t.elapsed())
+    );
     Ok(())
+}
+
+/// Wait until every node's audit chain verifies and all have the same head; return the head's
+/// seq and hash. A chain that does not verify fails at once.
+async fn audit_agree(pool: &SignerPool) -> Result<(u64, Vec<u8>)> {
+    let deadline = Instant::now() + FAILOVER_TIMEOUT + LEADER_TIMEOUT;
+    loop {
+        let answers = pool.audit_verify_all(0).await;
+        let mut heads = Vec::new();
+        for (id, answer) in &answers {
+            match answer {
+                Ok(r) if !r.ok => bail!(
+                    "node-{id}: audit record {} does not verify: {}",
+                    r.first_bad_seq,
+                    r.reason
+                ),
+                Ok(r) => heads.push((r.head_seq, r.head_hash.clone())),
+                Err(_) => {}
+            }
+        }
+        if heads.len() == answers.len() && heads.windows(2).all(|w| w[0] == w[1]) {
+            if let Some(head) = heads.pop() {
+                return Ok(head);
+            }
+        }
+        if Instant::now() > deadline {
+            bail!("the nodes' audit heads did not agree: {heads:?}");
+        }
+        tokio::time::sleep(Duration::from_millis(300)).await;
+    }
 }
 
 /// Sign a message never signed before; check the signature, return it and the latency.
@@ -485,20 +536,21 @@ async fn interrupted() -> &'static str {
     }
 }
 
-/// A free range of `2 * NODES` consecutive loopback ports below the ephemeral range (which
-/// starts at 32768 on Linux), so that no outgoing connection can take one of them meanwhile.
+/// A free range of `3 * NODES` consecutive loopback ports (client, peer, metrics) below the
+/// ephemeral range (which starts at 32768 on Linux), so that no outgoing connection can take
+/// one of them meanwhile.
 fn free_base_port() -> Result<u16> {
     let mut rng = rand::thread_rng();
     'search: for _ in 0..200 {
         let base: u16 = rng.gen_range(10_000..32_000) & !1;
-        for port in base..base + 2 * NODES as u16 {
+        for port in base..base + 3 * NODES as u16 {
             if std::net::TcpListener::bind(("127.0.0.1", port)).is_err() {
                 continue 'search;
             }
         }
         return Ok(base);
     }
-    bail!("found no {} consecutive free ports on 127.0.0.1", 2 * NODES)
+    bail!("found no {} consecutive free ports on 127.0.0.1", 3 * NODES)
 }
 
 fn step(n: u32, title: &str) {

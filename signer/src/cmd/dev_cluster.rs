@@ -246,5 +246,12 @@ async fn status(dir: &Path) -> Result<ExitCode> {
             r.endpoint.id, r.endpoint.client_addr, process
         );
     }
+    // Prometheus endpoints, as each node's config names them (absent: none configured).
+    for node in &cluster.descriptor().nodes {
+        let config = signer::config::NodeConfig::load(&cluster.config_path(node.id));
+        if let Some(addr) = config.ok().and_then(|c| c.metrics_listen) {
+            println!("  node-{}  metrics http://{addr}/metrics", node.id);
+        }
+    }
     Ok(ExitCode::SUCCESS)
 }

@@ -243,3 +243,23 @@ fn load_names_the_file() {
     }
     assert_eq!(ok.data_dir, dir.join("data"));
 }
+
+#[test]
+fn the_metrics_endpoint_is_off_unless_configured_and_must_not_take_a_member_address() {
+    assert_eq!(good().metrics_listen, None);
+    assert!(!good().to_toml().unwrap().contains("metrics_listen"));
+    let text = GOOD.replace(
+        "bootstrap = false",
+        "bootstrap = false\nmetrics_listen = \"127.0.0.1:7106\"",
+    );
+    let c = NodeConfig::from_toml(&text, Path::new("/cluster/node-2")).unwrap();
+    assert_eq!(c.metrics_listen, Some("127.0.0.1:7106".parse().unwrap()));
+    let again = NodeConfig::from_toml(&c.to_toml().unwrap(), Path::new("/elsewhere")).unwrap();
+    assert_eq!(again, c);
+    // Its own client port, or another member's peer port on the same host.
+    for taken in ["127.0.0.1:7102", "127.0.0.1:7101"] {
+        let result = edited(|c| c.metrics_listen = Some(taken.parse().unwrap()));
+        assert_eq!(field_of(result), "metrics_listen");
+    }
+    assert!(edited(|c| c.metrics_listen = Some("127.0.0.1:0".parse().unwrap())).is_ok());
+}

@@ -4,11 +4,12 @@
 //! Owns: what goes where in DIR (see the parent module's doc) and the generated node configs.
 //! Must not: overwrite anything (every file is created new) or start processes.
 
-use super::{io, DevClusterError, ADMIN, DEMO_KEYS, KEK_FILE, SEQUENCER};
+use super::{io, DevClusterError, ADMIN, AUDITOR, DEMO_KEYS, KEK_FILE, SEQUENCER};
 use crate::client::{AdminKey, ClientFiles, ClusterDescriptor, NodeEndpoint};
 use crate::config::{Eth2Config, NodeConfig, PeerConfig, RaftConfig, TlsPaths};
 use crate::custody::{KekConfig, LocalKek};
 use crate::keyring::KeyFile;
+use crate::protection::Profile;
 use crate::tls::DevPki;
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
@@ -72,7 +73,7 @@ pub fn write_cluster(root: &Path, options: LayoutOptions<'_>) -> Result<(), DevC
     std::fs::create_dir_all(root).map_err(io(root))?;
     let endpoints = options.endpoints;
     let ids: Vec<u64> = endpoints.iter().map(|n| n.id).collect();
-    let pki = DevPki::create(&root.join("pki"), &ids, &[SEQUENCER, ADMIN])?;
+    let pki = DevPki::create(&root.join("pki"), &ids, &[SEQUENCER, ADMIN, AUDITOR])?;
 
     // One KEK for the whole cluster: every node must open every registry record.
     let kek = if options.local_kek {
@@ -90,6 +91,25 @@ pub fn write_cluster(root: &Path, options: LayoutOptions<'_>) -> Result<(), DevC
     let admin_file = format!("{ADMIN}.key");
     crate::tls::write_new_file(&root.join(&admin_file), seed.as_bytes(), 0o600)?;
 
+    // The admin plane's initial state: admin-1 (this soft key) alone approves (1 of 1), and
+    // the dev sequencer may use every key.
+    let admin_config = crate::config::admin::AdminConfig {
+        admins: vec![crate::config::admin::BootstrapAdmin {
+            name: ADMIN.to_owned(),
+            key: Some(format!("ed25519:{}", hex::encode(admin.public_key().to_bytes()))),
+            slot_certificate: None,
+            device_certificate: None,
+        }],
+        clients: vec![crate::config::admin::BootstrapClient {
+            identity: SEQUENCER.to_owned(),
+            keys: vec![crate::admin::ALL_KEYS.to_owned()],
+            profiles: vec![Profile::Eth2, Profile::Espresso],
+            rate_per_second: 0,
+            rate_burst: 0,
+        }],
+        ..crate::config::admin::AdminConfig::dev()
+    };
+
     let keys = options
         .keys
         .iter()
@@ -106,7 +126,19 @@ pub fn write_cluster(root: &Path, options: LayoutOptions<'_>) -> Result<(), DevC
             client_addr: n.client_addr,
         })
         .collect();
-    for node in &endpoints {
+    // Metrics endpoints on loopback, one port per node after the cluster's highest client or
+    // peer port (7106, 7107, 7108 for a dev cluster at 7100), so nodes sharing a host (a dev
+    // cluster) do not collide; an operator moves them with `metrics_listen`.
+    let top_port = endpoints
+        .iter()
+        .flat_map(|n| [n.client_addr.port(), n.peer_addr.port()])
+        .max()
+        .unwrap_or(0);
+    for (i, node) in endpoints.iter().enumerate() {
+        let metrics_listen = u16::try_from(i + 1)
+            .ok()
+            .and_then(|i| top_port.checked_add(i))
+            .map(|port| SocketAddr::from(([127, 0, 0, 1], port)));
         let node_dir = root.join(format!("node-{}", node.id));
         let keys_dir = node_dir.join("keys");
         std::fs::create_dir_all(&keys_dir).map_err(io(&keys_dir))?;
@@ -124,6 +156,7 @@ pub fn write_cluster(root: &Path, options: LayoutOptions<'_>) -> Result<(), DevC
             cluster_id: cluster_id.clone(),
             client_listen: node.client_addr,
             peer_listen: node.peer_addr,
+            metrics_listen,
             data_dir: PathBuf::from("data"),
             keys_dir: PathBuf::from("keys"),
             tls: TlsPaths {
@@ -138,6 +171,7 @@ pub fn write_cluster(root: &Path, options: LayoutOptions<'_>) -> Result<(), DevC
             kek: kek.clone(),
             retired_keks: Vec::new(),
             sync_writes: true,
+            admin: admin_config.clone(),
         };
         config.validate()?;
         let text = format!(
@@ -155,7 +189,7 @@ pub fn write_cluster(root: &Path, options: LayoutOptions<'_>) -> Result<(), DevC
         cluster_id,
         nodes: endpoints,
         ca: PathBuf::from("pki/ca.pem"),
-        clients: [SEQUENCER, ADMIN]
+        clients: [SEQUENCER, ADMIN, AUDITOR]
             .into_iter()
             .map(|name| {
                 let files = ClientFiles {

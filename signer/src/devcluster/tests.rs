@@ -43,16 +43,17 @@ fn mode(path: &Path) -> u32 {
     std::fs::metadata(path).unwrap().permissions().mode() & 0o777
 }
 
-/// A free base port for `n` nodes (2n consecutive free ports), so parallel tests don't clash.
+/// A free base port for `n` nodes (3n consecutive free ports: client, peer and metrics), so
+/// parallel tests don't clash.
 fn free_base(n: usize) -> u16 {
     'search: for _ in 0..200 {
         let probe = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
         let base = probe.local_addr().unwrap().port();
         drop(probe);
-        if base < 1024 || u32::from(base) + 2 * n as u32 > 65_000 {
+        if base < 1024 || u32::from(base) + 3 * n as u32 > 65_000 {
             continue;
         }
-        for p in base..base + 2 * n as u16 {
+        for p in base..base + 3 * n as u16 {
             if std::net::TcpListener::bind(("127.0.0.1", p)).is_err() {
                 continue 'search;
             }
@@ -81,7 +82,7 @@ fn creates_a_complete_cluster_directory() {
     assert_eq!(mode(&d.clients[SEQUENCER].key), 0o600);
     assert_eq!(mode(&cluster.dir().join("pki/ca.key")), 0o600);
     // The admin client certificate names the identity the Admin service accepts.
-    assert_eq!(d.clients.keys().collect::<Vec<_>>(), vec![ADMIN, SEQUENCER]);
+    assert_eq!(d.clients.keys().collect::<Vec<_>>(), vec![ADMIN, AUDITOR, SEQUENCER]);
     assert_eq!(mode(&d.clients[ADMIN].key), 0o600);
     assert_eq!(
         d.client_tls(ADMIN).unwrap().identity().as_deref(),
@@ -114,6 +115,14 @@ fn creates_a_complete_cluster_directory() {
         assert_eq!(config.bootstrap, node.id == 1);
         assert!(config.sync_writes);
         assert_eq!(config.client_listen, node.client_addr);
+        // Metrics on loopback, after every client and peer port: 7306, 7307, 7308.
+        assert_eq!(
+            config.metrics_listen,
+            Some(std::net::SocketAddr::from((
+                [127, 0, 0, 1],
+                7305 + node.id as u16
+            )))
+        );
         assert_eq!(config.peers.len(), 3);
         assert!(config.tls.cert.exists(), "{}", config.tls.cert.display());
         assert!(config.tls.ca.exists());

@@ -19,6 +19,7 @@
 //!   committed it) with outcome `Signed` or `Resigned`;
 //! - `apply` is deterministic: the outcome depends only on the entry and the state before it.
 
+pub mod events;
 pub mod log_store;
 pub mod network;
 pub mod state_machine;
@@ -29,6 +30,7 @@ use openraft::errors::{ClientWriteError, ForwardToLeader, RaftError};
 use serde::{Deserialize, Serialize};
 use std::fmt;
 
+pub use events::EventSink;
 pub use log_store::LogStore;
 pub use network::PeerNetwork;
 pub use state_machine::StateMachine;
@@ -53,6 +55,44 @@ pub enum Command {
     Sign(Vec<SignEntry>),
     /// A change to the key registry.
     Key(crate::registry::KeyChange),
+    /// Events nodes observed outside the state machine (key loaded, KMS failure, access
+    /// denied), recorded in the audit log; proposed best-effort through [`EventSink`].
+    Event(Vec<crate::audit::NodeEvent>),
+    /// Drop old audit records, keeping the chain's anchor. Admin-approved (the admin plane
+    /// proposes it after its approvals, through [`commit_audit_compact`]).
+    AuditCompact(crate::audit::AuditCompact),
+    /// An admin-plane command: bootstrap, a proposal, or an approval (which applies the
+    /// action when it reaches the threshold).
+    Admin(crate::admin::AdminCommand),
+}
+
+/// What a Raft log entry carries: a command and the proposing leader's wall clock.
+///
+/// Every replica uses `at_ms` (never its own clock) for what it records, so audit records are
+/// byte-identical on all nodes. Propose through [`propose`], which stamps the time.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Proposal {
+    /// Milliseconds since the Unix epoch on the proposer's clock.
+    pub at_ms: u64,
+    /// The command.
+    pub command: Command,
+}
+
+impl Proposal {
+    /// `command` stamped with this node's clock.
+    pub fn now(command: Command) -> Proposal {
+        let at_ms = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_millis() as u64)
+            .unwrap_or(0);
+        Proposal { at_ms, command }
+    }
+}
+
+impl fmt::Display for Proposal {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}@{}", self.command, self.at_ms)
+    }
 }
 
 impl fmt::Display for Command {
@@ -66,6 +106,17 @@ impl fmt::Display for Command {
                 }
                 crate::registry::KeyChange::Rewrap(items) => {
                     write!(f, "Key(rewrap {} keys)", items.len())
+                }
+            },
+            Command::Event(events) => write!(f, "Event({} events)", events.len()),
+            Command::AuditCompact(c) => write!(f, "AuditCompact(up to {})", c.up_to_seq),
+            Command::Admin(c) => match c {
+                crate::admin::AdminCommand::Bootstrap(_) => f.write_str("Admin(bootstrap)"),
+                crate::admin::AdminCommand::Propose { id, .. } => {
+                    write!(f, "Admin(propose {})", hex::encode(&id[..4]))
+                }
+                crate::admin::AdminCommand::Approve { id, admin, .. } => {
+                    write!(f, "Admin(approve {} by {admin})", hex::encode(&id[..4]))
                 }
             },
         }
@@ -84,6 +135,8 @@ pub enum SignOutcome {
     /// The key's registry record is not active (disabled or deleted) at this point of the log;
     /// the state is unchanged.
     KeyInactive,
+    /// The admins paused signing at this point of the log; the state is unchanged.
+    Paused,
 }
 
 /// What applying a command returned.
@@ -96,12 +149,16 @@ pub enum CommandResult {
     Sign(Vec<SignOutcome>),
     /// The key id a [`Command::Key`] changed, or why it changed nothing.
     Key(Result<String, crate::registry::KeyRefusal>),
+    /// The new chain anchor after a [`Command::AuditCompact`], or why nothing was dropped.
+    AuditCompact(Result<crate::audit::ChainPoint, String>),
+    /// What a [`Command::Admin`] did.
+    Admin(crate::admin::AdminOutcome),
 }
 
 openraft::declare_raft_types!(
     /// The signer's Raft types: node ids are small integers, nodes carry their peer address.
     pub TypeConfig:
-        D = Command,
+        D = Proposal,
         R = CommandResult,
         NodeId = u64,
         Node = openraft::BasicNode,
@@ -166,11 +223,8 @@ pub async fn commit_signs(
         .iter()
         .map(|e| (e.key_id.clone(), e.intent.message()))
         .collect();
-    let response = raft
-        .client_write(Command::Sign(batch))
-        .await
-        .map_err(propose_error)?;
-    let CommandResult::Sign(outcomes) = response.data else {
+    let response = propose(raft, Command::Sign(batch)).await?;
+    let CommandResult::Sign(outcomes) = response else {
         return Err(ProposeError::Internal("sign command returned no outcomes"));
     };
     if outcomes.len() != messages.len() {
@@ -186,7 +240,7 @@ pub async fn commit_signs(
                 SignOutcome::Signed | SignOutcome::Resigned => {
                     Some(SignPermit::issue(key_id, message))
                 }
-                SignOutcome::Refused(_) | SignOutcome::KeyInactive => None,
+                SignOutcome::Refused(_) | SignOutcome::KeyInactive | SignOutcome::Paused => None,
             };
             Decided { outcome, permit }
         })
@@ -198,13 +252,43 @@ pub async fn commit_key_change(
     raft: &Raft,
     change: crate::registry::KeyChange,
 ) -> Result<Result<String, crate::registry::KeyRefusal>, ProposeError> {
-    let response = raft
-        .client_write(Command::Key(change))
-        .await
-        .map_err(propose_error)?;
-    match response.data {
+    match propose(raft, Command::Key(change)).await? {
         CommandResult::Key(result) => Ok(result),
         _ => Err(ProposeError::Internal("key command returned no result")),
+    }
+}
+
+/// Propose an admin-plane command and wait until it is committed and applied.
+pub async fn commit_admin(
+    raft: &Raft,
+    command: crate::admin::AdminCommand,
+) -> Result<crate::admin::AdminOutcome, ProposeError> {
+    match propose(raft, Command::Admin(command)).await? {
+        CommandResult::Admin(outcome) => Ok(outcome),
+        _ => Err(ProposeError::Internal("admin command returned no outcome")),
+    }
+}
+
+/// Propose `command`, stamped with this node's clock ([`Proposal::now`]), and wait until it is
+/// committed and applied; returns what applying it returned. Every proposal goes through here.
+pub async fn propose(raft: &Raft, command: Command) -> Result<CommandResult, ProposeError> {
+    raft.client_write(Proposal::now(command))
+        .await
+        .map(|response| response.data)
+        .map_err(propose_error)
+}
+
+/// Propose an audit compaction (after the admin plane's approvals) and wait until it is
+/// applied: records up to `up_to_seq` are dropped and the new anchor returned, or the reason
+/// nothing was dropped (`up_to_seq` not below the head, or at or below the current anchor).
+pub async fn commit_audit_compact(
+    raft: &Raft,
+    up_to_seq: u64,
+) -> Result<Result<crate::audit::ChainPoint, String>, ProposeError> {
+    let command = Command::AuditCompact(crate::audit::AuditCompact { up_to_seq });
+    match propose(raft, command).await? {
+        CommandResult::AuditCompact(result) => Ok(result),
+        _ => Err(ProposeError::Internal("audit compaction returned no result")),
     }
 }
 

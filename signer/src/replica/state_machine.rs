@@ -24,10 +24,14 @@
 //!   request (same client, id and message), for which a fresh evaluation could not change the
 //!   protection state either, so replicas with and without it stay identical.
 
+mod admin;
+mod audit;
+
 use super::{
     io_err, Command, CommandResult, LogId, SignEntry, SignOutcome, Snapshot, SnapshotData,
     SnapshotMeta, StoredMembership, TypeConfig,
 };
+pub use audit::AuditChain;
 use crate::protection::espresso::PublicKeyBytes as EspressoPublicKey;
 use crate::protection::ethereum::BlsPubkey;
 use crate::protection::{Decision, Intent, ProtectionState};
@@ -66,6 +70,12 @@ pub struct Applied {
     pub last_applied: Option<LogId>,
     /// The last membership applied.
     pub membership: StoredMembership,
+    /// Where the audit chain stands (its records are in the database).
+    pub audit: AuditChain,
+    /// The admin plane: admins, policy, client grants, pause, challenges.
+    pub admin: crate::admin::AdminState,
+    /// The admin state changed since it was last written.
+    admin_dirty: bool,
     recent: RecentRequests,
 }
 
@@ -112,6 +122,10 @@ impl RecentRequests {
 struct SnapshotBody {
     protection: ProtectionState,
     registry: Registry,
+    #[serde(default)]
+    audit: audit::AuditSnapshot,
+    #[serde(default)]
+    admin: crate::admin::AdminState,
 }
 
 #[derive(Serialize, Deserialize)]
@@ -128,6 +142,8 @@ pub struct StateMachine {
     durability: Durability,
     /// Bumped whenever the key registry changes (applied or installed).
     keys_changed: Arc<tokio::sync::watch::Sender<u64>>,
+    /// The audit head's seq, sent whenever records are appended.
+    audit_changed: Arc<tokio::sync::watch::Sender<u64>>,
 }
 
 /// Which per-key record an intent touches.
@@ -162,6 +178,10 @@ fn put_meta(txn: &redb::WriteTransaction, applied: &Applied) -> io::Result<()> {
     meta.insert("last_applied", la.as_slice()).map_err(io_err)?;
     let m = serde_json::to_vec(&applied.membership).map_err(io_err)?;
     meta.insert("membership", m.as_slice()).map_err(io_err)?;
+    if applied.admin_dirty {
+        let a = serde_json::to_vec(&applied.admin).map_err(io_err)?;
+        meta.insert("admin", a.as_slice()).map_err(io_err)?;
+    }
     Ok(())
 }
 
@@ -178,9 +198,12 @@ impl StateMachine {
             txn.open_table(ETH2).map_err(io_err)?;
             txn.open_table(ESPRESSO).map_err(io_err)?;
             txn.open_table(KEYS).map_err(io_err)?;
+            txn.open_table(audit::AUDIT).map_err(io_err)?;
+            txn.open_table(audit::AUDIT_META).map_err(io_err)?;
         }
         txn.commit().map_err(io_err)?;
         let applied = load(&db)?;
+        let audit_head = applied.audit.head.seq;
         Ok(StateMachine {
             db: Arc::new(db),
             applied: Arc::new(RwLock::new(applied)),
@@ -190,6 +213,7 @@ impl StateMachine {
                 Durability::None
             },
             keys_changed: Arc::new(tokio::sync::watch::channel(0).0),
+            audit_changed: Arc::new(tokio::sync::watch::channel(audit_head).0),
         })
     }
 
@@ -212,47 +236,75 @@ impl StateMachine {
     }
 
     /// Decide a batch against the in-memory state; returns outcomes and the touched records.
+    ///
+    /// `audited` receives, per entry, the outcome the audit log records: the same, except
+    /// for a request answered from the recent-request table, which is node-local memory
+    /// (empty after a restart); the log records a fresh non-mutating check there, which is
+    /// what a replica without that memory decides, so every replica records the same.
     fn decide_batch(
         applied: &mut Applied,
         batch: &[SignEntry],
         touched: &mut BTreeSet<RecordKey>,
+        audited: &mut Vec<SignOutcome>,
     ) -> Vec<SignOutcome> {
         batch
             .iter()
             .map(|entry| {
-                // A key disabled or deleted by an earlier entry signs nothing after it, even if
-                // the request passed the leader's checks before that entry was applied.
-                let inactive = applied
-                    .registry
-                    .keys
-                    .get(&entry.key_id)
-                    .is_some_and(|r| r.state != crate::registry::KeyState::Active);
-                if inactive {
-                    return SignOutcome::KeyInactive;
-                }
-                if let Some(previous) = applied.recent.lookup(entry) {
-                    return previous;
-                }
-                let outcome = match applied.protection.decide(&entry.intent) {
-                    Decision::Sign => {
-                        touched.insert(record_key(&entry.intent));
-                        SignOutcome::Signed
-                    }
-                    Decision::Resign => SignOutcome::Resigned,
-                    Decision::Refuse(v) => SignOutcome::Refused(v),
-                };
-                applied.recent.remember(entry, &outcome);
+                let (outcome, audit) = Self::decide_one(applied, entry, touched);
+                audited.push(audit.unwrap_or_else(|| outcome.clone()));
                 outcome
             })
             .collect()
     }
 
-    /// Write the touched records, `last_applied` and membership in one transaction.
+    /// One entry's outcome, and the audit outcome when it differs (see [`Self::decide_batch`]).
+    fn decide_one(
+        applied: &mut Applied,
+        entry: &SignEntry,
+        touched: &mut BTreeSet<RecordKey>,
+    ) -> (SignOutcome, Option<SignOutcome>) {
+        // A key disabled or deleted by an earlier entry signs nothing after it, even if the
+        // request passed the leader's checks before that entry was applied.
+        let inactive = applied
+            .registry
+            .keys
+            .get(&entry.key_id)
+            .is_some_and(|r| r.state != crate::registry::KeyState::Active);
+        if inactive {
+            return (SignOutcome::KeyInactive, None);
+        }
+        // Paused by the admins: nothing signs after the pause entry.
+        if applied.admin.paused {
+            return (SignOutcome::Paused, None);
+        }
+        if let Some(previous) = applied.recent.lookup(entry) {
+            let fresh = match applied.protection.check(&entry.intent) {
+                Decision::Sign => SignOutcome::Signed,
+                Decision::Resign => SignOutcome::Resigned,
+                Decision::Refuse(v) => SignOutcome::Refused(v),
+            };
+            return (previous, Some(fresh));
+        }
+        let outcome = match applied.protection.decide(&entry.intent) {
+            Decision::Sign => {
+                touched.insert(record_key(&entry.intent));
+                SignOutcome::Signed
+            }
+            Decision::Resign => SignOutcome::Resigned,
+            Decision::Refuse(v) => SignOutcome::Refused(v),
+        };
+        applied.recent.remember(entry, &outcome);
+        (outcome, None)
+    }
+
+    /// Write the touched records, the audit records, `last_applied` and membership in one
+    /// transaction.
     fn persist(
         &self,
         applied: &Applied,
         touched: &BTreeSet<RecordKey>,
         keys_touched: &BTreeSet<String>,
+        audit_batch: &audit::AuditBatch,
     ) -> io::Result<()> {
         let mut txn = self.db.begin_write().map_err(io_err)?;
         txn.set_durability(Durability::None).map_err(io_err)?;
@@ -282,12 +334,18 @@ impl StateMachine {
                 }
             }
         }
+        audit::write(&txn, &applied.audit, audit_batch)?;
         put_meta(&txn, applied)?;
         txn.commit().map_err(io_err)
     }
 
     /// Replace the whole state (snapshot install) in one transaction.
-    fn replace_all(&self, applied: &Applied, snapshot: &StoredSnapshot) -> io::Result<()> {
+    fn replace_all(
+        &self,
+        applied: &Applied,
+        snapshot: &StoredSnapshot,
+        audit_snapshot: &audit::AuditSnapshot,
+    ) -> io::Result<()> {
         let mut txn = self.db.begin_write().map_err(io_err)?;
         txn.set_durability(self.durability).map_err(io_err)?;
         {
@@ -312,6 +370,7 @@ impl StateMachine {
             let s = serde_json::to_vec(snapshot).map_err(io_err)?;
             meta.insert("snapshot", s.as_slice()).map_err(io_err)?;
         }
+        audit::install(&txn, audit_snapshot)?;
         put_meta(&txn, applied)?;
         txn.commit().map_err(io_err)
     }
@@ -348,11 +407,19 @@ fn load(db: &Database) -> io::Result<Applied> {
             serde_json::from_slice(v.value()).map_err(io_err)?,
         );
     }
+    let audit = audit::load_chain(&txn)?;
+    let admin = match read("admin")? {
+        Some(b) => serde_json::from_slice(&b).map_err(io_err)?,
+        None => crate::admin::AdminState::default(),
+    };
     Ok(Applied {
         protection,
         registry,
         last_applied,
         membership,
+        audit,
+        admin,
+        admin_dirty: false,
         recent: RecentRequests::default(),
     })
 }
@@ -389,6 +456,8 @@ impl RaftSnapshotBuilder<TypeConfig> for StateMachine {
             let body = SnapshotBody {
                 protection: applied.protection.clone(),
                 registry: applied.registry.clone(),
+                audit: self.audit_snapshot()?,
+                admin: applied.admin.clone(),
             };
             (meta, serde_json::to_vec(&body).map_err(io_err)?)
         };
@@ -435,33 +504,91 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
         }
         let mut replies = Vec::with_capacity(items.len());
         let mut keys_touched = BTreeSet::new();
+        let audit_head;
         {
             let mut applied = self.write();
             let mut touched = BTreeSet::new();
+            let mut audit_batch = audit::AuditBatch::default();
             for (entry, responder) in items {
                 let log_id = entry.log_id();
+                let index = log_id.index;
                 let result = match &entry.payload {
                     EntryPayload::Blank => CommandResult::None,
-                    EntryPayload::Normal(Command::Sign(batch)) => {
-                        CommandResult::Sign(Self::decide_batch(&mut applied, batch, &mut touched))
-                    }
-                    EntryPayload::Normal(Command::Key(change)) => {
-                        let result = applied.registry.apply(change);
-                        if let Ok(key_id) = &result {
-                            keys_touched.insert(key_id.clone());
+                    EntryPayload::Normal(proposal) => {
+                        let at_ms = proposal.at_ms;
+                        applied.audit.last_at_ms = at_ms;
+                        match &proposal.command {
+                            Command::Sign(batch) => {
+                                let mut audited = Vec::with_capacity(batch.len());
+                                let outcomes = Self::decide_batch(
+                                    &mut applied,
+                                    batch,
+                                    &mut touched,
+                                    &mut audited,
+                                );
+                                for (e, o) in batch.iter().zip(&audited) {
+                                    let event = audit::sign_event(e, o);
+                                    applied.audit.append(&mut audit_batch, at_ms, index, event);
+                                }
+                                CommandResult::Sign(outcomes)
+                            }
+                            Command::Key(change) => {
+                                let result = applied.registry.apply(change);
+                                if let Ok(key_id) = &result {
+                                    keys_touched.insert(key_id.clone());
+                                }
+                                let event = audit::key_change_event(change, &result);
+                                applied.audit.append(&mut audit_batch, at_ms, index, event);
+                                CommandResult::Key(result)
+                            }
+                            Command::Event(events) => {
+                                for event in audit::node_events(events) {
+                                    applied.audit.append(&mut audit_batch, at_ms, index, event);
+                                }
+                                CommandResult::None
+                            }
+                            Command::Admin(command) => {
+                                let outcome = admin::apply(
+                                    &mut applied,
+                                    command,
+                                    at_ms,
+                                    &mut touched,
+                                    &mut keys_touched,
+                                );
+                                let event = admin::audit_event(&applied, command, &outcome);
+                                applied.audit.append(&mut audit_batch, at_ms, index, event);
+                                CommandResult::Admin(outcome)
+                            }
+                            Command::AuditCompact(c) => {
+                                CommandResult::AuditCompact(self.compact_audit(
+                                    &mut applied,
+                                    &mut audit_batch,
+                                    c.up_to_seq,
+                                    at_ms,
+                                    index,
+                                )?)
+                            }
                         }
-                        CommandResult::Key(result)
                     }
                     EntryPayload::Membership(m) => {
                         applied.membership = StoredMembership::new(Some(log_id), m.clone());
+                        let event = crate::audit::AuditEvent::Membership {
+                            voters: m.voter_ids().collect(),
+                            learners: m.learner_ids().collect(),
+                        };
+                        let at_ms = applied.audit.last_at_ms;
+                        applied.audit.append(&mut audit_batch, at_ms, index, event);
                         CommandResult::None
                     }
                 };
                 applied.last_applied = Some(log_id);
                 replies.push((responder, result));
             }
-            self.persist(&applied, &touched, &keys_touched)?;
+            self.persist(&applied, &touched, &keys_touched, &audit_batch)?;
+            applied.admin_dirty = false;
+            audit_head = applied.audit.head.seq;
         }
+        self.notify_audit(audit_head);
         if !keys_touched.is_empty() {
             self.bump_keys();
         }
@@ -493,12 +620,17 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
             registry: body.registry,
             last_applied: meta.last_log_id,
             membership: meta.last_membership.clone(),
+            audit: body.audit.chain(),
+            admin: body.admin,
+            admin_dirty: true,
             recent: RecentRequests::default(),
         };
-        self.replace_all(&next, &stored)?;
+        self.replace_all(&next, &stored, &body.audit)?;
+        let audit_head = next.audit.head.seq;
         *applied = next;
         drop(applied);
         self.bump_keys();
+        self.notify_audit(audit_head);
         Ok(())
     }
 

@@ -1,30 +1,38 @@
-//! The `signer.v1.Admin` service: key lifecycle through Raft (generate, import, list, state,
-//! KEK rotation).
+//! The `signer.v1.Admin` service: proposals, approvals and admin reads.
 //!
-//! Owns: authorizing admin callers, turning requests into registry changes, sealing new secrets
-//! under the current KEK before they are proposed. Must not: keep a plaintext secret longer than
-//! needed to seal it, log secrets or passwords, or change anything without a committed entry.
-//!
-//! Authorization (interim, until the M-of-N approval plane): the caller's client certificate
-//! must name an identity starting with `admin-`.
+//! Owns: authorizing admin callers (their client certificate must name an enrolled admin),
+//! preparing a proposal into a complete action ([`prepare`]), committing challenges and
+//! approvals through Raft, and mapping refusals to statuses. Must not: change anything except
+//! through a committed admin command, log secrets or passwords, or count an approval itself
+//! (the state machine tallies).
 //!
 //! To ensure correctness:
-//! - a generated secret exists only in this process's memory until it is sealed; only the
-//!   sealed record is replicated;
-//! - every change is a committed [`KeyChange`]; a refusal by the registry changes nothing.
+//! - a generated or imported secret exists only in this process's memory until it is sealed;
+//!   only the sealed record is proposed;
+//! - an action takes effect only in the log entry whose approval reaches the threshold;
+//! - every refusal (a bad, replayed, expired or foreign approval; a policy violation) is a
+//!   committed entry, so it is audited, and changes nothing.
 
+mod prepare;
+
+use super::admin_codec::{self, admin_to_pb, grant_to_pb, policy_to_pb};
 use super::convert;
-use crate::custody::{seal, unseal, EncryptionContext, Kek};
+use crate::admin::state::{Challenge, ChallengeStatus};
+use crate::admin::{AdminCommand, AdminOutcome, AdminRefusal};
 use crate::keyloader::Keks;
-use crate::keyring::{Keyring, LoadedKey};
+use crate::keyring::Keyring;
 use crate::pb;
-use crate::protection::Profile;
-use crate::registry::{KeyChange, KeyRecord, KeyRefusal, KeyState, Rewrap};
-use crate::replica::{commit_key_change, Raft, StateMachine};
-use crate::scheme::{bls12_381, bn254};
+use crate::protection::ethereum::Root;
+use crate::protection::{interchange, Profile};
+use crate::registry::KeyRecord;
+use crate::replica::{commit_admin, Raft, StateMachine};
+use crate::scheme::bn254;
+use prepare::Preparer;
 use std::sync::Arc;
 use tonic::{Request, Response, Status};
-use zeroize::Zeroizing;
+
+/// Largest approval signature accepted (DER ECDSA P-256 is at most 72 bytes).
+const MAX_SIGNATURE: usize = 256;
 
 /// The admin service.
 pub struct AdminService {
@@ -32,20 +40,45 @@ pub struct AdminService {
     state: StateMachine,
     keyring: Arc<Keyring>,
     keks: Arc<Keks>,
+    roots: Vec<Vec<u8>>,
+    genesis_validators_root: Root,
 }
 
 impl AdminService {
-    /// An admin service over this node's Raft handle, state, keyring and KEKs.
-    pub fn new(raft: Raft, state: StateMachine, keyring: Arc<Keyring>, keks: Arc<Keks>) -> Self {
+    /// An admin service over this node's Raft handle, state, keyring and KEKs; `roots` are the
+    /// trusted attestation roots (DER).
+    pub fn new(
+        raft: Raft,
+        state: StateMachine,
+        keyring: Arc<Keyring>,
+        keks: Arc<Keks>,
+        roots: Vec<Vec<u8>>,
+        genesis_validators_root: Root,
+    ) -> Self {
         AdminService {
             raft,
             state,
             keyring,
             keks,
+            roots,
+            genesis_validators_root,
         }
     }
 
-    fn info(&self, record: &KeyRecord) -> pb::AdminKeyInfo {
+    /// The caller's identity, if it is an enrolled admin.
+    fn authorize<T>(&self, req: &Request<T>) -> Result<String, Status> {
+        let identity = crate::tls::peer_identity(req.peer_certs())
+            .ok_or_else(|| Status::unauthenticated("a client certificate is required"))?;
+        if self.state.read().admin.admins.contains_key(&identity) {
+            Ok(identity)
+        } else {
+            Err(Status::permission_denied(format!(
+                "{identity:?} is not an enrolled admin"
+            )))
+        }
+    }
+
+    fn key_info(&self, record: &KeyRecord) -> pb::AdminKeyInfo {
         let text = match record.profile {
             Profile::Eth2 => format!("0x{}", hex::encode(&record.public_key)),
             Profile::Espresso => bn254::PublicKey::from_bytes(&record.public_key)
@@ -73,256 +106,232 @@ impl AdminService {
         }
     }
 
-    fn record(&self, key_id: &str) -> Result<KeyRecord, Status> {
+    /// A challenge as the wire sees it.
+    fn challenge_view(&self, c: &Challenge, now_ms: u64) -> pb::Challenge {
+        let applied = self.state.read();
+        let (status, detail) = match &c.status {
+            ChallengeStatus::Pending if now_ms > c.expires_at_ms => ("expired", String::new()),
+            ChallengeStatus::Pending => ("pending", String::new()),
+            ChallengeStatus::Executed { detail, .. } => ("executed", detail.clone()),
+            ChallengeStatus::Failed { reason, .. } => ("failed", reason.clone()),
+        };
+        pb::Challenge {
+            id: c.id.to_vec(),
+            cluster_id: applied.admin.cluster_id.clone(),
+            action: c.action_bytes.clone(),
+            action_digest: c.digest.to_vec(),
+            expires_at_ms: c.expires_at_ms,
+            description: c.action.describe(),
+            proposer: c.proposer.clone(),
+            approved_by: c.approvals.keys().cloned().collect(),
+            threshold: applied.admin.policy.threshold,
+            status: status.to_owned(),
+            detail,
+            created_at_ms: c.created_at_ms,
+            notes: Vec::new(),
+        }
+    }
+
+    fn challenge(&self, id: &[u8; 32]) -> Result<Challenge, Status> {
         self.state
             .read()
-            .registry
-            .keys
-            .get(key_id)
+            .admin
+            .challenges
+            .get(&hex::encode(id))
             .cloned()
-            .ok_or_else(|| Status::not_found(format!("key_id: no key {key_id:?}")))
+            .ok_or_else(|| Status::not_found(format!("no challenge {}", hex::encode(id))))
     }
 
-    /// Seal `secret` for `key_id` and commit it as a new active key.
-    async fn add(
-        &self,
-        key_id: &str,
-        profile: Profile,
-        secret: &[u8],
-        origin: &str,
-    ) -> Result<pb::AdminKeyInfo, Status> {
-        let key = LoadedKey::from_secret(key_id, profile, secret)
-            .map_err(|e| Status::invalid_argument(format!("secret: {e}")))?;
-        let kek = self.keks.current().ok_or_else(|| {
-            Status::failed_precondition("no KEK is configured on this node (config `kek`)")
-        })?;
-        let ctx = EncryptionContext::validator_key(&self.keks.cluster_id, key_id)
-            .map_err(|e| Status::invalid_argument(e.to_string()))?;
-        let sealed = seal(kek, &ctx, secret)
+    async fn commit(&self, command: AdminCommand) -> Result<AdminOutcome, Status> {
+        commit_admin(&self.raft, command)
             .await
-            .map_err(|e| Status::unavailable(format!("sealing under {}: {e}", kek.descriptor())))?;
-        let record = KeyRecord {
-            key_id: key_id.to_owned(),
-            profile,
-            public_key: key.public_key.clone(),
-            sealed: Some(sealed),
-            state: KeyState::Active,
-            origin: origin.to_owned(),
-        };
-        drop(key);
-        self.commit(KeyChange::Add(record)).await?;
-        Ok(self.info(&self.record(key_id)?))
-    }
-
-    async fn commit(&self, change: KeyChange) -> Result<String, Status> {
-        match commit_key_change(&self.raft, change).await {
-            Ok(Ok(key_id)) => Ok(key_id),
-            Ok(Err(refusal)) => Err(refusal_status(&refusal)),
-            Err(e) => Err(convert::propose_failure(&e)),
-        }
+            .map_err(|e| convert::propose_failure(&e))
     }
 }
 
-fn refusal_status(r: &KeyRefusal) -> Status {
+/// The status for a refused admin command.
+fn refusal_status(r: &AdminRefusal) -> Status {
+    let message = r.to_string();
     match r {
-        KeyRefusal::IdTaken(_) | KeyRefusal::PublicKeyTaken(_) => {
-            Status::already_exists(r.to_string())
+        AdminRefusal::UnknownChallenge(_) => Status::not_found(message),
+        AdminRefusal::UnknownAdmin(_) | AdminRefusal::BadApproval(_) => {
+            Status::permission_denied(message)
         }
-        KeyRefusal::Unknown(_) => Status::not_found(r.to_string()),
-        _ => Status::failed_precondition(r.to_string()),
+        AdminRefusal::DuplicateApproval(_)
+        | AdminRefusal::ChallengeExists(_)
+        | AdminRefusal::Conflict(_) => {
+            Status::already_exists(message)
+        }
+        AdminRefusal::TooManyPending(_) => Status::resource_exhausted(message),
+        AdminRefusal::AlreadyBootstrapped
+        | AdminRefusal::Expired { .. }
+        | AdminRefusal::AlreadyDecided(_)
+        | AdminRefusal::Invalid(_) => Status::failed_precondition(message),
     }
 }
 
-/// Interim admin authorization: the certificate must name an `admin-…` identity.
-fn authorize<T>(req: &Request<T>) -> Result<String, Status> {
-    let identity = crate::tls::peer_identity(req.peer_certs())
-        .ok_or_else(|| Status::unauthenticated("a client certificate is required"))?;
-    if identity.starts_with("admin-") {
-        Ok(identity)
-    } else {
-        Err(Status::permission_denied(format!(
-            "{identity:?} is not an admin identity"
-        )))
-    }
-}
-
-fn check_key_id(key_id: &str) -> Result<(), Status> {
-    let ok = !key_id.is_empty()
-        && key_id.len() <= convert::MAX_KEY_ID
-        && key_id
-            .chars()
-            .all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c));
-    if ok {
-        Ok(())
-    } else {
-        Err(Status::invalid_argument(
-            "key_id: 1 to 128 letters, digits, '-', '_' or '.'",
-        ))
-    }
-}
-
-fn profile(text: &str) -> Result<Profile, Status> {
-    text.parse()
-        .map_err(|e: String| Status::invalid_argument(format!("profile: {e}")))
+fn now_ms() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() as u64)
+        .unwrap_or(0)
 }
 
 #[tonic::async_trait]
 impl pb::admin_server::Admin for AdminService {
-    async fn generate_key(
+    async fn propose(
         &self,
-        request: Request<pb::GenerateKeyRequest>,
-    ) -> Result<Response<pb::AdminKeyInfo>, Status> {
-        let admin = authorize(&request)?;
-        let req = request.into_inner();
-        check_key_id(&req.key_id)?;
-        let profile = profile(&req.profile)?;
-        let mut rng = rand::rngs::OsRng;
-        let secret: Zeroizing<Vec<u8>> = match profile {
-            Profile::Eth2 => {
-                let sk = bls12_381::SecretKey::generate(&mut rng)
-                    .map_err(|e| Status::internal(e.to_string()))?;
-                Zeroizing::new(sk.to_bytes().to_vec())
+        request: Request<pb::ProposeRequest>,
+    ) -> Result<Response<pb::Challenge>, Status> {
+        let admin = self.authorize(&request)?;
+        let keys: Vec<KeyRecord> = self.state.read().registry.keys.values().cloned().collect();
+        let prepared = Preparer {
+            keks: &self.keks,
+            keys,
+            roots: &self.roots,
+            genesis_validators_root: self.genesis_validators_root,
+        }
+        .prepare(request.into_inner())
+        .await?;
+        let id: [u8; 32] = rand::random();
+        let action_bytes = admin_codec::encode_action(&prepared.action);
+        let description = prepared.action.describe();
+        let outcome = self
+            .commit(AdminCommand::Propose {
+                id,
+                proposer: admin.clone(),
+                action: prepared.action,
+                action_bytes,
+            })
+            .await?;
+        match outcome {
+            AdminOutcome::Proposed { .. } => {
+                tracing::info!(%admin, challenge = %hex::encode(id), action = %description, "admin action proposed");
+                let mut view = self.challenge_view(&self.challenge(&id)?, now_ms());
+                view.notes = prepared.notes;
+                Ok(Response::new(view))
             }
-            Profile::Espresso => {
-                Zeroizing::new(bn254::SecretKey::generate(&mut rng).to_le_bytes().to_vec())
-            }
-        };
-        let info = self.add(&req.key_id, profile, &secret, "generated").await?;
-        tracing::info!(%admin, key_id = %req.key_id, %profile, "key generated");
-        Ok(Response::new(info))
+            AdminOutcome::Refused(r) => Err(refusal_status(&r)),
+            other => Err(Status::internal(format!(
+                "unexpected outcome of a proposal: {other:?}"
+            ))),
+        }
     }
 
-    async fn import_key(
+    async fn approve(
         &self,
-        request: Request<pb::ImportKeyRequest>,
-    ) -> Result<Response<pb::AdminKeyInfo>, Status> {
-        let admin = authorize(&request)?;
+        request: Request<pb::ApproveRequest>,
+    ) -> Result<Response<pb::ApproveResponse>, Status> {
+        let admin = self.authorize(&request)?;
         let req = request.into_inner();
-        check_key_id(&req.key_id)?;
-        let profile = profile(&req.profile)?;
-        let secret: Zeroizing<Vec<u8>> = match req.secret {
-            Some(pb::import_key_request::Secret::RawSecret(raw)) => Zeroizing::new(raw),
-            Some(pb::import_key_request::Secret::Keystore(ks)) => {
-                if profile != Profile::Eth2 {
-                    return Err(Status::invalid_argument(
-                        "keystore: EIP-2335 keystores hold eth2 keys",
-                    ));
-                }
-                let password = Zeroizing::new(ks.password);
-                let decrypted = crate::keystore::decrypt(&ks.keystore_json, &password)
-                    .map_err(|e| Status::invalid_argument(format!("keystore: {e}")))?;
-                Zeroizing::new(decrypted.secret.to_vec())
-            }
-            None => return Err(Status::invalid_argument("secret: missing")),
+        let id: [u8; 32] = req.challenge_id.as_slice().try_into().map_err(|_| {
+            Status::invalid_argument(format!(
+                "challenge_id: expected 32 bytes, got {}",
+                req.challenge_id.len()
+            ))
+        })?;
+        if req.signature.is_empty() || req.signature.len() > MAX_SIGNATURE {
+            return Err(Status::invalid_argument(format!(
+                "signature: expected 1 to {MAX_SIGNATURE} bytes, got {}",
+                req.signature.len()
+            )));
+        }
+        let outcome = self
+            .commit(AdminCommand::Approve {
+                id,
+                admin: admin.clone(),
+                signature: req.signature,
+            })
+            .await?;
+        tracing::info!(%admin, challenge = %hex::encode(id), ?outcome, "approval");
+        let threshold = self.state.read().admin.policy.threshold;
+        let response = |status: &str, approved_by: Vec<String>, detail: String| {
+            Ok(Response::new(pb::ApproveResponse {
+                status: status.to_owned(),
+                approved_by,
+                threshold,
+                detail,
+            }))
         };
-        let info = self.add(&req.key_id, profile, &secret, "imported").await?;
-        tracing::info!(%admin, key_id = %req.key_id, %profile, "key imported");
-        Ok(Response::new(info))
+        match outcome {
+            AdminOutcome::Pending { approvers, .. } => response("pending", approvers, String::new()),
+            AdminOutcome::Executed { approvers, detail } => {
+                response("executed", approvers, detail)
+            }
+            AdminOutcome::Failed { reason, .. } => Err(Status::failed_precondition(format!(
+                "approved, but applying it was refused: {reason}"
+            ))),
+            AdminOutcome::Refused(r) => Err(refusal_status(&r)),
+            other => Err(Status::internal(format!(
+                "unexpected outcome of an approval: {other:?}"
+            ))),
+        }
+    }
+
+    async fn list_challenges(
+        &self,
+        request: Request<pb::ListChallengesRequest>,
+    ) -> Result<Response<pb::ListChallengesResponse>, Status> {
+        self.authorize(&request)?;
+        let all = request.into_inner().all;
+        let now = now_ms();
+        let challenges: Vec<Challenge> = self
+            .state
+            .read()
+            .admin
+            .challenges
+            .values()
+            .filter(|c| all || (c.status == ChallengeStatus::Pending && c.expires_at_ms >= now))
+            .cloned()
+            .collect();
+        let mut views: Vec<pb::Challenge> =
+            challenges.iter().map(|c| self.challenge_view(c, now)).collect();
+        views.sort_by_key(|c| c.created_at_ms);
+        Ok(Response::new(pb::ListChallengesResponse { challenges: views }))
     }
 
     async fn list_keys(
         &self,
         request: Request<pb::ListKeysRequest>,
     ) -> Result<Response<pb::ListKeysResponse>, Status> {
-        authorize(&request)?;
+        self.authorize(&request)?;
         let records: Vec<KeyRecord> = self.state.read().registry.keys.values().cloned().collect();
         Ok(Response::new(pb::ListKeysResponse {
-            keys: records.iter().map(|r| self.info(r)).collect(),
+            keys: records.iter().map(|r| self.key_info(r)).collect(),
         }))
     }
 
-    async fn set_key_state(
+    async fn get_admin_state(
         &self,
-        request: Request<pb::SetKeyStateRequest>,
-    ) -> Result<Response<pb::AdminKeyInfo>, Status> {
-        let admin = authorize(&request)?;
-        let req = request.into_inner();
-        let state = match req.state.as_str() {
-            "active" => KeyState::Active,
-            "disabled" => KeyState::Disabled,
-            "deleted" => KeyState::Deleted,
-            other => {
-                return Err(Status::invalid_argument(format!(
-                    "state: {other:?} is not active, disabled or deleted"
-                )))
-            }
-        };
-        self.commit(KeyChange::SetState {
-            key_id: req.key_id.clone(),
-            state,
-        })
-        .await?;
-        tracing::info!(%admin, key_id = %req.key_id, %state, "key state set");
-        Ok(Response::new(self.info(&self.record(&req.key_id)?)))
+        request: Request<pb::GetAdminStateRequest>,
+    ) -> Result<Response<pb::AdminStateResponse>, Status> {
+        self.authorize(&request)?;
+        let applied = self.state.read();
+        let a = &applied.admin;
+        Ok(Response::new(pb::AdminStateResponse {
+            cluster_id: a.cluster_id.clone(),
+            admins: a.admins.values().map(admin_to_pb).collect(),
+            policy: Some(policy_to_pb(&a.policy)),
+            clients: a
+                .clients
+                .iter()
+                .map(|(identity, g)| grant_to_pb(identity, g))
+                .collect(),
+            paused: a.paused,
+        }))
     }
 
-    async fn rotate_kek(
+    async fn export_protection(
         &self,
-        request: Request<pb::RotateKekRequest>,
-    ) -> Result<Response<pb::RotateKekResponse>, Status> {
-        let admin = authorize(&request)?;
-        let current = self.keks.current().ok_or_else(|| {
-            Status::failed_precondition("no KEK is configured on this node (config `kek`)")
-        })?;
-        let target = current.descriptor();
-        let records: Vec<KeyRecord> = self.state.read().registry.keys.values().cloned().collect();
-        // Unseal each record with its old KEK and seal it under the current one; then commit
-        // all re-wraps as one action. A key that fails to re-seal is reported and left for
-        // the next call (which resumes where this one stopped).
-        let (mut items, mut errors) = (Vec::new(), Vec::new());
-        for record in records {
-            let Some(sealed) = record.sealed.clone() else {
-                continue;
-            };
-            if sealed.kek == target {
-                continue;
-            }
-            let resealed = async {
-                let old = self.keks.for_record(&record).ok_or_else(|| {
-                    format!(
-                        "{}: sealed under {}, not configured here",
-                        record.key_id, sealed.kek
-                    )
-                })?;
-                let ctx = EncryptionContext::validator_key(&self.keks.cluster_id, &record.key_id)
-                    .map_err(|e| e.to_string())?;
-                let secret = unseal(old, &ctx, &sealed)
-                    .await
-                    .map_err(|e| format!("{}: {e}", record.key_id))?;
-                seal(current, &ctx, secret.expose_secret())
-                    .await
-                    .map_err(|e| format!("{}: {e}", record.key_id))
-            };
-            match resealed.await {
-                Ok(sealed_new) => items.push(Rewrap {
-                    key_id: record.key_id.clone(),
-                    from: sealed.kek.clone(),
-                    sealed: sealed_new,
-                }),
-                Err(e) => errors.push(e),
-            }
-        }
-        let mut rewrapped = 0u32;
-        if !items.is_empty() {
-            let count = items.len() as u32;
-            match self.commit(KeyChange::Rewrap(items)).await {
-                Ok(_) => rewrapped = count,
-                Err(s) => errors.push(s.message().to_owned()),
-            }
-        }
-        let remaining = self
-            .state
-            .read()
-            .registry
-            .keys
-            .values()
-            .filter(|r| r.sealed.as_ref().is_some_and(|s| s.kek != target))
-            .count() as u32;
-        tracing::info!(%admin, rewrapped, remaining, "KEK rotation step");
-        Ok(Response::new(pb::RotateKekResponse {
-            rewrapped,
-            remaining,
-            errors,
+        request: Request<pb::ExportProtectionRequest>,
+    ) -> Result<Response<pb::ExportProtectionResponse>, Status> {
+        self.authorize(&request)?;
+        let doc = interchange::export(
+            &self.state.read().protection.eth2,
+            self.genesis_validators_root,
+        );
+        Ok(Response::new(pb::ExportProtectionResponse {
+            interchange_json: doc.to_json(),
         }))
     }
 }

@@ -351,3 +351,60 @@ pub fn propose_failure(e: &ProposeError) -> Status {
         ProposeError::Internal(m) => Status::internal(*m),
     }
 }
+
+/// How a sign request ended, for `signer_sign_requests_total`: signed, re-signed, refused
+/// (with the refusal code, also when the leader refused a forwarded request) or failed (with
+/// the gRPC code name). Label values stay a bounded set: a refusal code that is not a plain
+/// `snake_case` word of at most 64 bytes counts as `unknown`.
+pub fn sign_result(result: &Result<pb::SignResponse, Status>) -> crate::metrics::SignResult {
+    use crate::metrics::SignResult;
+    let status = match result {
+        Ok(r) if r.resigned => return SignResult::Resigned,
+        Ok(_) => return SignResult::Signed,
+        Err(status) => status,
+    };
+    if status.code() == Code::FailedPrecondition {
+        if let Ok(refusal) = pb::Refusal::decode(status.details()) {
+            let plain = !refusal.code.is_empty()
+                && refusal.code.len() <= 64
+                && refusal
+                    .code
+                    .bytes()
+                    .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_');
+            return SignResult::Refused(if plain {
+                refusal.code
+            } else {
+                "unknown".into()
+            });
+        }
+    }
+    SignResult::Failed(code_name(status.code()))
+}
+
+/// The gRPC code's canonical name in `snake_case`, e.g. `invalid_argument`.
+pub fn code_name(code: Code) -> &'static str {
+    match code {
+        Code::Ok => "ok",
+        Code::Cancelled => "cancelled",
+        Code::Unknown => "unknown",
+        Code::InvalidArgument => "invalid_argument",
+        Code::DeadlineExceeded => "deadline_exceeded",
+        Code::NotFound => "not_found",
+        Code::AlreadyExists => "already_exists",
+        Code::PermissionDenied => "permission_denied",
+        Code::ResourceExhausted => "resource_exhausted",
+        Code::FailedPrecondition => "failed_precondition",
+        Code::Aborted => "aborted",
+        Code::OutOfRange => "out_of_range",
+        Code::Unimplemented => "unimplemented",
+        Code::Internal => "internal",
+        Code::Unavailable => "unavailable",
+        Code::DataLoss => "data_loss",
+        Code::Unauthenticated => "unauthenticated",
+    }
+}
+
+/// Signing is paused by the admins.
+pub fn paused() -> Status {
+    Status::unavailable("signing is paused by the admins (signerctl resume, with approvals)")
+}

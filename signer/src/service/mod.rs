@@ -4,7 +4,10 @@
 //! made from domain errors) and the sign path ([`signing`]). Must not: contain protection rules
 //! or storage code.
 
+pub mod access;
 pub mod admin;
+pub mod audit;
+pub mod admin_codec;
 pub mod convert;
 pub mod health;
 pub mod peer;

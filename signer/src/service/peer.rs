@@ -128,4 +128,23 @@ impl pb::raft_server::Raft for PeerService {
         let resp = self.sign_path.sign(fwd.client_identity, req, true).await?;
         Ok(Response::new(resp))
     }
+
+    async fn forward_events(
+        &self,
+        request: Request<pb::RaftMessage>,
+    ) -> Result<Response<pb::RaftMessage>, Status> {
+        let peer = self.peer_node(&request)?;
+        let events: Vec<crate::audit::NodeEvent> = decode(request.get_ref())?;
+        if events.len() > 1024 {
+            return Err(Status::invalid_argument("payload: at most 1024 events"));
+        }
+        // Attributed to the node that authenticated, whatever the payload says.
+        let events = events.into_iter().map(|e| e.with_node(peer)).collect();
+        crate::replica::propose(&self.raft, crate::replica::Command::Event(events))
+            .await
+            .map_err(|e| super::convert::propose_failure(&e))?;
+        Ok(Response::new(pb::RaftMessage {
+            payload: Vec::new(),
+        }))
+    }
 }

@@ -11,8 +11,10 @@
 //! - a request is forwarded at most once (a forwarded request is never forwarded again);
 //! - every bad input is answered with a status and changes nothing.
 
+use super::access;
 use super::convert;
 use crate::keyring::Keyring;
+use crate::metrics::Metrics;
 use crate::pb;
 use crate::protection::ethereum::Root;
 use crate::protection::Decision;
@@ -42,8 +44,8 @@ pub struct Proposer {
 }
 
 impl Proposer {
-    /// Start the batching task for `raft`.
-    pub fn start(raft: Raft) -> Self {
+    /// Start the batching task for `raft`; batch sizes go to `metrics`.
+    pub fn start(raft: Raft, metrics: Arc<Metrics>) -> Self {
         let (tx, mut rx) = mpsc::channel::<(SignEntry, Reply)>(4 * MAX_BATCH);
         tokio::spawn(async move {
             let in_flight = Arc::new(Semaphore::new(MAX_IN_FLIGHT));
@@ -62,6 +64,7 @@ impl Proposer {
                     }
                 }
                 let raft = raft.clone();
+                metrics.batch_proposed(pending.len());
                 tokio::spawn(async move {
                     let (entries, replies): (Vec<SignEntry>, Vec<Reply>) =
                         pending.into_iter().unzip();
@@ -122,6 +125,13 @@ pub struct SignPath {
     pub proposer: Proposer,
     /// The eth2 network this cluster signs for.
     pub genesis_validators_root: Root,
+    /// This node's metrics (sign results and latency are recorded here; services such as the
+    /// rate limit reach them through the path).
+    pub metrics: Arc<Metrics>,
+    /// Per-client rate limits of this node.
+    pub limiter: Arc<access::RateLimiter>,
+    /// Where access denials are recorded for the audit log.
+    pub events: crate::replica::EventSink,
 }
 
 impl SignPath {
@@ -134,6 +144,8 @@ impl SignPath {
         forwarded: bool,
     ) -> Result<pb::SignResponse, Status> {
         use tracing::Instrument;
+        let started = std::time::Instant::now();
+        let profile = convert::request_profile(&req).map_or("unknown", |p| p.name());
         let span = tracing::info_span!(
             "sign",
             request_id = %req.request_id,
@@ -149,7 +161,43 @@ impl SignPath {
             Ok(r) => tracing::debug!(resigned = r.resigned, "signed"),
             Err(s) => tracing::debug!(code = ?s.code(), reason = %s.message(), "not signed"),
         });
+        // Counted once, where the client called (the leader does not count forwarded requests).
+        if !forwarded {
+            let outcome = convert::sign_result(&result);
+            self.metrics
+                .sign_finished(profile, &outcome, started.elapsed());
+        }
         result
+    }
+
+    /// Access control: the client's grant, and its rate limit on the node it called. Denials
+    /// are recorded for the audit log (rate-limit rejections are counted in metrics instead,
+    /// so a flooding client cannot flood the log).
+    fn admit(
+        &self,
+        client: &str,
+        key_id: &str,
+        profile: crate::protection::Profile,
+        forwarded: bool,
+    ) -> Result<(), Status> {
+        let verdict = {
+            let applied = self.state.read();
+            access::check(&applied.admin, &self.limiter, client, key_id, profile, !forwarded)
+        };
+        match verdict {
+            Ok(()) => Ok(()),
+            Err(denied) => {
+                match &denied {
+                    access::Denied::RateLimited { .. } => self.metrics.rate_limited(client),
+                    _ if !forwarded => {
+                        self.events
+                            .access_denied(client, key_id, profile.name(), &denied.to_string())
+                    }
+                    _ => {}
+                }
+                Err(Status::from(&denied))
+            }
+        }
     }
 
     async fn decide_and_sign(
@@ -160,6 +208,7 @@ impl SignPath {
     ) -> Result<pb::SignResponse, Status> {
         convert::check_ids(&req)?;
         let identity = self.identity(&req.key_id)?;
+        self.admit(&client, &req.key_id, identity.profile, forwarded)?;
         let intent = convert::intent(&req, &identity, self.genesis_validators_root)?;
         let leader = self.raft.metrics().borrow_watched().current_leader;
         match leader {
@@ -205,6 +254,7 @@ impl SignPath {
                     req.key_id
                 )))
             }
+            SignOutcome::Paused => return Err(convert::paused()),
             SignOutcome::Resigned => true,
             SignOutcome::Signed => false,
         };

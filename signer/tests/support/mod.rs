@@ -11,6 +11,8 @@
 
 pub mod moto;
 
+use signer::client::{Approver, SoftApprover};
+use signer::config::admin::{AdminConfig, BootstrapAdmin, BootstrapClient};
 use signer::config::{Eth2Config, NodeConfig, PeerConfig, RaftConfig, TlsPaths};
 use signer::keyring::{KeyFile, Keyring};
 use signer::pb;
@@ -24,6 +26,12 @@ use std::time::{Duration, Instant};
 use tonic::transport::{Channel, Endpoint};
 
 pub const ESPRESSO_KEY: &str = "demo-espresso";
+/// Admins with soft keys in the cluster directory (`<name>.key`).
+pub const ADMINS: [&str; 2] = ["admin-1", "admin-2"];
+
+fn soft_approver(dir: &Path, name: &str) -> SoftApprover {
+    SoftApprover::load(name, &dir.join(format!("{name}.key"))).unwrap()
+}
 pub const ETH2_KEY: &str = "demo-eth2";
 /// The mainnet genesis validators root (the nodes' default).
 pub const GVR: [u8; 32] = signer::config::MAINNET_GENESIS_VALIDATORS_ROOT;
@@ -33,6 +41,8 @@ pub struct Node {
     pub config_path: PathBuf,
     pub client_addr: SocketAddr,
     pub peer_addr: SocketAddr,
+    /// Prometheus `GET /metrics` (plain HTTP).
+    pub metrics_addr: SocketAddr,
     pub child: std::sync::Mutex<Option<Child>>,
 }
 
@@ -70,7 +80,15 @@ impl Cluster {
         let pki = DevPki::create(
             &dir.path().join("pki"),
             &ids,
-            &["seq-1", "seq-2", "seq-3", "admin-1"],
+            &[
+                "seq-1",
+                "seq-2",
+                "seq-3",
+                "admin-1",
+                "admin-2",
+                "auditor-1",
+                "nobody-1",
+            ],
         )
         .unwrap();
         let keys_src = dir.path().join("keys-src");
@@ -87,21 +105,50 @@ impl Cluster {
         let espresso_public_key = ring.get(ESPRESSO_KEY).unwrap().public_key.clone();
         let eth2_public_key = ring.get(ETH2_KEY).unwrap().public_key.clone();
 
-        let addrs: Vec<(u64, SocketAddr, SocketAddr)> = ids
+        let addrs: Vec<(u64, SocketAddr, SocketAddr, SocketAddr)> = ids
             .iter()
-            .zip(free_addrs(2 * ids.len()).chunks(2))
-            .map(|(&id, pair)| (id, pair[0], pair[1]))
+            .zip(free_addrs(3 * ids.len()).chunks(3))
+            .map(|(&id, a)| (id, a[0], a[1], a[2]))
             .collect();
         let peers: Vec<PeerConfig> = addrs
             .iter()
-            .map(|&(id, client_addr, peer_addr)| PeerConfig {
+            .map(|&(id, client_addr, peer_addr, _)| PeerConfig {
                 id,
                 peer_addr,
                 client_addr,
             })
             .collect();
+        // Admin soft keys: admin-1 is the bootstrap admin (1 of 1); admin-2 exists for tests
+        // that enroll a second admin. seq-1..3 may use every key; nobody-1 has no grant.
+        for name in ADMINS {
+            let seed = ed25519_dalek::SigningKey::generate(&mut rand::rngs::OsRng);
+            std::fs::write(
+                dir.path().join(format!("{name}.key")),
+                hex::encode(seed.to_bytes()),
+            )
+            .unwrap();
+        }
+        let admin_config = AdminConfig {
+            admins: vec![BootstrapAdmin {
+                name: "admin-1".into(),
+                key: Some(soft_approver(dir.path(), "admin-1").public_key().to_text()),
+                slot_certificate: None,
+                device_certificate: None,
+            }],
+            clients: ["seq-1", "seq-2", "seq-3"]
+                .iter()
+                .map(|identity| BootstrapClient {
+                    identity: (*identity).into(),
+                    keys: vec!["*".into()],
+                    profiles: vec![Profile::Eth2, Profile::Espresso],
+                    rate_per_second: 0,
+                    rate_burst: 0,
+                })
+                .collect(),
+            ..AdminConfig::dev()
+        };
         let mut nodes = Vec::new();
-        for &(id, client_addr, peer_addr) in &addrs {
+        for &(id, client_addr, peer_addr, metrics_addr) in &addrs {
             let node_dir = dir.path().join(format!("node-{id}"));
             let keys_dir = node_dir.join("keys");
             std::fs::create_dir_all(&keys_dir).unwrap();
@@ -114,6 +161,7 @@ impl Cluster {
                 cluster_id: "test-cluster".into(),
                 client_listen: client_addr,
                 peer_listen: peer_addr,
+                metrics_listen: Some(metrics_addr),
                 data_dir: node_dir.join("data"),
                 keys_dir,
                 tls: TlsPaths {
@@ -132,6 +180,7 @@ impl Cluster {
                 kek: kek(dir.path()),
                 retired_keks: Vec::new(),
                 sync_writes: true,
+                admin: admin_config.clone(),
             };
             config.validate().unwrap();
             let config_path = node_dir.join("node.toml");
@@ -141,6 +190,7 @@ impl Cluster {
                 config_path,
                 client_addr,
                 peer_addr,
+                metrics_addr,
                 child: std::sync::Mutex::new(None),
             });
         }
@@ -155,7 +205,173 @@ impl Cluster {
             cluster.spawn(id);
         }
         cluster.wait_leader(Duration::from_secs(30)).await;
+        cluster.wait_bootstrapped().await;
         cluster
+    }
+
+    /// Wait until the admin plane is bootstrapped (admin-1 may read the admin state).
+    pub async fn wait_bootstrapped(&self) {
+        let deadline = Instant::now() + Duration::from_secs(20);
+        loop {
+            for id in self.running() {
+                let mut a = self.admin(id).await;
+                if a.get_admin_state(pb::GetAdminStateRequest {}).await.is_ok() {
+                    return;
+                }
+            }
+            assert!(
+                Instant::now() < deadline,
+                "admin plane not bootstrapped in 20 s"
+            );
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+
+    /// `name`'s development approver (admin-1, admin-2).
+    pub fn approver(&self, name: &str) -> SoftApprover {
+        soft_approver(self.dir.path(), name)
+    }
+
+    /// An admin client to node `id` authenticated as admin `name`.
+    pub fn admin_as(&self, id: u64, name: &str) -> signer::pb::admin_client::AdminClient<Channel> {
+        signer::pb::admin_client::AdminClient::new(self.channel(id, name))
+    }
+
+    /// Propose `request` as admin-1 on the leader; returns the challenge.
+    pub async fn propose(
+        &self,
+        request: pb::propose_request::Request,
+    ) -> Result<pb::Challenge, tonic::Status> {
+        self.on_leader(|mut a| {
+            let request = request.clone();
+            async move {
+                a.propose(pb::ProposeRequest {
+                    request: Some(request),
+                })
+                .await
+            }
+        })
+        .await
+    }
+
+    /// Approve `challenge` as admin `name` (reviewed and signed with their soft key).
+    pub async fn approve_as(
+        &self,
+        name: &str,
+        challenge: &pb::Challenge,
+    ) -> Result<pb::ApproveResponse, tonic::Status> {
+        let reviewed = signer::client::review(challenge, "test-cluster").unwrap();
+        let mut approver = self.approver(name);
+        let signature = approver.sign(&reviewed.statement).unwrap();
+        self.send_approval(name, &challenge.id, &signature).await
+    }
+
+    /// Send an approval signature as admin `name`, as it is.
+    pub async fn send_approval(
+        &self,
+        name: &str,
+        challenge_id: &[u8],
+        signature: &[u8],
+    ) -> Result<pb::ApproveResponse, tonic::Status> {
+        let deadline = Instant::now() + Duration::from_secs(15);
+        loop {
+            for id in self.running() {
+                let call = self
+                    .admin_as(id, name)
+                    .approve(pb::ApproveRequest {
+                        challenge_id: challenge_id.to_vec(),
+                        signature: signature.to_vec(),
+                    })
+                    .await;
+                match call {
+                    Ok(r) => return Ok(r.into_inner()),
+                    Err(s) if s.code() == tonic::Code::Unavailable => {}
+                    Err(s) => return Err(s),
+                }
+            }
+            assert!(Instant::now() < deadline, "no node accepted the approval");
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+
+    /// Propose as admin-1 and approve as admin-1 (executes while the threshold is 1).
+    pub async fn admin_exec(
+        &self,
+        request: pb::propose_request::Request,
+    ) -> Result<pb::ApproveResponse, tonic::Status> {
+        let challenge = self.propose(request).await?;
+        self.approve_as("admin-1", &challenge).await
+    }
+
+    /// A key's registry record as the leader reports it.
+    pub async fn key_info(&self, key_id: &str) -> Option<pb::AdminKeyInfo> {
+        self.on_leader(|mut a| async move { a.list_keys(pb::ListKeysRequest {}).await })
+            .await
+            .unwrap()
+            .keys
+            .into_iter()
+            .find(|k| k.key_id == key_id)
+    }
+
+    /// Generate a key through the admin plane (admin-1 approves).
+    pub async fn generate_key(
+        &self,
+        key_id: &str,
+        profile: &str,
+    ) -> Result<pb::AdminKeyInfo, tonic::Status> {
+        self.admin_exec(pb::propose_request::Request::GenerateKey(
+            pb::GenerateKeyRequest {
+                key_id: key_id.into(),
+                profile: profile.into(),
+            },
+        ))
+        .await?;
+        Ok(self.key_info(key_id).await.unwrap())
+    }
+
+    /// Import a raw secret through the admin plane (admin-1 approves).
+    pub async fn import_key(
+        &self,
+        key_id: &str,
+        profile: &str,
+        secret: &[u8],
+    ) -> Result<pb::AdminKeyInfo, tonic::Status> {
+        self.admin_exec(pb::propose_request::Request::ImportKey(
+            pb::ImportKeyRequest {
+                key_id: key_id.into(),
+                profile: profile.into(),
+                secret: Some(pb::import_key_request::Secret::RawSecret(secret.to_vec())),
+            },
+        ))
+        .await?;
+        Ok(self.key_info(key_id).await.unwrap())
+    }
+
+    /// Set a key's state through the admin plane (admin-1 approves).
+    pub async fn set_key_state(
+        &self,
+        key_id: &str,
+        state: &str,
+    ) -> Result<pb::ApproveResponse, tonic::Status> {
+        self.admin_exec(pb::propose_request::Request::SetKeyState(
+            pb::SetKeyStateRequest {
+                key_id: key_id.into(),
+                state: state.into(),
+            },
+        ))
+        .await
+    }
+
+    /// Rotate the KEK through the admin plane (admin-1 approves); the proposal's notes name
+    /// keys that could not be re-sealed.
+    pub async fn rotate_kek(&self) -> Result<(pb::Challenge, pb::ApproveResponse), tonic::Status> {
+        let challenge = self
+            .propose(pb::propose_request::Request::RotateKek(
+                pb::RotateKekRequest {},
+            ))
+            .await?;
+        let response = self.approve_as("admin-1", &challenge).await?;
+        Ok((challenge, response))
     }
 
     pub fn node(&self, id: u64) -> &Node {
@@ -344,16 +560,48 @@ impl Cluster {
     pub fn dir(&self) -> &Path {
         self.dir.path()
     }
+
+    /// `GET path` on node `id`'s metrics endpoint.
+    pub async fn http_get(&self, id: u64, path: &str) -> HttpResponse {
+        http_get(self.node(id).metrics_addr, path).await
+    }
 }
 
-impl Drop for Cluster {
-    fn drop(&mut self) {
-        for node in &self.nodes {
-            if let Some(mut child) = node.child.lock().unwrap().take() {
-                let _ = child.kill();
-                let _ = child.wait();
-            }
-        }
+/// An HTTP response as read off the socket.
+#[derive(Debug)]
+pub struct HttpResponse {
+    pub status: u16,
+    /// The status line and headers.
+    pub head: String,
+    pub body: String,
+}
+
+/// A plain HTTP/1.1 `GET path` to `addr` (`Connection: close`).
+pub async fn http_get(addr: SocketAddr, path: &str) -> HttpResponse {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut stream = tokio::net::TcpStream::connect(addr).await.unwrap();
+    let request = format!("GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n");
+    stream.write_all(request.as_bytes()).await.unwrap();
+    let mut response = String::new();
+    tokio::time::timeout(
+        Duration::from_secs(10),
+        stream.read_to_string(&mut response),
+    )
+    .await
+    .expect("the endpoint answered within 10 s")
+    .unwrap();
+    let (head, body) = response
+        .split_once("\r\n\r\n")
+        .unwrap_or_else(|| panic!("no header end in {response:?}"));
+    let status = head
+        .split(' ')
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .unwrap_or_else(|| panic!("no status in {head:?}"));
+    HttpResponse {
+        status,
+        head: head.to_owned(),
+        body: body.to_owned(),
     }
 }
 

@@ -1,0 +1,256 @@
+//! The YubiKey approver code (`signerctl::piv`) with the real `yubikey` crate, over pcscd and
+//! a virtual card (`tests/fixtures/piv_emulator.py` through vsmartcard's vpcd).
+//!
+//! Needs pcscd running with the vpcd driver and the emulator's Python packages in `.venv`;
+//! `./test.sh` installs and starts both. Without them these tests fail (they do not skip).
+//! pcscd serves one virtual slot, so the tests take turns: nextest runs this binary in the
+//! serialized `cluster` group, and a lock serializes them under `cargo test` too.
+
+#![cfg(feature = "yubikey")]
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+use std::io::{BufRead, BufReader, Read};
+use std::path::{Path, PathBuf};
+use std::process::{Child, ChildStdin, Command, Stdio};
+use std::sync::{mpsc, Mutex, MutexGuard};
+use std::time::Duration;
+
+use ring::signature::{UnparsedPublicKey, ECDSA_P256_SHA256_ASN1};
+use signer::admin::attestation::{verify_attestation, AdminPublicKey, TouchPolicy};
+use signerctl::piv::{self, PivError};
+use zeroize::Zeroizing;
+
+const SERIAL: u32 = 24_681_357;
+const PCSCD_SOCKET: &str = "/run/pcscd/pcscd.comm";
+
+static CARD: Mutex<()> = Mutex::new(());
+
+/// A running emulator; stops when dropped (stdin closes, then kill as a fallback).
+struct Emulator {
+    child: Child,
+    stdin: Option<ChildStdin>,
+    dir: PathBuf,
+    _turn: MutexGuard<'static, ()>,
+}
+
+impl Drop for Emulator {
+    fn drop(&mut self) {
+        drop(self.stdin.take());
+        for _ in 0..50 {
+            if let Ok(Some(_)) = self.child.try_wait() {
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+fn workspace_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
+}
+
+/// Start the emulator and wait until pcscd has powered the virtual card.
+fn start_emulator(name: &str) -> Emulator {
+    let turn = CARD.lock().unwrap_or_else(|e| e.into_inner());
+    assert!(
+        Path::new(PCSCD_SOCKET).exists(),
+        "pcscd is not running ({PCSCD_SOCKET} is missing): run ./test.sh, which installs \
+         pcscd + vsmartcard-vpcd and starts pcscd"
+    );
+    let root = workspace_root();
+    let python = root.join(".venv/bin/python");
+    assert!(
+        python.exists(),
+        "{} is missing: run ./test.sh to create the venv with `cryptography`",
+        python.display()
+    );
+    let dir = std::env::temp_dir().join(format!("piv-emulator-{name}-{}", std::process::id()));
+    let mut child = Command::new(python)
+        .arg(root.join("tests/fixtures/piv_emulator.py"))
+        .args(["--ready", "--serial", &SERIAL.to_string(), "--out-dir"])
+        .arg(&dir)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("start tests/fixtures/piv_emulator.py");
+    let stdin = child.stdin.take();
+    let stdout = child.stdout.take().unwrap();
+    let mut stderr = child.stderr.take().unwrap();
+
+    let (tx, rx) = mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stdout).lines() {
+            let Ok(line) = line else { break };
+            if line.trim() == "ready" {
+                let _ = tx.send(());
+            }
+        }
+    });
+    let mut emulator = Emulator {
+        child,
+        stdin,
+        dir,
+        _turn: turn,
+    };
+    if rx.recv_timeout(Duration::from_secs(30)).is_err() {
+        let _ = emulator.child.kill();
+        let mut err = String::new();
+        let _ = stderr.read_to_string(&mut err);
+        panic!(
+            "the PIV emulator did not become ready within 30 s (is pcscd running with the vpcd \
+             driver? run ./test.sh). Emulator stderr:\n{err}"
+        );
+    }
+    std::thread::spawn(move || {
+        // Keep draining stderr so the emulator never blocks on a full pipe.
+        let _ = std::io::copy(&mut stderr, &mut std::io::sink());
+    });
+    emulator
+}
+
+/// The emulator's test root, DER (from its `test-root.pem`).
+fn test_root(emulator: &Emulator) -> Vec<u8> {
+    use base64::Engine as _;
+    let pem = std::fs::read_to_string(emulator.dir.join("test-root.pem")).unwrap();
+    let body: String = pem.lines().filter(|l| !l.starts_with("-----")).collect();
+    base64::engine::general_purpose::STANDARD
+        .decode(body)
+        .unwrap()
+}
+
+/// pcscd notices a new card by polling; opening right after "ready" can still race it.
+fn open_card() -> piv::Piv {
+    let mut last = None;
+    for _ in 0..50 {
+        match piv::open(Some(SERIAL)) {
+            Ok(card) => return card,
+            Err(e) => last = Some(e),
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    panic!("cannot open the virtual YubiKey: {:?}", last);
+}
+
+fn pin(s: &str) -> Zeroizing<String> {
+    Zeroizing::new(s.to_owned())
+}
+
+#[test]
+fn enroll_attest_and_sign_with_touch_always() {
+    let emulator = start_emulator("always");
+    let mut card = open_card();
+    assert_eq!(card.serial(), SERIAL);
+    assert_eq!(card.firmware(), (5, 7, 1));
+
+    // Firmware 5.7: the default management key is AES-192.
+    let enrolled = card.generate_admin_key(&pin("123456"), None, true).unwrap();
+    assert_eq!(enrolled.serial, SERIAL);
+
+    let attested = verify_attestation(
+        &enrolled.slot_attestation_der,
+        &enrolled.device_cert_der,
+        &[test_root(&emulator)],
+    )
+    .unwrap();
+    assert_eq!(attested.touch_policy, TouchPolicy::Always);
+    assert_eq!(attested.serial, SERIAL);
+    assert_eq!(attested.firmware, (5, 7, 1));
+    let AdminPublicKey::P256(point) = &attested.public_key else {
+        panic!("expected a P-256 key, got {:?}", attested.public_key);
+    };
+    // The attested key is the generated key.
+    assert!(enrolled.public_key_spki_der.ends_with(point));
+
+    // The genuine Yubico roots do not vouch for the emulator.
+    assert!(verify_attestation(
+        &enrolled.slot_attestation_der,
+        &enrolled.device_cert_der,
+        &signer::admin::attestation::yubico_roots(),
+    )
+    .is_err());
+
+    // Sign SHA-256(preimage); ring verifies over the preimage.
+    let preimage = b"quorum-signer/approval/v1\0 test statement";
+    let digest: [u8; 32] = ring::digest::digest(&ring::digest::SHA256, preimage)
+        .as_ref()
+        .try_into()
+        .unwrap();
+    for _ in 0..2 {
+        // PIN policy "always": every signature verifies the PIN again.
+        let sig = card.sign_digest(&pin("123456"), &digest).unwrap();
+        UnparsedPublicKey::new(&ECDSA_P256_SHA256_ASN1, point)
+            .verify(preimage, &sig)
+            .expect("the card's signature verifies over the preimage");
+        assert!(UnparsedPublicKey::new(&ECDSA_P256_SHA256_ASN1, point)
+            .verify(b"another statement", &sig)
+            .is_err());
+    }
+    drop(card);
+    drop(emulator);
+}
+
+#[test]
+fn touch_never_is_attested_as_never() {
+    let emulator = start_emulator("never");
+    let mut card = open_card();
+    let key =
+        Zeroizing::new(hex::decode("010203040506070801020304050607080102030405060708").unwrap());
+    let enrolled = card
+        .generate_admin_key(&pin("123456"), Some(&key), false)
+        .unwrap();
+    let attested = verify_attestation(
+        &enrolled.slot_attestation_der,
+        &enrolled.device_cert_der,
+        &[test_root(&emulator)],
+    )
+    .unwrap();
+    assert_eq!(attested.touch_policy, TouchPolicy::Never);
+}
+
+#[test]
+fn wrong_pin_and_wrong_management_key_fail_clearly() {
+    let _emulator = start_emulator("wrong-pin");
+    let mut card = open_card();
+
+    let err = card
+        .generate_admin_key(&pin("654321"), None, true)
+        .unwrap_err();
+    assert!(
+        matches!(err, PivError::WrongPin { tries_left: 2 }),
+        "got {err:?}"
+    );
+    assert_eq!(
+        err.to_string(),
+        "wrong PIN: 2 attempt(s) left before the PIN is blocked"
+    );
+
+    let err = card.sign_digest(&pin("12345"), &[0; 32]).unwrap_err();
+    assert!(matches!(err, PivError::PinFormat), "got {err:?}");
+
+    let wrong = Zeroizing::new(vec![7u8; 24]);
+    let err = card
+        .generate_admin_key(&pin("123456"), Some(&wrong), true)
+        .unwrap_err();
+    assert!(matches!(err, PivError::ManagementKey), "got {err:?}");
+
+    // Signing without a key in 9c is refused by the card, not answered with garbage.
+    assert!(card.sign_digest(&pin("123456"), &[0; 32]).is_err());
+
+    for left in [2, 1, 0] {
+        let err = card.verify_pin(&pin("000000")).unwrap_err();
+        if left == 0 {
+            assert!(matches!(err, PivError::PinBlocked), "got {err:?}");
+        } else {
+            assert!(
+                matches!(err, PivError::WrongPin { tries_left } if tries_left == left),
+                "got {err:?}"
+            );
+        }
+    }
+    let err = card.verify_pin(&pin("123456")).unwrap_err();
+    assert!(matches!(err, PivError::PinBlocked), "got {err:?}");
+}

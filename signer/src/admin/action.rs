@@ -1,0 +1,124 @@
+//! The admin actions, as the state machine applies them, and their description in words.
+//!
+//! Owns: [`Action`] and [`Action::describe`]. Must not: encode actions for the wire (the
+//! service does: an action's digest is over its protobuf encoding, `signer.v1.AdminAction`),
+//! or apply them (that is [`super::state`] for admin-plane state and the replica's state
+//! machine for keys and protection records).
+//!
+//! Actions are complete: whatever needs randomness or a KMS (generating and sealing a key,
+//! re-sealing under a new KEK) is done by the proposing node before the challenge exists, so
+//! approvers approve exactly the record that will be committed, and applying is deterministic.
+
+use super::{AdminRecord, ClientGrant, Policy};
+use crate::registry::{KeyRecord, KeyState, Rewrap};
+use serde::{Deserialize, Serialize};
+
+/// One admin action.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Action {
+    /// Add a key (generated in the cluster or imported), sealed under the KEK.
+    AddKey(KeyRecord),
+    /// Enable, disable or delete a key.
+    SetKeyState {
+        /// The key.
+        key_id: String,
+        /// Its new state.
+        state: KeyState,
+    },
+    /// Re-wrap keys under the current KEK (all or nothing).
+    RotateKek(Vec<Rewrap>),
+    /// Give a client identity access (replaces its previous grant).
+    GrantClient {
+        /// The client identity (certificate SAN).
+        identity: String,
+        /// What it may do.
+        grant: ClientGrant,
+    },
+    /// Remove a client identity's access.
+    RevokeClient {
+        /// The client identity.
+        identity: String,
+    },
+    /// Enroll an admin.
+    EnrollAdmin(AdminRecord),
+    /// Remove an admin.
+    RemoveAdmin {
+        /// The admin's name.
+        name: String,
+    },
+    /// Replace the approval policy.
+    SetPolicy(Policy),
+    /// Import an EIP-3076 interchange document (watermarks only go up).
+    ImportProtection {
+        /// The document (JSON), as checked by the proposing node.
+        interchange: String,
+        /// Import even if the file is slashable on its own, keeping only the maxima.
+        minify: bool,
+    },
+    /// Stop all signing until resumed.
+    Pause,
+    /// Resume signing.
+    Resume,
+}
+
+impl Action {
+    /// The action in words, for approvers and the audit log.
+    pub fn describe(&self) -> String {
+        match self {
+            Action::AddKey(r) => format!(
+                "add {} {} key {:?} with public key 0x{}",
+                r.origin,
+                r.profile,
+                r.key_id,
+                hex::encode(&r.public_key)
+            ),
+            Action::SetKeyState { key_id, state } => format!("set key {key_id:?} to {state}"),
+            Action::RotateKek(items) => {
+                let keys: Vec<&str> = items.iter().map(|r| r.key_id.as_str()).collect();
+                format!("re-wrap {} key(s) under the current KEK: {}", items.len(), keys.join(", "))
+            }
+            Action::GrantClient { identity, grant } => {
+                let keys: Vec<&str> = grant.keys.iter().map(String::as_str).collect();
+                let profiles: Vec<&str> = grant.profiles.iter().map(|p| p.name()).collect();
+                let rate = match grant.rate_limit {
+                    Some(r) => format!("{}/s, burst {}", r.per_second, r.burst),
+                    None => "unlimited".to_owned(),
+                };
+                format!(
+                    "grant client {identity:?} keys [{}] profiles [{}] rate {rate}",
+                    keys.join(", "),
+                    profiles.join(", ")
+                )
+            }
+            Action::RevokeClient { identity } => format!("revoke client {identity:?}"),
+            Action::EnrollAdmin(a) => {
+                let how = match &a.attestation {
+                    Some(f) => format!(
+                        "YubiKey serial {} firmware {} touch {} pin {}",
+                        f.serial, f.firmware, f.touch_policy, f.pin_policy
+                    ),
+                    None => "development key (no attestation)".to_owned(),
+                };
+                format!("enroll admin {:?} with {} ({how})", a.name, a.key.to_text())
+            }
+            Action::RemoveAdmin { name } => format!("remove admin {name:?}"),
+            Action::SetPolicy(p) => format!(
+                "set approval policy: {} approval(s), attestation {}, touch always {}, challenges valid {} s",
+                p.threshold,
+                if p.require_attestation { "required" } else { "optional" },
+                if p.require_touch_always { "required" } else { "optional" },
+                p.challenge_ttl_ms / 1000
+            ),
+            Action::ImportProtection {
+                interchange,
+                minify,
+            } => format!(
+                "import slashing-protection interchange ({} bytes{})",
+                interchange.len(),
+                if *minify { ", minified" } else { "" }
+            ),
+            Action::Pause => "pause all signing".to_owned(),
+            Action::Resume => "resume signing".to_owned(),
+        }
+    }
+}

@@ -1,0 +1,555 @@
+//! The replicated admin state and its transitions: bootstrap, challenges, approvals, tally,
+//! and the actions that change admin-plane state (admins, policy, client grants, pause).
+//!
+//! Owns: [`AdminState`], [`AdminCommand`], [`AdminOutcome`]. Must not: read a clock or RNG
+//! (times and challenge ids are in the commands), or apply key and protection actions (the
+//! replica's state machine does, when [`AdminState::approve`] reports the threshold reached).
+//!
+//! To ensure correctness:
+//! - a challenge id is used once: a second proposal with the same id is refused, and once a
+//!   challenge is executed, failed or expired no approval for it counts again;
+//! - an approval counts only if its signature verifies over the statement binding this
+//!   cluster, this challenge, this action's digest and this expiry, under the key of an admin
+//!   enrolled when the approval is applied; each admin counts once;
+//! - only approvals of admins still enrolled count towards the threshold of the current policy;
+//! - a refusal changes nothing.
+//!
+//! Times (`at_ms`) are the proposing leader's clock, carried in the Raft entry.
+
+use super::approval::{self, ApprovalError};
+use super::{valid_name, Action, AdminRecord, ClientGrant, Policy};
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+
+/// Decided challenges are kept this long after they expire (then pruned; an approval for a
+/// pruned challenge is refused as unknown).
+const RETAIN_MS: u64 = 24 * 60 * 60 * 1000;
+/// At most this many undecided challenges at once.
+const MAX_PENDING: usize = 256;
+/// Challenge lifetimes a policy may set.
+const TTL_RANGE_MS: std::ops::RangeInclusive<u64> = 1_000..=7 * 24 * 60 * 60 * 1000;
+
+/// Where a challenge stands.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum ChallengeStatus {
+    /// Collecting approvals.
+    Pending,
+    /// Approved and applied.
+    Executed {
+        /// When (leader time, ms since the Unix epoch).
+        at_ms: u64,
+        /// What applying did, in words.
+        detail: String,
+    },
+    /// Approved, but applying it was refused (e.g. the key id was taken meanwhile).
+    Failed {
+        /// When.
+        at_ms: u64,
+        /// Why.
+        reason: String,
+    },
+}
+
+/// A proposed action waiting for (or done with) approvals.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Challenge {
+    /// Random, chosen by the proposing node.
+    #[serde(with = "hex_array")]
+    pub id: [u8; 32],
+    /// The action.
+    pub action: Action,
+    /// Its canonical encoding (protobuf `signer.v1.AdminAction`), as approvers see it.
+    #[serde(with = "crate::registry::hex_vec")]
+    pub action_bytes: Vec<u8>,
+    /// [`approval::action_digest`] of `action_bytes`.
+    #[serde(with = "hex_array")]
+    pub digest: [u8; 32],
+    /// The admin who proposed it.
+    pub proposer: String,
+    /// Leader time at proposal (ms).
+    pub created_at_ms: u64,
+    /// No approval applied after this time counts (ms).
+    pub expires_at_ms: u64,
+    /// Admin name → signature over the statement.
+    pub approvals: BTreeMap<String, Vec<u8>>,
+    /// Where it stands.
+    pub status: ChallengeStatus,
+}
+
+/// Initial admin-plane state, from `signer init` (the same on every node's config).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Bootstrap {
+    /// The cluster id that approvals bind to.
+    pub cluster_id: String,
+    /// The first admins.
+    pub admins: Vec<AdminRecord>,
+    /// The first policy.
+    pub policy: Policy,
+    /// The first client grants.
+    pub clients: BTreeMap<String, ClientGrant>,
+}
+
+/// A replicated admin-plane command.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum AdminCommand {
+    /// Set the initial state; refused once the cluster has one.
+    Bootstrap(Bootstrap),
+    /// Open a challenge for an action.
+    Propose {
+        /// The challenge id (random, from the proposing node).
+        #[serde(with = "hex_array")]
+        id: [u8; 32],
+        /// The proposing admin.
+        proposer: String,
+        /// The action.
+        action: Action,
+        /// Its canonical encoding.
+        #[serde(with = "crate::registry::hex_vec")]
+        action_bytes: Vec<u8>,
+    },
+    /// Add one admin's approval.
+    Approve {
+        /// The challenge.
+        #[serde(with = "hex_array")]
+        id: [u8; 32],
+        /// The approving admin.
+        admin: String,
+        /// Their signature over the statement.
+        #[serde(with = "crate::registry::hex_vec")]
+        signature: Vec<u8>,
+    },
+}
+
+/// Why an admin command changed nothing.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, thiserror::Error)]
+pub enum AdminRefusal {
+    /// The cluster already has its initial admin state.
+    #[error("the admin plane is already bootstrapped")]
+    AlreadyBootstrapped,
+    /// Not an enrolled admin.
+    #[error("{0:?} is not an enrolled admin")]
+    UnknownAdmin(String),
+    /// No such challenge (never proposed, or pruned long after it expired).
+    #[error("no challenge {0}")]
+    UnknownChallenge(String),
+    /// A challenge with this id exists already.
+    #[error("challenge {0} exists already")]
+    ChallengeExists(String),
+    /// Too many undecided challenges.
+    #[error("{0} challenges are pending; approve or let some expire first")]
+    TooManyPending(usize),
+    /// The challenge expired.
+    #[error("challenge {id} expired at {expires_at_ms} ms (now {at_ms} ms)")]
+    Expired {
+        /// The challenge.
+        id: String,
+        /// Its expiry.
+        expires_at_ms: u64,
+        /// When the approval arrived.
+        at_ms: u64,
+    },
+    /// The challenge was executed or failed already: approvals are single-use.
+    #[error("challenge {0} is already decided; approvals cannot be reused")]
+    AlreadyDecided(String),
+    /// This admin approved this challenge already.
+    #[error("{0:?} already approved this challenge")]
+    DuplicateApproval(String),
+    /// The approval's signature does not verify.
+    #[error("{0}")]
+    BadApproval(String),
+    /// The action is not valid against the current state.
+    #[error("{0}")]
+    Invalid(String),
+    /// The action conflicts with existing state (a key id or public key is taken).
+    #[error("{0}")]
+    Conflict(String),
+}
+
+/// What applying an admin command did.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum AdminOutcome {
+    /// The initial state is in place.
+    Bootstrapped,
+    /// A challenge is open.
+    Proposed {
+        /// Its expiry (ms).
+        expires_at_ms: u64,
+        /// Approvals needed.
+        threshold: u32,
+    },
+    /// The approval counted; more are needed.
+    Pending {
+        /// Admins whose approvals count so far.
+        approvers: Vec<String>,
+        /// Approvals needed.
+        threshold: u32,
+    },
+    /// The threshold was reached and the action applied.
+    Executed {
+        /// The admins whose approvals counted.
+        approvers: Vec<String>,
+        /// What it did, in words.
+        detail: String,
+    },
+    /// The threshold was reached but applying the action was refused; nothing changed.
+    Failed {
+        /// The admins whose approvals counted.
+        approvers: Vec<String>,
+        /// Why.
+        reason: String,
+    },
+    /// Nothing changed.
+    Refused(AdminRefusal),
+}
+
+/// The outcome of a counted approval.
+#[derive(Debug)]
+pub enum Tally {
+    /// More approvals are needed.
+    Pending {
+        /// Counted approvers.
+        approvers: Vec<String>,
+        /// Needed.
+        threshold: u32,
+    },
+    /// Enough: the caller applies `action` and then calls [`AdminState::finish`].
+    Reached {
+        /// Counted approvers.
+        approvers: Vec<String>,
+        /// The approved action.
+        action: Action,
+    },
+}
+
+/// The replicated admin-plane state.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AdminState {
+    /// Whether the initial state has been set.
+    pub bootstrapped: bool,
+    /// The cluster id approvals bind to.
+    pub cluster_id: String,
+    /// Enrolled admins by name.
+    pub admins: BTreeMap<String, AdminRecord>,
+    /// The approval policy.
+    pub policy: Policy,
+    /// Client grants by identity.
+    pub clients: BTreeMap<String, ClientGrant>,
+    /// Signing is paused by the admins.
+    pub paused: bool,
+    /// Challenges by hex id.
+    pub challenges: BTreeMap<String, Challenge>,
+}
+
+impl AdminState {
+    /// Set the initial state.
+    pub fn bootstrap(&mut self, b: &Bootstrap) -> Result<(), AdminRefusal> {
+        if self.bootstrapped {
+            return Err(AdminRefusal::AlreadyBootstrapped);
+        }
+        let mut next = AdminState {
+            bootstrapped: true,
+            cluster_id: b.cluster_id.clone(),
+            policy: b.policy.clone(),
+            ..AdminState::default()
+        };
+        for admin in &b.admins {
+            next.enroll(admin)?;
+        }
+        for (identity, grant) in &b.clients {
+            check_grant(identity, grant)?;
+            next.clients.insert(identity.clone(), grant.clone());
+        }
+        check_policy(&next.policy, &next.admins)?;
+        *self = next;
+        Ok(())
+    }
+
+    /// Open a challenge. `at_ms` is leader time.
+    pub fn propose(
+        &mut self,
+        id: [u8; 32],
+        proposer: &str,
+        action: &Action,
+        action_bytes: &[u8],
+        at_ms: u64,
+    ) -> Result<&Challenge, AdminRefusal> {
+        if !self.admins.contains_key(proposer) {
+            return Err(AdminRefusal::UnknownAdmin(proposer.to_owned()));
+        }
+        self.prune(at_ms);
+        let key = hex::encode(id);
+        if self.challenges.contains_key(&key) {
+            return Err(AdminRefusal::ChallengeExists(key));
+        }
+        let pending = self
+            .challenges
+            .values()
+            .filter(|c| c.status == ChallengeStatus::Pending && c.expires_at_ms >= at_ms)
+            .count();
+        if pending >= MAX_PENDING {
+            return Err(AdminRefusal::TooManyPending(pending));
+        }
+        // Admin-plane actions are checked now, so a hopeless one never collects approvals.
+        self.clone().execute(action)?;
+        let challenge = Challenge {
+            id,
+            action: action.clone(),
+            action_bytes: action_bytes.to_vec(),
+            digest: approval::action_digest(action_bytes),
+            proposer: proposer.to_owned(),
+            created_at_ms: at_ms,
+            expires_at_ms: at_ms.saturating_add(self.policy.challenge_ttl_ms),
+            approvals: BTreeMap::new(),
+            status: ChallengeStatus::Pending,
+        };
+        Ok(self.challenges.entry(key).or_insert(challenge))
+    }
+
+    /// Count one approval. On [`Tally::Reached`] the caller must apply the action and call
+    /// [`AdminState::finish`].
+    pub fn approve(
+        &mut self,
+        id: &[u8; 32],
+        admin: &str,
+        signature: &[u8],
+        at_ms: u64,
+    ) -> Result<Tally, AdminRefusal> {
+        let key = hex::encode(id);
+        let challenge = self
+            .challenges
+            .get(&key)
+            .ok_or_else(|| AdminRefusal::UnknownChallenge(key.clone()))?;
+        if challenge.status != ChallengeStatus::Pending {
+            return Err(AdminRefusal::AlreadyDecided(key));
+        }
+        if at_ms > challenge.expires_at_ms {
+            return Err(AdminRefusal::Expired {
+                id: key,
+                expires_at_ms: challenge.expires_at_ms,
+                at_ms,
+            });
+        }
+        let record = self
+            .admins
+            .get(admin)
+            .ok_or_else(|| AdminRefusal::UnknownAdmin(admin.to_owned()))?;
+        if challenge.approvals.contains_key(admin) {
+            return Err(AdminRefusal::DuplicateApproval(admin.to_owned()));
+        }
+        let statement = approval::statement(
+            &self.cluster_id,
+            &challenge.id,
+            &challenge.digest,
+            challenge.expires_at_ms,
+        );
+        record
+            .key
+            .verify(admin, &statement, signature)
+            .map_err(|e: ApprovalError| AdminRefusal::BadApproval(e.to_string()))?;
+        let threshold = self.policy.threshold;
+        let admins = &self.admins;
+        let Some(challenge) = self.challenges.get_mut(&key) else {
+            return Err(AdminRefusal::UnknownChallenge(key));
+        };
+        challenge
+            .approvals
+            .insert(admin.to_owned(), signature.to_vec());
+        let approvers: Vec<String> = challenge
+            .approvals
+            .keys()
+            .filter(|name| admins.contains_key(*name))
+            .cloned()
+            .collect();
+        if approvers.len() >= threshold as usize {
+            Ok(Tally::Reached {
+                approvers,
+                action: challenge.action.clone(),
+            })
+        } else {
+            Ok(Tally::Pending {
+                approvers,
+                threshold,
+            })
+        }
+    }
+
+    /// Record how applying an approved action went; the challenge is decided for good.
+    pub fn finish(&mut self, id: &[u8; 32], at_ms: u64, result: &Result<String, String>) {
+        if let Some(c) = self.challenges.get_mut(&hex::encode(id)) {
+            c.status = match result {
+                Ok(detail) => ChallengeStatus::Executed {
+                    at_ms,
+                    detail: detail.clone(),
+                },
+                Err(reason) => ChallengeStatus::Failed {
+                    at_ms,
+                    reason: reason.clone(),
+                },
+            };
+        }
+    }
+
+    /// Apply an admin-plane action. Key and protection actions are not this state's: they
+    /// return `Ok` with a note and are applied by the state machine.
+    pub fn execute(&mut self, action: &Action) -> Result<String, AdminRefusal> {
+        match action {
+            Action::GrantClient { identity, grant } => {
+                check_grant(identity, grant)?;
+                self.clients.insert(identity.clone(), grant.clone());
+                Ok(format!("client {identity:?} granted"))
+            }
+            Action::RevokeClient { identity } => match self.clients.remove(identity) {
+                Some(_) => Ok(format!("client {identity:?} revoked")),
+                None => Err(invalid(format!("client {identity:?} has no grant"))),
+            },
+            Action::EnrollAdmin(admin) => {
+                self.enroll(admin)?;
+                Ok(format!("admin {:?} enrolled", admin.name))
+            }
+            Action::RemoveAdmin { name } => {
+                if !self.admins.contains_key(name) {
+                    return Err(AdminRefusal::UnknownAdmin(name.clone()));
+                }
+                if self.admins.len() <= self.policy.threshold as usize {
+                    return Err(invalid(format!(
+                        "removing {name:?} would leave fewer admins than the threshold ({}); lower the threshold first",
+                        self.policy.threshold
+                    )));
+                }
+                self.admins.remove(name);
+                Ok(format!("admin {name:?} removed"))
+            }
+            Action::SetPolicy(policy) => {
+                check_policy(policy, &self.admins)?;
+                self.policy = policy.clone();
+                Ok("policy set".to_owned())
+            }
+            Action::Pause => {
+                self.paused = true;
+                Ok("signing paused".to_owned())
+            }
+            Action::Resume => {
+                self.paused = false;
+                Ok("signing resumed".to_owned())
+            }
+            Action::AddKey(_)
+            | Action::SetKeyState { .. }
+            | Action::RotateKek(_)
+            | Action::ImportProtection { .. } => Ok(String::new()),
+        }
+    }
+
+    fn enroll(&mut self, admin: &AdminRecord) -> Result<(), AdminRefusal> {
+        if !valid_name(&admin.name) {
+            return Err(invalid(format!(
+                "admin name {:?}: 1 to 64 letters, digits, '-', '_' or '.'",
+                admin.name
+            )));
+        }
+        if self.admins.contains_key(&admin.name) {
+            return Err(invalid(format!("{:?} is already an admin", admin.name)));
+        }
+        if self.admins.values().any(|a| a.key == admin.key) {
+            return Err(invalid("that key is already enrolled for another admin".into()));
+        }
+        admin
+            .key
+            .validate()
+            .map_err(|e| AdminRefusal::Invalid(e.to_string()))?;
+        match &admin.attestation {
+            None if self.policy.require_attestation => Err(invalid(format!(
+                "{:?}: the policy requires an attested (YubiKey) key",
+                admin.name
+            ))),
+            Some(f) if self.policy.require_touch_always && f.touch_policy != "always" => {
+                Err(invalid(format!(
+                    "{:?}: the key's touch policy is {:?}; the policy requires \"always\"",
+                    admin.name, f.touch_policy
+                )))
+            }
+            _ => {
+                self.admins.insert(admin.name.clone(), admin.clone());
+                Ok(())
+            }
+        }
+    }
+
+    /// Drop decided or expired challenges older than the retention period.
+    fn prune(&mut self, at_ms: u64) {
+        self.challenges
+            .retain(|_, c| c.expires_at_ms.saturating_add(RETAIN_MS) >= at_ms);
+    }
+}
+
+fn invalid(message: String) -> AdminRefusal {
+    AdminRefusal::Invalid(message)
+}
+
+fn check_grant(identity: &str, grant: &ClientGrant) -> Result<(), AdminRefusal> {
+    if !valid_name(identity) {
+        return Err(invalid(format!(
+            "client identity {identity:?}: 1 to 64 letters, digits, '-', '_' or '.'"
+        )));
+    }
+    if grant.keys.is_empty() || grant.profiles.is_empty() {
+        return Err(invalid(format!(
+            "client {identity:?}: a grant names at least one key (or \"*\") and one profile"
+        )));
+    }
+    if let Some(r) = grant.rate_limit {
+        if r.per_second == 0 || r.burst == 0 {
+            return Err(invalid(format!(
+                "client {identity:?}: rate limit must be at least 1/s with burst at least 1"
+            )));
+        }
+    }
+    Ok(())
+}
+
+fn check_policy(p: &Policy, admins: &BTreeMap<String, AdminRecord>) -> Result<(), AdminRefusal> {
+    if p.threshold == 0 || p.threshold as usize > admins.len() {
+        return Err(invalid(format!(
+            "threshold {} must be between 1 and the number of admins ({})",
+            p.threshold,
+            admins.len()
+        )));
+    }
+    if !TTL_RANGE_MS.contains(&p.challenge_ttl_ms) {
+        return Err(invalid(format!(
+            "challenge lifetime {} ms must be between 1 s and 7 days",
+            p.challenge_ttl_ms
+        )));
+    }
+    if p.require_attestation {
+        let soft: Vec<&str> = admins
+            .values()
+            .filter(|a| a.attestation.is_none())
+            .map(|a| a.name.as_str())
+            .collect();
+        if !soft.is_empty() {
+            return Err(invalid(format!(
+                "attestation cannot be required while admins {soft:?} use development keys"
+            )));
+        }
+    }
+    Ok(())
+}
+
+mod hex_array {
+    use serde::{Deserialize, Deserializer, Serializer};
+
+    pub fn serialize<S: Serializer>(bytes: &[u8; 32], s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(&hex::encode(bytes))
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<[u8; 32], D::Error> {
+        let text = String::deserialize(d)?;
+        let bytes = hex::decode(&text).map_err(serde::de::Error::custom)?;
+        bytes
+            .try_into()
+            .map_err(|_| serde::de::Error::custom("expected 32 bytes"))
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,223 @@
+//! Case tests for the tally and the admin-plane actions.
+
+use super::*;
+use crate::admin::{approval, ApproverKey, AttestationFacts, RateLimit};
+use crate::protection::Profile;
+use ed25519_dalek::Signer as _;
+
+struct Admin {
+    name: &'static str,
+    key: ed25519_dalek::SigningKey,
+}
+
+fn admin(name: &'static str, seed: u8) -> Admin {
+    Admin {
+        name,
+        key: ed25519_dalek::SigningKey::from_bytes(&[seed; 32]),
+    }
+}
+
+fn record(a: &Admin) -> AdminRecord {
+    AdminRecord {
+        name: a.name.to_owned(),
+        key: ApproverKey::Ed25519(a.key.verifying_key().to_bytes().to_vec()),
+        attestation: None,
+    }
+}
+
+fn bootstrapped(admins: &[&Admin], threshold: u32) -> AdminState {
+    let mut s = AdminState::default();
+    s.bootstrap(&Bootstrap {
+        cluster_id: "c1".into(),
+        admins: admins.iter().map(|a| record(a)).collect(),
+        policy: Policy {
+            threshold,
+            ..Policy::default()
+        },
+        clients: BTreeMap::new(),
+    })
+    .unwrap();
+    s
+}
+
+fn sign(s: &AdminState, id: &[u8; 32], a: &Admin) -> Vec<u8> {
+    let c = &s.challenges[&hex::encode(id)];
+    let st = approval::statement(&s.cluster_id, &c.id, &c.digest, c.expires_at_ms);
+    a.key.sign(&st).to_bytes().to_vec()
+}
+
+fn grant_action(identity: &str) -> Action {
+    Action::GrantClient {
+        identity: identity.into(),
+        grant: ClientGrant {
+            keys: [crate::admin::ALL_KEYS.to_owned()].into(),
+            profiles: [Profile::Eth2].into(),
+            rate_limit: Some(RateLimit {
+                per_second: 10,
+                burst: 20,
+            }),
+        },
+    }
+}
+
+#[test]
+fn two_of_two_needs_both_and_then_is_single_use() {
+    let (a, b) = (admin("admin-a", 1), admin("admin-b", 2));
+    let mut s = bootstrapped(&[&a, &b], 2);
+    let id = [9u8; 32];
+    let action = grant_action("seq-9");
+    s.propose(id, "admin-a", &action, b"bytes", 1_000).unwrap();
+    let sig_a = sign(&s, &id, &a);
+    assert!(matches!(
+        s.approve(&id, "admin-a", &sig_a, 2_000).unwrap(),
+        Tally::Pending { ref approvers, threshold: 2 } if approvers == &["admin-a"]
+    ));
+    assert_eq!(
+        s.approve(&id, "admin-a", &sig_a, 2_001).unwrap_err(),
+        AdminRefusal::DuplicateApproval("admin-a".into())
+    );
+    let sig_b = sign(&s, &id, &b);
+    let Tally::Reached { approvers, action: got } = s.approve(&id, "admin-b", &sig_b, 3_000).unwrap()
+    else {
+        panic!("threshold not reached")
+    };
+    assert_eq!(approvers, vec!["admin-a", "admin-b"]);
+    assert_eq!(got, action);
+    let detail = s.execute(&got).unwrap();
+    s.finish(&id, 3_000, &Ok(detail));
+    assert!(s.clients.contains_key("seq-9"));
+    // Replaying either approval now is refused: the challenge is decided.
+    assert_eq!(
+        s.approve(&id, "admin-b", &sig_b, 3_001).unwrap_err(),
+        AdminRefusal::AlreadyDecided(hex::encode(id))
+    );
+}
+
+#[test]
+fn approvals_are_bound_to_their_challenge_cluster_and_expiry() {
+    let a = admin("admin-a", 1);
+    let mut s = bootstrapped(&[&a], 1);
+    let (id1, id2) = ([1u8; 32], [2u8; 32]);
+    s.propose(id1, "admin-a", &grant_action("x"), b"one", 0).unwrap();
+    s.propose(id2, "admin-a", &grant_action("y"), b"two", 0).unwrap();
+    // An approval of challenge 1 presented for challenge 2.
+    let sig1 = sign(&s, &id1, &a);
+    assert!(matches!(
+        s.approve(&id2, "admin-a", &sig1, 1).unwrap_err(),
+        AdminRefusal::BadApproval(_)
+    ));
+    // Signed for another cluster.
+    let c = &s.challenges[&hex::encode(id2)];
+    let foreign = approval::statement("c2", &c.id, &c.digest, c.expires_at_ms);
+    let sig = a.key.sign(&foreign).to_bytes().to_vec();
+    assert!(matches!(
+        s.approve(&id2, "admin-a", &sig, 1).unwrap_err(),
+        AdminRefusal::BadApproval(_)
+    ));
+    // A valid approval after the expiry.
+    let late = s.challenges[&hex::encode(id2)].expires_at_ms + 1;
+    let sig2 = sign(&s, &id2, &a);
+    assert!(matches!(
+        s.approve(&id2, "admin-a", &sig2, late).unwrap_err(),
+        AdminRefusal::Expired { .. }
+    ));
+    // Nothing changed: both challenges still pending without approvals.
+    assert!(s.challenges.values().all(|c| c.approvals.is_empty()));
+    assert!(s.clients.is_empty());
+}
+
+#[test]
+fn unknown_admins_and_challenges_are_refused() {
+    let a = admin("admin-a", 1);
+    let mut s = bootstrapped(&[&a], 1);
+    let before = s.clone();
+    assert_eq!(
+        s.propose([1; 32], "admin-z", &Action::Pause, b"p", 0).unwrap_err(),
+        AdminRefusal::UnknownAdmin("admin-z".into())
+    );
+    assert!(matches!(
+        s.approve(&[7; 32], "admin-a", &[0; 64], 0).unwrap_err(),
+        AdminRefusal::UnknownChallenge(_)
+    ));
+    assert_eq!(s, before);
+    s.propose([1; 32], "admin-a", &Action::Pause, b"p", 0).unwrap();
+    assert!(matches!(
+        s.propose([1; 32], "admin-a", &Action::Resume, b"r", 0).unwrap_err(),
+        AdminRefusal::ChallengeExists(_)
+    ));
+    let impostor = admin("admin-z", 3);
+    let sig = sign(&s, &[1; 32], &impostor);
+    assert_eq!(
+        s.approve(&[1; 32], "admin-z", &sig, 1).unwrap_err(),
+        AdminRefusal::UnknownAdmin("admin-z".into())
+    );
+    // admin-a's name with the impostor's signature.
+    assert!(matches!(
+        s.approve(&[1; 32], "admin-a", &sig, 1).unwrap_err(),
+        AdminRefusal::BadApproval(_)
+    ));
+}
+
+#[test]
+fn policy_and_enrollment_rules() {
+    let (a, b) = (admin("admin-a", 1), admin("admin-b", 2));
+    let mut s = bootstrapped(&[&a], 1);
+    let too_high = Action::SetPolicy(Policy {
+        threshold: 2,
+        ..Policy::default()
+    });
+    assert!(matches!(s.execute(&too_high), Err(AdminRefusal::Invalid(_))));
+    s.execute(&Action::EnrollAdmin(record(&b))).unwrap();
+    s.execute(&too_high).unwrap();
+    assert_eq!(s.policy.threshold, 2);
+    // Removing an admin below the threshold is refused.
+    assert!(s.execute(&Action::RemoveAdmin { name: "admin-b".into() }).is_err());
+    // Attestation cannot be required while soft keys are enrolled.
+    let strict = Action::SetPolicy(Policy {
+        threshold: 2,
+        require_attestation: true,
+        ..Policy::default()
+    });
+    assert!(s.execute(&strict).is_err());
+    // A touch-never YubiKey is refused under the default policy.
+    let mut c = record(&admin("admin-c", 3));
+    c.attestation = Some(AttestationFacts {
+        serial: 1,
+        firmware: "5.4.3".into(),
+        pin_policy: "once".into(),
+        touch_policy: "never".into(),
+    });
+    let err = s.execute(&Action::EnrollAdmin(c.clone())).unwrap_err();
+    assert!(err.to_string().contains("touch policy"), "{err}");
+    c.attestation.as_mut().unwrap().touch_policy = "always".into();
+    s.execute(&Action::EnrollAdmin(c)).unwrap();
+    // The same key cannot be enrolled twice under another name.
+    let mut dup = record(&a);
+    dup.name = "admin-d".into();
+    assert!(s.execute(&Action::EnrollAdmin(dup)).is_err());
+}
+
+#[test]
+fn a_hopeless_action_is_refused_at_proposal() {
+    let a = admin("admin-a", 1);
+    let mut s = bootstrapped(&[&a], 1);
+    let bad = Action::RevokeClient {
+        identity: "nobody".into(),
+    };
+    assert!(s.propose([1; 32], "admin-a", &bad, b"x", 0).is_err());
+    assert!(s.challenges.is_empty());
+}
+
+#[test]
+fn bootstrap_is_once() {
+    let a = admin("admin-a", 1);
+    let mut s = bootstrapped(&[&a], 1);
+    let again = Bootstrap {
+        cluster_id: "other".into(),
+        admins: vec![],
+        policy: Policy::default(),
+        clients: BTreeMap::new(),
+    };
+    assert_eq!(s.bootstrap(&again), Err(AdminRefusal::AlreadyBootstrapped));
+    assert_eq!(s.cluster_id, "c1");
+}

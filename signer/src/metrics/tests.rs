@@ -1,0 +1,178 @@
+//! Unit tests of the series: what a fresh node exposes, and what recording changes.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+use super::*;
+use crate::custody::{seal, unseal, LocalKek};
+
+fn lines(metrics: &Metrics) -> Vec<String> {
+    metrics
+        .encode()
+        .unwrap()
+        .lines()
+        .map(str::to_owned)
+        .collect()
+}
+
+fn has(metrics: &Metrics, line: &str) -> bool {
+    lines(metrics).iter().any(|l| l == line)
+}
+
+#[test]
+fn a_fresh_node_exposes_every_unlabelled_series_and_zeroed_sign_counters() {
+    let metrics = Metrics::new(3).unwrap();
+    let text = metrics.encode().unwrap();
+    for expected in [
+        "# TYPE signer_node_id gauge",
+        "signer_node_id 3",
+        "# TYPE signer_raft_term gauge",
+        "signer_raft_term 0",
+        "signer_raft_leader_id 0",
+        "signer_raft_is_leader 0",
+        "signer_raft_last_log_index 0",
+        "signer_raft_commit_index 0",
+        "signer_raft_applied_index 0",
+        "signer_keys_loaded 0",
+        "signer_keys_pending 0",
+        "# TYPE signer_batch_entries histogram",
+        "signer_batch_entries_bucket{le=\"1\"} 0",
+        "signer_batch_entries_bucket{le=\"256\"} 0",
+        "signer_batch_entries_bucket{le=\"+Inf\"} 0",
+        "signer_batch_entries_count 0",
+        "# TYPE signer_sign_requests_total counter",
+        "signer_sign_requests_total{outcome=\"signed\",profile=\"eth2\",reason=\"\"} 0",
+        "signer_sign_requests_total{outcome=\"resigned\",profile=\"espresso\",reason=\"\"} 0",
+        "# TYPE signer_sign_latency_seconds histogram",
+        "signer_sign_latency_seconds_bucket{profile=\"espresso\",le=\"0.0005\"} 0",
+        "signer_sign_latency_seconds_bucket{profile=\"eth2\",le=\"1\"} 0",
+        "signer_sign_latency_seconds_count{profile=\"eth2\"} 0",
+    ] {
+        assert!(
+            text.lines().any(|l| l == expected),
+            "missing {expected:?} in\n{text}"
+        );
+    }
+    // Every series has help text, and labelled families without values print nothing yet.
+    assert!(text.contains("# HELP signer_raft_term "));
+    assert!(!text.contains("signer_kms_call_seconds"));
+    assert!(!text.contains("signer_rate_limited_total"));
+    assert!(!text.contains("signer_raft_replication_lag_entries"));
+}
+
+#[test]
+fn sign_results_are_counted_by_profile_outcome_and_reason() {
+    let metrics = Metrics::new(1).unwrap();
+    let ms = Duration::from_millis(3);
+    metrics.sign_finished("espresso", &SignResult::Signed, ms);
+    metrics.sign_finished("espresso", &SignResult::Signed, ms);
+    metrics.sign_finished("espresso", &SignResult::Refused("equivocation".into()), ms);
+    metrics.sign_finished("unknown", &SignResult::Failed("invalid_argument"), ms);
+    for expected in [
+        "signer_sign_requests_total{outcome=\"signed\",profile=\"espresso\",reason=\"\"} 2",
+        "signer_sign_requests_total{outcome=\"refused\",profile=\"espresso\",reason=\"equivocation\"} 1",
+        "signer_sign_requests_total{outcome=\"failed\",profile=\"unknown\",reason=\"invalid_argument\"} 1",
+        "signer_sign_latency_seconds_bucket{profile=\"espresso\",le=\"0.0025\"} 0",
+        "signer_sign_latency_seconds_bucket{profile=\"espresso\",le=\"0.005\"} 3",
+        "signer_sign_latency_seconds_count{profile=\"espresso\"} 3",
+    ] {
+        assert!(has(&metrics, expected), "missing {expected:?}");
+    }
+    metrics.batch_proposed(3);
+    assert!(has(&metrics, "signer_batch_entries_bucket{le=\"2\"} 0"));
+    assert!(has(&metrics, "signer_batch_entries_bucket{le=\"4\"} 1"));
+    assert!(has(&metrics, "signer_batch_entries_sum 3"));
+    metrics.rate_limited("seq-1");
+    metrics.rate_limited("seq-1");
+    assert!(has(
+        &metrics,
+        "signer_rate_limited_total{client=\"seq-1\"} 2"
+    ));
+}
+
+#[test]
+fn raft_gauges_follow_the_sample_and_only_a_leader_reports_lag() {
+    let metrics = Metrics::new(1).unwrap();
+    metrics.observe_raft(&RaftSample {
+        node_id: 1,
+        term: 4,
+        leader: Some(1),
+        last_log_index: Some(20),
+        commit_index: Some(19),
+        applied_index: Some(18),
+        replication: Some(vec![(1, Some(20)), (2, Some(17)), (3, None)]),
+    });
+    for expected in [
+        "signer_raft_term 4",
+        "signer_raft_leader_id 1",
+        "signer_raft_is_leader 1",
+        "signer_raft_last_log_index 20",
+        "signer_raft_commit_index 19",
+        "signer_raft_applied_index 18",
+        "signer_raft_replication_lag_entries{peer=\"2\"} 3",
+        "signer_raft_replication_lag_entries{peer=\"3\"} 20",
+    ] {
+        assert!(has(&metrics, expected), "missing {expected:?}");
+    }
+    assert!(!metrics.encode().unwrap().contains("peer=\"1\""));
+    // Peer 3 left the membership: its series goes, peer 2's stays.
+    metrics.observe_raft(&RaftSample {
+        node_id: 1,
+        term: 4,
+        leader: Some(1),
+        last_log_index: Some(21),
+        commit_index: Some(21),
+        applied_index: Some(21),
+        replication: Some(vec![(1, Some(21)), (2, Some(21))]),
+    });
+    assert!(has(
+        &metrics,
+        "signer_raft_replication_lag_entries{peer=\"2\"} 0"
+    ));
+    assert!(!metrics.encode().unwrap().contains("peer=\"3\""));
+    // Leadership moved: no lag series linger, and no leader reads as 0.
+    metrics.observe_raft(&RaftSample {
+        node_id: 1,
+        term: 5,
+        leader: None,
+        ..RaftSample::default()
+    });
+    assert!(has(&metrics, "signer_raft_leader_id 0"));
+    assert!(has(&metrics, "signer_raft_is_leader 0"));
+    assert!(!metrics
+        .encode()
+        .unwrap()
+        .contains("signer_raft_replication_lag_entries{"));
+    metrics.observe_keys(2, 1);
+    assert!(has(&metrics, "signer_keys_loaded 2"));
+    assert!(has(&metrics, "signer_keys_pending 1"));
+}
+
+#[tokio::test]
+async fn a_metered_kek_times_every_call_and_counts_failures() {
+    let dir = tempfile::tempdir().unwrap();
+    let metrics = Arc::new(Metrics::new(1).unwrap());
+    let kek = MeteredKek::new(
+        LocalKek::create(&dir.path().join("kek.key")).unwrap(),
+        metrics.clone(),
+    );
+    assert_eq!(kek.descriptor(), kek.inner().descriptor());
+    let ctx = EncryptionContext::validator_key("c", "k").unwrap();
+    let sealed = seal(&kek, &ctx, b"secret").await.unwrap();
+    let opened = unseal(&kek, &ctx, &sealed).await.unwrap();
+    assert_eq!(opened.expose_secret(), b"secret");
+    let other = EncryptionContext::validator_key("c", "other").unwrap();
+    assert!(kek
+        .unwrap_data_key(b"not a wrapped key", &other)
+        .await
+        .is_err());
+    for expected in [
+        "signer_kms_call_seconds_count{backend=\"local\",op=\"generate_data_key\"} 1",
+        "signer_kms_call_seconds_count{backend=\"local\",op=\"unwrap_data_key\"} 2",
+        "signer_kms_errors_total{backend=\"local\",op=\"unwrap_data_key\"} 1",
+    ] {
+        assert!(has(&metrics, expected), "missing {expected:?}");
+    }
+    assert!(!metrics
+        .encode()
+        .unwrap()
+        .contains("signer_kms_errors_total{backend=\"local\",op=\"generate_data_key\"}"));
+}

@@ -1,0 +1,240 @@
+//! Applying admin-plane commands inside the state machine: the tally lives in
+//! [`crate::admin::state`]; this module applies an approved action's effect on the key
+//! registry and the protection records, and describes each command for the audit log.
+//!
+//! Must not: do IO (the caller persists what changed) or read a clock (`at_ms` is the
+//! leader's, from the log entry).
+
+use super::{Applied, RecordKey};
+use crate::admin::state::Tally;
+use crate::admin::{Action, AdminCommand, AdminOutcome, AdminRefusal};
+use crate::audit::AuditEvent;
+use crate::protection::interchange::{self, ImportPolicy};
+use crate::registry::{KeyChange, KeyRefusal};
+use std::collections::BTreeSet;
+
+/// Apply one admin command. Refusals are outcomes, never errors.
+pub(super) fn apply(
+    applied: &mut Applied,
+    command: &AdminCommand,
+    at_ms: u64,
+    touched: &mut BTreeSet<RecordKey>,
+    keys_touched: &mut BTreeSet<String>,
+) -> AdminOutcome {
+    applied.admin_dirty = true;
+    match command {
+        AdminCommand::Bootstrap(b) => match applied.admin.bootstrap(b) {
+            Ok(()) => AdminOutcome::Bootstrapped,
+            Err(r) => AdminOutcome::Refused(r),
+        },
+        AdminCommand::Propose {
+            id,
+            proposer,
+            action,
+            action_bytes,
+        } => {
+            // Key and protection actions are checked against the current state now, so a
+            // hopeless one never collects approvals.
+            if let Err(refusal) = effect(&mut scratch(applied), action) {
+                return AdminOutcome::Refused(refusal);
+            }
+            match applied
+                .admin
+                .propose(*id, proposer, action, action_bytes, at_ms)
+            {
+                Ok(c) => AdminOutcome::Proposed {
+                    expires_at_ms: c.expires_at_ms,
+                    threshold: applied.admin.policy.threshold,
+                },
+                Err(r) => AdminOutcome::Refused(r),
+            }
+        }
+        AdminCommand::Approve {
+            id,
+            admin,
+            signature,
+        } => match applied.admin.approve(id, admin, signature, at_ms) {
+            Err(r) => AdminOutcome::Refused(r),
+            Ok(Tally::Pending {
+                approvers,
+                threshold,
+            }) => AdminOutcome::Pending {
+                approvers,
+                threshold,
+            },
+            Ok(Tally::Reached { approvers, action }) => {
+                let mut next = scratch(applied);
+                let result = effect(&mut next, &action).map_err(|r| r.to_string());
+                if result.is_ok() {
+                    record_touched(&action, touched, keys_touched);
+                    applied.registry = next.registry;
+                    applied.protection = next.protection;
+                    applied.admin = next.admin;
+                }
+                applied.admin.finish(id, at_ms, &result);
+                match result {
+                    Ok(detail) => AdminOutcome::Executed { approvers, detail },
+                    Err(reason) => AdminOutcome::Failed { approvers, reason },
+                }
+            }
+        },
+    }
+}
+
+/// The parts of the applied state an action can change, copied so that a failed action
+/// changes nothing.
+struct Scratch {
+    registry: crate::registry::Registry,
+    protection: crate::protection::ProtectionState,
+    admin: crate::admin::AdminState,
+}
+
+fn scratch(applied: &Applied) -> Scratch {
+    Scratch {
+        registry: applied.registry.clone(),
+        protection: applied.protection.clone(),
+        admin: applied.admin.clone(),
+    }
+}
+
+/// Apply `action` to `s`; `Ok` with what it did, or why it changed nothing.
+fn effect(s: &mut Scratch, action: &Action) -> Result<String, AdminRefusal> {
+    let key_change = |s: &mut Scratch, change: KeyChange| {
+        s.registry
+            .apply(&change)
+            .map(|key_id| format!("key {key_id:?} changed"))
+            .map_err(|e| match e {
+                KeyRefusal::IdTaken(_) | KeyRefusal::PublicKeyTaken(_) => {
+                    AdminRefusal::Conflict(e.to_string())
+                }
+                other => AdminRefusal::Invalid(other.to_string()),
+            })
+    };
+    let invalid = |m: String| AdminRefusal::Invalid(m);
+    match action {
+        Action::AddKey(record) => key_change(s, KeyChange::Add(record.clone())),
+        Action::SetKeyState { key_id, state } => key_change(
+            s,
+            KeyChange::SetState {
+                key_id: key_id.clone(),
+                state: *state,
+            },
+        ),
+        Action::RotateKek(items) => {
+            if items.is_empty() {
+                return Err(invalid("nothing to re-wrap".to_owned()));
+            }
+            key_change(s, KeyChange::Rewrap(items.clone()))
+                .map(|_| format!("{} key(s) re-wrapped", items.len()))
+        }
+        Action::ImportProtection {
+            interchange: text,
+            minify,
+        } => {
+            let doc = interchange::parse(text).map_err(|e| invalid(e.to_string()))?;
+            let policy = if *minify {
+                ImportPolicy::Minify
+            } else {
+                ImportPolicy::RefuseSlashable
+            };
+            let summary = interchange::import(
+                &mut s.protection.eth2,
+                doc.genesis_validators_root,
+                &doc,
+                policy,
+            )
+            .map_err(|e| invalid(e.to_string()))?;
+            Ok(format!(
+                "imported {} validator(s), {} block and {} attestation record(s)",
+                summary.validators, summary.blocks, summary.attestations
+            ))
+        }
+        other => s.admin.execute(other),
+    }
+}
+
+/// Which persisted records an applied action changed.
+fn record_touched(
+    action: &Action,
+    touched: &mut BTreeSet<RecordKey>,
+    keys_touched: &mut BTreeSet<String>,
+) {
+    match action {
+        Action::AddKey(r) => {
+            keys_touched.insert(r.key_id.clone());
+        }
+        Action::SetKeyState { key_id, .. } => {
+            keys_touched.insert(key_id.clone());
+        }
+        Action::RotateKek(items) => {
+            keys_touched.extend(items.iter().map(|i| i.key_id.clone()));
+        }
+        Action::ImportProtection { interchange, .. } => {
+            if let Ok(doc) = interchange::parse(interchange) {
+                touched.extend(doc.data.iter().map(|v| RecordKey::Eth2(v.pubkey)));
+            }
+        }
+        _ => {}
+    }
+}
+
+/// The audit record of an admin command and its outcome.
+pub(super) fn audit_event(
+    applied: &Applied,
+    command: &AdminCommand,
+    outcome: &AdminOutcome,
+) -> AuditEvent {
+    let challenge = |id: &[u8; 32]| applied.admin.challenges.get(&hex::encode(id));
+    let (action, actor) = match command {
+        AdminCommand::Bootstrap(b) => (
+            format!(
+                "bootstrap: {} admin(s), threshold {}, {} client grant(s)",
+                b.admins.len(),
+                b.policy.threshold,
+                b.clients.len()
+            ),
+            "cluster".to_owned(),
+        ),
+        AdminCommand::Propose {
+            id,
+            proposer,
+            action,
+            ..
+        } => (
+            format!("propose {}: {}", hex::encode(id), action.describe()),
+            proposer.clone(),
+        ),
+        AdminCommand::Approve { id, admin, .. } => {
+            let what = challenge(id)
+                .map(|c| c.action.describe())
+                .unwrap_or_else(|| "unknown challenge".to_owned());
+            (format!("approve {}: {what}", hex::encode(id)), admin.clone())
+        }
+    };
+    let (approvers, result) = match outcome {
+        AdminOutcome::Bootstrapped => (Vec::new(), "ok".to_owned()),
+        AdminOutcome::Proposed { threshold, .. } => {
+            (Vec::new(), format!("open, needs {threshold} approval(s)"))
+        }
+        AdminOutcome::Pending {
+            approvers,
+            threshold,
+        } => (
+            approvers.clone(),
+            format!("pending ({} of {threshold})", approvers.len()),
+        ),
+        AdminOutcome::Executed { approvers, detail } => {
+            (approvers.clone(), format!("executed: {detail}"))
+        }
+        AdminOutcome::Failed { approvers, reason } => {
+            (approvers.clone(), format!("failed: {reason}"))
+        }
+        AdminOutcome::Refused(r) => (Vec::new(), format!("refused: {r}")),
+    };
+    AuditEvent::Admin {
+        action,
+        actor,
+        approvers,
+        result,
+    }
+}

@@ -1,0 +1,155 @@
+//! Client access control on the sign path: the replicated grant of the caller's identity, and
+//! a per-identity token bucket on the node the client called.
+//!
+//! Owns: the token buckets (per node, in memory: a limit of N/s holds on each node the client
+//! talks to) and the mapping from denial to gRPC status. Must not: change grants (admins do,
+//! with approvals) or propose anything.
+//!
+//! To ensure correctness:
+//! - a request is checked against the grants applied on this node before anything is proposed;
+//!   an identity without a grant, a key or profile not in its grant: PERMISSION_DENIED;
+//! - a revoked grant stops new requests on a node as soon as the node applied the revocation;
+//!   a request already proposed before that still completes (documented in SECURITY.md);
+//! - buckets are bounded by the number of granted identities (an identity without a grant
+//!   never gets one).
+
+use crate::admin::{AccessDenied, AdminState, RateLimit};
+use crate::protection::Profile;
+use std::collections::HashMap;
+use std::sync::Mutex;
+use std::time::Instant;
+use tonic::Status;
+
+/// Why a request was not let through.
+#[derive(Debug, thiserror::Error)]
+pub enum Denied {
+    /// The cluster has no admin state yet, so no client has a grant.
+    #[error("the cluster's admin plane is not bootstrapped yet: no client has access")]
+    NotBootstrapped,
+    /// The grant does not allow it.
+    #[error(transparent)]
+    Access(#[from] AccessDenied),
+    /// The identity's rate limit is exhausted.
+    #[error("client {client:?} exceeded its rate limit of {per_second}/s (burst {burst})")]
+    RateLimited {
+        /// The client.
+        client: String,
+        /// Its limit.
+        per_second: u32,
+        /// Its burst.
+        burst: u32,
+    },
+}
+
+impl From<&Denied> for Status {
+    fn from(d: &Denied) -> Status {
+        match d {
+            Denied::RateLimited { .. } => Status::resource_exhausted(d.to_string()),
+            Denied::NotBootstrapped => Status::unavailable(d.to_string()),
+            Denied::Access(_) => Status::permission_denied(d.to_string()),
+        }
+    }
+}
+
+#[derive(Debug)]
+struct Bucket {
+    tokens: f64,
+    last: Instant,
+    limit: RateLimit,
+}
+
+/// Per-identity token buckets of this node.
+#[derive(Debug, Default)]
+pub struct RateLimiter {
+    buckets: Mutex<HashMap<String, Bucket>>,
+}
+
+impl RateLimiter {
+    /// Take one token for `client` under `limit`; `false` when none is left.
+    pub fn take(&self, client: &str, limit: RateLimit, now: Instant) -> bool {
+        let mut buckets = self.buckets.lock().unwrap_or_else(|p| p.into_inner());
+        let bucket = buckets.entry(client.to_owned()).or_insert(Bucket {
+            tokens: f64::from(limit.burst),
+            last: now,
+            limit,
+        });
+        if bucket.limit != limit {
+            // The admins changed the limit: start the new one full.
+            bucket.limit = limit;
+            bucket.tokens = f64::from(limit.burst);
+        }
+        let elapsed = now.saturating_duration_since(bucket.last).as_secs_f64();
+        bucket.last = now;
+        bucket.tokens =
+            (bucket.tokens + elapsed * f64::from(limit.per_second)).min(f64::from(limit.burst));
+        if bucket.tokens >= 1.0 {
+            bucket.tokens -= 1.0;
+            true
+        } else {
+            false
+        }
+    }
+
+    /// Forget identities that no longer have a grant.
+    pub fn retain_granted(&self, admin: &AdminState) {
+        let mut buckets = self.buckets.lock().unwrap_or_else(|p| p.into_inner());
+        buckets.retain(|client, _| admin.clients.contains_key(client));
+    }
+}
+
+/// Whether `client` may sign with `key_id` under `profile`, and (when `rate` is set, i.e. on
+/// the node the client called) whether its rate limit allows one more request.
+pub fn check(
+    admin: &AdminState,
+    limiter: &RateLimiter,
+    client: &str,
+    key_id: &str,
+    profile: Profile,
+    rate: bool,
+) -> Result<(), Denied> {
+    if !admin.bootstrapped {
+        return Err(Denied::NotBootstrapped);
+    }
+    let grant = admin
+        .clients
+        .get(client)
+        .ok_or_else(|| AccessDenied::UnknownClient(client.to_owned()))?;
+    grant.check(client, key_id, profile)?;
+    if let (true, Some(limit)) = (rate, grant.rate_limit) {
+        if !limiter.take(client, limit, Instant::now()) {
+            return Err(Denied::RateLimited {
+                client: client.to_owned(),
+                per_second: limit.per_second,
+                burst: limit.burst,
+            });
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::Duration;
+
+    #[test]
+    fn bucket_allows_burst_then_refills_at_rate() {
+        let limiter = RateLimiter::default();
+        let limit = RateLimit {
+            per_second: 10,
+            burst: 3,
+        };
+        let t0 = Instant::now();
+        assert!((0..3).all(|_| limiter.take("c", limit, t0)));
+        assert!(!limiter.take("c", limit, t0));
+        // Another identity has its own bucket.
+        assert!(limiter.take("d", limit, t0));
+        // 100 ms at 10/s is one token.
+        assert!(limiter.take("c", limit, t0 + Duration::from_millis(100)));
+        assert!(!limiter.take("c", limit, t0 + Duration::from_millis(100)));
+        // Never more than the burst, however long the pause.
+        let later = t0 + Duration::from_secs(60);
+        assert!((0..3).all(|_| limiter.take("c", limit, later)));
+        assert!(!limiter.take("c", limit, later));
+    }
+}

@@ -1,0 +1,268 @@
+//! Turning a proposal request into a complete [`Action`]: everything that needs randomness, a
+//! KEK or the attestation roots happens here, on the proposing node, before the challenge
+//! exists, so approvers approve exactly what will be committed.
+//!
+//! Must not: commit anything, or keep a plaintext secret longer than needed to seal it.
+
+use super::super::admin_codec;
+use crate::admin::attestation;
+use crate::admin::{Action, AdminRecord, ApproverKey};
+use crate::custody::{seal, unseal, EncryptionContext, Kek};
+use crate::keyloader::Keks;
+use crate::keyring::LoadedKey;
+use crate::pb;
+use crate::protection::ethereum::Root;
+use crate::protection::{interchange, Profile};
+use crate::registry::{KeyRecord, KeyState, Rewrap};
+use crate::scheme::{bls12_381, bn254};
+use tonic::Status;
+use zeroize::Zeroizing;
+
+/// What a node needs to prepare actions.
+pub struct Preparer<'a> {
+    /// The KEKs (current first).
+    pub keks: &'a Keks,
+    /// The key registry as applied here.
+    pub keys: Vec<KeyRecord>,
+    /// Trusted attestation roots (DER).
+    pub roots: &'a [Vec<u8>],
+    /// The eth2 network (interchange imports must match it).
+    pub genesis_validators_root: Root,
+}
+
+/// A prepared action and notes for the proposer (e.g. keys not re-sealed).
+pub struct Prepared {
+    /// The action.
+    pub action: Action,
+    /// Notes.
+    pub notes: Vec<String>,
+}
+
+impl Preparer<'_> {
+    /// Prepare `request` as an action.
+    pub async fn prepare(&self, request: pb::ProposeRequest) -> Result<Prepared, Status> {
+        use pb::propose_request::Request as R;
+        let plain = |action| {
+            Ok(Prepared {
+                action,
+                notes: Vec::new(),
+            })
+        };
+        match request
+            .request
+            .ok_or_else(|| Status::invalid_argument("request: missing"))?
+        {
+            R::GenerateKey(g) => {
+                check_key_id(&g.key_id)?;
+                let profile = profile(&g.profile)?;
+                let secret = generate(profile)?;
+                plain(Action::AddKey(
+                    self.seal(&g.key_id, profile, &secret, "generated").await?,
+                ))
+            }
+            R::ImportKey(i) => {
+                check_key_id(&i.key_id)?;
+                let profile = profile(&i.profile)?;
+                let secret = import_secret(profile, i.secret)?;
+                plain(Action::AddKey(
+                    self.seal(&i.key_id, profile, &secret, "imported").await?,
+                ))
+            }
+            R::SetKeyState(s) => plain(Action::SetKeyState {
+                state: admin_codec::parse_key_state(&s.state)
+                    .map_err(|e| Status::invalid_argument(e.to_string()))?,
+                key_id: s.key_id,
+            }),
+            R::RotateKek(_) => self.rewrap().await,
+            R::GrantClient(g) => {
+                let (identity, grant) = admin_codec::grant_from_pb(g)
+                    .map_err(|e| Status::invalid_argument(e.to_string()))?;
+                plain(Action::GrantClient { identity, grant })
+            }
+            R::RevokeClient(identity) => plain(Action::RevokeClient { identity }),
+            R::EnrollAdmin(e) => plain(Action::EnrollAdmin(self.enrollment(e)?)),
+            R::RemoveAdmin(name) => plain(Action::RemoveAdmin { name }),
+            R::SetPolicy(p) => plain(Action::SetPolicy(admin_codec::policy_from_pb(&p))),
+            R::ImportProtection(i) => {
+                let doc = interchange::parse(&i.interchange_json)
+                    .map_err(|e| Status::invalid_argument(format!("interchange: {e}")))?;
+                if doc.genesis_validators_root != self.genesis_validators_root {
+                    return Err(Status::invalid_argument(format!(
+                        "interchange: genesis_validators_root {} is not this cluster's ({})",
+                        doc.genesis_validators_root, self.genesis_validators_root
+                    )));
+                }
+                plain(Action::ImportProtection {
+                    interchange: i.interchange_json,
+                    minify: i.minify,
+                })
+            }
+            R::Pause(_) => plain(Action::Pause),
+            R::Resume(_) => plain(Action::Resume),
+        }
+    }
+
+    /// Seal `secret` for `key_id` under the current KEK.
+    async fn seal(
+        &self,
+        key_id: &str,
+        profile: Profile,
+        secret: &[u8],
+        origin: &str,
+    ) -> Result<KeyRecord, Status> {
+        let key = LoadedKey::from_secret(key_id, profile, secret)
+            .map_err(|e| Status::invalid_argument(format!("secret: {e}")))?;
+        let kek = self.keks.current().ok_or_else(|| {
+            Status::failed_precondition("no KEK is configured on this node (config `kek`)")
+        })?;
+        let ctx = EncryptionContext::validator_key(&self.keks.cluster_id, key_id)
+            .map_err(|e| Status::invalid_argument(e.to_string()))?;
+        let sealed = seal(kek, &ctx, secret)
+            .await
+            .map_err(|e| Status::unavailable(format!("sealing under {}: {e}", kek.descriptor())))?;
+        Ok(KeyRecord {
+            key_id: key_id.to_owned(),
+            profile,
+            public_key: key.public_key.clone(),
+            sealed: Some(sealed),
+            state: KeyState::Active,
+            origin: origin.to_owned(),
+        })
+    }
+
+    /// Re-seal every key not under the current KEK. Keys that fail are reported in the notes
+    /// and left for the next rotation (which resumes where this one stopped).
+    async fn rewrap(&self) -> Result<Prepared, Status> {
+        let current = self.keks.current().ok_or_else(|| {
+            Status::failed_precondition("no KEK is configured on this node (config `kek`)")
+        })?;
+        let target = current.descriptor();
+        let (mut items, mut notes) = (Vec::new(), Vec::new());
+        for record in &self.keys {
+            let Some(sealed) = record.sealed.clone() else {
+                continue;
+            };
+            if sealed.kek == target {
+                continue;
+            }
+            let resealed = async {
+                let old = self.keks.for_record(record).ok_or_else(|| {
+                    format!(
+                        "{}: sealed under {}, not configured here",
+                        record.key_id, sealed.kek
+                    )
+                })?;
+                let ctx = EncryptionContext::validator_key(&self.keks.cluster_id, &record.key_id)
+                    .map_err(|e| e.to_string())?;
+                let secret = unseal(old, &ctx, &sealed)
+                    .await
+                    .map_err(|e| format!("{}: {e}", record.key_id))?;
+                seal(current, &ctx, secret.expose_secret())
+                    .await
+                    .map_err(|e| format!("{}: {e}", record.key_id))
+            };
+            match resealed.await {
+                Ok(sealed_new) => items.push(Rewrap {
+                    key_id: record.key_id.clone(),
+                    from: sealed.kek.clone(),
+                    sealed: sealed_new,
+                }),
+                Err(e) => notes.push(e),
+            }
+        }
+        if items.is_empty() {
+            let mut message = format!("every key is already sealed under {target}");
+            if !notes.is_empty() {
+                message = format!("no key could be re-sealed: {}", notes.join("; "));
+            }
+            return Err(Status::failed_precondition(message));
+        }
+        Ok(Prepared {
+            action: Action::RotateKek(items),
+            notes,
+        })
+    }
+
+    /// An admin record from an enrollment request: a development key as given, or a YubiKey
+    /// key proven by its attestation chain to one of the trusted roots.
+    fn enrollment(&self, e: pb::EnrollAdminRequest) -> Result<AdminRecord, Status> {
+        use pb::enroll_admin_request::Key;
+        match e.key {
+            Some(Key::Ed25519PublicKey(bytes)) => Ok(AdminRecord {
+                name: e.name,
+                key: ApproverKey::Ed25519(bytes),
+                attestation: None,
+            }),
+            Some(Key::Yubikey(y)) => {
+                let attested = attestation::verify_attestation(
+                    &y.slot_certificate,
+                    &y.device_certificate,
+                    self.roots,
+                )
+                .map_err(|err| Status::permission_denied(format!("attestation: {err}")))?;
+            let key = ApproverKey::from(&attested.public_key);
+                Ok(AdminRecord {
+                    name: e.name,
+                    key,
+                    attestation: Some(attested.facts()),
+                })
+            }
+            None => Err(Status::invalid_argument("key: missing")),
+        }
+    }
+}
+
+fn generate(profile: Profile) -> Result<Zeroizing<Vec<u8>>, Status> {
+    let mut rng = rand::rngs::OsRng;
+    Ok(match profile {
+        Profile::Eth2 => {
+            let sk = bls12_381::SecretKey::generate(&mut rng)
+                .map_err(|e| Status::internal(e.to_string()))?;
+            Zeroizing::new(sk.to_bytes().to_vec())
+        }
+        Profile::Espresso => {
+            Zeroizing::new(bn254::SecretKey::generate(&mut rng).to_le_bytes().to_vec())
+        }
+    })
+}
+
+fn import_secret(
+    profile: Profile,
+    secret: Option<pb::import_key_request::Secret>,
+) -> Result<Zeroizing<Vec<u8>>, Status> {
+    match secret {
+        Some(pb::import_key_request::Secret::RawSecret(raw)) => Ok(Zeroizing::new(raw)),
+        Some(pb::import_key_request::Secret::Keystore(ks)) => {
+            if profile != Profile::Eth2 {
+                return Err(Status::invalid_argument(
+                    "keystore: EIP-2335 keystores hold eth2 keys",
+                ));
+            }
+            let password = Zeroizing::new(ks.password);
+            let decrypted = crate::keystore::decrypt(&ks.keystore_json, &password)
+                .map_err(|e| Status::invalid_argument(format!("keystore: {e}")))?;
+            Ok(Zeroizing::new(decrypted.secret.to_vec()))
+        }
+        None => Err(Status::invalid_argument("secret: missing")),
+    }
+}
+
+fn check_key_id(key_id: &str) -> Result<(), Status> {
+    let ok = !key_id.is_empty()
+        && key_id.len() <= super::super::convert::MAX_KEY_ID
+        && key_id
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c));
+    if ok {
+        Ok(())
+    } else {
+        Err(Status::invalid_argument(
+            "key_id: 1 to 128 letters, digits, '-', '_' or '.'",
+        ))
+    }
+}
+
+fn profile(text: &str) -> Result<Profile, Status> {
+    text.parse()
+        .map_err(|e: String| Status::invalid_argument(format!("profile: {e}")))
+}

@@ -1,0 +1,273 @@
+//! The `signer.v1.Audit` service: tail, follow, get and verify the audit log of this node.
+//!
+//! Owns: authorizing auditors, reading records from this node's state database, filtering,
+//! and following new records. Must not: change anything, or answer from memory what must come
+//! from the database (Verify recomputes the chain from redb).
+//!
+//! Authorization (interim, until enrolled admins): the caller's client certificate must name
+//! an `auditor-…` or `admin-…` identity.
+
+use crate::audit::{self, AuditFilter, ChainPoint};
+use crate::pb;
+use crate::replica::{NodeId, Raft, StateMachine};
+use openraft::async_runtime::WatchReceiver;
+use std::collections::VecDeque;
+use std::pin::Pin;
+use std::time::Duration;
+use tokio::sync::mpsc;
+use tonic::{Request, Response, Status};
+
+/// Records read from the database at a time.
+const PAGE: usize = 512;
+/// Records a `Tail` may ask for with `last`.
+const MAX_LAST: u32 = 100_000;
+
+/// The audit service.
+pub struct AuditService {
+    node_id: NodeId,
+    raft: Raft,
+    state: StateMachine,
+}
+
+impl AuditService {
+    /// An audit service over this node's state.
+    pub fn new(node_id: NodeId, raft: Raft, state: StateMachine) -> Self {
+        AuditService {
+            node_id,
+            raft,
+            state,
+        }
+    }
+}
+
+/// Interim auditor authorization: `auditor-…` or `admin-…`.
+fn authorize<T>(req: &Request<T>) -> Result<String, Status> {
+    let identity = crate::tls::peer_identity(req.peer_certs())
+        .ok_or_else(|| Status::unauthenticated("a client certificate is required"))?;
+    if identity.starts_with("auditor-") || identity.starts_with("admin-") {
+        Ok(identity)
+    } else {
+        Err(Status::permission_denied(format!(
+            "{identity:?} is not an auditor or admin identity"
+        )))
+    }
+}
+
+fn storage(e: std::io::Error) -> Status {
+    Status::internal(format!("reading the audit log: {e}"))
+}
+
+fn filter(f: Option<pb::AuditFilter>) -> AuditFilter {
+    let f = f.unwrap_or_default();
+    let text = |s: String| (!s.is_empty()).then_some(s);
+    AuditFilter {
+        key_id: text(f.key_id),
+        client: text(f.client),
+        result: text(f.result),
+        since_ms: (f.since_ms != 0).then_some(f.since_ms),
+        until_ms: (f.until_ms != 0).then_some(f.until_ms),
+    }
+}
+
+/// The wire form of a stored record; `None` when it does not pass `filter`. A record that does
+/// not decode passes no filter but is sent unfiltered (so `verify` and `export` see it).
+fn entry(seq: u64, bytes: Vec<u8>, filter: &AuditFilter) -> Option<pb::AuditEntry> {
+    let hash = audit::hash_bytes(&bytes).to_vec();
+    match audit::decode(&bytes) {
+        Ok(r) if filter.matches(&r) => Some(pb::AuditEntry {
+            seq,
+            hash,
+            summary: r.summary(),
+            record: bytes,
+        }),
+        Ok(_) => None,
+        Err(e) => Some(pb::AuditEntry {
+            seq,
+            hash,
+            summary: format!("{seq:>8}  <undecodable: {e}>"),
+            record: bytes,
+        }),
+    }
+}
+
+async fn read(
+    state: &StateMachine,
+    from: u64,
+    limit: usize,
+) -> Result<Vec<(u64, Vec<u8>)>, Status> {
+    let state = state.clone();
+    tokio::task::spawn_blocking(move || state.audit_records(from, limit))
+        .await
+        .map_err(|e| Status::internal(e.to_string()))?
+        .map_err(storage)
+}
+
+/// The first seq of the last `last` records matching `filter`.
+async fn start_of_last(
+    state: &StateMachine,
+    filter: &AuditFilter,
+    last: u32,
+) -> Result<u64, Status> {
+    let mut window: VecDeque<u64> = VecDeque::new();
+    let mut from = 0;
+    loop {
+        let page = read(state, from, PAGE).await?;
+        let Some(&(end, _)) = page.last() else { break };
+        for (seq, bytes) in page {
+            if entry(seq, bytes, filter).is_some() {
+                window.push_back(seq);
+                if window.len() > last as usize {
+                    window.pop_front();
+                }
+            }
+        }
+        from = end + 1;
+    }
+    Ok(window.front().copied().unwrap_or(from))
+}
+
+type TailStream =
+    Pin<Box<dyn tokio_stream::Stream<Item = Result<pb::AuditEntry, Status>> + Send + 'static>>;
+
+#[tonic::async_trait]
+impl pb::audit_server::Audit for AuditService {
+    type TailStream = TailStream;
+
+    async fn tail(
+        &self,
+        request: Request<pb::AuditTailRequest>,
+    ) -> Result<Response<Self::TailStream>, Status> {
+        authorize(&request)?;
+        let req = request.into_inner();
+        let filter = filter(req.filter);
+        if req.last > MAX_LAST {
+            return Err(Status::invalid_argument(format!(
+                "last: at most {MAX_LAST}"
+            )));
+        }
+        let mut next = if req.from_seq == 0 && req.last > 0 {
+            start_of_last(&self.state, &filter, req.last).await?
+        } else {
+            req.from_seq
+        };
+        let state = self.state.clone();
+        let follow = req.follow;
+        let (tx, rx) = mpsc::channel(64);
+        tokio::spawn(async move {
+            let mut changes = state.watch_audit();
+            loop {
+                changes.borrow_and_update();
+                let page = match read(&state, next, PAGE).await {
+                    Ok(p) => p,
+                    Err(s) => {
+                        let _ = tx.send(Err(s)).await;
+                        return;
+                    }
+                };
+                let full = page.len() == PAGE;
+                for (seq, bytes) in page {
+                    next = seq + 1;
+                    if let Some(e) = entry(seq, bytes, &filter) {
+                        if tx.send(Ok(e)).await.is_err() {
+                            return;
+                        }
+                    }
+                }
+                if full {
+                    continue;
+                }
+                if !follow {
+                    return;
+                }
+                // Wake on new records; re-check now and then in case a notification raced.
+                tokio::select! {
+                    changed = changes.changed() => if changed.is_err() { return },
+                    _ = tokio::time::sleep(Duration::from_secs(1)) => {}
+                    _ = tx.closed() => return,
+                }
+            }
+        });
+        Ok(Response::new(Box::pin(
+            tokio_stream::wrappers::ReceiverStream::new(rx),
+        )))
+    }
+
+    async fn get(
+        &self,
+        request: Request<pb::AuditGetRequest>,
+    ) -> Result<Response<pb::AuditEntry>, Status> {
+        authorize(&request)?;
+        let seq = request.into_inner().seq;
+        let page = read(&self.state, seq, 1).await?;
+        match page.into_iter().next() {
+            Some((s, bytes)) if s == seq => entry(s, bytes, &AuditFilter::default())
+                .map(Response::new)
+                .ok_or_else(|| Status::internal("record filtered")),
+            _ => {
+                let chain = self.state.read().audit;
+                Err(Status::not_found(format!(
+                    "seq: no audit record {seq} on node {} (kept: {}..={})",
+                    self.node_id,
+                    chain.anchor.seq + 1,
+                    chain.head.seq
+                )))
+            }
+        }
+    }
+
+    async fn verify(
+        &self,
+        request: Request<pb::AuditVerifyRequest>,
+    ) -> Result<Response<pb::AuditVerifyResponse>, Status> {
+        authorize(&request)?;
+        let at_seq = request.into_inner().at_seq;
+        let state = self.state.clone();
+        let (chain, result, at_hash) = tokio::task::spawn_blocking(move || {
+            let (chain, result) = state.audit_verify()?;
+            let at_hash = if at_seq == 0 {
+                Vec::new()
+            } else if at_seq == chain.anchor.seq {
+                chain.anchor.hash.to_vec()
+            } else {
+                match state.audit_records(at_seq, 1)?.into_iter().next() {
+                    Some((s, bytes)) if s == at_seq => audit::hash_bytes(&bytes).to_vec(),
+                    _ => Vec::new(),
+                }
+            };
+            Ok::<_, std::io::Error>((chain, result, at_hash))
+        })
+        .await
+        .map_err(|e| Status::internal(e.to_string()))?
+        .map_err(storage)?;
+        let last_applied_index = self
+            .raft
+            .metrics()
+            .borrow_watched()
+            .last_applied
+            .map(|l| l.index)
+            .unwrap_or(0);
+        let point = |p: ChainPoint| (p.seq, p.hash.to_vec());
+        let (anchor_seq, anchor_hash) = point(chain.anchor);
+        let (head_seq, head_hash) = point(chain.head);
+        let mut resp = pb::AuditVerifyResponse {
+            node_id: self.node_id,
+            ok: true,
+            anchor_seq,
+            anchor_hash,
+            head_seq,
+            head_hash,
+            first_bad_seq: 0,
+            reason: String::new(),
+            records: head_seq.saturating_sub(anchor_seq),
+            at_hash,
+            last_applied_index,
+        };
+        if let Err(e) = result {
+            tracing::error!(first_bad_seq = e.first_bad_seq, reason = %e.reason, "audit chain does not verify");
+            resp.ok = false;
+            resp.first_bad_seq = e.first_bad_seq;
+            resp.reason = e.reason;
+        }
+        Ok(Response::new(resp))
+    }
+}
