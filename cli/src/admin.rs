@@ -1,390 +1,203 @@
-//! `signerctl key generate|import|enable|disable|delete|registry` and `signerctl kek rotate`:
-//! the key lifecycle through the cluster's Admin service.
+//! `signerctl`'s admin commands: key lifecycle, KEK rotation, the M-of-N approval flow
+//! (`approve`, `pending`), admins and policy, client grants, slashing-protection import and
+//! export, pause and resume, and cluster membership (read-only for now).
 //!
-//! Owns: these commands' arguments, their text and JSON output, and how the Admin service's
-//! answers map to messages and exit codes ([`ADMIN_EXIT_CODES`]). Must not: decide lifecycle
-//! rules (the cluster does, through Raft), or read secrets itself ([`crate::input`] does).
+//! Every change is proposed as a challenge that enrolled admins approve; `signerctl` proposes
+//! and, unless `--no-approve`, approves with the caller's key at once. Owns: these commands'
+//! arguments and help ([`keys`], [`plane`], [`flow`]), reading their inputs before any network
+//! use ([`prepare`]), and running them ([`run`]). Must not: decide lifecycle or approval rules
+//! (the cluster does, through Raft), or read secrets itself ([`crate::input`] does).
 
-use crate::input;
-use crate::request::ProfileArg;
+mod flow;
+mod keys;
+mod plane;
+
+pub use flow::Session;
+
 use crate::Failure;
-use clap::Args;
-use signer::client::{ClientError, ImportSecret, SignerPool};
+use clap::{Args, Subcommand};
 use signer::pb;
-use signer::protection::Profile;
-use signer::registry::KeyState;
-use std::path::PathBuf;
-use tonic::Code;
 
 /// The admin commands' exit codes, as a literal for `concat!`.
 macro_rules! admin_exit_codes {
     () => {
         "\
-Admin commands authenticate as client admin-1 unless --client names another admin-… identity.
+Admin commands authenticate as client admin-1 unless --client names another admin-… identity,
+and approve with that admin's development key from cluster.json, or with --yubikey.
+`propose` is any changing command with --no-approve: it only opens the challenge.
 
 Exit codes:
-  0  success
+  0  success (a change: executed)
   1  other errors (files, unexpected answers); `kek rotate`: keys remain under an old KEK
   2  bad arguments, or the cluster rejected the request: unknown key, key id or public key
-     already taken, bad secret or keystore password, deleted key, no KEK configured
+     already taken, bad secret or keystore password, deleted key, no KEK configured, a
+     challenge already decided, expired or approved by you; not supported yet (`node add`)
   4  unavailable: no node answered in time (or no leader to accept the change)
-  5  not permitted: the client identity is not an admin"
+  5  not permitted: the client identity is not an enrolled admin, or its approval signature
+     does not verify under its enrolled key
+  6  pending: the change is proposed but needs more approvals (`signerctl approve <id>`)"
     };
 }
+pub(crate) use admin_exit_codes;
 
 /// Exit codes of the admin commands.
 pub const ADMIN_EXIT_CODES: &str = admin_exit_codes!();
 
-/// `key generate --help`: examples and exit codes.
-pub const GENERATE_HELP: &str = concat!(
-    "\
-Examples:
-  signerctl --dir DIR key generate --key validator-7 --profile eth2
-  signerctl --dir DIR key generate --key node-3-staking --profile espresso --json
-  signerctl --dir DIR key registry
-
-",
-    admin_exit_codes!()
-);
-
-/// `key import --help`: examples and exit codes.
-pub const IMPORT_HELP: &str = concat!(
-    "\
-Examples:
-  # EIP-2335 keystore; the password is asked on the terminal:
-  signerctl --dir DIR key import --key validator-7 --profile eth2 \\
-      --keystore keystore-m_12381_3600_0_0_0.json
-  # ... or read from a file (mode 0600):
-  signerctl --dir DIR key import --key validator-7 --profile eth2 \\
-      --keystore keystore-m_12381_3600_0_0_0.json --password-file pw.txt
-  # development: a raw secret (0x-hex; BLS_SIGNING_KEY~… for espresso):
-  signerctl --dir DIR key import --key dev-1 --profile espresso --raw-secret-file sk.txt
-
-",
-    admin_exit_codes!()
-);
-
-/// `--key ID` of a key that exists.
-#[derive(Args, Debug, Clone)]
-pub struct KeyArg {
-    /// The key's id (see `signerctl key registry`).
-    #[arg(long, value_name = "KEY_ID")]
-    pub key: String,
-}
-
-/// Arguments of `key generate`.
-#[derive(Args, Debug, Clone)]
-pub struct GenerateArgs {
-    /// The new key's id: 1 to 128 letters, digits, '-', '_' or '.'. Ids are never reused,
-    /// not even after a delete.
-    #[arg(long, value_name = "KEY_ID")]
-    pub key: String,
-    /// What the key signs: eth2 (BLS12-381) or espresso (BLS over BN254).
-    #[arg(long, value_enum)]
-    pub profile: ProfileArg,
-}
-
-/// Arguments of `key import`.
-#[derive(Args, Debug, Clone)]
-#[command(group(
-    clap::ArgGroup::new("secret")
-        .required(true)
-        .args(["keystore", "raw_secret_file"])
-))]
-pub struct ImportArgs {
-    /// The new key's id: 1 to 128 letters, digits, '-', '_' or '.'.
-    #[arg(long, value_name = "KEY_ID")]
-    pub key: String,
-    /// What the key signs: eth2 (BLS12-381) or espresso (BLS over BN254).
-    #[arg(long, value_enum)]
-    pub profile: ProfileArg,
-    /// An EIP-2335 keystore (JSON, as written by the staking deposit tools); eth2 only. The
-    /// cluster decrypts it with the password and seals the key under its KEK.
-    #[arg(long, value_name = "FILE")]
-    pub keystore: Option<PathBuf>,
-    /// A file holding the keystore's password (one trailing newline is ignored). Without it,
-    /// the password is asked on the terminal without echo. Never given on the command line.
-    #[arg(long, value_name = "FILE", requires = "keystore")]
-    pub password_file: Option<PathBuf>,
-    /// Development: a file holding the 32-byte secret as 0x-hex — big-endian for eth2,
-    /// little-endian (jf-signature) for espresso — or, for espresso, `BLS_SIGNING_KEY~…`.
-    #[arg(long, value_name = "FILE")]
-    pub raw_secret_file: Option<PathBuf>,
-}
-
-/// Arguments of `key delete`.
-#[derive(Args, Debug, Clone)]
-pub struct DeleteArgs {
-    /// The key's id.
-    #[arg(long, value_name = "KEY_ID")]
-    pub key: String,
-    /// Delete without asking for confirmation (required when standard input is not a
-    /// terminal).
+/// `--no-approve`, for every command that changes something.
+#[derive(Args, Debug, Clone, Default)]
+pub struct ProposeOpts {
+    /// Only propose: open the challenge and print it, without approving it with your key
+    /// (exits 6: pending). Other admins then run `signerctl approve <id>`.
     #[arg(long)]
-    pub yes: bool,
+    pub no_approve: bool,
 }
 
-/// One admin action, with its inputs read.
-pub enum Action {
-    /// `key generate`.
-    Generate(GenerateArgs),
-    /// `key import`, with the secret read.
-    Import {
-        /// The key id.
-        key: String,
-        /// The profile.
-        profile: Profile,
-        /// The secret.
-        secret: ImportSecret,
+/// The admin commands (flattened into `signerctl`'s command list).
+#[derive(Subcommand)]
+pub enum Command {
+    /// The cluster's validator keys: list them, and (as an admin) generate, import, enable,
+    /// disable and delete them.
+    #[command(subcommand)]
+    Key(keys::KeyCommand),
+    /// The key-encryption key (KEK) that seals the registry's keys.
+    #[command(subcommand)]
+    Kek(keys::KekCommand),
+    /// Admin: approve an open challenge with your key (M-of-N).
+    ///
+    /// Fetches the challenge, decodes its action from the bytes and recomputes its digest
+    /// (the node's own description is not trusted), shows both, and asks `approve? [y/N]` on a
+    /// terminal unless --yes (without a terminal, --yes is required). The approval signs a
+    /// statement binding this cluster, the challenge, the action digest and the expiry. The
+    /// approval that reaches the policy's threshold executes the action.
+    #[command(after_help = ADMIN_EXIT_CODES, after_long_help = flow::APPROVE_HELP)]
+    Approve(flow::ApproveArgs),
+    /// Admin: the open challenges (with --all, also decided and expired ones).
+    #[command(after_help = ADMIN_EXIT_CODES)]
+    Pending(flow::PendingArgs),
+    /// Admin: the admins who approve changes, and the approval policy (M of N).
+    #[command(subcommand)]
+    Admin(plane::AdminCommand),
+    /// Admin: which client (sequencer) identities may sign with which keys, and how fast.
+    #[command(subcommand)]
+    Client(plane::ClientCommand),
+    /// Admin: import or export eth2 slashing-protection records (EIP-3076 interchange).
+    #[command(subcommand)]
+    Protection(plane::ProtectionCommand),
+    /// Admin: stop all signing on every node until `resume` (an approved action).
+    ///
+    /// Signing requests are then answered "signing is paused by the admins" (signerctl sign
+    /// exits 4 with that reason once its --timeout passes).
+    #[command(after_help = ADMIN_EXIT_CODES)]
+    Pause(ProposeOpts),
+    /// Admin: let the cluster sign again after `pause` (an approved action).
+    #[command(after_help = ADMIN_EXIT_CODES)]
+    Resume(ProposeOpts),
+    /// The cluster's members (voters); adding and removing nodes is not supported yet.
+    #[command(subcommand)]
+    Node(plane::NodeCommand),
+}
+
+impl Command {
+    /// Whether the command needs an admin identity (default client `admin-1`).
+    pub fn is_admin(&self) -> bool {
+        !matches!(
+            self,
+            Command::Key(keys::KeyCommand::List) | Command::Node(plane::NodeCommand::List)
+        )
+    }
+}
+
+/// A command with its inputs read (files, secrets, confirmations), ready to run.
+pub enum Work {
+    /// A change: propose it (and approve it unless `no_approve`).
+    Change {
+        /// The proposal.
+        request: pb::propose_request::Request,
+        /// Only propose.
+        no_approve: bool,
+        /// Local follow-up once proposed (e.g. record a new soft key in cluster.json).
+        enrolled_soft_key: Option<plane::SoftEnrollment>,
     },
-    /// `key enable|disable|delete`.
-    SetState {
-        /// The key id.
-        key: String,
-        /// The new state.
-        state: KeyState,
+    /// `approve`.
+    Approve(flow::ApproveArgs),
+    /// `pending`.
+    Pending {
+        /// Include decided challenges.
+        all: bool,
     },
+    /// `key list` (the Signer service).
+    KeyList,
     /// `key registry`.
     Registry,
-    /// `kek rotate`.
-    RotateKek,
+    /// `admin list`.
+    AdminList,
+    /// `client list`.
+    ClientList,
+    /// `protection export`.
+    ExportProtection(plane::ExportArgs),
+    /// `admin policy` (needs the current policy for the defaults).
+    Policy(plane::PolicyArgs),
+    /// `node list`.
+    NodeList,
 }
 
-/// The profile the cluster knows for a command-line profile.
-pub fn profile(arg: ProfileArg) -> Profile {
-    match arg {
-        ProfileArg::Eth2 => Profile::Eth2,
-        ProfileArg::Espresso => Profile::Espresso,
-    }
-}
-
-/// `key import`: read the secret (and ask for the keystore password) before any network use.
-pub fn import(args: &ImportArgs) -> Result<Action, Failure> {
-    let profile = profile(args.profile);
-    let bad = |e: String| Failure::new(2, format!("error: {e}"));
-    let secret = match (&args.keystore, &args.raw_secret_file) {
-        (Some(keystore), None) => {
-            if profile != Profile::Eth2 {
-                return Err(bad(
-                    "--keystore: EIP-2335 keystores hold eth2 keys; use --profile eth2".into(),
-                ));
-            }
-            input::keystore(keystore, args.password_file.as_deref()).map_err(bad)?
-        }
-        (None, Some(file)) => input::raw_secret(file, profile).map_err(bad)?,
-        _ => {
-            return Err(bad(
-                "give exactly one of --keystore FILE and --raw-secret-file FILE".into(),
-            ))
-        }
+/// Read the command's inputs before any network use. `approver` is the caller's approver
+/// choice (`admin enroll --on-yubikey` must not use the same card).
+pub fn prepare(command: &Command, approver: crate::approver::Choice) -> Result<Work, Failure> {
+    let change = |request, opts: &ProposeOpts| Work::Change {
+        request,
+        no_approve: opts.no_approve,
+        enrolled_soft_key: None,
     };
-    Ok(Action::Import {
-        key: args.key.clone(),
-        profile,
-        secret,
+    Ok(match command {
+        Command::Key(k) => keys::prepare(k)?,
+        Command::Kek(keys::KekCommand::Rotate(opts)) => change(
+            pb::propose_request::Request::RotateKek(pb::RotateKekRequest {}),
+            opts,
+        ),
+        Command::Approve(args) => Work::Approve(args.clone()),
+        Command::Pending(args) => Work::Pending { all: args.all },
+        Command::Admin(c) => plane::prepare_admin(c, approver)?,
+        Command::Client(c) => plane::prepare_client(c)?,
+        Command::Protection(c) => plane::prepare_protection(c)?,
+        Command::Pause(opts) => change(
+            pb::propose_request::Request::Pause(pb::PauseRequest {}),
+            opts,
+        ),
+        Command::Resume(opts) => change(
+            pb::propose_request::Request::Resume(pb::ResumeRequest {}),
+            opts,
+        ),
+        Command::Node(c) => plane::prepare_node(c)?,
     })
 }
 
-/// `key delete`: confirmed by `--yes` or on the terminal.
-pub fn delete(args: &DeleteArgs) -> Result<Action, Failure> {
-    if !args.yes {
-        match input::confirm_delete(&args.key) {
-            Ok(true) => {}
-            Ok(false) => {
-                return Err(Failure::new(
-                    1,
-                    "aborted: not confirmed; nothing was deleted",
-                ));
-            }
-            Err(e) => return Err(Failure::new(2, format!("error: {e}"))),
-        }
-    }
-    Ok(Action::SetState {
-        key: args.key.clone(),
-        state: KeyState::Deleted,
-    })
-}
-
-/// Run `action` as `client` and print its outcome.
-pub async fn run(
-    pool: &SignerPool,
-    action: Action,
-    client: &str,
-    json: bool,
-) -> Result<(), Failure> {
-    let failure = |e: ClientError| admin_failure(e, client);
-    match action {
-        Action::Generate(args) => {
-            let info = pool
-                .generate_key(&args.key, profile(args.profile))
-                .await
-                .map_err(failure)?;
-            print_key(&info, "generated", json);
-        }
-        Action::Import {
-            key,
-            profile,
-            secret,
+/// Run prepared work in `session`.
+pub async fn run(session: &Session<'_>, work: Work) -> Result<(), Failure> {
+    match work {
+        Work::Change {
+            request,
+            no_approve,
+            enrolled_soft_key,
         } => {
-            let info = pool
-                .import_key(&key, profile, &secret)
-                .await
-                .map_err(failure)?;
-            drop(secret);
-            print_key(&info, "imported", json);
-        }
-        Action::SetState { key, state } => {
-            let info = pool.set_key_state(&key, state).await.map_err(failure)?;
-            let done = match state {
-                KeyState::Active => "enabled",
-                KeyState::Disabled => "disabled",
-                KeyState::Deleted => "deleted",
+            let rotate = matches!(request, pb::propose_request::Request::RotateKek(_));
+            let proposed = match session.propose(request, no_approve).await {
+                Err(f) if rotate => return keys::nothing_to_rewrap(f, session.json),
+                other => other?,
             };
-            print_key(&info, done, json);
+            if let Some(soft) = enrolled_soft_key {
+                plane::record_soft_key(session, &soft);
+            }
+            session.finish(proposed).await
         }
-        Action::Registry => {
-            let (node, keys) = pool.list_keys().await.map_err(failure)?;
-            print_registry(node, &keys, json);
-        }
-        Action::RotateKek => {
-            let outcome = pool.rotate_kek().await.map_err(failure)?;
-            return rotated(&outcome, json);
-        }
+        Work::Approve(args) => session.approve_command(&args).await,
+        Work::Pending { all } => session.pending(all).await,
+        Work::KeyList => crate::inspect::key_list(session.pool, session.json).await,
+        Work::Registry => keys::registry(session).await,
+        Work::AdminList => plane::admin_list(session).await,
+        Work::ClientList => plane::client_list(session).await,
+        Work::ExportProtection(args) => plane::export_protection(session, &args).await,
+        Work::Policy(args) => plane::policy(session, &args).await,
+        Work::NodeList => plane::node_list(session).await,
     }
-    Ok(())
-}
-
-/// How an admin call's failure reads and exits.
-fn admin_failure(e: ClientError, client: &str) -> Failure {
-    let ClientError::Other(status) = &e else {
-        return Failure::from(e);
-    };
-    let message = status.message();
-    match status.code() {
-        Code::PermissionDenied | Code::Unauthenticated => Failure::new(
-            5,
-            format!(
-                "error: this identity is not an admin: the cluster refused client {client:?} \
-                 ({message}); admin commands need a client certificate naming an admin-… \
-                 identity (--client, default admin-1)"
-            ),
-        ),
-        Code::AlreadyExists => Failure::new(
-            2,
-            format!(
-                "error: already exists: {message} (if an earlier attempt of this command \
-                 timed out, it may have added the key: see `signerctl key registry`)"
-            ),
-        ),
-        Code::NotFound => Failure::new(2, format!("error: not found: {message}")),
-        Code::FailedPrecondition => Failure::new(2, format!("error: not possible: {message}")),
-        Code::InvalidArgument | Code::OutOfRange => Failure::new(
-            2,
-            format!("error: the cluster rejected the request: {message}"),
-        ),
-        _ => Failure::new(1, format!("error: {e}")),
-    }
-}
-
-fn key_json(k: &pb::AdminKeyInfo) -> serde_json::Value {
-    serde_json::json!({
-        "key_id": k.key_id,
-        "profile": k.profile,
-        "state": k.state,
-        "kek": k.kek,
-        "origin": k.origin,
-        "loaded": k.loaded_here,
-        "pending_reason": k.pending_reason,
-        "public_key": k.public_key_text,
-    })
-}
-
-fn print_key(k: &pb::AdminKeyInfo, done: &str, json: bool) {
-    if json {
-        println!("{}", key_json(k));
-        return;
-    }
-    println!("{done} key {} ({})", k.key_id, k.profile);
-    println!("  state       {}", k.state);
-    println!("  origin      {}", k.origin);
-    if !k.kek.is_empty() {
-        println!("  sealed by   {}", k.kek);
-    }
-    println!("  public key  {}", k.public_key_text);
-    if k.state == "deleted" {
-        println!("  (a tombstone: it never signs again; its id and public key stay taken)");
-    }
-}
-
-fn print_registry(node: u64, keys: &[pb::AdminKeyInfo], json: bool) {
-    if json {
-        let list: Vec<_> = keys.iter().map(key_json).collect();
-        println!("{}", serde_json::json!({ "node_id": node, "keys": list }));
-        return;
-    }
-    if keys.is_empty() {
-        println!(
-            "the key registry is empty (keys from key files: `signerctl key list`; \
-             add keys with `signerctl key generate|import`)"
-        );
-        return;
-    }
-    let width = keys
-        .iter()
-        .map(|k| k.key_id.len())
-        .max()
-        .unwrap_or(0)
-        .max(6);
-    let kek_width = keys.iter().map(|k| k.kek.len()).max().unwrap_or(0).max(3);
-    println!("key registry (LOADED: in memory on node-{node}, which answered)");
-    println!(
-        "{:<width$}  {:<8}  {:<8}  {:<9}  {:<6}  {:<kek_width$}  PUBLIC KEY",
-        "KEY ID", "PROFILE", "STATE", "ORIGIN", "LOADED", "KEK"
-    );
-    for k in keys {
-        let kek = if k.kek.is_empty() { "-" } else { &k.kek };
-        println!(
-            "{:<width$}  {:<8}  {:<8}  {:<9}  {:<6}  {:<kek_width$}  {}",
-            k.key_id,
-            k.profile,
-            k.state,
-            k.origin,
-            if k.loaded_here { "yes" } else { "no" },
-            kek,
-            k.public_key_text
-        );
-        if !k.pending_reason.is_empty() {
-            println!("{:<width$}  pending: {}", "", k.pending_reason);
-        }
-    }
-}
-
-fn rotated(r: &pb::RotateKekResponse, json: bool) -> Result<(), Failure> {
-    if json {
-        let value = serde_json::json!({
-            "rewrapped": r.rewrapped,
-            "remaining": r.remaining,
-            "errors": r.errors,
-        });
-        println!("{value}");
-    } else {
-        println!(
-            "re-wrapped {} key(s) under the current KEK; {} remaining",
-            r.rewrapped, r.remaining
-        );
-        for e in &r.errors {
-            println!("  error: {e}");
-        }
-    }
-    if r.remaining > 0 {
-        return Err(Failure::new(
-            1,
-            format!(
-                "error: {} key(s) are still sealed under an older KEK; fix the errors above \
-                 (is every retired KEK still configured?) and run `signerctl kek rotate` again",
-                r.remaining
-            ),
-        ));
-    }
-    Ok(())
 }

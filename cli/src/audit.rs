@@ -346,7 +346,7 @@ async fn verify_nodes(pool: &SignerPool, json: bool) -> Result<(), Failure> {
                     "anchor_hash": hex32(&r.anchor_hash),
                     "head_seq": r.head_seq,
                     "head_hash": hex32(&r.head_hash),
-                    "first_bad_seq": r.ok.then_some(0).unwrap_or(r.first_bad_seq),
+                    "first_bad_seq": if r.ok { 0 } else { r.first_bad_seq },
                     "reason": r.reason,
                     "hash_at_common": at_common.get(&v.id).map(|h| hex32(h)),
                 }),

@@ -2,21 +2,19 @@
 //!
 //! Owns: the command line of operators and sequencer operators — arguments, help text, output
 //! formats and exit codes; which client identity a command uses by default (`seq-1` to sign,
-//! `admin-1` for key lifecycle). The admin commands live in `admin`, secret and confirmation
-//! input in `input`, sign requests in `request`. Must not: hold protection, signing or
+//! `admin-1` for the admin commands). The admin commands live in `admin` (their approver in
+//! `approver`), secret and confirmation input in `input`, sign requests in `request`. Must not: hold protection, signing or
 //! lifecycle logic (the cluster decides), or retry anything the cluster answered (the client
 //! library retries only nodes that cannot answer).
 
 #![forbid(unsafe_code)]
 
 mod admin;
+mod approver;
 mod audit;
 mod input;
 mod inspect;
 mod request;
-#[cfg(feature = "yubikey")]
-#[allow(unused_imports)] // the YubiKey approver (`signerctl::piv`); used by the admin commands
-use signerctl::piv;
 
 use clap::{Parser, Subcommand};
 use signer::client::{ClientError, ClusterDescriptor, PoolOptions, SignerPool};
@@ -33,8 +31,10 @@ Exit codes:
   2  bad arguments (including requests the cluster rejects as malformed)
   3  refused by slashing protection (the reason is printed on stderr)
   4  unavailable: no node answered in time
-  5  not permitted: the client identity is not an admin (key generate|import|enable|disable|
-     delete|registry, kek rotate)";
+  5  not permitted: the client identity is not an enrolled admin (admin commands), or its
+     approval does not verify under its enrolled key
+  6  pending: an admin change was proposed but needs more approvals
+     (`signerctl approve <id>` by other admins; see `signerctl pending`)";
 
 const SIGN_EXAMPLES: &str = "\
 Examples (HEX32 is 32 bytes of hex, 0x optional):
@@ -57,8 +57,11 @@ Exit codes:
 /// Operator client for a Quorum Signer cluster.
 ///
 /// Talks to the cluster's nodes over mutual TLS as a client identity: the dev sequencer
-/// `seq-1` to sign and read keys, the dev admin `admin-1` to manage keys (`key generate`,
-/// `import`, `enable`, `disable`, `delete`, `registry`; `kek rotate`). Endpoints, CA and client
+/// `seq-1` to sign and read keys, the dev admin `admin-1` for the admin commands (keys, KEK,
+/// admins, clients, protection, pause/resume). Every admin change is a challenge that M of the
+/// N enrolled admins approve: signerctl proposes it and approves it with your key (`--no-approve`
+/// only proposes; others run `signerctl approve <id>`; `signerctl pending` lists them). Your key
+/// is your admin's development key in cluster.json, or your YubiKey with --yubikey. Endpoints, CA and client
 /// certificates come from the cluster.json of a dev-cluster directory
 /// (`signer dev-cluster up --dir DIR`). Any node can be asked: a request is retried on the next
 /// node while none answers (key changes move on until they reach the leader), never after an
@@ -80,6 +83,14 @@ struct Cli {
     /// Give up after this many seconds without an answer from any node.
     #[arg(long, global = true, value_name = "SECONDS", default_value_t = 10)]
     timeout: u64,
+    /// Admin commands: approve with your YubiKey (PIV slot 9c, PIN asked without echo or read
+    /// from one line of stdin) instead of your development key in cluster.json. Needs a
+    /// signerctl built with `--features yubikey`.
+    #[arg(long, global = true)]
+    yubikey: bool,
+    /// With --yubikey: the serial of your YubiKey when several are connected.
+    #[arg(long, global = true, value_name = "SERIAL")]
+    yubikey_serial: Option<u32>,
     #[command(subcommand)]
     command: Command,
 }
@@ -95,13 +106,8 @@ enum Command {
     /// `refused: <code>: <reason>` on stderr and exits 3.
     #[command(after_help = EXIT_CODES, after_long_help = SIGN_EXAMPLES)]
     Sign(Box<request::SignArgs>),
-    /// The cluster's validator keys: list them, and (as an admin) generate, import, enable,
-    /// disable and delete them.
-    #[command(subcommand)]
-    Key(KeyCommand),
-    /// The key-encryption key (KEK) that seals the registry's keys.
-    #[command(subcommand)]
-    Kek(KekCommand),
+    #[command(flatten)]
+    Admin(admin::Command),
     /// Every node's view of the cluster: leader, term, applied log index, keys loaded.
     ///
     /// Exits 4 when no node answers.
@@ -112,97 +118,10 @@ enum Command {
     Audit(audit::AuditCommand),
 }
 
-#[derive(Subcommand)]
-enum KeyCommand {
-    /// List the keys that can sign, with their profile, scheme and public key (0x-hex for
-    /// eth2, BLS_VER_KEY~… for espresso).
-    List,
-    /// Admin: every key of the replicated registry, deleted ones included.
-    ///
-    /// Shows each key's id, profile, state (active, disabled, deleted), origin (generated,
-    /// imported), the KEK its secret is sealed under, whether the node that answered has it
-    /// loaded in memory (and if not, why it is pending), and its public key. With --json:
-    /// {"node_id", "keys": [{key_id, profile, state, kek, origin, loaded, pending_reason,
-    /// public_key}]}. Keys from key files are not in the registry (see `key list`).
-    #[command(after_help = admin::ADMIN_EXIT_CODES)]
-    Registry,
-    /// Admin: generate a new key inside the cluster; its secret never leaves the cluster.
-    ///
-    /// The leader generates the secret, seals it under the cluster's KEK and commits the sealed
-    /// record through Raft; every node then unseals and loads it. Prints the new key's public
-    /// key (with --json: {key_id, profile, state, kek, origin, loaded, pending_reason,
-    /// public_key}).
-    #[command(after_help = admin::ADMIN_EXIT_CODES, after_long_help = admin::GENERATE_HELP)]
-    Generate(admin::GenerateArgs),
-    /// Admin: import an existing key, sealed by the cluster under its KEK.
-    ///
-    /// From an EIP-2335 keystore (eth2): the password comes from --password-file or is asked
-    /// on the terminal without echo, and is never accepted on the command line. Or, for
-    /// development, from a raw secret file (--raw-secret-file). The secret travels to the
-    /// cluster over mutual TLS. Make sure no other signer still uses the key: slashing
-    /// protection covers only what this cluster signs.
-    #[command(after_help = admin::ADMIN_EXIT_CODES, after_long_help = admin::IMPORT_HELP)]
-    Import(admin::ImportArgs),
-    /// Admin: let a disabled key sign again (every node reloads it).
-    #[command(after_help = admin::ADMIN_EXIT_CODES)]
-    Enable(admin::KeyArg),
-    /// Admin: stop a key from signing (every node unloads it; its record and protection
-    /// history stay). `key enable` undoes this.
-    #[command(after_help = admin::ADMIN_EXIT_CODES)]
-    Disable(admin::KeyArg),
-    /// Admin: delete a key for good.
-    ///
-    /// The record becomes a tombstone: its sealed secret is dropped, it never signs again, and
-    /// its id and public key stay taken so that its protection history is never reused. Asks
-    /// for the key id as confirmation on a terminal unless --yes is given.
-    #[command(after_help = admin::ADMIN_EXIT_CODES)]
-    Delete(admin::DeleteArgs),
-}
-
-#[derive(Subcommand)]
-enum KekCommand {
-    /// Admin: re-wrap every registry key not yet sealed under the current KEK.
-    ///
-    /// After configuring a new `kek` on every node (the old one moved to `retired_keks`), this
-    /// unseals each key with its old KEK and seals it under the new one, committed through
-    /// Raft. Prints how many keys were re-wrapped, how many remain under an old KEK, and the
-    /// errors; exits 1 while any remain. Safe to repeat. With --json: {rewrapped, remaining,
-    /// errors}.
-    #[command(after_help = admin::ADMIN_EXIT_CODES)]
-    Rotate,
-}
-
 impl Command {
-    /// The admin action of this command, with its inputs read (files, password, confirmation),
-    /// or `None` for a command of the Signer service.
-    fn admin_action(&self) -> Result<Option<admin::Action>, Failure> {
-        Ok(Some(match self {
-            Command::Key(KeyCommand::Registry) => admin::Action::Registry,
-            Command::Key(KeyCommand::Generate(args)) => admin::Action::Generate(args.clone()),
-            Command::Key(KeyCommand::Import(args)) => admin::import(args)?,
-            Command::Key(KeyCommand::Enable(args)) => admin::Action::SetState {
-                key: args.key.clone(),
-                state: signer::registry::KeyState::Active,
-            },
-            Command::Key(KeyCommand::Disable(args)) => admin::Action::SetState {
-                key: args.key.clone(),
-                state: signer::registry::KeyState::Disabled,
-            },
-            Command::Key(KeyCommand::Delete(args)) => admin::delete(args)?,
-            Command::Kek(KekCommand::Rotate) => admin::Action::RotateKek,
-            Command::Sign(_)
-            | Command::Key(KeyCommand::List)
-            | Command::Status
-            | Command::Audit(_) => return Ok(None),
-        }))
-    }
-
     /// Whether this is an admin command (default client `admin-1`).
     fn is_admin(&self) -> bool {
-        !matches!(
-            self,
-            Command::Sign(_) | Command::Key(KeyCommand::List) | Command::Status | Command::Audit(_)
-        )
+        matches!(self, Command::Admin(c) if c.is_admin())
     }
 }
 
@@ -294,7 +213,14 @@ fn run(cli: Cli) -> Result<(), Failure> {
         ));
     }
     // Secrets, passwords and confirmations are read before any network use.
-    let admin_action = cli.command.admin_action()?;
+    let approver = approver::Choice {
+        yubikey: cli.yubikey,
+        serial: cli.yubikey_serial,
+    };
+    let admin_work = match &cli.command {
+        Command::Admin(command) => Some(admin::prepare(command, approver)?),
+        _ => None,
+    };
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
@@ -312,12 +238,19 @@ fn run(cli: Cli) -> Result<(), Failure> {
                 }
                 other => Failure::new(1, format!("error: {other}")),
             })?;
-        if let Some(action) = admin_action {
-            return admin::run(&pool, action, client, cli.json).await;
+        if let Some(work) = admin_work {
+            let session = admin::Session {
+                pool: &pool,
+                descriptor: &descriptor,
+                dir: &dir,
+                client,
+                json: cli.json,
+                approver,
+            };
+            return admin::run(&session, work).await;
         }
         match (&cli.command, sign_request) {
             (Command::Sign(_), Some(request)) => sign(&pool, request, cli.json).await,
-            (Command::Key(KeyCommand::List), _) => inspect::key_list(&pool, cli.json).await,
             (Command::Status, _) => inspect::status(&pool, &descriptor, cli.json).await,
             (Command::Audit(command), _) => audit::run(&pool, command, cli.json).await,
             _ => Err(Failure::new(1, "error: no request built")),

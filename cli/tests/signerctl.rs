@@ -1,9 +1,11 @@
 //! The operator commands end to end, as a user runs them: the real `signer` and `signerctl`
 //! binaries against a real 3-node dev cluster on free loopback ports — up, key list, sign,
 //! re-sign, a refused conflicting sign, eth2, kill the leader, down (unavailable), up again with
-//! the data kept (the conflict still refused), down. And the key lifecycle as an admin: generate,
-//! registry, sign, disable, enable, delete, imports (raw secrets, an EIP-2335 keystore), KEK
-//! rotation, and a non-admin identity turned away.
+//! the data kept (the conflict still refused), down. The key lifecycle as an admin (each change
+//! proposed and approved at once, threshold 1): generate, registry, sign, disable, enable,
+//! delete, imports (raw secrets, an EIP-2335 keystore), KEK rotation, and a non-admin identity
+//! turned away. And the admin plane: client grants, pause/resume, enrolling a second admin,
+//! 2-of-2 approvals (pending, approve, no replay), and membership changes not supported yet.
 //!
 //! Owns: nothing but these flows. Must not: leave node processes behind (a guard runs
 //! `dev-cluster down` when dropped) or use fixed ports.
@@ -485,7 +487,16 @@ fn signerctl_key_lifecycle_end_to_end() {
         ],
         0,
     );
-    let generated: serde_json::Value = serde_json::from_str(&out).unwrap();
+    let proposed: serde_json::Value = serde_json::from_str(&out).unwrap();
+    // Threshold 1 in a dev cluster: proposed and approved by admin-1 at once, so executed.
+    assert_eq!(proposed["status"], "executed", "{proposed}");
+    assert_eq!(
+        proposed["approval"]["approved_by"][0], "admin-1",
+        "{proposed}"
+    );
+    let action = proposed["challenge"]["action"].as_str().unwrap();
+    assert!(action.contains("\"gen-eth2\""), "{proposed}");
+    let generated = &proposed["key"];
     assert_eq!(generated["state"], "active", "{generated}");
     assert_eq!(generated["origin"], "generated", "{generated}");
     assert!(
@@ -515,7 +526,7 @@ fn signerctl_key_lifecycle_end_to_end() {
         ],
         2,
     );
-    assert!(err.contains("already exists"), "{err}");
+    assert!(err.contains("already taken"), "{err}");
 
     // It signs.
     let (out, _) = ctl(&block_with(dir, "gen-eth2", 10), 0);
@@ -545,7 +556,7 @@ fn signerctl_key_lifecycle_end_to_end() {
     let (_, err) = admin(dir, &["key", "enable", "--key", "gen-eth2"], 2);
     assert!(err.contains("deleted"), "{err}");
     let (_, err) = admin(dir, &["key", "disable", "--key", "nope"], 2);
-    assert!(err.contains("not found"), "{err}");
+    assert!(err.contains("no key \"nope\""), "{err}");
 
     // Import raw secrets: espresso as BLS_SIGNING_KEY~ and as little-endian hex, eth2 as
     // big-endian hex.
@@ -563,7 +574,7 @@ fn signerctl_key_lifecycle_end_to_end() {
             .collect::<Vec<_>>(),
         0,
     );
-    let imported: serde_json::Value = serde_json::from_str(&out).unwrap();
+    let imported = serde_json::from_str::<serde_json::Value>(&out).unwrap()["key"].clone();
     assert_eq!(imported["public_key"], espresso_pk.as_str(), "{imported}");
     assert_eq!(imported["origin"], "imported", "{imported}");
     let little_endian = bn254::SecretKey::from_tagged(
@@ -590,7 +601,7 @@ fn signerctl_key_lifecycle_end_to_end() {
         ],
         0,
     );
-    let imported: serde_json::Value = serde_json::from_str(&out).unwrap();
+    let imported = serde_json::from_str::<serde_json::Value>(&out).unwrap()["key"].clone();
     assert_eq!(
         imported["public_key"],
         little_endian.public_key().to_tagged().as_str()
@@ -616,7 +627,7 @@ fn signerctl_key_lifecycle_end_to_end() {
         ],
         0,
     );
-    let imported: serde_json::Value = serde_json::from_str(&out).unwrap();
+    let imported = serde_json::from_str::<serde_json::Value>(&out).unwrap()["key"].clone();
     assert_eq!(imported["public_key"], eth2_pk.as_str(), "{imported}");
     // The same secret again, under another id: its public key is taken.
     let (_, err) = admin(
@@ -633,7 +644,7 @@ fn signerctl_key_lifecycle_end_to_end() {
         ],
         2,
     );
-    assert!(err.contains("already exists"), "{err}");
+    assert!(err.contains("already held as \"imp-eth2\""), "{err}");
     // A raw secret of the wrong profile is refused before anything is sent.
     let (_, err) = admin(
         dir,
@@ -671,7 +682,7 @@ fn signerctl_key_lifecycle_end_to_end() {
         ],
         0,
     );
-    let imported: serde_json::Value = serde_json::from_str(&out).unwrap();
+    let imported = serde_json::from_str::<serde_json::Value>(&out).unwrap()["key"].clone();
     assert_eq!(imported["public_key"], KEYSTORE_PUBKEY, "{imported}");
     let wrong = secret_file(&tmp.0, "wrong.txt", "not the password\n");
     let (_, err) = admin(
@@ -722,6 +733,176 @@ fn signerctl_key_lifecycle_end_to_end() {
     let rotated: serde_json::Value = serde_json::from_str(&out).unwrap();
     assert_eq!(rotated["rewrapped"], 0, "{rotated}");
     assert_eq!(rotated["remaining"], 0, "{rotated}");
+
+    let down = signer(&["dev-cluster", "down", "--dir", dir]);
+    assert!(down.contains("stopped"), "{down}");
+}
+
+/// The exit code of `signerctl` for a change that is proposed but needs more approvals.
+const PENDING: i32 = 6;
+
+#[test]
+fn signerctl_admin_plane_end_to_end() {
+    let tmp = TempDir::new();
+    let dir_path = tmp.0.join("cluster");
+    let dir = dir_path.to_str().unwrap().to_owned();
+    let dir = dir.as_str();
+    let port = free_base_port().to_string();
+    let _cluster = Cluster {
+        dir: dir_path.clone(),
+    };
+    signer(&["dev-cluster", "up", "--dir", dir, "--base-port", &port]);
+
+    // Membership changes are visibly not supported; the members are listed.
+    let (_, err) = admin(dir, &["node", "add", "--id", "4"], 2);
+    assert!(err.contains("not supported yet"), "{err}");
+    let (_, err) = admin(dir, &["node", "remove", "3"], 2);
+    assert!(err.contains("not supported yet"), "{err}");
+    let (out, _) = admin(dir, &["node", "list", "--json"], 0);
+    let nodes: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(nodes["voters"].as_array().unwrap().len(), 3, "{nodes}");
+
+    // A client grant executes at once (threshold 1) and is listed.
+    let (out, _) = admin(
+        dir,
+        &[
+            "client",
+            "grant",
+            "seq-9",
+            "--keys",
+            "*",
+            "--profiles",
+            "eth2",
+        ],
+        0,
+    );
+    assert!(out.contains("executed"), "{out}");
+    assert!(out.contains("grant client \"seq-9\""), "{out}");
+    let (out, _) = admin(dir, &["client", "list", "--json"], 0);
+    let clients: serde_json::Value = serde_json::from_str(&out).unwrap();
+    let seq9 = clients
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["identity"] == "seq-9")
+        .unwrap_or_else(|| panic!("seq-9 not listed: {clients}"));
+    assert_eq!(seq9["keys"], serde_json::json!(["*"]), "{clients}");
+    assert_eq!(seq9["profiles"], serde_json::json!(["eth2"]), "{clients}");
+    let (out, _) = admin(dir, &["client", "list"], 0);
+    assert!(out.contains("seq-9") && out.contains("unlimited"), "{out}");
+    // Decided challenges are kept for `pending --all`, not listed as open.
+    let (out, _) = admin(dir, &["pending", "--json"], 0);
+    assert_eq!(out.trim(), "[]", "{out}");
+    let (out, _) = admin(dir, &["pending", "--all", "--json"], 0);
+    let all: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert!(
+        all.as_array()
+            .unwrap()
+            .iter()
+            .any(|c| c["status"] == "executed"),
+        "{all}"
+    );
+
+    // Pause: signing is refused, saying so; resume: it signs again.
+    let (out, _) = admin(dir, &["pause"], 0);
+    assert!(out.contains("pause all signing"), "{out}");
+    let (out, _) = admin(dir, &["admin", "list"], 0);
+    assert!(out.contains("PAUSED"), "{out}");
+    let mut paused = block_with(dir, "demo-eth2", 20);
+    paused.extend(["--timeout", "2"].map(String::from));
+    let (out, err) = ctl(&paused, 4);
+    assert!(out.is_empty(), "{out:?}");
+    assert!(err.contains("paused"), "{err}");
+    admin(dir, &["resume"], 0);
+    let (out, _) = ctl(&block_with(dir, "demo-eth2", 20), 0);
+    only_signature(&out, "0x");
+
+    // A second admin with a development key (created 0600), then 2 of 2 approvals.
+    let key_file = tmp.0.join("admin-2.key");
+    let key_path = key_file.to_str().unwrap();
+    let (out, _) = admin(
+        dir,
+        &[
+            "admin",
+            "enroll",
+            "--name",
+            "admin-2",
+            "--soft-key-file",
+            key_path,
+        ],
+        0,
+    );
+    assert!(out.contains("enroll admin \"admin-2\""), "{out}");
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = std::fs::metadata(&key_file).unwrap().permissions().mode();
+        assert_eq!(mode & 0o777, 0o600);
+    }
+    let descriptor = std::fs::read_to_string(dir_path.join("cluster.json")).unwrap();
+    assert!(descriptor.contains(key_path), "{descriptor}");
+    admin(dir, &["admin", "policy", "--threshold", "2"], 0);
+    let (out, _) = admin(dir, &["admin", "list", "--json"], 0);
+    let state: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(state["policy"]["threshold"], 2, "{state}");
+    assert_eq!(state["admins"].as_array().unwrap().len(), 2, "{state}");
+
+    // admin-1 proposes and approves: 1 of 2, pending (exit 6).
+    let (out, err) = admin(
+        dir,
+        &[
+            "key",
+            "generate",
+            "--key",
+            "two-of-two",
+            "--profile",
+            "eth2",
+            "--json",
+        ],
+        PENDING,
+    );
+    let proposed: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(proposed["status"], "pending", "{proposed}");
+    let prefix = proposed["challenge"]["id_prefix"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    assert!(
+        err.contains(&format!(
+            "1 of 2 approvals; others run: signerctl approve {prefix}"
+        )),
+        "{err}"
+    );
+    let (out, _) = admin(dir, &["pending"], 0);
+    assert!(out.contains(&prefix) && out.contains("two-of-two"), "{out}");
+    // admin-1 cannot approve twice; nobody approves without --yes off a terminal.
+    let (_, err) = admin(dir, &["approve", &prefix, "--yes"], 2);
+    assert!(err.contains("already approved"), "{err}");
+    let (_, err) = admin(dir, &["--client", "admin-2", "approve", &prefix], 2);
+    assert!(err.contains("--yes"), "{err}");
+    // admin-2's approval executes it.
+    let (out, _) = admin(
+        dir,
+        &["--client", "admin-2", "approve", &prefix, "--yes", "--json"],
+        0,
+    );
+    let approved: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(approved["status"], "executed", "{approved}");
+    assert_eq!(approved["key"]["key_id"], "two-of-two", "{approved}");
+    let approvers = approved["approval"]["approved_by"].as_array().unwrap();
+    assert_eq!(approvers.len(), 2, "{approved}");
+    wait_for_entry(dir, "two-of-two", |k| k["loaded"] == true);
+    // Approvals are single-use: approving the decided challenge again is refused.
+    let (_, err) = admin(
+        dir,
+        &["--client", "admin-2", "approve", &prefix, "--yes"],
+        2,
+    );
+    assert!(err.contains("already executed"), "{err}");
+    assert!(err.contains("single-use"), "{err}");
+
+    // --no-approve only proposes.
+    let (_, err) = admin(dir, &["pause", "--no-approve"], PENDING);
+    assert!(err.contains("0 of 2 approvals"), "{err}");
 
     let down = signer(&["dev-cluster", "down", "--dir", dir]);
     assert!(down.contains("stopped"), "{down}");

@@ -268,6 +268,9 @@ pub async fn run(
         metrics = ?metrics_addr, "node serving");
     let (client_result, peer_result, ()) = tokio::join!(client_server, peer_server, metrics_server);
     let _ = raft.shutdown().await;
+    if let Err(e) = state.sync() {
+        tracing::warn!(error = %e, "state database not synced at shutdown");
+    }
     client_result?;
     peer_result?;
     Ok(())

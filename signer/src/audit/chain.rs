@@ -152,7 +152,7 @@ mod tests {
     use crate::audit::{NodeEvent, SignDecision, SignResult};
 
     fn event(i: u64) -> AuditEvent {
-        if i % 2 == 0 {
+        if i.is_multiple_of(2) {
             AuditEvent::Sign(SignDecision {
                 request_id: format!("r{i}"),
                 client: "seq-1".into(),

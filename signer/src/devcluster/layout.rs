@@ -15,6 +15,10 @@ use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 
+/// A second admin client identity, so that M-of-N approvals can be tried on a dev cluster: it
+/// has a client certificate but is not enrolled (`signerctl admin enroll --name admin-2 …`).
+pub const SECOND_ADMIN: &str = "admin-2";
+
 pub(super) fn node_endpoints(nodes: usize, base_port: u16) -> Vec<NodeEndpoint> {
     (1..=nodes as u64)
         .map(|id| {
@@ -65,15 +69,19 @@ pub(super) fn build_layout(
     )
 }
 
-/// Write a new cluster directory at `root`: PKI (CA, node certificates, the `seq-1` and
-/// `admin-1` client certificates), a soft admin key, optionally a local KEK (`kek.key`), the
-/// keys in `options`, one `node-<id>/node.toml` per node and `cluster.json`. Nothing existing
-/// is overwritten.
+/// Write a new cluster directory at `root`: PKI (CA, node certificates, the `seq-1`,
+/// `admin-1`, `auditor-1` and `admin-2` client certificates), a soft admin key, optionally a
+/// local KEK (`kek.key`), the keys in `options`, one `node-<id>/node.toml` per node and
+/// `cluster.json`. Nothing existing is overwritten.
 pub fn write_cluster(root: &Path, options: LayoutOptions<'_>) -> Result<(), DevClusterError> {
     std::fs::create_dir_all(root).map_err(io(root))?;
     let endpoints = options.endpoints;
     let ids: Vec<u64> = endpoints.iter().map(|n| n.id).collect();
-    let pki = DevPki::create(&root.join("pki"), &ids, &[SEQUENCER, ADMIN, AUDITOR])?;
+    let pki = DevPki::create(
+        &root.join("pki"),
+        &ids,
+        &[SEQUENCER, ADMIN, AUDITOR, SECOND_ADMIN],
+    )?;
 
     // One KEK for the whole cluster: every node must open every registry record.
     let kek = if options.local_kek {
@@ -189,7 +197,7 @@ pub fn write_cluster(root: &Path, options: LayoutOptions<'_>) -> Result<(), DevC
         cluster_id,
         nodes: endpoints,
         ca: PathBuf::from("pki/ca.pem"),
-        clients: [SEQUENCER, ADMIN, AUDITOR]
+        clients: [SEQUENCER, ADMIN, AUDITOR, SECOND_ADMIN]
             .into_iter()
             .map(|name| {
                 let files = ClientFiles {

@@ -82,7 +82,10 @@ fn creates_a_complete_cluster_directory() {
     assert_eq!(mode(&d.clients[SEQUENCER].key), 0o600);
     assert_eq!(mode(&cluster.dir().join("pki/ca.key")), 0o600);
     // The admin client certificate names the identity the Admin service accepts.
-    assert_eq!(d.clients.keys().collect::<Vec<_>>(), vec![ADMIN, AUDITOR, SEQUENCER]);
+    assert_eq!(
+        d.clients.keys().collect::<Vec<_>>(),
+        vec![ADMIN, "admin-2", AUDITOR, SEQUENCER]
+    );
     assert_eq!(mode(&d.clients[ADMIN].key), 0o600);
     assert_eq!(
         d.client_tls(ADMIN).unwrap().identity().as_deref(),

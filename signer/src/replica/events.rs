@@ -5,7 +5,7 @@
 //! Owns: a bounded queue per node and the task that delivers it: the leader proposes the
 //! events itself; a follower forwards them to the leader over the peer port
 //! (`Raft.ForwardEvents`), where the leader attributes them to the authenticated sender.
-//! Delivery is best-effort: retried with backoff for about a minute while there is no leader,
+//! Delivery is best-effort: retried with backoff for about half a minute while there is no leader,
 //! then dropped with a warning; a full queue drops new events with a warning. Recording never
 //! blocks or fails the caller (the sign path, the key loader).
 //! Must not: decide anything, or be used for facts that must be replicated (those are
@@ -115,7 +115,7 @@ async fn deliver(raft: &Raft, network: &PeerNetwork, node_id: NodeId, events: Ve
             Err(e) => tracing::debug!(error = %e, "audit events not delivered yet; retrying"),
         }
         tokio::time::sleep(backoff).await;
-        backoff = (backoff * 2).min(Duration::from_secs(5));
+        backoff = (backoff * 2).min(Duration::from_secs(2));
     }
     tracing::warn!(
         count = events.len(),

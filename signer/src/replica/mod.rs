@@ -288,7 +288,9 @@ pub async fn commit_audit_compact(
     let command = Command::AuditCompact(crate::audit::AuditCompact { up_to_seq });
     match propose(raft, command).await? {
         CommandResult::AuditCompact(result) => Ok(result),
-        _ => Err(ProposeError::Internal("audit compaction returned no result")),
+        _ => Err(ProposeError::Internal(
+            "audit compaction returned no result",
+        )),
     }
 }
 

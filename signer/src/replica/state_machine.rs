@@ -31,11 +31,11 @@ use super::{
     io_err, Command, CommandResult, LogId, SignEntry, SignOutcome, Snapshot, SnapshotData,
     SnapshotMeta, StoredMembership, TypeConfig,
 };
-pub use audit::AuditChain;
 use crate::protection::espresso::PublicKeyBytes as EspressoPublicKey;
 use crate::protection::ethereum::BlsPubkey;
 use crate::protection::{Decision, Intent, ProtectionState};
 use crate::registry::Registry;
+pub use audit::AuditChain;
 use futures::TryStreamExt;
 use openraft::entry::RaftEntry;
 use openraft::storage::{EntryResponder, RaftStateMachine};

@@ -13,7 +13,7 @@
 //! - buckets are bounded by the number of granted identities (an identity without a grant
 //!   never gets one).
 
-use crate::admin::{AccessDenied, AdminState, RateLimit};
+use crate::admin::{AccessDenied, AdminState, ClientGrant, RateLimit};
 use crate::protection::Profile;
 use std::collections::HashMap;
 use std::sync::Mutex;
@@ -97,6 +97,25 @@ impl RateLimiter {
     }
 }
 
+/// `client`'s grant.
+pub fn grant_of(admin: &AdminState, client: &str) -> Result<ClientGrant, Denied> {
+    if !admin.bootstrapped {
+        return Err(Denied::NotBootstrapped);
+    }
+    admin
+        .clients
+        .get(client)
+        .cloned()
+        .ok_or_else(|| Denied::Access(AccessDenied::UnknownClient(client.to_owned())))
+}
+
+/// Whether `identity` may read the cluster status: a granted client or an `auditor-…`
+/// identity; before the admin plane is bootstrapped, any certificate of the cluster CA (so
+/// operators and tools can watch a new cluster come up). Admins read the admin state instead.
+pub fn may_read_status(admin: &AdminState, identity: &str) -> bool {
+    !admin.bootstrapped || admin.clients.contains_key(identity) || identity.starts_with("auditor-")
+}
+
 /// Whether `client` may sign with `key_id` under `profile`, and (when `rate` is set, i.e. on
 /// the node the client called) whether its rate limit allows one more request.
 pub fn check(
@@ -107,13 +126,7 @@ pub fn check(
     profile: Profile,
     rate: bool,
 ) -> Result<(), Denied> {
-    if !admin.bootstrapped {
-        return Err(Denied::NotBootstrapped);
-    }
-    let grant = admin
-        .clients
-        .get(client)
-        .ok_or_else(|| AccessDenied::UnknownClient(client.to_owned()))?;
+    let grant = grant_of(admin, client)?;
     grant.check(client, key_id, profile)?;
     if let (true, Some(limit)) = (rate, grant.rate_limit) {
         if !limiter.take(client, limit, Instant::now()) {

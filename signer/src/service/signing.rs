@@ -397,12 +397,17 @@ impl pb::signer_server::Signer for SignerService {
         &self,
         request: Request<pb::GetPublicKeysRequest>,
     ) -> Result<Response<pb::GetPublicKeysResponse>, Status> {
-        client_identity(&request)?;
+        let client = client_identity(&request)?;
+        let grant = {
+            let applied = self.path.state.read();
+            access::grant_of(&applied.admin, &client).map_err(|d| Status::from(&d))?
+        };
         let keys = self
             .path
             .keyring
             .keys()
             .iter()
+            .filter(|k| grant.check(&client, &k.key_id, k.profile).is_ok())
             .map(|k| pb::KeyInfo {
                 key_id: k.key_id.clone(),
                 profile: k.profile.name().to_owned(),
@@ -418,7 +423,12 @@ impl pb::signer_server::Signer for SignerService {
         &self,
         request: Request<pb::GetClusterStatusRequest>,
     ) -> Result<Response<pb::ClusterStatus>, Status> {
-        client_identity(&request)?;
+        let client = client_identity(&request)?;
+        if !access::may_read_status(&self.path.state.read().admin, &client) {
+            return Err(Status::permission_denied(format!(
+                "{client:?} has no access grant and is not an auditor"
+            )));
+        }
         let m = self.path.raft.metrics().borrow_watched().clone();
         let voters = m.membership_config.membership().voter_ids().collect();
         Ok(Response::new(pb::ClusterStatus {
