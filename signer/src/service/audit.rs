@@ -41,14 +41,15 @@ impl AuditService {
 }
 
 /// Interim auditor authorization: `auditor-…` or `admin-…`.
-fn authorize<T>(req: &Request<T>) -> Result<String, Status> {
+/// Auditors (`auditor-…` identities) and enrolled admins may read the audit log.
+fn authorize<T>(state: &StateMachine, req: &Request<T>) -> Result<String, Status> {
     let identity = crate::tls::peer_identity(req.peer_certs())
         .ok_or_else(|| Status::unauthenticated("a client certificate is required"))?;
-    if identity.starts_with("auditor-") || identity.starts_with("admin-") {
+    if identity.starts_with("auditor-") || state.read().admin.admins.contains_key(&identity) {
         Ok(identity)
     } else {
         Err(Status::permission_denied(format!(
-            "{identity:?} is not an auditor or admin identity"
+            "{identity:?} is not an auditor or an enrolled admin"
         )))
     }
 }
@@ -137,7 +138,7 @@ impl pb::audit_server::Audit for AuditService {
         &self,
         request: Request<pb::AuditTailRequest>,
     ) -> Result<Response<Self::TailStream>, Status> {
-        authorize(&request)?;
+        authorize(&self.state, &request)?;
         let req = request.into_inner();
         let filter = filter(req.filter);
         if req.last > MAX_LAST {
@@ -196,7 +197,7 @@ impl pb::audit_server::Audit for AuditService {
         &self,
         request: Request<pb::AuditGetRequest>,
     ) -> Result<Response<pb::AuditEntry>, Status> {
-        authorize(&request)?;
+        authorize(&self.state, &request)?;
         let seq = request.into_inner().seq;
         let page = read(&self.state, seq, 1).await?;
         match page.into_iter().next() {
@@ -219,7 +220,7 @@ impl pb::audit_server::Audit for AuditService {
         &self,
         request: Request<pb::AuditVerifyRequest>,
     ) -> Result<Response<pb::AuditVerifyResponse>, Status> {
-        authorize(&request)?;
+        authorize(&self.state, &request)?;
         let at_seq = request.into_inner().at_seq;
         let state = self.state.clone();
         let (chain, result, at_hash) = tokio::task::spawn_blocking(move || {

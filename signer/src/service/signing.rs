@@ -1,5 +1,6 @@
-//! The sign path: authenticate, validate, route to the leader, pre-check, propose through Raft
-//! (batched), and sign only with the permit the applied entry produced.
+//! The sign path: authenticate, check the client's grant and rate limit, validate, route to the
+//! leader, propose through Raft (batched), and sign only with the permit the applied entry
+//! produced.
 //!
 //! Owns: the `signer.v1.Signer` service and the [`SignPath`] shared with the peer service's
 //! `ForwardSign`. Must not: touch protection state directly (only the state machine changes
@@ -17,7 +18,6 @@ use crate::keyring::Keyring;
 use crate::metrics::Metrics;
 use crate::pb;
 use crate::protection::ethereum::Root;
-use crate::protection::Decision;
 use crate::replica::{
     commit_signs, Decided, NodeId, PeerNetwork, ProposeError, Raft, SignEntry, SignOutcome,
     StateMachine,
@@ -115,7 +115,7 @@ pub struct SignPath {
     pub node_id: NodeId,
     /// The Raft handle.
     pub raft: Raft,
-    /// The applied state (for pre-checks and status).
+    /// The applied state (for access checks and status).
     pub state: StateMachine,
     /// Keys loaded on this node.
     pub keyring: Arc<Keyring>,
@@ -228,11 +228,9 @@ impl SignPath {
                 req.key_id
             ))
         })?;
-        // Cheap refusal against the applied state; watermarks only rise, so what is refused
-        // now would be refused by the log as well.
-        if let Decision::Refuse(v) = self.state.read().protection.check(&intent) {
-            return Err(convert::refusal(&v));
-        }
+        // No refusal before the log: a request the applied state would refuse is still
+        // proposed, so that every refusal is decided by the state machine and recorded in the
+        // audit chain (rate limits bound what a client can push through this path).
         let entry = SignEntry {
             request_id: req.request_id.clone(),
             client: client.clone(),
