@@ -4,10 +4,12 @@
 //!
 //! Every change is proposed as a challenge that enrolled admins approve; `signerctl` proposes
 //! and, unless `--no-approve`, approves with the caller's key at once. Owns: these commands'
-//! arguments and help ([`keys`], [`plane`], [`flow`]), reading their inputs before any network
-//! use ([`prepare`]), and running them ([`run`]). Must not: decide lifecycle or approval rules
-//! (the cluster does, through Raft), or read secrets itself ([`crate::input`] does).
+//! arguments and help ([`keys`], [`admins`], [`plane`], [`flow`]), reading their inputs
+//! before any network use ([`prepare`]), and running them ([`run`]). Must not: decide
+//! lifecycle or approval rules (the cluster does, through Raft), or read secrets itself
+//! ([`crate::input`] does).
 
+mod admins;
 mod flow;
 mod keys;
 mod plane;
@@ -76,7 +78,7 @@ pub enum Command {
     Pending(flow::PendingArgs),
     /// Admin: the admins who approve changes, and the approval policy (M of N).
     #[command(subcommand)]
-    Admin(plane::AdminCommand),
+    Admin(admins::AdminCommand),
     /// Admin: which client (sequencer) identities may sign with which keys, and how fast.
     #[command(subcommand)]
     Client(plane::ClientCommand),
@@ -116,7 +118,7 @@ pub enum Work {
         /// Only propose.
         no_approve: bool,
         /// Local follow-up once proposed (e.g. record a new soft key in cluster.json).
-        enrolled_soft_key: Option<plane::SoftEnrollment>,
+        enrolled_soft_key: Option<admins::SoftEnrollment>,
     },
     /// `approve`.
     Approve(flow::ApproveArgs),
@@ -136,19 +138,23 @@ pub enum Work {
     /// `protection export`.
     ExportProtection(plane::ExportArgs),
     /// `admin policy` (needs the current policy for the defaults).
-    Policy(plane::PolicyArgs),
+    Policy(admins::PolicyArgs),
     /// `node list`.
     NodeList,
+}
+
+/// A change proposed with `opts`.
+fn change(request: pb::propose_request::Request, opts: &ProposeOpts) -> Work {
+    Work::Change {
+        request,
+        no_approve: opts.no_approve,
+        enrolled_soft_key: None,
+    }
 }
 
 /// Read the command's inputs before any network use. `approver` is the caller's approver
 /// choice (`admin enroll --on-yubikey` must not use the same card).
 pub fn prepare(command: &Command, approver: crate::approver::Choice) -> Result<Work, Failure> {
-    let change = |request, opts: &ProposeOpts| Work::Change {
-        request,
-        no_approve: opts.no_approve,
-        enrolled_soft_key: None,
-    };
     Ok(match command {
         Command::Key(k) => keys::prepare(k)?,
         Command::Kek(keys::KekCommand::Rotate(opts)) => change(
@@ -157,7 +163,7 @@ pub fn prepare(command: &Command, approver: crate::approver::Choice) -> Result<W
         ),
         Command::Approve(args) => Work::Approve(args.clone()),
         Command::Pending(args) => Work::Pending { all: args.all },
-        Command::Admin(c) => plane::prepare_admin(c, approver)?,
+        Command::Admin(c) => admins::prepare_admin(c, approver)?,
         Command::Client(c) => plane::prepare_client(c)?,
         Command::Protection(c) => plane::prepare_protection(c)?,
         Command::Pause(opts) => change(
@@ -186,7 +192,7 @@ pub async fn run(session: &Session<'_>, work: Work) -> Result<(), Failure> {
                 other => other?,
             };
             if let Some(soft) = enrolled_soft_key {
-                plane::record_soft_key(session, &soft);
+                admins::record_soft_key(session, &soft);
             }
             session.finish(proposed).await
         }
@@ -194,10 +200,10 @@ pub async fn run(session: &Session<'_>, work: Work) -> Result<(), Failure> {
         Work::Pending { all } => session.pending(all).await,
         Work::KeyList => crate::inspect::key_list(session.pool, session.json).await,
         Work::Registry => keys::registry(session).await,
-        Work::AdminList => plane::admin_list(session).await,
+        Work::AdminList => admins::admin_list(session).await,
         Work::ClientList => plane::client_list(session).await,
         Work::ExportProtection(args) => plane::export_protection(session, &args).await,
-        Work::Policy(args) => plane::policy(session, &args).await,
+        Work::Policy(args) => admins::policy(session, &args).await,
         Work::NodeList => plane::node_list(session).await,
     }
 }

@@ -3,9 +3,9 @@
 //! Owns: the command line of operators and sequencer operators — arguments, help text, output
 //! formats and exit codes; which client identity a command uses by default (`seq-1` to sign,
 //! `admin-1` for the admin commands). The admin commands live in `admin` (their approver in
-//! `approver`), secret and confirmation input in `input`, sign requests in `request`. Must not: hold protection, signing or
-//! lifecycle logic (the cluster decides), or retry anything the cluster answered (the client
-//! library retries only nodes that cannot answer).
+//! `approver`), secret and confirmation input in `input`, sign requests in `request`. Must
+//! not: hold protection, signing or lifecycle logic (the cluster decides), or retry anything
+//! the cluster answered (the client library retries only nodes that cannot answer).
 
 #![forbid(unsafe_code)]
 
@@ -59,13 +59,13 @@ Exit codes:
 /// Talks to the cluster's nodes over mutual TLS as a client identity: the dev sequencer
 /// `seq-1` to sign and read keys, the dev admin `admin-1` for the admin commands (keys, KEK,
 /// admins, clients, protection, pause/resume). Every admin change is a challenge that M of the
-/// N enrolled admins approve: signerctl proposes it and approves it with your key (`--no-approve`
-/// only proposes; others run `signerctl approve <id>`; `signerctl pending` lists them). Your key
-/// is your admin's development key in cluster.json, or your YubiKey with --yubikey. Endpoints, CA and client
-/// certificates come from the cluster.json of a dev-cluster directory
-/// (`signer dev-cluster up --dir DIR`). Any node can be asked: a request is retried on the next
-/// node while none answers (key changes move on until they reach the leader), never after an
-/// answer.
+/// N enrolled admins approve: signerctl proposes it and approves it with your key
+/// (`--no-approve` only proposes; others run `signerctl approve <id>`; `signerctl pending`
+/// lists them). Your key is your admin's development key in cluster.json, or your YubiKey with
+/// --yubikey. Endpoints, CA and client certificates come from the cluster.json of a
+/// dev-cluster directory (`signer dev-cluster up --dir DIR`). Any node can be asked: a request
+/// is retried on the next node while none answers (key changes move on until they reach the
+/// leader), never after an answer.
 #[derive(Parser)]
 #[command(name = "signerctl", version, about, long_about, after_help = EXIT_CODES)]
 struct Cli {

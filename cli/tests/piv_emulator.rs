@@ -9,11 +9,7 @@
 #![cfg(feature = "yubikey")]
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
-use std::io::{BufRead, BufReader, Read};
-use std::path::{Path, PathBuf};
-use std::process::{Child, ChildStdin, Command, Stdio};
-use std::sync::{mpsc, Mutex, MutexGuard};
-use std::time::Duration;
+mod common;
 
 use ring::signature::{UnparsedPublicKey, ECDSA_P256_SHA256_ASN1};
 use signer::admin::attestation::{verify_attestation, AdminPublicKey, TouchPolicy};
@@ -21,118 +17,17 @@ use signerctl::piv::{self, PivError};
 use zeroize::Zeroizing;
 
 const SERIAL: u32 = 24_681_357;
-const PCSCD_SOCKET: &str = "/run/pcscd/pcscd.comm";
 
-static CARD: Mutex<()> = Mutex::new(());
-
-/// A running emulator; stops when dropped (stdin closes, then kill as a fallback).
-struct Emulator {
-    child: Child,
-    stdin: Option<ChildStdin>,
-    dir: PathBuf,
-    _turn: MutexGuard<'static, ()>,
+fn start_emulator(name: &str) -> common::Emulator {
+    common::start_temporary(name, SERIAL)
 }
 
-impl Drop for Emulator {
-    fn drop(&mut self) {
-        drop(self.stdin.take());
-        for _ in 0..50 {
-            if let Ok(Some(_)) = self.child.try_wait() {
-                break;
-            }
-            std::thread::sleep(Duration::from_millis(20));
-        }
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-        let _ = std::fs::remove_dir_all(&self.dir);
-    }
+fn test_root(emulator: &common::Emulator) -> Vec<u8> {
+    common::test_root(&emulator.out_dir)
 }
 
-fn workspace_root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
-}
-
-/// Start the emulator and wait until pcscd has powered the virtual card.
-fn start_emulator(name: &str) -> Emulator {
-    let turn = CARD.lock().unwrap_or_else(|e| e.into_inner());
-    assert!(
-        Path::new(PCSCD_SOCKET).exists(),
-        "pcscd is not running ({PCSCD_SOCKET} is missing): run ./test.sh, which installs \
-         pcscd + vsmartcard-vpcd and starts pcscd"
-    );
-    let root = workspace_root();
-    let python = root.join(".venv/bin/python");
-    assert!(
-        python.exists(),
-        "{} is missing: run ./test.sh to create the venv with `cryptography`",
-        python.display()
-    );
-    let dir = std::env::temp_dir().join(format!("piv-emulator-{name}-{}", std::process::id()));
-    let mut child = Command::new(python)
-        .arg(root.join("tests/fixtures/piv_emulator.py"))
-        .args(["--ready", "--serial", &SERIAL.to_string(), "--out-dir"])
-        .arg(&dir)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("start tests/fixtures/piv_emulator.py");
-    let stdin = child.stdin.take();
-    let stdout = child.stdout.take().unwrap();
-    let mut stderr = child.stderr.take().unwrap();
-
-    let (tx, rx) = mpsc::channel();
-    std::thread::spawn(move || {
-        for line in BufReader::new(stdout).lines() {
-            let Ok(line) = line else { break };
-            if line.trim() == "ready" {
-                let _ = tx.send(());
-            }
-        }
-    });
-    let mut emulator = Emulator {
-        child,
-        stdin,
-        dir,
-        _turn: turn,
-    };
-    if rx.recv_timeout(Duration::from_secs(30)).is_err() {
-        let _ = emulator.child.kill();
-        let mut err = String::new();
-        let _ = stderr.read_to_string(&mut err);
-        panic!(
-            "the PIV emulator did not become ready within 30 s (is pcscd running with the vpcd \
-             driver? run ./test.sh). Emulator stderr:\n{err}"
-        );
-    }
-    std::thread::spawn(move || {
-        // Keep draining stderr so the emulator never blocks on a full pipe.
-        let _ = std::io::copy(&mut stderr, &mut std::io::sink());
-    });
-    emulator
-}
-
-/// The emulator's test root, DER (from its `test-root.pem`).
-fn test_root(emulator: &Emulator) -> Vec<u8> {
-    use base64::Engine as _;
-    let pem = std::fs::read_to_string(emulator.dir.join("test-root.pem")).unwrap();
-    let body: String = pem.lines().filter(|l| !l.starts_with("-----")).collect();
-    base64::engine::general_purpose::STANDARD
-        .decode(body)
-        .unwrap()
-}
-
-/// pcscd notices a new card by polling; opening right after "ready" can still race it.
 fn open_card() -> piv::Piv {
-    let mut last = None;
-    for _ in 0..50 {
-        match piv::open(Some(SERIAL)) {
-            Ok(card) => return card,
-            Err(e) => last = Some(e),
-        }
-        std::thread::sleep(Duration::from_millis(100));
-    }
-    panic!("cannot open the virtual YubiKey: {:?}", last);
+    common::open_card(SERIAL)
 }
 
 fn pin(s: &str) -> Zeroizing<String> {

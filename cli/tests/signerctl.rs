@@ -679,6 +679,9 @@ fn signerctl_key_lifecycle_end_to_end() {
             "--password-file",
             &password,
             "--json",
+            // Decrypting the keystore (PBKDF2) on a debug node of a loaded machine is slow.
+            "--timeout",
+            "60",
         ],
         0,
     );
@@ -698,6 +701,8 @@ fn signerctl_key_lifecycle_end_to_end() {
             &keystore,
             "--password-file",
             &wrong,
+            "--timeout",
+            "60",
         ],
         2,
     );

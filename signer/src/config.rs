@@ -40,7 +40,6 @@
 //! genesis_validators_root = "0x4b363db94e286120d76eb905340fdd4e54bfe9f06bf33ff6cf5ad27f511bfe95"
 //! ```
 
-
 pub mod admin;
 
 use crate::bytes::FixedBytes;

@@ -295,17 +295,17 @@ fn spawn_admin_bootstrap(
                 let command = crate::admin::AdminCommand::Bootstrap(bootstrap.clone());
                 match crate::replica::commit_admin(&raft, command).await {
                     Ok(outcome) => tracing::info!(?outcome, "admin plane bootstrap proposed"),
-                    Err(e) => tracing::warn!(error = %e, "admin plane bootstrap not committed; will retry"),
+                    Err(e) => {
+                        tracing::warn!(error = %e, "admin plane bootstrap not committed; will retry")
+                    }
                 }
                 if state.read().admin.bootstrapped {
                     return;
                 }
             }
-            let changed = tokio::time::timeout(
-                std::time::Duration::from_millis(500),
-                metrics.changed(),
-            )
-            .await;
+            let changed =
+                tokio::time::timeout(std::time::Duration::from_millis(500), metrics.changed())
+                    .await;
             if let Ok(Err(_)) = changed {
                 return; // Raft stopped.
             }

@@ -63,7 +63,10 @@ async fn two_of_two_approvals_are_single_use_and_bound_to_their_challenge() {
 
     // An expired challenge: with a 1 s lifetime, an approval 1.5 s later is refused.
     cluster.admin_exec(policy(1, 1_000)).await.unwrap();
-    let late = cluster.propose(P::Pause(pb::PauseRequest {})).await.unwrap();
+    let late = cluster
+        .propose(P::Pause(pb::PauseRequest {}))
+        .await
+        .unwrap();
     tokio::time::sleep(Duration::from_millis(1_500)).await;
     let err = cluster.approve_as("admin-1", &late).await.unwrap_err();
     assert_eq!(err.code(), Code::FailedPrecondition, "{err:?}");
@@ -77,7 +80,10 @@ async fn two_of_two_approvals_are_single_use_and_bound_to_their_challenge() {
 
     // Enroll admin-2 and require both admins.
     cluster.admin_exec(policy(1, 900_000)).await.unwrap();
-    let enrolled = cluster.admin_exec(enroll_soft(&cluster, "admin-2")).await.unwrap();
+    let enrolled = cluster
+        .admin_exec(enroll_soft(&cluster, "admin-2"))
+        .await
+        .unwrap();
     assert_eq!(enrolled.status, "executed");
     let two = cluster.propose(policy(2, 900_000)).await.unwrap();
     assert_eq!(
@@ -89,11 +95,19 @@ async fn two_of_two_approvals_are_single_use_and_bound_to_their_challenge() {
     let a = cluster.propose(generate("k-2of2")).await.unwrap();
     assert_eq!(a.threshold, 2);
     let first = cluster.approve_as("admin-1", &a).await.unwrap();
-    assert_eq!((first.status.as_str(), first.approved_by.len()), ("pending", 1));
-    assert!(cluster.key_info("k-2of2").await.is_none(), "nothing committed yet");
+    assert_eq!(
+        (first.status.as_str(), first.approved_by.len()),
+        ("pending", 1)
+    );
+    assert!(
+        cluster.key_info("k-2of2").await.is_none(),
+        "nothing committed yet"
+    );
 
     // admin-1's approval again: counted once.
-    let statement_a = signer::client::review(&a, "test-cluster").unwrap().statement;
+    let statement_a = signer::client::review(&a, "test-cluster")
+        .unwrap()
+        .statement;
     let sig_a1 = cluster.approver("admin-1").sign(&statement_a).unwrap();
     let err = cluster
         .send_approval("admin-1", &a.id, &sig_a1)
@@ -107,8 +121,13 @@ async fn two_of_two_approvals_are_single_use_and_bound_to_their_challenge() {
         .unwrap_err();
     assert_eq!(err.code(), Code::PermissionDenied, "{err:?}");
     // An approval of another action (challenge b) presented for a.
-    let b = cluster.propose(P::Pause(pb::PauseRequest {})).await.unwrap();
-    let statement_b = signer::client::review(&b, "test-cluster").unwrap().statement;
+    let b = cluster
+        .propose(P::Pause(pb::PauseRequest {}))
+        .await
+        .unwrap();
+    let statement_b = signer::client::review(&b, "test-cluster")
+        .unwrap()
+        .statement;
     let sig_b2 = cluster.approver("admin-2").sign(&statement_b).unwrap();
     let err = cluster
         .send_approval("admin-2", &a.id, &sig_b2)
@@ -118,7 +137,8 @@ async fn two_of_two_approvals_are_single_use_and_bound_to_their_challenge() {
     // An approval signed for another cluster.
     let id: [u8; 32] = a.id.clone().try_into().unwrap();
     let digest: [u8; 32] = a.action_digest.clone().try_into().unwrap();
-    let foreign = signer::admin::approval::statement("other-cluster", &id, &digest, a.expires_at_ms);
+    let foreign =
+        signer::admin::approval::statement("other-cluster", &id, &digest, a.expires_at_ms);
     let sig_foreign = cluster.approver("admin-2").sign(&foreign).unwrap();
     let err = cluster
         .send_approval("admin-2", &a.id, &sig_foreign)
@@ -146,7 +166,11 @@ async fn two_of_two_approvals_are_single_use_and_bound_to_their_challenge() {
         .await
         .unwrap_err();
     assert_eq!(err.code(), Code::FailedPrecondition, "{err:?}");
-    assert!(err.message().contains("already decided"), "{}", err.message());
+    assert!(
+        err.message().contains("already decided"),
+        "{}",
+        err.message()
+    );
     // b (pause) never got its approvals: signing still works.
     cluster
         .client(2, "seq-1")
@@ -165,7 +189,10 @@ async fn two_of_two_approvals_are_single_use_and_bound_to_their_challenge() {
             .into_inner();
         states.push((s.admins.len(), s.policy.map(|p| p.threshold), s.paused));
     }
-    assert!(states.iter().all(|s| *s == (2, Some(2), false)), "{states:?}");
+    assert!(
+        states.iter().all(|s| *s == (2, Some(2), false)),
+        "{states:?}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
@@ -174,7 +201,11 @@ async fn client_grants_rate_limits_pause_and_protection_import() {
     let mut nobody = cluster.client(1, "nobody-1").await;
     let err = nobody.sign(eth2_block(1, 1)).await.unwrap_err();
     assert_eq!(err.code(), Code::PermissionDenied, "{err:?}");
-    assert!(err.message().contains("no access grant"), "{}", err.message());
+    assert!(
+        err.message().contains("no access grant"),
+        "{}",
+        err.message()
+    );
 
     // Grant nobody-1 the eth2 key only, 2 requests/s.
     cluster
@@ -203,7 +234,10 @@ async fn client_grants_rate_limits_pause_and_protection_import() {
         .filter(|r| matches!(r, Err(s) if s.code() == Code::ResourceExhausted))
         .count();
     assert!(results[0].is_ok() && results[1].is_ok(), "{results:?}");
-    assert!(limited >= 1, "6 requests at once against 2/s, burst 2: {results:?}");
+    assert!(
+        limited >= 1,
+        "6 requests at once against 2/s, burst 2: {results:?}"
+    );
 
     // Wrong profile: every key, but only espresso.
     cluster
@@ -222,7 +256,10 @@ async fn client_grants_rate_limits_pause_and_protection_import() {
     assert_eq!(err.code(), Code::PermissionDenied, "{err:?}");
 
     // Pause stops every signature on every node; resume restores them.
-    cluster.admin_exec(P::Pause(pb::PauseRequest {})).await.unwrap();
+    cluster
+        .admin_exec(P::Pause(pb::PauseRequest {}))
+        .await
+        .unwrap();
     for id in 1..=3 {
         let err = cluster
             .client(id, "seq-1")
@@ -233,7 +270,10 @@ async fn client_grants_rate_limits_pause_and_protection_import() {
         assert_eq!(err.code(), Code::Unavailable, "{err:?}");
         assert!(err.message().contains("paused"), "{}", err.message());
     }
-    cluster.admin_exec(P::Resume(pb::ResumeRequest {})).await.unwrap();
+    cluster
+        .admin_exec(P::Resume(pb::ResumeRequest {}))
+        .await
+        .unwrap();
     cluster
         .client(1, "seq-1")
         .await
@@ -263,16 +303,25 @@ async fn client_grants_rate_limits_pause_and_protection_import() {
         }))
         .await
         .unwrap();
-    assert!(imported.detail.contains("imported 1 validator"), "{}", imported.detail);
+    assert!(
+        imported.detail.contains("imported 1 validator"),
+        "{}",
+        imported.detail
+    );
     let err = cluster
         .client(2, "seq-1")
         .await
         .sign(eth2_block(999, 7))
         .await
         .unwrap_err();
-    assert_eq!(err.code(), Code::FailedPrecondition, "below the imported watermark: {err:?}");
+    assert_eq!(
+        err.code(),
+        Code::FailedPrecondition,
+        "below the imported watermark: {err:?}"
+    );
     // Another network's file is refused before anything is proposed.
-    doc["metadata"]["genesis_validators_root"] = serde_json::json!(format!("0x{}", "11".repeat(32)));
+    doc["metadata"]["genesis_validators_root"] =
+        serde_json::json!(format!("0x{}", "11".repeat(32)));
     let err = cluster
         .propose(P::ImportProtection(pb::ImportProtectionRequest {
             interchange_json: doc.to_string(),

@@ -82,10 +82,13 @@ struct Matrix {
 
 impl Matrix {
     fn endpoint(&self) -> Endpoint {
-        Endpoint::from_shared(format!("https://{}", self.cluster.node(self.leader).client_addr))
-            .unwrap()
-            .connect_timeout(Duration::from_secs(2))
-            .timeout(Duration::from_secs(10))
+        Endpoint::from_shared(format!(
+            "https://{}",
+            self.cluster.node(self.leader).client_addr
+        ))
+        .unwrap()
+        .connect_timeout(Duration::from_secs(2))
+        .timeout(Duration::from_secs(10))
     }
 
     /// The channel `caller` uses for `rpc`.
@@ -169,7 +172,9 @@ impl Matrix {
                     .await,
             ),
             Rpc::ListKeys => status_of(admin.list_keys(pb::ListKeysRequest {}).await),
-            Rpc::GetAdminState => status_of(admin.get_admin_state(pb::GetAdminStateRequest {}).await),
+            Rpc::GetAdminState => {
+                status_of(admin.get_admin_state(pb::GetAdminStateRequest {}).await)
+            }
             Rpc::ExportProtection => status_of(
                 admin
                     .export_protection(pb::ExportProtectionRequest {})

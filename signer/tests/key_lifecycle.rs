@@ -59,10 +59,7 @@ async fn keys_are_generated_sealed_loaded_everywhere_and_follow_their_lifecycle(
     assert_eq!(err.code(), tonic::Code::PermissionDenied);
 
     // Generate inside the cluster: the record holds only the sealed secret.
-    let info = cluster
-        .generate_key("gen-1", "espresso")
-        .await
-        .unwrap();
+    let info = cluster.generate_key("gen-1", "espresso").await.unwrap();
     assert_eq!(info.state, "active");
     assert!(info.kek.starts_with("local:"), "{}", info.kek);
     cluster
@@ -85,10 +82,7 @@ async fn keys_are_generated_sealed_loaded_everywhere_and_follow_their_lifecycle(
 
     // Import a raw eth2 secret (dev path) with a secret we know, to grep the logs for it later.
     let secret = [0x5au8; 32];
-    let imported = cluster
-        .import_key("imp-1", "eth2", &secret)
-        .await
-        .unwrap();
+    let imported = cluster.import_key("imp-1", "eth2", &secret).await.unwrap();
     let expected_pk = bls12_381::SecretKey::from_bytes(&secret)
         .unwrap()
         .public_key();
@@ -104,10 +98,7 @@ async fn keys_are_generated_sealed_loaded_everywhere_and_follow_their_lifecycle(
     );
 
     // Disable: every node unloads it and signing is refused; enable: it signs again.
-    cluster
-        .set_key_state("gen-1", "disabled")
-        .await
-        .unwrap();
+    cluster.set_key_state("gen-1", "disabled").await.unwrap();
     cluster
         .wait_all("gen-1 unloaded everywhere", |s| {
             !s.keys_loaded.iter().any(|k| k == "gen-1")
@@ -120,10 +111,7 @@ async fn keys_are_generated_sealed_loaded_everywhere_and_follow_their_lifecycle(
         .await
         .unwrap_err();
     assert_eq!(err.code(), tonic::Code::NotFound);
-    cluster
-        .set_key_state("gen-1", "active")
-        .await
-        .unwrap();
+    cluster.set_key_state("gen-1", "active").await.unwrap();
     cluster
         .wait_all("gen-1 loaded again", |s| {
             s.keys_loaded.iter().any(|k| k == "gen-1")
@@ -165,19 +153,13 @@ async fn keys_are_generated_sealed_loaded_everywhere_and_follow_their_lifecycle(
         .verify(&pk, &resp.signed_message));
 
     // Delete is a tombstone: unloaded, id stays taken.
-    cluster
-        .set_key_state("imp-1", "deleted")
-        .await
-        .unwrap();
+    cluster.set_key_state("imp-1", "deleted").await.unwrap();
     cluster
         .wait_all("imp-1 unloaded", |s| {
             !s.keys_loaded.iter().any(|k| k == "imp-1")
         })
         .await;
-    let again = cluster
-        .generate_key("imp-1", "eth2")
-        .await
-        .unwrap_err();
+    let again = cluster.generate_key("imp-1", "eth2").await.unwrap_err();
     assert_eq!(again.code(), tonic::Code::AlreadyExists);
     let listed = cluster
         .on_leader(|mut a| async move { a.list_keys(pb::ListKeysRequest {}).await })
@@ -217,10 +199,7 @@ async fn keys_are_generated_sealed_loaded_everywhere_and_follow_their_lifecycle(
 async fn kek_rotation_rewraps_every_key_and_resumes_after_interruption() {
     let cluster = Cluster::start_with(3, local_kek).await;
     for (id, profile) in [("r-1", "eth2"), ("r-2", "espresso"), ("r-3", "eth2")] {
-        cluster
-            .generate_key(id, profile)
-        .await
-            .unwrap();
+        cluster.generate_key(id, profile).await.unwrap();
     }
     cluster
         .wait_all("three keys loaded", |s| s.keys_loaded.len() == 5)
@@ -247,17 +226,22 @@ async fn kek_rotation_rewraps_every_key_and_resumes_after_interruption() {
         })
         .await;
 
-    let rotated = cluster
-        .rotate_kek()
-        .await
-        .unwrap();
+    let rotated = cluster.rotate_kek().await.unwrap();
     assert_eq!(rotated.1.status, "executed");
     assert!(rotated.0.notes.is_empty(), "{:?}", rotated.0.notes);
-    assert!(rotated.1.detail.contains("3 key(s) re-wrapped"), "{}", rotated.1.detail);
+    assert!(
+        rotated.1.detail.contains("3 key(s) re-wrapped"),
+        "{}",
+        rotated.1.detail
+    );
     // Repeating a finished rotation changes nothing: there is nothing to propose.
     let again = cluster.rotate_kek().await.unwrap_err();
     assert_eq!(again.code(), tonic::Code::FailedPrecondition);
-    assert!(again.message().contains("already sealed"), "{}", again.message());
+    assert!(
+        again.message().contains("already sealed"),
+        "{}",
+        again.message()
+    );
     let listed = cluster
         .on_leader(|mut a| async move { a.list_keys(pb::ListKeysRequest {}).await })
         .await
@@ -288,10 +272,7 @@ async fn kek_rotation_rewraps_every_key_and_resumes_after_interruption() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_node_without_the_kek_reports_keys_pending_and_keeps_serving_others() {
     let cluster = Cluster::start_with(3, local_kek).await;
-    cluster
-        .generate_key("p-1", "espresso")
-        .await
-        .unwrap();
+    cluster.generate_key("p-1", "espresso").await.unwrap();
     cluster
         .wait_all("p-1 loaded", |s| s.keys_loaded.iter().any(|k| k == "p-1"))
         .await;

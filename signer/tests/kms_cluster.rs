@@ -30,10 +30,7 @@ async fn kms_outage_leaves_keys_pending_until_the_kms_returns() {
     .await;
 
     // Generate a key inside the cluster, sealed by KMS.
-    let info = cluster
-        .generate_key("kms-1", "espresso")
-        .await
-        .unwrap();
+    let info = cluster.generate_key("kms-1", "espresso").await.unwrap();
     assert_eq!(info.kek, format!("aws-kms:{kms_key}"));
     cluster
         .wait_all("kms-1 loaded everywhere", |s| {
@@ -116,10 +113,7 @@ async fn kek_rotation_between_two_kms_keys() {
         endpoint_url: Some(endpoint.clone()),
     };
     let cluster = Cluster::start_with(3, |_| Some(kms(&old_key))).await;
-    cluster
-        .generate_key("rot-1", "eth2")
-        .await
-        .unwrap();
+    cluster.generate_key("rot-1", "eth2").await.unwrap();
     for id in 1..=3 {
         cluster.restart_with(id, |config| {
             config.kek = Some(kms(&new_key));
@@ -132,10 +126,7 @@ async fn kek_rotation_between_two_kms_keys() {
             s.keys_loaded.iter().any(|k| k == "rot-1")
         })
         .await;
-    let rotated = cluster
-        .rotate_kek()
-        .await
-        .unwrap();
+    let rotated = cluster.rotate_kek().await.unwrap();
     assert_eq!(rotated.1.status, "executed");
     assert!(rotated.0.notes.is_empty(), "{:?}", rotated.0.notes);
     let listed = cluster

@@ -125,7 +125,12 @@ impl ApproverKey {
     }
 
     /// Verify `signature` over `message` under this key; `admin` names it in the error.
-    pub fn verify(&self, admin: &str, message: &[u8], signature: &[u8]) -> Result<(), ApprovalError> {
+    pub fn verify(
+        &self,
+        admin: &str,
+        message: &[u8],
+        signature: &[u8],
+    ) -> Result<(), ApprovalError> {
         let ok = match self {
             ApproverKey::P256(point) => ring::signature::UnparsedPublicKey::new(
                 &ring::signature::ECDSA_P256_SHA256_ASN1,
@@ -193,6 +198,7 @@ impl ApproverKey {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
     use ed25519_dalek::Signer as _;
@@ -211,7 +217,10 @@ mod tests {
         assert_ne!(base, statement("c", &[1; 32], &[9; 32], 3));
         assert_ne!(base, statement("c", &[1; 32], &[2; 32], 4));
         // A longer cluster id cannot be confused with a shorter one plus id bytes.
-        assert_ne!(statement("ab", &[1; 32], &[2; 32], 3), statement("a", &[1; 32], &[2; 32], 3));
+        assert_ne!(
+            statement("ab", &[1; 32], &[2; 32], 3),
+            statement("a", &[1; 32], &[2; 32], 3)
+        );
     }
 
     #[test]
@@ -233,9 +242,8 @@ mod tests {
         use ring::signature::{EcdsaKeyPair, KeyPair, ECDSA_P256_SHA256_ASN1_SIGNING};
         let rng = ring::rand::SystemRandom::new();
         let pkcs8 = EcdsaKeyPair::generate_pkcs8(&ECDSA_P256_SHA256_ASN1_SIGNING, &rng).unwrap();
-        let pair =
-            EcdsaKeyPair::from_pkcs8(&ECDSA_P256_SHA256_ASN1_SIGNING, pkcs8.as_ref(), &rng)
-                .unwrap();
+        let pair = EcdsaKeyPair::from_pkcs8(&ECDSA_P256_SHA256_ASN1_SIGNING, pkcs8.as_ref(), &rng)
+            .unwrap();
         let pk = ApproverKey::P256(pair.public_key().as_ref().to_vec());
         pk.validate().unwrap();
         let msg = statement("c", &[1; 32], &[2; 32], 3);
@@ -248,7 +256,14 @@ mod tests {
     fn text_form_round_trips_and_rejects_garbage() {
         let (_, pk) = soft();
         assert_eq!(ApproverKey::from_text(&pk.to_text()).unwrap(), pk);
-        for bad in ["", "ed25519", "ed25519:zz", "ed25519:00", "rsa:00", "p256:0400"] {
+        for bad in [
+            "",
+            "ed25519",
+            "ed25519:zz",
+            "ed25519:00",
+            "rsa:00",
+            "p256:0400",
+        ] {
             assert!(ApproverKey::from_text(bad).is_err(), "{bad}");
         }
     }

@@ -80,6 +80,15 @@ pub struct RateLimit {
     pub burst: u32,
 }
 
+impl RateLimit {
+    /// From the wire/config form: a rate of 0 means unlimited (`None`); a burst of 0 means one
+    /// second's worth.
+    pub fn from_parts(per_second: u32, burst: u32) -> Option<RateLimit> {
+        let burst = if burst == 0 { per_second } else { burst };
+        (per_second > 0).then_some(RateLimit { per_second, burst })
+    }
+}
+
 /// The key ids a client may use: every key, or a list.
 pub const ALL_KEYS: &str = "*";
 

@@ -450,7 +450,9 @@ impl AdminState {
             return Err(invalid(format!("{:?} is already an admin", admin.name)));
         }
         if self.admins.values().any(|a| a.key == admin.key) {
-            return Err(invalid("that key is already enrolled for another admin".into()));
+            return Err(invalid(
+                "that key is already enrolled for another admin".into(),
+            ));
         }
         admin
             .key
@@ -552,4 +554,5 @@ mod hex_array {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::panic)]
 mod tests;

@@ -98,10 +98,12 @@ impl SoftApprover {
             hex::decode(text.trim().trim_start_matches("0x"))
                 .map_err(|e| bad(format!("not hex: {e}")))?,
         );
-        let seed: [u8; 32] = bytes
-            .as_slice()
-            .try_into()
-            .map_err(|_| bad(format!("expected a 32-byte seed, got {} bytes", bytes.len())))?;
+        let seed: [u8; 32] = bytes.as_slice().try_into().map_err(|_| {
+            bad(format!(
+                "expected a 32-byte seed, got {} bytes",
+                bytes.len()
+            ))
+        })?;
         Ok(SoftApprover {
             name: name.to_owned(),
             key: ed25519_dalek::SigningKey::from_bytes(&seed),
@@ -149,7 +151,8 @@ pub fn review(challenge: &pb::Challenge, cluster_id: &str) -> Result<Reviewed, C
         .as_slice()
         .try_into()
         .map_err(|_| reject("challenge id is not 32 bytes".into()))?;
-    let action = admin_codec::decode_action(&challenge.action).map_err(|e| reject(e.to_string()))?;
+    let action =
+        admin_codec::decode_action(&challenge.action).map_err(|e| reject(e.to_string()))?;
     let digest = approval::action_digest(&challenge.action);
     if challenge.action_digest != digest {
         return Err(reject(
@@ -237,7 +240,9 @@ impl SignerPool {
         let prefix = prefix.to_ascii_lowercase();
         let not_found = |m: String| ClientError::Other(Box::new(Status::not_found(m)));
         if prefix.len() < 8 {
-            return Err(not_found("give at least 8 hex digits of the challenge id".into()));
+            return Err(not_found(
+                "give at least 8 hex digits of the challenge id".into(),
+            ));
         }
         let mut matching: Vec<pb::Challenge> = self
             .challenges(true)
@@ -248,7 +253,9 @@ impl SignerPool {
         match matching.len() {
             1 => Ok(matching.remove(0)),
             0 => Err(not_found(format!("no challenge {prefix}"))),
-            n => Err(not_found(format!("{n} challenges start with {prefix}; give more digits"))),
+            n => Err(not_found(format!(
+                "{n} challenges start with {prefix}; give more digits"
+            ))),
         }
     }
 

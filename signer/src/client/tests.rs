@@ -3,7 +3,6 @@
 //! The admin calls over the same fakes are in `tests/admin.rs`.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
-
 use super::*;
 use crate::pb::signer_server::{Signer, SignerServer};
 use crate::tls::DevPki;

@@ -5,8 +5,8 @@
 //! Owns: the benchmark procedure and its report. Must not: be used as a test (numbers are
 //! printed, never asserted).
 
-use signer::config::admin::{AdminConfig, BootstrapAdmin, BootstrapClient};
 use anyhow::{anyhow, Context, Result};
+use signer::config::admin::{AdminConfig, BootstrapAdmin, BootstrapClient};
 use signer::config::{Eth2Config, NodeConfig, PeerConfig, RaftConfig, TlsPaths};
 use signer::keyring::KeyFile;
 use signer::pb;

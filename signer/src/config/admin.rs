@@ -127,7 +127,10 @@ impl AdminConfig {
             let text = std::fs::read(path)
                 .map_err(|e| format!("admin.attestation_roots: {}: {e}", path.display()))?;
             let (_, pem) = x509_parser::pem::parse_x509_pem(&text).map_err(|e| {
-                format!("admin.attestation_roots: {}: not a PEM certificate: {e}", path.display())
+                format!(
+                    "admin.attestation_roots: {}: not a PEM certificate: {e}",
+                    path.display()
+                )
             })?;
             roots.push(pem.contents);
         }
@@ -152,14 +155,7 @@ impl AdminConfig {
                 let grant = ClientGrant {
                     keys: c.keys.iter().cloned().collect(),
                     profiles: c.profiles.iter().copied().collect(),
-                    rate_limit: (c.rate_per_second > 0).then(|| RateLimit {
-                        per_second: c.rate_per_second,
-                        burst: if c.rate_burst == 0 {
-                            c.rate_per_second
-                        } else {
-                            c.rate_burst
-                        },
-                    }),
+                    rate_limit: RateLimit::from_parts(c.rate_per_second, c.rate_burst),
                 };
                 (c.identity.clone(), grant)
             })

@@ -104,7 +104,10 @@ pub fn write_cluster(root: &Path, options: LayoutOptions<'_>) -> Result<(), DevC
     let admin_config = crate::config::admin::AdminConfig {
         admins: vec![crate::config::admin::BootstrapAdmin {
             name: ADMIN.to_owned(),
-            key: Some(format!("ed25519:{}", hex::encode(admin.public_key().to_bytes()))),
+            key: Some(format!(
+                "ed25519:{}",
+                hex::encode(admin.public_key().to_bytes())
+            )),
             slot_certificate: None,
             device_certificate: None,
         }],

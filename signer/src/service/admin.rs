@@ -159,9 +159,7 @@ fn refusal_status(r: &AdminRefusal) -> Status {
         }
         AdminRefusal::DuplicateApproval(_)
         | AdminRefusal::ChallengeExists(_)
-        | AdminRefusal::Conflict(_) => {
-            Status::already_exists(message)
-        }
+        | AdminRefusal::Conflict(_) => Status::already_exists(message),
         AdminRefusal::TooManyPending(_) => Status::resource_exhausted(message),
         AdminRefusal::AlreadyBootstrapped
         | AdminRefusal::Expired { .. }
@@ -254,10 +252,10 @@ impl pb::admin_server::Admin for AdminService {
             }))
         };
         match outcome {
-            AdminOutcome::Pending { approvers, .. } => response("pending", approvers, String::new()),
-            AdminOutcome::Executed { approvers, detail } => {
-                response("executed", approvers, detail)
+            AdminOutcome::Pending { approvers, .. } => {
+                response("pending", approvers, String::new())
             }
+            AdminOutcome::Executed { approvers, detail } => response("executed", approvers, detail),
             AdminOutcome::Failed { reason, .. } => Err(Status::failed_precondition(format!(
                 "approved, but applying it was refused: {reason}"
             ))),
@@ -284,10 +282,14 @@ impl pb::admin_server::Admin for AdminService {
             .filter(|c| all || (c.status == ChallengeStatus::Pending && c.expires_at_ms >= now))
             .cloned()
             .collect();
-        let mut views: Vec<pb::Challenge> =
-            challenges.iter().map(|c| self.challenge_view(c, now)).collect();
+        let mut views: Vec<pb::Challenge> = challenges
+            .iter()
+            .map(|c| self.challenge_view(c, now))
+            .collect();
         views.sort_by_key(|c| c.created_at_ms);
-        Ok(Response::new(pb::ListChallengesResponse { challenges: views }))
+        Ok(Response::new(pb::ListChallengesResponse {
+            challenges: views,
+        }))
     }
 
     async fn list_keys(

@@ -168,14 +168,7 @@ pub fn grant_from_pb(g: pb::ClientGrant) -> Result<(String, ClientGrant), CodecE
         .map(|p| p.parse())
         .collect::<Result<_, String>>()
         .map_err(err)?;
-    let rate_limit = (g.rate_per_second > 0).then(|| RateLimit {
-        per_second: g.rate_per_second,
-        burst: if g.rate_burst == 0 {
-            g.rate_per_second
-        } else {
-            g.rate_burst
-        },
-    });
+    let rate_limit = RateLimit::from_parts(g.rate_per_second, g.rate_burst);
     Ok((
         g.identity,
         ClientGrant {
@@ -204,7 +197,7 @@ pub fn admin_to_pb(a: &AdminRecord) -> pb::AdminInfo {
 pub fn admin_from_pb(a: pb::AdminInfo) -> Result<AdminRecord, CodecError> {
     Ok(AdminRecord {
         key: ApproverKey::from_text(&a.key).map_err(|e| err(e.to_string()))?,
-        attestation: a.attested.then(|| AttestationFacts {
+        attestation: a.attested.then_some(AttestationFacts {
             serial: a.serial,
             firmware: a.firmware,
             pin_policy: a.pin_policy,
@@ -235,6 +228,7 @@ pub fn policy_from_pb(p: &pb::ApprovalPolicy) -> Policy {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
     use crate::protection::Profile;

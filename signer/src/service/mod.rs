@@ -6,8 +6,8 @@
 
 pub mod access;
 pub mod admin;
-pub mod audit;
 pub mod admin_codec;
+pub mod audit;
 pub mod convert;
 pub mod health;
 pub mod peer;

@@ -182,17 +182,26 @@ impl SignPath {
     ) -> Result<(), Status> {
         let verdict = {
             let applied = self.state.read();
-            access::check(&applied.admin, &self.limiter, client, key_id, profile, !forwarded)
+            access::check(
+                &applied.admin,
+                &self.limiter,
+                client,
+                key_id,
+                profile,
+                !forwarded,
+            )
         };
         match verdict {
             Ok(()) => Ok(()),
             Err(denied) => {
                 match &denied {
                     access::Denied::RateLimited { .. } => self.metrics.rate_limited(client),
-                    _ if !forwarded => {
-                        self.events
-                            .access_denied(client, key_id, profile.name(), &denied.to_string())
-                    }
+                    _ if !forwarded => self.events.access_denied(
+                        client,
+                        key_id,
+                        profile.name(),
+                        &denied.to_string(),
+                    ),
                     _ => {}
                 }
                 Err(Status::from(&denied))

@@ -77,7 +77,10 @@ fn two_of_two_needs_both_and_then_is_single_use() {
         AdminRefusal::DuplicateApproval("admin-a".into())
     );
     let sig_b = sign(&s, &id, &b);
-    let Tally::Reached { approvers, action: got } = s.approve(&id, "admin-b", &sig_b, 3_000).unwrap()
+    let Tally::Reached {
+        approvers,
+        action: got,
+    } = s.approve(&id, "admin-b", &sig_b, 3_000).unwrap()
     else {
         panic!("threshold not reached")
     };
@@ -98,8 +101,10 @@ fn approvals_are_bound_to_their_challenge_cluster_and_expiry() {
     let a = admin("admin-a", 1);
     let mut s = bootstrapped(&[&a], 1);
     let (id1, id2) = ([1u8; 32], [2u8; 32]);
-    s.propose(id1, "admin-a", &grant_action("x"), b"one", 0).unwrap();
-    s.propose(id2, "admin-a", &grant_action("y"), b"two", 0).unwrap();
+    s.propose(id1, "admin-a", &grant_action("x"), b"one", 0)
+        .unwrap();
+    s.propose(id2, "admin-a", &grant_action("y"), b"two", 0)
+        .unwrap();
     // An approval of challenge 1 presented for challenge 2.
     let sig1 = sign(&s, &id1, &a);
     assert!(matches!(
@@ -132,7 +137,8 @@ fn unknown_admins_and_challenges_are_refused() {
     let mut s = bootstrapped(&[&a], 1);
     let before = s.clone();
     assert_eq!(
-        s.propose([1; 32], "admin-z", &Action::Pause, b"p", 0).unwrap_err(),
+        s.propose([1; 32], "admin-z", &Action::Pause, b"p", 0)
+            .unwrap_err(),
         AdminRefusal::UnknownAdmin("admin-z".into())
     );
     assert!(matches!(
@@ -140,9 +146,11 @@ fn unknown_admins_and_challenges_are_refused() {
         AdminRefusal::UnknownChallenge(_)
     ));
     assert_eq!(s, before);
-    s.propose([1; 32], "admin-a", &Action::Pause, b"p", 0).unwrap();
+    s.propose([1; 32], "admin-a", &Action::Pause, b"p", 0)
+        .unwrap();
     assert!(matches!(
-        s.propose([1; 32], "admin-a", &Action::Resume, b"r", 0).unwrap_err(),
+        s.propose([1; 32], "admin-a", &Action::Resume, b"r", 0)
+            .unwrap_err(),
         AdminRefusal::ChallengeExists(_)
     ));
     let impostor = admin("admin-z", 3);
@@ -166,12 +174,19 @@ fn policy_and_enrollment_rules() {
         threshold: 2,
         ..Policy::default()
     });
-    assert!(matches!(s.execute(&too_high), Err(AdminRefusal::Invalid(_))));
+    assert!(matches!(
+        s.execute(&too_high),
+        Err(AdminRefusal::Invalid(_))
+    ));
     s.execute(&Action::EnrollAdmin(record(&b))).unwrap();
     s.execute(&too_high).unwrap();
     assert_eq!(s.policy.threshold, 2);
     // Removing an admin below the threshold is refused.
-    assert!(s.execute(&Action::RemoveAdmin { name: "admin-b".into() }).is_err());
+    assert!(s
+        .execute(&Action::RemoveAdmin {
+            name: "admin-b".into()
+        })
+        .is_err());
     // Attestation cannot be required while soft keys are enrolled.
     let strict = Action::SetPolicy(Policy {
         threshold: 2,

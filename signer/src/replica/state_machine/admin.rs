@@ -208,7 +208,10 @@ pub(super) fn audit_event(
             let what = challenge(id)
                 .map(|c| c.action.describe())
                 .unwrap_or_else(|| "unknown challenge".to_owned());
-            (format!("approve {}: {what}", hex::encode(id)), admin.clone())
+            (
+                format!("approve {}: {what}", hex::encode(id)),
+                admin.clone(),
+            )
         }
     };
     let (approvers, result) = match outcome {

@@ -200,7 +200,7 @@ impl Preparer<'_> {
                     self.roots,
                 )
                 .map_err(|err| Status::permission_denied(format!("attestation: {err}")))?;
-            let key = ApproverKey::from(&attested.public_key);
+                let key = ApproverKey::from(&attested.public_key);
                 Ok(AdminRecord {
                     name: e.name,
                     key,
