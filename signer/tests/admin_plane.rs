@@ -9,7 +9,7 @@ use signer::client::Approver;
 use signer::pb;
 use signer::pb::propose_request::Request as P;
 use std::time::Duration;
-use support::{eth2_block, quorum_vote, Cluster, ETH2_KEY};
+use support::{eth2_block, local_kek, quorum_vote, Cluster, ETH2_KEY};
 use tonic::Code;
 
 fn enroll_soft(cluster: &Cluster, name: &str) -> P {
@@ -47,14 +47,6 @@ fn grant(identity: &str, keys: &[&str], profiles: &[&str], rate: u32) -> P {
         rate_per_second: rate,
         rate_burst: rate,
     })
-}
-
-fn local_kek(dir: &std::path::Path) -> Option<signer::custody::KekConfig> {
-    let path = dir.join("kek.key");
-    if !path.exists() {
-        signer::custody::LocalKek::create(&path).unwrap();
-    }
-    Some(signer::custody::KekConfig::Local { path })
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]

@@ -10,7 +10,7 @@ mod support;
 use signer::pb;
 use signer::pb::propose_request::Request as P;
 use std::time::Duration;
-use support::{eth2_block, quorum_vote, Cluster};
+use support::{eth2_block, local_kek, quorum_vote, Cluster};
 use tonic::transport::{Certificate, Channel, ClientTlsConfig, Endpoint};
 
 #[derive(Clone, Copy, Debug, PartialEq)]
@@ -221,14 +221,6 @@ impl Matrix {
 
 fn status_of<T>(r: Result<T, tonic::Status>) -> Result<(), String> {
     r.map(|_| ()).map_err(|s| format!("{s:?}"))
-}
-
-fn local_kek(dir: &std::path::Path) -> Option<signer::custody::KekConfig> {
-    let path = dir.join("kek.key");
-    if !path.exists() {
-        signer::custody::LocalKek::create(&path).unwrap();
-    }
-    Some(signer::custody::KekConfig::Local { path })
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]

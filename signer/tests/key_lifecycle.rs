@@ -12,14 +12,6 @@ use signer::scheme::{bls12_381, bn254};
 use std::time::{Duration, Instant};
 use support::*;
 
-fn local_kek(dir: &std::path::Path) -> Option<KekConfig> {
-    let path = dir.join("kek.key");
-    if !path.exists() {
-        LocalKek::create(&path).unwrap();
-    }
-    Some(KekConfig::Local { path })
-}
-
 fn vote(key: &str, view: u64, leaf: u8) -> pb::SignRequest {
     let mut r = quorum_vote(view, leaf, "");
     r.key_id = key.into();

@@ -578,6 +578,15 @@ impl Drop for Cluster {
     }
 }
 
+/// A local KEK file shared by every node of a test cluster (for `Cluster::start_with`).
+pub fn local_kek(dir: &Path) -> Option<signer::custody::KekConfig> {
+    let path = dir.join("kek.key");
+    if !path.exists() {
+        signer::custody::LocalKek::create(&path).unwrap();
+    }
+    Some(signer::custody::KekConfig::Local { path })
+}
+
 /// An HTTP response as read off the socket.
 #[derive(Debug)]
 pub struct HttpResponse {
