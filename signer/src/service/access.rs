@@ -10,8 +10,8 @@
 //!   an identity without a grant, a key or profile not in its grant: PERMISSION_DENIED;
 //! - a revoked grant stops new requests on a node as soon as the node applied the revocation;
 //!   a request already proposed before that still completes (documented in SECURITY.md);
-//! - buckets are bounded by the number of granted identities (an identity without a grant
-//!   never gets one).
+//! - buckets are bounded by the identities granted since the node started (an identity
+//!   without a grant never gets one).
 
 use crate::admin::{AccessDenied, AdminState, ClientGrant, RateLimit};
 use crate::protection::Profile;
@@ -88,12 +88,6 @@ impl RateLimiter {
         } else {
             false
         }
-    }
-
-    /// Forget identities that no longer have a grant.
-    pub fn retain_granted(&self, admin: &AdminState) {
-        let mut buckets = self.buckets.lock().unwrap_or_else(|p| p.into_inner());
-        buckets.retain(|client, _| admin.clients.contains_key(client));
     }
 }
 
