@@ -97,6 +97,23 @@ pub enum Command {
     /// The cluster's members (voters); adding and removing nodes is not supported yet.
     #[command(subcommand)]
     Node(plane::NodeCommand),
+    /// Admin: drop audit records up to SEQ from every node (an approved action).
+    ///
+    /// Export them first (`signerctl audit export --jsonl`): the cluster keeps the hash of the
+    /// last dropped record as the chain's anchor, so the kept records and the export both
+    /// still verify. SEQ must be above the current anchor and below the head.
+    #[command(name = "audit-compact", after_help = ADMIN_EXIT_CODES)]
+    AuditCompact(AuditCompactArgs),
+}
+
+/// `signerctl audit-compact`.
+#[derive(Args)]
+pub struct AuditCompactArgs {
+    /// The last record to drop.
+    #[arg(long = "up-to", value_name = "SEQ")]
+    pub up_to: u64,
+    #[command(flatten)]
+    pub opts: ProposeOpts,
 }
 
 impl Command {
@@ -175,6 +192,10 @@ pub fn prepare(command: &Command, approver: crate::approver::Choice) -> Result<W
             opts,
         ),
         Command::Node(c) => plane::prepare_node(c)?,
+        Command::AuditCompact(args) => change(
+            pb::propose_request::Request::CompactAudit(args.up_to),
+            &args.opts,
+        ),
     })
 }
 

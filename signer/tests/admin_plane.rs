@@ -322,4 +322,47 @@ async fn client_grants_rate_limits_pause_and_protection_import() {
         .await
         .unwrap_err();
     assert_eq!(err.code(), Code::InvalidArgument, "{err:?}");
+
+    // Audit compaction is an approved action; the chain stays verifiable on every node.
+    let verify = |id: u64| {
+        let channel = cluster.channel(id, "auditor-1");
+        async move {
+            pb::audit_client::AuditClient::new(channel)
+                .verify(pb::AuditVerifyRequest { at_seq: 0 })
+                .await
+                .unwrap()
+                .into_inner()
+        }
+    };
+    let before = verify(1).await;
+    assert!(before.ok && before.head_seq > 10, "{before:?}");
+    let up_to = before.head_seq - 5;
+    let too_far = cluster
+        .admin_exec(P::CompactAudit(before.head_seq + 1_000))
+        .await
+        .unwrap_err();
+    assert_eq!(too_far.code(), Code::FailedPrecondition, "{too_far:?}");
+    let done = cluster.admin_exec(P::CompactAudit(up_to)).await.unwrap();
+    assert_eq!(done.status, "executed", "{done:?}");
+    for id in 1..=3 {
+        let mut after = verify(id).await;
+        for _ in 0..50 {
+            if after.anchor_seq == up_to {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+            after = verify(id).await;
+        }
+        assert!(after.ok, "node {id}: {after:?}");
+        assert_eq!(after.anchor_seq, up_to, "node {id}");
+        assert!(
+            after.head_seq > before.head_seq,
+            "node {id}: the compaction is recorded"
+        );
+    }
+    let gone = pb::audit_client::AuditClient::new(cluster.channel(1, "auditor-1"))
+        .get(pb::AuditGetRequest { seq: up_to })
+        .await
+        .unwrap_err();
+    assert_eq!(gone.code(), Code::NotFound, "{gone:?}");
 }

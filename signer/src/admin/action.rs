@@ -59,6 +59,12 @@ pub enum Action {
     Pause,
     /// Resume signing.
     Resume,
+    /// Drop audit records up to `up_to_seq` (export them first); the chain stays verifiable
+    /// from the kept anchor hash.
+    CompactAudit {
+        /// The last record to drop.
+        up_to_seq: u64,
+    },
 }
 
 impl Action {
@@ -119,6 +125,9 @@ impl Action {
             ),
             Action::Pause => "pause all signing".to_owned(),
             Action::Resume => "resume signing".to_owned(),
+            Action::CompactAudit { up_to_seq } => format!(
+                "compact the audit log: drop records up to {up_to_seq} (export them first)"
+            ),
         }
     }
 }

@@ -548,13 +548,33 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
                                 CommandResult::None
                             }
                             Command::Admin(command) => {
-                                let outcome = admin::apply(
+                                let mut outcome = admin::apply(
                                     &mut applied,
                                     command,
                                     at_ms,
                                     &mut touched,
                                     &mut keys_touched,
                                 );
+                                if let Some((id, up_to_seq)) =
+                                    admin::approved_compaction(&applied, command, &outcome)
+                                {
+                                    let compacted = self.compact_audit(
+                                        &mut applied,
+                                        &mut audit_batch,
+                                        up_to_seq,
+                                        at_ms,
+                                        index,
+                                    )?;
+                                    if let Err(reason) = compacted {
+                                        outcome = admin::fail_executed(
+                                            &mut applied,
+                                            &id,
+                                            at_ms,
+                                            outcome,
+                                            reason,
+                                        );
+                                    }
+                                }
                                 let event = admin::audit_event(&applied, command, &outcome);
                                 applied.audit.append(&mut audit_batch, at_ms, index, event);
                                 CommandResult::Admin(outcome)

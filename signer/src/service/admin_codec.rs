@@ -80,6 +80,7 @@ fn action_to_pb(action: &Action) -> pb::AdminAction {
         }),
         Action::Pause => A::Pause(pb::PauseRequest {}),
         Action::Resume => A::Resume(pb::ResumeRequest {}),
+        Action::CompactAudit { up_to_seq } => A::CompactAudit(*up_to_seq),
     };
     pb::AdminAction { action: Some(a) }
 }
@@ -133,6 +134,7 @@ fn action_from_pb(pb: pb::AdminAction) -> Result<Action, CodecError> {
         },
         A::Pause(_) => Action::Pause,
         A::Resume(_) => Action::Resume,
+        A::CompactAudit(up_to_seq) => Action::CompactAudit { up_to_seq },
     })
 }
 
@@ -281,6 +283,7 @@ mod tests {
             },
             Action::Pause,
             Action::Resume,
+            Action::CompactAudit { up_to_seq: 42 },
         ];
         for action in actions {
             let bytes = encode_action(&action);

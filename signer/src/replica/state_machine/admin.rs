@@ -149,6 +149,9 @@ fn effect(s: &mut Scratch, action: &Action) -> Result<String, AdminRefusal> {
                 summary.validators, summary.blocks, summary.attestations
             ))
         }
+        // Applied by the state machine right after this entry's tally (it needs the stored
+        // records); a refusal there marks the challenge failed.
+        Action::CompactAudit { up_to_seq } => Ok(format!("audit compaction up to {up_to_seq}")),
         other => s.admin.execute(other),
     }
 }
@@ -175,6 +178,37 @@ fn record_touched(
             }
         }
         _ => {}
+    }
+}
+
+/// The audit compaction an approval just executed, if any.
+pub(super) fn approved_compaction(
+    applied: &Applied,
+    command: &AdminCommand,
+    outcome: &AdminOutcome,
+) -> Option<([u8; 32], u64)> {
+    let (AdminCommand::Approve { id, .. }, AdminOutcome::Executed { .. }) = (command, outcome)
+    else {
+        return None;
+    };
+    match applied.admin.challenges.get(&hex::encode(id))?.action {
+        Action::CompactAudit { up_to_seq } => Some((*id, up_to_seq)),
+        _ => None,
+    }
+}
+
+/// Record that an approved action failed when applied after its tally.
+pub(super) fn fail_executed(
+    applied: &mut Applied,
+    id: &[u8; 32],
+    at_ms: u64,
+    outcome: AdminOutcome,
+    reason: String,
+) -> AdminOutcome {
+    applied.admin.finish(id, at_ms, &Err(reason.clone()));
+    match outcome {
+        AdminOutcome::Executed { approvers, .. } => AdminOutcome::Failed { approvers, reason },
+        other => other,
     }
 }
 

@@ -99,6 +99,7 @@ impl Preparer<'_> {
             }
             R::Pause(_) => plain(Action::Pause),
             R::Resume(_) => plain(Action::Resume),
+            R::CompactAudit(up_to_seq) => plain(Action::CompactAudit { up_to_seq }),
         }
     }
 
