@@ -100,9 +100,9 @@ impl ApproverKey {
                         ),
                     });
                 }
-                // ring validates the point when verifying; a throwaway verification of an
-                // empty signature distinguishes "bad point" only by error, so parse via the
-                // SPKI-less API is not offered: accept the shape here.
+                // Only the shape is checked here: ring checks that the point is on the curve
+                // when it verifies, and a point that is not can never approve anything (keys
+                // from an attestation are checked when the certificate is parsed).
                 Ok(())
             }
             ApproverKey::Ed25519(key) => {
