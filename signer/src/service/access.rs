@@ -92,14 +92,13 @@ impl RateLimiter {
 }
 
 /// `client`'s grant.
-pub fn grant_of(admin: &AdminState, client: &str) -> Result<ClientGrant, Denied> {
+pub fn grant_of<'a>(admin: &'a AdminState, client: &str) -> Result<&'a ClientGrant, Denied> {
     if !admin.bootstrapped {
         return Err(Denied::NotBootstrapped);
     }
     admin
         .clients
         .get(client)
-        .cloned()
         .ok_or_else(|| Denied::Access(AccessDenied::UnknownClient(client.to_owned())))
 }
 

@@ -407,7 +407,9 @@ impl pb::signer_server::Signer for SignerService {
         let client = client_identity(&request)?;
         let grant = {
             let applied = self.path.state.read();
-            access::grant_of(&applied.admin, &client).map_err(|d| Status::from(&d))?
+            access::grant_of(&applied.admin, &client)
+                .map_err(|d| Status::from(&d))?
+                .clone()
         };
         let keys = self
             .path

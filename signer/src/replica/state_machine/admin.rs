@@ -34,9 +34,19 @@ pub(super) fn apply(
             action_bytes,
         } => {
             // Key and protection actions are checked against the current state now, so a
-            // hopeless one never collects approvals.
-            if let Err(refusal) = effect(&mut scratch(applied), action) {
-                return AdminOutcome::Refused(refusal);
+            // hopeless one never collects approvals (admin-plane actions are checked by
+            // `AdminState::propose`).
+            let touches_records = matches!(
+                action,
+                Action::AddKey(_)
+                    | Action::SetKeyState { .. }
+                    | Action::RotateKek(_)
+                    | Action::ImportProtection { .. }
+            );
+            if touches_records {
+                if let Err(refusal) = effect(&mut scratch(applied), action) {
+                    return AdminOutcome::Refused(refusal);
+                }
             }
             match applied
                 .admin
