@@ -350,8 +350,9 @@ async fn crash_of_every_node_keeps_every_acknowledged_watermark() {
         let other_leaf = (0..3u8)
             .find(|l| expected_quorum_message(*view, *l) != *msg)
             .unwrap();
-        let err = c
-            .sign(quorum_vote(*view, other_leaf, ""))
+        // Right after the restart the new leader may still answer UNAVAILABLE (retry, as
+        // clients do); every refusal is decided through the log.
+        let err = sign_retrying(&mut c, quorum_vote(*view, other_leaf, ""))
             .await
             .unwrap_err();
         let code = refusal_code(&err);
@@ -624,10 +625,8 @@ async fn json_logs_carry_the_request_id_through_the_sign_path() {
             s.leader_id != 0 && s.keys_loaded.len() == 2
         })
         .await;
-    cluster
-        .client(follower, "seq-1")
-        .await
-        .sign(quorum_vote(77, 1, "req-4242"))
+    let mut client = cluster.client(follower, "seq-1").await;
+    sign_retrying(&mut client, quorum_vote(77, 1, "req-4242"))
         .await
         .unwrap();
     let log = cluster.log_of(follower)[before..].to_owned();

@@ -578,6 +578,23 @@ impl Drop for Cluster {
     }
 }
 
+/// `client.sign(request)`, retried while the node answers UNAVAILABLE (as real clients do: a
+/// node that just restarted may not have re-applied its log yet), for up to 15 s.
+pub async fn sign_retrying(
+    client: &mut SignerClient<Channel>,
+    request: pb::SignRequest,
+) -> Result<pb::SignResponse, tonic::Status> {
+    let deadline = Instant::now() + Duration::from_secs(15);
+    loop {
+        match client.sign(request.clone()).await {
+            Err(s) if s.code() == tonic::Code::Unavailable && Instant::now() < deadline => {
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+            other => return other.map(tonic::Response::into_inner),
+        }
+    }
+}
+
 /// A local KEK file shared by every node of a test cluster (for `Cluster::start_with`).
 pub fn local_kek(dir: &Path) -> Option<signer::custody::KekConfig> {
     let path = dir.join("kek.key");
