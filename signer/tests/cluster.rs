@@ -109,9 +109,12 @@ async fn signs_on_every_node_refuses_conflicts_and_resigns_identical_requests() 
     match &batch[1].result {
         Some(R::Error(e)) => {
             assert_eq!(e.code, tonic::Code::FailedPrecondition as i32);
-            assert_eq!(
-                e.refusal.as_ref().map(|r| r.code.as_str()),
-                Some("equivocation")
+            // View 20 was signed with another leaf; whether view 30 of the same batch was
+            // decided before it (SignBatch orders nothing) decides which rule names it.
+            let code = e.refusal.as_ref().map(|r| r.code.as_str());
+            assert!(
+                code == Some("equivocation") || code == Some("view_below_watermark"),
+                "{code:?}"
             );
         }
         other => panic!("second request of the batch: {other:?}"),
