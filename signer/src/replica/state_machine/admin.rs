@@ -76,7 +76,8 @@ pub(super) fn apply(
                 let mut next = scratch(applied);
                 let result = effect(&mut next, &action).map_err(|r| r.to_string());
                 if result.is_ok() {
-                    record_touched(&action, touched, keys_touched);
+                    record_touched(&action, keys_touched);
+                    touched.extend(next.touched);
                     applied.registry = next.registry;
                     applied.protection = next.protection;
                     applied.admin = next.admin;
@@ -97,6 +98,8 @@ struct Scratch {
     registry: crate::registry::Registry,
     protection: crate::protection::ProtectionState,
     admin: crate::admin::AdminState,
+    /// Protection records the action changed (to persist when it is applied).
+    touched: Vec<RecordKey>,
 }
 
 fn scratch(applied: &Applied) -> Scratch {
@@ -104,6 +107,7 @@ fn scratch(applied: &Applied) -> Scratch {
         registry: applied.registry.clone(),
         protection: applied.protection.clone(),
         admin: applied.admin.clone(),
+        touched: Vec::new(),
     }
 }
 
@@ -154,6 +158,8 @@ fn effect(s: &mut Scratch, action: &Action) -> Result<String, AdminRefusal> {
                 policy,
             )
             .map_err(|e| invalid(e.to_string()))?;
+            s.touched
+                .extend(doc.data.iter().map(|v| RecordKey::Eth2(v.pubkey)));
             Ok(format!(
                 "imported {} validator(s), {} block and {} attestation record(s)",
                 summary.validators, summary.blocks, summary.attestations
@@ -166,12 +172,9 @@ fn effect(s: &mut Scratch, action: &Action) -> Result<String, AdminRefusal> {
     }
 }
 
-/// Which persisted records an applied action changed.
-fn record_touched(
-    action: &Action,
-    touched: &mut BTreeSet<RecordKey>,
-    keys_touched: &mut BTreeSet<String>,
-) {
+/// Which key-registry records an applied action changed (protection records are collected
+/// by [`effect`] in [`Scratch::touched`]).
+fn record_touched(action: &Action, keys_touched: &mut BTreeSet<String>) {
     match action {
         Action::AddKey(r) => {
             keys_touched.insert(r.key_id.clone());
@@ -181,11 +184,6 @@ fn record_touched(
         }
         Action::RotateKek(items) => {
             keys_touched.extend(items.iter().map(|i| i.key_id.clone()));
-        }
-        Action::ImportProtection { interchange, .. } => {
-            if let Ok(doc) = interchange::parse(interchange) {
-                touched.extend(doc.data.iter().map(|v| RecordKey::Eth2(v.pubkey)));
-            }
         }
         _ => {}
     }
