@@ -169,11 +169,28 @@ fn main() -> ExitCode {
     }
 }
 
+/// The bytes of FILE, or of stdin for `-`.
+fn read_input(path: &std::path::Path) -> Result<Vec<u8>, String> {
+    use std::io::Read as _;
+    let mut body = Vec::new();
+    let read = if path.as_os_str() == "-" {
+        std::io::stdin().read_to_end(&mut body).map(|_| ())
+    } else {
+        std::fs::File::open(path).and_then(|mut f| f.read_to_end(&mut body).map(|_| ()))
+    };
+    read.map_err(|e| format!("--request-json {}: {e}", path.display()))?;
+    Ok(body)
+}
+
 fn run(cli: Cli) -> Result<(), Failure> {
     // Check the arguments before touching the network.
     let sign_request = match &cli.command {
         Command::Sign(args) => {
-            Some(request::build(args).map_err(|e| Failure::new(2, format!("error: {e}")))?)
+            let built = match &args.request_json {
+                Some(path) => read_input(path).and_then(|body| request::build_json(args, &body)),
+                None => request::build(args),
+            };
+            Some(built.map_err(|e| Failure::new(2, format!("error: {e}")))?)
         }
         _ => None,
     };

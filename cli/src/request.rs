@@ -33,13 +33,19 @@ pub enum Kind {
     ViewSyncCommit,
     /// Espresso view-sync finalize vote: --round, --relay, [--epoch].
     ViewSyncFinalize,
-    /// Espresso quorum proposal: --view, --commitment (leaf).
+    /// Espresso quorum proposal: the leaf's fields, from which the signer computes the leaf
+    /// commitment it signs: --view, --parent-leaf, --block-header-commit, --justify-qc-commit,
+    /// [--upgrade-cert-commit], [--with-epoch [--next-epoch-qc-commit] [--next-drb-result]
+    /// [--timeout-cert-commit | --view-sync-cert-commit]].
     QuorumProposal,
     /// Espresso DA proposal: --view, --transactions-hex (the signer signs their SHA-256).
     DaProposal,
-    /// Ethereum block proposal: --slot, --signing-root.
+    /// Ethereum block proposal as a raw signing root the client computed: --slot,
+    /// --signing-root. Refused unless the client's grant trusts raw roots (`raw_roots`);
+    /// typed requests (--request-json) are signed for every client.
     Block,
-    /// Ethereum attestation: --source-epoch, --target-epoch, --signing-root.
+    /// Ethereum attestation as a raw signing root: --source-epoch, --target-epoch,
+    /// --signing-root. Refused unless the client's grant trusts raw roots.
     Attestation,
 }
 
@@ -62,7 +68,18 @@ impl Kind {
             Kind::ViewSyncPrecommit | Kind::ViewSyncCommit | Kind::ViewSyncFinalize => {
                 &["round", "relay", "epoch"]
             }
-            Kind::QuorumProposal => &["view", "commitment"],
+            Kind::QuorumProposal => &[
+                "view",
+                "parent-leaf",
+                "block-header-commit",
+                "justify-qc-commit",
+                "upgrade-cert-commit",
+                "with-epoch",
+                "next-epoch-qc-commit",
+                "next-drb-result",
+                "timeout-cert-commit",
+                "view-sync-cert-commit",
+            ],
             Kind::DaProposal => &["view", "transactions-hex"],
             Kind::Block => &["slot", "signing-root"],
             Kind::Attestation => &["source-epoch", "target-epoch", "signing-root"],
@@ -79,14 +96,22 @@ pub struct SignArgs {
     /// The key's profile.
     #[arg(long, value_enum)]
     pub profile: ProfileArg,
-    /// What to sign; each kind takes the options listed with it.
-    #[arg(long, value_enum)]
-    pub kind: Kind,
+    /// What to sign; each kind takes the options listed with it. Not with --request-json.
+    #[arg(long, value_enum, required_unless_present = "request_json")]
+    pub kind: Option<Kind>,
+    /// Ethereum: a Web3Signer eth2 sign request body (JSON: `type`, `fork_info`, the typed
+    /// object, optionally `signingRoot`), from FILE or `-` for stdin. Every Web3Signer type is
+    /// accepted (BLOCK_V2, ATTESTATION, AGGREGATION_SLOT, AGGREGATE_AND_PROOF(_V2),
+    /// RANDAO_REVEAL, VOLUNTARY_EXIT, SYNC_COMMITTEE_*, VALIDATOR_REGISTRATION, DEPOSIT); the
+    /// cluster computes the signing root itself and refuses the request if a given
+    /// `signingRoot` differs.
+    #[arg(long, value_name = "FILE|-", conflicts_with = "kind", help_heading = "Ethereum")]
+    pub request_json: Option<std::path::PathBuf>,
     /// Espresso: the view number.
     #[arg(long, value_name = "N", help_heading = "Espresso")]
     pub view: Option<u64>,
-    /// Espresso: the 32-byte commitment, hex (leaf commitment for quorum votes and quorum
-    /// proposals, payload commitment for DA votes).
+    /// Espresso votes: the 32-byte commitment, hex (leaf commitment for quorum votes, payload
+    /// commitment for DA votes). Quorum proposals take their leaf's fields instead.
     #[arg(long, value_name = "HEX", help_heading = "Espresso")]
     pub commitment: Option<String>,
     /// Espresso DA vote: the next epoch's payload commitment, hex.
@@ -104,9 +129,45 @@ pub struct SignArgs {
     /// Espresso view-sync votes: the relay index.
     #[arg(long, value_name = "N", help_heading = "Espresso")]
     pub relay: Option<u64>,
-    /// Espresso DA proposals: the encoded transactions, hex (may be empty).
+    /// Espresso DA proposals: the encoded transactions, hex (may be empty). The signer signs
+    /// their SHA-256, which it computes itself.
     #[arg(long, value_name = "HEX", help_heading = "Espresso")]
     pub transactions_hex: Option<String>,
+    /// Espresso quorum proposals: the parent leaf's commitment, 32 bytes hex (the justify QC's
+    /// `data.leaf_commit`).
+    #[arg(long, value_name = "HEX", help_heading = "Espresso quorum proposal")]
+    pub parent_leaf: Option<String>,
+    /// Espresso quorum proposals: the block header's commitment, 32 bytes hex (the `BLOCK~`
+    /// hash).
+    #[arg(long, value_name = "HEX", help_heading = "Espresso quorum proposal")]
+    pub block_header_commit: Option<String>,
+    /// Espresso quorum proposals: the justify QC's commitment, 32 bytes hex.
+    #[arg(long, value_name = "HEX", help_heading = "Espresso quorum proposal")]
+    pub justify_qc_commit: Option<String>,
+    /// Espresso quorum proposals: the attached upgrade certificate's commitment, 32 bytes hex
+    /// (omit when none is attached).
+    #[arg(long, value_name = "HEX", help_heading = "Espresso quorum proposal")]
+    pub upgrade_cert_commit: Option<String>,
+    /// Espresso quorum proposals: the proposal has an epoch. The leaf commitment then also
+    /// covers the next-epoch QC, DRB result and view-change evidence options (the epoch number
+    /// itself is not hashed).
+    #[arg(long, help_heading = "Espresso quorum proposal")]
+    pub with_epoch: bool,
+    /// Espresso quorum proposals with --with-epoch: the next epoch's justify QC commitment, 32
+    /// bytes hex.
+    #[arg(long, value_name = "HEX", help_heading = "Espresso quorum proposal")]
+    pub next_epoch_qc_commit: Option<String>,
+    /// Espresso quorum proposals with --with-epoch: the next epoch's DRB result, 32 bytes hex.
+    #[arg(long, value_name = "HEX", help_heading = "Espresso quorum proposal")]
+    pub next_drb_result: Option<String>,
+    /// Espresso quorum proposals with --with-epoch: the timeout certificate's commitment, 32
+    /// bytes hex (view-change evidence; not with --view-sync-cert-commit).
+    #[arg(long, value_name = "HEX", help_heading = "Espresso quorum proposal")]
+    pub timeout_cert_commit: Option<String>,
+    /// Espresso quorum proposals with --with-epoch: the view-sync finalize certificate's
+    /// commitment, 32 bytes hex (view-change evidence; not with --timeout-cert-commit).
+    #[arg(long, value_name = "HEX", help_heading = "Espresso quorum proposal")]
+    pub view_sync_cert_commit: Option<String>,
     /// Ethereum blocks: the slot.
     #[arg(long, value_name = "N", help_heading = "Ethereum")]
     pub slot: Option<u64>,
@@ -128,7 +189,7 @@ pub struct SignArgs {
 impl SignArgs {
     /// The flag names given on the command line (among the kind-specific ones).
     fn given(&self) -> Vec<&'static str> {
-        let flags: [(&'static str, bool); 13] = [
+        let flags: [(&'static str, bool); 22] = [
             ("view", self.view.is_some()),
             ("commitment", self.commitment.is_some()),
             (
@@ -140,6 +201,18 @@ impl SignArgs {
             ("round", self.round.is_some()),
             ("relay", self.relay.is_some()),
             ("transactions-hex", self.transactions_hex.is_some()),
+            ("parent-leaf", self.parent_leaf.is_some()),
+            ("block-header-commit", self.block_header_commit.is_some()),
+            ("justify-qc-commit", self.justify_qc_commit.is_some()),
+            ("upgrade-cert-commit", self.upgrade_cert_commit.is_some()),
+            ("with-epoch", self.with_epoch),
+            ("next-epoch-qc-commit", self.next_epoch_qc_commit.is_some()),
+            ("next-drb-result", self.next_drb_result.is_some()),
+            ("timeout-cert-commit", self.timeout_cert_commit.is_some()),
+            (
+                "view-sync-cert-commit",
+                self.view_sync_cert_commit.is_some(),
+            ),
             ("slot", self.slot.is_some()),
             ("signing-root", self.signing_root.is_some()),
             ("source-epoch", self.source_epoch.is_some()),
@@ -178,9 +251,108 @@ fn hex32(text: Option<&String>, flag: &str, kind: Kind) -> Result<Vec<u8>, Strin
     Ok(bytes)
 }
 
-/// Build the request, or say (naming the flag) what is missing, malformed or out of place.
+/// A quorum proposal's leaf fields; the epoch-only ones need --with-epoch.
+fn quorum_proposal(args: &SignArgs) -> Result<pb::QuorumProposal, String> {
+    let kind = Kind::QuorumProposal;
+    let optional = |text: &Option<String>, flag: &str| {
+        text.as_ref()
+            .map(|t| hex32(Some(t), flag, kind))
+            .transpose()
+    };
+    let epoch_only = [
+        ("next-epoch-qc-commit", args.next_epoch_qc_commit.is_some()),
+        ("next-drb-result", args.next_drb_result.is_some()),
+        ("timeout-cert-commit", args.timeout_cert_commit.is_some()),
+        (
+            "view-sync-cert-commit",
+            args.view_sync_cert_commit.is_some(),
+        ),
+    ];
+    if !args.with_epoch {
+        if let Some((flag, _)) = epoch_only.iter().find(|(_, given)| *given) {
+            return Err(format!(
+                "--{flag} needs --with-epoch (the leaf commitment covers it only for a leaf with an epoch)"
+            ));
+        }
+    }
+    use pb::leaf_epoch::ViewChangeEvidence as V;
+    let evidence = match (&args.timeout_cert_commit, &args.view_sync_cert_commit) {
+        (Some(_), Some(_)) => {
+            return Err(
+                "--timeout-cert-commit and --view-sync-cert-commit exclude each other".into(),
+            )
+        }
+        (Some(t), None) => Some(V::TimeoutCertCommit(hex32(
+            Some(t),
+            "timeout-cert-commit",
+            kind,
+        )?)),
+        (None, Some(t)) => Some(V::ViewSyncCertCommit(hex32(
+            Some(t),
+            "view-sync-cert-commit",
+            kind,
+        )?)),
+        (None, None) => None,
+    };
+    let with_epoch = if args.with_epoch {
+        Some(pb::LeafEpoch {
+            next_epoch_justify_qc_commit: optional(
+                &args.next_epoch_qc_commit,
+                "next-epoch-qc-commit",
+            )?,
+            next_drb_result: optional(&args.next_drb_result, "next-drb-result")?,
+            view_change_evidence: evidence,
+        })
+    } else {
+        None
+    };
+    Ok(pb::QuorumProposal {
+        view: required(args.view, "view", kind)?,
+        parent_leaf: hex32(args.parent_leaf.as_ref(), "parent-leaf", kind)?,
+        block_header_commit: hex32(
+            args.block_header_commit.as_ref(),
+            "block-header-commit",
+            kind,
+        )?,
+        justify_qc_commit: hex32(args.justify_qc_commit.as_ref(), "justify-qc-commit", kind)?,
+        upgrade_certificate_commit: optional(&args.upgrade_cert_commit, "upgrade-cert-commit")?,
+        with_epoch,
+    })
+}
+
+/// The request for a Web3Signer JSON body (`--request-json`), or what is wrong with it.
+pub fn build_json(args: &SignArgs, body: &[u8]) -> Result<pb::SignRequest, String> {
+    if args.profile != ProfileArg::Eth2 {
+        return Err("--request-json takes an eth2 (Web3Signer) body; use --profile eth2".into());
+    }
+    if let Some(extra) = args.given().into_iter().next() {
+        return Err(format!(
+            "--{extra} does not apply to --request-json (the body holds the message)"
+        ));
+    }
+    check_request_id(args)?;
+    let message = signer::client::eth2::from_web3signer_json(body)
+        .map_err(|e| format!("--request-json: {e}"))?;
+    Ok(pb::SignRequest {
+        request_id: args.request_id.clone().unwrap_or_default(),
+        key_id: args.key.clone(),
+        message: Some(message),
+    })
+}
+
+fn check_request_id(args: &SignArgs) -> Result<(), String> {
+    match &args.request_id {
+        Some(id) if id.is_empty() || id.len() > 64 => Err("--request-id: 1 to 64 bytes".into()),
+        _ => Ok(()),
+    }
+}
+
+/// Build the request from `--kind` and its options, or say (naming the flag) what is missing,
+/// malformed or out of place.
 pub fn build(args: &SignArgs) -> Result<pb::SignRequest, String> {
-    let kind = args.kind;
+    let kind = args
+        .kind
+        .ok_or_else(|| "--kind is required (or --request-json for eth2)".to_owned())?;
     let mismatch = match (args.profile, kind.profile()) {
         (ProfileArg::Eth2, ProfileArg::Espresso) => {
             Some("is an espresso message; --profile eth2 signs --kind block or attestation")
@@ -203,11 +375,7 @@ pub fn build(args: &SignArgs) -> Result<pb::SignRequest, String> {
                 .join(", ")
         ));
     }
-    if let Some(id) = &args.request_id {
-        if id.is_empty() || id.len() > 64 {
-            return Err("--request-id: 1 to 64 bytes".into());
-        }
-    }
+    check_request_id(args)?;
     use pb::espresso_message::Kind as E;
     let espresso = |kind: E| {
         Some(pb::sign_request::Message::Espresso(pb::EspressoMessage {
@@ -250,10 +418,7 @@ pub fn build(args: &SignArgs) -> Result<pb::SignRequest, String> {
         Kind::ViewSyncPrecommit => view_sync(pb::ViewSyncPhase::PreCommit)?,
         Kind::ViewSyncCommit => view_sync(pb::ViewSyncPhase::Commit)?,
         Kind::ViewSyncFinalize => view_sync(pb::ViewSyncPhase::Finalize)?,
-        Kind::QuorumProposal => espresso(E::QuorumProposal(pb::QuorumProposal {
-            view: required(args.view, "view", kind)?,
-            leaf_commit: hex32(args.commitment.as_ref(), "commitment", kind)?,
-        })),
+        Kind::QuorumProposal => espresso(E::QuorumProposal(quorum_proposal(args)?)),
         Kind::DaProposal => {
             let text = args
                 .transactions_hex
@@ -264,19 +429,15 @@ pub fn build(args: &SignArgs) -> Result<pb::SignRequest, String> {
                 encoded_transactions: hex_bytes(text, "transactions-hex")?,
             }))
         }
-        Kind::Block => Some(pb::sign_request::Message::Eth2Block(pb::Eth2Block {
-            form: Some(pb::eth2_block::Form::Root(pb::RootBlock {
-                slot: required(args.slot, "slot", kind)?,
-                signing_root: hex32(args.signing_root.as_ref(), "signing-root", kind)?,
-            })),
+        Kind::Block => eth2_raw(pb::eth2_request::Form::RootBlock(pb::RootBlock {
+            slot: required(args.slot, "slot", kind)?,
+            signing_root: hex32(args.signing_root.as_ref(), "signing-root", kind)?,
         })),
-        Kind::Attestation => Some(pb::sign_request::Message::Eth2Attestation(
-            pb::Eth2Attestation {
-                form: Some(pb::eth2_attestation::Form::Root(pb::RootAttestation {
-                    source_epoch: required(args.source_epoch, "source-epoch", kind)?,
-                    target_epoch: required(args.target_epoch, "target-epoch", kind)?,
-                    signing_root: hex32(args.signing_root.as_ref(), "signing-root", kind)?,
-                })),
+        Kind::Attestation => eth2_raw(pb::eth2_request::Form::RootAttestation(
+            pb::RootAttestation {
+                source_epoch: required(args.source_epoch, "source-epoch", kind)?,
+                target_epoch: required(args.target_epoch, "target-epoch", kind)?,
+                signing_root: hex32(args.signing_root.as_ref(), "signing-root", kind)?,
             },
         )),
     };
@@ -285,6 +446,14 @@ pub fn build(args: &SignArgs) -> Result<pb::SignRequest, String> {
         key_id: args.key.clone(),
         message,
     })
+}
+
+/// A raw-root eth2 request (for a client whose grant trusts raw roots).
+fn eth2_raw(form: pb::eth2_request::Form) -> Option<pb::sign_request::Message> {
+    Some(pb::sign_request::Message::Eth2(pb::Eth2Request {
+        form: Some(form),
+        signing_root: Vec::new(),
+    }))
 }
 
 #[cfg(test)]
@@ -352,9 +521,105 @@ mod tests {
             "--key k --profile espresso --kind timeout --view 1 --epoch 3".into(),
             "--key k --profile espresso --kind view-sync-precommit --round 1 --relay 0".into(),
             "--key k --profile espresso --kind view-sync-finalize --round 1 --relay 0".into(),
-            format!("--key k --profile espresso --kind quorum-proposal --view 1 --commitment {C}"),
         ] {
             assert!(parse(&line).is_ok(), "{line}");
+        }
+    }
+
+    #[test]
+    fn quorum_proposals_carry_the_leaf_fields() {
+        const D: &str = "0x2222222222222222222222222222222222222222222222222222222222222222";
+        let proposal = |line: &str| -> Result<pb::QuorumProposal, String> {
+            let r = parse(&format!(
+                "--key k --profile espresso --kind quorum-proposal --view 9 --parent-leaf {C} \
+                 --block-header-commit {D} --justify-qc-commit {C} {line}"
+            ))?;
+            match r.message {
+                Some(pb::sign_request::Message::Espresso(pb::EspressoMessage {
+                    kind: Some(pb::espresso_message::Kind::QuorumProposal(p)),
+                })) => Ok(p),
+                other => panic!("{other:?}"),
+            }
+        };
+        let p = proposal("").unwrap();
+        assert_eq!(p.view, 9);
+        assert_eq!(p.parent_leaf, vec![0x11; 32]);
+        assert_eq!(p.block_header_commit, vec![0x22; 32]);
+        assert_eq!(p.justify_qc_commit, vec![0x11; 32]);
+        assert_eq!(p.upgrade_certificate_commit, None);
+        assert_eq!(p.with_epoch, None);
+
+        let p = proposal(&format!(
+            "--upgrade-cert-commit {D} --with-epoch --next-epoch-qc-commit {C} \
+             --next-drb-result {D} --view-sync-cert-commit {C}"
+        ))
+        .unwrap();
+        assert_eq!(p.upgrade_certificate_commit, Some(vec![0x22; 32]));
+        assert_eq!(
+            p.with_epoch,
+            Some(pb::LeafEpoch {
+                next_epoch_justify_qc_commit: Some(vec![0x11; 32]),
+                next_drb_result: Some(vec![0x22; 32]),
+                view_change_evidence: Some(pb::leaf_epoch::ViewChangeEvidence::ViewSyncCertCommit(
+                    vec![0x11; 32]
+                )),
+            })
+        );
+        let p = proposal(&format!("--with-epoch --timeout-cert-commit {D}")).unwrap();
+        assert_eq!(
+            p.with_epoch,
+            Some(pb::LeafEpoch {
+                next_epoch_justify_qc_commit: None,
+                next_drb_result: None,
+                view_change_evidence: Some(pb::leaf_epoch::ViewChangeEvidence::TimeoutCertCommit(
+                    vec![0x22; 32]
+                )),
+            })
+        );
+
+        for (extra, want) in [
+            (
+                format!("--next-drb-result {D}"),
+                "--next-drb-result needs --with-epoch",
+            ),
+            (
+                format!("--timeout-cert-commit {D}"),
+                "--timeout-cert-commit needs --with-epoch",
+            ),
+            (
+                format!("--with-epoch --timeout-cert-commit {D} --view-sync-cert-commit {D}"),
+                "exclude each other",
+            ),
+            (
+                "--upgrade-cert-commit 0x11".into(),
+                "--upgrade-cert-commit: expected 32 bytes, got 1",
+            ),
+            (format!("--commitment {C}"), "--commitment does not apply"),
+        ] {
+            let err = proposal(&extra).expect_err(&extra);
+            assert!(err.contains(want), "{extra}: {err}");
+        }
+        for (line, want) in [
+            (
+                format!("--kind quorum-proposal --view 1 --block-header-commit {C} --justify-qc-commit {C}"),
+                "needs --parent-leaf",
+            ),
+            (
+                format!("--kind quorum-proposal --view 1 --parent-leaf {C} --justify-qc-commit {C}"),
+                "needs --block-header-commit",
+            ),
+            (
+                format!("--kind quorum-proposal --view 1 --parent-leaf {C} --block-header-commit {C}"),
+                "needs --justify-qc-commit",
+            ),
+            (format!("--kind quorum --view 1 --commitment {C} --with-epoch"), "--with-epoch does not apply"),
+            (
+                format!("--kind da-proposal --view 1 --transactions-hex 00 --parent-leaf {C}"),
+                "--parent-leaf does not apply",
+            ),
+        ] {
+            let err = parse(&format!("--key k --profile espresso {line}")).expect_err(&line);
+            assert!(err.contains(want), "{line}: {err}");
         }
     }
 
@@ -364,8 +629,9 @@ mod tests {
             "--key e --profile eth2 --kind block --slot 5 --signing-root {C}"
         ))
         .unwrap();
-        let Some(pb::sign_request::Message::Eth2Block(pb::Eth2Block {
-            form: Some(pb::eth2_block::Form::Root(b)),
+        let Some(pb::sign_request::Message::Eth2(pb::Eth2Request {
+            form: Some(pb::eth2_request::Form::RootBlock(b)),
+            ..
         })) = r.message
         else {
             panic!()
@@ -376,13 +642,68 @@ mod tests {
             "--key e --profile eth2 --kind attestation --source-epoch 1 --target-epoch 2 --signing-root {C}"
         ))
         .unwrap();
-        let Some(pb::sign_request::Message::Eth2Attestation(pb::Eth2Attestation {
-            form: Some(pb::eth2_attestation::Form::Root(a)),
+        let Some(pb::sign_request::Message::Eth2(pb::Eth2Request {
+            form: Some(pb::eth2_request::Form::RootAttestation(a)),
+            ..
         })) = r.message
         else {
             panic!()
         };
         assert_eq!((a.source_epoch, a.target_epoch), (1, 2));
+    }
+
+    /// Web3Signer's published RANDAO_REVEAL example body and signing root (its OpenAPI spec, as
+    /// in tests/vectors/eth2-signing-roots/web3signer-openapi.json).
+    const RANDAO: &str = r#"{"type":"RANDAO_REVEAL","fork_info":{"fork":{"previous_version":"0x00000001","current_version":"0x00000001","epoch":"1"},"genesis_validators_root":"0x04700007fabc8282644aed6d1c7c9e21d38a03a0c4ba193f3afe428824b3a673"},"signingRoot":"0x3d047c51a8b03630781dc4c5519c17f7de87174246ff2deed0f195c6c775f91e","randao_reveal":{"epoch":"3"}}"#;
+
+    fn parse_json(line: &str, body: &str) -> Result<pb::SignRequest, String> {
+        let argv = std::iter::once("sign").chain(line.split_whitespace());
+        build_json(
+            &Wrap::try_parse_from(argv).map_err(|e| e.to_string())?.args,
+            body.as_bytes(),
+        )
+    }
+
+    #[test]
+    fn web3signer_json_becomes_a_typed_request() {
+        let r = parse_json("--key e --profile eth2 --request-json -", RANDAO).unwrap();
+        let Some(pb::sign_request::Message::Eth2(pb::Eth2Request {
+            form: Some(pb::eth2_request::Form::Typed(bytes)),
+            signing_root,
+        })) = r.message
+        else {
+            panic!("{:?}", r.message)
+        };
+        let message = eth2_messages::Eth2Message::from_bytes(&bytes).unwrap();
+        assert_eq!(message.kind(), "RANDAO_REVEAL");
+        assert_eq!(message.epoch(), Some(3));
+        assert_eq!(
+            hex::encode(signing_root),
+            "3d047c51a8b03630781dc4c5519c17f7de87174246ff2deed0f195c6c775f91e"
+        );
+        let cases = [
+            (
+                "--key e --profile espresso --request-json -",
+                RANDAO,
+                "use --profile eth2",
+            ),
+            (
+                "--key e --profile eth2 --request-json - --slot 3",
+                RANDAO,
+                "--slot does not apply to --request-json",
+            ),
+            (
+                "--key e --profile eth2 --request-json -",
+                r#"{"type":"NOT_A_TYPE"}"#,
+                "--request-json: ",
+            ),
+        ];
+        for (line, body, expected) in cases {
+            let err = parse_json(line, body).unwrap_err();
+            assert!(err.contains(expected), "{line}: {err}");
+        }
+        let both = parse_json("--key e --profile eth2 --kind block --request-json -", RANDAO);
+        assert!(both.unwrap_err().contains("cannot be used with"));
     }
 
     #[test]

@@ -22,6 +22,7 @@
 mod admin;
 mod audit;
 mod descriptor;
+pub mod eth2;
 mod failover;
 
 pub use admin::{review, Approver, ImportSecret, Reviewed, SoftApprover};

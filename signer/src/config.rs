@@ -194,18 +194,50 @@ impl RaftConfig {
 }
 
 /// Ethereum settings.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Eth2Config {
     /// The network's genesis validators root (0x-hex, 32 bytes); default mainnet.
     #[serde(default = "default_gvr")]
     pub genesis_validators_root: FixedBytes<32>,
+    /// The fork schedule of a network other than mainnet, sepolia, holesky and hoodi (which
+    /// are built in and found by their genesis validators root): an `[eth2.network]` table with
+    /// `name`, `genesis_validators_root`, `genesis_fork_version` and the fork versions.
+    #[serde(default)]
+    pub network: Option<eth2_messages::NetworkSpec>,
 }
 
 impl Default for Eth2Config {
     fn default() -> Self {
         Eth2Config {
             genesis_validators_root: default_gvr(),
+            network: None,
+        }
+    }
+}
+
+impl Eth2Config {
+    /// The network this cluster signs eth2 messages for: the `[eth2.network]` table, or the
+    /// built-in network with this genesis validators root. Signing roots depend on its fork
+    /// versions (EIP-7044 exits, deposits, registrations), so an unknown network is an error.
+    pub fn resolve_network(&self) -> Result<eth2_messages::NetworkSpec, String> {
+        let gvr = self.genesis_validators_root;
+        match &self.network {
+            Some(spec) if spec.genesis_validators_root != gvr.0 => Err(format!(
+                "[eth2.network] {:?} has genesis_validators_root {}, but [eth2] says {gvr}",
+                spec.name,
+                FixedBytes(spec.genesis_validators_root)
+            )),
+            Some(spec) => Ok(spec.clone()),
+            None => eth2_messages::NetworkSpec::by_genesis_validators_root(&gvr.0).ok_or_else(
+                || {
+                    format!(
+                        "[eth2] genesis_validators_root {gvr} is not a built-in network ({}); \
+                         describe its forks in an [eth2.network] table",
+                        eth2_messages::BUILT_IN_NETWORKS.join(", ")
+                    )
+                },
+            ),
         }
     }
 }

@@ -82,13 +82,17 @@ pub async fn reconcile(
     for record in records {
         match record.state {
             KeyState::Active => {
-                if keyring.get(&record.key_id).is_some() {
-                    continue;
+                if let Some(loaded) = keyring.get(&record.key_id) {
+                    if loaded.public_key == record.public_key {
+                        continue;
+                    }
                 }
-                match load(keks, &record).await {
-                    Ok(key) => {
-                        tracing::info!(key_id = %record.key_id, public_key = %key.public_key_text, "key loaded");
-                        keyring.insert(key);
+                match load(keks, &record).await.and_then(|key| {
+                    let text = key.public_key_text.clone();
+                    keyring.insert(key).map(|()| text).map_err(|e| e.to_string())
+                }) {
+                    Ok(public_key) => {
+                        tracing::info!(key_id = %record.key_id, %public_key, "key loaded");
                         events.key_loaded(&record.key_id);
                     }
                     Err(reason) => {
@@ -102,7 +106,12 @@ pub async fn reconcile(
                 }
             }
             KeyState::Disabled | KeyState::Deleted => {
-                if keyring.remove(&record.key_id) {
+                // Only this record's key: a key file that shares the id stays (and is refused
+                // by the state machine while the registry holds the id).
+                let is_this_key = keyring
+                    .get(&record.key_id)
+                    .is_some_and(|k| k.public_key == record.public_key);
+                if is_this_key && keyring.remove(&record.key_id) {
                     tracing::info!(key_id = %record.key_id, state = %record.state, "key unloaded");
                     events.key_unloaded(&record.key_id, &record.state.to_string());
                 }

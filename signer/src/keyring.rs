@@ -156,26 +156,51 @@ pub enum SigningKey {
     Bn254(bn254::SecretKey),
 }
 
-/// Proof that the replicated state machine accepted signing `message` with `key_id`.
+/// Proof that the replicated state machine accepted signing `message` with one key.
 ///
-/// Only the state machine can create one (the constructor is crate-private), after the entry
-/// that records the watermark was committed and applied.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// Only the replica module creates one (the constructor is crate-private), from the applied
+/// outcome of a committed entry that decided `Signed` or `Resigned` for exactly this key and
+/// message. It names the key by id *and* public key, is not `Clone`, and is consumed by the one
+/// signature it allows ([`LoadedKey::sign`]).
+#[derive(Debug, PartialEq, Eq)]
 pub struct SignPermit {
     key_id: String,
+    public_key: Vec<u8>,
     message: [u8; 32],
 }
 
 impl SignPermit {
-    /// Issued by the state machine's apply step only.
-    pub(crate) fn issue(key_id: String, message: [u8; 32]) -> Self {
-        SignPermit { key_id, message }
+    /// Issued by the replica module from an applied sign outcome only.
+    pub(crate) fn issue(key_id: String, public_key: Vec<u8>, message: [u8; 32]) -> Self {
+        SignPermit {
+            key_id,
+            public_key,
+            message,
+        }
     }
 
     /// The message this permit allows signing.
     pub fn message(&self) -> &[u8; 32] {
         &self.message
     }
+}
+
+/// Why a loaded key refused a permit: the permit names another key.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("the permit is for key {permit_key_id:?} with another public key, not this one")]
+pub struct PermitMismatch {
+    /// The key id the permit names.
+    pub permit_key_id: String,
+}
+
+/// Why a key could not be added to the keyring.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("key id {key_id:?} is already loaded with another public key ({existing})")]
+pub struct IdConflict {
+    /// The key id.
+    pub key_id: String,
+    /// The public key (text form) already loaded under that id.
+    pub existing: String,
 }
 
 /// A signature and its usual text form.
@@ -244,12 +269,15 @@ impl LoadedKey {
         }
     }
 
-    /// Sign the permit's message. The permit must be for this key.
-    pub fn sign(&self, permit: &SignPermit) -> Option<SignatureBytes> {
-        if permit.key_id != self.key_id {
-            return None;
+    /// Sign the permit's message, consuming the permit. The permit must name this key: the
+    /// same id and the same public key.
+    pub fn sign(&self, permit: SignPermit) -> Result<SignatureBytes, PermitMismatch> {
+        if permit.key_id != self.key_id || permit.public_key != self.public_key {
+            return Err(PermitMismatch {
+                permit_key_id: permit.key_id,
+            });
         }
-        Some(match &self.secret {
+        Ok(match &self.secret {
             SigningKey::Bls12381(sk) => {
                 let sig = sk.sign(&permit.message);
                 SignatureBytes {
@@ -332,7 +360,8 @@ impl Keyring {
                 public_key,
                 public_key_text,
                 secret,
-            });
+            })
+            .map_err(|_| KeyringError::Duplicate(file.key_id.clone()))?;
         }
         Ok(ring)
     }
@@ -347,17 +376,27 @@ impl Keyring {
         self.read_keys().values().cloned().collect()
     }
 
-    /// Add (or replace) a key; it is no longer pending.
-    pub fn insert(&self, key: LoadedKey) {
+    /// Add a key; it is no longer pending. An id already loaded with another public key
+    /// (e.g. a key file and a registry record sharing an id) is refused and nothing changes:
+    /// one id always names one key on this node.
+    pub fn insert(&self, key: LoadedKey) -> Result<(), IdConflict> {
         let id = key.key_id.clone();
+        let mut keys = self.keys.write().unwrap_or_else(|p| p.into_inner());
+        if let Some(existing) = keys.get(&id) {
+            if existing.public_key != key.public_key {
+                return Err(IdConflict {
+                    key_id: id,
+                    existing: existing.public_key_text.clone(),
+                });
+            }
+        }
         let key = std::sync::Arc::new(key);
         // The secret scalar lives inline in the key: keep its pages out of swap where allowed.
         crate::custody::hygiene::lock_value(key.as_ref());
+        keys.insert(id.clone(), key);
+        drop(keys);
         self.write_pending().remove(&id);
-        self.keys
-            .write()
-            .unwrap_or_else(|p| p.into_inner())
-            .insert(id, key);
+        Ok(())
     }
 
     /// Forget a key (disabled or deleted); returns whether it was loaded.

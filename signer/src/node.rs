@@ -61,6 +61,9 @@ pub enum NodeError {
     /// The `[admin]` section could not be used (roots, bootstrap admins).
     #[error("{0}")]
     Admin(String),
+    /// The `[eth2]` section names no network the node knows.
+    #[error("{0}")]
+    Eth2(String),
 }
 
 /// The node's listening sockets.
@@ -117,18 +120,43 @@ fn no_delay(
     })
 }
 
+/// Create `dir` (and its parents) if missing, and make it readable by the owner only: it holds
+/// the replicated state (sealed keys, grants, the audit chain).
+fn private_dir(dir: &std::path::Path) -> std::io::Result<()> {
+    use std::os::unix::fs::DirBuilderExt;
+    std::fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o700)
+        .create(dir)?;
+    owner_only(dir, 0o700)
+}
+
+/// Set `path`'s mode to `mode` (owner-only bits) if it allows more.
+fn owner_only(path: &std::path::Path, mode: u32) -> std::io::Result<()> {
+    use std::os::unix::fs::PermissionsExt;
+    let current = std::fs::metadata(path)?.permissions().mode() & 0o777;
+    if current & 0o077 != 0 {
+        std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode))?;
+    }
+    Ok(())
+}
+
 /// Run a node until `shutdown` resolves.
 pub async fn run(
     config: NodeConfig,
     listeners: Listeners,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<(), NodeError> {
-    std::fs::create_dir_all(&config.data_dir)?;
+    let eth2_network = Arc::new(config.eth2.resolve_network().map_err(NodeError::Eth2)?);
+    private_dir(&config.data_dir)?;
     if !config.sync_writes {
         tracing::warn!("sync_writes = false: acknowledged writes are NOT durable; never use this in production");
     }
     let log_store = LogStore::open(&config.data_dir.join("raft-log.redb"), config.sync_writes)?;
     let state = StateMachine::open(&config.data_dir.join("state.redb"), config.sync_writes)?;
+    for file in ["raft-log.redb", "state.redb"] {
+        owner_only(&config.data_dir.join(file), 0o600)?;
+    }
     let keyring = Arc::new(Keyring::load_dir(&config.keys_dir)?);
     for key in keyring.keys() {
         tracing::warn!(key_id = %key.key_id, profile = %key.profile, public_key = %key.public_key_text,
@@ -178,17 +206,16 @@ pub async fn run(
         .register_encoded_file_descriptor_set(pb::FILE_DESCRIPTOR_SET)
         .build_v1()
         .map_err(|e| NodeError::Reflection(e.to_string()))?;
-    let attestation_roots = config.admin.roots().map_err(NodeError::Admin)?;
+    config.admin.roots().map_err(NodeError::Admin)?;
     let bootstrap = config
         .admin
-        .bootstrap(&config.cluster_id)
+        .bootstrap(&config.cluster_id, config.eth2.genesis_validators_root)
         .map_err(NodeError::Admin)?;
     let admin = pb::admin_server::AdminServer::new(AdminService::new(
         raft.clone(),
         state.clone(),
         keyring.clone(),
         keks,
-        attestation_roots,
         config.eth2.genesis_validators_root,
     ));
     let path = SignPath {
@@ -201,7 +228,8 @@ pub async fn run(
         metrics: metrics.clone(),
         events: audit_events,
         limiter: Arc::new(RateLimiter::default()),
-        genesis_validators_root: config.eth2.genesis_validators_root,
+        denials: Arc::default(),
+        eth2_network,
     };
     let audit = pb::audit_server::AuditServer::new(AuditService::new(
         config.node_id,

@@ -46,6 +46,7 @@ fn grant(identity: &str, keys: &[&str], profiles: &[&str], rate: u32) -> P {
         profiles: profiles.iter().map(|p| (*p).into()).collect(),
         rate_per_second: rate,
         rate_burst: rate,
+        raw_roots: false,
     })
 }
 
@@ -365,4 +366,65 @@ async fn client_grants_rate_limits_pause_and_protection_import() {
         .await
         .unwrap_err();
     assert_eq!(gone.code(), Code::NotFound, "{gone:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn replicas_verify_an_enrollment_attestation_themselves() {
+    let cluster = Cluster::start(3).await;
+    // The proposing node passes the certificates through as the action's bytes; every replica
+    // verifies the chain when applying. Certificates that are not a chain to the cluster's
+    // roots are refused at proposal: no challenge, no admin.
+    let err = cluster
+        .propose(P::EnrollAdmin(pb::EnrollAdminRequest {
+            name: "admin-forged".into(),
+            key: Some(pb::enroll_admin_request::Key::Yubikey(
+                pb::YubiKeyAttestation {
+                    slot_certificate: b"not a certificate".to_vec(),
+                    device_certificate: b"nor this".to_vec(),
+                },
+            )),
+        }))
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), Code::PermissionDenied, "{err:?}");
+    assert!(
+        err.message().contains("attestation refused"),
+        "{}",
+        err.message()
+    );
+    for id in 1..=3 {
+        let mut admin = cluster.admin_as(id, "admin-1");
+        let state = admin
+            .get_admin_state(pb::GetAdminStateRequest {})
+            .await
+            .unwrap()
+            .into_inner();
+        assert!(
+            state.admins.iter().all(|a| a.name != "admin-forged"),
+            "node {id}: {state:?}"
+        );
+        let open = admin
+            .list_challenges(pb::ListChallengesRequest { all: true })
+            .await
+            .unwrap()
+            .into_inner()
+            .challenges;
+        assert!(open.is_empty(), "node {id}: {open:?}");
+    }
+    // The refusal is a committed entry, so it is in the audit log.
+    let mut tail = pb::audit_client::AuditClient::new(cluster.channel(1, "auditor-1"))
+        .tail(pb::AuditTailRequest {
+            from_seq: 0,
+            last: 0,
+            follow: false,
+            filter: None,
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    let mut refused = false;
+    while let Some(entry) = tail.message().await.unwrap() {
+        refused |= entry.summary.contains("admin-forged") && entry.summary.contains("refused");
+    }
+    assert!(refused, "no refused audit record for the forged enrollment");
 }

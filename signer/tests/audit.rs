@@ -11,6 +11,9 @@ use openraft::entry::RaftEntry;
 use openraft::storage::{RaftSnapshotBuilder, RaftStateMachine};
 use openraft::type_config::TypeConfigExt;
 use openraft::EntryPayload;
+use signer::admin::approval;
+use signer::admin::state::Bootstrap;
+use signer::admin::{Action, AdminCommand, AdminRecord, ApproverKey, Policy};
 use signer::audit::{self, AuditEvent, ChainPoint, SignResult};
 use signer::pb;
 use signer::pb::audit_client::AuditClient;
@@ -374,6 +377,61 @@ async fn apply(sm: &mut StateMachine, entries: Vec<Entry>) {
     sm.apply(stream).await.unwrap();
 }
 
+/// The only way to compact the audit log: an admin action, proposed and approved (1 of 1).
+struct Admins {
+    key: ed25519_dalek::SigningKey,
+}
+
+impl Admins {
+    const CLUSTER: &'static str = "c";
+
+    fn new() -> Admins {
+        Admins {
+            key: ed25519_dalek::SigningKey::from_bytes(&[7; 32]),
+        }
+    }
+
+    fn bootstrap(&self) -> Command {
+        Command::Admin(AdminCommand::Bootstrap(Bootstrap {
+            cluster_id: Self::CLUSTER.into(),
+            admins: vec![AdminRecord {
+                name: "admin-1".into(),
+                key: ApproverKey::Ed25519(self.key.verifying_key().to_bytes().to_vec()),
+                attestation: None,
+            }],
+            policy: Policy::default(),
+            clients: Default::default(),
+            attestation_roots: Vec::new(),
+            genesis_validators_root: None,
+        }))
+    }
+
+    /// Propose and approve `action` as two entries; the proposal is applied at `at_ms`.
+    fn approved(&self, id: u8, action: &Action, at_ms: u64) -> Vec<Command> {
+        use ed25519_dalek::Signer as _;
+        let bytes = signer::admin::codec::encode_action(action);
+        let expires = at_ms + Policy::default().challenge_ttl_ms;
+        let statement = approval::statement(
+            Self::CLUSTER,
+            &[id; 32],
+            &approval::action_digest(&bytes),
+            expires,
+        );
+        vec![
+            Command::Admin(AdminCommand::Propose {
+                id: [id; 32],
+                proposer: "admin-1".into(),
+                action_bytes: bytes,
+            }),
+            Command::Admin(AdminCommand::Approve {
+                id: [id; 32],
+                admin: "admin-1".into(),
+                signature: self.key.sign(&statement).to_bytes().to_vec(),
+            }),
+        ]
+    }
+}
+
 fn loaded(node: u64, key: &str) -> Command {
     Command::Event(vec![audit::NodeEvent::KeyLoaded {
         node,
@@ -386,21 +444,32 @@ fn audit_compaction_keeps_the_chain_verifiable_and_travels_in_snapshots() {
     TypeConfig::run(async {
         let dir = tempfile::tempdir().unwrap();
         let mut sm = StateMachine::open(&dir.path().join("a.redb"), true).unwrap();
+        let admins = Admins::new();
+        let mut first = vec![admins.bootstrap()];
+        first.extend((1..=6).map(|n| loaded(n, "k")));
+        apply(&mut sm, entries(first, 1)).await;
+        let exported = sm.audit_records(0, 1000).unwrap();
+        assert_eq!(exported.len(), 7);
+        audit::verify_chain(&exported, ChainPoint::default(), None).unwrap();
+
+        // Compacting at or beyond the head changes nothing (the approved action fails).
+        let base = 1_700_000_000_000;
+        let compact = |up_to_seq| Action::CompactAudit { up_to_seq };
         apply(
             &mut sm,
-            entries((1..=6).map(|n| loaded(n, "k")).collect(), 1),
+            entries(admins.approved(1, &compact(1_000), base), 8),
         )
         .await;
-        let exported = sm.audit_records(0, 1000).unwrap();
-        assert_eq!(exported.len(), 6);
-        let before = audit::verify_chain(&exported, ChainPoint::default(), None).unwrap();
-
-        // Compacting at or beyond the head, or below the anchor, changes nothing.
-        let compact = |up_to_seq| Command::AuditCompact(audit::AuditCompact { up_to_seq });
-        apply(&mut sm, entries(vec![compact(6)], 7)).await;
         assert_eq!(sm.audit_chain().unwrap().anchor, ChainPoint::default());
+        let failed = sm.read().admin.challenges[&hex::encode([1u8; 32])]
+            .status
+            .clone();
+        assert!(
+            matches!(failed, signer::admin::state::ChallengeStatus::Failed { .. }),
+            "{failed:?}"
+        );
 
-        apply(&mut sm, entries(vec![compact(4)], 8)).await;
+        apply(&mut sm, entries(admins.approved(2, &compact(4), base), 10)).await;
         let chain = sm.audit_chain().unwrap();
         assert_eq!(chain.anchor.seq, 4);
         // The anchor is record 4's hash as exported before the compaction.
@@ -410,16 +479,21 @@ fn audit_compaction_keeps_the_chain_verifiable_and_travels_in_snapshots() {
         assert_eq!(kept.first().unwrap().0, 5);
         let (stored, verdict) = sm.audit_verify().unwrap();
         assert_eq!(verdict, Ok(stored.head));
-        // The compaction itself is the newest record; it links on from record 6.
-        let last = audit::decode(&kept.last().unwrap().1).unwrap();
-        assert!(matches!(
-            last.event,
-            AuditEvent::Compacted { up_to_seq: 4, .. }
-        ));
-        assert_eq!(last.prev_hash, before.hash);
+        // The compaction is recorded, linked on from the record before it.
+        let at = kept
+            .iter()
+            .position(|(_, bytes)| {
+                matches!(
+                    audit::decode(bytes).unwrap().event,
+                    AuditEvent::Compacted { up_to_seq: 4, .. }
+                )
+            })
+            .expect("a Compacted record");
+        let before = audit::verify_chain(&kept[..at], chain.anchor, None).unwrap();
+        assert_eq!(audit::decode(&kept[at].1).unwrap().prev_hash, before.hash);
 
         // More records after the compaction, then a snapshot into a fresh replica.
-        apply(&mut sm, entries(vec![loaded(1, "k2")], 9)).await;
+        apply(&mut sm, entries(vec![loaded(1, "k2")], 12)).await;
         let snapshot = sm
             .get_snapshot_builder()
             .await
@@ -439,7 +513,7 @@ fn audit_compaction_keeps_the_chain_verifiable_and_travels_in_snapshots() {
         assert_eq!(chain_b, sm.audit_chain().unwrap());
         assert_eq!(verdict_b, Ok(chain_b.head));
         // Both go on identically.
-        let next = entries(vec![loaded(2, "k3")], 10);
+        let next = entries(vec![loaded(2, "k3")], 13);
         apply(&mut sm, next.clone()).await;
         apply(&mut other, next).await;
         assert_eq!(sm.audit_chain().unwrap(), other.audit_chain().unwrap());

@@ -405,30 +405,22 @@ async fn bad_inputs_get_clear_statuses_and_change_nothing() {
     assert_eq!(code(c.sign(long_id).await), tonic::Code::InvalidArgument);
 
     // A typed eth2 block for another network.
+    let mut sepolia_block =
+        signer::client::eth2::block(&eth2_messages::NetworkSpec::sepolia(), 5, [0; 32]);
+    if let eth2_messages::Eth2Message::BlockV2 { fork_info, .. } = &mut sepolia_block {
+        assert_ne!(fork_info.genesis_validators_root, GVR);
+    }
     let other_network = pb::SignRequest {
         request_id: String::new(),
         key_id: ETH2_KEY.into(),
-        message: Some(pb::sign_request::Message::Eth2Block(pb::Eth2Block {
-            form: Some(pb::eth2_block::Form::Typed(pb::TypedBlock {
-                fork_info: Some(pb::ForkInfo {
-                    previous_version: vec![0; 4],
-                    current_version: vec![0; 4],
-                    epoch: 0,
-                    genesis_validators_root: vec![9; 32],
-                }),
-                header: Some(pb::BeaconBlockHeader {
-                    slot: 5,
-                    proposer_index: 1,
-                    parent_root: vec![0; 32],
-                    state_root: vec![0; 32],
-                    body_root: vec![0; 32],
-                }),
-            })),
-        })),
+        message: Some(signer::client::eth2::typed(&sepolia_block, None)),
     };
     let err = c.sign(other_network).await.unwrap_err();
     assert_eq!(err.code(), tonic::Code::InvalidArgument);
-    assert!(err.message().contains("genesis_validators_root"));
+    assert!(
+        err.message().starts_with("eth2.typed: ") && err.message().contains("genesis"),
+        "{err:?}"
+    );
 
     // Oversized message.
     let huge = pb::SignRequest {

@@ -1,16 +1,19 @@
 //! The replicated state machine applied directly (no cluster): key-registry state gates sign
-//! entries in log order, and applying the same log on two replicas gives the same state.
+//! entries in log order, and applying the same log on two replicas gives the same state. Keys
+//! change only through approved admin actions (bootstrap, propose, approve), as in a cluster.
 #![allow(clippy::unwrap_used, clippy::expect_used, missing_docs)]
 
 use openraft::entry::RaftEntry;
 use openraft::storage::RaftStateMachine;
 use openraft::type_config::TypeConfigExt;
 use openraft::EntryPayload;
+use signer::admin::state::Bootstrap;
+use signer::admin::{approval, Action, AdminCommand, AdminRecord, ApproverKey, Policy};
 use signer::bytes::FixedBytes;
 use signer::custody::{BackendKind, KekRef, SealedKey};
 use signer::protection::ethereum::Eth2Intent;
 use signer::protection::{Intent, Profile};
-use signer::registry::{KeyChange, KeyRecord, KeyState};
+use signer::registry::{KeyRecord, KeyState};
 use signer::replica::{Command, Entry, SignEntry, StateMachine, TypeConfig};
 
 fn record(key_id: &str, pk: u8) -> KeyRecord {
@@ -45,6 +48,47 @@ fn sign(key_id: &str, pk: u8, slot: u64) -> Command {
     }])
 }
 
+const AT_MS: u64 = 1_700_000_000_000;
+
+fn admin_key() -> ed25519_dalek::SigningKey {
+    ed25519_dalek::SigningKey::from_bytes(&[7; 32])
+}
+
+fn bootstrap() -> Command {
+    Command::Admin(AdminCommand::Bootstrap(Bootstrap {
+        cluster_id: "c".into(),
+        admins: vec![AdminRecord {
+            name: "admin-1".into(),
+            key: ApproverKey::Ed25519(admin_key().verifying_key().to_bytes().to_vec()),
+            attestation: None,
+        }],
+        policy: Policy::default(),
+        clients: Default::default(),
+        attestation_roots: Vec::new(),
+        genesis_validators_root: None,
+    }))
+}
+
+/// `action` proposed and approved (1 of 1): the only way a key changes.
+fn approved(id: u8, action: &Action) -> Vec<Command> {
+    use ed25519_dalek::Signer as _;
+    let bytes = signer::admin::codec::encode_action(action);
+    let expires = AT_MS + Policy::default().challenge_ttl_ms;
+    let statement = approval::statement("c", &[id; 32], &approval::action_digest(&bytes), expires);
+    vec![
+        Command::Admin(AdminCommand::Propose {
+            id: [id; 32],
+            proposer: "admin-1".into(),
+            action_bytes: bytes,
+        }),
+        Command::Admin(AdminCommand::Approve {
+            id: [id; 32],
+            admin: "admin-1".into(),
+            signature: admin_key().sign(&statement).to_bytes().to_vec(),
+        }),
+    ]
+}
+
 fn log(commands: Vec<Command>) -> Vec<Entry> {
     commands
         .into_iter()
@@ -53,7 +97,7 @@ fn log(commands: Vec<Command>) -> Vec<Entry> {
             Entry::new(
                 openraft::testing::log_id::<TypeConfig>(1, 1, i as u64 + 1),
                 EntryPayload::Normal(signer::replica::Proposal {
-                    at_ms: 1_700_000_000_000,
+                    at_ms: AT_MS,
                     command: c,
                 }),
             )
@@ -71,18 +115,21 @@ fn a_sign_entry_after_a_disable_entry_records_nothing() {
     TypeConfig::run(async {
         let dir = tempfile::tempdir().unwrap();
         let mut sm = StateMachine::open(&dir.path().join("a.redb"), true).unwrap();
-        let entries = log(vec![
-            Command::Key(KeyChange::Add(record("k1", 1))),
-            Command::Key(KeyChange::Add(record("k2", 2))),
-            Command::Key(KeyChange::SetState {
+        let mut commands = vec![bootstrap()];
+        commands.extend(approved(1, &Action::AddKey(record("k1", 1))));
+        commands.extend(approved(2, &Action::AddKey(record("k2", 2))));
+        commands.extend(approved(
+            3,
+            &Action::SetKeyState {
                 key_id: "k1".into(),
                 state: KeyState::Disabled,
-            }),
-            // Both proposed while k1 was still active, applied after its disable.
-            sign("k1", 1, 5),
-            sign("k2", 2, 5),
-        ]);
+            },
+        ));
+        // Both proposed while k1 was still active, applied after its disable.
+        commands.extend([sign("k1", 1, 5), sign("k2", 2, 5)]);
+        let entries = log(commands);
         apply(&mut sm, entries.clone()).await;
+        assert_eq!(sm.read().registry.keys.len(), 2, "both keys added");
         let validators = sm.read().protection.eth2.validators.clone();
         assert!(
             !validators.contains_key(&FixedBytes([1; 48])),

@@ -8,7 +8,8 @@
 //!   the vote commitment of that quorum vote, equals `result_hex` (and `result`); an entry
 //!   without `leaf_commit` uses the one of the entry before it;
 //! - `vote_commitments`: a typed request (`message`, in the signer's serde form) gives
-//!   `data_commitment` and/or `signing_message_hex`;
+//!   `data_commitment` and/or `signing_message_hex`; a DA proposal may be given as the client
+//!   sends it (`encoded_transactions`), and is then converted as the service converts it;
 //! - `signatures`: signing `message_hex` with demo key `signer_index` gives `bls_sig` /
 //!   `sig_uncompressed_hex`; the signature verifies, and fails under another key;
 //! - `aggregate_signatures`: the sum of the listed keys' signatures equals `bls_sig` and
@@ -17,15 +18,25 @@
 //!   `point_uncompressed_hex`.
 //!
 //! Prints `PASS`/`FAIL` per case and `N passed, M failed`; fails on any mismatch.
+//!
+//! A second test reads `$ESPRESSO_LEAF2_VECTORS` (default `tests/vectors/espresso/leaf2.json`,
+//! see `LEAF2.md` there): each case's typed quorum proposal (`message`) must sign exactly
+//! `leaf_commit`, HotShot's `Leaf2::commit()` of a recorded leaf (or, for `derived` cases, the
+//! value of the independent `leaf2_ref.py`); for a recorded leaf, the fields that the record
+//! holds directly (view, parent, block hash, DRB result, epoch) must match the request too.
+//! Each case also goes through the gRPC conversion (`service::convert::espresso_message`) and
+//! must come out as the same typed message.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, missing_docs)]
 
 use ark_serialize::CanonicalSerialize;
 use serde_json::Value;
+use signer::pb;
 use signer::protection::espresso::message::{
     commitment_from_tagged, commitment_to_tagged, vote_commitment,
 };
-use signer::protection::espresso::{Message, QuorumData};
+use signer::protection::espresso::{Kind, Message, ProposedLeaf, QuorumData, ViewChangeEvidence};
 use signer::scheme::bn254::{hash_to_curve, PublicKey, SecretKey, Signature};
+use signer::service::convert::espresso_message;
 use std::path::PathBuf;
 
 type Outcome = Result<(), String>;
@@ -150,9 +161,32 @@ fn commitment(e: &Value) -> Outcome {
     Ok(())
 }
 
+/// A DA proposal given as the client sends it (`{"da_proposal": {"view", "encoded_transactions"}}`)
+/// goes through the service's conversion, which hashes the payload; `None` for any other form.
+fn da_proposal_request(message: &Value) -> Option<Result<Message, String>> {
+    let request = message.get("da_proposal")?;
+    let payload = request.get("encoded_transactions")?.as_str()?;
+    Some((|| {
+        let view = request["view"].as_u64().ok_or("da_proposal.view")?;
+        let encoded_transactions = hex::decode(payload.trim_start_matches("0x"))
+            .map_err(|e| format!("encoded_transactions: {e}"))?;
+        let wire = pb::EspressoMessage {
+            kind: Some(pb::espresso_message::Kind::DaProposal(pb::DaProposal {
+                view,
+                encoded_transactions,
+            })),
+        };
+        espresso_message(&wire).map_err(|s| format!("conversion: {s}"))
+    })())
+}
+
 fn vote_commitment_case(e: &Value) -> Outcome {
-    let message: Message =
-        serde_json::from_value(e["message"].clone()).map_err(|err| format!("message: {err}"))?;
+    let message: Message = match da_proposal_request(&e["message"]) {
+        Some(converted) => converted?,
+        None => {
+            serde_json::from_value(e["message"].clone()).map_err(|err| format!("message: {err}"))?
+        }
+    };
     let mut checked = false;
     if let Some(want) = e["data_commitment"].as_str() {
         let want = commitment_from_tagged(want).map_err(|e| e.to_string())?;
@@ -332,4 +366,211 @@ fn espresso_bn254_and_hotshot_vectors() {
         path.display()
     );
     assert_eq!(failed, 0, "{failed} Espresso vector(s) failed");
+}
+
+/// The gRPC form of a typed proposal, as a client builds it.
+fn to_wire(leaf: &ProposedLeaf) -> pb::EspressoMessage {
+    use pb::leaf_epoch::ViewChangeEvidence as V;
+    pb::EspressoMessage {
+        kind: Some(pb::espresso_message::Kind::QuorumProposal(
+            pb::QuorumProposal {
+                view: leaf.view,
+                parent_leaf: leaf.parent_leaf.0.to_vec(),
+                block_header_commit: leaf.block_header_commit.0.to_vec(),
+                justify_qc_commit: leaf.justify_qc_commit.0.to_vec(),
+                upgrade_certificate_commit: leaf.upgrade_certificate_commit.map(|c| c.0.to_vec()),
+                with_epoch: leaf.with_epoch.as_ref().map(|e| pb::LeafEpoch {
+                    next_epoch_justify_qc_commit: e
+                        .next_epoch_justify_qc_commit
+                        .map(|c| c.0.to_vec()),
+                    next_drb_result: e.next_drb_result.map(|c| c.0.to_vec()),
+                    view_change_evidence: e.view_change_evidence.map(|v| match v {
+                        ViewChangeEvidence::TimeoutCert(c) => V::TimeoutCertCommit(c.0.to_vec()),
+                        ViewChangeEvidence::ViewSyncCert(c) => V::ViewSyncCertCommit(c.0.to_vec()),
+                    }),
+                }),
+            },
+        )),
+    }
+}
+
+fn leaf2_case(e: &Value) -> Outcome {
+    let message: Message =
+        serde_json::from_value(e["message"].clone()).map_err(|err| format!("message: {err}"))?;
+    let Message::QuorumProposal(leaf) = &message else {
+        return Err(format!("not a quorum proposal: {message:?}"));
+    };
+    if message.kind() != Kind::QuorumProposal || message.data_commitment().is_some() {
+        return Err("a quorum proposal must be its own kind, without vote data".into());
+    }
+    let want = commitment_from_tagged(text(e, "leaf_commit")?).map_err(|e| e.to_string())?;
+    expect_eq("leaf commitment", message.signing_message(), want.0)?;
+    expect_eq("leaf_commit_hex", want.0, unhex(e, "leaf_commit_hex")?)?;
+    let wire = espresso_message(&to_wire(leaf)).map_err(|s| format!("conversion: {s}"))?;
+    if wire != message {
+        return Err(format!("the wire form converts to {wire:?}"));
+    }
+    let Some(recorded) = e.get("hotshot_leaf") else {
+        return Ok(());
+    };
+    let commit = |field: &str| -> Result<Vec<u8>, String> {
+        let text = text(recorded, field)?;
+        let (tag, _) = text.split_once('~').ok_or("not tagged")?;
+        signer::scheme::bn254::tagged::decode(text, tag).map_err(|e| e.to_string())
+    };
+    if recorded["view_number"].as_u64() != Some(leaf.view) {
+        return Err("view differs from the recorded leaf".into());
+    }
+    expect_eq(
+        "parent leaf",
+        leaf.parent_leaf.0,
+        commit("parent_commitment")?,
+    )?;
+    expect_eq(
+        "block header",
+        leaf.block_header_commit.0,
+        commit("block_header_commit")?,
+    )?;
+    if recorded["with_epoch"].as_bool() != Some(leaf.with_epoch.is_some()) {
+        return Err("with_epoch differs from the recorded leaf".into());
+    }
+    if recorded["upgrade_certificate"].is_null() != leaf.upgrade_certificate_commit.is_none() {
+        return Err("upgrade certificate presence differs from the recorded leaf".into());
+    }
+    let drb: Option<Vec<u8>> = match &recorded["next_drb_result"] {
+        Value::Null => None,
+        Value::Array(bytes) => Some(
+            bytes
+                .iter()
+                .map(|b| b.as_u64().and_then(|b| u8::try_from(b).ok()))
+                .collect::<Option<_>>()
+                .ok_or("next_drb_result: not bytes")?,
+        ),
+        other => return Err(format!("next_drb_result: {other}")),
+    };
+    let got = leaf
+        .with_epoch
+        .as_ref()
+        .and_then(|e| e.next_drb_result)
+        .map(|d| d.0.to_vec());
+    if got != drb {
+        return Err(format!("DRB result {got:?}, recorded {drb:?}"));
+    }
+    Ok(())
+}
+
+#[test]
+fn espresso_leaf2_commitments() {
+    let path = std::env::var_os("ESPRESSO_LEAF2_VECTORS")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| {
+            PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("vectors/espresso/leaf2.json")
+        });
+    let doc: Value = serde_json::from_str(
+        &std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("read {}: {e}", path.display())),
+    )
+    .unwrap_or_else(|e| panic!("parse {}: {e}", path.display()));
+    let (mut passed, mut failed, mut verified) = (0, 0, 0);
+    for (i, e) in doc["cases"].as_array().into_iter().flatten().enumerate() {
+        let name = e["name"].as_str().unwrap_or_default();
+        let origin = e["provenance"]
+            .as_str()
+            .and_then(|p| p.split(':').next())
+            .unwrap_or_default();
+        match leaf2_case(e) {
+            Ok(()) => {
+                passed += 1;
+                verified += usize::from(origin == "verified");
+                println!("PASS cases[{i}] {name} [{origin}]");
+            }
+            Err(err) => {
+                failed += 1;
+                println!("FAIL cases[{i}] {name} [{origin}]: {err}");
+            }
+        }
+    }
+    println!("{passed} passed ({verified} verified against HotShot), {failed} failed");
+    assert!(verified > 0, "no verified leaf in {}", path.display());
+    assert_eq!(failed, 0, "{failed} Leaf2 vector(s) failed");
+}
+
+/// The conversion refuses a malformed proposal, naming the field, and hashes a DA proposal's
+/// payload itself.
+#[test]
+fn espresso_proposal_wire_conversion() {
+    let leaf = ProposedLeaf {
+        view: 3,
+        parent_leaf: signer::bytes::FixedBytes([1; 32]),
+        block_header_commit: signer::bytes::FixedBytes([2; 32]),
+        justify_qc_commit: signer::bytes::FixedBytes([3; 32]),
+        upgrade_certificate_commit: None,
+        with_epoch: Some(Default::default()),
+    };
+    let proposal = |edit: &dyn Fn(&mut pb::QuorumProposal)| {
+        let mut m = to_wire(&leaf);
+        if let Some(pb::espresso_message::Kind::QuorumProposal(p)) = &mut m.kind {
+            edit(p);
+        }
+        espresso_message(&m)
+    };
+    assert_eq!(
+        proposal(&|_| {}).unwrap(),
+        Message::quorum_proposal(leaf.clone())
+    );
+    type Edit<'a> = &'a dyn Fn(&mut pb::QuorumProposal);
+    let cases: [(Edit, &str); 6] = [
+        (
+            &|p| p.parent_leaf.clear(),
+            "espresso.quorum_proposal.parent_leaf: expected 32 bytes, got 0",
+        ),
+        (
+            &|p| p.block_header_commit.push(0),
+            "espresso.quorum_proposal.block_header_commit: expected 32 bytes, got 33",
+        ),
+        (
+            &|p| p.justify_qc_commit.truncate(31),
+            "espresso.quorum_proposal.justify_qc_commit: expected 32 bytes, got 31",
+        ),
+        (
+            &|p| p.upgrade_certificate_commit = Some(vec![0; 3]),
+            "espresso.quorum_proposal.upgrade_certificate_commit: expected 32 bytes, got 3",
+        ),
+        (
+            &|p| {
+                if let Some(e) = &mut p.with_epoch {
+                    e.next_drb_result = Some(vec![]);
+                }
+            },
+            "espresso.quorum_proposal.with_epoch.next_drb_result: expected 32 bytes, got 0",
+        ),
+        (
+            &|p| {
+                if let Some(e) = &mut p.with_epoch {
+                    e.view_change_evidence =
+                        Some(pb::leaf_epoch::ViewChangeEvidence::TimeoutCertCommit(vec![
+                            1,
+                        ]));
+                }
+            },
+            "espresso.quorum_proposal.with_epoch.timeout_cert_commit: expected 32 bytes, got 1",
+        ),
+    ];
+    for (edit, want) in cases {
+        let err = proposal(edit).unwrap_err();
+        assert_eq!(format!("{:?}", err.code()), "InvalidArgument", "{want}");
+        assert_eq!(err.message(), want);
+    }
+    let da = pb::EspressoMessage {
+        kind: Some(pb::espresso_message::Kind::DaProposal(pb::DaProposal {
+            view: 13,
+            encoded_transactions: b"abc".to_vec(),
+        })),
+    };
+    let message = espresso_message(&da).unwrap();
+    assert_eq!(message, Message::da_proposal(13, b"abc"));
+    // SHA-256("abc"), FIPS 180-2 appendix B.1.
+    assert_eq!(
+        hex::encode(message.signing_message()),
+        "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad"
+    );
 }

@@ -136,8 +136,9 @@ fn slashable(a: &Signed, b: &Signed) -> bool {
     }
 }
 
-fn as_signed(i: &Eth2Intent) -> Signed {
-    match *i {
+/// What the checker records of a signed request; `None` for messages no rule covers.
+fn as_signed(i: &Eth2Intent) -> Option<Signed> {
+    Some(match *i {
         Eth2Intent::Block {
             pubkey,
             slot,
@@ -158,7 +159,8 @@ fn as_signed(i: &Eth2Intent) -> Signed {
             target: target_epoch,
             root: Some(signing_root.0[0]),
         },
-    }
+        Eth2Intent::Unslashable { .. } => return None,
+    })
 }
 
 fn run(ops: &[Op]) -> (Eth2State, Vec<Decision>, Vec<Signed>) {
@@ -170,7 +172,7 @@ fn run(ops: &[Op]) -> (Eth2State, Vec<Decision>, Vec<Signed>) {
             Op::Sign(i) => {
                 let d = state.decide(i);
                 if d.allows_signing() {
-                    history.push(as_signed(i));
+                    history.extend(as_signed(i));
                 }
                 decisions.push(d);
             }

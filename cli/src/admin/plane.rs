@@ -60,6 +60,11 @@ pub struct GrantArgs {
     /// Largest burst of requests [default: the rate].
     #[arg(long, value_name = "B", requires = "rate")]
     pub burst: Option<u32>,
+    /// Trust this client to send eth2 signing roots it computed itself instead of typed
+    /// messages. The client then chooses what gets signed and only the slot or epochs it
+    /// states are checked: grant it only to a validator client you trust as much as the key.
+    #[arg(long)]
+    pub raw_roots: bool,
     #[command(flatten)]
     pub propose: ProposeOpts,
 }
@@ -150,6 +155,7 @@ pub fn prepare_client(command: &ClientCommand) -> Result<Work, Failure> {
                     profiles: args.profiles.clone(),
                     rate_per_second: rate,
                     rate_burst: args.burst.unwrap_or(rate),
+                    raw_roots: args.raw_roots,
                 }),
                 &args.propose,
             )

@@ -1,15 +1,18 @@
 //! The admin actions, as the state machine applies them, and their description in words.
 //!
-//! Owns: [`Action`] and [`Action::describe`]. Must not: encode actions for the wire (the
-//! service does: an action's digest is over its protobuf encoding, `signer.v1.AdminAction`),
-//! or apply them (that is [`super::state`] for admin-plane state and the replica's state
-//! machine for keys and protection records).
+//! Owns: [`Action`], [`EnrollKey`] and [`Action::describe`]. Must not: encode actions (that is
+//! [`super::codec`]: an action's digest is over its protobuf encoding, `signer.v1.AdminAction`,
+//! and the state machine executes what those bytes decode to), or apply them (that is
+//! [`super::state`] for admin-plane state and the replica's state machine for keys and
+//! protection records).
 //!
 //! Actions are complete: whatever needs randomness or a KMS (generating and sealing a key,
 //! re-sealing under a new KEK) is done by the proposing node before the challenge exists, so
 //! approvers approve exactly the record that will be committed, and applying is deterministic.
+//! What needs checking against trust anchors (an attestation chain) is not done for the
+//! action: it carries the evidence, and every replica checks it when applying.
 
-use super::{AdminRecord, ClientGrant, Policy};
+use super::{attestation, ApproverKey, ClientGrant, Policy};
 use crate::registry::{KeyRecord, KeyState, Rewrap};
 use serde::{Deserialize, Serialize};
 
@@ -40,7 +43,12 @@ pub enum Action {
         identity: String,
     },
     /// Enroll an admin.
-    EnrollAdmin(AdminRecord),
+    EnrollAdmin {
+        /// The admin's name (the identity of their client certificate).
+        name: String,
+        /// Their key, and what proves it.
+        key: EnrollKey,
+    },
     /// Remove an admin.
     RemoveAdmin {
         /// The admin's name.
@@ -65,6 +73,59 @@ pub enum Action {
         /// The last record to drop.
         up_to_seq: u64,
     },
+}
+
+/// The key of an admin to enroll, as the action carries it.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum EnrollKey {
+    /// A development Ed25519 key, without attestation: accepted only while the policy does not
+    /// require attestation.
+    Development {
+        /// The 32-byte public key.
+        #[serde(with = "crate::registry::hex_vec")]
+        ed25519_public_key: Vec<u8>,
+    },
+    /// A YubiKey PIV key, proven by its attestation. There is no separate public key: the
+    /// admin's key is the one in the slot certificate, once the chain verifies against the
+    /// cluster's replicated roots (checked in `apply`, on every replica).
+    YubiKey {
+        /// The slot 9c attestation certificate (DER).
+        #[serde(with = "crate::registry::hex_vec")]
+        slot_certificate: Vec<u8>,
+        /// The device (f9) attestation certificate (DER).
+        #[serde(with = "crate::registry::hex_vec")]
+        device_certificate: Vec<u8>,
+    },
+}
+
+impl EnrollKey {
+    /// The key in words. For a YubiKey, what its slot certificate claims (the chain is not
+    /// verified here; applying the action verifies it).
+    pub fn describe(&self) -> String {
+        match self {
+            EnrollKey::Development { ed25519_public_key } => format!(
+                "{} (development key (no attestation))",
+                ApproverKey::Ed25519(ed25519_public_key.clone()).to_text()
+            ),
+            EnrollKey::YubiKey {
+                slot_certificate, ..
+            } => match attestation::inspect_slot(slot_certificate) {
+                Ok(claimed) => {
+                    let f = claimed.facts();
+                    format!(
+                        "{} (YubiKey serial {} firmware {} touch {} pin {}, as its attestation \
+                         claims; every node verifies the chain when applying)",
+                        ApproverKey::from(&claimed.public_key).to_text(),
+                        f.serial,
+                        f.firmware,
+                        f.touch_policy,
+                        f.pin_policy
+                    )
+                }
+                Err(e) => format!("a YubiKey attestation that does not check out ({e})"),
+            },
+        }
+    }
 }
 
 impl Action {
@@ -97,15 +158,8 @@ impl Action {
                 )
             }
             Action::RevokeClient { identity } => format!("revoke client {identity:?}"),
-            Action::EnrollAdmin(a) => {
-                let how = match &a.attestation {
-                    Some(f) => format!(
-                        "YubiKey serial {} firmware {} touch {} pin {}",
-                        f.serial, f.firmware, f.touch_policy, f.pin_policy
-                    ),
-                    None => "development key (no attestation)".to_owned(),
-                };
-                format!("enroll admin {:?} with {} ({how})", a.name, a.key.to_text())
+            Action::EnrollAdmin { name, key } => {
+                format!("enroll admin {name:?} with {}", key.describe())
             }
             Action::RemoveAdmin { name } => format!("remove admin {name:?}"),
             Action::SetPolicy(p) => format!(

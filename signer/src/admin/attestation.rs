@@ -239,8 +239,25 @@ pub fn verify_attestation(
     if !verify_signed_by(&slot, device.public_key(), CertRole::Slot)? {
         return Err(AttestationError::SlotNotSignedByDevice);
     }
+    read_slot(&slot)
+}
 
-    let firmware = extension(&slot, "3", "firmware")?;
+/// What a slot attestation certificate *claims*, without verifying any signature: for showing
+/// an approver what an enrollment would enroll. Never use the result to trust a key; that is
+/// [`verify_attestation`].
+pub fn inspect_slot(slot_cert_der: &[u8]) -> Result<Attested, AttestationError> {
+    read_slot(&parse(slot_cert_der, CertRole::Slot)?)
+}
+
+/// Check that `der` is a certificate usable as a trusted root (parses as X.509 DER, no
+/// trailing bytes).
+pub fn check_root(der: &[u8]) -> Result<(), AttestationError> {
+    parse(der, CertRole::Root).map(|_| ())
+}
+
+/// The Yubico facts and the key of a (parsed) slot certificate.
+fn read_slot(slot: &X509Certificate<'_>) -> Result<Attested, AttestationError> {
+    let firmware = extension(slot, "3", "firmware")?;
     let firmware = match firmware {
         [a, b, c] => (*a, *b, *c),
         _ => {
@@ -250,9 +267,9 @@ pub fn verify_attestation(
             ))
         }
     };
-    let serial = serial(extension(&slot, "7", "serial")?)?;
-    let (pin_policy, touch_policy) = policy(extension(&slot, "8", "policy")?)?;
-    let form_factor = match optional_extension(&slot, "9", "form factor")? {
+    let serial = serial(extension(slot, "7", "serial")?)?;
+    let (pin_policy, touch_policy) = policy(extension(slot, "8", "policy")?)?;
+    let form_factor = match optional_extension(slot, "9", "form factor")? {
         None => None,
         Some([b]) => Some(*b),
         Some(other) => {
@@ -417,4 +434,4 @@ fn policy(value: &[u8]) -> Result<(PinPolicy, TouchPolicy), AttestationError> {
 }
 
 #[cfg(test)]
-mod tests;
+pub(crate) mod tests;

@@ -3,22 +3,24 @@
 //! inside the replicated commands, so every replica reaches the same state.
 //!
 //! Owns: [`AdminRecord`], [`Policy`], client access grants ([`ClientGrant`]), the action
-//! vocabulary ([`action::Action`]), the approval statement and its signature check
-//! ([`approval`]), attestation checks ([`attestation`]) and the replicated admin state with
-//! its tally ([`state::AdminState`]).
-//! Must not: touch keys, storage or the network; sign anything; read protobuf types (the
-//! service converts them).
+//! vocabulary ([`action::Action`]) and its one canonical encoding ([`codec`]), the approval
+//! statement and its signature check ([`approval`]), attestation checks ([`attestation`]) and
+//! the replicated admin state with its tally ([`state::AdminState`]).
+//! Must not: touch keys, storage or the network; sign anything; read protobuf types outside
+//! [`codec`] (whose bytes *are* the protobuf `signer.v1.AdminAction`; the service converts
+//! every other wire type).
 
 pub mod action;
 pub mod approval;
 pub mod attestation;
+pub mod codec;
 pub mod state;
 
 use crate::protection::Profile;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeSet;
 
-pub use action::Action;
+pub use action::{Action, EnrollKey};
 pub use approval::ApproverKey;
 pub use state::{AdminCommand, AdminOutcome, AdminRefusal, AdminState};
 
@@ -101,6 +103,12 @@ pub struct ClientGrant {
     pub profiles: BTreeSet<Profile>,
     /// Its rate limit, enforced on every node; `None` = unlimited.
     pub rate_limit: Option<RateLimit>,
+    /// The client is trusted to send eth2 signing roots it computed itself (`RootBlock`,
+    /// `RootAttestation`) instead of typed messages. Off unless an admin grants it: with it,
+    /// the client chooses the digest that gets signed, and only the slot or epochs it states
+    /// are checked (see SECURITY.md).
+    #[serde(default)]
+    pub raw_roots: bool,
 }
 
 /// Why a client may not sign with a key.

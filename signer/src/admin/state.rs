@@ -6,18 +6,28 @@
 //! replica's state machine does, when [`AdminState::approve`] reports the threshold reached).
 //!
 //! To ensure correctness:
+//! - a challenge keeps only the action's canonical bytes; what executes is what those bytes
+//!   decode to ([`CanonicalAction`]), decoded here, in `apply`, on every replica. Bytes that do
+//!   not decode are refused at proposal and never collect approvals;
 //! - a challenge id is used once: a second proposal with the same id is refused, and once a
 //!   challenge is executed, failed or expired no approval for it counts again;
 //! - an approval counts only if its signature verifies over the statement binding this
 //!   cluster, this challenge, this action's digest and this expiry, under the key of an admin
-//!   enrolled when the approval is applied; each admin counts once;
-//! - only approvals of admins still enrolled count towards the threshold of the current policy;
+//!   enrolled when the approval is applied;
+//! - approvals are recorded by the approving *key*, and count only while that key is enrolled:
+//!   a name removed and enrolled again with a new key does not inherit the old key's
+//!   approvals; each key counts once;
+//! - an enrollment of a YubiKey admin verifies the attestation chain against the replicated
+//!   roots when applied, and the admin's key is the one in the verified slot certificate;
 //! - a refusal changes nothing.
 //!
 //! Times (`at_ms`) are the proposing leader's clock, carried in the Raft entry.
 
+use super::action::EnrollKey;
 use super::approval::{self, ApprovalError};
-use super::{valid_name, Action, AdminRecord, ClientGrant, Policy};
+use super::codec::CanonicalAction;
+use super::{attestation, valid_name, Action, AdminRecord, ApproverKey, ClientGrant, Policy};
+use crate::protection::ethereum::Root;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 
@@ -50,15 +60,25 @@ pub enum ChallengeStatus {
     },
 }
 
+/// One recorded approval.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Approval {
+    /// The name the key was enrolled under when it approved (for the record; counting goes by
+    /// the key).
+    pub admin: String,
+    /// The signature over the statement.
+    #[serde(with = "crate::registry::hex_vec")]
+    pub signature: Vec<u8>,
+}
+
 /// A proposed action waiting for (or done with) approvals.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Challenge {
     /// Random, chosen by the proposing node.
     #[serde(with = "hex_array")]
     pub id: [u8; 32],
-    /// The action.
-    pub action: Action,
-    /// Its canonical encoding (protobuf `signer.v1.AdminAction`), as approvers see it.
+    /// The action's canonical encoding (protobuf `signer.v1.AdminAction`), as approvers see
+    /// it: the only form of the action kept. What executes is what these bytes decode to.
     #[serde(with = "crate::registry::hex_vec")]
     pub action_bytes: Vec<u8>,
     /// [`approval::action_digest`] of `action_bytes`.
@@ -70,10 +90,32 @@ pub struct Challenge {
     pub created_at_ms: u64,
     /// No approval applied after this time counts (ms).
     pub expires_at_ms: u64,
-    /// Admin name → signature over the statement.
-    pub approvals: BTreeMap<String, Vec<u8>>,
+    /// Approving key ([`ApproverKey::to_text`]) → its approval. (Stored as
+    /// `approvals_by_key`: challenges persisted when approvals were keyed by name load with
+    /// none, so a name's old approvals never count for a new key.)
+    #[serde(rename = "approvals_by_key", default)]
+    pub approvals: BTreeMap<String, Approval>,
     /// Where it stands.
     pub status: ChallengeStatus,
+}
+
+impl Challenge {
+    /// The admins whose approvals count now: enrolled admins whose *current* key approved,
+    /// by name.
+    pub fn counted(&self, admins: &BTreeMap<String, AdminRecord>) -> Vec<String> {
+        admins
+            .values()
+            .filter(|a| self.approvals.contains_key(&a.key.to_text()))
+            .map(|a| a.name.clone())
+            .collect()
+    }
+
+    /// The action, as its bytes decode.
+    pub fn action(&self) -> Result<Action, AdminRefusal> {
+        CanonicalAction::decode(&self.action_bytes)
+            .map(CanonicalAction::into_action)
+            .map_err(|e| AdminRefusal::MalformedAction(e.to_string()))
+    }
 }
 
 /// Initial admin-plane state, from `signer init` (the same on every node's config).
@@ -87,6 +129,16 @@ pub struct Bootstrap {
     pub policy: Policy,
     /// The first client grants.
     pub clients: BTreeMap<String, ClientGrant>,
+    /// The attestation roots (DER) YubiKey enrollments must chain to, from the config's
+    /// `[admin]` section. Replicated, so every replica verifies against the same roots.
+    /// (Absent in bootstraps written before they were replicated: Yubico's public roots.)
+    #[serde(with = "hex_list", default = "legacy_roots")]
+    pub attestation_roots: Vec<Vec<u8>>,
+    /// The cluster's eth2 genesis validators root, from the config's `[eth2]` section:
+    /// interchange imports must name it. (`None` in bootstraps written before it was
+    /// replicated: imports are then refused.)
+    #[serde(default)]
+    pub genesis_validators_root: Option<Root>,
 }
 
 /// A replicated admin-plane command.
@@ -101,9 +153,8 @@ pub enum AdminCommand {
         id: [u8; 32],
         /// The proposing admin.
         proposer: String,
-        /// The action.
-        action: Action,
-        /// Its canonical encoding.
+        /// The action's canonical encoding (`signer.v1.AdminAction`): the only form of the
+        /// action in the log. Applying decodes it; bytes that do not decode are refused.
         #[serde(with = "crate::registry::hex_vec")]
         action_bytes: Vec<u8>,
     },
@@ -151,9 +202,32 @@ pub enum AdminRefusal {
     /// The challenge was executed or failed already: approvals are single-use.
     #[error("challenge {0} is already decided; approvals cannot be reused")]
     AlreadyDecided(String),
-    /// This admin approved this challenge already.
+    /// This admin's key approved this challenge already.
     #[error("{0:?} already approved this challenge")]
     DuplicateApproval(String),
+    /// The action bytes do not decode to an action.
+    #[error("the action does not decode: {0}")]
+    MalformedAction(String),
+    /// An enrollment's attestation does not verify against the cluster's roots.
+    #[error("{admin:?}: attestation refused: {reason}")]
+    Attestation {
+        /// The admin to be enrolled.
+        admin: String,
+        /// Why ([`attestation::AttestationError`] in words).
+        reason: String,
+    },
+    /// An interchange file is for another network than this cluster's.
+    #[error("interchange: genesis_validators_root {found} is not this cluster's ({expected})")]
+    GenesisMismatch {
+        /// The cluster's (replicated) root.
+        expected: Root,
+        /// The file's.
+        found: Root,
+    },
+    /// The cluster's genesis validators root is not in its replicated state (bootstrapped
+    /// before it was replicated), so an import cannot be checked.
+    #[error("this cluster's genesis validators root is not in its replicated state; interchange imports are refused")]
+    NoGenesisRoot,
     /// The approval's signature does not verify.
     #[error("{0}")]
     BadApproval(String),
@@ -216,7 +290,7 @@ pub enum Tally {
     Reached {
         /// Counted approvers.
         approvers: Vec<String>,
-        /// The approved action.
+        /// The approved action: what the challenge's bytes decode to.
         action: Action,
     },
 }
@@ -238,6 +312,13 @@ pub struct AdminState {
     pub paused: bool,
     /// Challenges by hex id.
     pub challenges: BTreeMap<String, Challenge>,
+    /// The attestation roots (DER) YubiKey enrollments must chain to (from the bootstrap).
+    #[serde(with = "hex_list", default = "legacy_roots")]
+    pub attestation_roots: Vec<Vec<u8>>,
+    /// The cluster's eth2 genesis validators root (from the bootstrap); interchange imports
+    /// must name it.
+    #[serde(default)]
+    pub genesis_validators_root: Option<Root>,
 }
 
 impl AdminState {
@@ -246,10 +327,16 @@ impl AdminState {
         if self.bootstrapped {
             return Err(AdminRefusal::AlreadyBootstrapped);
         }
+        for (i, root) in b.attestation_roots.iter().enumerate() {
+            attestation::check_root(root)
+                .map_err(|e| invalid(format!("attestation root {i}: {e}")))?;
+        }
         let mut next = AdminState {
             bootstrapped: true,
             cluster_id: b.cluster_id.clone(),
             policy: b.policy.clone(),
+            attestation_roots: b.attestation_roots.clone(),
+            genesis_validators_root: b.genesis_validators_root,
             ..AdminState::default()
         };
         for admin in &b.admins {
@@ -264,13 +351,13 @@ impl AdminState {
         Ok(())
     }
 
-    /// Open a challenge. `at_ms` is leader time.
+    /// Open a challenge for `action` (decoded from its canonical bytes, which are all the
+    /// challenge keeps). `at_ms` is leader time.
     pub fn propose(
         &mut self,
         id: [u8; 32],
         proposer: &str,
-        action: &Action,
-        action_bytes: &[u8],
+        action: &CanonicalAction,
         at_ms: u64,
     ) -> Result<&Challenge, AdminRefusal> {
         if !self.admins.contains_key(proposer) {
@@ -289,13 +376,13 @@ impl AdminState {
         if pending >= MAX_PENDING {
             return Err(AdminRefusal::TooManyPending(pending));
         }
-        // Admin-plane actions are checked now, so a hopeless one never collects approvals.
-        self.clone().execute(action)?;
+        // Admin-plane actions are checked now (an enrollment's attestation included), so a
+        // hopeless one never collects approvals.
+        self.clone().execute(action.action())?;
         let challenge = Challenge {
             id,
-            action: action.clone(),
-            action_bytes: action_bytes.to_vec(),
-            digest: approval::action_digest(action_bytes),
+            action_bytes: action.bytes().to_vec(),
+            digest: approval::action_digest(action.bytes()),
             proposer: proposer.to_owned(),
             created_at_ms: at_ms,
             expires_at_ms: at_ms.saturating_add(self.policy.challenge_ttl_ms),
@@ -333,9 +420,11 @@ impl AdminState {
             .admins
             .get(admin)
             .ok_or_else(|| AdminRefusal::UnknownAdmin(admin.to_owned()))?;
-        if challenge.approvals.contains_key(admin) {
+        let approver = record.key.to_text();
+        if challenge.approvals.contains_key(&approver) {
             return Err(AdminRefusal::DuplicateApproval(admin.to_owned()));
         }
+        let action = challenge.action()?;
         let statement = approval::statement(
             &self.cluster_id,
             &challenge.id,
@@ -351,20 +440,16 @@ impl AdminState {
         let Some(challenge) = self.challenges.get_mut(&key) else {
             return Err(AdminRefusal::UnknownChallenge(key));
         };
-        challenge
-            .approvals
-            .insert(admin.to_owned(), signature.to_vec());
-        let approvers: Vec<String> = challenge
-            .approvals
-            .keys()
-            .filter(|name| admins.contains_key(*name))
-            .cloned()
-            .collect();
+        challenge.approvals.insert(
+            approver,
+            Approval {
+                admin: admin.to_owned(),
+                signature: signature.to_vec(),
+            },
+        );
+        let approvers = challenge.counted(admins);
         if approvers.len() >= threshold as usize {
-            Ok(Tally::Reached {
-                approvers,
-                action: challenge.action.clone(),
-            })
+            Ok(Tally::Reached { approvers, action })
         } else {
             Ok(Tally::Pending {
                 approvers,
@@ -402,9 +487,20 @@ impl AdminState {
                 Some(_) => Ok(format!("client {identity:?} revoked")),
                 None => Err(invalid(format!("client {identity:?} has no grant"))),
             },
-            Action::EnrollAdmin(admin) => {
-                self.enroll(admin)?;
-                Ok(format!("admin {:?} enrolled", admin.name))
+            Action::EnrollAdmin { name, key } => {
+                let admin = self.admission(name, key)?;
+                self.enroll(&admin)?;
+                let how = match &admin.attestation {
+                    Some(f) => format!(
+                        "YubiKey serial {} firmware {} touch {} pin {}, attestation verified",
+                        f.serial, f.firmware, f.touch_policy, f.pin_policy
+                    ),
+                    None => "development key".to_owned(),
+                };
+                Ok(format!(
+                    "admin {name:?} enrolled with {} ({how})",
+                    admin.key.to_text()
+                ))
             }
             Action::RemoveAdmin { name } => {
                 if !self.admins.contains_key(name) {
@@ -437,6 +533,37 @@ impl AdminState {
             | Action::RotateKek(_)
             | Action::ImportProtection { .. }
             | Action::CompactAudit { .. } => Ok(String::new()),
+        }
+    }
+
+    /// The record an enrollment would add: a development key as given, or a YubiKey key read
+    /// from its slot certificate once the chain verifies against this cluster's roots.
+    fn admission(&self, name: &str, key: &EnrollKey) -> Result<AdminRecord, AdminRefusal> {
+        match key {
+            EnrollKey::Development { ed25519_public_key } => Ok(AdminRecord {
+                name: name.to_owned(),
+                key: ApproverKey::Ed25519(ed25519_public_key.clone()),
+                attestation: None,
+            }),
+            EnrollKey::YubiKey {
+                slot_certificate,
+                device_certificate,
+            } => {
+                let attested = attestation::verify_attestation(
+                    slot_certificate,
+                    device_certificate,
+                    &self.attestation_roots,
+                )
+                .map_err(|e| AdminRefusal::Attestation {
+                    admin: name.to_owned(),
+                    reason: e.to_string(),
+                })?;
+                Ok(AdminRecord {
+                    name: name.to_owned(),
+                    key: ApproverKey::from(&attested.public_key),
+                    attestation: Some(attested.facts()),
+                })
+            }
         }
     }
 
@@ -536,6 +663,27 @@ fn check_policy(p: &Policy, admins: &BTreeMap<String, AdminRecord>) -> Result<()
         }
     }
     Ok(())
+}
+
+/// Roots for state and bootstraps written before the roots were replicated: Yubico's public
+/// roots, shipped in the binary.
+fn legacy_roots() -> Vec<Vec<u8>> {
+    attestation::yubico_roots()
+}
+
+mod hex_list {
+    use serde::{Deserialize, Deserializer, Serializer};
+
+    pub fn serialize<S: Serializer>(items: &[Vec<u8>], s: S) -> Result<S::Ok, S::Error> {
+        s.collect_seq(items.iter().map(hex::encode))
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<Vec<u8>>, D::Error> {
+        Vec::<String>::deserialize(d)?
+            .iter()
+            .map(|text| hex::decode(text).map_err(serde::de::Error::custom))
+            .collect()
+    }
 }
 
 mod hex_array {

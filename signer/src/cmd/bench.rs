@@ -84,6 +84,7 @@ impl LocalCluster {
                 profiles: vec![Profile::Eth2, Profile::Espresso],
                 rate_per_second: 0,
                 rate_burst: 0,
+                raw_roots: false,
             }],
             ..AdminConfig::dev()
         };
@@ -194,17 +195,13 @@ impl LocalCluster {
 /// A request for client `c`'s key at its `n`-th step: always new data, never conflicting.
 fn request(profile: Profile, c: usize, n: u64) -> pb::SignRequest {
     let message = match profile {
-        Profile::Eth2 => pb::sign_request::Message::Eth2Attestation(pb::Eth2Attestation {
-            form: Some(pb::eth2_attestation::Form::Root(pb::RootAttestation {
-                source_epoch: n,
-                target_epoch: n + 1,
-                signing_root: {
-                    let mut r = vec![0u8; 32];
-                    r[..8].copy_from_slice(&n.to_le_bytes());
-                    r
-                },
-            })),
-        }),
+        Profile::Eth2 => {
+            let mut root = [0u8; 32];
+            root[..8].copy_from_slice(&n.to_le_bytes());
+            let network = eth2_messages::NetworkSpec::mainnet();
+            let attestation = signer::client::eth2::attestation(&network, n, n + 1, root);
+            signer::client::eth2::typed(&attestation, None)
+        }
         Profile::Espresso => pb::sign_request::Message::Espresso(pb::EspressoMessage {
             kind: Some(pb::espresso_message::Kind::QuorumVote(pb::QuorumVote {
                 view: n,

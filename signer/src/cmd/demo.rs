@@ -474,16 +474,15 @@ fn quorum_vote(view: u64, leaf: [u8; 32], request_id: &str) -> pb::SignRequest {
     }
 }
 
-fn eth2_block(slot: u64, root: [u8; 32], request_id: &str) -> pb::SignRequest {
+/// A typed mainnet block proposal at `slot` whose body root is `body_root` (the cluster
+/// computes the signing root).
+fn eth2_block(slot: u64, body_root: [u8; 32], request_id: &str) -> pb::SignRequest {
+    let network = eth2_messages::NetworkSpec::mainnet();
+    let block = signer::client::eth2::block(&network, slot, body_root);
     pb::SignRequest {
         request_id: request_id.into(),
         key_id: "demo-eth2".into(),
-        message: Some(pb::sign_request::Message::Eth2Block(pb::Eth2Block {
-            form: Some(pb::eth2_block::Form::Root(pb::RootBlock {
-                slot,
-                signing_root: root.to_vec(),
-            })),
-        })),
+        message: Some(signer::client::eth2::typed(&block, None)),
     }
 }
 

@@ -84,6 +84,10 @@ pub struct BootstrapClient {
     /// Burst (default: one second's worth).
     #[serde(default)]
     pub rate_burst: u32,
+    /// Trust this client to send eth2 signing roots it computed itself (default: no; every
+    /// generated config leaves it off).
+    #[serde(default)]
+    pub raw_roots: bool,
 }
 
 impl AdminConfig {
@@ -137,8 +141,14 @@ impl AdminConfig {
         Ok(roots)
     }
 
-    /// The replicated initial state, or `None` when no admin is configured.
-    pub fn bootstrap(&self, cluster_id: &str) -> Result<Option<Bootstrap>, String> {
+    /// The replicated initial state, or `None` when no admin is configured. It carries the
+    /// trusted attestation roots and the eth2 `genesis_validators_root`, so that every replica
+    /// checks enrollments and interchange imports against the same, replicated values.
+    pub fn bootstrap(
+        &self,
+        cluster_id: &str,
+        genesis_validators_root: crate::protection::ethereum::Root,
+    ) -> Result<Option<Bootstrap>, String> {
         if self.admins.is_empty() {
             return Ok(None);
         }
@@ -156,6 +166,7 @@ impl AdminConfig {
                     keys: c.keys.iter().cloned().collect(),
                     profiles: c.profiles.iter().copied().collect(),
                     rate_limit: RateLimit::from_parts(c.rate_per_second, c.rate_burst),
+                    raw_roots: c.raw_roots,
                 };
                 (c.identity.clone(), grant)
             })
@@ -170,6 +181,8 @@ impl AdminConfig {
                 challenge_ttl_ms: self.challenge_ttl_secs.saturating_mul(1000),
             },
             clients,
+            attestation_roots: roots,
+            genesis_validators_root: Some(genesis_validators_root),
         }))
     }
 }

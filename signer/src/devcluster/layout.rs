@@ -117,6 +117,7 @@ pub fn write_cluster(root: &Path, options: LayoutOptions<'_>) -> Result<(), DevC
             profiles: vec![Profile::Eth2, Profile::Espresso],
             rate_per_second: 0,
             rate_burst: 0,
+            raw_roots: false,
         }],
         ..crate::config::admin::AdminConfig::dev()
     };

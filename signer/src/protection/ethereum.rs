@@ -34,7 +34,7 @@
 
 use crate::bytes::FixedBytes;
 use crate::protection::{Decision, Verdict, Violation};
-use crate::scheme::eth_root::{AttestationData, BeaconBlockHeader, ForkInfo};
+use eth2_messages::{Eth2Error, Eth2Message, NetworkSpec, Slashable};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 
@@ -43,8 +43,10 @@ pub type BlsPubkey = FixedBytes<48>;
 /// A 32-byte signing root.
 pub type Root = FixedBytes<32>;
 
-/// A typed Ethereum signing request as the rules see it: the slot or epochs that matter for
-/// slashing, and the signing root computed from the typed message.
+/// An Ethereum signing request as the rules see it: the slot or epochs that matter for
+/// slashing, and the signing root. Built by [`Eth2Intent::from_message`] from a typed message
+/// (the signer computes the root; the kind's domain is inside it), or, for a client whose grant
+/// trusts raw roots, from the root and slot/epochs the client sent.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub enum Eth2Intent {
     /// A block proposal.
@@ -67,32 +69,68 @@ pub enum Eth2Intent {
         /// `compute_signing_root(attestation_data, attester domain)`.
         signing_root: Root,
     },
+    /// A message no slashing rule covers (randao reveal, aggregation, selection proofs, sync
+    /// committee messages and contributions, exits, registrations, deposits): signed without a
+    /// watermark. Its root was computed with its own domain type, so it can never equal a
+    /// block's or an attestation's root.
+    Unslashable {
+        /// The validator's key.
+        pubkey: BlsPubkey,
+        /// The Web3Signer type, e.g. `RANDAO_REVEAL` (for the audit log).
+        kind: String,
+        /// `compute_signing_root(object, domain of the kind)`.
+        signing_root: Root,
+    },
 }
 
 impl Eth2Intent {
-    /// A block proposal intent; the signing root is computed here from the typed header.
-    pub fn block(pubkey: BlsPubkey, fork: &ForkInfo, header: &BeaconBlockHeader) -> Self {
-        Eth2Intent::Block {
-            pubkey,
-            slot: header.slot,
-            signing_root: FixedBytes(header.signing_root(fork)),
-        }
+    /// The intent of a typed message for `pubkey` on `network`: the signing root computed
+    /// from the message (SSZ `hash_tree_root` and the domain of its kind and fork), and the slot
+    /// or epochs taken from the same message. Fails for another network's message.
+    pub fn from_message(
+        pubkey: BlsPubkey,
+        message: &Eth2Message,
+        network: &NetworkSpec,
+    ) -> Result<Self, Eth2Error> {
+        let signing_root = FixedBytes(message.signing_root(network)?);
+        Ok(match message.slashing() {
+            Slashable::Block { slot } => Eth2Intent::Block {
+                pubkey,
+                slot,
+                signing_root,
+            },
+            Slashable::Attestation {
+                source_epoch,
+                target_epoch,
+            } => Eth2Intent::Attestation {
+                pubkey,
+                source_epoch,
+                target_epoch,
+                signing_root,
+            },
+            Slashable::NotSlashable => Eth2Intent::Unslashable {
+                pubkey,
+                kind: message.kind().to_owned(),
+                signing_root,
+            },
+        })
     }
 
-    /// An attestation intent; the signing root is computed here from the typed data.
-    pub fn attestation(pubkey: BlsPubkey, fork: &ForkInfo, data: &AttestationData) -> Self {
-        Eth2Intent::Attestation {
-            pubkey,
-            source_epoch: data.source.epoch,
-            target_epoch: data.target.epoch,
-            signing_root: FixedBytes(data.signing_root(fork)),
+    /// The Web3Signer type name of the request, e.g. `BLOCK_V2` or `RANDAO_REVEAL`.
+    pub fn kind(&self) -> &str {
+        match self {
+            Eth2Intent::Block { .. } => "BLOCK_V2",
+            Eth2Intent::Attestation { .. } => "ATTESTATION",
+            Eth2Intent::Unslashable { kind, .. } => kind,
         }
     }
 
     /// The validator this request is for.
     pub fn pubkey(&self) -> &BlsPubkey {
         match self {
-            Eth2Intent::Block { pubkey, .. } | Eth2Intent::Attestation { pubkey, .. } => pubkey,
+            Eth2Intent::Block { pubkey, .. }
+            | Eth2Intent::Attestation { pubkey, .. }
+            | Eth2Intent::Unslashable { pubkey, .. } => pubkey,
         }
     }
 
@@ -100,7 +138,8 @@ impl Eth2Intent {
     pub fn signing_root(&self) -> [u8; 32] {
         match self {
             Eth2Intent::Block { signing_root, .. }
-            | Eth2Intent::Attestation { signing_root, .. } => signing_root.0,
+            | Eth2Intent::Attestation { signing_root, .. }
+            | Eth2Intent::Unslashable { signing_root, .. } => signing_root.0,
         }
     }
 }
@@ -221,6 +260,8 @@ impl Eth2State {
             .copied()
             .unwrap_or_default();
         match *intent {
+            // No rule covers it: allowed, and the record stays as it is.
+            Eth2Intent::Unslashable { .. } => Verdict::Allow { next: prev },
             Eth2Intent::Block {
                 slot, signing_root, ..
             } => match evaluate_block(prev.block.as_ref(), slot, signing_root) {
@@ -258,6 +299,9 @@ impl Eth2State {
 
     /// Evaluate a request and record it when it is new data that may be signed.
     pub fn decide(&mut self, intent: &Eth2Intent) -> Decision {
+        if let Eth2Intent::Unslashable { .. } = intent {
+            return Decision::Sign;
+        }
         match self.evaluate(intent) {
             Verdict::Allow { next } => {
                 self.validators.insert(*intent.pubkey(), next);

@@ -39,6 +39,15 @@ impl Intent {
         }
     }
 
+    /// The public key of the key this request is for (the protection record it is checked
+    /// against, and the key a permit for it names).
+    pub fn public_key(&self) -> &[u8] {
+        match self {
+            Intent::Eth2(i) => &i.pubkey().0,
+            Intent::Espresso(i) => &i.public_key.0,
+        }
+    }
+
     /// The profile this request belongs to.
     pub fn profile(&self) -> Profile {
         match self {

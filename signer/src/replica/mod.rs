@@ -53,16 +53,13 @@ pub struct SignEntry {
 pub enum Command {
     /// A batch of sign requests, decided in order.
     Sign(Vec<SignEntry>),
-    /// A change to the key registry.
-    Key(crate::registry::KeyChange),
     /// Events nodes observed outside the state machine (key loaded, KMS failure, access
     /// denied), recorded in the audit log; proposed best-effort through [`EventSink`].
     Event(Vec<crate::audit::NodeEvent>),
-    /// Drop old audit records, keeping the chain's anchor. Admin-approved (the admin plane
-    /// proposes it after its approvals, through [`commit_audit_compact`]).
-    AuditCompact(crate::audit::AuditCompact),
     /// An admin-plane command: bootstrap, a proposal, or an approval (which applies the
-    /// action when it reaches the threshold).
+    /// action when it reaches the threshold). This is the only command that changes keys,
+    /// grants, policy, admins or drops audit records, and (bootstrap aside) it does so only
+    /// when M-of-N approvals of the action's canonical bytes are applied.
     Admin(crate::admin::AdminCommand),
 }
 
@@ -99,17 +96,7 @@ impl fmt::Display for Command {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             Command::Sign(batch) => write!(f, "Sign(batch of {})", batch.len()),
-            Command::Key(change) => match change {
-                crate::registry::KeyChange::Add(r) => write!(f, "Key(add {})", r.key_id),
-                crate::registry::KeyChange::SetState { key_id, state } => {
-                    write!(f, "Key({key_id} -> {state})")
-                }
-                crate::registry::KeyChange::Rewrap(items) => {
-                    write!(f, "Key(rewrap {} keys)", items.len())
-                }
-            },
             Command::Event(events) => write!(f, "Event({} events)", events.len()),
-            Command::AuditCompact(c) => write!(f, "AuditCompact(up to {})", c.up_to_seq),
             Command::Admin(c) => match c {
                 crate::admin::AdminCommand::Bootstrap(_) => f.write_str("Admin(bootstrap)"),
                 crate::admin::AdminCommand::Propose { id, .. } => {
@@ -137,6 +124,9 @@ pub enum SignOutcome {
     KeyInactive,
     /// The admins paused signing at this point of the log; the state is unchanged.
     Paused,
+    /// The registry holds this key id under another public key than the entry names (e.g. a
+    /// key file and a registry key sharing one id); the state is unchanged.
+    KeyMismatch,
 }
 
 /// What applying a command returned.
@@ -147,10 +137,6 @@ pub enum CommandResult {
     None,
     /// One outcome per entry of a [`Command::Sign`] batch, in order.
     Sign(Vec<SignOutcome>),
-    /// The key id a [`Command::Key`] changed, or why it changed nothing.
-    Key(Result<String, crate::registry::KeyRefusal>),
-    /// The new chain anchor after a [`Command::AuditCompact`], or why nothing was dropped.
-    AuditCompact(Result<crate::audit::ChainPoint, String>),
     /// What a [`Command::Admin`] did.
     Admin(crate::admin::AdminOutcome),
 }
@@ -214,48 +200,51 @@ pub struct Decided {
 }
 
 /// Propose a batch of sign requests through Raft and wait until it is committed and applied.
-/// Returns one decision per entry, in order. This is the only place a [`SignPermit`] is made.
+/// Returns one decision per entry, in order, with a permit where the applied outcome allows
+/// signing ([`decide_permits`]).
 pub async fn commit_signs(
     raft: &Raft,
     batch: Vec<SignEntry>,
 ) -> Result<Vec<Decided>, ProposeError> {
-    let messages: Vec<(String, [u8; 32])> = batch
-        .iter()
-        .map(|e| (e.key_id.clone(), e.intent.message()))
-        .collect();
+    let entries = batch.clone();
     let response = propose(raft, Command::Sign(batch)).await?;
     let CommandResult::Sign(outcomes) = response else {
         return Err(ProposeError::Internal("sign command returned no outcomes"));
     };
-    if outcomes.len() != messages.len() {
+    decide_permits(&entries, outcomes)
+}
+
+/// Pair each applied sign outcome with its entry; a permit is issued exactly for the entries
+/// whose outcome is `Signed` or `Resigned`, naming that entry's key id, public key and
+/// message. This is the only place a [`SignPermit`] is made. `outcomes` must be what the
+/// state machine applied for `batch` (one per entry, in order).
+pub fn decide_permits(
+    batch: &[SignEntry],
+    outcomes: Vec<SignOutcome>,
+) -> Result<Vec<Decided>, ProposeError> {
+    if outcomes.len() != batch.len() {
         return Err(ProposeError::Internal(
             "outcome count differs from batch size",
         ));
     }
     Ok(outcomes
         .into_iter()
-        .zip(messages)
-        .map(|(outcome, (key_id, message))| {
+        .zip(batch)
+        .map(|(outcome, entry)| {
             let permit = match outcome {
-                SignOutcome::Signed | SignOutcome::Resigned => {
-                    Some(SignPermit::issue(key_id, message))
-                }
-                SignOutcome::Refused(_) | SignOutcome::KeyInactive | SignOutcome::Paused => None,
+                SignOutcome::Signed | SignOutcome::Resigned => Some(SignPermit::issue(
+                    entry.key_id.clone(),
+                    entry.intent.public_key().to_vec(),
+                    entry.intent.message(),
+                )),
+                SignOutcome::Refused(_)
+                | SignOutcome::KeyInactive
+                | SignOutcome::Paused
+                | SignOutcome::KeyMismatch => None,
             };
             Decided { outcome, permit }
         })
         .collect())
-}
-
-/// Propose a key-registry change and wait until it is committed and applied.
-pub async fn commit_key_change(
-    raft: &Raft,
-    change: crate::registry::KeyChange,
-) -> Result<Result<String, crate::registry::KeyRefusal>, ProposeError> {
-    match propose(raft, Command::Key(change)).await? {
-        CommandResult::Key(result) => Ok(result),
-        _ => Err(ProposeError::Internal("key command returned no result")),
-    }
 }
 
 /// Propose an admin-plane command and wait until it is committed and applied.
@@ -276,22 +265,6 @@ pub async fn propose(raft: &Raft, command: Command) -> Result<CommandResult, Pro
         .await
         .map(|response| response.data)
         .map_err(propose_error)
-}
-
-/// Propose an audit compaction (after the admin plane's approvals) and wait until it is
-/// applied: records up to `up_to_seq` are dropped and the new anchor returned, or the reason
-/// nothing was dropped (`up_to_seq` not below the head, or at or below the current anchor).
-pub async fn commit_audit_compact(
-    raft: &Raft,
-    up_to_seq: u64,
-) -> Result<Result<crate::audit::ChainPoint, String>, ProposeError> {
-    let command = Command::AuditCompact(crate::audit::AuditCompact { up_to_seq });
-    match propose(raft, command).await? {
-        CommandResult::AuditCompact(result) => Ok(result),
-        _ => Err(ProposeError::Internal(
-            "audit compaction returned no result",
-        )),
-    }
 }
 
 fn propose_error(e: RaftError<TypeConfig, ClientWriteError<TypeConfig>>) -> ProposeError {

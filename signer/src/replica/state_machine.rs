@@ -2,8 +2,7 @@
 //! in redb together with `last_applied` in one transaction per batch.
 //!
 //! Owns: the state database file, the in-memory copy of the protection state that the service
-//! reads for cheap pre-checks and status, snapshots, and the recent-request table that makes a
-//! retried request id answer with its first outcome.
+//! reads for cheap pre-checks and status, and snapshots.
 //! Must not: sign, or let a storage failure look like a refusal: a failed write is an `Err`
 //! (openraft stops the node), a refusal is `Ok(SignOutcome::Refused)`.
 //!
@@ -19,10 +18,12 @@
 //!   committed entries after it. Snapshots are written with fsync, which also makes every
 //!   earlier apply durable before any log entry is purged;
 //! - responders are answered only after that transaction committed;
-//! - the recent-request table is rebuilt by every replica from the entries it applies but is
-//!   not persisted or snapshotted: it only ever returns the outcome of an identical earlier
-//!   request (same client, id and message), for which a fresh evaluation could not change the
-//!   protection state either, so replicas with and without it stay identical.
+//! - nothing node-local takes part in a decision: there is no request-id table. A retried
+//!   request is decided by the rules again, which re-sign identical data (`Resigned`), so
+//!   idempotency needs no memory and every replica decides the same from the log alone;
+//! - a sign entry names the key's id and public key; an id that the registry holds under
+//!   another public key is refused (`KeyMismatch`), so a permit can only name the key whose
+//!   protection record the rules just checked.
 
 mod admin;
 mod audit;
@@ -42,7 +43,7 @@ use openraft::storage::{EntryResponder, RaftStateMachine};
 use openraft::{EntryPayload, OptionalSend, RaftSnapshotBuilder};
 use redb::{Database, Durability, ReadableDatabase, ReadableTable, TableDefinition};
 use serde::{Deserialize, Serialize};
-use std::collections::{BTreeSet, HashMap, VecDeque};
+use std::collections::BTreeSet;
 use std::io;
 use std::path::Path;
 use std::sync::{Arc, RwLock, RwLockReadGuard, RwLockWriteGuard};
@@ -55,9 +56,6 @@ const KEYS: TableDefinition<&str, &[u8]> = TableDefinition::new("key_records");
 const ETH2: TableDefinition<&[u8], &[u8]> = TableDefinition::new("eth2_records");
 /// espresso public key → JSON `KeyRecord`.
 const ESPRESSO: TableDefinition<&[u8], &[u8]> = TableDefinition::new("espresso_records");
-
-/// How many recent request ids a node remembers.
-const RECENT_REQUESTS: usize = 4096;
 
 /// The applied state, as the service sees it.
 #[derive(Debug, Default)]
@@ -76,44 +74,14 @@ pub struct Applied {
     pub admin: crate::admin::AdminState,
     /// The admin state changed since it was last written.
     admin_dirty: bool,
-    recent: RecentRequests,
 }
 
-/// (client, request id) → (message, outcome), bounded, oldest evicted first.
-#[derive(Debug, Default)]
-struct RecentRequests {
-    map: HashMap<(String, String), ([u8; 32], SignOutcome)>,
-    order: VecDeque<(String, String)>,
-}
-
-impl RecentRequests {
-    fn lookup(&self, e: &SignEntry) -> Option<SignOutcome> {
-        if e.request_id.is_empty() {
-            return None;
-        }
-        match self.map.get(&(e.client.clone(), e.request_id.clone())) {
-            Some((message, outcome)) if *message == e.intent.message() => Some(outcome.clone()),
-            _ => None,
-        }
-    }
-
-    fn remember(&mut self, e: &SignEntry, outcome: &SignOutcome) {
-        if e.request_id.is_empty() {
-            return;
-        }
-        let key = (e.client.clone(), e.request_id.clone());
-        if self
-            .map
-            .insert(key.clone(), (e.intent.message(), outcome.clone()))
-            .is_none()
-        {
-            self.order.push_back(key);
-        }
-        while self.order.len() > RECENT_REQUESTS {
-            if let Some(old) = self.order.pop_front() {
-                self.map.remove(&old);
-            }
-        }
+impl Applied {
+    /// Decide a batch of sign entries in order, exactly as applying a `Command::Sign` entry
+    /// does (same function), without persisting anything: the pure decision, for tests and
+    /// models that compare it with what clients received.
+    pub fn decide_signs(&mut self, batch: &[SignEntry]) -> Vec<SignOutcome> {
+        StateMachine::decide_batch(self, batch, &mut BTreeSet::new())
     }
 }
 
@@ -235,66 +203,49 @@ impl StateMachine {
         self.applied.write().unwrap_or_else(|p| p.into_inner())
     }
 
-    /// Decide a batch against the in-memory state; returns outcomes and the touched records.
-    ///
-    /// `audited` receives, per entry, the outcome the audit log records: the same, except
-    /// for a request answered from the recent-request table, which is node-local memory
-    /// (empty after a restart); the log records a fresh non-mutating check there, which is
-    /// what a replica without that memory decides, so every replica records the same.
+    /// Decide a batch against the in-memory state, in order; returns one outcome per entry
+    /// and adds the records that changed to `touched`.
     fn decide_batch(
         applied: &mut Applied,
         batch: &[SignEntry],
         touched: &mut BTreeSet<RecordKey>,
-        audited: &mut Vec<SignOutcome>,
     ) -> Vec<SignOutcome> {
         batch
             .iter()
-            .map(|entry| {
-                let (outcome, audit) = Self::decide_one(applied, entry, touched);
-                audited.push(audit.unwrap_or_else(|| outcome.clone()));
-                outcome
-            })
+            .map(|entry| Self::decide_one(applied, entry, touched))
             .collect()
     }
 
-    /// One entry's outcome, and the audit outcome when it differs (see [`Self::decide_batch`]).
+    /// One entry's outcome: a pure function of the applied state and the entry.
     fn decide_one(
         applied: &mut Applied,
         entry: &SignEntry,
         touched: &mut BTreeSet<RecordKey>,
-    ) -> (SignOutcome, Option<SignOutcome>) {
-        // A key disabled or deleted by an earlier entry signs nothing after it, even if the
-        // request passed the leader's checks before that entry was applied.
-        let inactive = applied
-            .registry
-            .keys
-            .get(&entry.key_id)
-            .is_some_and(|r| r.state != crate::registry::KeyState::Active);
-        if inactive {
-            return (SignOutcome::KeyInactive, None);
+    ) -> SignOutcome {
+        if let Some(record) = applied.registry.keys.get(&entry.key_id) {
+            // A key disabled or deleted by an earlier entry signs nothing after it, even if
+            // the request passed the leader's checks before that entry was applied.
+            if record.state != crate::registry::KeyState::Active {
+                return SignOutcome::KeyInactive;
+            }
+            // The entry's public key is the one whose record the rules check and the one the
+            // permit names: it must be the registry's key of that id.
+            if record.public_key.as_slice() != entry.intent.public_key() {
+                return SignOutcome::KeyMismatch;
+            }
         }
         // Paused by the admins: nothing signs after the pause entry.
         if applied.admin.paused {
-            return (SignOutcome::Paused, None);
+            return SignOutcome::Paused;
         }
-        if let Some(previous) = applied.recent.lookup(entry) {
-            let fresh = match applied.protection.check(&entry.intent) {
-                Decision::Sign => SignOutcome::Signed,
-                Decision::Resign => SignOutcome::Resigned,
-                Decision::Refuse(v) => SignOutcome::Refused(v),
-            };
-            return (previous, Some(fresh));
-        }
-        let outcome = match applied.protection.decide(&entry.intent) {
+        match applied.protection.decide(&entry.intent) {
             Decision::Sign => {
                 touched.insert(record_key(&entry.intent));
                 SignOutcome::Signed
             }
             Decision::Resign => SignOutcome::Resigned,
             Decision::Refuse(v) => SignOutcome::Refused(v),
-        };
-        applied.recent.remember(entry, &outcome);
-        (outcome, None)
+        }
     }
 
     /// Write the touched records, the audit records, `last_applied` and membership in one
@@ -420,7 +371,6 @@ fn load(db: &Database) -> io::Result<Applied> {
         audit,
         admin,
         admin_dirty: false,
-        recent: RecentRequests::default(),
     })
 }
 
@@ -519,27 +469,13 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
                         applied.audit.last_at_ms = at_ms;
                         match &proposal.command {
                             Command::Sign(batch) => {
-                                let mut audited = Vec::with_capacity(batch.len());
-                                let outcomes = Self::decide_batch(
-                                    &mut applied,
-                                    batch,
-                                    &mut touched,
-                                    &mut audited,
-                                );
-                                for (e, o) in batch.iter().zip(&audited) {
+                                let outcomes =
+                                    Self::decide_batch(&mut applied, batch, &mut touched);
+                                for (e, o) in batch.iter().zip(&outcomes) {
                                     let event = audit::sign_event(e, o);
                                     applied.audit.append(&mut audit_batch, at_ms, index, event);
                                 }
                                 CommandResult::Sign(outcomes)
-                            }
-                            Command::Key(change) => {
-                                let result = applied.registry.apply(change);
-                                if let Ok(key_id) = &result {
-                                    keys_touched.insert(key_id.clone());
-                                }
-                                let event = audit::key_change_event(change, &result);
-                                applied.audit.append(&mut audit_batch, at_ms, index, event);
-                                CommandResult::Key(result)
                             }
                             Command::Event(events) => {
                                 for event in audit::node_events(events) {
@@ -578,15 +514,6 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
                                 let event = admin::audit_event(&applied, command, &outcome);
                                 applied.audit.append(&mut audit_batch, at_ms, index, event);
                                 CommandResult::Admin(outcome)
-                            }
-                            Command::AuditCompact(c) => {
-                                CommandResult::AuditCompact(self.compact_audit(
-                                    &mut applied,
-                                    &mut audit_batch,
-                                    c.up_to_seq,
-                                    at_ms,
-                                    index,
-                                )?)
                             }
                         }
                     }
@@ -643,7 +570,6 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
             audit: body.audit.chain(),
             admin: body.admin,
             admin_dirty: true,
-            recent: RecentRequests::default(),
         };
         self.replace_all(&next, &stored, &body.audit)?;
         let audit_head = next.audit.head.seq;

@@ -1,7 +1,7 @@
 //! Signing schemes: BLS12-381 (Ethereum), BLS over BN254 (Espresso) and Ed25519.
 //!
-//! Owns: key, public-key and signature types of each scheme, their byte and text encodings,
-//! and the Ethereum signing-root computation ([`eth_root`]).
+//! Owns: key, public-key and signature types of each scheme and their byte and text encodings.
+//! (Ethereum signing roots are computed by the `eth2-messages` crate.)
 //!
 //! Must not: do IO, decide whether a message may be signed (that is [`crate::protection`]),
 //! or expose secret bytes except through zeroizing buffers. Secret key types zeroize on drop,
@@ -10,7 +10,6 @@
 pub mod bls12_381;
 pub mod bn254;
 pub mod ed25519;
-pub mod eth_root;
 
 /// Errors from decoding or using keys and signatures.
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]

@@ -11,7 +11,11 @@
 //! - a revoked grant stops new requests on a node as soon as the node applied the revocation;
 //!   a request already proposed before that still completes (documented in SECURITY.md);
 //! - buckets are bounded by the identities granted since the node started (an identity
-//!   without a grant never gets one).
+//!   without a grant never gets one);
+//! - denials reach the audit log at most once per identity per [`DENIAL_AUDIT_INTERVAL`] from
+//!   each node, for at most [`DENIAL_AUDIT_IDENTITIES`] identities at a time: any certificate
+//!   of the cluster CA can call, and must not be able to grow the replicated log without
+//!   bound (every denial is still counted in metrics).
 
 use crate::admin::{AccessDenied, AdminState, ClientGrant, RateLimit};
 use crate::protection::Profile;
@@ -91,6 +95,37 @@ impl RateLimiter {
     }
 }
 
+/// How often one identity's denials are written to the audit log from one node.
+pub const DENIAL_AUDIT_INTERVAL: std::time::Duration = std::time::Duration::from_secs(60);
+/// How many identities the denial throttle remembers; beyond that, denials are only counted.
+pub const DENIAL_AUDIT_IDENTITIES: usize = 1024;
+
+/// Decides which access denials are written to the audit log (see the module doc).
+#[derive(Debug, Default)]
+pub struct DenialThrottle {
+    last: Mutex<HashMap<String, Instant>>,
+}
+
+impl DenialThrottle {
+    /// Whether a denial of `client` at `now` should be audited; records it if so.
+    pub fn should_audit(&self, client: &str, now: Instant) -> bool {
+        let mut last = self.last.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(at) = last.get(client) {
+            if now.saturating_duration_since(*at) < DENIAL_AUDIT_INTERVAL {
+                return false;
+            }
+        }
+        if last.len() >= DENIAL_AUDIT_IDENTITIES && !last.contains_key(client) {
+            last.retain(|_, at| now.saturating_duration_since(*at) < DENIAL_AUDIT_INTERVAL);
+            if last.len() >= DENIAL_AUDIT_IDENTITIES {
+                return false;
+            }
+        }
+        last.insert(client.to_owned(), now);
+        true
+    }
+}
+
 /// `client`'s grant.
 pub fn grant_of<'a>(admin: &'a AdminState, client: &str) -> Result<&'a ClientGrant, Denied> {
     if !admin.bootstrapped {
@@ -110,7 +145,8 @@ pub fn may_read_status(admin: &AdminState, identity: &str) -> bool {
 }
 
 /// Whether `client` may sign with `key_id` under `profile`, and (when `rate` is set, i.e. on
-/// the node the client called) whether its rate limit allows one more request.
+/// the node the client called) whether its rate limit allows one more request. When it may,
+/// returns whether its grant trusts its raw eth2 signing roots.
 pub fn check(
     admin: &AdminState,
     limiter: &RateLimiter,
@@ -118,7 +154,7 @@ pub fn check(
     key_id: &str,
     profile: Profile,
     rate: bool,
-) -> Result<(), Denied> {
+) -> Result<bool, Denied> {
     let grant = grant_of(admin, client)?;
     grant.check(client, key_id, profile)?;
     if let (true, Some(limit)) = (rate, grant.rate_limit) {
@@ -130,13 +166,31 @@ pub fn check(
             });
         }
     }
-    Ok(())
+    Ok(grant.raw_roots)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
     use std::time::Duration;
+
+    #[test]
+    fn denials_are_audited_once_per_interval_per_identity_and_bounded() {
+        let throttle = DenialThrottle::default();
+        let t0 = Instant::now();
+        assert!(throttle.should_audit("stranger", t0));
+        assert!(!throttle.should_audit("stranger", t0 + Duration::from_secs(59)));
+        assert!(throttle.should_audit("other", t0 + Duration::from_secs(1)));
+        assert!(throttle.should_audit("stranger", t0 + Duration::from_secs(61)));
+        // A flood of fresh identities fills the table, then is only counted.
+        let t1 = t0 + Duration::from_secs(200);
+        let audited = (0..3 * DENIAL_AUDIT_IDENTITIES)
+            .filter(|i| throttle.should_audit(&format!("id-{i}"), t1))
+            .count();
+        assert_eq!(audited, DENIAL_AUDIT_IDENTITIES);
+        // Once the interval has passed, the table makes room again.
+        assert!(throttle.should_audit("late", t1 + DENIAL_AUDIT_INTERVAL));
+    }
 
     #[test]
     fn bucket_allows_burst_then_refills_at_rate() {

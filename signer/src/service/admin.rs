@@ -10,6 +10,8 @@
 //! - a generated or imported secret exists only in this process's memory until it is sealed;
 //!   only the sealed record is proposed;
 //! - an action takes effect only in the log entry whose approval reaches the threshold;
+//! - a proposal commits only the action's canonical bytes; every replica decodes and executes
+//!   them, and checks an enrollment's attestation itself (this node does not vouch for it);
 //! - every refusal (a bad, replayed, expired or foreign approval; a policy violation) is a
 //!   committed entry, so it is audited, and changes nothing.
 
@@ -40,19 +42,18 @@ pub struct AdminService {
     state: StateMachine,
     keyring: Arc<Keyring>,
     keks: Arc<Keks>,
-    roots: Vec<Vec<u8>>,
     genesis_validators_root: Root,
 }
 
 impl AdminService {
-    /// An admin service over this node's Raft handle, state, keyring and KEKs; `roots` are the
-    /// trusted attestation roots (DER).
+    /// An admin service over this node's Raft handle, state, keyring and KEKs. (Attestation
+    /// roots are not the service's: enrollments are verified in `apply`, against the roots in
+    /// the replicated admin state.)
     pub fn new(
         raft: Raft,
         state: StateMachine,
         keyring: Arc<Keyring>,
         keks: Arc<Keks>,
-        roots: Vec<Vec<u8>>,
         genesis_validators_root: Root,
     ) -> Self {
         AdminService {
@@ -60,7 +61,6 @@ impl AdminService {
             state,
             keyring,
             keks,
-            roots,
             genesis_validators_root,
         }
     }
@@ -121,9 +121,9 @@ impl AdminService {
             action: c.action_bytes.clone(),
             action_digest: c.digest.to_vec(),
             expires_at_ms: c.expires_at_ms,
-            description: c.action.describe(),
+            description: admin_codec::describe_bytes(&c.action_bytes),
             proposer: c.proposer.clone(),
-            approved_by: c.approvals.keys().cloned().collect(),
+            approved_by: c.counted(&applied.admin.admins),
             threshold: applied.admin.policy.threshold,
             status: status.to_owned(),
             detail,
@@ -154,8 +154,11 @@ fn refusal_status(r: &AdminRefusal) -> Status {
     let message = r.to_string();
     match r {
         AdminRefusal::UnknownChallenge(_) => Status::not_found(message),
-        AdminRefusal::UnknownAdmin(_) | AdminRefusal::BadApproval(_) => {
-            Status::permission_denied(message)
+        AdminRefusal::UnknownAdmin(_)
+        | AdminRefusal::BadApproval(_)
+        | AdminRefusal::Attestation { .. } => Status::permission_denied(message),
+        AdminRefusal::MalformedAction(_) | AdminRefusal::GenesisMismatch { .. } => {
+            Status::invalid_argument(message)
         }
         AdminRefusal::DuplicateApproval(_)
         | AdminRefusal::ChallengeExists(_)
@@ -164,6 +167,7 @@ fn refusal_status(r: &AdminRefusal) -> Status {
         AdminRefusal::AlreadyBootstrapped
         | AdminRefusal::Expired { .. }
         | AdminRefusal::AlreadyDecided(_)
+        | AdminRefusal::NoGenesisRoot
         | AdminRefusal::Invalid(_) => Status::failed_precondition(message),
     }
 }
@@ -186,7 +190,6 @@ impl pb::admin_server::Admin for AdminService {
         let prepared = Preparer {
             keks: &self.keks,
             keys,
-            roots: &self.roots,
             genesis_validators_root: self.genesis_validators_root,
         }
         .prepare(request.into_inner())
@@ -198,7 +201,6 @@ impl pb::admin_server::Admin for AdminService {
             .commit(AdminCommand::Propose {
                 id,
                 proposer: admin.clone(),
-                action: prepared.action,
                 action_bytes,
             })
             .await?;

@@ -8,14 +8,15 @@
 use crate::bytes::FixedBytes;
 use crate::keyring::LoadedKey;
 use crate::pb;
+use crate::protection::espresso::leaf::{EpochFields, ProposedLeaf, ViewChangeEvidence};
 use crate::protection::espresso::message::{
-    DaData, HexBytes, Message, QuorumData, UpgradeData, Version, ViewSyncPhase,
+    Commitment, DaData, HexBytes, Message, QuorumData, UpgradeData, Version, ViewSyncPhase,
 };
 use crate::protection::espresso::EspressoIntent;
-use crate::protection::ethereum::{Eth2Intent, Root};
+use crate::protection::ethereum::Eth2Intent;
 use crate::protection::{Intent, Profile, Violation};
 use crate::replica::ProposeError;
-use crate::scheme::eth_root::{AttestationData, BeaconBlockHeader, Checkpoint, ForkInfo};
+use eth2_messages::{Eth2Message, NetworkSpec};
 use prost::Message as _;
 use tonic::{Code, Status};
 
@@ -79,15 +80,30 @@ pub fn check_ids(req: &pb::SignRequest) -> Result<(), Status> {
 pub fn request_profile(req: &pb::SignRequest) -> Result<Profile, Status> {
     use pb::sign_request::Message as M;
     match req.message {
-        Some(M::Eth2Block(_)) | Some(M::Eth2Attestation(_)) => Ok(Profile::Eth2),
+        Some(M::Eth2(_)) => Ok(Profile::Eth2),
         Some(M::Espresso(_)) => Ok(Profile::Espresso),
         None => Err(invalid("message", "missing")),
     }
 }
 
-/// Turn a request for `key` into the typed intent the protection rules see. `gvr` is the
-/// cluster's eth2 genesis validators root: typed eth2 requests for another network are refused.
-pub fn intent(req: &pb::SignRequest, key: &KeyIdentity, gvr: Root) -> Result<Intent, Status> {
+/// What converting an eth2 request needs besides the request: the cluster's network (fork
+/// schedule and genesis validators root) and whether the client's grant trusts raw roots.
+#[derive(Clone, Copy, Debug)]
+pub struct Eth2Context<'a> {
+    /// The network this cluster signs for.
+    pub network: &'a NetworkSpec,
+    /// The client may send signing roots it computed itself (`raw_roots` in its grant).
+    pub raw_roots: bool,
+}
+
+/// Turn a request for `key` into the typed intent the protection rules see. Every digest is
+/// computed here from typed fields; eth2 messages for another network are refused, and raw
+/// eth2 roots are accepted only when `eth2.raw_roots` says the client's grant trusts them.
+pub fn intent(
+    req: &pb::SignRequest,
+    key: &KeyIdentity,
+    eth2: Eth2Context<'_>,
+) -> Result<Intent, Status> {
     use pb::sign_request::Message as M;
     let profile = request_profile(req)?;
     if profile != key.profile {
@@ -100,13 +116,9 @@ pub fn intent(req: &pb::SignRequest, key: &KeyIdentity, gvr: Root) -> Result<Int
         ));
     }
     match &req.message {
-        Some(M::Eth2Block(b)) => {
+        Some(M::Eth2(r)) => {
             let pubkey = fixed::<48>(&key.public_key, "key public key")?;
-            eth2_block(b, pubkey, gvr).map(Intent::Eth2)
-        }
-        Some(M::Eth2Attestation(a)) => {
-            let pubkey = fixed::<48>(&key.public_key, "key public key")?;
-            eth2_attestation(a, pubkey, gvr).map(Intent::Eth2)
+            eth2_request(r, pubkey, eth2).map(Intent::Eth2)
         }
         Some(M::Espresso(m)) => Ok(Intent::Espresso(EspressoIntent {
             public_key: fixed(&key.public_key, "key public key")?,
@@ -116,90 +128,53 @@ pub fn intent(req: &pb::SignRequest, key: &KeyIdentity, gvr: Root) -> Result<Int
     }
 }
 
-fn fork_info(f: &Option<pb::ForkInfo>, gvr: Root, path: &str) -> Result<ForkInfo, Status> {
-    let f = required(f, path)?;
-    let info = ForkInfo {
-        previous_version: fixed::<4>(&f.previous_version, &format!("{path}.previous_version"))?.0,
-        current_version: fixed::<4>(&f.current_version, &format!("{path}.current_version"))?.0,
-        epoch: f.epoch,
-        genesis_validators_root: fixed::<32>(
-            &f.genesis_validators_root,
-            &format!("{path}.genesis_validators_root"),
-        )?
-        .0,
-    };
-    if info.genesis_validators_root != gvr.0 {
-        return Err(invalid(
-            &format!("{path}.genesis_validators_root"),
-            format!(
-                "this cluster signs for network {gvr}, not {}",
-                FixedBytes(info.genesis_validators_root)
-            ),
-        ));
-    }
-    Ok(info)
-}
-
-fn eth2_block(b: &pb::Eth2Block, pubkey: FixedBytes<48>, gvr: Root) -> Result<Eth2Intent, Status> {
-    use pb::eth2_block::Form;
-    match required(&b.form, "eth2_block.form")? {
-        Form::Typed(t) => {
-            let fork = fork_info(&t.fork_info, gvr, "eth2_block.typed.fork_info")?;
-            let h = required(&t.header, "eth2_block.typed.header")?;
-            let header = BeaconBlockHeader {
-                slot: h.slot,
-                proposer_index: h.proposer_index,
-                parent_root: fixed::<32>(&h.parent_root, "eth2_block.typed.header.parent_root")?.0,
-                state_root: fixed::<32>(&h.state_root, "eth2_block.typed.header.state_root")?.0,
-                body_root: fixed::<32>(&h.body_root, "eth2_block.typed.header.body_root")?.0,
-            };
-            Ok(Eth2Intent::block(pubkey, &fork, &header))
-        }
-        Form::Root(r) => Ok(Eth2Intent::Block {
-            pubkey,
-            slot: r.slot,
-            signing_root: fixed(&r.signing_root, "eth2_block.root.signing_root")?,
-        }),
-    }
-}
-
-fn checkpoint(c: &Option<pb::Checkpoint>, path: &str) -> Result<Checkpoint, Status> {
-    let c = required(c, path)?;
-    Ok(Checkpoint {
-        epoch: c.epoch,
-        root: fixed::<32>(&c.root, &format!("{path}.root"))?.0,
-    })
-}
-
-fn eth2_attestation(
-    a: &pb::Eth2Attestation,
+/// An eth2 request: the typed message (the signer computes its root), or a raw root for a
+/// client whose grant trusts it.
+fn eth2_request(
+    r: &pb::Eth2Request,
     pubkey: FixedBytes<48>,
-    gvr: Root,
+    eth2: Eth2Context<'_>,
 ) -> Result<Eth2Intent, Status> {
-    use pb::eth2_attestation::Form;
-    match required(&a.form, "eth2_attestation.form")? {
-        Form::Typed(t) => {
-            let fork = fork_info(&t.fork_info, gvr, "eth2_attestation.typed.fork_info")?;
-            let d = required(&t.data, "eth2_attestation.typed.data")?;
-            let data = AttestationData {
-                slot: d.slot,
-                index: d.index,
-                beacon_block_root: fixed::<32>(
-                    &d.beacon_block_root,
-                    "eth2_attestation.typed.data.beacon_block_root",
-                )?
-                .0,
-                source: checkpoint(&d.source, "eth2_attestation.typed.data.source")?,
-                target: checkpoint(&d.target, "eth2_attestation.typed.data.target")?,
-            };
-            Ok(Eth2Intent::attestation(pubkey, &fork, &data))
+    use pb::eth2_request::Form;
+    let raw_refused = || {
+        Status::permission_denied(
+            "eth2: raw signing roots are accepted only from a client whose grant trusts them \
+             (raw_roots); send the typed message (eth2.typed) and the signer computes the root",
+        )
+    };
+    match required(&r.form, "eth2.form")? {
+        Form::Typed(bytes) => {
+            let message =
+                Eth2Message::from_bytes(bytes).map_err(|e| invalid("eth2.typed", e))?;
+            let intent = Eth2Intent::from_message(pubkey, &message, eth2.network)
+                .map_err(|e| invalid("eth2.typed", e))?;
+            if !r.signing_root.is_empty() {
+                let sent = fixed::<32>(&r.signing_root, "eth2.signing_root")?;
+                if sent.0 != intent.signing_root() {
+                    return Err(invalid(
+                        "eth2.signing_root",
+                        format!(
+                            "the signer computed {} for this {} message, not {sent}",
+                            FixedBytes(intent.signing_root()),
+                            message.kind()
+                        ),
+                    ));
+                }
+            }
+            Ok(intent)
         }
-        Form::Root(r) => Ok(Eth2Intent::Attestation {
+        Form::RootBlock(b) if eth2.raw_roots => Ok(Eth2Intent::Block {
             pubkey,
-            source_epoch: r.source_epoch,
-            target_epoch: r.target_epoch,
-            signing_root: fixed(&r.signing_root, "eth2_attestation.root.signing_root")?,
+            slot: b.slot,
+            signing_root: fixed(&b.signing_root, "eth2.root_block.signing_root")?,
         }),
+        Form::RootAttestation(a) if eth2.raw_roots => Ok(Eth2Intent::Attestation {
+            pubkey,
+            source_epoch: a.source_epoch,
+            target_epoch: a.target_epoch,
+            signing_root: fixed(&a.signing_root, "eth2.root_attestation.signing_root")?,
+        }),
+        Form::RootBlock(_) | Form::RootAttestation(_) => Err(raw_refused()),
     }
 }
 
@@ -301,14 +276,55 @@ pub fn espresso_message(m: &pb::EspressoMessage) -> Result<Message, Status> {
             };
             Message::UpgradeVote { view: u.view, data }
         }
-        K::QuorumProposal(p) => Message::QuorumProposal {
-            view: p.view,
-            leaf_commit: fixed(&p.leaf_commit, "espresso.quorum_proposal.leaf_commit")?,
-        },
-        K::DaProposal(p) => Message::DaProposal {
-            view: p.view,
-            encoded_transactions: HexBytes(p.encoded_transactions.clone()),
-        },
+        K::QuorumProposal(p) => Message::quorum_proposal(quorum_proposal(p)?),
+        // The signer hashes the payload here; only the digest travels on.
+        K::DaProposal(p) => Message::da_proposal(p.view, &p.encoded_transactions),
+    })
+}
+
+/// The typed leaf of a quorum proposal: every commitment exactly 32 bytes, and the epoch-only
+/// fields only inside `with_epoch`.
+fn quorum_proposal(p: &pb::QuorumProposal) -> Result<ProposedLeaf, Status> {
+    const PATH: &str = "espresso.quorum_proposal";
+    let field = |bytes: &[u8], name: &str| fixed(bytes, &format!("{PATH}.{name}"));
+    let optional = |bytes: &Option<Vec<u8>>, name: &str| -> Result<Option<Commitment>, Status> {
+        bytes.as_deref().map(|b| field(b, name)).transpose()
+    };
+    let with_epoch = match &p.with_epoch {
+        None => None,
+        Some(e) => {
+            use pb::leaf_epoch::ViewChangeEvidence as E;
+            let evidence = match &e.view_change_evidence {
+                None => None,
+                Some(E::TimeoutCertCommit(b)) => Some(ViewChangeEvidence::TimeoutCert(field(
+                    b,
+                    "with_epoch.timeout_cert_commit",
+                )?)),
+                Some(E::ViewSyncCertCommit(b)) => Some(ViewChangeEvidence::ViewSyncCert(field(
+                    b,
+                    "with_epoch.view_sync_cert_commit",
+                )?)),
+            };
+            Some(EpochFields {
+                next_epoch_justify_qc_commit: optional(
+                    &e.next_epoch_justify_qc_commit,
+                    "with_epoch.next_epoch_justify_qc_commit",
+                )?,
+                next_drb_result: optional(&e.next_drb_result, "with_epoch.next_drb_result")?,
+                view_change_evidence: evidence,
+            })
+        }
+    };
+    Ok(ProposedLeaf {
+        view: p.view,
+        parent_leaf: field(&p.parent_leaf, "parent_leaf")?,
+        block_header_commit: field(&p.block_header_commit, "block_header_commit")?,
+        justify_qc_commit: field(&p.justify_qc_commit, "justify_qc_commit")?,
+        upgrade_certificate_commit: optional(
+            &p.upgrade_certificate_commit,
+            "upgrade_certificate_commit",
+        )?,
+        with_epoch,
     })
 }
 
@@ -321,6 +337,25 @@ pub fn refusal(v: &Violation) -> Status {
     Status::with_details(
         Code::FailedPrecondition,
         format!("refused by slashing protection: {}: {v}", v.code()),
+        detail.encode_to_vec().into(),
+    )
+}
+
+/// The registry holds `key_id` under another public key than the one the request was built
+/// for (a key file sharing a registry id): FAILED_PRECONDITION with refusal code
+/// `key_mismatch`. Nothing was signed or recorded for either key.
+pub fn key_mismatch(key_id: &str) -> Status {
+    let message = format!(
+        "key {key_id:?}: the cluster's registry holds this id under another public key; \
+         rename the key file or the registry key"
+    );
+    let detail = pb::Refusal {
+        code: "key_mismatch".to_owned(),
+        message: message.clone(),
+    };
+    Status::with_details(
+        Code::FailedPrecondition,
+        format!("refused: key_mismatch: {message}"),
         detail.encode_to_vec().into(),
     )
 }

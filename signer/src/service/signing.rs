@@ -17,7 +17,6 @@ use super::convert;
 use crate::keyring::Keyring;
 use crate::metrics::Metrics;
 use crate::pb;
-use crate::protection::ethereum::Root;
 use crate::replica::{
     commit_signs, Decided, NodeId, PeerNetwork, ProposeError, Raft, SignEntry, SignOutcome,
     StateMachine,
@@ -123,8 +122,8 @@ pub struct SignPath {
     pub network: PeerNetwork,
     /// The batching proposer.
     pub proposer: Proposer,
-    /// The eth2 network this cluster signs for.
-    pub genesis_validators_root: Root,
+    /// The eth2 network this cluster signs for (fork schedule, genesis validators root).
+    pub eth2_network: Arc<eth2_messages::NetworkSpec>,
     /// This node's metrics (sign results and latency are recorded here; services such as the
     /// rate limit reach them through the path).
     pub metrics: Arc<Metrics>,
@@ -132,6 +131,8 @@ pub struct SignPath {
     pub limiter: Arc<access::RateLimiter>,
     /// Where access denials are recorded for the audit log.
     pub events: crate::replica::EventSink,
+    /// Which access denials are recorded (bounded; see [`access::DenialThrottle`]).
+    pub denials: Arc<access::DenialThrottle>,
 }
 
 impl SignPath {
@@ -172,14 +173,15 @@ impl SignPath {
 
     /// Access control: the client's grant, and its rate limit on the node it called. Denials
     /// are recorded for the audit log (rate-limit rejections are counted in metrics instead,
-    /// so a flooding client cannot flood the log).
+    /// so a flooding client cannot flood the log). Returns whether the grant trusts the
+    /// client's raw eth2 roots.
     fn admit(
         &self,
         client: &str,
         key_id: &str,
         profile: crate::protection::Profile,
         forwarded: bool,
-    ) -> Result<(), Status> {
+    ) -> Result<bool, Status> {
         let verdict = {
             let applied = self.state.read();
             access::check(
@@ -192,16 +194,22 @@ impl SignPath {
             )
         };
         match verdict {
-            Ok(()) => Ok(()),
+            Ok(raw_roots) => Ok(raw_roots),
             Err(denied) => {
                 match &denied {
                     access::Denied::RateLimited { .. } => self.metrics.rate_limited(client),
-                    _ if !forwarded => self.events.access_denied(
+                    _ if !forwarded
+                        && self
+                            .denials
+                            .should_audit(client, std::time::Instant::now()) =>
+                    {
+                        self.events.access_denied(
                         client,
                         key_id,
                         profile.name(),
                         &denied.to_string(),
-                    ),
+                        )
+                    }
                     _ => {}
                 }
                 Err(Status::from(&denied))
@@ -216,9 +224,16 @@ impl SignPath {
         forwarded: bool,
     ) -> Result<pb::SignResponse, Status> {
         convert::check_ids(&req)?;
+        // The grant first: a client learns nothing about keys it may not use (not even
+        // whether an id exists).
+        let profile = convert::request_profile(&req)?;
+        let raw_roots = self.admit(&client, &req.key_id, profile, forwarded)?;
         let identity = self.identity(&req.key_id)?;
-        self.admit(&client, &req.key_id, identity.profile, forwarded)?;
-        let intent = convert::intent(&req, &identity, self.genesis_validators_root)?;
+        let eth2 = convert::Eth2Context {
+            network: &self.eth2_network,
+            raw_roots,
+        };
+        let intent = convert::intent(&req, &identity, eth2)?;
         let leader = self.raft.metrics().borrow_watched().current_leader;
         match leader {
             Some(l) if l == self.node_id => {}
@@ -237,6 +252,11 @@ impl SignPath {
                 req.key_id
             ))
         })?;
+        // One id, one key: a key file that shares an id with a registry key never signs for
+        // the registry key's record (the permit would name another public key anyway).
+        if key.public_key != identity.public_key {
+            return Err(convert::key_mismatch(&req.key_id));
+        }
         // No refusal before the log: a request the applied state would refuse is still
         // proposed, so that every refusal is decided by the state machine and recorded in the
         // audit chain (rate limits bound what a client can push through this path).
@@ -262,20 +282,22 @@ impl SignPath {
                 )))
             }
             SignOutcome::Paused => return Err(convert::paused()),
+            SignOutcome::KeyMismatch => return Err(convert::key_mismatch(&req.key_id)),
             SignOutcome::Resigned => true,
             SignOutcome::Signed => false,
         };
         let permit = decided
             .permit
             .ok_or_else(|| Status::internal("accepted without a permit"))?;
+        let signed_message = permit.message().to_vec();
         let signature = key
-            .sign(&permit)
-            .ok_or_else(|| Status::internal("permit is for another key"))?;
+            .sign(permit)
+            .map_err(|e| Status::internal(e.to_string()))?;
         Ok(pb::SignResponse {
             signature: signature.bytes,
             signature_text: signature.text,
             resigned,
-            signed_message: permit.message().to_vec(),
+            signed_message,
         })
     }
 

@@ -143,6 +143,7 @@ impl Cluster {
                     profiles: vec![Profile::Eth2, Profile::Espresso],
                     rate_per_second: 0,
                     rate_burst: 0,
+                    raw_roots: false,
                 })
                 .collect(),
             ..AdminConfig::dev()
@@ -658,17 +659,14 @@ pub fn quorum_vote(view: u64, leaf: u8, request_id: &str) -> pb::SignRequest {
     }
 }
 
-/// An eth2 block proposal (root form) at `slot` with signing root `[root; 32]`.
-pub fn eth2_block(slot: u64, root: u8) -> pb::SignRequest {
+/// A typed mainnet eth2 block proposal at `slot` whose body root is `[body; 32]`.
+pub fn eth2_block(slot: u64, body: u8) -> pb::SignRequest {
+    let network = eth2_messages::NetworkSpec::mainnet();
+    let block = signer::client::eth2::block(&network, slot, [body; 32]);
     pb::SignRequest {
         request_id: String::new(),
         key_id: ETH2_KEY.into(),
-        message: Some(pb::sign_request::Message::Eth2Block(pb::Eth2Block {
-            form: Some(pb::eth2_block::Form::Root(pb::RootBlock {
-                slot,
-                signing_root: vec![root; 32],
-            })),
-        })),
+        message: Some(signer::client::eth2::typed(&block, None)),
     }
 }
 

@@ -26,7 +26,7 @@ fn der_u32(n: u32) -> Vec<u8> {
     out
 }
 
-fn ca(cn: &str) -> (Vec<u8>, Issuer<'static, KeyPair>) {
+pub(crate) fn ca(cn: &str) -> (Vec<u8>, Issuer<'static, KeyPair>) {
     let key = KeyPair::generate_for(&PKCS_ECDSA_P256_SHA256).unwrap();
     let mut params = CertificateParams::new(Vec::<String>::new()).unwrap();
     params.distinguished_name.push(DnType::CommonName, cn);
@@ -36,7 +36,7 @@ fn ca(cn: &str) -> (Vec<u8>, Issuer<'static, KeyPair>) {
 }
 
 /// A device (f9) certificate under `root`.
-fn device(root: &Issuer<'static, KeyPair>) -> (Vec<u8>, Issuer<'static, KeyPair>) {
+pub(crate) fn device(root: &Issuer<'static, KeyPair>) -> (Vec<u8>, Issuer<'static, KeyPair>) {
     let key = KeyPair::generate_for(&PKCS_ECDSA_P256_SHA256).unwrap();
     let mut params = CertificateParams::new(Vec::<String>::new()).unwrap();
     params
@@ -48,12 +48,12 @@ fn device(root: &Issuer<'static, KeyPair>) -> (Vec<u8>, Issuer<'static, KeyPair>
 }
 
 /// What goes into a slot certificate; `None` leaves an extension out.
-struct Slot {
-    alg: &'static SignatureAlgorithm,
-    firmware: Option<Vec<u8>>,
-    serial: Option<Vec<u8>>,
-    policy: Option<Vec<u8>>,
-    form_factor: Option<Vec<u8>>,
+pub(crate) struct Slot {
+    pub(crate) alg: &'static SignatureAlgorithm,
+    pub(crate) firmware: Option<Vec<u8>>,
+    pub(crate) serial: Option<Vec<u8>>,
+    pub(crate) policy: Option<Vec<u8>>,
+    pub(crate) form_factor: Option<Vec<u8>>,
 }
 
 impl Default for Slot {
@@ -69,7 +69,7 @@ impl Default for Slot {
 }
 
 /// A slot attestation certificate signed by `device`; returns it and the slot key.
-fn slot(spec: Slot, device: &Issuer<'static, KeyPair>) -> (Vec<u8>, KeyPair) {
+pub(crate) fn slot(spec: Slot, device: &Issuer<'static, KeyPair>) -> (Vec<u8>, KeyPair) {
     let key = KeyPair::generate_for(spec.alg).unwrap();
     let mut params = CertificateParams::new(Vec::<String>::new()).unwrap();
     params
@@ -92,7 +92,7 @@ fn slot(spec: Slot, device: &Issuer<'static, KeyPair>) -> (Vec<u8>, KeyPair) {
 }
 
 /// A whole chain: (root DER, device DER, slot DER, slot key).
-fn chain(spec: Slot) -> (Vec<u8>, Vec<u8>, Vec<u8>, KeyPair) {
+pub(crate) fn chain(spec: Slot) -> (Vec<u8>, Vec<u8>, Vec<u8>, KeyPair) {
     let (root_der, root) = ca("Test Attestation Root");
     let (device_der, device) = device(&root);
     let (slot_der, key) = slot(spec, &device);
@@ -281,7 +281,7 @@ fn case_table() {
 }
 
 /// Find `needle` in `hay` exactly once and return its offset.
-fn find_once(hay: &[u8], needle: &[u8]) -> usize {
+pub(crate) fn find_once(hay: &[u8], needle: &[u8]) -> usize {
     let hits: Vec<usize> = hay
         .windows(needle.len())
         .enumerate()
@@ -377,4 +377,32 @@ fn bundled_yubico_roots_parse_and_are_self_signed() {
             "CN=Yubico Attestation Root 1"
         ]
     );
+}
+
+#[test]
+fn inspecting_a_slot_reads_its_claims_but_trusts_nothing() {
+    let (root, _, slot_der, key) = chain(Slot::default());
+    // Signed by a device certificate that no root vouches for: the claims still read (for
+    // display), while verification refuses it.
+    let claimed = inspect_slot(&slot_der).unwrap();
+    assert_eq!(claimed.serial, SERIAL);
+    assert_eq!(
+        claimed.public_key,
+        AdminPublicKey::P256(key.der_bytes().to_vec())
+    );
+    let (_, rogue_root) = ca("Rogue Root");
+    let (rogue_device, _) = device(&rogue_root);
+    assert_eq!(
+        verify_attestation(&slot_der, &rogue_device, std::slice::from_ref(&root)),
+        Err(AttestationError::UntrustedDevice)
+    );
+    assert!(matches!(
+        inspect_slot(b"not a certificate"),
+        Err(AttestationError::Parse {
+            role: CertRole::Slot,
+            ..
+        })
+    ));
+    assert_eq!(check_root(&root), Ok(()));
+    assert!(check_root(&[0x30, 0x00]).is_err());
 }

@@ -1,7 +1,9 @@
 //! Case tests for the tally and the admin-plane actions.
 
 use super::*;
-use crate::admin::{approval, ApproverKey, AttestationFacts, RateLimit};
+use crate::admin::attestation::tests::{chain, Slot};
+use crate::admin::codec::encode_action;
+use crate::admin::{approval, ApproverKey, RateLimit};
 use crate::protection::Profile;
 use ed25519_dalek::Signer as _;
 
@@ -25,7 +27,16 @@ fn record(a: &Admin) -> AdminRecord {
     }
 }
 
-fn bootstrapped(admins: &[&Admin], threshold: u32) -> AdminState {
+fn enroll_soft(a: &Admin) -> Action {
+    Action::EnrollAdmin {
+        name: a.name.to_owned(),
+        key: EnrollKey::Development {
+            ed25519_public_key: a.key.verifying_key().to_bytes().to_vec(),
+        },
+    }
+}
+
+fn bootstrapped_with_roots(admins: &[&Admin], threshold: u32, roots: Vec<Vec<u8>>) -> AdminState {
     let mut s = AdminState::default();
     s.bootstrap(&Bootstrap {
         cluster_id: "c1".into(),
@@ -35,9 +46,20 @@ fn bootstrapped(admins: &[&Admin], threshold: u32) -> AdminState {
             ..Policy::default()
         },
         clients: BTreeMap::new(),
+        attestation_roots: roots,
+        genesis_validators_root: None,
     })
     .unwrap();
     s
+}
+
+fn bootstrapped(admins: &[&Admin], threshold: u32) -> AdminState {
+    bootstrapped_with_roots(admins, threshold, Vec::new())
+}
+
+/// `action` as the state machine hands it over: decoded from its canonical bytes.
+fn canon(action: &Action) -> CanonicalAction {
+    CanonicalAction::decode(&encode_action(action)).unwrap()
 }
 
 fn sign(s: &AdminState, id: &[u8; 32], a: &Admin) -> Vec<u8> {
@@ -56,6 +78,7 @@ fn grant_action(identity: &str) -> Action {
                 per_second: 10,
                 burst: 20,
             }),
+            raw_roots: false,
         },
     }
 }
@@ -66,7 +89,7 @@ fn two_of_two_needs_both_and_then_is_single_use() {
     let mut s = bootstrapped(&[&a, &b], 2);
     let id = [9u8; 32];
     let action = grant_action("seq-9");
-    s.propose(id, "admin-a", &action, b"bytes", 1_000).unwrap();
+    s.propose(id, "admin-a", &canon(&action), 1_000).unwrap();
     let sig_a = sign(&s, &id, &a);
     assert!(matches!(
         s.approve(&id, "admin-a", &sig_a, 2_000).unwrap(),
@@ -101,9 +124,9 @@ fn approvals_are_bound_to_their_challenge_cluster_and_expiry() {
     let a = admin("admin-a", 1);
     let mut s = bootstrapped(&[&a], 1);
     let (id1, id2) = ([1u8; 32], [2u8; 32]);
-    s.propose(id1, "admin-a", &grant_action("x"), b"one", 0)
+    s.propose(id1, "admin-a", &canon(&grant_action("x")), 0)
         .unwrap();
-    s.propose(id2, "admin-a", &grant_action("y"), b"two", 0)
+    s.propose(id2, "admin-a", &canon(&grant_action("y")), 0)
         .unwrap();
     // An approval of challenge 1 presented for challenge 2.
     let sig1 = sign(&s, &id1, &a);
@@ -137,7 +160,7 @@ fn unknown_admins_and_challenges_are_refused() {
     let mut s = bootstrapped(&[&a], 1);
     let before = s.clone();
     assert_eq!(
-        s.propose([1; 32], "admin-z", &Action::Pause, b"p", 0)
+        s.propose([1; 32], "admin-z", &canon(&Action::Pause), 0)
             .unwrap_err(),
         AdminRefusal::UnknownAdmin("admin-z".into())
     );
@@ -146,10 +169,10 @@ fn unknown_admins_and_challenges_are_refused() {
         AdminRefusal::UnknownChallenge(_)
     ));
     assert_eq!(s, before);
-    s.propose([1; 32], "admin-a", &Action::Pause, b"p", 0)
+    s.propose([1; 32], "admin-a", &canon(&Action::Pause), 0)
         .unwrap();
     assert!(matches!(
-        s.propose([1; 32], "admin-a", &Action::Resume, b"r", 0)
+        s.propose([1; 32], "admin-a", &canon(&Action::Resume), 0)
             .unwrap_err(),
         AdminRefusal::ChallengeExists(_)
     ));
@@ -178,7 +201,7 @@ fn policy_and_enrollment_rules() {
         s.execute(&too_high),
         Err(AdminRefusal::Invalid(_))
     ));
-    s.execute(&Action::EnrollAdmin(record(&b))).unwrap();
+    s.execute(&enroll_soft(&b)).unwrap();
     s.execute(&too_high).unwrap();
     assert_eq!(s.policy.threshold, 2);
     // Removing an admin below the threshold is refused.
@@ -194,22 +217,106 @@ fn policy_and_enrollment_rules() {
         ..Policy::default()
     });
     assert!(s.execute(&strict).is_err());
-    // A touch-never YubiKey is refused under the default policy.
-    let mut c = record(&admin("admin-c", 3));
-    c.attestation = Some(AttestationFacts {
-        serial: 1,
-        firmware: "5.4.3".into(),
-        pin_policy: "once".into(),
-        touch_policy: "never".into(),
-    });
-    let err = s.execute(&Action::EnrollAdmin(c.clone())).unwrap_err();
-    assert!(err.to_string().contains("touch policy"), "{err}");
-    c.attestation.as_mut().unwrap().touch_policy = "always".into();
-    s.execute(&Action::EnrollAdmin(c)).unwrap();
     // The same key cannot be enrolled twice under another name.
-    let mut dup = record(&a);
-    dup.name = "admin-d".into();
-    assert!(s.execute(&Action::EnrollAdmin(dup)).is_err());
+    let mut dup = enroll_soft(&a);
+    if let Action::EnrollAdmin { name, .. } = &mut dup {
+        *name = "admin-d".into();
+    }
+    assert!(matches!(s.execute(&dup), Err(AdminRefusal::Invalid(_))));
+}
+
+fn enroll_yubikey(name: &str, slot: Vec<u8>, device: Vec<u8>) -> Action {
+    Action::EnrollAdmin {
+        name: name.into(),
+        key: EnrollKey::YubiKey {
+            slot_certificate: slot,
+            device_certificate: device,
+        },
+    }
+}
+
+#[test]
+fn yubikey_enrollment_takes_the_key_from_the_verified_chain() {
+    let a = admin("admin-a", 1);
+    let (root, device, slot, key) = chain(Slot::default());
+    let mut s = bootstrapped_with_roots(&[&a], 1, vec![root]);
+    let detail = s
+        .execute(&enroll_yubikey("admin-yk", slot, device))
+        .unwrap();
+    assert!(detail.contains("attestation verified"), "{detail}");
+    let enrolled = &s.admins["admin-yk"];
+    assert_eq!(
+        enrolled.key,
+        ApproverKey::P256(rcgen::PublicKeyData::der_bytes(&key).to_vec())
+    );
+    let facts = enrolled.attestation.as_ref().unwrap();
+    assert_eq!(
+        (facts.serial, facts.touch_policy.as_str()),
+        (12_345_678, "always")
+    );
+
+    // A touch-never key is refused under the default policy, with a valid chain.
+    let (root, device, slot, _) = chain(Slot {
+        policy: Some(vec![0x02, 0x01]),
+        ..Slot::default()
+    });
+    let mut s = bootstrapped_with_roots(&[&a], 1, vec![root]);
+    let err = s
+        .execute(&enroll_yubikey("admin-c", slot, device))
+        .unwrap_err();
+    assert!(err.to_string().contains("touch policy"), "{err}");
+    assert!(!s.admins.contains_key("admin-c"));
+}
+
+#[test]
+fn yubikey_enrollment_against_other_roots_is_refused_and_enrolls_nothing() {
+    let a = admin("admin-a", 1);
+    let (_, device, slot, _) = chain(Slot::default());
+    let (other_root, ..) = chain(Slot::default());
+    for roots in [vec![], vec![other_root]] {
+        let mut s = bootstrapped_with_roots(&[&a], 1, roots.clone());
+        let before = s.clone();
+        let err = s
+            .execute(&enroll_yubikey("admin-yk", slot.clone(), device.clone()))
+            .unwrap_err();
+        let want = if roots.is_empty() {
+            attestation::AttestationError::NoTrustedRoots
+        } else {
+            attestation::AttestationError::UntrustedDevice
+        };
+        assert_eq!(
+            err,
+            AdminRefusal::Attestation {
+                admin: "admin-yk".into(),
+                reason: want.to_string()
+            }
+        );
+        assert_eq!(s, before);
+        // And at proposal: no challenge opens for it.
+        let action = canon(&enroll_yubikey("admin-yk", slot.clone(), device.clone()));
+        assert!(matches!(
+            s.propose([5; 32], "admin-a", &action, 0),
+            Err(AdminRefusal::Attestation { .. })
+        ));
+        assert!(s.challenges.is_empty());
+    }
+}
+
+#[test]
+fn bootstrap_refuses_a_root_that_is_not_a_certificate() {
+    let mut s = AdminState::default();
+    let err = s
+        .bootstrap(&Bootstrap {
+            cluster_id: "c1".into(),
+            admins: vec![record(&admin("admin-a", 1))],
+            policy: Policy::default(),
+            clients: BTreeMap::new(),
+            attestation_roots: vec![b"not a certificate".to_vec()],
+            genesis_validators_root: None,
+        })
+        .unwrap_err();
+    assert!(matches!(err, AdminRefusal::Invalid(ref m) if m.contains("attestation root 0")));
+    assert!(!s.bootstrapped);
 }
 
 #[test]
@@ -219,7 +326,7 @@ fn a_hopeless_action_is_refused_at_proposal() {
     let bad = Action::RevokeClient {
         identity: "nobody".into(),
     };
-    assert!(s.propose([1; 32], "admin-a", &bad, b"x", 0).is_err());
+    assert!(s.propose([1; 32], "admin-a", &canon(&bad), 0).is_err());
     assert!(s.challenges.is_empty());
 }
 
@@ -232,6 +339,8 @@ fn bootstrap_is_once() {
         admins: vec![],
         policy: Policy::default(),
         clients: BTreeMap::new(),
+        attestation_roots: Vec::new(),
+        genesis_validators_root: None,
     };
     assert_eq!(s.bootstrap(&again), Err(AdminRefusal::AlreadyBootstrapped));
     assert_eq!(s.cluster_id, "c1");

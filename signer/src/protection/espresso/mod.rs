@@ -2,18 +2,21 @@
 //!
 //! Owns: the typed request ([`EspressoIntent`]: key and [`Message`]), the per-key protection
 //! record ([`KeyRecord`]) in [`EspressoState`], and the rules that decide each request.
-//! [`message`] computes the bytes each message signs.
+//! [`message`] computes the bytes each message signs; [`leaf`] computes a quorum proposal's
+//! leaf commitment from its typed fields.
 //!
 //! Must not: do IO, read a clock, use randomness, sign, or trust a digest the client computed:
-//! the message bytes are always recomputed here from typed data.
+//! the message bytes are always recomputed here from typed data (a quorum proposal's from the
+//! leaf's fields, a DA proposal's from the payload when the request is converted).
 //!
 //! # Rules, per (key, [`Kind`])
 //! A conflict is two different messages of the same kind at the same position (view; for
 //! view-sync votes, round and relay). Signing the identical message again is harmless (BLS
 //! is deterministic) and is allowed as a re-sign.
 //! - **Watermark** kinds — quorum votes (v1, v2 and next-epoch votes share one slot: they
-//!   sign the same bytes for the same data), quorum proposals and DA proposals: the record
-//!   is the last view signed and the message signed there. A lower view is refused
+//!   sign the same bytes for the same data), quorum proposals (compared by the leaf
+//!   commitment computed from the proposal) and DA proposals (compared by the signer-computed
+//!   payload digest): the record is the last view signed and the message signed there. A lower view is refused
 //!   ([`Violation::ViewBelowWatermark`]), the same view with another message is
 //!   [`Violation::Equivocation`], a higher view is signed. HotShot itself only ever votes
 //!   and proposes in increasing views (`Consensus::update_action`).
@@ -41,10 +44,14 @@
 //!   accepts only canonical bytes, so one key has exactly one record);
 //! - the state is plain ordered data (`BTreeMap`), so every replica reaches the same bytes.
 
+mod committable;
+pub mod leaf;
 pub mod message;
 
+pub use leaf::{DrbResult, EpochFields, ProposedLeaf, ViewChangeEvidence};
 pub use message::{
-    Commitment, DaData, HexBytes, Message, QuorumData, UpgradeData, Version, ViewSyncPhase,
+    Commitment, DaData, HexBytes, Message, QuorumData, TransactionsDigest, UpgradeData, Version,
+    ViewSyncPhase,
 };
 
 use crate::bytes::FixedBytes;
@@ -119,9 +126,9 @@ pub enum Kind {
     ViewSyncFinalizeVote,
     /// Upgrade votes.
     UpgradeVote,
-    /// Quorum proposals (leaf commitments).
+    /// Quorum proposals (the leaf commitments the signer computes).
     QuorumProposal,
-    /// DA proposals (payload digests).
+    /// DA proposals (the payload digests the signer computes).
     DaProposal,
 }
 

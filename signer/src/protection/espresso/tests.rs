@@ -247,6 +247,18 @@ fn quorum_vote(view: u64, leaf: u8, epoch: Option<u64>) -> Message {
     }
 }
 
+/// A proposal whose leaf fields are all `[n; 32]` (so different `n` give different leaves).
+fn proposal(view: u64, n: u8) -> Message {
+    Message::quorum_proposal(ProposedLeaf {
+        view,
+        parent_leaf: FixedBytes([n; 32]),
+        block_header_commit: FixedBytes([n; 32]),
+        justify_qc_commit: FixedBytes([n; 32]),
+        upgrade_certificate_commit: None,
+        with_epoch: None,
+    })
+}
+
 fn intent(key: u8, message: Message) -> EspressoIntent {
     EspressoIntent {
         public_key: FixedBytes([key; 128]),
@@ -286,11 +298,7 @@ fn decide_records_only_new_data_per_key_and_kind() {
         state.decide(&intent(2, quorum_vote(5, 2, None))),
         Decision::Sign
     );
-    let proposal = Message::QuorumProposal {
-        view: 4,
-        leaf_commit: FixedBytes([9; 32]),
-    };
-    assert_eq!(state.decide(&intent(1, proposal)), Decision::Sign);
+    assert_eq!(state.decide(&intent(1, proposal(4, 9))), Decision::Sign);
     let da = Message::DaVote {
         view: 1,
         data: DaData {
@@ -400,15 +408,7 @@ fn timeouts_view_sync_upgrades_and_da_proposals() {
         })
     );
     // DA proposals: increasing views; the same payload re-signs
-    let dp = |view, txs: &[u8]| {
-        intent(
-            1,
-            Message::DaProposal {
-                view,
-                encoded_transactions: HexBytes(txs.to_vec()),
-            },
-        )
-    };
+    let dp = |view, txs: &[u8]| intent(1, Message::da_proposal(view, txs));
     assert_eq!(state.decide(&dp(10, b"a")), Decision::Sign);
     assert_eq!(state.decide(&dp(10, b"a")), Decision::Resign);
     assert_eq!(
@@ -426,6 +426,175 @@ fn timeouts_view_sync_upgrades_and_da_proposals() {
             last_view: 10
         })
     );
+}
+
+#[test]
+fn quorum_proposals_are_compared_by_the_computed_leaf_commitment() {
+    let mut state = EspressoState::default();
+    let leaf = |view, drb: Option<u8>, with_epoch: bool| ProposedLeaf {
+        view,
+        parent_leaf: FixedBytes([1; 32]),
+        block_header_commit: FixedBytes([2; 32]),
+        justify_qc_commit: FixedBytes([3; 32]),
+        upgrade_certificate_commit: None,
+        with_epoch: with_epoch.then(|| EpochFields {
+            next_drb_result: drb.map(|n| FixedBytes([n; 32])),
+            ..EpochFields::default()
+        }),
+    };
+    let p = |l: ProposedLeaf| intent(1, Message::quorum_proposal(l));
+    let equivocation = Decision::Refuse(Equivocation {
+        kind: Kind::QuorumProposal,
+        view: 20,
+    });
+    assert_eq!(state.decide(&p(leaf(20, None, true))), Decision::Sign);
+    assert_eq!(
+        state.keys[&FixedBytes([1; 128])].watermarks[&Kind::QuorumProposal],
+        Watermark {
+            view: 20,
+            message: FixedBytes(leaf(20, None, true).commit())
+        }
+    );
+    let snapshot = state.clone();
+    assert_eq!(state.decide(&p(leaf(20, None, true))), Decision::Resign);
+    // Any field that changes the leaf commitment is another proposal at the same view, even
+    // one HotShot hashes only for leaves with an epoch, or the presence of an epoch itself.
+    assert_eq!(state.decide(&p(leaf(20, Some(7), true))), equivocation);
+    assert_eq!(state.decide(&p(leaf(20, None, false))), equivocation);
+    let mut other_parent = leaf(20, None, true);
+    other_parent.parent_leaf = FixedBytes([9; 32]);
+    assert_eq!(state.decide(&p(other_parent)), equivocation);
+    assert_eq!(
+        state.decide(&p(leaf(19, None, true))),
+        Decision::Refuse(ViewBelowWatermark {
+            kind: Kind::QuorumProposal,
+            view: 19,
+            last_view: 20
+        })
+    );
+    assert_eq!(state, snapshot);
+    assert_eq!(state.decide(&p(leaf(21, Some(7), true))), Decision::Sign);
+}
+
+/// The attack the typed proposal closes. Before, a quorum proposal carried the leaf commitment
+/// as given, so after the vote (view 10, Y) was refused a client could ask for a "proposal" at
+/// view 11 whose commitment was that vote's digest, and get the refused vote signed. Now a
+/// proposal's signed bytes are the `Leaf2` commitment of its fields: a Keccak preimage that
+/// starts with the `"leaf commitment"` tag, where a vote's starts with `"Vote"`. Putting the vote
+/// digest into any 32-byte field only places it inside that preimage.
+#[test]
+fn a_refused_vote_cannot_be_signed_as_a_quorum_proposal() {
+    let mut state = EspressoState::default();
+    let x = quorum_vote(10, 0xAA, None);
+    let y = quorum_vote(10, 0xBB, None);
+    assert_eq!(state.decide(&intent(1, x)), Decision::Sign);
+    assert_eq!(
+        state.decide(&intent(1, y.clone())),
+        Decision::Refuse(Equivocation {
+            kind: Kind::QuorumVote,
+            view: 10
+        })
+    );
+    let target = y.signing_message();
+    let y_data = y.data_commitment().unwrap();
+    let vote_preimage = [
+        &b"Vote\xC0\x7F"[..],
+        &32u64.to_le_bytes(),
+        &y_data,
+        &10u64.to_le_bytes(),
+    ]
+    .concat();
+    {
+        use sha3::Digest as _;
+        assert_eq!(
+            <[u8; 32]>::from(sha3::Keccak256::digest(&vote_preimage)),
+            target
+        );
+    }
+
+    let t = FixedBytes(target);
+    let z = FixedBytes([0; 32]);
+    let epoch = EpochFields::default();
+    let mut table = Vec::new();
+    for view in [10, 11] {
+        let base = ProposedLeaf {
+            view,
+            parent_leaf: z,
+            block_header_commit: z,
+            justify_qc_commit: z,
+            upgrade_certificate_commit: None,
+            with_epoch: None,
+        };
+        let with = |e: EpochFields| ProposedLeaf {
+            with_epoch: Some(e),
+            ..base.clone()
+        };
+        table.extend([
+            ProposedLeaf {
+                parent_leaf: t,
+                ..base.clone()
+            },
+            ProposedLeaf {
+                block_header_commit: t,
+                ..base.clone()
+            },
+            ProposedLeaf {
+                justify_qc_commit: t,
+                ..base.clone()
+            },
+            ProposedLeaf {
+                upgrade_certificate_commit: Some(t),
+                ..base.clone()
+            },
+            with(EpochFields {
+                next_epoch_justify_qc_commit: Some(t),
+                ..epoch.clone()
+            }),
+            with(EpochFields {
+                next_drb_result: Some(t),
+                ..epoch.clone()
+            }),
+            with(EpochFields {
+                view_change_evidence: Some(ViewChangeEvidence::TimeoutCert(t)),
+                ..epoch.clone()
+            }),
+            with(EpochFields {
+                view_change_evidence: Some(ViewChangeEvidence::ViewSyncCert(t)),
+                ..epoch.clone()
+            }),
+            ProposedLeaf {
+                parent_leaf: t,
+                block_header_commit: t,
+                justify_qc_commit: t,
+                upgrade_certificate_commit: Some(t),
+                view,
+                with_epoch: Some(EpochFields {
+                    next_epoch_justify_qc_commit: Some(t),
+                    next_drb_result: Some(t),
+                    view_change_evidence: Some(ViewChangeEvidence::ViewSyncCert(t)),
+                }),
+            },
+        ]);
+    }
+    let mut signed = std::collections::BTreeSet::new();
+    for leaf in &table {
+        let message = Message::quorum_proposal(leaf.clone());
+        assert_eq!(message.signing_message(), leaf.commit(), "{leaf:?}");
+        assert_ne!(message.signing_message(), target, "{leaf:?}");
+        let preimage = leaf.preimage();
+        assert!(preimage.starts_with(b"leaf commitment\xC0\x7F"), "{leaf:?}");
+        assert_ne!(preimage, vote_preimage);
+        // The signer would sign it, as a proposal: its own slot records the leaf commitment.
+        let mut after = state.clone();
+        assert_eq!(after.decide(&intent(1, message)), Decision::Sign);
+        assert_eq!(
+            after.keys[&FixedBytes([1; 128])].watermarks[&Kind::QuorumProposal].message,
+            FixedBytes(leaf.commit())
+        );
+        signed.insert(leaf.commit());
+    }
+    // Every position of the digest gives another leaf: each field is inside the preimage.
+    assert_eq!(signed.len(), table.len());
 }
 
 #[test]
@@ -536,14 +705,8 @@ fn arb_message() -> impl Strategy<Value = Message> {
                 epoch: None,
             },
         }),
-        (view.clone(), small.clone()).prop_map(|(view, l)| Message::QuorumProposal {
-            view,
-            leaf_commit: FixedBytes([l; 32])
-        }),
-        (view, small).prop_map(|(view, t)| Message::DaProposal {
-            view,
-            encoded_transactions: HexBytes(vec![t])
-        }),
+        (view.clone(), small.clone()).prop_map(|(view, l)| proposal(view, l)),
+        (view, small).prop_map(|(view, t)| Message::da_proposal(view, &[t])),
     ]
 }
 
@@ -619,6 +782,49 @@ proptest! {
                 other => prop_assert!(false, "evaluate and decide disagree: {:?}", other),
             }
         }
+    }
+
+    #[test]
+    fn signed_bytes_belong_to_one_kind(requests in arb_intents()) {
+        let mut kinds: BTreeMap<[u8; 32], Kind> = BTreeMap::new();
+        for r in &requests {
+            let kind = *kinds.entry(r.message()).or_insert(r.kind());
+            prop_assert_eq!(kind, r.kind(), "{:?}", r);
+        }
+    }
+
+    #[test]
+    fn a_vote_digest_in_any_proposal_field_is_not_what_the_proposal_signs(
+        vote in arb_message().prop_filter("votes only", |m| m.data_commitment().is_some()),
+        field in 0usize..8,
+        view in 0u64..400,
+    ) {
+        let t = FixedBytes(vote.signing_message());
+        let z = FixedBytes([0; 32]);
+        let mut leaf = ProposedLeaf {
+            view,
+            parent_leaf: z,
+            block_header_commit: z,
+            justify_qc_commit: z,
+            upgrade_certificate_commit: None,
+            with_epoch: None,
+        };
+        let mut epoch = EpochFields::default();
+        match field {
+            0 => leaf.parent_leaf = t,
+            1 => leaf.block_header_commit = t,
+            2 => leaf.justify_qc_commit = t,
+            3 => leaf.upgrade_certificate_commit = Some(t),
+            4 => epoch.next_epoch_justify_qc_commit = Some(t),
+            5 => epoch.next_drb_result = Some(t),
+            6 => epoch.view_change_evidence = Some(ViewChangeEvidence::TimeoutCert(t)),
+            _ => epoch.view_change_evidence = Some(ViewChangeEvidence::ViewSyncCert(t)),
+        }
+        if field >= 4 {
+            leaf.with_epoch = Some(epoch);
+        }
+        let proposal = Message::quorum_proposal(leaf);
+        prop_assert_ne!(proposal.signing_message(), vote.signing_message());
     }
 
     #[test]

@@ -1,11 +1,23 @@
 //! Applying admin-plane commands inside the state machine: the tally lives in
-//! [`crate::admin::state`]; this module applies an approved action's effect on the key
-//! registry and the protection records, and describes each command for the audit log.
+//! [`crate::admin::state`]; this module decodes a proposal's canonical bytes, applies an
+//! approved action's effect on the key registry and the protection records, and describes
+//! each command for the audit log.
 //!
 //! Must not: do IO (the caller persists what changed) or read a clock (`at_ms` is the
 //! leader's, from the log entry).
+//!
+//! To ensure correctness (invariant I4, "what approvers sign is what executes"):
+//! - a proposal carries only the canonical action bytes; they are decoded here with the one
+//!   decoder ([`crate::admin::codec`]) and bytes that do not decode are refused (and audited);
+//! - the action that executes is decoded from the challenge's bytes when the threshold is
+//!   reached, so it is the action whose digest the approvers signed;
+//! - attestation chains and interchange networks are checked here, against replicated state
+//!   (the bootstrap's roots and genesis validators root), never against a node's config;
+//! - the key registry and the audit log change only through an approved action: there is no
+//!   other log command that touches them.
 
 use super::{Applied, RecordKey};
+use crate::admin::codec::{self, CanonicalAction};
 use crate::admin::state::Tally;
 use crate::admin::{Action, AdminCommand, AdminOutcome, AdminRefusal};
 use crate::audit::AuditEvent;
@@ -30,28 +42,30 @@ pub(super) fn apply(
         AdminCommand::Propose {
             id,
             proposer,
-            action,
             action_bytes,
         } => {
+            let action = match CanonicalAction::decode(action_bytes) {
+                Ok(action) => action,
+                Err(e) => {
+                    return AdminOutcome::Refused(AdminRefusal::MalformedAction(e.to_string()))
+                }
+            };
             // Key and protection actions are checked against the current state now, so a
             // hopeless one never collects approvals (admin-plane actions are checked by
             // `AdminState::propose`).
             let touches_records = matches!(
-                action,
+                action.action(),
                 Action::AddKey(_)
                     | Action::SetKeyState { .. }
                     | Action::RotateKek(_)
                     | Action::ImportProtection { .. }
             );
             if touches_records {
-                if let Err(refusal) = effect(&mut scratch(applied), action) {
+                if let Err(refusal) = effect(&mut scratch(applied), action.action()) {
                     return AdminOutcome::Refused(refusal);
                 }
             }
-            match applied
-                .admin
-                .propose(*id, proposer, action, action_bytes, at_ms)
-            {
+            match applied.admin.propose(*id, proposer, &action, at_ms) {
                 Ok(c) => AdminOutcome::Proposed {
                     expires_at_ms: c.expires_at_ms,
                     threshold: applied.admin.policy.threshold,
@@ -145,19 +159,26 @@ fn effect(s: &mut Scratch, action: &Action) -> Result<String, AdminRefusal> {
             interchange: text,
             minify,
         } => {
+            // The cluster's network, from replicated state: not the file's own claim, and not
+            // a node's config.
+            let cluster_gvr = s
+                .admin
+                .genesis_validators_root
+                .ok_or(AdminRefusal::NoGenesisRoot)?;
             let doc = interchange::parse(text).map_err(|e| invalid(e.to_string()))?;
+            if doc.genesis_validators_root != cluster_gvr {
+                return Err(AdminRefusal::GenesisMismatch {
+                    expected: cluster_gvr,
+                    found: doc.genesis_validators_root,
+                });
+            }
             let policy = if *minify {
                 ImportPolicy::Minify
             } else {
                 ImportPolicy::RefuseSlashable
             };
-            let summary = interchange::import(
-                &mut s.protection.eth2,
-                doc.genesis_validators_root,
-                &doc,
-                policy,
-            )
-            .map_err(|e| invalid(e.to_string()))?;
+            let summary = interchange::import(&mut s.protection.eth2, cluster_gvr, &doc, policy)
+                .map_err(|e| invalid(e.to_string()))?;
             s.touched
                 .extend(doc.data.iter().map(|v| RecordKey::Eth2(v.pubkey)));
             Ok(format!(
@@ -199,8 +220,8 @@ pub(super) fn approved_compaction(
     else {
         return None;
     };
-    match applied.admin.challenges.get(&hex::encode(id))?.action {
-        Action::CompactAudit { up_to_seq } => Some((*id, up_to_seq)),
+    match applied.admin.challenges.get(&hex::encode(id))?.action() {
+        Ok(Action::CompactAudit { up_to_seq }) => Some((*id, up_to_seq)),
         _ => None,
     }
 }
@@ -240,15 +261,18 @@ pub(super) fn audit_event(
         AdminCommand::Propose {
             id,
             proposer,
-            action,
-            ..
+            action_bytes,
         } => (
-            format!("propose {}: {}", hex::encode(id), action.describe()),
+            format!(
+                "propose {}: {}",
+                hex::encode(id),
+                codec::describe_bytes(action_bytes)
+            ),
             proposer.clone(),
         ),
         AdminCommand::Approve { id, admin, .. } => {
             let what = challenge(id)
-                .map(|c| c.action.describe())
+                .map(|c| codec::describe_bytes(&c.action_bytes))
                 .unwrap_or_else(|| "unknown challenge".to_owned());
             (
                 format!("approve {}: {what}", hex::encode(id)),
@@ -283,3 +307,7 @@ pub(super) fn audit_event(
         result,
     }
 }
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+mod tests;

@@ -80,6 +80,7 @@ pub(super) fn sign_event(entry: &SignEntry, outcome: &SignOutcome) -> AuditEvent
                 ("target_epoch".into(), *target_epoch),
             ],
         ),
+        Intent::Eth2(Eth2Intent::Unslashable { kind, .. }) => (kind.to_lowercase(), vec![]),
         Intent::Espresso(i) => {
             let p = i.position();
             let mut wm = vec![("view".into(), p.view)];
@@ -103,6 +104,11 @@ pub(super) fn sign_event(entry: &SignEntry, outcome: &SignOutcome) -> AuditEvent
             "paused".into(),
             "signing is paused by the admins".into(),
         ),
+        SignOutcome::KeyMismatch => (
+            SignResult::Refused,
+            "key_mismatch".into(),
+            "the registry holds this key id under another public key".into(),
+        ),
     };
     AuditEvent::Sign(SignDecision {
         request_id: entry.request_id.clone(),
@@ -116,37 +122,6 @@ pub(super) fn sign_event(entry: &SignEntry, outcome: &SignOutcome) -> AuditEvent
         watermark,
         message: entry.intent.message(),
     })
-}
-
-/// The audit record of a key-registry change.
-pub(super) fn key_change_event(
-    change: &crate::registry::KeyChange,
-    result: &Result<String, crate::registry::KeyRefusal>,
-) -> AuditEvent {
-    use crate::registry::KeyChange;
-    let (action, key_id) = match change {
-        KeyChange::Add(r) => (
-            format!("add {} ({})", r.profile, r.origin),
-            r.key_id.clone(),
-        ),
-        KeyChange::SetState { key_id, state } => (format!("set-state {state}"), key_id.clone()),
-        KeyChange::Rewrap(items) => (
-            "rewrap".into(),
-            items
-                .iter()
-                .map(|i| i.key_id.as_str())
-                .collect::<Vec<_>>()
-                .join(","),
-        ),
-    };
-    AuditEvent::KeyChange {
-        action,
-        key_id,
-        result: match result {
-            Ok(_) => "ok".into(),
-            Err(refusal) => refusal.to_string(),
-        },
-    }
 }
 
 /// The records of node events; each event keeps the node it names (the sink and the peer

@@ -1,12 +1,13 @@
-//! Turning a proposal request into a complete [`Action`]: everything that needs randomness, a
-//! KEK or the attestation roots happens here, on the proposing node, before the challenge
-//! exists, so approvers approve exactly what will be committed.
+//! Turning a proposal request into a complete [`Action`]: everything that needs randomness or
+//! a KEK happens here, on the proposing node, before the challenge exists, so approvers
+//! approve exactly what will be committed.
 //!
-//! Must not: commit anything, or keep a plaintext secret longer than needed to seal it.
+//! Must not: commit anything, keep a plaintext secret longer than needed to seal it, or vouch
+//! for anything the replicas must check themselves: an enrollment carries the attestation
+//! certificates as given, and every replica verifies them when applying.
 
 use super::super::admin_codec;
-use crate::admin::attestation;
-use crate::admin::{Action, AdminRecord, ApproverKey};
+use crate::admin::{Action, EnrollKey};
 use crate::custody::{seal, unseal, EncryptionContext, Kek};
 use crate::keyloader::Keks;
 use crate::keyring::LoadedKey;
@@ -24,9 +25,8 @@ pub struct Preparer<'a> {
     pub keks: &'a Keks,
     /// The key registry as applied here.
     pub keys: Vec<KeyRecord>,
-    /// Trusted attestation roots (DER).
-    pub roots: &'a [Vec<u8>],
-    /// The eth2 network (interchange imports must match it).
+    /// The eth2 network (interchange imports must match it; checked early here for a clear
+    /// error, and authoritatively in `apply` against the replicated root).
     pub genesis_validators_root: Root,
 }
 
@@ -80,7 +80,7 @@ impl Preparer<'_> {
                 plain(Action::GrantClient { identity, grant })
             }
             R::RevokeClient(identity) => plain(Action::RevokeClient { identity }),
-            R::EnrollAdmin(e) => plain(Action::EnrollAdmin(self.enrollment(e)?)),
+            R::EnrollAdmin(e) => plain(enrollment(e)?),
             R::RemoveAdmin(name) => plain(Action::RemoveAdmin { name }),
             R::SetPolicy(p) => plain(Action::SetPolicy(admin_codec::policy_from_pb(&p))),
             R::ImportProtection(i) => {
@@ -183,34 +183,23 @@ impl Preparer<'_> {
             notes,
         })
     }
+}
 
-    /// An admin record from an enrollment request: a development key as given, or a YubiKey
-    /// key proven by its attestation chain to one of the trusted roots.
-    fn enrollment(&self, e: pb::EnrollAdminRequest) -> Result<AdminRecord, Status> {
-        use pb::enroll_admin_request::Key;
-        match e.key {
-            Some(Key::Ed25519PublicKey(bytes)) => Ok(AdminRecord {
-                name: e.name,
-                key: ApproverKey::Ed25519(bytes),
-                attestation: None,
-            }),
-            Some(Key::Yubikey(y)) => {
-                let attested = attestation::verify_attestation(
-                    &y.slot_certificate,
-                    &y.device_certificate,
-                    self.roots,
-                )
-                .map_err(|err| Status::permission_denied(format!("attestation: {err}")))?;
-                let key = ApproverKey::from(&attested.public_key);
-                Ok(AdminRecord {
-                    name: e.name,
-                    key,
-                    attestation: Some(attested.facts()),
-                })
-            }
-            None => Err(Status::invalid_argument("key: missing")),
+/// An enrollment action from a request: the development key or the attestation certificates,
+/// as given. Whether they are acceptable is decided in `apply` by every replica.
+fn enrollment(e: pb::EnrollAdminRequest) -> Result<Action, Status> {
+    use pb::enroll_admin_request::Key;
+    let key = match e.key {
+        Some(Key::Ed25519PublicKey(ed25519_public_key)) => {
+            EnrollKey::Development { ed25519_public_key }
         }
-    }
+        Some(Key::Yubikey(y)) => EnrollKey::YubiKey {
+            slot_certificate: y.slot_certificate,
+            device_certificate: y.device_certificate,
+        },
+        None => return Err(Status::invalid_argument("key: missing")),
+    };
+    Ok(Action::EnrollAdmin { name: e.name, key })
 }
 
 fn generate(profile: Profile) -> Result<Zeroizing<Vec<u8>>, Status> {

@@ -1,0 +1,391 @@
+//! The canonical form of admin actions: [`Action`] ↔ `signer.v1.AdminAction` bytes, and the
+//! admin-plane records ↔ their protobuf messages. This is the one encoder and the one decoder:
+//! the proposing node encodes with it, the state machine decodes the committed bytes with it
+//! in `apply` and executes what they say, and `signerctl` decodes them with it to show the
+//! approver what they sign.
+//!
+//! Owns: [`encode_action`] (the bytes whose digest approvers sign), [`decode_action`] and
+//! [`CanonicalAction`] (bytes and their decoding, inseparable). Must not: apply or authorize
+//! anything, or depend on the gRPC services (the replica imports this module). It is the one
+//! place in [`crate::admin`] that reads protobuf types, because the bytes *are* the protobuf.
+//!
+//! To ensure correctness:
+//! - `decode_action(encode_action(a)) == a` for every action (tested), so the action an
+//!   approver reads from the bytes is the action the node commits;
+//! - prost encodes fields in field-number order with no maps, so the encoding of a given
+//!   action is the same on every node and client;
+//! - a typed action travels only inside a [`CanonicalAction`], made only by decoding bytes,
+//!   so no code path can hold an action that differs from the bytes approvers signed.
+
+use crate::admin::action::EnrollKey;
+use crate::admin::{Action, AdminRecord, ClientGrant, Policy, RateLimit};
+use crate::custody::{KekRef, SealedKey};
+use crate::pb;
+use crate::registry::{KeyRecord, KeyState, Rewrap};
+use prost::Message;
+
+/// Why bytes are not a valid action.
+#[derive(Debug, thiserror::Error)]
+#[error("admin action: {0}")]
+pub struct CodecError(String);
+
+fn err(message: impl Into<String>) -> CodecError {
+    CodecError(message.into())
+}
+
+/// Canonical action bytes and what they decode to. The only constructor is
+/// [`CanonicalAction::decode`]: the typed action is, by construction, the meaning of the bytes.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct CanonicalAction {
+    bytes: Vec<u8>,
+    action: Action,
+}
+
+impl CanonicalAction {
+    /// Decode `bytes` (the only way to make one).
+    pub fn decode(bytes: &[u8]) -> Result<Self, CodecError> {
+        Ok(CanonicalAction {
+            action: decode_action(bytes)?,
+            bytes: bytes.to_vec(),
+        })
+    }
+
+    /// The decoded action.
+    pub fn action(&self) -> &Action {
+        &self.action
+    }
+
+    /// The bytes it was decoded from.
+    pub fn bytes(&self) -> &[u8] {
+        &self.bytes
+    }
+
+    /// The decoded action, consuming the pair.
+    pub fn into_action(self) -> Action {
+        self.action
+    }
+}
+
+/// The action in words for `bytes` (audit records, challenge views): its description, or why
+/// the bytes do not decode.
+pub fn describe_bytes(bytes: &[u8]) -> String {
+    match decode_action(bytes) {
+        Ok(action) => action.describe(),
+        Err(e) => format!("undecodable action ({} bytes): {e}", bytes.len()),
+    }
+}
+
+/// The canonical bytes of `action`.
+pub fn encode_action(action: &Action) -> Vec<u8> {
+    action_to_pb(action).encode_to_vec()
+}
+
+/// Parse canonical bytes back into an action.
+pub fn decode_action(bytes: &[u8]) -> Result<Action, CodecError> {
+    let pb = pb::AdminAction::decode(bytes).map_err(|e| err(e.to_string()))?;
+    action_from_pb(pb)
+}
+
+fn action_to_pb(action: &Action) -> pb::AdminAction {
+    use pb::admin_action::Action as A;
+    let a = match action {
+        Action::AddKey(r) => A::AddKey(pb::AddKeyAction {
+            key_id: r.key_id.clone(),
+            profile: r.profile.name().to_owned(),
+            public_key: r.public_key.clone(),
+            origin: r.origin.clone(),
+            sealed_secret: r
+                .sealed
+                .as_ref()
+                .and_then(|s| serde_json::to_vec(s).ok())
+                .unwrap_or_default(),
+        }),
+        Action::SetKeyState { key_id, state } => A::SetKeyState(pb::SetKeyStateRequest {
+            key_id: key_id.clone(),
+            state: state.to_string(),
+        }),
+        Action::RotateKek(items) => A::RotateKek(pb::RotateKekAction {
+            items: items
+                .iter()
+                .map(|r| pb::RewrapItem {
+                    key_id: r.key_id.clone(),
+                    from_kek: serde_json::to_string(&r.from).unwrap_or_default(),
+                    sealed_secret: serde_json::to_vec(&r.sealed).unwrap_or_default(),
+                })
+                .collect(),
+        }),
+        Action::GrantClient { identity, grant } => A::GrantClient(grant_to_pb(identity, grant)),
+        Action::RevokeClient { identity } => A::RevokeClient(identity.clone()),
+        Action::EnrollAdmin { name, key } => A::EnrollAdmin(pb::EnrollAdminRequest {
+            name: name.clone(),
+            key: Some(match key {
+                EnrollKey::Development { ed25519_public_key } => {
+                    pb::enroll_admin_request::Key::Ed25519PublicKey(ed25519_public_key.clone())
+                }
+                EnrollKey::YubiKey {
+                    slot_certificate,
+                    device_certificate,
+                } => pb::enroll_admin_request::Key::Yubikey(pb::YubiKeyAttestation {
+                    slot_certificate: slot_certificate.clone(),
+                    device_certificate: device_certificate.clone(),
+                }),
+            }),
+        }),
+        Action::RemoveAdmin { name } => A::RemoveAdmin(name.clone()),
+        Action::SetPolicy(p) => A::SetPolicy(policy_to_pb(p)),
+        Action::ImportProtection {
+            interchange,
+            minify,
+        } => A::ImportProtection(pb::ImportProtectionRequest {
+            interchange_json: interchange.clone(),
+            minify: *minify,
+        }),
+        Action::Pause => A::Pause(pb::PauseRequest {}),
+        Action::Resume => A::Resume(pb::ResumeRequest {}),
+        Action::CompactAudit { up_to_seq } => A::CompactAudit(*up_to_seq),
+    };
+    pb::AdminAction { action: Some(a) }
+}
+
+fn action_from_pb(pb: pb::AdminAction) -> Result<Action, CodecError> {
+    use pb::admin_action::Action as A;
+    Ok(match pb.action.ok_or_else(|| err("empty"))? {
+        A::AddKey(k) => {
+            let sealed: SealedKey = serde_json::from_slice(&k.sealed_secret)
+                .map_err(|e| err(format!("add_key.sealed_secret: {e}")))?;
+            Action::AddKey(KeyRecord {
+                key_id: k.key_id,
+                profile: k.profile.parse().map_err(err)?,
+                public_key: k.public_key,
+                sealed: Some(sealed),
+                state: KeyState::Active,
+                origin: k.origin,
+            })
+        }
+        A::SetKeyState(s) => Action::SetKeyState {
+            key_id: s.key_id,
+            state: parse_key_state(&s.state)?,
+        },
+        A::RotateKek(r) => Action::RotateKek(
+            r.items
+                .into_iter()
+                .map(|i| {
+                    let from: KekRef = serde_json::from_str(&i.from_kek)
+                        .map_err(|e| err(format!("rotate_kek.from_kek: {e}")))?;
+                    let sealed: SealedKey = serde_json::from_slice(&i.sealed_secret)
+                        .map_err(|e| err(format!("rotate_kek.sealed_secret: {e}")))?;
+                    Ok(Rewrap {
+                        key_id: i.key_id,
+                        from,
+                        sealed,
+                    })
+                })
+                .collect::<Result<_, CodecError>>()?,
+        ),
+        A::GrantClient(g) => {
+            let (identity, grant) = grant_from_pb(g)?;
+            Action::GrantClient { identity, grant }
+        }
+        A::RevokeClient(identity) => Action::RevokeClient { identity },
+        A::EnrollAdmin(e) => {
+            use pb::enroll_admin_request::Key;
+            let key = match e.key.ok_or_else(|| err("enroll_admin.key: missing"))? {
+                Key::Ed25519PublicKey(ed25519_public_key) => {
+                    EnrollKey::Development { ed25519_public_key }
+                }
+                Key::Yubikey(y) => EnrollKey::YubiKey {
+                    slot_certificate: y.slot_certificate,
+                    device_certificate: y.device_certificate,
+                },
+            };
+            Action::EnrollAdmin { name: e.name, key }
+        }
+        A::RemoveAdmin(name) => Action::RemoveAdmin { name },
+        A::SetPolicy(p) => Action::SetPolicy(policy_from_pb(&p)),
+        A::ImportProtection(i) => Action::ImportProtection {
+            interchange: i.interchange_json,
+            minify: i.minify,
+        },
+        A::Pause(_) => Action::Pause,
+        A::Resume(_) => Action::Resume,
+        A::CompactAudit(up_to_seq) => Action::CompactAudit { up_to_seq },
+    })
+}
+
+/// `active` | `disabled` | `deleted`.
+pub fn parse_key_state(text: &str) -> Result<KeyState, CodecError> {
+    match text {
+        "active" => Ok(KeyState::Active),
+        "disabled" => Ok(KeyState::Disabled),
+        "deleted" => Ok(KeyState::Deleted),
+        other => Err(err(format!(
+            "state: {other:?} is not active, disabled or deleted"
+        ))),
+    }
+}
+
+/// A grant as its protobuf message.
+pub fn grant_to_pb(identity: &str, g: &ClientGrant) -> pb::ClientGrant {
+    pb::ClientGrant {
+        identity: identity.to_owned(),
+        keys: g.keys.iter().cloned().collect(),
+        profiles: g.profiles.iter().map(|p| p.name().to_owned()).collect(),
+        rate_per_second: g.rate_limit.map_or(0, |r| r.per_second),
+        rate_burst: g.rate_limit.map_or(0, |r| r.burst),
+        raw_roots: g.raw_roots,
+    }
+}
+
+/// A protobuf grant as (identity, grant). A zero rate means unlimited; a zero burst with a
+/// rate means a burst of one second's worth.
+pub fn grant_from_pb(g: pb::ClientGrant) -> Result<(String, ClientGrant), CodecError> {
+    let profiles = g
+        .profiles
+        .iter()
+        .map(|p| p.parse())
+        .collect::<Result<_, String>>()
+        .map_err(err)?;
+    let rate_limit = RateLimit::from_parts(g.rate_per_second, g.rate_burst);
+    Ok((
+        g.identity,
+        ClientGrant {
+            keys: g.keys.into_iter().collect(),
+            profiles,
+            rate_limit,
+            raw_roots: g.raw_roots,
+        },
+    ))
+}
+
+/// An admin record as its protobuf message.
+pub fn admin_to_pb(a: &AdminRecord) -> pb::AdminInfo {
+    let f = a.attestation.clone();
+    pb::AdminInfo {
+        name: a.name.clone(),
+        key: a.key.to_text(),
+        attested: f.is_some(),
+        serial: f.as_ref().map_or(0, |f| f.serial),
+        firmware: f.as_ref().map(|f| f.firmware.clone()).unwrap_or_default(),
+        pin_policy: f.as_ref().map(|f| f.pin_policy.clone()).unwrap_or_default(),
+        touch_policy: f.map(|f| f.touch_policy).unwrap_or_default(),
+    }
+}
+
+/// A policy as its protobuf message.
+pub fn policy_to_pb(p: &Policy) -> pb::ApprovalPolicy {
+    pb::ApprovalPolicy {
+        threshold: p.threshold,
+        require_attestation: p.require_attestation,
+        require_touch_always: p.require_touch_always,
+        challenge_ttl_ms: p.challenge_ttl_ms,
+    }
+}
+
+/// A protobuf policy.
+pub fn policy_from_pb(p: &pb::ApprovalPolicy) -> Policy {
+    Policy {
+        threshold: p.threshold,
+        require_attestation: p.require_attestation,
+        require_touch_always: p.require_touch_always,
+        challenge_ttl_ms: p.challenge_ttl_ms,
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+    use crate::protection::Profile;
+
+    #[test]
+    fn every_action_round_trips() {
+        let soft = ed25519_dalek::SigningKey::from_bytes(&[3; 32])
+            .verifying_key()
+            .to_bytes()
+            .to_vec();
+        let actions = vec![
+            Action::SetKeyState {
+                key_id: "k".into(),
+                state: KeyState::Disabled,
+            },
+            Action::RotateKek(vec![]),
+            Action::GrantClient {
+                identity: "seq-1".into(),
+                grant: ClientGrant {
+                    keys: ["a".to_owned(), "b".to_owned()].into(),
+                    profiles: [Profile::Eth2, Profile::Espresso].into(),
+                    rate_limit: Some(RateLimit {
+                        per_second: 5,
+                        burst: 9,
+                    }),
+                    raw_roots: true,
+                },
+            },
+            Action::RevokeClient {
+                identity: "seq-1".into(),
+            },
+            Action::EnrollAdmin {
+                name: "admin-x".into(),
+                key: EnrollKey::Development {
+                    ed25519_public_key: soft,
+                },
+            },
+            Action::EnrollAdmin {
+                name: "admin-y".into(),
+                key: EnrollKey::YubiKey {
+                    slot_certificate: vec![0x30, 1, 2],
+                    device_certificate: vec![0x30, 3, 4],
+                },
+            },
+            Action::RemoveAdmin {
+                name: "admin-x".into(),
+            },
+            Action::SetPolicy(Policy::default()),
+            Action::ImportProtection {
+                interchange: "{}".into(),
+                minify: true,
+            },
+            Action::Pause,
+            Action::Resume,
+            Action::CompactAudit { up_to_seq: 42 },
+        ];
+        for action in actions {
+            let bytes = encode_action(&action);
+            assert_eq!(decode_action(&bytes).unwrap(), action);
+            // Deterministic: the same action always encodes to the same bytes.
+            assert_eq!(encode_action(&action), bytes);
+        }
+        assert!(decode_action(&[]).is_err());
+        assert!(decode_action(&[0xff, 0xff]).is_err());
+    }
+
+    #[test]
+    fn canonical_action_is_what_its_bytes_say() {
+        let bytes = encode_action(&Action::Pause);
+        let c = CanonicalAction::decode(&bytes).unwrap();
+        assert_eq!((c.action(), c.bytes()), (&Action::Pause, bytes.as_slice()));
+        assert!(CanonicalAction::decode(b"\x0a\xff").is_err());
+        // An enrollment without a key, and the retired field 6 (an `AdminInfo` carrying an
+        // unchecked key), decode to nothing that could execute.
+        let no_key = pb::AdminAction {
+            action: Some(pb::admin_action::Action::EnrollAdmin(
+                pb::EnrollAdminRequest {
+                    name: "x".into(),
+                    key: None,
+                },
+            )),
+        };
+        assert!(decode_action(&no_key.encode_to_vec()).is_err());
+        let retired = pb::AdminInfo {
+            name: "x".into(),
+            key: "ed25519:00".into(),
+            ..Default::default()
+        };
+        let mut field6 = vec![(6 << 3) | 2];
+        let inner = retired.encode_to_vec();
+        field6.push(u8::try_from(inner.len()).unwrap());
+        field6.extend(inner);
+        assert!(decode_action(&field6).is_err());
+        assert!(describe_bytes(&field6).starts_with("undecodable action"));
+    }
+}
