@@ -105,7 +105,12 @@ pub struct SignArgs {
     /// RANDAO_REVEAL, VOLUNTARY_EXIT, SYNC_COMMITTEE_*, VALIDATOR_REGISTRATION, DEPOSIT); the
     /// cluster computes the signing root itself and refuses the request if a given
     /// `signingRoot` differs.
-    #[arg(long, value_name = "FILE|-", conflicts_with = "kind", help_heading = "Ethereum")]
+    #[arg(
+        long,
+        value_name = "FILE|-",
+        conflicts_with = "kind",
+        help_heading = "Ethereum"
+    )]
     pub request_json: Option<std::path::PathBuf>,
     /// Espresso: the view number.
     #[arg(long, value_name = "N", help_heading = "Espresso")]
@@ -702,7 +707,10 @@ mod tests {
             let err = parse_json(line, body).unwrap_err();
             assert!(err.contains(expected), "{line}: {err}");
         }
-        let both = parse_json("--key e --profile eth2 --kind block --request-json -", RANDAO);
+        let both = parse_json(
+            "--key e --profile eth2 --kind block --request-json -",
+            RANDAO,
+        );
         assert!(both.unwrap_err().contains("cannot be used with"));
     }
 

@@ -229,15 +229,15 @@ impl Eth2Config {
                 FixedBytes(spec.genesis_validators_root)
             )),
             Some(spec) => Ok(spec.clone()),
-            None => eth2_messages::NetworkSpec::by_genesis_validators_root(&gvr.0).ok_or_else(
-                || {
+            None => {
+                eth2_messages::NetworkSpec::by_genesis_validators_root(&gvr.0).ok_or_else(|| {
                     format!(
                         "[eth2] genesis_validators_root {gvr} is not a built-in network ({}); \
                          describe its forks in an [eth2.network] table",
                         eth2_messages::BUILT_IN_NETWORKS.join(", ")
                     )
-                },
-            ),
+                })
+            }
         }
     }
 }

@@ -89,7 +89,10 @@ pub async fn reconcile(
                 }
                 match load(keks, &record).await.and_then(|key| {
                     let text = key.public_key_text.clone();
-                    keyring.insert(key).map(|()| text).map_err(|e| e.to_string())
+                    keyring
+                        .insert(key)
+                        .map(|()| text)
+                        .map_err(|e| e.to_string())
                 }) {
                     Ok(public_key) => {
                         tracing::info!(key_id = %record.key_id, %public_key, "key loaded");

@@ -144,8 +144,7 @@ fn eth2_request(
     };
     match required(&r.form, "eth2.form")? {
         Form::Typed(bytes) => {
-            let message =
-                Eth2Message::from_bytes(bytes).map_err(|e| invalid("eth2.typed", e))?;
+            let message = Eth2Message::from_bytes(bytes).map_err(|e| invalid("eth2.typed", e))?;
             let intent = Eth2Intent::from_message(pubkey, &message, eth2.network)
                 .map_err(|e| invalid("eth2.typed", e))?;
             if !r.signing_root.is_empty() {

@@ -199,15 +199,13 @@ impl SignPath {
                 match &denied {
                     access::Denied::RateLimited { .. } => self.metrics.rate_limited(client),
                     _ if !forwarded
-                        && self
-                            .denials
-                            .should_audit(client, std::time::Instant::now()) =>
+                        && self.denials.should_audit(client, std::time::Instant::now()) =>
                     {
                         self.events.access_denied(
-                        client,
-                        key_id,
-                        profile.name(),
-                        &denied.to_string(),
+                            client,
+                            key_id,
+                            profile.name(),
+                            &denied.to_string(),
                         )
                     }
                     _ => {}

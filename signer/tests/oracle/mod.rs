@@ -12,6 +12,8 @@
 //! Must not: call the signer's digest or rule code; the whole point is a second opinion.
 #![allow(dead_code, clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
+pub mod requests;
+
 use sha2::{Digest as _, Sha256};
 use sha3::Keccak256;
 use std::collections::{BTreeMap, BTreeSet};
@@ -249,7 +251,13 @@ pub fn uint64_root(v: u64) -> [u8; 32] {
 }
 
 /// `hash_tree_root(BeaconBlockHeader)`.
-pub fn header_root(slot: u64, proposer: u64, parent: [u8; 32], state: [u8; 32], body: [u8; 32]) -> [u8; 32] {
+pub fn header_root(
+    slot: u64,
+    proposer: u64,
+    parent: [u8; 32],
+    state: [u8; 32],
+    body: [u8; 32],
+) -> [u8; 32] {
     root8(&[chunk(slot), chunk(proposer), parent, state, body])
 }
 
@@ -299,7 +307,9 @@ impl Commit {
         self.fixed(name.as_bytes()).fixed(&[0xC0, 0x7F]).u64(v)
     }
     pub fn field(self, name: &str, commit: &[u8; 32]) -> Self {
-        self.fixed(name.as_bytes()).fixed(&[0xC0, 0x7F]).fixed(commit)
+        self.fixed(name.as_bytes())
+            .fixed(&[0xC0, 0x7F])
+            .fixed(commit)
     }
     pub fn optional(self, name: &str, commit: Option<&[u8; 32]>) -> Self {
         match commit {
@@ -334,7 +344,11 @@ pub fn timeout_data(view: u64) -> [u8; 32] {
 
 /// View-sync data for `phase` (0 pre-commit, 1 commit, 2 finalize), without an epoch.
 pub fn view_sync_data(phase: u8, round: u64, relay: u64) -> [u8; 32] {
-    let tag = ["View Sync Precommit", "View Sync Commit", "View Sync Finalize"][phase as usize];
+    let tag = [
+        "View Sync Precommit",
+        "View Sync Commit",
+        "View Sync Finalize",
+    ][phase as usize];
     Commit::new(tag).u64(round).u64(relay).finish()
 }
 
