@@ -203,20 +203,47 @@ fn espresso_vote(dir: &str, view: &str, commitment: &str) -> Vec<String> {
     .to_vec()
 }
 
-/// `sign` an eth2 block, with `--dir` after the subcommand.
-fn eth2_block(slot: &str, root: &str, dir: &str) -> Vec<String> {
+/// A Web3Signer BLOCK_V2 body (mainnet, electra, header form) for `slot` with body root
+/// `body_root`, written under `dir`; returns its path.
+fn block_json(dir: &str, slot: &str, body_root: &str) -> String {
+    let body = serde_json::json!({
+        "type": "BLOCK_V2",
+        "fork_info": {
+            "fork": {
+                "previous_version": "0x05000000",
+                "current_version": "0x05000000",
+                "epoch": "0"
+            },
+            "genesis_validators_root":
+                "0x4b363db94e286120d76eb905340fdd4e54bfe9f06bf33ff6cf5ad27f511bfe95"
+        },
+        "beacon_block": {
+            "version": "ELECTRA",
+            "block_header": {
+                "slot": slot,
+                "proposer_index": "0",
+                "parent_root": format!("0x{}", "00".repeat(32)),
+                "state_root": format!("0x{}", "00".repeat(32)),
+                "body_root": body_root
+            }
+        }
+    });
+    let path = format!("{dir}/block-{slot}-{}.json", &body_root[2..10]);
+    std::fs::write(&path, body.to_string()).unwrap();
+    path
+}
+
+/// `sign` a typed eth2 block (Web3Signer JSON), with `--dir` after the subcommand.
+fn eth2_block(slot: &str, body_root: &str, dir: &str) -> Vec<String> {
+    let json = block_json(dir, slot, body_root);
     [
         "sign",
         "--key",
         "demo-eth2",
         "--profile",
         "eth2",
-        "--kind",
-        "block",
-        "--slot",
-        slot,
-        "--signing-root",
-        root,
+        "--request-json",
+        &json,
         "--dir",
         dir,
     ]
@@ -301,6 +328,28 @@ fn signerctl_operator_flow_end_to_end() {
     let (out, _) = ctl(&eth2_block("7", ROOT, &dir), 0);
     let eth2_sig = only_signature(&out, "0x");
     assert_eq!(eth2_sig.len(), 2 + 192, "{eth2_sig}");
+    // A raw signing root is refused for seq-1, whose grant does not trust raw roots.
+    let raw = [
+        "sign",
+        "--key",
+        "demo-eth2",
+        "--profile",
+        "eth2",
+        "--kind",
+        "block",
+        "--slot",
+        "9",
+        "--signing-root",
+        ROOT,
+        "--dir",
+        &dir,
+    ]
+    .map(String::from);
+    let (_, err) = ctl(&raw, 1);
+    assert!(
+        err.contains("PermissionDenied: eth2: raw signing roots are accepted only from a client whose grant trusts them"),
+        "{err}"
+    );
 
     // Kill the leader: signing resumes (one request id, so retries are one request). An eth2
     // block, so that the espresso watermark stays at view 5 for the checks below.
@@ -365,9 +414,25 @@ fn signerctl_bad_arguments_exit_2_without_a_cluster() {
     assert!(err.contains("expected 32 bytes"), "{err}");
 }
 
-/// `sign` an eth2 block with `key`.
+/// Whether `signature` (0x-hex) verifies under `public_key` (0x-hex) on the signing root of
+/// `block_json`'s block at `slot` (mainnet, body root `ROOT`).
+fn block_signed_by(signature: &str, public_key: &str, slot: u64) -> bool {
+    let tmp = TempDir::new();
+    let json = block_json(tmp.0.to_str().unwrap(), &slot.to_string(), ROOT);
+    let body = std::fs::read(json).unwrap();
+    let (message, _) = eth2_messages::parse_web3signer(&body).unwrap();
+    let root = message
+        .signing_root(&eth2_messages::NetworkSpec::mainnet())
+        .unwrap();
+    let pk = hex::decode(public_key.trim_start_matches("0x")).unwrap();
+    let sig = hex::decode(signature.trim_start_matches("0x")).unwrap();
+    signer::scheme::bls12_381::verify_bytes(&pk, &root, &sig)
+}
+
+/// `sign` a typed eth2 block with `key`.
 fn block_with(dir: &str, key: &str, slot: u64) -> Vec<String> {
     let slot = slot.to_string();
+    let json = block_json(dir, &slot, ROOT);
     [
         "--dir",
         dir,
@@ -376,12 +441,8 @@ fn block_with(dir: &str, key: &str, slot: u64) -> Vec<String> {
         key,
         "--profile",
         "eth2",
-        "--kind",
-        "block",
-        "--slot",
-        &slot,
-        "--signing-root",
-        ROOT,
+        "--request-json",
+        &json,
     ]
     .map(String::from)
     .to_vec()
@@ -540,7 +601,12 @@ fn signerctl_key_lifecycle_end_to_end() {
     assert_eq!(registry_entry(dir, "gen-eth2")["state"], "disabled");
     admin(dir, &["key", "enable", "--key", "gen-eth2"], 0);
     let (out, _) = ctl(&block_with(dir, "gen-eth2", 12), 0);
-    assert_eq!(only_signature(&out, "0x"), signature, "same key, same root");
+    let again = only_signature(&out, "0x");
+    assert_ne!(again, signature, "another slot, another signing root");
+    assert!(
+        block_signed_by(&again, &public_key, 12),
+        "the re-enabled key is the same key"
+    );
 
     // Delete: confirmation required without a terminal; --yes deletes for good.
     let (_, err) = admin(dir, &["key", "delete", "--key", "gen-eth2"], 2);

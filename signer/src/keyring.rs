@@ -432,3 +432,75 @@ impl Keyring {
         self.pending.write().unwrap_or_else(|p| p.into_inner())
     }
 }
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::expect_used)]
+mod tests {
+    use super::*;
+
+    fn key(id: &str, profile: Profile, seed: u8) -> LoadedKey {
+        let mut secret = [0u8; 32];
+        match profile {
+            Profile::Eth2 => secret[31] = seed,
+            Profile::Espresso => secret[0] = seed,
+        }
+        LoadedKey::from_secret(id, profile, &secret).unwrap()
+    }
+
+    #[test]
+    fn a_permit_signs_only_with_the_key_it_names_by_id_and_public_key() {
+        for profile in [Profile::Eth2, Profile::Espresso] {
+            let k = key("k", profile, 1);
+            let other = key("k", profile, 2);
+            let message = [7u8; 32];
+            // Same id, another public key (a key file and a registry key sharing an id).
+            let foreign = SignPermit::issue("k".into(), other.public_key.clone(), message);
+            assert_eq!(
+                k.sign(foreign),
+                Err(PermitMismatch {
+                    permit_key_id: "k".into()
+                })
+            );
+            // Same public key, another id.
+            let renamed = SignPermit::issue("j".into(), k.public_key.clone(), message);
+            assert_eq!(
+                k.sign(renamed),
+                Err(PermitMismatch {
+                    permit_key_id: "j".into()
+                })
+            );
+            // The permit's own key signs, and the signature verifies on the permit's message.
+            let own = SignPermit::issue("k".into(), k.public_key.clone(), message);
+            let signature = k.sign(own).unwrap();
+            let verifies = match profile {
+                Profile::Eth2 => crate::scheme::bls12_381::verify_bytes(
+                    &k.public_key,
+                    &message,
+                    &signature.bytes,
+                ),
+                Profile::Espresso => {
+                    let pk = bn254::PublicKey::from_bytes(&k.public_key).unwrap();
+                    let sig = bn254::Signature::from_bytes(&signature.bytes).unwrap();
+                    sig.verify(&pk, &message)
+                }
+            };
+            assert!(verifies, "{profile}: signature does not verify");
+        }
+    }
+
+    #[test]
+    fn one_id_names_one_key_on_a_node() {
+        let ring = Keyring::default();
+        ring.insert(key("shared", Profile::Espresso, 1)).unwrap();
+        let loaded_first = ring.get("shared").unwrap().public_key.clone();
+        let err = ring
+            .insert(key("shared", Profile::Espresso, 2))
+            .unwrap_err();
+        assert_eq!(err.key_id, "shared");
+        assert_eq!(err.existing, ring.get("shared").unwrap().public_key_text);
+        // Nothing changed: the first key is still the one loaded under the id.
+        assert_eq!(ring.get("shared").unwrap().public_key, loaded_first);
+        // The same key again is not a conflict (a reload after a restart).
+        ring.insert(key("shared", Profile::Espresso, 1)).unwrap();
+    }
+}

@@ -2,6 +2,7 @@
 //! redb with fsync. Each test starts its own cluster on free loopback ports.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, missing_docs)]
 
+mod oracle;
 mod support;
 
 use signer::pb;
@@ -133,8 +134,16 @@ async fn signs_on_every_node_refuses_conflicts_and_resigns_identical_requests() 
         .await
         .unwrap()
         .into_inner();
+    // The signer computed the signing root of the typed header; the oracle computes it too.
+    let (_, fork_info) =
+        signer::client::eth2::newest_fork_info(&eth2_messages::NetworkSpec::mainnet());
+    let expected = oracle::signing_root(
+        oracle::header_root(5, 0, [0; 32], [0; 32], [1; 32]),
+        oracle::domain(0, fork_info.fork.current_version, GVR),
+    );
+    assert_eq!(resp.signed_message, expected);
     let sig = bls12_381::Signature::from_bytes(&resp.signature).unwrap();
-    assert!(sig.verify(&pk, &[1u8; 32]));
+    assert!(sig.verify(&pk, &expected));
     assert!(resp.signature_text.starts_with("0x"));
     let err = cluster
         .client(2, "seq-1")

@@ -187,9 +187,16 @@ impl pb::admin_server::Admin for AdminService {
     ) -> Result<Response<pb::Challenge>, Status> {
         let admin = self.authorize(&request)?;
         let keys: Vec<KeyRecord> = self.state.read().registry.keys.values().cloned().collect();
+        let loaded: Vec<String> = self
+            .keyring
+            .keys()
+            .iter()
+            .map(|k| k.key_id.clone())
+            .collect();
         let prepared = Preparer {
             keks: &self.keks,
             keys,
+            loaded,
             genesis_validators_root: self.genesis_validators_root,
         }
         .prepare(request.into_inner())

@@ -25,6 +25,8 @@ pub struct Preparer<'a> {
     pub keks: &'a Keks,
     /// The key registry as applied here.
     pub keys: Vec<KeyRecord>,
+    /// The ids of the keys this node holds (key files and loaded registry keys).
+    pub loaded: Vec<String>,
     /// The eth2 network (interchange imports must match it; checked early here for a clear
     /// error, and authoritatively in `apply` against the replicated root).
     pub genesis_validators_root: Root,
@@ -54,6 +56,7 @@ impl Preparer<'_> {
         {
             R::GenerateKey(g) => {
                 check_key_id(&g.key_id)?;
+                self.check_id_free(&g.key_id)?;
                 let profile = profile(&g.profile)?;
                 let secret = generate(profile)?;
                 plain(Action::AddKey(
@@ -62,6 +65,7 @@ impl Preparer<'_> {
             }
             R::ImportKey(i) => {
                 check_key_id(&i.key_id)?;
+                self.check_id_free(&i.key_id)?;
                 let profile = profile(&i.profile)?;
                 let secret = import_secret(profile, i.secret)?;
                 plain(Action::AddKey(
@@ -101,6 +105,26 @@ impl Preparer<'_> {
             R::Resume(_) => plain(Action::Resume),
             R::CompactAudit(up_to_seq) => plain(Action::CompactAudit { up_to_seq }),
         }
+    }
+
+    /// Refuse a new key under an id already in use: in the registry (apply refuses it again,
+    /// deterministically) or by a key this node holds, e.g. a key file. Key files are
+    /// node-local, so apply cannot see them; what it can enforce is that a sign entry names the
+    /// registry's public key for a registry id (`key_mismatch` otherwise), and a permit signs
+    /// only with the key it names, so a shared id never lets one key sign for another's record.
+    fn check_id_free(&self, key_id: &str) -> Result<(), Status> {
+        if self.keys.iter().any(|k| k.key_id == key_id) {
+            return Err(Status::already_exists(format!(
+                "key_id: {key_id:?} is already taken by a key of the cluster's registry"
+            )));
+        }
+        if self.loaded.iter().any(|id| id == key_id) {
+            return Err(Status::already_exists(format!(
+                "key_id: {key_id:?} is already taken by a key this node holds (a key file in \
+                 its keys_dir); choose another id"
+            )));
+        }
+        Ok(())
     }
 
     /// Seal `secret` for `key_id` under the current KEK.
