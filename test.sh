@@ -90,5 +90,6 @@ run_harness() {
 run_harness "EIP-3076 interchange vectors (every case)" eip3076_vectors '^(PASS|FAIL|SKIP) |passed, .* failed|vector files'
 run_harness "BLS12-381 vectors" bls_vectors '^(PASS|FAIL) |passed, .* failed'
 run_harness "Espresso vectors" espresso_vectors '^(PASS|FAIL) |passed, .* failed'
+run_harness "eth2 signing roots against an independent implementation (every case)" vectors '^(PASS|FAIL) |fixture cases passed'
 
 log "all tests passed"

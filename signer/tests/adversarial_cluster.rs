@@ -1174,31 +1174,58 @@ async fn a_key_file_on_one_node_and_a_registry_key_never_sign_for_each_other() {
             &resp.signature
         ));
     }
-    // Move the leadership to the holder (SIGKILL the leader until it wins an election).
+    // The holder leads: it holds the id under another public key than the registry's, so it
+    // refuses, for a new view and for the view the registry key signed. An answer counts only
+    // if the holder led, in one term, from before the request until after it.
+    for view in [2, 1] {
+        let mut attempts = 0;
+        loop {
+            attempts += 1;
+            assert!(attempts <= 10, "node {holder} did not keep the leadership");
+            make_leader(&cluster, holder).await;
+            let before = status_of(&cluster, holder).await;
+            let mut c = cluster.client(holder, "seq-1").await;
+            let result = sign_retrying(&mut c, vote_request(view)).await;
+            let after = status_of(&cluster, holder).await;
+            let held = before.leader_id == holder
+                && after.leader_id == holder
+                && after.term == before.term;
+            if held {
+                let status = result.unwrap_err();
+                assert_eq!(
+                    refusal_code(&status).as_deref(),
+                    Some("key_mismatch"),
+                    "{status:?}"
+                );
+                break;
+            }
+            // Another node led meanwhile: whatever was signed is the registry key's.
+            if let Ok(resp) = result {
+                assert!(verify(
+                    scheme,
+                    &registry_pk,
+                    &resp.signed_message,
+                    &resp.signature
+                ));
+            }
+        }
+    }
+}
+
+/// SIGKILL the leader (and start it again) until node `id` wins an election.
+async fn make_leader(cluster: &Cluster, id: u64) {
     let mut attempts = 0;
     loop {
         let current = cluster.wait_leader(Duration::from_secs(30)).await;
-        if current == holder {
-            break;
+        if current == id {
+            return;
         }
         attempts += 1;
-        assert!(attempts <= 12, "node {holder} never won an election");
+        assert!(attempts <= 12, "node {id} never won an election");
         cluster.kill(current);
         cluster.wait_leader(Duration::from_secs(30)).await;
         cluster.spawn(current);
     }
-    // The holder leads: it holds the id under another public key than the registry's, so it
-    // refuses, for a new view and for the view the registry key signed.
-    for view in [2, 1] {
-        let mut c = cluster.client(holder, "seq-1").await;
-        let status = sign_retrying(&mut c, vote_request(view)).await.unwrap_err();
-        assert_eq!(
-            refusal_code(&status).as_deref(),
-            Some("key_mismatch"),
-            "{status:?}"
-        );
-    }
-    assert_eq!(cluster.wait_leader(Duration::from_secs(10)).await, holder);
 }
 
 /// GetPublicKeys on every running node, as (node, keys).
