@@ -16,6 +16,7 @@
 //! adversarial_model` is the long soak.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, missing_docs)]
 
+mod admin_log;
 mod oracle;
 
 use openraft::entry::RaftEntry;
@@ -24,8 +25,7 @@ use openraft::EntryPayload;
 use oracle::requests::{build, msg, Msg};
 use oracle::{Oracle, Scheme};
 use proptest::prelude::*;
-use signer::admin::state::Bootstrap;
-use signer::admin::{approval, Action, AdminCommand, AdminRecord, ApproverKey, Policy};
+use signer::admin::Action;
 use signer::custody::{BackendKind, KekRef, SealedKey};
 use signer::keyring::{Keyring, LoadedKey};
 use signer::pb;
@@ -167,45 +167,15 @@ fn keyring() -> Keyring {
 }
 
 const AT_MS: u64 = 1_700_000_000_000;
-const CLUSTER_ID: &str = "model";
-
-fn admin_key() -> ed25519_dalek::SigningKey {
-    ed25519_dalek::SigningKey::from_bytes(&[9; 32])
-}
 
 /// The log that sets the registry up the only way keys change: a bootstrap with one admin,
 /// then every registry key proposed and approved (1 of 1).
 fn registry_commands() -> Vec<Command> {
-    use ed25519_dalek::Signer as _;
-    let mut commands = vec![Command::Admin(AdminCommand::Bootstrap(Bootstrap {
-        cluster_id: CLUSTER_ID.into(),
-        admins: vec![AdminRecord {
-            name: "admin-1".into(),
-            key: ApproverKey::Ed25519(admin_key().verifying_key().to_bytes().to_vec()),
-            attestation: None,
-        }],
-        policy: Policy::default(),
-        clients: Default::default(),
-        attestation_roots: Vec::new(),
-        genesis_validators_root: None,
-    }))];
+    let admin = admin_log::SoloAdmin::new("model", 9);
+    let mut commands = vec![admin.bootstrap()];
     let registry_keys = KEYS.iter().filter(|k| matches!(k.source, Source::Registry));
     for (i, spec) in registry_keys.enumerate() {
-        let id = [i as u8 + 1; 32];
-        let bytes = signer::admin::codec::encode_action(&Action::AddKey(record(spec)));
-        let expires = AT_MS + Policy::default().challenge_ttl_ms;
-        let statement =
-            approval::statement(CLUSTER_ID, &id, &approval::action_digest(&bytes), expires);
-        commands.push(Command::Admin(AdminCommand::Propose {
-            id,
-            proposer: "admin-1".into(),
-            action_bytes: bytes,
-        }));
-        commands.push(Command::Admin(AdminCommand::Approve {
-            id,
-            admin: "admin-1".into(),
-            signature: admin_key().sign(&statement).to_bytes().to_vec(),
-        }));
+        commands.extend(admin.approved(i as u8 + 1, &Action::AddKey(record(spec)), AT_MS));
     }
     commands
 }

@@ -5,15 +5,14 @@
 //! verifiable from its anchor, across a snapshot install too.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, missing_docs)]
 
+mod admin_log;
 mod support;
 
 use openraft::entry::RaftEntry;
 use openraft::storage::{RaftSnapshotBuilder, RaftStateMachine};
 use openraft::type_config::TypeConfigExt;
 use openraft::EntryPayload;
-use signer::admin::approval;
-use signer::admin::state::Bootstrap;
-use signer::admin::{Action, AdminCommand, AdminRecord, ApproverKey, Policy};
+use signer::admin::Action;
 use signer::audit::{self, AuditEvent, ChainPoint, SignResult};
 use signer::pb;
 use signer::pb::audit_client::AuditClient;
@@ -377,61 +376,6 @@ async fn apply(sm: &mut StateMachine, entries: Vec<Entry>) {
     sm.apply(stream).await.unwrap();
 }
 
-/// The only way to compact the audit log: an admin action, proposed and approved (1 of 1).
-struct Admins {
-    key: ed25519_dalek::SigningKey,
-}
-
-impl Admins {
-    const CLUSTER: &'static str = "c";
-
-    fn new() -> Admins {
-        Admins {
-            key: ed25519_dalek::SigningKey::from_bytes(&[7; 32]),
-        }
-    }
-
-    fn bootstrap(&self) -> Command {
-        Command::Admin(AdminCommand::Bootstrap(Bootstrap {
-            cluster_id: Self::CLUSTER.into(),
-            admins: vec![AdminRecord {
-                name: "admin-1".into(),
-                key: ApproverKey::Ed25519(self.key.verifying_key().to_bytes().to_vec()),
-                attestation: None,
-            }],
-            policy: Policy::default(),
-            clients: Default::default(),
-            attestation_roots: Vec::new(),
-            genesis_validators_root: None,
-        }))
-    }
-
-    /// Propose and approve `action` as two entries; the proposal is applied at `at_ms`.
-    fn approved(&self, id: u8, action: &Action, at_ms: u64) -> Vec<Command> {
-        use ed25519_dalek::Signer as _;
-        let bytes = signer::admin::codec::encode_action(action);
-        let expires = at_ms + Policy::default().challenge_ttl_ms;
-        let statement = approval::statement(
-            Self::CLUSTER,
-            &[id; 32],
-            &approval::action_digest(&bytes),
-            expires,
-        );
-        vec![
-            Command::Admin(AdminCommand::Propose {
-                id: [id; 32],
-                proposer: "admin-1".into(),
-                action_bytes: bytes,
-            }),
-            Command::Admin(AdminCommand::Approve {
-                id: [id; 32],
-                admin: "admin-1".into(),
-                signature: self.key.sign(&statement).to_bytes().to_vec(),
-            }),
-        ]
-    }
-}
-
 fn loaded(node: u64, key: &str) -> Command {
     Command::Event(vec![audit::NodeEvent::KeyLoaded {
         node,
@@ -444,7 +388,7 @@ fn audit_compaction_keeps_the_chain_verifiable_and_travels_in_snapshots() {
     TypeConfig::run(async {
         let dir = tempfile::tempdir().unwrap();
         let mut sm = StateMachine::open(&dir.path().join("a.redb"), true).unwrap();
-        let admins = Admins::new();
+        let admins = admin_log::SoloAdmin::new("c", 7);
         let mut first = vec![admins.bootstrap()];
         first.extend((1..=6).map(|n| loaded(n, "k")));
         apply(&mut sm, entries(first, 1)).await;

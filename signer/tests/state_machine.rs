@@ -3,12 +3,13 @@
 //! change only through approved admin actions (bootstrap, propose, approve), as in a cluster.
 #![allow(clippy::unwrap_used, clippy::expect_used, missing_docs)]
 
+mod admin_log;
+
 use openraft::entry::RaftEntry;
 use openraft::storage::RaftStateMachine;
 use openraft::type_config::TypeConfigExt;
 use openraft::EntryPayload;
-use signer::admin::state::Bootstrap;
-use signer::admin::{approval, Action, AdminCommand, AdminRecord, ApproverKey, Policy};
+use signer::admin::Action;
 use signer::bytes::FixedBytes;
 use signer::custody::{BackendKind, KekRef, SealedKey};
 use signer::protection::ethereum::Eth2Intent;
@@ -50,45 +51,6 @@ fn sign(key_id: &str, pk: u8, slot: u64) -> Command {
 
 const AT_MS: u64 = 1_700_000_000_000;
 
-fn admin_key() -> ed25519_dalek::SigningKey {
-    ed25519_dalek::SigningKey::from_bytes(&[7; 32])
-}
-
-fn bootstrap() -> Command {
-    Command::Admin(AdminCommand::Bootstrap(Bootstrap {
-        cluster_id: "c".into(),
-        admins: vec![AdminRecord {
-            name: "admin-1".into(),
-            key: ApproverKey::Ed25519(admin_key().verifying_key().to_bytes().to_vec()),
-            attestation: None,
-        }],
-        policy: Policy::default(),
-        clients: Default::default(),
-        attestation_roots: Vec::new(),
-        genesis_validators_root: None,
-    }))
-}
-
-/// `action` proposed and approved (1 of 1): the only way a key changes.
-fn approved(id: u8, action: &Action) -> Vec<Command> {
-    use ed25519_dalek::Signer as _;
-    let bytes = signer::admin::codec::encode_action(action);
-    let expires = AT_MS + Policy::default().challenge_ttl_ms;
-    let statement = approval::statement("c", &[id; 32], &approval::action_digest(&bytes), expires);
-    vec![
-        Command::Admin(AdminCommand::Propose {
-            id: [id; 32],
-            proposer: "admin-1".into(),
-            action_bytes: bytes,
-        }),
-        Command::Admin(AdminCommand::Approve {
-            id: [id; 32],
-            admin: "admin-1".into(),
-            signature: admin_key().sign(&statement).to_bytes().to_vec(),
-        }),
-    ]
-}
-
 fn log(commands: Vec<Command>) -> Vec<Entry> {
     commands
         .into_iter()
@@ -115,15 +77,17 @@ fn a_sign_entry_after_a_disable_entry_records_nothing() {
     TypeConfig::run(async {
         let dir = tempfile::tempdir().unwrap();
         let mut sm = StateMachine::open(&dir.path().join("a.redb"), true).unwrap();
-        let mut commands = vec![bootstrap()];
-        commands.extend(approved(1, &Action::AddKey(record("k1", 1))));
-        commands.extend(approved(2, &Action::AddKey(record("k2", 2))));
-        commands.extend(approved(
+        let admin = admin_log::SoloAdmin::new("c", 7);
+        let mut commands = vec![admin.bootstrap()];
+        commands.extend(admin.approved(1, &Action::AddKey(record("k1", 1)), AT_MS));
+        commands.extend(admin.approved(2, &Action::AddKey(record("k2", 2)), AT_MS));
+        commands.extend(admin.approved(
             3,
             &Action::SetKeyState {
                 key_id: "k1".into(),
                 state: KeyState::Disabled,
             },
+            AT_MS,
         ));
         // Both proposed while k1 was still active, applied after its disable.
         commands.extend([sign("k1", 1, 5), sign("k2", 2, 5)]);
