@@ -263,3 +263,61 @@ fn the_metrics_endpoint_is_off_unless_configured_and_must_not_take_a_member_addr
     }
     assert!(edited(|c| c.metrics_listen = Some("127.0.0.1:0".parse().unwrap())).is_ok());
 }
+
+#[test]
+fn the_eth2_network_is_built_in_or_described_and_never_guessed() {
+    // The default: mainnet, found by its genesis validators root.
+    let c = NodeConfig::from_toml(GOOD, Path::new("/x")).unwrap();
+    assert_eq!(
+        c.eth2.resolve_network().unwrap(),
+        eth2_messages::NetworkSpec::mainnet()
+    );
+    // Another built-in network by its root.
+    let sepolia = eth2_messages::NetworkSpec::sepolia();
+    let text = format!(
+        "{GOOD}\n[eth2]\ngenesis_validators_root = \"0x{}\"\n",
+        hex::encode(sepolia.genesis_validators_root)
+    );
+    let c = NodeConfig::from_toml(&text, Path::new("/x")).unwrap();
+    assert_eq!(c.eth2.resolve_network().unwrap(), sepolia);
+    // An unknown root without a description: refused, naming what to add.
+    let devnet_root = format!("0x{}01", "00".repeat(31));
+    let text = format!("{GOOD}\n[eth2]\ngenesis_validators_root = \"{devnet_root}\"\n");
+    let c = NodeConfig::from_toml(&text, Path::new("/x")).unwrap();
+    let err = c.eth2.resolve_network().unwrap_err();
+    assert_eq!(
+        err,
+        format!(
+            "[eth2] genesis_validators_root {devnet_root} is not a built-in network \
+             (mainnet, sepolia, holesky, hoodi); describe its forks in an [eth2.network] table"
+        )
+    );
+    // Described in an [eth2.network] table: used as given.
+    let table = format!(
+        "{text}[eth2.network]\nname = \"devnet\"\ngenesis_validators_root = \"{devnet_root}\"\n\
+         genesis_fork_version = \"0x10000000\"\naltair_fork_version = \"0x20000000\"\n\
+         bellatrix_fork_version = \"0x30000000\"\ncapella_fork_version = \"0x40000000\"\n\
+         deneb_fork_version = \"0x50000000\"\n"
+    );
+    let c = NodeConfig::from_toml(&table, Path::new("/x")).unwrap();
+    let spec = c.eth2.resolve_network().unwrap();
+    assert_eq!(spec.name, "devnet");
+    assert_eq!(spec.capella_fork_version, [0x40, 0, 0, 0]);
+    assert_eq!(spec.electra_fork_version, None);
+    // A table whose root is not the [eth2] root: refused.
+    let other = table.replacen(
+        &format!("genesis_validators_root = \"{devnet_root}\"\ngenesis_fork"),
+        &format!(
+            "genesis_validators_root = \"0x{}02\"\ngenesis_fork",
+            "00".repeat(31)
+        ),
+        1,
+    );
+    let c = NodeConfig::from_toml(&other, Path::new("/x")).unwrap();
+    let err = c.eth2.resolve_network().unwrap_err();
+    assert!(
+        err.starts_with("[eth2.network] \"devnet\" has genesis_validators_root 0x")
+            && err.ends_with(&format!("but [eth2] says {devnet_root}")),
+        "{err}"
+    );
+}
