@@ -97,7 +97,12 @@ impl AdminService {
                 .map(|s| s.kek.to_string())
                 .unwrap_or_default(),
             origin: record.origin.clone(),
-            loaded_here: self.keyring.get(&record.key_id).is_some(),
+            // Loaded here means this record's key, not another key under the same id (a key
+            // file shadowing the id, which is then reported pending).
+            loaded_here: self
+                .keyring
+                .get(&record.key_id)
+                .is_some_and(|k| k.public_key == record.public_key),
             pending_reason: self
                 .keyring
                 .pending()

@@ -431,12 +431,21 @@ impl pb::signer_server::Signer for SignerService {
                 .map_err(|d| Status::from(&d))?
                 .clone()
         };
+        // A key loaded under an id that the registry holds with another public key (a key
+        // file shadowing a registry id) cannot sign here: it is not listed.
+        let applied = self.path.state.read();
+        let registry = &applied.registry.keys;
         let keys = self
             .path
             .keyring
             .keys()
             .iter()
             .filter(|k| grant.check(&client, &k.key_id, k.profile).is_ok())
+            .filter(|k| {
+                registry
+                    .get(&k.key_id)
+                    .is_none_or(|r| r.public_key == k.public_key)
+            })
             .map(|k| pb::KeyInfo {
                 key_id: k.key_id.clone(),
                 profile: k.profile.name().to_owned(),
@@ -445,6 +454,7 @@ impl pb::signer_server::Signer for SignerService {
                 public_key_text: k.public_key_text.clone(),
             })
             .collect();
+        drop(applied);
         Ok(Response::new(pb::GetPublicKeysResponse { keys }))
     }
 
