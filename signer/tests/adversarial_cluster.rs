@@ -338,7 +338,8 @@ async fn converged_audit(cluster: &Cluster) -> (u64, Vec<u8>) {
     loop {
         let mut heads = Vec::new();
         for id in 1..=3 {
-            let answer = auditor(cluster, id)
+            let answer = cluster
+                .auditor(id)
                 .verify(pb::AuditVerifyRequest { at_seq: 0 })
                 .await;
             if let Ok(v) = answer {

@@ -20,37 +20,14 @@ use signer::replica::{Command, Entry, Proposal, StateMachine, TypeConfig};
 use std::collections::BTreeSet;
 use std::time::{Duration, Instant};
 use support::{quorum_vote, refusal_code, Cluster};
-use tonic::transport::Channel;
-
-fn auditor(cluster: &Cluster, id: u64) -> AuditClient<Channel> {
-    AuditClient::new(cluster.channel(id, "auditor-1"))
-}
 
 async fn verify(cluster: &Cluster, id: u64) -> Option<pb::AuditVerifyResponse> {
-    auditor(cluster, id)
+    cluster
+        .auditor(id)
         .verify(pb::AuditVerifyRequest { at_seq: 0 })
         .await
         .ok()
         .map(|r| r.into_inner())
-}
-
-/// Every record node `id` keeps, as sent.
-async fn records(cluster: &Cluster, id: u64) -> Vec<pb::AuditEntry> {
-    let mut stream = auditor(cluster, id)
-        .tail(pb::AuditTailRequest {
-            from_seq: 0,
-            last: 0,
-            follow: false,
-            filter: None,
-        })
-        .await
-        .unwrap()
-        .into_inner();
-    let mut out = Vec::new();
-    while let Some(e) = stream.message().await.unwrap() {
-        out.push(e);
-    }
-    out
 }
 
 /// Wait until every running node verifies its chain and all have the same head, at least
@@ -102,7 +79,7 @@ fn key_loads(records: &[audit::AuditRecord]) -> BTreeSet<u64> {
 async fn wait_key_loads(cluster: &Cluster, id: u64) {
     let deadline = Instant::now() + Duration::from_secs(60);
     loop {
-        let loaded = key_loads(&decoded(&records(cluster, id).await));
+        let loaded = key_loads(&decoded(&cluster.audit_entries(id).await));
         if loaded.len() == cluster.nodes.len() {
             return;
         }
@@ -174,7 +151,7 @@ async fn audit_chain_is_identical_on_all_replicas_after_a_leader_kill() {
     let all: Vec<Vec<pb::AuditEntry>> = {
         let mut v = Vec::new();
         for id in 1..=3 {
-            v.push(records(&cluster, id).await);
+            v.push(cluster.audit_entries(id).await);
         }
         v
     };
@@ -227,7 +204,7 @@ async fn audit_verify_names_a_record_tampered_in_redb() {
     }
     converged(&cluster, 3).await;
     let victim = if leader == 3 { 2 } else { 3 };
-    let entries = records(&cluster, victim).await;
+    let entries = cluster.audit_entries(victim).await;
     let target = decoded(&entries)
         .into_iter()
         .find(|r| matches!(r.event, AuditEvent::Sign(_)))
@@ -289,7 +266,8 @@ async fn audit_export_verifies_against_every_node() {
     }
     let heads = converged(&cluster, 3).await;
     // Export: every record as JSON with its canonical bytes; read it back and verify.
-    let exported: Vec<String> = records(&cluster, 2)
+    let exported: Vec<String> = cluster
+        .audit_entries(2)
         .await
         .iter()
         .map(|e| {
@@ -313,7 +291,8 @@ async fn audit_export_verifies_against_every_node() {
     }
     // Each node reports the same hash for the export's last record.
     for id in 1..=3 {
-        let at = auditor(&cluster, id)
+        let at = cluster
+            .auditor(id)
             .verify(pb::AuditVerifyRequest { at_seq: head.seq })
             .await
             .unwrap()
@@ -321,7 +300,8 @@ async fn audit_export_verifies_against_every_node() {
         assert_eq!(at.at_hash, head.hash.to_vec(), "node {id}");
     }
     // Tail with a filter and a follow: a new record arrives on the open stream.
-    let mut follow = auditor(&cluster, 1)
+    let mut follow = cluster
+        .auditor(1)
         .tail(pb::AuditTailRequest {
             from_seq: 0,
             last: 1,
@@ -345,7 +325,8 @@ async fn audit_export_verifies_against_every_node() {
     assert!(next.seq > first.seq);
     assert!(next.summary.contains("view=4"), "{}", next.summary);
     // Get by seq.
-    let got = auditor(&cluster, 3)
+    let got = cluster
+        .auditor(3)
         .get(pb::AuditGetRequest { seq: next.seq })
         .await
         .unwrap()

@@ -631,21 +631,12 @@ async fn data_dir_and_databases_are_owner_only() {
 
 /// Node `id`'s audit records, decoded.
 async fn audit_records(cluster: &Cluster, id: u64) -> Vec<audit::AuditRecord> {
-    let mut stream = auditor(cluster, id)
-        .tail(pb::AuditTailRequest {
-            from_seq: 0,
-            last: 0,
-            follow: false,
-            filter: None,
-        })
+    cluster
+        .audit_entries(id)
         .await
-        .unwrap()
-        .into_inner();
-    let mut out = Vec::new();
-    while let Some(e) = stream.message().await.unwrap() {
-        out.push(audit::decode(&e.record).unwrap());
-    }
-    out
+        .iter()
+        .map(|e| audit::decode(&e.record).unwrap())
+        .collect()
 }
 
 /// (node, client) of every access-denied record.

@@ -10,7 +10,6 @@ use crate::oracle::requests::{build, Built, Msg};
 use crate::oracle::{Meaning, Oracle, Scheme};
 use crate::support::{local_kek, refusal_code, Cluster, ESPRESSO_KEY, ETH2_KEY};
 use signer::pb;
-use signer::pb::audit_client::AuditClient;
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 use tonic::Code;
@@ -314,8 +313,4 @@ pub async fn public_keys_by_node(cluster: &Cluster) -> Vec<(u64, Keys)> {
         out.push((id, keys_of(listed)));
     }
     out
-}
-
-pub fn auditor(cluster: &Cluster, id: u64) -> AuditClient<tonic::transport::Channel> {
-    AuditClient::new(cluster.channel(id, "auditor-1"))
 }

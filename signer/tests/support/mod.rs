@@ -472,6 +472,31 @@ impl Cluster {
             .connect_lazy()
     }
 
+    /// An Audit client on node `id`, as `auditor-1`.
+    pub fn auditor(&self, id: u64) -> pb::audit_client::AuditClient<Channel> {
+        pb::audit_client::AuditClient::new(self.channel(id, "auditor-1"))
+    }
+
+    /// Every audit record node `id` keeps, as the Audit service sends them.
+    pub async fn audit_entries(&self, id: u64) -> Vec<pb::AuditEntry> {
+        let mut stream = self
+            .auditor(id)
+            .tail(pb::AuditTailRequest {
+                from_seq: 0,
+                last: 0,
+                follow: false,
+                filter: None,
+            })
+            .await
+            .unwrap()
+            .into_inner();
+        let mut out = Vec::new();
+        while let Some(e) = stream.message().await.unwrap() {
+            out.push(e);
+        }
+        out
+    }
+
     /// A client to node `id` authenticated as `client`.
     pub async fn client(&self, id: u64, client: &str) -> SignerClient<Channel> {
         SignerClient::new(self.channel(id, client))
