@@ -185,8 +185,9 @@ pub struct SignArgs {
     /// Ethereum attestations: the target epoch.
     #[arg(long, value_name = "N", help_heading = "Ethereum")]
     pub target_epoch: Option<u64>,
-    /// A request id (up to 64 bytes); retrying with the same id returns the same outcome.
-    /// One is generated when omitted.
+    /// A request id (up to 64 bytes), recorded with the decision in the audit log; one is
+    /// generated when omitted. It is a label, not a cache key: a retried identical request
+    /// re-signs to the same signature, and a conflicting one is refused, whatever its id.
     #[arg(long, value_name = "ID")]
     pub request_id: Option<String>,
 }
