@@ -26,7 +26,6 @@ use oracle::requests::{build, msg, Msg};
 use oracle::{Oracle, Scheme};
 use proptest::prelude::*;
 use signer::admin::Action;
-use signer::custody::{BackendKind, KekRef, SealedKey};
 use signer::keyring::{Keyring, LoadedKey};
 use signer::pb;
 use signer::protection::Profile;
@@ -134,22 +133,7 @@ fn loaded(spec: &KeySpec) -> LoadedKey {
 }
 
 fn record(spec: &KeySpec) -> KeyRecord {
-    KeyRecord {
-        key_id: spec.id.into(),
-        profile: spec.profile,
-        public_key: loaded(spec).public_key,
-        sealed: Some(SealedKey {
-            kek: KekRef {
-                backend: BackendKind::Local,
-                key_id: "model".into(),
-            },
-            wrapped_dek: vec![0; 60],
-            nonce: [0; 12],
-            ciphertext: vec![0; 48],
-        }),
-        state: KeyState::Active,
-        origin: "generated".into(),
-    }
+    admin_log::record(spec.id, spec.profile, loaded(spec).public_key)
 }
 
 /// The node's keyring as the key loader leaves it: key files first, then registry keys

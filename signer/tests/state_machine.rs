@@ -11,29 +11,13 @@ use openraft::type_config::TypeConfigExt;
 use openraft::EntryPayload;
 use signer::admin::Action;
 use signer::bytes::FixedBytes;
-use signer::custody::{BackendKind, KekRef, SealedKey};
 use signer::protection::ethereum::Eth2Intent;
 use signer::protection::{Intent, Profile};
 use signer::registry::{KeyRecord, KeyState};
 use signer::replica::{Command, Entry, SignEntry, StateMachine, TypeConfig};
 
 fn record(key_id: &str, pk: u8) -> KeyRecord {
-    KeyRecord {
-        key_id: key_id.into(),
-        profile: Profile::Eth2,
-        public_key: vec![pk; 48],
-        sealed: Some(SealedKey {
-            kek: KekRef {
-                backend: BackendKind::Local,
-                key_id: "test".into(),
-            },
-            wrapped_dek: vec![0; 60],
-            nonce: [0; 12],
-            ciphertext: vec![0; 48],
-        }),
-        state: KeyState::Active,
-        origin: "generated".into(),
-    }
+    admin_log::record(key_id, Profile::Eth2, vec![pk; 48])
 }
 
 fn sign(key_id: &str, pk: u8, slot: u64) -> Command {

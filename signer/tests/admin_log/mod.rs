@@ -9,7 +9,31 @@
 use ed25519_dalek::Signer as _;
 use signer::admin::state::Bootstrap;
 use signer::admin::{approval, Action, AdminCommand, AdminRecord, ApproverKey, Policy};
+use signer::custody::{BackendKind, KekRef, SealedKey};
+use signer::protection::Profile;
+use signer::registry::{KeyRecord, KeyState};
 use signer::replica::Command;
+
+/// An active registry record for `public_key`, sealed under a placeholder local KEK: enough
+/// for the state machine (which never unseals), not for a node's key loader.
+pub fn record(key_id: &str, profile: Profile, public_key: Vec<u8>) -> KeyRecord {
+    KeyRecord {
+        key_id: key_id.into(),
+        profile,
+        public_key,
+        sealed: Some(SealedKey {
+            kek: KekRef {
+                backend: BackendKind::Local,
+                key_id: "test".into(),
+            },
+            wrapped_dek: vec![0; 60],
+            nonce: [0; 12],
+            ciphertext: vec![0; 48],
+        }),
+        state: KeyState::Active,
+        origin: "generated".into(),
+    }
+}
 
 /// `admin-1` of cluster `cluster_id`.
 pub struct SoloAdmin {
