@@ -1,4 +1,5 @@
-//! Fixed-size byte strings that travel as `0x`-hex text in JSON and print as hex.
+//! Fixed-size byte strings that travel as `0x`-hex text in JSON (raw bytes in the binary
+//! storage format, [`crate::format`]) and print as hex.
 //!
 //! Owns: [`FixedBytes`], the value type used for public keys and roots in replicated state and
 //! interchange files. Must not: hold secrets (it is `Clone`, `Debug` and `Serialize`).
@@ -63,14 +64,55 @@ impl<const N: usize> std::fmt::Display for FixedBytes<N> {
 
 impl<const N: usize> Serialize for FixedBytes<N> {
     fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        s.serialize_str(&self.to_hex())
+        hex_or_raw::serialize(&self.0, s)
     }
 }
 
 impl<'de, const N: usize> Deserialize<'de> for FixedBytes<N> {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        let text = String::deserialize(d)?;
-        FixedBytes::from_hex(&text).map_err(serde::de::Error::custom)
+        let bytes = hex_or_raw::deserialize(d)?;
+        FixedBytes::from_slice(&bytes).map_err(serde::de::Error::custom)
+    }
+}
+
+/// Serde `with` module for byte strings: `0x`-hex text in human-readable formats (JSON,
+/// where the `0x` is optional on input), a length-prefixed byte string in binary ones.
+pub mod hex_or_raw {
+    use serde::{Deserialize, Deserializer, Serializer};
+
+    /// Write `bytes`.
+    pub fn serialize<S: Serializer>(bytes: &[u8], s: S) -> Result<S::Ok, S::Error> {
+        if s.is_human_readable() {
+            s.serialize_str(&format!("0x{}", hex::encode(bytes)))
+        } else {
+            s.serialize_bytes(bytes)
+        }
+    }
+
+    /// Read what [`serialize`] wrote.
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<u8>, D::Error> {
+        if d.is_human_readable() {
+            let text = String::deserialize(d)?;
+            let digits = text.strip_prefix("0x").unwrap_or(&text);
+            hex::decode(digits).map_err(|_| serde::de::Error::custom("not valid hex"))
+        } else {
+            d.deserialize_byte_buf(RawBytes)
+        }
+    }
+
+    struct RawBytes;
+
+    impl<'de> serde::de::Visitor<'de> for RawBytes {
+        type Value = Vec<u8>;
+        fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+            f.write_str("a byte string")
+        }
+        fn visit_bytes<E: serde::de::Error>(self, v: &[u8]) -> Result<Vec<u8>, E> {
+            Ok(v.to_vec())
+        }
+        fn visit_byte_buf<E: serde::de::Error>(self, v: Vec<u8>) -> Result<Vec<u8>, E> {
+            Ok(v)
+        }
     }
 }
 

@@ -35,6 +35,8 @@
 //! heartbeat_ms = 50
 //! election_min_ms = 150
 //! election_max_ms = 300
+//! snapshot_every = 10000       # log entries since the last snapshot that trigger the next one
+//! logs_to_keep = 1000          # entries kept behind a snapshot for followers that lag a little
 //!
 //! [eth2]                       # optional; default mainnet
 //! genesis_validators_root = "0x4b363db94e286120d76eb905340fdd4e54bfe9f06bf33ff6cf5ad27f511bfe95"
@@ -161,7 +163,15 @@ pub struct PeerConfig {
     pub client_addr: SocketAddr,
 }
 
-/// Raft timing, in milliseconds.
+/// Raft timing (in milliseconds) and log compaction (in log entries).
+///
+/// Compaction: every `snapshot_every` log entries a node writes a snapshot of the replicated
+/// state (with the whole kept audit chain) and then drops its log up to `logs_to_keep` entries
+/// before the snapshot. A follower that is further behind than the leader's log reaches is sent
+/// the snapshot instead of the entries, so `logs_to_keep` is how far a follower may fall behind
+/// (a restart, a short partition) and still catch up from the log alone. Smaller values keep the
+/// log database small and make a lagging follower install a snapshot sooner; larger values make
+/// snapshots rarer (each one writes the whole state). Both must be at least 1.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct RaftConfig {
@@ -174,6 +184,13 @@ pub struct RaftConfig {
     /// Upper bound of the randomized election timeout.
     #[serde(default = "default_election_max_ms")]
     pub election_max_ms: u64,
+    /// Log entries since the last snapshot that trigger a new snapshot (default 10 000).
+    #[serde(default = "default_snapshot_every")]
+    pub snapshot_every: u64,
+    /// Log entries already in a snapshot that stay in the log for lagging followers (default
+    /// 1 000); older ones are purged.
+    #[serde(default = "default_logs_to_keep")]
+    pub logs_to_keep: u64,
 }
 
 impl Default for RaftConfig {
@@ -182,6 +199,8 @@ impl Default for RaftConfig {
             heartbeat_ms: default_heartbeat_ms(),
             election_min_ms: default_election_min_ms(),
             election_max_ms: default_election_max_ms(),
+            snapshot_every: default_snapshot_every(),
+            logs_to_keep: default_logs_to_keep(),
         }
     }
 }
@@ -253,6 +272,12 @@ fn default_election_min_ms() -> u64 {
 }
 fn default_election_max_ms() -> u64 {
     300
+}
+fn default_snapshot_every() -> u64 {
+    10_000
+}
+fn default_logs_to_keep() -> u64 {
+    1_000
 }
 fn default_gvr() -> FixedBytes<32> {
     FixedBytes(MAINNET_GENESIS_VALIDATORS_ROOT)
@@ -435,6 +460,18 @@ impl NodeConfig {
                     "must be greater than raft.election_min_ms ({})",
                     raft.election_min_ms
                 ),
+            );
+        }
+        if raft.snapshot_every == 0 {
+            return invalid(
+                "raft.snapshot_every",
+                "must be at least 1 (log entries between snapshots)".into(),
+            );
+        }
+        if raft.logs_to_keep == 0 {
+            return invalid(
+                "raft.logs_to_keep",
+                "must be at least 1 (log entries kept behind a snapshot)".into(),
             );
         }
         Ok(())

@@ -13,6 +13,7 @@ pub mod client;
 pub mod config;
 pub mod custody;
 pub mod devcluster;
+pub mod format;
 pub mod keyloader;
 pub mod keyring;
 pub mod keystore;
@@ -23,6 +24,7 @@ pub mod registry;
 pub mod replica;
 pub mod scheme;
 pub mod service;
+pub mod state;
 pub mod tls;
 
 /// Generated protobuf and gRPC types (`proto/*.proto`, package `signer.v1`).

@@ -91,7 +91,8 @@ impl Listeners {
     }
 }
 
-/// Build openraft's configuration from ours.
+/// Build openraft's configuration from ours. openraft's `purge_batch_size` stays at its
+/// default (1): the log is purged as soon as a snapshot allows, down to `logs_to_keep` entries.
 fn raft_config(config: &NodeConfig) -> Result<Arc<Config>, NodeError> {
     let raft = Config {
         cluster_name: config.cluster_id.clone(),
@@ -99,8 +100,8 @@ fn raft_config(config: &NodeConfig) -> Result<Arc<Config>, NodeError> {
         election_timeout_min: config.raft.election_min_ms,
         election_timeout_max: config.raft.election_max_ms,
         install_snapshot_timeout: 10_000,
-        snapshot_policy: SnapshotPolicy::LogsSinceLast(10_000),
-        max_in_snapshot_log_to_keep: 1_000,
+        snapshot_policy: SnapshotPolicy::LogsSinceLast(config.raft.snapshot_every),
+        max_in_snapshot_log_to_keep: config.raft.logs_to_keep,
         ..Default::default()
     };
     raft.validate()

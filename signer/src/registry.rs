@@ -51,7 +51,7 @@ pub struct KeyRecord {
     /// Protection profile (and so scheme).
     pub profile: Profile,
     /// Public key bytes (48 for eth2, 128 for espresso).
-    #[serde(with = "hex_vec")]
+    #[serde(with = "crate::bytes::hex_or_raw")]
     pub public_key: Vec<u8>,
     /// The secret, sealed under a KEK for this cluster and key id; `None` once deleted.
     pub sealed: Option<SealedKey>,
@@ -194,19 +194,6 @@ impl Registry {
                     .join(","))
             }
         }
-    }
-}
-
-pub(crate) mod hex_vec {
-    use serde::{Deserialize, Deserializer, Serializer};
-
-    pub fn serialize<S: Serializer>(bytes: &[u8], s: S) -> Result<S::Ok, S::Error> {
-        s.serialize_str(&format!("0x{}", hex::encode(bytes)))
-    }
-
-    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<u8>, D::Error> {
-        let text = String::deserialize(d)?;
-        hex::decode(text.trim_start_matches("0x")).map_err(serde::de::Error::custom)
     }
 }
 

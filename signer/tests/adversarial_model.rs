@@ -30,11 +30,11 @@ use signer::keyring::{Keyring, LoadedKey};
 use signer::pb;
 use signer::protection::Profile;
 use signer::registry::{KeyRecord, KeyState};
-use signer::replica::state_machine::Applied;
 use signer::replica::{
     decide_permits, Command, Entry, SignEntry, SignOutcome, StateMachine, TypeConfig,
 };
 use signer::service::convert::{self, KeyIdentity};
+use signer::state::Applied;
 use std::path::Path;
 
 /// Cases per run in CI; each is a sequence of up to `MAX_OPS` operations.

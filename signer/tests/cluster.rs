@@ -527,7 +527,7 @@ async fn bad_inputs_get_clear_statuses_and_change_nothing() {
     );
     let err = pb::raft_client::RaftClient::new(channel)
         .vote(pb::RaftMessage {
-            payload: serde_json::to_vec(&forged).unwrap(),
+            payload: signer::format::encode(&forged).unwrap(),
         })
         .await
         .unwrap_err();

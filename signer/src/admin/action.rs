@@ -82,7 +82,7 @@ pub enum EnrollKey {
     /// require attestation.
     Development {
         /// The 32-byte public key.
-        #[serde(with = "crate::registry::hex_vec")]
+        #[serde(with = "crate::bytes::hex_or_raw")]
         ed25519_public_key: Vec<u8>,
     },
     /// A YubiKey PIV key, proven by its attestation. There is no separate public key: the
@@ -90,10 +90,10 @@ pub enum EnrollKey {
     /// cluster's replicated roots (checked in `apply`, on every replica).
     YubiKey {
         /// The slot 9c attestation certificate (DER).
-        #[serde(with = "crate::registry::hex_vec")]
+        #[serde(with = "crate::bytes::hex_or_raw")]
         slot_certificate: Vec<u8>,
         /// The device (f9) attestation certificate (DER).
-        #[serde(with = "crate::registry::hex_vec")]
+        #[serde(with = "crate::bytes::hex_or_raw")]
         device_certificate: Vec<u8>,
     },
 }

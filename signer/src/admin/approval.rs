@@ -50,12 +50,12 @@ pub fn statement(
 
 /// An approver's public key.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(tag = "algorithm", content = "key", rename_all = "kebab-case")]
+#[serde(rename_all = "kebab-case")]
 pub enum ApproverKey {
     /// ECDSA P-256 (a YubiKey PIV slot 9c key): the uncompressed SEC1 point (65 bytes).
-    P256(#[serde(with = "crate::registry::hex_vec")] Vec<u8>),
+    P256(#[serde(with = "crate::bytes::hex_or_raw")] Vec<u8>),
     /// Ed25519 (a development key file): 32 bytes.
-    Ed25519(#[serde(with = "crate::registry::hex_vec")] Vec<u8>),
+    Ed25519(#[serde(with = "crate::bytes::hex_or_raw")] Vec<u8>),
 }
 
 impl From<&super::attestation::AdminPublicKey> for ApproverKey {

@@ -67,7 +67,7 @@ pub struct Approval {
     /// the key).
     pub admin: String,
     /// The signature over the statement.
-    #[serde(with = "crate::registry::hex_vec")]
+    #[serde(with = "crate::bytes::hex_or_raw")]
     pub signature: Vec<u8>,
 }
 
@@ -79,7 +79,7 @@ pub struct Challenge {
     pub id: [u8; 32],
     /// The action's canonical encoding (protobuf `signer.v1.AdminAction`), as approvers see
     /// it: the only form of the action kept. What executes is what these bytes decode to.
-    #[serde(with = "crate::registry::hex_vec")]
+    #[serde(with = "crate::bytes::hex_or_raw")]
     pub action_bytes: Vec<u8>,
     /// [`approval::action_digest`] of `action_bytes`.
     #[serde(with = "hex_array")]
@@ -155,7 +155,7 @@ pub enum AdminCommand {
         proposer: String,
         /// The action's canonical encoding (`signer.v1.AdminAction`): the only form of the
         /// action in the log. Applying decodes it; bytes that do not decode are refused.
-        #[serde(with = "crate::registry::hex_vec")]
+        #[serde(with = "crate::bytes::hex_or_raw")]
         action_bytes: Vec<u8>,
     },
     /// Add one admin's approval.
@@ -166,7 +166,7 @@ pub enum AdminCommand {
         /// The approving admin.
         admin: String,
         /// Their signature over the statement.
-        #[serde(with = "crate::registry::hex_vec")]
+        #[serde(with = "crate::bytes::hex_or_raw")]
         signature: Vec<u8>,
     },
 }

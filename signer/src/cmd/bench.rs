@@ -110,6 +110,7 @@ impl LocalCluster {
                     heartbeat_ms: 100,
                     election_min_ms: 400,
                     election_max_ms: 800,
+                    ..RaftConfig::default()
                 },
                 eth2: Eth2Config::default(),
                 kek: None,

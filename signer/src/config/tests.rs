@@ -62,6 +62,8 @@ fn parses_with_defaults_and_resolves_paths() {
     assert_eq!(c.raft.heartbeat_ms, 50);
     assert_eq!(c.raft.election_min_ms, 150);
     assert_eq!(c.raft.election_max_ms, 300);
+    assert_eq!(c.raft.snapshot_every, 10_000);
+    assert_eq!(c.raft.logs_to_keep, 1_000);
     assert_eq!(
         c.eth2.genesis_validators_root.to_hex(),
         "0x4b363db94e286120d76eb905340fdd4e54bfe9f06bf33ff6cf5ad27f511bfe95"
@@ -120,6 +122,7 @@ fn round_trips_through_toml() {
 fn explicit_sections_override_defaults() {
     let text = GOOD.replace("bootstrap = false", "bootstrap = true\nsync_writes = false")
         + "\n[raft]\nheartbeat_ms = 20\nelection_min_ms = 100\nelection_max_ms = 200\n"
+        + "snapshot_every = 20\nlogs_to_keep = 5\n"
         + "[eth2]\ngenesis_validators_root = \"0x"
         + &"00".repeat(31)
         + "01\"\n";
@@ -129,6 +132,8 @@ fn explicit_sections_override_defaults() {
     assert_eq!(c.raft.heartbeat_ms, 20);
     assert_eq!(c.raft.election_max_ms, 200);
     assert_eq!(c.raft.heartbeat(), Duration::from_millis(20));
+    assert_eq!(c.raft.snapshot_every, 20);
+    assert_eq!(c.raft.logs_to_keep, 5);
     assert_eq!(c.eth2.genesis_validators_root.0[31], 1);
 }
 
@@ -206,6 +211,11 @@ fn validation_errors_name_the_field() {
             "raft.election_max_ms",
             Box::new(|c| c.raft.election_max_ms = 150),
         ),
+        (
+            "raft.snapshot_every",
+            Box::new(|c| c.raft.snapshot_every = 0),
+        ),
+        ("raft.logs_to_keep", Box::new(|c| c.raft.logs_to_keep = 0)),
     ];
     for (want, edit) in cases {
         assert_eq!(field_of(edited(edit)), want);
@@ -218,6 +228,16 @@ fn error_messages_read_well() {
     assert_eq!(
         err.to_string(),
         "config field `raft.election_max_ms`: must be greater than raft.election_min_ms (150)"
+    );
+    let err = edited(|c| c.raft.snapshot_every = 0).unwrap_err();
+    assert_eq!(
+        err.to_string(),
+        "config field `raft.snapshot_every`: must be at least 1 (log entries between snapshots)"
+    );
+    let err = edited(|c| c.raft.logs_to_keep = 0).unwrap_err();
+    assert_eq!(
+        err.to_string(),
+        "config field `raft.logs_to_keep`: must be at least 1 (log entries kept behind a snapshot)"
     );
 }
 

@@ -19,7 +19,7 @@
 use super::{fill_random, CustodyError, EncryptionContext, Kek, KekRef, SecretBytes, DATA_KEY_LEN};
 use aes_gcm::aead::{AeadInOut, KeyInit};
 use aes_gcm::{Aes256Gcm, Tag};
-use serde::{Deserialize, Deserializer, Serialize, Serializer};
+use serde::{Deserialize, Serialize};
 use zeroize::Zeroizing;
 
 /// Length of an AES-GCM nonce in bytes.
@@ -156,60 +156,15 @@ pub(crate) fn aead_open(
     Some(out)
 }
 
-/// Writes bytes as `0x`-hex in human-readable formats, raw bytes otherwise.
-fn serialize_bytes<S: Serializer>(bytes: &[u8], s: S) -> Result<S::Ok, S::Error> {
-    if s.is_human_readable() {
-        s.serialize_str(&format!("0x{}", hex::encode(bytes)))
-    } else {
-        s.serialize_bytes(bytes)
-    }
-}
-
-/// Reads what [`serialize_bytes`] wrote (`0x` optional in hex).
-fn deserialize_bytes<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<u8>, D::Error> {
-    if d.is_human_readable() {
-        let text = String::deserialize(d)?;
-        let digits = text.strip_prefix("0x").unwrap_or(&text);
-        hex::decode(digits).map_err(|_| serde::de::Error::custom("not valid hex"))
-    } else {
-        serde_bytes_vec(d)
-    }
-}
-
-/// Raw bytes in binary formats (`serialize_bytes` writes a length-prefixed byte string).
-fn serde_bytes_vec<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<u8>, D::Error> {
-    struct Visitor;
-    impl<'de> serde::de::Visitor<'de> for Visitor {
-        type Value = Vec<u8>;
-        fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-            f.write_str("a byte string")
-        }
-        fn visit_bytes<E: serde::de::Error>(self, v: &[u8]) -> Result<Vec<u8>, E> {
-            Ok(v.to_vec())
-        }
-        fn visit_byte_buf<E: serde::de::Error>(self, v: Vec<u8>) -> Result<Vec<u8>, E> {
-            Ok(v)
-        }
-        fn visit_seq<A: serde::de::SeqAccess<'de>>(self, mut seq: A) -> Result<Vec<u8>, A::Error> {
-            let mut out = Vec::with_capacity(seq.size_hint().unwrap_or(0).min(1 << 16));
-            while let Some(b) = seq.next_element()? {
-                out.push(b);
-            }
-            Ok(out)
-        }
-    }
-    d.deserialize_byte_buf(Visitor)
-}
-
 mod hex_bytes {
     use serde::{Deserializer, Serializer};
 
     pub fn serialize<S: Serializer>(bytes: &[u8], s: S) -> Result<S::Ok, S::Error> {
-        super::serialize_bytes(bytes, s)
+        crate::bytes::hex_or_raw::serialize(bytes, s)
     }
 
     pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<u8>, D::Error> {
-        super::deserialize_bytes(d)
+        crate::bytes::hex_or_raw::deserialize(d)
     }
 }
 
@@ -218,11 +173,11 @@ mod hex_nonce {
     use serde::{Deserializer, Serializer};
 
     pub fn serialize<S: Serializer>(nonce: &[u8; NONCE_LEN], s: S) -> Result<S::Ok, S::Error> {
-        super::serialize_bytes(nonce, s)
+        crate::bytes::hex_or_raw::serialize(nonce, s)
     }
 
     pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<[u8; NONCE_LEN], D::Error> {
-        let bytes = super::deserialize_bytes(d)?;
+        let bytes = crate::bytes::hex_or_raw::deserialize(d)?;
         <[u8; NONCE_LEN]>::try_from(bytes.as_slice()).map_err(|_| {
             serde::de::Error::custom(format!(
                 "nonce must be {NONCE_LEN} bytes, got {}",

@@ -144,7 +144,7 @@ async fn try_deliver(
         .map(|n| n.addr.clone())
         .ok_or("leader has no known address")?;
     let channel = network.channel(leader, &addr).map_err(|e| e.to_string())?;
-    let payload = serde_json::to_vec(events).map_err(|e| e.to_string())?;
+    let payload = crate::format::encode(events).map_err(|e| e.to_string())?;
     let mut request = tonic::Request::new(pb::RaftMessage { payload });
     request.set_timeout(Duration::from_secs(5));
     pb::raft_client::RaftClient::new(channel)

@@ -1,19 +1,25 @@
-//! The Raft log in redb: entries by index, the vote, the committed id and the purge point.
+//! The Raft log in redb: entries by index, the vote, the committed id and the purge point, in
+//! the versioned binary format ([`crate::format`]).
 //!
-//! Owns: the log database file and openraft's `RaftLogStorage`/`RaftLogReader` contract.
-//! Must not: interpret entries (that is the state machine's job).
+//! Owns: the log database file (format version in `raft_meta`) and openraft's
+//! `RaftLogStorage`/`RaftLogReader` contract. Must not: interpret entries (that is the state
+//! machine's job).
 //!
 //! To ensure correctness:
 //! - `save_vote` and `append` commit with fsync (`Durability::Immediate`) before reporting;
 //!   when a node is configured without `sync_writes` (benchmarks of the fsync cost only), writes
 //!   are not durable and the node says so at start;
-//! - every write is one redb transaction, so a crash never leaves a hole in the log.
+//! - every write is one redb transaction, so a crash never leaves a hole in the log;
+//! - a database of another format version is refused at open with both versions named.
 
 use super::{io_err, Entry, LogId, TypeConfig, Vote};
+use crate::format;
 use openraft::entry::RaftEntry;
 use openraft::storage::{IOFlushed, RaftLogStorage};
 use openraft::{LogState, OptionalSend, RaftLogReader};
-use redb::{Database, Durability, ReadableDatabase, ReadableTable, TableDefinition};
+use redb::{
+    Database, Durability, ReadableDatabase, ReadableTable, ReadableTableMetadata, TableDefinition,
+};
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 use std::fmt::Debug;
@@ -22,10 +28,14 @@ use std::ops::RangeBounds;
 use std::path::Path;
 use std::sync::Arc;
 
-/// index → JSON entry.
+/// index → entry.
 const LOGS: TableDefinition<u64, &[u8]> = TableDefinition::new("raft_logs");
-/// "vote" | "committed" | "last_purged" → JSON value.
+/// "format" → u16 LE; "vote" | "committed" | "last_purged" → value.
 const META: TableDefinition<&str, &[u8]> = TableDefinition::new("raft_meta");
+
+fn decode<T: DeserializeOwned>(what: &str, bytes: &[u8]) -> io::Result<T> {
+    format::decode(bytes).map_err(|e| io::Error::other(format!("log database, {what}: {e}")))
+}
 
 /// The redb-backed Raft log. Cloning shares the database.
 #[derive(Clone)]
@@ -43,8 +53,37 @@ impl LogStore {
             .map_err(io_err)?;
         let txn = db.begin_write().map_err(io_err)?;
         {
-            txn.open_table(LOGS).map_err(io_err)?;
-            txn.open_table(META).map_err(io_err)?;
+            let logs = txn.open_table(LOGS).map_err(io_err)?;
+            let mut meta = txn.open_table(META).map_err(io_err)?;
+            let stored = meta
+                .get("format")
+                .map_err(io_err)?
+                .map(|v| v.value().to_vec());
+            match stored {
+                Some(bytes) => {
+                    let found = format::parse_version(&bytes).map_err(io_err)?;
+                    format::check_stored_version(found).map_err(|e| {
+                        io::Error::other(format!("log database {}: {e}", path.display()))
+                    })?;
+                }
+                None if !logs.is_empty().map_err(io_err)?
+                    || meta.get("vote").map_err(io_err)?.is_some() =>
+                {
+                    // Written before formats had versions (JSON values).
+                    return Err(io::Error::other(format!(
+                        "log database {}: {}",
+                        path.display(),
+                        format::FormatError::Older {
+                            found: 0,
+                            supported: format::VERSION
+                        }
+                    )));
+                }
+                None => {
+                    meta.insert("format", format::version_bytes().as_slice())
+                        .map_err(io_err)?;
+                }
+            }
         }
         txn.commit().map_err(io_err)?;
         Ok(LogStore {
@@ -62,7 +101,7 @@ impl LogStore {
         let table = txn.open_table(META).map_err(io_err)?;
         match table.get(key).map_err(io_err)? {
             None => Ok(None),
-            Some(v) => Ok(Some(serde_json::from_slice(v.value()).map_err(io_err)?)),
+            Some(v) => Ok(Some(decode(key, v.value())?)),
         }
     }
 
@@ -72,7 +111,7 @@ impl LogStore {
         value: &T,
         durability: Durability,
     ) -> io::Result<()> {
-        let bytes = serde_json::to_vec(value).map_err(io_err)?;
+        let bytes = format::encode(value).map_err(io_err)?;
         let mut txn = self.db.begin_write().map_err(io_err)?;
         txn.set_durability(durability).map_err(io_err)?;
         {
@@ -94,7 +133,7 @@ impl RaftLogReader<TypeConfig> for LogStore {
         let mut out = Vec::new();
         for item in table.range(bounds).map_err(io_err)? {
             let (_, v) = item.map_err(io_err)?;
-            out.push(serde_json::from_slice::<Entry>(v.value()).map_err(io_err)?);
+            out.push(decode::<Entry>("entry", v.value())?);
         }
         Ok(out)
     }
@@ -115,11 +154,7 @@ impl RaftLogStorage<TypeConfig> for LogStore {
             let last = table.last().map_err(io_err)?;
             match last {
                 None => None,
-                Some((_, v)) => Some(
-                    serde_json::from_slice::<Entry>(v.value())
-                        .map_err(io_err)?
-                        .log_id(),
-                ),
+                Some((_, v)) => Some(decode::<Entry>("entry", v.value())?.log_id()),
             }
         };
         Ok(LogState {
@@ -160,7 +195,7 @@ impl RaftLogStorage<TypeConfig> for LogStore {
             {
                 let mut table = txn.open_table(LOGS).map_err(io_err)?;
                 for entry in entries {
-                    let bytes = serde_json::to_vec(&entry).map_err(io_err)?;
+                    let bytes = format::encode(&entry).map_err(io_err)?;
                     table
                         .insert(entry.index(), bytes.as_slice())
                         .map_err(io_err)?;
@@ -191,7 +226,7 @@ impl RaftLogStorage<TypeConfig> for LogStore {
     }
 
     async fn purge(&mut self, log_id: LogId) -> Result<(), io::Error> {
-        let bytes = serde_json::to_vec(&log_id).map_err(io_err)?;
+        let bytes = format::encode(&log_id).map_err(io_err)?;
         let txn = self.db.begin_write().map_err(io_err)?;
         {
             let mut meta = txn.open_table(META).map_err(io_err)?;

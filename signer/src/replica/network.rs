@@ -1,12 +1,27 @@
-//! The Raft peer network, client side: one cached mutual-TLS gRPC channel per peer, openraft's
-//! RPCs carried as JSON in `signer.v1.Raft` messages.
+//! The Raft peer network, client side, and the peer wire format: one cached mutual-TLS gRPC
+//! channel per peer; openraft's RPCs carried in `signer.v1.Raft` messages in the versioned
+//! binary format ([`crate::format`]); snapshots streamed in chunks.
 //!
-//! Owns: dialing peers (lazily, with timeouts) and mapping transport failures to openraft's
-//! error types. Must not: accept connections (that is `service::peer`) or decide anything.
+//! Owns: dialing peers (lazily, with timeouts), mapping transport failures to openraft's error
+//! types, the payload encoding both sides use ([`to_message`], [`from_message`]), the byte cap
+//! on append entries ([`encode_append_entries`]) and the sending side of the snapshot stream
+//! ([`SnapshotHeader`], [`snapshot_chunks`]).
+//! Must not: accept connections or reassemble snapshot streams (that is `service::peer`), or
+//! decide anything.
+//!
+//! To ensure correctness:
+//! - every payload carries the format version; a payload of another version is refused with
+//!   an error naming both versions, never decoded by guess;
+//! - an append-entries message never exceeds [`MAX_PEER_PAYLOAD`]: a batch that would is cut
+//!   to the prefix that fits, answered as `PartialSuccess(last entry sent)`;
+//! - a snapshot travels as its header alone, then at most [`SNAPSHOT_CHUNK`] bytes per chunk,
+//!   and is not sent when over [`MAX_SNAPSHOT`]; the header has a chunk of its own so the
+//!   receiver checks who speaks (the header's vote) before it reserves any snapshot bytes.
 
-use super::{NodeId, Snapshot, SnapshotData, TypeConfig, Vote};
+use super::{LogId, NodeId, Snapshot, SnapshotData, SnapshotMeta, TypeConfig, Vote};
+use crate::format::FormatError;
 use crate::pb::raft_client::RaftClient;
-use crate::pb::RaftMessage;
+use crate::pb::{RaftMessage, SnapshotChunk};
 use openraft::errors::{NetworkError, RPCError, ReplicationClosed, StreamingError, Unreachable};
 use openraft::network::{RPCOption, RaftNetworkFactory, RaftNetworkV2};
 use openraft::raft::{
@@ -14,15 +29,30 @@ use openraft::raft::{
 };
 use openraft::BasicNode;
 use serde::de::DeserializeOwned;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use std::collections::HashMap;
 use std::future::Future;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use tonic::transport::{Certificate, Channel, ClientTlsConfig, Endpoint, Identity};
 
-/// Largest message a peer accepts (snapshots travel in one message).
+/// Largest unary peer message (append entries, vote, forwarded events and signs). Snapshots
+/// do not travel in one message: they stream in chunks of [`SNAPSHOT_CHUNK`].
 pub const MAX_PEER_MESSAGE: usize = 64 * 1024 * 1024;
+
+/// Most snapshot bytes one [`SnapshotChunk`] carries.
+pub const SNAPSHOT_CHUNK: usize = 1024 * 1024;
+
+/// Largest snapshot a node sends or accepts, in bytes: the largest value the binary format
+/// decodes, so a snapshot that arrives can be installed.
+pub const MAX_SNAPSHOT: u64 = crate::format::MAX_VALUE;
+
+/// The slowest transfer a snapshot stream's deadline allows for, in bytes per second.
+const SNAPSHOT_MIN_RATE: u64 = 4 * 1024 * 1024;
+
+/// Largest payload of a unary peer message: [`MAX_PEER_MESSAGE`] less the protobuf framing of
+/// [`RaftMessage`] (a tag and a length).
+pub const MAX_PEER_PAYLOAD: usize = MAX_PEER_MESSAGE - 16;
 
 /// PEM material a node uses to dial its peers.
 #[derive(Clone)]
@@ -39,6 +69,126 @@ impl std::fmt::Debug for PeerTls {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str("PeerTls(<redacted>)")
     }
+}
+
+/// A value as a peer message, in the binary format.
+pub fn to_message<T: Serialize + ?Sized>(value: &T) -> Result<RaftMessage, FormatError> {
+    crate::format::encode(value).map(|payload| RaftMessage { payload })
+}
+
+/// The value a peer message carries; refuses another format version by name.
+pub fn from_message<T: DeserializeOwned>(msg: &RaftMessage) -> Result<T, FormatError> {
+    crate::format::decode(&msg.payload)
+}
+
+/// `rpc` as a peer message of at most `max` payload bytes: all of it, or, when its entries do
+/// not fit, the longest prefix of them that does, with the log id of the last entry sent.
+///
+/// openraft (0.10) caps a batch by entry count only; a leader that answers a prefix with
+/// `PartialSuccess(last sent)` sends the rest in the next request, instead of retrying a
+/// message the transport refuses forever.
+pub fn encode_append_entries(
+    mut rpc: AppendEntriesRequest<TypeConfig>,
+    max: usize,
+) -> Result<(RaftMessage, Option<LogId>), WireError> {
+    let whole = to_message(&rpc).map_err(WireError::Encode)?;
+    if whole.payload.len() <= max {
+        return Ok((whole, None));
+    }
+    // Encoded sizes add up: the request without entries, plus each entry (less its header),
+    // plus a varint count that grows by at most 9 bytes.
+    let entries = std::mem::take(&mut rpc.entries);
+    let base = to_message(&rpc).map_err(WireError::Encode)?.payload.len() + 9;
+    let mut total = base;
+    let mut fit = 0;
+    for entry in &entries {
+        let len = crate::format::encode(entry)
+            .map_err(WireError::Encode)?
+            .len()
+            .saturating_sub(crate::format::MAGIC.len() + 2);
+        if fit == 0 && base.saturating_add(len) > max {
+            return Err(WireError::EntryTooLarge {
+                log_id: entry.log_id.to_string(),
+                len,
+                max,
+            });
+        }
+        total = total.saturating_add(len);
+        if total > max {
+            break;
+        }
+        fit += 1;
+    }
+    rpc.entries = entries;
+    rpc.entries.truncate(fit);
+    let last = rpc.entries.last().map(|e| e.log_id);
+    let message = to_message(&rpc).map_err(WireError::Encode)?;
+    Ok((message, last))
+}
+
+/// The first chunk of a snapshot stream: who sends it, what it is and how long it is.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SnapshotHeader {
+    /// The sender's vote; the receiver checks that it speaks for the authenticated peer.
+    pub vote: Vote,
+    /// The snapshot's meta.
+    pub meta: SnapshotMeta,
+    /// The snapshot's length in bytes: the sum of the chunks' data.
+    pub len: u64,
+}
+
+/// A snapshot as a stream of chunks: the header alone, then the bytes in order, at most
+/// [`SNAPSHOT_CHUNK`] per chunk (none for an empty snapshot).
+pub fn snapshot_chunks(
+    vote: Vote,
+    meta: SnapshotMeta,
+    data: SnapshotData,
+) -> Result<impl Iterator<Item = SnapshotChunk> + Send + 'static, FormatError> {
+    let len = data.len();
+    let header = crate::format::encode(&SnapshotHeader {
+        vote,
+        meta,
+        len: len as u64,
+    })?;
+    let first = SnapshotChunk {
+        header: Some(header),
+        data: Vec::new(),
+    };
+    let pieces = (0..len.div_ceil(SNAPSHOT_CHUNK)).map(move |i| {
+        let start = i * SNAPSHOT_CHUNK;
+        let end = len.min(start + SNAPSHOT_CHUNK);
+        SnapshotChunk {
+            header: None,
+            data: data.get(start..end).unwrap_or_default().to_vec(),
+        }
+    });
+    Ok(std::iter::once(first).chain(pieces))
+}
+
+/// Why a message cannot be sent.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum WireError {
+    /// A value cannot be encoded in the binary format.
+    #[error("payload: {0}")]
+    Encode(FormatError),
+    /// One log entry alone is larger than a peer message may be: it can never be replicated.
+    #[error("log entry {log_id} takes {len} bytes, more than the {max} a peer message may carry")]
+    EntryTooLarge {
+        /// The entry's log id.
+        log_id: String,
+        /// Its encoded length.
+        len: usize,
+        /// The largest payload.
+        max: usize,
+    },
+}
+
+/// The deadline for streaming a snapshot of `len` bytes: openraft's hard TTL (at least ten
+/// seconds), plus a second per 4 MiB (`SNAPSHOT_MIN_RATE`).
+pub fn snapshot_deadline(hard_ttl: Duration, len: u64) -> Duration {
+    hard_ttl
+        .max(Duration::from_secs(10))
+        .saturating_add(Duration::from_secs(len / SNAPSHOT_MIN_RATE))
 }
 
 /// The network factory: hands openraft a client per peer, sharing cached channels.
@@ -98,14 +248,11 @@ pub struct PeerClient {
     channel: Result<Channel, String>,
 }
 
-fn encode<T: Serialize>(value: &T) -> Result<RaftMessage, RPCError<TypeConfig>> {
-    serde_json::to_vec(value)
-        .map(|payload| RaftMessage { payload })
-        .map_err(|e| RPCError::Network(NetworkError::new(&e)))
-}
-
-fn decode<T: DeserializeOwned>(msg: RaftMessage) -> Result<T, RPCError<TypeConfig>> {
-    serde_json::from_slice(&msg.payload).map_err(|e| RPCError::Network(NetworkError::new(&e)))
+/// A payload that cannot be encoded, or a reply of another format version.
+fn payload_error(target: NodeId, e: &FormatError) -> RPCError<TypeConfig> {
+    RPCError::Network(NetworkError::from_string(format!(
+        "node {target}: payload: {e}"
+    )))
 }
 
 /// The remote answers `Result<T, String>`: a remote Raft error (the peer is stopping) counts as
@@ -135,6 +282,19 @@ impl PeerClient {
             )))),
         }
     }
+
+    fn encode<T: Serialize>(&self, value: &T) -> Result<RaftMessage, RPCError<TypeConfig>> {
+        to_message(value).map_err(|e| payload_error(self.target, &e))
+    }
+
+    /// The peer's answer, `Result<T, String>`, with a remote error as unreachable.
+    fn decode<T: DeserializeOwned>(
+        &self,
+        msg: tonic::Response<RaftMessage>,
+    ) -> Result<T, RPCError<TypeConfig>> {
+        let answer = from_message(msg.get_ref()).map_err(|e| payload_error(self.target, &e))?;
+        remote(answer)
+    }
 }
 
 fn with_deadline<T>(msg: T, ttl: Duration) -> tonic::Request<T> {
@@ -157,13 +317,25 @@ impl RaftNetworkV2<TypeConfig> for PeerClient {
         } else {
             option.hard_ttl().max(Duration::from_secs(2))
         };
-        let req = with_deadline(encode(&rpc)?, ttl);
+        let (message, last_sent) = encode_append_entries(rpc, MAX_PEER_PAYLOAD).map_err(|e| {
+            // An entry over the limit can never be sent: back off rather than spin.
+            RPCError::Unreachable(Unreachable::from_string(format!(
+                "node {}: {e}",
+                self.target
+            )))
+        })?;
         let resp = self
             .client()?
-            .append_entries(req)
+            .append_entries(with_deadline(message, ttl))
             .await
             .map_err(status_error)?;
-        remote(decode(resp.into_inner())?)
+        match (self.decode(resp)?, last_sent) {
+            // Only a prefix was sent: the peer holds the log up to its last entry.
+            (AppendEntriesResponse::Success, Some(last)) => {
+                Ok(AppendEntriesResponse::PartialSuccess(Some(last)))
+            }
+            (answer, _) => Ok(answer),
+        }
     }
 
     async fn vote(
@@ -171,9 +343,9 @@ impl RaftNetworkV2<TypeConfig> for PeerClient {
         rpc: VoteRequest<TypeConfig>,
         option: RPCOption,
     ) -> Result<VoteResponse<TypeConfig>, RPCError<TypeConfig>> {
-        let req = with_deadline(encode(&rpc)?, option.soft_ttl());
+        let req = with_deadline(self.encode(&rpc)?, option.soft_ttl());
         let resp = self.client()?.vote(req).await.map_err(status_error)?;
-        remote(decode(resp.into_inner())?)
+        self.decode(resp)
     }
 
     async fn full_snapshot(
@@ -183,18 +355,29 @@ impl RaftNetworkV2<TypeConfig> for PeerClient {
         cancel: impl Future<Output = ReplicationClosed> + openraft::OptionalSend + 'static,
         option: RPCOption,
     ) -> Result<SnapshotResponse<TypeConfig>, StreamingError<TypeConfig>> {
-        let payload = (vote, snapshot.meta, snapshot.snapshot);
+        let len = snapshot.snapshot.len() as u64;
+        if len > MAX_SNAPSHOT {
+            // The peer would refuse it: back off instead of streaming it again and again.
+            return Err(StreamingError::Unreachable(Unreachable::from_string(
+                format!(
+                    "node {}: snapshot of {len} bytes is over the {MAX_SNAPSHOT}-byte cap",
+                    self.target
+                ),
+            )));
+        }
+        let chunks = snapshot_chunks(vote, snapshot.meta, snapshot.snapshot)
+            .map_err(|e| payload_error(self.target, &e))?;
         let req = with_deadline(
-            encode(&payload)?,
-            option.hard_ttl().max(Duration::from_secs(10)),
+            tokio_stream::iter(chunks),
+            snapshot_deadline(option.hard_ttl(), len),
         );
         let mut client = self.client()?;
-        let call = client.install_snapshot(req);
+        let call = client.install_snapshot_chunks(req);
         tokio::select! {
             closed = cancel => Err(StreamingError::Closed(closed)),
             resp = call => {
                 let resp = resp.map_err(status_error)?;
-                Ok(remote(decode(resp.into_inner())?)?)
+                Ok(self.decode(resp)?)
             }
         }
     }

@@ -205,7 +205,7 @@ impl pb::audit_server::Audit for AuditService {
                 .map(Response::new)
                 .ok_or_else(|| Status::internal("record filtered")),
             _ => {
-                let chain = self.state.read().audit;
+                let chain = self.state.read().audit.chain;
                 Err(Status::not_found(format!(
                     "seq: no audit record {seq} on node {} (kept: {}..={})",
                     self.node_id,

@@ -2,12 +2,29 @@
 //! follower forwards to this node as leader.
 //!
 //! Owns: authenticating peers (the certificate must name `node-<id>` for a current member, and
-//! Raft messages must speak for that same node id) and decoding openraft's JSON payloads.
+//! Raft messages must speak for that same node id), decoding their binary payloads
+//! ([`crate::replica::network::from_message`]) and reassembling snapshot streams
+//! ([`SnapshotAssembler`], [`receive_snapshot`]).
 //! Must not: accept anything from a non-member or decide anything itself.
+//!
+//! To ensure correctness:
+//! - a payload of another format version is refused (`invalid_argument`) naming both versions;
+//! - a snapshot stream's header vote must speak for the authenticated peer, checked on the
+//!   first chunk, before more than that chunk's bytes are reserved or buffered;
+//! - a snapshot stream is accepted only header first, at most [`SNAPSHOT_CHUNK`] bytes per
+//!   chunk, exactly the length the header declares and at most [`MAX_SNAPSHOT`] in total;
+//!   anything else is refused (`invalid_argument`);
+//! - forwarded events are refused over 4 MiB, so the log entry they become always fits in a
+//!   peer message.
 
 use super::signing::SignPath;
+use crate::format::FormatError;
 use crate::pb;
+use crate::replica::network::{
+    from_message, to_message, SnapshotHeader, MAX_SNAPSHOT, SNAPSHOT_CHUNK,
+};
 use crate::replica::{NodeId, Raft, SnapshotData, SnapshotMeta, TypeConfig, Vote};
+use futures::{Stream, StreamExt};
 use openraft::async_runtime::WatchReceiver;
 use openraft::raft::{AppendEntriesRequest, VoteRequest};
 use openraft::Snapshot;
@@ -52,18 +69,207 @@ impl PeerService {
     }
 }
 
+/// Largest forwarded-events payload: the events become one log entry, which must fit in an
+/// append-entries message with room to spare.
+const MAX_EVENTS_PAYLOAD: usize = 4 * 1024 * 1024;
+
 fn decode<T: DeserializeOwned>(msg: &pb::RaftMessage) -> Result<T, Status> {
-    serde_json::from_slice(&msg.payload)
-        .map_err(|e| Status::invalid_argument(format!("payload: {e}")))
+    from_message(msg).map_err(|e| Status::invalid_argument(format!("payload: {e}")))
 }
 
+/// The answer to a Raft RPC: `Result<T, String>` in the binary format.
 fn encode<T: Serialize, E: std::fmt::Display>(
     r: Result<T, E>,
 ) -> Result<Response<pb::RaftMessage>, Status> {
     let r: Result<T, String> = r.map_err(|e| e.to_string());
-    serde_json::to_vec(&r)
-        .map(|payload| Response::new(pb::RaftMessage { payload }))
-        .map_err(|e| Status::internal(e.to_string()))
+    to_message(&r)
+        .map(Response::new)
+        .map_err(|e| Status::internal(format!("payload: {e}")))
+}
+
+/// Why a snapshot stream is refused.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum SnapshotStreamError {
+    /// The stream ended before any header arrived.
+    #[error("snapshot stream: ended without a header")]
+    NoHeader,
+    /// The first chunk has no header.
+    #[error(
+        "snapshot stream: chunk 0 has no header: the header comes first, before any snapshot bytes"
+    )]
+    DataBeforeHeader,
+    /// A chunk after the first carries a header.
+    #[error("snapshot stream: chunk {chunk} carries a header: only chunk 0 may")]
+    HeaderNotFirst {
+        /// The chunk's index, from 0.
+        chunk: u64,
+    },
+    /// The header is not a [`SnapshotHeader`] of this format version.
+    #[error("snapshot stream: header: {0}")]
+    Header(FormatError),
+    /// A chunk carries more than [`SNAPSHOT_CHUNK`] bytes.
+    #[error("snapshot stream: chunk {chunk} carries {len} bytes, more than the {max} a chunk may")]
+    ChunkTooLarge {
+        /// The chunk's index, from 0.
+        chunk: u64,
+        /// Its data length.
+        len: usize,
+        /// [`SNAPSHOT_CHUNK`].
+        max: usize,
+    },
+    /// The header declares more bytes than the cap.
+    #[error("snapshot stream: the snapshot has {len} bytes, more than the cap of {cap} bytes")]
+    TooLarge {
+        /// The declared length.
+        len: u64,
+        /// The cap.
+        cap: u64,
+    },
+    /// The chunks carry more bytes than the header declared.
+    #[error("snapshot stream: chunk {chunk} goes past the {declared} bytes the header declared")]
+    Overrun {
+        /// The chunk's index, from 0.
+        chunk: u64,
+        /// The declared length.
+        declared: u64,
+    },
+    /// The stream ended before the declared length arrived.
+    #[error("snapshot stream: ended after {received} of the {declared} bytes the header declared")]
+    Truncated {
+        /// Bytes received.
+        received: u64,
+        /// The declared length.
+        declared: u64,
+    },
+    /// This node cannot hold a snapshot of the declared length.
+    #[error("snapshot stream: cannot allocate {len} bytes for the snapshot")]
+    Allocation {
+        /// The declared length.
+        len: u64,
+    },
+}
+
+/// Reassembles a snapshot stream: feed it the chunks in order, then [`finish`] it. Pure: no IO.
+/// After an error, drop it (the stream is refused).
+///
+/// [`finish`]: SnapshotAssembler::finish
+#[derive(Debug)]
+pub struct SnapshotAssembler {
+    cap: u64,
+    chunks: u64,
+    header: Option<SnapshotHeader>,
+    data: Vec<u8>,
+}
+
+impl SnapshotAssembler {
+    /// An assembler refusing snapshots longer than `cap` bytes.
+    pub fn new(cap: u64) -> Self {
+        SnapshotAssembler {
+            cap,
+            chunks: 0,
+            header: None,
+            data: Vec::new(),
+        }
+    }
+
+    /// Take the next chunk: its header (only the first chunk has one) and its data.
+    pub fn feed(&mut self, header: Option<&[u8]>, data: &[u8]) -> Result<(), SnapshotStreamError> {
+        let chunk = self.chunks;
+        self.chunks = self.chunks.saturating_add(1);
+        if data.len() > SNAPSHOT_CHUNK {
+            return Err(SnapshotStreamError::ChunkTooLarge {
+                chunk,
+                len: data.len(),
+                max: SNAPSHOT_CHUNK,
+            });
+        }
+        let (declared, later) = match (header, &self.header) {
+            (None, None) => return Err(SnapshotStreamError::DataBeforeHeader),
+            (Some(_), Some(_)) => return Err(SnapshotStreamError::HeaderNotFirst { chunk }),
+            (None, Some(known)) => (known.len, true),
+            (Some(bytes), None) => {
+                let header: SnapshotHeader =
+                    crate::format::decode(bytes).map_err(SnapshotStreamError::Header)?;
+                if header.len > self.cap {
+                    return Err(SnapshotStreamError::TooLarge {
+                        len: header.len,
+                        cap: self.cap,
+                    });
+                }
+                let declared = header.len;
+                self.header = Some(header);
+                (declared, false)
+            }
+        };
+        if data.is_empty() {
+            return Ok(());
+        }
+        let received = self.data.len() as u64;
+        if received.saturating_add(data.len() as u64) > declared {
+            return Err(SnapshotStreamError::Overrun { chunk, declared });
+        }
+        if later && (self.data.capacity() as u64) < declared {
+            // Reserve the declared length once, at the first bytes after the header's chunk
+            // (so after the receiver checked the header's vote), instead of doubling up to it.
+            usize::try_from(declared - received)
+                .ok()
+                .and_then(|more| self.data.try_reserve_exact(more).ok())
+                .ok_or(SnapshotStreamError::Allocation { len: declared })?;
+        }
+        self.data.extend_from_slice(data);
+        Ok(())
+    }
+
+    /// The vote of the header, once the first chunk was fed.
+    pub fn vote(&self) -> Option<&Vote> {
+        self.header.as_ref().map(|h| &h.vote)
+    }
+
+    /// The stream ended: the sender's vote, the snapshot's meta and its bytes.
+    pub fn finish(self) -> Result<(Vote, SnapshotMeta, SnapshotData), SnapshotStreamError> {
+        let header = self.header.ok_or(SnapshotStreamError::NoHeader)?;
+        let received = self.data.len() as u64;
+        if received != header.len {
+            return Err(SnapshotStreamError::Truncated {
+                received,
+                declared: header.len,
+            });
+        }
+        Ok((header.vote, header.meta, self.data))
+    }
+}
+
+fn refused(e: SnapshotStreamError) -> Status {
+    Status::invalid_argument(e.to_string())
+}
+
+/// Receive a snapshot stream from the authenticated node `peer`: the sender's vote (which must
+/// speak for `peer`), the snapshot's meta and its bytes, at most `cap` of them. Errors of the
+/// stream itself (the sender went away) are returned as they are.
+pub async fn receive_snapshot<S>(
+    peer: NodeId,
+    mut chunks: S,
+    cap: u64,
+) -> Result<(Vote, SnapshotMeta, SnapshotData), Status>
+where
+    S: Stream<Item = Result<pb::SnapshotChunk, Status>> + Unpin,
+{
+    let mut assembler = SnapshotAssembler::new(cap);
+    let mut checked = false;
+    while let Some(chunk) = chunks.next().await {
+        let chunk = chunk?;
+        assembler
+            .feed(chunk.header.as_deref(), &chunk.data)
+            .map_err(refused)?;
+        if !checked {
+            // A fed first chunk always has the header.
+            if let Some(vote) = assembler.vote() {
+                check_speaker(peer, vote)?;
+                checked = true;
+            }
+        }
+    }
+    assembler.finish().map_err(refused)
 }
 
 fn check_speaker(peer: NodeId, vote: &Vote) -> Result<(), Status> {
@@ -99,13 +305,12 @@ impl pb::raft_server::Raft for PeerService {
         encode(self.raft.vote(rpc).await)
     }
 
-    async fn install_snapshot(
+    async fn install_snapshot_chunks(
         &self,
-        request: Request<pb::RaftMessage>,
+        request: Request<tonic::Streaming<pb::SnapshotChunk>>,
     ) -> Result<Response<pb::RaftMessage>, Status> {
         let peer = self.peer_node(&request)?;
-        let (vote, meta, data): (Vote, SnapshotMeta, SnapshotData) = decode(request.get_ref())?;
-        check_speaker(peer, &vote)?;
+        let (vote, meta, data) = receive_snapshot(peer, request.into_inner(), MAX_SNAPSHOT).await?;
         let snapshot = Snapshot {
             meta,
             snapshot: data,
@@ -134,6 +339,11 @@ impl pb::raft_server::Raft for PeerService {
         request: Request<pb::RaftMessage>,
     ) -> Result<Response<pb::RaftMessage>, Status> {
         let peer = self.peer_node(&request)?;
+        if request.get_ref().payload.len() > MAX_EVENTS_PAYLOAD {
+            return Err(Status::invalid_argument(format!(
+                "payload: at most {MAX_EVENTS_PAYLOAD} bytes of events"
+            )));
+        }
         let events: Vec<crate::audit::NodeEvent> = decode(request.get_ref())?;
         if events.len() > 1024 {
             return Err(Status::invalid_argument("payload: at most 1024 events"));

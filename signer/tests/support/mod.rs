@@ -75,6 +75,16 @@ impl Cluster {
         n: u64,
         kek: impl Fn(&Path) -> Option<signer::custody::KekConfig>,
     ) -> Cluster {
+        Self::start_configured(n, kek, |_| {}).await
+    }
+
+    /// Start `n` nodes whose KEK config is `kek(dir)`, after `edit` has changed each node's
+    /// config (e.g. its `[raft]` settings); the edited config must still validate.
+    pub async fn start_configured(
+        n: u64,
+        kek: impl Fn(&Path) -> Option<signer::custody::KekConfig>,
+        edit: impl Fn(&mut NodeConfig),
+    ) -> Cluster {
         let dir = tempfile::tempdir().unwrap();
         let ids: Vec<u64> = (1..=n).collect();
         let pki = DevPki::create(
@@ -157,7 +167,7 @@ impl Cluster {
                 let to = keys_dir.join(format!("{key}.key"));
                 std::fs::copy(keys_src.join(format!("{key}.key")), &to).unwrap();
             }
-            let config = NodeConfig {
+            let mut config = NodeConfig {
                 node_id: id,
                 cluster_id: "test-cluster".into(),
                 client_listen: client_addr,
@@ -176,6 +186,7 @@ impl Cluster {
                     heartbeat_ms: 100,
                     election_min_ms: 400,
                     election_max_ms: 800,
+                    ..RaftConfig::default()
                 },
                 eth2: Eth2Config::default(),
                 kek: kek(dir.path()),
@@ -183,6 +194,7 @@ impl Cluster {
                 sync_writes: true,
                 admin: admin_config.clone(),
             };
+            edit(&mut config);
             config.validate().unwrap();
             let config_path = node_dir.join("node.toml");
             std::fs::write(&config_path, config.to_toml().unwrap()).unwrap();
@@ -475,6 +487,36 @@ impl Cluster {
     /// An Audit client on node `id`, as `auditor-1`.
     pub fn auditor(&self, id: u64) -> pb::audit_client::AuditClient<Channel> {
         pb::audit_client::AuditClient::new(self.channel(id, "auditor-1"))
+    }
+
+    /// Node `id`'s audit chain as its Audit service verifies it from its database (anchor,
+    /// head, records kept, last applied index).
+    pub async fn audit_verify(&self, id: u64) -> pb::AuditVerifyResponse {
+        self.auditor(id)
+            .verify(pb::AuditVerifyRequest { at_seq: 0 })
+            .await
+            .unwrap()
+            .into_inner()
+    }
+
+    /// A channel to node `to`'s peer port, authenticated with node `as_node`'s certificate (as
+    /// the nodes dial each other).
+    pub fn peer_channel(&self, to: u64, as_node: u64) -> Channel {
+        let tls = TlsMaterial::read(
+            &self.pki.ca_cert_path(),
+            &self.pki.node_cert_path(as_node),
+            &self.pki.node_key_path(as_node),
+        )
+        .unwrap()
+        .client_config(&format!("node-{to}"))
+        .unwrap();
+        Endpoint::from_shared(format!("https://{}", self.node(to).peer_addr))
+            .unwrap()
+            .tls_config(tls)
+            .unwrap()
+            .connect_timeout(Duration::from_secs(2))
+            .timeout(Duration::from_secs(30))
+            .connect_lazy()
     }
 
     /// Every audit record node `id` keeps, as the Audit service sends them.

@@ -69,16 +69,13 @@ impl std::fmt::Debug for HexBytes {
 
 impl Serialize for HexBytes {
     fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        s.serialize_str(&format!("0x{}", hex::encode(&self.0)))
+        crate::bytes::hex_or_raw::serialize(&self.0, s)
     }
 }
 
 impl<'de> Deserialize<'de> for HexBytes {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        let text = String::deserialize(d)?;
-        hex::decode(text.strip_prefix("0x").unwrap_or(&text))
-            .map(HexBytes)
-            .map_err(serde::de::Error::custom)
+        crate::bytes::hex_or_raw::deserialize(d).map(HexBytes)
     }
 }
 

@@ -1,10 +1,10 @@
-//! Applying admin-plane commands inside the state machine: the tally lives in
+//! Applying admin-plane commands to the replicated state: the tally lives in
 //! [`crate::admin::state`]; this module decodes a proposal's canonical bytes, applies an
 //! approved action's effect on the key registry and the protection records, and describes
 //! each command for the audit log.
 //!
-//! Must not: do IO (the caller persists what changed) or read a clock (`at_ms` is the
-//! leader's, from the log entry).
+//! Must not: do IO (the replica persists what [`Changes`] names) or read a clock (`at_ms` is
+//! the leader's, from the log entry).
 //!
 //! To ensure correctness (invariant I4, "what approvers sign is what executes"):
 //! - a proposal carries only the canonical action bytes; they are decoded here with the one
@@ -16,7 +16,7 @@
 //! - the key registry and the audit log change only through an approved action: there is no
 //!   other log command that touches them.
 
-use super::{Applied, RecordKey};
+use super::{Applied, Changes, RecordKey};
 use crate::admin::codec::{self, CanonicalAction};
 use crate::admin::state::Tally;
 use crate::admin::{Action, AdminCommand, AdminOutcome, AdminRefusal};
@@ -30,10 +30,9 @@ pub(super) fn apply(
     applied: &mut Applied,
     command: &AdminCommand,
     at_ms: u64,
-    touched: &mut BTreeSet<RecordKey>,
-    keys_touched: &mut BTreeSet<String>,
+    changes: &mut Changes,
 ) -> AdminOutcome {
-    applied.admin_dirty = true;
+    changes.admin = true;
     match command {
         AdminCommand::Bootstrap(b) => match applied.admin.bootstrap(b) {
             Ok(()) => AdminOutcome::Bootstrapped,
@@ -90,8 +89,8 @@ pub(super) fn apply(
                 let mut next = scratch(applied);
                 let result = effect(&mut next, &action).map_err(|r| r.to_string());
                 if result.is_ok() {
-                    record_touched(&action, keys_touched);
-                    touched.extend(next.touched);
+                    record_touched(&action, &mut changes.keys);
+                    changes.records.extend(next.touched);
                     applied.registry = next.registry;
                     applied.protection = next.protection;
                     applied.admin = next.admin;

@@ -66,14 +66,15 @@ fn bootstrapped(
     applied
 }
 
+/// The whole replicated apply of one admin command (tally, effect, compaction, audit).
 fn run(applied: &mut Applied, command: &AdminCommand) -> AdminOutcome {
-    apply(
-        applied,
-        command,
-        1_000,
-        &mut BTreeSet::new(),
-        &mut BTreeSet::new(),
-    )
+    match applied
+        .apply(&crate::state::Command::Admin(command.clone()), 1, 1_000)
+        .0
+    {
+        crate::state::CommandResult::Admin(outcome) => outcome,
+        other => panic!("an admin command returned {other:?}"),
+    }
 }
 
 fn propose(applied: &mut Applied, id: u8, by: &Admin, bytes: Vec<u8>) -> AdminOutcome {

@@ -1,0 +1,192 @@
+//! The versioned binary format of what a node stores and sends to its peers: Raft log entries,
+//! peer messages, state records and snapshots.
+//!
+//! Owns: the one encoder and decoder ([`encode`], [`decode`]), the format version
+//! ([`VERSION`]) and the rule for a database's stored version ([`check_stored_version`]).
+//! Must not: be used for what clients or people read (the gRPC API is protobuf; exports and
+//! status are JSON), or for what must hash the same forever (audit records have their own
+//! byte-by-byte encoding in [`crate::audit`]).
+//!
+//! Layout of every value: the magic `QS`, the format version (u16, little endian), then the
+//! value in bincode (varint integers, little endian, no trailing bytes). Byte strings travel
+//! raw ([`crate::bytes::hex_or_raw`]).
+//!
+//! To ensure correctness:
+//! - a value or database written by a newer format is refused with an error that names both
+//!   versions, never decoded by guess;
+//! - the bytes of format 1 are pinned by databases checked into the tests
+//!   (`signer/tests/data/format-v1/`), which every later version must still open: a change to
+//!   a stored type that is not a new format version fails that test;
+//! - decoding is bounded ([`MAX_VALUE`]): a hostile peer's length prefix cannot make a node
+//!   allocate more than that.
+
+use bincode::Options;
+use serde::de::DeserializeOwned;
+use serde::Serialize;
+
+/// The format this build writes and reads.
+pub const VERSION: u16 = 1;
+
+/// Leading bytes of every encoded value.
+pub const MAGIC: [u8; 2] = *b"QS";
+
+/// Largest value [`decode`] accepts (a snapshot is the largest value; it travels in chunks).
+pub const MAX_VALUE: u64 = 1 << 31;
+
+/// Why bytes are not a value of this format.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum FormatError {
+    /// Shorter than the header, or without the magic.
+    #[error("not in the signer's binary format (no `QS` header)")]
+    NotThisFormat,
+    /// Written by a newer version of the signer.
+    #[error("written in format version {found}, newer than this binary's format version {supported}: run a signer that reads format {found}")]
+    Newer {
+        /// The version in the data.
+        found: u16,
+        /// The version this binary reads and writes.
+        supported: u16,
+    },
+    /// Written in a format this binary no longer reads.
+    #[error("written in format version {found}, older than this binary's format version {supported}, and there is no upgrade from it")]
+    Older {
+        /// The version in the data.
+        found: u16,
+        /// The version this binary reads and writes.
+        supported: u16,
+    },
+    /// The value cannot be written in this format.
+    #[error("value cannot be encoded: {0}")]
+    Unencodable(String),
+    /// The header is right but the value is not.
+    #[error("malformed value: {0}")]
+    Malformed(String),
+}
+
+fn options() -> impl Options {
+    bincode::DefaultOptions::new()
+        .with_varint_encoding()
+        .with_little_endian()
+        .reject_trailing_bytes()
+        .with_limit(MAX_VALUE)
+}
+
+/// Encode `value` with the header. Fails only for a value larger than [`MAX_VALUE`] or a
+/// type serde cannot write without a self-describing format (a bug the round-trip tests
+/// catch).
+pub fn encode<T: Serialize + ?Sized>(value: &T) -> Result<Vec<u8>, FormatError> {
+    let mut out = Vec::with_capacity(64);
+    out.extend_from_slice(&MAGIC);
+    out.extend_from_slice(&VERSION.to_le_bytes());
+    options()
+        .serialize_into(&mut out, value)
+        .map_err(|e| FormatError::Unencodable(e.to_string()))?;
+    Ok(out)
+}
+
+/// Decode a value written by [`encode`] of this format version.
+pub fn decode<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, FormatError> {
+    let body = check_header(bytes)?;
+    options()
+        .deserialize(body)
+        .map_err(|e| FormatError::Malformed(e.to_string()))
+}
+
+/// The value bytes after a valid header.
+fn check_header(bytes: &[u8]) -> Result<&[u8], FormatError> {
+    if bytes.len() < 4 || bytes[..2] != MAGIC {
+        return Err(FormatError::NotThisFormat);
+    }
+    check_stored_version(u16::from_le_bytes([bytes[2], bytes[3]]))?;
+    Ok(&bytes[4..])
+}
+
+/// Whether data of format `found` can be read by this binary.
+pub fn check_stored_version(found: u16) -> Result<(), FormatError> {
+    match found.cmp(&VERSION) {
+        std::cmp::Ordering::Equal => Ok(()),
+        std::cmp::Ordering::Greater => Err(FormatError::Newer {
+            found,
+            supported: VERSION,
+        }),
+        std::cmp::Ordering::Less => Err(FormatError::Older {
+            found,
+            supported: VERSION,
+        }),
+    }
+}
+
+/// The stored form of [`VERSION`] in a database's metadata table.
+pub fn version_bytes() -> [u8; 2] {
+    VERSION.to_le_bytes()
+}
+
+/// Read a database's stored version from its metadata bytes.
+pub fn parse_version(bytes: &[u8]) -> Result<u16, FormatError> {
+    <[u8; 2]>::try_from(bytes)
+        .map(u16::from_le_bytes)
+        .map_err(|_| FormatError::Malformed(format!("format version of {} bytes", bytes.len())))
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_value_round_trips_and_its_header_is_the_magic_and_version() {
+        let value = (7u64, String::from("key-1"), vec![1u8, 2, 3]);
+        let bytes = encode(&value).unwrap();
+        assert_eq!(&bytes[..4], &[b'Q', b'S', 1, 0]);
+        // varint 7, length-prefixed "key-1", length-prefixed seq of three u8
+        assert_eq!(
+            &bytes[4..],
+            &[7, 5, b'k', b'e', b'y', b'-', b'1', 3, 1, 2, 3]
+        );
+        assert_eq!(decode::<(u64, String, Vec<u8>)>(&bytes).unwrap(), value);
+    }
+
+    #[test]
+    fn newer_older_foreign_and_trailing_bytes_are_refused_by_name() {
+        let mut bytes = encode(&1u64).unwrap();
+        bytes[2] = 2;
+        assert_eq!(
+            decode::<u64>(&bytes),
+            Err(FormatError::Newer {
+                found: 2,
+                supported: 1
+            })
+        );
+        let message = decode::<u64>(&bytes).unwrap_err().to_string();
+        assert!(message.contains("format version 2") && message.contains("format version 1"));
+        bytes[2] = 0;
+        assert_eq!(
+            decode::<u64>(&bytes),
+            Err(FormatError::Older {
+                found: 0,
+                supported: 1
+            })
+        );
+        assert_eq!(decode::<u64>(b"{\"a\":1}"), Err(FormatError::NotThisFormat));
+        assert_eq!(decode::<u64>(b"QS"), Err(FormatError::NotThisFormat));
+        let mut trailing = encode(&1u64).unwrap();
+        trailing.push(0);
+        assert!(matches!(
+            decode::<u64>(&trailing),
+            Err(FormatError::Malformed(_))
+        ));
+    }
+
+    #[test]
+    fn a_hostile_length_prefix_is_refused_without_allocating_it() {
+        // A Vec<u64> claiming 2^62 elements in 11 bytes.
+        let mut bytes = MAGIC.to_vec();
+        bytes.extend_from_slice(&VERSION.to_le_bytes());
+        bytes.push(0xfd); // varint: u64 follows
+        bytes.extend_from_slice(&(1u64 << 62).to_le_bytes());
+        assert!(matches!(
+            decode::<Vec<u64>>(&bytes),
+            Err(FormatError::Malformed(_))
+        ));
+    }
+}

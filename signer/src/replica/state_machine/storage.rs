@@ -1,0 +1,375 @@
+//! The state database's tables and what is written to them: the replicated state's records,
+//! the audit log, openraft's position and the current snapshot, every value in the versioned
+//! binary format ([`crate::format`]).
+//!
+//! Owns: the redb table layout and the database's format version. Must not: decide or change
+//! the replicated state (it writes what [`Changes`] names, reading the new values from
+//! [`Applied`]).
+//!
+//! Tables:
+//! - `sm_meta`: `format` (u16 LE), `last_applied`, `membership`, `admin`, `snapshot_meta`,
+//!   `snapshot_data`;
+//! - `key_records`: key id → `KeyRecord`;
+//! - `eth2_records`, `espresso_records`: public key bytes → protection record;
+//! - `audit`: seq → the record's canonical bytes ([`crate::audit::encode`]);
+//! - `audit_meta`: `chain` → [`AuditChain`].
+
+use super::super::{io_err, LogId, SnapshotMeta, StoredMembership};
+use crate::format;
+use crate::protection::ProtectionState;
+use crate::registry::Registry;
+use crate::state::AuditState;
+use crate::state::{Applied, AuditChain, Changes, RecordKey, StoredRecords};
+use redb::{Database, Durability, ReadableDatabase, ReadableTable, TableDefinition};
+use serde::de::DeserializeOwned;
+use serde::Serialize;
+use std::collections::BTreeMap;
+use std::io;
+use std::path::Path;
+
+const META: TableDefinition<&str, &[u8]> = TableDefinition::new("sm_meta");
+const KEYS: TableDefinition<&str, &[u8]> = TableDefinition::new("key_records");
+const ETH2: TableDefinition<&[u8], &[u8]> = TableDefinition::new("eth2_records");
+const ESPRESSO: TableDefinition<&[u8], &[u8]> = TableDefinition::new("espresso_records");
+const AUDIT: TableDefinition<u64, &[u8]> = TableDefinition::new("audit");
+const AUDIT_META: TableDefinition<&str, &[u8]> = TableDefinition::new("audit_meta");
+
+fn encode<T: Serialize + ?Sized>(value: &T) -> io::Result<Vec<u8>> {
+    format::encode(value).map_err(io_err)
+}
+
+fn decode<T: DeserializeOwned>(what: &str, bytes: &[u8]) -> io::Result<T> {
+    format::decode(bytes).map_err(|e| io::Error::other(format!("state database, {what}: {e}")))
+}
+
+/// Open or create the database at `path`; refuse one written in another format version.
+pub(super) fn open(path: &Path) -> io::Result<Database> {
+    let db = Database::builder()
+        .set_cache_size(64 * 1024 * 1024)
+        .create(path)
+        .map_err(io_err)?;
+    let txn = db.begin_write().map_err(io_err)?;
+    {
+        let mut meta = txn.open_table(META).map_err(io_err)?;
+        let stored = meta
+            .get("format")
+            .map_err(io_err)?
+            .map(|v| v.value().to_vec());
+        match stored {
+            Some(bytes) => {
+                let found = format::parse_version(&bytes).map_err(io_err)?;
+                format::check_stored_version(found).map_err(|e| {
+                    io::Error::other(format!("state database {}: {e}", path.display()))
+                })?;
+            }
+            None if meta.get("last_applied").map_err(io_err)?.is_some() => {
+                // Written before formats had versions (JSON values).
+                return Err(io::Error::other(format!(
+                    "state database {}: {}",
+                    path.display(),
+                    format::FormatError::Older {
+                        found: 0,
+                        supported: format::VERSION
+                    }
+                )));
+            }
+            None => {
+                meta.insert("format", format::version_bytes().as_slice())
+                    .map_err(io_err)?;
+            }
+        }
+        txn.open_table(ETH2).map_err(io_err)?;
+        txn.open_table(ESPRESSO).map_err(io_err)?;
+        txn.open_table(KEYS).map_err(io_err)?;
+        txn.open_table(AUDIT).map_err(io_err)?;
+        txn.open_table(AUDIT_META).map_err(io_err)?;
+    }
+    txn.commit().map_err(io_err)?;
+    Ok(db)
+}
+
+/// Load the persisted state into memory, with openraft's position.
+pub(super) fn load(db: &Database) -> io::Result<(Applied, Option<LogId>, StoredMembership)> {
+    let txn = db.begin_read().map_err(io_err)?;
+    let meta = txn.open_table(META).map_err(io_err)?;
+    let read = |key: &str| -> io::Result<Option<Vec<u8>>> {
+        Ok(meta.get(key).map_err(io_err)?.map(|v| v.value().to_vec()))
+    };
+    let last_applied: Option<LogId> = match read("last_applied")? {
+        Some(b) => decode("last_applied", &b)?,
+        None => None,
+    };
+    let membership: StoredMembership = match read("membership")? {
+        Some(b) => decode("membership", &b)?,
+        None => StoredMembership::default(),
+    };
+    let admin = match read("admin")? {
+        Some(b) => decode("admin", &b)?,
+        None => crate::admin::AdminState::default(),
+    };
+    let mut protection = ProtectionState::default();
+    protection.eth2.validators = load_records(&txn, ETH2, "eth2_records")?;
+    protection.espresso.keys = load_records(&txn, ESPRESSO, "espresso_records")?;
+    let mut registry = Registry::default();
+    for item in txn
+        .open_table(KEYS)
+        .map_err(io_err)?
+        .iter()
+        .map_err(io_err)?
+    {
+        let (k, v) = item.map_err(io_err)?;
+        registry
+            .keys
+            .insert(k.value().to_owned(), decode("key_records", v.value())?);
+    }
+    let chain = read_chain(&txn)?;
+    let records = read_records(&txn, 0, usize::MAX)?;
+    let audit = AuditState::rebuild(chain, &records).map_err(io_err)?;
+    let applied = Applied {
+        protection,
+        registry,
+        audit,
+        admin,
+    };
+    Ok((applied, last_applied, membership))
+}
+
+/// Read a table of per-key records (public key bytes → record).
+fn load_records<const N: usize, R: DeserializeOwned>(
+    txn: &redb::ReadTransaction,
+    table: TableDefinition<&[u8], &[u8]>,
+    what: &str,
+) -> io::Result<BTreeMap<crate::bytes::FixedBytes<N>, R>> {
+    let mut records = BTreeMap::new();
+    for item in txn
+        .open_table(table)
+        .map_err(io_err)?
+        .iter()
+        .map_err(io_err)?
+    {
+        let (k, v) = item.map_err(io_err)?;
+        let key = crate::bytes::FixedBytes::from_slice(k.value()).map_err(io_err)?;
+        records.insert(key, decode(what, v.value())?);
+    }
+    Ok(records)
+}
+
+/// Write what a batch changed, its audit records and openraft's position in one
+/// transaction (without fsync: see the module doc of the state machine).
+pub(super) fn persist(
+    db: &Database,
+    applied: &Applied,
+    changes: &Changes,
+    last_applied: &Option<LogId>,
+    membership: &StoredMembership,
+) -> io::Result<()> {
+    let mut txn = db.begin_write().map_err(io_err)?;
+    txn.set_durability(Durability::None).map_err(io_err)?;
+    {
+        let mut keys = txn.open_table(KEYS).map_err(io_err)?;
+        for key_id in &changes.keys {
+            match applied.registry.keys.get(key_id) {
+                Some(rec) => {
+                    keys.insert(key_id.as_str(), encode(rec)?.as_slice())
+                        .map_err(io_err)?;
+                }
+                None => {
+                    keys.remove(key_id.as_str()).map_err(io_err)?;
+                }
+            }
+        }
+        let mut eth2 = txn.open_table(ETH2).map_err(io_err)?;
+        let mut espresso = txn.open_table(ESPRESSO).map_err(io_err)?;
+        for key in &changes.records {
+            match key {
+                RecordKey::Eth2(pk) => {
+                    if let Some(rec) = applied.protection.eth2.validators.get(pk) {
+                        eth2.insert(pk.0.as_slice(), encode(rec)?.as_slice())
+                            .map_err(io_err)?;
+                    }
+                }
+                RecordKey::Espresso(pk) => {
+                    if let Some(rec) = applied.protection.espresso.keys.get(pk) {
+                        espresso
+                            .insert(pk.0.as_slice(), encode(rec)?.as_slice())
+                            .map_err(io_err)?;
+                    }
+                }
+            }
+        }
+        let chain = applied.audit.chain;
+        let mut audit = txn.open_table(AUDIT).map_err(io_err)?;
+        for (seq, bytes) in &changes.audit {
+            // A record compacted away later in the same batch is never written.
+            if *seq > chain.anchor.seq {
+                audit.insert(*seq, bytes.as_slice()).map_err(io_err)?;
+            }
+        }
+        if changes.compacted_to.is_some() {
+            audit
+                .retain_in(..=chain.anchor.seq, |_, _| false)
+                .map_err(io_err)?;
+        }
+        let mut meta = txn.open_table(META).map_err(io_err)?;
+        meta.insert("last_applied", encode(last_applied)?.as_slice())
+            .map_err(io_err)?;
+        meta.insert("membership", encode(membership)?.as_slice())
+            .map_err(io_err)?;
+        if changes.admin {
+            meta.insert("admin", encode(&applied.admin)?.as_slice())
+                .map_err(io_err)?;
+        }
+        let mut audit_meta = txn.open_table(AUDIT_META).map_err(io_err)?;
+        audit_meta
+            .insert("chain", encode(&chain)?.as_slice())
+            .map_err(io_err)?;
+    }
+    txn.commit().map_err(io_err)
+}
+
+/// Replace the whole state with an installed snapshot's, in one transaction.
+pub(super) fn replace_all(
+    db: &Database,
+    durability: Durability,
+    applied: &Applied,
+    records: &[(u64, Vec<u8>)],
+    meta: &SnapshotMeta,
+    snapshot: &[u8],
+) -> io::Result<()> {
+    let mut txn = db.begin_write().map_err(io_err)?;
+    txn.set_durability(durability).map_err(io_err)?;
+    {
+        let mut eth2 = txn.open_table(ETH2).map_err(io_err)?;
+        eth2.retain(|_, _| false).map_err(io_err)?;
+        for (pk, rec) in &applied.protection.eth2.validators {
+            eth2.insert(pk.0.as_slice(), encode(rec)?.as_slice())
+                .map_err(io_err)?;
+        }
+        let mut espresso = txn.open_table(ESPRESSO).map_err(io_err)?;
+        espresso.retain(|_, _| false).map_err(io_err)?;
+        for (pk, rec) in &applied.protection.espresso.keys {
+            espresso
+                .insert(pk.0.as_slice(), encode(rec)?.as_slice())
+                .map_err(io_err)?;
+        }
+        let mut keys = txn.open_table(KEYS).map_err(io_err)?;
+        keys.retain(|_, _| false).map_err(io_err)?;
+        for (key_id, rec) in &applied.registry.keys {
+            keys.insert(key_id.as_str(), encode(rec)?.as_slice())
+                .map_err(io_err)?;
+        }
+        let mut audit = txn.open_table(AUDIT).map_err(io_err)?;
+        audit.retain(|_, _| false).map_err(io_err)?;
+        for (seq, bytes) in records {
+            audit.insert(*seq, bytes.as_slice()).map_err(io_err)?;
+        }
+        let mut audit_meta = txn.open_table(AUDIT_META).map_err(io_err)?;
+        audit_meta
+            .insert("chain", encode(&applied.audit.chain)?.as_slice())
+            .map_err(io_err)?;
+        let mut m = txn.open_table(META).map_err(io_err)?;
+        m.insert("last_applied", encode(&meta.last_log_id)?.as_slice())
+            .map_err(io_err)?;
+        m.insert("membership", encode(&meta.last_membership)?.as_slice())
+            .map_err(io_err)?;
+        m.insert("admin", encode(&applied.admin)?.as_slice())
+            .map_err(io_err)?;
+        m.insert("snapshot_meta", encode(meta)?.as_slice())
+            .map_err(io_err)?;
+        m.insert("snapshot_data", snapshot).map_err(io_err)?;
+    }
+    txn.commit().map_err(io_err)
+}
+
+/// Store the current snapshot (with fsync when the node syncs writes).
+pub(super) fn put_snapshot(
+    db: &Database,
+    durability: Durability,
+    meta: &SnapshotMeta,
+    data: &[u8],
+) -> io::Result<()> {
+    let mut txn = db.begin_write().map_err(io_err)?;
+    txn.set_durability(durability).map_err(io_err)?;
+    {
+        let mut m = txn.open_table(META).map_err(io_err)?;
+        m.insert("snapshot_meta", encode(meta)?.as_slice())
+            .map_err(io_err)?;
+        m.insert("snapshot_data", data).map_err(io_err)?;
+    }
+    txn.commit().map_err(io_err)
+}
+
+/// The current snapshot, if one was built or installed.
+pub(super) fn get_snapshot(db: &Database) -> io::Result<Option<(SnapshotMeta, Vec<u8>)>> {
+    let txn = db.begin_read().map_err(io_err)?;
+    let m = txn.open_table(META).map_err(io_err)?;
+    let meta = match m.get("snapshot_meta").map_err(io_err)? {
+        None => return Ok(None),
+        Some(v) => decode::<SnapshotMeta>("snapshot_meta", v.value())?,
+    };
+    let data = match m.get("snapshot_data").map_err(io_err)? {
+        None => return Ok(None),
+        Some(v) => v.value().to_vec(),
+    };
+    Ok(Some((meta, data)))
+}
+
+fn read_chain(txn: &redb::ReadTransaction) -> io::Result<AuditChain> {
+    let meta = txn.open_table(AUDIT_META).map_err(io_err)?;
+    match meta.get("chain").map_err(io_err)? {
+        Some(v) => decode("audit chain", v.value()),
+        None => Ok(AuditChain::default()),
+    }
+}
+
+/// A read transaction: a consistent view of the database as of now.
+pub(super) fn begin_read(db: &Database) -> io::Result<redb::ReadTransaction> {
+    db.begin_read().map_err(io_err)
+}
+
+/// Records from `from_seq` (at most `limit`) as `txn` sees them.
+pub(super) fn read_records(
+    txn: &redb::ReadTransaction,
+    from_seq: u64,
+    limit: usize,
+) -> io::Result<StoredRecords> {
+    let table = txn.open_table(AUDIT).map_err(io_err)?;
+    let mut out = Vec::new();
+    for item in table.range(from_seq..).map_err(io_err)? {
+        if out.len() >= limit {
+            break;
+        }
+        let (k, v) = item.map_err(io_err)?;
+        out.push((k.value(), v.value().to_vec()));
+    }
+    Ok(out)
+}
+
+/// Records from `from_seq` (at most `limit`), as stored.
+pub(super) fn audit_records(
+    db: &Database,
+    from_seq: u64,
+    limit: usize,
+) -> io::Result<StoredRecords> {
+    let txn = db.begin_read().map_err(io_err)?;
+    read_records(&txn, from_seq, limit)
+}
+
+/// The chain position as stored.
+pub(super) fn audit_chain(db: &Database) -> io::Result<AuditChain> {
+    let txn = db.begin_read().map_err(io_err)?;
+    read_chain(&txn)
+}
+
+/// The chain position and every kept record, read in one transaction.
+pub(super) fn audit_all(db: &Database) -> io::Result<(AuditChain, StoredRecords)> {
+    let txn = db.begin_read().map_err(io_err)?;
+    Ok((read_chain(&txn)?, read_records(&txn, 0, usize::MAX)?))
+}
+
+/// One fsync'd empty commit: every earlier commit becomes durable.
+pub(super) fn sync(db: &Database) -> io::Result<()> {
+    let mut txn = db.begin_write().map_err(io_err)?;
+    txn.set_durability(Durability::Immediate).map_err(io_err)?;
+    txn.commit().map_err(io_err)
+}

@@ -1,0 +1,232 @@
+//! The audit chain inside the replicated state: where it stands, the hashes of the records it
+//! keeps, the record of each decided sign entry, and compaction.
+//!
+//! Owns: [`AuditChain`] (anchor, head, last proposal time) and [`AuditState`] (the chain plus
+//! the hashes of the kept records, so that compaction needs no storage read). Must not: store
+//! records (the replica writes the bytes [`crate::state::Changes`] carries) or build records
+//! from anything but replicated data (the entry, its log index, the proposer's timestamp).
+//!
+//! To ensure correctness:
+//! - compaction anchors the chain at the hash of the last dropped record, so what remains
+//!   still verifies, and appends a `Compacted` record that names the anchor;
+//! - the kept hashes are derived from the record bytes (never stored on their own), so a
+//!   state rebuilt from records has exactly the hashes of those records.
+
+use crate::audit::{self, AuditEvent, ChainPoint, Hash, NodeEvent, SignDecision, SignResult};
+use crate::protection::ethereum::Eth2Intent;
+use crate::protection::Intent;
+use crate::state::command::{SignEntry, SignOutcome};
+use serde::{Deserialize, Serialize};
+use std::collections::VecDeque;
+
+/// Stored audit records: (seq, canonical bytes), in seq order.
+pub type StoredRecords = Vec<(u64, Vec<u8>)>;
+
+/// Where the chain stands.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AuditChain {
+    /// The point the kept records verify from: genesis, or the last compacted record.
+    pub anchor: ChainPoint,
+    /// The newest record (equal to `anchor` when no record is kept).
+    pub head: ChainPoint,
+    /// The timestamp of the last applied proposal; entries without one (membership, blank)
+    /// are recorded at this time.
+    pub last_at_ms: u64,
+}
+
+/// The chain and the hashes of the records it keeps (`anchor.seq + 1 ..= head.seq`, in order).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct AuditState {
+    /// Where the chain stands.
+    pub chain: AuditChain,
+    kept: VecDeque<Hash>,
+}
+
+/// Why stored records cannot rebuild an [`AuditState`].
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("audit records do not match the chain: {0}")]
+pub struct RebuildError(String);
+
+impl AuditState {
+    /// The state of `chain` whose kept records are `records` (seq, bytes), in seq order. The
+    /// records must be exactly `anchor.seq + 1 ..= head.seq`; they are hashed, not verified
+    /// (verification is [`audit::verify_chain`]'s job).
+    pub fn rebuild(chain: AuditChain, records: &[(u64, Vec<u8>)]) -> Result<Self, RebuildError> {
+        let expected = chain.head.seq.saturating_sub(chain.anchor.seq);
+        if records.len() as u64 != expected {
+            return Err(RebuildError(format!(
+                "{} records kept, the chain needs {expected} (seq {}..={})",
+                records.len(),
+                chain.anchor.seq + 1,
+                chain.head.seq
+            )));
+        }
+        let mut kept = VecDeque::with_capacity(records.len());
+        for (i, (seq, bytes)) in records.iter().enumerate() {
+            if *seq != chain.anchor.seq + 1 + i as u64 {
+                return Err(RebuildError(format!("record {seq} out of order")));
+            }
+            kept.push_back(audit::hash_bytes(bytes));
+        }
+        Ok(AuditState { chain, kept })
+    }
+
+    /// Append `event` as the next record; returns (seq, canonical bytes) to store.
+    pub(crate) fn append(
+        &mut self,
+        at_ms: u64,
+        log_index: u64,
+        event: AuditEvent,
+    ) -> (u64, Vec<u8>) {
+        let (_, bytes, head) = audit::link(self.chain.head, at_ms, log_index, event);
+        self.chain.head = head;
+        self.kept.push_back(head.hash);
+        (head.seq, bytes)
+    }
+
+    /// Drop the records up to `up_to_seq`: the chain is anchored at that record's hash (as
+    /// the next record links to it). Returns the new anchor, or why nothing changed.
+    pub(crate) fn compact(&mut self, up_to_seq: u64) -> Result<ChainPoint, String> {
+        let chain = self.chain;
+        if up_to_seq <= chain.anchor.seq || up_to_seq >= chain.head.seq {
+            return Err(format!(
+                "up_to_seq must be above the anchor ({}) and below the head ({})",
+                chain.anchor.seq, chain.head.seq
+            ));
+        }
+        let dropped = (up_to_seq - chain.anchor.seq) as usize;
+        let hash = match self.kept.get(dropped - 1) {
+            Some(h) => *h,
+            None => return Err(format!("record {up_to_seq} is not kept")),
+        };
+        self.kept.drain(..dropped);
+        let anchor = ChainPoint {
+            seq: up_to_seq,
+            hash,
+        };
+        self.chain.anchor = anchor;
+        Ok(anchor)
+    }
+}
+
+/// The audit record of one decided sign entry.
+pub(crate) fn sign_event(entry: &SignEntry, outcome: &SignOutcome) -> AuditEvent {
+    let (kind, watermark): (String, Vec<(String, u64)>) = match &entry.intent {
+        Intent::Eth2(Eth2Intent::Block { slot, .. }) => {
+            ("block".into(), vec![("slot".into(), *slot)])
+        }
+        Intent::Eth2(Eth2Intent::Attestation {
+            source_epoch,
+            target_epoch,
+            ..
+        }) => (
+            "attestation".into(),
+            vec![
+                ("source_epoch".into(), *source_epoch),
+                ("target_epoch".into(), *target_epoch),
+            ],
+        ),
+        Intent::Eth2(Eth2Intent::Unslashable { kind, .. }) => (kind.to_lowercase(), vec![]),
+        Intent::Espresso(i) => {
+            let p = i.position();
+            let mut wm = vec![("view".into(), p.view)];
+            if p.relay != 0 {
+                wm.push(("relay".into(), p.relay));
+            }
+            (i.kind().name().into(), wm)
+        }
+    };
+    let (result, reason_code, reason) = match outcome {
+        SignOutcome::Signed => (SignResult::Signed, String::new(), String::new()),
+        SignOutcome::Resigned => (SignResult::Resigned, String::new(), String::new()),
+        SignOutcome::Refused(v) => (SignResult::Refused, v.code().to_owned(), v.to_string()),
+        SignOutcome::KeyInactive => (
+            SignResult::KeyInactive,
+            "key_inactive".into(),
+            "the key is disabled or deleted".into(),
+        ),
+        SignOutcome::Paused => (
+            SignResult::Refused,
+            "paused".into(),
+            "signing is paused by the admins".into(),
+        ),
+        SignOutcome::KeyMismatch => (
+            SignResult::Refused,
+            "key_mismatch".into(),
+            "the registry holds this key id under another public key".into(),
+        ),
+    };
+    AuditEvent::Sign(SignDecision {
+        request_id: entry.request_id.clone(),
+        client: entry.client.clone(),
+        key_id: entry.key_id.clone(),
+        profile: entry.intent.profile().name().into(),
+        kind,
+        outcome: result,
+        reason_code,
+        reason,
+        watermark,
+        message: entry.intent.message(),
+    })
+}
+
+/// The records of node events; each event keeps the node it names (the sink and the peer
+/// service make sure that is the node that observed it).
+pub(crate) fn node_events(events: &[NodeEvent]) -> impl Iterator<Item = AuditEvent> + '_ {
+    events.iter().cloned().map(AuditEvent::Node)
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+
+    fn event(n: u64) -> AuditEvent {
+        AuditEvent::Membership {
+            voters: vec![n],
+            learners: vec![],
+        }
+    }
+
+    #[test]
+    fn compaction_anchors_at_the_hash_of_the_last_dropped_record() {
+        let mut state = AuditState::default();
+        let mut records = Vec::new();
+        for n in 1..=5 {
+            records.push(state.append(1000, n, event(n)));
+        }
+        let anchor = state.compact(3).unwrap();
+        // Independent of the kept hashes: record 4 links to record 3 by its prev_hash.
+        let record4 = audit::decode(&records[3].1).unwrap();
+        assert_eq!(
+            anchor,
+            ChainPoint {
+                seq: 3,
+                hash: record4.prev_hash
+            }
+        );
+        assert_eq!(
+            audit::verify_chain(&records[3..], anchor, Some(state.chain.head)),
+            Ok(state.chain.head)
+        );
+        assert_eq!(
+            state.compact(3),
+            Err("up_to_seq must be above the anchor (3) and below the head (5)".into())
+        );
+        assert_eq!(
+            state.compact(5),
+            Err("up_to_seq must be above the anchor (3) and below the head (5)".into())
+        );
+        // The state rebuilt from the kept records is the same value.
+        assert_eq!(
+            AuditState::rebuild(state.chain, &records[3..]).unwrap(),
+            state
+        );
+        assert_eq!(
+            AuditState::rebuild(state.chain, &records[2..]),
+            Err(RebuildError(
+                "3 records kept, the chain needs 2 (seq 4..=5)".into()
+            ))
+        );
+    }
+}
