@@ -68,6 +68,17 @@ if [ $quick -eq 0 ]; then
   cargo clippy --workspace --all-targets --locked --features signerctl/yubikey -- -D warnings
 fi
 
+# ---- crate boundaries --------------------------------------------------------------------------
+# signerctl links no Raft, storage or KMS code, and the core builds without an async runtime.
+log "crate boundaries"
+if cargo tree --locked -p signerctl --features yubikey -e normal --prefix none | grep -E '^(openraft|redb|aws-[a-z-]+) '; then
+  echo "signerctl must not depend on openraft, redb or the AWS SDK (listed above)"; exit 1
+fi
+if cargo tree --locked -p signer-core -e normal --prefix none | grep -E '^(tokio|mio) '; then
+  echo "signer-core must build without tokio (listed above)"; exit 1
+fi
+echo "signerctl: no openraft, redb or AWS SDK; signer-core: no tokio"
+
 # ---- tests ------------------------------------------------------------------------------------
 log "tests"
 if cargo nextest --version >/dev/null 2>&1; then

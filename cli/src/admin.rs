@@ -18,7 +18,7 @@ pub use flow::Session;
 
 use crate::Failure;
 use clap::{Args, Subcommand};
-use signer::pb;
+use signer_client::pb;
 
 /// The admin commands' exit codes, as a literal for `concat!`.
 macro_rules! admin_exit_codes {

@@ -3,11 +3,11 @@
 //!
 //! Owns: choosing and opening the approver for the admin identity the command runs as, and
 //! [`PivApprover`], the [`Approver`] that signs `SHA-256(statement)` in PIV slot 9c. Must not:
-//! build or check statements (`signer::client::review` does), or keep a PIN beyond the
+//! build or check statements (`signer_client::review` does), or keep a PIN beyond the
 //! approver's life (it is zeroized on drop).
 
 use crate::Failure;
-use signer::client::{Approver, ClusterDescriptor, SoftApprover};
+use signer_client::{Approver, ClusterDescriptor, SoftApprover};
 
 /// How the approver was chosen on the command line (`--yubikey`, `--yubikey-serial`).
 #[derive(Clone, Copy, Debug, Default)]
@@ -72,7 +72,7 @@ fn open_yubikey(_name: &str, _serial: Option<u32>) -> Result<Box<dyn Approver>, 
 #[cfg(feature = "yubikey")]
 mod yubikey {
     use sha2::{Digest, Sha256};
-    use signer::client::{Approver, ClientError};
+    use signer_client::{Approver, ClientError};
     use signerctl::piv::{self, Piv};
     use zeroize::Zeroizing;
 

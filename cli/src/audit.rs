@@ -4,13 +4,13 @@
 //! Owns: these commands' arguments, their text and JSON output, and the cross-node comparison
 //! of `verify` (every node recomputes its own chain from its database; this compares the
 //! heads at a common seq). Must not: change anything in the cluster, or trust a record's
-//! readable fields over its canonical bytes (`signer::audit` decodes and hashes those).
+//! readable fields over its canonical bytes (`signer_core::audit` decodes and hashes those).
 
 use crate::Failure;
 use clap::{Args, Subcommand};
-use signer::audit::{self, ChainPoint};
-use signer::client::{ClientError, SignerPool};
-use signer::pb;
+use signer_core::audit::{self, ChainPoint};
+use signer_client::{ClientError, SignerPool};
+use signer_client::pb;
 use std::collections::BTreeMap;
 use std::io::{BufRead, Write};
 use std::path::PathBuf;

@@ -13,9 +13,9 @@
 //!   [`ImportSecret`], which cannot be printed or cloned;
 //! - nothing is asked unless standard input is a terminal, so a script never hangs on a prompt.
 
-use signer::client::ImportSecret;
-use signer::protection::Profile;
-use signer::scheme::{bls12_381, bn254};
+use signer_client::ImportSecret;
+use signer_core::protection::Profile;
+use signer_core::scheme::{bls12_381, bn254};
 use std::io::IsTerminal;
 use std::os::unix::fs::PermissionsExt;
 use std::path::Path;

@@ -4,7 +4,7 @@
 //! Owns: these two commands' output. Must not: change anything in the cluster.
 
 use crate::Failure;
-use signer::client::{ClientError, ClusterDescriptor, SignerPool};
+use signer_client::{ClientError, ClusterDescriptor, SignerPool};
 
 pub async fn key_list(pool: &SignerPool, json: bool) -> Result<(), Failure> {
     let keys = pool.public_keys().await?;

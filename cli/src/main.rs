@@ -17,9 +17,9 @@ mod inspect;
 mod request;
 
 use clap::{Parser, Subcommand};
-use signer::client::{ClientError, ClusterDescriptor, PoolOptions, SignerPool};
-use signer::devcluster::{ADMIN, AUDITOR, SEQUENCER};
-use signer::pb;
+use signer_client::{ClientError, ClusterDescriptor, PoolOptions, SignerPool};
+use signer_client::dev::{ADMIN, AUDITOR, SEQUENCER};
+use signer_client::pb;
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Duration;

@@ -5,14 +5,14 @@
 //! management-key authentication, generating the P-256 admin key with touch policy "always",
 //! fetching its attestation (slot certificate + the device f9 certificate), signing, and
 //! reading the PIN from the operator. Must not: judge an attestation (the cluster does, with
-//! `signer::admin::attestation::verify_attestation`), build approval statements, or keep the
+//! `signer_core::admin::attestation::verify_attestation`), build approval statements, or keep the
 //! PIN beyond one call.
 //!
 //! Signing contract: the card's ECDSA operation signs a *hash* it is given, so
 //! [`Piv::sign_digest`] must be given `SHA-256(preimage)`. The DER signature it returns then
 //! verifies with `ring`'s `ECDSA_P256_SHA256_ASN1` over the *preimage*:
 //! `UnparsedPublicKey::new(&ECDSA_P256_SHA256_ASN1, sec1_point).verify(preimage, sig)`.
-//! This is how the node checks approvals (`signer::admin::approval`), with the approval
+//! This is how the node checks approvals (`signer_core::admin::approval`), with the approval
 //! statement as the preimage.
 //!
 //! To ensure correctness:

@@ -5,7 +5,7 @@
 //! whether a message may be signed.
 
 use clap::{Args, ValueEnum};
-use signer::pb;
+use signer_client::pb;
 
 /// The signing profile of the key (it must match the key's profile in the cluster).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
@@ -337,7 +337,7 @@ pub fn build_json(args: &SignArgs, body: &[u8]) -> Result<pb::SignRequest, Strin
         ));
     }
     check_request_id(args)?;
-    let message = signer::client::eth2::from_web3signer_json(body)
+    let message = signer_client::eth2::from_web3signer_json(body)
         .map_err(|e| format!("--request-json: {e}"))?;
     Ok(pb::SignRequest {
         request_id: args.request_id.clone().unwrap_or_default(),

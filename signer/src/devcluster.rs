@@ -51,13 +51,7 @@ use std::time::{Duration, Instant};
 pub const DEFAULT_NODES: usize = 3;
 /// First port of a new cluster unless told otherwise.
 pub const DEFAULT_BASE_PORT: u16 = 7100;
-/// The dev sequencer's client identity.
-pub const SEQUENCER: &str = "seq-1";
-/// The dev admin's name: its soft key (`admin-1.key`) and its client identity, which the
-/// Admin service accepts (`admin-…`).
-pub const ADMIN: &str = "admin-1";
-/// The dev auditor's client identity, which the Audit service accepts (`auditor-…`).
-pub const AUDITOR: &str = "auditor-1";
+pub use signer_client::dev::{ADMIN, AUDITOR, SEQUENCER};
 /// The local KEK file of a dev cluster, in its directory.
 pub const KEK_FILE: &str = "kek.key";
 /// The demo keys every node holds.

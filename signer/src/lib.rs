@@ -1,37 +1,24 @@
-//! Quorum Signer: a slashing-protected remote signer for validator keys.
+//! Quorum Signer's node: replication (openraft over redb), the gRPC services, key custody
+//! (local KEK file, AWS KMS), the keyring, metrics and configuration — the IO around the pure
+//! core in `signer-core`.
 //!
-//! The library holds the pure core — [`protection`] (what may be signed) and [`scheme`] (how to
-//! sign) — which every replica runs identically. IO-bearing parts (replication, custody,
-//! services) are added at the seams described in DESIGN.md.
+//! The core's modules and the client crate are re-exported under their old paths
+//! (`signer::protection`, `signer::pb`, `signer::client`, …), so a test or tool sees one tree.
 // `unsafe` is denied crate-wide and allowed only in `custody::hygiene` (mlock, prctl, rlimit).
 #![deny(unsafe_code)]
 
-pub mod admin;
-pub mod audit;
-pub mod bytes;
-pub mod client;
+pub use signer_core::{admin, audit, bytes, format, protection, registry, scheme, state};
+
+pub use signer_client as client;
+pub use signer_client::{pb, tls};
+
 pub mod config;
 pub mod custody;
 pub mod devcluster;
-pub mod format;
 pub mod keyloader;
 pub mod keyring;
 pub mod keystore;
 pub mod metrics;
 pub mod node;
-pub mod protection;
-pub mod registry;
 pub mod replica;
-pub mod scheme;
 pub mod service;
-pub mod state;
-pub mod tls;
-
-/// Generated protobuf and gRPC types (`proto/*.proto`, package `signer.v1`).
-#[allow(missing_docs, clippy::all, clippy::pedantic)]
-pub mod pb {
-    tonic::include_proto!("signer.v1");
-
-    /// The encoded descriptors of every service and message, for gRPC reflection.
-    pub const FILE_DESCRIPTOR_SET: &[u8] = tonic::include_file_descriptor_set!("signer_descriptor");
-}

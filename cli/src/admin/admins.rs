@@ -10,9 +10,9 @@ use super::{admin_exit_codes, change, ProposeOpts, Session, Work, ADMIN_EXIT_COD
 use crate::approver::Choice;
 use crate::Failure;
 use clap::{Args, Subcommand};
-use signer::client::SoftApprover;
-use signer::pb;
-use signer::pb::propose_request::Request;
+use signer_client::SoftApprover;
+use signer_client::pb;
+use signer_client::pb::propose_request::Request;
 use std::io::Read;
 use std::path::{Path, PathBuf};
 
@@ -152,7 +152,7 @@ pub fn prepare_admin(command: &AdminCommand, approver: Choice) -> Result<Work, F
 }
 
 fn enroll(args: &EnrollArgs, approver: Choice) -> Result<Work, Failure> {
-    if !signer::admin::valid_name(&args.name) {
+    if !signer_core::admin::valid_name(&args.name) {
         return Err(Failure::new(
             2,
             "error: --name: 1 to 64 letters, digits, '-', '_' or '.'",
@@ -210,7 +210,7 @@ fn soft_key(name: &str, file: &Path) -> Result<Vec<u8>, Failure> {
     let soft = SoftApprover::load(name, file)
         .map_err(|e| Failure::new(2, format!("error: --soft-key-file: {e}")))?;
     match soft.public_key() {
-        signer::admin::ApproverKey::Ed25519(k) => Ok(k),
+        signer_core::admin::ApproverKey::Ed25519(k) => Ok(k),
         other => Err(Failure::new(
             1,
             format!("error: unexpected key {}", other.to_text()),
@@ -281,7 +281,7 @@ fn yubikey_enrollment(
 /// approves with it. Only the `admins` entry changes; a failure is a warning.
 pub fn record_soft_key(session: &Session<'_>, soft: &SoftEnrollment) {
     let file = if session.dir.is_dir() {
-        session.dir.join(signer::client::DESCRIPTOR_FILE)
+        session.dir.join(signer_client::DESCRIPTOR_FILE)
     } else {
         session.dir.to_owned()
     };

@@ -5,16 +5,16 @@
 //! Owns: [`Session`] (the pool, the caller and their approver choice), challenge output (text
 //! and JSON) and how Admin-service answers map to messages and exit codes. Must not: trust
 //! the node's description of an action (what is shown and signed comes from
-//! `signer::client::review`), or sign anything the caller has not been shown.
+//! `signer_client::review`), or sign anything the caller has not been shown.
 
 use super::keys;
 use crate::approver::{self, Choice};
 use crate::Failure;
 use clap::Args;
-use signer::admin::Action;
-use signer::audit::format_rfc3339;
-use signer::client::{review, ClientError, ClusterDescriptor, SignerPool};
-use signer::pb;
+use signer_core::admin::Action;
+use signer_core::audit::format_rfc3339;
+use signer_client::{review, ClientError, ClusterDescriptor, SignerPool};
+use signer_client::pb;
 use std::io::{BufRead, IsTerminal, Write};
 use std::path::Path;
 use tonic::Code;
@@ -175,9 +175,9 @@ impl Session<'_> {
             Action::SetKeyState { key_id, state } => (
                 key_id.as_str(),
                 match state {
-                    signer::registry::KeyState::Active => "enabled",
-                    signer::registry::KeyState::Disabled => "disabled",
-                    signer::registry::KeyState::Deleted => "deleted",
+                    signer_core::registry::KeyState::Active => "enabled",
+                    signer_core::registry::KeyState::Disabled => "disabled",
+                    signer_core::registry::KeyState::Deleted => "deleted",
                 },
             ),
             Action::RotateKek(items) => {
@@ -302,7 +302,7 @@ impl Session<'_> {
 
     /// Decode and check a challenge for this cluster; a challenge that does not check out is
     /// never shown as an action nor approved.
-    fn review(&self, challenge: &pb::Challenge) -> Result<signer::client::Reviewed, Failure> {
+    fn review(&self, challenge: &pb::Challenge) -> Result<signer_client::Reviewed, Failure> {
         review(challenge, &self.descriptor.cluster_id).map_err(|e| {
             let detail = match &e {
                 ClientError::Other(status) => status.message().to_owned(),
@@ -320,7 +320,7 @@ impl Session<'_> {
 
     /// The caller's approver. When it cannot be opened, first ask whether the caller is an
     /// admin at all, so a non-admin hears that (exit 5) rather than "no key".
-    async fn open_approver(&self) -> Result<Box<dyn signer::client::Approver>, Failure> {
+    async fn open_approver(&self) -> Result<Box<dyn signer_client::Approver>, Failure> {
         match approver::open(self.approver, self.descriptor, self.client) {
             Ok(a) => Ok(a),
             Err(f) => match self.pool.admin_state().await {

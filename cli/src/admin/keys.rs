@@ -9,9 +9,9 @@ use crate::input;
 use crate::request::ProfileArg;
 use crate::Failure;
 use clap::{Args, Subcommand};
-use signer::client::ImportSecret;
-use signer::pb;
-use signer::protection::Profile;
+use signer_client::ImportSecret;
+use signer_client::pb;
+use signer_core::protection::Profile;
 use std::path::PathBuf;
 
 /// `key generate --help`: examples and exit codes.

@@ -8,8 +8,8 @@
 use super::{admin_exit_codes, change, ProposeOpts, Session, Work, ADMIN_EXIT_CODES};
 use crate::Failure;
 use clap::{Args, Subcommand};
-use signer::pb;
-use signer::pb::propose_request::Request;
+use signer_client::pb;
+use signer_client::pb::propose_request::Request;
 use std::io::Read;
 use std::path::PathBuf;
 
@@ -140,7 +140,7 @@ pub fn prepare_client(command: &ClientCommand) -> Result<Work, Failure> {
         }
         ClientCommand::Grant(args) => {
             for p in &args.profiles {
-                if p.parse::<signer::protection::Profile>().is_err() {
+                if p.parse::<signer_core::protection::Profile>().is_err() {
                     return Err(Failure::new(
                         2,
                         format!("error: --profiles: unknown profile {p:?} (eth2, espresso)"),

@@ -16,43 +16,14 @@
 //! - data keys and plaintext stay in zeroizing buffers, allocated at their final size so no
 //!   reallocation leaves an unzeroized copy behind.
 
-use super::{fill_random, CustodyError, EncryptionContext, Kek, KekRef, SecretBytes, DATA_KEY_LEN};
+use super::{fill_random, CustodyError, EncryptionContext, Kek, SecretBytes, DATA_KEY_LEN};
+pub use signer_core::sealed::{SealedKey, NONCE_LEN, TAG_LEN};
 use aes_gcm::aead::{AeadInOut, KeyInit};
 use aes_gcm::{Aes256Gcm, Tag};
-use serde::{Deserialize, Serialize};
 use zeroize::Zeroizing;
-
-/// Length of an AES-GCM nonce in bytes.
-pub const NONCE_LEN: usize = 12;
-
-/// Length of an AES-GCM tag in bytes.
-pub const TAG_LEN: usize = 16;
 
 /// The label of the envelope's associated data ([`EncryptionContext::canonical_bytes`]).
 pub const AAD_LABEL: &str = "sealed-key";
-
-/// A secret encrypted under a data key that a KEK wrapped: the replicated form of a key's
-/// secret. Holds no plaintext. In JSON every byte string is `0x`-prefixed lower-case hex:
-///
-/// ```json
-/// {"kek":{"backend":"aws-kms","key_id":"alias/signer"},
-///  "wrapped_dek":"0x…","nonce":"0x…","ciphertext":"0x…"}
-/// ```
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct SealedKey {
-    /// The KEK that wrapped the data key.
-    pub kek: KekRef,
-    /// The data key, wrapped by that KEK under the record's encryption context.
-    #[serde(with = "hex_bytes")]
-    pub wrapped_dek: Vec<u8>,
-    /// The AES-GCM nonce.
-    #[serde(with = "hex_nonce")]
-    pub nonce: [u8; NONCE_LEN],
-    /// The secret encrypted with AES-256-GCM, tag appended.
-    #[serde(with = "hex_bytes")]
-    pub ciphertext: Vec<u8>,
-}
 
 /// Encrypts `secret` under a fresh data key from `kek`, bound to `ctx`.
 pub async fn seal<K: Kek>(
@@ -154,37 +125,6 @@ pub(crate) fn aead_open(
         .decrypt_inout_detached(nonce.into(), aad, out.as_mut_slice().into(), &tag)
         .ok()?;
     Some(out)
-}
-
-mod hex_bytes {
-    use serde::{Deserializer, Serializer};
-
-    pub fn serialize<S: Serializer>(bytes: &[u8], s: S) -> Result<S::Ok, S::Error> {
-        crate::bytes::hex_or_raw::serialize(bytes, s)
-    }
-
-    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<u8>, D::Error> {
-        crate::bytes::hex_or_raw::deserialize(d)
-    }
-}
-
-mod hex_nonce {
-    use super::NONCE_LEN;
-    use serde::{Deserializer, Serializer};
-
-    pub fn serialize<S: Serializer>(nonce: &[u8; NONCE_LEN], s: S) -> Result<S::Ok, S::Error> {
-        crate::bytes::hex_or_raw::serialize(nonce, s)
-    }
-
-    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<[u8; NONCE_LEN], D::Error> {
-        let bytes = crate::bytes::hex_or_raw::deserialize(d)?;
-        <[u8; NONCE_LEN]>::try_from(bytes.as_slice()).map_err(|_| {
-            serde::de::Error::custom(format!(
-                "nonce must be {NONCE_LEN} bytes, got {}",
-                bytes.len()
-            ))
-        })
-    }
 }
 
 #[cfg(test)]

@@ -26,6 +26,7 @@ pub mod local;
 pub mod aws;
 
 pub use envelope::{seal, unseal, SealedKey};
+pub use signer_core::sealed::{BackendKind, KekRef};
 pub use local::LocalKek;
 
 #[cfg(feature = "aws-kms")]
@@ -154,42 +155,6 @@ impl CustodyError {
             CustodyError::Random(_) => true,
             _ => false,
         }
-    }
-}
-
-/// Which kind of KEK wrapped a data key. Serialized as `"local"` or `"aws-kms"`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
-#[serde(rename_all = "kebab-case")]
-pub enum BackendKind {
-    /// [`LocalKek`]: a key file on the node (development and demos only).
-    Local,
-    /// AWS KMS (`aws::AwsKms`).
-    AwsKms,
-}
-
-impl std::fmt::Display for BackendKind {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(match self {
-            BackendKind::Local => "local",
-            BackendKind::AwsKms => "aws-kms",
-        })
-    }
-}
-
-/// Names the KEK a record was sealed under: the backend and the key's id there (for AWS KMS the
-/// configured key id, ARN or alias; for a local KEK a hex fingerprint of the key; displayed as `local:<hex>`).
-#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct KekRef {
-    /// The backend.
-    pub backend: BackendKind,
-    /// The key's id in that backend.
-    pub key_id: String,
-}
-
-impl std::fmt::Display for KekRef {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "{}:{}", self.backend, self.key_id)
     }
 }
 

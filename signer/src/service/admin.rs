@@ -17,7 +17,7 @@
 
 mod prepare;
 
-use super::admin_codec::{self, admin_to_pb, grant_to_pb, policy_to_pb};
+use crate::admin::codec::{self as admin_codec, admin_to_pb, grant_to_pb, policy_to_pb};
 use super::convert;
 use crate::admin::state::{Challenge, ChallengeStatus};
 use crate::admin::{AdminCommand, AdminOutcome, AdminRefusal};

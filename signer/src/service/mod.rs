@@ -6,7 +6,7 @@
 
 pub mod access;
 pub mod admin;
-pub mod admin_codec;
+
 pub mod audit;
 pub mod convert;
 pub mod health;

@@ -2,7 +2,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 use super::*;
-use crate::custody::{BackendKind, DataKey, LocalKek};
+use crate::custody::{BackendKind, DataKey, KekRef, LocalKek};
 
 const SECRET: &[u8] = b"\x11\x22\x33\x44 a validator secret key of 32 b";
 

@@ -6,7 +6,7 @@
 //! for anything the replicas must check themselves: an enrollment carries the attestation
 //! certificates as given, and every replica verifies them when applying.
 
-use super::super::admin_codec;
+use crate::admin::codec as admin_codec;
 use crate::admin::{Action, EnrollKey};
 use crate::custody::{seal, unseal, EncryptionContext, Kek};
 use crate::keyloader::Keks;

@@ -1,5 +1,7 @@
-//! Client library for the `signer.v1.Signer` and `signer.v1.Admin` services, used by
-//! `signerctl`, `signer demo`, `signer bench` and the tests.
+//! Quorum Signer's client: the generated gRPC services ([`pb`]), mutual-TLS material and
+//! identities ([`tls`]), and the client library for the `signer.v1.Signer`, `Admin` and `Audit`
+//! services, used by `signerctl`, `signer demo`, `signer bench` and the tests. It links no
+//! Raft, storage or KMS code.
 //!
 //! Owns: the dev-cluster descriptor ([`ClusterDescriptor`], `cluster.json`), a pool of mutual-TLS
 //! channels, one per node ([`SignerPool`]), failover between nodes (one loop for every call that
@@ -24,13 +26,37 @@ mod audit;
 mod descriptor;
 pub mod eth2;
 mod failover;
+pub mod tls;
+
+/// Generated gRPC services (`proto/*.proto`, package `signer.v1`) over the message types of
+/// [`signer_core::pb`], which are re-exported here: `pb::SignRequest` and
+/// `pb::signer_client::SignerClient` both live in this module.
+#[allow(missing_docs, clippy::all, clippy::pedantic)]
+pub mod pb {
+    pub use signer_core::pb::*;
+    include!(concat!(env!("OUT_DIR"), "/signer.v1.rs"));
+
+    /// The encoded descriptors of every service and message, for gRPC reflection.
+    pub const FILE_DESCRIPTOR_SET: &[u8] =
+        include_bytes!(concat!(env!("OUT_DIR"), "/signer_descriptor.bin"));
+}
+
+/// The client identities and admin name of a development cluster (`signer dev-cluster`).
+pub mod dev {
+    /// The dev sequencer's client identity.
+    pub const SEQUENCER: &str = "seq-1";
+    /// The dev admin's name: its soft key (`admin-1.key`) and its client identity, which the
+    /// Admin service accepts (`admin-…`).
+    pub const ADMIN: &str = "admin-1";
+    /// The dev auditor's client identity, which the Audit service accepts (`auditor-…`).
+    pub const AUDITOR: &str = "auditor-1";
+}
 
 pub use admin::{review, Approver, ImportSecret, Reviewed, SoftApprover};
 pub use descriptor::{AdminKey, ClientFiles, ClusterDescriptor, NodeEndpoint, DESCRIPTOR_FILE};
 
 use failover::{describe, is_unavailable, single};
 
-use crate::pb;
 use crate::pb::signer_client::SignerClient;
 use crate::tls::{node_identity, TlsError, TlsMaterial};
 use prost::Message;

@@ -460,7 +460,7 @@ fn read_file(path: &Path) -> Result<Vec<u8>, TlsError> {
 }
 
 /// Create `path` (it must not exist) with `mode`, write `contents` and fsync.
-pub(crate) fn write_new_file(path: &Path, contents: &[u8], mode: u32) -> Result<(), TlsError> {
+pub fn write_new_file(path: &Path, contents: &[u8], mode: u32) -> Result<(), TlsError> {
     use std::io::Write;
     use std::os::unix::fs::OpenOptionsExt;
     let io = |source: std::io::Error| {

@@ -19,7 +19,7 @@
 
 use crate::admin::action::EnrollKey;
 use crate::admin::{Action, AdminRecord, ClientGrant, Policy, RateLimit};
-use crate::custody::{KekRef, SealedKey};
+use crate::sealed::{KekRef, SealedKey};
 use crate::pb;
 use crate::registry::{KeyRecord, KeyState, Rewrap};
 use prost::Message;

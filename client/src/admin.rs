@@ -18,11 +18,11 @@
 //! - an [`ImportSecret`] is neither `Clone` nor printable and lives in zeroizing buffers.
 
 use super::{ClientError, SignerPool};
-use crate::admin::{approval, Action};
+use signer_core::admin::{approval, Action};
 use crate::pb;
 use crate::pb::admin_client::AdminClient;
-use crate::protection::Profile;
-use crate::service::admin_codec;
+use signer_core::protection::Profile;
+use signer_core::admin::codec as admin_codec;
 use std::future::Future;
 use std::path::Path;
 use tonic::transport::Channel;
@@ -111,8 +111,8 @@ impl SoftApprover {
     }
 
     /// The public key in the `ed25519:<hex>` form admins are enrolled with.
-    pub fn public_key(&self) -> crate::admin::ApproverKey {
-        crate::admin::ApproverKey::Ed25519(self.key.verifying_key().to_bytes().to_vec())
+    pub fn public_key(&self) -> signer_core::admin::ApproverKey {
+        signer_core::admin::ApproverKey::Ed25519(self.key.verifying_key().to_bytes().to_vec())
     }
 }
 

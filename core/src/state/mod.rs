@@ -4,7 +4,7 @@
 //!
 //! Owns: [`Applied`], [`Changes`] (what an entry changed, for the replica to persist) and the
 //! snapshot body ([`SnapshotBody`]). Must not: do IO, read a clock or depend on openraft: the
-//! replica (`crate::replica::state_machine`) stores what [`Changes`] names and answers
+//! replica (the node's state machine) stores what [`Changes`] names and answers
 //! openraft; this module is what every replica computes identically.
 //!
 //! To ensure correctness:

@@ -3,7 +3,7 @@
 //!
 //! Owns: [`KeyRecord`], [`KeyState`], [`KeyChange`] and the rules for applying a change
 //! ([`Registry::apply`]). Must not: see plaintext secrets (records hold only
-//! [`crate::custody::SealedKey`]), talk to a KMS, or decide what a key may sign.
+//! [`crate::sealed::SealedKey`]), talk to a KMS, or decide what a key may sign.
 //!
 //! To ensure correctness:
 //! - a key id is never reused, and a public key belongs to at most one key id, so protection
@@ -15,7 +15,7 @@
 //!   changes nothing;
 //! - every refusal leaves the registry unchanged.
 
-use crate::custody::{KekRef, SealedKey};
+use crate::sealed::{KekRef, SealedKey};
 use crate::protection::Profile;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
@@ -201,7 +201,7 @@ impl Registry {
 #[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
-    use crate::custody::BackendKind;
+    use crate::sealed::BackendKind;
 
     fn kek(id: &str) -> KekRef {
         KekRef {
