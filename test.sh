@@ -31,7 +31,7 @@ fi
 
 command -v cargo >/dev/null || { echo "cargo is required (https://rustup.rs)"; exit 1; }
 
-# A local AWS KMS server (moto) for signer/tests/kms_moto.rs, and `cryptography` for the PIV
+# A local AWS KMS server (moto) for node/tests/kms_moto.rs, and `cryptography` for the PIV
 # emulator (tests/fixtures/piv_emulator.py, driven by cli/tests/piv_emulator.rs), in a venv at
 # .venv. Installed from PyPI only when missing, broken or not at the pinned version; the tests
 # start `.venv/bin/moto_server` and the emulator themselves.

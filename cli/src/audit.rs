@@ -8,9 +8,9 @@
 
 use crate::Failure;
 use clap::{Args, Subcommand};
-use signer_core::audit::{self, ChainPoint};
-use signer_client::{ClientError, SignerPool};
 use signer_client::pb;
+use signer_client::{ClientError, SignerPool};
+use signer_core::audit::{self, ChainPoint};
 use std::collections::BTreeMap;
 use std::io::{BufRead, Write};
 use std::path::PathBuf;

@@ -17,9 +17,9 @@ mod inspect;
 mod request;
 
 use clap::{Parser, Subcommand};
-use signer_client::{ClientError, ClusterDescriptor, PoolOptions, SignerPool};
 use signer_client::dev::{ADMIN, AUDITOR, SEQUENCER};
 use signer_client::pb;
+use signer_client::{ClientError, ClusterDescriptor, PoolOptions, SignerPool};
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Duration;

@@ -12,7 +12,7 @@
 mod common;
 
 use ring::signature::{UnparsedPublicKey, ECDSA_P256_SHA256_ASN1};
-use signer::admin::attestation::{verify_attestation, AdminPublicKey, TouchPolicy};
+use signer_node::admin::attestation::{verify_attestation, AdminPublicKey, TouchPolicy};
 use signerctl::piv::{self, PivError};
 use zeroize::Zeroizing;
 
@@ -64,7 +64,7 @@ fn enroll_attest_and_sign_with_touch_always() {
     assert!(verify_attestation(
         &enrolled.slot_attestation_der,
         &enrolled.device_cert_der,
-        &signer::admin::attestation::yubico_roots(),
+        &signer_node::admin::attestation::yubico_roots(),
     )
     .is_err());
 

@@ -44,7 +44,7 @@ fn signer_exe() -> &'static Path {
     })
 }
 
-/// `cargo build -p signer --bin signer` into the target directory and profile `signerctl` was
+/// `cargo build -p signer-node --bin signer` into the target directory and profile `signerctl` was
 /// built in.
 fn build_signer() {
     let profile_dir = signerctl_exe().parent().unwrap();
@@ -57,7 +57,7 @@ fn build_signer() {
     cargo.args([
         "build",
         "-p",
-        "signer",
+        "signer-node",
         "--bin",
         "signer",
         "--profile",
@@ -96,7 +96,7 @@ fn build_signer() {
     let status = cargo.status().expect("running cargo build");
     assert!(
         status.success(),
-        "cargo build -p signer --bin signer failed"
+        "cargo build -p signer-node --bin signer failed"
     );
 }
 
@@ -426,7 +426,7 @@ fn block_signed_by(signature: &str, public_key: &str, slot: u64) -> bool {
         .unwrap();
     let pk = hex::decode(public_key.trim_start_matches("0x")).unwrap();
     let sig = hex::decode(signature.trim_start_matches("0x")).unwrap();
-    signer::scheme::bls12_381::verify_bytes(&pk, &root, &sig)
+    signer_node::scheme::bls12_381::verify_bytes(&pk, &root, &sig)
 }
 
 /// `sign` a typed eth2 block with `key`.
@@ -501,7 +501,7 @@ const KEYSTORE_PUBKEY: &str = "0x9612d7a727c9d0a22e185a1c768478dfe919cada9266988
 
 #[test]
 fn signerctl_key_lifecycle_end_to_end() {
-    use signer::scheme::{bls12_381, bn254};
+    use signer_node::scheme::{bls12_381, bn254};
 
     let tmp = TempDir::new();
     let dir_path = tmp.0.join("cluster");

@@ -13,11 +13,11 @@
 
 mod common;
 
-use signer::client::{ClusterDescriptor, PoolOptions, SignerPool};
-use signer::config::NodeConfig;
-use signer::devcluster::DevCluster;
-use signer::pb;
-use signer::pb::propose_request::Request as P;
+use signer_node::client::{ClusterDescriptor, PoolOptions, SignerPool};
+use signer_node::config::NodeConfig;
+use signer_node::devcluster::DevCluster;
+use signer_node::pb;
+use signer_node::pb::propose_request::Request as P;
 use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
@@ -139,25 +139,25 @@ async fn setup(dir: &Path) -> Setup {
         config.admin.attestation_roots = vec![root.clone()];
         std::fs::write(&path, config.to_toml().unwrap()).unwrap();
     }
-    let pki = signer::tls::DevPki::open(&cluster_dir.join("pki")).unwrap();
+    let pki = signer_node::tls::DevPki::open(&cluster_dir.join("pki")).unwrap();
     let mut descriptor = ClusterDescriptor::load(&cluster_dir).unwrap();
     for name in ["admin-yk-a", "admin-yk-b", "admin-yk-c"] {
         pki.issue_client(name).unwrap();
         descriptor.clients.insert(
             name.to_owned(),
-            signer::client::ClientFiles {
+            signer_node::client::ClientFiles {
                 cert: pki.client_cert_path(name),
                 key: pki.client_key_path(name),
             },
         );
     }
     descriptor
-        .save(&cluster_dir.join(signer::client::DESCRIPTOR_FILE))
+        .save(&cluster_dir.join(signer_node::client::DESCRIPTOR_FILE))
         .unwrap();
     let signer_exe = Path::new(env!("CARGO_BIN_EXE_signerctl")).with_file_name("signer");
     assert!(
         signer_exe.exists(),
-        "{} is missing: build the workspace (cargo build -p signer)",
+        "{} is missing: build the workspace (cargo build -p signer-node)",
         signer_exe.display()
     );
     setup.cluster.start_stopped(&signer_exe).unwrap();
@@ -179,7 +179,7 @@ async fn setup(dir: &Path) -> Setup {
 
 /// Sign `challenge`'s statement with the card that is in the reader.
 fn sign_with_card(serial: u32, challenge: &pb::Challenge, cluster_id: &str) -> Vec<u8> {
-    let reviewed = signer::client::review(challenge, cluster_id).unwrap();
+    let reviewed = signer_node::client::review(challenge, cluster_id).unwrap();
     let digest: [u8; 32] = ring::digest::digest(&ring::digest::SHA256, &reviewed.statement)
         .as_ref()
         .try_into()
@@ -189,9 +189,9 @@ fn sign_with_card(serial: u32, challenge: &pb::Challenge, cluster_id: &str) -> V
         .unwrap()
 }
 
-fn code(e: &signer::client::ClientError) -> tonic::Code {
+fn code(e: &signer_node::client::ClientError) -> tonic::Code {
     match e {
-        signer::client::ClientError::Other(s) => s.code(),
+        signer_node::client::ClientError::Other(s) => s.code(),
         other => panic!("expected an answer from the cluster, got {other}"),
     }
 }
@@ -260,7 +260,7 @@ async fn yubikey_admins_enrolled_by_attestation_approve_two_of_two() {
         require_touch_always: true,
         challenge_ttl_ms: 3_000,
     });
-    let mut admin1_key = signer::client::SoftApprover::load(
+    let mut admin1_key = signer_node::client::SoftApprover::load(
         "admin-1",
         &s.cluster.descriptor().admins["admin-1"].key,
     )

@@ -18,11 +18,11 @@
 //! - an [`ImportSecret`] is neither `Clone` nor printable and lives in zeroizing buffers.
 
 use super::{ClientError, SignerPool};
-use signer_core::admin::{approval, Action};
 use crate::pb;
 use crate::pb::admin_client::AdminClient;
-use signer_core::protection::Profile;
 use signer_core::admin::codec as admin_codec;
+use signer_core::admin::{approval, Action};
+use signer_core::protection::Profile;
 use std::future::Future;
 use std::path::Path;
 use tonic::transport::Channel;

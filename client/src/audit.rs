@@ -1,7 +1,7 @@
 //! The `signer.v1.Audit` calls of [`SignerPool`]: tail (optionally following), get and verify.
 //!
 //! Owns: building audit requests and running them on one node or through the failover loop.
-//! Must not: judge the chain (callers compare nodes; `signer::audit` verifies bytes).
+//! Must not: judge the chain (callers compare nodes; `signer_node::audit` verifies bytes).
 //!
 //! Authorization is the pool's client certificate: it must name an `auditor-…` or `admin-…`
 //! identity, else every call answers PERMISSION_DENIED ([`ClientError::Other`]).

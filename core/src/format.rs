@@ -15,7 +15,7 @@
 //! - a value or database written by a newer format is refused with an error that names both
 //!   versions, never decoded by guess;
 //! - the bytes of format 1 are pinned by databases checked into the tests
-//!   (`signer/tests/data/format-v1/`), which every later version must still open: a change to
+//!   (`node/tests/data/format-v1/`), which every later version must still open: a change to
 //!   a stored type that is not a new format version fails that test;
 //! - decoding is bounded ([`MAX_VALUE`]): a hostile peer's length prefix cannot make a node
 //!   allocate more than that.

@@ -15,8 +15,8 @@
 //!   changes nothing;
 //! - every refusal leaves the registry unchanged.
 
-use crate::sealed::{KekRef, SealedKey};
 use crate::protection::Profile;
+use crate::sealed::{KekRef, SealedKey};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 

@@ -101,4 +101,3 @@ mod hex_nonce {
         })
     }
 }
-

@@ -7,7 +7,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, missing_docs)]
 
 use serde_json::Value;
-use signer::scheme::bls12_381::{verify_bytes, SecretKey};
+use signer_node::scheme::bls12_381::{verify_bytes, SecretKey};
 use std::path::{Path, PathBuf};
 
 fn unhex(v: &Value) -> Vec<u8> {

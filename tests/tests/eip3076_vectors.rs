@@ -13,10 +13,10 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, missing_docs)]
 
 use serde_json::Value;
-use signer::bytes::FixedBytes;
-use signer::protection::ethereum::{Eth2Intent, Eth2State};
-use signer::protection::interchange::{self, ImportPolicy};
-use signer::protection::Decision;
+use signer_node::bytes::FixedBytes;
+use signer_node::protection::ethereum::{Eth2Intent, Eth2State};
+use signer_node::protection::interchange::{self, ImportPolicy};
+use signer_node::protection::Decision;
 use std::path::PathBuf;
 
 struct Tally {

@@ -30,13 +30,15 @@
 
 use ark_serialize::CanonicalSerialize;
 use serde_json::Value;
-use signer::pb;
-use signer::protection::espresso::message::{
+use signer_node::pb;
+use signer_node::protection::espresso::message::{
     commitment_from_tagged, commitment_to_tagged, vote_commitment,
 };
-use signer::protection::espresso::{Kind, Message, ProposedLeaf, QuorumData, ViewChangeEvidence};
-use signer::scheme::bn254::{hash_to_curve, PublicKey, SecretKey, Signature};
-use signer::service::convert::espresso_message;
+use signer_node::protection::espresso::{
+    Kind, Message, ProposedLeaf, QuorumData, ViewChangeEvidence,
+};
+use signer_node::scheme::bn254::{hash_to_curve, PublicKey, SecretKey, Signature};
+use signer_node::service::convert::espresso_message;
 use std::path::PathBuf;
 
 type Outcome = Result<(), String>;
@@ -154,7 +156,7 @@ fn commitment(e: &Value) -> Outcome {
     if let Some(tagged) = e["result"].as_str() {
         expect_text(
             "COMMIT~",
-            &commitment_to_tagged(&signer::bytes::FixedBytes(got)),
+            &commitment_to_tagged(&signer_node::bytes::FixedBytes(got)),
             tagged,
         )?;
     }
@@ -416,7 +418,7 @@ fn leaf2_case(e: &Value) -> Outcome {
     let commit = |field: &str| -> Result<Vec<u8>, String> {
         let text = text(recorded, field)?;
         let (tag, _) = text.split_once('~').ok_or("not tagged")?;
-        signer::scheme::bn254::tagged::decode(text, tag).map_err(|e| e.to_string())
+        signer_node::scheme::bn254::tagged::decode(text, tag).map_err(|e| e.to_string())
     };
     if recorded["view_number"].as_u64() != Some(leaf.view) {
         return Err("view differs from the recorded leaf".into());
@@ -500,9 +502,9 @@ fn espresso_leaf2_commitments() {
 fn espresso_proposal_wire_conversion() {
     let leaf = ProposedLeaf {
         view: 3,
-        parent_leaf: signer::bytes::FixedBytes([1; 32]),
-        block_header_commit: signer::bytes::FixedBytes([2; 32]),
-        justify_qc_commit: signer::bytes::FixedBytes([3; 32]),
+        parent_leaf: signer_node::bytes::FixedBytes([1; 32]),
+        block_header_commit: signer_node::bytes::FixedBytes([2; 32]),
+        justify_qc_commit: signer_node::bytes::FixedBytes([3; 32]),
         upgrade_certificate_commit: None,
         with_epoch: Some(Default::default()),
     };

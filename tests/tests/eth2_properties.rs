@@ -10,12 +10,12 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, missing_docs)]
 
 use proptest::prelude::*;
-use signer::bytes::FixedBytes;
-use signer::protection::ethereum::{Eth2Intent, Eth2State};
-use signer::protection::interchange::{
+use signer_node::bytes::FixedBytes;
+use signer_node::protection::ethereum::{Eth2Intent, Eth2State};
+use signer_node::protection::interchange::{
     self, ImportPolicy, Interchange, SignedAttestation, SignedBlock, ValidatorHistory,
 };
-use signer::protection::Decision;
+use signer_node::protection::Decision;
 
 const GVR: FixedBytes<32> = FixedBytes([3; 32]);
 

@@ -10,9 +10,9 @@ use super::{admin_exit_codes, change, ProposeOpts, Session, Work, ADMIN_EXIT_COD
 use crate::approver::Choice;
 use crate::Failure;
 use clap::{Args, Subcommand};
-use signer_client::SoftApprover;
 use signer_client::pb;
 use signer_client::pb::propose_request::Request;
+use signer_client::SoftApprover;
 use std::io::Read;
 use std::path::{Path, PathBuf};
 

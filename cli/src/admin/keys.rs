@@ -9,8 +9,8 @@ use crate::input;
 use crate::request::ProfileArg;
 use crate::Failure;
 use clap::{Args, Subcommand};
-use signer_client::ImportSecret;
 use signer_client::pb;
+use signer_client::ImportSecret;
 use signer_core::protection::Profile;
 use std::path::PathBuf;
 

@@ -19,9 +19,9 @@
 
 use crate::admin::action::EnrollKey;
 use crate::admin::{Action, AdminRecord, ClientGrant, Policy, RateLimit};
-use crate::sealed::{KekRef, SealedKey};
 use crate::pb;
 use crate::registry::{KeyRecord, KeyState, Rewrap};
+use crate::sealed::{KekRef, SealedKey};
 use prost::Message;
 
 /// Why bytes are not a valid action.

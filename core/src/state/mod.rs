@@ -11,7 +11,7 @@
 //! - `apply` is deterministic: its result and the value after it depend only on the value
 //!   before it and the entry (command, log index, the proposer's `at_ms`) — tested by
 //!   applying random command sequences to two fresh values and to snapshot + tail replays
-//!   (`signer/tests/determinism.rs`);
+//!   (`node/tests/determinism.rs`);
 //! - a sign entry for a key whose registry record is disabled or deleted at that point of the
 //!   log is `KeyInactive`, and one whose id the registry holds under another public key is
 //!   `KeyMismatch`: no permit, whatever the leader checked before proposing;

@@ -1,0 +1,257 @@
+//! `signer dev-cluster …`: run a loopback development cluster from one directory.
+//!
+//! Owns: the subcommands' arguments, help text and output. Must not: manage files or processes
+//! itself — [`signer_node::devcluster`] does — nor hold protection or signing logic.
+
+use anyhow::{Context, Result};
+use clap::Subcommand;
+use signer_node::client::ClientError;
+use signer_node::devcluster::{DevCluster, Stopped, ADMIN, DEFAULT_BASE_PORT, SEQUENCER};
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::time::Duration;
+
+/// How long `up` waits for a leader.
+const LEADER_TIMEOUT: Duration = Duration::from_secs(30);
+/// How long `down` waits after SIGTERM before SIGKILL.
+const STOP_GRACE: Duration = Duration::from_secs(10);
+
+/// A development cluster on 127.0.0.1, kept in one directory.
+#[derive(Subcommand)]
+pub enum DevClusterCommand {
+    /// Create the cluster (first time) and start every node that is not running.
+    ///
+    /// On a new or empty DIR this writes a dev PKI (CA, node certificates, the client
+    /// certificates `seq-1` for signing and `admin-1` for `signerctl key generate|import|…`),
+    /// a dev admin soft key (admin-1.key), a local key-encryption key (kek.key) that every node
+    /// seals registry keys under, one node.toml per node (node 1 bootstraps the cluster), the
+    /// demo keys `demo-espresso` (BN254) and `demo-eth2` (BLS12-381) on every node, and
+    /// cluster.json for clients. Node i listens on 127.0.0.1, client port P+2(i-1) and peer
+    /// port P+2(i-1)+1.
+    ///
+    /// On an existing DIR nothing is regenerated: nodes that are not running are restarted with
+    /// their data. Nodes run in the background (logs in DIR/node-<i>/node.log) until
+    /// `signer dev-cluster down`. Waits up to 30 s for a leader, then prints the endpoints,
+    /// the keys and how to sign.
+    Up {
+        /// The cluster directory.
+        #[arg(long, value_name = "DIR")]
+        dir: PathBuf,
+        /// Number of nodes of a new cluster: 3 or 5 (1 for tests) [default: 3].
+        #[arg(long, value_name = "N")]
+        nodes: Option<usize>,
+        /// First port of a new cluster [default: 7100].
+        #[arg(long, value_name = "P")]
+        base_port: Option<u16>,
+    },
+    /// Stop every node (SIGTERM; SIGKILL after 10 s). Data and keys stay in DIR.
+    Down {
+        /// The cluster directory.
+        #[arg(long, value_name = "DIR")]
+        dir: PathBuf,
+    },
+    /// Kill the current leader with SIGKILL, to watch the cluster fail over.
+    ///
+    /// `signer dev-cluster up --dir DIR` restarts it afterwards.
+    KillLeader {
+        /// The cluster directory.
+        #[arg(long, value_name = "DIR")]
+        dir: PathBuf,
+    },
+    /// Show each node's process and its view of the cluster: leader, term, applied index.
+    Status {
+        /// The cluster directory.
+        #[arg(long, value_name = "DIR")]
+        dir: PathBuf,
+    },
+}
+
+/// Run one `dev-cluster` subcommand.
+pub fn run(command: DevClusterCommand) -> Result<ExitCode> {
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?;
+    match command {
+        DevClusterCommand::Up {
+            dir,
+            nodes,
+            base_port,
+        } => runtime.block_on(up(&dir, nodes, base_port)),
+        DevClusterCommand::Down { dir } => down(&dir),
+        DevClusterCommand::KillLeader { dir } => runtime.block_on(kill_leader(&dir)),
+        DevClusterCommand::Status { dir } => runtime.block_on(status(&dir)),
+    }
+}
+
+fn open(dir: &Path) -> Result<DevCluster> {
+    DevCluster::open(dir).with_context(|| {
+        format!(
+            "{} is not a dev cluster (create one with `signer dev-cluster up --dir {}`)",
+            dir.display(),
+            dir.display()
+        )
+    })
+}
+
+async fn up(dir: &Path, nodes: Option<usize>, base_port: Option<u16>) -> Result<ExitCode> {
+    let (cluster, created) = DevCluster::open_or_create(dir, nodes, base_port)?;
+    let d = cluster.descriptor();
+    if created {
+        println!(
+            "created dev cluster {} in {}: {} nodes on 127.0.0.1, ports {}-{}",
+            d.cluster_id,
+            cluster.dir().display(),
+            d.nodes.len(),
+            d.nodes
+                .first()
+                .map_or(DEFAULT_BASE_PORT, |n| n.client_addr.port()),
+            d.nodes
+                .last()
+                .map_or(DEFAULT_BASE_PORT, |n| n.peer_addr.port()),
+        );
+    } else {
+        println!(
+            "dev cluster {} in {}",
+            d.cluster_id,
+            cluster.dir().display()
+        );
+    }
+    let exe = std::env::current_exe().context("finding the signer binary")?;
+    let started = cluster.start_stopped(&exe)?;
+    if started.is_empty() {
+        println!("every node is already running");
+    }
+    for (id, pid) in &started {
+        println!("started node-{id} (pid {pid})");
+    }
+    eprintln!(
+        "waiting for a leader (up to {} s)...",
+        LEADER_TIMEOUT.as_secs()
+    );
+    let leader = cluster.wait_for_leader(LEADER_TIMEOUT).await?;
+    let pool = cluster.pool().await?;
+    let keys = pool.public_keys().await.context("listing the keys")?;
+
+    let dir_arg = cluster.dir().display().to_string();
+    println!();
+    println!("leader: node-{leader}");
+    println!("nodes:");
+    for n in &d.nodes {
+        let p = cluster.process(n.id);
+        println!(
+            "  node-{}  client {}  peer {}  pid {}  log {}",
+            n.id,
+            n.client_addr,
+            n.peer_addr,
+            p.pid.map_or("-".into(), |p| p.to_string()),
+            cluster.log_path(n.id).display()
+        );
+    }
+    println!("keys:");
+    for k in &keys {
+        println!(
+            "  {:<14} {:<9} {:<10} {}",
+            k.key_id, k.profile, k.scheme, k.public_key_text
+        );
+    }
+    let client = &d.clients[SEQUENCER];
+    println!(
+        "client identity {SEQUENCER}: {} (CA {})",
+        client.cert.display(),
+        d.ca.display()
+    );
+    if let Some(admin) = d.clients.get(ADMIN) {
+        println!(
+            "admin identity {ADMIN}: {} (signerctl key generate|import|registry|…)",
+            admin.cert.display()
+        );
+    }
+    println!();
+    println!("sign (prints only the signature; exit 3 = refused, 4 = no node answered):");
+    println!(
+        "  signerctl --dir {dir_arg} sign --key demo-espresso --profile espresso --kind quorum --view 1 --commitment 0x{}",
+        "11".repeat(32)
+    );
+    println!(
+        "  signerctl --dir {dir_arg} sign --key demo-eth2 --profile eth2 --kind block --slot 1 --signing-root 0x{}",
+        "22".repeat(32)
+    );
+    println!("more: signerctl --dir {dir_arg} key list | status");
+    println!(
+        "keys: signerctl --dir {dir_arg} key generate --key my-key --profile eth2 | key registry"
+    );
+    println!("      signer dev-cluster status|kill-leader|down --dir {dir_arg}");
+    Ok(ExitCode::SUCCESS)
+}
+
+fn down(dir: &Path) -> Result<ExitCode> {
+    let cluster = open(dir)?;
+    for (id, how) in cluster.stop(STOP_GRACE)? {
+        match how {
+            Stopped::NotRunning => println!("node-{id}: not running"),
+            Stopped::Terminated(pid) => println!("node-{id}: stopped (pid {pid})"),
+            Stopped::Killed(pid) => println!(
+                "node-{id}: killed (pid {pid}) after ignoring SIGTERM for {} s",
+                STOP_GRACE.as_secs()
+            ),
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+async fn kill_leader(dir: &Path) -> Result<ExitCode> {
+    let cluster = open(dir)?;
+    let (id, pid) = cluster.kill_leader().await?;
+    println!("killed node-{id} (pid {pid}), the leader, with SIGKILL");
+    println!(
+        "restart it with: signer dev-cluster up --dir {}",
+        cluster.dir().display()
+    );
+    Ok(ExitCode::SUCCESS)
+}
+
+async fn status(dir: &Path) -> Result<ExitCode> {
+    let cluster = open(dir)?;
+    println!(
+        "dev cluster {} in {}",
+        cluster.descriptor().cluster_id,
+        cluster.dir().display()
+    );
+    for r in cluster.report().await? {
+        let process = match (r.process.pid, r.process.running) {
+            (Some(pid), true) => format!("pid {pid}"),
+            (Some(pid), false) => format!("pid {pid} (gone)"),
+            (None, _) => "stopped".into(),
+        };
+        let view = match r.status {
+            Ok(s) => format!(
+                "leader {}  term {}  applied {}  voters {:?}  keys {}",
+                if s.leader_id == 0 {
+                    "none".into()
+                } else {
+                    format!("node-{}", s.leader_id)
+                },
+                s.term,
+                s.last_applied_index,
+                s.voters,
+                s.keys_loaded.join(",")
+            ),
+            Err(ClientError::Unavailable { last_error, .. }) => {
+                format!("unreachable: {last_error}")
+            }
+            Err(e) => format!("error: {e}"),
+        };
+        println!(
+            "  node-{}  {}  {:<16} {view}",
+            r.endpoint.id, r.endpoint.client_addr, process
+        );
+    }
+    // Prometheus endpoints, as each node's config names them (absent: none configured).
+    for node in &cluster.descriptor().nodes {
+        let config = signer_node::config::NodeConfig::load(&cluster.config_path(node.id));
+        if let Some(addr) = config.ok().and_then(|c| c.metrics_listen) {
+            println!("  node-{}  metrics http://{addr}/metrics", node.id);
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}

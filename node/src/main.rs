@@ -1,0 +1,394 @@
+//! The `signer` binary: the node, the dev cluster, the demo and benchmark, and offline tools
+//! over the protection core and the signing schemes.
+//!
+//! Owns: argument parsing, reading files, printing results and exit codes. Must not: contain
+//! protection or signing logic (it calls the library), print secret keys, or take secrets from
+//! the command line (they come from files).
+
+#![forbid(unsafe_code)]
+
+mod cmd;
+
+use anyhow::{bail, Context, Result};
+use clap::{Parser, Subcommand, ValueEnum};
+use signer_node::bytes::FixedBytes;
+use signer_node::protection::ethereum::Eth2State;
+use signer_node::protection::interchange::{self, ImportPolicy};
+use signer_node::scheme::{bls12_381, bn254};
+use std::path::PathBuf;
+use std::process::ExitCode;
+use zeroize::Zeroizing;
+
+/// Quorum Signer: a slashing-protected remote signer for validator keys.
+///
+/// A small Raft cluster (3 or 5 nodes) serves `signer.v1.Signer` over mutual TLS and signs only
+/// after the slashing-protection watermark that allows a signature is committed by a quorum.
+/// Try `signer demo` for the whole story, `signer dev-cluster up --dir DIR` for a local
+/// cluster to sign against with `signerctl`, and `signer node --config FILE` to run a node.
+#[derive(Parser)]
+#[command(name = "signer", version, about, long_about)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run a signer node (one member of the Raft cluster) until SIGINT/SIGTERM.
+    ///
+    /// Serves signer.v1.Signer on `client_listen` and the Raft peer API on `peer_listen`,
+    /// both over mutual TLS. Logs go to stderr (RUST_LOG filters, e.g. RUST_LOG=debug).
+    Node {
+        /// The node's TOML configuration (see `signer dev-cluster up` for generated examples).
+        #[arg(long, value_name = "FILE")]
+        config: PathBuf,
+        /// Log as one JSON object per line (for log shippers) instead of text.
+        #[arg(long)]
+        log_json: bool,
+    },
+    /// Write a new cluster's directory: PKI, node configs, key files, cluster.json.
+    ///
+    /// Nothing is started. Example for three hosts:
+    ///   signer init --dir prod --cluster-id espresso-main \
+    ///     --node 1=10.0.0.1:7100,10.0.0.1:7101 --node 2=10.0.0.2:7100,10.0.0.2:7101 \
+    ///     --node 3=10.0.0.3:7100,10.0.0.3:7101 --key staking-1:espresso
+    Init {
+        /// The directory to create (must not exist).
+        #[arg(long, value_name = "DIR")]
+        dir: PathBuf,
+        /// The cluster's name (default: a random dev-… name).
+        #[arg(long)]
+        cluster_id: Option<String>,
+        /// A node as ID=CLIENT_ADDR,PEER_ADDR (repeat for each node; the first bootstraps).
+        #[arg(long = "node", value_name = "SPEC", required = true, value_parser = cmd::init::parse_node)]
+        nodes: Vec<signer_node::client::NodeEndpoint>,
+        /// A validator key to generate as KEY_ID:PROFILE (repeatable; profile eth2 or espresso).
+        #[arg(long = "key", value_name = "SPEC", value_parser = cmd::init::parse_key)]
+        keys: Vec<(String, signer_node::protection::Profile)>,
+    },
+    /// Measure sign throughput and latency of a 3-node cluster against raw signing.
+    ///
+    /// Starts three nodes inside this process (loopback, mutual TLS, fsync on), signs with 1 and
+    /// 64 concurrent clients (each with its own key, always new data) and with 8 clients
+    /// sending SignBatch calls of 32, and prints signs/s and p50/p99 latency next to raw
+    /// in-process signing of the same scheme on the same cores.
+    Bench {
+        /// Seconds per measurement.
+        #[arg(long, default_value_t = 5)]
+        seconds: u64,
+        /// Concurrency levels to measure (comma-separated).
+        #[arg(long, value_delimiter = ',', default_value = "1,64")]
+        clients: Vec<usize>,
+        /// Profiles to measure (comma-separated): eth2, espresso.
+        #[arg(long, value_delimiter = ',', default_value = "eth2,espresso")]
+        profiles: Vec<signer_node::protection::Profile>,
+    },
+    /// A development cluster on 127.0.0.1 in one directory: up, down, kill-leader, status.
+    #[command(subcommand)]
+    DevCluster(cmd::dev_cluster::DevClusterCommand),
+    /// Tell the story end to end: a 3-node dev cluster signs, refuses a double sign, loses its
+    /// leader to SIGKILL, resumes signing on a new leader and still refuses the double sign.
+    ///
+    /// Prints each step with its timings and exits 1 if any step does not behave as told, so it
+    /// doubles as a smoke test. The cluster runs in a temporary directory on free loopback ports
+    /// and is taken down at the end, also on errors and Ctrl-C.
+    Demo(cmd::demo::DemoArgs),
+    /// Slashing-protection history (EIP-3076 interchange files).
+    #[command(subcommand)]
+    Protection(ProtectionCommand),
+    /// Validator keys: derive public keys, generate keys.
+    #[command(subcommand)]
+    Key(KeyCommand),
+}
+
+#[derive(Subcommand)]
+enum ProtectionCommand {
+    /// Validate an interchange file and summarize it, as an import would see it.
+    ///
+    /// Exits 0 when the file would import, 1 when it would be refused (the reason names the
+    /// field or the conflicting records). Slashable files are refused unless
+    /// --allow-slashable is given, in which case only their maxima would be kept.
+    Check {
+        /// The EIP-3076 interchange JSON file (format version 5).
+        #[arg(long, value_name = "FILE")]
+        interchange: PathBuf,
+        /// The network's genesis validators root (0x-hex); the file must match it.
+        /// Mainnet is 0x4b363db94e286120d76eb905340fdd4e54bfe9f06bf33ff6cf5ad27f511bfe95.
+        #[arg(long, value_name = "HEX")]
+        genesis_validators_root: Option<String>,
+        /// Accept files whose records are slashable against each other (keep maxima only).
+        #[arg(long)]
+        allow_slashable: bool,
+    },
+    /// Print the minimal interchange equivalent of a file: one block and one attestation
+    /// watermark per validator, exactly what this signer would store after importing it.
+    Minify {
+        /// The EIP-3076 interchange JSON file.
+        #[arg(long, value_name = "FILE")]
+        interchange: PathBuf,
+        /// Accept files whose records are slashable against each other.
+        #[arg(long)]
+        allow_slashable: bool,
+    },
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum SchemeArg {
+    /// Espresso consensus key: BLS over BN254; secret as `BLS_SIGNING_KEY~…`.
+    Espresso,
+    /// Ethereum validator key: BLS12-381; secret as 0x-hex of the 32-byte scalar.
+    Eth2,
+}
+
+#[derive(Subcommand)]
+enum KeyCommand {
+    /// Print the public key of a secret key file (never the secret).
+    Inspect {
+        /// Which kind of key the file holds.
+        #[arg(long, value_enum)]
+        scheme: SchemeArg,
+        /// File holding the secret key (one line).
+        #[arg(long, value_name = "FILE")]
+        secret_file: PathBuf,
+    },
+    /// Generate a new secret key into a new file (mode 0600) and print its public key.
+    Generate {
+        /// Which kind of key to generate.
+        #[arg(long, value_enum)]
+        scheme: SchemeArg,
+        /// Where to write the secret key; the file must not exist.
+        #[arg(long, value_name = "FILE")]
+        out: PathBuf,
+    },
+}
+
+fn main() -> ExitCode {
+    match run(Cli::parse()) {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn run(cli: Cli) -> Result<ExitCode> {
+    match cli.command {
+        Command::Node { config, log_json } => node_main(config, log_json),
+        Command::Init {
+            dir,
+            cluster_id,
+            nodes,
+            keys,
+        } => {
+            cmd::init::run(&dir, cluster_id, nodes, keys)?;
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Bench {
+            seconds,
+            clients,
+            profiles,
+        } => {
+            let runtime = tokio::runtime::Builder::new_multi_thread()
+                .enable_all()
+                .build()?;
+            runtime.block_on(cmd::bench::run(cmd::bench::BenchOptions {
+                seconds,
+                clients,
+                profiles,
+            }))?;
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::DevCluster(command) => cmd::dev_cluster::run(command),
+        Command::Demo(args) => cmd::demo::run(args),
+        Command::Protection(ProtectionCommand::Check {
+            interchange,
+            genesis_validators_root,
+            allow_slashable,
+        }) => protection_check(interchange, genesis_validators_root, allow_slashable),
+        Command::Protection(ProtectionCommand::Minify {
+            interchange,
+            allow_slashable,
+        }) => protection_minify(interchange, allow_slashable),
+        Command::Key(KeyCommand::Inspect {
+            scheme,
+            secret_file,
+        }) => key_inspect(scheme, secret_file),
+        Command::Key(KeyCommand::Generate { scheme, out }) => key_generate(scheme, out),
+    }
+}
+
+fn node_main(config_path: PathBuf, log_json: bool) -> Result<ExitCode> {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info,openraft=warn"));
+    let logs = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    if log_json {
+        logs.json().init();
+    } else {
+        logs.init();
+    }
+    if let Err(e) = signer_node::custody::hygiene::harden_process() {
+        tracing::warn!(error = %e, "could not turn off core dumps for this process");
+    }
+    let config = signer_node::config::NodeConfig::load(&config_path)
+        .with_context(|| format!("loading {}", config_path.display()))?;
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?;
+    runtime.block_on(async move {
+        let listeners = signer_node::node::Listeners::bind(&config)
+            .await
+            .context("binding the client and peer ports")?;
+        signer_node::node::run(config, listeners, shutdown_signal()).await?;
+        Ok(ExitCode::SUCCESS)
+    })
+}
+
+/// Resolves on SIGINT or SIGTERM.
+async fn shutdown_signal() {
+    use tokio::signal::unix::{signal, SignalKind};
+    match signal(SignalKind::terminate()) {
+        Ok(mut term) => {
+            tokio::select! {
+                _ = tokio::signal::ctrl_c() => {}
+                _ = term.recv() => {}
+            }
+        }
+        Err(_) => {
+            let _ = tokio::signal::ctrl_c().await;
+        }
+    }
+    tracing::info!("shutting down");
+}
+
+fn policy(allow_slashable: bool) -> ImportPolicy {
+    if allow_slashable {
+        ImportPolicy::Minify
+    } else {
+        ImportPolicy::RefuseSlashable
+    }
+}
+
+fn read_interchange(path: &PathBuf) -> Result<interchange::Interchange> {
+    let text =
+        std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
+    interchange::parse(&text)
+        .with_context(|| format!("{} is not a valid interchange file", path.display()))
+}
+
+fn protection_check(path: PathBuf, gvr: Option<String>, allow_slashable: bool) -> Result<ExitCode> {
+    let doc = read_interchange(&path)?;
+    let expected = match gvr {
+        Some(text) => FixedBytes::from_hex(&text)
+            .map_err(|e| anyhow::anyhow!("--genesis-validators-root: {e}"))?,
+        None => doc.genesis_validators_root,
+    };
+    let mut state = Eth2State::default();
+    match interchange::import(&mut state, expected, &doc, policy(allow_slashable)) {
+        Ok(summary) => {
+            println!("ok: {} would import", path.display());
+            println!("  genesis_validators_root {}", doc.genesis_validators_root);
+            println!(
+                "  {} validators, {} block records, {} attestation records",
+                summary.validators, summary.blocks, summary.attestations
+            );
+            for s in &summary.slashable {
+                println!(
+                    "  warning: slashable data for {}: {} (only maxima kept)",
+                    s.pubkey, s.detail
+                );
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        Err(e) => {
+            eprintln!("refused: {}: {e}", path.display());
+            Ok(ExitCode::from(1))
+        }
+    }
+}
+
+fn protection_minify(path: PathBuf, allow_slashable: bool) -> Result<ExitCode> {
+    let doc = read_interchange(&path)?;
+    let mut state = Eth2State::default();
+    interchange::import(
+        &mut state,
+        doc.genesis_validators_root,
+        &doc,
+        policy(allow_slashable),
+    )?;
+    println!(
+        "{}",
+        interchange::export(&state, doc.genesis_validators_root).to_json()
+    );
+    Ok(ExitCode::SUCCESS)
+}
+
+fn read_secret(path: &PathBuf) -> Result<Zeroizing<String>> {
+    let text = Zeroizing::new(
+        std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?,
+    );
+    Ok(Zeroizing::new(text.trim().to_owned()))
+}
+
+fn key_inspect(scheme: SchemeArg, path: PathBuf) -> Result<ExitCode> {
+    let secret = read_secret(&path)?;
+    match scheme {
+        SchemeArg::Espresso => {
+            let sk = bn254::SecretKey::from_tagged(&secret).with_context(|| {
+                format!("{} does not hold a BLS_SIGNING_KEY~ key", path.display())
+            })?;
+            println!("{}", sk.public_key().to_tagged());
+        }
+        SchemeArg::Eth2 => {
+            let hex_text = secret.strip_prefix("0x").unwrap_or(&secret);
+            let bytes = Zeroizing::new(
+                hex::decode(hex_text)
+                    .map_err(|_| anyhow::anyhow!("{}: not hex", path.display()))?,
+            );
+            let sk = bls12_381::SecretKey::from_bytes(&bytes)?;
+            println!("{}", sk.public_key().to_hex());
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn key_generate(scheme: SchemeArg, out: PathBuf) -> Result<ExitCode> {
+    let mut rng = rand::rngs::OsRng;
+    let (secret, public) = match scheme {
+        SchemeArg::Espresso => {
+            let sk = bn254::SecretKey::generate(&mut rng);
+            (sk.to_tagged(), sk.public_key().to_tagged())
+        }
+        SchemeArg::Eth2 => {
+            let sk = bls12_381::SecretKey::generate(&mut rng)?;
+            let text = Zeroizing::new(format!("0x{}", hex::encode(sk.to_bytes().as_ref())));
+            (text, sk.public_key().to_hex())
+        }
+    };
+    write_new_private_file(&out, &secret)?;
+    println!("{public}");
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Create `path` (refusing to overwrite) readable by the owner only, and write `text` to it.
+fn write_new_private_file(path: &PathBuf, text: &str) -> Result<()> {
+    use std::io::Write;
+    use std::os::unix::fs::OpenOptionsExt;
+    if path.exists() {
+        bail!(
+            "{} already exists; refusing to overwrite a key file",
+            path.display()
+        );
+    }
+    let mut f = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(path)
+        .with_context(|| format!("creating {}", path.display()))?;
+    writeln!(f, "{text}")?;
+    f.sync_all()?;
+    Ok(())
+}

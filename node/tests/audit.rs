@@ -1,0 +1,453 @@
+//! The audit log end to end: real node processes with real TLS (see `support`) — the chain is
+//! identical on every replica after a run in which the leader is SIGKILLed; a record edited
+//! directly in one node's redb is named by that node's Verify; an export verifies offline
+//! against the nodes' heads. And, on the state machine directly: compaction keeps the chain
+//! verifiable from its anchor, across a snapshot install too.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, missing_docs)]
+
+mod admin_log;
+mod support;
+
+use openraft::entry::RaftEntry;
+use openraft::storage::{RaftSnapshotBuilder, RaftStateMachine};
+use openraft::type_config::TypeConfigExt;
+use openraft::EntryPayload;
+use signer_node::admin::Action;
+use signer_node::audit::{self, AuditEvent, ChainPoint, SignResult};
+use signer_node::pb;
+use signer_node::pb::audit_client::AuditClient;
+use signer_node::replica::{Command, Entry, Proposal, StateMachine, TypeConfig};
+use std::collections::BTreeSet;
+use std::time::{Duration, Instant};
+use support::{quorum_vote, refusal_code, Cluster};
+
+async fn verify(cluster: &Cluster, id: u64) -> Option<pb::AuditVerifyResponse> {
+    cluster
+        .auditor(id)
+        .verify(pb::AuditVerifyRequest { at_seq: 0 })
+        .await
+        .ok()
+        .map(|r| r.into_inner())
+}
+
+/// Wait until every running node verifies its chain and all have the same head, at least
+/// `min_seq`, twice in a row 300 ms apart (late node events settle). Returns the heads.
+async fn converged(cluster: &Cluster, min_seq: u64) -> Vec<pb::AuditVerifyResponse> {
+    let deadline = Instant::now() + Duration::from_secs(90);
+    let mut last: Option<(u64, Vec<u8>)> = None;
+    loop {
+        let mut heads = Vec::new();
+        for id in cluster.running() {
+            if let Some(v) = verify(cluster, id).await {
+                heads.push(v);
+            }
+        }
+        let all = heads.len() == cluster.running().len();
+        let same = heads
+            .windows(2)
+            .all(|w| w[0].head_seq == w[1].head_seq && w[0].head_hash == w[1].head_hash);
+        if all && same && heads.iter().all(|h| h.ok) && heads[0].head_seq >= min_seq {
+            let now = (heads[0].head_seq, heads[0].head_hash.clone());
+            if last.as_ref() == Some(&now) {
+                return heads;
+            }
+            last = Some(now);
+        } else {
+            last = None;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "audit heads did not converge: {heads:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(300)).await;
+    }
+}
+
+/// The nodes named by key-loaded records.
+fn key_loads(records: &[audit::AuditRecord]) -> BTreeSet<u64> {
+    records
+        .iter()
+        .filter_map(|r| match &r.event {
+            AuditEvent::Node(audit::NodeEvent::KeyLoaded { node, .. }) => Some(*node),
+            _ => None,
+        })
+        .collect()
+}
+
+/// Wait until node `id`'s log has key-loaded records from every node (node events are
+/// delivered best-effort, after the sign path's entries).
+async fn wait_key_loads(cluster: &Cluster, id: u64) {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let loaded = key_loads(&decoded(&cluster.audit_entries(id).await));
+        if loaded.len() == cluster.nodes.len() {
+            return;
+        }
+        assert!(Instant::now() < deadline, "key loads only from {loaded:?}");
+        tokio::time::sleep(Duration::from_millis(300)).await;
+    }
+}
+
+/// Stop node `id` with SIGTERM (a clean shutdown syncs its state database) and reap it.
+fn stop(cluster: &Cluster, id: u64) {
+    let mut slot = cluster.node(id).child.lock().unwrap();
+    let mut child = slot.take().unwrap();
+    let status = std::process::Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(status.success());
+    child.wait().unwrap();
+}
+
+fn decoded(entries: &[pb::AuditEntry]) -> Vec<audit::AuditRecord> {
+    entries
+        .iter()
+        .map(|e| audit::decode(&e.record).unwrap())
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn audit_chain_is_identical_on_all_replicas_after_a_leader_kill() {
+    let cluster = Cluster::start(3).await;
+    let leader = cluster.wait_leader(Duration::from_secs(30)).await;
+    let mut client = cluster.client(leader, "seq-1").await;
+    for view in 1..=4 {
+        client
+            .sign(quorum_vote(view, 1, &format!("before-{view}")))
+            .await
+            .unwrap();
+    }
+    // Concurrent conflicting votes at one view: one is signed, the others are refused by the
+    // state machine (or by the leader's pre-check).
+    let conflicting = (1..=4u8).map(|leaf| {
+        let mut c = client.clone();
+        async move {
+            c.sign(quorum_vote(5, leaf, &format!("conflict-{leaf}")))
+                .await
+        }
+    });
+    let results = futures::future::join_all(conflicting).await;
+    assert_eq!(results.iter().filter(|r| r.is_ok()).count(), 1);
+    for r in results.iter().filter_map(|r| r.as_ref().err()) {
+        assert_eq!(refusal_code(r).as_deref(), Some("equivocation"), "{r:?}");
+    }
+
+    cluster.kill(leader);
+    let new_leader = cluster.wait_leader(Duration::from_secs(30)).await;
+    let mut client = cluster.client(new_leader, "seq-1").await;
+    for view in 6..=9 {
+        client
+            .sign(quorum_vote(view, 1, &format!("after-{view}")))
+            .await
+            .unwrap();
+    }
+    cluster.spawn(leader);
+    wait_key_loads(&cluster, new_leader).await;
+    let heads = converged(&cluster, 8).await;
+    assert_eq!(heads.len(), 3);
+
+    // Byte-identical records everywhere, and they say what happened.
+    let all: Vec<Vec<pb::AuditEntry>> = {
+        let mut v = Vec::new();
+        for id in 1..=3 {
+            v.push(cluster.audit_entries(id).await);
+        }
+        v
+    };
+    assert_eq!(all[0], all[1]);
+    assert_eq!(all[0], all[2]);
+    let recs = decoded(&all[0]);
+    let kept: Vec<(u64, Vec<u8>)> = all[0].iter().map(|e| (e.seq, e.record.clone())).collect();
+    let head = audit::verify_chain(&kept, ChainPoint::default(), None).unwrap();
+    assert_eq!(head.seq, heads[0].head_seq);
+    assert_eq!(head.hash.to_vec(), heads[0].head_hash);
+
+    let signs: Vec<_> = recs
+        .iter()
+        .filter_map(|r| match &r.event {
+            AuditEvent::Sign(d) => Some(d),
+            _ => None,
+        })
+        .collect();
+    let signed_views: BTreeSet<u64> = signs
+        .iter()
+        .filter(|d| d.outcome == SignResult::Signed)
+        .map(|d| d.watermark[0].1)
+        .collect();
+    assert_eq!(signed_views, (1..=9).collect());
+    assert!(signs
+        .iter()
+        .all(|d| d.client == "seq-1" && d.profile == "espresso"));
+    assert!(recs.iter().any(
+        |r| matches!(&r.event, AuditEvent::Membership { voters, .. } if voters == &[1, 2, 3])
+    ));
+    assert_eq!(key_loads(&recs), BTreeSet::from([1, 2, 3]));
+    // Times come from the replicated entries (the proposing leader's clock); only the first
+    // membership, before any proposal, has none.
+    assert!(recs
+        .iter()
+        .filter(|r| r.event.type_name() != "membership")
+        .all(|r| r.at_ms > 1_600_000_000_000));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn audit_verify_names_a_record_tampered_in_redb() {
+    let cluster = Cluster::start(3).await;
+    let leader = cluster.wait_leader(Duration::from_secs(30)).await;
+    let mut client = cluster.client(leader, "seq-1").await;
+    for view in 1..=3 {
+        client
+            .sign(quorum_vote(view, 1, &format!("t-{view}")))
+            .await
+            .unwrap();
+    }
+    converged(&cluster, 3).await;
+    let victim = if leader == 3 { 2 } else { 3 };
+    let entries = cluster.audit_entries(victim).await;
+    let target = decoded(&entries)
+        .into_iter()
+        .find(|r| matches!(r.event, AuditEvent::Sign(_)))
+        .unwrap()
+        .seq;
+    stop(&cluster, victim);
+
+    // Change one byte of one record, directly in the node's state database.
+    let path = cluster.dir().join(format!("node-{victim}/data/state.redb"));
+    {
+        use redb::{ReadableTable, TableDefinition};
+        const AUDIT: TableDefinition<u64, &[u8]> = TableDefinition::new("audit");
+        let db = redb::Database::create(&path).unwrap();
+        let txn = db.begin_write().unwrap();
+        {
+            let mut table = txn.open_table(AUDIT).unwrap();
+            let mut bytes = table.get(target).unwrap().unwrap().value().to_vec();
+            let last = bytes.len() - 1;
+            bytes[last] ^= 0x01; // inside the signed message's hash
+            table.insert(target, bytes.as_slice()).unwrap();
+        }
+        txn.commit().unwrap();
+    }
+
+    cluster.spawn(victim);
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let v = loop {
+        if let Some(v) = verify(&cluster, victim).await {
+            break v;
+        }
+        assert!(Instant::now() < deadline, "node {victim} did not come back");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    };
+    assert!(!v.ok, "{v:?}");
+    assert_eq!(v.first_bad_seq, target, "{v:?}");
+    assert!(v.reason.contains("altered"), "{}", v.reason);
+    for id in (1..=3).filter(|&id| id != victim) {
+        let other = verify(&cluster, id).await.unwrap();
+        assert!(other.ok, "node {id}: {other:?}");
+    }
+    // Another identity may not read the log.
+    let denied = AuditClient::new(cluster.channel(1, "seq-1"))
+        .verify(pb::AuditVerifyRequest { at_seq: 0 })
+        .await
+        .unwrap_err();
+    assert_eq!(denied.code(), tonic::Code::PermissionDenied);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn audit_export_verifies_against_every_node() {
+    let cluster = Cluster::start(3).await;
+    let leader = cluster.wait_leader(Duration::from_secs(30)).await;
+    let mut client = cluster.client(leader, "seq-1").await;
+    for view in 1..=3 {
+        client
+            .sign(quorum_vote(view, 1, &format!("e-{view}")))
+            .await
+            .unwrap();
+    }
+    let heads = converged(&cluster, 3).await;
+    // Export: every record as JSON with its canonical bytes; read it back and verify.
+    let exported: Vec<String> = cluster
+        .audit_entries(2)
+        .await
+        .iter()
+        .map(|e| {
+            let r = audit::decode(&e.record).unwrap();
+            audit::to_json(&r, &audit::hash_bytes(&e.record), &e.record).to_string()
+        })
+        .collect();
+    let mut chain = Vec::new();
+    for line in &exported {
+        let v: serde_json::Value = serde_json::from_str(line).unwrap();
+        let bytes = hex::decode(v["encoded"].as_str().unwrap()).unwrap();
+        let r = audit::decode(&bytes).unwrap();
+        assert_eq!(audit::to_json(&r, &audit::hash_bytes(&bytes), &bytes), v);
+        chain.push((v["seq"].as_u64().unwrap(), bytes));
+    }
+    let head = audit::verify_chain(&chain, ChainPoint::default(), None).unwrap();
+    for h in &heads {
+        if h.head_seq == head.seq {
+            assert_eq!(h.head_hash, head.hash.to_vec());
+        }
+    }
+    // Each node reports the same hash for the export's last record.
+    for id in 1..=3 {
+        let at = cluster
+            .auditor(id)
+            .verify(pb::AuditVerifyRequest { at_seq: head.seq })
+            .await
+            .unwrap()
+            .into_inner();
+        assert_eq!(at.at_hash, head.hash.to_vec(), "node {id}");
+    }
+    // Tail with a filter and a follow: a new record arrives on the open stream.
+    let mut follow = cluster
+        .auditor(1)
+        .tail(pb::AuditTailRequest {
+            from_seq: 0,
+            last: 1,
+            follow: true,
+            filter: Some(pb::AuditFilter {
+                result: "signed".into(),
+                ..Default::default()
+            }),
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    let first = follow.message().await.unwrap().unwrap();
+    assert!(first.summary.contains("signed"), "{}", first.summary);
+    client.sign(quorum_vote(4, 1, "e-4")).await.unwrap();
+    let next = tokio::time::timeout(Duration::from_secs(10), follow.message())
+        .await
+        .unwrap()
+        .unwrap()
+        .unwrap();
+    assert!(next.seq > first.seq);
+    assert!(next.summary.contains("view=4"), "{}", next.summary);
+    // Get by seq.
+    let got = cluster
+        .auditor(3)
+        .get(pb::AuditGetRequest { seq: next.seq })
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(got.record, next.record);
+}
+
+// ----- the state machine directly: compaction and snapshots -----
+
+fn entries(commands: Vec<Command>, first_index: u64) -> Vec<Entry> {
+    commands
+        .into_iter()
+        .enumerate()
+        .map(|(i, c)| {
+            Entry::new(
+                openraft::testing::log_id::<TypeConfig>(1, 1, first_index + i as u64),
+                EntryPayload::Normal(Proposal {
+                    at_ms: 1_700_000_000_000 + i as u64,
+                    command: c,
+                }),
+            )
+        })
+        .collect()
+}
+
+async fn apply(sm: &mut StateMachine, entries: Vec<Entry>) {
+    let stream = futures::stream::iter(entries.into_iter().map(|e| Ok((e, None))));
+    sm.apply(stream).await.unwrap();
+}
+
+fn loaded(node: u64, key: &str) -> Command {
+    Command::Event(vec![audit::NodeEvent::KeyLoaded {
+        node,
+        key_id: key.into(),
+    }])
+}
+
+#[test]
+fn audit_compaction_keeps_the_chain_verifiable_and_travels_in_snapshots() {
+    TypeConfig::run(async {
+        let dir = tempfile::tempdir().unwrap();
+        let mut sm = StateMachine::open(&dir.path().join("a.redb"), true).unwrap();
+        let admins = admin_log::SoloAdmin::new("c", 7);
+        let mut first = vec![admins.bootstrap()];
+        first.extend((1..=6).map(|n| loaded(n, "k")));
+        apply(&mut sm, entries(first, 1)).await;
+        let exported = sm.audit_records(0, 1000).unwrap();
+        assert_eq!(exported.len(), 7);
+        audit::verify_chain(&exported, ChainPoint::default(), None).unwrap();
+
+        // Compacting at or beyond the head changes nothing (the approved action fails).
+        let base = 1_700_000_000_000;
+        let compact = |up_to_seq| Action::CompactAudit { up_to_seq };
+        apply(
+            &mut sm,
+            entries(admins.approved(1, &compact(1_000), base), 8),
+        )
+        .await;
+        assert_eq!(sm.audit_chain().unwrap().anchor, ChainPoint::default());
+        let failed = sm.read().admin.challenges[&hex::encode([1u8; 32])]
+            .status
+            .clone();
+        assert!(
+            matches!(
+                failed,
+                signer_node::admin::state::ChallengeStatus::Failed { .. }
+            ),
+            "{failed:?}"
+        );
+
+        apply(&mut sm, entries(admins.approved(2, &compact(4), base), 10)).await;
+        let chain = sm.audit_chain().unwrap();
+        assert_eq!(chain.anchor.seq, 4);
+        // The anchor is record 4's hash as exported before the compaction.
+        let exported_to_4 = audit::verify_chain(&exported[..4], ChainPoint::default(), None);
+        assert_eq!(exported_to_4, Ok(chain.anchor));
+        let kept = sm.audit_records(0, 1000).unwrap();
+        assert_eq!(kept.first().unwrap().0, 5);
+        let (stored, verdict) = sm.audit_verify().unwrap();
+        assert_eq!(verdict, Ok(stored.head));
+        // The compaction is recorded, linked on from the record before it.
+        let at = kept
+            .iter()
+            .position(|(_, bytes)| {
+                matches!(
+                    audit::decode(bytes).unwrap().event,
+                    AuditEvent::Compacted { up_to_seq: 4, .. }
+                )
+            })
+            .expect("a Compacted record");
+        let before = audit::verify_chain(&kept[..at], chain.anchor, None).unwrap();
+        assert_eq!(audit::decode(&kept[at].1).unwrap().prev_hash, before.hash);
+
+        // More records after the compaction, then a snapshot into a fresh replica.
+        apply(&mut sm, entries(vec![loaded(1, "k2")], 12)).await;
+        let snapshot = sm
+            .get_snapshot_builder()
+            .await
+            .build_snapshot()
+            .await
+            .unwrap();
+        let mut other = StateMachine::open(&dir.path().join("b.redb"), true).unwrap();
+        other
+            .install_snapshot(&snapshot.meta, snapshot.snapshot)
+            .await
+            .unwrap();
+        assert_eq!(
+            other.audit_records(0, 1000).unwrap(),
+            sm.audit_records(0, 1000).unwrap()
+        );
+        let (chain_b, verdict_b) = other.audit_verify().unwrap();
+        assert_eq!(chain_b, sm.audit_chain().unwrap());
+        assert_eq!(verdict_b, Ok(chain_b.head));
+        // Both go on identically.
+        let next = entries(vec![loaded(2, "k3")], 13);
+        apply(&mut sm, next.clone()).await;
+        apply(&mut other, next).await;
+        assert_eq!(sm.audit_chain().unwrap(), other.audit_chain().unwrap());
+        // Reopening reads the same chain from disk.
+        drop(sm);
+        let sm = StateMachine::open(&dir.path().join("a.redb"), true).unwrap();
+        assert_eq!(sm.read().audit.chain, other.audit_chain().unwrap());
+    });
+}
