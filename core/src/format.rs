@@ -121,11 +121,24 @@ pub fn version_bytes() -> [u8; 2] {
     VERSION.to_le_bytes()
 }
 
-/// Read a database's stored version from its metadata bytes.
-pub fn parse_version(bytes: &[u8]) -> Result<u16, FormatError> {
-    <[u8; 2]>::try_from(bytes)
-        .map(u16::from_le_bytes)
-        .map_err(|_| FormatError::Malformed(format!("format version of {} bytes", bytes.len())))
+/// What opening a database must do about its format version, given its stored `format`
+/// value and whether it holds data: `Ok(true)` when it is new and must be stamped with
+/// [`version_bytes`], `Ok(false)` when it is of this version, and an error naming both
+/// versions otherwise. Data without a stored version was written before formats had versions
+/// (JSON values): format 0.
+pub fn check_database(stored: Option<&[u8]>, holds_data: bool) -> Result<bool, FormatError> {
+    match stored {
+        Some(bytes) => {
+            let found = <[u8; 2]>::try_from(bytes)
+                .map(u16::from_le_bytes)
+                .map_err(|_| {
+                    FormatError::Malformed(format!("format version of {} bytes", bytes.len()))
+                })?;
+            check_stored_version(found).map(|()| false)
+        }
+        None if holds_data => check_stored_version(0).map(|()| false),
+        None => Ok(true),
+    }
 }
 
 #[cfg(test)]
@@ -175,6 +188,30 @@ mod tests {
             decode::<u64>(&trailing),
             Err(FormatError::Malformed(_))
         ));
+    }
+
+    #[test]
+    fn a_database_is_stamped_when_new_and_refused_when_of_another_version() {
+        assert_eq!(check_database(None, false), Ok(true));
+        assert_eq!(check_database(Some(&[1, 0]), true), Ok(false));
+        assert_eq!(
+            check_database(Some(&[2, 0]), true),
+            Err(FormatError::Newer {
+                found: 2,
+                supported: 1
+            })
+        );
+        assert_eq!(
+            check_database(None, true),
+            Err(FormatError::Older {
+                found: 0,
+                supported: 1
+            })
+        );
+        assert_eq!(
+            check_database(Some(&[1]), true),
+            Err(FormatError::Malformed("format version of 1 bytes".into()))
+        );
     }
 
     #[test]

@@ -5,16 +5,18 @@
 //! Must not: decide whether a message may be signed — a signature needs a [`SignPermit`], which
 //! only the replicated state machine hands out after a quorum commit — or print secrets.
 //!
-//! Key custody (KMS envelope encryption of replicated key records) replaces key files later;
-//! until then every node of a cluster holds the same key files, created by `signer dev-cluster`
-//! or an operator.
+//! Key files are the development path (`signer dev-cluster`, demos, tests); production keys are
+//! replicated registry records sealed under a KEK (`crate::custody`), unsealed into this
+//! keyring by the key loader. Each profile's scheme comes from
+//! [`crate::scheme::validator::for_profile`].
 //!
 //! To ensure correctness:
 //! - secrets live in zeroizing buffers and the scheme key types, never in `Debug` output;
 //! - a key file readable by group or others is refused.
 
 use crate::protection::Profile;
-use crate::scheme::{bls12_381, bn254, SchemeError};
+use crate::scheme::validator::{for_profile, ValidatorSecret};
+use crate::scheme::SchemeError;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -86,14 +88,7 @@ impl std::fmt::Debug for KeyFile {
 impl KeyFile {
     /// A fresh random key for `profile`.
     pub fn generate(key_id: &str, profile: Profile) -> Result<Self, SchemeError> {
-        let mut rng = rand::rngs::OsRng;
-        let secret = match profile {
-            Profile::Espresso => bn254::SecretKey::generate(&mut rng).to_tagged(),
-            Profile::Eth2 => {
-                let sk = bls12_381::SecretKey::generate(&mut rng)?;
-                Zeroizing::new(format!("0x{}", hex::encode(sk.to_bytes().as_ref())))
-            }
-        };
+        let secret = for_profile(profile).generate_text()?;
         Ok(KeyFile {
             key_id: key_id.to_owned(),
             profile,
@@ -124,36 +119,20 @@ impl KeyFile {
     }
 
     /// Decode the secret into a signing key.
-    fn signing_key(&self, path: &Path) -> Result<SigningKey, KeyringError> {
-        let bad = |source| KeyringError::BadKey {
-            path: path.to_owned(),
-            source,
-        };
-        match self.profile {
-            Profile::Espresso => bn254::SecretKey::from_tagged(&self.secret)
-                .map(SigningKey::Bn254)
-                .map_err(bad),
-            Profile::Eth2 => {
-                let digits = self.secret.trim().trim_start_matches("0x");
-                let bytes =
-                    Zeroizing::new(hex::decode(digits).map_err(|_| KeyringError::Malformed {
-                        path: path.to_owned(),
-                        reason: "eth2 secret is not hex".into(),
-                    })?);
-                bls12_381::SecretKey::from_bytes(&bytes)
-                    .map(SigningKey::Bls12381)
-                    .map_err(bad)
-            }
-        }
+    fn signing_key(&self, path: &Path) -> Result<Box<dyn ValidatorSecret>, KeyringError> {
+        for_profile(self.profile)
+            .secret_from_text(&self.secret)
+            .map_err(|source| match source {
+                SchemeError::Encoding(reason) => KeyringError::Malformed {
+                    path: path.to_owned(),
+                    reason,
+                },
+                source => KeyringError::BadKey {
+                    path: path.to_owned(),
+                    source,
+                },
+            })
     }
-}
-
-/// A loaded secret key of one of the supported schemes.
-pub enum SigningKey {
-    /// Ethereum BLS12-381.
-    Bls12381(bls12_381::SecretKey),
-    /// Espresso BLS over BN254.
-    Bn254(bn254::SecretKey),
 }
 
 /// Proof that the replicated state machine accepted signing `message` with one key.
@@ -212,20 +191,6 @@ pub struct SignatureBytes {
     pub text: String,
 }
 
-/// The public key of a secret, as bytes and in its usual text form.
-fn public_of(secret: &SigningKey) -> (Vec<u8>, String) {
-    match secret {
-        SigningKey::Bls12381(sk) => {
-            let pk = sk.public_key();
-            (pk.to_bytes().to_vec(), pk.to_hex())
-        }
-        SigningKey::Bn254(sk) => {
-            let pk = sk.public_key();
-            (pk.to_bytes().to_vec(), pk.to_tagged())
-        }
-    }
-}
-
 /// One loaded key.
 pub struct LoadedKey {
     /// Key id.
@@ -236,7 +201,7 @@ pub struct LoadedKey {
     pub public_key: Vec<u8>,
     /// Public key text (`0x…` or `BLS_VER_KEY~…`).
     pub public_key_text: String,
-    secret: SigningKey,
+    secret: Box<dyn ValidatorSecret>,
 }
 
 impl LoadedKey {
@@ -247,11 +212,9 @@ impl LoadedKey {
         profile: Profile,
         secret: &[u8],
     ) -> Result<LoadedKey, SchemeError> {
-        let secret = match profile {
-            Profile::Eth2 => SigningKey::Bls12381(bls12_381::SecretKey::from_bytes(secret)?),
-            Profile::Espresso => SigningKey::Bn254(bn254::SecretKey::from_le_bytes(secret)?),
-        };
-        let (public_key, public_key_text) = public_of(&secret);
+        let secret = for_profile(profile).secret_from_bytes(secret)?;
+        let public = secret.public_key();
+        let (public_key, public_key_text) = (public.bytes, public.text);
         Ok(LoadedKey {
             key_id: key_id.to_owned(),
             profile,
@@ -263,10 +226,7 @@ impl LoadedKey {
 
     /// Scheme name of the key.
     pub fn scheme(&self) -> &'static str {
-        match self.secret {
-            SigningKey::Bls12381(_) => "bls12-381",
-            SigningKey::Bn254(_) => "bn254",
-        }
+        for_profile(self.profile).name()
     }
 
     /// Sign the permit's message, consuming the permit. The permit must name this key: the
@@ -277,21 +237,10 @@ impl LoadedKey {
                 permit_key_id: permit.key_id,
             });
         }
-        Ok(match &self.secret {
-            SigningKey::Bls12381(sk) => {
-                let sig = sk.sign(&permit.message);
-                SignatureBytes {
-                    bytes: sig.to_bytes().to_vec(),
-                    text: sig.to_hex(),
-                }
-            }
-            SigningKey::Bn254(sk) => {
-                let sig = sk.sign(&permit.message);
-                SignatureBytes {
-                    bytes: sig.to_bytes().to_vec(),
-                    text: sig.to_tagged(),
-                }
-            }
+        let signature = self.secret.sign(&permit.message);
+        Ok(SignatureBytes {
+            bytes: signature.bytes,
+            text: signature.text,
         })
     }
 }
@@ -350,7 +299,8 @@ impl Keyring {
                 reason: e.message().to_owned(),
             })?;
             let secret = file.signing_key(&path)?;
-            let (public_key, public_key_text) = public_of(&secret);
+            let public = secret.public_key();
+            let (public_key, public_key_text) = (public.bytes, public.text);
             if ring.get(&file.key_id).is_some() {
                 return Err(KeyringError::Duplicate(file.key_id.clone()));
             }
@@ -472,6 +422,7 @@ mod tests {
             // The permit's own key signs, and the signature verifies on the permit's message.
             let own = SignPermit::issue("k".into(), k.public_key.clone(), message);
             let signature = k.sign(own).unwrap();
+            // Verified by the scheme's own module, not by the trait the key signs through.
             let verifies = match profile {
                 Profile::Eth2 => crate::scheme::bls12_381::verify_bytes(
                     &k.public_key,
@@ -479,6 +430,7 @@ mod tests {
                     &signature.bytes,
                 ),
                 Profile::Espresso => {
+                    use crate::scheme::bn254;
                     let pk = bn254::PublicKey::from_bytes(&k.public_key).unwrap();
                     let sig = bn254::Signature::from_bytes(&signature.bytes).unwrap();
                     sig.verify(&pk, &message)

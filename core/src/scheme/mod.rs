@@ -10,6 +10,7 @@
 pub mod bls12_381;
 pub mod bn254;
 pub mod ed25519;
+pub mod validator;
 
 /// Errors from decoding or using keys and signatures.
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]

@@ -59,30 +59,13 @@ impl LogStore {
                 .get("format")
                 .map_err(io_err)?
                 .map(|v| v.value().to_vec());
-            match stored {
-                Some(bytes) => {
-                    let found = format::parse_version(&bytes).map_err(io_err)?;
-                    format::check_stored_version(found).map_err(|e| {
-                        io::Error::other(format!("log database {}: {e}", path.display()))
-                    })?;
-                }
-                None if !logs.is_empty().map_err(io_err)?
-                    || meta.get("vote").map_err(io_err)?.is_some() =>
-                {
-                    // Written before formats had versions (JSON values).
-                    return Err(io::Error::other(format!(
-                        "log database {}: {}",
-                        path.display(),
-                        format::FormatError::Older {
-                            found: 0,
-                            supported: format::VERSION
-                        }
-                    )));
-                }
-                None => {
-                    meta.insert("format", format::version_bytes().as_slice())
-                        .map_err(io_err)?;
-                }
+            let holds_data =
+                !logs.is_empty().map_err(io_err)? || meta.get("vote").map_err(io_err)?.is_some();
+            let stamp = format::check_database(stored.as_deref(), holds_data)
+                .map_err(|e| io::Error::other(format!("log database {}: {e}", path.display())))?;
+            if stamp {
+                meta.insert("format", format::version_bytes().as_slice())
+                    .map_err(io_err)?;
             }
         }
         txn.commit().map_err(io_err)?;

@@ -55,28 +55,12 @@ pub(super) fn open(path: &Path) -> io::Result<Database> {
             .get("format")
             .map_err(io_err)?
             .map(|v| v.value().to_vec());
-        match stored {
-            Some(bytes) => {
-                let found = format::parse_version(&bytes).map_err(io_err)?;
-                format::check_stored_version(found).map_err(|e| {
-                    io::Error::other(format!("state database {}: {e}", path.display()))
-                })?;
-            }
-            None if meta.get("last_applied").map_err(io_err)?.is_some() => {
-                // Written before formats had versions (JSON values).
-                return Err(io::Error::other(format!(
-                    "state database {}: {}",
-                    path.display(),
-                    format::FormatError::Older {
-                        found: 0,
-                        supported: format::VERSION
-                    }
-                )));
-            }
-            None => {
-                meta.insert("format", format::version_bytes().as_slice())
-                    .map_err(io_err)?;
-            }
+        let holds_data = meta.get("last_applied").map_err(io_err)?.is_some();
+        let stamp = format::check_database(stored.as_deref(), holds_data)
+            .map_err(|e| io::Error::other(format!("state database {}: {e}", path.display())))?;
+        if stamp {
+            meta.insert("format", format::version_bytes().as_slice())
+                .map_err(io_err)?;
         }
         txn.open_table(ETH2).map_err(io_err)?;
         txn.open_table(ESPRESSO).map_err(io_err)?;
