@@ -1,7 +1,9 @@
 //! The node's configuration file (`node.toml`).
 //!
 //! Owns: the [`NodeConfig`] schema, reading it from TOML, resolving relative paths against the
-//! config file's directory, and validating it once, with errors that name the field.
+//! config file's directory, and validating it once, with errors that name the field; building
+//! one in code goes through [`NodeConfig::builder`] (module `builder`), whose defaults every
+//! generated config shares.
 //! Must not: open sockets, read TLS or key files, or touch the data directory; a valid config
 //! says nothing about whether those files exist (their loaders report that, naming the path).
 //!
@@ -43,6 +45,9 @@
 //! ```
 
 pub mod admin;
+mod builder;
+
+pub use builder::NodeConfigBuilder;
 
 use crate::bytes::FixedBytes;
 use serde::{Deserialize, Serialize};
@@ -95,7 +100,7 @@ pub struct NodeConfig {
     pub node_id: u64,
     /// The cluster's name; every member must use the same one.
     pub cluster_id: String,
-    /// Where the client API (Signer, later Admin) listens.
+    /// Where the client API (Signer, Admin, Audit, health, reflection) listens.
     pub client_listen: SocketAddr,
     /// Where the peer API (Raft) listens.
     pub peer_listen: SocketAddr,

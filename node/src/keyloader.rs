@@ -2,8 +2,9 @@
 //!
 //! Owns: unsealing active records with the configured KEKs (at start, and whenever a change is
 //! applied), dropping disabled and deleted keys, retrying unreachable KEKs with backoff, and
-//! reporting which keys are pending and why. Must not: change the registry, or keep a key whose
-//! unsealed secret does not match the record's public key.
+//! reporting which keys are pending and why, until the node's stop signal. Must not: change the
+//! registry, keep a key whose unsealed secret does not match the record's public key, or
+//! outlive the node (its task is joined on shutdown).
 //!
 //! To ensure correctness:
 //! - a node whose KEK is unreachable keeps serving with the keys it already holds;
@@ -15,8 +16,10 @@ use crate::keyring::{Keyring, LoadedKey};
 use crate::metrics::MeteredKek;
 use crate::registry::{KeyRecord, KeyState};
 use crate::replica::{EventSink, StateMachine};
+use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
+use tokio::task::JoinHandle;
 
 /// Longest wait between retries of a pending key.
 const MAX_BACKOFF: Duration = Duration::from_secs(10);
@@ -124,26 +127,42 @@ pub async fn reconcile(
     pending
 }
 
-/// Run until the process stops: reconcile at start, on every registry change, and with
-/// exponential backoff while keys are pending.
-pub fn spawn(keks: Arc<Keks>, state: StateMachine, keyring: Arc<Keyring>, events: EventSink) {
+/// Start the key loader: reconcile at start, on every registry change, and with exponential
+/// backoff while keys are pending, until `stop` resolves (an unseal in flight is abandoned).
+/// The node owns the returned task and joins it on shutdown.
+pub fn spawn(
+    keks: Arc<Keks>,
+    state: StateMachine,
+    keyring: Arc<Keyring>,
+    events: EventSink,
+    stop: impl Future<Output = ()> + Send + 'static,
+) -> JoinHandle<()> {
     tokio::spawn(async move {
-        let mut changes = state.watch_keys();
-        let mut backoff = Duration::from_millis(250);
-        loop {
-            let pending = reconcile(&keks, &state, &keyring, &events).await;
-            if pending {
-                tokio::select! {
-                    changed = changes.changed() => if changed.is_err() { return },
-                    _ = tokio::time::sleep(backoff) => {}
-                }
-                backoff = (backoff * 2).min(MAX_BACKOFF);
-            } else {
-                backoff = Duration::from_millis(250);
-                if changes.changed().await.is_err() {
-                    return;
-                }
+        tokio::select! {
+            () = stop => {}
+            () = keep_in_step(&keks, &state, &keyring, &events) => {}
+        }
+    })
+}
+
+/// Reconcile whenever the registry changes (and on a backoff while keys are pending); returns
+/// only if the state machine stops announcing changes.
+async fn keep_in_step(keks: &Keks, state: &StateMachine, keyring: &Keyring, events: &EventSink) {
+    let mut changes = state.watch_keys();
+    let mut backoff = Duration::from_millis(250);
+    loop {
+        let pending = reconcile(keks, state, keyring, events).await;
+        if pending {
+            tokio::select! {
+                changed = changes.changed() => if changed.is_err() { return },
+                _ = tokio::time::sleep(backoff) => {}
+            }
+            backoff = (backoff * 2).min(MAX_BACKOFF);
+        } else {
+            backoff = Duration::from_millis(250);
+            if changes.changed().await.is_err() {
+                return;
             }
         }
-    });
+    }
 }

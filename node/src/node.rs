@@ -1,9 +1,18 @@
 //! A signer node: opens storage, loads keys, starts Raft and both gRPC servers, and runs until
 //! shutdown.
 //!
-//! Owns: wiring the parts together and the node's lifecycle. Servers take their listeners and a
-//! shutdown future, so tests bind `127.0.0.1:0` and stop nodes by themselves.
+//! Owns: wiring the parts together and the node's lifecycle, including the background tasks it
+//! starts (audit-event delivery, the key loader, the admin-plane bootstrap), which it joins on
+//! shutdown. Servers take their listeners and a shutdown future, so tests bind `127.0.0.1:0`
+//! and stop nodes by themselves.
 //! Must not: contain protection, storage or service logic.
+//!
+//! To ensure correctness:
+//! - shutdown runs in one order, on every exit once Raft has started (a clean stop or a
+//!   failure while starting): servers drained, the node's tasks told to stop and joined
+//!   (aborted after a grace period), Raft shut down, and the state machine synced last, when
+//!   no entry can be applied any more;
+//! - dropping the node's task set aborts what it holds, so no exit leaves those tasks running.
 
 use crate::config::NodeConfig;
 use crate::keyloader::{self, Keks};
@@ -23,7 +32,9 @@ use openraft::{BasicNode, Config, SnapshotPolicy};
 use std::collections::BTreeMap;
 use std::future::Future;
 use std::sync::Arc;
+use std::time::Duration;
 use tokio::net::TcpListener;
+use tokio::task::JoinHandle;
 use tokio_stream::wrappers::TcpListenerStream;
 use tokio_stream::StreamExt;
 
@@ -190,119 +201,206 @@ pub async fn run(
     .await
     .map_err(|e| NodeError::Raft(e.to_string()))?;
 
-    let audit_events = EventSink::start(config.node_id, raft.clone(), network.clone());
-    for key in keyring.keys() {
-        audit_events.key_loaded(&key.key_id);
-    }
-    keyloader::spawn(
-        keks.clone(),
-        state.clone(),
-        keyring.clone(),
-        audit_events.clone(),
-    );
-    let (health_reporter, health) = tonic_health::server::health_reporter();
-    crate::service::health::spawn(health_reporter, raft.clone(), keyring.clone());
-    let keyring_for_metrics = keyring.clone();
-    let reflection = tonic_reflection::server::Builder::configure()
-        .register_encoded_file_descriptor_set(pb::FILE_DESCRIPTOR_SET)
-        .build_v1()
-        .map_err(|e| NodeError::Reflection(e.to_string()))?;
-    config.admin.roots().map_err(NodeError::Admin)?;
-    let bootstrap = config
-        .admin
-        .bootstrap(&config.cluster_id, config.eth2.genesis_validators_root)
-        .map_err(NodeError::Admin)?;
-    let admin = pb::admin_server::AdminServer::new(AdminService::new(
-        raft.clone(),
-        state.clone(),
-        keyring.clone(),
-        keks,
-        config.eth2.genesis_validators_root,
-    ));
-    let path = SignPath {
-        node_id: config.node_id,
-        raft: raft.clone(),
-        state: state.clone(),
-        keyring,
-        network,
-        proposer: Proposer::start(raft.clone(), metrics.clone()),
-        metrics: metrics.clone(),
-        events: audit_events,
-        limiter: Arc::new(RateLimiter::default()),
-        denials: Arc::default(),
-        eth2_network,
-    };
-    let audit = pb::audit_server::AuditServer::new(AuditService::new(
-        config.node_id,
-        raft.clone(),
-        state.clone(),
-    ));
-    let signer = pb::signer_server::SignerServer::new(SignerService::new(path.clone()))
-        .max_decoding_message_size(MAX_CLIENT_MESSAGE);
-    let peer = pb::raft_server::RaftServer::new(PeerService::new(raft.clone(), path))
-        .max_decoding_message_size(MAX_PEER_MESSAGE)
-        .max_encoding_message_size(MAX_PEER_MESSAGE);
-
+    // From here on Raft runs; whatever happens next, it is shut down below.
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
-    tokio::spawn(async move {
-        shutdown.await;
-        let _ = stop_tx.send(true);
-    });
     let stopped = |mut rx: tokio::sync::watch::Receiver<bool>| async move {
         let _ = rx.wait_for(|s| *s).await;
     };
-    let client_server = tonic::transport::Server::builder()
-        .tls_config(tls.server_config()?)?
-        .add_service(signer)
-        .add_service(admin)
-        .add_service(audit)
-        .add_service(health)
-        .add_service(reflection)
-        .serve_with_incoming_shutdown(no_delay(listeners.client), stopped(stop_rx.clone()));
-    let peer_server = tonic::transport::Server::builder()
-        .tls_config(tls.server_config()?)?
-        .add_service(peer)
-        .serve_with_incoming_shutdown(no_delay(listeners.peer), stopped(stop_rx.clone()));
-    metrics.spawn_sampler(raft.clone(), keyring_for_metrics, stopped(stop_rx.clone()));
-    let metrics_addr = match &listeners.metrics {
-        Some(l) => Some(l.local_addr()?),
-        None => None,
-    };
-    let metrics_server = async {
-        if let Some(listener) = listeners.metrics {
-            crate::metrics::serve(listener, metrics, stopped(stop_rx.clone())).await;
+    let mut tasks = Tasks::default();
+    let served: Result<(), NodeError> = async {
+        let (audit_events, delivery) = EventSink::start(
+            config.node_id,
+            raft.clone(),
+            network.clone(),
+            stopped(stop_rx.clone()),
+        );
+        tasks.own("audit events", delivery);
+        for key in keyring.keys() {
+            audit_events.key_loaded(&key.key_id);
         }
-    };
+        tasks.own(
+            "key loader",
+            keyloader::spawn(
+                keks.clone(),
+                state.clone(),
+                keyring.clone(),
+                audit_events.clone(),
+                stopped(stop_rx.clone()),
+            ),
+        );
+        let (health_reporter, health) = tonic_health::server::health_reporter();
+        crate::service::health::spawn(health_reporter, raft.clone(), keyring.clone());
+        let keyring_for_metrics = keyring.clone();
+        let reflection = tonic_reflection::server::Builder::configure()
+            .register_encoded_file_descriptor_set(pb::FILE_DESCRIPTOR_SET)
+            .build_v1()
+            .map_err(|e| NodeError::Reflection(e.to_string()))?;
+        config.admin.roots().map_err(NodeError::Admin)?;
+        let bootstrap = config
+            .admin
+            .bootstrap(&config.cluster_id, config.eth2.genesis_validators_root)
+            .map_err(NodeError::Admin)?;
+        let admin = pb::admin_server::AdminServer::new(AdminService::new(
+            raft.clone(),
+            state.clone(),
+            keyring.clone(),
+            keks,
+            config.eth2.genesis_validators_root,
+        ));
+        let path = SignPath {
+            node_id: config.node_id,
+            raft: raft.clone(),
+            state: state.clone(),
+            keyring,
+            network,
+            proposer: Proposer::start(raft.clone(), metrics.clone()),
+            metrics: metrics.clone(),
+            events: audit_events,
+            limiter: Arc::new(RateLimiter::default()),
+            denials: Arc::default(),
+            eth2_network,
+        };
+        let audit = pb::audit_server::AuditServer::new(AuditService::new(
+            config.node_id,
+            raft.clone(),
+            state.clone(),
+        ));
+        let signer = pb::signer_server::SignerServer::new(SignerService::new(path.clone()))
+            .max_decoding_message_size(MAX_CLIENT_MESSAGE);
+        let peer = pb::raft_server::RaftServer::new(PeerService::new(raft.clone(), path))
+            .max_decoding_message_size(MAX_PEER_MESSAGE)
+            .max_encoding_message_size(MAX_PEER_MESSAGE);
 
-    if config.bootstrap
-        && !raft
-            .is_initialized()
-            .await
-            .map_err(|e| NodeError::Raft(e.to_string()))?
-    {
-        let members: BTreeMap<u64, BasicNode> = config
-            .peers
-            .iter()
-            .map(|p| (p.id, BasicNode::new(p.peer_addr.to_string())))
-            .collect();
-        tracing::info!(?members, "initializing a new cluster");
-        if let Err(e) = raft.initialize(members).await {
-            tracing::warn!(error = %e, "initialize refused (already initialized?)");
+        let client_server = tonic::transport::Server::builder()
+            .tls_config(tls.server_config()?)?
+            .add_service(signer)
+            .add_service(admin)
+            .add_service(audit)
+            .add_service(health)
+            .add_service(reflection)
+            .serve_with_incoming_shutdown(no_delay(listeners.client), stopped(stop_rx.clone()));
+        let peer_server = tonic::transport::Server::builder()
+            .tls_config(tls.server_config()?)?
+            .add_service(peer)
+            .serve_with_incoming_shutdown(no_delay(listeners.peer), stopped(stop_rx.clone()));
+        metrics.spawn_sampler(raft.clone(), keyring_for_metrics, stopped(stop_rx.clone()));
+        let metrics_addr = match &listeners.metrics {
+            Some(l) => Some(l.local_addr()?),
+            None => None,
+        };
+        let metrics_server = async {
+            if let Some(listener) = listeners.metrics {
+                crate::metrics::serve(listener, metrics, stopped(stop_rx.clone())).await;
+            }
+        };
+
+        if config.bootstrap
+            && !raft
+                .is_initialized()
+                .await
+                .map_err(|e| NodeError::Raft(e.to_string()))?
+        {
+            let members: BTreeMap<u64, BasicNode> = config
+                .peers
+                .iter()
+                .map(|p| (p.id, BasicNode::new(p.peer_addr.to_string())))
+                .collect();
+            tracing::info!(?members, "initializing a new cluster");
+            if let Err(e) = raft.initialize(members).await {
+                tracing::warn!(error = %e, "initialize refused (already initialized?)");
+            }
         }
+        if let Some(bootstrap) = bootstrap {
+            tasks.own(
+                "admin bootstrap",
+                spawn_admin_bootstrap(
+                    config.node_id,
+                    raft.clone(),
+                    state.clone(),
+                    bootstrap,
+                    stopped(stop_rx.clone()),
+                ),
+            );
+        }
+        tracing::info!(node_id = config.node_id, client = %config.client_listen, peer = %config.peer_listen,
+            metrics = ?metrics_addr, "node serving");
+        // `shutdown` is awaited here, beside the servers, not in a task of its own: when it
+        // resolves the stop signal goes out and the servers drain.
+        let servers = async { tokio::join!(client_server, peer_server, metrics_server) };
+        tokio::pin!(servers);
+        let (client_result, peer_result, ()) = tokio::select! {
+            ended = &mut servers => ended,
+            () = shutdown => {
+                let _ = stop_tx.send(true);
+                servers.await
+            }
+        };
+        client_result?;
+        peer_result?;
+        Ok(())
     }
-    if let Some(bootstrap) = bootstrap {
-        spawn_admin_bootstrap(config.node_id, raft.clone(), state.clone(), bootstrap);
-    }
-    tracing::info!(node_id = config.node_id, client = %config.client_listen, peer = %config.peer_listen,
-        metrics = ?metrics_addr, "node serving");
-    let (client_result, peer_result, ()) = tokio::join!(client_server, peer_server, metrics_server);
+    .await;
+
+    // Stopping, whether the servers ended or the node failed to start: first the node's own
+    // tasks (told to stop, joined for a bounded time), then Raft, and the state machine is
+    // synced last, when nothing can apply an entry any more.
+    let _ = stop_tx.send(true);
+    tasks.join(TASK_GRACE).await;
     let _ = raft.shutdown().await;
     if let Err(e) = state.sync() {
         tracing::warn!(error = %e, "state database not synced at shutdown");
     }
-    client_result?;
-    peer_result?;
-    Ok(())
+    served
+}
+
+/// How long shutdown waits, in all, for the node's own background tasks before aborting them.
+const TASK_GRACE: Duration = Duration::from_secs(5);
+
+/// The node's own background tasks, owned the way mini-redis's server owns its connection
+/// handlers: each one stops when the node's stop signal fires, and shutdown joins them (for at
+/// most a grace period, then aborts the rest) before Raft shuts down. Dropping the set aborts
+/// whatever is still running, so an early return leaves nothing behind.
+#[derive(Default)]
+struct Tasks(Vec<(&'static str, JoinHandle<()>)>);
+
+impl Tasks {
+    /// Own `handle`, named `name` in the shutdown log.
+    fn own(&mut self, name: &'static str, handle: JoinHandle<()>) {
+        self.0.push((name, handle));
+    }
+
+    /// Wait until every task has ended, for at most `grace` in all; abort those still running
+    /// then, and wait for them to unwind.
+    async fn join(mut self, grace: Duration) {
+        let deadline = tokio::time::Instant::now() + grace;
+        for (name, mut handle) in std::mem::take(&mut self.0) {
+            let ended = match tokio::time::timeout_at(deadline, &mut handle).await {
+                Ok(ended) => ended,
+                Err(_) => {
+                    tracing::warn!(
+                        task = name,
+                        ?grace,
+                        "task still running at shutdown; aborting it"
+                    );
+                    handle.abort();
+                    handle.await
+                }
+            };
+            match ended {
+                Ok(()) => tracing::debug!(task = name, "task joined"),
+                Err(e) if e.is_cancelled() => {}
+                Err(e) => tracing::warn!(task = name, error = %e, "task failed"),
+            }
+        }
+    }
+}
+
+impl Drop for Tasks {
+    fn drop(&mut self) {
+        for (_, handle) in &self.0 {
+            handle.abort();
+        }
+    }
 }
 
 /// Until the cluster's admin plane is bootstrapped: whenever this node is the leader, propose
@@ -313,31 +411,122 @@ fn spawn_admin_bootstrap(
     raft: Raft,
     state: StateMachine,
     bootstrap: crate::admin::state::Bootstrap,
-) {
+    stop: impl Future<Output = ()> + Send + 'static,
+) -> JoinHandle<()> {
     tokio::spawn(async move {
-        let mut metrics = raft.metrics();
-        loop {
+        tokio::select! {
+            () = stop => {}
+            () = propose_bootstrap(node_id, &raft, &state, &bootstrap) => {}
+        }
+    })
+}
+
+/// Propose `bootstrap` whenever this node leads, until the state machine says the admin plane
+/// is bootstrapped or Raft stops.
+async fn propose_bootstrap(
+    node_id: u64,
+    raft: &Raft,
+    state: &StateMachine,
+    bootstrap: &crate::admin::state::Bootstrap,
+) {
+    let mut metrics = raft.metrics();
+    loop {
+        if state.read().admin.bootstrapped {
+            return;
+        }
+        if metrics.borrow_watched().current_leader == Some(node_id) {
+            let command = crate::admin::AdminCommand::Bootstrap(bootstrap.clone());
+            match crate::replica::commit_admin(raft, command).await {
+                Ok(outcome) => tracing::info!(?outcome, "admin plane bootstrap proposed"),
+                Err(e) => {
+                    tracing::warn!(error = %e, "admin plane bootstrap not committed; will retry")
+                }
+            }
             if state.read().admin.bootstrapped {
                 return;
             }
-            if metrics.borrow_watched().current_leader == Some(node_id) {
-                let command = crate::admin::AdminCommand::Bootstrap(bootstrap.clone());
-                match crate::replica::commit_admin(&raft, command).await {
-                    Ok(outcome) => tracing::info!(?outcome, "admin plane bootstrap proposed"),
-                    Err(e) => {
-                        tracing::warn!(error = %e, "admin plane bootstrap not committed; will retry")
-                    }
-                }
-                if state.read().admin.bootstrapped {
-                    return;
-                }
-            }
-            let changed =
-                tokio::time::timeout(std::time::Duration::from_millis(500), metrics.changed())
-                    .await;
-            if let Ok(Err(_)) = changed {
-                return; // Raft stopped.
+        }
+        let changed = tokio::time::timeout(Duration::from_millis(500), metrics.changed()).await;
+        if let Ok(Err(_)) = changed {
+            return; // Raft stopped.
+        }
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+mod tests {
+    use super::*;
+    use std::sync::atomic::{AtomicBool, Ordering};
+
+    /// Reports, through its channel, when the task holding it is dropped (ended or aborted).
+    struct DropSignal(Option<tokio::sync::oneshot::Sender<()>>);
+    impl Drop for DropSignal {
+        fn drop(&mut self) {
+            if let Some(tx) = self.0.take() {
+                let _ = tx.send(());
             }
         }
-    });
+    }
+
+    #[tokio::test]
+    async fn join_waits_for_tasks_that_stop_on_the_signal() {
+        let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+        let finished = Arc::new(AtomicBool::new(false));
+        let mut tasks = Tasks::default();
+        for name in ["first", "second"] {
+            let mut stop = stop_rx.clone();
+            let finished = finished.clone();
+            tasks.own(
+                name,
+                tokio::spawn(async move {
+                    let _ = stop.wait_for(|s| *s).await;
+                    finished.store(true, Ordering::SeqCst);
+                }),
+            );
+        }
+        stop_tx.send(true).unwrap();
+        tasks.join(Duration::from_secs(3600)).await;
+        assert!(finished.load(Ordering::SeqCst));
+    }
+
+    #[tokio::test]
+    async fn join_aborts_tasks_still_running_after_the_grace() {
+        let (started_tx, started_rx) = tokio::sync::oneshot::channel();
+        let (dropped_tx, dropped_rx) = tokio::sync::oneshot::channel();
+        let finished = Arc::new(AtomicBool::new(false));
+        let mut tasks = Tasks::default();
+        let flag = finished.clone();
+        tasks.own(
+            "stubborn",
+            tokio::spawn(async move {
+                let _guard = DropSignal(Some(dropped_tx));
+                let _ = started_tx.send(());
+                std::future::pending::<()>().await;
+                flag.store(true, Ordering::SeqCst);
+            }),
+        );
+        started_rx.await.unwrap();
+        tasks.join(Duration::ZERO).await;
+        assert_eq!(dropped_rx.await, Ok(()));
+        assert!(!finished.load(Ordering::SeqCst));
+    }
+
+    #[tokio::test]
+    async fn dropping_the_set_aborts_its_tasks() {
+        let (started_tx, started_rx) = tokio::sync::oneshot::channel();
+        let (dropped_tx, dropped_rx) = tokio::sync::oneshot::channel();
+        let mut tasks = Tasks::default();
+        tasks.own(
+            "left behind",
+            tokio::spawn(async move {
+                let _guard = DropSignal(Some(dropped_tx));
+                let _ = started_tx.send(());
+                std::future::pending::<()>().await;
+            }),
+        );
+        started_rx.await.unwrap();
+        drop(tasks);
+        assert_eq!(dropped_rx.await, Ok(()));
+    }
 }

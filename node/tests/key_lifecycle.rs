@@ -119,13 +119,7 @@ async fn keys_are_generated_sealed_loaded_everywhere_and_follow_their_lifecycle(
     assert_eq!(refusal_code(&err).as_deref(), Some("view_below_watermark"));
 
     // Restart every node: the registry is replicated state; keys are unsealed again.
-    for id in 1..=3 {
-        cluster.kill(id);
-    }
-    for id in 1..=3 {
-        cluster.spawn(id);
-    }
-    cluster.wait_leader(Duration::from_secs(30)).await;
+    cluster.restart_all().await;
     cluster
         .wait_all("keys reloaded after restart", |s| {
             ["gen-1", "imp-1"]
@@ -201,17 +195,16 @@ async fn kek_rotation_rewraps_every_key_and_resumes_after_interruption() {
     LocalKek::create(&new_kek).unwrap();
 
     // New KEK current, old one retired, on every node; restart them all.
-    for id in 1..=3 {
-        cluster.restart_with(id, |config| {
+    cluster
+        .restart_all_with(|config| {
             config.kek = Some(KekConfig::Local {
                 path: new_kek.clone(),
             });
             config.retired_keks = vec![KekConfig::Local {
                 path: old_kek.clone(),
             }];
-        });
-    }
-    cluster.wait_leader(Duration::from_secs(30)).await;
+        })
+        .await;
     cluster
         .wait_all("old records still load with the retired KEK", |s| {
             s.keys_loaded.len() == 5
@@ -242,10 +235,9 @@ async fn kek_rotation_rewraps_every_key_and_resumes_after_interruption() {
     assert!(listed.keys.iter().all(|k| k.kek == new_ref));
 
     // Drop the old KEK everywhere: the keys still load, from records under the new one.
-    for id in 1..=3 {
-        cluster.restart_with(id, |config| config.retired_keks.clear());
-    }
-    cluster.wait_leader(Duration::from_secs(30)).await;
+    cluster
+        .restart_all_with(|config| config.retired_keks.clear())
+        .await;
     cluster
         .wait_all("keys load with only the new KEK", |s| {
             s.keys_loaded.len() == 5 && s.keys_pending.is_empty()

@@ -10,7 +10,6 @@ mod support;
 use signer_node::custody::KekConfig;
 use signer_node::pb;
 use signer_node::scheme::bn254;
-use std::time::Duration;
 use support::moto::{KmsProxy, Moto, REGION};
 use support::*;
 
@@ -44,13 +43,7 @@ async fn kms_outage_leaves_keys_pending_until_the_kms_returns() {
 
     // KMS unreachable; every node restarts.
     proxy.set_up(false);
-    for id in 1..=3 {
-        cluster.kill(id);
-    }
-    for id in 1..=3 {
-        cluster.spawn(id);
-    }
-    cluster.wait_leader(Duration::from_secs(30)).await;
+    cluster.restart_all().await;
     cluster
         .wait_all("kms-1 pending (KMS unreachable) on every node", |s| {
             s.keys_pending.iter().any(|p| p.key_id == "kms-1")
@@ -114,13 +107,12 @@ async fn kek_rotation_between_two_kms_keys() {
     };
     let cluster = Cluster::start_with(3, |_| Some(kms(&old_key))).await;
     cluster.generate_key("rot-1", "eth2").await.unwrap();
-    for id in 1..=3 {
-        cluster.restart_with(id, |config| {
+    cluster
+        .restart_all_with(|config| {
             config.kek = Some(kms(&new_key));
             config.retired_keks = vec![kms(&old_key)];
-        });
-    }
-    cluster.wait_leader(Duration::from_secs(30)).await;
+        })
+        .await;
     cluster
         .wait_all("rot-1 loaded with the retired KMS key", |s| {
             s.keys_loaded.iter().any(|k| k == "rot-1")

@@ -7,7 +7,7 @@
 
 use anyhow::{anyhow, Context, Result};
 use signer_node::config::admin::{AdminConfig, BootstrapAdmin, BootstrapClient};
-use signer_node::config::{Eth2Config, NodeConfig, PeerConfig, RaftConfig, TlsPaths};
+use signer_node::config::{NodeConfig, PeerConfig, RaftConfig, TlsPaths};
 use signer_node::keyring::KeyFile;
 use signer_node::pb;
 use signer_node::pb::signer_client::SignerClient;
@@ -28,10 +28,15 @@ pub struct BenchOptions {
     pub profiles: Vec<Profile>,
 }
 
-/// A cluster of nodes running as tasks of this process.
+/// How long `stop` waits for the nodes to shut down before it aborts them.
+const STOP_GRACE: Duration = Duration::from_secs(30);
+
+/// A cluster of nodes running as tasks of this process. The tasks are owned: `stop` signals
+/// and joins them, and dropping the cluster aborts any still running.
 struct LocalCluster {
     _dir: tempfile::TempDir,
-    stops: Vec<tokio::sync::oneshot::Sender<()>>,
+    stop: tokio::sync::watch::Sender<bool>,
+    nodes: tokio::task::JoinSet<()>,
     client_addrs: Vec<(u64, std::net::SocketAddr)>,
     tls: TlsMaterial,
 }
@@ -88,48 +93,36 @@ impl LocalCluster {
             }],
             ..AdminConfig::dev()
         };
-        let mut stops = Vec::new();
+        let (stop, _) = tokio::sync::watch::channel(false);
+        let mut nodes = tokio::task::JoinSet::new();
         let mut client_addrs = Vec::new();
         for (id, client, peer) in listeners {
-            let config = NodeConfig {
-                node_id: id,
-                cluster_id: "bench".into(),
-                client_listen: client.local_addr()?,
-                peer_listen: peer.local_addr()?,
-                metrics_listen: None,
-                data_dir: dir.path().join(format!("node-{id}")),
-                keys_dir: keys_src.clone(),
-                tls: TlsPaths {
-                    ca: pki.ca_cert_path(),
-                    cert: pki.node_cert_path(id),
-                    key: pki.node_key_path(id),
-                },
-                peers: peers.clone(),
-                bootstrap: id == 1,
-                raft: RaftConfig {
+            let tls = TlsPaths {
+                ca: pki.ca_cert_path(),
+                cert: pki.node_cert_path(id),
+                key: pki.node_key_path(id),
+            };
+            let data_dir = dir.path().join(format!("node-{id}"));
+            let config = NodeConfig::builder(id, "bench", data_dir, tls, peers.clone())
+                .keys_dir(&keys_src)
+                .raft(RaftConfig {
                     heartbeat_ms: 100,
                     election_min_ms: 400,
                     election_max_ms: 800,
                     ..RaftConfig::default()
-                },
-                eth2: Eth2Config::default(),
-                kek: None,
-                retired_keks: Vec::new(),
-                sync_writes: true,
-                admin: admin.clone(),
-            };
-            config.validate()?;
+                })
+                .admin(admin.clone())
+                .build()?;
             client_addrs.push((id, config.client_listen));
-            let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-            stops.push(stop);
+            let mut stopped = stop.subscribe();
             let listeners = signer_node::node::Listeners {
                 client,
                 peer,
                 metrics: None,
             };
-            tokio::spawn(async move {
+            nodes.spawn(async move {
                 if let Err(e) = signer_node::node::run(config, listeners, async move {
-                    let _ = stopped.await;
+                    let _ = stopped.wait_for(|s| *s).await;
                 })
                 .await
                 {
@@ -144,7 +137,8 @@ impl LocalCluster {
         )?;
         Ok(LocalCluster {
             _dir: dir,
-            stops,
+            stop,
+            nodes,
             client_addrs,
             tls,
         })
@@ -186,9 +180,24 @@ impl LocalCluster {
         Err(anyhow!("no leader within 30 s"))
     }
 
-    fn stop(self) {
-        for s in self.stops {
-            let _ = s.send(());
+    /// Tell every node to shut down and wait until they have (for at most [`STOP_GRACE`];
+    /// nodes still running then are aborted).
+    async fn stop(mut self) {
+        let _ = self.stop.send(true);
+        let joined = tokio::time::timeout(STOP_GRACE, async {
+            while let Some(result) = self.nodes.join_next().await {
+                if let Err(e) = result {
+                    eprintln!("a node task failed: {e}");
+                }
+            }
+        })
+        .await;
+        if joined.is_err() {
+            eprintln!(
+                "{} node(s) still running after {STOP_GRACE:?}; aborted",
+                self.nodes.len()
+            );
+            self.nodes.shutdown().await;
         }
     }
 }
@@ -495,6 +504,6 @@ pub async fn run(opts: BenchOptions) -> Result<()> {
     println!(
         "three nodes, clients and TLS share those cores. Latency is per Sign call at the client."
     );
-    cluster.stop();
+    cluster.stop().await;
     Ok(())
 }

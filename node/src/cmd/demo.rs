@@ -1,12 +1,13 @@
 //! `signer demo`: the Quorum Signer story told end to end against a real 3-node dev cluster —
 //! cluster up, leader elected, keys loaded, signs, a refused double sign, the leader killed,
-//! signing resumed on a new leader, the same double sign still refused, cluster down.
+//! signing resumed on a new leader, the same double sign still refused, the audit chain
+//! verified and identical on every node, cluster down.
 //!
 //! Owns: the story's steps, what it prints (the story on stdout, a progress indicator on
 //! stderr), its timings, and checking that every step behaves as told: the demo is also a smoke
 //! test and exits 1 when a step does not. Must not: hold protection or signing logic (it asks
-//! the cluster like any client and checks the answers), claim a step that does not exist yet
-//! (the audit chain), or leave node processes behind.
+//! the cluster like any client and checks the answers), claim a step it does not check, or
+//! leave node processes behind.
 //!
 //! To ensure correctness:
 //! - the cluster goes down on every exit path: a guard stops it when dropped (errors, panics),

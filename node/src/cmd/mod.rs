@@ -1,5 +1,6 @@
-//! Subcommands of the `signer` binary that orchestrate whole clusters (benchmark, demo).
-//! They use the library like any client would; no protection or signing logic lives here.
+//! Subcommands of the `signer` binary that write or run whole clusters (`init`, `dev-cluster`,
+//! `demo`, `bench`). They use the library like any client would; no protection or signing logic
+//! lives here.
 
 pub mod bench;
 pub mod demo;

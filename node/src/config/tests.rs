@@ -341,3 +341,163 @@ fn the_eth2_network_is_built_in_or_described_and_never_guessed() {
         "{err}"
     );
 }
+
+/// The TLS paths and members of `GOOD`, for building configs in code.
+fn parts() -> (TlsPaths, Vec<PeerConfig>) {
+    let c = good();
+    (c.tls, c.peers)
+}
+
+#[test]
+fn the_builder_fills_in_the_shared_defaults() {
+    let (tls, peers) = parts();
+    let built = NodeConfig::builder(2, "dev", "/n2/data", tls.clone(), peers.clone())
+        .build()
+        .unwrap();
+    let expected = NodeConfig {
+        node_id: 2,
+        cluster_id: "dev".into(),
+        client_listen: "127.0.0.1:7102".parse().unwrap(),
+        peer_listen: "127.0.0.1:7103".parse().unwrap(),
+        metrics_listen: None,
+        data_dir: PathBuf::from("/n2/data"),
+        keys_dir: PathBuf::from("/n2/keys"),
+        tls: tls.clone(),
+        peers: peers.clone(),
+        bootstrap: false,
+        raft: RaftConfig {
+            heartbeat_ms: 50,
+            election_min_ms: 150,
+            election_max_ms: 300,
+            snapshot_every: 10_000,
+            logs_to_keep: 1_000,
+        },
+        eth2: Eth2Config {
+            genesis_validators_root: FixedBytes(MAINNET_GENESIS_VALIDATORS_ROOT),
+            network: None,
+        },
+        kek: None,
+        retired_keks: Vec::new(),
+        sync_writes: true,
+        admin: admin::AdminConfig {
+            trust_yubico_roots: true,
+            attestation_roots: Vec::new(),
+            threshold: 1,
+            require_attestation: false,
+            require_touch_always: true,
+            challenge_ttl_secs: 900,
+            admins: Vec::new(),
+            clients: Vec::new(),
+        },
+    };
+    assert_eq!(built, expected);
+
+    // The lowest id bootstraps; a relative data dir gets a relative `keys` beside it.
+    let first = NodeConfig::builder(1, "dev", "data", tls, peers)
+        .build()
+        .unwrap();
+    assert!(first.bootstrap);
+    assert_eq!(first.data_dir, PathBuf::from("data"));
+    assert_eq!(first.keys_dir, PathBuf::from("keys"));
+    assert_eq!(first.client_listen, "127.0.0.1:7100".parse().unwrap());
+    assert_eq!(first.peer_listen, "127.0.0.1:7101".parse().unwrap());
+}
+
+#[test]
+fn each_builder_method_sets_its_field_and_nothing_else() {
+    let (tls, peers) = parts();
+    let base = || NodeConfig::builder(3, "dev", "/n3/data", tls.clone(), peers.clone());
+    let default = base().build().unwrap();
+    let kek = crate::custody::KekConfig::Local {
+        path: PathBuf::from("/kek.key"),
+    };
+    let old = crate::custody::KekConfig::Local {
+        path: PathBuf::from("/old.key"),
+    };
+    let raft = RaftConfig {
+        heartbeat_ms: 100,
+        election_min_ms: 400,
+        election_max_ms: 800,
+        ..RaftConfig::default()
+    };
+    let eth2 = Eth2Config {
+        genesis_validators_root: FixedBytes([1; 32]),
+        network: None,
+    };
+    let admin = admin::AdminConfig {
+        threshold: 2,
+        ..admin::AdminConfig::dev()
+    };
+    let metrics: SocketAddr = "127.0.0.1:7106".parse().unwrap();
+    type Expect = Box<dyn FnOnce(&mut NodeConfig)>;
+    let cases: Vec<(NodeConfigBuilder, Expect)> = vec![
+        (
+            base().keys_dir("/shared/keys"),
+            Box::new(|c| c.keys_dir = PathBuf::from("/shared/keys")),
+        ),
+        (
+            base().metrics_listen(Some(metrics)),
+            Box::new(move |c| c.metrics_listen = Some(metrics)),
+        ),
+        (base().bootstrap(true), Box::new(|c| c.bootstrap = true)),
+        (base().raft(raft), Box::new(move |c| c.raft = raft)),
+        (base().eth2(eth2.clone()), Box::new(move |c| c.eth2 = eth2)),
+        (
+            base().kek(Some(kek.clone())),
+            Box::new(move |c| c.kek = Some(kek)),
+        ),
+        (
+            base().retired_keks(vec![old.clone()]),
+            Box::new(move |c| c.retired_keks = vec![old]),
+        ),
+        (
+            base().sync_writes(false),
+            Box::new(|c| c.sync_writes = false),
+        ),
+        (
+            base().admin(admin.clone()),
+            Box::new(move |c| c.admin = admin),
+        ),
+    ];
+    for (builder, expect) in cases {
+        let mut expected = default.clone();
+        expect(&mut expected);
+        assert_eq!(builder.build().unwrap(), expected);
+    }
+}
+
+#[test]
+fn the_builder_refuses_what_validate_refuses() {
+    let (tls, peers) = parts();
+    let err = NodeConfig::builder(9, "dev", "/n9/data", tls.clone(), peers.clone())
+        .build()
+        .unwrap_err();
+    assert_eq!(
+        err.to_string(),
+        "config field `peers`: this node (9) must be listed among the peers"
+    );
+    let slow_heartbeat = RaftConfig {
+        heartbeat_ms: 500,
+        ..RaftConfig::default()
+    };
+    let built = NodeConfig::builder(2, "dev", "/n2/data", tls.clone(), peers.clone())
+        .raft(slow_heartbeat)
+        .build();
+    assert_eq!(field_of(built), "raft.election_min_ms");
+    let built = NodeConfig::builder(2, "no spaces", "/n2/data", tls, peers).build();
+    assert_eq!(field_of(built), "cluster_id");
+}
+
+#[test]
+fn a_built_config_reads_back_from_its_toml() {
+    let (tls, peers) = parts();
+    let built = NodeConfig::builder(1, "dev", "/n1/data", tls, peers)
+        .metrics_listen(Some("127.0.0.1:7106".parse().unwrap()))
+        .kek(Some(crate::custody::KekConfig::Local {
+            path: PathBuf::from("/kek.key"),
+        }))
+        .build()
+        .unwrap();
+    let again = NodeConfig::from_toml(&built.to_toml().unwrap(), Path::new("/elsewhere")).unwrap();
+    assert_eq!(again, built);
+}

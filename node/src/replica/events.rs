@@ -6,17 +6,20 @@
 //! events itself; a follower forwards them to the leader over the peer port
 //! (`Raft.ForwardEvents`), where the leader attributes them to the authenticated sender.
 //! Delivery is best-effort: retried with backoff for about half a minute while there is no leader,
-//! then dropped with a warning; a full queue drops new events with a warning. Recording never
-//! blocks or fails the caller (the sign path, the key loader).
-//! Must not: decide anything, or be used for facts that must be replicated (those are
-//! commands of their own).
+//! then dropped with a warning; a full queue drops new events with a warning, and so does the
+//! node's stop signal (the task ends and is joined). Recording never blocks or fails the
+//! caller (the sign path, the key loader).
+//! Must not: decide anything, be used for facts that must be replicated (those are commands
+//! of their own), or outlive the node.
 
 use super::{propose, Command, NodeId, PeerNetwork, Raft};
 use crate::audit::NodeEvent;
 use crate::pb;
 use openraft::async_runtime::WatchReceiver;
+use std::future::Future;
 use std::time::Duration;
 use tokio::sync::mpsc;
+use tokio::task::JoinHandle;
 
 /// Events waiting for delivery, at most.
 const QUEUE: usize = 1024;
@@ -34,25 +37,34 @@ pub struct EventSink {
 
 impl EventSink {
     /// Start delivering this node's events through `raft` (forwarding over `network` when a
-    /// follower).
-    pub fn start(node_id: NodeId, raft: Raft, network: PeerNetwork) -> EventSink {
+    /// follower) until `stop` resolves; events still queued then are dropped, with a count in
+    /// the log. The node owns the returned task and joins it on shutdown.
+    pub fn start(
+        node_id: NodeId,
+        raft: Raft,
+        network: PeerNetwork,
+        stop: impl Future<Output = ()> + Send + 'static,
+    ) -> (EventSink, JoinHandle<()>) {
         let (tx, mut rx) = mpsc::channel::<NodeEvent>(QUEUE);
-        tokio::spawn(async move {
-            while let Some(first) = rx.recv().await {
-                let mut events = vec![first];
-                while events.len() < MAX_BATCH {
-                    match rx.try_recv() {
-                        Ok(e) => events.push(e),
-                        Err(_) => break,
-                    }
-                }
-                deliver(&raft, &network, node_id, events).await;
+        let task = tokio::spawn(async move {
+            tokio::select! {
+                () = stop => {}
+                () = deliver_queue(&mut rx, &raft, &network, node_id) => return,
+            }
+            rx.close();
+            let mut left = 0usize;
+            while rx.try_recv().is_ok() {
+                left += 1;
+            }
+            if left > 0 {
+                tracing::info!(count = left, "audit events not delivered: node stopping");
             }
         });
-        EventSink {
+        let sink = EventSink {
             node_id,
             tx: Some(tx),
-        }
+        };
+        (sink, task)
     }
 
     /// A sink that records nothing (tools and tests without a cluster).
@@ -104,6 +116,25 @@ impl EventSink {
             profile: profile.to_owned(),
             reason: reason.to_owned(),
         });
+    }
+}
+
+/// Deliver queued events in batches until every sender is gone.
+async fn deliver_queue(
+    rx: &mut mpsc::Receiver<NodeEvent>,
+    raft: &Raft,
+    network: &PeerNetwork,
+    node_id: NodeId,
+) {
+    while let Some(first) = rx.recv().await {
+        let mut events = vec![first];
+        while events.len() < MAX_BATCH {
+            match rx.try_recv() {
+                Ok(e) => events.push(e),
+                Err(_) => break,
+            }
+        }
+        deliver(raft, network, node_id, events).await;
     }
 }
 

@@ -1,6 +1,16 @@
 //! Replication: the openraft type configuration, the replicated commands, the redb log store,
-//! the redb state machine and the peer network client. This is the only module where openraft
-//! types appear.
+//! the redb state machine, the peer network client and the node's audit-event delivery.
+//!
+//! Where openraft appears: its type configuration is declared here, and its storage and
+//! network traits are implemented only here; every proposal goes through [`propose`]. Outside
+//! this module openraft is used only through the handle and aliases defined here, for wiring
+//! and observing, never to store or decide anything:
+//! - `node.rs` turns the `[raft]` config into openraft's `Config`, initializes the membership
+//!   (`BasicNode`) and shuts Raft down;
+//! - `service/peer.rs` is the server half of the peer network: it decodes openraft's RPCs
+//!   (append entries, vote, snapshot) and hands them to the [`Raft`] handle;
+//! - `service/{signing,audit,health}.rs` and `metrics.rs` read `Raft::metrics()` (leader,
+//!   term, applied index) for forwarding, status, health and gauges.
 //!
 //! Owns: what goes into the Raft log ([`Command`]), what applying it returns
 //! ([`CommandResult`]), durable storage of both, and turning an applied sign decision into a
@@ -64,7 +74,8 @@ pub type Entry = openraft::alias::EntryOf<TypeConfig>;
 pub type StoredMembership = openraft::alias::StoredMembershipOf<TypeConfig>;
 /// Snapshot metadata.
 pub type SnapshotMeta = openraft::alias::SnapshotMetaOf<TypeConfig>;
-/// Snapshot bytes (self-contained, JSON).
+/// Snapshot bytes: a self-contained snapshot body in the versioned binary format
+/// (`crate::format`).
 pub type SnapshotData = Vec<u8>;
 /// A snapshot.
 pub type Snapshot = openraft::alias::SnapshotOf<TypeConfig, SnapshotData>;

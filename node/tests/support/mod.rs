@@ -13,7 +13,7 @@ pub mod moto;
 
 use signer_node::client::{Approver, SoftApprover};
 use signer_node::config::admin::{AdminConfig, BootstrapAdmin, BootstrapClient};
-use signer_node::config::{Eth2Config, NodeConfig, PeerConfig, RaftConfig, TlsPaths};
+use signer_node::config::{NodeConfig, PeerConfig, RaftConfig, TlsPaths};
 use signer_node::keyring::{KeyFile, Keyring};
 use signer_node::pb;
 use signer_node::pb::signer_client::SignerClient;
@@ -167,33 +167,30 @@ impl Cluster {
                 let to = keys_dir.join(format!("{key}.key"));
                 std::fs::copy(keys_src.join(format!("{key}.key")), &to).unwrap();
             }
-            let mut config = NodeConfig {
-                node_id: id,
-                cluster_id: "test-cluster".into(),
-                client_listen: client_addr,
-                peer_listen: peer_addr,
-                metrics_listen: Some(metrics_addr),
-                data_dir: node_dir.join("data"),
-                keys_dir,
-                tls: TlsPaths {
-                    ca: pki.ca_cert_path(),
-                    cert: pki.node_cert_path(id),
-                    key: pki.node_key_path(id),
-                },
-                peers: peers.clone(),
-                bootstrap: id == 1,
-                raft: RaftConfig {
-                    heartbeat_ms: 100,
-                    election_min_ms: 400,
-                    election_max_ms: 800,
-                    ..RaftConfig::default()
-                },
-                eth2: Eth2Config::default(),
-                kek: kek(dir.path()),
-                retired_keks: Vec::new(),
-                sync_writes: true,
-                admin: admin_config.clone(),
+            let tls = TlsPaths {
+                ca: pki.ca_cert_path(),
+                cert: pki.node_cert_path(id),
+                key: pki.node_key_path(id),
             };
+            let mut config = NodeConfig::builder(
+                id,
+                "test-cluster",
+                node_dir.join("data"),
+                tls,
+                peers.clone(),
+            )
+            .keys_dir(keys_dir)
+            .metrics_listen(Some(metrics_addr))
+            .raft(RaftConfig {
+                heartbeat_ms: 100,
+                election_min_ms: 400,
+                election_max_ms: 800,
+                ..RaftConfig::default()
+            })
+            .kek(kek(dir.path()))
+            .admin(admin_config.clone())
+            .build()
+            .unwrap();
             edit(&mut config);
             config.validate().unwrap();
             let config_path = node_dir.join("node.toml");
@@ -441,6 +438,37 @@ impl Cluster {
         edit(&mut config);
         std::fs::write(path, config.to_toml().unwrap()).unwrap();
         self.spawn(id);
+    }
+
+    /// SIGKILL every node, start them all again (same data, same config files) and wait until
+    /// one is leader; returns its id. No node starts before every node has stopped.
+    pub async fn restart_all(&self) -> u64 {
+        self.restart_all_editing(None).await
+    }
+
+    /// [`Cluster::restart_all`], applying `edit` to each node's config file while all are
+    /// stopped.
+    pub async fn restart_all_with(&self, edit: impl Fn(&mut NodeConfig)) -> u64 {
+        self.restart_all_editing(Some(&edit)).await
+    }
+
+    async fn restart_all_editing(&self, edit: Option<&dyn Fn(&mut NodeConfig)>) -> u64 {
+        let ids: Vec<u64> = self.nodes.iter().map(|n| n.id).collect();
+        for &id in &ids {
+            self.kill(id);
+        }
+        if let Some(edit) = edit {
+            for &id in &ids {
+                let path = &self.node(id).config_path;
+                let mut config = NodeConfig::load(path).unwrap();
+                edit(&mut config);
+                std::fs::write(path, config.to_toml().unwrap()).unwrap();
+            }
+        }
+        for &id in &ids {
+            self.spawn(id);
+        }
+        self.wait_leader(Duration::from_secs(30)).await
     }
 
     /// SIGKILL node `id` and reap it.
