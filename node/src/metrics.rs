@@ -4,10 +4,12 @@
 //!
 //! Owns: the [`Metrics`] struct (one per node, with its own `prometheus::Registry`: `signer
 //! bench` and some tests run several nodes in one process, so nothing is registered globally),
-//! the names, help texts, labels and buckets of every series, and [`MeteredKek`].
-//! Must not: decide anything (services report outcomes here, nothing reads them back), block a
-//! request path (recording is a few atomic operations), or write the text format by hand (the
-//! `prometheus` crate's `TextEncoder` does).
+//! the names, help texts, labels and buckets of every series, the labels of a sign request's
+//! typed answer ([`sign_labels`]), and [`MeteredKek`].
+//! Must not: decide anything (services report outcomes here, nothing reads them back), read a
+//! gRPC status to learn an outcome, block a request path (recording is a few atomic
+//! operations), or write the text format by hand (the `prometheus` crate's `TextEncoder`
+//! does).
 //!
 //! To ensure correctness:
 //! - no label value is ever a secret, a message, a request id or a key id; labels are profile
@@ -42,6 +44,7 @@ pub use http::serve;
 use crate::custody::{CustodyError, DataKey, EncryptionContext, Kek, KekRef, DATA_KEY_LEN};
 use crate::keyring::Keyring;
 use crate::replica::{NodeId, Raft};
+use crate::service::signing::{SignError, Signed};
 use openraft::async_runtime::WatchReceiver;
 use prometheus::{
     Histogram, HistogramOpts, HistogramVec, IntCounterVec, IntGauge, IntGaugeVec, Opts, Registry,
@@ -50,6 +53,7 @@ use std::collections::BTreeSet;
 use std::future::Future;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
+use tonic::Code;
 use zeroize::Zeroizing;
 
 /// Buckets of `signer_sign_latency_seconds`: 0.5 ms to 1 s where sign requests live, plus
@@ -67,29 +71,40 @@ const KMS_BUCKETS: &[f64] = &[
 /// How often the keyring gauges are sampled (Raft gauges follow every Raft metrics change).
 const KEYS_SAMPLE: Duration = Duration::from_secs(1);
 
-/// A sign request's result, as counted by `signer_sign_requests_total`.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum SignResult {
-    /// Signed new data.
-    Signed,
-    /// Signed data identical to data signed before.
-    Resigned,
-    /// Refused by slashing protection; the refusal code
-    /// ([`crate::protection::Violation::code`]).
-    Refused(String),
-    /// Not signed for another reason; the gRPC code name (`invalid_argument`, `unavailable`…).
-    Failed(&'static str),
+/// The `outcome` and `reason` labels of a sign request's answer, read from the typed answer
+/// (never from a status): `signed` or `resigned` (no reason), `refused` with the refusal code
+/// ([`crate::protection::Violation::code`], or `key_mismatch`), or `failed` with the name of
+/// the gRPC code the client got ([`SignError::code`]). The only place these labels are made.
+pub fn sign_labels(result: &Result<Signed, SignError>) -> (&'static str, &'static str) {
+    match result {
+        Ok(signed) if signed.resigned => ("resigned", ""),
+        Ok(_) => ("signed", ""),
+        Err(SignError::Refused(v)) => ("refused", v.code()),
+        Err(SignError::KeyMismatch(_)) => ("refused", "key_mismatch"),
+        Err(e) => ("failed", code_name(e.code())),
+    }
 }
 
-impl SignResult {
-    /// The `outcome` and `reason` label values.
-    pub fn labels(&self) -> (&'static str, &str) {
-        match self {
-            SignResult::Signed => ("signed", ""),
-            SignResult::Resigned => ("resigned", ""),
-            SignResult::Refused(code) => ("refused", code),
-            SignResult::Failed(code) => ("failed", code),
-        }
+/// The gRPC code's canonical name in `snake_case`, e.g. `invalid_argument`.
+fn code_name(code: Code) -> &'static str {
+    match code {
+        Code::Ok => "ok",
+        Code::Cancelled => "cancelled",
+        Code::Unknown => "unknown",
+        Code::InvalidArgument => "invalid_argument",
+        Code::DeadlineExceeded => "deadline_exceeded",
+        Code::NotFound => "not_found",
+        Code::AlreadyExists => "already_exists",
+        Code::PermissionDenied => "permission_denied",
+        Code::ResourceExhausted => "resource_exhausted",
+        Code::FailedPrecondition => "failed_precondition",
+        Code::Aborted => "aborted",
+        Code::OutOfRange => "out_of_range",
+        Code::Unimplemented => "unimplemented",
+        Code::Internal => "internal",
+        Code::Unavailable => "unavailable",
+        Code::DataLoss => "data_loss",
+        Code::Unauthenticated => "unauthenticated",
     }
 }
 
@@ -274,20 +289,25 @@ impl Metrics {
         for profile in [Profile::Eth2, Profile::Espresso] {
             let profile = profile.name();
             metrics.sign_latency.with_label_values(&[profile]);
-            for result in [SignResult::Signed, SignResult::Resigned] {
-                let (outcome, reason) = result.labels();
+            for outcome in ["signed", "resigned"] {
                 metrics
                     .sign_requests
-                    .with_label_values(&[profile, outcome, reason]);
+                    .with_label_values(&[profile, outcome, ""]);
             }
         }
         Ok(metrics)
     }
 
-    /// Count a sign request answered to a client of this node, and its latency. `profile` is
-    /// the request's profile name (`unknown` when the request named none).
-    pub fn sign_finished(&self, profile: &str, result: &SignResult, elapsed: Duration) {
-        let (outcome, reason) = result.labels();
+    /// Count a sign request answered to a client of this node ([`sign_labels`]), and its
+    /// latency. `profile` is the request's profile name (`unknown` when the request named
+    /// none).
+    pub fn sign_finished(
+        &self,
+        profile: &str,
+        result: &Result<Signed, SignError>,
+        elapsed: Duration,
+    ) {
+        let (outcome, reason) = sign_labels(result);
         self.sign_requests
             .with_label_values(&[profile, outcome, reason])
             .inc();

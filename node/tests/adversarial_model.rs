@@ -385,7 +385,8 @@ async fn run(ops: &[Op], dir: &Path) -> Run {
                 network: &network,
                 raw_roots: false,
             };
-            let intent = match convert::intent(&request, &id, context) {
+            let typed = convert::SignRequest::try_from(request.clone());
+            let intent = match typed.and_then(|typed| convert::intent(&typed, &id, context)) {
                 Ok(intent) => intent,
                 Err(status) => {
                     results.push(format!("{:?}", status.code()));

@@ -596,11 +596,11 @@ impl pb::raft_server::Raft for TestPeer {
         )
     }
 
-    async fn forward_sign(
+    async fn forward_typed_sign(
         &self,
-        _: Request<pb::ForwardedSign>,
-    ) -> Result<Response<pb::SignResponse>, Status> {
-        Err(Status::unimplemented("forward_sign"))
+        _: Request<pb::RaftMessage>,
+    ) -> Result<Response<pb::RaftMessage>, Status> {
+        Err(Status::unimplemented("forward_typed_sign"))
     }
 
     async fn forward_events(

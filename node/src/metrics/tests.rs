@@ -58,14 +58,106 @@ fn a_fresh_node_exposes_every_unlabelled_series_and_zeroed_sign_counters() {
     assert!(!text.contains("signer_raft_replication_lag_entries"));
 }
 
+fn signed(resigned: bool) -> Signed {
+    Signed {
+        signature: vec![1; 64],
+        signature_text: "sig".into(),
+        resigned,
+        signed_message: vec![2; 32],
+    }
+}
+
+fn equivocation() -> SignError {
+    SignError::Refused(crate::protection::Violation::Equivocation {
+        kind: crate::protection::espresso::Kind::QuorumVote,
+        view: 5,
+    })
+}
+
+fn missing_key_id() -> SignError {
+    SignError::Invalid {
+        field: "key_id".into(),
+        reason: "missing".into(),
+    }
+}
+
+#[test]
+fn every_sign_answer_has_the_labels_dashboards_read() {
+    use crate::admin::AccessDenied;
+    use crate::service::access::Denied;
+
+    type Answer = Result<Signed, SignError>;
+    let cases: Vec<(Answer, (&str, &str))> = vec![
+        (Ok(signed(false)), ("signed", "")),
+        (Ok(signed(true)), ("resigned", "")),
+        (Err(equivocation()), ("refused", "equivocation")),
+        (
+            Err(SignError::Refused(
+                crate::protection::Violation::DoubleVote { target: 3 },
+            )),
+            ("refused", "double_vote"),
+        ),
+        (
+            Err(SignError::KeyMismatch("k".into())),
+            ("refused", "key_mismatch"),
+        ),
+        (Err(missing_key_id()), ("failed", "invalid_argument")),
+        (
+            Err(SignError::Unauthenticated),
+            ("failed", "unauthenticated"),
+        ),
+        (
+            Err(SignError::Denied(Denied::Access(
+                AccessDenied::UnknownClient("x".into()),
+            ))),
+            ("failed", "permission_denied"),
+        ),
+        (
+            Err(SignError::Denied(Denied::RateLimited {
+                client: "x".into(),
+                per_second: 1,
+                burst: 1,
+            })),
+            ("failed", "resource_exhausted"),
+        ),
+        (
+            Err(SignError::Denied(Denied::NotBootstrapped)),
+            ("failed", "unavailable"),
+        ),
+        (
+            Err(SignError::RawRootsRefused),
+            ("failed", "permission_denied"),
+        ),
+        (
+            Err(SignError::KeyNotFound("k".into())),
+            ("failed", "not_found"),
+        ),
+        (
+            Err(SignError::KeyInactive("k".into())),
+            ("failed", "not_found"),
+        ),
+        (Err(SignError::Paused), ("failed", "unavailable")),
+        (Err(SignError::NoLeader), ("failed", "unavailable")),
+        (Err(SignError::OutcomeUnknown), ("failed", "unavailable")),
+        (
+            Err(SignError::Internal("bug".into())),
+            ("failed", "internal"),
+        ),
+    ];
+    for (result, (outcome, reason)) in cases {
+        let what = format!("{result:?}");
+        assert_eq!(sign_labels(&result), (outcome, reason), "{what}");
+    }
+}
+
 #[test]
 fn sign_results_are_counted_by_profile_outcome_and_reason() {
     let metrics = Metrics::new(1).unwrap();
     let ms = Duration::from_millis(3);
-    metrics.sign_finished("espresso", &SignResult::Signed, ms);
-    metrics.sign_finished("espresso", &SignResult::Signed, ms);
-    metrics.sign_finished("espresso", &SignResult::Refused("equivocation".into()), ms);
-    metrics.sign_finished("unknown", &SignResult::Failed("invalid_argument"), ms);
+    metrics.sign_finished("espresso", &Ok(signed(false)), ms);
+    metrics.sign_finished("espresso", &Ok(signed(false)), ms);
+    metrics.sign_finished("espresso", &Err(equivocation()), ms);
+    metrics.sign_finished("unknown", &Err(missing_key_id()), ms);
     for expected in [
         "signer_sign_requests_total{outcome=\"signed\",profile=\"espresso\",reason=\"\"} 2",
         "signer_sign_requests_total{outcome=\"refused\",profile=\"espresso\",reason=\"equivocation\"} 1",

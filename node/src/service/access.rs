@@ -2,8 +2,9 @@
 //! a per-identity token bucket on the node the client called.
 //!
 //! Owns: the token buckets (per node, in memory: a limit of N/s holds on each node the client
-//! talks to) and the mapping from denial to gRPC status. Must not: change grants (admins do,
-//! with approvals) or propose anything.
+//! talks to) and the reasons for a denial ([`Denied`]; its gRPC status is made in
+//! [`super::convert`], as a [`super::signing::SignError::Denied`]). Must not: change grants
+//! (admins do, with approvals), propose anything, or build a `tonic::Status`.
 //!
 //! To ensure correctness:
 //! - a request is checked against the grants applied on this node before anything is proposed;
@@ -19,20 +20,25 @@
 
 use crate::admin::{AccessDenied, AdminState, ClientGrant, RateLimit};
 use crate::protection::Profile;
+use serde::{Deserialize, Serialize};
 use std::collections::HashMap;
 use std::sync::Mutex;
 use std::time::Instant;
-use tonic::Status;
 
-/// Why a request was not let through.
-#[derive(Debug, thiserror::Error)]
+/// Why a request was not let through. Travels back to a follower that forwarded the request
+/// (inside a [`super::signing::SignError`], in the binary format).
+#[derive(Debug, thiserror::Error, Serialize, Deserialize)]
 pub enum Denied {
     /// The cluster has no admin state yet, so no client has a grant.
     #[error("the cluster's admin plane is not bootstrapped yet: no client has access")]
     NotBootstrapped,
     /// The grant does not allow it.
     #[error(transparent)]
-    Access(#[from] AccessDenied),
+    Access(
+        #[from]
+        #[serde(with = "AccessDeniedDef")]
+        AccessDenied,
+    ),
     /// The identity's rate limit is exhausted.
     #[error("client {client:?} exceeded its rate limit of {per_second}/s (burst {burst})")]
     RateLimited {
@@ -45,14 +51,14 @@ pub enum Denied {
     },
 }
 
-impl From<&Denied> for Status {
-    fn from(d: &Denied) -> Status {
-        match d {
-            Denied::RateLimited { .. } => Status::resource_exhausted(d.to_string()),
-            Denied::NotBootstrapped => Status::unavailable(d.to_string()),
-            Denied::Access(_) => Status::permission_denied(d.to_string()),
-        }
-    }
+/// The serde form of [`AccessDenied`] (a core type without serde): the same variants, fields
+/// and names.
+#[derive(Serialize, Deserialize)]
+#[serde(remote = "AccessDenied")]
+enum AccessDeniedDef {
+    UnknownClient(String),
+    Key { client: String, key_id: String },
+    Profile { client: String, profile: Profile },
 }
 
 #[derive(Debug)]

@@ -1,10 +1,27 @@
-//! Wire ↔ domain conversion at the service boundary, and the one place errors become gRPC
-//! statuses.
+//! Wire ↔ domain conversion at the service boundary, and the one place sign-path errors
+//! become gRPC statuses.
 //!
-//! Owns: `TryFrom`-style parsing of `pb::SignRequest` into a typed [`Intent`] (rejecting
-//! missing and malformed fields with INVALID_ARGUMENT that names the field), and the mapping of
-//! refusals and failures to `tonic::Status`. Must not: decide or sign anything.
+//! Owns: the typed [`SignRequest`] and its one conversion from `pb::SignRequest`
+//! ([`TryFrom`], rejecting missing and malformed fields with [`SignError::Invalid`], which
+//! names the field), building the [`Intent`] from a typed request for a key ([`intent`]), the
+//! typed answer's wire form ([`Signed`] → `pb::SignResponse`, one batch item), and the mapping
+//! of [`SignError`] to `tonic::Status` ([`status`]: code, message, and the `signer.v1.Refusal`
+//! detail of a refusal). Must not: decide or sign anything.
+//!
+//! To ensure correctness:
+//! - a request is converted once, on the node the client called; a follower forwards the
+//!   typed request, and the leader builds the intent from it under its own view of the key,
+//!   the network and the client's grant (an eth2 request keeps its form, typed or raw root);
+//! - a typed request holds no digest: the node that builds the intent computes every signed
+//!   byte string itself (a DA proposal travels with its payload; an Espresso message holding
+//!   a DA digest is refused);
+//! - a refusal is FAILED_PRECONDITION with a `signer.v1.Refusal` detail whose code is the
+//!   stable reason code (what `signer-client` decodes); a batch item carries the same code,
+//!   message and detail that Sign would have returned;
+//! - [`SignError::code`] is the only table of gRPC codes: the status and the metric's reason
+//!   label both read it.
 
+use super::signing::{key_mismatch_reason, SignError, Signed};
 use crate::bytes::FixedBytes;
 use crate::keyring::LoadedKey;
 use crate::pb;
@@ -13,11 +30,12 @@ use crate::protection::espresso::message::{
     Commitment, DaData, HexBytes, Message, QuorumData, UpgradeData, Version, ViewSyncPhase,
 };
 use crate::protection::espresso::EspressoIntent;
-use crate::protection::ethereum::Eth2Intent;
-use crate::protection::{Intent, Profile, Violation};
+use crate::protection::ethereum::{Eth2Intent, Root};
+use crate::protection::{Intent, Profile};
 use crate::replica::ProposeError;
 use eth2_messages::{Eth2Message, NetworkSpec};
 use prost::Message as _;
+use serde::{Deserialize, Serialize};
 use tonic::{Code, Status};
 
 /// What the sign path needs to know about a key before it holds the secret: its id, profile
@@ -47,42 +65,186 @@ pub const MAX_REQUEST_ID: usize = 64;
 /// Longest accepted `key_id`.
 pub const MAX_KEY_ID: usize = 128;
 
-fn invalid(field: &str, problem: impl std::fmt::Display) -> Status {
-    Status::invalid_argument(format!("{field}: {problem}"))
+fn invalid(field: &str, problem: impl std::fmt::Display) -> SignError {
+    SignError::Invalid {
+        field: field.to_owned(),
+        reason: problem.to_string(),
+    }
 }
 
-fn fixed<const N: usize>(bytes: &[u8], field: &str) -> Result<FixedBytes<N>, Status> {
+fn fixed<const N: usize>(bytes: &[u8], field: &str) -> Result<FixedBytes<N>, SignError> {
     FixedBytes::<N>::from_slice(bytes).map_err(|e| invalid(field, e))
 }
 
-fn required<'a, T>(v: &'a Option<T>, field: &str) -> Result<&'a T, Status> {
+fn required<'a, T>(v: &'a Option<T>, field: &str) -> Result<&'a T, SignError> {
     v.as_ref().ok_or_else(|| invalid(field, "missing"))
 }
 
+/// A sign request as the node handles it: converted once, where a client's request enters
+/// ([`TryFrom<pb::SignRequest>`]), and forwarded in this form to the leader (in the binary
+/// format, inside a [`super::signing::ForwardedSign`]). Typed, but not yet an [`Intent`]: the
+/// intent depends on the key, the cluster's network and the client's grant, so every node
+/// that decides builds it itself ([`intent`]); an eth2 request keeps its form (typed message
+/// or raw root) so that the leader checks the grant's trust in raw roots again.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SignRequest {
+    /// Client-chosen id, at most [`MAX_REQUEST_ID`] bytes; empty when the client gave none.
+    pub request_id: String,
+    /// The key's cluster-wide id, 1 to [`MAX_KEY_ID`] bytes.
+    pub key_id: String,
+    /// What to sign.
+    pub message: RequestMessage,
+}
+
+/// The message of a [`SignRequest`]; its variant is the request's profile.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum RequestMessage {
+    /// An eth2 message.
+    Eth2(Eth2Request),
+    /// An Espresso message other than a DA proposal.
+    Espresso(Message),
+    /// An Espresso DA proposal, with its payload: every node that builds the intent hashes
+    /// the payload itself, so no node signs a digest another node computed (a DA proposal's
+    /// signed bytes are that digest alone).
+    EspressoDaProposal {
+        /// View of the proposal.
+        view: u64,
+        /// The encoded transactions.
+        #[serde(with = "crate::bytes::hex_or_raw")]
+        encoded_transactions: Vec<u8>,
+    },
+}
+
+/// An eth2 request: a typed message (the signer computes its root), or a raw root.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Eth2Request {
+    /// A typed message, and the root the client expects the signer to compute, if it sent one.
+    Typed {
+        /// The message.
+        #[serde(with = "eth2_message_bytes")]
+        message: Eth2Message,
+        /// The signing root the client expects.
+        expected_root: Option<Root>,
+    },
+    /// A block's signing root, computed by the client (only for a grant with `raw_roots`).
+    RawBlock {
+        /// The block's slot.
+        slot: u64,
+        /// The client's signing root.
+        signing_root: Root,
+    },
+    /// An attestation's signing root, computed by the client (only for a grant with
+    /// `raw_roots`).
+    RawAttestation {
+        /// FFG source epoch.
+        source_epoch: u64,
+        /// FFG target epoch.
+        target_epoch: u64,
+        /// The client's signing root.
+        signing_root: Root,
+    },
+}
+
+/// An eth2 message travels in its own versioned binary form ([`Eth2Message::to_bytes`]),
+/// which decodes only canonical encodings.
+mod eth2_message_bytes {
+    use eth2_messages::Eth2Message;
+    use serde::{Deserializer, Serializer};
+
+    pub fn serialize<S: Serializer>(m: &Eth2Message, s: S) -> Result<S::Ok, S::Error> {
+        crate::bytes::hex_or_raw::serialize(&m.to_bytes(), s)
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Eth2Message, D::Error> {
+        let bytes = crate::bytes::hex_or_raw::deserialize(d)?;
+        Eth2Message::from_bytes(&bytes).map_err(serde::de::Error::custom)
+    }
+}
+
+impl RequestMessage {
+    /// The profile this message belongs to.
+    pub fn profile(&self) -> Profile {
+        match self {
+            RequestMessage::Eth2(_) => Profile::Eth2,
+            RequestMessage::Espresso(_) | RequestMessage::EspressoDaProposal { .. } => {
+                Profile::Espresso
+            }
+        }
+    }
+}
+
+impl SignRequest {
+    /// The request's profile.
+    pub fn profile(&self) -> Profile {
+        self.message.profile()
+    }
+
+    /// The ids are within bounds (the leader checks a forwarded request again).
+    pub fn check_ids(&self) -> Result<(), SignError> {
+        check_ids(&self.request_id, &self.key_id)
+    }
+}
+
 /// Validate the fields common to every request: ids within bounds.
-pub fn check_ids(req: &pb::SignRequest) -> Result<(), Status> {
-    if req.request_id.len() > MAX_REQUEST_ID {
+fn check_ids(request_id: &str, key_id: &str) -> Result<(), SignError> {
+    if request_id.len() > MAX_REQUEST_ID {
         return Err(invalid(
             "request_id",
             format!("longer than {MAX_REQUEST_ID} bytes"),
         ));
     }
-    if req.key_id.is_empty() {
+    if key_id.is_empty() {
         return Err(invalid("key_id", "missing"));
     }
-    if req.key_id.len() > MAX_KEY_ID {
+    if key_id.len() > MAX_KEY_ID {
         return Err(invalid("key_id", format!("longer than {MAX_KEY_ID} bytes")));
     }
     Ok(())
 }
 
+/// The checks that come before the client's grant is looked at: ids within bounds, and a
+/// message (whose kind is the request's profile). The rest of the request is converted after
+/// the grant and the key were checked, so that a client learns nothing about keys it may not
+/// use, and every request it may not make is recorded as a denial.
+pub fn precheck(req: &pb::SignRequest) -> Result<Profile, SignError> {
+    check_ids(&req.request_id, &req.key_id)?;
+    request_profile(req)
+}
+
 /// The profile a request's message belongs to.
-pub fn request_profile(req: &pb::SignRequest) -> Result<Profile, Status> {
+pub fn request_profile(req: &pb::SignRequest) -> Result<Profile, SignError> {
     use pb::sign_request::Message as M;
     match req.message {
         Some(M::Eth2(_)) => Ok(Profile::Eth2),
         Some(M::Espresso(_)) => Ok(Profile::Espresso),
         None => Err(invalid("message", "missing")),
+    }
+}
+
+/// The one conversion of a client's request: every field checked and typed (INVALID_ARGUMENT
+/// naming the first bad field); the Espresso DA payload hashed.
+impl TryFrom<pb::SignRequest> for SignRequest {
+    type Error = SignError;
+
+    fn try_from(req: pb::SignRequest) -> Result<SignRequest, SignError> {
+        use pb::sign_request::Message as M;
+        precheck(&req)?;
+        let message = match &req.message {
+            Some(M::Eth2(r)) => RequestMessage::Eth2(eth2_request(r)?),
+            Some(M::Espresso(pb::EspressoMessage {
+                kind: Some(pb::espresso_message::Kind::DaProposal(p)),
+            })) => RequestMessage::EspressoDaProposal {
+                view: p.view,
+                encoded_transactions: p.encoded_transactions.clone(),
+            },
+            Some(M::Espresso(m)) => RequestMessage::Espresso(espresso_message(m)?),
+            None => return Err(invalid("message", "missing")),
+        };
+        Ok(SignRequest {
+            request_id: req.request_id,
+            key_id: req.key_id,
+            message,
+        })
     }
 }
 
@@ -96,59 +258,92 @@ pub struct Eth2Context<'a> {
     pub raw_roots: bool,
 }
 
+/// A request of `profile` may be made with `key` only if the key is of that profile.
+pub fn check_profile(profile: Profile, key: &KeyIdentity) -> Result<(), SignError> {
+    if profile == key.profile {
+        return Ok(());
+    }
+    Err(invalid(
+        "message",
+        format!(
+            "key {:?} is a {} key; this is a {} request",
+            key.key_id, key.profile, profile
+        ),
+    ))
+}
+
 /// Turn a request for `key` into the typed intent the protection rules see. Every digest is
 /// computed here from typed fields; eth2 messages for another network are refused, and raw
 /// eth2 roots are accepted only when `eth2.raw_roots` says the client's grant trusts them.
 pub fn intent(
-    req: &pb::SignRequest,
+    req: &SignRequest,
     key: &KeyIdentity,
     eth2: Eth2Context<'_>,
-) -> Result<Intent, Status> {
-    use pb::sign_request::Message as M;
-    let profile = request_profile(req)?;
-    if profile != key.profile {
-        return Err(invalid(
-            "message",
-            format!(
-                "key {:?} is a {} key; this is a {} request",
-                key.key_id, key.profile, profile
-            ),
-        ));
-    }
+) -> Result<Intent, SignError> {
+    check_profile(req.profile(), key)?;
     match &req.message {
-        Some(M::Eth2(r)) => {
+        RequestMessage::Eth2(r) => {
             let pubkey = fixed::<48>(&key.public_key, "key public key")?;
-            eth2_request(r, pubkey, eth2).map(Intent::Eth2)
+            eth2_intent(r, pubkey, eth2).map(Intent::Eth2)
         }
-        Some(M::Espresso(m)) => Ok(Intent::Espresso(EspressoIntent {
+        // Only a hostile peer sends a digest in place of the payload.
+        RequestMessage::Espresso(Message::DaProposal { .. }) => Err(invalid(
+            "espresso.da_proposal",
+            "a request carries the encoded transactions, never their digest",
+        )),
+        RequestMessage::Espresso(m) => Ok(Intent::Espresso(EspressoIntent {
             public_key: fixed(&key.public_key, "key public key")?,
-            message: espresso_message(m)?,
+            message: m.clone(),
         })),
-        None => Err(invalid("message", "missing")),
+        RequestMessage::EspressoDaProposal {
+            view,
+            encoded_transactions,
+        } => Ok(Intent::Espresso(EspressoIntent {
+            public_key: fixed(&key.public_key, "key public key")?,
+            message: Message::da_proposal(*view, encoded_transactions),
+        })),
     }
 }
 
-/// An eth2 request: the typed message (the signer computes its root), or a raw root for a
-/// client whose grant trusts it.
-fn eth2_request(
-    r: &pb::Eth2Request,
+/// Parse an eth2 request: the typed message, or a raw root with its slot or epochs.
+fn eth2_request(r: &pb::Eth2Request) -> Result<Eth2Request, SignError> {
+    use pb::eth2_request::Form;
+    Ok(match required(&r.form, "eth2.form")? {
+        Form::Typed(bytes) => Eth2Request::Typed {
+            message: Eth2Message::from_bytes(bytes).map_err(|e| invalid("eth2.typed", e))?,
+            expected_root: match r.signing_root.is_empty() {
+                true => None,
+                false => Some(fixed(&r.signing_root, "eth2.signing_root")?),
+            },
+        },
+        Form::RootBlock(b) => Eth2Request::RawBlock {
+            slot: b.slot,
+            signing_root: fixed(&b.signing_root, "eth2.root_block.signing_root")?,
+        },
+        Form::RootAttestation(a) => Eth2Request::RawAttestation {
+            source_epoch: a.source_epoch,
+            target_epoch: a.target_epoch,
+            signing_root: fixed(&a.signing_root, "eth2.root_attestation.signing_root")?,
+        },
+    })
+}
+
+/// An eth2 intent: from the typed message (the signer computes its root, which must be the
+/// one the client expects, if it named one), or from a raw root for a client whose grant
+/// trusts it.
+fn eth2_intent(
+    r: &Eth2Request,
     pubkey: FixedBytes<48>,
     eth2: Eth2Context<'_>,
-) -> Result<Eth2Intent, Status> {
-    use pb::eth2_request::Form;
-    let raw_refused = || {
-        Status::permission_denied(
-            "eth2: raw signing roots are accepted only from a client whose grant trusts them \
-             (raw_roots); send the typed message (eth2.typed) and the signer computes the root",
-        )
-    };
-    match required(&r.form, "eth2.form")? {
-        Form::Typed(bytes) => {
-            let message = Eth2Message::from_bytes(bytes).map_err(|e| invalid("eth2.typed", e))?;
-            let intent = Eth2Intent::from_message(pubkey, &message, eth2.network)
+) -> Result<Eth2Intent, SignError> {
+    match r {
+        Eth2Request::Typed {
+            message,
+            expected_root,
+        } => {
+            let intent = Eth2Intent::from_message(pubkey, message, eth2.network)
                 .map_err(|e| invalid("eth2.typed", e))?;
-            if !r.signing_root.is_empty() {
-                let sent = fixed::<32>(&r.signing_root, "eth2.signing_root")?;
+            if let Some(sent) = expected_root {
                 if sent.0 != intent.signing_root() {
                     return Err(invalid(
                         "eth2.signing_root",
@@ -162,22 +357,28 @@ fn eth2_request(
             }
             Ok(intent)
         }
-        Form::RootBlock(b) if eth2.raw_roots => Ok(Eth2Intent::Block {
+        Eth2Request::RawBlock { slot, signing_root } if eth2.raw_roots => Ok(Eth2Intent::Block {
             pubkey,
-            slot: b.slot,
-            signing_root: fixed(&b.signing_root, "eth2.root_block.signing_root")?,
+            slot: *slot,
+            signing_root: *signing_root,
         }),
-        Form::RootAttestation(a) if eth2.raw_roots => Ok(Eth2Intent::Attestation {
+        Eth2Request::RawAttestation {
+            source_epoch,
+            target_epoch,
+            signing_root,
+        } if eth2.raw_roots => Ok(Eth2Intent::Attestation {
             pubkey,
-            source_epoch: a.source_epoch,
-            target_epoch: a.target_epoch,
-            signing_root: fixed(&a.signing_root, "eth2.root_attestation.signing_root")?,
+            source_epoch: *source_epoch,
+            target_epoch: *target_epoch,
+            signing_root: *signing_root,
         }),
-        Form::RootBlock(_) | Form::RootAttestation(_) => Err(raw_refused()),
+        Eth2Request::RawBlock { .. } | Eth2Request::RawAttestation { .. } => {
+            Err(SignError::RawRootsRefused)
+        }
     }
 }
 
-fn version(v: &Option<pb::Version>, path: &str) -> Result<Version, Status> {
+fn version(v: &Option<pb::Version>, path: &str) -> Result<Version, SignError> {
     let v = required(v, path)?;
     let narrow = |x: u32, f: &str| {
         u16::try_from(x).map_err(|_| invalid(&format!("{path}.{f}"), "does not fit in 16 bits"))
@@ -189,9 +390,9 @@ fn version(v: &Option<pb::Version>, path: &str) -> Result<Version, Status> {
 }
 
 /// Parse the typed Espresso message.
-pub fn espresso_message(m: &pb::EspressoMessage) -> Result<Message, Status> {
+pub fn espresso_message(m: &pb::EspressoMessage) -> Result<Message, SignError> {
     use pb::espresso_message::Kind as K;
-    let quorum = |q: &pb::QuorumVote, path: &str| -> Result<(u64, QuorumData), Status> {
+    let quorum = |q: &pb::QuorumVote, path: &str| -> Result<(u64, QuorumData), SignError> {
         Ok((
             q.view,
             QuorumData {
@@ -283,10 +484,10 @@ pub fn espresso_message(m: &pb::EspressoMessage) -> Result<Message, Status> {
 
 /// The typed leaf of a quorum proposal: every commitment exactly 32 bytes, and the epoch-only
 /// fields only inside `with_epoch`.
-fn quorum_proposal(p: &pb::QuorumProposal) -> Result<ProposedLeaf, Status> {
+fn quorum_proposal(p: &pb::QuorumProposal) -> Result<ProposedLeaf, SignError> {
     const PATH: &str = "espresso.quorum_proposal";
     let field = |bytes: &[u8], name: &str| fixed(bytes, &format!("{PATH}.{name}"));
-    let optional = |bytes: &Option<Vec<u8>>, name: &str| -> Result<Option<Commitment>, Status> {
+    let optional = |bytes: &Option<Vec<u8>>, name: &str| -> Result<Option<Commitment>, SignError> {
         bytes.as_deref().map(|b| field(b, name)).transpose()
     };
     let with_epoch = match &p.with_epoch {
@@ -327,118 +528,99 @@ fn quorum_proposal(p: &pb::QuorumProposal) -> Result<ProposedLeaf, Status> {
     })
 }
 
-/// A slashing-protection refusal: FAILED_PRECONDITION with a `signer.v1.Refusal` detail.
-pub fn refusal(v: &Violation) -> Status {
-    let detail = pb::Refusal {
-        code: v.code().to_owned(),
-        message: v.to_string(),
-    };
-    Status::with_details(
-        Code::FailedPrecondition,
-        format!("refused by slashing protection: {}: {v}", v.code()),
-        detail.encode_to_vec().into(),
-    )
-}
+impl SignError {
+    /// The gRPC code of the status this error becomes (also the metric's `reason` label for
+    /// a failure).
+    pub fn code(&self) -> Code {
+        use super::access::Denied;
+        match self {
+            SignError::Unauthenticated => Code::Unauthenticated,
+            SignError::Denied(Denied::RateLimited { .. }) => Code::ResourceExhausted,
+            SignError::Denied(Denied::NotBootstrapped) => Code::Unavailable,
+            SignError::Denied(Denied::Access(_))
+            | SignError::NotReader(_)
+            | SignError::RawRootsRefused => Code::PermissionDenied,
+            SignError::Invalid { .. } => Code::InvalidArgument,
+            SignError::KeyNotFound(_) | SignError::KeyInactive(_) => Code::NotFound,
+            SignError::Refused(_) | SignError::KeyMismatch(_) => Code::FailedPrecondition,
+            SignError::Paused
+            | SignError::KeyNotLoaded { .. }
+            | SignError::NoLeader
+            | SignError::NotLeader
+            | SignError::LeaderAddressUnknown(_)
+            | SignError::LeaderChannel { .. }
+            | SignError::LeaderUnreachable { .. }
+            | SignError::OutcomeUnknown
+            | SignError::Stopped(_) => Code::Unavailable,
+            SignError::LeaderStatus { code, .. } => *code,
+            SignError::Internal(_) => Code::Internal,
+        }
+    }
 
-/// The registry holds `key_id` under another public key than the one the request was built
-/// for (a key file sharing a registry id): FAILED_PRECONDITION with refusal code
-/// `key_mismatch`. Nothing was signed or recorded for either key.
-pub fn key_mismatch(key_id: &str) -> Status {
-    let message = format!(
-        "key {key_id:?}: the cluster's registry holds this id under another public key; \
-         rename the key file or the registry key"
-    );
-    let detail = pb::Refusal {
-        code: "key_mismatch".to_owned(),
-        message: message.clone(),
-    };
-    Status::with_details(
-        Code::FailedPrecondition,
-        format!("refused: key_mismatch: {message}"),
-        detail.encode_to_vec().into(),
-    )
-}
+    /// The message of the status this error becomes (its text).
+    pub fn message(&self) -> String {
+        self.to_string()
+    }
 
-/// One failed request of a batch, as data: the status Sign would have returned.
-pub fn sign_error(status: &Status) -> pb::SignError {
-    pb::SignError {
-        code: status.code() as i32,
-        message: status.message().to_owned(),
-        refusal: (status.code() == Code::FailedPrecondition)
-            .then(|| pb::Refusal::decode(status.details()).ok())
-            .flatten(),
+    /// The refusal detail of a refusal (slashing protection, or a key id the registry holds
+    /// under another public key); `None` for every other error.
+    pub fn refusal(&self) -> Option<pb::Refusal> {
+        match self {
+            SignError::Refused(v) => Some(pb::Refusal {
+                code: v.code().to_owned(),
+                message: v.to_string(),
+            }),
+            SignError::KeyMismatch(key_id) => Some(pb::Refusal {
+                code: "key_mismatch".to_owned(),
+                message: key_mismatch_reason(key_id),
+            }),
+            _ => None,
+        }
     }
 }
 
-/// A proposal that did not get decided.
+/// The status a client gets for `e`: its code and text, and the `signer.v1.Refusal` detail of
+/// a refusal.
+pub fn status(e: SignError) -> Status {
+    match e.refusal() {
+        Some(detail) => Status::with_details(e.code(), e.message(), detail.encode_to_vec().into()),
+        None => Status::new(e.code(), e.message()),
+    }
+}
+
+impl From<SignError> for Status {
+    fn from(e: SignError) -> Status {
+        status(e)
+    }
+}
+
+impl From<Signed> for pb::SignResponse {
+    fn from(s: Signed) -> pb::SignResponse {
+        pb::SignResponse {
+            signature: s.signature,
+            signature_text: s.signature_text,
+            resigned: s.resigned,
+            signed_message: s.signed_message,
+        }
+    }
+}
+
+/// One request of a batch: its signature, or, as data, the status Sign would have returned.
+pub fn batch_result(r: Result<Signed, SignError>) -> pb::SignBatchResult {
+    use pb::sign_batch_result::Result as R;
+    pb::SignBatchResult {
+        result: Some(match r {
+            Ok(signed) => R::Signed(signed.into()),
+            Err(e) => R::Error(pb::SignError {
+                code: e.code() as i32,
+                message: e.message(),
+                refusal: e.refusal(),
+            }),
+        }),
+    }
+}
+
+/// A proposal that did not get decided (also for the admin plane and forwarded events).
 pub fn propose_failure(e: &ProposeError) -> Status {
-    match e {
-        ProposeError::NotLeader { .. } => {
-            Status::unavailable("no leader can accept the request right now; retry")
-        }
-        ProposeError::Unknown => Status::unavailable(
-            "leadership changed while the request was in flight; retry the identical request",
-        ),
-        ProposeError::Fatal(m) => {
-            Status::unavailable(format!("replication stopped on this node: {m}"))
-        }
-        ProposeError::Internal(m) => Status::internal(*m),
-    }
-}
-
-/// How a sign request ended, for `signer_sign_requests_total`: signed, re-signed, refused
-/// (with the refusal code, also when the leader refused a forwarded request) or failed (with
-/// the gRPC code name). Label values stay a bounded set: a refusal code that is not a plain
-/// `snake_case` word of at most 64 bytes counts as `unknown`.
-pub fn sign_result(result: &Result<pb::SignResponse, Status>) -> crate::metrics::SignResult {
-    use crate::metrics::SignResult;
-    let status = match result {
-        Ok(r) if r.resigned => return SignResult::Resigned,
-        Ok(_) => return SignResult::Signed,
-        Err(status) => status,
-    };
-    if status.code() == Code::FailedPrecondition {
-        if let Ok(refusal) = pb::Refusal::decode(status.details()) {
-            let plain = !refusal.code.is_empty()
-                && refusal.code.len() <= 64
-                && refusal
-                    .code
-                    .bytes()
-                    .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_');
-            return SignResult::Refused(if plain {
-                refusal.code
-            } else {
-                "unknown".into()
-            });
-        }
-    }
-    SignResult::Failed(code_name(status.code()))
-}
-
-/// The gRPC code's canonical name in `snake_case`, e.g. `invalid_argument`.
-pub fn code_name(code: Code) -> &'static str {
-    match code {
-        Code::Ok => "ok",
-        Code::Cancelled => "cancelled",
-        Code::Unknown => "unknown",
-        Code::InvalidArgument => "invalid_argument",
-        Code::DeadlineExceeded => "deadline_exceeded",
-        Code::NotFound => "not_found",
-        Code::AlreadyExists => "already_exists",
-        Code::PermissionDenied => "permission_denied",
-        Code::ResourceExhausted => "resource_exhausted",
-        Code::FailedPrecondition => "failed_precondition",
-        Code::Aborted => "aborted",
-        Code::OutOfRange => "out_of_range",
-        Code::Unimplemented => "unimplemented",
-        Code::Internal => "internal",
-        Code::Unavailable => "unavailable",
-        Code::DataLoss => "data_loss",
-        Code::Unauthenticated => "unauthenticated",
-    }
-}
-
-/// Signing is paused by the admins.
-pub fn paused() -> Status {
-    Status::unavailable("signing is paused by the admins (signerctl resume, with approvals)")
+    status(SignError::from(e))
 }

@@ -318,20 +318,27 @@ impl pb::raft_server::Raft for PeerService {
         encode(self.raft.install_full_snapshot(vote, snapshot).await)
     }
 
-    async fn forward_sign(
+    async fn forward_typed_sign(
         &self,
-        request: Request<pb::ForwardedSign>,
-    ) -> Result<Response<pb::SignResponse>, Status> {
+        request: Request<pb::RaftMessage>,
+    ) -> Result<Response<pb::RaftMessage>, Status> {
+        use super::signing::{ForwardedSign, SignError, Signed};
+        // The follower must be a member; the client identity it names is checked against the
+        // grants here again, and the intent is built here from the typed request.
         self.peer_node(&request)?;
-        let fwd = request.into_inner();
-        let req = fwd
-            .request
-            .ok_or_else(|| Status::invalid_argument("request: missing"))?;
-        if fwd.client_identity.is_empty() {
-            return Err(Status::invalid_argument("client_identity: missing"));
-        }
-        let resp = self.sign_path.sign(fwd.client_identity, req, true).await?;
-        Ok(Response::new(resp))
+        let fwd: ForwardedSign = decode(request.get_ref())?;
+        let answer: Result<Signed, SignError> = if fwd.client.is_empty() {
+            Err(SignError::Invalid {
+                field: "client_identity".to_owned(),
+                reason: "missing".to_owned(),
+            })
+        } else {
+            self.sign_path.sign_forwarded(fwd.client, fwd.request).await
+        };
+        // The answer, signed or not, is data: `Result<Signed, SignError>` in the binary format.
+        to_message(&answer)
+            .map(Response::new)
+            .map_err(|e| Status::internal(format!("payload: {e}")))
     }
 
     async fn forward_events(

@@ -2,26 +2,35 @@
 //! leader, propose through Raft (batched), and sign only with the permit the applied entry
 //! produced.
 //!
-//! Owns: the `signer.v1.Signer` service and the [`SignPath`] shared with the peer service's
-//! `ForwardSign`. Must not: touch protection state directly (only the state machine changes
-//! it) or sign without a [`crate::keyring::SignPermit`].
+//! Owns: the `signer.v1.Signer` service, the [`SignPath`] shared with the peer service's
+//! `ForwardTypedSign`, and the sign path's one answer type: [`Signed`] or a [`SignError`] (which
+//! becomes a gRPC status only in [`convert`], and a metric label only in
+//! [`crate::metrics::sign_labels`]). Must not: touch protection state directly (only the state
+//! machine changes it), sign without a [`crate::keyring::SignPermit`], or build a
+//! `tonic::Status`.
 //!
 //! To ensure correctness:
 //! - a signature is produced only after `replica::commit_signs` returned a permit, i.e. after a
 //!   quorum committed and this node applied the entry that allows it;
+//! - a request is converted once, where the client called; a follower forwards it typed
+//!   ([`ForwardedSign`]) and the leader checks the client's grant and builds the intent itself
+//!   (the peer service authenticated the follower by its certificate);
 //! - a request is forwarded at most once (a forwarded request is never forwarded again);
-//! - every bad input is answered with a status and changes nothing.
+//! - every bad input is answered with a [`SignError`] and changes nothing.
 
 use super::access;
-use super::convert;
+use super::convert::{self, KeyIdentity, SignRequest};
 use crate::keyring::Keyring;
 use crate::metrics::Metrics;
 use crate::pb;
+use crate::protection::Violation;
+use crate::replica::network::{from_message, to_message};
 use crate::replica::{
     commit_signs, Decided, NodeId, PeerNetwork, ProposeError, Raft, SignEntry, SignOutcome,
     StateMachine,
 };
 use openraft::async_runtime::WatchReceiver;
+use serde::{Deserialize, Serialize};
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::{mpsc, oneshot, Semaphore};
@@ -107,6 +116,155 @@ fn clone_error(e: &ProposeError) -> ProposeError {
     }
 }
 
+/// A signed request: what the sign path returns for a request that was signed (also what the
+/// leader answers a follower, in the binary format).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Signed {
+    /// The signature bytes.
+    #[serde(with = "crate::bytes::hex_or_raw")]
+    pub signature: Vec<u8>,
+    /// The signature in its usual text form.
+    pub signature_text: String,
+    /// The data was signed before (the state did not change).
+    pub resigned: bool,
+    /// The exact bytes that were signed.
+    #[serde(with = "crate::bytes::hex_or_raw")]
+    pub signed_message: Vec<u8>,
+}
+
+/// What a follower sends the leader for a request it may not decide itself: the client
+/// identity it authenticated and the request, already converted. The payload of the peer RPC
+/// `ForwardTypedSign`, in the binary format; the answer is `Result<Signed, SignError>`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ForwardedSign {
+    /// The identity in the client's certificate, as the follower authenticated it.
+    pub client: String,
+    /// The request.
+    pub request: SignRequest,
+}
+
+/// Why a call of the Signer service, or one request of a batch, was not signed. The one error
+/// type of the sign path: [`convert`] maps it to the status (and refusal detail) clients get,
+/// [`crate::metrics::sign_labels`] to the `outcome`/`reason` labels. Each variant's text is
+/// the status message. The leader answers a forwarded request with it in the binary format,
+/// so changing a variant changes what peers exchange.
+#[derive(Debug, thiserror::Error, Serialize, Deserialize)]
+pub enum SignError {
+    /// The caller presented no client certificate naming it.
+    #[error("a client certificate naming the client is required")]
+    Unauthenticated,
+    /// Access control turned the caller away: no admin state yet, no grant, a key or profile
+    /// outside the grant, or the rate limit.
+    #[error(transparent)]
+    Denied(#[from] access::Denied),
+    /// The identity may neither sign nor audit, so it may not read the cluster status.
+    #[error("{0:?} has no access grant and is not an auditor")]
+    NotReader(String),
+    /// A field is missing or malformed (the field's path, and what is wrong with it).
+    #[error("{field}: {reason}")]
+    Invalid {
+        /// The field's path in the request, e.g. `eth2.signing_root`.
+        field: String,
+        /// What is wrong with it.
+        reason: String,
+    },
+    /// A raw eth2 signing root from a client whose grant does not trust its roots.
+    #[error(
+        "eth2: raw signing roots are accepted only from a client whose grant trusts them \
+         (raw_roots); send the typed message (eth2.typed) and the signer computes the root"
+    )]
+    RawRootsRefused,
+    /// No active key with this id: no registry record and no key file.
+    #[error("key_id: no active key {0:?} on this cluster")]
+    KeyNotFound(String),
+    /// The state machine found the key's registry record disabled or deleted.
+    #[error("key_id: key {0:?} was disabled or deleted")]
+    KeyInactive(String),
+    /// Slashing protection refused the request.
+    #[error("refused by slashing protection: {code}: {0}", code = .0.code())]
+    Refused(Violation),
+    /// The registry holds the key id under another public key than the key this node holds.
+    #[error("refused: key_mismatch: {}", key_mismatch_reason(.0))]
+    KeyMismatch(String),
+    /// The admins paused signing.
+    #[error("signing is paused by the admins (signerctl resume, with approvals)")]
+    Paused,
+    /// This node leads but has not loaded the key's secret yet.
+    #[error("key {key_id:?} is not loaded on the leader: {why}")]
+    KeyNotLoaded {
+        /// The key.
+        key_id: String,
+        /// Why it is not loaded.
+        why: String,
+    },
+    /// No leader is known.
+    #[error("no leader elected yet; retry")]
+    NoLeader,
+    /// Raft would not take the proposal here (this node lost leadership).
+    #[error("no leader can accept the request right now; retry")]
+    NotLeader,
+    /// The leader's address is not in the membership this node knows.
+    #[error("leader {0} has no known address; retry")]
+    LeaderAddressUnknown(NodeId),
+    /// No channel to the leader could be made.
+    #[error("leader {leader}: {reason}")]
+    LeaderChannel {
+        /// The leader.
+        leader: NodeId,
+        /// Why.
+        reason: String,
+    },
+    /// The leader could not be reached (transport failure): try again.
+    #[error("leader {leader} unreachable: {reason}")]
+    LeaderUnreachable {
+        /// The leader.
+        leader: NodeId,
+        /// The transport's message.
+        reason: String,
+    },
+    /// The entry was appended and then discarded by a new leader: the outcome is unknown, and
+    /// retrying the identical request is safe.
+    #[error("leadership changed while the request was in flight; retry the identical request")]
+    OutcomeUnknown,
+    /// Raft stopped on this node (storage failure or shutdown).
+    #[error("replication stopped on this node: {0}")]
+    Stopped(String),
+    /// A bug: the state machine or keyring answered what the path does not expect.
+    #[error("{0}")]
+    Internal(String),
+    /// The forwarding call failed with this status (the leader refused the peer, could not
+    /// read the payload, or the call timed out); relayed with its code and message. Only a
+    /// follower makes it, so it never travels between nodes. (It must stay the last variant:
+    /// serde numbers the variants it reads without a skipped one.)
+    #[error("{message}")]
+    #[serde(skip)]
+    LeaderStatus {
+        /// The status code.
+        code: tonic::Code,
+        /// The status message.
+        message: String,
+    },
+}
+
+/// Why a key file and the registry clash over `key_id` (the `key_mismatch` refusal's text).
+pub fn key_mismatch_reason(key_id: &str) -> String {
+    format!(
+        "key {key_id:?}: the cluster's registry holds this id under another public key; \
+         rename the key file or the registry key"
+    )
+}
+
+impl From<&ProposeError> for SignError {
+    fn from(e: &ProposeError) -> SignError {
+        match e {
+            ProposeError::NotLeader { .. } => SignError::NotLeader,
+            ProposeError::Unknown => SignError::OutcomeUnknown,
+            ProposeError::Fatal(m) => SignError::Stopped(m.clone()),
+            ProposeError::Internal(m) => SignError::Internal((*m).to_owned()),
+        }
+    }
+}
+
 /// Everything the sign path needs; shared by the client and peer services.
 #[derive(Clone)]
 pub struct SignPath {
@@ -136,14 +294,10 @@ pub struct SignPath {
 }
 
 impl SignPath {
-    /// Handle one request from the authenticated `client`. `forwarded` is true when a peer
-    /// forwarded it here; such a request is never forwarded again.
-    pub async fn sign(
-        &self,
-        client: String,
-        req: pb::SignRequest,
-        forwarded: bool,
-    ) -> Result<pb::SignResponse, Status> {
+    /// Handle one request a client sent to this node (Sign, or one request of SignBatch) from
+    /// the authenticated `client`: convert it once, decide it here or forward it to the
+    /// leader, and count the answer in this node's metrics.
+    pub async fn sign(&self, client: String, req: pb::SignRequest) -> Result<Signed, SignError> {
         use tracing::Instrument;
         let started = std::time::Instant::now();
         let profile = convert::request_profile(&req).map_or("unknown", |p| p.name());
@@ -152,23 +306,57 @@ impl SignPath {
             request_id = %req.request_id,
             %client,
             key_id = %req.key_id,
-            forwarded
+            forwarded = false
         );
-        let result = self
-            .decide_and_sign(client, req, forwarded)
-            .instrument(span.clone())
-            .await;
-        span.in_scope(|| match &result {
-            Ok(r) => tracing::debug!(resigned = r.resigned, "signed"),
-            Err(s) => tracing::debug!(code = ?s.code(), reason = %s.message(), "not signed"),
-        });
+        let result = self.accept(client, req).instrument(span.clone()).await;
+        span.in_scope(|| trace_answer(&result));
         // Counted once, where the client called (the leader does not count forwarded requests).
-        if !forwarded {
-            let outcome = convert::sign_result(&result);
-            self.metrics
-                .sign_finished(profile, &outcome, started.elapsed());
-        }
+        self.metrics
+            .sign_finished(profile, &result, started.elapsed());
         result
+    }
+
+    /// Handle a request a follower forwarded to this node (the peer service authenticated the
+    /// follower). Checked as if the client had called here: ids, the client's grant (without
+    /// its rate limit, which the follower took), the key, and the intent built from the typed
+    /// request by this node. Never forwarded again, and not counted in metrics.
+    pub async fn sign_forwarded(
+        &self,
+        client: String,
+        req: SignRequest,
+    ) -> Result<Signed, SignError> {
+        use tracing::Instrument;
+        let span = tracing::info_span!(
+            "sign",
+            request_id = %req.request_id,
+            %client,
+            key_id = %req.key_id,
+            forwarded = true
+        );
+        let result = async {
+            req.check_ids()?;
+            let raw_roots = self.admit(&client, &req.key_id, req.profile(), true)?;
+            let identity = self.identity(&req.key_id)?;
+            self.decide_and_sign(client, req, &identity, raw_roots, true)
+                .await
+        }
+        .instrument(span.clone())
+        .await;
+        span.in_scope(|| trace_answer(&result));
+        result
+    }
+
+    /// A client's request on the node it called: the grant first (a client learns nothing
+    /// about keys it may not use, not even whether an id exists), then the key, then the one
+    /// conversion of the whole request.
+    async fn accept(&self, client: String, req: pb::SignRequest) -> Result<Signed, SignError> {
+        let profile = convert::precheck(&req)?;
+        let raw_roots = self.admit(&client, &req.key_id, profile, false)?;
+        let identity = self.identity(&req.key_id)?;
+        convert::check_profile(profile, &identity)?;
+        let req = SignRequest::try_from(req)?;
+        self.decide_and_sign(client, req, &identity, raw_roots, false)
+            .await
     }
 
     /// Access control: the client's grant, and its rate limit on the node it called. Denials
@@ -181,7 +369,7 @@ impl SignPath {
         key_id: &str,
         profile: crate::protection::Profile,
         forwarded: bool,
-    ) -> Result<bool, Status> {
+    ) -> Result<bool, SignError> {
         let verdict = {
             let applied = self.state.read();
             access::check(
@@ -210,50 +398,49 @@ impl SignPath {
                     }
                     _ => {}
                 }
-                Err(Status::from(&denied))
+                Err(SignError::Denied(denied))
             }
         }
     }
 
+    /// Decide an admitted, converted request: build its intent (on a follower too, so a bad
+    /// request is answered without a round trip), forward it to the leader unless this node
+    /// leads (or it was forwarded here), propose it, and sign with the permit.
     async fn decide_and_sign(
         &self,
         client: String,
-        req: pb::SignRequest,
+        req: SignRequest,
+        identity: &KeyIdentity,
+        raw_roots: bool,
         forwarded: bool,
-    ) -> Result<pb::SignResponse, Status> {
-        convert::check_ids(&req)?;
-        // The grant first: a client learns nothing about keys it may not use (not even
-        // whether an id exists).
-        let profile = convert::request_profile(&req)?;
-        let raw_roots = self.admit(&client, &req.key_id, profile, forwarded)?;
-        let identity = self.identity(&req.key_id)?;
+    ) -> Result<Signed, SignError> {
         let eth2 = convert::Eth2Context {
             network: &self.eth2_network,
             raw_roots,
         };
-        let intent = convert::intent(&req, &identity, eth2)?;
+        let intent = convert::intent(&req, identity, eth2)?;
         let leader = self.raft.metrics().borrow_watched().current_leader;
         match leader {
             Some(l) if l == self.node_id => {}
             Some(l) if !forwarded => return self.forward(l, client, req).await,
-            _ => return Err(Status::unavailable("no leader elected yet; retry")),
+            _ => return Err(SignError::NoLeader),
         }
         // The leader signs, so it must hold the secret before a watermark is committed for it.
-        let key = self.keyring.get(&req.key_id).ok_or_else(|| {
-            let why = self
-                .keyring
-                .pending()
-                .remove(&req.key_id)
-                .unwrap_or_else(|| "not loaded yet".into());
-            Status::unavailable(format!(
-                "key {:?} is not loaded on the leader: {why}",
-                req.key_id
-            ))
-        })?;
+        let key = self
+            .keyring
+            .get(&req.key_id)
+            .ok_or_else(|| SignError::KeyNotLoaded {
+                key_id: req.key_id.clone(),
+                why: self
+                    .keyring
+                    .pending()
+                    .remove(&req.key_id)
+                    .unwrap_or_else(|| "not loaded yet".into()),
+            })?;
         // One id, one key: a key file that shares an id with a registry key never signs for
         // the registry key's record (the permit would name another public key anyway).
         if key.public_key != identity.public_key {
-            return Err(convert::key_mismatch(&req.key_id));
+            return Err(SignError::KeyMismatch(req.key_id));
         }
         // No refusal before the log: a request the applied state would refuse is still
         // proposed, so that every refusal is decided by the state machine and recorded in the
@@ -269,29 +456,24 @@ impl SignPath {
             Err(ProposeError::NotLeader { leader: Some(l) }) if !forwarded && l != self.node_id => {
                 return self.forward(l, client, req).await;
             }
-            Err(e) => return Err(convert::propose_failure(&e)),
+            Err(e) => return Err(SignError::from(&e)),
         };
-        let resigned = match &decided.outcome {
-            SignOutcome::Refused(v) => return Err(convert::refusal(v)),
-            SignOutcome::KeyInactive => {
-                return Err(Status::not_found(format!(
-                    "key_id: key {:?} was disabled or deleted",
-                    req.key_id
-                )))
-            }
-            SignOutcome::Paused => return Err(convert::paused()),
-            SignOutcome::KeyMismatch => return Err(convert::key_mismatch(&req.key_id)),
+        let resigned = match decided.outcome {
+            SignOutcome::Refused(v) => return Err(SignError::Refused(v)),
+            SignOutcome::KeyInactive => return Err(SignError::KeyInactive(req.key_id)),
+            SignOutcome::Paused => return Err(SignError::Paused),
+            SignOutcome::KeyMismatch => return Err(SignError::KeyMismatch(req.key_id)),
             SignOutcome::Resigned => true,
             SignOutcome::Signed => false,
         };
         let permit = decided
             .permit
-            .ok_or_else(|| Status::internal("accepted without a permit"))?;
+            .ok_or_else(|| SignError::Internal("accepted without a permit".into()))?;
         let signed_message = permit.message().to_vec();
         let signature = key
             .sign(permit)
-            .map_err(|e| Status::internal(e.to_string()))?;
-        Ok(pb::SignResponse {
+            .map_err(|e| SignError::Internal(e.to_string()))?;
+        Ok(Signed {
             signature: signature.bytes,
             signature_text: signature.text,
             resigned,
@@ -300,12 +482,11 @@ impl SignPath {
     }
 
     /// The key's id, profile and public key: an active registry record, else a key file.
-    fn identity(&self, key_id: &str) -> Result<convert::KeyIdentity, Status> {
-        let not_found =
-            || Status::not_found(format!("key_id: no active key {key_id:?} on this cluster"));
+    fn identity(&self, key_id: &str) -> Result<KeyIdentity, SignError> {
+        let not_found = || SignError::KeyNotFound(key_id.to_owned());
         let record = self.state.read().registry.keys.get(key_id).cloned();
         match record {
-            Some(r) if r.state == crate::registry::KeyState::Active => Ok(convert::KeyIdentity {
+            Some(r) if r.state == crate::registry::KeyState::Active => Ok(KeyIdentity {
                 key_id: r.key_id,
                 profile: r.profile,
                 public_key: r.public_key,
@@ -314,17 +495,18 @@ impl SignPath {
             None => self
                 .keyring
                 .get(key_id)
-                .map(|k| convert::KeyIdentity::from(k.as_ref()))
+                .map(|k| KeyIdentity::from(k.as_ref()))
                 .ok_or_else(not_found),
         }
     }
 
+    /// Send the converted request to `leader` and return its typed answer.
     async fn forward(
         &self,
         leader: NodeId,
         client: String,
-        req: pb::SignRequest,
-    ) -> Result<pb::SignResponse, Status> {
+        request: SignRequest,
+    ) -> Result<Signed, SignError> {
         // Raft's own view of the membership (from the log, also before this node has applied
         // it, e.g. right after a restart).
         let addr = self
@@ -335,30 +517,49 @@ impl SignPath {
             .membership()
             .get_node(&leader)
             .map(|n| n.addr.clone());
-        let addr = addr.ok_or_else(|| {
-            Status::unavailable(format!("leader {leader} has no known address; retry"))
-        })?;
-        let channel = self
-            .network
-            .channel(leader, &addr)
-            .map_err(|e| Status::unavailable(format!("leader {leader}: {e}")))?;
-        let mut request = Request::new(pb::ForwardedSign {
-            client_identity: client,
-            request: Some(req),
-        });
-        request.set_timeout(FORWARD_TIMEOUT);
+        let addr = addr.ok_or(SignError::LeaderAddressUnknown(leader))?;
+        let channel =
+            self.network
+                .channel(leader, &addr)
+                .map_err(|e| SignError::LeaderChannel {
+                    leader,
+                    reason: e.to_string(),
+                })?;
+        let payload = to_message(&ForwardedSign { client, request })
+            .map_err(|e| SignError::Internal(format!("forwarded request: {e}")))?;
+        let mut call = Request::new(payload);
+        call.set_timeout(FORWARD_TIMEOUT);
         let mut peer = pb::raft_client::RaftClient::new(channel);
-        match peer.forward_sign(request).await {
-            Ok(resp) => Ok(resp.into_inner()),
+        match peer.forward_typed_sign(call).await {
+            // The leader's answer; one it cannot have written (another format version) means
+            // "ask another node", like a transport failure.
+            Ok(resp) => {
+                from_message::<Result<Signed, SignError>>(resp.get_ref()).unwrap_or_else(|e| {
+                    Err(SignError::LeaderUnreachable {
+                        leader,
+                        reason: format!("answer: {e}"),
+                    })
+                })
+            }
             // Transport failures reaching the leader mean "try again", not a verdict.
             Err(s) if s.code() == tonic::Code::Unknown || s.code() == tonic::Code::Cancelled => {
-                Err(Status::unavailable(format!(
-                    "leader {leader} unreachable: {}",
-                    s.message()
-                )))
+                Err(SignError::LeaderUnreachable {
+                    leader,
+                    reason: s.message().to_owned(),
+                })
             }
-            Err(s) => Err(s),
+            Err(s) => Err(SignError::LeaderStatus {
+                code: s.code(),
+                message: s.message().to_owned(),
+            }),
         }
+    }
+}
+
+fn trace_answer(result: &Result<Signed, SignError>) {
+    match result {
+        Ok(r) => tracing::debug!(resigned = r.resigned, "signed"),
+        Err(e) => tracing::debug!(code = ?e.code(), reason = %e, "not signed"),
     }
 }
 
@@ -372,12 +573,17 @@ impl SignerService {
     pub fn new(path: SignPath) -> Self {
         SignerService { path }
     }
+
+    /// The client's grant, for listing the keys it may use.
+    fn grant(&self, client: &str) -> Result<crate::admin::ClientGrant, SignError> {
+        let applied = self.path.state.read();
+        let grant = access::grant_of(&applied.admin, client)?;
+        Ok(grant.clone())
+    }
 }
 
-fn client_identity<T>(req: &Request<T>) -> Result<String, Status> {
-    crate::tls::peer_identity(req.peer_certs()).ok_or_else(|| {
-        Status::unauthenticated("a client certificate naming the client is required")
-    })
+fn client_identity<T>(req: &Request<T>) -> Result<String, SignError> {
+    crate::tls::peer_identity(req.peer_certs()).ok_or(SignError::Unauthenticated)
 }
 
 #[tonic::async_trait]
@@ -386,36 +592,34 @@ impl pb::signer_server::Signer for SignerService {
         &self,
         request: Request<pb::SignRequest>,
     ) -> Result<Response<pb::SignResponse>, Status> {
-        let client = client_identity(&request)?;
-        let resp = self.path.sign(client, request.into_inner(), false).await?;
-        Ok(Response::new(resp))
+        let client = client_identity(&request).map_err(convert::status)?;
+        self.path
+            .sign(client, request.into_inner())
+            .await
+            .map(|signed| Response::new(signed.into()))
+            .map_err(convert::status)
     }
 
     async fn sign_batch(
         &self,
         request: Request<pb::SignBatchRequest>,
     ) -> Result<Response<pb::SignBatchResponse>, Status> {
-        let client = client_identity(&request)?;
+        let client = client_identity(&request).map_err(convert::status)?;
         let requests = request.into_inner().requests;
         if requests.len() > MAX_BATCH {
-            return Err(Status::invalid_argument(format!(
-                "requests: at most {MAX_BATCH} per batch, got {}",
-                requests.len()
-            )));
+            return Err(convert::status(SignError::Invalid {
+                field: "requests".into(),
+                reason: format!("at most {MAX_BATCH} per batch, got {}", requests.len()),
+            }));
         }
         let results = futures::future::join_all(
             requests
                 .into_iter()
-                .map(|req| self.path.sign(client.clone(), req, false)),
+                .map(|req| self.path.sign(client.clone(), req)),
         )
         .await
         .into_iter()
-        .map(|r| pb::SignBatchResult {
-            result: Some(match r {
-                Ok(signed) => pb::sign_batch_result::Result::Signed(signed),
-                Err(status) => pb::sign_batch_result::Result::Error(convert::sign_error(&status)),
-            }),
-        })
+        .map(convert::batch_result)
         .collect();
         Ok(Response::new(pb::SignBatchResponse { results }))
     }
@@ -424,13 +628,8 @@ impl pb::signer_server::Signer for SignerService {
         &self,
         request: Request<pb::GetPublicKeysRequest>,
     ) -> Result<Response<pb::GetPublicKeysResponse>, Status> {
-        let client = client_identity(&request)?;
-        let grant = {
-            let applied = self.path.state.read();
-            access::grant_of(&applied.admin, &client)
-                .map_err(|d| Status::from(&d))?
-                .clone()
-        };
+        let client = client_identity(&request).map_err(convert::status)?;
+        let grant = self.grant(&client).map_err(convert::status)?;
         // A key loaded under an id that the registry holds with another public key (a key
         // file shadowing a registry id) cannot sign here: it is not listed.
         let applied = self.path.state.read();
@@ -462,11 +661,9 @@ impl pb::signer_server::Signer for SignerService {
         &self,
         request: Request<pb::GetClusterStatusRequest>,
     ) -> Result<Response<pb::ClusterStatus>, Status> {
-        let client = client_identity(&request)?;
+        let client = client_identity(&request).map_err(convert::status)?;
         if !access::may_read_status(&self.path.state.read().admin, &client) {
-            return Err(Status::permission_denied(format!(
-                "{client:?} has no access grant and is not an auditor"
-            )));
+            return Err(convert::status(SignError::NotReader(client)));
         }
         let m = self.path.raft.metrics().borrow_watched().clone();
         let voters = m.membership_config.membership().voter_ids().collect();
