@@ -162,6 +162,11 @@ fn checked_in() -> (tempfile::TempDir, PathBuf, PathBuf) {
     let log = dir.path().join("raft-log.redb");
     std::fs::copy(data_dir().join("state.redb"), &state).unwrap();
     std::fs::copy(data_dir().join("raft-log.redb"), &log).unwrap();
+    std::fs::copy(
+        data_dir().join("state.snapshot"),
+        dir.path().join("state.snapshot"),
+    )
+    .unwrap();
     (dir, state, log)
 }
 
@@ -353,4 +358,6 @@ async fn write_fixtures(out: &Path) {
         drop(db);
         std::fs::copy(path, out.join(path.file_name().unwrap())).unwrap();
     }
+    let snapshot = dir.path().join("state.snapshot");
+    std::fs::copy(&snapshot, out.join("state.snapshot")).unwrap();
 }

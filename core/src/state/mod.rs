@@ -249,7 +249,41 @@ pub struct SnapshotBody {
     /// Where the audit chain stands.
     pub audit_chain: AuditChain,
     /// The kept audit records, (seq, canonical bytes), from `anchor.seq + 1` to `head.seq`.
+    #[serde(with = "records_as_bytes")]
     pub audit_records: StoredRecords,
+}
+
+/// Serde for stored records: each record's bytes as one byte string (raw in the binary
+/// format, hex in JSON), not as a sequence of numbers, so a snapshot of many records encodes
+/// and decodes at memory speed.
+mod records_as_bytes {
+    use super::StoredRecords;
+    use serde::{Deserialize, Deserializer, Serialize, Serializer};
+
+    struct Record<'a>(&'a [u8]);
+
+    impl Serialize for Record<'_> {
+        fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+            crate::bytes::hex_or_raw::serialize(self.0, s)
+        }
+    }
+
+    struct OwnedRecord(Vec<u8>);
+
+    impl<'de> Deserialize<'de> for OwnedRecord {
+        fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+            crate::bytes::hex_or_raw::deserialize(d).map(OwnedRecord)
+        }
+    }
+
+    pub fn serialize<S: Serializer>(records: &StoredRecords, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_seq(records.iter().map(|(seq, bytes)| (seq, Record(bytes))))
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<StoredRecords, D::Error> {
+        let records = Vec::<(u64, OwnedRecord)>::deserialize(d)?;
+        Ok(records.into_iter().map(|(seq, r)| (seq, r.0)).collect())
+    }
 }
 
 impl SnapshotBody {

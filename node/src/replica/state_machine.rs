@@ -47,6 +47,8 @@ struct RaftPosition {
 #[derive(Clone)]
 pub struct StateMachine {
     db: Arc<Database>,
+    /// The current snapshot's file, beside the database.
+    snapshot_file: Arc<std::path::PathBuf>,
     applied: Arc<RwLock<Applied>>,
     position: Arc<Mutex<RaftPosition>>,
     durability: redb::Durability,
@@ -65,6 +67,7 @@ impl StateMachine {
         let audit_head = applied.audit.chain.head.seq;
         Ok(StateMachine {
             db: Arc::new(db),
+            snapshot_file: Arc::new(path.with_extension("snapshot")),
             applied: Arc::new(RwLock::new(applied)),
             position: Arc::new(Mutex::new(RaftPosition {
                 last_applied,
@@ -152,7 +155,7 @@ impl RaftSnapshotBuilder<TypeConfig> for StateMachine {
         })
         .await
         .map_err(io_err)??;
-        storage::put_snapshot(&self.db, self.durability, &meta, &data)?;
+        storage::put_snapshot(&self.db, self.durability, &self.snapshot_file, &meta, &data)?;
         Ok(Snapshot {
             meta,
             snapshot: data,
@@ -249,7 +252,15 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
             tracing::error!(error = %e, "the audit chain in the installed snapshot does not verify");
         }
         let mut applied = self.write();
-        storage::replace_all(&self.db, self.durability, &next, &records, meta, &snapshot)?;
+        storage::replace_all(
+            &self.db,
+            self.durability,
+            &next,
+            &records,
+            meta,
+            &snapshot,
+            &self.snapshot_file,
+        )?;
         *self.position() = RaftPosition {
             last_applied: meta.last_log_id,
             membership: meta.last_membership.clone(),
@@ -262,6 +273,7 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
     }
 
     async fn get_current_snapshot(&mut self) -> Result<Option<Snapshot>, io::Error> {
-        Ok(storage::get_snapshot(&self.db)?.map(|(meta, snapshot)| Snapshot { meta, snapshot }))
+        Ok(storage::get_snapshot(&self.snapshot_file)?
+            .map(|(meta, snapshot)| Snapshot { meta, snapshot }))
     }
 }

@@ -7,12 +7,15 @@
 //! [`Applied`]).
 //!
 //! Tables:
-//! - `sm_meta`: `format` (u16 LE), `last_applied`, `membership`, `admin`, `snapshot_meta`,
-//!   `snapshot_data`;
+//! - `sm_meta`: `format` (u16 LE), `last_applied`, `membership`, `admin`;
 //! - `key_records`: key id → `KeyRecord`;
 //! - `eth2_records`, `espresso_records`: public key bytes → protection record;
 //! - `audit`: seq → the record's canonical bytes ([`crate::audit::encode`]);
 //! - `audit_meta`: `chain` → [`AuditChain`].
+//!
+//! The current snapshot is a file beside the database (`<database>.snapshot`, the snapshot's
+//! meta and bytes in the binary format), replaced atomically (write, fsync, rename): a
+//! snapshot is tens of MiB, which redb would copy on write and fsync page by page.
 
 use super::super::{io_err, LogId, SnapshotMeta, StoredMembership};
 use crate::format;
@@ -219,6 +222,7 @@ pub(super) fn replace_all(
     records: &[(u64, Vec<u8>)],
     meta: &SnapshotMeta,
     snapshot: &[u8],
+    snapshot_file: &Path,
 ) -> io::Result<()> {
     let mut txn = db.begin_write().map_err(io_err)?;
     txn.set_durability(durability).map_err(io_err)?;
@@ -258,44 +262,71 @@ pub(super) fn replace_all(
             .map_err(io_err)?;
         m.insert("admin", encode(&applied.admin)?.as_slice())
             .map_err(io_err)?;
-        m.insert("snapshot_meta", encode(meta)?.as_slice())
-            .map_err(io_err)?;
-        m.insert("snapshot_data", snapshot).map_err(io_err)?;
     }
-    txn.commit().map_err(io_err)
+    txn.commit().map_err(io_err)?;
+    put_snapshot(db, durability, snapshot_file, meta, snapshot)
 }
 
-/// Store the current snapshot (with fsync when the node syncs writes).
+/// The current snapshot as stored: its meta and its bytes.
+#[derive(serde::Serialize, serde::Deserialize)]
+struct StoredSnapshot {
+    meta: SnapshotMeta,
+    #[serde(with = "crate::bytes::hex_or_raw")]
+    data: Vec<u8>,
+}
+
+/// Store the current snapshot in `file`, replacing the previous one atomically. With durable
+/// writes, the database is fsynced first: that makes every earlier apply durable before
+/// openraft purges the log entries the snapshot covers.
 pub(super) fn put_snapshot(
     db: &Database,
     durability: Durability,
+    file: &Path,
     meta: &SnapshotMeta,
     data: &[u8],
 ) -> io::Result<()> {
-    let mut txn = db.begin_write().map_err(io_err)?;
-    txn.set_durability(durability).map_err(io_err)?;
-    {
-        let mut m = txn.open_table(META).map_err(io_err)?;
-        m.insert("snapshot_meta", encode(meta)?.as_slice())
-            .map_err(io_err)?;
-        m.insert("snapshot_data", data).map_err(io_err)?;
+    use std::io::Write;
+    use std::os::unix::fs::OpenOptionsExt;
+    let durable = matches!(durability, Durability::Immediate);
+    if durable {
+        sync(db)?;
     }
-    txn.commit().map_err(io_err)
+    let bytes = encode(&StoredSnapshot {
+        meta: meta.clone(),
+        data: data.to_vec(),
+    })?;
+    let tmp = file.with_extension("snapshot.tmp");
+    {
+        let mut f = std::fs::OpenOptions::new()
+            .write(true)
+            .create(true)
+            .truncate(true)
+            .mode(0o600)
+            .open(&tmp)?;
+        f.write_all(&bytes)?;
+        if durable {
+            f.sync_all()?;
+        }
+    }
+    std::fs::rename(&tmp, file)?;
+    if durable {
+        if let Some(dir) = file.parent() {
+            std::fs::File::open(dir)?.sync_all()?;
+        }
+    }
+    Ok(())
 }
 
 /// The current snapshot, if one was built or installed.
-pub(super) fn get_snapshot(db: &Database) -> io::Result<Option<(SnapshotMeta, Vec<u8>)>> {
-    let txn = db.begin_read().map_err(io_err)?;
-    let m = txn.open_table(META).map_err(io_err)?;
-    let meta = match m.get("snapshot_meta").map_err(io_err)? {
-        None => return Ok(None),
-        Some(v) => decode::<SnapshotMeta>("snapshot_meta", v.value())?,
+pub(super) fn get_snapshot(file: &Path) -> io::Result<Option<(SnapshotMeta, Vec<u8>)>> {
+    let bytes = match std::fs::read(file) {
+        Ok(b) => b,
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
+        Err(e) => return Err(e),
     };
-    let data = match m.get("snapshot_data").map_err(io_err)? {
-        None => return Ok(None),
-        Some(v) => v.value().to_vec(),
-    };
-    Ok(Some((meta, data)))
+    let stored: StoredSnapshot = format::decode(&bytes)
+        .map_err(|e| io::Error::other(format!("snapshot {}: {e}", file.display())))?;
+    Ok(Some((stored.meta, stored.data)))
 }
 
 fn read_chain(txn: &redb::ReadTransaction) -> io::Result<AuditChain> {
