@@ -21,48 +21,6 @@ use std::collections::BTreeSet;
 use std::time::{Duration, Instant};
 use support::{quorum_vote, refusal_code, Cluster};
 
-async fn verify(cluster: &Cluster, id: u64) -> Option<pb::AuditVerifyResponse> {
-    cluster
-        .auditor(id)
-        .verify(pb::AuditVerifyRequest { at_seq: 0 })
-        .await
-        .ok()
-        .map(|r| r.into_inner())
-}
-
-/// Wait until every running node verifies its chain and all have the same head, at least
-/// `min_seq`, twice in a row 300 ms apart (late node events settle). Returns the heads.
-async fn converged(cluster: &Cluster, min_seq: u64) -> Vec<pb::AuditVerifyResponse> {
-    let deadline = Instant::now() + Duration::from_secs(90);
-    let mut last: Option<(u64, Vec<u8>)> = None;
-    loop {
-        let mut heads = Vec::new();
-        for id in cluster.running() {
-            if let Some(v) = verify(cluster, id).await {
-                heads.push(v);
-            }
-        }
-        let all = heads.len() == cluster.running().len();
-        let same = heads
-            .windows(2)
-            .all(|w| w[0].head_seq == w[1].head_seq && w[0].head_hash == w[1].head_hash);
-        if all && same && heads.iter().all(|h| h.ok) && heads[0].head_seq >= min_seq {
-            let now = (heads[0].head_seq, heads[0].head_hash.clone());
-            if last.as_ref() == Some(&now) {
-                return heads;
-            }
-            last = Some(now);
-        } else {
-            last = None;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "audit heads did not converge: {heads:?}"
-        );
-        tokio::time::sleep(Duration::from_millis(300)).await;
-    }
-}
-
 /// The nodes named by key-loaded records.
 fn key_loads(records: &[audit::AuditRecord]) -> BTreeSet<u64> {
     records
@@ -144,7 +102,9 @@ async fn audit_chain_is_identical_on_all_replicas_after_a_leader_kill() {
     }
     cluster.spawn(leader);
     wait_key_loads(&cluster, new_leader).await;
-    let heads = converged(&cluster, 8).await;
+    let heads = cluster
+        .converged_audit_heads(8, Duration::from_secs(90))
+        .await;
     assert_eq!(heads.len(), 3);
 
     // Byte-identical records everywhere, and they say what happened.
@@ -202,7 +162,9 @@ async fn audit_verify_names_a_record_tampered_in_redb() {
             .await
             .unwrap();
     }
-    converged(&cluster, 3).await;
+    cluster
+        .converged_audit_heads(3, Duration::from_secs(90))
+        .await;
     let victim = if leader == 3 { 2 } else { 3 };
     let entries = cluster.audit_entries(victim).await;
     let target = decoded(&entries)
@@ -232,8 +194,12 @@ async fn audit_verify_names_a_record_tampered_in_redb() {
     cluster.spawn(victim);
     let deadline = Instant::now() + Duration::from_secs(30);
     let v = loop {
-        if let Some(v) = verify(&cluster, victim).await {
-            break v;
+        if let Ok(v) = cluster
+            .auditor(victim)
+            .verify(pb::AuditVerifyRequest { at_seq: 0 })
+            .await
+        {
+            break v.into_inner();
         }
         assert!(Instant::now() < deadline, "node {victim} did not come back");
         tokio::time::sleep(Duration::from_millis(200)).await;
@@ -242,7 +208,7 @@ async fn audit_verify_names_a_record_tampered_in_redb() {
     assert_eq!(v.first_bad_seq, target, "{v:?}");
     assert!(v.reason.contains("altered"), "{}", v.reason);
     for id in (1..=3).filter(|&id| id != victim) {
-        let other = verify(&cluster, id).await.unwrap();
+        let other = cluster.audit_verify(id).await;
         assert!(other.ok, "node {id}: {other:?}");
     }
     // Another identity may not read the log.
@@ -264,7 +230,9 @@ async fn audit_export_verifies_against_every_node() {
             .await
             .unwrap();
     }
-    let heads = converged(&cluster, 3).await;
+    let heads = cluster
+        .converged_audit_heads(3, Duration::from_secs(90))
+        .await;
     // Export: every record as JSON with its canonical bytes; read it back and verify.
     let exported: Vec<String> = cluster
         .audit_entries(2)

@@ -49,6 +49,9 @@ fn compact_often(config: &mut NodeConfig) {
     config.raft.election_max_ms = 6_000;
 }
 
+/// How long the cluster may take to agree on its audit head after catch-up.
+const CONVERGE: Duration = Duration::from_secs(300);
+
 /// Where node `id`'s Raft log stands on disk: (last purged index, last index). The node must
 /// be stopped (the log database is opened directly).
 async fn log_on_disk(cluster: &Cluster, id: u64) -> (u64, u64) {
@@ -61,44 +64,6 @@ async fn log_on_disk(cluster: &Cluster, id: u64) -> (u64, u64) {
     let state = store.get_log_state().await.unwrap();
     let index = |l: Option<signer_node::replica::LogId>| l.map(|l| l.index).unwrap_or(0);
     (index(state.last_purged_log_id), index(state.last_log_id))
-}
-
-/// Wait until every running node verifies its audit chain from its database, all report the
-/// same head (seq and hash), at least `min_seq`, and two polls in a row agree. Returns the
-/// nodes' answers, in `cluster.running()` order.
-async fn converged_heads(cluster: &Cluster, min_seq: u64) -> Vec<pb::AuditVerifyResponse> {
-    let deadline = Instant::now() + Duration::from_secs(300);
-    let mut last: Option<(u64, Vec<u8>)> = None;
-    loop {
-        let mut heads = Vec::new();
-        for id in cluster.running() {
-            if let Ok(v) = cluster
-                .auditor(id)
-                .verify(pb::AuditVerifyRequest { at_seq: 0 })
-                .await
-            {
-                heads.push(v.into_inner());
-            }
-        }
-        let all = heads.len() == cluster.running().len();
-        let same = heads
-            .windows(2)
-            .all(|w| w[0].head_seq == w[1].head_seq && w[0].head_hash == w[1].head_hash);
-        if all && same && heads.iter().all(|h| h.ok) && heads[0].head_seq >= min_seq {
-            let now = (heads[0].head_seq, heads[0].head_hash.clone());
-            if last.as_ref() == Some(&now) {
-                return heads;
-            }
-            last = Some(now);
-        } else {
-            last = None;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "audit heads did not converge at or above {min_seq}: {heads:?}"
-        );
-        tokio::time::sleep(Duration::from_millis(300)).await;
-    }
 }
 
 /// The hash of record `seq` as node `id` stores it.
@@ -252,7 +217,7 @@ async fn a_follower_200_000_records_behind_installs_the_snapshot_and_catches_up(
     .await
     .unwrap();
     wait_key_loads(&cluster, leader, 1).await;
-    let before = converged_heads(&cluster, 1).await[0].head_seq;
+    let before = cluster.converged_audit_heads(1, CONVERGE).await[0].head_seq;
 
     cluster.kill(behind);
     let (_, behind_last) = log_on_disk(&cluster, behind).await;
@@ -296,7 +261,9 @@ async fn a_follower_200_000_records_behind_installs_the_snapshot_and_catches_up(
     // The restarted nodes record their key loads again; wait for all of them, then for every
     // node to report one head.
     wait_key_loads(&cluster, behind, before + RECORDS + 1).await;
-    let heads = converged_heads(&cluster, before + RECORDS).await;
+    let heads = cluster
+        .converged_audit_heads(before + RECORDS, CONVERGE)
+        .await;
     let caught_up_in = catching_up.elapsed();
     eprintln!(
         "follower {behind} caught up in {caught_up_in:?} (test at {:?})",
@@ -355,7 +322,9 @@ async fn a_follower_200_000_records_behind_installs_the_snapshot_and_catches_up(
         .await
         .unwrap();
     assert!(!signed.resigned);
-    let heads = converged_heads(&cluster, follower.head_seq + 2).await;
+    let heads = cluster
+        .converged_audit_heads(follower.head_seq + 2, CONVERGE)
+        .await;
     assert_eq!(heads.len(), 2);
     assert_eq!(heads[0].head_hash, heads[1].head_hash);
 

@@ -531,6 +531,49 @@ impl Cluster {
             .into_inner()
     }
 
+    /// Wait until every running node verifies its audit chain from its database, all report
+    /// the same head (seq and hash), at least `min_seq`, and two polls 300 ms apart agree (late
+    /// node events settle). Returns the nodes' answers, in `running()` order; panics after
+    /// `timeout`.
+    pub async fn converged_audit_heads(
+        &self,
+        min_seq: u64,
+        timeout: Duration,
+    ) -> Vec<pb::AuditVerifyResponse> {
+        let deadline = Instant::now() + timeout;
+        let mut last: Option<(u64, Vec<u8>)> = None;
+        loop {
+            let mut heads = Vec::new();
+            for id in self.running() {
+                if let Ok(v) = self
+                    .auditor(id)
+                    .verify(pb::AuditVerifyRequest { at_seq: 0 })
+                    .await
+                {
+                    heads.push(v.into_inner());
+                }
+            }
+            let all = heads.len() == self.running().len();
+            let same = heads
+                .windows(2)
+                .all(|w| w[0].head_seq == w[1].head_seq && w[0].head_hash == w[1].head_hash);
+            if all && same && heads.iter().all(|h| h.ok) && heads[0].head_seq >= min_seq {
+                let now = (heads[0].head_seq, heads[0].head_hash.clone());
+                if last.as_ref() == Some(&now) {
+                    return heads;
+                }
+                last = Some(now);
+            } else {
+                last = None;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "audit heads did not converge at or above {min_seq}: {heads:?}"
+            );
+            tokio::time::sleep(Duration::from_millis(300)).await;
+        }
+    }
+
     /// A channel to node `to`'s peer port, authenticated with node `as_node`'s certificate (as
     /// the nodes dial each other).
     pub fn peer_channel(&self, to: u64, as_node: u64) -> Channel {
