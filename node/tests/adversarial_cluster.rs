@@ -282,7 +282,7 @@ async fn run_sequence(
                         "{}: the signature does not verify under {key_id}'s public key",
                         what()
                     );
-                    oracle.received(&resp.signature, &resp.signed_message, b.digest);
+                    oracle.received(&resp.signature, &resp.signed_message, b.digest, &b.meaning);
                     match b.meaning {
                         Meaning::Block { slot } => {
                             run.blocks.entry(key_id).or_default().insert(slot, b.digest);

@@ -361,8 +361,11 @@ async fn run(ops: &[Op], dir: &Path) -> Run {
                 meaning,
                 digest,
                 copied,
+                digest_chosen_by_client,
             } = build(&r.msg);
-            oracle.asked(meaning, digest);
+            if !digest_chosen_by_client {
+                oracle.asked(meaning.clone(), digest);
+            }
             for (m, d) in copied {
                 oracle.asked(m, d);
             }
@@ -399,7 +402,7 @@ async fn run(ops: &[Op], dir: &Path) -> Run {
                 key_id: key_id.into(),
                 intent,
             });
-            expected.push(digest);
+            expected.push((digest, meaning));
         }
         if entries.is_empty() {
             continue;
@@ -409,7 +412,7 @@ async fn run(ops: &[Op], dir: &Path) -> Run {
         apply(a.sm(), log_entry(index, Command::Sign(entries.clone()))).await;
         apply(b.sm(), log_entry(index, Command::Sign(entries.clone()))).await;
         let decided = decide_permits(&entries, outcomes).unwrap();
-        for ((entry, d), digest) in entries.iter().zip(decided).zip(expected) {
+        for ((entry, d), (digest, meaning)) in entries.iter().zip(decided).zip(expected) {
             let outcome = match &d.outcome {
                 SignOutcome::Refused(v) => v.code().to_owned(),
                 other => format!("{other:?}"),
@@ -421,7 +424,7 @@ async fn run(ops: &[Op], dir: &Path) -> Run {
             let signed_message = *permit.message();
             match key.sign(permit) {
                 Ok(signature) => {
-                    oracle.received(&signature.bytes, &signed_message, digest);
+                    oracle.received(&signature.bytes, &signed_message, digest, &meaning);
                     results.push(outcome);
                 }
                 Err(_) => results.push(format!("{outcome}, permit refused by the key")),
@@ -582,4 +585,51 @@ fn the_review_sequences_end_in_refusals_never_a_second_signature() {
         assert_eq!(run.results, expected, "{name}");
         assert!(run.conflicts.is_empty(), "{name}: {:#?}", run.conflicts);
     }
+}
+
+/// The oracle itself: a raw-root block request is only the client's claim, so two different
+/// attestations whose roots were also asked for as raw blocks at one slot are not a double
+/// block; a raw root that *is* signed as a block counts as that block.
+#[test]
+fn the_oracle_counts_a_raw_block_claim_only_for_the_request_signed() {
+    use signer_node::scheme::bls12_381::SecretKey;
+    let key = SecretKey::from_ikm(&[7; 32]).unwrap();
+    let public = key.public_key().to_bytes().to_vec();
+    let raw = |root| Msg::RawBlockCopyingAttestation {
+        slot: 14,
+        source: 1,
+        target: root as u64 + 2,
+        root,
+    };
+    let sign = |oracle: &mut Oracle, msg: &Msg, signed_as: &Msg| {
+        let asked = build(msg);
+        if !asked.digest_chosen_by_client {
+            oracle.asked(asked.meaning.clone(), asked.digest);
+        }
+        for (m, d) in &asked.copied {
+            oracle.asked(m.clone(), *d);
+        }
+        let signed = build(signed_as);
+        let signature = key.sign(&signed.digest).to_bytes();
+        oracle.received(&signature, &signed.digest, signed.digest, &signed.meaning);
+    };
+    // Two raw-block requests refused; the attestations they copied signed as attestations.
+    let mut oracle = Oracle::new(vec![(Scheme::Bls12381, public.clone())]);
+    for root in [0u8, 1] {
+        let attestation = Msg::Attestation {
+            source: 1,
+            target: root as u64 + 2,
+            root,
+        };
+        sign(&mut oracle, &raw(root), &attestation);
+    }
+    assert_eq!(oracle.conflicts(), Vec::<String>::new());
+    // The same two raw-block requests signed as blocks at slot 14: a double block.
+    let mut oracle = Oracle::new(vec![(Scheme::Bls12381, public)]);
+    for root in [0u8, 1] {
+        sign(&mut oracle, &raw(root), &raw(root));
+    }
+    let conflicts = oracle.conflicts();
+    assert_eq!(conflicts.len(), 1, "{conflicts:?}");
+    assert!(conflicts[0].contains("Block { slot: 14 }"), "{conflicts:?}");
 }

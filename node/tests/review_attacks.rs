@@ -34,7 +34,7 @@ async fn sign(
     let mut c = cluster.client(node, client).await;
     let result = sign_retrying(&mut c, b.request.clone()).await;
     if let Ok(resp) = &result {
-        oracle.received(&resp.signature, &resp.signed_message, b.digest);
+        oracle.received(&resp.signature, &resp.signed_message, b.digest, &b.meaning);
     }
     result
 }

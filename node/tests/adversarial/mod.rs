@@ -138,6 +138,7 @@ pub struct Asked {
     pub meaning: Meaning,
     pub digest: [u8; 32],
     pub copied: Vec<(Meaning, [u8; 32])>,
+    pub digest_chosen_by_client: bool,
 }
 
 pub fn request(key_id: &str, request_id: &str, msg: &Msg) -> Asked {
@@ -146,6 +147,7 @@ pub fn request(key_id: &str, request_id: &str, msg: &Msg) -> Asked {
         meaning,
         digest,
         copied,
+        digest_chosen_by_client,
     } = build(msg);
     Asked {
         request: pb::SignRequest {
@@ -156,13 +158,17 @@ pub fn request(key_id: &str, request_id: &str, msg: &Msg) -> Asked {
         meaning,
         digest,
         copied,
+        digest_chosen_by_client,
     }
 }
 
 impl Asked {
-    /// Tell the oracle what this request stands for.
+    /// Tell the oracle what this request's digest stands for (a client-chosen digest stands
+    /// only for what it was copied from; the claim counts once it is signed, see `received`).
     pub fn announce(&self, oracle: &mut Oracle) {
-        oracle.asked(self.meaning.clone(), self.digest);
+        if !self.digest_chosen_by_client {
+            oracle.asked(self.meaning.clone(), self.digest);
+        }
         for (m, d) in &self.copied {
             oracle.asked(m.clone(), *d);
         }

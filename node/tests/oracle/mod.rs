@@ -89,6 +89,11 @@ impl Meaning {
 struct Received {
     public_key: Vec<u8>,
     digest: [u8; 32],
+    /// What the signed request claimed to be. For a request whose digest the oracle computed
+    /// this is also in the universe; for a client-chosen root (a raw-root block) it is only
+    /// the client's claim, and it counts only for a signature on that very request: the
+    /// same digest signed as what it really is (an attestation) is not a block.
+    claimed: Meaning,
 }
 
 /// The oracle's record of a run.
@@ -110,15 +115,22 @@ impl Oracle {
         }
     }
 
-    /// A client asked for `meaning` whose digest (computed by the oracle) is `digest`.
+    /// A client asked for `meaning` whose digest (computed by the oracle from the meaning's
+    /// fields) is `digest`. A client-chosen digest is not announced: see `received`.
     pub fn asked(&mut self, meaning: Meaning, digest: [u8; 32]) {
         self.universe.entry(digest).or_default().insert(meaning);
     }
 
-    /// A client received `signature` on `signed_message` in answer to a request whose own
-    /// digest the oracle computed as `expected_digest`. The signature must verify under one
-    /// of the cluster's public keys, and the signer must have signed the requested message.
-    pub fn received(&mut self, signature: &[u8], signed_message: &[u8], expected_digest: [u8; 32]) {
+    /// A client received `signature` on `signed_message` in answer to a request for
+    /// `claimed` whose digest is `expected_digest`. The signature must verify under one of
+    /// the cluster's public keys, and the signer must have signed the requested message.
+    pub fn received(
+        &mut self,
+        signature: &[u8],
+        signed_message: &[u8],
+        expected_digest: [u8; 32],
+        claimed: &Meaning,
+    ) {
         assert_eq!(
             signed_message,
             expected_digest.as_slice(),
@@ -138,6 +150,7 @@ impl Oracle {
         self.received.push(Received {
             public_key: signers[0].clone(),
             digest: expected_digest,
+            claimed: claimed.clone(),
         });
     }
 
@@ -148,9 +161,9 @@ impl Oracle {
 
     /// Every conflicting pair: (public key, meaning 1, meaning 2), described.
     pub fn conflicts(&self) -> Vec<String> {
-        let mut by_key: BTreeMap<&[u8], BTreeSet<[u8; 32]>> = BTreeMap::new();
+        let mut by_key: BTreeMap<&[u8], Vec<&Received>> = BTreeMap::new();
         for r in &self.received {
-            by_key.entry(&r.public_key).or_default().insert(r.digest);
+            by_key.entry(&r.public_key).or_default().push(r);
         }
         let scheme_of = |pk: &[u8]| {
             self.keys
@@ -160,19 +173,21 @@ impl Oracle {
                 .unwrap()
         };
         let mut found = Vec::new();
-        for (pk, digests) in by_key {
+        for (pk, received) in by_key {
             let scheme = scheme_of(pk);
-            let meanings: Vec<(&Meaning, &[u8; 32])> = digests
+            let meanings: BTreeSet<(&Meaning, &[u8; 32])> = received
                 .iter()
-                .flat_map(|d| {
+                .flat_map(|r| {
                     self.universe
-                        .get(d)
+                        .get(&r.digest)
                         .into_iter()
                         .flatten()
+                        .chain(std::iter::once(&r.claimed))
                         .filter(|m| m.scheme() == scheme)
-                        .map(move |m| (m, d))
+                        .map(move |m| (m, &r.digest))
                 })
                 .collect();
+            let meanings: Vec<_> = meanings.into_iter().collect();
             for (i, (m1, d1)) in meanings.iter().enumerate() {
                 for (m2, d2) in &meanings[i + 1..] {
                     if m1.conflicts(d1, m2, d2) {

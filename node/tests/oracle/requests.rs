@@ -188,6 +188,9 @@ pub struct Built {
     pub digest: [u8; 32],
     /// Other messages the request's bytes were built to stand for (a copied digest).
     pub copied: Vec<(Meaning, [u8; 32])>,
+    /// The client chose the digest (a raw signing root): `meaning` is only its claim, not
+    /// something the oracle computed the digest from.
+    pub digest_chosen_by_client: bool,
 }
 
 /// The wire request for `msg` and the oracle's meaning and digest for it.
@@ -198,6 +201,7 @@ pub fn build(msg: &Msg) -> Built {
         meaning,
         digest,
         copied,
+        digest_chosen_by_client: matches!(msg, Msg::RawBlockCopyingAttestation { .. }),
     }
 }
 
