@@ -23,6 +23,10 @@ pub struct NodeEndpoint {
     pub client_addr: SocketAddr,
     /// Where its Raft service listens.
     pub peer_addr: SocketAddr,
+    /// The base URL of its Web3Signer-compatible eth2 REST API (`https://…`), when it serves
+    /// one: what a validator client's remote-signer URL is set to.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub web3signer_url: Option<String>,
 }
 
 /// A client identity's TLS files.

@@ -27,6 +27,7 @@ mod descriptor;
 pub mod eth2;
 mod failover;
 pub mod tls;
+pub mod web3signer;
 
 /// Generated gRPC services (`proto/*.proto`, package `signer.v1`) over the message types of
 /// [`signer_core::pb`], which are re-exported here: `pb::SignRequest` and

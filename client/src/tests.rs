@@ -371,6 +371,7 @@ fn descriptor_round_trips_and_resolves_paths() {
             id: 1,
             client_addr: "127.0.0.1:7100".parse().unwrap(),
             peer_addr: "127.0.0.1:7101".parse().unwrap(),
+            web3signer_url: None,
         }],
         ca: PathBuf::from("pki/ca.pem"),
         clients: BTreeMap::from([(

@@ -353,6 +353,62 @@ impl TlsMaterial {
         client_tls_config(&self.ca_pem, &self.cert_pem, &self.key_pem, server_name)
     }
 
+    /// rustls server settings for an HTTPS endpoint (the Web3Signer-compatible API): present
+    /// this certificate; verify a client certificate against the cluster CA when one is sent,
+    /// but let a connection without one through (health checks need none; the endpoint
+    /// refuses unauthenticated calls to everything else). HTTP/1.1 only.
+    pub fn https_server_config(&self) -> Result<rustls::ServerConfig, TlsError> {
+        let provider = Arc::new(rustls::crypto::ring::default_provider());
+        let verifier = rustls::server::WebPkiClientVerifier::builder_with_provider(
+            Arc::new(self.ca_roots()?),
+            provider.clone(),
+        )
+        .allow_unauthenticated()
+        .build()
+        .map_err(|e| bad_pem("CA certificate", e))?;
+        let mut config = rustls::ServerConfig::builder_with_provider(provider)
+            .with_safe_default_protocol_versions()
+            .map_err(|e| bad_pem("TLS versions", e))?
+            .with_client_cert_verifier(verifier)
+            .with_single_cert(self.cert_chain()?, self.private_key()?)
+            .map_err(|e| bad_pem("certificate", e))?;
+        config.alpn_protocols = vec![b"http/1.1".to_vec()];
+        Ok(config)
+    }
+
+    /// rustls client settings for an HTTPS endpoint of the cluster: trust only the cluster CA
+    /// and present this certificate. HTTP/1.1 only.
+    pub fn https_client_config(&self) -> Result<rustls::ClientConfig, TlsError> {
+        let provider = Arc::new(rustls::crypto::ring::default_provider());
+        let mut config = rustls::ClientConfig::builder_with_provider(provider)
+            .with_safe_default_protocol_versions()
+            .map_err(|e| bad_pem("TLS versions", e))?
+            .with_root_certificates(self.ca_roots()?)
+            .with_client_auth_cert(self.cert_chain()?, self.private_key()?)
+            .map_err(|e| bad_pem("certificate", e))?;
+        config.alpn_protocols = vec![b"http/1.1".to_vec()];
+        Ok(config)
+    }
+
+    fn ca_roots(&self) -> Result<rustls::RootCertStore, TlsError> {
+        let mut roots = rustls::RootCertStore::empty();
+        for cert in CertificateDer::pem_slice_iter(&self.ca_pem) {
+            let cert = cert.map_err(|e| bad_pem("CA certificate", e))?;
+            roots.add(cert).map_err(|e| bad_pem("CA certificate", e))?;
+        }
+        Ok(roots)
+    }
+
+    fn cert_chain(&self) -> Result<Vec<CertificateDer<'static>>, TlsError> {
+        CertificateDer::pem_slice_iter(&self.cert_pem)
+            .collect::<Result<_, _>>()
+            .map_err(|e| bad_pem("certificate", e))
+    }
+
+    fn private_key(&self) -> Result<PrivateKeyDer<'static>, TlsError> {
+        PrivateKeyDer::from_pem_slice(&self.key_pem).map_err(|e| bad_pem("private key", e))
+    }
+
     /// The private key (PEM), e.g. for a peer channel's identity.
     pub fn key_pem(&self) -> &[u8] {
         &self.key_pem
@@ -364,6 +420,13 @@ impl TlsMaterial {
             .next()?
             .ok()?;
         certificate_identity(&der)
+    }
+}
+
+fn bad_pem(what: &'static str, e: impl std::fmt::Display) -> TlsError {
+    TlsError::BadPem {
+        what,
+        reason: e.to_string(),
     }
 }
 

@@ -40,6 +40,12 @@
 //! snapshot_every = 10000       # log entries since the last snapshot that trigger the next one
 //! logs_to_keep = 1000          # entries kept behind a snapshot for followers that lag a little
 //!
+//! [web3signer]                 # optional; the Web3Signer-compatible eth2 REST API, off when absent
+//! listen = "127.0.0.1:9000"    # HTTPS with this node's certificate; the client certificate is
+//!                              # the identity, with the same grants and rate limits as on gRPC
+//! # insecure_loopback_identity = "vc-1"  # plain HTTP instead, loopback `listen` only: every
+//! #                                      # caller uses the grant of this client identity
+//!
 //! [eth2]                       # optional; default mainnet
 //! genesis_validators_root = "0x4b363db94e286120d76eb905340fdd4e54bfe9f06bf33ff6cf5ad27f511bfe95"
 //! ```
@@ -110,6 +116,9 @@ pub struct NodeConfig {
     /// text holds no secrets: see `signer_node::metrics`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub metrics_listen: Option<SocketAddr>,
+    /// The Web3Signer-compatible eth2 REST API (`[web3signer]`); absent: not served.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub web3signer: Option<Web3SignerConfig>,
     /// Raft log and state machine databases.
     pub data_dir: PathBuf,
     /// Key files (`<key_id>.key`, mode 0600).
@@ -142,6 +151,31 @@ pub struct NodeConfig {
     /// grants (applied once, by the first leader).
     #[serde(default)]
     pub admin: admin::AdminConfig,
+}
+
+/// `[web3signer]`: where the Web3Signer-compatible eth2 REST API listens, and how callers are
+/// identified.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Web3SignerConfig {
+    /// The API's address. HTTPS with the node's certificate ([tls]); a caller's client
+    /// certificate (issued by the cluster CA) is its identity.
+    pub listen: SocketAddr,
+    /// Serve plain HTTP instead of HTTPS, and treat every caller as this client identity (its
+    /// grant and rate limit apply). Only for a `listen` address on loopback, where only
+    /// processes of this machine can call; any other address is refused when the config loads.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub insecure_loopback_identity: Option<String>,
+}
+
+impl Web3SignerConfig {
+    /// HTTPS on `listen`, callers identified by their client certificates.
+    pub fn https(listen: SocketAddr) -> Self {
+        Web3SignerConfig {
+            listen,
+            insecure_loopback_identity: None,
+        }
+    }
 }
 
 /// The TLS files of a node: the cluster CA, and this node's certificate and key.
@@ -383,6 +417,15 @@ impl NodeConfig {
                 );
             }
         }
+        if let Some(w3s) = &self.web3signer {
+            let taken = [self.client_listen, self.peer_listen]
+                .into_iter()
+                .chain(self.metrics_listen)
+                .chain(self.peers.iter().flat_map(|p| [p.client_addr, p.peer_addr]));
+            if let Err(reason) = check_web3signer(w3s, taken) {
+                return invalid("web3signer", reason);
+            }
+        }
         for (field, path) in [
             ("data_dir", &self.data_dir),
             ("keys_dir", &self.keys_dir),
@@ -496,6 +539,39 @@ impl NodeConfig {
     pub fn member_ids(&self) -> BTreeSet<u64> {
         self.peers.iter().map(|p| p.id).collect()
     }
+}
+
+/// The `[web3signer]` section: an address no other listener has, and plain HTTP only on a
+/// loopback address for a client identity that cannot pass for a node.
+fn check_web3signer(
+    w3s: &Web3SignerConfig,
+    mut taken: impl Iterator<Item = SocketAddr>,
+) -> Result<(), String> {
+    let listen = w3s.listen;
+    if listen.port() != 0 && taken.any(|a| a == listen) {
+        return Err(format!(
+            "listen {listen} is already the client, peer or metrics address of a member"
+        ));
+    }
+    let Some(identity) = &w3s.insecure_loopback_identity else {
+        return Ok(());
+    };
+    if !listen.ip().is_loopback() {
+        return Err(format!(
+            "insecure_loopback_identity serves plain HTTP, which is allowed only on a loopback \
+             address; listen is {listen} (remove insecure_loopback_identity to serve HTTPS with \
+             client certificates)"
+        ));
+    }
+    if identity.is_empty()
+        || identity.starts_with("node-")
+        || identity.chars().any(char::is_control)
+    {
+        return Err(format!(
+            "insecure_loopback_identity {identity:?} must name a client (not empty, not `node-…`)"
+        ));
+    }
+    Ok(())
 }
 
 fn check_cluster_id(id: &str) -> Result<(), String> {

@@ -16,7 +16,8 @@
 //!                             client-auditor-1.pem/.key (auditor: signerctl audit …)
 //! DIR/node-<i>/node.toml      the node's config (paths relative to this directory;
 //!                             kek = { backend = "local", path = "../kek.key" };
-//!                             metrics_listen = 127.0.0.1, after every client/peer port)
+//!                             metrics_listen = 127.0.0.1, after every client/peer port;
+//!                             [web3signer] listen = 127.0.0.1, after the metrics ports)
 //! DIR/node-<i>/keys/          demo-espresso.key demo-eth2.key (the same keys on every node, 0600)
 //! DIR/node-<i>/data/          Raft log and state machine
 //! DIR/node-<i>/node.log       the node's stdout and stderr

@@ -26,6 +26,7 @@ use crate::service::admin::AdminService;
 use crate::service::audit::AuditService;
 use crate::service::peer::PeerService;
 use crate::service::signing::{Proposer, SignPath, SignerService};
+use crate::service::web3signer::Web3SignerApi;
 use crate::tls::{TlsError, TlsMaterial};
 use openraft::async_runtime::WatchReceiver;
 use openraft::{BasicNode, Config, SnapshotPolicy};
@@ -85,6 +86,8 @@ pub struct Listeners {
     pub peer: TcpListener,
     /// Prometheus `GET /metrics` (plain HTTP); `None`: no metrics endpoint.
     pub metrics: Option<TcpListener>,
+    /// The Web3Signer-compatible REST API; `None`: not served.
+    pub web3signer: Option<TcpListener>,
 }
 
 impl Listeners {
@@ -94,10 +97,15 @@ impl Listeners {
             Some(addr) => Some(TcpListener::bind(addr).await?),
             None => None,
         };
+        let web3signer = match &config.web3signer {
+            Some(w3s) => Some(TcpListener::bind(w3s.listen).await?),
+            None => None,
+        };
         Ok(Listeners {
             client: TcpListener::bind(config.client_listen).await?,
             peer: TcpListener::bind(config.peer_listen).await?,
             metrics,
+            web3signer,
         })
     }
 }
@@ -260,6 +268,22 @@ pub async fn run(
             denials: Arc::default(),
             eth2_network,
         };
+        let web3signer = match (&config.web3signer, listeners.web3signer) {
+            (Some(w3s), Some(listener)) => {
+                let api = Web3SignerApi::new(w3s, &tls, path.clone())?;
+                Some((listener, Arc::new(api)))
+            }
+            _ => None,
+        };
+        let web3signer_addr = match &web3signer {
+            Some((l, _)) => Some(l.local_addr()?),
+            None => None,
+        };
+        let web3signer_server = async {
+            if let Some((listener, api)) = web3signer {
+                crate::service::web3signer::serve(listener, api, stopped(stop_rx.clone())).await;
+            }
+        };
         let audit = pb::audit_server::AuditServer::new(AuditService::new(
             config.node_id,
             raft.clone(),
@@ -323,12 +347,14 @@ pub async fn run(
             );
         }
         tracing::info!(node_id = config.node_id, client = %config.client_listen, peer = %config.peer_listen,
-            metrics = ?metrics_addr, "node serving");
+            metrics = ?metrics_addr, web3signer = ?web3signer_addr, "node serving");
         // `shutdown` is awaited here, beside the servers, not in a task of its own: when it
         // resolves the stop signal goes out and the servers drain.
-        let servers = async { tokio::join!(client_server, peer_server, metrics_server) };
+        let servers = async {
+            tokio::join!(client_server, peer_server, metrics_server, web3signer_server)
+        };
         tokio::pin!(servers);
-        let (client_result, peer_result, ()) = tokio::select! {
+        let (client_result, peer_result, (), ()) = tokio::select! {
             ended = &mut servers => ended,
             () = shutdown => {
                 let _ = stop_tx.send(true);

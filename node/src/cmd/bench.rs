@@ -6,8 +6,9 @@
 //! printed, never asserted).
 
 use anyhow::{anyhow, Context, Result};
+use signer_node::client::web3signer::Web3SignerConnection;
 use signer_node::config::admin::{AdminConfig, BootstrapAdmin, BootstrapClient};
-use signer_node::config::{NodeConfig, PeerConfig, RaftConfig, TlsPaths};
+use signer_node::config::{NodeConfig, PeerConfig, RaftConfig, TlsPaths, Web3SignerConfig};
 use signer_node::keyring::KeyFile;
 use signer_node::pb;
 use signer_node::pb::signer_client::SignerClient;
@@ -38,6 +39,8 @@ struct LocalCluster {
     stop: tokio::sync::watch::Sender<bool>,
     nodes: tokio::task::JoinSet<()>,
     client_addrs: Vec<(u64, std::net::SocketAddr)>,
+    /// The Web3Signer-compatible API of each node.
+    rest_addrs: Vec<(u64, std::net::SocketAddr)>,
     tls: TlsMaterial,
 }
 
@@ -59,11 +62,12 @@ impl LocalCluster {
         for &id in &ids {
             let client = TcpListener::bind("127.0.0.1:0").await?;
             let peer = TcpListener::bind("127.0.0.1:0").await?;
-            listeners.push((id, client, peer));
+            let rest = TcpListener::bind("127.0.0.1:0").await?;
+            listeners.push((id, client, peer, rest));
         }
         let peers: Vec<PeerConfig> = listeners
             .iter()
-            .map(|(id, c, p)| -> Result<PeerConfig> {
+            .map(|(id, c, p, _)| -> Result<PeerConfig> {
                 Ok(PeerConfig {
                     id: *id,
                     client_addr: c.local_addr()?,
@@ -96,7 +100,8 @@ impl LocalCluster {
         let (stop, _) = tokio::sync::watch::channel(false);
         let mut nodes = tokio::task::JoinSet::new();
         let mut client_addrs = Vec::new();
-        for (id, client, peer) in listeners {
+        let mut rest_addrs = Vec::new();
+        for (id, client, peer, rest) in listeners {
             let tls = TlsPaths {
                 ca: pki.ca_cert_path(),
                 cert: pki.node_cert_path(id),
@@ -112,13 +117,16 @@ impl LocalCluster {
                     ..RaftConfig::default()
                 })
                 .admin(admin.clone())
+                .web3signer(Some(Web3SignerConfig::https(rest.local_addr()?)))
                 .build()?;
             client_addrs.push((id, config.client_listen));
+            rest_addrs.push((id, rest.local_addr()?));
             let mut stopped = stop.subscribe();
             let listeners = signer_node::node::Listeners {
                 client,
                 peer,
                 metrics: None,
+                web3signer: Some(rest),
             };
             nodes.spawn(async move {
                 if let Err(e) = signer_node::node::run(config, listeners, async move {
@@ -140,6 +148,7 @@ impl LocalCluster {
             stop,
             nodes,
             client_addrs,
+            rest_addrs,
             tls,
         })
     }
@@ -157,6 +166,21 @@ impl LocalCluster {
             .timeout(Duration::from_secs(10))
             .connect_lazy();
         Ok(SignerClient::new(channel))
+    }
+
+    /// The eth2 keys' public keys (`0x…` hex) by key id, as node `id` lists them.
+    async fn eth2_public_keys(&self, id: u64) -> Result<std::collections::HashMap<String, String>> {
+        let keys = self
+            .client(id)?
+            .get_public_keys(pb::GetPublicKeysRequest {})
+            .await?
+            .into_inner()
+            .keys;
+        Ok(keys
+            .into_iter()
+            .filter(|k| k.profile == Profile::Eth2.name())
+            .map(|k| (k.key_id, format!("0x{}", hex::encode(k.public_key))))
+            .collect())
     }
 
     /// Wait for a leader that has committed an entry; return its id.
@@ -202,16 +226,18 @@ impl LocalCluster {
     }
 }
 
+/// The eth2 attestation client `c` signs at its `n`-th step (its key is `eth2-{c}`).
+fn eth2_attestation(n: u64) -> eth2_messages::Eth2Message {
+    let mut root = [0u8; 32];
+    root[..8].copy_from_slice(&n.to_le_bytes());
+    let network = eth2_messages::NetworkSpec::mainnet();
+    signer_node::client::eth2::attestation(&network, n, n + 1, root)
+}
+
 /// A request for client `c`'s key at its `n`-th step: always new data, never conflicting.
 fn request(profile: Profile, c: usize, n: u64) -> pb::SignRequest {
     let message = match profile {
-        Profile::Eth2 => {
-            let mut root = [0u8; 32];
-            root[..8].copy_from_slice(&n.to_le_bytes());
-            let network = eth2_messages::NetworkSpec::mainnet();
-            let attestation = signer_node::client::eth2::attestation(&network, n, n + 1, root);
-            signer_node::client::eth2::typed(&attestation, None)
-        }
+        Profile::Eth2 => signer_node::client::eth2::typed(&eth2_attestation(n), None),
         Profile::Espresso => pb::sign_request::Message::Espresso(pb::EspressoMessage {
             kind: Some(pb::espresso_message::Kind::QuorumVote(pb::QuorumVote {
                 view: n,
@@ -272,6 +298,70 @@ async fn measure_cluster(
                     Err(e) => {
                         failures += 1;
                         first_error.get_or_insert_with(|| format!("{}: {}", e.code(), e.message()));
+                    }
+                }
+            }
+            Tally {
+                signed: latencies.len() as u64,
+                latencies,
+                failures,
+                first_error,
+            }
+        }));
+    }
+    summarize(tasks).await
+}
+
+/// Clients each on its own keep-alive HTTPS connection to the leader's Web3Signer-compatible
+/// API, POSTing `ATTESTATION` bodies for their own key (the validator-client path).
+async fn measure_rest(
+    cluster: &LocalCluster,
+    leader: u64,
+    clients: usize,
+    seconds: u64,
+) -> Result<Measurement> {
+    let public_keys = cluster.eth2_public_keys(leader).await?;
+    let addr = cluster
+        .rest_addrs
+        .iter()
+        .find(|(i, _)| *i == leader)
+        .map(|(_, a)| *a)
+        .ok_or_else(|| anyhow!("no node {leader}"))?;
+    let base = NEXT_BASE.fetch_add(1, std::sync::atomic::Ordering::SeqCst) << 40;
+    let end = Instant::now() + Duration::from_secs(seconds);
+    let mut tasks = Vec::new();
+    for c in 0..clients {
+        let identifier = public_keys
+            .get(&format!("eth2-{c}"))
+            .cloned()
+            .ok_or_else(|| anyhow!("no key eth2-{c}"))?;
+        let mut conn = Web3SignerConnection::connect(addr, Some((&cluster.tls, "localhost")))
+            .await
+            .context("connecting to the Web3Signer API")?;
+        tasks.push(tokio::spawn(async move {
+            let (mut latencies, mut failures, mut first_error) = (Vec::new(), 0u64, None);
+            let mut n = base;
+            while Instant::now() < end {
+                n += 1;
+                let body = match eth2_attestation(n).to_web3signer_json(None) {
+                    Ok(v) => v.to_string().into_bytes(),
+                    Err(e) => {
+                        failures += 1;
+                        first_error.get_or_insert_with(|| e.to_string());
+                        break;
+                    }
+                };
+                let started = Instant::now();
+                match conn.sign(&identifier, body).await {
+                    Ok(a) if a.status == 200 => latencies.push(started.elapsed()),
+                    Ok(a) => {
+                        failures += 1;
+                        first_error.get_or_insert_with(|| format!("{}: {}", a.status, a.text()));
+                    }
+                    Err(e) => {
+                        failures += 1;
+                        first_error.get_or_insert_with(|| e.to_string());
+                        break;
                     }
                 }
             }
@@ -496,6 +586,13 @@ pub async fn run(opts: BenchOptions) -> Result<()> {
         let label = format!("{BATCH_CLIENTS}x{BATCH_SIZE}");
         let note = format!("  (SignBatch of {BATCH_SIZE}; latency per call)");
         print_row(*profile, &label, &m, raw, &note);
+        if *profile == Profile::Eth2 {
+            for &clients in &opts.clients {
+                let m = measure_rest(&cluster, leader, clients, opts.seconds).await?;
+                let note = "  (Web3Signer REST: HTTPS keep-alive, ATTESTATION bodies)";
+                print_row(*profile, &format!("{clients} REST"), &m, raw, note);
+            }
+        }
     }
     println!();
     println!(

@@ -146,6 +146,9 @@ async fn up(dir: &Path, nodes: Option<usize>, base_port: Option<u16>) -> Result<
             p.pid.map_or("-".into(), |p| p.to_string()),
             cluster.log_path(n.id).display()
         );
+        if let Some(url) = &n.web3signer_url {
+            println!("          web3signer {url}  (eth2 remote-signer URL for validator clients)");
+        }
     }
     println!("keys:");
     for k in &keys {
@@ -176,6 +179,14 @@ async fn up(dir: &Path, nodes: Option<usize>, base_port: Option<u16>) -> Result<
         "  signerctl --dir {dir_arg} sign --key demo-eth2 --profile eth2 --kind block --slot 1 --signing-root 0x{}",
         "22".repeat(32)
     );
+    if let Some(url) = d.nodes.iter().find_map(|n| n.web3signer_url.as_ref()) {
+        println!(
+            "Web3Signer API (client certificate = identity): curl --cacert {dir_arg}/pki/ca.pem \
+             --cert {dir_arg}/{cert} --key {dir_arg}/{key} {url}/api/v1/eth2/publicKeys",
+            cert = client.cert.display(),
+            key = client.key.display(),
+        );
+    }
     println!("more: signerctl --dir {dir_arg} key list | status");
     println!(
         "keys: signerctl --dir {dir_arg} key generate --key my-key --profile eth2 | key registry"

@@ -33,6 +33,7 @@ pub fn parse_node(spec: &str) -> Result<NodeEndpoint, String> {
         id,
         client_addr: parse(client, "client")?,
         peer_addr: parse(peer, "peer")?,
+        web3signer_url: None,
     })
 }
 
@@ -82,6 +83,8 @@ pub fn run(
             generated_by: "`signer init`",
             // Production nodes take their KEK from a KMS; the operator adds `[kek]`.
             local_kek: false,
+            // The operator adds `[web3signer]` where validator clients should call.
+            web3signer: false,
         },
     )
     .with_context(|| format!("writing {}", dir.display()))?;

@@ -12,7 +12,9 @@
 //!   other members dial it.
 
 use super::admin::AdminConfig;
-use super::{ConfigError, Eth2Config, NodeConfig, PeerConfig, RaftConfig, TlsPaths};
+use super::{
+    ConfigError, Eth2Config, NodeConfig, PeerConfig, RaftConfig, TlsPaths, Web3SignerConfig,
+};
 use crate::custody::KekConfig;
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -28,6 +30,7 @@ pub struct NodeConfigBuilder {
     tls: TlsPaths,
     peers: Vec<PeerConfig>,
     metrics_listen: Option<SocketAddr>,
+    web3signer: Option<Web3SignerConfig>,
     bootstrap: Option<bool>,
     raft: RaftConfig,
     eth2: Eth2Config,
@@ -45,6 +48,7 @@ impl NodeConfig {
     /// - `client_listen`, `peer_listen`: this node's addresses in `peers` (not changeable);
     /// - `keys_dir`: `keys` beside `data_dir` (`data` → `keys`, `/n/data` → `/n/keys`);
     /// - `metrics_listen`: none (no metrics endpoint);
+    /// - `web3signer`: none (no Web3Signer-compatible REST API);
     /// - `bootstrap`: true only for the member with the lowest id in `peers`;
     /// - `raft`: [`RaftConfig::default`]; `eth2`: [`Eth2Config::default`] (mainnet);
     /// - `kek`: none (key files only); `retired_keks`: none;
@@ -65,6 +69,7 @@ impl NodeConfig {
             tls,
             peers,
             metrics_listen: None,
+            web3signer: None,
             bootstrap: None,
             raft: RaftConfig::default(),
             eth2: Eth2Config::default(),
@@ -86,6 +91,12 @@ impl NodeConfigBuilder {
     /// Serve Prometheus metrics on `addr` (`None`: no endpoint).
     pub fn metrics_listen(mut self, addr: Option<SocketAddr>) -> Self {
         self.metrics_listen = addr;
+        self
+    }
+
+    /// Serve the Web3Signer-compatible eth2 REST API (`None`: not served).
+    pub fn web3signer(mut self, web3signer: Option<Web3SignerConfig>) -> Self {
+        self.web3signer = web3signer;
         self
     }
 
@@ -156,6 +167,7 @@ impl NodeConfigBuilder {
             client_listen: own.client_addr,
             peer_listen: own.peer_addr,
             metrics_listen: self.metrics_listen,
+            web3signer: self.web3signer,
             data_dir: self.data_dir,
             keys_dir,
             tls: self.tls,

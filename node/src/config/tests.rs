@@ -360,6 +360,7 @@ fn the_builder_fills_in_the_shared_defaults() {
         client_listen: "127.0.0.1:7102".parse().unwrap(),
         peer_listen: "127.0.0.1:7103".parse().unwrap(),
         metrics_listen: None,
+        web3signer: None,
         data_dir: PathBuf::from("/n2/data"),
         keys_dir: PathBuf::from("/n2/keys"),
         tls: tls.clone(),
@@ -500,4 +501,55 @@ fn a_built_config_reads_back_from_its_toml() {
         .unwrap();
     let again = NodeConfig::from_toml(&built.to_toml().unwrap(), Path::new("/elsewhere")).unwrap();
     assert_eq!(again, built);
+}
+
+#[test]
+fn web3signer_section_https_by_default_plain_http_only_on_loopback() {
+    let text = format!("{GOOD}\n[web3signer]\nlisten = \"0.0.0.0:9000\"\n");
+    let c = NodeConfig::from_toml(&text, Path::new("/c")).unwrap();
+    assert_eq!(
+        c.web3signer,
+        Some(Web3SignerConfig::https("0.0.0.0:9000".parse().unwrap()))
+    );
+    // Plain HTTP on loopback, for a named client identity: accepted.
+    let text = format!(
+        "{GOOD}\n[web3signer]\nlisten = \"127.0.0.1:9000\"\ninsecure_loopback_identity = \"vc-1\"\n"
+    );
+    let c = NodeConfig::from_toml(&text, Path::new("/c")).unwrap();
+    let w3s = c.web3signer.unwrap();
+    assert_eq!(w3s.insecure_loopback_identity.as_deref(), Some("vc-1"));
+    // Plain HTTP on any other address is refused when the config loads, naming the section.
+    for addr in ["0.0.0.0:9000", "10.0.0.5:9000", "[::]:9000"] {
+        let text = format!(
+            "{GOOD}\n[web3signer]\nlisten = \"{addr}\"\ninsecure_loopback_identity = \"vc-1\"\n"
+        );
+        match NodeConfig::from_toml(&text, Path::new("/c")) {
+            Err(ConfigError::Invalid { field, reason }) => {
+                assert_eq!(field, "web3signer");
+                assert!(reason.contains("only on a loopback"), "{reason}");
+            }
+            other => panic!("{addr}: expected a validation error, got {other:?}"),
+        }
+    }
+    // An identity that could pass for a node, or none at all.
+    for identity in ["node-1", ""] {
+        let field = field_of(edited(|c| {
+            c.web3signer = Some(Web3SignerConfig {
+                listen: "127.0.0.1:9000".parse().unwrap(),
+                insecure_loopback_identity: Some(identity.into()),
+            })
+        }));
+        assert_eq!(field, "web3signer", "{identity:?}");
+    }
+    // Another listener's address.
+    let field = field_of(edited(|c| {
+        c.web3signer = Some(Web3SignerConfig::https(c.client_listen));
+    }));
+    assert_eq!(field, "web3signer");
+    // Unknown fields are errors here too.
+    let text = format!("{GOOD}\n[web3signer]\nlisten = \"127.0.0.1:9000\"\ntls = false\n");
+    assert!(matches!(
+        NodeConfig::from_toml(&text, Path::new("/c")),
+        Err(ConfigError::Parse { .. })
+    ));
 }

@@ -6,7 +6,7 @@
 
 use super::{io, DevClusterError, ADMIN, AUDITOR, DEMO_KEYS, KEK_FILE, SEQUENCER};
 use crate::client::{AdminKey, ClientFiles, ClusterDescriptor, NodeEndpoint};
-use crate::config::{NodeConfig, PeerConfig, TlsPaths};
+use crate::config::{NodeConfig, PeerConfig, TlsPaths, Web3SignerConfig};
 use crate::custody::{KekConfig, LocalKek};
 use crate::keyring::KeyFile;
 use crate::protection::Profile;
@@ -27,6 +27,7 @@ pub(super) fn node_endpoints(nodes: usize, base_port: u16) -> Vec<NodeEndpoint> 
                 id,
                 client_addr: SocketAddr::from(([127, 0, 0, 1], client)),
                 peer_addr: SocketAddr::from(([127, 0, 0, 1], client + 1)),
+                web3signer_url: None,
             }
         })
         .collect()
@@ -46,6 +47,9 @@ pub struct LayoutOptions<'a> {
     /// only: the file decrypts every registry key). Without it the nodes have no `kek` and
     /// serve only key files until one is configured.
     pub local_kek: bool,
+    /// Serve the Web3Signer-compatible API on every node (HTTPS on 127.0.0.1, one port per
+    /// node after the metrics ports), and write each URL into `cluster.json`.
+    pub web3signer: bool,
 }
 
 /// Write a complete dev-cluster directory at `root` (which must not exist).
@@ -65,6 +69,7 @@ pub(super) fn build_layout(
             cluster_id: None,
             generated_by: "`signer dev-cluster up`",
             local_kek: true,
+            web3signer: true,
         },
     )
 }
@@ -75,7 +80,7 @@ pub(super) fn build_layout(
 /// `cluster.json`. Nothing existing is overwritten.
 pub fn write_cluster(root: &Path, options: LayoutOptions<'_>) -> Result<(), DevClusterError> {
     std::fs::create_dir_all(root).map_err(io(root))?;
-    let endpoints = options.endpoints;
+    let mut endpoints = options.endpoints;
     let ids: Vec<u64> = endpoints.iter().map(|n| n.id).collect();
     let pki = DevPki::create(
         &root.join("pki"),
@@ -146,11 +151,21 @@ pub fn write_cluster(root: &Path, options: LayoutOptions<'_>) -> Result<(), DevC
         .flat_map(|n| [n.client_addr.port(), n.peer_addr.port()])
         .max()
         .unwrap_or(0);
-    for (i, node) in endpoints.iter().enumerate() {
-        let metrics_listen = u16::try_from(i + 1)
-            .ok()
-            .and_then(|i| top_port.checked_add(i))
-            .map(|port| SocketAddr::from(([127, 0, 0, 1], port)));
+    // The Web3Signer-compatible API after those (7109, 7110, 7111 for a dev cluster at 7100).
+    let node_count = endpoints.len();
+    for (i, node) in endpoints.iter_mut().enumerate() {
+        let loopback_after_top = |n: usize| {
+            u16::try_from(n)
+                .ok()
+                .and_then(|n| top_port.checked_add(n))
+                .map(|port| SocketAddr::from(([127, 0, 0, 1], port)))
+        };
+        let metrics_listen = loopback_after_top(i + 1);
+        let web3signer = match options.web3signer {
+            true => loopback_after_top(node_count + i + 1).map(Web3SignerConfig::https),
+            false => None,
+        };
+        node.web3signer_url = web3signer.as_ref().map(|w| format!("https://{}", w.listen));
         let node_dir = root.join(format!("node-{}", node.id));
         let keys_dir = node_dir.join("keys");
         std::fs::create_dir_all(&keys_dir).map_err(io(&keys_dir))?;
@@ -171,6 +186,7 @@ pub fn write_cluster(root: &Path, options: LayoutOptions<'_>) -> Result<(), DevC
         // Paths relative to node.toml: `data`, and `keys` beside it (the builder's default).
         let config = NodeConfig::builder(node.id, cluster_id.clone(), "data", tls, peers.clone())
             .metrics_listen(metrics_listen)
+            .web3signer(web3signer)
             .kek(kek.clone())
             .admin(admin_config.clone())
             .build()?;

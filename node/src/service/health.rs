@@ -2,8 +2,10 @@
 //! knows a leader (and, as leader, has heard from a quorum within the lease) and has every
 //! active registry key loaded; NOT_SERVING otherwise.
 //!
-//! Owns: deciding and publishing the serving status. Must not: block the sign path or report
-//! SERVING for a node that cannot take part in signing.
+//! Owns: deciding whether this node can sign ([`Readiness`], also read by the
+//! Web3Signer-compatible API's `/upcheck`) and publishing it as the gRPC serving status.
+//! Must not: block the sign path or report SERVING for a node that cannot take part in
+//! signing.
 
 use crate::keyring::Keyring;
 use crate::replica::Raft;
@@ -22,9 +24,39 @@ const RECHECK: Duration = Duration::from_millis(250);
 /// A leader that has not heard from a quorum for this long cannot commit: not serving.
 const QUORUM_STALE: Duration = Duration::from_secs(2);
 
-/// Whether a node with this view should say SERVING.
-pub fn serving(has_leader: bool, keys_pending: usize) -> bool {
-    has_leader && keys_pending == 0
+/// Whether this node can take part in signing right now.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Readiness {
+    /// It knows a leader (and, as the leader, has heard from a quorum within the lease).
+    pub leader: bool,
+    /// Active registry keys it has not loaded yet.
+    pub keys_pending: usize,
+}
+
+impl Readiness {
+    /// This node's readiness now.
+    pub fn of(raft: &Raft, keyring: &Keyring) -> Readiness {
+        use openraft::Instant as _;
+        let leader = {
+            let metrics = raft.metrics();
+            let m = metrics.borrow_watched();
+            let leading = m.state.is_leader();
+            let quorum_fresh = m
+                .last_quorum_acked
+                .as_ref()
+                .is_some_and(|t| t.elapsed() < QUORUM_STALE);
+            m.current_leader.is_some() && (!leading || quorum_fresh)
+        };
+        Readiness {
+            leader,
+            keys_pending: keyring.pending().len(),
+        }
+    }
+
+    /// Whether a node in this state should say SERVING: a leader, and every key loaded.
+    pub fn serving(&self) -> bool {
+        self.leader && self.keys_pending == 0
+    }
 }
 
 /// Keep the health status of "" and `signer.v1.Signer` up to date until the process stops.
@@ -33,17 +65,7 @@ pub fn spawn(reporter: HealthReporter, raft: Raft, keyring: Arc<Keyring>) {
         let mut metrics = raft.metrics();
         let mut last = None;
         loop {
-            let has_leader = {
-                use openraft::Instant as _;
-                let m = metrics.borrow_watched();
-                let leading = m.state.is_leader();
-                let quorum_fresh = m
-                    .last_quorum_acked
-                    .as_ref()
-                    .is_some_and(|t| t.elapsed() < QUORUM_STALE);
-                m.current_leader.is_some() && (!leading || quorum_fresh)
-            };
-            let now = serving(has_leader, keyring.pending().len());
+            let now = Readiness::of(&raft, &keyring).serving();
             if last != Some(now) {
                 let status = if now {
                     ServingStatus::Serving
@@ -68,8 +90,12 @@ mod tests {
 
     #[test]
     fn serving_needs_a_leader_and_every_key() {
-        assert!(serving(true, 0));
-        assert!(!serving(false, 0));
-        assert!(!serving(true, 1));
+        let ready = |leader, keys_pending| Readiness {
+            leader,
+            keys_pending,
+        };
+        assert!(ready(true, 0).serving());
+        assert!(!ready(false, 0).serving());
+        assert!(!ready(true, 1).serving());
     }
 }

@@ -13,7 +13,7 @@ pub mod moto;
 
 use signer_node::client::{Approver, SoftApprover};
 use signer_node::config::admin::{AdminConfig, BootstrapAdmin, BootstrapClient};
-use signer_node::config::{NodeConfig, PeerConfig, RaftConfig, TlsPaths};
+use signer_node::config::{NodeConfig, PeerConfig, RaftConfig, TlsPaths, Web3SignerConfig};
 use signer_node::keyring::{KeyFile, Keyring};
 use signer_node::pb;
 use signer_node::pb::signer_client::SignerClient;
@@ -43,6 +43,8 @@ pub struct Node {
     pub peer_addr: SocketAddr,
     /// Prometheus `GET /metrics` (plain HTTP).
     pub metrics_addr: SocketAddr,
+    /// The Web3Signer-compatible REST API (HTTPS, client certificates).
+    pub web3signer_addr: SocketAddr,
     pub child: std::sync::Mutex<Option<Child>>,
 }
 
@@ -115,14 +117,14 @@ impl Cluster {
         let espresso_public_key = ring.get(ESPRESSO_KEY).unwrap().public_key.clone();
         let eth2_public_key = ring.get(ETH2_KEY).unwrap().public_key.clone();
 
-        let addrs: Vec<(u64, SocketAddr, SocketAddr, SocketAddr)> = ids
+        let addrs: Vec<(u64, SocketAddr, SocketAddr, SocketAddr, SocketAddr)> = ids
             .iter()
-            .zip(free_addrs(3 * ids.len()).chunks(3))
-            .map(|(&id, a)| (id, a[0], a[1], a[2]))
+            .zip(free_addrs(4 * ids.len()).chunks(4))
+            .map(|(&id, a)| (id, a[0], a[1], a[2], a[3]))
             .collect();
         let peers: Vec<PeerConfig> = addrs
             .iter()
-            .map(|&(id, client_addr, peer_addr, _)| PeerConfig {
+            .map(|&(id, client_addr, peer_addr, _, _)| PeerConfig {
                 id,
                 peer_addr,
                 client_addr,
@@ -159,7 +161,7 @@ impl Cluster {
             ..AdminConfig::dev()
         };
         let mut nodes = Vec::new();
-        for &(id, client_addr, peer_addr, metrics_addr) in &addrs {
+        for &(id, client_addr, peer_addr, metrics_addr, web3signer_addr) in &addrs {
             let node_dir = dir.path().join(format!("node-{id}"));
             let keys_dir = node_dir.join("keys");
             std::fs::create_dir_all(&keys_dir).unwrap();
@@ -181,6 +183,7 @@ impl Cluster {
             )
             .keys_dir(keys_dir)
             .metrics_listen(Some(metrics_addr))
+            .web3signer(Some(Web3SignerConfig::https(web3signer_addr)))
             .raft(RaftConfig {
                 heartbeat_ms: 100,
                 election_min_ms: 400,
@@ -201,6 +204,7 @@ impl Cluster {
                 client_addr,
                 peer_addr,
                 metrics_addr,
+                web3signer_addr,
                 child: std::sync::Mutex::new(None),
             });
         }
@@ -217,6 +221,12 @@ impl Cluster {
         cluster.wait_leader(Duration::from_secs(30)).await;
         cluster.wait_bootstrapped().await;
         cluster
+    }
+
+    /// Node `id`'s Web3Signer-compatible API base URL (`https://127.0.0.1:<port>`; the node
+    /// certificates name 127.0.0.1).
+    pub fn web3signer_url(&self, id: u64) -> String {
+        format!("https://{}", self.node(id).web3signer_addr)
     }
 
     /// Wait until the admin plane is bootstrapped (admin-1 may read the admin state).
