@@ -15,9 +15,9 @@ log() { printf '\n== %s\n' "$*"; }
 # ---- prerequisites (idempotent) -------------------------------------------------------------
 # apt packages the tests need. The protection core and schemes need none beyond the Rust
 # toolchain; python3-venv for the moto KMS server and the PIV emulator; pcscd + vsmartcard-vpcd
-# (a virtual reader) for the virtual YubiKey, and libpcsclite-dev + pkg-config to build
-# `signerctl --features yubikey`.
-APT_PACKAGES=(python3-venv pcscd vsmartcard-vpcd libpcsclite-dev pkg-config)
+# (a virtual reader) for the virtual YubiKey, libpcsclite-dev + pkg-config to build
+# `signerctl --features yubikey`, and haproxy for the Web3Signer API failover test.
+APT_PACKAGES=(python3-venv pcscd vsmartcard-vpcd libpcsclite-dev pkg-config haproxy)
 missing=()
 for pkg in "${APT_PACKAGES[@]}"; do
   dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed" || missing+=("$pkg")
@@ -31,17 +31,20 @@ fi
 
 command -v cargo >/dev/null || { echo "cargo is required (https://rustup.rs)"; exit 1; }
 
-# A local AWS KMS server (moto) for node/tests/kms_moto.rs, and `cryptography` for the PIV
-# emulator (tests/fixtures/piv_emulator.py, driven by cli/tests/piv_emulator.rs), in a venv at
-# .venv. Installed from PyPI only when missing, broken or not at the pinned version; the tests
-# start `.venv/bin/moto_server` and the emulator themselves.
+# A local AWS KMS server (moto) for node/tests/kms_moto.rs, `cryptography` for the PIV
+# emulator (tests/fixtures/piv_emulator.py, driven by cli/tests/piv_emulator.rs), and the
+# independent Web3Signer API client's BLS and SSZ libraries (tests/fixtures/web3signer_client.py,
+# driven by node/tests/web3signer_api.rs), in a venv at .venv. Installed from PyPI only when
+# missing, broken or not at the pinned version; the tests start them themselves.
 MOTO_PACKAGES=(moto==5.2.5 flask==3.1.3 flask-cors==6.0.5)
 PIV_PACKAGES=(cryptography==50.0.2)
+ETH2_PACKAGES=(py_ecc==8.0.0 remerkleable==0.1.28 requests==2.34.2)
 if [ ! -x .venv/bin/moto_server ] || ! .venv/bin/python -c 'import moto.server, flask, flask_cors' 2>/dev/null \
-  || ! .venv/bin/python -c 'import sys, cryptography; sys.exit(cryptography.__version__ != "50.0.2")' 2>/dev/null; then
-  log "creating .venv with ${MOTO_PACKAGES[*]} ${PIV_PACKAGES[*]} (local KMS server, PIV emulator)"
+  || ! .venv/bin/python -c 'import sys, cryptography; sys.exit(cryptography.__version__ != "50.0.2")' 2>/dev/null \
+  || ! .venv/bin/python -c 'import py_ecc.bls, remerkleable, requests' 2>/dev/null; then
+  log "creating .venv with ${MOTO_PACKAGES[*]} ${PIV_PACKAGES[*]} ${ETH2_PACKAGES[*]}"
   python3 -m venv .venv
-  .venv/bin/pip install --quiet --disable-pip-version-check "${MOTO_PACKAGES[@]}" "${PIV_PACKAGES[@]}"
+  .venv/bin/pip install --quiet --disable-pip-version-check "${MOTO_PACKAGES[@]}" "${PIV_PACKAGES[@]}" "${ETH2_PACKAGES[@]}"
 fi
 
 # pcscd with the vpcd virtual reader, for the virtual YubiKey tests. No systemd here: start it
