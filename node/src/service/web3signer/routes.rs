@@ -237,8 +237,13 @@ fn failure(e: SignError, request: Option<(&Web3SignerApi, &SignRequest)>) -> Fai
         | SignError::KeyInactive(_) => {
             return Failure::new(StatusCode::NOT_FOUND, "key_not_found", message)
         }
-        SignError::Invalid { field, .. } if field == "eth2.signing_root" => {
-            (StatusCode::BAD_REQUEST, "signing_root_mismatch".to_owned())
+        // The request field is `signingRoot` (or `signing_root`), not the gRPC field.
+        SignError::Invalid { field, reason } if field == "eth2.signing_root" => {
+            return Failure::new(
+                StatusCode::BAD_REQUEST,
+                "signing_root_mismatch",
+                format!("signingRoot: {reason}"),
+            )
         }
         SignError::Invalid { field, .. } if field == "eth2.typed" => {
             if let Some(precise) = request.and_then(|(api, r)| eth2_reason(api, r)) {
