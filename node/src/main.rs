@@ -71,7 +71,9 @@ enum Command {
     /// Starts three nodes inside this process (loopback, mutual TLS, fsync on), signs with 1 and
     /// 64 concurrent clients (each with its own key, always new data) and with 8 clients
     /// sending SignBatch calls of 32, and prints signs/s and p50/p99 latency next to raw
-    /// in-process signing of the same scheme on the same cores.
+    /// in-process signing of the same scheme on the same cores. For eth2 it also measures the
+    /// Web3Signer-compatible REST path at the same concurrency levels (one keep-alive HTTPS
+    /// connection per client, ATTESTATION bodies): the path validator clients take.
     Bench {
         /// Seconds per measurement.
         #[arg(long, default_value_t = 5)]
