@@ -15,6 +15,7 @@ pub use signer_client::{pb, tls};
 pub mod config;
 pub mod custody;
 pub mod devcluster;
+pub mod http_server;
 pub mod keyloader;
 pub mod keyring;
 pub mod keystore;

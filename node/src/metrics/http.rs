@@ -2,7 +2,8 @@
 //! node's [`Metrics`] in the Prometheus text format, anything else with 404 (405 for another
 //! method on `/metrics`).
 //!
-//! Owns: accepting scrape connections and shutting them down. Must not: serve anything but the
+//! Owns: the endpoint's limits and answers (connections are accepted and stopped by
+//! [`crate::http_server`]). Must not: serve anything but the
 //! encoded metrics (no other paths, no TLS, no authentication: the listener defaults to
 //! loopback, and the text holds no secrets), or let scrapers hold resources without bound.
 //!
@@ -12,19 +13,17 @@
 //! - on shutdown the accept loop stops and open connections finish their current response.
 
 use super::Metrics;
+use crate::http_server::{accept_loop, serve_connection};
 use http_body_util::Full;
 use hyper::body::{Bytes, Incoming};
 use hyper::header::{HeaderValue, ALLOW, CONTENT_TYPE};
-use hyper::server::conn::http1;
 use hyper::service::service_fn;
 use hyper::{Method, Request, Response, StatusCode};
-use hyper_util::rt::{TokioIo, TokioTimer};
 use std::convert::Infallible;
 use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::net::TcpListener;
-use tokio::sync::{watch, Semaphore};
 
 /// The only path served.
 pub const METRICS_PATH: &str = "/metrics";
@@ -39,52 +38,15 @@ pub async fn serve(
     metrics: Arc<Metrics>,
     shutdown: impl Future<Output = ()> + Send,
 ) {
-    let (stop_tx, stop_rx) = watch::channel(false);
-    let slots = Arc::new(Semaphore::new(MAX_CONNECTIONS));
-    tokio::pin!(shutdown);
-    loop {
-        let stream = tokio::select! {
-            _ = &mut shutdown => break,
-            accepted = listener.accept() => match accepted {
-                Ok((stream, _)) => stream,
-                Err(e) => {
-                    // E.g. out of file descriptors: back off instead of spinning.
-                    tracing::warn!(error = %e, "metrics endpoint: accept failed");
-                    tokio::time::sleep(Duration::from_millis(100)).await;
-                    continue;
-                }
-            },
-        };
-        let Ok(slot) = slots.clone().try_acquire_owned() else {
-            tracing::debug!("metrics endpoint: too many connections; closing a new one");
-            continue;
-        };
+    let connection = |stream, stop| {
         let metrics = metrics.clone();
-        let mut stop = stop_rx.clone();
-        tokio::spawn(async move {
-            let service = service_fn(move |req: Request<Incoming>| {
-                let response = respond(&metrics, &req);
-                async move { Ok::<_, Infallible>(response) }
-            });
-            let conn = http1::Builder::new()
-                .timer(TokioTimer::new())
-                .header_read_timeout(HEADER_TIMEOUT)
-                .serve_connection(TokioIo::new(stream), service);
-            tokio::pin!(conn);
-            let stopping = async move {
-                let _ = stop.wait_for(|s| *s).await;
-            };
-            tokio::select! {
-                _ = conn.as_mut() => {}
-                () = stopping => {
-                    conn.as_mut().graceful_shutdown();
-                    let _ = conn.await;
-                }
-            }
-            drop(slot);
+        let service = service_fn(move |req: Request<Incoming>| {
+            let response = respond(&metrics, &req);
+            async move { Ok::<_, Infallible>(response) }
         });
-    }
-    let _ = stop_tx.send(true);
+        serve_connection(stream, service, HEADER_TIMEOUT, true, stop)
+    };
+    accept_loop("metrics", listener, MAX_CONNECTIONS, shutdown, connection).await;
 }
 
 fn text(status: StatusCode, body: impl Into<Bytes>) -> Response<Full<Bytes>> {

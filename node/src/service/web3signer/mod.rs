@@ -22,20 +22,18 @@
 pub mod routes;
 
 use crate::config::Web3SignerConfig;
+use crate::http_server::{accept_loop, serve_connection, Stopping};
 use crate::service::signing::SignPath;
 use crate::tls::{TlsError, TlsMaterial};
 use hyper::body::Incoming;
-use hyper::server::conn::http1;
 use hyper::service::service_fn;
 use hyper::Request;
-use hyper_util::rt::{TokioIo, TokioTimer};
 use std::convert::Infallible;
 use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::{TcpListener, TcpStream};
-use tokio::sync::{watch, Semaphore};
 
 /// Connections served at once (validator clients keep a few each).
 pub const MAX_CONNECTIONS: usize = 1024;
@@ -80,40 +78,20 @@ pub async fn serve(
     api: Arc<Web3SignerApi>,
     shutdown: impl Future<Output = ()> + Send,
 ) {
-    let (stop_tx, stop_rx) = watch::channel(false);
-    let slots = Arc::new(Semaphore::new(MAX_CONNECTIONS));
-    tokio::pin!(shutdown);
-    loop {
-        let stream = tokio::select! {
-            _ = &mut shutdown => break,
-            accepted = listener.accept() => match accepted {
-                Ok((stream, _)) => stream,
-                Err(e) => {
-                    // E.g. out of file descriptors: back off instead of spinning.
-                    tracing::warn!(error = %e, "web3signer API: accept failed");
-                    tokio::time::sleep(Duration::from_millis(100)).await;
-                    continue;
-                }
-            },
-        };
-        let Ok(slot) = slots.clone().try_acquire_owned() else {
-            tracing::warn!("web3signer API: {MAX_CONNECTIONS} connections open; closing a new one");
-            continue;
-        };
-        let _ = stream.set_nodelay(true);
-        let api = api.clone();
-        let stop = stop_rx.clone();
-        tokio::spawn(async move {
-            connection(api, stream, stop).await;
-            drop(slot);
-        });
-    }
-    let _ = stop_tx.send(true);
+    let connection = |stream, stop| connection(api.clone(), stream, stop);
+    accept_loop(
+        "web3signer",
+        listener,
+        MAX_CONNECTIONS,
+        shutdown,
+        connection,
+    )
+    .await;
 }
 
 /// One connection: the TLS handshake (if any), then HTTP/1.1 requests until the client closes
 /// or the node stops.
-async fn connection(api: Arc<Web3SignerApi>, stream: TcpStream, stop: watch::Receiver<bool>) {
+async fn connection(api: Arc<Web3SignerApi>, stream: TcpStream, stop: Stopping) {
     match &api.transport {
         Transport::Loopback(identity) => {
             let identity = Some(identity.clone());
@@ -144,35 +122,17 @@ async fn connection(api: Arc<Web3SignerApi>, stream: TcpStream, stop: watch::Rec
     }
 }
 
-async fn http<S>(
-    api: Arc<Web3SignerApi>,
-    stream: S,
-    identity: Option<String>,
-    mut stop: watch::Receiver<bool>,
-) where
+/// Requests of one connection from `identity`; a caller without a certificate gets one
+/// request per connection (health checks).
+async fn http<S>(api: Arc<Web3SignerApi>, stream: S, identity: Option<String>, stop: Stopping)
+where
     S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
-    // A caller without a certificate gets one request per connection (health checks).
     let keep_alive = identity.is_some();
     let service = service_fn(move |req: Request<Incoming>| {
         let api = api.clone();
         let identity = identity.clone();
         async move { Ok::<_, Infallible>(routes::handle(&api, identity.as_deref(), req).await) }
     });
-    let conn = http1::Builder::new()
-        .timer(TokioTimer::new())
-        .header_read_timeout(HEADER_TIMEOUT)
-        .keep_alive(keep_alive)
-        .serve_connection(TokioIo::new(stream), service);
-    tokio::pin!(conn);
-    let stopping = async move {
-        let _ = stop.wait_for(|s| *s).await;
-    };
-    tokio::select! {
-        _ = conn.as_mut() => {}
-        () = stopping => {
-            conn.as_mut().graceful_shutdown();
-            let _ = conn.await;
-        }
-    }
+    serve_connection(stream, service, HEADER_TIMEOUT, keep_alive, stop).await;
 }
