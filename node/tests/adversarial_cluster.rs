@@ -304,32 +304,6 @@ async fn run_sequence(
     }
 }
 
-/// Every node's `ExportProtection`, once all are equal (followers may still be applying).
-async fn converged_protection(cluster: &Cluster) -> String {
-    let deadline = Instant::now() + Duration::from_secs(30);
-    loop {
-        let mut exports = Vec::new();
-        for id in 1..=3 {
-            let answer = cluster
-                .admin(id)
-                .await
-                .export_protection(pb::ExportProtectionRequest {})
-                .await;
-            if let Ok(r) = answer {
-                exports.push(r.into_inner().interchange_json);
-            }
-        }
-        if exports.len() == 3 && exports.windows(2).all(|w| w[0] == w[1]) {
-            return exports.swap_remove(0);
-        }
-        assert!(
-            Instant::now() < deadline,
-            "the nodes' eth2 protection exports differ: {exports:#?}"
-        );
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
-}
-
 /// Wait until every node verifies its audit chain and all report the same head, twice in a
 /// row 300 ms apart (node events are delivered after the sign path's entries). Returns it.
 async fn converged_audit(cluster: &Cluster) -> (u64, Vec<u8>) {
@@ -441,7 +415,9 @@ async fn hostile_clients_and_leader_kills_obtain_no_conflicting_pair_and_replica
     // keys again).
     wait_registry_keys_loaded(&cluster).await;
     assert_eq!(public_keys(&cluster).await, keys);
-    let export = converged_protection(&cluster).await;
+    let export = cluster
+        .converged_protection(3, Duration::from_secs(30))
+        .await;
     check_export(&export, &keys, &run);
     let (head_seq, head_hash) = converged_audit(&cluster).await;
     let signed = run.outcomes.get("signed").copied().unwrap_or(0);

@@ -286,27 +286,18 @@ async fn measure_cluster(
     for c in 0..clients {
         let mut client = cluster.client(leader)?;
         tasks.push(tokio::spawn(async move {
-            let mut latencies = Vec::new();
-            let mut failures = 0u64;
-            let mut first_error = None;
+            let mut tally = Tally::default();
             let mut n = base;
             while Instant::now() < end {
                 n += 1;
                 let started = Instant::now();
-                match client.sign(request(profile, c, n)).await {
-                    Ok(_) => latencies.push(started.elapsed()),
-                    Err(e) => {
-                        failures += 1;
-                        first_error.get_or_insert_with(|| format!("{}: {}", e.code(), e.message()));
-                    }
-                }
+                let answer = client.sign(request(profile, c, n)).await;
+                tally.record(
+                    started,
+                    answer.map_err(|e| format!("{}: {}", e.code(), e.message())),
+                );
             }
-            Tally {
-                signed: latencies.len() as u64,
-                latencies,
-                failures,
-                first_error,
-            }
+            tally
         }));
     }
     summarize(tasks).await
@@ -339,49 +330,58 @@ async fn measure_rest(
             .await
             .context("connecting to the Web3Signer API")?;
         tasks.push(tokio::spawn(async move {
-            let (mut latencies, mut failures, mut first_error) = (Vec::new(), 0u64, None);
+            let mut tally = Tally::default();
             let mut n = base;
             while Instant::now() < end {
                 n += 1;
                 let body = match eth2_attestation(n).to_web3signer_json(None) {
                     Ok(v) => v.to_string().into_bytes(),
                     Err(e) => {
-                        failures += 1;
-                        first_error.get_or_insert_with(|| e.to_string());
+                        tally.record::<()>(Instant::now(), Err(e.to_string()));
                         break;
                     }
                 };
                 let started = Instant::now();
-                match conn.sign(&identifier, body).await {
-                    Ok(a) if a.status == 200 => latencies.push(started.elapsed()),
-                    Ok(a) => {
-                        failures += 1;
-                        first_error.get_or_insert_with(|| format!("{}: {}", a.status, a.text()));
-                    }
+                let answer = match conn.sign(&identifier, body).await {
+                    Ok(a) if a.status == 200 => Ok(()),
+                    Ok(a) => Err(format!("{}: {}", a.status, a.text())),
                     Err(e) => {
-                        failures += 1;
-                        first_error.get_or_insert_with(|| e.to_string());
+                        // The connection is gone: this client stops.
+                        tally.record::<()>(started, Err(e.to_string()));
                         break;
                     }
-                }
+                };
+                tally.record(started, answer);
             }
-            Tally {
-                signed: latencies.len() as u64,
-                latencies,
-                failures,
-                first_error,
-            }
+            tally
         }));
     }
     summarize(tasks).await
 }
 
 /// What one client task counted.
+#[derive(Default)]
 struct Tally {
     signed: u64,
     latencies: Vec<Duration>,
     failures: u64,
     first_error: Option<String>,
+}
+
+impl Tally {
+    /// Count one call started at `started`: signed, or failed with a description.
+    fn record<T>(&mut self, started: Instant, answer: std::result::Result<T, String>) {
+        match answer {
+            Ok(_) => {
+                self.signed += 1;
+                self.latencies.push(started.elapsed());
+            }
+            Err(e) => {
+                self.failures += 1;
+                self.first_error.get_or_insert(e);
+            }
+        }
+    }
 }
 
 /// Wait for the client tasks and turn their tallies into one measurement.

@@ -541,6 +541,33 @@ impl Cluster {
             .into_inner()
     }
 
+    /// Every running node's eth2 protection export (Admin `ExportProtection`), once all
+    /// `nodes` agree (followers may still be applying); fails after `within`.
+    pub async fn converged_protection(&self, nodes: u64, within: Duration) -> String {
+        let deadline = Instant::now() + within;
+        loop {
+            let mut exports = Vec::new();
+            for id in 1..=nodes {
+                let answer = self
+                    .admin(id)
+                    .await
+                    .export_protection(pb::ExportProtectionRequest {})
+                    .await;
+                if let Ok(r) = answer {
+                    exports.push(r.into_inner().interchange_json);
+                }
+            }
+            if exports.len() as u64 == nodes && exports.windows(2).all(|w| w[0] == w[1]) {
+                return exports.swap_remove(0);
+            }
+            assert!(
+                Instant::now() < deadline,
+                "the nodes' eth2 protection exports differ: {exports:#?}"
+            );
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+    }
+
     /// Wait until every running node verifies its audit chain from its database, all report
     /// the same head (seq and hash), at least `min_seq`, and two polls 300 ms apart agree (late
     /// node events settle). Returns the nodes' answers, in `running()` order; panics after

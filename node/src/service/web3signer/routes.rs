@@ -223,12 +223,6 @@ fn failure(e: SignError, request: Option<(&Web3SignerApi, &SignRequest)>) -> Fai
     let message = e.to_string();
     let (status, code) = match &e {
         SignError::Unauthenticated => return Failure::unauthenticated(),
-        SignError::Denied(Denied::RateLimited { .. }) => {
-            (StatusCode::TOO_MANY_REQUESTS, "rate_limited".to_owned())
-        }
-        SignError::Denied(Denied::NotBootstrapped) => {
-            (StatusCode::SERVICE_UNAVAILABLE, "unavailable".to_owned())
-        }
         SignError::Denied(Denied::Access(crate::admin::AccessDenied::UnknownClient(_)))
         | SignError::NotReader(_) => (StatusCode::FORBIDDEN, "no_grant".to_owned()),
         // The key was usable a moment ago (the grant changed in between): the key's answer.
@@ -251,21 +245,12 @@ fn failure(e: SignError, request: Option<(&Web3SignerApi, &SignRequest)>) -> Fai
             }
             (StatusCode::BAD_REQUEST, "invalid_field".to_owned())
         }
-        SignError::Invalid { .. } => (StatusCode::BAD_REQUEST, "invalid_field".to_owned()),
-        SignError::RawRootsRefused => (StatusCode::BAD_REQUEST, "raw_roots_refused".to_owned()),
         SignError::Refused(v) => (StatusCode::PRECONDITION_FAILED, v.code().to_owned()),
         SignError::KeyMismatch(_) => (StatusCode::PRECONDITION_FAILED, "key_mismatch".to_owned()),
         SignError::Paused => (StatusCode::SERVICE_UNAVAILABLE, "paused".to_owned()),
-        SignError::KeyNotLoaded { .. }
-        | SignError::NoLeader
-        | SignError::NotLeader
-        | SignError::LeaderAddressUnknown(_)
-        | SignError::LeaderChannel { .. }
-        | SignError::LeaderUnreachable { .. }
-        | SignError::OutcomeUnknown
-        | SignError::Stopped(_) => (StatusCode::SERVICE_UNAVAILABLE, "unavailable".to_owned()),
-        SignError::Internal(_) => (StatusCode::INTERNAL_SERVER_ERROR, "internal".to_owned()),
-        SignError::LeaderStatus { code, .. } => relayed(*code),
+        // Everything else by its gRPC code: the rate limit, invalid fields, no leader or quorum
+        // right now (retry), a status the leader answered a forwarded request with, a bug.
+        other => by_grpc_code(other.code()),
     };
     Failure::new(status, code, message)
 }
@@ -280,24 +265,22 @@ fn eth2_reason(api: &Web3SignerApi, request: &SignRequest) -> Option<Eth2Error> 
     message.signing_root(&api.path.eth2_network).err()
 }
 
-/// A status the leader answered a forwarded request with, relayed by this follower.
-fn relayed(code: tonic::Code) -> (StatusCode, String) {
+/// The HTTP status and code of a sign-path error that needs no answer of its own, by the gRPC
+/// code the same error gets on the gRPC API (also what a leader answered a forwarded request
+/// with).
+fn by_grpc_code(code: tonic::Code) -> (StatusCode, String) {
     use tonic::Code as C;
-    let status = match code {
-        C::InvalidArgument => StatusCode::BAD_REQUEST,
-        C::NotFound => StatusCode::NOT_FOUND,
-        C::FailedPrecondition => StatusCode::PRECONDITION_FAILED,
-        C::PermissionDenied => StatusCode::FORBIDDEN,
-        C::Unauthenticated => StatusCode::UNAUTHORIZED,
-        C::ResourceExhausted => StatusCode::TOO_MANY_REQUESTS,
+    let (status, code) = match code {
+        C::InvalidArgument => (StatusCode::BAD_REQUEST, "invalid_field"),
+        C::NotFound => (StatusCode::NOT_FOUND, "key_not_found"),
+        C::FailedPrecondition => (StatusCode::PRECONDITION_FAILED, "refused"),
+        C::PermissionDenied => (StatusCode::FORBIDDEN, "permission_denied"),
+        C::Unauthenticated => (StatusCode::UNAUTHORIZED, "unauthenticated"),
+        C::ResourceExhausted => (StatusCode::TOO_MANY_REQUESTS, "rate_limited"),
         C::Unavailable | C::DeadlineExceeded | C::Aborted | C::Cancelled => {
-            StatusCode::SERVICE_UNAVAILABLE
+            (StatusCode::SERVICE_UNAVAILABLE, "unavailable")
         }
-        _ => StatusCode::INTERNAL_SERVER_ERROR,
-    };
-    let code = match status {
-        StatusCode::SERVICE_UNAVAILABLE => "unavailable",
-        _ => "leader_refused",
+        _ => (StatusCode::INTERNAL_SERVER_ERROR, "internal"),
     };
     (status, code.to_owned())
 }
@@ -376,17 +359,42 @@ mod tests {
     }
 
     #[test]
-    fn relayed_statuses_keep_their_meaning() {
-        use tonic::Code as C;
-        assert_eq!(relayed(C::Unavailable).0, StatusCode::SERVICE_UNAVAILABLE);
-        assert_eq!(
-            relayed(C::DeadlineExceeded).0,
-            StatusCode::SERVICE_UNAVAILABLE
-        );
-        assert_eq!(
-            relayed(C::FailedPrecondition).0,
-            StatusCode::PRECONDITION_FAILED
-        );
-        assert_eq!(relayed(C::Internal).0, StatusCode::INTERNAL_SERVER_ERROR);
+    fn sign_path_errors_keep_their_meaning_over_http() {
+        let of = |e: SignError| {
+            let f = failure(e, None);
+            (f.status, f.code)
+        };
+        let unavailable = (StatusCode::SERVICE_UNAVAILABLE, "unavailable".to_owned());
+        assert_eq!(of(SignError::NoLeader), unavailable);
+        assert_eq!(of(SignError::OutcomeUnknown), unavailable);
+        let unreachable = SignError::LeaderUnreachable {
+            leader: 2,
+            reason: "connection refused".into(),
+        };
+        assert_eq!(of(unreachable), unavailable);
+        let relayed = SignError::LeaderStatus {
+            code: tonic::Code::DeadlineExceeded,
+            message: "timeout".into(),
+        };
+        assert_eq!(of(relayed), unavailable);
+        let paused = (StatusCode::SERVICE_UNAVAILABLE, "paused".to_owned());
+        assert_eq!(of(SignError::Paused), paused);
+        let internal = (StatusCode::INTERNAL_SERVER_ERROR, "internal".to_owned());
+        assert_eq!(of(SignError::Internal("bug".into())), internal);
+        let mismatch = SignError::Invalid {
+            field: "eth2.signing_root".into(),
+            reason: "differs".into(),
+        };
+        let bad_root = (StatusCode::BAD_REQUEST, "signing_root_mismatch".to_owned());
+        assert_eq!(of(mismatch), bad_root);
+        let not_found = (StatusCode::NOT_FOUND, "key_not_found".to_owned());
+        assert_eq!(of(SignError::KeyInactive("k".into())), not_found);
+        let limited = SignError::Denied(Denied::RateLimited {
+            client: "vc-1".into(),
+            per_second: 1,
+            burst: 1,
+        });
+        let too_many = (StatusCode::TOO_MANY_REQUESTS, "rate_limited".to_owned());
+        assert_eq!(of(limited), too_many);
     }
 }
