@@ -289,6 +289,51 @@ mod tests {
         }
     }
 
+    /// Which record a broken link blames, and why, when every record still decodes: an edited
+    /// record is named by the link after it (if that link still holds), a record whose own
+    /// `prev_hash` was changed by itself, and the first record against the anchor.
+    #[test]
+    fn a_broken_link_names_the_record_and_the_reason() {
+        let genesis = ChainPoint::default();
+        let (intact, head) = chain_from(genesis, 6);
+        // Byte 48 is the first byte of `at_ms` (8 magic + 8 seq + 32 prev_hash): the record
+        // still decodes, only its hash changes.
+        const AT_MS: usize = 48;
+        const PREV_HASH: usize = 20;
+        let verify = |edit: &dyn Fn(&mut Vec<(u64, Vec<u8>)>)| {
+            let mut records = intact.clone();
+            edit(&mut records);
+            let err = verify_chain(&records, genesis, Some(head)).unwrap_err();
+            (err.first_bad_seq, err.reason)
+        };
+        assert_eq!(
+            verify(&|r| flip(&mut r[2].1, AT_MS)),
+            (
+                3,
+                "altered: its hash no longer matches record 4's prev_hash".to_owned()
+            )
+        );
+        // Records 3 and 4 both edited: record 4's own link to 5 is broken too, so the first
+        // broken link is named where it is seen.
+        assert_eq!(
+            verify(&|r| {
+                flip(&mut r[2].1, AT_MS);
+                flip(&mut r[3].1, AT_MS);
+            }),
+            (
+                4,
+                "prev_hash does not match the hash of record 3".to_owned()
+            )
+        );
+        assert_eq!(
+            verify(&|r| flip(&mut r[0].1, PREV_HASH)),
+            (
+                1,
+                "prev_hash does not match the anchor (record 0)".to_owned()
+            )
+        );
+    }
+
     #[test]
     fn a_compacted_chain_verifies_from_its_anchor() {
         let (all, head) = chain_from(ChainPoint::default(), 8);
