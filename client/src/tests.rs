@@ -1,6 +1,10 @@
 //! The pool against real tonic servers on 127.0.0.1:0 with mutual TLS: failover on
 //! unavailability, no retry on answers, refusal decoding, timeouts; the descriptor round trip.
 //! The admin calls over the same fakes are in `tests/admin.rs`.
+//!
+//! No test measures time. Which timer ended an attempt is shown by what the servers saw (the
+//! `grpc-timeout` a request carried, the connections a frozen node accepted) and by deadlines
+//! set far beyond the timer under test, so that a pool waiting for the wrong one fails.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 use super::*;
@@ -9,7 +13,6 @@ use crate::tls::DevPki;
 use std::collections::BTreeMap;
 use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex};
-use std::time::Instant;
 use tonic::transport::Server;
 use tonic::{Request, Response};
 
@@ -45,15 +48,38 @@ enum Behavior {
     Refuse,
     /// INVALID_ARGUMENT.
     BadRequest,
-    /// Never answers in time.
+    /// The handler never returns (the server still honours the request's `grpc-timeout`).
     Hang,
+    /// No gRPC server: connections are accepted (as the kernel does for a stopped process)
+    /// and never read or answered. Each accepted connection is recorded as [`CONNECTION`].
+    Frozen,
 }
+
+/// What a frozen node records for each connection it accepts.
+const CONNECTION: &str = "<connection>";
 
 #[derive(Clone)]
 struct Fake {
     node: u64,
     behavior: Behavior,
     seen: Arc<Mutex<Vec<String>>>,
+    /// The `grpc-timeout` of each request, as sent.
+    timeouts: Arc<Mutex<Vec<Option<Duration>>>>,
+}
+
+/// A `grpc-timeout` header value: up to 8 digits and a unit (H, M, S, m, u, n).
+fn grpc_timeout(value: &str) -> Option<Duration> {
+    let (digits, unit) = value.split_at(value.len().checked_sub(1)?);
+    let n: u64 = digits.parse().ok()?;
+    Some(match unit {
+        "H" => Duration::from_secs(n * 3600),
+        "M" => Duration::from_secs(n * 60),
+        "S" => Duration::from_secs(n),
+        "m" => Duration::from_millis(n),
+        "u" => Duration::from_micros(n),
+        "n" => Duration::from_nanos(n),
+        _ => return None,
+    })
 }
 
 #[tonic::async_trait]
@@ -64,6 +90,11 @@ impl Signer for Fake {
     ) -> Result<Response<pb::SignResponse>, Status> {
         let id = request.get_ref().request_id.clone();
         self.seen.lock().unwrap().push(id.clone());
+        let timeout = request
+            .metadata()
+            .get("grpc-timeout")
+            .map(|v| grpc_timeout(v.to_str().unwrap()).unwrap());
+        self.timeouts.lock().unwrap().push(timeout);
         match self.behavior {
             Behavior::Sign => Ok(Response::new(pb::SignResponse {
                 signature_text: format!("sig-{}-{id}", self.node),
@@ -82,10 +113,8 @@ impl Signer for Fake {
                 ))
             }
             Behavior::BadRequest => Err(Status::invalid_argument("unknown key")),
-            Behavior::Hang => {
-                tokio::time::sleep(Duration::from_secs(30)).await;
-                Err(Status::internal("woke up"))
-            }
+            Behavior::Hang => std::future::pending().await,
+            Behavior::Frozen => unreachable!("a frozen node runs no gRPC server"),
         }
     }
     async fn sign_batch(
@@ -124,12 +153,18 @@ struct Cluster {
     pool: SignerPool,
     endpoints: Vec<(u64, SocketAddr)>,
     seen: Vec<Arc<Mutex<Vec<String>>>>,
+    timeouts: Vec<Arc<Mutex<Vec<Option<Duration>>>>>,
     _stops: Vec<tokio::sync::oneshot::Sender<()>>,
 }
 
 impl Cluster {
     fn calls(&self, index: usize) -> Vec<String> {
         self.seen[index].lock().unwrap().clone()
+    }
+
+    /// The `grpc-timeout` of each request node `index` received.
+    fn timeouts(&self, index: usize) -> Vec<Option<Duration>> {
+        self.timeouts[index].lock().unwrap().clone()
     }
 }
 
@@ -140,6 +175,7 @@ async fn cluster(behaviors: &[Option<Behavior>], options: PoolOptions) -> Cluste
     let pki = DevPki::create(&dir.0, &ids, &["seq-1"]).unwrap();
     let mut endpoints = Vec::new();
     let mut seen = Vec::new();
+    let mut timeouts = Vec::new();
     let mut stops = Vec::new();
     for (&id, behavior) in ids.iter().zip(behaviors) {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
@@ -147,10 +183,23 @@ async fn cluster(behaviors: &[Option<Behavior>], options: PoolOptions) -> Cluste
         endpoints.push((id, addr));
         let log = Arc::new(Mutex::new(Vec::new()));
         seen.push(log.clone());
+        let deadlines = Arc::new(Mutex::new(Vec::new()));
+        timeouts.push(deadlines.clone());
         let Some(behavior) = *behavior else {
             drop(listener);
             continue;
         };
+        if let Behavior::Frozen = behavior {
+            // Ends with the test's runtime.
+            tokio::spawn(async move {
+                let mut held = Vec::new();
+                while let Ok((stream, _)) = listener.accept().await {
+                    log.lock().unwrap().push(CONNECTION.to_owned());
+                    held.push(stream);
+                }
+            });
+            continue;
+        }
         let tls = TlsMaterial::read(
             &pki.ca_cert_path(),
             &pki.node_cert_path(id),
@@ -165,6 +214,7 @@ async fn cluster(behaviors: &[Option<Behavior>], options: PoolOptions) -> Cluste
             node: id,
             behavior,
             seen: log,
+            timeouts: deadlines,
         };
         tokio::spawn(
             Server::builder()
@@ -193,6 +243,7 @@ async fn cluster(behaviors: &[Option<Behavior>], options: PoolOptions) -> Cluste
         pool,
         endpoints,
         seen,
+        timeouts,
         _stops: stops,
     }
 }
@@ -266,44 +317,92 @@ async fn other_statuses_are_returned_at_once() {
     assert!(c.calls(1).is_empty());
 }
 
+/// Options whose call deadline is far beyond the RPC and connect timeouts (500 ms): a pool
+/// that waited on a node for anything but those would run out of deadline, and fail the call.
+fn patient() -> PoolOptions {
+    PoolOptions {
+        deadline: Duration::from_secs(60),
+        ..fast()
+    }
+}
+
 #[tokio::test]
 async fn a_hanging_node_times_out_and_the_next_answers() {
-    let c = cluster(&[Some(Behavior::Hang), Some(Behavior::Sign)], fast()).await;
-    let started = Instant::now();
+    let c = cluster(&[Some(Behavior::Hang), Some(Behavior::Sign)], patient()).await;
     let response = c.pool.sign(request()).await.unwrap();
-    assert!(response.signature_text.starts_with("sig-2-"));
-    assert!(started.elapsed() < Duration::from_secs(2));
+    let hung = c.calls(0);
+    assert_eq!(hung.len(), 1);
+    // The same request, with its one request id, went on to node 2, which signed it.
+    assert_eq!(c.calls(1), hung);
+    assert_eq!(response.signature_text, format!("sig-2-{}", hung[0]));
+    // Each attempt carried the RPC timeout, not what was left of the call's deadline.
+    assert_eq!(c.timeouts(0), vec![Some(Duration::from_millis(500))]);
+    assert_eq!(c.timeouts(1), vec![Some(Duration::from_millis(500))]);
+    // The next call starts at the node that answered.
+    c.pool.sign(request()).await.unwrap();
+    assert_eq!(c.calls(0).len(), 1);
+    assert_eq!(c.calls(1).len(), 2);
+}
+
+#[tokio::test]
+async fn a_frozen_node_is_left_on_the_clients_own_timeout() {
+    // Nothing on a frozen node answers, not even a timeout status: only the pool's own timers
+    // can end the attempt.
+    let c = cluster(&[Some(Behavior::Frozen), Some(Behavior::Sign)], patient()).await;
+    let response = c.pool.sign(request()).await.unwrap();
+    assert_eq!(c.calls(0), vec![CONNECTION]);
+    let signed = c.calls(1);
+    assert_eq!(signed.len(), 1);
+    assert_eq!(response.signature_text, format!("sig-2-{}", signed[0]));
 }
 
 #[tokio::test]
 async fn unavailable_when_no_node_answers_within_the_deadline() {
+    // Far more attempts allowed than fit in the deadline: only the deadline can end the call.
     let options = PoolOptions {
-        deadline: Duration::from_millis(800),
+        deadline: Duration::from_secs(2),
+        max_attempts: 1_000,
         ..fast()
     };
     let c = cluster(&[None, Some(Behavior::NoLeader), None], options).await;
-    let started = Instant::now();
-    match c.pool.sign(request()).await {
-        Err(e @ ClientError::Unavailable { .. }) => {
-            assert!(e.is_unavailable());
-            let ClientError::Unavailable { attempts, .. } = e else {
-                unreachable!()
-            };
-            assert!(attempts >= 3, "{attempts}");
-        }
+    let (attempts, last_error) = match c.pool.sign(request()).await {
+        Err(ClientError::Unavailable {
+            attempts,
+            last_error,
+        }) => (attempts, last_error),
         other => panic!("{other:?}"),
-    }
-    assert!(started.elapsed() < Duration::from_secs(2));
+    };
+    assert!(
+        attempts < 1_000,
+        "the attempt bound ended the call: {attempts}"
+    );
+    // Round robin from node 1: node 2 got attempts 2, 5, 8, …; the others are down.
+    assert_eq!(c.calls(1).len(), (attempts as usize + 1) / 3);
+    // Every node was tried; the error names each one's last failure.
+    let failures: Vec<&str> = last_error.split("; ").collect();
+    assert_eq!(failures.len(), 3, "{last_error}");
+    assert!(
+        failures[0].starts_with("node-1: Unavailable: "),
+        "{last_error}"
+    );
+    assert!(failures[0].contains("Connection refused"), "{last_error}");
+    assert_eq!(failures[1], "node-2: Unavailable: no leader known");
+    assert!(
+        failures[2].starts_with("node-3: Unavailable: "),
+        "{last_error}"
+    );
+    assert!(failures[2].contains("Connection refused"), "{last_error}");
     // Bounded attempts, too.
     let options = PoolOptions {
         max_attempts: 2,
-        ..fast()
+        ..patient()
     };
     let c = cluster(&[Some(Behavior::NoLeader)], options).await;
     match c.pool.sign(request()).await {
         Err(ClientError::Unavailable { attempts, .. }) => assert_eq!(attempts, 2),
         other => panic!("{other:?}"),
     }
+    assert_eq!(c.calls(0).len(), 2);
 }
 
 #[tokio::test]

@@ -4,7 +4,8 @@
 //!
 //! The core's modules and the client crate are re-exported under their old paths
 //! (`signer_node::protection`, `signer_node::pb`, `signer_node::client`, …), so a test or tool sees one tree.
-// `unsafe` is denied crate-wide and allowed only in `custody::hygiene` (mlock, prctl, rlimit).
+// `unsafe` is denied crate-wide and allowed only in `custody::hygiene` (mlock, prctl, rlimit)
+// and `node::inherited` (taking over listening sockets passed by a supervisor).
 #![deny(unsafe_code)]
 
 pub use signer_core::{admin, audit, bytes, format, protection, registry, scheme, state};

@@ -38,6 +38,12 @@ enum Command {
     ///
     /// Serves signer.v1.Signer on `client_listen` and the Raft peer API on `peer_listen`,
     /// both over mutual TLS. Logs go to stderr (RUST_LOG filters, e.g. RUST_LOG=debug).
+    ///
+    /// The node binds its addresses itself, unless it is handed listening sockets: under
+    /// systemd socket activation (LISTEN_PID and LISTEN_FDS set for this process, e.g. a
+    /// .socket unit with one ListenStream= per address) or with --listen-fd. An inherited
+    /// socket serves the configured address equal to its local address; one that matches no
+    /// configured address stops the start with an error.
     Node {
         /// The node's TOML configuration (see `signer dev-cluster up` for generated examples).
         #[arg(long, value_name = "FILE")]
@@ -45,6 +51,11 @@ enum Command {
         /// Log as one JSON object per line (for log shippers) instead of text.
         #[arg(long)]
         log_json: bool,
+        /// Serve on the listening TCP socket inherited as file descriptor FD instead of
+        /// binding: it takes the place of whichever of client_listen, peer_listen,
+        /// metrics_listen and [web3signer] listen equals its local address (repeatable).
+        #[arg(long = "listen-fd", value_name = "FD")]
+        listen_fds: Vec<i32>,
     },
     /// Write a new cluster's directory: PKI, node configs, key files, cluster.json.
     ///
@@ -176,7 +187,11 @@ fn main() -> ExitCode {
 
 fn run(cli: Cli) -> Result<ExitCode> {
     match cli.command {
-        Command::Node { config, log_json } => node_main(config, log_json),
+        Command::Node {
+            config,
+            log_json,
+            listen_fds,
+        } => node_main(config, log_json, &listen_fds),
         Command::Init {
             dir,
             cluster_id,
@@ -220,7 +235,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
     }
 }
 
-fn node_main(config_path: PathBuf, log_json: bool) -> Result<ExitCode> {
+fn node_main(config_path: PathBuf, log_json: bool, listen_fds: &[i32]) -> Result<ExitCode> {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info,openraft=warn"));
     let logs = tracing_subscriber::fmt()
@@ -234,15 +249,18 @@ fn node_main(config_path: PathBuf, log_json: bool) -> Result<ExitCode> {
     if let Err(e) = signer_node::custody::hygiene::harden_process() {
         tracing::warn!(error = %e, "could not turn off core dumps for this process");
     }
+    // Before any thread starts: this reads and removes systemd's LISTEN_* variables.
+    let inherited = signer_node::node::InheritedListeners::take(listen_fds)
+        .context("taking over the inherited listening sockets")?;
     let config = signer_node::config::NodeConfig::load(&config_path)
         .with_context(|| format!("loading {}", config_path.display()))?;
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()?;
     runtime.block_on(async move {
-        let listeners = signer_node::node::Listeners::bind(&config)
+        let listeners = signer_node::node::Listeners::open(&config, inherited)
             .await
-            .context("binding the client and peer ports")?;
+            .context("opening the node's listening sockets")?;
         signer_node::node::run(config, listeners, shutdown_signal()).await?;
         Ok(ExitCode::SUCCESS)
     })

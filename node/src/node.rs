@@ -4,7 +4,8 @@
 //! Owns: wiring the parts together and the node's lifecycle, including the background tasks it
 //! starts (audit-event delivery, the key loader, the admin-plane bootstrap), which it joins on
 //! shutdown. Servers take their listeners and a shutdown future, so tests bind `127.0.0.1:0`
-//! and stop nodes by themselves.
+//! and stop nodes by themselves; a node process may also be handed its listening sockets
+//! ([`inherited`]: systemd socket activation, `signer node --listen-fd`).
 //! Must not: contain protection, storage or service logic.
 //!
 //! To ensure correctness:
@@ -32,12 +33,16 @@ use openraft::async_runtime::WatchReceiver;
 use openraft::{BasicNode, Config, SnapshotPolicy};
 use std::collections::BTreeMap;
 use std::future::Future;
+use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::net::TcpListener;
 use tokio::task::JoinHandle;
 use tokio_stream::wrappers::TcpListenerStream;
 use tokio_stream::StreamExt;
+
+pub mod inherited;
+pub use inherited::{InheritedListeners, ListenError};
 
 /// Largest client request accepted (DA proposals carry their transactions).
 pub const MAX_CLIENT_MESSAGE: usize = 4 * 1024 * 1024;
@@ -92,21 +97,57 @@ pub struct Listeners {
 
 impl Listeners {
     /// Bind the addresses in `config` (the metrics address only if configured).
-    pub async fn bind(config: &NodeConfig) -> std::io::Result<Listeners> {
-        let metrics = match config.metrics_listen {
-            Some(addr) => Some(TcpListener::bind(addr).await?),
-            None => None,
+    pub async fn bind(config: &NodeConfig) -> Result<Listeners, ListenError> {
+        Listeners::open(config, InheritedListeners::default()).await
+    }
+
+    /// The listeners for the addresses in `config`: for each address, the inherited listener
+    /// bound to exactly that address, else a new one bound here. Fails when an inherited
+    /// listener is left over (bound to no configured address).
+    pub async fn open(
+        config: &NodeConfig,
+        mut inherited: InheritedListeners,
+    ) -> Result<Listeners, ListenError> {
+        let mut listen = |addr: SocketAddr| -> Option<Result<TcpListener, ListenError>> {
+            let (fd, listener) = inherited.claim(addr)?;
+            tracing::info!(fd, %addr, "listening on an inherited socket");
+            Some(
+                TcpListener::from_std(listener).map_err(|e| ListenError::Unusable {
+                    fd,
+                    reason: format!("not usable by the runtime: {e}"),
+                }),
+            )
         };
-        let web3signer = match &config.web3signer {
-            Some(w3s) => Some(TcpListener::bind(w3s.listen).await?),
-            None => None,
-        };
+        let client = listen(config.client_listen);
+        let peer = listen(config.peer_listen);
+        let metrics = config.metrics_listen.and_then(&mut listen);
+        let web3signer = config.web3signer.as_ref().and_then(|w| listen(w.listen));
+        inherited.finish()?;
         Ok(Listeners {
-            client: TcpListener::bind(config.client_listen).await?,
-            peer: TcpListener::bind(config.peer_listen).await?,
-            metrics,
-            web3signer,
+            client: open_or_bind(client, config.client_listen).await?,
+            peer: open_or_bind(peer, config.peer_listen).await?,
+            metrics: match config.metrics_listen {
+                Some(addr) => Some(open_or_bind(metrics, addr).await?),
+                None => None,
+            },
+            web3signer: match &config.web3signer {
+                Some(w3s) => Some(open_or_bind(web3signer, w3s.listen).await?),
+                None => None,
+            },
         })
+    }
+}
+
+/// `inherited` if there is one, else a listener bound to `addr` now.
+async fn open_or_bind(
+    inherited: Option<Result<TcpListener, ListenError>>,
+    addr: SocketAddr,
+) -> Result<TcpListener, ListenError> {
+    match inherited {
+        Some(listener) => listener,
+        None => TcpListener::bind(addr)
+            .await
+            .map_err(|source| ListenError::Bind { addr, source }),
     }
 }
 
@@ -492,6 +533,81 @@ mod tests {
             if let Some(tx) = self.0.take() {
                 let _ = tx.send(());
             }
+        }
+    }
+
+    /// A config whose listen addresses the tests set themselves.
+    fn config_listening_on(
+        client: SocketAddr,
+        peer: SocketAddr,
+        metrics: Option<SocketAddr>,
+    ) -> NodeConfig {
+        let tls = crate::config::TlsPaths {
+            ca: "ca.pem".into(),
+            cert: "node-1.pem".into(),
+            key: "node-1.key".into(),
+        };
+        let peers = vec![crate::config::PeerConfig {
+            id: 1,
+            client_addr: "127.0.0.1:1".parse().unwrap(),
+            peer_addr: "127.0.0.1:2".parse().unwrap(),
+        }];
+        let mut config = NodeConfig::builder(1, "test", "data", tls, peers)
+            .build()
+            .unwrap();
+        config.client_listen = client;
+        config.peer_listen = peer;
+        config.metrics_listen = metrics;
+        config
+    }
+
+    /// A listening socket on a port-0 loopback address, released to a bare descriptor.
+    fn listening_fd() -> (std::os::fd::RawFd, SocketAddr) {
+        use std::os::fd::IntoRawFd;
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = listener.local_addr().unwrap();
+        (listener.into_raw_fd(), addr)
+    }
+
+    #[tokio::test]
+    async fn open_serves_inherited_listeners_at_their_addresses_and_binds_the_rest() {
+        let (client_fd, client) = listening_fd();
+        let (metrics_fd, metrics) = listening_fd();
+        // Given in another order than the addresses are configured.
+        let inherited = InheritedListeners::from_fds(&[metrics_fd, client_fd]).unwrap();
+        let any_port: SocketAddr = "127.0.0.1:0".parse().unwrap();
+        let config = config_listening_on(client, any_port, Some(metrics));
+        let listeners = Listeners::open(&config, inherited).await.unwrap();
+        use std::os::fd::AsRawFd;
+        assert_eq!(listeners.client.as_raw_fd(), client_fd);
+        assert_eq!(listeners.client.local_addr().unwrap(), client);
+        let metrics_listener = listeners.metrics.unwrap();
+        assert_eq!(metrics_listener.as_raw_fd(), metrics_fd);
+        assert_eq!(metrics_listener.local_addr().unwrap(), metrics);
+        // Bound here, on a port of its own.
+        let peer = listeners.peer.local_addr().unwrap();
+        assert_ne!(peer.port(), 0);
+        assert!(![client_fd, metrics_fd].contains(&listeners.peer.as_raw_fd()));
+        assert!(listeners.web3signer.is_none());
+        // The inherited client listener accepts.
+        let connect = tokio::net::TcpStream::connect(client);
+        let (accepted, connected) = tokio::join!(listeners.client.accept(), connect);
+        assert_eq!(
+            accepted.unwrap().1,
+            connected.unwrap().local_addr().unwrap()
+        );
+    }
+
+    #[tokio::test]
+    async fn open_refuses_an_inherited_listener_that_serves_no_address() {
+        let (fd, stray) = listening_fd();
+        let inherited = InheritedListeners::from_fds(&[fd]).unwrap();
+        let any_port: SocketAddr = "127.0.0.1:0".parse().unwrap();
+        let config = config_listening_on(any_port, any_port, None);
+        match Listeners::open(&config, inherited).await {
+            Err(ListenError::Unused { fd: f, addr }) => assert_eq!((f, addr), (fd, stray)),
+            Err(other) => panic!("{other}"),
+            Ok(_) => panic!("opened with a stray inherited listener"),
         }
     }
 

@@ -1,10 +1,16 @@
 //! Creating a dev-cluster directory, and starting/stopping processes with a stand-in program
 //! (a shell script) in place of the node binary.
+//!
+//! The stand-ins signal when they are ready (a marker file written after their signal
+//! handling is set up), so no test sleeps to let a process get there; and they end when the
+//! test process is gone (`start_stopped` detaches them, and a test killed by SIGKILL runs no
+//! `StopOnDrop`). The clusters' ports are reserved for the test's lifetime ([`Ports`]).
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 use super::*;
 use crate::config::NodeConfig;
 use crate::keyring::Keyring;
+use std::net::SocketAddr;
 use std::os::unix::fs::PermissionsExt;
 
 struct TempDir(PathBuf);
@@ -43,24 +49,74 @@ fn mode(path: &Path) -> u32 {
     std::fs::metadata(path).unwrap().permissions().mode() & 0o777
 }
 
-/// A free base port for `n` nodes (3n consecutive free ports: client, peer and metrics), so
-/// parallel tests don't clash.
-fn free_base(n: usize) -> u16 {
+/// The `4n` consecutive loopback ports of an `n`-node cluster (client and peer ports, then
+/// metrics, then Web3Signer), held until dropped. Each is a socket bound with `SO_REUSEADDR`
+/// that never listens: Linux gives the port to nobody else (`bind(…:0)` and the local ports of
+/// outgoing connections skip it), while `start_stopped`'s own check, a listener with
+/// `SO_REUSEADDR`, still binds it; connecting to one is refused, as no stand-in listens.
+struct Ports {
+    base: u16,
+    _held: Vec<tokio::net::TcpSocket>,
+}
+
+/// Hold 127.0.0.1:`port` (0: a port the kernel picks) as [`Ports`] describes.
+fn hold(port: u16) -> std::io::Result<tokio::net::TcpSocket> {
+    let addr = SocketAddr::from(([127, 0, 0, 1], port));
+    if port != 0 {
+        // Nobody holds it now, not even with SO_REUSEADDR (as another test's reservation
+        // would): a bind without that option succeeds only then.
+        tokio::net::TcpSocket::new_v4()?.bind(addr)?;
+    }
+    let socket = tokio::net::TcpSocket::new_v4()?;
+    socket.set_reuseaddr(true)?;
+    socket.bind(addr)?;
+    Ok(socket)
+}
+
+fn reserve_ports(n: usize) -> Ports {
+    let count = 4 * n as u16;
     'search: for _ in 0..200 {
-        let probe = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-        let base = probe.local_addr().unwrap().port();
-        drop(probe);
-        if base < 1024 || u32::from(base) + 3 * n as u32 > 65_000 {
+        let first = hold(0).unwrap();
+        let base = first.local_addr().unwrap().port();
+        if u32::from(base) + u32::from(count) > 65_000 {
             continue;
         }
-        for p in base..base + 3 * n as u16 {
-            if std::net::TcpListener::bind(("127.0.0.1", p)).is_err() {
-                continue 'search;
+        let mut held = vec![first];
+        for port in base + 1..base + count {
+            match hold(port) {
+                Ok(socket) => held.push(socket),
+                Err(_) => continue 'search,
             }
         }
-        return base;
+        return Ports { base, _held: held };
     }
-    panic!("no free ports");
+    panic!("no {count} consecutive free ports on 127.0.0.1");
+}
+
+/// Wait until `path` exists: a stand-in writes it once it is set up.
+fn wait_for_file(path: &Path) {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !path.exists() {
+        assert!(
+            Instant::now() < deadline,
+            "{} not written within 10 s",
+            path.display()
+        );
+        std::thread::sleep(Duration::from_millis(5));
+    }
+}
+
+/// The marker a stand-in writes for node `id` once its signal handling is set up.
+fn ready_marker(cluster: &DevCluster, id: u64) -> PathBuf {
+    PathBuf::from(format!("{}.ready", cluster.config_path(id).display()))
+}
+
+/// Shell lines that end a stand-in when this test process is gone.
+fn while_the_test_runs() -> String {
+    format!(
+        "while kill -0 {} 2>/dev/null; do sleep 0.1; done\n",
+        std::process::id()
+    )
 }
 
 #[test]
@@ -220,8 +276,9 @@ fn refuses_bad_options_and_foreign_directories() {
     assert_eq!(one.descriptor().nodes.len(), 1);
 }
 
-/// A stand-in for the node binary: a shell script that logs its arguments and then either
-/// keeps running or exits at once.
+/// A stand-in for the node binary (run as `<exe> node --config <node.toml>`): a shell script
+/// that logs its arguments and then either exits at once, or sets up SIGTERM to exit, writes
+/// its [`ready_marker`] and keeps running while the test does.
 fn stand_in(dir: &Path, keep_running: bool) -> PathBuf {
     let path = dir.join(if keep_running {
         "fake-node"
@@ -229,9 +286,12 @@ fn stand_in(dir: &Path, keep_running: bool) -> PathBuf {
         "failing-node"
     });
     let body = if keep_running {
-        "#!/bin/sh\necho \"fake node $*\"\ntrap 'exit 0' TERM\nwhile true; do sleep 0.1; done\n"
+        format!(
+            "#!/bin/sh\necho \"fake node $*\"\ntrap 'exit 0' TERM\ntouch \"$3.ready\"\n{}",
+            while_the_test_runs()
+        )
     } else {
-        "#!/bin/sh\necho \"error: cannot load $3\" >&2\nexit 1\n"
+        "#!/bin/sh\necho \"error: cannot load $3\" >&2\nexit 1\n".to_owned()
     };
     std::fs::write(&path, body).unwrap();
     std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o755)).unwrap();
@@ -241,11 +301,15 @@ fn stand_in(dir: &Path, keep_running: bool) -> PathBuf {
 #[test]
 fn starts_detached_processes_and_stops_them() {
     let tmp = TempDir::new("procs");
-    let cluster = DevCluster::create(&tmp.0.join("c"), 3, free_base(3)).unwrap();
+    let ports = reserve_ports(3);
+    let cluster = DevCluster::create(&tmp.0.join("c"), 3, ports.base).unwrap();
     let exe = stand_in(&tmp.0, true);
     let _guard = StopOnDrop(&cluster);
     let started = cluster.start_stopped(&exe).unwrap();
     assert_eq!(started.len(), 3);
+    for (id, _) in &started {
+        wait_for_file(&ready_marker(&cluster, *id));
+    }
     for (id, pid) in &started {
         let p = cluster.process(*id);
         assert_eq!(p.pid, Some(*pid));
@@ -287,18 +351,22 @@ fn starts_detached_processes_and_stops_them() {
 #[test]
 fn a_process_that_ignores_sigterm_is_killed() {
     let tmp = TempDir::new("stubborn");
-    let cluster = DevCluster::create(&tmp.0.join("c"), 1, free_base(1)).unwrap();
+    let ports = reserve_ports(1);
+    let cluster = DevCluster::create(&tmp.0.join("c"), 1, ports.base).unwrap();
     let exe = tmp.0.join("stubborn-node");
     std::fs::write(
         &exe,
-        "#!/bin/sh\ntrap '' TERM\nwhile true; do sleep 0.1; done\n",
+        format!(
+            "#!/bin/sh\ntrap '' TERM\ntouch \"$3.ready\"\n{}",
+            while_the_test_runs()
+        ),
     )
     .unwrap();
     std::fs::set_permissions(&exe, std::fs::Permissions::from_mode(0o755)).unwrap();
     let _guard = StopOnDrop(&cluster);
     let started = cluster.start_stopped(&exe).unwrap();
-    // Give the shell a moment to install its trap (no harm if it is late: then TERM works).
-    std::thread::sleep(Duration::from_millis(200));
+    // SIGTERM is ignored from here on.
+    wait_for_file(&ready_marker(&cluster, 1));
     let stopped = cluster.stop(Duration::from_millis(300)).unwrap();
     assert_eq!(stopped, vec![(1, Stopped::Killed(started[0].1))]);
     assert!(!cluster.process(1).running);
@@ -307,27 +375,35 @@ fn a_process_that_ignores_sigterm_is_killed() {
 #[tokio::test]
 async fn waiting_for_a_leader_reports_nodes_that_exit() {
     let tmp = TempDir::new("exits");
-    let cluster = DevCluster::create(&tmp.0.join("c"), 3, free_base(3)).unwrap();
+    let ports = reserve_ports(3);
+    let cluster = DevCluster::create(&tmp.0.join("c"), 3, ports.base).unwrap();
     let exe = stand_in(&tmp.0, false);
     cluster.start_stopped(&exe).unwrap();
-    let started = Instant::now();
+    // NodeExited, not NoLeader: the exits were noticed before the timeout (which ends the wait
+    // with NoLeader).
     match cluster.wait_for_leader(Duration::from_secs(20)).await {
-        Err(DevClusterError::NodeExited { tail, .. }) => {
-            assert!(tail.contains("error: cannot load"), "{tail}");
-            assert!(tail.contains("node.toml"), "{tail}");
+        Err(DevClusterError::NodeExited { id, log, tail }) => {
+            // Whichever node is named (they exit in no fixed order), its own log's end.
+            assert!((1..=3).contains(&id), "{id}");
+            assert_eq!(log, cluster.log_path(id));
+            assert_eq!(
+                tail,
+                format!("error: cannot load {}", cluster.config_path(id).display())
+            );
         }
         other => panic!("{other:?}"),
     }
-    assert!(started.elapsed() < Duration::from_secs(10));
 }
 
 #[tokio::test]
 async fn waiting_for_a_leader_times_out_when_nodes_never_answer() {
     let tmp = TempDir::new("silent");
-    let cluster = DevCluster::create(&tmp.0.join("c"), 1, free_base(1)).unwrap();
+    let ports = reserve_ports(1);
+    let cluster = DevCluster::create(&tmp.0.join("c"), 1, ports.base).unwrap();
     let exe = stand_in(&tmp.0, true);
     let _guard = StopOnDrop(&cluster);
     cluster.start_stopped(&exe).unwrap();
+    wait_for_file(&ready_marker(&cluster, 1));
     let result = cluster.wait_for_leader(Duration::from_millis(500)).await;
     match result {
         Err(e @ DevClusterError::NoLeader { .. }) => {

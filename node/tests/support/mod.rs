@@ -1,6 +1,13 @@
 //! Test support: a real cluster of `signer node` processes on loopback, with a dev PKI, shared
 //! key files, and mutual-TLS gRPC clients. Nodes are separate processes so tests can SIGKILL
-//! them; ports are probed free on 127.0.0.1; everything stops when the cluster is dropped.
+//! them; everything stops when the cluster is dropped.
+//!
+//! Owns: starting the processes tests need (nodes, moto) so that none outlives its test, even a
+//! test killed by SIGKILL ([`spawn_tied`]), and the loopback ports they serve on, reserved for
+//! the cluster's lifetime ([`Reservation`]) and handed to each node as listening sockets it
+//! inherits (`signer node --listen-fd`). Must not: probe a port and release it before its
+//! server binds it, or start a binary other than the `signer` just built
+//! (`CARGO_BIN_EXE_signer`).
 #![allow(
     dead_code,
     clippy::unwrap_used,
@@ -20,8 +27,10 @@ use signer_node::pb::signer_client::SignerClient;
 use signer_node::protection::Profile;
 use signer_node::tls::{DevPki, TlsMaterial};
 use std::net::SocketAddr;
+use std::os::fd::AsRawFd;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
+use std::sync::{mpsc, OnceLock};
 use std::time::{Duration, Instant};
 use tonic::transport::{Channel, Endpoint};
 
@@ -45,6 +54,8 @@ pub struct Node {
     pub metrics_addr: SocketAddr,
     /// The Web3Signer-compatible REST API (HTTPS, client certificates).
     pub web3signer_addr: SocketAddr,
+    /// The four ports above, held for the cluster's lifetime (also while the node is down).
+    pub ports: Vec<Reservation>,
     pub child: std::sync::Mutex<Option<Child>>,
 }
 
@@ -57,13 +68,113 @@ pub struct Cluster {
     pub eth2_public_key: Vec<u8>,
 }
 
-/// `n` distinct free loopback addresses. The probing sockets stay open until all are chosen,
-/// so the kernel cannot hand the same port out twice.
-fn free_addrs(n: usize) -> Vec<SocketAddr> {
-    let probes: Vec<std::net::TcpListener> = (0..n)
-        .map(|_| std::net::TcpListener::bind("127.0.0.1:0").unwrap())
-        .collect();
-    probes.iter().map(|l| l.local_addr().unwrap()).collect()
+/// A loopback port held for as long as a test needs it, without listening on it: a socket
+/// bound to `127.0.0.1:<port>` with `SO_REUSEADDR` and never put in the listening state.
+///
+/// Linux then gives the port to nobody else: `bind(…:0)` and the local ports of outgoing
+/// connections skip a port that a bound socket holds, and a bind without `SO_REUSEADDR` fails.
+/// Our own listeners on it ([`listen_on`]: std sets `SO_REUSEADDR`) bind it as often as a test
+/// restarts its server. And as the reservation does not listen, connecting to the port is
+/// refused whenever none of our listeners is open there, exactly as with a server that is down.
+pub struct Reservation {
+    _socket: tokio::net::TcpSocket,
+    pub addr: SocketAddr,
+}
+
+impl Reservation {
+    /// Reserve a port the kernel picks on 127.0.0.1.
+    pub fn new() -> Reservation {
+        let socket = tokio::net::TcpSocket::new_v4().unwrap();
+        socket.set_reuseaddr(true).unwrap();
+        socket.bind(SocketAddr::from(([127, 0, 0, 1], 0))).unwrap();
+        let addr = socket.local_addr().unwrap();
+        Reservation {
+            _socket: socket,
+            addr,
+        }
+    }
+
+    /// A new listening socket on the reserved address.
+    pub fn listen(&self) -> std::net::TcpListener {
+        listen_on(self.addr)
+    }
+}
+
+/// A listening socket on `addr` (std sets `SO_REUSEADDR`, so a [`Reservation`] of `addr` does
+/// not stand in the way).
+pub fn listen_on(addr: SocketAddr) -> std::net::TcpListener {
+    std::net::TcpListener::bind(addr).unwrap_or_else(|e| panic!("cannot listen on {addr}: {e}"))
+}
+
+type SpawnJob = (Command, mpsc::Sender<std::io::Result<Child>>);
+
+/// Start `command` so that it cannot outlive this test process, and let it inherit `inherit`
+/// at their descriptor numbers here (which `command`'s arguments or environment must name).
+///
+/// The child gets a parent-death signal (`PR_SET_PDEATHSIG`, SIGKILL): it is killed when this
+/// process dies, however it dies — SIGKILL by a test runner's timeout included, when no `Drop`
+/// runs. Linux sends that signal when the *thread* that forked the child ends, not the
+/// process. So no caller's thread forks: a test's own thread would do while the test runs, but
+/// a Tokio worker ends with its runtime and a blocking-pool thread after 10 s idle, killing
+/// a node that a test still uses. Every child is forked by one spawner thread that blocks on a
+/// channel whose sender lives in a static, and therefore ends only with the process.
+#[allow(unsafe_code)]
+pub fn spawn_tied(
+    mut command: Command,
+    inherit: &[&std::net::TcpListener],
+) -> std::io::Result<Child> {
+    use std::os::unix::process::CommandExt;
+    static SPAWNER: OnceLock<mpsc::Sender<SpawnJob>> = OnceLock::new();
+    let spawner = SPAWNER.get_or_init(|| {
+        let (jobs, queue) = mpsc::channel::<SpawnJob>();
+        std::thread::Builder::new()
+            .name("test-child-spawner".into())
+            .spawn(move || {
+                for (mut command, reply) in queue {
+                    let _ = reply.send(command.spawn());
+                }
+            })
+            .unwrap();
+        jobs
+    });
+    let parent = std::process::id();
+    let fds: Vec<i32> = inherit.iter().map(|l| l.as_raw_fd()).collect();
+    // SAFETY: the hook runs in the forked child before exec and calls only async-signal-safe
+    // functions (prctl, getppid, fcntl); it reads `fds` and `parent` and allocates nothing.
+    unsafe {
+        command.pre_exec(move || {
+            let kill = libc::SIGKILL as libc::c_ulong;
+            if libc::prctl(libc::PR_SET_PDEATHSIG, kill) == -1 {
+                return Err(std::io::Error::last_os_error());
+            }
+            // The parent may have died before the signal was set up; then none will come.
+            if libc::getppid() as u32 != parent {
+                return Err(std::io::Error::from_raw_os_error(libc::ESRCH));
+            }
+            // The listeners are close-on-exec (as every std socket); only in this child,
+            // clear the flag so that the program inherits them.
+            for &fd in &fds {
+                let flags = libc::fcntl(fd, libc::F_GETFD);
+                if flags == -1 || libc::fcntl(fd, libc::F_SETFD, flags & !libc::FD_CLOEXEC) == -1 {
+                    return Err(std::io::Error::last_os_error());
+                }
+            }
+            Ok(())
+        });
+    }
+    let (reply, answer) = mpsc::channel();
+    spawner.send((command, reply)).unwrap();
+    answer.recv().unwrap()
+}
+
+/// The addresses `config` listens on, for the listeners a node inherits; port 0 (a port of the
+/// node's choosing) is left to the node.
+fn listen_addrs(config: &NodeConfig) -> Vec<SocketAddr> {
+    let mut addrs = vec![config.client_listen, config.peer_listen];
+    addrs.extend(config.metrics_listen);
+    addrs.extend(config.web3signer.as_ref().map(|w| w.listen));
+    addrs.retain(|a| a.port() != 0);
+    addrs
 }
 
 impl Cluster {
@@ -117,10 +228,16 @@ impl Cluster {
         let espresso_public_key = ring.get(ESPRESSO_KEY).unwrap().public_key.clone();
         let eth2_public_key = ring.get(ETH2_KEY).unwrap().public_key.clone();
 
+        // Each node's client, peer, metrics and Web3Signer ports, reserved until the cluster
+        // is dropped.
+        let mut reserved: Vec<Vec<Reservation>> = ids
+            .iter()
+            .map(|_| (0..4).map(|_| Reservation::new()).collect())
+            .collect();
         let addrs: Vec<(u64, SocketAddr, SocketAddr, SocketAddr, SocketAddr)> = ids
             .iter()
-            .zip(free_addrs(4 * ids.len()).chunks(4))
-            .map(|(&id, a)| (id, a[0], a[1], a[2], a[3]))
+            .zip(&reserved)
+            .map(|(&id, r)| (id, r[0].addr, r[1].addr, r[2].addr, r[3].addr))
             .collect();
         let peers: Vec<PeerConfig> = addrs
             .iter()
@@ -161,7 +278,9 @@ impl Cluster {
             ..AdminConfig::dev()
         };
         let mut nodes = Vec::new();
-        for &(id, client_addr, peer_addr, metrics_addr, web3signer_addr) in &addrs {
+        for (&(id, client_addr, peer_addr, metrics_addr, web3signer_addr), ports) in
+            addrs.iter().zip(reserved.drain(..))
+        {
             let node_dir = dir.path().join(format!("node-{id}"));
             let keys_dir = node_dir.join("keys");
             std::fs::create_dir_all(&keys_dir).unwrap();
@@ -205,6 +324,7 @@ impl Cluster {
                 peer_addr,
                 metrics_addr,
                 web3signer_addr,
+                ports,
                 child: std::sync::Mutex::new(None),
             });
         }
@@ -408,6 +528,14 @@ impl Cluster {
     }
 
     /// Start node `id` with extra `signer node` arguments.
+    ///
+    /// The node does not bind its ports: it inherits listening sockets bound here
+    /// (`--listen-fd`), one per address its config names now (a test may have edited it), on
+    /// the node's reserved ports, so no other process can have taken a port, at the first
+    /// start or at a restart. This process keeps no copy of them once the node runs: while a
+    /// node is down nothing listens on its ports and connecting is refused, as with a real
+    /// node that is down. (A copy kept here would accept connections into its backlog, and a
+    /// failover test would see peers and clients wait for timeouts instead of refusals.)
     pub fn spawn_with_args(&self, id: u64, extra: &[&str]) {
         let node = self.node(id);
         let mut slot = node.child.lock().unwrap();
@@ -417,7 +545,11 @@ impl Cluster {
             .append(true)
             .open(node.config_path.with_file_name("node.log"))
             .unwrap();
-        let child = Command::new(env!("CARGO_BIN_EXE_signer"))
+        let config = NodeConfig::load(&node.config_path).unwrap();
+        let listeners: Vec<std::net::TcpListener> =
+            listen_addrs(&config).into_iter().map(listen_on).collect();
+        let mut command = Command::new(env!("CARGO_BIN_EXE_signer"));
+        command
             // Credentials for a test KMS (moto) through the standard AWS chain.
             .env("AWS_ACCESS_KEY_ID", "test")
             .env("AWS_SECRET_ACCESS_KEY", "test")
@@ -434,9 +566,15 @@ impl Cluster {
             .arg(&node.config_path)
             .args(extra)
             .stdout(Stdio::null())
-            .stderr(Stdio::from(log))
-            .spawn()
-            .unwrap();
+            .stderr(Stdio::from(log));
+        for listener in &listeners {
+            command
+                .arg("--listen-fd")
+                .arg(listener.as_raw_fd().to_string());
+        }
+        let inherit: Vec<&std::net::TcpListener> = listeners.iter().collect();
+        let child = spawn_tied(command, &inherit).unwrap();
+        drop(listeners);
         *slot = Some(child);
     }
 
@@ -856,4 +994,79 @@ pub fn refusal_code(status: &tonic::Status) -> Option<String> {
         return None;
     }
     pb::Refusal::decode(status.details()).ok().map(|r| r.code)
+}
+
+/// The `signer.v1.Refusal` detail of a FAILED_PRECONDITION status: its code and message.
+pub fn refusal(status: &tonic::Status) -> Option<(String, String)> {
+    use prost::Message;
+    if status.code() != tonic::Code::FailedPrecondition {
+        return None;
+    }
+    pb::Refusal::decode(status.details())
+        .ok()
+        .map(|r| (r.code, r.message))
+}
+
+/// Whether `status` is a failure of the transport (the call reached no service), as opposed
+/// to a status a service answered with.
+pub fn is_transport_failure(status: &tonic::Status) -> bool {
+    std::error::Error::source(status)
+        .is_some_and(|e| e.downcast_ref::<tonic::transport::Error>().is_some())
+}
+
+/// A bare TLS handshake with `addr` (which must present the certificate of `server_name`,
+/// issued by the CA in `ca`), offering `h2` as gRPC clients do and presenting `client`'s
+/// certificate and key (PEM paths) or no certificate; then one read. Returns the alert the
+/// server ended the connection with, or what happened instead. (A gRPC client cannot tell the
+/// alert reliably: it writes its HTTP/2 preface before the alert arrives, and the server's
+/// close may reset the connection first.)
+pub async fn handshake_alert(
+    addr: SocketAddr,
+    server_name: &str,
+    ca: &Path,
+    client: Option<(&Path, &Path)>,
+) -> Result<rustls::AlertDescription, String> {
+    use rustls::pki_types::pem::PemObject;
+    use rustls::pki_types::{CertificateDer, PrivateKeyDer, ServerName};
+    use tokio::io::AsyncReadExt;
+    let provider = std::sync::Arc::new(rustls::crypto::ring::default_provider());
+    let mut roots = rustls::RootCertStore::empty();
+    for cert in CertificateDer::pem_file_iter(ca).unwrap() {
+        roots.add(cert.unwrap()).unwrap();
+    }
+    let builder = rustls::ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .unwrap()
+        .with_root_certificates(roots);
+    let mut config = match client {
+        None => builder.with_no_client_auth(),
+        Some((cert, key)) => {
+            let chain = CertificateDer::pem_file_iter(cert)
+                .unwrap()
+                .collect::<Result<Vec<_>, _>>()
+                .unwrap();
+            let key = PrivateKeyDer::from_pem_file(key).unwrap();
+            builder.with_client_auth_cert(chain, key).unwrap()
+        }
+    };
+    config.alpn_protocols = vec![b"h2".to_vec()];
+    let tcp = tokio::net::TcpStream::connect(addr).await.unwrap();
+    let name = ServerName::try_from(server_name.to_owned()).unwrap();
+    let connect = tokio_rustls::TlsConnector::from(std::sync::Arc::new(config)).connect(name, tcp);
+    let mut stream = match tokio::time::timeout(Duration::from_secs(10), connect).await {
+        Err(_) => return Err("the handshake did not finish in 10 s".into()),
+        Ok(Err(e)) => return Err(format!("the client's side of the handshake failed: {e:?}")),
+        Ok(Ok(stream)) => stream,
+    };
+    // TLS 1.3: the client's side of the handshake is done; the server checks the client's
+    // certificate now, and refuses it with an alert.
+    let mut buf = [0u8; 64];
+    match tokio::time::timeout(Duration::from_secs(10), stream.read(&mut buf)).await {
+        Err(_) => Err("no answer within 10 s of the handshake".into()),
+        Ok(Ok(n)) => Err(format!("read {n} bytes instead of an alert")),
+        Ok(Err(e)) => match e.get_ref().and_then(|i| i.downcast_ref::<rustls::Error>()) {
+            Some(rustls::Error::AlertReceived(alert)) => Ok(*alert),
+            _ => Err(format!("not an alert: {e:?}")),
+        },
+    }
 }
