@@ -384,7 +384,7 @@ impl Keyring {
 }
 
 #[cfg(test)]
-#[allow(clippy::unwrap_used, clippy::expect_used)]
+#[allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 mod tests {
     use super::*;
 
@@ -437,6 +437,61 @@ mod tests {
                 }
             };
             assert!(verifies, "{profile}: signature does not verify");
+        }
+    }
+
+    #[test]
+    fn a_key_file_others_may_read_is_refused_naming_its_path_and_mode() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().unwrap();
+        // A key file the owner alone may read, next to the one under test: a refused file
+        // refuses the whole directory (no keyring with some of the keys).
+        let good = dir.path().join("a-good.key");
+        KeyFile::generate("a-good", Profile::Eth2)
+            .unwrap()
+            .write_new(&good)
+            .unwrap();
+        let path = dir.path().join("b-open.key");
+        KeyFile::generate("b-open", Profile::Espresso)
+            .unwrap()
+            .write_new(&path)
+            .unwrap();
+        let chmod = |mode: u32| {
+            std::fs::set_permissions(&path, std::fs::Permissions::from_mode(mode)).unwrap()
+        };
+        for mode in [0o644, 0o640, 0o604, 0o660, 0o606, 0o610, 0o601, 0o777] {
+            chmod(mode);
+            let err = Keyring::load_dir(dir.path()).unwrap_err();
+            let KeyringError::TooOpen {
+                path: refused,
+                mode: reported,
+            } = &err
+            else {
+                panic!("{mode:o}: {err}")
+            };
+            assert_eq!((refused, *reported), (&path, mode), "{mode:o}");
+            assert_eq!(
+                err.to_string(),
+                format!(
+                    "{}: mode {mode:o} lets others read the key; chmod 600 it",
+                    path.display()
+                )
+            );
+        }
+        chmod(0o644);
+        assert_eq!(
+            Keyring::load_dir(dir.path()).unwrap_err().to_string(),
+            format!(
+                "{}/b-open.key: mode 644 lets others read the key; chmod 600 it",
+                dir.path().display()
+            )
+        );
+        // Owner-only modes load, with both keys.
+        for mode in [0o600, 0o400, 0o700] {
+            chmod(mode);
+            let ring = Keyring::load_dir(dir.path()).unwrap();
+            let ids: Vec<String> = ring.keys().iter().map(|k| k.key_id.clone()).collect();
+            assert_eq!(ids, ["a-good", "b-open"], "{mode:o}");
         }
     }
 

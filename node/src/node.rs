@@ -53,13 +53,13 @@ pub const MAX_CLIENT_MESSAGE: usize = 4 * 1024 * 1024;
 pub enum NodeError {
     /// Storage could not be opened.
     #[error("storage: {0}")]
-    Storage(#[from] std::io::Error),
+    Storage(std::io::Error),
     /// Keys could not be loaded.
     #[error("keys: {0}")]
-    Keys(#[from] KeyringError),
+    Keys(KeyringError),
     /// TLS material is missing or invalid.
     #[error("tls: {0}")]
-    Tls(#[from] TlsError),
+    Tls(TlsError),
     /// Raft could not start.
     #[error("raft: {0}")]
     Raft(String),
@@ -71,7 +71,7 @@ pub enum NodeError {
     Custody(crate::custody::CustodyError),
     /// A gRPC server failed.
     #[error("server: {0}")]
-    Server(#[from] tonic::transport::Error),
+    Server(tonic::transport::Error),
     /// The metrics registry could not be built.
     #[error("metrics: {0}")]
     Metrics(String),
@@ -81,6 +81,32 @@ pub enum NodeError {
     /// The `[eth2]` section names no network the node knows.
     #[error("{0}")]
     Eth2(String),
+}
+
+// Each variant's message already shows its cause, so the cause is not also a `source` (an
+// error chain printed with `{:#}` would say it twice); `?` converts through these.
+impl From<std::io::Error> for NodeError {
+    fn from(e: std::io::Error) -> Self {
+        NodeError::Storage(e)
+    }
+}
+
+impl From<KeyringError> for NodeError {
+    fn from(e: KeyringError) -> Self {
+        NodeError::Keys(e)
+    }
+}
+
+impl From<TlsError> for NodeError {
+    fn from(e: TlsError) -> Self {
+        NodeError::Tls(e)
+    }
+}
+
+impl From<tonic::transport::Error> for NodeError {
+    fn from(e: tonic::transport::Error) -> Self {
+        NodeError::Server(e)
+    }
 }
 
 /// The node's listening sockets.

@@ -300,7 +300,8 @@ mod tests {
         // still decodes, only its hash changes.
         const AT_MS: usize = 48;
         const PREV_HASH: usize = 20;
-        let verify = |edit: &dyn Fn(&mut Vec<(u64, Vec<u8>)>)| {
+        type Records = Vec<(u64, Vec<u8>)>;
+        let verify = |edit: &dyn Fn(&mut Records)| {
             let mut records = intact.clone();
             edit(&mut records);
             let err = verify_chain(&records, genesis, Some(head)).unwrap_err();

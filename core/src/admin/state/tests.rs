@@ -7,6 +7,8 @@ use crate::admin::{approval, ApproverKey, RateLimit};
 use crate::protection::Profile;
 use ed25519_dalek::Signer as _;
 
+mod refusals;
+
 struct Admin {
     name: &'static str,
     key: ed25519_dalek::SigningKey,
@@ -197,32 +199,53 @@ fn policy_and_enrollment_rules() {
         threshold: 2,
         ..Policy::default()
     });
-    assert!(matches!(
+    assert_eq!(
         s.execute(&too_high),
-        Err(AdminRefusal::Invalid(_))
-    ));
+        Err(AdminRefusal::Invalid(
+            "threshold 2 must be between 1 and the number of admins (1)".into()
+        ))
+    );
     s.execute(&enroll_soft(&b)).unwrap();
     s.execute(&too_high).unwrap();
     assert_eq!(s.policy.threshold, 2);
+    let before = s.clone();
     // Removing an admin below the threshold is refused.
-    assert!(s
-        .execute(&Action::RemoveAdmin {
+    assert_eq!(
+        s.execute(&Action::RemoveAdmin {
             name: "admin-b".into()
-        })
-        .is_err());
+        }),
+        Err(AdminRefusal::Invalid(
+            "removing \"admin-b\" would leave fewer admins than the threshold (2); lower the \
+             threshold first"
+                .into()
+        ))
+    );
     // Attestation cannot be required while soft keys are enrolled.
     let strict = Action::SetPolicy(Policy {
         threshold: 2,
         require_attestation: true,
         ..Policy::default()
     });
-    assert!(s.execute(&strict).is_err());
+    assert_eq!(
+        s.execute(&strict),
+        Err(AdminRefusal::Invalid(
+            "attestation cannot be required while admins [\"admin-a\", \"admin-b\"] use \
+             development keys"
+                .into()
+        ))
+    );
     // The same key cannot be enrolled twice under another name.
     let mut dup = enroll_soft(&a);
     if let Action::EnrollAdmin { name, .. } = &mut dup {
         *name = "admin-d".into();
     }
-    assert!(matches!(s.execute(&dup), Err(AdminRefusal::Invalid(_))));
+    assert_eq!(
+        s.execute(&dup),
+        Err(AdminRefusal::Invalid(
+            "that key is already enrolled for another admin".into()
+        ))
+    );
+    assert_eq!(s, before, "the refusals changed nothing");
 }
 
 fn enroll_yubikey(name: &str, slot: Vec<u8>, device: Vec<u8>) -> Action {

@@ -79,6 +79,14 @@ impl Preparer<'_> {
             }),
             R::RotateKek(_) => self.rewrap().await,
             R::GrantClient(g) => {
+                for key_id in g.keys.iter().filter(|k| *k != crate::admin::ALL_KEYS) {
+                    if !valid_key_id(key_id) {
+                        return Err(Status::invalid_argument(format!(
+                            "keys: key_id {key_id:?}: 1 to 128 letters, digits, '-', '_' or \
+                             '.', or \"*\" for every key"
+                        )));
+                    }
+                }
                 let (identity, grant) = admin_codec::grant_from_pb(g)
                     .map_err(|e| Status::invalid_argument(e.to_string()))?;
                 plain(Action::GrantClient { identity, grant })
@@ -261,13 +269,17 @@ fn import_secret(
     }
 }
 
-fn check_key_id(key_id: &str) -> Result<(), Status> {
-    let ok = !key_id.is_empty()
+/// A key id a new key or a grant may name: 1 to `MAX_KEY_ID` letters, digits, `-`, `_`, `.`.
+fn valid_key_id(key_id: &str) -> bool {
+    !key_id.is_empty()
         && key_id.len() <= super::super::convert::MAX_KEY_ID
         && key_id
             .chars()
-            .all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c));
-    if ok {
+            .all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c))
+}
+
+fn check_key_id(key_id: &str) -> Result<(), Status> {
+    if valid_key_id(key_id) {
         Ok(())
     } else {
         Err(Status::invalid_argument(
