@@ -1,12 +1,13 @@
 //! Espresso (BN254 BLS, HotShot messages) vector harness.
 //!
 //! Reads `$ESPRESSO_VECTORS` (default `tests/vectors/espresso/vectors.json`) and checks every
-//! entry it finds, whatever their number:
+//! entry of every section:
 //! - `demo_keys`: the tagged secret key decodes to `sk_le_hex` and gives `bls_ver_key` /
 //!   `pk_uncompressed_hex`;
-//! - `commitments`: `QuorumData{leaf_commit}.commit()`, or with `view` (or `view=N` in `what`)
-//!   the vote commitment of that quorum vote, equals `result_hex` (and `result`); an entry
-//!   without `leaf_commit` uses the one of the entry before it;
+//! - `commitments`: `QuorumData{leaf_commit}.commit()`, or, for an entry with a `view` field,
+//!   the vote commitment of that quorum vote, equals `result_hex` (and `result`). The view is
+//!   only ever read from that field (never from the free text in `what`), and every entry names
+//!   its own `leaf_commit`;
 //! - `vote_commitments`: a typed request (`message`, in the signer's serde form) gives
 //!   `data_commitment` and/or `signing_message_hex`; a DA proposal may be given as the client
 //!   sends it (`encoded_transactions`), and is then converted as the service converts it;
@@ -17,7 +18,9 @@
 //! - `hash_to_curve_examples`: `hash_to_curve(input_hex)` (arkworks uncompressed) equals
 //!   `point_uncompressed_hex`.
 //!
-//! Prints `PASS`/`FAIL` per case and `N passed, M failed`; fails on any mismatch.
+//! Prints `PASS`/`FAIL` per case and `N passed, M failed; E entries in the file`; fails on any
+//! mismatch, on a list of entries it has no check for, and when the cases run differ from the
+//! entries the file holds (counted over every top-level list, whatever its name).
 //!
 //! A second test reads `$ESPRESSO_LEAF2_VECTORS` (default `tests/vectors/espresso/leaf2.json`,
 //! see `LEAF2.md` there): each case's typed quorum proposal (`message`) must sign exactly
@@ -26,6 +29,11 @@
 //! holds directly (view, parent, block hash, DRB result, epoch) must match the request too.
 //! Each case also goes through the gRPC conversion (`service::convert::espresso_message`) and
 //! must come out as the same typed message.
+//!
+//! A third reads `$ESPRESSO_QC_VECTORS` (default `tests/vectors/espresso/epoch_qcs.json`, see
+//! `EPOCH_QCS.md`): quorum certificates with epoch-bearing data recorded from a HotShot network
+//! of the demo keys. The quorum vote the signer builds from each QC's fields must sign the QC's
+//! `vote_commitment`, and the signers' signatures over it must sum to the recorded aggregate.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, missing_docs)]
 
 use ark_serialize::CanonicalSerialize;
@@ -39,7 +47,8 @@ use signer_node::protection::espresso::{
 };
 use signer_node::scheme::bn254::{hash_to_curve, PublicKey, SecretKey, Signature};
 use signer_node::service::convert::espresso_message;
-use std::path::PathBuf;
+use signer_tests::{count_section_entries, output_text, read_json, run_own_test, TempDir};
+use std::path::{Path, PathBuf};
 
 type Outcome = Result<(), String>;
 /// One section's check.
@@ -138,19 +147,10 @@ fn commitment(e: &Value) -> Outcome {
         block_number: None,
     }
     .commit();
-    let view = e["view"].as_u64().or_else(|| {
-        let what = e["what"].as_str()?;
-        let digits: String = what
-            .split("view=")
-            .nth(1)?
-            .chars()
-            .take_while(char::is_ascii_digit)
-            .collect();
-        digits.parse().ok()
-    });
-    let got = match view {
-        Some(view) => vote_commitment(&data, view),
-        None => data,
+    // The view is a structured field; an entry without one is `QuorumData.commit()` alone.
+    let got = match &e["view"] {
+        Value::Null => data,
+        view => vote_commitment(&data, view.as_u64().ok_or("view: not an integer")?),
     };
     expect_eq("commitment", got, unhex(e, "result_hex")?)?;
     if let Some(tagged) = e["result"].as_str() {
@@ -304,19 +304,53 @@ fn label(section: &str, i: usize, e: &Value) -> String {
     format!("{section}[{i}] {detail}")
 }
 
-#[test]
-fn espresso_bn254_and_hotshot_vectors() {
-    let path = std::env::var_os("ESPRESSO_VECTORS")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| {
-            PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("vectors/espresso/vectors.json")
-        });
-    let doc: Value = serde_json::from_str(
-        &std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("read {}: {e}", path.display())),
-    )
-    .unwrap_or_else(|e| panic!("parse {}: {e}", path.display()));
-    let keys = keys(&doc);
+/// The sections of `vectors.json` this harness runs, in order.
+const SECTIONS: [&str; 6] = [
+    "demo_keys",
+    "commitments",
+    "vote_commitments",
+    "signatures",
+    "aggregate_signatures",
+    "hash_to_curve_examples",
+];
 
+fn vectors_path() -> PathBuf {
+    std::env::var_os("ESPRESSO_VECTORS")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| vendored("vectors.json"))
+}
+
+fn vendored(name: &str) -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("vectors/espresso")
+        .join(name)
+}
+
+/// What one run found: cases passed and failed, and the entries the file holds, counted over
+/// every top-level list whatever its name (not by the harness's own section list).
+#[derive(Debug, PartialEq, Eq)]
+struct Summary {
+    passed: usize,
+    failed: usize,
+    expected: usize,
+}
+
+/// Run every entry of a `vectors.json`. `Err` when the file cannot be read, or has a list of
+/// entries this harness has no check for (it would otherwise go unrun).
+fn run_vectors(path: &Path, quiet: bool) -> Result<Summary, String> {
+    let doc = read_json(path)?;
+    for (name, value) in doc.as_object().into_iter().flatten() {
+        let entries = value
+            .as_array()
+            .map_or(0, |a| a.iter().filter(|e| e.is_object()).count());
+        if entries > 0 && !SECTIONS.contains(&name.as_str()) {
+            return Err(format!(
+                "{}: section {name:?} has {entries} entries and no check",
+                path.display()
+            ));
+        }
+    }
+    let keys = keys(&doc);
     let sections: [(&str, Check); 6] = [
         ("demo_keys", &demo_key),
         ("commitments", &commitment),
@@ -327,21 +361,7 @@ fn espresso_bn254_and_hotshot_vectors() {
     ];
     let (mut passed, mut failed) = (0, 0);
     for (section, check) in sections {
-        // In the upstream notes' layout a commitment entry may leave out its leaf commitment,
-        // meaning the one of the entry before it ("VersionedVoteData{QuorumData, view=12}").
-        let mut previous_leaf: Option<Value> = None;
-        for (i, entry) in doc[section].as_array().into_iter().flatten().enumerate() {
-            let mut entry = entry.clone();
-            if section == "commitments" {
-                match (entry.get("leaf_commit"), &previous_leaf) {
-                    (Some(leaf), _) => previous_leaf = Some(leaf.clone()),
-                    (None, Some(leaf)) => {
-                        entry["leaf_commit"] = leaf.clone();
-                    }
-                    (None, None) => {}
-                }
-            }
-            let e = &entry;
+        for (i, e) in doc[section].as_array().into_iter().flatten().enumerate() {
             let name = label(section, i, e);
             // "verified" (an Espresso artifact) or "derived" (an independent computation).
             let origin = e["provenance"]
@@ -352,22 +372,120 @@ fn espresso_bn254_and_hotshot_vectors() {
             match check(e) {
                 Ok(()) => {
                     passed += 1;
-                    println!("PASS {name}{origin}");
+                    if !quiet {
+                        println!("PASS {name}{origin}");
+                    }
                 }
                 Err(err) => {
                     failed += 1;
-                    println!("FAIL {name}{origin}: {err}");
+                    if !quiet {
+                        println!("FAIL {name}{origin}: {err}");
+                    }
                 }
             }
         }
     }
-    println!("{passed} passed, {failed} failed");
-    assert!(
-        passed + failed > 0,
-        "no vectors found in {}",
+    Ok(Summary {
+        passed,
+        failed,
+        expected: count_section_entries(&doc),
+    })
+}
+
+#[test]
+fn espresso_bn254_and_hotshot_vectors() {
+    let path = vectors_path();
+    let s = run_vectors(&path, false).unwrap_or_else(|e| panic!("{e}"));
+    println!(
+        "{} passed, {} failed; {} entries in the file",
+        s.passed, s.failed, s.expected
+    );
+    assert_eq!(
+        s.passed + s.failed,
+        s.expected,
+        "the harness ran another number of cases than {} holds",
         path.display()
     );
-    assert_eq!(failed, 0, "{failed} Espresso vector(s) failed");
+    assert!(s.expected > 0, "no vectors found in {}", path.display());
+    assert_eq!(s.failed, 0, "{} Espresso vector(s) failed", s.failed);
+}
+
+/// The vendored file: every section, with its exact number of entries.
+#[test]
+fn the_vendored_espresso_vectors_run_every_entry() {
+    let doc = read_json(&vendored("vectors.json")).unwrap();
+    let sizes: Vec<usize> = SECTIONS
+        .iter()
+        .map(|s| doc[*s].as_array().map_or(0, Vec::len))
+        .collect();
+    assert_eq!(sizes, [5, 3, 24, 10, 2, 1]);
+    assert_eq!(
+        run_vectors(&vendored("vectors.json"), true),
+        Ok(Summary {
+            passed: 45,
+            failed: 0,
+            expected: 45
+        })
+    );
+}
+
+/// The README's mode (`ESPRESSO_VECTORS=/some/vectors.json`) runs the named file; a file with a
+/// list of entries the harness has no check for fails it, naming the list.
+#[test]
+fn the_env_var_names_the_file_and_unknown_sections_fail() {
+    let out = run_own_test(
+        "espresso_bn254_and_hotshot_vectors",
+        &[("ESPRESSO_VECTORS", vendored("vectors.json").as_os_str())],
+    )
+    .unwrap();
+    let text = output_text(&out);
+    assert!(out.status.success(), "{text}");
+    assert!(
+        text.contains("\n45 passed, 0 failed; 45 entries in the file\n"),
+        "{text}"
+    );
+
+    let dir = TempDir::new("espresso-sections").unwrap();
+    let mut doc = read_json(&vendored("vectors.json")).unwrap();
+    let path = dir.path().join("vectors.json");
+    // The view is read from the structured field only: without it, the two vote commitments
+    // whose `what` text still says "view=12" / "view=13" fail; with another view, too.
+    for entry in [1, 2] {
+        let what = doc["commitments"][entry]["what"].as_str().unwrap();
+        assert!(what.contains("view=1"), "{what}");
+        doc["commitments"][entry]
+            .as_object_mut()
+            .unwrap()
+            .remove("view");
+    }
+    std::fs::write(&path, serde_json::to_string(&doc).unwrap()).unwrap();
+    let failed = Ok(Summary {
+        passed: 43,
+        failed: 2,
+        expected: 45,
+    });
+    assert_eq!(run_vectors(&path, true), failed);
+    doc["commitments"][1]["view"] = serde_json::json!(13);
+    doc["commitments"][2]["view"] = serde_json::json!(12);
+    std::fs::write(&path, serde_json::to_string(&doc).unwrap()).unwrap();
+    assert_eq!(run_vectors(&path, true), failed);
+    doc["commitments"][1]["view"] = serde_json::json!(12);
+    doc["commitments"][2]["view"] = serde_json::json!(13);
+    doc["vote_commitmnets"] = doc["vote_commitments"].clone();
+    std::fs::write(&path, serde_json::to_string(&doc).unwrap()).unwrap();
+    let want = format!(
+        "{}: section \"vote_commitmnets\" has 24 entries and no check",
+        path.display()
+    );
+    assert_eq!(run_vectors(&path, true), Err(want.clone()));
+    let out = run_own_test(
+        "espresso_bn254_and_hotshot_vectors",
+        &[("ESPRESSO_VECTORS", path.as_os_str())],
+    )
+    .unwrap();
+    let text = output_text(&out);
+    assert!(!out.status.success(), "the harness passed:\n{text}");
+    assert!(text.contains(&want), "{text}");
 }
 
 /// The gRPC form of a typed proposal, as a client builds it.
@@ -465,13 +583,8 @@ fn leaf2_case(e: &Value) -> Outcome {
 fn espresso_leaf2_commitments() {
     let path = std::env::var_os("ESPRESSO_LEAF2_VECTORS")
         .map(PathBuf::from)
-        .unwrap_or_else(|| {
-            PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("vectors/espresso/leaf2.json")
-        });
-    let doc: Value = serde_json::from_str(
-        &std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("read {}: {e}", path.display())),
-    )
-    .unwrap_or_else(|e| panic!("parse {}: {e}", path.display()));
+        .unwrap_or_else(|| vendored("leaf2.json"));
+    let doc = read_json(&path).unwrap_or_else(|e| panic!("{e}"));
     let (mut passed, mut failed, mut verified) = (0, 0, 0);
     for (i, e) in doc["cases"].as_array().into_iter().flatten().enumerate() {
         let name = e["name"].as_str().unwrap_or_default();
@@ -491,9 +604,216 @@ fn espresso_leaf2_commitments() {
             }
         }
     }
-    println!("{passed} passed ({verified} verified against HotShot), {failed} failed");
+    println!("{passed} passed, {failed} failed ({verified} verified against HotShot)");
+    assert_eq!(
+        passed + failed,
+        count_section_entries(&doc),
+        "the harness ran another number of cases than {} holds",
+        path.display()
+    );
     assert!(verified > 0, "no verified leaf in {}", path.display());
     assert_eq!(failed, 0, "{failed} Leaf2 vector(s) failed");
+}
+
+/// The signer indices of a HotShot QC's signer bit vector (serde form of a `bitvec` `BitVec`
+/// with `Lsb0` order over 64-bit words): bit `i` of the stake table is set when key `i` signed.
+fn signer_indices(bits: &Value) -> Result<Vec<usize>, String> {
+    if bits["order"].as_str() != Some("bitvec::order::Lsb0")
+        || bits["head"]["width"].as_u64() != Some(64)
+        || bits["head"]["index"].as_u64() != Some(0)
+    {
+        return Err(format!("unexpected bit vector layout: {bits}"));
+    }
+    let len = bits["bits"].as_u64().ok_or("bits: not an integer")? as usize;
+    let words: Vec<u64> = bits["data"]
+        .as_array()
+        .ok_or("data: not a list")?
+        .iter()
+        .map(|w| w.as_u64().ok_or("data: not a word"))
+        .collect::<Result<_, _>>()?;
+    if words.len() != len.div_ceil(64) {
+        return Err(format!("{} words for {len} bits", words.len()));
+    }
+    Ok((0..len)
+        .filter(|i| words[i / 64] >> (i % 64) & 1 == 1)
+        .collect())
+}
+
+/// One recorded certificate: the quorum vote the signer builds from the QC's structured data
+/// (view, leaf, epoch, block number) must sign exactly the QC's `vote_commitment`, as a quorum
+/// vote and as a next-epoch quorum vote (or, where the file says the QC carries `data.commit()`,
+/// the vote's data commitment must equal it); the same leaf without the epoch fields must not;
+/// and for a signed QC, the demo keys named by the signer bit vector, signing what the signer
+/// computes, must sum to the recorded aggregate signature byte for byte.
+fn epoch_qc_case(e: &Value, stake_table: &[PublicKey], keys: &[Option<SecretKey>]) -> Outcome {
+    let qc = &e["qc"];
+    let data = &qc["data"];
+    let view = qc["view_number"].as_u64().ok_or("view_number")?;
+    let (Some(epoch), Some(block_number)) = (data["epoch"].as_u64(), data["block_number"].as_u64())
+    else {
+        return Err("not an epoch-bearing certificate (no epoch or block_number)".into());
+    };
+    let leaf_commit =
+        commitment_from_tagged(text(data, "leaf_commit")?).map_err(|e| e.to_string())?;
+    let want = commitment_from_tagged(text(qc, "vote_commitment")?).map_err(|e| e.to_string())?;
+    let data2 = QuorumData {
+        leaf_commit,
+        epoch: Some(epoch),
+        block_number: Some(block_number),
+    };
+    let vote = Message::QuorumVote {
+        view,
+        data: data2.clone(),
+    };
+    let next = Message::NextEpochQuorumVote { view, data: data2 };
+    match e["vote_commitment_is"].as_str() {
+        Some("versioned_vote_data") => {
+            expect_eq("quorum vote", vote.signing_message(), want.0)?;
+            expect_eq("next-epoch quorum vote", next.signing_message(), want.0)?;
+        }
+        // The genesis leaf's null justify QC carries `data.commit()` (nobody signs it): a known
+        // answer for the QuorumData2 layout itself.
+        Some("quorum_data") => {
+            let data = vote.data_commitment().ok_or("a vote has data")?;
+            expect_eq("QuorumData2.commit()", data, want.0)?;
+            if vote.signing_message() == want.0 {
+                return Err("the vote and its data commit to the same bytes".into());
+            }
+        }
+        other => return Err(format!("vote_commitment_is: {other:?}")),
+    }
+    let v1 = Message::QuorumVote {
+        view,
+        data: QuorumData {
+            leaf_commit,
+            epoch: None,
+            block_number: None,
+        },
+    };
+    if v1.signing_message() == want.0 {
+        return Err("the vote without epoch fields signs the same bytes".into());
+    }
+    // The request as a client sends it over gRPC converts to exactly these messages.
+    for (wire, want) in [
+        (
+            pb::espresso_message::Kind::QuorumVote as fn(pb::QuorumVote) -> _,
+            &vote,
+        ),
+        (pb::espresso_message::Kind::NextEpochQuorumVote, &next),
+    ] {
+        let request = pb::EspressoMessage {
+            kind: Some(wire(pb::QuorumVote {
+                view,
+                leaf_commit: leaf_commit.0.to_vec(),
+                epoch: Some(epoch),
+                block_number: Some(block_number),
+            })),
+        };
+        let got = espresso_message(&request).map_err(|s| format!("conversion: {s}"))?;
+        if got != *want {
+            return Err(format!("the wire form converts to {got:?}"));
+        }
+    }
+    let signatures = &qc["signatures"];
+    if signatures.is_null() {
+        return Ok(());
+    }
+    let recorded = Signature::from_tagged(signatures[0].as_str().ok_or("signatures[0]")?)
+        .map_err(|e| e.to_string())?;
+    let signers = signer_indices(&signatures[1])?;
+    if signers.is_empty() {
+        return Err("a signed QC without signers".into());
+    }
+    let mut sigs = Vec::new();
+    let mut pks = Vec::new();
+    for i in &signers {
+        let pk = stake_table
+            .get(*i)
+            .ok_or_else(|| format!("signer {i} is not in the stake table"))?;
+        let sk = keys
+            .iter()
+            .flatten()
+            .find(|k| k.public_key() == *pk)
+            .ok_or_else(|| format!("no demo key for stake table entry {i}"))?;
+        sigs.push(sk.sign(&vote.signing_message()));
+        pks.push(pk.clone());
+    }
+    let aggregate = Signature::aggregate(&sigs).map_err(|e| e.to_string())?;
+    expect_eq(
+        "aggregate signature of the signers",
+        aggregate.to_bytes(),
+        recorded.to_bytes(),
+    )?;
+    let agg_pk = PublicKey::aggregate(&pks).map_err(|e| e.to_string())?;
+    if !recorded.verify(&agg_pk, &vote.signing_message()) {
+        return Err("the recorded QC signature does not verify over the signer's bytes".into());
+    }
+    Ok(())
+}
+
+/// Known answers for the epoch-bearing vote layout (`QuorumData2` with epoch and block number,
+/// signed as `VersionedVoteData`), produced by Espresso's own software: quorum certificates
+/// that a 5-node HotShot network with the public demo keys formed, recorded in espresso-network
+/// `data/legacy-chains/v5` (see `EPOCH_QCS.md`). Every case is checked; the count of cases run
+/// must equal the certificates in the file.
+#[test]
+fn espresso_epoch_quorum_certificates() {
+    let path = std::env::var_os("ESPRESSO_QC_VECTORS")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| vendored("epoch_qcs.json"));
+    let doc = read_json(&path).unwrap_or_else(|e| panic!("{e}"));
+    let stake_table: Vec<PublicKey> = doc["stake_table"]
+        .as_array()
+        .expect("stake_table")
+        .iter()
+        .map(|k| PublicKey::from_tagged(k.as_str().expect("a BLS_VER_KEY")).unwrap())
+        .collect();
+    let keys = keys(&read_json(&vendored("vectors.json")).unwrap());
+    let (mut passed, mut failed, mut signed) = (0, 0, 0);
+    for (i, e) in doc["certificates"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .enumerate()
+    {
+        let name = format!(
+            "certificates[{i}] height {} {} (view {}, epoch {}, block {})",
+            e["height"],
+            e["field"].as_str().unwrap_or_default(),
+            e["qc"]["view_number"],
+            e["qc"]["data"]["epoch"],
+            e["qc"]["data"]["block_number"]
+        );
+        match epoch_qc_case(e, &stake_table, &keys) {
+            Ok(()) => {
+                passed += 1;
+                let with_signature = !e["qc"]["signatures"].is_null();
+                signed += usize::from(with_signature);
+                let what = match (e["vote_commitment_is"].as_str(), with_signature) {
+                    (Some("quorum_data"), _) => "QuorumData2.commit() (the genesis null QC)",
+                    (_, true) => "vote commitment and aggregate signature",
+                    (_, false) => "vote commitment (unsigned genesis QC)",
+                };
+                println!("PASS {name}: {what}");
+            }
+            Err(err) => {
+                failed += 1;
+                println!("FAIL {name}: {err}");
+            }
+        }
+    }
+    println!("{passed} passed, {failed} failed ({signed} with their aggregate signature)");
+    assert_eq!(
+        passed + failed,
+        count_section_entries(&doc),
+        "the harness ran another number of cases than {} holds",
+        path.display()
+    );
+    assert_eq!(failed, 0, "{failed} epoch QC vector(s) failed");
+    if std::env::var_os("ESPRESSO_QC_VECTORS").is_none() {
+        // The vendored subset: 12 QCs of epochs 1, 2 and 8, 10 of them signed.
+        assert_eq!((passed, signed), (12, 10));
+    }
 }
 
 /// The conversion refuses a malformed proposal, naming the field, and hashes a DA proposal's

@@ -1,6 +1,8 @@
-//! Case tables for every Espresso rule and boundary, and property tests over random request
-//! sequences (no conflicting pair is ever accepted, decisions are deterministic, refusals
-//! change nothing, state stays bounded).
+//! Case tables for every Espresso rule and boundary, an independent model of the rules
+//! (`model`, written from the README, not from this module), and property tests over random
+//! request sequences: every decision is the model's, no conflicting pair is ever accepted
+//! (conflicts judged by the model's reading of the messages), decisions are deterministic,
+//! refusals change nothing, state stays bounded.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 use super::*;
@@ -656,11 +658,384 @@ fn intent_new_uses_the_canonical_key_bytes() {
     assert_eq!(i.message(), i.message.signing_message());
 }
 
+// ---- an independent model ------------------------------------------------------------
+
+/// A second, small implementation of the README's Espresso rules, written from their text
+/// (README "For sequencer and validator operators", `espresso`; the window's size, 64 views,
+/// and cap, 128 positions, are the numbers the module documentation gives) and from HotShot's
+/// message layouts (tests/vectors/espresso/NOTES.md §3), not from the code under test: it uses
+/// none of `Kind`, `Position`, `Message::{kind, view, relay, signing_message}`, `evaluate_*`,
+/// `WINDOW` or `MAX_WINDOW_ENTRIES` (only `Expect::of` reads the implementation's decision,
+/// its kind's name included, to compare). It keeps every signed message forever and derives
+/// what the implementation remembers from that history.
+///
+/// The rules, per key and slot:
+/// - quorum votes (v1, v2 and next-epoch votes: one slot, since they sign the same bytes for the
+///   same data), quorum proposals and DA proposals: a view below the last signed one is refused,
+///   the same view with other content is an equivocation, the same content re-signs;
+/// - DA votes, timeout votes, upgrade votes (one per view) and each view-sync phase (one per
+///   round and relay): one content per position, any order, but only within 64 views of the
+///   newest view signed; a position that has left that window (or was dropped to keep at most
+///   128 per slot) is forgotten, and no position at or below a forgotten one is signed again.
+mod model {
+    use super::*;
+
+    /// The model's own slot names (the kebab-case names the README and metrics use).
+    #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+    pub enum Slot {
+        QuorumVote,
+        DaVote,
+        TimeoutVote,
+        ViewSyncPrecommit,
+        ViewSyncCommit,
+        ViewSyncFinalize,
+        UpgradeVote,
+        QuorumProposal,
+        DaProposal,
+    }
+
+    impl Slot {
+        pub fn name(self) -> &'static str {
+            match self {
+                Slot::QuorumVote => "quorum-vote",
+                Slot::DaVote => "da-vote",
+                Slot::TimeoutVote => "timeout-vote",
+                Slot::ViewSyncPrecommit => "view-sync-precommit-vote",
+                Slot::ViewSyncCommit => "view-sync-commit-vote",
+                Slot::ViewSyncFinalize => "view-sync-finalize-vote",
+                Slot::UpgradeVote => "upgrade-vote",
+                Slot::QuorumProposal => "quorum-proposal",
+                Slot::DaProposal => "da-proposal",
+            }
+        }
+
+        /// Increasing views (true) or a window of positions (false).
+        pub fn increasing(self) -> bool {
+            matches!(
+                self,
+                Slot::QuorumVote | Slot::QuorumProposal | Slot::DaProposal
+            )
+        }
+    }
+
+    /// Slot, position (view or round, then relay) and content of a message, read from its
+    /// fields. Two messages of one slot and position conflict unless their content is equal;
+    /// content is exactly what HotShot hashes (a timeout vote's epoch is not hashed, a view-sync
+    /// vote's is; a DA proposal signs its payload's hash, whatever the view).
+    pub fn describe(m: &Message) -> (Slot, (u64, u64), String) {
+        match m {
+            Message::QuorumVote { view, data } | Message::NextEpochQuorumVote { view, data } => {
+                (Slot::QuorumVote, (*view, 0), format!("{data:?}"))
+            }
+            Message::DaVote { view, data } => (Slot::DaVote, (*view, 0), format!("{data:?}")),
+            Message::TimeoutVote { view, epoch: _ } => {
+                (Slot::TimeoutVote, (*view, 0), String::new())
+            }
+            Message::ViewSyncVote {
+                phase,
+                round,
+                relay,
+                epoch,
+            } => {
+                let slot = match phase {
+                    ViewSyncPhase::PreCommit => Slot::ViewSyncPrecommit,
+                    ViewSyncPhase::Commit => Slot::ViewSyncCommit,
+                    ViewSyncPhase::Finalize => Slot::ViewSyncFinalize,
+                };
+                (slot, (*round, *relay), format!("{epoch:?}"))
+            }
+            Message::UpgradeVote { view, data } => {
+                (Slot::UpgradeVote, (*view, 0), format!("{data:?}"))
+            }
+            Message::QuorumProposal(leaf) => {
+                (Slot::QuorumProposal, (leaf.view, 0), format!("{leaf:?}"))
+            }
+            Message::DaProposal {
+                view,
+                computed_transactions_sha256,
+            } => (
+                Slot::DaProposal,
+                (*view, 0),
+                format!("{computed_transactions_sha256:?}"),
+            ),
+        }
+    }
+
+    /// What the model expects for one request.
+    #[derive(Clone, Debug, PartialEq, Eq)]
+    pub enum Expect {
+        Sign,
+        Resign,
+        Equivocation {
+            slot: &'static str,
+            view: u64,
+        },
+        BelowLastView {
+            slot: &'static str,
+            view: u64,
+            last: u64,
+        },
+        OutsideWindow {
+            slot: &'static str,
+            view: u64,
+            newest: u64,
+        },
+    }
+
+    impl Expect {
+        /// The implementation's decision, in the model's terms.
+        pub fn of(decision: &Decision) -> Option<Expect> {
+            Some(match decision {
+                Decision::Sign => Expect::Sign,
+                Decision::Resign => Expect::Resign,
+                Decision::Refuse(Violation::Equivocation { kind, view }) => Expect::Equivocation {
+                    slot: kind.name(),
+                    view: *view,
+                },
+                Decision::Refuse(Violation::ViewBelowWatermark {
+                    kind,
+                    view,
+                    last_view,
+                }) => Expect::BelowLastView {
+                    slot: kind.name(),
+                    view: *view,
+                    last: *last_view,
+                },
+                Decision::Refuse(Violation::OutsideWindow {
+                    kind,
+                    view,
+                    newest_view,
+                }) => Expect::OutsideWindow {
+                    slot: kind.name(),
+                    view: *view,
+                    newest: *newest_view,
+                },
+                Decision::Refuse(_) => return None,
+            })
+        }
+    }
+
+    /// Everything one key signed in one slot, in signing order.
+    #[derive(Default)]
+    struct History {
+        signed: Vec<((u64, u64), String)>,
+        /// Positions dropped because the slot held more than 128.
+        dropped_by_cap: Vec<(u64, u64)>,
+    }
+
+    impl History {
+        fn newest(&self) -> Option<u64> {
+            self.signed.iter().map(|((v, _), _)| *v).max()
+        }
+
+        /// Positions still remembered: signed, within 64 views of the newest, not dropped.
+        fn remembered(&self) -> Vec<&((u64, u64), String)> {
+            let newest = self.newest().unwrap_or(0);
+            self.signed
+                .iter()
+                .filter(|(p, _)| p.0 + 64 >= newest && !self.dropped_by_cap.contains(p))
+                .collect()
+        }
+
+        /// The highest position forgotten, if any.
+        fn forgotten_max(&self) -> Option<(u64, u64)> {
+            let newest = self.newest().unwrap_or(0);
+            self.signed
+                .iter()
+                .map(|(p, _)| *p)
+                .filter(|p| p.0 + 64 < newest)
+                .chain(self.dropped_by_cap.iter().copied())
+                .max()
+        }
+    }
+
+    #[derive(Default)]
+    pub struct Model {
+        slots: BTreeMap<(PublicKeyBytes, Slot), History>,
+    }
+
+    impl Model {
+        pub fn decide(&mut self, key: PublicKeyBytes, m: &Message) -> Expect {
+            let (slot, position, content) = describe(m);
+            let name = slot.name();
+            let history = self.slots.entry((key, slot)).or_default();
+            let expect = if slot.increasing() {
+                match history.signed.last() {
+                    None => Expect::Sign,
+                    Some(((last, _), _)) if position.0 < *last => Expect::BelowLastView {
+                        slot: name,
+                        view: position.0,
+                        last: *last,
+                    },
+                    Some(((last, _), signed)) if position.0 == *last => {
+                        if *signed == content {
+                            Expect::Resign
+                        } else {
+                            Expect::Equivocation {
+                                slot: name,
+                                view: position.0,
+                            }
+                        }
+                    }
+                    Some(_) => Expect::Sign,
+                }
+            } else {
+                let remembered = history
+                    .remembered()
+                    .into_iter()
+                    .find(|(p, _)| *p == position)
+                    .map(|(_, c)| c.clone());
+                match (remembered, history.newest()) {
+                    (Some(signed), _) if signed == content => Expect::Resign,
+                    (Some(_), _) => Expect::Equivocation {
+                        slot: name,
+                        view: position.0,
+                    },
+                    (None, None) => Expect::Sign,
+                    (None, Some(newest)) => {
+                        let too_old = position.0 + 64 < newest;
+                        let forgotten = history.forgotten_max().is_some_and(|f| position <= f);
+                        if too_old || forgotten {
+                            Expect::OutsideWindow {
+                                slot: name,
+                                view: position.0,
+                                newest,
+                            }
+                        } else {
+                            Expect::Sign
+                        }
+                    }
+                }
+            };
+            if expect == Expect::Sign {
+                history.signed.push((position, content));
+                if !slot.increasing() {
+                    let mut kept: Vec<(u64, u64)> =
+                        history.remembered().iter().map(|(p, _)| *p).collect();
+                    kept.sort();
+                    let excess = kept.len().saturating_sub(128);
+                    history.dropped_by_cap.extend(kept.into_iter().take(excess));
+                }
+            }
+            expect
+        }
+    }
+}
+
+#[test]
+fn the_model_agrees_with_the_case_tables() {
+    use model::{Expect, Model};
+    let k = FixedBytes([1; 128]);
+    let mut m = Model::default();
+    let da = |view, p: u8| Message::DaVote {
+        view,
+        data: DaData {
+            payload_commit: FixedBytes([p; 32]),
+            next_epoch_payload_commit: None,
+            epoch: None,
+        },
+    };
+    assert_eq!(m.decide(k, &quorum_vote(10, 1, None)), Expect::Sign);
+    assert_eq!(m.decide(k, &quorum_vote(10, 1, None)), Expect::Resign);
+    assert_eq!(
+        m.decide(k, &quorum_vote(10, 2, None)),
+        Expect::Equivocation {
+            slot: "quorum-vote",
+            view: 10
+        }
+    );
+    assert_eq!(
+        m.decide(k, &quorum_vote(9, 1, None)),
+        Expect::BelowLastView {
+            slot: "quorum-vote",
+            view: 9,
+            last: 10
+        }
+    );
+    assert_eq!(m.decide(k, &da(100, 1)), Expect::Sign);
+    assert_eq!(m.decide(k, &da(36, 1)), Expect::Sign);
+    assert_eq!(
+        m.decide(k, &da(35, 1)),
+        Expect::OutsideWindow {
+            slot: "da-vote",
+            view: 35,
+            newest: 100
+        }
+    );
+    assert_eq!(m.decide(k, &da(101, 1)), Expect::Sign);
+    // 36 has left the window (101 - 64 = 37): forgotten, and so is everything at or below it.
+    assert_eq!(
+        m.decide(k, &da(36, 1)),
+        Expect::OutsideWindow {
+            slot: "da-vote",
+            view: 36,
+            newest: 101
+        }
+    );
+    assert_eq!(m.decide(k, &da(37, 1)), Expect::Sign);
+}
+
+/// Past the cap of remembered positions (only view-sync votes get there: many relays in one
+/// round), the model and the rules still make the same decisions, floor included.
+#[test]
+fn the_model_and_the_rules_agree_when_a_window_overflows() {
+    let vote = |round, relay, epoch| Message::ViewSyncVote {
+        phase: ViewSyncPhase::Commit,
+        round,
+        relay,
+        epoch,
+    };
+    let mut requests: Vec<Message> = (0..=130).map(|relay| vote(7, relay, None)).collect();
+    requests.extend([
+        vote(7, 0, None),    // dropped by the cap: outside
+        vote(7, 2, Some(1)), // dropped, other content: outside
+        vote(7, 3, None),    // the lowest still remembered: re-sign
+        vote(7, 3, Some(1)), // equivocation
+        vote(6, 200, None),  // below the floor, inside the view window: outside
+        vote(7, 131, None),  // new: signed, drops relay 3
+        vote(7, 3, None),    // now forgotten: outside
+        vote(8, 0, None),    // a new round: signed
+    ]);
+    let mut state = EspressoState::default();
+    let mut model = model::Model::default();
+    let mut decisions = Vec::new();
+    for m in &requests {
+        let decision = state.decide(&intent(1, m.clone()));
+        let want = model.decide(FixedBytes([1; 128]), m);
+        assert_eq!(model::Expect::of(&decision), Some(want), "{m:?}");
+        decisions.push(decision);
+    }
+    let outside = |view, newest_view| {
+        Decision::Refuse(OutsideWindow {
+            kind: Kind::ViewSyncCommitVote,
+            view,
+            newest_view,
+        })
+    };
+    assert_eq!(
+        decisions[131..],
+        [
+            outside(7, 7),
+            outside(7, 7),
+            Decision::Resign,
+            Decision::Refuse(Equivocation {
+                kind: Kind::ViewSyncCommitVote,
+                view: 7
+            }),
+            outside(6, 7),
+            Decision::Sign,
+            outside(7, 7),
+            Decision::Sign,
+        ]
+    );
+}
+
 // ---- properties ----------------------------------------------------------------------
 
-/// Small domains so that collisions (same key, kind and position) are frequent.
+/// Small domains so that collisions (same key, kind and position) are frequent; views also
+/// cluster around the window's edge (64 views below the newest).
 fn arb_message() -> impl Strategy<Value = Message> {
-    let view = prop_oneof![8 => 0u64..40, 1 => 0u64..400];
+    let view = prop_oneof![8 => 0u64..40, 1 => 0u64..400, 2 => 60u64..70];
     let small = 0u8..3;
     let epoch = proptest::option::of(0u64..2);
     let phase = prop_oneof![
@@ -670,22 +1045,30 @@ fn arb_message() -> impl Strategy<Value = Message> {
     ];
     prop_oneof![
         (view.clone(), small.clone(), epoch.clone()).prop_map(|(v, l, e)| quorum_vote(v, l, e)),
-        (view.clone(), small.clone()).prop_map(|(view, l)| Message::NextEpochQuorumVote {
-            view,
-            data: QuorumData {
-                leaf_commit: FixedBytes([l; 32]),
-                epoch: Some(1),
-                block_number: None
-            },
-        }),
-        (view.clone(), small.clone(), epoch.clone()).prop_map(|(view, p, epoch)| Message::DaVote {
-            view,
-            data: DaData {
-                payload_commit: FixedBytes([p; 32]),
-                next_epoch_payload_commit: None,
-                epoch
-            },
-        }),
+        (view.clone(), small.clone(), proptest::option::of(0u64..2)).prop_map(
+            |(view, l, block_number)| Message::NextEpochQuorumVote {
+                view,
+                data: QuorumData {
+                    leaf_commit: FixedBytes([l; 32]),
+                    epoch: Some(1),
+                    block_number,
+                },
+            }
+        ),
+        (
+            view.clone(),
+            small.clone(),
+            proptest::option::of(small.clone()),
+            epoch.clone()
+        )
+            .prop_map(|(view, p, next, epoch)| Message::DaVote {
+                view,
+                data: DaData {
+                    payload_commit: FixedBytes([p; 32]),
+                    next_epoch_payload_commit: next.map(|n| FixedBytes([n; 32])),
+                    epoch
+                },
+            }),
         (view.clone(), epoch.clone())
             .prop_map(|(view, epoch)| Message::TimeoutVote { view, epoch }),
         (phase, view.clone(), 0u64..3, epoch.clone()).prop_map(|(phase, round, relay, epoch)| {
@@ -696,14 +1079,25 @@ fn arb_message() -> impl Strategy<Value = Message> {
                 epoch,
             }
         }),
-        (view.clone(), small.clone()).prop_map(|(view, h)| Message::UpgradeVote {
-            view,
-            data: UpgradeData::V2 {
-                old_version: Version { major: 0, minor: 1 },
-                new_version: Version { major: 0, minor: 2 },
-                hash: HexBytes(vec![h]),
-                epoch: None,
-            },
+        (view.clone(), small.clone(), any::<bool>()).prop_map(|(view, h, v1)| {
+            let data = if v1 {
+                UpgradeData::V1 {
+                    old_version: Version { major: 0, minor: 1 },
+                    new_version: Version { major: 0, minor: 2 },
+                    decide_by: 9,
+                    new_version_hash: HexBytes(vec![h]),
+                    old_version_last_view: 10,
+                    new_version_first_view: 11,
+                }
+            } else {
+                UpgradeData::V2 {
+                    old_version: Version { major: 0, minor: 1 },
+                    new_version: Version { major: 0, minor: 2 },
+                    hash: HexBytes(vec![h]),
+                    epoch: None,
+                }
+            };
+            Message::UpgradeVote { view, data }
         }),
         (view.clone(), small.clone()).prop_map(|(view, l)| proposal(view, l)),
         (view, small).prop_map(|(view, t)| Message::da_proposal(view, &[t])),
@@ -726,32 +1120,55 @@ fn run(requests: &[EspressoIntent]) -> (EspressoState, Vec<Decision>) {
 proptest! {
     #![proptest_config(ProptestConfig { cases: 512, ..ProptestConfig::default() })]
 
+    /// Every decision, refusal reason included, is the one the independent model makes.
+    #[test]
+    fn decisions_match_the_independent_model(requests in arb_intents()) {
+        let (_, decisions) = run(&requests);
+        let mut model = model::Model::default();
+        for (i, (r, decision)) in requests.iter().zip(&decisions).enumerate() {
+            let want = model.decide(r.public_key, &r.message);
+            prop_assert_eq!(
+                model::Expect::of(decision),
+                Some(want),
+                "request {} {:?}: implementation decided {:?}",
+                i,
+                r,
+                decision
+            );
+        }
+    }
+
+    /// No two signed requests conflict: same key, same slot and position (read by the model
+    /// from the messages' fields) means the same content and the same signed bytes.
     #[test]
     fn no_two_accepted_requests_conflict(requests in arb_intents()) {
         let (_, decisions) = run(&requests);
-        let mut accepted: BTreeMap<(PublicKeyBytes, Kind, Position), [u8; 32]> = BTreeMap::new();
+        type Place = (PublicKeyBytes, model::Slot, (u64, u64));
+        let mut accepted: BTreeMap<Place, (String, [u8; 32])> = BTreeMap::new();
         for (r, decision) in requests.iter().zip(&decisions) {
             if !decision.allows_signing() {
                 continue;
             }
-            let key = (r.public_key, r.kind(), r.position());
-            if let Some(previous) = accepted.insert(key, r.message()) {
-                prop_assert_eq!(previous, r.message(), "conflict accepted: {:?}", r);
+            let (slot, position, content) = model::describe(&r.message);
+            let signed = (content, r.message());
+            if let Some(previous) = accepted.insert((r.public_key, slot, position), signed.clone()) {
+                prop_assert_eq!(previous, signed, "conflict accepted: {:?}", r);
             }
         }
     }
 
     #[test]
-    fn watermark_kinds_never_sign_below_a_signed_view(requests in arb_intents()) {
+    fn increasing_slots_never_sign_below_a_signed_view(requests in arb_intents()) {
         let (_, decisions) = run(&requests);
-        let mut highest: BTreeMap<(PublicKeyBytes, Kind), u64> = BTreeMap::new();
+        let mut highest: BTreeMap<(PublicKeyBytes, model::Slot), u64> = BTreeMap::new();
         for (r, decision) in requests.iter().zip(&decisions) {
-            if r.kind().rule() != Rule::Watermark || !decision.allows_signing() {
+            let (slot, (view, _), _) = model::describe(&r.message);
+            if !slot.increasing() || !decision.allows_signing() {
                 continue;
             }
-            let h = highest.entry((r.public_key, r.kind())).or_insert(0);
-            prop_assert!(r.position().view >= *h, "{:?} signed below {}", r, h);
-            *h = r.position().view;
+            let h = highest.entry((r.public_key, slot)).or_insert(0);
+            prop_assert!(view >= *h, "{:?} signed below {}", r, h);
+            *h = view;
         }
     }
 
@@ -838,6 +1255,30 @@ proptest! {
                     prop_assert!(w.floor.is_none_or(|f| *p > f));
                 }
             }
+        }
+    }
+}
+
+proptest! {
+    // Long sequences: fewer cases.
+    #![proptest_config(ProptestConfig { cases: 64, ..ProptestConfig::default() })]
+
+    /// View-sync votes crowded into a few rounds, so that a slot overflows its cap of
+    /// remembered positions: still the model's decisions.
+    #[test]
+    fn crowded_view_sync_decisions_match_the_independent_model(
+        votes in proptest::collection::vec(
+            (0u64..3, 0u64..80, proptest::option::of(0u64..2)),
+            200..300,
+        )
+    ) {
+        let mut state = EspressoState::default();
+        let mut model = model::Model::default();
+        for (round, relay, epoch) in votes {
+            let m = Message::ViewSyncVote { phase: ViewSyncPhase::PreCommit, round, relay, epoch };
+            let decision = state.decide(&intent(1, m.clone()));
+            let want = model.decide(FixedBytes([1; 128]), &m);
+            prop_assert_eq!(model::Expect::of(&decision), Some(want), "{:?}", m);
         }
     }
 }
