@@ -3,14 +3,58 @@
 //! authorization matrix of every Admin and Signer RPC.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
+mod oracle;
 mod support;
 
 use signer_node::client::Approver;
 use signer_node::pb;
 use signer_node::pb::propose_request::Request as P;
-use std::time::Duration;
-use support::{eth2_block, local_kek, quorum_vote, Cluster, ETH2_KEY};
+use signer_node::scheme::bls12_381;
+use std::time::{Duration, Instant};
+use support::{eth2_block, local_kek, quorum_vote, refusal, Cluster, ESPRESSO_KEY, ETH2_KEY, GVR};
 use tonic::Code;
+
+/// A status's code and message.
+fn code_and_message(status: &tonic::Status) -> (Code, &str) {
+    (status.code(), status.message())
+}
+
+/// The signing root of `eth2_block(slot, body)` (mainnet, the request's fork version), as the
+/// oracle computes it.
+fn expected_block_root(slot: u64, body: u8) -> [u8; 32] {
+    let (_, fork_info) =
+        signer_node::client::eth2::newest_fork_info(&eth2_messages::NetworkSpec::mainnet());
+    oracle::signing_root(
+        oracle::header_root(slot, 0, [0; 32], [0; 32], [body; 32]),
+        oracle::domain(0, fork_info.fork.current_version, GVR),
+    )
+}
+
+/// Wait until the leader lists `challenge` as expired (its lifetime passed on the leader's
+/// clock); fails after 20 s.
+async fn wait_expired(cluster: &Cluster, challenge: &pb::Challenge) {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let listed = cluster
+            .on_leader(|mut a| async move {
+                a.list_challenges(pb::ListChallengesRequest { all: true })
+                    .await
+            })
+            .await
+            .unwrap();
+        let status = listed
+            .challenges
+            .iter()
+            .find(|c| c.id == challenge.id)
+            .map(|c| c.status.clone());
+        if status.as_deref() == Some("expired") {
+            return;
+        }
+        assert_eq!(status.as_deref(), Some("pending"));
+        assert!(Instant::now() < deadline, "the challenge never expired");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
 
 fn enroll_soft(cluster: &Cluster, name: &str) -> P {
     let key = cluster.approver(name).public_key();
@@ -39,13 +83,13 @@ fn generate(key_id: &str) -> P {
     })
 }
 
-fn grant(identity: &str, keys: &[&str], profiles: &[&str], rate: u32) -> P {
+fn grant(identity: &str, keys: &[&str], profiles: &[&str], rate: u32, burst: u32) -> P {
     P::GrantClient(pb::ClientGrant {
         identity: identity.into(),
         keys: keys.iter().map(|k| (*k).into()).collect(),
         profiles: profiles.iter().map(|p| (*p).into()).collect(),
         rate_per_second: rate,
-        rate_burst: rate,
+        rate_burst: burst,
         raw_roots: false,
     })
 }
@@ -54,22 +98,33 @@ fn grant(identity: &str, keys: &[&str], profiles: &[&str], rate: u32) -> P {
 async fn two_of_two_approvals_are_single_use_and_bound_to_their_challenge() {
     let cluster = Cluster::start_with(3, local_kek).await;
 
-    // An expired challenge: with a 1 s lifetime, an approval 1.5 s later is refused.
+    // An expired challenge: with a 1 s lifetime, an approval once the leader lists it as
+    // expired is refused.
     cluster.admin_exec(policy(1, 1_000)).await.unwrap();
     let late = cluster
         .propose(P::Pause(pb::PauseRequest {}))
         .await
         .unwrap();
-    tokio::time::sleep(Duration::from_millis(1_500)).await;
+    wait_expired(&cluster, &late).await;
     let err = cluster.approve_as("admin-1", &late).await.unwrap_err();
     assert_eq!(err.code(), Code::FailedPrecondition, "{err:?}");
-    assert!(err.message().contains("expired"), "{}", err.message());
-    cluster
+    let expired = format!(
+        "challenge {} expired at {} ms (now ",
+        hex::encode(&late.id),
+        late.expires_at_ms
+    );
+    assert!(err.message().starts_with(&expired), "{err:?}");
+    let signed = cluster
         .client(1, "seq-1")
         .await
         .sign(quorum_vote(1, 1, ""))
         .await
-        .expect("not paused: the expired approval changed nothing");
+        .expect("not paused: the expired approval changed nothing")
+        .into_inner();
+    assert_eq!(
+        signed.signed_message,
+        oracle::requests::quorum_vote_digest(1, 1)
+    );
 
     // Enroll admin-2 and require both admins.
     cluster.admin_exec(policy(1, 900_000)).await.unwrap();
@@ -106,13 +161,23 @@ async fn two_of_two_approvals_are_single_use_and_bound_to_their_challenge() {
         .send_approval("admin-1", &a.id, &sig_a1)
         .await
         .unwrap_err();
-    assert_eq!(err.code(), Code::AlreadyExists, "{err:?}");
+    assert_eq!(
+        code_and_message(&err),
+        (
+            Code::AlreadyExists,
+            "\"admin-1\" already approved this challenge"
+        )
+    );
     // admin-2 presenting admin-1's signature: not admin-2's key.
+    let bad_signature = (
+        Code::PermissionDenied,
+        "the signature does not verify under admin-2's enrolled key",
+    );
     let err = cluster
         .send_approval("admin-2", &a.id, &sig_a1)
         .await
         .unwrap_err();
-    assert_eq!(err.code(), Code::PermissionDenied, "{err:?}");
+    assert_eq!(code_and_message(&err), bad_signature);
     // An approval of another action (challenge b) presented for a.
     let b = cluster
         .propose(P::Pause(pb::PauseRequest {}))
@@ -126,7 +191,7 @@ async fn two_of_two_approvals_are_single_use_and_bound_to_their_challenge() {
         .send_approval("admin-2", &a.id, &sig_b2)
         .await
         .unwrap_err();
-    assert_eq!(err.code(), Code::PermissionDenied, "{err:?}");
+    assert_eq!(code_and_message(&err), bad_signature);
     // An approval signed for another cluster.
     let id: [u8; 32] = a.id.clone().try_into().unwrap();
     let digest: [u8; 32] = a.action_digest.clone().try_into().unwrap();
@@ -137,7 +202,7 @@ async fn two_of_two_approvals_are_single_use_and_bound_to_their_challenge() {
         .send_approval("admin-2", &a.id, &sig_foreign)
         .await
         .unwrap_err();
-    assert_eq!(err.code(), Code::PermissionDenied, "{err:?}");
+    assert_eq!(code_and_message(&err), bad_signature);
     assert!(cluster.key_info("k-2of2").await.is_none());
 
     // The second admin's real approval commits the action.
@@ -158,11 +223,13 @@ async fn two_of_two_approvals_are_single_use_and_bound_to_their_challenge() {
         .send_approval("admin-2", &a.id, &sig_a2)
         .await
         .unwrap_err();
-    assert_eq!(err.code(), Code::FailedPrecondition, "{err:?}");
-    assert!(
-        err.message().contains("already decided"),
-        "{}",
-        err.message()
+    let decided = format!(
+        "challenge {} is already decided; approvals cannot be reused",
+        hex::encode(&a.id)
+    );
+    assert_eq!(
+        code_and_message(&err),
+        (Code::FailedPrecondition, decided.as_str())
     );
     // b (pause) never got its approvals: signing still works.
     cluster
@@ -193,20 +260,23 @@ async fn client_grants_rate_limits_pause_and_protection_import() {
     let cluster = Cluster::start(3).await;
     let mut nobody = cluster.client(1, "nobody-1").await;
     let err = nobody.sign(eth2_block(1, 1)).await.unwrap_err();
-    assert_eq!(err.code(), Code::PermissionDenied, "{err:?}");
-    assert!(
-        err.message().contains("no access grant"),
-        "{}",
-        err.message()
+    let no_grant = (
+        Code::PermissionDenied,
+        "client \"nobody-1\" has no access grant",
     );
+    assert_eq!(code_and_message(&err), no_grant);
 
-    // Grant nobody-1 the eth2 key only, 2 requests/s.
+    // Grant nobody-1 the eth2 key only, 1 request/s with a burst of 3.
     cluster
-        .admin_exec(grant("nobody-1", &[ETH2_KEY], &["eth2"], 2))
+        .admin_exec(grant("nobody-1", &[ETH2_KEY], &["eth2"], 1, 3))
         .await
         .unwrap();
     let err = nobody.sign(quorum_vote(1, 1, "")).await.unwrap_err();
-    assert_eq!(err.code(), Code::PermissionDenied, "another key: {err:?}");
+    let other_key = format!("client \"nobody-1\" may not use key {ESPRESSO_KEY:?}");
+    assert_eq!(
+        code_and_message(&err),
+        (Code::PermissionDenied, other_key.as_str())
+    );
     let keys = nobody
         .get_public_keys(pb::GetPublicKeysRequest {})
         .await
@@ -218,35 +288,77 @@ async fn client_grants_rate_limits_pause_and_protection_import() {
         vec![ETH2_KEY],
         "only granted keys are listed"
     );
-    let mut results = Vec::new();
-    for slot in 10..16 {
-        results.push(nobody.sign(eth2_block(slot, 1)).await.map(|_| ()));
+    // Eight requests at once, in one batch: the node admits a batch's requests one after the
+    // other before deciding any (microseconds apart, so the 1/s refill adds nothing): exactly
+    // the burst of three is signed, the other five are rate limited. How long the commits
+    // take changes nothing.
+    let batch = nobody
+        .sign_batch(pb::SignBatchRequest {
+            requests: (10..18).map(|slot| eth2_block(slot, 1)).collect(),
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .results;
+    assert_eq!(batch.len(), 8);
+    let pk = bls12_381::PublicKey::from_bytes(&cluster.eth2_public_key).unwrap();
+    let (mut signed, mut limited) = (0, 0);
+    use pb::sign_batch_result::Result as R;
+    for (slot, result) in (10..18).zip(&batch) {
+        match &result.result {
+            Some(R::Signed(s)) => {
+                let root = expected_block_root(slot, 1);
+                assert_eq!(s.signed_message, root, "slot {slot}");
+                let sig = bls12_381::Signature::from_bytes(&s.signature).unwrap();
+                assert!(sig.verify(&pk, &root), "slot {slot}");
+                signed += 1;
+            }
+            Some(R::Error(e)) => {
+                assert_eq!(
+                    (Code::from(e.code), e.message.as_str(), &e.refusal),
+                    (
+                        Code::ResourceExhausted,
+                        "client \"nobody-1\" exceeded its rate limit of 1/s (burst 3)",
+                        &None
+                    ),
+                    "slot {slot}"
+                );
+                limited += 1;
+            }
+            None => panic!("slot {slot}: no result"),
+        }
     }
-    let limited = results
-        .iter()
-        .filter(|r| matches!(r, Err(s) if s.code() == Code::ResourceExhausted))
-        .count();
-    assert!(results[0].is_ok() && results[1].is_ok(), "{results:?}");
-    assert!(
-        limited >= 1,
-        "6 requests at once against 2/s, burst 2: {results:?}"
-    );
+    assert_eq!((signed, limited), (3, 5), "{batch:#?}");
 
     // Wrong profile: every key, but only espresso.
     cluster
-        .admin_exec(grant("nobody-1", &["*"], &["espresso"], 0))
+        .admin_exec(grant("nobody-1", &["*"], &["espresso"], 0, 0))
         .await
         .unwrap();
     let err = nobody.sign(eth2_block(20, 1)).await.unwrap_err();
-    assert_eq!(err.code(), Code::PermissionDenied, "{err:?}");
-    nobody.sign(quorum_vote(3, 1, "")).await.unwrap();
+    assert_eq!(
+        code_and_message(&err),
+        (
+            Code::PermissionDenied,
+            "client \"nobody-1\" may not sign eth2 messages"
+        )
+    );
+    let signed = nobody
+        .sign(quorum_vote(3, 1, ""))
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(
+        signed.signed_message,
+        oracle::requests::quorum_vote_digest(3, 1)
+    );
     // Revoked: denied again.
     cluster
         .admin_exec(P::RevokeClient("nobody-1".into()))
         .await
         .unwrap();
     let err = nobody.sign(quorum_vote(4, 1, "")).await.unwrap_err();
-    assert_eq!(err.code(), Code::PermissionDenied, "{err:?}");
+    assert_eq!(code_and_message(&err), no_grant);
 
     // Pause stops every signature on every node; resume restores them.
     cluster
@@ -260,19 +372,33 @@ async fn client_grants_rate_limits_pause_and_protection_import() {
             .sign(quorum_vote(10 + id, 1, ""))
             .await
             .unwrap_err();
-        assert_eq!(err.code(), Code::Unavailable, "{err:?}");
-        assert!(err.message().contains("paused"), "{}", err.message());
+        assert_eq!(
+            code_and_message(&err),
+            (
+                Code::Unavailable,
+                "signing is paused by the admins (signerctl resume, with approvals)"
+            ),
+            "node {id}"
+        );
     }
     cluster
         .admin_exec(P::Resume(pb::ResumeRequest {}))
         .await
         .unwrap();
-    cluster
+    // Nothing was signed while paused: had any of views 11 to 13 been signed, view 11 would
+    // now be below the watermark.
+    let signed = cluster
         .client(1, "seq-1")
         .await
-        .sign(quorum_vote(20, 1, ""))
+        .sign(quorum_vote(11, 1, ""))
         .await
-        .unwrap();
+        .unwrap()
+        .into_inner();
+    assert!(!signed.resigned);
+    assert_eq!(
+        signed.signed_message,
+        oracle::requests::quorum_vote_digest(11, 1)
+    );
 
     // Interchange import as an approved action: watermarks only go up.
     let exported = cluster
@@ -296,22 +422,49 @@ async fn client_grants_rate_limits_pause_and_protection_import() {
         }))
         .await
         .unwrap();
-    assert!(
-        imported.detail.contains("imported 1 validator"),
-        "{}",
-        imported.detail
+    assert_eq!(imported.status, "executed");
+    assert_eq!(
+        imported.detail,
+        "imported 1 validator(s), 1 block and 0 attestation record(s)"
     );
-    let err = cluster
+    // Below the imported slot: the block watermark; at it: a block was signed there (the
+    // import keeps no signing root, so no block there is the same); above it: signed.
+    let refused = |slot: u64| {
+        let cluster = &cluster;
+        async move {
+            let err = cluster
+                .client(2, "seq-1")
+                .await
+                .sign(eth2_block(slot, 7))
+                .await
+                .unwrap_err();
+            refusal(&err)
+        }
+    };
+    assert_eq!(
+        refused(999).await,
+        Some((
+            "block_slot_not_above_watermark".to_owned(),
+            "block slot 999 is at or below the block watermark 1000".to_owned()
+        ))
+    );
+    assert_eq!(
+        refused(1000).await,
+        Some((
+            "double_block_proposal".to_owned(),
+            "double block proposal at slot 1000: a block with another signing root was signed \
+             there"
+                .to_owned()
+        ))
+    );
+    let signed = cluster
         .client(2, "seq-1")
         .await
-        .sign(eth2_block(999, 7))
+        .sign(eth2_block(1001, 7))
         .await
-        .unwrap_err();
-    assert_eq!(
-        err.code(),
-        Code::FailedPrecondition,
-        "below the imported watermark: {err:?}"
-    );
+        .unwrap()
+        .into_inner();
+    assert_eq!(signed.signed_message, expected_block_root(1001, 7));
     // Another network's file is refused before anything is proposed.
     doc["metadata"]["genesis_validators_root"] =
         serde_json::json!(format!("0x{}", "11".repeat(32)));
@@ -322,7 +475,15 @@ async fn client_grants_rate_limits_pause_and_protection_import() {
         }))
         .await
         .unwrap_err();
-    assert_eq!(err.code(), Code::InvalidArgument, "{err:?}");
+    let mismatch = format!(
+        "interchange: genesis_validators_root 0x{} is not this cluster's (0x{})",
+        "11".repeat(32),
+        hex::encode(GVR)
+    );
+    assert_eq!(
+        code_and_message(&err),
+        (Code::InvalidArgument, mismatch.as_str())
+    );
 
     // Audit compaction is an approved action; the chain stays verifiable on every node.
     let verify = |id: u64| {
@@ -343,6 +504,17 @@ async fn client_grants_rate_limits_pause_and_protection_import() {
         .await
         .unwrap_err();
     assert_eq!(too_far.code(), Code::FailedPrecondition, "{too_far:?}");
+    // The head when the action was applied: the records since `before` were added.
+    let head: u64 = too_far
+        .message()
+        .strip_prefix(
+            "approved, but applying it was refused: \
+             up_to_seq must be above the anchor (0) and below the head (",
+        )
+        .and_then(|rest| rest.strip_suffix(')'))
+        .and_then(|head| head.parse().ok())
+        .unwrap_or_else(|| panic!("{too_far:?}"));
+    assert!(head > before.head_seq, "{too_far:?}");
     let done = cluster.admin_exec(P::CompactAudit(up_to)).await.unwrap();
     assert_eq!(done.status, "executed", "{done:?}");
     for id in 1..=3 {
@@ -366,6 +538,13 @@ async fn client_grants_rate_limits_pause_and_protection_import() {
         .await
         .unwrap_err();
     assert_eq!(gone.code(), Code::NotFound, "{gone:?}");
+    assert!(
+        gone.message().starts_with(&format!(
+            "seq: no audit record {up_to} on node 1 (kept: {}..=",
+            up_to + 1
+        )),
+        "{gone:?}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
@@ -387,10 +566,13 @@ async fn replicas_verify_an_enrollment_attestation_themselves() {
         .await
         .unwrap_err();
     assert_eq!(err.code(), Code::PermissionDenied, "{err:?}");
+    // The reason, up to the certificate parser's own words.
     assert!(
-        err.message().contains("attestation refused"),
-        "{}",
-        err.message()
+        err.message().starts_with(
+            "\"admin-forged\": attestation refused: the slot attestation certificate does \
+             not parse: "
+        ),
+        "{err:?}"
     );
     for id in 1..=3 {
         let mut admin = cluster.admin_as(id, "admin-1");

@@ -1,31 +1,26 @@
 //! Multi-node tests against real `signer node` processes: mutual TLS, Raft over loopback,
-//! redb with fsync. Each test starts its own cluster on free loopback ports.
+//! redb with fsync. Each test starts its own cluster on free loopback ports. Every message a
+//! signature is checked against comes from `oracle/` (HotShot's committable layouts and the
+//! eth2 signing root written from the specs) or from Espresso's own vectors
+//! (`tests/vectors/espresso/vectors.json`), never from the signer's digest code.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, missing_docs)]
 
 mod oracle;
 mod support;
 
 use signer_node::pb;
-use signer_node::protection::espresso::message::{Message, QuorumData};
 use signer_node::scheme::{bls12_381, bn254};
 use std::collections::{BTreeMap, HashMap};
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 use support::*;
+use tonic::Code;
 
-/// The commitment HotShot signs for a v1 quorum vote, computed by the client independently of
-/// the signer's answer.
+/// The message HotShot signs for a v1 quorum vote for leaf `[leaf; 32]` at `view`, as the
+/// oracle computes it.
 fn expected_quorum_message(view: u64, leaf: u8) -> [u8; 32] {
-    Message::QuorumVote {
-        view,
-        data: QuorumData {
-            leaf_commit: signer_node::bytes::FixedBytes([leaf; 32]),
-            epoch: None,
-            block_number: None,
-        },
-    }
-    .signing_message()
+    oracle::requests::quorum_vote_digest(view, leaf)
 }
 
 fn verify_espresso(cluster: &Cluster, msg: &[u8; 32], sig: &[u8]) -> bool {
@@ -35,13 +30,113 @@ fn verify_espresso(cluster: &Cluster, msg: &[u8; 32], sig: &[u8]) -> bool {
         .unwrap_or(false)
 }
 
+/// The refusal of a conflicting quorum vote at `view`: same view, another commitment.
+fn equivocation(view: u64) -> Option<(String, String)> {
+    Some((
+        "equivocation".into(),
+        format!("quorum-vote at view {view}: a message with another commitment was signed there"),
+    ))
+}
+
+/// The refusal of a quorum vote at `view` below the last signed view `last`.
+fn below_watermark(view: u64, last: u64) -> Option<(String, String)> {
+    Some((
+        "view_below_watermark".into(),
+        format!("quorum-vote at view {view} is below the last signed view {last}"),
+    ))
+}
+
+/// The last signed view a `view_below_watermark` refusal of a quorum vote at `view` names.
+fn refused_below(status: &tonic::Status, view: u64) -> Option<u64> {
+    let (code, message) = refusal(status)?;
+    let prefix = format!("quorum-vote at view {view} is below the last signed view ");
+    let last = message.strip_prefix(&prefix)?.parse().ok()?;
+    (code == "view_below_watermark").then_some(last)
+}
+
+/// Espresso's own v1 quorum vote commitments (`verified` entries of the vendored vectors):
+/// (view, leaf commitment, the message HotShot signed).
+fn verified_quorum_votes() -> Vec<(u64, [u8; 32], [u8; 32])> {
+    let path = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../tests/vectors/espresso/vectors.json"
+    );
+    let doc: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap();
+    let hex32 = |v: &serde_json::Value| -> [u8; 32] {
+        let s = v.as_str().unwrap();
+        hex::decode(s.strip_prefix("0x").unwrap_or(s))
+            .unwrap()
+            .try_into()
+            .unwrap()
+    };
+    let votes: Vec<_> = doc["vote_commitments"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|v| v["provenance"].as_str().unwrap().starts_with("verified"))
+        .filter_map(|v| {
+            let q = v["message"].get("quorum_vote")?;
+            let data = q["data"].as_object().unwrap();
+            assert_eq!(data.len(), 1, "a v1 vote has only the leaf: {q}");
+            Some((
+                q["view"].as_u64().unwrap(),
+                hex32(&data["leaf_commit"]),
+                hex32(&v["signing_message_hex"]),
+            ))
+        })
+        .collect();
+    assert_eq!(votes.len(), 3, "the vectors file changed: {votes:?}");
+    votes
+}
+
+/// A v1 quorum vote for the leaf commitment `leaf` at `view`.
+fn quorum_vote_for(view: u64, leaf: [u8; 32]) -> pb::SignRequest {
+    let mut request = quorum_vote(view, 0, "");
+    if let Some(pb::sign_request::Message::Espresso(m)) = &mut request.message {
+        if let Some(pb::espresso_message::Kind::QuorumVote(q)) = &mut m.kind {
+            q.leaf_commit = leaf.to_vec();
+        }
+    }
+    request
+}
+
+/// The signing root of `eth2_block(slot, body)` (mainnet, the request's fork version), as the
+/// oracle computes it.
+fn expected_block_root(slot: u64, body: u8) -> [u8; 32] {
+    // The fork version is an input the request carries (fork_info), not something computed.
+    let (_, fork_info) =
+        signer_node::client::eth2::newest_fork_info(&eth2_messages::NetworkSpec::mainnet());
+    oracle::signing_root(
+        oracle::header_root(slot, 0, [0; 32], [0; 32], [body; 32]),
+        oracle::domain(0, fork_info.fork.current_version, GVR),
+    )
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn signs_on_every_node_refuses_conflicts_and_resigns_identical_requests() {
     let cluster = Cluster::start(3).await;
+    // Espresso's own commitments: the oracle agrees with every one, and the cluster signs
+    // exactly HotShot's message for the view-12 vote.
+    let vectors = verified_quorum_votes();
+    for (view, leaf, message) in &vectors {
+        assert_eq!(oracle::vote(oracle::quorum_data(*leaf), *view), *message);
+    }
+    let (view, leaf, message) = vectors.iter().find(|v| v.0 == 12).unwrap();
+    let resp = cluster
+        .client(1, "seq-1")
+        .await
+        .sign(quorum_vote_for(*view, *leaf))
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(resp.signed_message, message);
+    assert!(verify_espresso(&cluster, message, &resp.signature));
+
     // Every node answers (followers forward to the leader).
     for id in 1..=3u64 {
         let mut c = cluster.client(id, "seq-1").await;
-        let view = 10 + id;
+        let view = 12 + id;
         let resp = c.sign(quorum_vote(view, 1, "")).await.unwrap().into_inner();
         assert!(!resp.resigned);
         assert_eq!(resp.signed_message, expected_quorum_message(view, 1));
@@ -54,19 +149,11 @@ async fn signs_on_every_node_refuses_conflicts_and_resigns_identical_requests() 
     }
     let mut c = cluster.client(2, "seq-2").await;
     // Same view, other commitment: equivocation.
-    let err = c.sign(quorum_vote(13, 2, "")).await.unwrap_err();
-    assert_eq!(
-        refusal_code(&err).as_deref(),
-        Some("equivocation"),
-        "{err:?}"
-    );
+    let err = c.sign(quorum_vote(15, 2, "")).await.unwrap_err();
+    assert_eq!(refusal(&err), equivocation(15), "{err:?}");
     // Below the watermark.
-    let err = c.sign(quorum_vote(12, 1, "")).await.unwrap_err();
-    assert_eq!(
-        refusal_code(&err).as_deref(),
-        Some("view_below_watermark"),
-        "{err:?}"
-    );
+    let err = c.sign(quorum_vote(14, 1, "")).await.unwrap_err();
+    assert_eq!(refusal(&err), below_watermark(14, 15), "{err:?}");
     // Identical request: the identical signature, marked as a re-sign.
     let first = cluster
         .client(3, "seq-1")
@@ -75,6 +162,7 @@ async fn signs_on_every_node_refuses_conflicts_and_resigns_identical_requests() 
         .await
         .unwrap()
         .into_inner();
+    assert!(!first.resigned);
     let again = cluster
         .client(1, "seq-3")
         .await
@@ -84,46 +172,7 @@ async fn signs_on_every_node_refuses_conflicts_and_resigns_identical_requests() 
         .into_inner();
     assert!(again.resigned);
     assert_eq!(first.signature, again.signature);
-
-    // SignBatch: each request decided on its own, results in request order.
-    let mut unknown = quorum_vote(31, 1, "");
-    unknown.key_id = "no-such-key".into();
-    let batch = cluster
-        .client(2, "seq-1")
-        .await
-        .sign_batch(pb::SignBatchRequest {
-            requests: vec![quorum_vote(30, 1, ""), quorum_vote(20, 8, ""), unknown],
-        })
-        .await
-        .unwrap()
-        .into_inner()
-        .results;
-    use pb::sign_batch_result::Result as R;
-    match &batch[0].result {
-        Some(R::Signed(s)) => assert!(verify_espresso(
-            &cluster,
-            &expected_quorum_message(30, 1),
-            &s.signature
-        )),
-        other => panic!("first request of the batch: {other:?}"),
-    }
-    match &batch[1].result {
-        Some(R::Error(e)) => {
-            assert_eq!(e.code, tonic::Code::FailedPrecondition as i32);
-            // View 20 was signed with another leaf; whether view 30 of the same batch was
-            // decided before it (SignBatch orders nothing) decides which rule names it.
-            let code = e.refusal.as_ref().map(|r| r.code.as_str());
-            assert!(
-                code == Some("equivocation") || code == Some("view_below_watermark"),
-                "{code:?}"
-            );
-        }
-        other => panic!("second request of the batch: {other:?}"),
-    }
-    match &batch[2].result {
-        Some(R::Error(e)) => assert_eq!(e.code, tonic::Code::NotFound as i32),
-        other => panic!("third request of the batch: {other:?}"),
-    }
+    assert_eq!(again.signed_message, expected_quorum_message(20, 7));
 
     // eth2 on the same cluster.
     let pk = bls12_381::PublicKey::from_bytes(&cluster.eth2_public_key).unwrap();
@@ -135,12 +184,7 @@ async fn signs_on_every_node_refuses_conflicts_and_resigns_identical_requests() 
         .unwrap()
         .into_inner();
     // The signer computed the signing root of the typed header; the oracle computes it too.
-    let (_, fork_info) =
-        signer_node::client::eth2::newest_fork_info(&eth2_messages::NetworkSpec::mainnet());
-    let expected = oracle::signing_root(
-        oracle::header_root(5, 0, [0; 32], [0; 32], [1; 32]),
-        oracle::domain(0, fork_info.fork.current_version, GVR),
-    );
+    let expected = expected_block_root(5, 1);
     assert_eq!(resp.signed_message, expected);
     let sig = bls12_381::Signature::from_bytes(&resp.signature).unwrap();
     assert!(sig.verify(&pk, &expected));
@@ -151,7 +195,12 @@ async fn signs_on_every_node_refuses_conflicts_and_resigns_identical_requests() 
         .sign(eth2_block(5, 2))
         .await
         .unwrap_err();
-    assert_eq!(refusal_code(&err).as_deref(), Some("double_block_proposal"));
+    let double_proposal = Some((
+        "double_block_proposal".to_owned(),
+        "double block proposal at slot 5: a block with another signing root was signed there"
+            .to_owned(),
+    ));
+    assert_eq!(refusal(&err), double_proposal, "{err:?}");
     let err = cluster
         .client(3, "seq-1")
         .await
@@ -159,9 +208,63 @@ async fn signs_on_every_node_refuses_conflicts_and_resigns_identical_requests() 
         .await
         .unwrap_err();
     assert_eq!(
-        refusal_code(&err).as_deref(),
-        Some("block_slot_not_above_watermark")
+        refusal(&err),
+        Some((
+            "block_slot_not_above_watermark".to_owned(),
+            "block slot 4 is at or below the block watermark 5".to_owned()
+        )),
+        "{err:?}"
     );
+
+    // SignBatch: each request decided on its own, results in request order. (The requests
+    // are decided concurrently, so each conflicts only with what was signed before the batch.)
+    let mut unknown = quorum_vote(31, 1, "");
+    unknown.key_id = "no-such-key".into();
+    let batch = cluster
+        .client(2, "seq-1")
+        .await
+        .sign_batch(pb::SignBatchRequest {
+            requests: vec![quorum_vote(30, 1, ""), eth2_block(5, 2), unknown],
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .results;
+    assert_eq!(batch.len(), 3);
+    use pb::sign_batch_result::Result as R;
+    match &batch[0].result {
+        Some(R::Signed(s)) => {
+            assert_eq!(s.signed_message, expected_quorum_message(30, 1));
+            assert!(verify_espresso(
+                &cluster,
+                &expected_quorum_message(30, 1),
+                &s.signature
+            ));
+        }
+        other => panic!("first request of the batch: {other:?}"),
+    }
+    match &batch[1].result {
+        Some(R::Error(e)) => {
+            assert_eq!(e.code, Code::FailedPrecondition as i32, "{e:?}");
+            let refusal = e
+                .refusal
+                .as_ref()
+                .map(|r| (r.code.clone(), r.message.clone()));
+            assert_eq!(refusal, double_proposal, "{e:?}");
+        }
+        other => panic!("second request of the batch: {other:?}"),
+    }
+    match &batch[2].result {
+        Some(R::Error(e)) => {
+            assert_eq!(e.code, Code::NotFound as i32, "{e:?}");
+            assert_eq!(
+                e.message,
+                "key_id: no active key \"no-such-key\" on this cluster"
+            );
+            assert_eq!(e.refusal, None);
+        }
+        other => panic!("third request of the batch: {other:?}"),
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
@@ -184,11 +287,7 @@ async fn conflicting_requests_racing_on_different_nodes_exactly_one_wins() {
             let (j, result) = t.await.unwrap();
             match result {
                 Ok(r) => winners.push((j, r.into_inner())),
-                Err(e) => assert_eq!(
-                    refusal_code(&e).as_deref(),
-                    Some("equivocation"),
-                    "round {round}: {e:?}"
-                ),
+                Err(e) => assert_eq!(refusal(&e), equivocation(view), "round {round}: {e:?}"),
             }
         }
         assert_eq!(
@@ -197,6 +296,7 @@ async fn conflicting_requests_racing_on_different_nodes_exactly_one_wins() {
             "round {round}: exactly one of six conflicting requests is signed"
         );
         let (j, won) = &winners[0];
+        assert_eq!(won.signed_message, expected_quorum_message(view, *j));
         assert!(verify_espresso(
             &cluster,
             &expected_quorum_message(view, *j),
@@ -208,11 +308,31 @@ async fn conflicting_requests_racing_on_different_nodes_exactly_one_wins() {
 /// One signature a client received: the message signed and the signature bytes.
 type ReceivedSignature = ([u8; 32], Vec<u8>);
 
-/// What clients actually received, for the independent checker.
+/// What the load's clients got, by class. Every request ends in exactly one class.
+#[derive(Debug, Default)]
+struct Tally {
+    /// Signed (the message checked against the oracle's).
+    signed: u64,
+    /// Signed, of the requests sent after the mark was set.
+    signed_after_mark: u64,
+    /// Refused: `equivocation` naming the requested view.
+    equivocation: u64,
+    /// Refused: `view_below_watermark` naming the requested view and a higher signed one.
+    below_watermark: u64,
+    /// UNAVAILABLE from a running node (no leader, leader unreachable, outcome unknown).
+    unavailable: u64,
+    /// A transport failure calling a node that was no longer running.
+    node_down: u64,
+    /// Anything else (the test fails on any): what was asked and what came back.
+    unexpected: Vec<String>,
+}
+
+/// What clients actually received, for the independent checker, and how each request ended.
 #[derive(Default)]
 struct Received {
     /// View → every signature received for that view.
     by_view: BTreeMap<u64, Vec<ReceivedSignature>>,
+    tally: Tally,
 }
 
 /// Independent checker: no two different messages signed for one view, every signature valid
@@ -233,28 +353,70 @@ fn check_no_double_sign(cluster: &Cluster, received: &Received) -> usize {
     total
 }
 
-/// Clients sign continuously; views advance slowly so several clients race on each view
-/// with different commitments. Returns (successes, successes after `mark` was set).
+/// Record how one request of the load ended.
+fn record(
+    cluster: &Cluster,
+    received: &Mutex<Received>,
+    (node, view, leaf, after_mark): (u64, u64, u8, bool),
+    result: Result<pb::SignResponse, tonic::Status>,
+) {
+    let mut received = received.lock().unwrap();
+    match result {
+        Ok(resp) => {
+            let expected = expected_quorum_message(view, leaf);
+            if resp.signed_message != expected {
+                received.tally.unexpected.push(format!(
+                    "view {view} leaf {leaf} on node {node}: signed {} instead of {}",
+                    hex::encode(&resp.signed_message),
+                    hex::encode(expected)
+                ));
+                return;
+            }
+            received.tally.signed += 1;
+            if after_mark {
+                received.tally.signed_after_mark += 1;
+            }
+            received
+                .by_view
+                .entry(view)
+                .or_default()
+                .push((expected, resp.signature));
+        }
+        Err(s) if refusal(&s) == equivocation(view) => received.tally.equivocation += 1,
+        Err(s) if refused_below(&s, view).is_some_and(|last| last > view) => {
+            received.tally.below_watermark += 1;
+        }
+        Err(s) if is_transport_failure(&s) && !cluster.running().contains(&node) => {
+            received.tally.node_down += 1;
+        }
+        Err(s) if s.code() == Code::Unavailable && !is_transport_failure(&s) => {
+            received.tally.unavailable += 1;
+        }
+        Err(s) => received
+            .tally
+            .unexpected
+            .push(format!("view {view} leaf {leaf} on node {node}: {s:?}")),
+    }
+}
+
+/// Clients sign continuously until `stop`; views advance slowly so several clients race on
+/// each view with different commitments. Every answer is recorded in `received`.
 async fn load(
     cluster: Arc<Cluster>,
     clients: usize,
     stop: Arc<AtomicBool>,
     mark: Arc<AtomicBool>,
     received: Arc<Mutex<Received>>,
-) -> (u64, u64) {
-    let counter = Arc::new(AtomicU64::new(0));
-    let ok = Arc::new(AtomicU64::new(0));
-    let ok_after = Arc::new(AtomicU64::new(0));
+) {
+    let counter = Arc::new(std::sync::atomic::AtomicU64::new(0));
     let mut tasks = Vec::new();
     for c in 0..clients {
-        let (cluster, stop, mark, received, counter, ok, ok_after) = (
+        let (cluster, stop, mark, received, counter) = (
             cluster.clone(),
             stop.clone(),
             mark.clone(),
             received.clone(),
             counter.clone(),
-            ok.clone(),
-            ok_after.clone(),
         );
         tasks.push(tokio::spawn(async move {
             let mut i = 0u64;
@@ -263,22 +425,18 @@ async fn load(
                 let view = 1000 + counter.fetch_add(1, Ordering::SeqCst) / 3;
                 let leaf = ((c as u64 + i) % 3) as u8;
                 let node = (c as u64 + i) % 3 + 1;
+                let after_mark = mark.load(Ordering::SeqCst);
                 let mut client = cluster.client(node, "seq-1").await;
-                if let Ok(resp) = client.sign(quorum_vote(view, leaf, "")).await {
-                    let resp = resp.into_inner();
-                    assert_eq!(resp.signed_message, expected_quorum_message(view, leaf));
-                    ok.fetch_add(1, Ordering::SeqCst);
-                    if mark.load(Ordering::SeqCst) {
-                        ok_after.fetch_add(1, Ordering::SeqCst);
-                    }
-                    let msg: [u8; 32] = resp.signed_message.as_slice().try_into().unwrap();
-                    received
-                        .lock()
-                        .unwrap()
-                        .by_view
-                        .entry(view)
-                        .or_default()
-                        .push((msg, resp.signature));
+                let result = client
+                    .sign(quorum_vote(view, leaf, ""))
+                    .await
+                    .map(tonic::Response::into_inner);
+                let answered =
+                    result.is_ok() || result.as_ref().is_err_and(|s| refusal(s).is_some());
+                record(&cluster, &received, (node, view, leaf, after_mark), result);
+                if !answered {
+                    // No leader or no node: back off a little, as real clients do.
+                    tokio::time::sleep(Duration::from_millis(10)).await;
                 }
             }
         }));
@@ -286,7 +444,30 @@ async fn load(
     for t in tasks {
         t.await.unwrap();
     }
-    (ok.load(Ordering::SeqCst), ok_after.load(Ordering::SeqCst))
+}
+
+/// Wait until the load's tally satisfies `done`; fails after `within`.
+async fn wait_tally(
+    received: &Mutex<Received>,
+    what: &str,
+    within: Duration,
+    done: impl Fn(&Tally) -> bool,
+) {
+    let deadline = Instant::now() + within;
+    loop {
+        {
+            let received = received.lock().unwrap();
+            if done(&received.tally) {
+                return;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "{what}: not within {within:?}: {:?}",
+                received.tally
+            );
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
@@ -303,24 +484,34 @@ async fn failover_under_load_resumes_and_never_double_signs() {
         mark.clone(),
         received.clone(),
     ));
-    tokio::time::sleep(Duration::from_millis(1500)).await;
+    wait_tally(
+        &received,
+        "30 signatures before the kill",
+        Duration::from_secs(30),
+        |t| t.signed >= 30,
+    )
+    .await;
     // SIGKILL the leader while clients keep signing.
     cluster_arc.kill(leader);
     let new_leader = cluster_arc.wait_leader(Duration::from_secs(15)).await;
     assert_ne!(new_leader, leader);
+    // Signing resumes: requests sent after the new leader is known get signed.
     mark.store(true, Ordering::SeqCst);
-    tokio::time::sleep(Duration::from_millis(2000)).await;
+    wait_tally(
+        &received,
+        "30 signatures of requests sent after the failover",
+        Duration::from_secs(30),
+        |t| t.signed_after_mark >= 30,
+    )
+    .await;
     stop.store(true, Ordering::SeqCst);
-    let (ok, ok_after) = load_task.await.unwrap();
-    assert!(
-        ok_after > 0,
-        "signing resumed after failover ({ok} before and after)"
-    );
-    let checked = check_no_double_sign(&cluster_arc, &received.lock().unwrap());
-    assert_eq!(checked as u64, ok);
-    println!(
-        "failover: {ok} signatures received ({ok_after} after the new leader), 0 conflicting pairs"
-    );
+    load_task.await.unwrap();
+    let received = received.lock().unwrap();
+    let tally = &received.tally;
+    assert!(tally.unexpected.is_empty(), "{tally:#?}");
+    let checked = check_no_double_sign(&cluster_arc, &received);
+    assert_eq!(checked as u64, tally.signed);
+    println!("failover: {tally:?}, 0 conflicting pairs");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
@@ -336,14 +527,28 @@ async fn crash_of_every_node_keeps_every_acknowledged_watermark() {
         mark.clone(),
         received.clone(),
     ));
-    tokio::time::sleep(Duration::from_millis(1500)).await;
+    wait_tally(
+        &received,
+        "30 signatures before the crash",
+        Duration::from_secs(30),
+        |t| t.signed >= 30,
+    )
+    .await;
     // SIGKILL all nodes mid-load.
     for id in 1..=3 {
         cluster.kill(id);
     }
     stop.store(true, Ordering::SeqCst);
-    let (ok, _) = load_task.await.unwrap();
-    assert!(ok > 0);
+    load_task.await.unwrap();
+    {
+        let received = received.lock().unwrap();
+        assert!(
+            received.tally.unexpected.is_empty(),
+            "{:#?}",
+            received.tally
+        );
+        println!("before the crash: {:?}", received.tally);
+    }
     for id in 1..=3 {
         cluster.spawn(id);
     }
@@ -355,24 +560,44 @@ async fn crash_of_every_node_keeps_every_acknowledged_watermark() {
         .iter()
         .map(|(v, sigs)| (*v, sigs[0].0))
         .collect();
+    let highest = *acknowledged.keys().max().unwrap();
     let mut c = cluster.client(2, "seq-1").await;
+    // A conflicting vote at every acknowledged view is refused after the restart. The last
+    // signed view `last` is at least the highest acknowledged one (a signature may have been
+    // committed and its answer lost in the crash); below it the refusal is the watermark's,
+    // at it an equivocation. Refusals change nothing, so every one names the same `last`.
+    let mut last_named = None;
     let mut refused = 0;
-    for (view, msg) in &acknowledged {
-        // A conflicting vote at every acknowledged view is refused after the restart.
+    let mut views: Vec<u64> = acknowledged.keys().copied().collect();
+    views.sort();
+    for view in views {
+        let msg = acknowledged[&view];
         let other_leaf = (0..3u8)
-            .find(|l| expected_quorum_message(*view, *l) != *msg)
+            .find(|l| expected_quorum_message(view, *l) != msg)
             .unwrap();
         // Right after the restart the new leader may still answer UNAVAILABLE (retry, as
         // clients do); every refusal is decided through the log.
-        let err = sign_retrying(&mut c, quorum_vote(*view, other_leaf, ""))
+        let err = sign_retrying(&mut c, quorum_vote(view, other_leaf, ""))
             .await
             .unwrap_err();
-        let code = refusal_code(&err);
-        assert!(
-            code.as_deref() == Some("equivocation")
-                || code.as_deref() == Some("view_below_watermark"),
-            "view {view}: {err:?}"
-        );
+        match refused_below(&err, view) {
+            Some(last) => {
+                assert!(last >= highest, "view {view}: {err:?}");
+                assert_eq!(
+                    *last_named.get_or_insert(last),
+                    last,
+                    "view {view}: {err:?}"
+                );
+            }
+            None => {
+                assert_eq!(refusal(&err), equivocation(view), "view {view}: {err:?}");
+                assert_eq!(
+                    view, highest,
+                    "an equivocation only at the last view: {err:?}"
+                );
+                assert_eq!(*last_named.get_or_insert(view), view, "{err:?}");
+            }
+        }
         refused += 1;
     }
     assert_eq!(refused, acknowledged.len());
@@ -383,17 +608,29 @@ async fn crash_of_every_node_keeps_every_acknowledged_watermark() {
 async fn bad_inputs_get_clear_statuses_and_change_nothing() {
     let cluster = Cluster::start(3).await;
     let mut c = cluster.client(1, "seq-1").await;
-    let code = |r: Result<tonic::Response<pb::SignResponse>, tonic::Status>| r.unwrap_err().code();
+    let status = |r: Result<tonic::Response<pb::SignResponse>, tonic::Status>| {
+        let s = r.unwrap_err();
+        (s.code(), s.message().to_owned())
+    };
 
     let mut unknown = quorum_vote(5, 1, "");
     unknown.key_id = "no-such-key".into();
-    assert_eq!(code(c.sign(unknown).await), tonic::Code::NotFound);
+    assert_eq!(
+        status(c.sign(unknown).await),
+        (
+            Code::NotFound,
+            "key_id: no active key \"no-such-key\" on this cluster".to_owned()
+        )
+    );
 
     let mut wrong_profile = eth2_block(5, 1);
     wrong_profile.key_id = ESPRESSO_KEY.into();
     assert_eq!(
-        code(c.sign(wrong_profile).await),
-        tonic::Code::InvalidArgument
+        status(c.sign(wrong_profile).await),
+        (
+            Code::InvalidArgument,
+            format!("message: key {ESPRESSO_KEY:?} is a espresso key; this is a eth2 request")
+        )
     );
 
     let mut short = quorum_vote(5, 1, "");
@@ -402,16 +639,29 @@ async fn bad_inputs_get_clear_statuses_and_change_nothing() {
             q.leaf_commit.pop();
         }
     }
-    let err = c.sign(short).await.unwrap_err();
-    assert_eq!(err.code(), tonic::Code::InvalidArgument);
-    assert!(err.message().contains("leaf_commit"), "{}", err.message());
+    assert_eq!(
+        status(c.sign(short).await),
+        (
+            Code::InvalidArgument,
+            "espresso.quorum_vote.leaf_commit: expected 32 bytes, got 31".to_owned()
+        )
+    );
 
     let mut missing = quorum_vote(5, 1, "");
     missing.message = None;
-    assert_eq!(code(c.sign(missing).await), tonic::Code::InvalidArgument);
+    assert_eq!(
+        status(c.sign(missing).await),
+        (Code::InvalidArgument, "message: missing".to_owned())
+    );
 
     let long_id = quorum_vote(5, 1, &"x".repeat(65));
-    assert_eq!(code(c.sign(long_id).await), tonic::Code::InvalidArgument);
+    assert_eq!(
+        status(c.sign(long_id).await),
+        (
+            Code::InvalidArgument,
+            "request_id: longer than 64 bytes".to_owned()
+        )
+    );
 
     // A typed eth2 block for another network.
     let mut sepolia_block =
@@ -425,7 +675,7 @@ async fn bad_inputs_get_clear_statuses_and_change_nothing() {
         message: Some(signer_node::client::eth2::typed(&sepolia_block, None)),
     };
     let err = c.sign(other_network).await.unwrap_err();
-    assert_eq!(err.code(), tonic::Code::InvalidArgument);
+    assert_eq!(err.code(), Code::InvalidArgument);
     assert!(
         err.message().starts_with("eth2.typed: ") && err.message().contains("genesis"),
         "{err:?}"
@@ -443,21 +693,38 @@ async fn bad_inputs_get_clear_statuses_and_change_nothing() {
         })),
     };
     let err = c.sign(huge).await.unwrap_err();
+    // The server's gRPC decoder refuses it (4 MiB limit) before the sign path sees it.
+    assert_eq!(err.code(), Code::OutOfRange, "{err:?}");
     assert!(
-        matches!(
-            err.code(),
-            tonic::Code::OutOfRange | tonic::Code::ResourceExhausted
-        ),
+        err.message()
+            .starts_with("Error, decoded message length too large: found 5242912 bytes")
+            && err.message().ends_with("the limit is: 4194304 bytes"),
         "{err:?}"
     );
 
     // Nothing above changed the state: view 5 and slot 5 are still free.
-    c.sign(quorum_vote(5, 1, "")).await.unwrap();
-    c.sign(eth2_block(5, 1)).await.unwrap();
+    let signed = c.sign(quorum_vote(5, 1, "")).await.unwrap().into_inner();
+    assert!(!signed.resigned);
+    assert_eq!(signed.signed_message, expected_quorum_message(5, 1));
+    let signed = c.sign(eth2_block(5, 1)).await.unwrap().into_inner();
+    assert!(!signed.resigned);
+    assert_eq!(signed.signed_message, expected_block_root(5, 1));
 
-    // A client certificate from another CA is rejected by the TLS handshake.
+    // A client certificate from another CA is rejected by the TLS handshake: the server ends
+    // it with `unknown_ca`, and the gRPC call fails below any service.
     let other = tempfile::tempdir().unwrap();
     let other_pki = signer_node::tls::DevPki::create(other.path(), &[], &["seq-1"]).unwrap();
+    let alert = handshake_alert(
+        cluster.node(1).client_addr,
+        "node-1",
+        &cluster.pki.ca_cert_path(),
+        Some((
+            &other_pki.client_cert_path("seq-1"),
+            &other_pki.client_key_path("seq-1"),
+        )),
+    )
+    .await;
+    assert_eq!(alert, Ok(rustls::AlertDescription::UnknownCA));
     let foreign = signer_node::tls::TlsMaterial::read(
         &cluster.pki.ca_cert_path(),
         &other_pki.client_cert_path("seq-1"),
@@ -474,9 +741,17 @@ async fn bad_inputs_get_clear_statuses_and_change_nothing() {
         .sign(quorum_vote(6, 1, ""))
         .await
         .unwrap_err();
-    assert_ne!(err.code(), tonic::Code::Ok);
+    assert!(is_transport_failure(&err), "{err:?}");
 
-    // No client certificate at all.
+    // No client certificate at all: `certificate_required`.
+    let alert = handshake_alert(
+        cluster.node(1).client_addr,
+        "node-1",
+        &cluster.pki.ca_cert_path(),
+        None,
+    )
+    .await;
+    assert_eq!(alert, Ok(rustls::AlertDescription::CertificateRequired));
     let ca =
         tonic::transport::Certificate::from_pem(std::fs::read(cluster.pki.ca_cert_path()).unwrap());
     let anon = tonic::transport::ClientTlsConfig::new()
@@ -488,10 +763,14 @@ async fn bad_inputs_get_clear_statuses_and_change_nothing() {
             .tls_config(anon)
             .unwrap()
             .connect_lazy();
-    assert!(pb::signer_client::SignerClient::new(channel)
+    let err = pb::signer_client::SignerClient::new(channel)
         .sign(quorum_vote(6, 1, ""))
         .await
-        .is_err());
+        .unwrap_err();
+    assert!(is_transport_failure(&err), "{err:?}");
+    // Neither reached the sign path: view 6 is still free.
+    let signed = c.sign(quorum_vote(6, 1, "")).await.unwrap().into_inner();
+    assert!(!signed.resigned);
 
     // A client certificate on the peer port is not a node.
     let peer_as_client =
@@ -506,7 +785,11 @@ async fn bad_inputs_get_clear_statuses_and_change_nothing() {
         })
         .await
         .unwrap_err();
-    assert_eq!(err.code(), tonic::Code::PermissionDenied);
+    assert_eq!(
+        (err.code(), err.message()),
+        (Code::PermissionDenied, "\"seq-1\" is not a node identity"),
+        "{err:?}"
+    );
 
     // Node 2's certificate speaking for node 3 is refused.
     let node2 = signer_node::tls::TlsMaterial::read(
@@ -531,7 +814,14 @@ async fn bad_inputs_get_clear_statuses_and_change_nothing() {
         })
         .await
         .unwrap_err();
-    assert_eq!(err.code(), tonic::Code::PermissionDenied, "{err:?}");
+    assert_eq!(
+        (err.code(), err.message()),
+        (
+            Code::PermissionDenied,
+            "node 2 sent a message on behalf of node 3"
+        ),
+        "{err:?}"
+    );
     // The cluster kept its leader and term through all of this.
     let status = cluster
         .client(1, "seq-1")

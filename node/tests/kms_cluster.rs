@@ -1,15 +1,18 @@
 //! A cluster whose KEK is AWS KMS (a real local KMS server, moto, behind a proxy the test can
 //! cut): keys generated in the cluster are sealed by KMS; with the KMS unreachable, restarted
-//! nodes start, report the keys as not loaded and refuse to sign with them; once the KMS is back
-//! they load the keys and sign.
+//! nodes start, report the keys as not loaded (the KMS unreachable, also behind an endpoint that
+//! closes every connection unanswered) and refuse to sign with them; once the KMS is back they
+//! load the keys and sign. A KEK rotation between two KMS keys leaves keys that load and sign
+//! without the old KMS key.
 #![cfg(feature = "aws-kms")]
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, missing_docs)]
 
+mod oracle;
 mod support;
 
 use signer_node::custody::KekConfig;
 use signer_node::pb;
-use signer_node::scheme::bn254;
+use signer_node::scheme::{bls12_381, bn254};
 use support::moto::{KmsProxy, Moto, REGION};
 use support::*;
 
@@ -39,7 +42,18 @@ async fn kms_outage_leaves_keys_pending_until_the_kms_returns() {
     let pk = bn254::PublicKey::from_bytes(&info.public_key).unwrap();
     let mut req = quorum_vote(1, 1, "");
     req.key_id = "kms-1".into();
-    cluster.client(1, "seq-1").await.sign(req).await.unwrap();
+    let resp = cluster
+        .client(1, "seq-1")
+        .await
+        .sign(req)
+        .await
+        .unwrap()
+        .into_inner();
+    let message = oracle::requests::quorum_vote_digest(1, 1);
+    assert_eq!(resp.signed_message, message);
+    assert!(bn254::Signature::from_bytes(&resp.signature)
+        .unwrap()
+        .verify(&pk, &message));
 
     // KMS unreachable; every node restarts.
     proxy.set_up(false);
@@ -51,13 +65,18 @@ async fn kms_outage_leaves_keys_pending_until_the_kms_returns() {
                 && s.keys_loaded.iter().any(|k| k == ESPRESSO_KEY)
         })
         .await;
-    let reason = cluster.status(1).await.unwrap().keys_pending[0]
-        .reason
-        .clone();
-    assert!(
-        reason.to_lowercase().contains("unreachable") || reason.to_lowercase().contains("kms"),
-        "{reason}"
-    );
+    // Every node names the KMS operation and key that could not be reached (the detail after
+    // it is the transport's own words). Checked at the end, so the rest of the story runs.
+    let unreachable = format!("KMS unreachable (Decrypt with key {kms_key}): ");
+    let mut wrong_reasons = Vec::new();
+    for id in 1..=3 {
+        let pending = cluster.status(id).await.unwrap().keys_pending;
+        assert_eq!(pending.len(), 1, "node {id}: {pending:?}");
+        assert_eq!(pending[0].key_id, "kms-1");
+        if !pending[0].reason.starts_with(&unreachable) {
+            wrong_reasons.push(format!("node {id}: {:?}", pending[0].reason));
+        }
+    }
     let mut req = quorum_vote(2, 1, "");
     req.key_id = "kms-1".into();
     let err = cluster
@@ -67,13 +86,27 @@ async fn kms_outage_leaves_keys_pending_until_the_kms_returns() {
         .await
         .unwrap_err();
     assert_eq!(err.code(), tonic::Code::Unavailable, "{err:?}");
+    let why = err
+        .message()
+        .strip_prefix("key \"kms-1\" is not loaded on the leader: ")
+        .unwrap_or_else(|| panic!("{err:?}"));
+    if !why.starts_with(&unreachable) {
+        wrong_reasons.push(format!("Sign on node 2: {why:?}"));
+    }
     // The node keeps serving the keys it holds.
-    cluster
+    let resp = cluster
         .client(2, "seq-1")
         .await
         .sign(quorum_vote(5, 1, ""))
         .await
-        .unwrap();
+        .unwrap()
+        .into_inner();
+    let message = oracle::requests::quorum_vote_digest(5, 1);
+    assert_eq!(resp.signed_message, message);
+    let demo_pk = bn254::PublicKey::from_bytes(&cluster.espresso_public_key).unwrap();
+    assert!(bn254::Signature::from_bytes(&resp.signature)
+        .unwrap()
+        .verify(&demo_pk, &message));
 
     // KMS back: the keys load with the loader's backoff, and sign.
     proxy.set_up(true);
@@ -89,9 +122,51 @@ async fn kms_outage_leaves_keys_pending_until_the_kms_returns() {
         .await
         .unwrap()
         .into_inner();
+    let message = oracle::requests::quorum_vote_digest(2, 1);
+    assert_eq!(resp.signed_message, message);
     assert!(bn254::Signature::from_bytes(&resp.signature)
         .unwrap()
-        .verify(&pk, &resp.signed_message));
+        .verify(&pk, &message));
+
+    // Another outage shape: an endpoint that accepts connections and closes them unanswered
+    // (a load balancer whose backends are gone). The nodes must say the KMS is unreachable
+    // here too, not that the request "could not be sent" (a configuration error).
+    let black_hole = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let hole_url = format!("http://{}", black_hole.local_addr().unwrap());
+    let hole = tokio::spawn(async move {
+        while let Ok((connection, _)) = black_hole.accept().await {
+            drop(connection);
+        }
+    });
+    cluster
+        .restart_all_with(|config| {
+            if let Some(KekConfig::AwsKms { endpoint_url, .. }) = &mut config.kek {
+                *endpoint_url = Some(hole_url.clone());
+            }
+        })
+        .await;
+    cluster
+        .wait_all(
+            "kms-1 pending behind an endpoint that closes connections",
+            |s| s.keys_pending.iter().any(|p| p.key_id == "kms-1"),
+        )
+        .await;
+    for id in 1..=3 {
+        let pending = cluster.status(id).await.unwrap().keys_pending;
+        assert_eq!(pending.len(), 1, "node {id}: {pending:?}");
+        if !pending[0].reason.starts_with(&unreachable) {
+            wrong_reasons.push(format!(
+                "node {id}, endpoint closing connections: {:?}",
+                pending[0].reason
+            ));
+        }
+    }
+    hole.abort();
+    assert!(
+        wrong_reasons.is_empty(),
+        "pending reasons that do not say the KMS was unreachable (expected {unreachable:?}…):\n{}",
+        wrong_reasons.join("\n")
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
@@ -106,7 +181,8 @@ async fn kek_rotation_between_two_kms_keys() {
         endpoint_url: Some(endpoint.clone()),
     };
     let cluster = Cluster::start_with(3, |_| Some(kms(&old_key))).await;
-    cluster.generate_key("rot-1", "eth2").await.unwrap();
+    let info = cluster.generate_key("rot-1", "eth2").await.unwrap();
+    assert_eq!(info.kek, format!("aws-kms:{old_key}"));
     cluster
         .restart_all_with(|config| {
             config.kek = Some(kms(&new_key));
@@ -126,4 +202,32 @@ async fn kek_rotation_between_two_kms_keys() {
         .await
         .unwrap();
     assert_eq!(listed.keys[0].kek, format!("aws-kms:{new_key}"));
+    assert_eq!(rotated.1.detail, "1 key(s) re-wrapped");
+
+    // Without the old KMS key configured anywhere, the key loads from its re-wrapped record
+    // and signs: its signature verifies under the record's public key, over the signing root
+    // the test computes itself.
+    cluster
+        .restart_all_with(|config| config.retired_keks.clear())
+        .await;
+    cluster
+        .wait_all("rot-1 loaded with only the new KMS key", |s| {
+            s.keys_loaded.iter().any(|k| k == "rot-1") && s.keys_pending.is_empty()
+        })
+        .await;
+    let mut block = eth2_block(3, 4);
+    block.key_id = "rot-1".into();
+    let resp = sign_retrying(&mut cluster.client(1, "seq-1").await, block)
+        .await
+        .unwrap();
+    let (_, fork_info) =
+        signer_node::client::eth2::newest_fork_info(&eth2_messages::NetworkSpec::mainnet());
+    let root = oracle::signing_root(
+        oracle::header_root(3, 0, [0; 32], [0; 32], [4; 32]),
+        oracle::domain(0, fork_info.fork.current_version, GVR),
+    );
+    assert_eq!(resp.signed_message, root);
+    let pk = bls12_381::PublicKey::from_bytes(&info.public_key).unwrap();
+    let sig = bls12_381::Signature::from_bytes(&resp.signature).unwrap();
+    assert!(sig.verify(&pk, &root));
 }

@@ -425,13 +425,14 @@ fn map_sdk_error<E: KmsOperationError>(
             key_id,
             detail: format!("no answer within {} s", OPERATION_TIMEOUT.as_secs()),
         },
-        SdkError::DispatchFailure(failure) if failure.is_io() || failure.is_timeout() => {
-            KmsError::Unreachable {
-                operation,
-                key_id,
-                detail: error_chain(&err),
-            }
-        }
+        // Every dispatch failure but a bad request of ours means the KMS could not be reached
+        // or did not answer: a refused or reset connection, a timeout, and also a connection
+        // closed before any response (what a load balancer without backends does).
+        SdkError::DispatchFailure(failure) if !failure.is_user() => KmsError::Unreachable {
+            operation,
+            key_id,
+            detail: error_chain(&err),
+        },
         SdkError::ServiceError(service) => {
             let error = service.err();
             let code = error.code().unwrap_or("unknown").to_string();
