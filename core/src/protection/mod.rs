@@ -270,3 +270,134 @@ fn to_decision<R>(verdict: Verdict<R>) -> Decision {
         Verdict::Deny(v) => Decision::Refuse(v),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::bytes::FixedBytes;
+
+    fn eth2_block(pubkey: u8, root: u8) -> Intent {
+        Intent::Eth2(ethereum::Eth2Intent::Block {
+            pubkey: FixedBytes([pubkey; 48]),
+            slot: 7,
+            signing_root: FixedBytes([root; 32]),
+        })
+    }
+
+    fn espresso_vote(pubkey: u8) -> Intent {
+        Intent::Espresso(espresso::EspressoIntent {
+            public_key: FixedBytes([pubkey; crate::scheme::bn254::PUBLIC_KEY_LEN]),
+            message: espresso::Message::QuorumVote {
+                view: 3,
+                data: espresso::QuorumData {
+                    leaf_commit: FixedBytes([9; 32]),
+                    epoch: None,
+                    block_number: None,
+                },
+            },
+        })
+    }
+
+    #[test]
+    fn an_intent_names_its_message_key_and_profile() {
+        let block = eth2_block(0xab, 0x5c);
+        assert_eq!(block.message(), [0x5c; 32]);
+        assert_eq!(block.public_key(), &[0xab; 48][..]);
+        assert_eq!(block.profile(), Profile::Eth2);
+        let vote = espresso_vote(0xcd);
+        let Intent::Espresso(inner) = &vote else {
+            unreachable!()
+        };
+        // The espresso message is the vote commitment (its layout is checked against
+        // HotShot's vectors in `espresso::tests`): neither a constant nor the key.
+        assert_eq!(vote.message(), inner.message.signing_message());
+        assert_ne!(vote.message(), [0; 32]);
+        assert_ne!(vote.message(), [1; 32]);
+        assert_eq!(
+            vote.public_key(),
+            &[0xcd; crate::scheme::bn254::PUBLIC_KEY_LEN][..]
+        );
+        assert_eq!(vote.profile(), Profile::Espresso);
+    }
+
+    #[test]
+    fn profiles_print_and_parse_by_their_names() {
+        for (profile, name) in [(Profile::Eth2, "eth2"), (Profile::Espresso, "espresso")] {
+            assert_eq!(profile.to_string(), name);
+            assert_eq!(name.parse::<Profile>(), Ok(profile));
+        }
+        assert_eq!(
+            "ETH2".parse::<Profile>(),
+            Err("unknown profile \"ETH2\" (expected eth2 or espresso)".to_owned())
+        );
+    }
+
+    #[test]
+    fn only_sign_and_resign_allow_signing() {
+        assert!(Decision::Sign.allows_signing());
+        assert!(Decision::Resign.allows_signing());
+        assert!(!Decision::Refuse(Violation::DoubleVote { target: 1 }).allows_signing());
+    }
+
+    /// The codes are an API (gRPC refusal details, HTTP error bodies, metrics labels, audit
+    /// records, README): written out here, not derived.
+    #[test]
+    fn every_violation_has_its_documented_code() {
+        let kind = espresso::Kind::QuorumVote;
+        let cases = [
+            (
+                Violation::DoubleBlockProposal { slot: 1 },
+                "double_block_proposal",
+            ),
+            (
+                Violation::BlockSlotNotAboveWatermark {
+                    slot: 1,
+                    watermark: 2,
+                },
+                "block_slot_not_above_watermark",
+            ),
+            (Violation::DoubleVote { target: 1 }, "double_vote"),
+            (
+                Violation::TargetBelowWatermark {
+                    target: 1,
+                    watermark: 2,
+                },
+                "target_below_watermark",
+            ),
+            (
+                Violation::SourceBelowWatermark {
+                    source_epoch: 1,
+                    watermark: 2,
+                },
+                "source_below_watermark",
+            ),
+            (
+                Violation::SourceAfterTarget {
+                    source_epoch: 2,
+                    target: 1,
+                },
+                "source_after_target",
+            ),
+            (
+                Violation::ViewBelowWatermark {
+                    kind,
+                    view: 1,
+                    last_view: 2,
+                },
+                "view_below_watermark",
+            ),
+            (Violation::Equivocation { kind, view: 1 }, "equivocation"),
+            (
+                Violation::OutsideWindow {
+                    kind,
+                    view: 1,
+                    newest_view: 100,
+                },
+                "outside_window",
+            ),
+        ];
+        for (violation, code) in cases {
+            assert_eq!(violation.code(), code, "{violation}");
+        }
+    }
+}

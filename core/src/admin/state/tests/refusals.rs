@@ -373,3 +373,75 @@ fn a_pending_challenge_is_decided_by_the_threshold_in_force_when_it_is_approved(
     );
     assert!(s.clients.contains_key("seq-y"));
 }
+
+/// A challenge lifetime from 1 s to 7 days, both bounds included (written out here).
+#[test]
+fn challenge_lifetimes_from_one_second_to_seven_days_are_accepted() {
+    const SECOND: u64 = 1_000;
+    const SEVEN_DAYS: u64 = 604_800_000;
+    let (a, b) = (admin("admin-a", 1), admin("admin-b", 2));
+    let mut s = bootstrapped(&[&a, &b], 1);
+    let with_ttl = |ttl: u64| {
+        Action::SetPolicy(Policy {
+            challenge_ttl_ms: ttl,
+            ..policy(1)
+        })
+    };
+    for ttl in [SECOND, SEVEN_DAYS] {
+        assert_eq!(s.execute(&with_ttl(ttl)).unwrap(), "policy set");
+        assert_eq!(s.policy.challenge_ttl_ms, ttl);
+    }
+    for ttl in [SECOND - 1, SEVEN_DAYS + 1] {
+        let before = s.clone();
+        assert_eq!(
+            s.execute(&with_ttl(ttl)).unwrap_err(),
+            AdminRefusal::Invalid(format!(
+                "challenge lifetime {ttl} ms must be between 1 s and 7 days"
+            ))
+        );
+        assert_eq!(s, before);
+    }
+}
+
+/// A decided or expired challenge is kept for a day after its expiry (an approval for it is
+/// answered "expired" or "already decided", not "unknown"), then pruned when the next
+/// challenge is proposed.
+#[test]
+fn challenges_are_kept_a_day_after_they_expire() {
+    const DAY: u64 = 86_400_000;
+    let a = admin("admin-a", 1);
+    let mut s = bootstrapped(&[&a], 1);
+    let t0 = 5_000;
+    s.propose([1; 32], "admin-a", &canon(&Action::Pause), t0)
+        .unwrap();
+    let expiry = t0 + Policy::default().challenge_ttl_ms;
+    let kept = hex::encode([1u8; 32]);
+    s.propose([2; 32], "admin-a", &canon(&Action::Pause), expiry + DAY)
+        .unwrap();
+    assert!(
+        s.challenges.contains_key(&kept),
+        "kept up to a day after expiry"
+    );
+    assert_eq!(
+        s.approve(&[1; 32], "admin-a", &sign(&s, &[1; 32], &a), expiry + DAY)
+            .unwrap_err(),
+        AdminRefusal::Expired {
+            id: kept.clone(),
+            expires_at_ms: expiry,
+            at_ms: expiry + DAY,
+        }
+    );
+    s.propose([3; 32], "admin-a", &canon(&Action::Pause), expiry + DAY + 1)
+        .unwrap();
+    assert!(!s.challenges.contains_key(&kept), "pruned after that");
+    assert_eq!(
+        s.approve(
+            &[1; 32],
+            "admin-a",
+            &sign(&s, &[2; 32], &a),
+            expiry + DAY + 1
+        )
+        .unwrap_err(),
+        AdminRefusal::UnknownChallenge(kept)
+    );
+}
