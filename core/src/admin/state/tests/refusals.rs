@@ -445,3 +445,29 @@ fn challenges_are_kept_a_day_after_they_expire() {
         AdminRefusal::UnknownChallenge(kept)
     );
 }
+
+/// A challenge can be approved up to and including its expiry time, not a millisecond later.
+#[test]
+fn a_challenge_is_approved_up_to_its_expiry_inclusive() {
+    let a = admin("admin-a", 1);
+    let mut s = bootstrapped(&[&a], 1);
+    let t0 = 5_000;
+    let expiry = t0 + Policy::default().challenge_ttl_ms;
+    for id in [[1u8; 32], [2u8; 32]] {
+        s.propose(id, "admin-a", &canon(&Action::Pause), t0)
+            .unwrap();
+    }
+    assert_eq!(
+        s.approve(&[2; 32], "admin-a", &sign(&s, &[2; 32], &a), expiry + 1)
+            .unwrap_err(),
+        AdminRefusal::Expired {
+            id: hex::encode([2u8; 32]),
+            expires_at_ms: expiry,
+            at_ms: expiry + 1,
+        }
+    );
+    assert_eq!(
+        reached(&approve_as(&mut s, [1; 32], &a, expiry)),
+        ["admin-a"]
+    );
+}
