@@ -15,7 +15,6 @@ use std::collections::hash_map::RandomState;
 use std::hash::{BuildHasher, Hasher};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
-use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
 const C1: &str = "0x1111111111111111111111111111111111111111111111111111111111111111";
@@ -23,81 +22,12 @@ const C2: &str = "0x222222222222222222222222222222222222222222222222222222222222
 const ROOT: &str = "0x3333333333333333333333333333333333333333333333333333333333333333";
 const C4: &str = "0x4444444444444444444444444444444444444444444444444444444444444444";
 
+mod node_binary;
+
+use node_binary::signer_exe;
+
 fn signerctl_exe() -> &'static Path {
     Path::new(env!("CARGO_BIN_EXE_signerctl"))
-}
-
-/// The `signer` binary next to `signerctl`. `cargo test --workspace` and `cargo nextest run
-/// --workspace` (the test command) build it with the workspace's feature set; it is built here
-/// only when missing (e.g. `cargo test -p signerctl` in a fresh target dir). Rebuilding it
-/// unconditionally would rebuild the AWS SDK with another feature set, for minutes. After
-/// changing the node, run the workspace tests (or build `signer`) so this binary is current.
-fn signer_exe() -> &'static Path {
-    static EXE: OnceLock<PathBuf> = OnceLock::new();
-    EXE.get_or_init(|| {
-        let exe = signerctl_exe().with_file_name("signer");
-        if !exe.exists() {
-            build_signer();
-        }
-        assert!(exe.exists(), "no signer binary at {}", exe.display());
-        exe
-    })
-}
-
-/// `cargo build -p signer-node --bin signer` into the target directory and profile `signerctl` was
-/// built in.
-fn build_signer() {
-    let profile_dir = signerctl_exe().parent().unwrap();
-    let profile = match profile_dir.file_name().unwrap().to_str().unwrap() {
-        "debug" => "dev",
-        other => other,
-    };
-    let mut target_dir = profile_dir.parent().unwrap();
-    let mut cargo = Command::new(env!("CARGO"));
-    cargo.args([
-        "build",
-        "-p",
-        "signer-node",
-        "--bin",
-        "signer",
-        "--profile",
-        profile,
-    ]);
-    if !target_dir.join("CACHEDIR.TAG").exists() {
-        // target/<triple>/<profile>: built with --target.
-        cargo.arg("--target").arg(target_dir.file_name().unwrap());
-        target_dir = target_dir.parent().unwrap();
-    }
-    // Without the variables Cargo sets for this test process: build scripts that watch one
-    // (ring watches CARGO_MANIFEST_DIR) would otherwise rebuild for this call and again for the
-    // next ordinary `cargo build`.
-    for (name, _) in std::env::vars_os() {
-        let name = name.to_string_lossy();
-        let set_by_cargo = [
-            "CARGO_MANIFEST_DIR",
-            "CARGO_MANIFEST_PATH",
-            "CARGO_CRATE_NAME",
-            "CARGO_BIN_NAME",
-            "CARGO_PRIMARY_PACKAGE",
-            "CARGO_TARGET_TMPDIR",
-            "CARGO_RUSTC_CURRENT_DIR",
-        ]
-        .contains(&name.as_ref())
-            || name.starts_with("CARGO_PKG_")
-            || name.starts_with("CARGO_BIN_EXE_");
-        if set_by_cargo {
-            cargo.env_remove(name.as_ref());
-        }
-    }
-    cargo
-        .arg("--target-dir")
-        .arg(target_dir)
-        .current_dir(env!("CARGO_MANIFEST_DIR"));
-    let status = cargo.status().expect("running cargo build");
-    assert!(
-        status.success(),
-        "cargo build -p signer-node --bin signer failed"
-    );
 }
 
 /// A fresh directory under the system temp dir, removed on drop.

@@ -12,6 +12,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 mod common;
+mod node_binary;
 
 use signer_node::client::{ClusterDescriptor, PoolOptions, SignerPool};
 use signer_node::config::NodeConfig;
@@ -154,13 +155,10 @@ async fn setup(dir: &Path) -> Setup {
     descriptor
         .save(&cluster_dir.join(signer_node::client::DESCRIPTOR_FILE))
         .unwrap();
-    let signer_exe = Path::new(env!("CARGO_BIN_EXE_signerctl")).with_file_name("signer");
-    assert!(
-        signer_exe.exists(),
-        "{} is missing: build the workspace (cargo build -p signer-node)",
-        signer_exe.display()
-    );
-    setup.cluster.start_stopped(&signer_exe).unwrap();
+    setup
+        .cluster
+        .start_stopped(node_binary::signer_exe())
+        .unwrap();
     setup
         .cluster
         .wait_for_leader(Duration::from_secs(30))

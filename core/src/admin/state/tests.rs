@@ -7,6 +7,8 @@ use crate::admin::{approval, ApproverKey, RateLimit};
 use crate::protection::Profile;
 use ed25519_dalek::Signer as _;
 
+mod encoding;
+mod grants;
 mod refusals;
 
 struct Admin {
