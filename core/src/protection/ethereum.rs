@@ -365,6 +365,47 @@ impl Eth2State {
 mod tests {
     use super::*;
 
+    /// Every intent names its Web3Signer type (the audit log's `kind`) and the root it signs.
+    #[test]
+    fn an_intent_names_its_kind_and_root() {
+        let pubkey = FixedBytes([0xaa; 48]);
+        let cases = [
+            (
+                Eth2Intent::Block {
+                    pubkey,
+                    slot: 1,
+                    signing_root: FixedBytes([3; 32]),
+                },
+                "BLOCK_V2",
+                [3; 32],
+            ),
+            (
+                Eth2Intent::Attestation {
+                    pubkey,
+                    source_epoch: 1,
+                    target_epoch: 2,
+                    signing_root: FixedBytes([4; 32]),
+                },
+                "ATTESTATION",
+                [4; 32],
+            ),
+            (
+                Eth2Intent::Unslashable {
+                    pubkey,
+                    kind: "RANDAO_REVEAL".into(),
+                    signing_root: FixedBytes([5; 32]),
+                },
+                "RANDAO_REVEAL",
+                [5; 32],
+            ),
+        ];
+        for (intent, kind, root) in cases {
+            assert_eq!(intent.kind(), kind);
+            assert_eq!(intent.signing_root(), root, "{kind}");
+            assert_eq!(intent.pubkey(), &pubkey, "{kind}");
+        }
+    }
+
     fn r(n: u8) -> Root {
         FixedBytes([n; 32])
     }
