@@ -365,6 +365,65 @@ impl Eth2State {
 mod tests {
     use super::*;
 
+    fn attestation(source_epoch: u64, target_epoch: u64, root: u8) -> Eth2Intent {
+        Eth2Intent::Attestation {
+            pubkey: FixedBytes([0xbb; 48]),
+            source_epoch,
+            target_epoch,
+            signing_root: FixedBytes([root; 32]),
+        }
+    }
+
+    /// The state remembers what it signed: each decision sees the attestations decided before
+    /// it (the rules alone are tested in the case tables below).
+    #[test]
+    fn the_state_records_each_signed_attestation() {
+        let mut state = Eth2State::default();
+        let refused = |v| Decision::Refuse(v);
+        let steps = [
+            (attestation(2, 5, 1), Decision::Sign),
+            (attestation(2, 5, 1), Decision::Resign),
+            (
+                attestation(2, 5, 2),
+                refused(Violation::DoubleVote { target: 5 }),
+            ),
+            (
+                attestation(1, 6, 3),
+                refused(Violation::SourceBelowWatermark {
+                    source_epoch: 1,
+                    watermark: 2,
+                }),
+            ),
+            (attestation(3, 7, 4), Decision::Sign),
+            (
+                attestation(3, 6, 5),
+                refused(Violation::TargetBelowWatermark {
+                    target: 6,
+                    watermark: 7,
+                }),
+            ),
+        ];
+        for (i, (intent, want)) in steps.into_iter().enumerate() {
+            assert_eq!(state.decide(&intent), want, "step {i}");
+        }
+    }
+
+    /// Importing lower watermarks keeps the signed vote's root, so the identical vote is still
+    /// re-signed; importing a higher target drops it.
+    #[test]
+    fn an_import_below_the_signed_vote_keeps_its_root() {
+        let mut state = Eth2State::default();
+        let pubkey = FixedBytes([0xbb; 48]);
+        assert_eq!(state.decide(&attestation(5, 10, 1)), Decision::Sign);
+        state.raise_attestation_watermarks(pubkey, 3, 8);
+        assert_eq!(state.decide(&attestation(5, 10, 1)), Decision::Resign);
+        state.raise_attestation_watermarks(pubkey, 5, 11);
+        assert_eq!(
+            state.decide(&attestation(5, 11, 1)),
+            Decision::Refuse(Violation::DoubleVote { target: 11 })
+        );
+    }
+
     /// Every intent names its Web3Signer type (the audit log's `kind`) and the root it signs.
     #[test]
     fn an_intent_names_its_kind_and_root() {
