@@ -422,6 +422,27 @@ mod tests {
             state.decide(&attestation(5, 11, 1)),
             Decision::Refuse(Violation::DoubleVote { target: 11 })
         );
+        // An import at the signed target itself: the import's vote there is unknown, so even
+        // the identical vote is refused from then on.
+        let mut state = Eth2State::default();
+        assert_eq!(state.decide(&attestation(5, 10, 1)), Decision::Sign);
+        state.raise_attestation_watermarks(pubkey, 5, 10);
+        assert_eq!(
+            state.decide(&attestation(5, 10, 1)),
+            Decision::Refuse(Violation::DoubleVote { target: 10 })
+        );
+    }
+
+    /// A validator an import lists without history gets an empty record (it is exported).
+    #[test]
+    fn registering_a_validator_gives_it_an_empty_record() {
+        let mut state = Eth2State::default();
+        let pubkey = FixedBytes([0xcc; 48]);
+        state.register(pubkey);
+        assert_eq!(
+            state.validators.get(&pubkey),
+            Some(&ValidatorRecord::default())
+        );
     }
 
     /// Every intent names its Web3Signer type (the audit log's `kind`) and the root it signs.
