@@ -19,17 +19,6 @@ fn code_and_message(status: &tonic::Status) -> (Code, &str) {
     (status.code(), status.message())
 }
 
-/// The signing root of `eth2_block(slot, body)` (mainnet, the request's fork version), as the
-/// oracle computes it.
-fn expected_block_root(slot: u64, body: u8) -> [u8; 32] {
-    let (_, fork_info) =
-        signer_node::client::eth2::newest_fork_info(&eth2_messages::NetworkSpec::mainnet());
-    oracle::signing_root(
-        oracle::header_root(slot, 0, [0; 32], [0; 32], [body; 32]),
-        oracle::domain(0, fork_info.fork.current_version, GVR),
-    )
-}
-
 /// Wait until the leader lists `challenge` as expired (its lifetime passed on the leader's
 /// clock); fails after 20 s.
 async fn wait_expired(cluster: &Cluster, challenge: &pb::Challenge) {
@@ -307,7 +296,7 @@ async fn client_grants_rate_limits_pause_and_protection_import() {
     for (slot, result) in (10..18).zip(&batch) {
         match &result.result {
             Some(R::Signed(s)) => {
-                let root = expected_block_root(slot, 1);
+                let root = oracle::requests::support_block_root(slot, 1);
                 assert_eq!(s.signed_message, root, "slot {slot}");
                 let sig = bls12_381::Signature::from_bytes(&s.signature).unwrap();
                 assert!(sig.verify(&pk, &root), "slot {slot}");
@@ -464,7 +453,10 @@ async fn client_grants_rate_limits_pause_and_protection_import() {
         .await
         .unwrap()
         .into_inner();
-    assert_eq!(signed.signed_message, expected_block_root(1001, 7));
+    assert_eq!(
+        signed.signed_message,
+        oracle::requests::support_block_root(1001, 7)
+    );
     // Another network's file is refused before anything is proposed.
     doc["metadata"]["genesis_validators_root"] =
         serde_json::json!(format!("0x{}", "11".repeat(32)));

@@ -101,18 +101,6 @@ fn quorum_vote_for(view: u64, leaf: [u8; 32]) -> pb::SignRequest {
     request
 }
 
-/// The signing root of `eth2_block(slot, body)` (mainnet, the request's fork version), as the
-/// oracle computes it.
-fn expected_block_root(slot: u64, body: u8) -> [u8; 32] {
-    // The fork version is an input the request carries (fork_info), not something computed.
-    let (_, fork_info) =
-        signer_node::client::eth2::newest_fork_info(&eth2_messages::NetworkSpec::mainnet());
-    oracle::signing_root(
-        oracle::header_root(slot, 0, [0; 32], [0; 32], [body; 32]),
-        oracle::domain(0, fork_info.fork.current_version, GVR),
-    )
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn signs_on_every_node_refuses_conflicts_and_resigns_identical_requests() {
     let cluster = Cluster::start(3).await;
@@ -184,7 +172,7 @@ async fn signs_on_every_node_refuses_conflicts_and_resigns_identical_requests() 
         .unwrap()
         .into_inner();
     // The signer computed the signing root of the typed header; the oracle computes it too.
-    let expected = expected_block_root(5, 1);
+    let expected = oracle::requests::support_block_root(5, 1);
     assert_eq!(resp.signed_message, expected);
     let sig = bls12_381::Signature::from_bytes(&resp.signature).unwrap();
     assert!(sig.verify(&pk, &expected));
@@ -708,7 +696,10 @@ async fn bad_inputs_get_clear_statuses_and_change_nothing() {
     assert_eq!(signed.signed_message, expected_quorum_message(5, 1));
     let signed = c.sign(eth2_block(5, 1)).await.unwrap().into_inner();
     assert!(!signed.resigned);
-    assert_eq!(signed.signed_message, expected_block_root(5, 1));
+    assert_eq!(
+        signed.signed_message,
+        oracle::requests::support_block_root(5, 1)
+    );
 
     // A client certificate from another CA is rejected by the TLS handshake: the server ends
     // it with `unknown_ca`, and the gRPC call fails below any service.

@@ -21,11 +21,10 @@ use signer_node::replica::network::{snapshot_chunks, to_message};
 use signer_node::replica::{Command, Entry, LogId, Proposal, SnapshotMeta, TypeConfig, Vote};
 use signer_node::service::convert::SignRequest;
 use signer_node::service::signing::{ForwardedSign, MAX_BATCH};
-use signer_node::tls::TlsMaterial;
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::{Duration, Instant};
 use support::{quorum_vote, Cluster, ESPRESSO_KEY, ETH2_KEY};
-use tonic::transport::{Channel, Endpoint};
+use tonic::transport::Channel;
 use tonic::Code;
 
 /// What an accepted hostile message or a proposal would change on one node.
@@ -131,17 +130,7 @@ fn peer_channel(cluster: &Cluster, to: u64, caller: Caller) -> Channel {
         Caller::Client(name) => (pki.client_cert_path(name), pki.client_key_path(name)),
         Caller::Node(id) => (pki.node_cert_path(id), pki.node_key_path(id)),
     };
-    let tls = TlsMaterial::read(&pki.ca_cert_path(), &cert, &key)
-        .unwrap()
-        .client_config(&format!("node-{to}"))
-        .unwrap();
-    Endpoint::from_shared(format!("https://{}", cluster.node(to).peer_addr))
-        .unwrap()
-        .tls_config(tls)
-        .unwrap()
-        .connect_timeout(Duration::from_secs(2))
-        .timeout(Duration::from_secs(10))
-        .connect_lazy()
+    cluster.peer_channel_with(to, &cert, &key)
 }
 
 /// The Raft RPCs, and with `forwards` also the forwarding RPCs, each carrying what would

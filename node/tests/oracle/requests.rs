@@ -366,3 +366,15 @@ fn build_parts(msg: &Msg) -> Parts {
         }
     }
 }
+
+/// The signing root of support's `eth2_block(slot, body)` request (mainnet, the fork version
+/// the request's `fork_info` carries), as the oracle computes it.
+pub fn support_block_root(slot: u64, body: u8) -> [u8; 32] {
+    // The fork version is an input the request carries (fork_info), not something computed.
+    let (_, fork_info) =
+        signer_node::client::eth2::newest_fork_info(&eth2_messages::NetworkSpec::mainnet());
+    oracle::signing_root(
+        oracle::header_root(slot, 0, [0; 32], [0; 32], [body; 32]),
+        oracle::domain(0, fork_info.fork.current_version, GVR),
+    )
+}

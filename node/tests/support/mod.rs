@@ -752,14 +752,20 @@ impl Cluster {
     /// A channel to node `to`'s peer port, authenticated with node `as_node`'s certificate (as
     /// the nodes dial each other).
     pub fn peer_channel(&self, to: u64, as_node: u64) -> Channel {
-        let tls = TlsMaterial::read(
-            &self.pki.ca_cert_path(),
-            &self.pki.node_cert_path(as_node),
-            &self.pki.node_key_path(as_node),
-        )
-        .unwrap()
-        .client_config(&format!("node-{to}"))
-        .unwrap();
+        let (cert, key) = (
+            self.pki.node_cert_path(as_node),
+            self.pki.node_key_path(as_node),
+        );
+        self.peer_channel_with(to, &cert, &key)
+    }
+
+    /// A channel to node `to`'s peer port presenting the certificate `cert` (with `key`), e.g.
+    /// a client's, to see what the peer port makes of it.
+    pub fn peer_channel_with(&self, to: u64, cert: &Path, key: &Path) -> Channel {
+        let tls = TlsMaterial::read(&self.pki.ca_cert_path(), cert, key)
+            .unwrap()
+            .client_config(&format!("node-{to}"))
+            .unwrap();
         Endpoint::from_shared(format!("https://{}", self.node(to).peer_addr))
             .unwrap()
             .tls_config(tls)
