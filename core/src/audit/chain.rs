@@ -314,6 +314,15 @@ mod tests {
                 "altered: its hash no longer matches record 4's prev_hash".to_owned()
             )
         );
+        // The record before the last one edited: the store's head still names the last record,
+        // so the edit is blamed on record 5.
+        assert_eq!(
+            verify(&|r| flip(&mut r[4].1, AT_MS)),
+            (
+                5,
+                "altered: its hash no longer matches record 6's prev_hash".to_owned()
+            )
+        );
         // Records 3 and 4 both edited: record 4's own link to 5 is broken too, so the first
         // broken link is named where it is seen.
         assert_eq!(
