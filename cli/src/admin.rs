@@ -1,15 +1,17 @@
 //! `signerctl`'s admin commands: key lifecycle, KEK rotation, the M-of-N approval flow
-//! (`approve`, `pending`), admins and policy, client grants, slashing-protection import and
-//! export, pause and resume, and cluster membership (read-only for now).
+//! (`approve`, `pending`), admins and policy, client grants, certificate revocation (`cert`),
+//! slashing-protection import and export, pause and resume, and the cluster's members
+//! (read-only: membership changes are not built).
 //!
 //! Every change is proposed as a challenge that enrolled admins approve; `signerctl` proposes
 //! and, unless `--no-approve`, approves with the caller's key at once. Owns: these commands'
-//! arguments and help ([`keys`], [`admins`], [`plane`], [`flow`]), reading their inputs
-//! before any network use ([`prepare`]), and running them ([`run`]). Must not: decide
+//! arguments and help ([`keys`], [`admins`], [`plane`], [`certs`], [`flow`]), reading their
+//! inputs before any network use ([`prepare`]), and running them ([`run`]). Must not: decide
 //! lifecycle or approval rules (the cluster does, through Raft), or read secrets itself
 //! ([`crate::input`] does).
 
 mod admins;
+mod certs;
 mod flow;
 mod keys;
 mod plane;
@@ -23,21 +25,16 @@ use signer_client::pb;
 /// The admin commands' exit codes, as a literal for `concat!`.
 macro_rules! admin_exit_codes {
     () => {
-        "\
+        concat!(
+            "\
 Admin commands authenticate as client admin-1 unless --client names another admin-… identity,
 and approve with that admin's development key from cluster.json, or with --yubikey.
-`propose` is any changing command with --no-approve: it only opens the challenge.
+`propose` is any changing command with --no-approve: it only opens the challenge (exit 6).
+`kek rotate` exits 1 when keys remain under an old KEK.
 
-Exit codes:
-  0  success (a change: executed)
-  1  other errors (files, unexpected answers); `kek rotate`: keys remain under an old KEK
-  2  bad arguments, or the cluster rejected the request: unknown key, key id or public key
-     already taken, bad secret or keystore password, deleted key, no KEK configured, a
-     challenge already decided, expired or approved by you; not supported yet (`node add`)
-  4  unavailable: no node answered in time (or no leader to accept the change)
-  5  not permitted: the client identity is not an enrolled admin, or its approval signature
-     does not verify under its enrolled key
-  6  pending: the change is proposed but needs more approvals (`signerctl approve <id>`)"
+",
+            crate::exit::exit_code_table!()
+        )
     };
 }
 pub(crate) use admin_exit_codes;
@@ -82,19 +79,24 @@ pub enum Command {
     /// Admin: which client (sequencer) identities may sign with which keys, and how fast.
     #[command(subcommand)]
     Client(plane::ClientCommand),
+    /// Admin: revoke client (or node) certificates, and list the revoked ones. Certificates
+    /// are issued by `signer pki issue`, where the CA key is kept.
+    #[command(subcommand)]
+    Cert(certs::CertCommand),
     /// Admin: import or export eth2 slashing-protection records (EIP-3076 interchange).
     #[command(subcommand)]
     Protection(plane::ProtectionCommand),
     /// Admin: stop all signing on every node until `resume` (an approved action).
     ///
-    /// Signing requests are then answered "signing is paused by the admins" (signerctl sign
-    /// exits 4 with that reason once its --timeout passes).
+    /// Every sign request is then refused at once with code `paused` ("signing is paused by
+    /// the admins"; signerctl sign exits 3), recorded once in the audit log; clients do not
+    /// retry it.
     #[command(after_help = ADMIN_EXIT_CODES)]
     Pause(ProposeOpts),
     /// Admin: let the cluster sign again after `pause` (an approved action).
     #[command(after_help = ADMIN_EXIT_CODES)]
     Resume(ProposeOpts),
-    /// The cluster's members (voters); adding and removing nodes is not supported yet.
+    /// The cluster's members (voters). Membership changes are not built yet (no command).
     #[command(subcommand)]
     Node(plane::NodeCommand),
     /// Admin: drop audit records up to SEQ from every node (an approved action).
@@ -152,6 +154,8 @@ pub enum Work {
     AdminList,
     /// `client list`.
     ClientList,
+    /// `cert list`.
+    CertList,
     /// `protection export`.
     ExportProtection(plane::ExportArgs),
     /// `admin policy` (needs the current policy for the defaults).
@@ -182,6 +186,7 @@ pub fn prepare(command: &Command, approver: crate::approver::Choice) -> Result<W
         Command::Pending(args) => Work::Pending { all: args.all },
         Command::Admin(c) => admins::prepare_admin(c, approver)?,
         Command::Client(c) => plane::prepare_client(c)?,
+        Command::Cert(c) => certs::prepare(c)?,
         Command::Protection(c) => plane::prepare_protection(c)?,
         Command::Pause(opts) => change(
             pb::propose_request::Request::Pause(pb::PauseRequest {}),
@@ -223,6 +228,7 @@ pub async fn run(session: &Session<'_>, work: Work) -> Result<(), Failure> {
         Work::Registry => keys::registry(session).await,
         Work::AdminList => admins::admin_list(session).await,
         Work::ClientList => plane::client_list(session).await,
+        Work::CertList => certs::list(session).await,
         Work::ExportProtection(args) => plane::export_protection(session, &args).await,
         Work::Policy(args) => admins::policy(session, &args).await,
         Work::NodeList => plane::node_list(session).await,

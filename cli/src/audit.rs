@@ -6,7 +6,7 @@
 //! heads at a common seq). Must not: change anything in the cluster, or trust a record's
 //! readable fields over its canonical bytes (`signer_core::audit` decodes and hashes those).
 
-use crate::Failure;
+use crate::{exit, Failure};
 use clap::{Args, Subcommand};
 use signer_client::pb;
 use signer_client::{ClientError, SignerPool};
@@ -16,21 +16,19 @@ use std::io::{BufRead, Write};
 use std::path::PathBuf;
 
 /// Exit code when a chain does not verify or the nodes disagree.
-const EXIT_BROKEN: u8 = 6;
+const EXIT_BROKEN: u8 = exit::AUDIT_BROKEN;
 
-/// The audit commands' exit codes and identity note.
-pub const AUDIT_EXIT_CODES: &str = "\
+/// The audit commands' identity note and exit codes.
+pub const AUDIT_EXIT_CODES: &str = concat!(
+    "\
 Audit commands authenticate as client auditor-1 unless --client names another auditor-… or
-admin-… identity.
+admin-… identity. `verify` exits 0 only when every node's chain verifies and all agree, 4 when
+some node did not answer, 9 when a chain does not verify (the node and first bad record are
+named) or nodes disagree at a common record.
 
-Exit codes:
-  0  success (verify: every node's chain verifies and all agree)
-  1  other errors (files, unexpected answers)
-  2  bad arguments; `show`: no such record
-  4  unavailable: no node answered (verify: some node did not answer)
-  5  not permitted: the client identity is not an auditor or admin
-  6  verify: a chain does not verify (the node and first bad record are named), or nodes
-     disagree at a common record";
+",
+    exit::exit_code_table!()
+);
 
 /// `signerctl audit …`.
 #[derive(Subcommand)]
@@ -72,9 +70,10 @@ pub struct FilterArgs {
     /// Only records about this client (or admin) identity.
     #[arg(long = "by-client", value_name = "NAME")]
     by_client: Option<String>,
-    /// Only records with this result: signed, resigned, refused, key_inactive, paused,
-    /// denied (access), failed (KMS), ok.
-    #[arg(long, value_name = "RESULT")]
+    /// Only records with this result. Sign decisions: signed, resigned, refused,
+    /// key_inactive, paused; access denials: denied; KMS failures: failed; admin actions:
+    /// open, pending, executed, failed, refused, ok (bootstrap); other records: ok.
+    #[arg(long, value_name = "RESULT", value_parser = clap::builder::PossibleValuesParser::new(audit::RESULT_WORDS))]
     result: Option<String>,
     /// Only records at or after this time: RFC 3339 (2024-05-01T12:00:00Z, 2024-05-01) or
     /// milliseconds since the Unix epoch.
@@ -148,7 +147,10 @@ fn hex32(h: &[u8]) -> String {
 fn failure(e: ClientError) -> Failure {
     match &e {
         ClientError::Other(status) if status.code() == tonic::Code::PermissionDenied => {
-            Failure::new(5, format!("not permitted: {}", status.message()))
+            Failure::new(
+                exit::NOT_PERMITTED,
+                format!("not permitted: {}", status.message()),
+            )
         }
         _ => Failure::from(e),
     }
@@ -236,20 +238,20 @@ async fn show(pool: &SignerPool, seq: u64, json: bool) -> Result<(), Failure> {
     let (node, e) = pool.audit_get(seq).await.map_err(failure)?;
     let value = entry_json(&e)?;
     if json {
-        println!("{value}");
+        signer_client::outln!("{value}");
         return Ok(());
     }
-    println!("{}", e.summary);
-    println!("  hash       {}", hex32(&e.hash));
+    signer_client::outln!("{}", e.summary);
+    signer_client::outln!("  hash       {}", hex32(&e.hash));
     for field in ["prev_hash", "log_index", "at", "at_ms", "type"] {
-        println!("  {field:<10} {}", value[field]);
+        signer_client::outln!("  {field:<10} {}", value[field]);
     }
     if let Some(event) = value["event"].as_object() {
         for (k, v) in event {
-            println!("  {k:<10} {v}");
+            signer_client::outln!("  {k:<10} {v}");
         }
     }
-    println!("  (from node-{node})");
+    signer_client::outln!("  (from node-{node})");
     Ok(())
 }
 
@@ -353,7 +355,7 @@ async fn verify_nodes(pool: &SignerPool, json: bool) -> Result<(), Failure> {
                 Err(e) => serde_json::json!({"node_id": v.id, "error": e.to_string()}),
             })
             .collect();
-        println!(
+        signer_client::outln!(
             "{}",
             serde_json::json!({
                 "ok": problems.is_empty(),
@@ -366,7 +368,7 @@ async fn verify_nodes(pool: &SignerPool, json: bool) -> Result<(), Failure> {
         for v in &first {
             if let Ok(r) = &v.answer {
                 if r.ok {
-                    println!(
+                    signer_client::outln!(
                         "node-{}: chain verified, records {}..={} (anchor {} {}), head {}",
                         v.id,
                         r.anchor_seq + 1,
@@ -379,7 +381,7 @@ async fn verify_nodes(pool: &SignerPool, json: bool) -> Result<(), Failure> {
             }
         }
         if problems.is_empty() {
-            println!(
+            signer_client::outln!(
                 "all {} nodes agree at record {common}: {}",
                 at_common.len(),
                 at_common
@@ -494,7 +496,7 @@ async fn verify_file(pool: &SignerPool, path: &PathBuf, json: bool) -> Result<()
         }
     }
     if json {
-        println!(
+        signer_client::outln!(
             "{}",
             serde_json::json!({
                 "ok": differs.is_empty(),
@@ -508,7 +510,7 @@ async fn verify_file(pool: &SignerPool, path: &PathBuf, json: bool) -> Result<()
             })
         );
     } else {
-        println!(
+        signer_client::outln!(
             "{}: {} records {}..={} verified (anchor {}), last hash {}",
             path.display(),
             records.len(),
@@ -518,10 +520,12 @@ async fn verify_file(pool: &SignerPool, path: &PathBuf, json: bool) -> Result<()
             hex32(&head.hash)
         );
         if !matches.is_empty() {
-            println!("record {} matches on node(s) {matches:?}", head.seq);
+            signer_client::outln!("record {} matches on node(s) {matches:?}", head.seq);
         }
         if !unknown.is_empty() {
-            println!("not compared on node(s) {unknown:?} (unreachable, or record not kept)");
+            signer_client::outln!(
+                "not compared on node(s) {unknown:?} (unreachable, or record not kept)"
+            );
         }
     }
     if !differs.is_empty() {

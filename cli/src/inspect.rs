@@ -1,10 +1,13 @@
-//! `signerctl key list` and `signerctl status`: what the Signer service reports about keys and
-//! nodes, as text or JSON.
+//! `signerctl key list`, `signerctl status` and `signerctl health`: what the Signer and the
+//! standard health service report about keys and
+//! nodes (each node's loaded keys, and the registry keys it has not loaded, with why), as text
+//! or JSON.
 //!
 //! Owns: these two commands' output. Must not: change anything in the cluster.
 
-use crate::Failure;
-use signer_client::{ClientError, ClusterDescriptor, SignerPool};
+use crate::{exit, Failure};
+use clap::Args;
+use signer_client::{ClientError, ClusterDescriptor, ServingStatus, SignerPool};
 
 pub async fn key_list(pool: &SignerPool, json: bool) -> Result<(), Failure> {
     let keys = pool.public_keys().await?;
@@ -20,7 +23,7 @@ pub async fn key_list(pool: &SignerPool, json: bool) -> Result<(), Failure> {
                 })
             })
             .collect();
-        println!("{}", serde_json::Value::Array(list));
+        signer_client::outln!("{}", serde_json::Value::Array(list));
         return Ok(());
     }
     let width = keys
@@ -29,14 +32,19 @@ pub async fn key_list(pool: &SignerPool, json: bool) -> Result<(), Failure> {
         .max()
         .unwrap_or(0)
         .max(6);
-    println!(
+    signer_client::outln!(
         "{:<width$}  {:<8}  {:<9}  PUBLIC KEY",
-        "KEY ID", "PROFILE", "SCHEME"
+        "KEY ID",
+        "PROFILE",
+        "SCHEME"
     );
     for k in &keys {
-        println!(
+        signer_client::outln!(
             "{:<width$}  {:<8}  {:<9}  {}",
-            k.key_id, k.profile, k.scheme, k.public_key_text
+            k.key_id,
+            k.profile,
+            k.scheme,
+            k.public_key_text
         );
     }
     Ok(())
@@ -67,6 +75,10 @@ pub async fn status(
                     "last_applied_index": s.last_applied_index,
                     "voters": s.voters,
                     "keys_loaded": s.keys_loaded,
+                    "keys_pending": s.keys_pending.iter().map(|p| serde_json::json!({
+                        "key_id": p.key_id,
+                        "reason": p.reason,
+                    })).collect::<Vec<_>>(),
                 }),
                 Err(e) => serde_json::json!({
                     "node_id": id,
@@ -75,30 +87,40 @@ pub async fn status(
                 }),
             })
             .collect();
-        println!("{}", serde_json::Value::Array(list));
+        signer_client::outln!("{}", serde_json::Value::Array(list));
     } else {
-        println!("cluster {}", descriptor.cluster_id);
+        signer_client::outln!("cluster {}", descriptor.cluster_id);
         for (id, s) in &statuses {
             match s {
-                Ok(s) => println!(
-                    "  node-{id}  {}  leader {}  term {}  applied {}  voters {:?}  keys {}",
-                    addr(*id),
-                    if s.leader_id == 0 {
-                        "none".to_owned()
-                    } else {
-                        format!("node-{}", s.leader_id)
-                    },
-                    s.term,
-                    s.last_applied_index,
-                    s.voters,
-                    s.keys_loaded.join(",")
-                ),
-                Err(e) => println!("  node-{id}  {}  {}", addr(*id), unreachable_text(e)),
+                Ok(s) => {
+                    signer_client::outln!(
+                        "  node-{id}  {}  leader {}  term {}  applied {}  voters {:?}  keys {}",
+                        addr(*id),
+                        if s.leader_id == 0 {
+                            "none".to_owned()
+                        } else {
+                            format!("node-{}", s.leader_id)
+                        },
+                        s.term,
+                        s.last_applied_index,
+                        s.voters,
+                        s.keys_loaded.join(",")
+                    );
+                    for p in &s.keys_pending {
+                        signer_client::outln!("    pending {}: {}", p.key_id, p.reason);
+                    }
+                }
+                Err(e) => {
+                    signer_client::outln!("  node-{id}  {}  {}", addr(*id), unreachable_text(e))
+                }
             }
         }
     }
     if answered == 0 {
-        return Err(Failure::new(4, "unavailable: no node answered"));
+        return Err(Failure::new(
+            exit::UNAVAILABLE,
+            "unavailable: no node answered",
+        ));
     }
     Ok(())
 }
@@ -108,4 +130,62 @@ fn unreachable_text(e: &ClientError) -> String {
         ClientError::Unavailable { last_error, .. } => format!("unreachable: {last_error}"),
         other => format!("error: {other}"),
     }
+}
+
+/// Arguments of `health`.
+#[derive(Args, Clone, Debug)]
+pub struct HealthArgs {
+    /// The service to ask about: "" (the node as a whole) or `signer.v1.Signer` (the same
+    /// answer).
+    #[arg(long, value_name = "NAME", default_value = "")]
+    service: String,
+}
+
+/// `health`: each node's grpc.health.v1 answer.
+pub async fn health(
+    pool: &SignerPool,
+    descriptor: &ClusterDescriptor,
+    args: &HealthArgs,
+    json: bool,
+) -> Result<(), Failure> {
+    let asks = descriptor.nodes.iter().map(|n| async move {
+        let answer = pool.health(n.id, &args.service).await;
+        (n, answer)
+    });
+    let answers = futures::future::join_all(asks).await;
+    let text = |answer: &Result<_, ClientError>| match answer {
+        Ok(status) => ServingStatus::as_str_name(status).to_owned(),
+        Err(e) => unreachable_text(e),
+    };
+    if json {
+        let list: Vec<_> = answers
+            .iter()
+            .map(|(n, answer)| {
+                serde_json::json!({
+                    "node_id": n.id,
+                    "client_addr": n.client_addr.to_string(),
+                    "status": text(answer),
+                })
+            })
+            .collect();
+        signer_client::outln!("{}", serde_json::Value::Array(list));
+    } else {
+        for (n, answer) in &answers {
+            signer_client::outln!("node-{}  {}  {}", n.id, n.client_addr, text(answer));
+        }
+    }
+    let not_serving = answers
+        .iter()
+        .filter(|(_, a)| !matches!(a, Ok(ServingStatus::Serving)))
+        .count();
+    if not_serving > 0 {
+        return Err(Failure::new(
+            exit::UNAVAILABLE,
+            format!(
+                "unavailable: {not_serving} of {} node(s) not serving",
+                answers.len()
+            ),
+        ));
+    }
+    Ok(())
 }

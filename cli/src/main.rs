@@ -12,6 +12,7 @@
 mod admin;
 mod approver;
 mod audit;
+mod exit;
 mod input;
 mod inspect;
 mod request;
@@ -24,19 +25,10 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Duration;
 
-const EXIT_CODES: &str = "\
-Exit codes:
-  0  success
-  1  other errors (files, unexpected answers)
-  2  bad arguments (including requests the cluster rejects as malformed)
-  3  refused by slashing protection (the reason is printed on stderr)
-  4  unavailable: no node answered in time
-  5  not permitted: the client identity is not an enrolled admin (admin commands), or its
-     approval does not verify under its enrolled key
-  6  pending: an admin change was proposed but needs more approvals
-     (`signerctl approve <id>` by other admins; see `signerctl pending`)";
+const EXIT_CODES: &str = exit::exit_code_table!();
 
-const SIGN_EXAMPLES: &str = "\
+const SIGN_EXAMPLES: &str = concat!(
+    "\
 Examples (HEX32 is 32 bytes of hex, 0x optional):
   signerctl --dir DIR sign --key demo-espresso --profile espresso --kind quorum \\
       --view 10 --commitment HEX32
@@ -47,12 +39,9 @@ Examples (HEX32 is 32 bytes of hex, 0x optional):
   signerctl --dir DIR sign --key demo-eth2 --profile eth2 --kind attestation \\
       --source-epoch 1 --target-epoch 2 --signing-root HEX32
 
-Exit codes:
-  0  signed (stdout holds only the signature)
-  1  other errors (files, unexpected answers)
-  2  bad arguments (including requests the cluster rejects as malformed, e.g. unknown key)
-  3  refused by slashing protection (`refused: <code>: <reason>` on stderr)
-  4  unavailable: no node answered in time";
+",
+    exit::exit_code_table!()
+);
 
 /// Operator client for a Quorum Signer cluster.
 ///
@@ -108,10 +97,22 @@ enum Command {
     Sign(Box<request::SignArgs>),
     #[command(flatten)]
     Admin(admin::Command),
-    /// Every node's view of the cluster: leader, term, applied log index, keys loaded.
+    /// Every node's view of the cluster: leader, term, applied log index, keys loaded, and
+    /// the registry keys it has not loaded with why (`pending KEY: REASON`, e.g. its KMS is
+    /// unreachable or the key is sealed under a KEK it is not configured with).
     ///
-    /// Exits 4 when no node answers.
+    /// Readable by granted clients, enrolled admins and auditors. Exits 4 when no node
+    /// answers.
     Status,
+    /// Ask every node's standard gRPC health service (grpc.health.v1.Health/Check).
+    ///
+    /// A node answers SERVING only while it knows a leader (as leader: one that heard a
+    /// quorum within 2 s) and has every active registry key loaded; otherwise NOT_SERVING.
+    /// This is what load balancers and Kubernetes probes ask; no grant is needed (any
+    /// certificate of the cluster CA). Prints one line per node (`--json`: [{node_id,
+    /// client_addr, status}]). Exits 0 when every node is SERVING, 4 when any node is not or
+    /// does not answer (the lines say which).
+    Health(inspect::HealthArgs),
     /// Auditor: read, follow, verify and export the replicated, hash-chained audit log
     /// (every sign decision, admin action, membership change, key load and KMS failure).
     #[command(subcommand, after_help = audit::AUDIT_EXIT_CODES)]
@@ -143,17 +144,26 @@ impl Failure {
 impl From<ClientError> for Failure {
     fn from(e: ClientError) -> Failure {
         match &e {
-            ClientError::Refused { .. } => Failure::new(3, e.to_string()),
-            ClientError::Unavailable { .. } => Failure::new(4, format!("unavailable: {e}")),
-            ClientError::Other(status)
-                if matches!(
-                    status.code(),
-                    tonic::Code::InvalidArgument | tonic::Code::NotFound | tonic::Code::OutOfRange
-                ) =>
-            {
-                Failure::new(2, format!("error: the cluster rejected the request: {e}"))
+            ClientError::Refused { .. } => Failure::new(exit::REFUSED, e.to_string()),
+            ClientError::Unavailable { .. } => {
+                Failure::new(exit::UNAVAILABLE, format!("unavailable: {e}"))
             }
-            _ => Failure::new(1, format!("error: {e}")),
+            ClientError::Other(status) => {
+                let code = exit::of_status(status.code());
+                let what = match code {
+                    exit::USAGE => "the cluster rejected the request",
+                    exit::NOT_PERMITTED => "not permitted",
+                    exit::RATE_LIMITED => "rate limited",
+                    exit::NOT_FOUND => "not found",
+                    _ => "",
+                };
+                if what.is_empty() {
+                    Failure::new(exit::OTHER, format!("error: {e}"))
+                } else {
+                    Failure::new(code, format!("error: {what}: {e}"))
+                }
+            }
+            _ => Failure::new(exit::OTHER, format!("error: {e}")),
         }
     }
 }
@@ -269,6 +279,7 @@ fn run(cli: Cli) -> Result<(), Failure> {
         match (&cli.command, sign_request) {
             (Command::Sign(_), Some(request)) => sign(&pool, request, cli.json).await,
             (Command::Status, _) => inspect::status(&pool, &descriptor, cli.json).await,
+            (Command::Health(args), _) => inspect::health(&pool, &descriptor, args, cli.json).await,
             (Command::Audit(command), _) => audit::run(&pool, command, cli.json).await,
             _ => Err(Failure::new(1, "error: no request built")),
         }
@@ -284,9 +295,9 @@ async fn sign(pool: &SignerPool, request: pb::SignRequest, json: bool) -> Result
             "resigned": response.resigned,
             "signed_message": format!("0x{}", hex::encode(&response.signed_message)),
         });
-        println!("{value}");
+        signer_client::outln!("{value}");
     } else {
-        println!("{}", response.signature_text);
+        signer_client::outln!("{}", response.signature_text);
     }
     Ok(())
 }

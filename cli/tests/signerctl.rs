@@ -6,6 +6,9 @@
 //! delete, imports (raw secrets, an EIP-2335 keystore), KEK rotation, and a non-admin identity
 //! turned away. And the admin plane: client grants, pause/resume, enrolling a second admin,
 //! 2-of-2 approvals (pending, approve, no replay), and membership changes not supported yet.
+//! New identities: `signer pki issue` certificates for a new admin and a new sequencer,
+//! enrolled, granted and signing, a certificate revoked and refused on every node, issued again;
+//! and the refusals of `pki issue` and `cert revoke`.
 //!
 //! Owns: nothing but these flows. Must not: leave node processes behind (a guard runs
 //! `dev-cluster down` when dropped) or use fixed ports.
@@ -232,6 +235,30 @@ fn signerctl_operator_flow_end_to_end() {
         public_key("demo-espresso").starts_with("BLS_VER_KEY~"),
         "{keys}"
     );
+    // A reader that goes away before the first line (`signerctl key list | head -0`) ends the
+    // command quietly: exit 0, nothing on stderr, never a panic (exit 101). The same for the
+    // `signer` binary.
+    for (exe, args) in [
+        (signerctl_exe(), ["--dir", dir.as_str(), "key", "list"]),
+        (
+            signer_exe(),
+            ["dev-cluster", "status", "--dir", dir.as_str()],
+        ),
+    ] {
+        let (reader, writer) = std::io::pipe().unwrap();
+        drop(reader);
+        let out = Command::new(exe)
+            .args(args)
+            .stdout(writer)
+            .output()
+            .unwrap();
+        assert_eq!(
+            (out.status.code(), text(&out.stderr)),
+            (Some(0), String::new()),
+            "{} {args:?} with stdout closed",
+            exe.display()
+        );
+    }
     let eth2_pk = public_key("demo-eth2");
     assert!(
         eth2_pk.starts_with("0x") && eth2_pk.len() == 2 + 96,
@@ -275,10 +302,12 @@ fn signerctl_operator_flow_end_to_end() {
         &dir,
     ]
     .map(String::from);
-    let (_, err) = ctl(&raw, 1);
-    assert!(
-        err.contains("PermissionDenied: eth2: raw signing roots are accepted only from a client whose grant trusts them"),
-        "{err}"
+    let (_, err) = ctl(&raw, 5);
+    assert_eq!(
+        err,
+        "error: not permitted: PermissionDenied: eth2: raw signing roots are accepted only from \
+         a client whose grant trusts them (raw_roots); send the typed message (eth2.typed) and \
+         the signer computes the root\n"
     );
 
     // Kill the leader: signing resumes (one request id, so retries are one request). An eth2
@@ -306,6 +335,25 @@ fn signerctl_operator_flow_end_to_end() {
                 killed_at.elapsed(),
                 text(&out.stderr)
             ),
+        }
+    }
+
+    // grpc.health.v1 on every node: the killed one does not answer (exit 4), the other two
+    // serve under the new leader.
+    let killed_id = killed
+        .strip_prefix("killed node-")
+        .and_then(|rest| rest.split(' ').next())
+        .unwrap()
+        .to_owned();
+    let (out, err) = ctl(&["--dir", &dir, "health"].map(String::from), 4);
+    assert_eq!(err, "unavailable: 1 of 3 node(s) not serving\n");
+    let lines: Vec<&str> = out.lines().collect();
+    assert_eq!(lines.len(), 3, "{out}");
+    for line in lines {
+        if line.starts_with(&format!("node-{killed_id} ")) {
+            assert!(line.contains("  unreachable: "), "{out}");
+        } else {
+            assert!(line.ends_with("  SERVING"), "{out}");
         }
     }
 
@@ -383,6 +431,16 @@ fn admin(dir: &str, args: &[&str], code: i32) -> (String, String) {
     let mut all = vec!["--dir".to_owned(), dir.to_owned()];
     all.extend(args.iter().map(|a| (*a).to_owned()));
     ctl(&all, code)
+}
+
+/// The audit records `audit tail --json` prints with `filter` (as auditor-1), newest last.
+fn audit_records(dir: &str, filter: &[&str]) -> Vec<serde_json::Value> {
+    let mut args = vec!["audit", "tail", "-n", "1000", "--json"];
+    args.extend_from_slice(filter);
+    let (out, _) = admin(dir, &args, 0);
+    out.lines()
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("{e}: {l}")))
+        .collect()
 }
 
 /// The registry entry of `key_id`, as `key registry --json` shows it.
@@ -526,9 +584,20 @@ fn signerctl_key_lifecycle_end_to_end() {
     // Disabled: not found for signing; enabled again: signs again.
     let (out, _) = admin(dir, &["key", "disable", "--key", "gen-eth2"], 0);
     assert!(out.contains("disabled key gen-eth2"), "{out}");
-    let (_, err) = ctl(&block_with(dir, "gen-eth2", 11), 2);
-    assert!(err.contains("no active key"), "{err}");
+    let (_, err) = ctl(&block_with(dir, "gen-eth2", 11), 8);
+    assert_eq!(
+        err,
+        "error: not found: NotFound: key_id: key \"gen-eth2\" was disabled or deleted\n"
+    );
     assert_eq!(registry_entry(dir, "gen-eth2")["state"], "disabled");
+    // The attempt is decided by the cluster and audited as key_inactive.
+    let inactive = audit_records(dir, &["--result", "key_inactive", "--key", "gen-eth2"]);
+    assert_eq!(inactive.len(), 1, "{inactive:?}");
+    assert_eq!(inactive[0]["event"]["outcome"], "key_inactive");
+    assert_eq!(
+        inactive[0]["event"]["watermark"][0]["slot"], 11,
+        "{inactive:?}"
+    );
     admin(dir, &["key", "enable", "--key", "gen-eth2"], 0);
     let (out, _) = ctl(&block_with(dir, "gen-eth2", 12), 0);
     let again = only_signature(&out, "0x");
@@ -547,8 +616,11 @@ fn signerctl_key_lifecycle_end_to_end() {
     let entry = registry_entry(dir, "gen-eth2");
     assert_eq!(entry["state"], "deleted", "{entry}");
     assert_eq!(entry["kek"], "", "a tombstone keeps no secret: {entry}");
-    let (_, err) = ctl(&block_with(dir, "gen-eth2", 13), 2);
-    assert!(err.contains("no active key"), "{err}");
+    let (_, err) = ctl(&block_with(dir, "gen-eth2", 13), 8);
+    assert_eq!(
+        err,
+        "error: not found: NotFound: key_id: key \"gen-eth2\" was disabled or deleted\n"
+    );
     let (_, err) = admin(dir, &["key", "enable", "--key", "gen-eth2"], 2);
     assert!(err.contains("deleted"), "{err}");
     let (_, err) = admin(dir, &["key", "disable", "--key", "nope"], 2);
@@ -754,11 +826,12 @@ fn signerctl_admin_plane_end_to_end() {
     };
     signer(&["dev-cluster", "up", "--dir", dir, "--base-port", &port]);
 
-    // Membership changes are visibly not supported; the members are listed.
+    // Membership changes do not exist as commands (no placeholders); the members are listed.
     let (_, err) = admin(dir, &["node", "add", "--id", "4"], 2);
-    assert!(err.contains("not supported yet"), "{err}");
-    let (_, err) = admin(dir, &["node", "remove", "3"], 2);
-    assert!(err.contains("not supported yet"), "{err}");
+    assert!(
+        err.starts_with("error: unrecognized subcommand 'add'"),
+        "{err}"
+    );
     let (out, _) = admin(dir, &["node", "list", "--json"], 0);
     let nodes: serde_json::Value = serde_json::from_str(&out).unwrap();
     assert_eq!(nodes["voters"].as_array().unwrap().len(), 3, "{nodes}");
@@ -804,16 +877,106 @@ fn signerctl_admin_plane_end_to_end() {
         "{all}"
     );
 
+    // Each class of failure has its own exit code. Not permitted: admin-1 has no grant to sign.
+    let mut as_admin = block_with(dir, "demo-eth2", 19);
+    as_admin.extend(["--client", "admin-1"].map(String::from));
+    let (_, err) = ctl(&as_admin, 5);
+    assert_eq!(
+        err,
+        "error: not permitted: PermissionDenied: client \"admin-1\" has no access grant\n"
+    );
+    // Rate limited: seq-1 at 1/s with a burst of 1 gets exit 7 within a few quick requests
+    // (each signerctl run is a new process, well under a second apart), then is restored.
+    admin(
+        dir,
+        &[
+            "client",
+            "grant",
+            "seq-1",
+            "--keys",
+            "*",
+            "--profiles",
+            "eth2,espresso",
+            "--rate",
+            "1",
+            "--burst",
+            "1",
+        ],
+        0,
+    );
+    let mut limited = None;
+    for view in 400..410 {
+        let out = run(
+            signerctl_exe(),
+            &espresso_vote(dir, &view.to_string(), C1)
+                .iter()
+                .map(String::as_str)
+                .collect::<Vec<_>>(),
+        );
+        match out.status.code() {
+            Some(0) => continue,
+            Some(7) => {
+                limited = Some(text(&out.stderr));
+                break;
+            }
+            other => panic!("view {view}: exit {other:?}: {}", text(&out.stderr)),
+        }
+    }
+    assert_eq!(
+        limited.as_deref(),
+        Some(
+            "error: rate limited: ResourceExhausted: client \"seq-1\" exceeded its rate limit \
+             of 1/s (burst 1)\n"
+        )
+    );
+    admin(
+        dir,
+        &[
+            "client",
+            "grant",
+            "seq-1",
+            "--keys",
+            "*",
+            "--profiles",
+            "eth2,espresso",
+        ],
+        0,
+    );
+    // Not found: a key id nothing holds.
+    let (_, err) = ctl(&block_with(dir, "no-such-key", 19), 8);
+    assert_eq!(
+        err,
+        "error: not found: NotFound: key_id: no active key \"no-such-key\" on this cluster\n"
+    );
+
     // Pause: signing is refused, saying so; resume: it signs again.
     let (out, _) = admin(dir, &["pause"], 0);
     assert!(out.contains("pause all signing"), "{out}");
     let (out, _) = admin(dir, &["admin", "list"], 0);
     assert!(out.contains("PAUSED"), "{out}");
+    // One paused request is one definitive refusal: exit 3, not retried on other nodes, so
+    // the audit log holds exactly one record of it.
     let mut paused = block_with(dir, "demo-eth2", 20);
-    paused.extend(["--timeout", "2"].map(String::from));
-    let (out, err) = ctl(&paused, 4);
+    paused.extend(["--request-id", "paused-once"].map(String::from));
+    let (out, err) = ctl(&paused, 3);
     assert!(out.is_empty(), "{out:?}");
-    assert!(err.contains("paused"), "{err}");
+    assert_eq!(
+        err,
+        "refused: paused: signing is paused by the admins (signerctl resume, with approvals)\n"
+    );
+    let records = audit_records(dir, &["--result", "paused"]);
+    let ours: Vec<_> = records
+        .iter()
+        .filter(|r| r["event"]["request_id"] == "paused-once")
+        .collect();
+    assert_eq!(ours.len(), 1, "{records:?}");
+    assert_eq!(ours[0]["event"]["reason_code"], "paused", "{records:?}");
+    // A result word no record holds is an error, not an empty answer.
+    let (_, err) = admin(dir, &["audit", "tail", "--result", "bogus"], 2);
+    assert!(
+        err.starts_with("error: invalid value 'bogus' for '--result <RESULT>'"),
+        "{err}"
+    );
     admin(dir, &["resume"], 0);
     let (out, _) = ctl(&block_with(dir, "demo-eth2", 20), 0);
     only_signature(&out, "0x");
@@ -907,4 +1070,1147 @@ fn signerctl_admin_plane_end_to_end() {
 
     let down = signer(&["dev-cluster", "down", "--dir", dir]);
     assert!(down.contains("stopped"), "{down}");
+}
+
+/// `signer pki issue` for `name` with `role` into the dev cluster `dir`; returns the
+/// certificate's SHA-256 fingerprint as it prints it, after checking what it wrote.
+fn pki_issue(dir: &str, name: &str, role: &str) -> String {
+    use std::os::unix::fs::PermissionsExt;
+    let out = signer(&["pki", "issue", "--dir", dir, "--name", name, "--role", role]);
+    let cert = format!("{dir}/pki/client-{name}.pem");
+    let key = format!("{dir}/pki/client-{name}.key");
+    let mode = std::fs::metadata(&key).unwrap().permissions().mode();
+    assert_eq!(mode & 0o777, 0o600, "{key}");
+    let der = signer_node::tls::read_certificate(Path::new(&cert)).unwrap();
+    assert_eq!(
+        signer_node::tls::certificate_identity(&der).as_deref(),
+        Some(name)
+    );
+    let fingerprint = signer_node::admin::Fingerprint::of(&der).to_hex();
+    let lines: Vec<&str> = out.lines().collect();
+    assert_eq!(
+        lines[..5],
+        [
+            format!(
+                "issued a client certificate for {name:?} (--role {role}) from the CA in \
+                 {dir}/pki:"
+            ),
+            format!("  {cert}"),
+            format!("  {key}   (its private key, mode 0600)"),
+            format!("  sha256 {fingerprint}   (what `signerctl cert revoke` names)"),
+            format!(
+                "recorded {name:?} in {dir}/cluster.json (signerctl --dir {dir} --client {name} …)"
+            ),
+        ],
+        "{out}"
+    );
+    let descriptor: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(format!("{dir}/cluster.json")).unwrap())
+            .unwrap();
+    assert_eq!(
+        descriptor["clients"][name],
+        serde_json::json!({
+            "cert": format!("pki/client-{name}.pem"),
+            "key": format!("pki/client-{name}.key"),
+        }),
+        "{descriptor}"
+    );
+    fingerprint
+}
+
+/// A copy of `dir`'s cluster.json that lists only node `id`, in `dir/only-node-<id>`: signerctl
+/// with `--dir` there asks that node and no other.
+fn only_node(dir: &str, id: u64) -> String {
+    let mut descriptor = signer_node::client::ClusterDescriptor::load(Path::new(dir)).unwrap();
+    descriptor.nodes.retain(|n| n.id == id);
+    let sub = format!("{dir}/only-node-{id}");
+    std::fs::create_dir_all(&sub).unwrap();
+    descriptor.save(Path::new(&sub)).unwrap();
+    sub
+}
+
+/// Wait until node `only` (an `only_node` directory) lists `fingerprint` as revoked.
+fn wait_revoked_on(only: &str, fingerprint: &str) {
+    let started = Instant::now();
+    loop {
+        let (out, _) = admin(only, &["cert", "list", "--json"], 0);
+        let list: serde_json::Value = serde_json::from_str(&out).unwrap();
+        if list
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|r| r["fingerprint"] == fingerprint)
+        {
+            return;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(20),
+            "{only}: never applied the revocation: {list}"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+/// The whole life of new identities through `signer` and `signerctl`: a certificate for a new
+/// admin (`signer pki issue --role admin`), enrolled, approving; a certificate for a new
+/// sequencer, granted with 2-of-2 approvals and signing (the signature verified under the
+/// key's public key over the signing root computed here); its certificate revoked with 2-of-2
+/// approvals and refused on every node with the exact error; a certificate issued again for
+/// the same name signing again while the revoked one stays refused.
+#[test]
+fn signer_pki_issues_identities_that_are_granted_sign_and_are_revoked() {
+    let tmp = TempDir::new();
+    let dir_path = tmp.0.join("cluster");
+    let dir = dir_path.to_str().unwrap().to_owned();
+    let dir = dir.as_str();
+    let port = free_base_port().to_string();
+    let _cluster = Cluster {
+        dir: dir_path.clone(),
+    };
+    signer(&["dev-cluster", "up", "--dir", dir, "--base-port", &port]);
+    let (keys, _) = admin(dir, &["key", "list", "--json"], 0);
+    let keys: serde_json::Value = serde_json::from_str(&keys).unwrap();
+    let eth2_pk = keys
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|k| k["key_id"] == "demo-eth2")
+        .unwrap()["public_key"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let as_seq2 = |slot: u64| {
+        let mut args = block_with(dir, "demo-eth2", slot);
+        args.extend(["--client", "seq-2"].map(String::from));
+        args
+    };
+
+    // Before: no certificate, so signerctl cannot even authenticate as them.
+    let (_, err) = ctl(&as_seq2(1), 2);
+    assert_eq!(
+        err,
+        format!(
+            "error: --client seq-2: no such client identity in {dir} (known: admin-1, admin-2, \
+             auditor-1, seq-1)\n"
+        )
+    );
+
+    // A new admin: its certificate, its enrollment (approved by admin-1), then 2 of 2.
+    pki_issue(dir, "admin-3", "admin");
+    let soft = tmp.0.join("admin-3.key");
+    admin(
+        dir,
+        &[
+            "admin",
+            "enroll",
+            "--name",
+            "admin-3",
+            "--soft-key-file",
+            soft.to_str().unwrap(),
+        ],
+        0,
+    );
+    admin(dir, &["admin", "policy", "--threshold", "2"], 0);
+
+    // A new sequencer: issued, refused until granted; admin-1 proposes the grant, the new
+    // admin approves it.
+    let old_fingerprint = pki_issue(dir, "seq-2", "sequencer");
+    let (_, err) = ctl(&as_seq2(1), 5);
+    assert_eq!(
+        err,
+        "error: not permitted: PermissionDenied: client \"seq-2\" has no access grant\n"
+    );
+    let (out, _) = admin(
+        dir,
+        &[
+            "client",
+            "grant",
+            "seq-2",
+            "--keys",
+            "demo-eth2",
+            "--profiles",
+            "eth2",
+            "--json",
+        ],
+        PENDING,
+    );
+    let proposed: serde_json::Value = serde_json::from_str(&out).unwrap();
+    let prefix = proposed["challenge"]["id_prefix"].as_str().unwrap();
+    let (out, _) = admin(
+        dir,
+        &["--client", "admin-3", "approve", prefix, "--yes", "--json"],
+        0,
+    );
+    let approved: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(approved["status"], "executed", "{approved}");
+    assert_eq!(
+        approved["approval"]["approved_by"],
+        serde_json::json!(["admin-1", "admin-3"]),
+        "{approved}"
+    );
+    let (out, _) = ctl(&as_seq2(1), 0);
+    let signature = only_signature(&out, "0x");
+    assert!(block_signed_by(&signature, &eth2_pk, 1), "{signature}");
+
+    // Revoked by its certificate file: the new admin proposes, admin-1 approves.
+    let cert = format!("{dir}/pki/client-seq-2.pem");
+    let (out, _) = admin(
+        dir,
+        &[
+            "--client", "admin-3", "cert", "revoke", "--cert", &cert, "--json",
+        ],
+        PENDING,
+    );
+    let proposed: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(
+        proposed["challenge"]["action"],
+        format!("revoke certificate sha256 {old_fingerprint} (names \"seq-2\")"),
+        "{proposed}"
+    );
+    let prefix = proposed["challenge"]["id_prefix"].as_str().unwrap();
+    let (out, _) = admin(dir, &["approve", prefix, "--yes"], 0);
+    assert!(
+        out.contains(&format!(
+            "executed: certificate sha256 {old_fingerprint} of \"seq-2\" revoked"
+        )),
+        "{out}"
+    );
+    // Refused on every node (leader and followers alike) once it applied the revocation.
+    let refused = format!(
+        "error: not permitted: Unauthenticated: the certificate of \"seq-2\" (sha256 \
+         {old_fingerprint}) was revoked by the admins; ask them for a new one\n"
+    );
+    for id in 1..=3 {
+        let only = only_node(dir, id);
+        wait_revoked_on(&only, &old_fingerprint);
+        let mut args = as_seq2(2);
+        args[1] = only.clone();
+        let (out, err) = ctl(&args, 5);
+        assert_eq!(
+            (out.as_str(), err.as_str()),
+            ("", refused.as_str()),
+            "node-{id}"
+        );
+    }
+    let (out, _) = admin(dir, &["cert", "list"], 0);
+    assert_eq!(
+        out,
+        format!("{:<64}  IDENTITY\n{old_fingerprint}  seq-2\n", "SHA256")
+    );
+    // Once revoked is revoked: a second revocation is refused at proposal.
+    let (_, err) = admin(
+        dir,
+        &["cert", "revoke", "--fingerprint", &old_fingerprint],
+        2,
+    );
+    assert!(
+        err.contains(&format!(
+            "certificate sha256 {old_fingerprint} is already revoked"
+        )),
+        "{err}"
+    );
+
+    // Issued again (the revoked files moved away): another certificate, which signs; the
+    // revoked one, put back under another name, is still refused.
+    let (old_cert, old_key) = (tmp.0.join("old-seq-2.pem"), tmp.0.join("old-seq-2.key"));
+    std::fs::rename(&cert, &old_cert).unwrap();
+    std::fs::rename(format!("{dir}/pki/client-seq-2.key"), &old_key).unwrap();
+    let new_fingerprint = pki_issue(dir, "seq-2", "sequencer");
+    assert_ne!(new_fingerprint, old_fingerprint);
+    let (out, _) = ctl(&as_seq2(3), 0);
+    assert!(block_signed_by(&only_signature(&out, "0x"), &eth2_pk, 3));
+    signer_node::client::ClusterDescriptor::record_client(
+        Path::new(dir),
+        "old-seq-2",
+        signer_node::client::ClientFiles {
+            cert: old_cert,
+            key: old_key,
+        },
+    )
+    .unwrap();
+    let mut args = block_with(dir, "demo-eth2", 4);
+    args.extend(["--client", "old-seq-2"].map(String::from));
+    let (_, err) = ctl(&args, 5);
+    assert_eq!(err, refused);
+
+    let down = signer(&["dev-cluster", "down", "--dir", dir]);
+    assert!(down.contains("stopped"), "{down}");
+}
+
+/// The refusals of `signer pki issue` and `signerctl cert revoke`, each with its exact error
+/// and exit code, without a running node (a `signer init` directory has the CA and
+/// cluster.json): a file that exists, a node name, names a role does not allow, no CA key
+/// here, a malformed fingerprint, an unreadable certificate. And `--ca-dir … --out …` writes a
+/// pair for a CA kept elsewhere, touching no cluster.json.
+#[test]
+fn signer_pki_and_cert_revoke_refuse_with_exact_errors_without_a_node() {
+    use std::os::unix::fs::PermissionsExt;
+    let tmp = TempDir::new();
+    let dir = tmp.0.join("prod");
+    let dir = dir.to_str().unwrap();
+    signer(&[
+        "init",
+        "--dir",
+        dir,
+        "--node",
+        "1=127.0.0.1:7100,127.0.0.1:7101",
+    ]);
+    let descriptor = std::fs::read(format!("{dir}/cluster.json")).unwrap();
+    let issue = |args: &[&str], code: i32| -> String {
+        let mut all = vec!["pki", "issue"];
+        all.extend_from_slice(args);
+        let (out, err) = expect(signer_exe(), &all, code);
+        assert_eq!(out, "", "nothing issued");
+        err
+    };
+
+    // A file that exists: never overwritten.
+    let cert = format!("{dir}/pki/client-seq-1.pem");
+    let before = std::fs::read(&cert).unwrap();
+    assert_eq!(
+        issue(&["--dir", dir, "--name", "seq-1", "--role", "sequencer"], 1),
+        format!(
+            "error: {cert} already exists; refusing to overwrite it (to issue \"seq-1\" again, \
+             revoke the old certificate with `signerctl cert revoke --cert {cert}` and move its \
+             files away first)\n"
+        )
+    );
+    assert_eq!(std::fs::read(&cert).unwrap(), before);
+    // Node identities and names a role does not allow.
+    assert_eq!(
+        issue(
+            &["--dir", dir, "--name", "node-4", "--role", "sequencer"],
+            1
+        ),
+        "error: invalid identity \"node-4\": client names may not start with node- (reserved \
+         for nodes)\n"
+    );
+    assert_eq!(
+        issue(&["--dir", dir, "--name", "Seq_2", "--role", "sequencer"], 1),
+        "error: invalid identity \"Seq_2\": use lower-case letters, digits and inner '-' only\n"
+    );
+    assert_eq!(
+        issue(&["--dir", dir, "--name", "bob", "--role", "auditor"], 1),
+        "error: invalid identity \"bob\" for --role auditor: the Audit service admits auditor-… \
+         identities (and enrolled admins); name it auditor-bob\n"
+    );
+    assert_eq!(
+        issue(&["--dir", dir, "--name", "auditor-9", "--role", "admin"], 1),
+        "error: invalid identity \"auditor-9\" for --role admin: auditor-… identities may read \
+         the audit log; use --role auditor\n"
+    );
+    // Where the CA key is not: refused, nothing written.
+    let elsewhere = tmp.0.join("no-key");
+    std::fs::create_dir_all(&elsewhere).unwrap();
+    std::fs::copy(format!("{dir}/pki/ca.pem"), elsewhere.join("ca.pem")).unwrap();
+    let out_dir = tmp.0.join("out");
+    let (elsewhere, out) = (elsewhere.to_str().unwrap(), out_dir.to_str().unwrap());
+    assert_eq!(
+        issue(
+            &[
+                "--ca-dir",
+                elsewhere,
+                "--out",
+                out,
+                "--name",
+                "vc-1",
+                "--role",
+                "sequencer"
+            ],
+            1
+        ),
+        format!(
+            "error: no CA key at {elsewhere}/ca.key: `signer pki issue` runs where the cluster \
+             CA's key is kept (offline, never on a node)\n"
+        )
+    );
+    assert!(!out_dir.exists());
+    // --dir with --ca-dir: malformed arguments (clap, exit 2).
+    let err = issue(
+        &[
+            "--dir",
+            dir,
+            "--ca-dir",
+            elsewhere,
+            "--name",
+            "vc-1",
+            "--role",
+            "sequencer",
+        ],
+        2,
+    );
+    assert!(
+        err.starts_with("error: the argument '--dir <DIR>' cannot be used with '--ca-dir <DIR>'"),
+        "{err}"
+    );
+    assert_eq!(
+        std::fs::read(format!("{dir}/cluster.json")).unwrap(),
+        descriptor
+    );
+
+    // A CA kept elsewhere: the pair goes to --out (created), cluster.json is not touched.
+    let ca = format!("{dir}/pki");
+    let printed = signer(&[
+        "pki",
+        "issue",
+        "--ca-dir",
+        &ca,
+        "--out",
+        out,
+        "--name",
+        "vc-1",
+        "--role",
+        "sequencer",
+    ]);
+    let der = signer_node::tls::read_certificate(&out_dir.join("client-vc-1.pem")).unwrap();
+    assert_eq!(
+        signer_node::tls::certificate_identity(&der).as_deref(),
+        Some("vc-1")
+    );
+    let mode = std::fs::metadata(out_dir.join("client-vc-1.key"))
+        .unwrap()
+        .permissions()
+        .mode();
+    assert_eq!(mode & 0o777, 0o600);
+    assert!(
+        printed.ends_with(
+            "next: the admins grant it keys: signerctl --dir DIR client grant vc-1 --keys KEYS \
+             --profiles PROFILES\n"
+        ),
+        "{printed}"
+    );
+    assert_eq!(
+        std::fs::read(format!("{dir}/cluster.json")).unwrap(),
+        descriptor
+    );
+
+    // signerctl reads the revocation's input before any network use.
+    let revoke = |args: &[&str]| -> (String, String) {
+        let mut all = vec!["--dir", dir, "cert", "revoke"];
+        all.extend_from_slice(args);
+        expect(signerctl_exe(), &all, 2)
+    };
+    assert_eq!(
+        revoke(&["--fingerprint", "xyz"]),
+        (
+            String::new(),
+            "error: --fingerprint: \"xyz\" is not a SHA-256 certificate fingerprint: expected 64 \
+             hex digits (0x and ':' between bytes allowed)\n"
+                .to_owned()
+        )
+    );
+    let short = "ab".repeat(31);
+    assert_eq!(
+        revoke(&["--fingerprint", &short]).1,
+        format!(
+            "error: --fingerprint: \"{short}\" is not a SHA-256 certificate fingerprint: \
+             expected 64 hex digits (0x and ':' between bytes allowed)\n"
+        )
+    );
+    let missing = tmp.0.join("missing.pem");
+    assert_eq!(
+        revoke(&["--cert", missing.to_str().unwrap()]).1,
+        format!(
+            "error: --cert: {}: No such file or directory (os error 2)\n",
+            missing.display()
+        )
+    );
+    let not_a_cert = tmp.0.join("not-a-cert.pem");
+    std::fs::write(&not_a_cert, "hello\n").unwrap();
+    assert_eq!(
+        revoke(&["--cert", not_a_cert.to_str().unwrap()]).1,
+        format!(
+            "error: --cert: certificate: {} holds no certificate (neither a PEM CERTIFICATE \
+             block nor DER)\n",
+            not_a_cert.display()
+        )
+    );
+    let (_, err) = revoke(&[]);
+    assert!(
+        err.starts_with(
+            "error: the following required arguments were not provided:\n  <--cert <FILE>|--fingerprint <HEX>>"
+        ),
+        "{err}"
+    );
+}
+
+// ---- what approvers review, and what refusals say -------------------------------------------
+
+/// The mainnet genesis validators root, which the dev cluster's `[eth2]` section names.
+const MAINNET_GVR: &str = "0x4b363db94e286120d76eb905340fdd4e54bfe9f06bf33ff6cf5ad27f511bfe95";
+/// Lighthouse's interop key 1 (a validator this cluster has no key or record for).
+const OTHER_VALIDATOR: &str = "0xb89bebc699769726a318c8e9971bd3171297c61aea4a6578a7a4f94b547dcba5bac16a89108b6b6a1fe3695d1a874a0b";
+
+/// The review lines of a challenge as `signerctl` prints it: the lines under `action`,
+/// indented to its value.
+fn review_lines(stdout: &str) -> Vec<String> {
+    stdout
+        .lines()
+        .filter_map(|l| l.strip_prefix("              "))
+        .map(str::to_owned)
+        .collect()
+}
+
+/// The challenge id prefix of `proposed challenge <prefix>`.
+fn proposed_prefix(stdout: &str) -> String {
+    stdout
+        .lines()
+        .find_map(|l| l.strip_prefix("proposed challenge "))
+        .unwrap_or_else(|| panic!("no challenge proposed: {stdout}"))
+        .trim()
+        .to_owned()
+}
+
+/// `lines` holds `block` as consecutive lines.
+fn holds_in_order(lines: &[String], block: &[String]) -> bool {
+    lines.windows(block.len()).any(|w| w == block)
+}
+
+/// `key list --json`'s public key text of `key_id`, once a node has it loaded.
+fn listed_public_key(dir: &str, key_id: &str) -> String {
+    let started = Instant::now();
+    loop {
+        let (out, _) = admin(dir, &["key", "list", "--json"], 0);
+        let keys: serde_json::Value = serde_json::from_str(&out).unwrap();
+        if let Some(k) = keys
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|k| k["key_id"] == key_id)
+        {
+            return k["public_key"].as_str().unwrap().to_owned();
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(20),
+            "{key_id} never listed: {keys}"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+/// Item 4 of the operator-experience issue, as an approver meets it: an import's review names
+/// its network, each validator with its records and maxima (read off the file written here)
+/// and what changes against the cluster's records; an espresso key reads as `key list` prints
+/// it; a grant shows what it changes, and a grant reviewed against a grant that changed
+/// before the last approval fails instead of applying another change; `pending --all` shows
+/// the threshold each decided challenge met.
+#[test]
+fn signerctl_approvers_review_what_an_action_changes() {
+    let tmp = TempDir::new();
+    let dir_path = tmp.0.join("cluster");
+    let dir = dir_path.to_str().unwrap().to_owned();
+    let dir = dir.as_str();
+    let port = free_base_port().to_string();
+    let _cluster = Cluster {
+        dir: dir_path.clone(),
+    };
+    signer(&["dev-cluster", "up", "--dir", dir, "--base-port", &port]);
+    let config = std::fs::read_to_string(dir_path.join("node-1/node.toml")).unwrap();
+    assert!(config.contains(MAINNET_GVR), "{config}");
+
+    // demo-eth2 signs a block at slot 20: the cluster's record the import is reviewed against.
+    ctl(&block_with(dir, "demo-eth2", 20), 0);
+    let eth2_key = listed_public_key(dir, "demo-eth2");
+    let interchange = serde_json::json!({
+        "metadata": {"interchange_format_version": "5", "genesis_validators_root": MAINNET_GVR},
+        "data": [
+            {"pubkey": eth2_key,
+             "signed_blocks": [{"slot": "30"}, {"slot": "25"}],
+             "signed_attestations": [{"source_epoch": "3", "target_epoch": "4"},
+                                     {"source_epoch": "5", "target_epoch": "6"}]},
+            {"pubkey": OTHER_VALIDATOR,
+             "signed_blocks": [{"slot": "7"}],
+             "signed_attestations": []}
+        ]
+    });
+    let file = tmp.0.join("interchange.json");
+    std::fs::write(&file, interchange.to_string()).unwrap();
+    let (out, _) = admin(
+        dir,
+        &[
+            "protection",
+            "import",
+            file.to_str().unwrap(),
+            "--no-approve",
+        ],
+        PENDING,
+    );
+    let import = proposed_prefix(&out);
+    assert!(
+        out.contains(&format!(
+            "  action      import slashing-protection interchange for genesis validators root \
+             {MAINNET_GVR}: 2 validator(s), 3 block and 2 attestation record(s)\n"
+        )),
+        "{out}"
+    );
+    let lines = review_lines(&out);
+    assert_eq!(
+        lines[0],
+        format!("genesis validators root {MAINNET_GVR} (applying checks it is this cluster's)"),
+        "{out}"
+    );
+    let ours = [
+        format!("validator {eth2_key}"),
+        "  file: 2 block(s), highest slot 30; 2 attestation(s), highest source 5, highest \
+         target 6"
+            .to_owned(),
+        "  block: slot 20 -> 30".to_owned(),
+        "  attestations: no watermarks -> source 5, target 6".to_owned(),
+    ];
+    let theirs = [
+        format!("validator {OTHER_VALIDATOR} (new: no record in the cluster)"),
+        "  file: 1 block(s), highest slot 7; no attestations".to_owned(),
+        "  block: no watermark -> slot 7".to_owned(),
+        "  attestations: no watermarks (unchanged)".to_owned(),
+    ];
+    assert!(holds_in_order(&lines, &ours), "{out}");
+    assert!(holds_in_order(&lines, &theirs), "{out}");
+    // The approver reads the same review before approving, from the committed bytes.
+    let (out, _) = admin(dir, &["approve", &import, "--yes"], 0);
+    assert_eq!(review_lines(&out), lines, "{out}");
+    assert!(
+        out.contains("executed: imported 2 validator(s), 3 block and 2 attestation record(s)"),
+        "{out}"
+    );
+
+    // A generated espresso key reads as `key list` prints it.
+    let (out, _) = admin(
+        dir,
+        &[
+            "key",
+            "generate",
+            "--key",
+            "esp-review",
+            "--profile",
+            "espresso",
+        ],
+        0,
+    );
+    let listed = listed_public_key(dir, "esp-review");
+    assert!(listed.starts_with("BLS_VER_KEY~"), "{listed}");
+    assert!(
+        out.contains(&format!(
+            "  action      add generated espresso key \"esp-review\" with public key {listed}\n"
+        )),
+        "{out}"
+    );
+
+    // A grant shows what it changes in the identity's grant.
+    let (out, _) = admin(
+        dir,
+        &[
+            "client",
+            "grant",
+            "seq-7",
+            "--keys",
+            "*",
+            "--profiles",
+            "espresso",
+        ],
+        0,
+    );
+    assert_eq!(
+        review_lines(&out),
+        ["new: client \"seq-7\" has no grant now"],
+        "{out}"
+    );
+    let (out, _) = admin(
+        dir,
+        &[
+            "client",
+            "grant",
+            "seq-7",
+            "--keys",
+            "demo-eth2,demo-espresso",
+            "--profiles",
+            "eth2,espresso",
+            "--rate",
+            "5",
+            "--burst",
+            "10",
+            "--no-approve",
+        ],
+        PENDING,
+    );
+    let stale = proposed_prefix(&out);
+    assert_eq!(
+        review_lines(&out),
+        [
+            "replaces client \"seq-7\"'s grant:",
+            "  keys: [*] -> [demo-espresso, demo-eth2] (adds demo-espresso, demo-eth2; removes *)",
+            "  profiles: [espresso] -> [espresso, eth2] (adds eth2)",
+            "  rate: unlimited -> 5/s, burst 10",
+            "  raw roots: no (unchanged)",
+        ],
+        "{out}"
+    );
+    // Another grant for seq-7 executes first; the one reviewed against the old grant then
+    // fails at its approval, and seq-7 keeps the grant that executed.
+    let (out, _) = admin(
+        dir,
+        &[
+            "client",
+            "grant",
+            "seq-7",
+            "--keys",
+            "*",
+            "--profiles",
+            "eth2",
+            "--raw-roots",
+        ],
+        0,
+    );
+    assert_eq!(
+        review_lines(&out)[1..],
+        [
+            "  keys: [*] (unchanged)",
+            "  profiles: [espresso] -> [eth2] (adds eth2; removes espresso)",
+            "  rate: unlimited (unchanged)",
+            "  raw roots: no -> yes (the client chooses the eth2 signing roots it sends)",
+        ],
+        "{out}"
+    );
+    let (_, err) = admin(dir, &["approve", &stale, "--yes"], 2);
+    assert!(
+        err.contains(
+            "approved, but applying it was refused: client \"seq-7\"'s grant is not the one \
+             this change was reviewed against (keys [*] profiles [espresso] rate unlimited); it \
+             is now keys [*] profiles [eth2] rate unlimited raw-roots: propose the change again"
+        ),
+        "{err}"
+    );
+    let (out, _) = admin(dir, &["client", "list", "--json"], 0);
+    let clients: serde_json::Value = serde_json::from_str(&out).unwrap();
+    let seq7 = clients
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["identity"] == "seq-7")
+        .unwrap();
+    assert_eq!(
+        (&seq7["keys"], &seq7["profiles"]),
+        (&serde_json::json!(["*"]), &serde_json::json!(["eth2"])),
+        "{clients}"
+    );
+
+    // Two admins, threshold 2: the challenges decided under threshold 1 still say 1.
+    let key_file = tmp.0.join("admin-2.key");
+    admin(
+        dir,
+        &[
+            "admin",
+            "enroll",
+            "--name",
+            "admin-2",
+            "--soft-key-file",
+            key_file.to_str().unwrap(),
+        ],
+        0,
+    );
+    admin(dir, &["admin", "policy", "--threshold", "2"], 0);
+    admin(dir, &["pause", "--no-approve"], PENDING);
+    let (out, _) = admin(dir, &["pending", "--all", "--json"], 0);
+    let all: serde_json::Value = serde_json::from_str(&out).unwrap();
+    let by_prefix = |p: &str| {
+        all.as_array()
+            .unwrap()
+            .iter()
+            .find(|c| c["id_prefix"] == p)
+            .unwrap_or_else(|| panic!("{p} not listed: {all}"))
+            .clone()
+    };
+    let shown = |c: &serde_json::Value| {
+        (
+            c["status"].as_str().unwrap().to_owned(),
+            c["approved_by"].clone(),
+            c["threshold"].as_u64().unwrap(),
+            c["threshold_source"].as_str().unwrap().to_owned(),
+        )
+    };
+    let decided = |status: &str| {
+        (
+            status.to_owned(),
+            serde_json::json!(["admin-1"]),
+            1,
+            "decided".to_owned(),
+        )
+    };
+    assert_eq!(shown(&by_prefix(&import)), decided("executed"), "{all}");
+    assert_eq!(shown(&by_prefix(&stale)), decided("failed"), "{all}");
+    let policy = all
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| {
+            c["action"]
+                .as_str()
+                .unwrap()
+                .starts_with("set approval policy: 2")
+        })
+        .unwrap();
+    assert_eq!(shown(policy), decided("executed"), "{all}");
+    let pause = all
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["action"] == "pause all signing")
+        .unwrap();
+    assert_eq!(
+        shown(pause),
+        (
+            "pending".to_owned(),
+            serde_json::json!([]),
+            2,
+            "current".to_owned()
+        ),
+        "{all}"
+    );
+    // The table says the same.
+    let (out, _) = admin(dir, &["pending", "--all"], 0);
+    let row = |p: &str| {
+        out.lines()
+            .find(|l| l.starts_with(p))
+            .unwrap_or_else(|| panic!("{p} not in the table: {out}"))
+            .to_owned()
+    };
+    assert!(row(&import).contains("  executed  1 of 1  "), "{out}");
+    assert!(row(&stale).contains("  failed    1 of 1  "), "{out}");
+    assert!(
+        row(pause["id_prefix"].as_str().unwrap()).contains("  pending   0 of 2  "),
+        "{out}"
+    );
+    assert!(
+        out.contains(
+            "(executed and failed: the approvals that counted and the threshold they met when \
+             decided; ? = not recorded by the signer that decided it)"
+        ),
+        "{out}"
+    );
+
+    let down = signer(&["dev-cluster", "down", "--dir", dir]);
+    assert!(down.contains("stopped"), "{down}");
+}
+
+/// Item 8 of the operator-experience issue, as an operator meets it: re-signing the block of
+/// an imported slot with the identical root is refused (EIP-3076 minimal import) with a reason
+/// that says why, not that "another root" was signed; an espresso refusal names the
+/// commitment signed there and the one asked for; `signer node` with a key file others may
+/// read says so once.
+#[test]
+fn signerctl_refusals_name_what_they_conflict_with() {
+    use signer_core::scheme::bn254;
+    let tmp = TempDir::new();
+    let dir_path = tmp.0.join("cluster");
+    let dir = dir_path.to_str().unwrap().to_owned();
+    let dir = dir.as_str();
+    let port = free_base_port().to_string();
+    let _cluster = Cluster {
+        dir: dir_path.clone(),
+    };
+    signer(&["dev-cluster", "up", "--dir", dir, "--base-port", &port]);
+
+    // Espresso: the refusal names both commitments. The one signed there is what the first
+    // signature verifies over; the one asked for is what another key signs for the same vote.
+    let (out, _) = ctl(&espresso_vote(dir, "10", C1), 0);
+    let first = only_signature(&out, "BLS_SIG~");
+    let (_, err) = ctl(&espresso_vote(dir, "10", C2), 3);
+    let prefix = "refused: equivocation: quorum-vote at view 10: commitment 0x";
+    let rest = err
+        .trim_end()
+        .strip_prefix(prefix)
+        .unwrap_or_else(|| panic!("{err}"));
+    let (signed, requested) = rest
+        .split_once(" was signed there; this request's commitment is 0x")
+        .unwrap_or_else(|| panic!("{err}"));
+    let digest = |h: &str| -> [u8; 32] { hex::decode(h).unwrap().try_into().unwrap() };
+    let verifies = |key: &str, signature: &str, message: [u8; 32]| {
+        let pk = bn254::PublicKey::from_tagged(key).unwrap();
+        bn254::Signature::from_tagged(signature)
+            .unwrap()
+            .verify(&pk, &message)
+    };
+    let demo = listed_public_key(dir, "demo-espresso");
+    assert!(verifies(&demo, &first, digest(signed)), "{err}");
+    admin(
+        dir,
+        &["key", "generate", "--key", "esp-2", "--profile", "espresso"],
+        0,
+    );
+    let other = listed_public_key(dir, "esp-2");
+    let mut vote = espresso_vote(dir, "10", C2);
+    vote[4] = "esp-2".into();
+    let (out, _) = ctl(&vote, 0);
+    let second = only_signature(&out, "BLS_SIG~");
+    assert!(verifies(&other, &second, digest(requested)), "{err}");
+    assert_ne!(signed, requested);
+
+    // eth2: a block signed at slot 40 re-signs while the cluster's own record holds its root;
+    // another block there is refused naming the root signed (as the export shows it).
+    let (signature, _) = ctl(&block_with(dir, "demo-eth2", 40), 0);
+    let (again, _) = ctl(&block_with(dir, "demo-eth2", 40), 0);
+    assert_eq!(again, signature);
+    let export = tmp.0.join("export.json");
+    admin(
+        dir,
+        &["protection", "export", "--out", export.to_str().unwrap()],
+        0,
+    );
+    let exported: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&export).unwrap()).unwrap();
+    let eth2_key = listed_public_key(dir, "demo-eth2");
+    let ours = exported["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|v| v["pubkey"] == eth2_key.as_str())
+        .unwrap_or_else(|| panic!("{exported}"));
+    assert_eq!(ours["signed_blocks"][0]["slot"], "40", "{exported}");
+    let root = ours["signed_blocks"][0]["signing_root"].as_str().unwrap();
+    let body = format!("0x{}", "55".repeat(32));
+    let other_block = [
+        "--dir",
+        dir,
+        "sign",
+        "--key",
+        "demo-eth2",
+        "--profile",
+        "eth2",
+        "--request-json",
+        &block_json(dir, "40", &body),
+    ]
+    .map(String::from)
+    .to_vec();
+    let (_, err) = ctl(&other_block, 3);
+    assert!(
+        err.starts_with(&format!(
+            "refused: double_block_proposal: double block proposal at slot 40: block {root} \
+             was signed there; this request's signing root is 0x"
+        )),
+        "{err}"
+    );
+    // Importing that export (the record, with its root) drops the root at slot 40, as the
+    // review warns; from then on not even the identical block is signed there, and the
+    // refusal says why rather than claiming another root was signed.
+    let (out, _) = admin(dir, &["protection", "import", export.to_str().unwrap()], 0);
+    assert!(
+        review_lines(&out).contains(
+            &"  block: slot 40 (unchanged); the root signed there is dropped: that block is no \
+              longer re-signed"
+                .to_owned()
+        ),
+        "{out}"
+    );
+    let (_, err) = ctl(&block_with(dir, "demo-eth2", 40), 3);
+    assert_eq!(
+        err,
+        "refused: double_block_proposal: block at slot 40: an interchange import set the block \
+         watermark to slot 40, and imported blocks keep no signing root, so no block at that \
+         slot can be shown to be the one signed before, not even an identical one (EIP-3076)\n"
+    );
+    assert!(!err.contains("another"), "{err}");
+
+    // A key file others may read: `signer node` refuses to start and says so once.
+    let down = signer(&["dev-cluster", "down", "--dir", dir]);
+    assert!(down.contains("stopped"), "{down}");
+    let keys_dir = dir_path.join("node-1/keys");
+    let key_file = std::fs::read_dir(&keys_dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .find(|p| p.extension().is_some_and(|x| x == "key"))
+        .unwrap();
+    {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(&key_file, std::fs::Permissions::from_mode(0o644)).unwrap();
+    }
+    let config = dir_path.join("node-1/node.toml");
+    let (_, err) = expect(
+        signer_exe(),
+        &["node", "--config", config.to_str().unwrap()],
+        1,
+    );
+    let refusal = format!(
+        "{}: mode 644 lets others read the key; chmod 600 it",
+        key_file.display()
+    );
+    assert_eq!(err.matches(&refusal).count(), 1, "{err}");
+    assert!(err.ends_with(&format!("error: keys: {refusal}\n")), "{err}");
+    // `signer dev-cluster up` shows the log of the node that exited: only what this start
+    // printed, so a second `up` does not show the first one's error again.
+    for id in 1..=3 {
+        for entry in std::fs::read_dir(dir_path.join(format!("node-{id}/keys"))).unwrap() {
+            use std::os::unix::fs::PermissionsExt;
+            let path = entry.unwrap().path();
+            std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o644)).unwrap();
+        }
+    }
+    for attempt in 1..=2 {
+        let (_, err) = expect(
+            signer_exe(),
+            &["dev-cluster", "up", "--dir", dir, "--base-port", &port],
+            1,
+        );
+        assert_eq!(
+            err.matches("mode 644 lets others read the key; chmod 600 it")
+                .count(),
+            1,
+            "attempt {attempt}: {err}"
+        );
+    }
+}
+
+/// A node on another KEK: `status` and `key registry` name the key pending on that node and
+/// why, in text and JSON; `dev-cluster restart --node N` restarts just that node.
+#[test]
+fn signerctl_shows_keys_pending_on_one_node_after_its_restart() {
+    let tmp = TempDir::new();
+    let dir_path = tmp.0.join("cluster");
+    let dir = dir_path.to_str().unwrap().to_owned();
+    let dir = dir.as_str();
+    let port = free_base_port().to_string();
+    let _cluster = Cluster {
+        dir: dir_path.clone(),
+    };
+    signer(&["dev-cluster", "up", "--dir", dir, "--base-port", &port]);
+    admin(
+        dir,
+        &["key", "generate", "--key", "gen-p", "--profile", "eth2"],
+        0,
+    );
+    let kek = registry_entry(dir, "gen-p")["kek"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    assert!(kek.starts_with("local:"), "{kek}");
+
+    // Node 3 gets a KEK of its own, and only node 3 restarts.
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        let mut file = std::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(0o600)
+            .open(dir_path.join("node-3/other-kek.key"))
+            .unwrap();
+        std::io::Write::write_all(&mut file, &[7u8; 32]).unwrap();
+    }
+    let config = dir_path.join("node-3/node.toml");
+    let toml = std::fs::read_to_string(&config).unwrap();
+    assert!(toml.contains("path = \"../kek.key\""), "{toml}");
+    std::fs::write(
+        &config,
+        toml.replace("path = \"../kek.key\"", "path = \"other-kek.key\""),
+    )
+    .unwrap();
+    let pids_before: Vec<String> = (1..=3)
+        .map(|i| std::fs::read_to_string(dir_path.join(format!("node-{i}/pid"))).unwrap())
+        .collect();
+    let restarted = signer(&["dev-cluster", "restart", "--node", "3", "--dir", dir]);
+    let lines: Vec<&str> = restarted.lines().collect();
+    assert_eq!(lines.len(), 3, "{restarted}");
+    assert!(lines[0].starts_with("node-3: stopped (pid "), "{restarted}");
+    assert!(lines[1].starts_with("node-3: started (pid "), "{restarted}");
+    assert!(
+        lines[2].starts_with("node-3: serving; leader node-"),
+        "{restarted}"
+    );
+    let pids_after: Vec<String> = (1..=3)
+        .map(|i| std::fs::read_to_string(dir_path.join(format!("node-{i}/pid"))).unwrap())
+        .collect();
+    assert_eq!(pids_after[..2], pids_before[..2], "only node 3 restarts");
+    assert_ne!(pids_after[2], pids_before[2]);
+
+    let reason = format!("sealed under {kek}, which this node is not configured with");
+    let (out, _) = ctl(&["--dir", dir, "status"].map(String::from), 0);
+    let node3: Vec<&str> = out
+        .lines()
+        .skip_while(|l| !l.starts_with("  node-3 "))
+        .collect();
+    assert_eq!(node3.len(), 2, "{out}");
+    assert_eq!(node3[1], format!("    pending gen-p: {reason}"), "{out}");
+    assert_eq!(
+        out.matches("    pending ").count(),
+        1,
+        "only node 3 has a pending key: {out}"
+    );
+    let (json, _) = ctl(&["--dir", dir, "status", "--json"].map(String::from), 0);
+    let nodes: serde_json::Value = serde_json::from_str(&json).unwrap();
+    for node in nodes.as_array().unwrap() {
+        let expected = if node["node_id"] == 3 {
+            serde_json::json!([{"key_id": "gen-p", "reason": reason}])
+        } else {
+            serde_json::json!([])
+        };
+        assert_eq!(node["keys_pending"], expected, "{json}");
+    }
+
+    // The admin's registry view: loaded on 1 and 2, pending on 3 with the reason.
+    let entry = registry_entry(dir, "gen-p");
+    assert_eq!(
+        entry["nodes"],
+        serde_json::json!({
+            "loaded_on": [1, 2],
+            "pending_on": [{"node_id": 3, "reason": reason}],
+            "unknown_on": [],
+        }),
+        "{entry}"
+    );
+    let (out, _) = admin(dir, &["key", "registry"], 0);
+    let row = out.lines().position(|l| l.starts_with("gen-p ")).unwrap();
+    let lines: Vec<&str> = out.lines().collect();
+    assert!(lines[row].contains("  1,2  "), "{out}");
+    assert_eq!(
+        lines[row + 1].trim_start(),
+        format!("pending on node-3: {reason}"),
+        "{out}"
+    );
+
+    // A node number the cluster does not have.
+    let out = run(
+        signer_exe(),
+        &["dev-cluster", "restart", "--node", "9", "--dir", dir],
+    );
+    assert_eq!(out.status.code(), Some(1));
+    assert_eq!(
+        text(&out.stderr),
+        "error: --node 9: no such node in this cluster (nodes: 1, 2, 3)\n"
+    );
+}
+
+/// `signer init --help` shows its example as typed (one continued shell line per line, no
+/// joined-up backslashes), and `--key` warns that it writes plaintext secrets.
+#[test]
+fn signer_init_help_shows_its_example_and_key_files_warn() {
+    let help = signer(&["init", "--help"]);
+    assert!(
+        help.contains(
+            "Example for three hosts:\n  signer init --dir prod --cluster-id espresso-main \\\n    \
+             --node 1=10.0.0.1:7100,10.0.0.1:7101 --node 2=10.0.0.2:7100,10.0.0.2:7101 \\\n    \
+             --node 3=10.0.0.3:7100,10.0.0.3:7101\n"
+        ),
+        "{help}"
+    );
+    assert!(!help.contains("\\ --node"), "{help}");
+
+    let tmp = TempDir::new();
+    let dir = tmp.0.join("dev");
+    let dir = dir.to_str().unwrap();
+    let (_, err) = expect(
+        signer_exe(),
+        &[
+            "init",
+            "--dir",
+            dir,
+            "--node",
+            "1=127.0.0.1:7100,127.0.0.1:7101",
+            "--key",
+            "k1:eth2",
+        ],
+        0,
+    );
+    assert_eq!(
+        err,
+        "warning: --key wrote 1 secret key(s) in PLAINTEXT (mode 0600) to every node's keys/ \
+         directory: development only. In production, generate or import keys in the cluster \
+         (`signerctl key generate|import`), sealed under a KMS KEK.\n"
+    );
 }

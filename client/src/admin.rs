@@ -130,7 +130,10 @@ impl Approver for SoftApprover {
 /// A challenge as an approver checked it.
 #[derive(Debug)]
 pub struct Reviewed {
-    /// The action, decoded from the challenge's bytes.
+    /// The action, decoded from the challenge's bytes. What to show the approver is
+    /// [`Action::describe`] and [`Action::review`] of it: functions of these bytes alone (what
+    /// an action replaces travels inside them, and every replica checks it when applying), so
+    /// every approver reads the same text, bound to the digest they sign.
     pub action: Action,
     /// The statement to sign.
     pub statement: Vec<u8>,

@@ -104,6 +104,26 @@ impl ClusterDescriptor {
         Ok(descriptor)
     }
 
+    /// Record client identity `name` with `files` (relative to the descriptor's directory, as
+    /// stored) in the descriptor at `path` (the file or its directory), replacing an entry of
+    /// that name; the rest of the file is kept as it is stored.
+    pub fn record_client(path: &Path, name: &str, files: ClientFiles) -> Result<(), ClientError> {
+        let file = if path.is_dir() {
+            path.join(DESCRIPTOR_FILE)
+        } else {
+            path.to_owned()
+        };
+        let bad = |reason: String| ClientError::Descriptor {
+            path: file.clone(),
+            reason,
+        };
+        let text = std::fs::read_to_string(&file).map_err(|e| bad(e.to_string()))?;
+        let mut stored: ClusterDescriptor =
+            serde_json::from_str(&text).map_err(|e| bad(e.to_string()))?;
+        stored.clients.insert(name.to_owned(), files);
+        stored.save(&file)
+    }
+
     /// Write to `path` (a file; `cluster.json` inside it when it is a directory) atomically.
     pub fn save(&self, path: &Path) -> Result<(), ClientError> {
         let file = if path.is_dir() {

@@ -21,11 +21,15 @@
 //!   by a second key;
 //! - every RPC has a timeout, and every failover call has an overall deadline.
 
+/// A `grpc.health.v1` answer ([`SignerPool::health`]).
+pub use tonic_health::pb::health_check_response::ServingStatus;
+
 mod admin;
 mod audit;
 mod descriptor;
 pub mod eth2;
 mod failover;
+pub mod stdout;
 pub mod tls;
 pub mod web3signer;
 
@@ -342,6 +346,26 @@ impl SignerPool {
                 .get_cluster_status(rpc)
                 .await
                 .map(tonic::Response::into_inner)
+        })
+        .await
+    }
+
+    /// Node `node_id`'s answer to `grpc.health.v1.Health/Check` for `service` ("" for the
+    /// node as a whole): SERVING only while it knows a leader and has every active key
+    /// loaded (no failover: it is that node's answer).
+    pub async fn health(&self, node_id: u64, service: &str) -> Result<ServingStatus, ClientError> {
+        use tonic_health::pb::HealthCheckRequest;
+        let node = self.node(node_id)?;
+        let timeout = self.options.rpc_timeout;
+        let mut rpc = tonic::Request::new(HealthCheckRequest {
+            service: service.to_owned(),
+        });
+        rpc.set_timeout(timeout);
+        let mut client = tonic_health::pb::health_client::HealthClient::new(node.channel.clone());
+        single(node_id, timeout, async move {
+            client.check(rpc).await.map(|r| {
+                ServingStatus::try_from(r.into_inner().status).unwrap_or(ServingStatus::Unknown)
+            })
         })
         .await
     }

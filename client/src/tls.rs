@@ -61,6 +61,17 @@ pub enum TlsError {
         /// Why.
         reason: &'static str,
     },
+    /// A private key file others than its owner may read (or write).
+    #[error(
+        "{path}: private key file has mode {mode:04o}; it must be readable by its owner only \
+         (chmod 600 {path})"
+    )]
+    KeyTooOpen {
+        /// The key file.
+        path: PathBuf,
+        /// Its permission bits.
+        mode: u32,
+    },
     /// PEM input holds no usable certificate or key.
     #[error("{what}: {reason}")]
     BadPem {
@@ -150,14 +161,32 @@ impl DevPki {
 
     /// Issue `client-<name>.pem`/`.key`: CN and DNS SAN `<name>`, client authentication only.
     pub fn issue_client(&self, name: &str) -> Result<(), TlsError> {
+        self.issue_client_to(
+            name,
+            &self.client_cert_path(name),
+            &self.client_key_path(name),
+        )
+        .map(drop)
+    }
+
+    /// Issue a client certificate for `name` (CN and DNS SAN `<name>`, client authentication
+    /// only) into `cert_path` and its new private key into `key_path` (0600); neither may
+    /// exist. Returns the certificate (DER).
+    pub fn issue_client_to(
+        &self,
+        name: &str,
+        cert_path: &Path,
+        key_path: &Path,
+    ) -> Result<Vec<u8>, TlsError> {
         check_client_name(name)?;
         self.issue(
             name,
             vec![name.to_owned()],
             vec![rcgen::ExtendedKeyUsagePurpose::ClientAuth],
-            &self.client_cert_path(name),
-            &self.client_key_path(name),
-        )
+            cert_path,
+            key_path,
+        )?;
+        read_certificate(cert_path)
     }
 
     fn issue(
@@ -255,20 +284,32 @@ pub fn peer_identity(peer_certs: Option<Arc<Vec<CertificateDer<'static>>>>) -> O
     certs.first().and_then(|leaf| certificate_identity(leaf))
 }
 
-/// The identity (first DNS SAN, else CN) of one DER certificate.
+/// The identity (first DNS SAN, else CN) of one DER certificate (the core's reading, which
+/// revocations record too).
 pub fn certificate_identity(der: &[u8]) -> Option<String> {
-    let (_, cert) = x509_parser::parse_x509_certificate(der).ok()?;
-    if let Ok(Some(san)) = cert.subject_alternative_name() {
-        let first_dns = san.value.general_names.iter().find_map(|name| match name {
-            x509_parser::extensions::GeneralName::DNSName(dns) => Some((*dns).to_owned()),
-            _ => None,
+    signer_core::admin::certificate_identity(der)
+}
+
+/// The certificate in `path` (DER): the first `CERTIFICATE` block of a PEM file, or the file
+/// itself when it is DER.
+pub fn read_certificate(path: &Path) -> Result<Vec<u8>, TlsError> {
+    let bytes = read_file(path)?;
+    if let Some(first) = CertificateDer::pem_slice_iter(&bytes).next() {
+        return first.map(|der| der.to_vec()).map_err(|e| TlsError::BadPem {
+            what: "certificate",
+            reason: format!("{}: {e}", path.display()),
         });
-        if first_dns.is_some() {
-            return first_dns;
-        }
     }
-    let cn = cert.subject().iter_common_name().next()?;
-    cn.as_str().ok().map(str::to_owned)
+    if x509_parser::parse_x509_certificate(&bytes).is_ok() {
+        return Ok(bytes);
+    }
+    Err(TlsError::BadPem {
+        what: "certificate",
+        reason: format!(
+            "{} holds no certificate (neither a PEM CERTIFICATE block nor DER)",
+            path.display()
+        ),
+    })
 }
 
 /// Server settings: present `cert_pem`/`key_pem` and require a client certificate issued by
@@ -322,13 +363,15 @@ impl std::fmt::Debug for TlsMaterial {
 }
 
 impl TlsMaterial {
-    /// Read and check the CA, certificate and key files.
+    /// Read and check the CA, certificate and key files. The key file must not be readable
+    /// or writable by group or others (mode 0600 or stricter), like every secret file.
     pub fn read(ca: &Path, cert: &Path, key: &Path) -> Result<TlsMaterial, TlsError> {
         let material = TlsMaterial {
             ca_pem: read_file(ca)?,
             cert_pem: read_file(cert)?,
             key_pem: zeroize::Zeroizing::new(read_file(key)?),
         };
+        check_key_mode(key)?;
         check_pem(&material.ca_pem, &material.cert_pem, &material.key_pem).map_err(|e| {
             TlsError::BadPem {
                 what: "TLS files",
@@ -457,7 +500,9 @@ fn check_pem(ca_pem: &[u8], cert_pem: &[u8], key_pem: &[u8]) -> Result<(), TlsEr
     Ok(())
 }
 
-fn check_client_name(name: &str) -> Result<(), TlsError> {
+/// Whether `name` may be a client certificate's identity: 1 to 63 lower-case letters, digits
+/// and inner `-`, not starting with `node-` (reserved for nodes).
+pub fn check_client_name(name: &str) -> Result<(), TlsError> {
     let bad = |reason| {
         Err(TlsError::InvalidName {
             name: name.to_owned(),
@@ -513,6 +558,23 @@ fn gen_err(what: &str) -> impl Fn(rcgen::Error) -> TlsError + '_ {
         what: what.to_owned(),
         reason: e.to_string(),
     }
+}
+
+/// Refuse a private key file that group or others may access.
+fn check_key_mode(path: &Path) -> Result<(), TlsError> {
+    use std::os::unix::fs::PermissionsExt;
+    let meta = std::fs::metadata(path).map_err(|source| TlsError::Io {
+        path: path.to_owned(),
+        source,
+    })?;
+    let mode = meta.permissions().mode() & 0o7777;
+    if mode & 0o077 != 0 {
+        return Err(TlsError::KeyTooOpen {
+            path: path.to_owned(),
+            mode,
+        });
+    }
+    Ok(())
 }
 
 fn read_file(path: &Path) -> Result<Vec<u8>, TlsError> {

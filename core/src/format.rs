@@ -11,12 +11,19 @@
 //! value in bincode (varint integers, little endian, no trailing bytes). Byte strings travel
 //! raw ([`crate::bytes::hex_or_raw`]).
 //!
+//! Versions: format 1, and format 2, which added the revoked certificates to the admin state
+//! (`AdminState::revoked`, so also to snapshots). A node writes format 2. It reads stored data
+//! of format 1 too ([`decode_stored`]; the admin state and snapshot bodies through their
+//! format-1 layouts, [`decode_upgrading`] with [`crate::state::upgrade`]), and stamps a
+//! format-1 database 2 when it opens it, so a format-1 binary refuses it afterwards. Peer
+//! messages are this version only ([`decode`]): the nodes of a cluster upgrade together.
+//!
 //! To ensure correctness:
 //! - a value or database written by a newer format is refused with an error that names both
 //!   versions, never decoded by guess;
-//! - the bytes of format 1 are pinned by databases checked into the tests
-//!   (`node/tests/data/format-v1/`), which every later version must still open: a change to
-//!   a stored type that is not a new format version fails that test;
+//! - the bytes of every format are pinned by databases checked into the tests
+//!   (`node/tests/data/format-v1/`, `format-v2/`), which every later version must still open:
+//!   a change to a stored type that is not a new format version fails that test;
 //! - decoding is bounded ([`MAX_VALUE`]): a hostile peer's length prefix cannot make a node
 //!   allocate more than that.
 
@@ -25,7 +32,10 @@ use serde::de::DeserializeOwned;
 use serde::Serialize;
 
 /// The format this build writes and reads.
-pub const VERSION: u16 = 1;
+pub const VERSION: u16 = 2;
+
+/// The oldest format whose stored data this build still reads (upgrading it as it reads).
+pub const OLDEST_STORED: u16 = 1;
 
 /// Leading bytes of every encoded value.
 pub const MAGIC: [u8; 2] = *b"QS";
@@ -84,36 +94,72 @@ pub fn encode<T: Serialize + ?Sized>(value: &T) -> Result<Vec<u8>, FormatError> 
     Ok(out)
 }
 
-/// Decode a value written by [`encode`] of this format version.
+/// Decode a value written by [`encode`] of this format version (a peer message: peers of
+/// one cluster run one format).
 pub fn decode<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, FormatError> {
-    let body = check_header(bytes)?;
+    let (version, body) = split_header(bytes)?;
+    check_version(version, VERSION)?;
+    deserialize(body)
+}
+
+/// Decode a stored value of a type whose layout is the same in every format this build
+/// reads: written by this version or by any version from [`OLDEST_STORED`] on.
+pub fn decode_stored<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, FormatError> {
+    let (version, body) = split_header(bytes)?;
+    check_stored_version(version)?;
+    deserialize(body)
+}
+
+/// Decode a stored value of a type whose layout changed in this version: data of an older
+/// format is read in that format's layout `Old` and upgraded.
+pub fn decode_upgrading<T, Old>(bytes: &[u8]) -> Result<T, FormatError>
+where
+    T: DeserializeOwned,
+    Old: DeserializeOwned + Into<T>,
+{
+    let (version, body) = split_header(bytes)?;
+    check_stored_version(version)?;
+    if version == VERSION {
+        deserialize(body)
+    } else {
+        deserialize::<Old>(body).map(Into::into)
+    }
+}
+
+fn deserialize<T: DeserializeOwned>(body: &[u8]) -> Result<T, FormatError> {
     options()
         .deserialize(body)
         .map_err(|e| FormatError::Malformed(e.to_string()))
 }
 
-/// The value bytes after a valid header.
-fn check_header(bytes: &[u8]) -> Result<&[u8], FormatError> {
+/// The format version and the value bytes after the magic.
+fn split_header(bytes: &[u8]) -> Result<(u16, &[u8]), FormatError> {
     if bytes.len() < 4 || bytes[..2] != MAGIC {
         return Err(FormatError::NotThisFormat);
     }
-    check_stored_version(u16::from_le_bytes([bytes[2], bytes[3]]))?;
-    Ok(&bytes[4..])
+    Ok((u16::from_le_bytes([bytes[2], bytes[3]]), &bytes[4..]))
 }
 
-/// Whether data of format `found` can be read by this binary.
-pub fn check_stored_version(found: u16) -> Result<(), FormatError> {
-    match found.cmp(&VERSION) {
-        std::cmp::Ordering::Equal => Ok(()),
-        std::cmp::Ordering::Greater => Err(FormatError::Newer {
+/// Whether format `found` is `oldest` or newer, and not newer than this binary's.
+fn check_version(found: u16, oldest: u16) -> Result<(), FormatError> {
+    if found > VERSION {
+        Err(FormatError::Newer {
             found,
             supported: VERSION,
-        }),
-        std::cmp::Ordering::Less => Err(FormatError::Older {
+        })
+    } else if found < oldest {
+        Err(FormatError::Older {
             found,
             supported: VERSION,
-        }),
+        })
+    } else {
+        Ok(())
     }
+}
+
+/// Whether stored data of format `found` can be read by this binary.
+pub fn check_stored_version(found: u16) -> Result<(), FormatError> {
+    check_version(found, OLDEST_STORED)
 }
 
 /// The stored form of [`VERSION`] in a database's metadata table.
@@ -122,10 +168,11 @@ pub fn version_bytes() -> [u8; 2] {
 }
 
 /// What opening a database must do about its format version, given its stored `format`
-/// value and whether it holds data: `Ok(true)` when it is new and must be stamped with
-/// [`version_bytes`], `Ok(false)` when it is of this version, and an error naming both
-/// versions otherwise. Data without a stored version was written before formats had versions
-/// (JSON values): format 0.
+/// value and whether it holds data: `Ok(true)` when it is new, or of an older format this
+/// binary upgrades as it reads, and must be stamped with [`version_bytes`] (values written
+/// from then on are of this version); `Ok(false)` when it is of this version; an error naming
+/// both versions otherwise. Data without a stored version was written before formats had
+/// versions (JSON values): format 0.
 pub fn check_database(stored: Option<&[u8]>, holds_data: bool) -> Result<bool, FormatError> {
     match stored {
         Some(bytes) => {
@@ -134,7 +181,7 @@ pub fn check_database(stored: Option<&[u8]>, holds_data: bool) -> Result<bool, F
                 .map_err(|_| {
                     FormatError::Malformed(format!("format version of {} bytes", bytes.len()))
                 })?;
-            check_stored_version(found).map(|()| false)
+            check_stored_version(found).map(|()| found != VERSION)
         }
         None if holds_data => check_stored_version(0).map(|()| false),
         None => Ok(true),
@@ -150,7 +197,7 @@ mod tests {
     fn a_value_round_trips_and_its_header_is_the_magic_and_version() {
         let value = (7u64, String::from("key-1"), vec![1u8, 2, 3]);
         let bytes = encode(&value).unwrap();
-        assert_eq!(&bytes[..4], &[b'Q', b'S', 1, 0]);
+        assert_eq!(&bytes[..4], &[b'Q', b'S', 2, 0]);
         // varint 7, length-prefixed "key-1", length-prefixed seq of three u8
         assert_eq!(
             &bytes[4..],
@@ -162,24 +209,35 @@ mod tests {
     #[test]
     fn newer_older_foreign_and_trailing_bytes_are_refused_by_name() {
         let mut bytes = encode(&1u64).unwrap();
-        bytes[2] = 2;
+        bytes[2] = 3;
+        let newer = FormatError::Newer {
+            found: 3,
+            supported: 2,
+        };
+        assert_eq!(decode::<u64>(&bytes), Err(newer.clone()));
+        assert_eq!(decode_stored::<u64>(&bytes), Err(newer));
         assert_eq!(
-            decode::<u64>(&bytes),
-            Err(FormatError::Newer {
-                found: 2,
-                supported: 1
-            })
+            decode::<u64>(&bytes).unwrap_err().to_string(),
+            "written in format version 3, newer than this binary's format version 2: run a \
+             signer that reads format 3"
         );
-        let message = decode::<u64>(&bytes).unwrap_err().to_string();
-        assert!(message.contains("format version 2") && message.contains("format version 1"));
-        bytes[2] = 0;
+        // Format 1: stored data is read, a peer message is refused.
+        bytes[2] = 1;
+        assert_eq!(decode_stored::<u64>(&bytes), Ok(1));
         assert_eq!(
             decode::<u64>(&bytes),
             Err(FormatError::Older {
-                found: 0,
-                supported: 1
+                found: 1,
+                supported: 2
             })
         );
+        bytes[2] = 0;
+        let older = FormatError::Older {
+            found: 0,
+            supported: 2,
+        };
+        assert_eq!(decode_stored::<u64>(&bytes), Err(older.clone()));
+        assert_eq!(decode::<u64>(&bytes), Err(older));
         assert_eq!(decode::<u64>(b"{\"a\":1}"), Err(FormatError::NotThisFormat));
         assert_eq!(decode::<u64>(b"QS"), Err(FormatError::NotThisFormat));
         let mut trailing = encode(&1u64).unwrap();
@@ -190,22 +248,59 @@ mod tests {
         ));
     }
 
+    /// A value whose layout gained a field in format 2, and its format-1 layout.
+    #[derive(serde::Serialize, serde::Deserialize, Debug, PartialEq)]
+    struct Now {
+        a: u64,
+        added: u64,
+    }
+    #[derive(serde::Serialize, serde::Deserialize)]
+    struct Then {
+        a: u64,
+    }
+    impl From<Then> for Now {
+        fn from(t: Then) -> Now {
+            Now { a: t.a, added: 0 }
+        }
+    }
+
     #[test]
-    fn a_database_is_stamped_when_new_and_refused_when_of_another_version() {
-        assert_eq!(check_database(None, false), Ok(true));
-        assert_eq!(check_database(Some(&[1, 0]), true), Ok(false));
+    fn an_older_layout_is_upgraded_and_this_one_read_as_is() {
+        let mut old = encode(&Then { a: 7 }).unwrap();
+        old[2] = 1;
         assert_eq!(
-            check_database(Some(&[2, 0]), true),
+            decode_upgrading::<Now, Then>(&old),
+            Ok(Now { a: 7, added: 0 })
+        );
+        // Read in this version's layout, the format-1 bytes are too short.
+        assert!(matches!(
+            decode_stored::<Now>(&old),
+            Err(FormatError::Malformed(_))
+        ));
+        let now = encode(&Now { a: 7, added: 9 }).unwrap();
+        assert_eq!(
+            decode_upgrading::<Now, Then>(&now),
+            Ok(Now { a: 7, added: 9 })
+        );
+    }
+
+    #[test]
+    fn a_database_is_stamped_when_new_or_older_and_refused_when_unreadable() {
+        assert_eq!(check_database(None, false), Ok(true));
+        assert_eq!(check_database(Some(&[2, 0]), true), Ok(false));
+        assert_eq!(check_database(Some(&[1, 0]), true), Ok(true));
+        assert_eq!(
+            check_database(Some(&[3, 0]), true),
             Err(FormatError::Newer {
-                found: 2,
-                supported: 1
+                found: 3,
+                supported: 2
             })
         );
         assert_eq!(
             check_database(None, true),
             Err(FormatError::Older {
                 found: 0,
-                supported: 1
+                supported: 2
             })
         );
         assert_eq!(

@@ -43,7 +43,7 @@ use crate::scheme::SchemeError;
 use crate::tls::TlsError;
 use layout::build_layout;
 pub use layout::{write_cluster, LayoutOptions};
-use process::{is_node_process, signal, tail, wait_exit};
+use process::{is_node_process, signal, start_mark, tail, wait_exit};
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
@@ -302,65 +302,77 @@ impl DevCluster {
             .collect()
     }
 
-    /// Start every node that is not running as `<exe> node --config <node.toml>`, detached
-    /// (own process group, stdin closed, output appended to its node.log). Returns the
+    /// Start every node that is not running (see [`Self::start_node`]). Returns the
     /// `(id, pid)` of each node started.
     pub fn start_stopped(&self, exe: &Path) -> Result<Vec<(u64, u32)>, DevClusterError> {
-        use std::os::unix::process::CommandExt;
         let mut started = Vec::new();
         for node in &self.descriptor.nodes {
             if self.process(node.id).running {
                 continue;
             }
-            for addr in [node.client_addr, node.peer_addr] {
-                if let Err(e) = std::net::TcpListener::bind(addr) {
-                    return Err(DevClusterError::InvalidOption(format!(
-                        "node-{} cannot listen on {addr} ({e}); is another cluster or program using it?",
-                        node.id
-                    )));
-                }
-            }
-            let log_path = self.log_path(node.id);
-            let log = std::fs::OpenOptions::new()
-                .create(true)
-                .append(true)
-                .open(&log_path)
-                .map_err(io(&log_path))?;
-            let log_err = log.try_clone().map_err(io(&log_path))?;
-            let mut child = std::process::Command::new(exe)
-                .arg("node")
-                .arg("--config")
-                .arg(self.config_path(node.id))
-                .current_dir(self.node_dir(node.id))
-                .stdin(std::process::Stdio::null())
-                .stdout(log)
-                .stderr(log_err)
-                .process_group(0)
-                .spawn()
-                .map_err(io(exe))?;
-            let pid = child.id();
-            // Until the new program is in place, /proc shows an empty command line; wait for it
-            // so that the node is seen as running from here on (or as exited, if it fails).
-            let config = self.config_path(node.id);
-            let exec_deadline = Instant::now() + Duration::from_secs(2);
-            while !is_node_process(pid, &config) && Instant::now() < exec_deadline {
-                if child.try_wait().ok().flatten().is_some() {
-                    break;
-                }
-                std::thread::sleep(Duration::from_millis(5));
-            }
-            // Reap the child if it exits while this process lives (`signer demo`), so that it
-            // does not linger as a zombie; the node itself outlives a short-lived CLI.
-            std::thread::spawn(move || {
-                let _ = child.wait();
-            });
-            let pid_path = self.pid_path(node.id);
-            let tmp = pid_path.with_extension("tmp");
-            std::fs::write(&tmp, format!("{pid}\n")).map_err(io(&tmp))?;
-            std::fs::rename(&tmp, &pid_path).map_err(io(&pid_path))?;
-            started.push((node.id, pid));
+            started.push((node.id, self.start_node(exe, node.id)?));
         }
         Ok(started)
+    }
+
+    /// Start node `id` as `<exe> node --config <node.toml>`, detached (own process group,
+    /// stdin closed, output appended to its node.log), whether or not it is running (callers
+    /// check). Returns its pid.
+    pub fn start_node(&self, exe: &Path, id: u64) -> Result<u32, DevClusterError> {
+        use std::os::unix::process::CommandExt;
+        let node = self.descriptor.node(id).ok_or_else(|| {
+            DevClusterError::InvalidOption(format!("no node-{id} in this cluster"))
+        })?;
+        for addr in [node.client_addr, node.peer_addr] {
+            if let Err(e) = std::net::TcpListener::bind(addr) {
+                return Err(DevClusterError::InvalidOption(format!(
+                    "node-{} cannot listen on {addr} ({e}); is another cluster or program using it?",
+                    node.id
+                )));
+            }
+        }
+        let log_path = self.log_path(node.id);
+        let mut log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&log_path)
+            .map_err(io(&log_path))?;
+        // What this start prints follows this line (an error is not shown again later).
+        std::io::Write::write_all(&mut log, format!("{}\n", start_mark(node.id)).as_bytes())
+            .map_err(io(&log_path))?;
+        let log_err = log.try_clone().map_err(io(&log_path))?;
+        let mut child = std::process::Command::new(exe)
+            .arg("node")
+            .arg("--config")
+            .arg(self.config_path(node.id))
+            .current_dir(self.node_dir(node.id))
+            .stdin(std::process::Stdio::null())
+            .stdout(log)
+            .stderr(log_err)
+            .process_group(0)
+            .spawn()
+            .map_err(io(exe))?;
+        let pid = child.id();
+        // Until the new program is in place, /proc shows an empty command line; wait for it
+        // so that the node is seen as running from here on (or as exited, if it fails).
+        let config = self.config_path(node.id);
+        let exec_deadline = Instant::now() + Duration::from_secs(2);
+        while !is_node_process(pid, &config) && Instant::now() < exec_deadline {
+            if child.try_wait().ok().flatten().is_some() {
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        // Reap the child if it exits while this process lives (`signer demo`), so that it
+        // does not linger as a zombie; the node itself outlives a short-lived CLI.
+        std::thread::spawn(move || {
+            let _ = child.wait();
+        });
+        let pid_path = self.pid_path(node.id);
+        let tmp = pid_path.with_extension("tmp");
+        std::fs::write(&tmp, format!("{pid}\n")).map_err(io(&tmp))?;
+        std::fs::rename(&tmp, &pid_path).map_err(io(&pid_path))?;
+        Ok(pid)
     }
 
     /// A client pool as the dev sequencer, with short timeouts suited to loopback.
@@ -398,7 +410,7 @@ impl DevCluster {
                     return Err(DevClusterError::NodeExited {
                         id: dead.id,
                         log: self.log_path(dead.id),
-                        tail: tail(&self.log_path(dead.id), 15),
+                        tail: tail(&self.log_path(dead.id), &start_mark(dead.id), 15),
                     });
                 }
             }
@@ -465,9 +477,21 @@ impl DevCluster {
 
     /// Stop every running node: SIGTERM, wait up to `grace`, then SIGKILL. Removes pid files.
     pub fn stop(&self, grace: Duration) -> Result<Vec<(u64, Stopped)>, DevClusterError> {
+        let ids: Vec<u64> = self.descriptor.nodes.iter().map(|n| n.id).collect();
+        self.stop_nodes(&ids, grace)
+    }
+
+    /// Stop the nodes `ids` that are running: SIGTERM to each, wait up to `grace` in all,
+    /// then SIGKILL. Removes their pid files.
+    pub fn stop_nodes(
+        &self,
+        ids: &[u64],
+        grace: Duration,
+    ) -> Result<Vec<(u64, Stopped)>, DevClusterError> {
         let mut outcome = Vec::new();
         let mut waiting = Vec::new();
-        for p in self.processes() {
+        for &id in ids {
+            let p = self.process(id);
             match p.pid {
                 Some(pid) if p.running => {
                     signal(pid, "TERM")?;
@@ -488,9 +512,9 @@ impl DevCluster {
                 outcome.push((id, Stopped::Killed(pid)));
             }
         }
-        for node in &self.descriptor.nodes {
-            if !self.process(node.id).running {
-                let _ = std::fs::remove_file(self.pid_path(node.id));
+        for &id in ids {
+            if !self.process(id).running {
+                let _ = std::fs::remove_file(self.pid_path(id));
             }
         }
         outcome.sort_by_key(|(id, _)| *id);

@@ -19,6 +19,13 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 use zeroize::Zeroizing;
 
+/// `signer init --help`: an example, as it is typed.
+const INIT_EXAMPLE: &str = "\
+Example for three hosts:
+  signer init --dir prod --cluster-id espresso-main \\
+    --node 1=10.0.0.1:7100,10.0.0.1:7101 --node 2=10.0.0.2:7100,10.0.0.2:7101 \\
+    --node 3=10.0.0.3:7100,10.0.0.3:7101";
+
 /// Quorum Signer: a slashing-protected remote signer for validator keys.
 ///
 /// A small Raft cluster (3 or 5 nodes) serves `signer.v1.Signer` over mutual TLS and signs only
@@ -59,10 +66,11 @@ enum Command {
     },
     /// Write a new cluster's directory: PKI, node configs, key files, cluster.json.
     ///
-    /// Nothing is started. Example for three hosts:
-    ///   signer init --dir prod --cluster-id espresso-main \
-    ///     --node 1=10.0.0.1:7100,10.0.0.1:7101 --node 2=10.0.0.2:7100,10.0.0.2:7101 \
-    ///     --node 3=10.0.0.3:7100,10.0.0.3:7101 --key staking-1:espresso
+    /// Nothing is started. `--key` is for development only: it writes the key's secret in
+    /// plaintext to every node's keys/ directory. In production, add a KMS `kek` to every
+    /// node.toml and generate or import keys in the cluster (`signerctl key generate|import`),
+    /// sealed under the KEK.
+    #[command(after_long_help = INIT_EXAMPLE)]
     Init {
         /// The directory to create (must not exist).
         #[arg(long, value_name = "DIR")]
@@ -73,7 +81,8 @@ enum Command {
         /// A node as ID=CLIENT_ADDR,PEER_ADDR (repeat for each node; the first bootstraps).
         #[arg(long = "node", value_name = "SPEC", required = true, value_parser = cmd::init::parse_node)]
         nodes: Vec<signer_node::client::NodeEndpoint>,
-        /// A validator key to generate as KEY_ID:PROFILE (repeatable; profile eth2 or espresso).
+        /// Development only: a validator key to generate as KEY_ID:PROFILE (repeatable;
+        /// profile eth2 or espresso), written in plaintext (mode 0600) to every node.
         #[arg(long = "key", value_name = "SPEC", value_parser = cmd::init::parse_key)]
         keys: Vec<(String, signer_node::protection::Profile)>,
     },
@@ -96,9 +105,13 @@ enum Command {
         #[arg(long, value_delimiter = ',', default_value = "eth2,espresso")]
         profiles: Vec<signer_node::protection::Profile>,
     },
-    /// A development cluster on 127.0.0.1 in one directory: up, down, kill-leader, status.
+    /// A development cluster on 127.0.0.1 in one directory: up, down, restart one node, kill-leader, status.
     #[command(subcommand)]
     DevCluster(cmd::dev_cluster::DevClusterCommand),
+    /// The cluster PKI: issue a client certificate for a new identity (run where the CA key
+    /// is kept, never on a node).
+    #[command(subcommand)]
+    Pki(cmd::pki::PkiCommand),
     /// Tell the story end to end: a 3-node dev cluster signs, refuses a double sign, loses its
     /// leader to SIGKILL, resumes signing on a new leader and still refuses the double sign.
     ///
@@ -217,6 +230,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
         Command::DevCluster(command) => cmd::dev_cluster::run(command),
+        Command::Pki(command) => cmd::pki::run(command),
         Command::Demo(args) => cmd::demo::run(args),
         Command::Protection(ProtectionCommand::Check {
             interchange,
@@ -238,8 +252,10 @@ fn run(cli: Cli) -> Result<ExitCode> {
 fn node_main(config_path: PathBuf, log_json: bool, listen_fds: &[i32]) -> Result<ExitCode> {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info,openraft=warn"));
+    // Colour codes only when stderr is a terminal: `signer node 2> node.log` stays plain text.
     let logs = tracing_subscriber::fmt()
         .with_env_filter(filter)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .with_writer(std::io::stderr);
     if log_json {
         logs.json().init();
@@ -308,16 +324,19 @@ fn protection_check(path: PathBuf, gvr: Option<String>, allow_slashable: bool) -
     let mut state = Eth2State::default();
     match interchange::import(&mut state, expected, &doc, policy(allow_slashable)) {
         Ok(summary) => {
-            println!("ok: {} would import", path.display());
-            println!("  genesis_validators_root {}", doc.genesis_validators_root);
-            println!(
+            signer_client::outln!("ok: {} would import", path.display());
+            signer_client::outln!("  genesis_validators_root {}", doc.genesis_validators_root);
+            signer_client::outln!(
                 "  {} validators, {} block records, {} attestation records",
-                summary.validators, summary.blocks, summary.attestations
+                summary.validators,
+                summary.blocks,
+                summary.attestations
             );
             for s in &summary.slashable {
-                println!(
+                signer_client::outln!(
                     "  warning: slashable data for {}: {} (only maxima kept)",
-                    s.pubkey, s.detail
+                    s.pubkey,
+                    s.detail
                 );
             }
             Ok(ExitCode::SUCCESS)
@@ -338,7 +357,7 @@ fn protection_minify(path: PathBuf, allow_slashable: bool) -> Result<ExitCode> {
         &doc,
         policy(allow_slashable),
     )?;
-    println!(
+    signer_client::outln!(
         "{}",
         interchange::export(&state, doc.genesis_validators_root).to_json()
     );
@@ -359,7 +378,7 @@ fn key_inspect(scheme: SchemeArg, path: PathBuf) -> Result<ExitCode> {
             let sk = bn254::SecretKey::from_tagged(&secret).with_context(|| {
                 format!("{} does not hold a BLS_SIGNING_KEY~ key", path.display())
             })?;
-            println!("{}", sk.public_key().to_tagged());
+            signer_client::outln!("{}", sk.public_key().to_tagged());
         }
         SchemeArg::Eth2 => {
             let hex_text = secret.strip_prefix("0x").unwrap_or(&secret);
@@ -368,7 +387,7 @@ fn key_inspect(scheme: SchemeArg, path: PathBuf) -> Result<ExitCode> {
                     .map_err(|_| anyhow::anyhow!("{}: not hex", path.display()))?,
             );
             let sk = bls12_381::SecretKey::from_bytes(&bytes)?;
-            println!("{}", sk.public_key().to_hex());
+            signer_client::outln!("{}", sk.public_key().to_hex());
         }
     }
     Ok(ExitCode::SUCCESS)
@@ -388,7 +407,7 @@ fn key_generate(scheme: SchemeArg, out: PathBuf) -> Result<ExitCode> {
         }
     };
     write_new_private_file(&out, &secret)?;
-    println!("{public}");
+    signer_client::outln!("{public}");
     Ok(ExitCode::SUCCESS)
 }
 

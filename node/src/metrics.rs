@@ -1,60 +1,83 @@
-//! Prometheus metrics of one node: the series, their registry, the sampler that copies Raft's
-//! and the keyring's state into gauges, the KEK wrapper that times KMS calls, and the
-//! `GET /metrics` endpoint ([`serve`], in [`http`]).
+//! Prometheus metrics of one node: the series, their registry, the sampler that copies Raft's,
+//! the keyring's, health's and the data directory's state into gauges, and the `GET /metrics`
+//! endpoint ([`serve`], in [`http`]). Submodules: [`kek`] (the KEK wrapper that times KMS
+//! calls), [`files`] (certificate expiry and data-directory space), [`audit`] (the periodic
+//! local verification of the audit chain).
 //!
 //! Owns: the [`Metrics`] struct (one per node, with its own `prometheus::Registry`: `signer
 //! bench` and some tests run several nodes in one process, so nothing is registered globally),
 //! the names, help texts, labels and buckets of every series, the labels of a sign request's
-//! typed answer ([`sign_labels`]), and [`MeteredKek`].
+//! typed answer ([`sign_labels`], [`client_refusal_reason`]), and [`MeteredKek`].
 //! Must not: decide anything (services report outcomes here, nothing reads them back), read a
 //! gRPC status to learn an outcome, block a request path (recording is a few atomic
 //! operations), or write the text format by hand (the `prometheus` crate's `TextEncoder`
 //! does).
 //!
 //! To ensure correctness:
-//! - no label value is ever a secret, a message, a request id or a key id; labels are profile
-//!   names, outcome words, reason codes ([`crate::protection::Violation::code`] or a gRPC code
-//!   name), KEK backend names, operation names, peer node ids and client identities;
+//! - no label value is ever a secret, a message or a request id; labels are profile names,
+//!   outcome words, reason codes ([`crate::protection::Violation::code`] or a gRPC code name),
+//!   KEK backend names, operation names, peer node ids, client identities, certificate names
+//!   and subjects, and — in `signer_key_pending` only — the ids of keys this node cannot load;
 //! - every label has bounded cardinality: profiles, outcomes, reasons, backends and operations
-//!   are fixed sets, peers are the Raft membership, and clients are the identities in client
-//!   certificates that passed authentication and the ACL (only authenticated, authorized
-//!   identities may be passed to [`Metrics::rate_limited`]);
+//!   are fixed sets, peers are the Raft membership, certificates are the node's own two files,
+//!   pending keys are at most [`MAX_PENDING_KEY_SERIES`] registry ids (their number is in
+//!   `signer_keys_pending`), and clients are the identities in client certificates that passed
+//!   authentication and the ACL (only authenticated, authorized identities may be passed to
+//!   [`Metrics::rate_limited`]; a refusal of an identity the ACL does not know is counted
+//!   under [`UNGRANTED_CLIENT`], never under its name);
 //! - a sign request is counted once, on the node the client called; a request a follower
 //!   forwarded is not counted again at the leader (the leader's `signer_batch_entries` does
 //!   include it).
 //!
-//! Series (see the README's SRE section for an example scrape):
+//! Series (see the README's SRE section for an example scrape, and `deploy/prometheus/` for
+//! the alert rules that read them):
 //! - `signer_sign_requests_total{profile,outcome,reason}` counter; outcome `signed`,
 //!   `resigned`, `refused` (reason: the refusal code) or `failed` (reason: the gRPC code name)
+//! - `signer_client_refusals_total{client,profile,reason}` counter: requests of one client
+//!   refused by slashing protection (reason: the refusal code or `key_mismatch`) or denied by
+//!   the ACL (`access_denied`, `raw_roots_denied`)
 //! - `signer_sign_latency_seconds{profile}` histogram, 0.5 ms to 5 s
 //! - `signer_batch_entries` histogram: sign requests per proposed Raft entry (leader)
 //! - `signer_raft_term`, `signer_raft_leader_id` (0: none known), `signer_raft_is_leader`,
-//!   `signer_raft_last_log_index`, `signer_raft_commit_index`, `signer_raft_applied_index`
+//!   `signer_raft_last_log_index`, `signer_raft_commit_index`, `signer_raft_applied_index`,
+//!   `signer_raft_voters` (members of the membership this node knows)
 //! - `signer_raft_replication_lag_entries{peer}`: the leader's last log index minus what the
 //!   peer has matched (only on the leader)
+//! - `signer_health_serving`: 1 while gRPC health says SERVING (a leader, every key loaded)
 //! - `signer_kms_call_seconds{backend,op}` histogram and `signer_kms_errors_total{backend,op}`;
 //!   op `generate_data_key` (sealing) or `unwrap_data_key` (unsealing)
 //! - `signer_rate_limited_total{client}` counter
-//! - `signer_keys_loaded`, `signer_keys_pending` gauges; `signer_node_id` gauge
+//! - `signer_keys_loaded`, `signer_keys_pending` gauges; `signer_key_pending{key}` 1 per key
+//!   this node cannot load; `signer_node_id` gauge
+//! - `signer_certificate_not_after_seconds{certificate,subject}` ([`files`])
+//! - `signer_data_dir_available_bytes`, `signer_data_dir_size_bytes` ([`files`])
+//! - `signer_audit_chain_verified`, `signer_audit_chain_first_bad_seq`,
+//!   `signer_audit_chain_head_seq`, `signer_audit_chain_checked_timestamp_seconds`
+//!   ([`audit`]; they appear after the first verification)
 
+pub mod audit;
+pub mod files;
 pub mod http;
+pub mod kek;
+pub mod labels;
 
 pub use http::serve;
+pub use kek::MeteredKek;
+pub use labels::{client_refusal_reason, sign_labels};
 
-use crate::custody::{CustodyError, DataKey, EncryptionContext, Kek, KekRef, DATA_KEY_LEN};
 use crate::keyring::Keyring;
 use crate::replica::{NodeId, Raft};
+use crate::service::health::Readiness;
 use crate::service::signing::{SignError, Signed};
 use openraft::async_runtime::WatchReceiver;
 use prometheus::{
     Histogram, HistogramOpts, HistogramVec, IntCounterVec, IntGauge, IntGaugeVec, Opts, Registry,
 };
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::future::Future;
+use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
-use tonic::Code;
-use zeroize::Zeroizing;
 
 /// Buckets of `signer_sign_latency_seconds`: 0.5 ms to 1 s where sign requests live, plus
 /// 2.5 s and 5 s to show requests that ran into the forwarding timeout.
@@ -68,45 +91,15 @@ const BATCH_BUCKETS: &[f64] = &[1.0, 2.0, 4.0, 8.0, 16.0, 32.0, 64.0, 128.0, 256
 const KMS_BUCKETS: &[f64] = &[
     0.0001, 0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0,
 ];
-/// How often the keyring gauges are sampled (Raft gauges follow every Raft metrics change).
+/// How often the keyring, health and data-directory gauges are sampled (Raft gauges follow
+/// every Raft metrics change).
 const KEYS_SAMPLE: Duration = Duration::from_secs(1);
-
-/// The `outcome` and `reason` labels of a sign request's answer, read from the typed answer
-/// (never from a status): `signed` or `resigned` (no reason), `refused` with the refusal code
-/// ([`crate::protection::Violation::code`], or `key_mismatch`), or `failed` with the name of
-/// the gRPC code the client got ([`SignError::code`]). The only place these labels are made.
-pub fn sign_labels(result: &Result<Signed, SignError>) -> (&'static str, &'static str) {
-    match result {
-        Ok(signed) if signed.resigned => ("resigned", ""),
-        Ok(_) => ("signed", ""),
-        Err(SignError::Refused(v)) => ("refused", v.code()),
-        Err(SignError::KeyMismatch(_)) => ("refused", "key_mismatch"),
-        Err(e) => ("failed", code_name(e.code())),
-    }
-}
-
-/// The gRPC code's canonical name in `snake_case`, e.g. `invalid_argument`.
-fn code_name(code: Code) -> &'static str {
-    match code {
-        Code::Ok => "ok",
-        Code::Cancelled => "cancelled",
-        Code::Unknown => "unknown",
-        Code::InvalidArgument => "invalid_argument",
-        Code::DeadlineExceeded => "deadline_exceeded",
-        Code::NotFound => "not_found",
-        Code::AlreadyExists => "already_exists",
-        Code::PermissionDenied => "permission_denied",
-        Code::ResourceExhausted => "resource_exhausted",
-        Code::FailedPrecondition => "failed_precondition",
-        Code::Aborted => "aborted",
-        Code::OutOfRange => "out_of_range",
-        Code::Unimplemented => "unimplemented",
-        Code::Internal => "internal",
-        Code::Unavailable => "unavailable",
-        Code::DataLoss => "data_loss",
-        Code::Unauthenticated => "unauthenticated",
-    }
-}
+/// At most this many keys get a `signer_key_pending{key}` series (the smallest ids); the
+/// count of all pending keys is `signer_keys_pending`.
+pub const MAX_PENDING_KEY_SERIES: usize = 100;
+/// The `client` label of a refusal whose identity the ACL does not know (its name is in the
+/// audit log's access-denial record, not in a label an unknown identity could multiply).
+pub const UNGRANTED_CLIENT: &str = "(ungranted)";
 
 /// What the sampler copies from Raft's metrics into gauges (plain values, so the gauge logic is
 /// testable without a Raft node).
@@ -126,6 +119,8 @@ pub struct RaftSample {
     pub applied_index: Option<u64>,
     /// On the leader: each peer's matched index (`None`: nothing matched yet).
     pub replication: Option<Vec<(NodeId, Option<u64>)>>,
+    /// Voters in the membership this node knows.
+    pub voters: usize,
 }
 
 impl RaftSample {
@@ -143,6 +138,7 @@ impl RaftSample {
                     .map(|(peer, matched)| (*peer, matched.map(|l| l.index)))
                     .collect()
             }),
+            voters: m.membership_config.membership().voter_ids().count(),
         }
     }
 }
@@ -151,6 +147,7 @@ impl RaftSample {
 pub struct Metrics {
     registry: Registry,
     sign_requests: IntCounterVec,
+    client_refusals: IntCounterVec,
     sign_latency: HistogramVec,
     batch_entries: Histogram,
     raft_term: IntGauge,
@@ -159,15 +156,22 @@ pub struct Metrics {
     raft_last_log_index: IntGauge,
     raft_commit_index: IntGauge,
     raft_applied_index: IntGauge,
+    raft_voters: IntGauge,
     raft_replication_lag: IntGaugeVec,
     /// The peers `raft_replication_lag` has series for (so a departed peer's series is removed
     /// without ever dropping a present one, which a scrape could observe).
     lag_peers: Mutex<BTreeSet<NodeId>>,
+    health_serving: IntGauge,
     kms_call_seconds: HistogramVec,
     kms_errors: IntCounterVec,
     rate_limited: IntCounterVec,
     keys_loaded: IntGauge,
     keys_pending: IntGauge,
+    key_pending: IntGaugeVec,
+    /// The keys `key_pending` has series for (same reason as `lag_peers`).
+    pending_keys: Mutex<BTreeSet<String>>,
+    files: files::FileGauges,
+    audit: audit::AuditGauges,
 }
 
 /// A gauge value from an index or id (saturating: gauges are `i64`).
@@ -175,19 +179,45 @@ fn gauge(v: u64) -> i64 {
     i64::try_from(v).unwrap_or(i64::MAX)
 }
 
+/// Register `c` in `registry` and return it.
+fn reg<C: prometheus::core::Collector + Clone + 'static>(
+    registry: &Registry,
+    c: C,
+) -> Result<C, prometheus::Error> {
+    registry.register(Box::new(c.clone()))?;
+    Ok(c)
+}
+
+/// Set one series of `vec` per key of `now` (label `label_of(key)`, value `value_of(key)`) and
+/// remove the series of keys in `known` that are no longer in `now`; `known` becomes `now`'s
+/// keys. Present series are overwritten, never removed and re-added, so a scrape never misses
+/// one.
+fn set_series<K: Ord + Clone>(
+    vec: &IntGaugeVec,
+    known: &Mutex<BTreeSet<K>>,
+    now: &BTreeMap<K, i64>,
+    label_of: impl Fn(&K) -> String,
+) {
+    let mut known = known.lock().unwrap_or_else(|e| e.into_inner());
+    for (key, value) in now {
+        vec.with_label_values(&[&label_of(key)]).set(*value);
+    }
+    let current: BTreeSet<K> = now.keys().cloned().collect();
+    for gone in known.difference(&current) {
+        let _ = vec.remove_label_values(&[&label_of(gone)]);
+    }
+    *known = current;
+}
+
 impl Metrics {
     /// Fresh series for node `node_id`, in a registry of their own. Fails only if a series is
     /// malformed (a programming error caught by the unit tests).
     pub fn new(node_id: NodeId) -> Result<Metrics, prometheus::Error> {
         let registry = Registry::new();
-        fn reg<C: prometheus::core::Collector + Clone + 'static>(
-            registry: &Registry,
-            c: C,
-        ) -> Result<C, prometheus::Error> {
-            registry.register(Box::new(c.clone()))?;
-            Ok(c)
-        }
         let int_gauge = |name: &str, help: &str| reg(&registry, IntGauge::new(name, help)?);
+        let gauge_vec = |name: &str, help: &str, labels: &[&str]| {
+            reg(&registry, IntGaugeVec::new(Opts::new(name, help), labels)?)
+        };
         let histogram = |name: &str, help: &str, buckets: &[f64], labels: &[&str]| {
             reg(
                 &registry,
@@ -211,6 +241,13 @@ impl Metrics {
                 "Sign requests answered to clients of this node, by profile, outcome (signed, \
                  resigned, refused, failed) and reason (refusal code or gRPC code name).",
                 &["profile", "outcome", "reason"],
+            )?,
+            client_refusals: counter(
+                "signer_client_refusals_total",
+                "Sign requests of a client refused by slashing protection (reason: the refusal \
+                 code or key_mismatch) or denied by the ACL (access_denied, raw_roots_denied), \
+                 by client identity ((ungranted) for identities without a grant) and profile.",
+                &["client", "profile", "reason"],
             )?,
             sign_latency: histogram(
                 "signer_sign_latency_seconds",
@@ -246,15 +283,19 @@ impl Metrics {
                 "signer_raft_applied_index",
                 "Index of the last Raft log entry applied to this node's state machine.",
             )?,
-            raft_replication_lag: reg(
-                &registry,
-                IntGaugeVec::new(
-                    Opts::new(
-                        "signer_raft_replication_lag_entries",
-                        "On the leader: its last log index minus the index the peer has matched.",
-                    ),
-                    &["peer"],
-                )?,
+            raft_voters: int_gauge(
+                "signer_raft_voters",
+                "Voting members in the Raft membership this node knows.",
+            )?,
+            raft_replication_lag: gauge_vec(
+                "signer_raft_replication_lag_entries",
+                "On the leader: its last log index minus the index the peer has matched.",
+                &["peer"],
+            )?,
+            health_serving: int_gauge(
+                "signer_health_serving",
+                "1 while this node's gRPC health says SERVING: it knows a leader (as leader, \
+                 one that heard from a quorum) and has every active registry key loaded.",
             )?,
             kms_call_seconds: histogram(
                 "signer_kms_call_seconds",
@@ -281,7 +322,17 @@ impl Metrics {
                 "signer_keys_pending",
                 "Active registry keys this node could not load yet.",
             )?,
+            key_pending: gauge_vec(
+                "signer_key_pending",
+                "1 for each active registry key this node could not load yet (KMS unreachable, \
+                 KEK not configured here, ...; the reason is in signerctl status), by key id; \
+                 at most 100 series.",
+                &["key"],
+            )?,
+            pending_keys: Mutex::new(BTreeSet::new()),
             lag_peers: Mutex::new(BTreeSet::new()),
+            files: files::FileGauges::new(&registry)?,
+            audit: audit::AuditGauges::new()?,
             registry,
         };
         // Series that exist from the start, so dashboards and rate() see zeros, not gaps.
@@ -298,11 +349,13 @@ impl Metrics {
         Ok(metrics)
     }
 
-    /// Count a sign request answered to a client of this node ([`sign_labels`]), and its
-    /// latency. `profile` is the request's profile name (`unknown` when the request named
-    /// none).
+    /// Count a sign request of `client` answered to it by this node ([`sign_labels`]; a
+    /// refusal also per client, [`client_refusal_reason`]), and its latency. `profile` is the
+    /// request's profile name (`unknown` when the request named none); `client` is the
+    /// authenticated identity.
     pub fn sign_finished(
         &self,
+        client: &str,
         profile: &str,
         result: &Result<Signed, SignError>,
         elapsed: Duration,
@@ -311,6 +364,16 @@ impl Metrics {
         self.sign_requests
             .with_label_values(&[profile, outcome, reason])
             .inc();
+        if let Some(reason) = client_refusal_reason(result) {
+            let client = if labels::ungranted(result) {
+                UNGRANTED_CLIENT
+            } else {
+                client
+            };
+            self.client_refusals
+                .with_label_values(&[client, profile, reason])
+                .inc();
+        }
         self.sign_latency
             .with_label_values(&[profile])
             .observe(elapsed.as_secs_f64());
@@ -347,34 +410,43 @@ impl Metrics {
         self.raft_last_log_index.set(index(s.last_log_index));
         self.raft_commit_index.set(index(s.commit_index));
         self.raft_applied_index.set(index(s.applied_index));
+        self.raft_voters.set(gauge(s.voters as u64));
         // Only the leader replicates: a former leader's series, and a removed peer's, go.
         let last = s.last_log_index.unwrap_or(0);
-        let lags: Vec<(NodeId, u64)> = s
+        let lags: BTreeMap<NodeId, i64> = s
             .replication
             .iter()
             .flatten()
             .filter(|(peer, _)| *peer != s.node_id)
-            .map(|(peer, matched)| (*peer, matched.map_or(last, |m| last.saturating_sub(m))))
+            .map(|(peer, matched)| {
+                let lag = matched.map_or(last, |m| last.saturating_sub(m));
+                (*peer, gauge(lag))
+            })
             .collect();
-        let mut known = self.lag_peers.lock().unwrap_or_else(|e| e.into_inner());
-        for (peer, lag) in &lags {
-            self.raft_replication_lag
-                .with_label_values(&[&peer.to_string()])
-                .set(gauge(*lag));
-        }
-        let now: BTreeSet<NodeId> = lags.iter().map(|(peer, _)| *peer).collect();
-        for gone in known.difference(&now) {
-            let _ = self
-                .raft_replication_lag
-                .remove_label_values(&[&gone.to_string()]);
-        }
-        *known = now;
+        set_series(
+            &self.raft_replication_lag,
+            &self.lag_peers,
+            &lags,
+            NodeId::to_string,
+        );
     }
 
-    /// Set the keyring gauges.
-    pub fn observe_keys(&self, loaded: usize, pending: usize) {
+    /// Set the keyring gauges: `loaded` keys, and the keys this node cannot load yet (by id,
+    /// with the reason, as [`Keyring::pending`] gives them).
+    pub fn observe_keys(&self, loaded: usize, pending: &BTreeMap<String, String>) {
         self.keys_loaded.set(gauge(loaded as u64));
-        self.keys_pending.set(gauge(pending as u64));
+        self.keys_pending.set(gauge(pending.len() as u64));
+        let series: BTreeMap<String, i64> = pending
+            .keys()
+            .take(MAX_PENDING_KEY_SERIES)
+            .map(|key| (key.clone(), 1))
+            .collect();
+        set_series(&self.key_pending, &self.pending_keys, &series, Clone::clone);
+    }
+
+    /// Set `signer_health_serving` from this node's readiness (what gRPC health reports).
+    pub fn observe_health(&self, readiness: &Readiness) {
+        self.health_serving.set(i64::from(readiness.serving()));
     }
 
     /// Every series in the Prometheus text format (version 0.0.4).
@@ -382,12 +454,14 @@ impl Metrics {
         prometheus::TextEncoder::new().encode_to_string(&self.registry.gather())
     }
 
-    /// Copy Raft's metrics into the gauges on every change, and the keyring's counts every
-    /// second, until `stop` resolves or Raft shuts down.
+    /// Copy Raft's metrics into the gauges on every change, and every second the keyring's
+    /// counts, this node's readiness and `data_dir`'s free space, until `stop` resolves or
+    /// Raft shuts down.
     pub fn spawn_sampler(
         self: &Arc<Self>,
         raft: Raft,
         keyring: Arc<Keyring>,
+        data_dir: PathBuf,
         stop: impl Future<Output = ()> + Send + 'static,
     ) {
         let metrics = self.clone();
@@ -395,11 +469,21 @@ impl Metrics {
             tokio::pin!(stop);
             let mut watch = raft.metrics();
             let mut keys_due = Instant::now();
+            let mut disk_warned = false;
             loop {
                 let sample = RaftSample::of(&watch.borrow_watched());
                 metrics.observe_raft(&sample);
                 if Instant::now() >= keys_due {
-                    metrics.observe_keys(keyring.keys().len(), keyring.pending().len());
+                    metrics.observe_keys(keyring.keys().len(), &keyring.pending());
+                    metrics.observe_health(&Readiness::of(&raft, &keyring));
+                    match metrics.observe_data_dir(&data_dir) {
+                        Ok(()) => disk_warned = false,
+                        Err(e) if !disk_warned => {
+                            tracing::warn!(error = %e, dir = %data_dir.display(), "metrics: cannot read the data directory's free space");
+                            disk_warned = true;
+                        }
+                        Err(_) => {}
+                    }
                     keys_due = Instant::now() + KEYS_SAMPLE;
                 }
                 tokio::select! {
@@ -409,72 +493,6 @@ impl Metrics {
                 }
             }
         });
-    }
-}
-
-/// A KEK whose calls are timed and counted in `signer_kms_call_seconds` and
-/// `signer_kms_errors_total`. The one place KMS calls are measured: every seal and unseal of
-/// the node goes through the KEKs in [`crate::keyloader::Keks`], which are wrapped in this.
-pub struct MeteredKek<K> {
-    inner: K,
-    backend: String,
-    metrics: Arc<Metrics>,
-}
-
-impl<K: Kek> MeteredKek<K> {
-    /// Wrap `inner`, recording into `metrics` under its backend's name.
-    pub fn new(inner: K, metrics: Arc<Metrics>) -> Self {
-        let backend = inner.descriptor().backend.to_string();
-        MeteredKek {
-            inner,
-            backend,
-            metrics,
-        }
-    }
-
-    /// The wrapped KEK.
-    pub fn inner(&self) -> &K {
-        &self.inner
-    }
-}
-
-impl<K: std::fmt::Debug> std::fmt::Debug for MeteredKek<K> {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_tuple("MeteredKek").field(&self.inner).finish()
-    }
-}
-
-impl<K: Kek> Kek for MeteredKek<K> {
-    fn descriptor(&self) -> KekRef {
-        self.inner.descriptor()
-    }
-
-    async fn generate_data_key(&self, ctx: &EncryptionContext) -> Result<DataKey, CustodyError> {
-        let start = Instant::now();
-        let result = self.inner.generate_data_key(ctx).await;
-        self.metrics.kms_call(
-            &self.backend,
-            "generate_data_key",
-            start.elapsed(),
-            result.is_ok(),
-        );
-        result
-    }
-
-    async fn unwrap_data_key(
-        &self,
-        wrapped: &[u8],
-        ctx: &EncryptionContext,
-    ) -> Result<Zeroizing<[u8; DATA_KEY_LEN]>, CustodyError> {
-        let start = Instant::now();
-        let result = self.inner.unwrap_data_key(wrapped, ctx).await;
-        self.metrics.kms_call(
-            &self.backend,
-            "unwrap_data_key",
-            start.elapsed(),
-            result.is_ok(),
-        );
-        result
     }
 }
 

@@ -261,6 +261,11 @@ pub async fn run(
         backends,
     });
     let tls = TlsMaterial::read(&config.tls.ca, &config.tls.cert, &config.tls.key)?;
+    for (certificate, pem) in [("node", &tls.cert_pem), ("ca", &tls.ca_pem)] {
+        if let Err(e) = metrics.observe_certificates(certificate, pem) {
+            tracing::warn!(error = %e, "metrics: certificate expiry not exported");
+        }
+    }
     let network = PeerNetwork::new(PeerTls {
         ca_pem: std::fs::read(&config.tls.ca)?,
         cert_pem: std::fs::read(&config.tls.cert)?,
@@ -315,7 +320,15 @@ pub async fn run(
             .admin
             .bootstrap(&config.cluster_id, config.eth2.genesis_validators_root)
             .map_err(NodeError::Admin)?;
+        // One denial throttle for the node: access denials and revoked certificates alike.
+        let denials = Arc::new(crate::service::access::DenialThrottle::default());
+        let authn = crate::service::authn::Authenticator::new(
+            state.clone(),
+            audit_events.clone(),
+            denials.clone(),
+        );
         let admin = pb::admin_server::AdminServer::new(AdminService::new(
+            authn.clone(),
             raft.clone(),
             state.clone(),
             keyring.clone(),
@@ -332,7 +345,7 @@ pub async fn run(
             metrics: metrics.clone(),
             events: audit_events,
             limiter: Arc::new(RateLimiter::default()),
-            denials: Arc::default(),
+            denials,
             eth2_network,
         };
         let web3signer = match (&config.web3signer, listeners.web3signer) {
@@ -352,6 +365,7 @@ pub async fn run(
             }
         };
         let audit = pb::audit_server::AuditServer::new(AuditService::new(
+            authn,
             config.node_id,
             raft.clone(),
             state.clone(),
@@ -374,7 +388,16 @@ pub async fn run(
             .tls_config(tls.server_config()?)?
             .add_service(peer)
             .serve_with_incoming_shutdown(no_delay(listeners.peer), stopped(stop_rx.clone()));
-        metrics.spawn_sampler(raft.clone(), keyring_for_metrics, stopped(stop_rx.clone()));
+        metrics.spawn_sampler(
+            raft.clone(),
+            keyring_for_metrics,
+            config.data_dir.clone(),
+            stopped(stop_rx.clone()),
+        );
+        tasks.own(
+            "audit verifier",
+            metrics.spawn_audit_verifier(state.clone(), stopped(stop_rx.clone())),
+        );
         let metrics_addr = match &listeners.metrics {
             Some(l) => Some(l.local_addr()?),
             None => None,

@@ -364,9 +364,18 @@ async fn client_grants_rate_limits_pause_and_protection_import() {
         assert_eq!(
             code_and_message(&err),
             (
-                Code::Unavailable,
-                "signing is paused by the admins (signerctl resume, with approvals)"
+                Code::FailedPrecondition,
+                "refused: paused: signing is paused by the admins (signerctl resume, with \
+                 approvals)"
             ),
+            "node {id}"
+        );
+        assert_eq!(
+            refusal(&err),
+            Some((
+                "paused".to_owned(),
+                "signing is paused by the admins (signerctl resume, with approvals)".to_owned()
+            )),
             "node {id}"
         );
     }
@@ -416,8 +425,9 @@ async fn client_grants_rate_limits_pause_and_protection_import() {
         imported.detail,
         "imported 1 validator(s), 1 block and 0 attestation record(s)"
     );
-    // Below the imported slot: the block watermark; at it: a block was signed there (the
-    // import keeps no signing root, so no block there is the same); above it: signed.
+    // Below the imported slot: the block watermark; at it: the import keeps no signing root,
+    // so no block there is known to be the same (and the refusal says so, not that another
+    // root was signed); above it: signed.
     let refused = |slot: u64| {
         let cluster = &cluster;
         async move {
@@ -441,8 +451,9 @@ async fn client_grants_rate_limits_pause_and_protection_import() {
         refused(1000).await,
         Some((
             "double_block_proposal".to_owned(),
-            "double block proposal at slot 1000: a block with another signing root was signed \
-             there"
+            "block at slot 1000: an interchange import set the block watermark to slot 1000, \
+             and imported blocks keep no signing root, so no block at that slot can be shown to \
+             be the one signed before, not even an identical one (EIP-3076)"
                 .to_owned()
         ))
     );

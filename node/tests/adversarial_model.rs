@@ -236,8 +236,9 @@ fn ops() -> impl Strategy<Value = Vec<Op>> {
 
 // ---- the node edge and the run --------------------------------------------------------------
 
-/// The key a node believes `key_id` names: the registry's active record (as the service
-/// resolves it) or, for `from_keyring`, whatever its keyring holds under the id.
+/// The key a node believes `key_id` names: the registry's record, disabled or deleted ones
+/// marked inactive and still proposed (as the service resolves it), or, for `from_keyring`,
+/// whatever its keyring holds under the id.
 fn identity(
     applied: &Applied,
     ring: &Keyring,
@@ -249,12 +250,12 @@ fn identity(
         return from_ring();
     }
     match applied.registry.keys.get(key_id) {
-        Some(r) if r.state == KeyState::Active => Some(KeyIdentity {
+        Some(r) => Some(KeyIdentity {
             key_id: r.key_id.clone(),
             profile: r.profile,
             public_key: r.public_key.clone(),
+            inactive: r.state != KeyState::Active,
         }),
-        Some(_) => None,
         None => from_ring(),
     }
 }

@@ -6,6 +6,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, missing_docs)]
 
 mod admin_log;
+mod oracle;
 mod support;
 
 use openraft::entry::RaftEntry;
@@ -87,11 +88,21 @@ async fn audit_chain_is_identical_on_all_replicas_after_a_leader_kill() {
     });
     let results = futures::future::join_all(conflicting).await;
     assert_eq!(results.iter().filter(|r| r.is_ok()).count(), 1);
-    let equivocation = Some((
-        "equivocation".to_owned(),
-        "quorum-vote at view 5: a message with another commitment was signed there".to_owned(),
-    ));
-    for r in results.iter().filter_map(|r| r.as_ref().err()) {
+    // Each refusal names the winner's commitment and its own (the oracle's digests).
+    let leaf = |i: usize| u8::try_from(i + 1).unwrap();
+    let winner = leaf(results.iter().position(|r| r.is_ok()).unwrap());
+    let digest = |leaf: u8| hex::encode(oracle::requests::quorum_vote_digest(5, leaf));
+    for (i, r) in results.iter().enumerate() {
+        let Err(r) = r else { continue };
+        let equivocation = Some((
+            "equivocation".to_owned(),
+            format!(
+                "quorum-vote at view 5: commitment 0x{} was signed there; this request's \
+                 commitment is 0x{}",
+                digest(winner),
+                digest(leaf(i))
+            ),
+        ));
         assert_eq!(refusal(r), equivocation, "{r:?}");
     }
 
@@ -295,6 +306,28 @@ async fn audit_export_verifies_against_every_node() {
             .into_inner();
         assert_eq!(at.at_hash, head.hash.to_vec(), "node {id}");
     }
+    // A result word no record can hold is INVALID_ARGUMENT, not an empty answer.
+    let err = cluster
+        .auditor(1)
+        .tail(pb::AuditTailRequest {
+            from_seq: 0,
+            last: 1,
+            follow: false,
+            filter: Some(pb::AuditFilter {
+                result: "bogus".into(),
+                ..Default::default()
+            }),
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(
+        (err.code(), err.message()),
+        (
+            tonic::Code::InvalidArgument,
+            "filter.result: \"bogus\" is not a result any record holds; one of: signed, \
+             resigned, refused, key_inactive, paused, denied, failed, ok, open, pending, executed"
+        )
+    );
     // Tail with a filter and a follow: a new record arrives on the open stream.
     let mut follow = cluster
         .auditor(1)
@@ -403,7 +436,7 @@ fn audit_compaction_keeps_the_chain_verifiable_and_travels_in_snapshots() {
         assert!(
             matches!(
                 failed,
-                signer_node::admin::state::ChallengeStatus::Failed { .. }
+                signer_node::admin::state::ChallengeStatus::FailedUnder { .. }
             ),
             "{failed:?}"
         );

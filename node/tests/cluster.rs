@@ -30,28 +30,52 @@ fn verify_espresso(cluster: &Cluster, msg: &[u8; 32], sig: &[u8]) -> bool {
         .unwrap_or(false)
 }
 
-/// The refusal of a conflicting quorum vote at `view`: same view, another commitment.
-fn equivocation(view: u64) -> Option<(String, String)> {
+/// The refusal of a quorum vote for leaf `requested` at `view` where the vote for leaf
+/// `signed` was signed: both commitments named (the oracle's digests).
+fn equivocation(view: u64, signed: u8, requested: u8) -> Option<(String, String)> {
     Some((
         "equivocation".into(),
-        format!("quorum-vote at view {view}: a message with another commitment was signed there"),
+        format!(
+            "quorum-vote at view {view}: commitment 0x{} was signed there; this request's \
+             commitment is 0x{}",
+            hex::encode(expected_quorum_message(view, signed)),
+            hex::encode(expected_quorum_message(view, requested))
+        ),
     ))
 }
 
-/// The refusal of a quorum vote at `view` below the last signed view `last`.
-fn below_watermark(view: u64, last: u64) -> Option<(String, String)> {
+/// Whether `status` refuses the vote for leaf `requested` at `view` as an equivocation with
+/// the vote for one of the other leaves `0..leaves` (which one won is not known here).
+fn is_equivocation(status: &tonic::Status, view: u64, requested: u8, leaves: u8) -> bool {
+    let refused = refusal(status);
+    (0..leaves)
+        .filter(|l| *l != requested)
+        .any(|signed| refused == equivocation(view, signed, requested))
+}
+
+/// The refusal of a quorum vote at `view` below the last signed view `last`, where the vote
+/// for leaf `last_leaf` was signed.
+fn below_watermark(view: u64, last: u64, last_leaf: u8) -> Option<(String, String)> {
     Some((
         "view_below_watermark".into(),
-        format!("quorum-vote at view {view} is below the last signed view {last}"),
+        format!(
+            "quorum-vote at view {view} is below the last signed view {last} (commitment 0x{} \
+             was signed there)",
+            hex::encode(expected_quorum_message(last, last_leaf))
+        ),
     ))
 }
 
-/// The last signed view a `view_below_watermark` refusal of a quorum vote at `view` names.
+/// The last signed view a `view_below_watermark` refusal of a quorum vote at `view` names,
+/// when the commitment it names is the vote for one of the leaves `0..3` at that view.
 fn refused_below(status: &tonic::Status, view: u64) -> Option<u64> {
     let (code, message) = refusal(status)?;
     let prefix = format!("quorum-vote at view {view} is below the last signed view ");
-    let last = message.strip_prefix(&prefix)?.parse().ok()?;
-    (code == "view_below_watermark").then_some(last)
+    let (last, _) = message.strip_prefix(&prefix)?.split_once(' ')?;
+    let last: u64 = last.parse().ok()?;
+    let named = (0..3u8)
+        .any(|leaf| Some((code.clone(), message.clone())) == below_watermark(view, last, leaf));
+    (code == "view_below_watermark" && named).then_some(last)
 }
 
 /// Espresso's own v1 quorum vote commitments (`verified` entries of the vendored vectors):
@@ -138,10 +162,10 @@ async fn signs_on_every_node_refuses_conflicts_and_resigns_identical_requests() 
     let mut c = cluster.client(2, "seq-2").await;
     // Same view, other commitment: equivocation.
     let err = c.sign(quorum_vote(15, 2, "")).await.unwrap_err();
-    assert_eq!(refusal(&err), equivocation(15), "{err:?}");
+    assert_eq!(refusal(&err), equivocation(15, 1, 2), "{err:?}");
     // Below the watermark.
     let err = c.sign(quorum_vote(14, 1, "")).await.unwrap_err();
-    assert_eq!(refusal(&err), below_watermark(14, 15), "{err:?}");
+    assert_eq!(refusal(&err), below_watermark(14, 15, 1), "{err:?}");
     // Identical request: the identical signature, marked as a re-sign.
     let first = cluster
         .client(3, "seq-1")
@@ -185,8 +209,12 @@ async fn signs_on_every_node_refuses_conflicts_and_resigns_identical_requests() 
         .unwrap_err();
     let double_proposal = Some((
         "double_block_proposal".to_owned(),
-        "double block proposal at slot 5: a block with another signing root was signed there"
-            .to_owned(),
+        format!(
+            "double block proposal at slot 5: block 0x{} was signed there; this request's \
+             signing root is 0x{}",
+            hex::encode(oracle::requests::support_block_root(5, 1)),
+            hex::encode(oracle::requests::support_block_root(5, 2))
+        ),
     ));
     assert_eq!(refusal(&err), double_proposal, "{err:?}");
     let err = cluster
@@ -275,7 +303,7 @@ async fn conflicting_requests_racing_on_different_nodes_exactly_one_wins() {
             let (j, result) = t.await.unwrap();
             match result {
                 Ok(r) => winners.push((j, r.into_inner())),
-                Err(e) => assert_eq!(refusal(&e), equivocation(view), "round {round}: {e:?}"),
+                Err(e) => assert!(is_equivocation(&e, view, j, 6), "round {round}: {e:?}"),
             }
         }
         assert_eq!(
@@ -370,7 +398,7 @@ fn record(
                 .or_default()
                 .push((expected, resp.signature));
         }
-        Err(s) if refusal(&s) == equivocation(view) => received.tally.equivocation += 1,
+        Err(s) if is_equivocation(&s, view, leaf, 3) => received.tally.equivocation += 1,
         Err(s) if refused_below(&s, view).is_some_and(|last| last > view) => {
             received.tally.below_watermark += 1;
         }
@@ -578,7 +606,10 @@ async fn crash_of_every_node_keeps_every_acknowledged_watermark() {
                 );
             }
             None => {
-                assert_eq!(refusal(&err), equivocation(view), "view {view}: {err:?}");
+                assert!(
+                    is_equivocation(&err, view, other_leaf, 3),
+                    "view {view}: {err:?}"
+                );
                 assert_eq!(
                     view, highest,
                     "an equivocation only at the last view: {err:?}"
@@ -901,7 +932,14 @@ async fn json_logs_carry_the_request_id_through_the_sign_path() {
     // must appear in its JSON log lines (span fields), and every line must be JSON.
     let follower = (1..=3).find(|id| *id != leader).unwrap();
     cluster.kill(follower);
-    let before = cluster.log_of(follower).len();
+    let plain = cluster.log_of(follower);
+    assert!(plain.contains(" INFO "), "{plain}");
+    // stderr is a file, not a terminal: no colour codes in it.
+    assert!(
+        !plain.contains('\u{1b}'),
+        "ANSI escapes in a log file:\n{plain}"
+    );
+    let before = plain.len();
     std::env::set_var("RUST_LOG", "info,signer=debug,openraft=warn");
     cluster.spawn_with_args(follower, &["--log-json"]);
     std::env::remove_var("RUST_LOG");

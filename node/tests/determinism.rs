@@ -1,7 +1,7 @@
 //! Determinism of the replicated decision (`signer_node::state::Applied::apply`): random command
 //! sequences — sign batches over registered, unregistered and mismatched keys, node events,
-//! admin proposals and approvals (pause, resume, key state changes, audit compaction, forged
-//! approvals, undecodable actions) and membership changes — applied to two fresh states, and
+//! admin proposals and approvals (pause, resume, key state changes, audit compaction,
+//! certificate revocations, forged approvals, undecodable actions) and membership changes — applied to two fresh states, and
 //! to a snapshot taken at a random point (encoded in the binary format and decoded again) plus
 //! the tail of the log, must give byte-identical results and states.
 //!
@@ -15,7 +15,7 @@ mod admin_log;
 
 use admin_log::SoloAdmin;
 use proptest::prelude::*;
-use signer_node::admin::{Action, AdminCommand};
+use signer_node::admin::{Action, AdminCommand, Fingerprint};
 use signer_node::audit::NodeEvent;
 use signer_node::bytes::FixedBytes;
 use signer_node::protection::espresso::{message::Message, EspressoIntent};
@@ -24,6 +24,7 @@ use signer_node::protection::{Intent, Profile};
 use signer_node::registry::KeyState;
 use signer_node::state::{Applied, Changes, Command, CommandResult, SignEntry, SnapshotBody};
 use std::collections::BTreeMap;
+use std::path::Path;
 
 const AT_MS: u64 = 1_700_000_000_000;
 
@@ -43,6 +44,9 @@ enum Op {
     Resume,
     SetKeyState(u8, KeyState),
     Compact(u64),
+    /// Revoke a certificate: the checked-in one (`None`, with the certificate, so apply reads
+    /// its identity) or the fingerprint `[b; 32]` alone (repeats are refused: already revoked).
+    Revoke(Option<u8>),
     ForgedApproval,
     Undecodable,
     Membership(Vec<u64>),
@@ -100,6 +104,7 @@ fn op() -> impl Strategy<Value = Op> {
         1 => (0u8..2, prop_oneof![Just(KeyState::Active), Just(KeyState::Disabled), Just(KeyState::Deleted)])
             .prop_map(|(k, s)| Op::SetKeyState(k, s)),
         1 => (0u64..40).prop_map(Op::Compact),
+        1 => proptest::option::of(0u8..3).prop_map(Op::Revoke),
         1 => Just(Op::ForgedApproval),
         1 => Just(Op::Undecodable),
         1 => proptest::collection::vec(1u64..6, 1..4).prop_map(Op::Membership),
@@ -247,6 +252,27 @@ fn log(ops: &[Op]) -> Vec<Entry> {
                 },
                 &mut entries,
             ),
+            Op::Revoke(by) => {
+                let certificate = match by {
+                    None => std::fs::read(
+                        Path::new(env!("CARGO_MANIFEST_DIR"))
+                            .join("tests/data/format-v2/revoked-seq-9.der"),
+                    )
+                    .unwrap(),
+                    Some(_) => Vec::new(),
+                };
+                let fingerprint = match by {
+                    None => Fingerprint::of(&certificate),
+                    Some(b) => Fingerprint([*b; 32]),
+                };
+                approved(
+                    &Action::RevokeCertificate {
+                        fingerprint,
+                        certificate,
+                    },
+                    &mut entries,
+                )
+            }
             Op::ForgedApproval => {
                 let mut pair = admin.approved(next_challenge(), &Action::Pause, AT_MS);
                 if let Command::Admin(AdminCommand::Approve { signature, .. }) = &mut pair[1] {
@@ -418,9 +444,44 @@ fn the_generated_log_exercises_every_sign_outcome() {
     assert_eq!(
         outcomes,
         vec![
-            "Signed,Resigned,Refused(DoubleBlockProposal { slot: 2 }),KeyMismatch".to_owned(),
+            format!(
+                "Signed,Resigned,Refused(DoubleBlockProposal {{ slot: 2, signed_root: \
+                 Some({}), requested_root: {} }}),KeyMismatch",
+                "0x".to_owned() + &"01".repeat(32),
+                "0x".to_owned() + &"02".repeat(32)
+            ),
             "KeyInactive".to_owned(),
             "Paused".to_owned(),
         ]
     );
+}
+
+/// The generator's revocations take effect: the checked-in certificate is recorded with its
+/// identity, a bare fingerprint without one, and a second revocation of it is refused.
+#[test]
+fn the_generated_log_revokes_certificates() {
+    let entries = log(&[Op::Revoke(None), Op::Revoke(Some(1)), Op::Revoke(Some(1))]);
+    let mut a = Replica::default();
+    let refused = a
+        .apply(&entries, 1)
+        .into_iter()
+        .filter(|(r, _)| {
+            matches!(
+                r,
+                CommandResult::Admin(signer_node::admin::AdminOutcome::Refused(_))
+            )
+        })
+        .count();
+    // The proposal of the repeat, and its approval of a challenge that never opened.
+    assert_eq!(refused, 2);
+    let revoked: Vec<Option<&str>> = a
+        .state
+        .admin
+        .revoked
+        .values()
+        .map(|r| r.identity.as_deref())
+        .collect();
+    assert_eq!(revoked.len(), 2);
+    assert!(revoked.contains(&Some("seq-9")) && revoked.contains(&None));
+    assert!(a.state.admin.revocation(&Fingerprint([1; 32])).is_some());
 }

@@ -1,16 +1,19 @@
-//! The upgrade test: databases written by format version 1 (checked in under
-//! `node/tests/data/format-v1/`) open in this version and read back exactly what was
-//! written — the Raft log entries, the replicated state, the audit chain (to its pinned head
-//! hash) and the stored snapshot — and databases of another format version are refused with
-//! both versions named.
+//! The upgrade test: databases written by every format version (checked in under
+//! `node/tests/data/format-v1/` and `format-v2/`) open in this version and read back exactly
+//! what was written — the Raft log entries, the replicated state, the audit chain (to its pinned
+//! head hash) and the stored snapshot — and databases of a format this binary does not read
+//! are refused with both versions named. Format 2 added the revoked certificates to the admin
+//! state: format-1 state reads with none revoked, and a format-1 database is stamped format 2
+//! once opened.
 //!
 //! Every later version of the signer must pass this test against these files unchanged. A
 //! change to a stored type breaks it; the fix is a new format version with an upgrade path (and
 //! a new `format-vN` directory), never an edit of these files.
 //!
-//! The files were written by this test's generator from the log in `the_log()`:
-//! `QS_WRITE_FORMAT_FIXTURES=<dir> cargo nextest run -p signer-node --test format_upgrade` writes
-//! them into `<dir>` (used once per format version, for that version's directory).
+//! The files were written by this test's generator from the log of their version
+//! (`the_log(1)`, `the_log(2)`): `QS_WRITE_FORMAT_FIXTURES=<dir> cargo nextest run -p
+//! signer-node --test format_upgrade` writes this version's into `<dir>` (used once per format
+//! version, for that version's directory).
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, missing_docs)]
 
@@ -22,7 +25,7 @@ use openraft::storage::{IOFlushed, RaftLogStorage, RaftSnapshotBuilder, RaftStat
 use openraft::{BasicNode, EntryPayload, Membership, RaftLogReader};
 
 type Payload = openraft::alias::EntryPayloadOf<TypeConfig>;
-use signer_node::admin::Action;
+use signer_node::admin::{Action, Fingerprint};
 use signer_node::audit::{self, AuditEvent, NodeEvent};
 use signer_node::bytes::FixedBytes;
 use signer_node::protection::espresso::{message::Message, EspressoIntent, Kind};
@@ -38,10 +41,20 @@ use std::path::{Path, PathBuf};
 const AT_MS: u64 = 1_765_000_000_000;
 /// SHA-256 of the last audit record as format 1 wrote it (pinned when the files were made).
 const HEAD_HASH: &str = "1e6db131466d9eda2d034c9eb5d02c3b7f22ec07f9149848c35d5ec8e1c803f3";
+/// The same for format 2.
+const HEAD_HASH_V2: &str = "dabadd7e75460f092d60da79c867c92dcd8179fa362ed7fc63b5e497556805e9";
 
-fn data_dir() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data/format-v1")
+fn data_dir(version: u16) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join(format!("tests/data/format-v{version}"))
 }
+
+/// A certificate (DER, naming `seq-9`) that format 2's log revokes.
+fn revoked_certificate() -> Vec<u8> {
+    std::fs::read(data_dir(2).join("revoked-seq-9.der")).unwrap()
+}
+
+/// The fingerprint format 2's log revokes without a certificate.
+const BARE_FINGERPRINT: Fingerprint = Fingerprint([0x5e; 32]);
 
 fn eth2_pubkey() -> FixedBytes<48> {
     FixedBytes([0x11; 48])
@@ -74,8 +87,9 @@ fn sign(key_id: &str, intent: Intent) -> SignEntry {
 }
 
 /// Index 1: membership {1,2,3}; 2: bootstrap; 3-6: two keys added; 7: a sign batch (three
-/// signed, one refused); 8: a node event; 9-10: pause.
-fn the_log() -> Vec<Entry> {
+/// signed, one refused); 8: a node event; 9-10: pause. Format 2 goes on: 11-12: a certificate
+/// revoked with the certificate, 13-14: one revoked by its fingerprint alone.
+fn the_log(version: u16) -> Vec<Entry> {
     let admin = SoloAdmin::new("format-v1", 3);
     let nodes: BTreeMap<u64, BasicNode> = (1..=3)
         .map(|id| (id, BasicNode::new(format!("127.0.0.1:{}", 7000 + id))))
@@ -148,6 +162,24 @@ fn the_log() -> Vec<Entry> {
     for c in admin.approved(3, &Action::Pause, AT_MS) {
         payloads.push(normal(c));
     }
+    if version >= 2 {
+        let certificate = revoked_certificate();
+        let revocations = [
+            Action::RevokeCertificate {
+                fingerprint: Fingerprint::of(&certificate),
+                certificate,
+            },
+            Action::RevokeCertificate {
+                fingerprint: BARE_FINGERPRINT,
+                certificate: Vec::new(),
+            },
+        ];
+        for (id, action) in (4..).zip(&revocations) {
+            for c in admin.approved(id, action, AT_MS) {
+                payloads.push(normal(c));
+            }
+        }
+    }
     payloads
         .into_iter()
         .zip(1..)
@@ -155,19 +187,32 @@ fn the_log() -> Vec<Entry> {
         .collect()
 }
 
-/// Copies of the checked-in files in a temporary directory (opening a redb file writes it).
-fn checked_in() -> (tempfile::TempDir, PathBuf, PathBuf) {
+/// Copies of the checked-in files of format `version` in a temporary directory (opening a
+/// redb file writes it).
+fn checked_in(version: u16) -> (tempfile::TempDir, PathBuf, PathBuf) {
     let dir = tempfile::tempdir().unwrap();
     let state = dir.path().join("state.redb");
     let log = dir.path().join("raft-log.redb");
-    std::fs::copy(data_dir().join("state.redb"), &state).unwrap();
-    std::fs::copy(data_dir().join("raft-log.redb"), &log).unwrap();
+    let data = data_dir(version);
+    std::fs::copy(data.join("state.redb"), &state).unwrap();
+    std::fs::copy(data.join("raft-log.redb"), &log).unwrap();
     std::fs::copy(
-        data_dir().join("state.snapshot"),
+        data.join("state.snapshot"),
         dir.path().join("state.snapshot"),
     )
     .unwrap();
     (dir, state, log)
+}
+
+/// A database's stored format version.
+fn stored_format(path: &Path, table: &str) -> u16 {
+    use redb::ReadableDatabase;
+    let db = redb::Database::create(path).unwrap();
+    let txn = db.begin_read().unwrap();
+    let def: redb::TableDefinition<&str, &[u8]> = redb::TableDefinition::new(table);
+    let t = txn.open_table(def).unwrap();
+    let bytes = t.get("format").unwrap().unwrap().value().to_vec();
+    u16::from_le_bytes(bytes.try_into().unwrap())
 }
 
 #[tokio::test]
@@ -175,20 +220,53 @@ async fn format_1_databases_open_and_read_back_what_was_written() {
     if let Some(out) = std::env::var_os("QS_WRITE_FORMAT_FIXTURES") {
         write_fixtures(Path::new(&out)).await;
     }
-    let (_dir, state_path, log_path) = checked_in();
-    let expected_log = the_log();
+    let (_dir, state_path, log_path) = checked_in(1);
+    let (log_format, state_format) = (
+        stored_format(&log_path, "raft_meta"),
+        stored_format(&state_path, "sm_meta"),
+    );
+    assert_eq!((log_format, state_format), (1, 1));
+    read_back(1, &state_path, &log_path, 13, HEAD_HASH).await;
+    // Once opened by format 2, the databases say so: a format-1 binary refuses them now.
+    assert_eq!(
+        (
+            stored_format(&log_path, "raft_meta"),
+            stored_format(&state_path, "sm_meta")
+        ),
+        (2, 2)
+    );
+}
+
+#[tokio::test]
+async fn format_2_databases_open_and_read_back_what_was_written() {
+    let (_dir, state_path, log_path) = checked_in(2);
+    read_back(2, &state_path, &log_path, 17, HEAD_HASH_V2).await;
+}
+
+/// Open the databases of format `version` and check that they hold what `the_log(version)`
+/// established, with `head_seq` audit records whose last one hashes to `head_hash`.
+async fn read_back(
+    version: u16,
+    state_path: &Path,
+    log_path: &Path,
+    head_seq: u64,
+    head_hash: &str,
+) {
+    let expected_log = the_log(version);
+    let last_index = expected_log.len() as u64;
 
     // The Raft log: every entry decodes to what was appended.
-    let mut log = LogStore::open(&log_path, true).unwrap();
+    let mut log = LogStore::open(log_path, true).unwrap();
     let entries = log.try_get_log_entries(0..100).await.unwrap();
     assert_eq!(entries, expected_log);
     let state = log.get_log_state().await.unwrap();
-    assert_eq!(state.last_log_id.map(|l| l.index), Some(10));
+    assert_eq!(state.last_log_id.map(|l| l.index), Some(last_index));
+    drop(log);
 
     // The state: the facts the log established.
-    let mut sm = StateMachine::open(&state_path, true).unwrap();
+    let mut sm = StateMachine::open(state_path, true).unwrap();
     let (last_applied, membership) = sm.applied_state().await.unwrap();
-    assert_eq!(last_applied.map(|l| l.index), Some(10));
+    assert_eq!(last_applied.map(|l| l.index), Some(last_index));
     assert_eq!(
         membership.membership().voter_ids().collect::<Vec<_>>(),
         vec![1, 2, 3]
@@ -221,14 +299,34 @@ async fn format_1_databases_open_and_read_back_what_was_written() {
         assert!(applied.admin.bootstrapped);
         assert!(applied.admin.paused);
         assert_eq!(applied.admin.cluster_id, "format-v1");
+        // Format 1 had no revocations; format 2's log revoked two certificates.
+        let revoked: Vec<(String, Option<&str>)> = applied
+            .admin
+            .revoked
+            .iter()
+            .map(|(fp, r)| (fp.clone(), r.identity.as_deref()))
+            .collect();
+        let mut expected = Vec::new();
+        if version >= 2 {
+            expected = vec![
+                (
+                    Fingerprint::of(&revoked_certificate()).to_hex(),
+                    Some("seq-9"),
+                ),
+                (BARE_FINGERPRINT.to_hex(), None),
+            ];
+            expected.sort();
+        }
+        assert_eq!(revoked, expected);
     }
 
-    // The audit chain: 13 records (membership, bootstrap, 2 x propose+approve, 4 sign
-    // decisions, 1 node event, propose+approve of the pause), verifying to the pinned head.
+    // The audit chain: 13 records in format 1 (membership, bootstrap, 2 x propose+approve,
+    // 4 sign decisions, 1 node event, propose+approve of the pause), 4 more in format 2 (2 x
+    // propose+approve of a revocation), verifying to the pinned head.
     let (chain, verified) = sm.audit_verify().unwrap();
-    assert_eq!(chain.head.seq, 13);
+    assert_eq!(chain.head.seq, head_seq);
     assert_eq!(verified, Ok(chain.head));
-    assert_eq!(hex::encode(chain.head.hash), HEAD_HASH);
+    assert_eq!(hex::encode(chain.head.hash), head_hash);
     let records = sm.audit_records(0, 100).unwrap();
     let refused = audit::decode(&records[9].1).unwrap();
     match refused.event {
@@ -245,7 +343,7 @@ async fn format_1_databases_open_and_read_back_what_was_written() {
         .await
         .unwrap()
         .expect("a stored snapshot");
-    assert_eq!(snapshot.meta.last_log_id.map(|l| l.index), Some(10));
+    assert_eq!(snapshot.meta.last_log_id.map(|l| l.index), Some(last_index));
     let fresh_dir = tempfile::tempdir().unwrap();
     let mut fresh = StateMachine::open(&fresh_dir.path().join("state.redb"), true).unwrap();
     fresh
@@ -278,22 +376,22 @@ fn open_error<T>(r: std::io::Result<T>) -> String {
 
 #[test]
 fn a_database_of_a_newer_format_is_refused_naming_both_versions() {
-    let (_dir, state_path, log_path) = checked_in();
-    set_format(&state_path, "sm_meta", 2);
-    set_format(&log_path, "raft_meta", 2);
+    let (_dir, state_path, log_path) = checked_in(2);
+    set_format(&state_path, "sm_meta", 3);
+    set_format(&log_path, "raft_meta", 3);
     assert_eq!(
         open_error(StateMachine::open(&state_path, true)),
         format!(
-            "state database {}: written in format version 2, newer than this binary's format \
-             version 1: run a signer that reads format 2",
+            "state database {}: written in format version 3, newer than this binary's format \
+             version 2: run a signer that reads format 3",
             state_path.display()
         )
     );
     assert_eq!(
         open_error(LogStore::open(&log_path, true)),
         format!(
-            "log database {}: written in format version 2, newer than this binary's format \
-             version 1: run a signer that reads format 2",
+            "log database {}: written in format version 3, newer than this binary's format \
+             version 2: run a signer that reads format 3",
             log_path.display()
         )
     );
@@ -322,13 +420,14 @@ fn a_database_from_before_format_versions_is_refused() {
         open_error(StateMachine::open(&path, true)),
         format!(
             "state database {}: written in format version 0, older than this binary's format \
-             version 1, and there is no upgrade from it",
+             version 2, and there is no upgrade from it",
             path.display()
         )
     );
 }
 
-/// Write the fixture files from `the_log()` (run only when introducing a format version).
+/// Write the fixture files of this format version from `the_log(VERSION)` (run only when
+/// introducing a format version).
 async fn write_fixtures(out: &Path) {
     std::fs::create_dir_all(out).unwrap();
     let dir = tempfile::tempdir().unwrap();
@@ -336,10 +435,14 @@ async fn write_fixtures(out: &Path) {
     let state_path = dir.path().join("state.redb");
     {
         let mut log = LogStore::open(&log_path, true).unwrap();
-        log.append(the_log(), IOFlushed::noop()).await.unwrap();
+        log.append(the_log(signer_node::format::VERSION), IOFlushed::noop())
+            .await
+            .unwrap();
         let mut sm = StateMachine::open(&state_path, true).unwrap();
-        let items: Vec<Result<_, std::io::Error>> =
-            the_log().into_iter().map(|e| Ok((e, None))).collect();
+        let items: Vec<Result<_, std::io::Error>> = the_log(signer_node::format::VERSION)
+            .into_iter()
+            .map(|e| Ok((e, None)))
+            .collect();
         sm.apply(futures::stream::iter(items)).await.unwrap();
         sm.get_snapshot_builder()
             .await

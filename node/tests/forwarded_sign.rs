@@ -11,6 +11,7 @@ mod support;
 
 use oracle::requests::quorum_vote_digest;
 use signer_node::admin::AccessDenied;
+use signer_node::bytes::FixedBytes;
 use signer_node::pb;
 use signer_node::protection::espresso::message::Message;
 use signer_node::protection::espresso::Kind;
@@ -101,6 +102,8 @@ fn a_forwarded_request_and_its_answer_round_trip_in_the_binary_format() {
         Err(SignError::Refused(Violation::Equivocation {
             kind: Kind::QuorumVote,
             view: 5,
+            signed: FixedBytes([1; 32]),
+            requested: FixedBytes([2; 32]),
         })),
         Err(SignError::KeyMismatch("k".into())),
         Err(SignError::Denied(Denied::Access(AccessDenied::Key {

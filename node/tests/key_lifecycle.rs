@@ -136,7 +136,7 @@ async fn keys_are_generated_sealed_loaded_everywhere_and_follow_their_lifecycle(
         code_and_message(&err),
         (
             Code::NotFound,
-            "key_id: no active key \"gen-1\" on this cluster".to_owned()
+            "key_id: key \"gen-1\" was disabled or deleted".to_owned()
         )
     );
     cluster.set_key_state("gen-1", "active").await.unwrap();
@@ -156,7 +156,11 @@ async fn keys_are_generated_sealed_loaded_everywhere_and_follow_their_lifecycle(
         refusal(&err),
         Some((
             "view_below_watermark".to_owned(),
-            "quorum-vote at view 11 is below the last signed view 13".to_owned()
+            format!(
+                "quorum-vote at view 11 is below the last signed view 13 (commitment 0x{} was \
+                 signed there)",
+                hex::encode(oracle::requests::quorum_vote_digest(13, 1))
+            )
         ))
     );
 

@@ -84,8 +84,8 @@ fn round_trip<T: serde::Serialize + serde::de::DeserializeOwned>(value: &T) -> T
     let msg = to_message(value).unwrap();
     assert_eq!(
         &msg.payload[..4],
-        b"QS\x01\x00",
-        "magic and format version 1"
+        b"QS\x02\x00",
+        "magic and format version 2"
     );
     from_message(&msg).unwrap()
 }
@@ -263,28 +263,32 @@ fn vote_requests_snapshot_headers_and_forwarded_events_round_trip() {
 #[test]
 fn a_payload_of_another_version_or_format_is_refused_by_name() {
     let mut msg = to_message(&VoteRequest::<TypeConfig>::new(Vote::new(4, 2), None)).unwrap();
-    msg.payload[2] = 2;
+    msg.payload[2] = 3;
     let err = from_message::<VoteRequest<TypeConfig>>(&msg).unwrap_err();
     assert_eq!(
         err,
         FormatError::Newer {
-            found: 2,
-            supported: 1
+            found: 3,
+            supported: 2
         }
     );
     assert_eq!(
         err.to_string(),
-        "written in format version 2, newer than this binary's format version 1: \
-         run a signer that reads format 2"
+        "written in format version 3, newer than this binary's format version 2: \
+         run a signer that reads format 3"
     );
-    msg.payload[2] = 0;
-    assert_eq!(
-        from_message::<VoteRequest<TypeConfig>>(&msg).unwrap_err(),
-        FormatError::Older {
-            found: 0,
-            supported: 1
-        }
-    );
+    // Peers run one format: a format-1 peer's message is refused (stored format-1 data is
+    // read; peer messages are not).
+    for older in [1, 0] {
+        msg.payload[2] = older;
+        assert_eq!(
+            from_message::<VoteRequest<TypeConfig>>(&msg).unwrap_err(),
+            FormatError::Older {
+                found: u16::from(older),
+                supported: 2
+            }
+        );
+    }
     // The JSON of earlier builds is not read by guess.
     let json = pb::RaftMessage {
         payload: br#"{"vote":{"leader_id":{"term":4,"node_id":2},"committed":false}}"#.to_vec(),
@@ -374,18 +378,18 @@ fn the_assembler_refuses_streams_out_of_order_too_long_or_cut_short() {
             SnapshotStreamError::Header(FormatError::NotThisFormat),
         ),
         (
-            "a header of format 2",
+            "a header of format 3",
             vec![(
                 Some({
                     let mut h = header(vote, 3);
-                    h[2] = 2;
+                    h[2] = 3;
                     h
                 }),
                 vec![],
             )],
             SnapshotStreamError::Header(FormatError::Newer {
-                found: 2,
-                supported: 1,
+                found: 3,
+                supported: 2,
             }),
         ),
         (
@@ -560,7 +564,7 @@ impl TestPeer {
         };
         let mut msg = to_message(&answer).unwrap();
         if let Answer::NewerFormat = self.answer {
-            msg.payload[2] = 2;
+            msg.payload[2] = 3;
         }
         Response::new(msg)
     }
@@ -729,8 +733,8 @@ async fn a_snapshot_streams_in_chunks_over_mutual_tls_and_remote_errors_keep_the
                 );
                 assert_eq!(
                     err.to_string(),
-                    "NetworkError: node 1: payload: written in format version 2, newer than \
-                     this binary's format version 1: run a signer that reads format 2"
+                    "NetworkError: node 1: payload: written in format version 3, newer than \
+                     this binary's format version 2: run a signer that reads format 3"
                 );
             }
         }

@@ -6,6 +6,7 @@
 
 use prost::Message as _;
 use signer_node::admin::AccessDenied;
+use signer_node::bytes::FixedBytes;
 use signer_node::pb;
 use signer_node::protection::espresso::Kind;
 use signer_node::protection::Violation;
@@ -73,7 +74,7 @@ fn every_sign_error_becomes_the_status_clients_know() {
             SignError::NotReader("eve".into()),
             plain(
                 Code::PermissionDenied,
-                "\"eve\" has no access grant and is not an auditor",
+                "\"eve\" has no access grant and is neither an enrolled admin nor an auditor",
             ),
         ),
         (
@@ -107,16 +108,25 @@ fn every_sign_error_becomes_the_status_clients_know() {
             SignError::Refused(Violation::Equivocation {
                 kind: Kind::QuorumVote,
                 view: 5,
+                signed: FixedBytes([0x11; 32]),
+                requested: FixedBytes([0x22; 32]),
             }),
             (
                 Code::FailedPrecondition,
-                "refused by slashing protection: equivocation: quorum-vote at view 5: a message \
-                 with another commitment was signed there"
-                    .into(),
+                format!(
+                    "refused by slashing protection: equivocation: quorum-vote at view 5: \
+                     commitment 0x{} was signed there; this request's commitment is 0x{}",
+                    "11".repeat(32),
+                    "22".repeat(32)
+                ),
                 Some((
                     "equivocation".into(),
-                    "quorum-vote at view 5: a message with another commitment was signed there"
-                        .into(),
+                    format!(
+                        "quorum-vote at view 5: commitment 0x{} was signed there; this \
+                         request's commitment is 0x{}",
+                        "11".repeat(32),
+                        "22".repeat(32)
+                    ),
                 )),
             ),
         ),
@@ -135,11 +145,18 @@ fn every_sign_error_becomes_the_status_clients_know() {
                 )),
             ),
         ),
+        // Paused is a definitive refusal (clients must not retry it on another node).
         (
             SignError::Paused,
-            plain(
-                Code::Unavailable,
-                "signing is paused by the admins (signerctl resume, with approvals)",
+            (
+                Code::FailedPrecondition,
+                "refused: paused: signing is paused by the admins (signerctl resume, with \
+                 approvals)"
+                    .into(),
+                Some((
+                    "paused".into(),
+                    "signing is paused by the admins (signerctl resume, with approvals)".into(),
+                )),
             ),
         ),
         (
@@ -208,19 +225,28 @@ fn every_sign_error_becomes_the_status_clients_know() {
 
 #[test]
 fn a_batch_item_carries_what_sign_would_have_returned() {
-    let refused = SignError::Refused(Violation::DoubleVote { target: 7 });
+    let refused = SignError::Refused(Violation::DoubleVote {
+        target: 7,
+        signed_source: 6,
+        signed_root: Some(FixedBytes([0xaa; 32])),
+        requested_source: 6,
+        requested_root: FixedBytes([0xbb; 32]),
+    });
+    let reason = format!(
+        "double vote for target epoch 7: attestation 6→7 with signing root 0x{} was signed for \
+         it; this request is 6→7 with signing root 0x{}",
+        "aa".repeat(32),
+        "bb".repeat(32)
+    );
     let item = convert::batch_result(Err(refused));
     assert_eq!(
         item.result,
         Some(pb::sign_batch_result::Result::Error(pb::SignError {
             code: Code::FailedPrecondition as i32,
-            message: "refused by slashing protection: double_vote: double vote for target epoch \
-                      7: another attestation was signed for it"
-                .into(),
+            message: format!("refused by slashing protection: double_vote: {reason}"),
             refusal: Some(pb::Refusal {
                 code: "double_vote".into(),
-                message: "double vote for target epoch 7: another attestation was signed for it"
-                    .into(),
+                message: reason,
             }),
         }))
     );

@@ -310,7 +310,7 @@ pub fn record_soft_key(session: &Session<'_>, soft: &SoftEnrollment) {
         std::fs::rename(&tmp, &file).map_err(|e| e.to_string())
     };
     match update() {
-        Ok(()) if !session.json => println!(
+        Ok(()) if !session.json => signer_client::outln!(
             "recorded {}'s key file in {} (approve as it with --client {})",
             soft.name,
             file.display(),
@@ -379,10 +379,10 @@ pub async fn admin_list(session: &Session<'_>) -> Result<(), Failure> {
             },
             "paused": state.paused,
         });
-        println!("{value}");
+        signer_client::outln!("{value}");
         return Ok(());
     }
-    println!(
+    signer_client::outln!(
         "cluster {}: {} of {} admin(s) approve each change; attestation {}, touch always {}, \
          challenges open {} s{}",
         state.cluster_id,
@@ -414,7 +414,7 @@ pub async fn admin_list(session: &Session<'_>) -> Result<(), Failure> {
         } else {
             "development key".to_owned()
         };
-        println!("  {:<16}  {how}  {}", a.name, a.key);
+        signer_client::outln!("  {:<16}  {how}  {}", a.name, a.key);
     }
     Ok(())
 }

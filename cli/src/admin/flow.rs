@@ -4,12 +4,14 @@
 //!
 //! Owns: [`Session`] (the pool, the caller and their approver choice), challenge output (text
 //! and JSON) and how Admin-service answers map to messages and exit codes. Must not: trust
-//! the node's description of an action (what is shown and signed comes from
-//! `signer_client::review`), or sign anything the caller has not been shown.
+//! the node's description of an action (what is shown — the description and the review, e.g.
+//! an import's validators and maxima or what a grant changes — and signed comes from
+//! `signer_client::review`, i.e. from the action bytes under the signed digest), or sign
+//! anything the caller has not been shown.
 
 use super::keys;
 use crate::approver::{self, Choice};
-use crate::Failure;
+use crate::{exit, Failure};
 use clap::Args;
 use signer_client::pb;
 use signer_client::{review, ClientError, ClusterDescriptor, SignerPool};
@@ -20,7 +22,7 @@ use std::path::Path;
 use tonic::Code;
 
 /// Exit code: proposed, but more approvals are needed.
-pub const EXIT_PENDING: u8 = 6;
+pub const EXIT_PENDING: u8 = crate::exit::PENDING;
 
 /// Hex digits of a challenge id shown for `signerctl approve <prefix>`.
 const PREFIX_LEN: usize = 12;
@@ -99,7 +101,7 @@ impl Session<'_> {
             .map_err(|e| self.failure(e))?;
         let reviewed = self.review(&challenge)?;
         if !self.json {
-            println!("proposed challenge {}", prefix(&challenge));
+            signer_client::outln!("proposed challenge {}", prefix(&challenge));
             print_challenge(&challenge, &reviewed.action);
         }
         let approval = match approver.as_mut() {
@@ -136,12 +138,12 @@ impl Session<'_> {
         if executed {
             let detail = p.approval.as_ref().map(|a| a.detail.as_str()).unwrap_or("");
             if !self.json {
-                println!("executed: {detail}");
+                signer_client::outln!("executed: {detail}");
             }
             result = self.after_executed(&p, &mut value).await;
         }
         if self.json {
-            println!("{value}");
+            signer_client::outln!("{value}");
         }
         if !executed {
             let (approved, threshold) = match &p.approval {
@@ -204,7 +206,7 @@ impl Session<'_> {
             .map_err(|e| self.failure(e))?;
         let reviewed = self.review(&challenge)?;
         if !self.json {
-            println!("challenge {}", prefix(&challenge));
+            signer_client::outln!("challenge {}", prefix(&challenge));
             print_challenge(&challenge, &reviewed.action);
         }
         if challenge.status != "pending" {
@@ -240,7 +242,7 @@ impl Session<'_> {
             .await
             .map_err(|e| self.approval_failure(e, &challenge))?;
         if !self.json {
-            println!("approved as {}", self.client);
+            signer_client::outln!("approved as {}", self.client);
         }
         self.finish(Proposed {
             challenge,
@@ -272,29 +274,43 @@ impl Session<'_> {
                 .zip(&reviewed)
                 .map(|(c, r)| challenge_json(c, r.as_ref().ok(), r.as_ref().err()))
                 .collect();
-            println!("{}", serde_json::Value::Array(list));
+            signer_client::outln!("{}", serde_json::Value::Array(list));
             return Ok(());
         }
         if challenges.is_empty() {
-            println!("no {}challenges", if all { "" } else { "open " });
+            signer_client::outln!("no {}challenges", if all { "" } else { "open " });
             return Ok(());
         }
-        println!(
+        signer_client::outln!(
             "{:<PREFIX_LEN$}  {:<8}  {:<9}  {:<24}  {:<12}  ACTION",
-            "ID", "STATUS", "APPROVALS", "EXPIRES (UTC)", "PROPOSER"
+            "ID",
+            "STATUS",
+            "APPROVALS",
+            "EXPIRES (UTC)",
+            "PROPOSER"
         );
         for (c, r) in challenges.iter().zip(&reviewed) {
             let action = match r {
                 Ok(a) => a.describe(),
                 Err(e) => format!("(does not check out, do not approve: {e})"),
             };
-            println!(
+            let threshold = match threshold_source(c) {
+                "unrecorded" => "?".to_owned(),
+                _ => c.threshold.to_string(),
+            };
+            signer_client::outln!(
                 "{:<PREFIX_LEN$}  {:<8}  {:<9}  {:<24}  {:<12}  {action}",
                 prefix(c),
                 c.status,
-                format!("{} of {}", c.approved_by.len(), c.threshold),
+                format!("{} of {threshold}", c.approved_by.len()),
                 format_rfc3339(c.expires_at_ms),
                 c.proposer,
+            );
+        }
+        if challenges.iter().any(|c| threshold_source(c) != "current") {
+            signer_client::outln!(
+                "(executed and failed: the approvals that counted and the threshold they met \
+                 when decided; ? = not recorded by the signer that decided it)"
             );
         }
         Ok(())
@@ -351,16 +367,25 @@ impl Session<'_> {
                     ),
                 )
             }
-            Code::PermissionDenied => Failure::new(5, format!("error: not permitted: {message}")),
-            Code::AlreadyExists => Failure::new(2, format!("error: already exists: {message}")),
-            Code::NotFound => Failure::new(2, format!("error: not found: {message}")),
-            Code::FailedPrecondition => Failure::new(2, format!("error: not possible: {message}")),
-            Code::ResourceExhausted => Failure::new(2, format!("error: too many: {message}")),
+            Code::PermissionDenied => Failure::new(
+                exit::NOT_PERMITTED,
+                format!("error: not permitted: {message}"),
+            ),
+            Code::AlreadyExists => {
+                Failure::new(exit::USAGE, format!("error: already exists: {message}"))
+            }
+            Code::NotFound => Failure::new(exit::NOT_FOUND, format!("error: not found: {message}")),
+            Code::FailedPrecondition => {
+                Failure::new(exit::USAGE, format!("error: not possible: {message}"))
+            }
+            Code::ResourceExhausted => {
+                Failure::new(exit::RATE_LIMITED, format!("error: too many: {message}"))
+            }
             Code::InvalidArgument | Code::OutOfRange => Failure::new(
-                2,
+                exit::USAGE,
                 format!("error: the cluster rejected the request: {message}"),
             ),
-            _ => Failure::new(1, format!("error: {e}")),
+            _ => Failure::new(exit::OTHER, format!("error: {e}")),
         }
     }
 
@@ -427,13 +452,29 @@ fn now_ms() -> u64 {
         .unwrap_or(0)
 }
 
+/// Where a challenge's `threshold` comes from: `decided` (the threshold its approvals met
+/// when it was decided), `unrecorded` (decided by a signer that did not record it) or
+/// `current` (open or expired: the policy's now).
+fn threshold_source(c: &pb::Challenge) -> &'static str {
+    match (c.status.as_str(), c.threshold) {
+        ("executed" | "failed", 0) => "unrecorded",
+        ("executed" | "failed", _) => "decided",
+        _ => "current",
+    }
+}
+
 fn print_challenge(c: &pb::Challenge, action: &Action) {
     let left = c.expires_at_ms.saturating_sub(now_ms()) / 1000;
-    println!("  id          {}", hex::encode(&c.id));
-    println!("  action      {}", action.describe());
-    println!("  digest      {}", hex::encode(&c.action_digest));
-    println!("  proposer    {}", c.proposer);
-    println!(
+    signer_client::outln!("  id          {}", hex::encode(&c.id));
+    signer_client::outln!("  action      {}", action.describe());
+    // Everything else an approver needs (an import's validators and maxima, what a grant
+    // changes), from the same bytes.
+    for line in action.review() {
+        signer_client::outln!("              {line}");
+    }
+    signer_client::outln!("  digest      {}", hex::encode(&c.action_digest));
+    signer_client::outln!("  proposer    {}", c.proposer);
+    signer_client::outln!(
         "  expires     {} (in {}m{:02}s)",
         format_rfc3339(c.expires_at_ms),
         left / 60,
@@ -444,19 +485,32 @@ fn print_challenge(c: &pb::Challenge, action: &Action) {
     } else {
         format!(" (by {})", c.approved_by.join(", "))
     };
-    println!(
-        "  approvals   {} of {} needed{by}",
-        c.approved_by.len(),
-        c.threshold
-    );
-    println!("  status      {}", c.status);
+    match threshold_source(c) {
+        "decided" => signer_client::outln!(
+            "  approvals   {} of {} (the threshold when it was decided){by}",
+            c.approved_by.len(),
+            c.threshold
+        ),
+        "unrecorded" => signer_client::outln!(
+            "  approvals   {} (the threshold when it was decided is not recorded){by}",
+            c.approved_by.len()
+        ),
+        _ => signer_client::outln!(
+            "  approvals   {} of {} needed{by}",
+            c.approved_by.len(),
+            c.threshold
+        ),
+    }
+    signer_client::outln!("  status      {}", c.status);
     for note in &c.notes {
-        println!("  note        {note}");
+        signer_client::outln!("  note        {note}");
     }
 }
 
-/// A challenge as JSON: `action` is the caller's decoding (null with `review_error` when the
-/// challenge does not check out); `node_description` is the node's, for comparison only.
+/// A challenge as JSON: `action` and `review` are the caller's decoding (null with
+/// `review_error` when the challenge does not check out); `node_description` is the node's,
+/// for comparison only. `threshold_source` says whose threshold `threshold` is
+/// ([`threshold_source`]).
 fn challenge_json(
     c: &pb::Challenge,
     action: Option<&Action>,
@@ -467,12 +521,14 @@ fn challenge_json(
         "id_prefix": prefix(c),
         "cluster_id": c.cluster_id,
         "action": action.map(Action::describe),
+        "review": action.map(Action::review),
         "review_error": review_error,
         "node_description": c.description,
         "action_digest": hex::encode(&c.action_digest),
         "proposer": c.proposer,
         "approved_by": c.approved_by,
         "threshold": c.threshold,
+        "threshold_source": threshold_source(c),
         "status": c.status,
         "detail": c.detail,
         "created_at": format_rfc3339(c.created_at_ms),

@@ -10,7 +10,7 @@ use crate::request::ProfileArg;
 use crate::Failure;
 use clap::{Args, Subcommand};
 use signer_client::pb;
-use signer_client::ImportSecret;
+use signer_client::{ClientError, ImportSecret};
 use signer_core::protection::Profile;
 use std::path::PathBuf;
 
@@ -53,10 +53,12 @@ pub enum KeyCommand {
     /// Admin: every key of the replicated registry, deleted ones included.
     ///
     /// Shows each key's id, profile, state (active, disabled, deleted), origin (generated,
-    /// imported), the KEK its secret is sealed under, whether the node that answered has it
-    /// loaded in memory (and if not, why it is pending), and its public key. With --json:
-    /// {"node_id", "keys": [{key_id, profile, state, kek, origin, loaded, pending_reason,
-    /// public_key}]}. Keys from key files are not in the registry (see `key list`).
+    /// imported), the KEK its secret is sealed under, the nodes holding it in memory (every
+    /// node is asked; a node that has not loaded it is listed with why, e.g. its KMS is
+    /// unreachable), and its public key. With --json: {"node_id", "keys": [{key_id, profile,
+    /// state, kek, origin, loaded, pending_reason, public_key, "nodes": {loaded_on,
+    /// pending_on: [{node_id, reason}], unknown_on}}]} (`loaded` and `pending_reason` are the
+    /// answering node's). Keys from key files are not in the registry (see `key list`).
     #[command(after_help = ADMIN_EXIT_CODES)]
     Registry,
     /// Admin: generate a new key inside the cluster; its secret never leaves the cluster.
@@ -271,9 +273,9 @@ pub fn nothing_to_rewrap(f: Failure, json: bool) -> Result<(), Failure> {
             "errors": [],
             "detail": reason,
         });
-        println!("{value}");
+        signer_client::outln!("{value}");
     } else {
-        println!("nothing to re-wrap: {reason}");
+        signer_client::outln!("nothing to re-wrap: {reason}");
     }
     Ok(())
 }
@@ -289,12 +291,12 @@ pub fn rotated(
     value["remaining"] = errors.len().into();
     value["errors"] = errors.into();
     if !json {
-        println!(
+        signer_client::outln!(
             "re-wrapped {rewrapped} key(s) under the current KEK; {} remaining",
             errors.len()
         );
         for e in errors {
-            println!("  error: {e}");
+            signer_client::outln!("  error: {e}");
         }
     }
     if !errors.is_empty() {
@@ -326,32 +328,93 @@ pub fn key_json(k: &pb::AdminKeyInfo) -> serde_json::Value {
 
 /// A key after a change (`done`: generated, imported, enabled, disabled, deleted).
 pub fn print_key(k: &pb::AdminKeyInfo, done: &str) {
-    println!("{done} key {} ({})", k.key_id, k.profile);
-    println!("  state       {}", k.state);
-    println!("  origin      {}", k.origin);
+    signer_client::outln!("{done} key {} ({})", k.key_id, k.profile);
+    signer_client::outln!("  state       {}", k.state);
+    signer_client::outln!("  origin      {}", k.origin);
     if !k.kek.is_empty() {
-        println!("  sealed by   {}", k.kek);
+        signer_client::outln!("  sealed by   {}", k.kek);
     }
-    println!("  public key  {}", k.public_key_text);
+    signer_client::outln!("  public key  {}", k.public_key_text);
     if k.state == "deleted" {
-        println!("  (a tombstone: it never signs again; its id and public key stay taken)");
+        signer_client::outln!(
+            "  (a tombstone: it never signs again; its id and public key stay taken)"
+        );
     }
 }
 
-/// `key registry`.
+/// Where one registry key is in memory: each node's answer to the cluster-status call.
+#[derive(Default)]
+struct Placement {
+    /// Nodes that hold it loaded.
+    loaded: Vec<u64>,
+    /// Nodes that have not loaded it, with why.
+    pending: Vec<(u64, String)>,
+    /// Nodes that did not answer (or do not list it either way).
+    unknown: Vec<u64>,
+}
+
+impl Placement {
+    /// The key's placement across `statuses`.
+    fn of(key_id: &str, statuses: &[(u64, Result<pb::ClusterStatus, ClientError>)]) -> Self {
+        let mut p = Placement::default();
+        for (node, status) in statuses {
+            let Ok(s) = status else {
+                p.unknown.push(*node);
+                continue;
+            };
+            if s.keys_loaded.iter().any(|k| k == key_id) {
+                p.loaded.push(*node);
+            } else if let Some(pending) = s.keys_pending.iter().find(|k| k.key_id == key_id) {
+                p.pending.push((*node, pending.reason.clone()));
+            } else {
+                p.unknown.push(*node);
+            }
+        }
+        p
+    }
+
+    fn json(&self) -> serde_json::Value {
+        let pending: Vec<_> = self
+            .pending
+            .iter()
+            .map(|(node, reason)| serde_json::json!({"node_id": node, "reason": reason}))
+            .collect();
+        serde_json::json!({"loaded_on": self.loaded, "pending_on": pending, "unknown_on": self.unknown})
+    }
+
+    /// `1,2,3`, or `-` when no node has it loaded.
+    fn loaded_text(&self) -> String {
+        if self.loaded.is_empty() {
+            return "-".to_owned();
+        }
+        let ids: Vec<String> = self.loaded.iter().map(u64::to_string).collect();
+        ids.join(",")
+    }
+}
+
+/// `key registry`: the replicated registry, and on which nodes each key is loaded or pending
+/// (every node is asked; a node that does not answer is named).
 pub async fn registry(session: &Session<'_>) -> Result<(), Failure> {
     let (node, keys) = session
         .pool
         .list_keys()
         .await
         .map_err(|e| session.failure(e))?;
+    let statuses = session.pool.cluster_statuses().await;
     if session.json {
-        let list: Vec<_> = keys.iter().map(key_json).collect();
-        println!("{}", serde_json::json!({ "node_id": node, "keys": list }));
+        let list: Vec<_> = keys
+            .iter()
+            .map(|k| {
+                let mut v = key_json(k);
+                v["nodes"] = Placement::of(&k.key_id, &statuses).json();
+                v
+            })
+            .collect();
+        signer_client::outln!("{}", serde_json::json!({ "node_id": node, "keys": list }));
         return Ok(());
     }
     if keys.is_empty() {
-        println!(
+        signer_client::outln!(
             "the key registry is empty (keys from key files: `signerctl key list`; \
              add keys with `signerctl key generate|import`)"
         );
@@ -364,25 +427,49 @@ pub async fn registry(session: &Session<'_>) -> Result<(), Failure> {
         .unwrap_or(0)
         .max(6);
     let kek_width = keys.iter().map(|k| k.kek.len()).max().unwrap_or(0).max(3);
-    println!("key registry (LOADED: in memory on node-{node}, which answered)");
-    println!(
-        "{:<width$}  {:<8}  {:<8}  {:<9}  {:<6}  {:<kek_width$}  PUBLIC KEY",
-        "KEY ID", "PROFILE", "STATE", "ORIGIN", "LOADED", "KEK"
+    let placements: Vec<Placement> = keys
+        .iter()
+        .map(|k| Placement::of(&k.key_id, &statuses))
+        .collect();
+    let loaded_width = placements
+        .iter()
+        .map(|p| p.loaded_text().len())
+        .max()
+        .unwrap_or(0)
+        .max(9);
+    signer_client::outln!("key registry (LOADED ON: the nodes holding the key in memory)");
+    signer_client::outln!(
+        "{:<width$}  {:<8}  {:<8}  {:<9}  {:<loaded_width$}  {:<kek_width$}  PUBLIC KEY",
+        "KEY ID",
+        "PROFILE",
+        "STATE",
+        "ORIGIN",
+        "LOADED ON",
+        "KEK"
     );
-    for k in &keys {
+    for (k, placement) in keys.iter().zip(&placements) {
         let kek = if k.kek.is_empty() { "-" } else { &k.kek };
-        println!(
-            "{:<width$}  {:<8}  {:<8}  {:<9}  {:<6}  {:<kek_width$}  {}",
+        signer_client::outln!(
+            "{:<width$}  {:<8}  {:<8}  {:<9}  {:<loaded_width$}  {:<kek_width$}  {}",
             k.key_id,
             k.profile,
             k.state,
             k.origin,
-            if k.loaded_here { "yes" } else { "no" },
+            placement.loaded_text(),
             kek,
             k.public_key_text
         );
-        if !k.pending_reason.is_empty() {
-            println!("{:<width$}  pending: {}", "", k.pending_reason);
+        for (node, reason) in &placement.pending {
+            signer_client::outln!("{:<width$}  pending on node-{node}: {reason}", "");
+        }
+        // A disabled or deleted key is loaded nowhere, by design.
+        if k.state == "active" && !placement.unknown.is_empty() {
+            let ids: Vec<String> = placement
+                .unknown
+                .iter()
+                .map(|n| format!("node-{n}"))
+                .collect();
+            signer_client::outln!("{:<width$}  not reported by: {}", "", ids.join(", "));
         }
     }
     Ok(())

@@ -1,9 +1,8 @@
-//! `signerctl client grant|revoke|list`, `protection import|export` and
-//! `node list|add|remove`.
+//! `signerctl client grant|revoke|list`, `protection import|export` and `node list`.
 //!
 //! Owns: these commands' arguments and help, their local input (an interchange file) and their
-//! output. Must not: judge grants (the cluster does), or pretend to change membership
-//! (`node add|remove` say they are not supported).
+//! output. Must not: judge grants (the cluster does), or pretend to change membership (there
+//! is no command for it until it is built).
 
 use super::{admin_exit_codes, change, ProposeOpts, Session, Work, ADMIN_EXIT_CODES};
 use crate::Failure;
@@ -118,17 +117,6 @@ pub struct ExportArgs {
 pub enum NodeCommand {
     /// The cluster's members (Raft voters) and how each node answers.
     List,
-    /// Not supported yet: membership changes are not an admin action in this version.
-    Add(NodeArgs),
-    /// Not supported yet: membership changes are not an admin action in this version.
-    Remove(NodeArgs),
-}
-
-#[derive(Args, Debug, Clone)]
-pub struct NodeArgs {
-    /// (ignored: not supported yet)
-    #[arg(trailing_var_arg = true, allow_hyphen_values = true, hide = true)]
-    pub rest: Vec<String>,
 }
 
 /// Read `client …` inputs.
@@ -186,15 +174,10 @@ pub fn prepare_protection(command: &ProtectionCommand) -> Result<Work, Failure> 
     })
 }
 
-/// `node …`: only `list` is supported.
+/// `node …`: only `list` exists.
 pub fn prepare_node(command: &NodeCommand) -> Result<Work, Failure> {
     match command {
         NodeCommand::List => Ok(Work::NodeList),
-        NodeCommand::Add(_) | NodeCommand::Remove(_) => Err(Failure::new(
-            2,
-            "error: not supported yet: membership changes are not an admin action in this \
-             version (`signerctl node list` shows the members)",
-        )),
     }
 }
 
@@ -223,11 +206,11 @@ pub async fn client_list(session: &Session<'_>) -> Result<(), Failure> {
                 })
             })
             .collect();
-        println!("{}", serde_json::Value::Array(list));
+        signer_client::outln!("{}", serde_json::Value::Array(list));
         return Ok(());
     }
     if state.clients.is_empty() {
-        println!("no client may sign (grant access with `signerctl client grant`)");
+        signer_client::outln!("no client may sign (grant access with `signerctl client grant`)");
         return Ok(());
     }
     let width = state
@@ -237,12 +220,14 @@ pub async fn client_list(session: &Session<'_>) -> Result<(), Failure> {
         .max()
         .unwrap_or(0)
         .max(8);
-    println!(
+    signer_client::outln!(
         "{:<width$}  {:<20}  {:<16}  KEYS",
-        "IDENTITY", "RATE", "PROFILES"
+        "IDENTITY",
+        "RATE",
+        "PROFILES"
     );
     for c in &state.clients {
-        println!(
+        signer_client::outln!(
             "{:<width$}  {:<20}  {:<16}  {}",
             c.identity,
             rate(c),
@@ -265,16 +250,16 @@ pub async fn export_protection(session: &Session<'_>, args: &ExportArgs) -> Resu
             std::fs::write(file, format!("{doc}\n"))
                 .map_err(|e| Failure::new(1, format!("error: {}: {e}", file.display())))?;
             if session.json {
-                println!("{}", serde_json::json!({ "out": file, "bytes": doc.len() }));
+                signer_client::outln!("{}", serde_json::json!({ "out": file, "bytes": doc.len() }));
             } else {
-                println!(
+                signer_client::outln!(
                     "wrote the interchange document ({} bytes) to {}",
                     doc.len(),
                     file.display()
                 );
             }
         }
-        None => println!("{doc}"),
+        None => signer_client::outln!("{doc}"),
     }
     Ok(())
 }
@@ -312,15 +297,15 @@ pub async fn node_list(session: &Session<'_>) -> Result<(), Failure> {
                 })
             })
             .collect();
-        println!(
+        signer_client::outln!(
             "{}",
             serde_json::json!({ "voters": voters, "leader_id": leader, "nodes": list })
         );
         return Ok(());
     }
-    println!("members (Raft voters): {voters:?}");
+    signer_client::outln!("members (Raft voters): {voters:?}");
     for (n, voter, answered) in &nodes {
-        println!(
+        signer_client::outln!(
             "  node-{}  client {}  peer {}  {}{}{}",
             n.id,
             n.client_addr,

@@ -310,4 +310,21 @@ fn bad_pem_is_named() {
     }
     let missing = TlsMaterial::read(&dir.0.join("nope.pem"), &dir.0, &dir.0);
     assert!(matches!(missing, Err(TlsError::Io { .. })));
+    // A private key group or others can read is refused, naming the file and the fix.
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let key_path = pki.node_key_path(1);
+        assert!(TlsMaterial::read(&pki.ca_cert_path(), &pki.node_cert_path(1), &key_path).is_ok());
+        std::fs::set_permissions(&key_path, std::fs::Permissions::from_mode(0o644)).unwrap();
+        let err =
+            TlsMaterial::read(&pki.ca_cert_path(), &pki.node_cert_path(1), &key_path).unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            format!(
+                "{p}: private key file has mode 0644; it must be readable by its owner only \
+                 (chmod 600 {p})",
+                p = key_path.display()
+            )
+        );
+    }
 }

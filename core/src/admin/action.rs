@@ -1,6 +1,8 @@
 //! The admin actions, as the state machine applies them, and their description in words.
 //!
-//! Owns: [`Action`], [`EnrollKey`] and [`Action::describe`]. Must not: encode actions (that is
+//! Owns: [`Action`], [`EnrollKey`], [`Prior`] (what an action replaces, as proposed) and
+//! [`Action::describe`] (the one-line description; the rest of what approvers read is
+//! [`super::review`]). Must not: encode actions (that is
 //! [`super::codec`]: an action's digest is over its protobuf encoding, `signer.v1.AdminAction`,
 //! and the state machine executes what those bytes decode to), or apply them (that is
 //! [`super::state`] for admin-plane state and the replica's state machine for keys and
@@ -12,8 +14,11 @@
 //! What needs checking against trust anchors (an attestation chain) is not done for the
 //! action: it carries the evidence, and every replica checks it when applying.
 
+use super::revocation::{describe_certificate, Fingerprint};
 use super::{attestation, ApproverKey, ClientGrant, Policy};
+use crate::protection::interchange::{self, review::RecordSeen};
 use crate::registry::{KeyRecord, KeyState, Rewrap};
+use crate::scheme::validator::public_key_text;
 use serde::{Deserialize, Serialize};
 
 /// One admin action.
@@ -36,11 +41,17 @@ pub enum Action {
         identity: String,
         /// What it may do.
         grant: ClientGrant,
+        /// Its grant when proposed (`None`: it had none); applying refuses the action once
+        /// the identity's grant is another.
+        prior: Prior<Option<ClientGrant>>,
     },
     /// Remove a client identity's access.
     RevokeClient {
         /// The client identity.
         identity: String,
+        /// The grant revoked, as it was when proposed; applying refuses the action once the
+        /// identity's grant is another.
+        prior: Prior<ClientGrant>,
     },
     /// Enroll an admin.
     EnrollAdmin {
@@ -62,6 +73,10 @@ pub enum Action {
         interchange: String,
         /// Import even if the file is slashable on its own, keeping only the maxima.
         minify: bool,
+        /// The cluster's records of the file's validators when proposed (one per distinct
+        /// validator, ascending public key; `None`: no record); applying refuses the import
+        /// once they are lower or differ at the watermark ([`interchange::review::check_seen`]).
+        prior: Prior<Vec<Option<RecordSeen>>>,
     },
     /// Stop all signing until resumed.
     Pause,
@@ -73,6 +88,30 @@ pub enum Action {
         /// The last record to drop.
         up_to_seq: u64,
     },
+    /// Revoke one client or node certificate: every node refuses it on every authenticated
+    /// call (client port, Web3Signer API, peer port) once it applied this action.
+    RevokeCertificate {
+        /// SHA-256 of the certificate's DER bytes.
+        fingerprint: Fingerprint,
+        /// The certificate itself (DER) when the proposer had it, else empty. When present,
+        /// `apply` checks that it has this fingerprint, and records the identity it names.
+        #[serde(with = "crate::bytes::hex_or_raw")]
+        certificate: Vec<u8>,
+    },
+}
+
+/// What an action replaces, as the proposing node's applied state held it when it prepared
+/// the action. It travels inside the action, so approvers review the change against it (every
+/// approver the same text, under the digest they sign), and every replica checks it again when
+/// applying: an action whose prior no longer holds (a stale or lying proposing node, or a
+/// change applied meanwhile) fails and changes nothing.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Prior<T> {
+    /// Not recorded: the action is in its older encoding, from a signer that did not record
+    /// what it replaces. Nothing is checked; the review says so.
+    Unrecorded,
+    /// What the applied state held.
+    Recorded(T),
 }
 
 /// The key of an admin to enroll, as the action carries it.
@@ -133,31 +172,21 @@ impl Action {
     pub fn describe(&self) -> String {
         match self {
             Action::AddKey(r) => format!(
-                "add {} {} key {:?} with public key 0x{}",
+                "add {} {} key {:?} with public key {}",
                 r.origin,
                 r.profile,
                 r.key_id,
-                hex::encode(&r.public_key)
+                public_key_text(r.profile, &r.public_key)
             ),
             Action::SetKeyState { key_id, state } => format!("set key {key_id:?} to {state}"),
             Action::RotateKek(items) => {
                 let keys: Vec<&str> = items.iter().map(|r| r.key_id.as_str()).collect();
                 format!("re-wrap {} key(s) under the current KEK: {}", items.len(), keys.join(", "))
             }
-            Action::GrantClient { identity, grant } => {
-                let keys: Vec<&str> = grant.keys.iter().map(String::as_str).collect();
-                let profiles: Vec<&str> = grant.profiles.iter().map(|p| p.name()).collect();
-                let rate = match grant.rate_limit {
-                    Some(r) => format!("{}/s, burst {}", r.per_second, r.burst),
-                    None => "unlimited".to_owned(),
-                };
-                format!(
-                    "grant client {identity:?} keys [{}] profiles [{}] rate {rate}",
-                    keys.join(", "),
-                    profiles.join(", ")
-                )
-            }
-            Action::RevokeClient { identity } => format!("revoke client {identity:?}"),
+            Action::GrantClient {
+                identity, grant, ..
+            } => format!("grant client {identity:?} {}", grant.describe()),
+            Action::RevokeClient { identity, .. } => format!("revoke client {identity:?}"),
             Action::EnrollAdmin { name, key } => {
                 format!("enroll admin {name:?} with {}", key.describe())
             }
@@ -170,18 +199,33 @@ impl Action {
                 p.challenge_ttl_ms / 1000
             ),
             Action::ImportProtection {
-                interchange,
+                interchange: text,
                 minify,
-            } => format!(
-                "import slashing-protection interchange ({} bytes{})",
-                interchange.len(),
-                if *minify { ", minified" } else { "" }
-            ),
+                ..
+            } => {
+                let minified = if *minify { ", minified" } else { "" };
+                match interchange::parse(text) {
+                    Ok(doc) => format!(
+                        "import slashing-protection interchange for genesis validators root {}: \
+                         {} validator(s), {} block and {} attestation record(s){minified}",
+                        doc.genesis_validators_root,
+                        doc.merged().len(),
+                        doc.data.iter().map(|v| v.signed_blocks.len()).sum::<usize>(),
+                        doc.data.iter().map(|v| v.signed_attestations.len()).sum::<usize>(),
+                    ),
+                    Err(e) => format!(
+                        "import a slashing-protection interchange that does not parse ({} \
+                         bytes{minified}): {e}",
+                        text.len()
+                    ),
+                }
+            }
             Action::Pause => "pause all signing".to_owned(),
             Action::Resume => "resume signing".to_owned(),
             Action::CompactAudit { up_to_seq } => format!(
                 "compact the audit log: drop records up to {up_to_seq} (export them first)"
             ),
+            Action::RevokeCertificate { fingerprint, certificate } => format!("revoke certificate sha256 {fingerprint} ({})", describe_certificate(certificate)),
         }
     }
 }

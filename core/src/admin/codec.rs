@@ -17,9 +17,10 @@
 //! - a typed action travels only inside a [`CanonicalAction`], made only by decoding bytes,
 //!   so no code path can hold an action that differs from the bytes approvers signed.
 
-use crate::admin::action::EnrollKey;
-use crate::admin::{Action, AdminRecord, ClientGrant, Policy, RateLimit};
+use crate::admin::action::{EnrollKey, Prior};
+use crate::admin::{Action, AdminRecord, ClientGrant, Fingerprint, Policy, RateLimit};
 use crate::pb;
+use crate::protection::interchange::review::RecordSeen;
 use crate::registry::{KeyRecord, KeyState, Rewrap};
 use crate::sealed::{KekRef, SealedKey};
 use prost::Message;
@@ -114,8 +115,24 @@ fn action_to_pb(action: &Action) -> pb::AdminAction {
                 })
                 .collect(),
         }),
-        Action::GrantClient { identity, grant } => A::GrantClient(grant_to_pb(identity, grant)),
-        Action::RevokeClient { identity } => A::RevokeClient(identity.clone()),
+        Action::GrantClient {
+            identity,
+            grant,
+            prior,
+        } => match prior {
+            Prior::Recorded(previous) => A::GrantClientChecked(pb::GrantClientAction {
+                grant: Some(grant_to_pb(identity, grant)),
+                previous: previous.as_ref().map(|g| grant_to_pb(identity, g)),
+            }),
+            Prior::Unrecorded => A::GrantClient(grant_to_pb(identity, grant)),
+        },
+        Action::RevokeClient { identity, prior } => match prior {
+            Prior::Recorded(previous) => A::RevokeClientChecked(pb::RevokeClientAction {
+                identity: identity.clone(),
+                previous: Some(grant_to_pb(identity, previous)),
+            }),
+            Prior::Unrecorded => A::RevokeClient(identity.clone()),
+        },
         Action::EnrollAdmin { name, key } => A::EnrollAdmin(pb::EnrollAdminRequest {
             name: name.clone(),
             key: Some(match key {
@@ -136,13 +153,28 @@ fn action_to_pb(action: &Action) -> pb::AdminAction {
         Action::ImportProtection {
             interchange,
             minify,
-        } => A::ImportProtection(pb::ImportProtectionRequest {
-            interchange_json: interchange.clone(),
-            minify: *minify,
-        }),
+            prior,
+        } => match prior {
+            Prior::Recorded(seen) => A::ImportProtectionChecked(pb::ImportProtectionAction {
+                interchange_json: interchange.clone(),
+                minify: *minify,
+                seen: seen.iter().map(seen_to_pb).collect(),
+            }),
+            Prior::Unrecorded => A::ImportProtection(pb::ImportProtectionRequest {
+                interchange_json: interchange.clone(),
+                minify: *minify,
+            }),
+        },
         Action::Pause => A::Pause(pb::PauseRequest {}),
         Action::Resume => A::Resume(pb::ResumeRequest {}),
         Action::CompactAudit { up_to_seq } => A::CompactAudit(*up_to_seq),
+        Action::RevokeCertificate {
+            fingerprint,
+            certificate,
+        } => A::RevokeCertificate(pb::RevokeCertificateAction {
+            fingerprint: fingerprint.0.to_vec(),
+            certificate: certificate.clone(),
+        }),
     };
     pb::AdminAction { action: Some(a) }
 }
@@ -184,9 +216,55 @@ fn action_from_pb(pb: pb::AdminAction) -> Result<Action, CodecError> {
         ),
         A::GrantClient(g) => {
             let (identity, grant) = grant_from_pb(g)?;
-            Action::GrantClient { identity, grant }
+            Action::GrantClient {
+                identity,
+                grant,
+                prior: Prior::Unrecorded,
+            }
         }
-        A::RevokeClient(identity) => Action::RevokeClient { identity },
+        A::GrantClientChecked(g) => {
+            let (identity, grant) = grant_from_pb(
+                g.grant
+                    .ok_or_else(|| err("grant_client_checked.grant: missing"))?,
+            )?;
+            let previous = match g.previous {
+                Some(p) => {
+                    let (named, previous) = grant_from_pb(p)?;
+                    if named != identity {
+                        return Err(err(format!(
+                            "grant_client_checked.previous: names {named:?}, not {identity:?}"
+                        )));
+                    }
+                    Some(previous)
+                }
+                None => None,
+            };
+            Action::GrantClient {
+                identity,
+                grant,
+                prior: Prior::Recorded(previous),
+            }
+        }
+        A::RevokeClient(identity) => Action::RevokeClient {
+            identity,
+            prior: Prior::Unrecorded,
+        },
+        A::RevokeClientChecked(r) => {
+            let (named, previous) = grant_from_pb(
+                r.previous
+                    .ok_or_else(|| err("revoke_client_checked.previous: missing"))?,
+            )?;
+            if named != r.identity {
+                return Err(err(format!(
+                    "revoke_client_checked.previous: names {named:?}, not {:?}",
+                    r.identity
+                )));
+            }
+            Action::RevokeClient {
+                identity: r.identity,
+                prior: Prior::Recorded(previous),
+            }
+        }
         A::EnrollAdmin(e) => {
             use pb::enroll_admin_request::Key;
             let key = match e.key.ok_or_else(|| err("enroll_admin.key: missing"))? {
@@ -205,11 +283,79 @@ fn action_from_pb(pb: pb::AdminAction) -> Result<Action, CodecError> {
         A::ImportProtection(i) => Action::ImportProtection {
             interchange: i.interchange_json,
             minify: i.minify,
+            prior: Prior::Unrecorded,
+        },
+        A::ImportProtectionChecked(i) => Action::ImportProtection {
+            interchange: i.interchange_json,
+            minify: i.minify,
+            prior: Prior::Recorded(
+                i.seen
+                    .iter()
+                    .enumerate()
+                    .map(|(n, v)| seen_from_pb(n, v))
+                    .collect::<Result<_, _>>()?,
+            ),
         },
         A::Pause(_) => Action::Pause,
         A::Resume(_) => Action::Resume,
         A::CompactAudit(up_to_seq) => Action::CompactAudit { up_to_seq },
+        A::RevokeCertificate(r) => Action::RevokeCertificate {
+            fingerprint: fingerprint_from_pb(&r.fingerprint)?,
+            certificate: r.certificate,
+        },
     })
+}
+
+/// A fingerprint field: exactly 32 bytes.
+pub fn fingerprint_from_pb(bytes: &[u8]) -> Result<Fingerprint, CodecError> {
+    <[u8; 32]>::try_from(bytes).map(Fingerprint).map_err(|_| {
+        err(format!(
+            "revoke_certificate.fingerprint: expected 32 bytes (SHA-256), got {}",
+            bytes.len()
+        ))
+    })
+}
+
+/// A validator's record as an import's proposal saw it, as its protobuf message.
+fn seen_to_pb(seen: &Option<RecordSeen>) -> pb::ValidatorSeen {
+    let Some(r) = seen else {
+        return pb::ValidatorSeen::default();
+    };
+    let (has_block, (block_slot, block_root)) = (r.block.is_some(), r.block.unwrap_or_default());
+    let (has_attestation, (source_epoch, target_epoch, attestation_root)) =
+        (r.attestation.is_some(), r.attestation.unwrap_or_default());
+    pb::ValidatorSeen {
+        known: true,
+        has_block,
+        block_slot,
+        block_root,
+        has_attestation,
+        source_epoch,
+        target_epoch,
+        attestation_root,
+    }
+}
+
+/// The record of `seen[n]`; a field set beside an absent part is refused, so one record has
+/// one encoding.
+fn seen_from_pb(n: usize, v: &pb::ValidatorSeen) -> Result<Option<RecordSeen>, CodecError> {
+    let stray = (!v.has_block && (v.block_slot != 0 || v.block_root))
+        || (!v.has_attestation
+            && (v.source_epoch != 0 || v.target_epoch != 0 || v.attestation_root))
+        || (!v.known && (v.has_block || v.has_attestation));
+    if stray {
+        return Err(err(format!(
+            "import_protection_checked.seen[{n}]: a field is set beside an absent record"
+        )));
+    }
+    Ok(v.known.then_some(RecordSeen {
+        block: v.has_block.then_some((v.block_slot, v.block_root)),
+        attestation: v.has_attestation.then_some((
+            v.source_epoch,
+            v.target_epoch,
+            v.attestation_root,
+        )),
+    }))
 }
 
 /// `active` | `disabled` | `deleted`.
@@ -303,6 +449,15 @@ mod tests {
             .verifying_key()
             .to_bytes()
             .to_vec();
+        let grant = ClientGrant {
+            keys: ["a".to_owned(), "b".to_owned()].into(),
+            profiles: [Profile::Eth2, Profile::Espresso].into(),
+            rate_limit: Some(RateLimit {
+                per_second: 5,
+                burst: 9,
+            }),
+            raw_roots: true,
+        };
         let actions = vec![
             Action::SetKeyState {
                 key_id: "k".into(),
@@ -311,18 +466,30 @@ mod tests {
             Action::RotateKek(vec![]),
             Action::GrantClient {
                 identity: "seq-1".into(),
-                grant: ClientGrant {
-                    keys: ["a".to_owned(), "b".to_owned()].into(),
-                    profiles: [Profile::Eth2, Profile::Espresso].into(),
-                    rate_limit: Some(RateLimit {
-                        per_second: 5,
-                        burst: 9,
-                    }),
-                    raw_roots: true,
-                },
+                grant: grant.clone(),
+                prior: Prior::Unrecorded,
+            },
+            Action::GrantClient {
+                identity: "seq-1".into(),
+                grant: grant.clone(),
+                prior: Prior::Recorded(None),
+            },
+            Action::GrantClient {
+                identity: "seq-1".into(),
+                grant: grant.clone(),
+                prior: Prior::Recorded(Some(ClientGrant {
+                    raw_roots: false,
+                    rate_limit: None,
+                    ..grant.clone()
+                })),
             },
             Action::RevokeClient {
                 identity: "seq-1".into(),
+                prior: Prior::Unrecorded,
+            },
+            Action::RevokeClient {
+                identity: "seq-1".into(),
+                prior: Prior::Recorded(grant.clone()),
             },
             Action::EnrollAdmin {
                 name: "admin-x".into(),
@@ -344,10 +511,40 @@ mod tests {
             Action::ImportProtection {
                 interchange: "{}".into(),
                 minify: true,
+                prior: Prior::Unrecorded,
+            },
+            Action::ImportProtection {
+                interchange: "{}".into(),
+                minify: false,
+                prior: Prior::Recorded(vec![]),
+            },
+            Action::ImportProtection {
+                interchange: "{}".into(),
+                minify: false,
+                prior: Prior::Recorded(vec![
+                    None,
+                    Some(RecordSeen::default()),
+                    Some(RecordSeen {
+                        block: Some((0, false)),
+                        attestation: Some((3, 4, true)),
+                    }),
+                    Some(RecordSeen {
+                        block: Some((9, true)),
+                        attestation: None,
+                    }),
+                ]),
             },
             Action::Pause,
             Action::Resume,
             Action::CompactAudit { up_to_seq: 42 },
+            Action::RevokeCertificate {
+                fingerprint: Fingerprint([7; 32]),
+                certificate: vec![0x30, 5, 6],
+            },
+            Action::RevokeCertificate {
+                fingerprint: Fingerprint([8; 32]),
+                certificate: Vec::new(),
+            },
         ];
         for action in actions {
             let bytes = encode_action(&action);
@@ -387,5 +584,86 @@ mod tests {
         field6.extend(inner);
         assert!(decode_action(&field6).is_err());
         assert!(describe_bytes(&field6).starts_with("undecodable action"));
+        // A revocation names exactly 32 bytes.
+        let short = pb::AdminAction {
+            action: Some(pb::admin_action::Action::RevokeCertificate(
+                pb::RevokeCertificateAction {
+                    fingerprint: vec![1; 31],
+                    certificate: Vec::new(),
+                },
+            )),
+        };
+        assert_eq!(
+            decode_action(&short.encode_to_vec())
+                .unwrap_err()
+                .to_string(),
+            "admin action: revoke_certificate.fingerprint: expected 32 bytes (SHA-256), got 31"
+        );
+    }
+
+    /// The checked forms decode to one meaning only: a record field set beside an absent
+    /// record, a missing grant, or a previous grant of another identity are refused.
+    #[test]
+    fn checked_forms_refuse_ambiguous_or_incomplete_priors() {
+        use pb::admin_action::Action as A;
+        let refused = |a: A| {
+            decode_action(&pb::AdminAction { action: Some(a) }.encode_to_vec())
+                .unwrap_err()
+                .to_string()
+        };
+        let import = |seen: pb::ValidatorSeen| {
+            A::ImportProtectionChecked(pb::ImportProtectionAction {
+                interchange_json: "{}".into(),
+                minify: false,
+                seen: vec![pb::ValidatorSeen::default(), seen],
+            })
+        };
+        let stray = "admin action: import_protection_checked.seen[1]: a field is set beside an \
+                     absent record";
+        for seen in [
+            pb::ValidatorSeen {
+                has_block: true,
+                ..Default::default()
+            },
+            pb::ValidatorSeen {
+                known: true,
+                block_slot: 3,
+                ..Default::default()
+            },
+            pb::ValidatorSeen {
+                known: true,
+                attestation_root: true,
+                ..Default::default()
+            },
+        ] {
+            assert_eq!(refused(import(seen)), stray);
+        }
+        let g = |identity: &str| pb::ClientGrant {
+            identity: identity.into(),
+            keys: vec!["*".into()],
+            profiles: vec!["eth2".into()],
+            ..Default::default()
+        };
+        assert_eq!(
+            refused(A::GrantClientChecked(pb::GrantClientAction {
+                grant: None,
+                previous: None,
+            })),
+            "admin action: grant_client_checked.grant: missing"
+        );
+        assert_eq!(
+            refused(A::GrantClientChecked(pb::GrantClientAction {
+                grant: Some(g("seq-1")),
+                previous: Some(g("seq-2")),
+            })),
+            "admin action: grant_client_checked.previous: names \"seq-2\", not \"seq-1\""
+        );
+        assert_eq!(
+            refused(A::RevokeClientChecked(pb::RevokeClientAction {
+                identity: "seq-1".into(),
+                previous: None,
+            })),
+            "admin action: revoke_client_checked.previous: missing"
+        );
     }
 }

@@ -3,9 +3,11 @@
 //! inside the replicated commands, so every replica reaches the same state.
 //!
 //! Owns: [`AdminRecord`], [`Policy`], client access grants ([`ClientGrant`]), the action
-//! vocabulary ([`action::Action`]) and its one canonical encoding ([`codec`]), the approval
-//! statement and its signature check ([`approval`]), attestation checks ([`attestation`]) and
-//! the replicated admin state with its tally ([`state::AdminState`]).
+//! vocabulary ([`action::Action`]), what approvers read of an action ([`review`]) and its one
+//! canonical encoding ([`codec`]), the approval
+//! statement and its signature check ([`approval`]), attestation checks ([`attestation`]),
+//! revoked certificates ([`revocation`]) and the replicated admin state with its tally
+//! ([`state::AdminState`]).
 //! Must not: touch keys, storage or the network; sign anything; read protobuf types outside
 //! [`codec`] (whose bytes *are* the protobuf `signer.v1.AdminAction`; the service converts
 //! every other wire type).
@@ -14,14 +16,17 @@ pub mod action;
 pub mod approval;
 pub mod attestation;
 pub mod codec;
+pub mod review;
+pub mod revocation;
 pub mod state;
 
 use crate::protection::Profile;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeSet;
 
-pub use action::{Action, EnrollKey};
+pub use action::{Action, EnrollKey, Prior};
 pub use approval::ApproverKey;
+pub use revocation::{certificate_identity, Fingerprint, RevokedCertificate};
 pub use state::{AdminCommand, AdminOutcome, AdminRefusal, AdminState};
 
 /// What an admin's key attestation proved at enrollment (absent for development keys).
@@ -136,6 +141,38 @@ pub enum AccessDenied {
 }
 
 impl ClientGrant {
+    /// The grant in words: `keys [a, b] profiles [eth2] rate 5/s, burst 9`, and `raw-roots`
+    /// when the client is trusted to send eth2 signing roots.
+    pub fn describe(&self) -> String {
+        format!(
+            "keys [{}] profiles [{}] rate {}{}",
+            self.keys_text(),
+            self.profiles_text(),
+            self.rate_text(),
+            if self.raw_roots { " raw-roots" } else { "" }
+        )
+    }
+
+    /// The key ids, comma-separated.
+    pub fn keys_text(&self) -> String {
+        let keys: Vec<&str> = self.keys.iter().map(String::as_str).collect();
+        keys.join(", ")
+    }
+
+    /// The profiles, comma-separated.
+    pub fn profiles_text(&self) -> String {
+        let profiles: Vec<&str> = self.profiles.iter().map(|p| p.name()).collect();
+        profiles.join(", ")
+    }
+
+    /// `5/s, burst 9` or `unlimited`.
+    pub fn rate_text(&self) -> String {
+        match self.rate_limit {
+            Some(r) => format!("{}/s, burst {}", r.per_second, r.burst),
+            None => "unlimited".to_owned(),
+        }
+    }
+
     /// Whether this grant lets `client` sign with `key_id` under `profile`.
     pub fn check(&self, client: &str, key_id: &str, profile: Profile) -> Result<(), AccessDenied> {
         if !self.keys.contains(ALL_KEYS) && !self.keys.contains(key_id) {

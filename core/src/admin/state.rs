@@ -4,6 +4,8 @@
 //! Owns: [`AdminState`], [`AdminCommand`], [`AdminOutcome`]. Must not: read a clock or RNG
 //! (times and challenge ids are in the commands), or apply key and protection actions (the
 //! replica's state machine does, when [`AdminState::approve`] reports the threshold reached).
+//! Revocations are recorded here ([`AdminState::revoked`]); the node checks callers against
+//! them.
 //!
 //! To ensure correctness:
 //! - a challenge keeps only the action's canonical bytes; what executes is what those bytes
@@ -19,6 +21,11 @@
 //!   approvals; each key counts once;
 //! - an enrollment of a YubiKey admin verifies the attestation chain against the replicated
 //!   roots when applied, and the admin's key is the one in the verified slot certificate;
+//! - a grant or revocation that carries the identity's grant when proposed ([`Prior`]) is
+//!   refused, at proposal and when the threshold is reached, once that is not the grant: what
+//!   the approvers reviewed as the change is the change, or nothing happens;
+//! - a decided challenge keeps the threshold its approvals met and who they were
+//!   ([`Decided`]), whatever the policy becomes;
 //! - a refusal changes nothing.
 //!
 //! Times (`at_ms`) are the proposing leader's clock, carried in the Raft entry.
@@ -26,7 +33,10 @@
 use super::action::EnrollKey;
 use super::approval::{self, ApprovalError};
 use super::codec::CanonicalAction;
-use super::{attestation, valid_name, Action, AdminRecord, ApproverKey, ClientGrant, Policy};
+use super::revocation::{certificate_identity, Fingerprint, RevokedCertificate};
+use super::{
+    attestation, valid_name, Action, AdminRecord, ApproverKey, ClientGrant, Policy, Prior,
+};
 use crate::protection::ethereum::Root;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
@@ -39,25 +49,85 @@ const MAX_PENDING: usize = 256;
 /// Challenge lifetimes a policy may set.
 const TTL_RANGE_MS: std::ops::RangeInclusive<u64> = 1_000..=7 * 24 * 60 * 60 * 1000;
 
-/// Where a challenge stands.
+/// Where a challenge stands. (Stored: the variants are in their stored order, new ones last,
+/// so stored statuses of every format decode.)
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub enum ChallengeStatus {
     /// Collecting approvals.
     Pending,
-    /// Approved and applied.
+    /// Approved and applied, decided by a signer that did not record the threshold (new
+    /// decisions are [`ChallengeStatus::ExecutedUnder`]).
     Executed {
         /// When (leader time, ms since the Unix epoch).
         at_ms: u64,
         /// What applying did, in words.
         detail: String,
     },
-    /// Approved, but applying it was refused (e.g. the key id was taken meanwhile).
+    /// Approved, but applying it was refused, decided by a signer that did not record the
+    /// threshold (new decisions are [`ChallengeStatus::FailedUnder`]).
     Failed {
         /// When.
         at_ms: u64,
         /// Why.
         reason: String,
     },
+    /// Approved and applied.
+    ExecutedUnder {
+        /// When, under which threshold, by whom.
+        decided: Decided,
+        /// What applying did, in words.
+        detail: String,
+    },
+    /// Approved, but applying it was refused (e.g. the key id was taken meanwhile).
+    FailedUnder {
+        /// When, under which threshold, by whom.
+        decided: Decided,
+        /// Why.
+        reason: String,
+    },
+}
+
+/// How a challenge was decided: by the approval that met the policy's threshold then.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Decided {
+    /// When (leader time, ms since the Unix epoch).
+    pub at_ms: u64,
+    /// The policy's threshold when the challenge was decided (a later policy change does not
+    /// change it).
+    pub threshold: u32,
+    /// The admins whose approvals counted then.
+    pub approvers: Vec<String>,
+}
+
+impl ChallengeStatus {
+    /// `pending`, `executed` or `failed`.
+    pub fn word(&self) -> &'static str {
+        match self {
+            ChallengeStatus::Pending => "pending",
+            ChallengeStatus::Executed { .. } | ChallengeStatus::ExecutedUnder { .. } => "executed",
+            ChallengeStatus::Failed { .. } | ChallengeStatus::FailedUnder { .. } => "failed",
+        }
+    }
+
+    /// What executing did, or why it failed; empty while pending.
+    pub fn detail(&self) -> &str {
+        match self {
+            ChallengeStatus::Pending => "",
+            ChallengeStatus::Executed { detail, .. }
+            | ChallengeStatus::ExecutedUnder { detail, .. } => detail,
+            ChallengeStatus::Failed { reason, .. }
+            | ChallengeStatus::FailedUnder { reason, .. } => reason,
+        }
+    }
+
+    /// How it was decided, when the signer that decided it recorded that.
+    pub fn decided(&self) -> Option<&Decided> {
+        match self {
+            ChallengeStatus::ExecutedUnder { decided, .. }
+            | ChallengeStatus::FailedUnder { decided, .. } => Some(decided),
+            _ => None,
+        }
+    }
 }
 
 /// One recorded approval.
@@ -290,6 +360,8 @@ pub enum Tally {
     Reached {
         /// Counted approvers.
         approvers: Vec<String>,
+        /// The threshold they met (the policy's now, before the action applies).
+        threshold: u32,
         /// The approved action: what the challenge's bytes decode to.
         action: Action,
     },
@@ -319,9 +391,19 @@ pub struct AdminState {
     /// must name it.
     #[serde(default)]
     pub genesis_validators_root: Option<Root>,
+    /// Revoked certificates by fingerprint ([`Fingerprint::to_hex`]): refused on every
+    /// authenticated call. Added in format 2; format-1 state upgrades with none
+    /// ([`crate::state::upgrade`]).
+    #[serde(default)]
+    pub revoked: BTreeMap<String, RevokedCertificate>,
 }
 
 impl AdminState {
+    /// The revocation of the certificate with this fingerprint, if the admins revoked it.
+    pub fn revocation(&self, fingerprint: &Fingerprint) -> Option<&RevokedCertificate> {
+        self.revoked.get(&fingerprint.to_hex())
+    }
+
     /// Set the initial state.
     pub fn bootstrap(&mut self, b: &Bootstrap) -> Result<(), AdminRefusal> {
         if self.bootstrapped {
@@ -449,7 +531,11 @@ impl AdminState {
         );
         let approvers = challenge.counted(admins);
         if approvers.len() >= threshold as usize {
-            Ok(Tally::Reached { approvers, action })
+            Ok(Tally::Reached {
+                approvers,
+                threshold,
+                action,
+            })
         } else {
             Ok(Tally::Pending {
                 approvers,
@@ -458,16 +544,17 @@ impl AdminState {
         }
     }
 
-    /// Record how applying an approved action went; the challenge is decided for good.
-    pub fn finish(&mut self, id: &[u8; 32], at_ms: u64, result: &Result<String, String>) {
+    /// Record how applying an approved action went, and how it was `decided`; the challenge
+    /// is decided for good.
+    pub fn finish(&mut self, id: &[u8; 32], decided: Decided, result: &Result<String, String>) {
         if let Some(c) = self.challenges.get_mut(&hex::encode(id)) {
             c.status = match result {
-                Ok(detail) => ChallengeStatus::Executed {
-                    at_ms,
+                Ok(detail) => ChallengeStatus::ExecutedUnder {
+                    decided,
                     detail: detail.clone(),
                 },
-                Err(reason) => ChallengeStatus::Failed {
-                    at_ms,
+                Err(reason) => ChallengeStatus::FailedUnder {
+                    decided,
                     reason: reason.clone(),
                 },
             };
@@ -478,15 +565,27 @@ impl AdminState {
     /// return `Ok` with a note and are applied by the state machine.
     pub fn execute(&mut self, action: &Action) -> Result<String, AdminRefusal> {
         match action {
-            Action::GrantClient { identity, grant } => {
+            Action::GrantClient {
+                identity,
+                grant,
+                prior,
+            } => {
                 check_grant(identity, grant)?;
+                if let Prior::Recorded(previous) = prior {
+                    self.check_grant_unchanged(identity, previous.as_ref())?;
+                }
                 self.clients.insert(identity.clone(), grant.clone());
                 Ok(format!("client {identity:?} granted"))
             }
-            Action::RevokeClient { identity } => match self.clients.remove(identity) {
-                Some(_) => Ok(format!("client {identity:?} revoked")),
-                None => Err(invalid(format!("client {identity:?} has no grant"))),
-            },
+            Action::RevokeClient { identity, prior } => {
+                if let Prior::Recorded(previous) = prior {
+                    self.check_grant_unchanged(identity, Some(previous))?;
+                }
+                match self.clients.remove(identity) {
+                    Some(_) => Ok(format!("client {identity:?} revoked")),
+                    None => Err(invalid(format!("client {identity:?} has no grant"))),
+                }
+            }
             Action::EnrollAdmin { name, key } => {
                 let admin = self.admission(name, key)?;
                 self.enroll(&admin)?;
@@ -528,12 +627,76 @@ impl AdminState {
                 self.paused = false;
                 Ok("signing resumed".to_owned())
             }
+            Action::RevokeCertificate {
+                fingerprint,
+                certificate,
+            } => self.revoke(fingerprint, certificate),
             Action::AddKey(_)
             | Action::SetKeyState { .. }
             | Action::RotateKek(_)
             | Action::ImportProtection { .. }
             | Action::CompactAudit { .. } => Ok(String::new()),
         }
+    }
+
+    /// Record a revocation. A certificate that comes with it must have the fingerprint, and
+    /// its identity is recorded; a fingerprint already revoked is refused (nothing would
+    /// change).
+    fn revoke(
+        &mut self,
+        fingerprint: &Fingerprint,
+        certificate: &[u8],
+    ) -> Result<String, AdminRefusal> {
+        let key = fingerprint.to_hex();
+        if self.revoked.contains_key(&key) {
+            return Err(invalid(format!(
+                "certificate sha256 {key} is already revoked"
+            )));
+        }
+        let identity = if certificate.is_empty() {
+            None
+        } else {
+            if Fingerprint::of(certificate) != *fingerprint {
+                return Err(invalid(format!(
+                    "the certificate given has sha256 {}, not the fingerprint {key} to revoke",
+                    Fingerprint::of(certificate)
+                )));
+            }
+            Some(certificate_identity(certificate).ok_or_else(|| {
+                invalid(format!(
+                    "the certificate given for sha256 {key} is not a certificate naming an identity"
+                ))
+            })?)
+        };
+        let detail = match &identity {
+            Some(name) => format!("certificate sha256 {key} of {name:?} revoked"),
+            None => format!("certificate sha256 {key} revoked"),
+        };
+        self.revoked.insert(key, RevokedCertificate { identity });
+        Ok(detail)
+    }
+
+    /// Refuse a grant change reviewed against `reviewed` (the identity's grant when it was
+    /// proposed) once the identity's grant is another: the approvers' diff would be wrong.
+    fn check_grant_unchanged(
+        &self,
+        identity: &str,
+        reviewed: Option<&ClientGrant>,
+    ) -> Result<(), AdminRefusal> {
+        let now = self.clients.get(identity);
+        if now == reviewed {
+            return Ok(());
+        }
+        let text = |g: Option<&ClientGrant>| match g {
+            Some(g) => g.describe(),
+            None => "no grant".to_owned(),
+        };
+        Err(invalid(format!(
+            "client {identity:?}'s grant is not the one this change was reviewed against \
+             ({}); it is now {}: propose the change again",
+            text(reviewed),
+            text(now)
+        )))
     }
 
     /// The record an enrollment would add: a development key as given, or a YubiKey key read
@@ -667,11 +830,11 @@ fn check_policy(p: &Policy, admins: &BTreeMap<String, AdminRecord>) -> Result<()
 
 /// Roots for state and bootstraps written before the roots were replicated: Yubico's public
 /// roots, shipped in the binary.
-fn legacy_roots() -> Vec<Vec<u8>> {
+pub(crate) fn legacy_roots() -> Vec<Vec<u8>> {
     attestation::yubico_roots()
 }
 
-mod hex_list {
+pub(crate) mod hex_list {
     use serde::{Deserialize, Deserializer, Serializer};
 
     pub fn serialize<S: Serializer>(items: &[Vec<u8>], s: S) -> Result<S::Ok, S::Error> {

@@ -270,15 +270,39 @@ impl AuditEvent {
         }
     }
 
-    /// The result word used by filters: a sign outcome name, `denied` for access denials,
-    /// `failed` for KMS failures, `ok` or the refusal for admin and key changes.
+    /// The result word used by filters, one of [`RESULT_WORDS`]: a sign outcome name,
+    /// `denied` for access denials, `failed` for KMS failures, the first word of an admin
+    /// result (`open`, `pending`, `executed`, `failed`, `refused`, `ok`), else `ok`.
     pub fn result(&self) -> &str {
         match self {
             AuditEvent::Sign(d) => d.outcome.name(),
-            AuditEvent::Admin { result, .. } | AuditEvent::KeyChange { result, .. } => result,
+            AuditEvent::Admin { result, .. } | AuditEvent::KeyChange { result, .. } => {
+                first_word(result)
+            }
             AuditEvent::Node(NodeEvent::AccessDenied { .. }) => "denied",
             AuditEvent::Node(NodeEvent::KmsFailure { .. }) => "failed",
             _ => "ok",
         }
     }
+}
+
+/// Every word [`AuditEvent::result`] can return: the values `audit tail --result` accepts.
+pub const RESULT_WORDS: [&str; 11] = [
+    "signed",
+    "resigned",
+    "refused",
+    "key_inactive",
+    "paused",
+    "denied",
+    "failed",
+    "ok",
+    "open",
+    "pending",
+    "executed",
+];
+
+/// The first word of an admin result text (`executed: …`, `open, needs 2 approval(s)`,
+/// `pending (1 of 2)`).
+fn first_word(text: &str) -> &str {
+    text.split([':', ',', ' ', '(']).next().unwrap_or(text)
 }

@@ -193,7 +193,11 @@ pub fn evaluate_block(prev: Option<&BlockMark>, slot: u64, root: Root) -> Verdic
         if prev.signing_root == Some(root) {
             return Verdict::SameData;
         }
-        return Verdict::Deny(Violation::DoubleBlockProposal { slot });
+        return Verdict::Deny(Violation::DoubleBlockProposal {
+            slot,
+            signed_root: prev.signing_root,
+            requested_root: root,
+        });
     }
     if slot < prev.slot {
         return Verdict::Deny(Violation::BlockSlotNotAboveWatermark {
@@ -234,6 +238,10 @@ pub fn evaluate_attestation(
         }
         return Verdict::Deny(Violation::DoubleVote {
             target: target_epoch,
+            signed_source: prev.source_epoch,
+            signed_root: prev.signing_root,
+            requested_source: source_epoch,
+            requested_root: root,
         });
     }
     if source_epoch < prev.source_epoch {
@@ -385,7 +393,13 @@ mod tests {
             (attestation(2, 5, 1), Decision::Resign),
             (
                 attestation(2, 5, 2),
-                refused(Violation::DoubleVote { target: 5 }),
+                refused(Violation::DoubleVote {
+                    target: 5,
+                    signed_source: 2,
+                    signed_root: Some(FixedBytes([1; 32])),
+                    requested_source: 2,
+                    requested_root: FixedBytes([2; 32]),
+                }),
             ),
             (
                 attestation(1, 6, 3),
@@ -420,7 +434,13 @@ mod tests {
         state.raise_attestation_watermarks(pubkey, 5, 11);
         assert_eq!(
             state.decide(&attestation(5, 11, 1)),
-            Decision::Refuse(Violation::DoubleVote { target: 11 })
+            Decision::Refuse(Violation::DoubleVote {
+                target: 11,
+                signed_source: 5,
+                signed_root: None,
+                requested_source: 5,
+                requested_root: FixedBytes([1; 32]),
+            })
         );
         // An import at the signed target itself: the import's vote there is unknown, so even
         // the identical vote is refused from then on.
@@ -429,7 +449,13 @@ mod tests {
         state.raise_attestation_watermarks(pubkey, 5, 10);
         assert_eq!(
             state.decide(&attestation(5, 10, 1)),
-            Decision::Refuse(Violation::DoubleVote { target: 10 })
+            Decision::Refuse(Violation::DoubleVote {
+                target: 10,
+                signed_source: 5,
+                signed_root: None,
+                requested_source: 5,
+                requested_root: FixedBytes([1; 32]),
+            })
         );
     }
 
@@ -530,13 +556,22 @@ mod tests {
                 Some(block(5, Some(r(1)))),
                 5,
                 r(2),
-                Verdict::Deny(DoubleBlockProposal { slot: 5 }),
+                Verdict::Deny(DoubleBlockProposal {
+                    slot: 5,
+                    signed_root: Some(r(1)),
+                    requested_root: r(2),
+                }),
             ),
+            // an imported slot has no root: even the root the file named is refused there
             (
                 Some(block(5, None)),
                 5,
                 r(1),
-                Verdict::Deny(DoubleBlockProposal { slot: 5 }),
+                Verdict::Deny(DoubleBlockProposal {
+                    slot: 5,
+                    signed_root: None,
+                    requested_root: r(1),
+                }),
             ),
             (
                 Some(block(5, Some(r(1)))),
@@ -570,6 +605,15 @@ mod tests {
     fn attestation_rule_case_table() {
         use Violation::*;
         let p = Some(att(10, 20, Some(r(1))));
+        // A double vote for target 20: the recorded source and root, the requested ones.
+        let double =
+            |signed_source, signed_root: Option<u8>, requested_source, requested| DoubleVote {
+                target: 20,
+                signed_source,
+                signed_root: signed_root.map(r),
+                requested_source,
+                requested_root: r(requested),
+            };
         type Case = (
             Option<AttestationMark>,
             u64,
@@ -616,10 +660,10 @@ mod tests {
                 },
             ),
             (p, 10, 20, r(1), Verdict::SameData),
-            (p, 10, 20, r(2), Verdict::Deny(DoubleVote { target: 20 })),
-            (p, 11, 20, r(2), Verdict::Deny(DoubleVote { target: 20 })),
+            (p, 10, 20, r(2), Verdict::Deny(double(10, Some(1), 10, 2))),
+            (p, 11, 20, r(2), Verdict::Deny(double(10, Some(1), 11, 2))),
             // same target and root but another source is not a repeat
-            (p, 11, 20, r(1), Verdict::Deny(DoubleVote { target: 20 })),
+            (p, 11, 20, r(1), Verdict::Deny(double(10, Some(1), 11, 1))),
             // would surround 10→20
             (
                 p,
@@ -647,7 +691,7 @@ mod tests {
                 10,
                 20,
                 r(1),
-                Verdict::Deny(DoubleVote { target: 20 }),
+                Verdict::Deny(double(10, None, 10, 1)),
             ),
             (
                 p,

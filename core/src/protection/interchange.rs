@@ -2,7 +2,8 @@
 //! [`Eth2State`] (merging with `max`) and export.
 //!
 //! Owns: the document types, field-by-field validation with errors that name the field, the
-//! self-slashability check, and the import/export mapping. Must not: touch files or the
+//! self-slashability check, and the import/export mapping; [`review`] says what an import
+//! changes, for the admins who approve it. Must not: touch files or the
 //! network (callers pass text and get text), or lower a watermark.
 //!
 //! To ensure correctness:
@@ -11,6 +12,8 @@
 //! - imported signing roots are dropped (minimal strategy), so re-signing anything at or below
 //!   an imported watermark is refused;
 //! - entries that repeat a public key are merged, as the official vectors require.
+
+pub mod review;
 
 use crate::bytes::{FixedBytes, HexError};
 use crate::protection::ethereum::{BlsPubkey, Eth2State, Root};

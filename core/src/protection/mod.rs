@@ -134,16 +134,24 @@ impl Decision {
 
 /// Why a request was refused. Each variant names the record it conflicts with, so an operator
 /// can see what was signed before.
+///
+/// To ensure correctness: a message never claims more than the record says. A record an
+/// import set carries no signing root (EIP-3076 minimal import), so a refusal against it says
+/// that, not that "another" root was signed there.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, thiserror::Error)]
 #[non_exhaustive]
 pub enum Violation {
-    /// eth2: a different block was already signed at this slot.
-    #[error(
-        "double block proposal at slot {slot}: a block with another signing root was signed there"
-    )]
+    /// eth2: a block was already signed (or imported) at this slot, and this one cannot be
+    /// shown to be the same block.
+    #[error("{}", double_block_text(*slot, signed_root.as_ref(), requested_root))]
     DoubleBlockProposal {
         /// The slot of both blocks.
         slot: u64,
+        /// The root recorded at `slot`; `None` when an import set the slot (imports keep no
+        /// root, so no block there is known to be the same).
+        signed_root: Option<ethereum::Root>,
+        /// This request's signing root.
+        requested_root: ethereum::Root,
     },
     /// eth2: the block's slot is at or below the last signed (or imported) block's slot.
     #[error("block slot {slot} is at or below the block watermark {watermark}")]
@@ -153,11 +161,23 @@ pub enum Violation {
         /// Highest slot signed or imported so far.
         watermark: u64,
     },
-    /// eth2: a different attestation was already signed for this target epoch.
-    #[error("double vote for target epoch {target}: another attestation was signed for it")]
+    /// eth2: an attestation was already signed (or imported) for this target epoch, and this
+    /// one cannot be shown to be the same vote.
+    #[error(
+        "{}",
+        double_vote_text(*target, *signed_source, signed_root.as_ref(), *requested_source, requested_root)
+    )]
     DoubleVote {
         /// The target epoch of both attestations.
         target: u64,
+        /// The source epoch recorded for `target`.
+        signed_source: u64,
+        /// The root recorded for `target`; `None` when an import set it.
+        signed_root: Option<ethereum::Root>,
+        /// This request's source epoch.
+        requested_source: u64,
+        /// This request's signing root.
+        requested_root: ethereum::Root,
     },
     /// eth2: the attestation's target epoch is below the highest signed target.
     #[error("attestation target {target} is below the target watermark {watermark}")]
@@ -185,7 +205,10 @@ pub enum Violation {
         target: u64,
     },
     /// espresso: a view below the last one signed for this kind of message.
-    #[error("{kind} at view {view} is below the last signed view {last_view}")]
+    #[error(
+        "{kind} at view {view} is below the last signed view {last_view} (commitment \
+         {last_signed} was signed there)"
+    )]
     ViewBelowWatermark {
         /// Message kind, e.g. `quorum-vote`.
         kind: espresso::Kind,
@@ -193,15 +216,24 @@ pub enum Violation {
         view: u64,
         /// Last view signed for this kind.
         last_view: u64,
+        /// The commitment (the 32 bytes signed) at `last_view`.
+        last_signed: espresso::Digest,
     },
     /// espresso: a different message of this kind was already signed at the same position
     /// (view, or view-sync round and relay).
-    #[error("{kind} at view {view}: a message with another commitment was signed there")]
+    #[error(
+        "{kind} at view {view}: commitment {signed} was signed there; this request's \
+         commitment is {requested}"
+    )]
     Equivocation {
         /// Message kind.
         kind: espresso::Kind,
         /// View (for view-sync messages: the round).
         view: u64,
+        /// The commitment (the 32 bytes signed) recorded at this position.
+        signed: espresso::Digest,
+        /// This request's commitment.
+        requested: espresso::Digest,
     },
     /// espresso: the view is too far below the newest one for the bounded out-of-order window.
     #[error("{kind} at view {view} is outside the window: newest signed view is {newest_view}")]
@@ -213,6 +245,48 @@ pub enum Violation {
         /// Newest view signed for this kind.
         newest_view: u64,
     },
+}
+
+/// The text of [`Violation::DoubleBlockProposal`].
+fn double_block_text(
+    slot: u64,
+    signed_root: Option<&ethereum::Root>,
+    requested_root: &ethereum::Root,
+) -> String {
+    match signed_root {
+        Some(signed) => format!(
+            "double block proposal at slot {slot}: block {signed} was signed there; this \
+             request's signing root is {requested_root}"
+        ),
+        None => format!(
+            "block at slot {slot}: an interchange import set the block watermark to slot \
+             {slot}, and imported blocks keep no signing root, so no block at that slot can be \
+             shown to be the one signed before, not even an identical one (EIP-3076)"
+        ),
+    }
+}
+
+/// The text of [`Violation::DoubleVote`].
+fn double_vote_text(
+    target: u64,
+    signed_source: u64,
+    signed_root: Option<&ethereum::Root>,
+    requested_source: u64,
+    requested_root: &ethereum::Root,
+) -> String {
+    match signed_root {
+        Some(signed) => format!(
+            "double vote for target epoch {target}: attestation {signed_source}→{target} with \
+             signing root {signed} was signed for it; this request is \
+             {requested_source}→{target} with signing root {requested_root}"
+        ),
+        None => format!(
+            "attestation for target epoch {target}: an interchange import set the attestation \
+             watermarks to source {signed_source}, target {target}, and imported attestations \
+             keep no signing root, so no attestation for that target can be shown to be the \
+             one signed before, not even an identical one (EIP-3076)"
+        ),
+    }
 }
 
 impl Violation {
@@ -336,7 +410,11 @@ mod tests {
     fn only_sign_and_resign_allow_signing() {
         assert!(Decision::Sign.allows_signing());
         assert!(Decision::Resign.allows_signing());
-        assert!(!Decision::Refuse(Violation::DoubleVote { target: 1 }).allows_signing());
+        assert!(!Decision::Refuse(Violation::SourceAfterTarget {
+            source_epoch: 2,
+            target: 1
+        })
+        .allows_signing());
     }
 
     /// The codes are an API (gRPC refusal details, HTTP error bodies, metrics labels, audit
@@ -346,7 +424,11 @@ mod tests {
         let kind = espresso::Kind::QuorumVote;
         let cases = [
             (
-                Violation::DoubleBlockProposal { slot: 1 },
+                Violation::DoubleBlockProposal {
+                    slot: 1,
+                    signed_root: None,
+                    requested_root: FixedBytes([1; 32]),
+                },
                 "double_block_proposal",
             ),
             (
@@ -356,7 +438,16 @@ mod tests {
                 },
                 "block_slot_not_above_watermark",
             ),
-            (Violation::DoubleVote { target: 1 }, "double_vote"),
+            (
+                Violation::DoubleVote {
+                    target: 1,
+                    signed_source: 0,
+                    signed_root: None,
+                    requested_source: 0,
+                    requested_root: FixedBytes([1; 32]),
+                },
+                "double_vote",
+            ),
             (
                 Violation::TargetBelowWatermark {
                     target: 1,
@@ -383,10 +474,19 @@ mod tests {
                     kind,
                     view: 1,
                     last_view: 2,
+                    last_signed: FixedBytes([2; 32]),
                 },
                 "view_below_watermark",
             ),
-            (Violation::Equivocation { kind, view: 1 }, "equivocation"),
+            (
+                Violation::Equivocation {
+                    kind,
+                    view: 1,
+                    signed: FixedBytes([1; 32]),
+                    requested: FixedBytes([2; 32]),
+                },
+                "equivocation",
+            ),
             (
                 Violation::OutsideWindow {
                     kind,
@@ -398,6 +498,89 @@ mod tests {
         ];
         for (violation, code) in cases {
             assert_eq!(violation.code(), code, "{violation}");
+        }
+    }
+
+    /// Each refusal names the record it conflicts with, and says no more than the record
+    /// holds: an imported watermark has no root, so its refusal does not speak of "another"
+    /// root. Written out here (they are what operators read), not derived.
+    #[test]
+    fn refusals_name_the_conflicting_record_and_no_more() {
+        let root = |b: u8| FixedBytes([b; 32]);
+        let cases = [
+            (
+                Violation::DoubleBlockProposal {
+                    slot: 7,
+                    signed_root: Some(root(0xaa)),
+                    requested_root: root(0xbb),
+                },
+                "double block proposal at slot 7: block \
+                 0xaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa was signed \
+                 there; this request's signing root is \
+                 0xbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbb",
+            ),
+            (
+                Violation::DoubleBlockProposal {
+                    slot: 7,
+                    signed_root: None,
+                    requested_root: root(0xbb),
+                },
+                "block at slot 7: an interchange import set the block watermark to slot 7, and \
+                 imported blocks keep no signing root, so no block at that slot can be shown to \
+                 be the one signed before, not even an identical one (EIP-3076)",
+            ),
+            (
+                Violation::DoubleVote {
+                    target: 20,
+                    signed_source: 10,
+                    signed_root: Some(root(0x01)),
+                    requested_source: 11,
+                    requested_root: root(0x02),
+                },
+                "double vote for target epoch 20: attestation 10→20 with signing root \
+                 0x0101010101010101010101010101010101010101010101010101010101010101 was signed \
+                 for it; this request is 11→20 with signing root \
+                 0x0202020202020202020202020202020202020202020202020202020202020202",
+            ),
+            (
+                Violation::DoubleVote {
+                    target: 20,
+                    signed_source: 10,
+                    signed_root: None,
+                    requested_source: 10,
+                    requested_root: root(0x02),
+                },
+                "attestation for target epoch 20: an interchange import set the attestation \
+                 watermarks to source 10, target 20, and imported attestations keep no signing \
+                 root, so no attestation for that target can be shown to be the one signed \
+                 before, not even an identical one (EIP-3076)",
+            ),
+            (
+                Violation::Equivocation {
+                    kind: espresso::Kind::QuorumVote,
+                    view: 5,
+                    signed: root(0x11),
+                    requested: root(0x22),
+                },
+                "quorum-vote at view 5: commitment \
+                 0x1111111111111111111111111111111111111111111111111111111111111111 was signed \
+                 there; this request's commitment is \
+                 0x2222222222222222222222222222222222222222222222222222222222222222",
+            ),
+            (
+                Violation::ViewBelowWatermark {
+                    kind: espresso::Kind::DaProposal,
+                    view: 4,
+                    last_view: 5,
+                    last_signed: root(0x33),
+                },
+                "da-proposal at view 4 is below the last signed view 5 (commitment \
+                 0x3333333333333333333333333333333333333333333333333333333333333333 was signed \
+                 there)",
+            ),
+        ];
+        for (violation, text) in cases {
+            assert_eq!(violation.to_string(), text);
         }
     }
 }

@@ -51,6 +51,18 @@ pub fn for_profile(profile: Profile) -> &'static dyn ValidatorScheme {
     }
 }
 
+/// A public key of `profile` in its usual text form, as `key list` prints it: `0x…` hex for
+/// eth2, `BLS_VER_KEY~…` tagged base64 for espresso. Bytes that are not a valid key of the
+/// profile are printed as `0x…` hex (a review shows them rather than hiding them).
+pub fn public_key_text(profile: Profile, public_key: &[u8]) -> String {
+    match profile {
+        Profile::Eth2 => format!("0x{}", hex::encode(public_key)),
+        Profile::Espresso => bn254::PublicKey::from_bytes(public_key)
+            .map(|pk| pk.to_tagged())
+            .unwrap_or_else(|_| format!("0x{}", hex::encode(public_key))),
+    }
+}
+
 /// Ethereum's BLS12-381 (min-pk), secrets as `0x` hex.
 struct Bls12381;
 
@@ -193,5 +205,19 @@ mod tests {
             for_profile(Profile::Eth2).secret_from_text("0xzz").err(),
             Some(SchemeError::Encoding("eth2 secret is not hex".into()))
         );
+    }
+
+    /// Keys print as `key list` prints them: eth2 as 0x-hex, espresso as `BLS_VER_KEY~…`
+    /// (the key of Espresso's own fixtures, written out), and bytes that are no key as hex.
+    #[test]
+    fn public_keys_print_in_their_profiles_form() {
+        const ESPRESSO: &str = "BLS_VER_KEY~bQszS-QKYvUij2g20VqS8asttGSb95NrTu2PUj0uMh1CBUxNy1FqyPDjZqB29M7ZbjWqj79QkEOWkpga84AmDYUeTuWmy-0P1AdKHD3ehc-dKvei78BDj5USwXPJiDUlCxvYs_9rWYhagaq-5_LXENr78xel17spftNd5MA1Mw5U";
+        let bytes = bn254::PublicKey::from_tagged(ESPRESSO).unwrap().to_bytes();
+        assert_eq!(public_key_text(Profile::Espresso, &bytes), ESPRESSO);
+        assert_eq!(
+            public_key_text(Profile::Eth2, &[0xab; 48]),
+            format!("0x{}", "ab".repeat(48))
+        );
+        assert_eq!(public_key_text(Profile::Espresso, &[1, 2]), "0x0102");
     }
 }

@@ -18,8 +18,8 @@
 
 use super::{Applied, Changes, RecordKey};
 use crate::admin::codec::{self, CanonicalAction};
-use crate::admin::state::Tally;
-use crate::admin::{Action, AdminCommand, AdminOutcome, AdminRefusal};
+use crate::admin::state::{Decided, Tally};
+use crate::admin::{Action, AdminCommand, AdminOutcome, AdminRefusal, Prior};
 use crate::audit::AuditEvent;
 use crate::protection::interchange::{self, ImportPolicy};
 use crate::registry::{KeyChange, KeyRefusal};
@@ -85,7 +85,16 @@ pub(super) fn apply(
                 approvers,
                 threshold,
             },
-            Ok(Tally::Reached { approvers, action }) => {
+            Ok(Tally::Reached {
+                approvers,
+                threshold,
+                action,
+            }) => {
+                let decided = Decided {
+                    at_ms,
+                    threshold,
+                    approvers: approvers.clone(),
+                };
                 let mut next = scratch(applied);
                 let result = effect(&mut next, &action).map_err(|r| r.to_string());
                 if result.is_ok() {
@@ -95,7 +104,7 @@ pub(super) fn apply(
                     applied.protection = next.protection;
                     applied.admin = next.admin;
                 }
-                applied.admin.finish(id, at_ms, &result);
+                applied.admin.finish(id, decided, &result);
                 match result {
                     Ok(detail) => AdminOutcome::Executed { approvers, detail },
                     Err(reason) => AdminOutcome::Failed { approvers, reason },
@@ -157,6 +166,7 @@ fn effect(s: &mut Scratch, action: &Action) -> Result<String, AdminRefusal> {
         Action::ImportProtection {
             interchange: text,
             minify,
+            prior,
         } => {
             // The cluster's network, from replicated state: not the file's own claim, and not
             // a node's config.
@@ -170,6 +180,16 @@ fn effect(s: &mut Scratch, action: &Action) -> Result<String, AdminRefusal> {
                     expected: cluster_gvr,
                     found: doc.genesis_validators_root,
                 });
+            }
+            // What the approvers reviewed as the change must still hold (watermarks may have
+            // risen: then the import changes less than reviewed, never more).
+            if let Prior::Recorded(seen) = prior {
+                interchange::review::check_seen(&s.protection.eth2, &doc, seen).map_err(|e| {
+                    invalid(format!(
+                        "the protection records are not the ones this import was reviewed \
+                         against: {e}; propose the import again"
+                    ))
+                })?;
             }
             let policy = if *minify {
                 ImportPolicy::Minify
@@ -233,7 +253,17 @@ pub(super) fn fail_executed(
     outcome: AdminOutcome,
     reason: String,
 ) -> AdminOutcome {
-    applied.admin.finish(id, at_ms, &Err(reason.clone()));
+    let decided = applied
+        .admin
+        .challenges
+        .get(&hex::encode(id))
+        .and_then(|c| c.status.decided().cloned())
+        .unwrap_or(Decided {
+            at_ms,
+            threshold: applied.admin.policy.threshold,
+            approvers: Vec::new(),
+        });
+    applied.admin.finish(id, decided, &Err(reason.clone()));
     match outcome {
         AdminOutcome::Executed { approvers, .. } => AdminOutcome::Failed { approvers, reason },
         other => other,

@@ -146,7 +146,7 @@ pub(crate) fn sign_event(entry: &SignEntry, outcome: &SignOutcome) -> AuditEvent
             "the key is disabled or deleted".into(),
         ),
         SignOutcome::Paused => (
-            SignResult::Refused,
+            SignResult::Paused,
             "paused".into(),
             "signing is paused by the admins".into(),
         ),

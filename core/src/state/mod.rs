@@ -3,9 +3,10 @@
 //! function of that value and one log entry.
 //!
 //! Owns: [`Applied`], [`Changes`] (what an entry changed, for the replica to persist) and the
-//! snapshot body ([`SnapshotBody`]). Must not: do IO, read a clock or depend on openraft: the
-//! replica (the node's state machine) stores what [`Changes`] names and answers
-//! openraft; this module is what every replica computes identically.
+//! snapshot body ([`SnapshotBody`], and the format-1 layouts it upgrades from: [`upgrade`]).
+//! Must not: do IO, read a clock or depend on openraft: the replica (the node's state machine)
+//! stores what [`Changes`] names and answers openraft; this module is what every replica
+//! computes identically.
 //!
 //! To ensure correctness:
 //! - `apply` is deterministic: its result and the value after it depend only on the value
@@ -23,6 +24,7 @@
 mod admin;
 pub mod audit;
 pub mod command;
+pub mod upgrade;
 
 pub use audit::{AuditChain, AuditState, StoredRecords};
 pub use command::{Command, CommandResult, Proposal, SignEntry, SignOutcome};

@@ -525,7 +525,7 @@ fn print_row(profile: Profile, clients: &str, m: &Measurement, raw: f64, note: &
         Some(e) => format!("  ({} failed, first: {e})", m.failures),
         None => String::new(),
     };
-    println!(
+    signer_client::outln!(
         "{:<9} {:>8} {:>12.0} {:>9} {:>9} {:>12.0} {:>7.0}%{note}{failed}",
         profile.name(),
         clients,
@@ -546,7 +546,9 @@ pub async fn run(opts: BenchOptions) -> Result<()> {
         .max()
         .unwrap_or(1)
         .max(BATCH_CLIENTS * BATCH_SIZE);
-    println!("starting a 3-node cluster in this process (loopback, mutual TLS, redb fsync on)…");
+    signer_client::outln!(
+        "starting a 3-node cluster in this process (loopback, mutual TLS, redb fsync on)…"
+    );
     let cluster = LocalCluster::start(3, max_clients)
         .await
         .context("starting the cluster")?;
@@ -559,14 +561,20 @@ pub async fn run(opts: BenchOptions) -> Result<()> {
     let cores = std::thread::available_parallelism()
         .map(|n| n.get())
         .unwrap_or(1);
-    println!(
+    signer_client::outln!(
         "machine: {cores} cores; {} s per measurement; leader is node {leader}",
         opts.seconds
     );
-    println!();
-    println!(
+    signer_client::outln!();
+    signer_client::outln!(
         "{:<9} {:>8} {:>12} {:>9} {:>9} {:>12} {:>8}",
-        "profile", "clients", "signs/s", "p50 ms", "p99 ms", "raw signs/s", "ratio"
+        "profile",
+        "clients",
+        "signs/s",
+        "p50 ms",
+        "p99 ms",
+        "raw signs/s",
+        "ratio"
     );
     for profile in &opts.profiles {
         let raw = measure_raw(*profile, opts.seconds)?;
@@ -594,11 +602,11 @@ pub async fn run(opts: BenchOptions) -> Result<()> {
             }
         }
     }
-    println!();
-    println!(
+    signer_client::outln!();
+    signer_client::outln!(
         "raw = in-process signing of the same scheme on all {cores} cores, same run; the cluster's"
     );
-    println!(
+    signer_client::outln!(
         "three nodes, clients and TLS share those cores. Latency is per Sign call at the client."
     );
     cluster.stop().await;

@@ -73,13 +73,15 @@ pub fn run(args: DemoArgs) -> Result<ExitCode> {
         None => free_base_port()?,
     };
     let exe = std::env::current_exe().context("finding the signer binary")?;
-    println!(
+    signer_client::outln!(
         "Quorum Signer demo: {NODES} signer nodes on this machine form a Raft group. A signature"
     );
-    println!(
+    signer_client::outln!(
         "leaves the cluster only after a quorum has committed the slashing-protection watermark"
     );
-    println!("that allows it, so no single node, and no failover, can make a key sign twice.");
+    signer_client::outln!(
+        "that allows it, so no single node, and no failover, can make a key sign twice."
+    );
 
     // The story's blocking steps run on this thread inside `block_on`, so the progress
     // indicator (a task on the runtime's workers) keeps drawing meanwhile.
@@ -91,7 +93,7 @@ pub fn run(args: DemoArgs) -> Result<ExitCode> {
     let cluster = runtime.block_on(with_progress("writing the cluster directory", async {
         DevCluster::create(&dir, NODES, base_port)
     }))?;
-    println!(
+    signer_client::outln!(
         "   dev PKI (CA, node and client certificates), node configs and two demo keys written in {}",
         secs(created.elapsed())
     );
@@ -112,7 +114,7 @@ pub fn run(args: DemoArgs) -> Result<ExitCode> {
     let total = started.elapsed();
     let mut failure = story.err();
     match stopped {
-        Ok(outcome) => println!("   {}", describe_stops(&outcome)),
+        Ok(outcome) => signer_client::outln!("   {}", describe_stops(&outcome)),
         Err(e) => {
             failure.get_or_insert(anyhow!(e).context("taking the cluster down"));
         }
@@ -120,10 +122,10 @@ pub fn run(args: DemoArgs) -> Result<ExitCode> {
     match failure {
         None => {
             if args.dir.is_some() {
-                println!("   data and logs kept in {}", cluster.dir().display());
+                signer_client::outln!("   data and logs kept in {}", cluster.dir().display());
             }
-            println!();
-            println!(
+            signer_client::outln!();
+            signer_client::outln!(
                 "The story held: every signature verified against its public key, the double \
                  sign refused before and after failover, the audit chain identical on every \
                  node. Total {}.",
@@ -148,7 +150,7 @@ pub fn run(args: DemoArgs) -> Result<ExitCode> {
 /// Steps 1 (rest) to 9 of the story.
 async fn tell(cluster: &DevCluster, exe: &std::path::Path, base_port: u16) -> Result<()> {
     let d = cluster.descriptor();
-    println!(
+    signer_client::outln!(
         "   cluster {} in {}, ports 127.0.0.1:{}-{}",
         d.cluster_id,
         cluster.dir().display(),
@@ -161,14 +163,14 @@ async fn tell(cluster: &DevCluster, exe: &std::path::Path, base_port: u16) -> Re
         .iter()
         .map(|(id, pid)| format!("node-{id} (pid {pid})"))
         .collect();
-    println!("   started {} in {}", list.join(", "), secs(t.elapsed()));
+    signer_client::outln!("   started {} in {}", list.join(", "), secs(t.elapsed()));
 
     step(2, "Leader elected");
     let t = Instant::now();
     let leader = with_progress("electing a leader", cluster.wait_for_leader(LEADER_TIMEOUT))
         .await
         .context("waiting for the first leader")?;
-    println!(
+    signer_client::outln!(
         "   node-{leader} leads, elected {} after the nodes started",
         secs(t.elapsed())
     );
@@ -201,9 +203,9 @@ async fn tell(cluster: &DevCluster, exe: &std::path::Path, base_port: u16) -> Re
         "the demo keys are loaded on {} only",
         loaded.join(", ")
     );
-    println!("   in memory on every node ({}):", loaded.join(", "));
+    signer_client::outln!("   in memory on every node ({}):", loaded.join(", "));
     for k in &keys {
-        println!("   {:<14} {:<9} {}", k.key_id, k.profile, k.public_key_text);
+        signer_client::outln!("   {:<14} {:<9} {}", k.key_id, k.profile, k.public_key_text);
     }
     let key = |id: &str| {
         keys.iter()
@@ -213,11 +215,13 @@ async fn tell(cluster: &DevCluster, exe: &std::path::Path, base_port: u16) -> Re
     let (espresso, eth2) = (key("demo-espresso")?, key("demo-eth2")?);
 
     step(4, "Signing");
-    println!("   (the watermark is committed by a quorum first; each signature verified here)");
+    signer_client::outln!(
+        "   (the watermark is committed by a quorum first; each signature verified here)"
+    );
     let mut view_2 = String::new();
     for (view, leaf) in [(1, [0x11; 32]), (2, [0x22; 32])] {
         let (response, took) = sign_fresh(&pool, quorum_vote(view, leaf, ""), espresso).await?;
-        println!(
+        signer_client::outln!(
             "   espresso quorum vote  view {view}  leaf {}  ->  {}  {}",
             short_hex(&leaf),
             short_sig(&response.signature_text),
@@ -227,7 +231,7 @@ async fn tell(cluster: &DevCluster, exe: &std::path::Path, base_port: u16) -> Re
     }
     let root = [0xb1; 32];
     let (response, took) = sign_fresh(&pool, eth2_block(1, root, ""), eth2).await?;
-    println!(
+    signer_client::outln!(
         "   eth2 block proposal   slot 1  root {}  ->  {}  {}",
         short_hex(&root),
         short_sig(&response.signature_text),
@@ -236,7 +240,7 @@ async fn tell(cluster: &DevCluster, exe: &std::path::Path, base_port: u16) -> Re
 
     step(5, "A double sign is refused");
     let conflicting = [0xee; 32];
-    println!(
+    signer_client::outln!(
         "   espresso quorum vote  view 2  leaf {} (view 2 was signed for leaf {})",
         short_hex(&conflicting),
         short_hex(&[0x22; 32])
@@ -246,12 +250,12 @@ async fn tell(cluster: &DevCluster, exe: &std::path::Path, base_port: u16) -> Re
         pool.sign(quorum_vote(2, conflicting, "")).await,
         DOUBLE_VOTE,
     )?;
-    println!("   {first_refusal}  {}", millis(t.elapsed()));
+    signer_client::outln!("   {first_refusal}  {}", millis(t.elapsed()));
 
     step(6, "Leader killed");
     let killed_at = Instant::now();
     let (killed, pid) = cluster.kill_leader().await.context("killing the leader")?;
-    println!("   node-{killed} (pid {pid}), the leader, killed with SIGKILL");
+    signer_client::outln!("   node-{killed} (pid {pid}), the leader, killed with SIGKILL");
 
     step(7, "Failover");
     let resume_id = format!("demo-resume-{}", hex::encode(rand::random::<[u8; 8]>()));
@@ -266,11 +270,11 @@ async fn tell(cluster: &DevCluster, exe: &std::path::Path, base_port: u16) -> Re
     let (new_leader, elected) = new_leader?;
     let (response, resumed) = resumed?;
     verify(eth2, &response)?;
-    println!(
+    signer_client::outln!(
         "   node-{new_leader} leads, elected {} after the kill",
         secs(elected)
     );
-    println!(
+    signer_client::outln!(
         "   signing resumed {} after the kill: eth2 block proposal slot 2  ->  {}",
         secs(resumed),
         short_sig(&response.signature_text)
@@ -283,7 +287,7 @@ async fn tell(cluster: &DevCluster, exe: &std::path::Path, base_port: u16) -> Re
             .await,
         DOUBLE_VOTE,
     )?;
-    println!("   node-{new_leader}: {second}  {}", millis(t.elapsed()));
+    signer_client::outln!("   node-{new_leader}: {second}  {}", millis(t.elapsed()));
     ensure!(
         second == first_refusal,
         "the new leader refused for another reason than the old one: {second} vs {first_refusal}"
@@ -301,7 +305,7 @@ async fn tell(cluster: &DevCluster, exe: &std::path::Path, base_port: u16) -> Re
         again.signature_text == view_2,
         "the re-sign of the view 2 vote differs from its first signature"
     );
-    println!(
+    signer_client::outln!(
         "   node-{new_leader}: the identical view 2 vote is re-signed, same signature  ->  {}",
         short_sig(&again.signature_text)
     );
@@ -319,7 +323,7 @@ async fn tell(cluster: &DevCluster, exe: &std::path::Path, base_port: u16) -> Re
         audit_agree(&auditor),
     )
     .await?;
-    println!(
+    signer_client::outln!(
         "   node-{killed} restarted and caught up; every node recomputed its hash chain from its \
          own database: {records} records, the same head {}  {}",
         short_hex(&head),
@@ -554,8 +558,8 @@ fn free_base_port() -> Result<u16> {
 }
 
 fn step(n: u32, title: &str) {
-    println!();
-    println!("{n}. {title}");
+    signer_client::outln!();
+    signer_client::outln!("{n}. {title}");
 }
 
 fn secs(d: Duration) -> String {

@@ -58,6 +58,17 @@ pub enum DevClusterCommand {
         #[arg(long, value_name = "DIR")]
         dir: PathBuf,
     },
+    /// Restart one node (SIGTERM; SIGKILL after 10 s; then start it with its data), e.g.
+    /// after editing its node.toml (`retired_keks`, `[kms]`), and wait until it sees a
+    /// leader again.
+    Restart {
+        /// The cluster directory.
+        #[arg(long, value_name = "DIR")]
+        dir: PathBuf,
+        /// The node's number (node-N).
+        #[arg(long, value_name = "N")]
+        node: u64,
+    },
     /// Show each node's process and its view of the cluster: leader, term, applied index.
     Status {
         /// The cluster directory.
@@ -79,6 +90,7 @@ pub fn run(command: DevClusterCommand) -> Result<ExitCode> {
         } => runtime.block_on(up(&dir, nodes, base_port)),
         DevClusterCommand::Down { dir } => down(&dir),
         DevClusterCommand::KillLeader { dir } => runtime.block_on(kill_leader(&dir)),
+        DevClusterCommand::Restart { dir, node } => runtime.block_on(restart(&dir, node)),
         DevClusterCommand::Status { dir } => runtime.block_on(status(&dir)),
     }
 }
@@ -97,7 +109,7 @@ async fn up(dir: &Path, nodes: Option<usize>, base_port: Option<u16>) -> Result<
     let (cluster, created) = DevCluster::open_or_create(dir, nodes, base_port)?;
     let d = cluster.descriptor();
     if created {
-        println!(
+        signer_client::outln!(
             "created dev cluster {} in {}: {} nodes on 127.0.0.1, ports {}-{}",
             d.cluster_id,
             cluster.dir().display(),
@@ -110,7 +122,7 @@ async fn up(dir: &Path, nodes: Option<usize>, base_port: Option<u16>) -> Result<
                 .map_or(DEFAULT_BASE_PORT, |n| n.peer_addr.port()),
         );
     } else {
-        println!(
+        signer_client::outln!(
             "dev cluster {} in {}",
             d.cluster_id,
             cluster.dir().display()
@@ -119,10 +131,10 @@ async fn up(dir: &Path, nodes: Option<usize>, base_port: Option<u16>) -> Result<
     let exe = std::env::current_exe().context("finding the signer binary")?;
     let started = cluster.start_stopped(&exe)?;
     if started.is_empty() {
-        println!("every node is already running");
+        signer_client::outln!("every node is already running");
     }
     for (id, pid) in &started {
-        println!("started node-{id} (pid {pid})");
+        signer_client::outln!("started node-{id} (pid {pid})");
     }
     eprintln!(
         "waiting for a leader (up to {} s)...",
@@ -133,12 +145,12 @@ async fn up(dir: &Path, nodes: Option<usize>, base_port: Option<u16>) -> Result<
     let keys = pool.public_keys().await.context("listing the keys")?;
 
     let dir_arg = cluster.dir().display().to_string();
-    println!();
-    println!("leader: node-{leader}");
-    println!("nodes:");
+    signer_client::outln!();
+    signer_client::outln!("leader: node-{leader}");
+    signer_client::outln!("nodes:");
     for n in &d.nodes {
         let p = cluster.process(n.id);
-        println!(
+        signer_client::outln!(
             "  node-{}  client {}  peer {}  pid {}  log {}",
             n.id,
             n.client_addr,
@@ -147,74 +159,133 @@ async fn up(dir: &Path, nodes: Option<usize>, base_port: Option<u16>) -> Result<
             cluster.log_path(n.id).display()
         );
         if let Some(url) = &n.web3signer_url {
-            println!("          web3signer {url}  (eth2 remote-signer URL for validator clients)");
+            signer_client::outln!(
+                "          web3signer {url}  (eth2 remote-signer URL for validator clients)"
+            );
         }
     }
-    println!("keys:");
+    signer_client::outln!("keys:");
     for k in &keys {
-        println!(
+        signer_client::outln!(
             "  {:<14} {:<9} {:<10} {}",
-            k.key_id, k.profile, k.scheme, k.public_key_text
+            k.key_id,
+            k.profile,
+            k.scheme,
+            k.public_key_text
         );
     }
     let client = &d.clients[SEQUENCER];
-    println!(
+    signer_client::outln!(
         "client identity {SEQUENCER}: {} (CA {})",
         client.cert.display(),
         d.ca.display()
     );
     if let Some(admin) = d.clients.get(ADMIN) {
-        println!(
+        signer_client::outln!(
             "admin identity {ADMIN}: {} (signerctl key generate|import|registry|…)",
             admin.cert.display()
         );
     }
-    println!();
-    println!("sign (prints only the signature; exit 3 = refused, 4 = no node answered):");
-    println!(
+    signer_client::outln!();
+    signer_client::outln!(
+        "sign (prints only the signature; exit 3 = refused, 4 = no node answered):"
+    );
+    signer_client::outln!(
         "  signerctl --dir {dir_arg} sign --key demo-espresso --profile espresso --kind quorum --view 1 --commitment 0x{}",
         "11".repeat(32)
     );
-    println!(
+    signer_client::outln!(
         "  signerctl --dir {dir_arg} sign --key demo-eth2 --profile eth2 --kind block --slot 1 --signing-root 0x{}",
         "22".repeat(32)
     );
     if let Some(url) = d.nodes.iter().find_map(|n| n.web3signer_url.as_ref()) {
-        println!(
-            "Web3Signer API (client certificate = identity): curl --cacert {dir_arg}/pki/ca.pem \
-             --cert {dir_arg}/{cert} --key {dir_arg}/{key} {url}/api/v1/eth2/publicKeys",
+        signer_client::outln!(
+            "Web3Signer API (client certificate = identity): curl --cacert {ca} --cert {cert} \
+             --key {key} {url}/api/v1/eth2/publicKeys",
+            ca = d.ca.display(),
             cert = client.cert.display(),
             key = client.key.display(),
         );
     }
-    println!("more: signerctl --dir {dir_arg} key list | status");
-    println!(
+    signer_client::outln!("more: signerctl --dir {dir_arg} key list | status");
+    signer_client::outln!(
         "keys: signerctl --dir {dir_arg} key generate --key my-key --profile eth2 | key registry"
     );
-    println!("      signer dev-cluster status|kill-leader|down --dir {dir_arg}");
+    signer_client::outln!("      signer dev-cluster status|kill-leader|down --dir {dir_arg}");
+    signer_client::outln!("      signer dev-cluster restart --node N --dir {dir_arg}");
     Ok(ExitCode::SUCCESS)
 }
 
 fn down(dir: &Path) -> Result<ExitCode> {
     let cluster = open(dir)?;
     for (id, how) in cluster.stop(STOP_GRACE)? {
-        match how {
-            Stopped::NotRunning => println!("node-{id}: not running"),
-            Stopped::Terminated(pid) => println!("node-{id}: stopped (pid {pid})"),
-            Stopped::Killed(pid) => println!(
-                "node-{id}: killed (pid {pid}) after ignoring SIGTERM for {} s",
-                STOP_GRACE.as_secs()
-            ),
-        }
+        print_stopped(id, how);
     }
     Ok(ExitCode::SUCCESS)
+}
+
+fn print_stopped(id: u64, how: Stopped) {
+    match how {
+        Stopped::NotRunning => signer_client::outln!("node-{id}: not running"),
+        Stopped::Terminated(pid) => signer_client::outln!("node-{id}: stopped (pid {pid})"),
+        Stopped::Killed(pid) => signer_client::outln!(
+            "node-{id}: killed (pid {pid}) after ignoring SIGTERM for {} s",
+            STOP_GRACE.as_secs()
+        ),
+    }
+}
+
+async fn restart(dir: &Path, node: u64) -> Result<ExitCode> {
+    let cluster = open(dir)?;
+    if cluster.descriptor().node(node).is_none() {
+        let ids: Vec<String> = cluster
+            .descriptor()
+            .nodes
+            .iter()
+            .map(|n| n.id.to_string())
+            .collect();
+        anyhow::bail!(
+            "--node {node}: no such node in this cluster (nodes: {})",
+            ids.join(", ")
+        );
+    }
+    for (id, how) in cluster.stop_nodes(&[node], STOP_GRACE)? {
+        print_stopped(id, how);
+    }
+    let exe = std::env::current_exe().context("finding the signer binary")?;
+    let pid = cluster.start_node(&exe, node)?;
+    signer_client::outln!("node-{node}: started (pid {pid})");
+    let pool = cluster.pool().await?;
+    let deadline = std::time::Instant::now() + LEADER_TIMEOUT;
+    loop {
+        match pool.cluster_status(node).await {
+            Ok(s) if s.leader_id != 0 => {
+                signer_client::outln!(
+                    "node-{node}: serving; leader node-{}, applied {}",
+                    s.leader_id,
+                    s.last_applied_index
+                );
+                return Ok(ExitCode::SUCCESS);
+            }
+            _ if !cluster.process(node).running => anyhow::bail!(
+                "node-{node} exited after starting; see {}",
+                cluster.log_path(node).display()
+            ),
+            _ if std::time::Instant::now() >= deadline => anyhow::bail!(
+                "node-{node} runs but sees no leader after {} s; see {}",
+                LEADER_TIMEOUT.as_secs(),
+                cluster.log_path(node).display()
+            ),
+            _ => tokio::time::sleep(Duration::from_millis(200)).await,
+        }
+    }
 }
 
 async fn kill_leader(dir: &Path) -> Result<ExitCode> {
     let cluster = open(dir)?;
     let (id, pid) = cluster.kill_leader().await?;
-    println!("killed node-{id} (pid {pid}), the leader, with SIGKILL");
-    println!(
+    signer_client::outln!("killed node-{id} (pid {pid}), the leader, with SIGKILL");
+    signer_client::outln!(
         "restart it with: signer dev-cluster up --dir {}",
         cluster.dir().display()
     );
@@ -223,7 +294,7 @@ async fn kill_leader(dir: &Path) -> Result<ExitCode> {
 
 async fn status(dir: &Path) -> Result<ExitCode> {
     let cluster = open(dir)?;
-    println!(
+    signer_client::outln!(
         "dev cluster {} in {}",
         cluster.descriptor().cluster_id,
         cluster.dir().display()
@@ -252,16 +323,18 @@ async fn status(dir: &Path) -> Result<ExitCode> {
             }
             Err(e) => format!("error: {e}"),
         };
-        println!(
+        signer_client::outln!(
             "  node-{}  {}  {:<16} {view}",
-            r.endpoint.id, r.endpoint.client_addr, process
+            r.endpoint.id,
+            r.endpoint.client_addr,
+            process
         );
     }
     // Prometheus endpoints, as each node's config names them (absent: none configured).
     for node in &cluster.descriptor().nodes {
         let config = signer_node::config::NodeConfig::load(&cluster.config_path(node.id));
         if let Some(addr) = config.ok().and_then(|c| c.metrics_listen) {
-            println!("  node-{}  metrics http://{addr}/metrics", node.id);
+            signer_client::outln!("  node-{}  metrics http://{addr}/metrics", node.id);
         }
     }
     Ok(ExitCode::SUCCESS)

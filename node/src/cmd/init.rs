@@ -88,9 +88,9 @@ pub fn run(
         },
     )
     .with_context(|| format!("writing {}", dir.display()))?;
-    println!("wrote a new cluster in {}:", dir.display());
+    signer_client::outln!("wrote a new cluster in {}:", dir.display());
     for n in &nodes {
-        println!(
+        signer_client::outln!(
             "  node-{}/node.toml   client {}  peer {}{}",
             n.id,
             n.client_addr,
@@ -102,17 +102,29 @@ pub fn run(
             }
         );
     }
-    println!("  pki/                 CA, node-<id>, client-seq-1 and client-admin-1 certificates");
-    println!("  cluster.json         endpoints for signerctl --dir");
+    signer_client::outln!(
+        "  pki/                 CA, node-<id>, client-seq-1 and client-admin-1 certificates"
+    );
+    signer_client::outln!("  cluster.json         endpoints for signerctl --dir");
     for (id, profile) in &keys {
-        println!("  key {id} ({profile}) in every node's keys/ directory");
+        signer_client::outln!("  key {id} ({profile}) in every node's keys/ directory");
     }
-    println!();
-    println!("Next: copy node-<id>/ and pki/{{ca.pem,node-<id>.pem,node-<id>.key}} to each host,");
-    println!(
+    if !keys.is_empty() {
+        eprintln!(
+            "warning: --key wrote {} secret key(s) in PLAINTEXT (mode 0600) to every node's \
+             keys/ directory: development only. In production, generate or import keys in the \
+             cluster (`signerctl key generate|import`), sealed under a KMS KEK.",
+            keys.len()
+        );
+    }
+    signer_client::outln!();
+    signer_client::outln!(
+        "Next: copy node-<id>/ and pki/{{ca.pem,node-<id>.pem,node-<id>.key}} to each host,"
+    );
+    signer_client::outln!(
         "keep pki/ca.key offline, and run `signer node --config node-<id>/node.toml` on each."
     );
-    println!(
+    signer_client::outln!(
         "To generate or import keys with `signerctl key …` (as client admin-1), add the same \
          `[kek]` (AWS KMS) to every node.toml first."
     );

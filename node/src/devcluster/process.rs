@@ -1,7 +1,7 @@
 //! Node processes seen through /proc and signalled with the system's `kill` program.
 //!
 //! Owns: recognizing a node's process by its command line, waiting for it to exit, sending it
-//! signals, and reading the end of its log. Must not: start processes (the cluster does) or
+//! signals, and reading the end of its log (since its last start). Must not: start processes (the cluster does) or
 //! signal a process whose command line does not name the node's config.
 
 use super::{io, DevClusterError};
@@ -44,9 +44,22 @@ pub(super) fn signal(pid: u32, name: &str) -> Result<(), DevClusterError> {
     Ok(())
 }
 
-/// The last `lines` lines of a text file (empty if unreadable).
-pub(super) fn tail(path: &Path, lines: usize) -> String {
+/// The line a node's log gets each time the cluster starts it: the log is appended to, so
+/// what one start printed is what follows the last such line.
+pub(super) fn start_mark(id: u64) -> String {
+    format!("-- signer dev-cluster: starting node-{id} --")
+}
+
+/// The last `lines` lines a text file holds after its last line starting with `mark` (or
+/// from its start when it has none; empty if unreadable): what the node printed since it was
+/// last started, not again what an earlier start printed.
+pub(super) fn tail(path: &Path, mark: &str, lines: usize) -> String {
     let text = std::fs::read_to_string(path).unwrap_or_default();
     let all: Vec<&str> = text.lines().collect();
+    let since = all
+        .iter()
+        .rposition(|l| l.starts_with(mark))
+        .map_or(0, |at| at + 1);
+    let all = &all[since..];
     all[all.len().saturating_sub(lines)..].join("\n")
 }

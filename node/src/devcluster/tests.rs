@@ -393,6 +393,16 @@ async fn waiting_for_a_leader_reports_nodes_that_exit() {
         }
         other => panic!("{other:?}"),
     }
+    // Started again, the nodes' logs hold both starts' errors; what is shown is this start's
+    // alone, once.
+    cluster.start_stopped(&exe).unwrap();
+    match cluster.wait_for_leader(Duration::from_secs(20)).await {
+        Err(DevClusterError::NodeExited { id, tail, .. }) => assert_eq!(
+            tail,
+            format!("error: cannot load {}", cluster.config_path(id).display())
+        ),
+        other => panic!("{other:?}"),
+    }
 }
 
 #[tokio::test]

@@ -2,7 +2,8 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 use super::*;
-use crate::custody::{seal, unseal, LocalKek};
+use crate::custody::{seal, unseal, EncryptionContext, Kek, LocalKek};
+use std::collections::BTreeMap;
 
 fn lines(metrics: &Metrics) -> Vec<String> {
     metrics
@@ -33,6 +34,10 @@ fn a_fresh_node_exposes_every_unlabelled_series_and_zeroed_sign_counters() {
         "signer_raft_applied_index 0",
         "signer_keys_loaded 0",
         "signer_keys_pending 0",
+        "signer_raft_voters 0",
+        "signer_health_serving 0",
+        "signer_data_dir_available_bytes 0",
+        "signer_data_dir_size_bytes 0",
         "# TYPE signer_batch_entries histogram",
         "signer_batch_entries_bucket{le=\"1\"} 0",
         "signer_batch_entries_bucket{le=\"256\"} 0",
@@ -56,6 +61,11 @@ fn a_fresh_node_exposes_every_unlabelled_series_and_zeroed_sign_counters() {
     assert!(!text.contains("signer_kms_call_seconds"));
     assert!(!text.contains("signer_rate_limited_total"));
     assert!(!text.contains("signer_raft_replication_lag_entries"));
+    assert!(!text.contains("signer_client_refusals_total{"));
+    assert!(!text.contains("signer_key_pending{"));
+    assert!(!text.contains("signer_certificate_not_after_seconds{"));
+    // The audit gauges appear with the first check of the chain, not before.
+    assert!(!text.contains("signer_audit_chain"));
 }
 
 fn signed(resigned: bool) -> Signed {
@@ -71,6 +81,8 @@ fn equivocation() -> SignError {
     SignError::Refused(crate::protection::Violation::Equivocation {
         kind: crate::protection::espresso::Kind::QuorumVote,
         view: 5,
+        signed: crate::bytes::FixedBytes([1; 32]),
+        requested: crate::bytes::FixedBytes([2; 32]),
     })
 }
 
@@ -93,7 +105,13 @@ fn every_sign_answer_has_the_labels_dashboards_read() {
         (Err(equivocation()), ("refused", "equivocation")),
         (
             Err(SignError::Refused(
-                crate::protection::Violation::DoubleVote { target: 3 },
+                crate::protection::Violation::DoubleVote {
+                    target: 3,
+                    signed_source: 1,
+                    signed_root: None,
+                    requested_source: 1,
+                    requested_root: crate::bytes::FixedBytes([2; 32]),
+                },
             )),
             ("refused", "double_vote"),
         ),
@@ -136,7 +154,7 @@ fn every_sign_answer_has_the_labels_dashboards_read() {
             Err(SignError::KeyInactive("k".into())),
             ("failed", "not_found"),
         ),
-        (Err(SignError::Paused), ("failed", "unavailable")),
+        (Err(SignError::Paused), ("refused", "paused")),
         (Err(SignError::NoLeader), ("failed", "unavailable")),
         (Err(SignError::OutcomeUnknown), ("failed", "unavailable")),
         (
@@ -154,10 +172,10 @@ fn every_sign_answer_has_the_labels_dashboards_read() {
 fn sign_results_are_counted_by_profile_outcome_and_reason() {
     let metrics = Metrics::new(1).unwrap();
     let ms = Duration::from_millis(3);
-    metrics.sign_finished("espresso", &Ok(signed(false)), ms);
-    metrics.sign_finished("espresso", &Ok(signed(false)), ms);
-    metrics.sign_finished("espresso", &Err(equivocation()), ms);
-    metrics.sign_finished("unknown", &Err(missing_key_id()), ms);
+    metrics.sign_finished("seq-1", "espresso", &Ok(signed(false)), ms);
+    metrics.sign_finished("seq-1", "espresso", &Ok(signed(false)), ms);
+    metrics.sign_finished("seq-1", "espresso", &Err(equivocation()), ms);
+    metrics.sign_finished("seq-1", "unknown", &Err(missing_key_id()), ms);
     for expected in [
         "signer_sign_requests_total{outcome=\"signed\",profile=\"espresso\",reason=\"\"} 2",
         "signer_sign_requests_total{outcome=\"refused\",profile=\"espresso\",reason=\"equivocation\"} 1",
@@ -191,6 +209,7 @@ fn raft_gauges_follow_the_sample_and_only_a_leader_reports_lag() {
         commit_index: Some(19),
         applied_index: Some(18),
         replication: Some(vec![(1, Some(20)), (2, Some(17)), (3, None)]),
+        voters: 3,
     });
     for expected in [
         "signer_raft_term 4",
@@ -199,6 +218,7 @@ fn raft_gauges_follow_the_sample_and_only_a_leader_reports_lag() {
         "signer_raft_last_log_index 20",
         "signer_raft_commit_index 19",
         "signer_raft_applied_index 18",
+        "signer_raft_voters 3",
         "signer_raft_replication_lag_entries{peer=\"2\"} 3",
         "signer_raft_replication_lag_entries{peer=\"3\"} 20",
     ] {
@@ -214,6 +234,7 @@ fn raft_gauges_follow_the_sample_and_only_a_leader_reports_lag() {
         commit_index: Some(21),
         applied_index: Some(21),
         replication: Some(vec![(1, Some(21)), (2, Some(21))]),
+        voters: 2,
     });
     assert!(has(
         &metrics,
@@ -233,9 +254,6 @@ fn raft_gauges_follow_the_sample_and_only_a_leader_reports_lag() {
         .encode()
         .unwrap()
         .contains("signer_raft_replication_lag_entries{"));
-    metrics.observe_keys(2, 1);
-    assert!(has(&metrics, "signer_keys_loaded 2"));
-    assert!(has(&metrics, "signer_keys_pending 1"));
 }
 
 #[tokio::test]
@@ -263,8 +281,130 @@ async fn a_metered_kek_times_every_call_and_counts_failures() {
     ] {
         assert!(has(&metrics, expected), "missing {expected:?}");
     }
-    assert!(!metrics
-        .encode()
-        .unwrap()
-        .contains("signer_kms_errors_total{backend=\"local\",op=\"generate_data_key\"}"));
+    // The error counters exist from the KEK's start, so a first error is an increase.
+    assert!(has(
+        &metrics,
+        "signer_kms_errors_total{backend=\"local\",op=\"generate_data_key\"} 0"
+    ));
+}
+
+#[test]
+fn refusals_are_counted_per_client_and_ungranted_identities_under_one_label() {
+    use crate::admin::AccessDenied;
+    use crate::service::access::Denied;
+
+    let metrics = Metrics::new(1).unwrap();
+    let ms = Duration::from_millis(1);
+    let denied = |e| Err(SignError::Denied(Denied::Access(e)));
+    metrics.sign_finished("seq-2", "espresso", &Err(equivocation()), ms);
+    metrics.sign_finished("seq-2", "espresso", &Err(equivocation()), ms);
+    metrics.sign_finished(
+        "seq-1",
+        "eth2",
+        &Err(SignError::KeyMismatch("k".into())),
+        ms,
+    );
+    metrics.sign_finished(
+        "seq-1",
+        "eth2",
+        &denied(AccessDenied::Profile {
+            client: "seq-1".into(),
+            profile: crate::protection::Profile::Eth2,
+        }),
+        ms,
+    );
+    metrics.sign_finished("seq-1", "eth2", &Err(SignError::RawRootsRefused), ms);
+    for name in ["stranger-1", "stranger-2", "stranger-3"] {
+        metrics.sign_finished(
+            name,
+            "espresso",
+            &denied(AccessDenied::UnknownClient(name.into())),
+            ms,
+        );
+    }
+    // Answers that say nothing about the client's behaviour are not client refusals.
+    metrics.sign_finished("seq-3", "espresso", &Ok(signed(false)), ms);
+    metrics.sign_finished("seq-3", "espresso", &Ok(signed(true)), ms);
+    metrics.sign_finished("seq-3", "espresso", &Err(SignError::Paused), ms);
+    metrics.sign_finished("seq-3", "espresso", &Err(SignError::NoLeader), ms);
+    metrics.sign_finished("seq-3", "espresso", &Err(missing_key_id()), ms);
+    metrics.sign_finished(
+        "seq-3",
+        "espresso",
+        &Err(SignError::Denied(Denied::RateLimited {
+            client: "seq-3".into(),
+            per_second: 1,
+            burst: 1,
+        })),
+        ms,
+    );
+    let refusals: Vec<String> = lines(&metrics)
+        .into_iter()
+        .filter(|l| l.starts_with("signer_client_refusals_total{"))
+        .collect();
+    assert_eq!(
+        refusals,
+        [
+            "signer_client_refusals_total{client=\"(ungranted)\",profile=\"espresso\",reason=\"access_denied\"} 3",
+            "signer_client_refusals_total{client=\"seq-1\",profile=\"eth2\",reason=\"access_denied\"} 1",
+            "signer_client_refusals_total{client=\"seq-1\",profile=\"eth2\",reason=\"key_mismatch\"} 1",
+            "signer_client_refusals_total{client=\"seq-1\",profile=\"eth2\",reason=\"raw_roots_denied\"} 1",
+            "signer_client_refusals_total{client=\"seq-2\",profile=\"espresso\",reason=\"equivocation\"} 2",
+        ]
+    );
+    assert!(!metrics.encode().unwrap().contains("stranger"));
+}
+
+#[test]
+fn pending_keys_get_one_series_each_up_to_the_cap_and_lose_it_once_loaded() {
+    let metrics = Metrics::new(1).unwrap();
+    let pending = |ids: &[&str]| -> BTreeMap<String, String> {
+        ids.iter()
+            .map(|id| ((*id).to_owned(), "KMS unreachable".to_owned()))
+            .collect()
+    };
+    metrics.observe_keys(2, &pending(&["kms-2", "kms-1"]));
+    for expected in [
+        "signer_keys_loaded 2",
+        "signer_keys_pending 2",
+        "signer_key_pending{key=\"kms-1\"} 1",
+        "signer_key_pending{key=\"kms-2\"} 1",
+    ] {
+        assert!(has(&metrics, expected), "missing {expected:?}");
+    }
+    metrics.observe_keys(3, &pending(&["kms-2"]));
+    assert!(has(&metrics, "signer_keys_pending 1"));
+    assert!(has(&metrics, "signer_key_pending{key=\"kms-2\"} 1"));
+    assert!(!metrics.encode().unwrap().contains("kms-1"));
+    metrics.observe_keys(4, &BTreeMap::new());
+    assert!(has(&metrics, "signer_keys_pending 0"));
+    assert!(!metrics.encode().unwrap().contains("signer_key_pending{"));
+    // 150 pending keys: all counted, the first 100 ids named.
+    let many: Vec<String> = (0..150).map(|i| format!("k-{i:03}")).collect();
+    let refs: Vec<&str> = many.iter().map(String::as_str).collect();
+    metrics.observe_keys(0, &pending(&refs));
+    assert!(has(&metrics, "signer_keys_pending 150"));
+    let named = lines(&metrics)
+        .into_iter()
+        .filter(|l| l.starts_with("signer_key_pending{"))
+        .count();
+    assert_eq!(named, MAX_PENDING_KEY_SERIES);
+    assert!(has(&metrics, "signer_key_pending{key=\"k-099\"} 1"));
+    assert!(!metrics.encode().unwrap().contains("k-100"));
+}
+
+#[test]
+fn health_serving_follows_readiness() {
+    let metrics = Metrics::new(1).unwrap();
+    let ready = |leader, keys_pending| Readiness {
+        leader,
+        keys_pending,
+    };
+    metrics.observe_health(&ready(true, 0));
+    assert!(has(&metrics, "signer_health_serving 1"));
+    metrics.observe_health(&ready(true, 1));
+    assert!(has(&metrics, "signer_health_serving 0"));
+    metrics.observe_health(&ready(true, 0));
+    metrics.observe_health(&ready(false, 0));
+    assert!(has(&metrics, "signer_health_serving 0"));
 }

@@ -10,7 +10,8 @@
 //!   when a node is configured without `sync_writes` (benchmarks of the fsync cost only), writes
 //!   are not durable and the node says so at start;
 //! - every write is one redb transaction, so a crash never leaves a hole in the log;
-//! - a database of another format version is refused at open with both versions named.
+//! - a database of a format this binary does not read is refused at open with both versions
+//!   named; a format-1 log (whose entries have format 2's layout) is read and stamped format 2.
 
 use super::{io_err, Entry, LogId, TypeConfig, Vote};
 use crate::format;
@@ -33,8 +34,10 @@ const LOGS: TableDefinition<u64, &[u8]> = TableDefinition::new("raft_logs");
 /// "format" → u16 LE; "vote" | "committed" | "last_purged" → value.
 const META: TableDefinition<&str, &[u8]> = TableDefinition::new("raft_meta");
 
+/// A stored value (log entries, vote, log positions): of this format, or of an older one in
+/// the same layout.
 fn decode<T: DeserializeOwned>(what: &str, bytes: &[u8]) -> io::Result<T> {
-    format::decode(bytes).map_err(|e| io::Error::other(format!("log database, {what}: {e}")))
+    format::decode_stored(bytes).map_err(|e| io::Error::other(format!("log database, {what}: {e}")))
 }
 
 /// The redb-backed Raft log. Cloning shares the database.

@@ -17,7 +17,9 @@
 //!   committed entries after it. Snapshots are written with fsync, which also makes every
 //!   earlier apply durable before any log entry is purged;
 //! - responders are answered only after that transaction committed;
-//! - a database of another format version is refused at open with both versions named.
+//! - a database of a format this binary does not read is refused at open with both versions
+//!   named; a format-1 database is read through the format-1 layouts
+//!   ([`crate::state::upgrade`]) and stamped format 2, so a format-1 binary refuses it after.
 
 mod storage;
 
@@ -26,6 +28,7 @@ use super::{
     TypeConfig,
 };
 use crate::audit::{self, ChainError, ChainPoint};
+use crate::state::upgrade::SnapshotBodyV1;
 use crate::state::{Applied, AuditChain, Changes, SnapshotBody};
 use futures::TryStreamExt;
 use openraft::entry::RaftEntry;
@@ -59,8 +62,8 @@ pub struct StateMachine {
 }
 
 impl StateMachine {
-    /// Open or create the state database at `path` and load it into memory. A database of
-    /// another format version is refused.
+    /// Open or create the state database at `path` and load it into memory. A database of a
+    /// format this binary does not read is refused.
     pub fn open(path: &Path, sync_writes: bool) -> io::Result<Self> {
         let db = storage::open(path)?;
         let (applied, last_applied, membership) = storage::load(&db)?;
@@ -245,7 +248,9 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
         meta: &SnapshotMeta,
         snapshot: SnapshotData,
     ) -> Result<(), io::Error> {
-        let body: SnapshotBody = crate::format::decode(&snapshot).map_err(io_err)?;
+        // A snapshot built before an upgrade (format 1) is installed through its layout then.
+        let body: SnapshotBody =
+            crate::format::decode_upgrading::<_, SnapshotBodyV1>(&snapshot).map_err(io_err)?;
         let (next, records) = body.into_state().map_err(io_err)?;
         let chain = next.audit.chain;
         if let Err(e) = audit::verify_chain(&records, chain.anchor, Some(chain.head)) {

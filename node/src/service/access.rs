@@ -13,10 +13,11 @@
 //!   a request already proposed before that still completes (documented in SECURITY.md);
 //! - buckets are bounded by the identities granted since the node started (an identity
 //!   without a grant never gets one);
-//! - denials reach the audit log at most once per identity per [`DENIAL_AUDIT_INTERVAL`] from
-//!   each node, for at most [`DENIAL_AUDIT_IDENTITIES`] identities at a time: any certificate
-//!   of the cluster CA can call, and must not be able to grow the replicated log without
-//!   bound (every denial is still counted in metrics).
+//! - denials (revoked certificates too: [`super::authn`] shares the throttle) reach the audit
+//!   log at most once per identity per [`DENIAL_AUDIT_INTERVAL`] from each node, for at most
+//!   [`DENIAL_AUDIT_IDENTITIES`] identities at a time: any certificate of the cluster CA can
+//!   call, and must not be able to grow the replicated log without bound (every denial is
+//!   still counted in metrics).
 
 use crate::admin::{AccessDenied, AdminState, ClientGrant, RateLimit};
 use crate::protection::Profile;
@@ -143,11 +144,15 @@ pub fn grant_of<'a>(admin: &'a AdminState, client: &str) -> Result<&'a ClientGra
         .ok_or_else(|| Denied::Access(AccessDenied::UnknownClient(client.to_owned())))
 }
 
-/// Whether `identity` may read the cluster status: a granted client or an `auditor-…`
-/// identity; before the admin plane is bootstrapped, any certificate of the cluster CA (so
-/// operators and tools can watch a new cluster come up). Admins read the admin state instead.
+/// Whether `identity` may read the cluster status: a granted client, an enrolled admin (who
+/// needs each node's loaded and pending keys) or an `auditor-…` identity; before the admin
+/// plane is bootstrapped, any certificate of the cluster CA (so operators and tools can watch
+/// a new cluster come up).
 pub fn may_read_status(admin: &AdminState, identity: &str) -> bool {
-    !admin.bootstrapped || admin.clients.contains_key(identity) || identity.starts_with("auditor-")
+    !admin.bootstrapped
+        || admin.clients.contains_key(identity)
+        || admin.admins.contains_key(identity)
+        || identity.starts_with("auditor-")
 }
 
 /// Whether `client` may sign with `key_id` under `profile`, and (when `rate` is set, i.e. on

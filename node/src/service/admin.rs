@@ -17,6 +17,7 @@
 
 mod prepare;
 
+use super::authn::Authenticator;
 use super::convert;
 use crate::admin::codec::{self as admin_codec, admin_to_pb, grant_to_pb, policy_to_pb};
 use crate::admin::state::{Challenge, ChallengeStatus};
@@ -25,10 +26,10 @@ use crate::keyloader::Keks;
 use crate::keyring::Keyring;
 use crate::pb;
 use crate::protection::ethereum::Root;
-use crate::protection::{interchange, Profile};
+use crate::protection::interchange;
 use crate::registry::KeyRecord;
 use crate::replica::{commit_admin, Raft, StateMachine};
-use crate::scheme::bn254;
+use crate::scheme::validator::public_key_text;
 use prepare::Preparer;
 use std::sync::Arc;
 use tonic::{Request, Response, Status};
@@ -38,6 +39,7 @@ const MAX_SIGNATURE: usize = 256;
 
 /// The admin service.
 pub struct AdminService {
+    authn: Authenticator,
     raft: Raft,
     state: StateMachine,
     keyring: Arc<Keyring>,
@@ -46,10 +48,11 @@ pub struct AdminService {
 }
 
 impl AdminService {
-    /// An admin service over this node's Raft handle, state, keyring and KEKs. (Attestation
-    /// roots are not the service's: enrollments are verified in `apply`, against the roots in
-    /// the replicated admin state.)
+    /// An admin service over this node's Raft handle, state, keyring and KEKs, authenticating
+    /// callers with `authn`. (Attestation roots are not the service's: enrollments are
+    /// verified in `apply`, against the roots in the replicated admin state.)
     pub fn new(
+        authn: Authenticator,
         raft: Raft,
         state: StateMachine,
         keyring: Arc<Keyring>,
@@ -57,6 +60,7 @@ impl AdminService {
         genesis_validators_root: Root,
     ) -> Self {
         AdminService {
+            authn,
             raft,
             state,
             keyring,
@@ -67,8 +71,10 @@ impl AdminService {
 
     /// The caller's identity, if it is an enrolled admin.
     fn authorize<T>(&self, req: &Request<T>) -> Result<String, Status> {
-        let identity = crate::tls::peer_identity(req.peer_certs())
-            .ok_or_else(|| Status::unauthenticated("a client certificate is required"))?;
+        let identity = self
+            .authn
+            .identify_request(req)
+            .map_err(|e| convert::authn_status(e, "a client certificate is required"))?;
         if self.state.read().admin.admins.contains_key(&identity) {
             Ok(identity)
         } else {
@@ -79,12 +85,7 @@ impl AdminService {
     }
 
     fn key_info(&self, record: &KeyRecord) -> pb::AdminKeyInfo {
-        let text = match record.profile {
-            Profile::Eth2 => format!("0x{}", hex::encode(&record.public_key)),
-            Profile::Espresso => bn254::PublicKey::from_bytes(&record.public_key)
-                .map(|pk| pk.to_tagged())
-                .unwrap_or_else(|_| format!("0x{}", hex::encode(&record.public_key))),
-        };
+        let text = public_key_text(record.profile, &record.public_key);
         pb::AdminKeyInfo {
             key_id: record.key_id.clone(),
             profile: record.profile.name().to_owned(),
@@ -114,11 +115,20 @@ impl AdminService {
     /// A challenge as the wire sees it.
     fn challenge_view(&self, c: &Challenge, now_ms: u64) -> pb::Challenge {
         let applied = self.state.read();
-        let (status, detail) = match &c.status {
-            ChallengeStatus::Pending if now_ms > c.expires_at_ms => ("expired", String::new()),
-            ChallengeStatus::Pending => ("pending", String::new()),
-            ChallengeStatus::Executed { detail, .. } => ("executed", detail.clone()),
-            ChallengeStatus::Failed { reason, .. } => ("failed", reason.clone()),
+        let status = match &c.status {
+            ChallengeStatus::Pending if now_ms > c.expires_at_ms => "expired",
+            other => other.word(),
+        };
+        // A decided challenge shows the threshold its approvals met and who they were (0 and
+        // today's admins when the signer that decided it did not record them); an open one,
+        // today's.
+        let (approved_by, threshold) = match (&c.status, c.status.decided()) {
+            (_, Some(d)) => (d.approvers.clone(), d.threshold),
+            (ChallengeStatus::Pending, None) => (
+                c.counted(&applied.admin.admins),
+                applied.admin.policy.threshold,
+            ),
+            (_, None) => (c.counted(&applied.admin.admins), 0),
         };
         pb::Challenge {
             id: c.id.to_vec(),
@@ -128,10 +138,10 @@ impl AdminService {
             expires_at_ms: c.expires_at_ms,
             description: admin_codec::describe_bytes(&c.action_bytes),
             proposer: c.proposer.clone(),
-            approved_by: c.counted(&applied.admin.admins),
-            threshold: applied.admin.policy.threshold,
+            approved_by,
+            threshold,
             status: status.to_owned(),
-            detail,
+            detail: c.status.detail().to_owned(),
             created_at_ms: c.created_at_ms,
             notes: Vec::new(),
         }
@@ -203,6 +213,7 @@ impl pb::admin_server::Admin for AdminService {
             keys,
             loaded,
             genesis_validators_root: self.genesis_validators_root,
+            state: &self.state,
         }
         .prepare(request.into_inner())
         .await?;
@@ -256,7 +267,12 @@ impl pb::admin_server::Admin for AdminService {
             })
             .await?;
         tracing::info!(%admin, challenge = %hex::encode(id), ?outcome, "approval");
-        let threshold = self.state.read().admin.policy.threshold;
+        // The threshold the approvals met (a policy change the action made does not count).
+        let threshold = self
+            .challenge(&id)
+            .ok()
+            .and_then(|c| c.status.decided().map(|d| d.threshold))
+            .unwrap_or_else(|| self.state.read().admin.policy.threshold);
         let response = |status: &str, approved_by: Vec<String>, detail: String| {
             Ok(Response::new(pb::ApproveResponse {
                 status: status.to_owned(),
@@ -334,6 +350,14 @@ impl pb::admin_server::Admin for AdminService {
                 .map(|(identity, g)| grant_to_pb(identity, g))
                 .collect(),
             paused: a.paused,
+            revoked_certificates: a
+                .revoked
+                .iter()
+                .map(|(fingerprint, r)| pb::RevokedCertificate {
+                    fingerprint: fingerprint.clone(),
+                    identity: r.identity.clone().unwrap_or_default(),
+                })
+                .collect(),
         }))
     }
 

@@ -4,9 +4,12 @@
 //! and following new records. Must not: change anything, or answer from memory what must come
 //! from the database (Verify recomputes the chain from redb).
 //!
-//! Authorization (interim, until enrolled admins): the caller's client certificate must name
-//! an `auditor-…` or `admin-…` identity.
+//! Authorization: the caller's client certificate, not revoked ([`super::authn`]), must name an
+//! `auditor-…` identity or an enrolled admin. A `Tail` that follows ends with UNAUTHENTICATED
+//! once its caller's certificate is revoked.
 
+use super::authn::{Authenticator, Caller};
+use super::convert;
 use crate::audit::{self, AuditFilter, ChainPoint};
 use crate::pb;
 use crate::replica::{NodeId, Raft, StateMachine};
@@ -24,15 +27,17 @@ const MAX_LAST: u32 = 100_000;
 
 /// The audit service.
 pub struct AuditService {
+    authn: Authenticator,
     node_id: NodeId,
     raft: Raft,
     state: StateMachine,
 }
 
 impl AuditService {
-    /// An audit service over this node's state.
-    pub fn new(node_id: NodeId, raft: Raft, state: StateMachine) -> Self {
+    /// An audit service over this node's state, authenticating callers with `authn`.
+    pub fn new(authn: Authenticator, node_id: NodeId, raft: Raft, state: StateMachine) -> Self {
         AuditService {
+            authn,
             node_id,
             raft,
             state,
@@ -40,13 +45,19 @@ impl AuditService {
     }
 }
 
-/// Interim auditor authorization: `auditor-…` or `admin-…`.
-/// Auditors (`auditor-…` identities) and enrolled admins may read the audit log.
-fn authorize<T>(state: &StateMachine, req: &Request<T>) -> Result<String, Status> {
-    let identity = crate::tls::peer_identity(req.peer_certs())
-        .ok_or_else(|| Status::unauthenticated("a client certificate is required"))?;
-    if identity.starts_with("auditor-") || state.read().admin.admins.contains_key(&identity) {
-        Ok(identity)
+/// Auditors (`auditor-…` identities) and enrolled admins may read the audit log, with a
+/// certificate the admins did not revoke.
+fn authorize<T>(
+    authn: &Authenticator,
+    state: &StateMachine,
+    req: &Request<T>,
+) -> Result<Caller, Status> {
+    let caller = authn
+        .request_caller(req)
+        .map_err(|e| convert::authn_status(e, "a client certificate is required"))?;
+    let identity = &caller.identity;
+    if identity.starts_with("auditor-") || state.read().admin.admins.contains_key(identity) {
+        Ok(caller)
     } else {
         Err(Status::permission_denied(format!(
             "{identity:?} is not an auditor or an enrolled admin"
@@ -58,16 +69,25 @@ fn storage(e: std::io::Error) -> Status {
     Status::internal(format!("reading the audit log: {e}"))
 }
 
-fn filter(f: Option<pb::AuditFilter>) -> AuditFilter {
+/// The filter a client asked for; a result word no record can hold is INVALID_ARGUMENT (an
+/// unknown word would otherwise match nothing and look like an empty log).
+fn filter(f: Option<pb::AuditFilter>) -> Result<AuditFilter, Status> {
     let f = f.unwrap_or_default();
+    if !f.result.is_empty() && !audit::RESULT_WORDS.contains(&f.result.as_str()) {
+        return Err(Status::invalid_argument(format!(
+            "filter.result: {:?} is not a result any record holds; one of: {}",
+            f.result,
+            audit::RESULT_WORDS.join(", ")
+        )));
+    }
     let text = |s: String| (!s.is_empty()).then_some(s);
-    AuditFilter {
+    Ok(AuditFilter {
         key_id: text(f.key_id),
         client: text(f.client),
         result: text(f.result),
         since_ms: (f.since_ms != 0).then_some(f.since_ms),
         until_ms: (f.until_ms != 0).then_some(f.until_ms),
-    }
+    })
 }
 
 /// The wire form of a stored record; `None` when it does not pass `filter`. A record that does
@@ -138,9 +158,9 @@ impl pb::audit_server::Audit for AuditService {
         &self,
         request: Request<pb::AuditTailRequest>,
     ) -> Result<Response<Self::TailStream>, Status> {
-        authorize(&self.state, &request)?;
+        let caller = authorize(&self.authn, &self.state, &request)?;
         let req = request.into_inner();
-        let filter = filter(req.filter);
+        let filter = filter(req.filter)?;
         if req.last > MAX_LAST {
             return Err(Status::invalid_argument(format!(
                 "last: at most {MAX_LAST}"
@@ -152,12 +172,19 @@ impl pb::audit_server::Audit for AuditService {
             req.from_seq
         };
         let state = self.state.clone();
+        let authn = self.authn.clone();
         let follow = req.follow;
         let (tx, rx) = mpsc::channel(64);
         tokio::spawn(async move {
             let mut changes = state.watch_audit();
             loop {
                 changes.borrow_and_update();
+                // A stream outlives its start: a certificate revoked meanwhile ends it.
+                if let Err(revoked) = authn.recheck(&caller) {
+                    let status = convert::authn_status(revoked.into(), "");
+                    let _ = tx.send(Err(status)).await;
+                    return;
+                }
                 let page = match read(&state, next, PAGE).await {
                     Ok(p) => p,
                     Err(s) => {
@@ -197,7 +224,7 @@ impl pb::audit_server::Audit for AuditService {
         &self,
         request: Request<pb::AuditGetRequest>,
     ) -> Result<Response<pb::AuditEntry>, Status> {
-        authorize(&self.state, &request)?;
+        authorize(&self.authn, &self.state, &request)?;
         let seq = request.into_inner().seq;
         let page = read(&self.state, seq, 1).await?;
         match page.into_iter().next() {
@@ -220,7 +247,7 @@ impl pb::audit_server::Audit for AuditService {
         &self,
         request: Request<pb::AuditVerifyRequest>,
     ) -> Result<Response<pb::AuditVerifyResponse>, Status> {
-        authorize(&self.state, &request)?;
+        authorize(&self.authn, &self.state, &request)?;
         let at_seq = request.into_inner().at_seq;
         let state = self.state.clone();
         let (chain, result, at_hash) = tokio::task::spawn_blocking(move || {

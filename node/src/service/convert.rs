@@ -21,7 +21,8 @@
 //! - [`SignError::code`] is the only table of gRPC codes: the status and the metric's reason
 //!   label both read it.
 
-use super::signing::{key_mismatch_reason, SignError, Signed};
+use super::authn::AuthnError;
+use super::signing::{key_mismatch_reason, SignError, Signed, PAUSED_REASON};
 use crate::bytes::FixedBytes;
 use crate::keyring::LoadedKey;
 use crate::pb;
@@ -48,6 +49,10 @@ pub struct KeyIdentity {
     pub profile: Profile,
     /// Public key bytes.
     pub public_key: Vec<u8>,
+    /// The registry record is disabled or deleted. The request is still proposed, so that
+    /// the state machine decides `key_inactive` and the audit log records the attempt; no
+    /// secret is needed because nothing is signed.
+    pub inactive: bool,
 }
 
 impl From<&LoadedKey> for KeyIdentity {
@@ -56,6 +61,7 @@ impl From<&LoadedKey> for KeyIdentity {
             key_id: k.key_id.clone(),
             profile: k.profile,
             public_key: k.public_key.clone(),
+            inactive: false,
         }
     }
 }
@@ -542,9 +548,10 @@ impl SignError {
             | SignError::RawRootsRefused => Code::PermissionDenied,
             SignError::Invalid { .. } => Code::InvalidArgument,
             SignError::KeyNotFound(_) | SignError::KeyInactive(_) => Code::NotFound,
-            SignError::Refused(_) | SignError::KeyMismatch(_) => Code::FailedPrecondition,
-            SignError::Paused
-            | SignError::KeyNotLoaded { .. }
+            SignError::Refused(_) | SignError::KeyMismatch(_) | SignError::Paused => {
+                Code::FailedPrecondition
+            }
+            SignError::KeyNotLoaded { .. }
             | SignError::NoLeader
             | SignError::NotLeader
             | SignError::LeaderAddressUnknown(_)
@@ -562,8 +569,9 @@ impl SignError {
         self.to_string()
     }
 
-    /// The refusal detail of a refusal (slashing protection, or a key id the registry holds
-    /// under another public key); `None` for every other error.
+    /// The refusal detail of a refusal (slashing protection, a key id the registry holds
+    /// under another public key, or signing paused by the admins); `None` for every other
+    /// error. A refusal is definitive: clients must not retry it on another node.
     pub fn refusal(&self) -> Option<pb::Refusal> {
         match self {
             SignError::Refused(v) => Some(pb::Refusal {
@@ -573,6 +581,10 @@ impl SignError {
             SignError::KeyMismatch(key_id) => Some(pb::Refusal {
                 code: "key_mismatch".to_owned(),
                 message: key_mismatch_reason(key_id),
+            }),
+            SignError::Paused => Some(pb::Refusal {
+                code: "paused".to_owned(),
+                message: PAUSED_REASON.to_owned(),
             }),
             _ => None,
         }
@@ -623,4 +635,14 @@ pub fn batch_result(r: Result<Signed, SignError>) -> pb::SignBatchResult {
 /// A proposal that did not get decided (also for the admin plane and forwarded events).
 pub fn propose_failure(e: &ProposeError) -> Status {
     status(SignError::from(e))
+}
+
+/// The status of a caller that is not authenticated ([`super::authn`]): UNAUTHENTICATED, with
+/// `missing` (the service's words) when no certificate names it, and the revocation, naming
+/// the certificate, when the admins revoked its certificate.
+pub fn authn_status(e: AuthnError, missing: &str) -> Status {
+    match e {
+        AuthnError::NoIdentity => Status::unauthenticated(missing),
+        AuthnError::Revoked(revoked) => Status::unauthenticated(revoked.to_string()),
+    }
 }

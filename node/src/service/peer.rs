@@ -1,8 +1,9 @@
 //! The `signer.v1.Raft` peer service: openraft RPCs from other nodes, and sign requests that a
 //! follower forwards to this node as leader.
 //!
-//! Owns: authenticating peers (the certificate must name `node-<id>` for a current member, and
-//! Raft messages must speak for that same node id), decoding their binary payloads
+//! Owns: authenticating peers (the certificate must name `node-<id>` for a current member, must
+//! not be revoked by the admins ([`super::authn`]), and Raft messages must speak for that same
+//! node id), decoding their binary payloads
 //! ([`crate::replica::network::from_message`]) and reassembling snapshot streams
 //! ([`SnapshotAssembler`], [`receive_snapshot`]).
 //! Must not: accept anything from a non-member or decide anything itself.
@@ -17,6 +18,7 @@
 //! - forwarded events are refused over 4 MiB, so the log entry they become always fits in a
 //!   peer message.
 
+use super::authn::Authenticator;
 use super::signing::SignPath;
 use crate::format::FormatError;
 use crate::pb;
@@ -35,20 +37,28 @@ use tonic::{Request, Response, Status};
 /// The peer service.
 pub struct PeerService {
     raft: Raft,
+    authn: Authenticator,
     sign_path: SignPath,
 }
 
 impl PeerService {
     /// A peer service over this node's Raft handle.
     pub fn new(raft: Raft, sign_path: SignPath) -> Self {
-        PeerService { raft, sign_path }
+        PeerService {
+            raft,
+            authn: sign_path.authenticator(),
+            sign_path,
+        }
     }
 
-    /// The node id named by the caller's certificate; it must be a member (voter or learner)
-    /// of the cluster, or the very first configured peers before membership is known.
+    /// The node id named by the caller's certificate, which the admins did not revoke; it must
+    /// be a member (voter or learner) of the cluster, or the very first configured peers
+    /// before membership is known.
     fn peer_node<T>(&self, req: &Request<T>) -> Result<NodeId, Status> {
-        let identity = crate::tls::peer_identity(req.peer_certs())
-            .ok_or_else(|| Status::unauthenticated("peer certificate required"))?;
+        let identity = self
+            .authn
+            .identify_request(req)
+            .map_err(|e| super::convert::authn_status(e, "peer certificate required"))?;
         let id = crate::tls::node_id_from_identity(&identity).ok_or_else(|| {
             Status::permission_denied(format!("{identity:?} is not a node identity"))
         })?;

@@ -19,6 +19,7 @@
 //! - every bad input is answered with a [`SignError`] and changes nothing.
 
 use super::access;
+use super::authn::Authenticator;
 use super::convert::{self, KeyIdentity, SignRequest};
 use crate::keyring::{Keyring, LoadedKey};
 use crate::metrics::Metrics;
@@ -157,8 +158,9 @@ pub enum SignError {
     /// outside the grant, or the rate limit.
     #[error(transparent)]
     Denied(#[from] access::Denied),
-    /// The identity may neither sign nor audit, so it may not read the cluster status.
-    #[error("{0:?} has no access grant and is not an auditor")]
+    /// The identity may neither sign, administer nor audit, so it may not read the cluster
+    /// status.
+    #[error("{0:?} has no access grant and is neither an enrolled admin nor an auditor")]
     NotReader(String),
     /// A field is missing or malformed (the field's path, and what is wrong with it).
     #[error("{field}: {reason}")]
@@ -174,7 +176,7 @@ pub enum SignError {
          (raw_roots); send the typed message (eth2.typed) and the signer computes the root"
     )]
     RawRootsRefused,
-    /// No active key with this id: no registry record and no key file.
+    /// No registry record and no key file has this id.
     #[error("key_id: no active key {0:?} on this cluster")]
     KeyNotFound(String),
     /// The state machine found the key's registry record disabled or deleted.
@@ -186,8 +188,9 @@ pub enum SignError {
     /// The registry holds the key id under another public key than the key this node holds.
     #[error("refused: key_mismatch: {}", key_mismatch_reason(.0))]
     KeyMismatch(String),
-    /// The admins paused signing.
-    #[error("signing is paused by the admins (signerctl resume, with approvals)")]
+    /// The admins paused signing: a definitive refusal (code `paused`), recorded once in the
+    /// audit log, that clients must not retry on another node.
+    #[error("refused: paused: {PAUSED_REASON}")]
     Paused,
     /// This node leads but has not loaded the key's secret yet.
     #[error("key {key_id:?} is not loaded on the leader: {why}")]
@@ -246,6 +249,10 @@ pub enum SignError {
     },
 }
 
+/// The reason of the `paused` refusal.
+pub const PAUSED_REASON: &str =
+    "signing is paused by the admins (signerctl resume, with approvals)";
+
 /// Why a key file and the registry clash over `key_id` (the `key_mismatch` refusal's text).
 pub fn key_mismatch_reason(key_id: &str) -> String {
     format!(
@@ -294,13 +301,25 @@ pub struct SignPath {
 }
 
 impl SignPath {
+    /// The authenticator of this path's node: its applied revocations, its denial throttle
+    /// and audit events.
+    pub fn authenticator(&self) -> Authenticator {
+        Authenticator::new(
+            self.state.clone(),
+            self.events.clone(),
+            self.denials.clone(),
+        )
+    }
+
     /// Handle one request a client sent to this node (Sign, or one request of SignBatch) from
     /// the authenticated `client`: convert it once, decide it here or forward it to the
     /// leader, and count the answer in this node's metrics.
     pub async fn sign(&self, client: String, req: pb::SignRequest) -> Result<Signed, SignError> {
         let profile = convert::request_profile(&req).map_or("unknown", |p| p.name());
         let span = client_span(&client, &req.request_id, &req.key_id);
-        self.measured(profile, span, self.accept(client, req)).await
+        let who = client.clone();
+        self.measured(&who, profile, span, self.accept(client, req))
+            .await
     }
 
     /// [`Self::sign`] for a request that entered already typed (the Web3Signer-compatible
@@ -309,6 +328,7 @@ impl SignPath {
     pub async fn sign_typed(&self, client: String, req: SignRequest) -> Result<Signed, SignError> {
         let span = client_span(&client, &req.request_id, &req.key_id);
         let profile = req.profile().name();
+        let who = client.clone();
         let accepted = async {
             req.check_ids()?;
             let raw_roots = self.admit(&client, &req.key_id, req.profile(), false)?;
@@ -317,13 +337,14 @@ impl SignPath {
             self.decide_and_sign(client, req, &identity, raw_roots, false)
                 .await
         };
-        self.measured(profile, span, accepted).await
+        self.measured(&who, profile, span, accepted).await
     }
 
     /// Run a client's request in its span, trace its answer and count it in metrics (once,
     /// where the client called: the leader does not count forwarded requests).
     async fn measured(
         &self,
+        client: &str,
         profile: &str,
         span: tracing::Span,
         request: impl std::future::Future<Output = Result<Signed, SignError>>,
@@ -333,7 +354,7 @@ impl SignPath {
         let result = request.instrument(span.clone()).await;
         span.in_scope(|| trace_answer(&result));
         self.metrics
-            .sign_finished(profile, &result, started.elapsed());
+            .sign_finished(client, profile, &result, started.elapsed());
         result
     }
 
@@ -466,21 +487,18 @@ impl SignPath {
             Some(l) if !forwarded => return self.forward(l, client, req).await,
             _ => return Err(SignError::NoLeader),
         }
-        // The leader signs, so it must hold the secret before a watermark is committed for it.
-        let key = self
-            .keyring
-            .get(&req.key_id)
-            .ok_or_else(|| SignError::KeyNotLoaded {
-                key_id: req.key_id.clone(),
-                why: self
-                    .keyring
-                    .pending()
-                    .remove(&req.key_id)
-                    .unwrap_or_else(|| "not loaded yet".into()),
-            })?;
+        // The leader signs, so it must hold the secret before a watermark is committed for it
+        // (a disabled or deleted key signs nothing: the state machine answers key_inactive).
+        let key = match identity.inactive {
+            true => None,
+            false => Some(self.loaded_key(&req.key_id)?),
+        };
         // One id, one key: a key file that shares an id with a registry key never signs for
         // the registry key's record (the permit would name another public key anyway).
-        if key.public_key != identity.public_key {
+        if key
+            .as_ref()
+            .is_some_and(|k| k.public_key != identity.public_key)
+        {
             return Err(SignError::KeyMismatch(req.key_id));
         }
         // No refusal before the log: a request the applied state would refuse is still
@@ -510,6 +528,12 @@ impl SignPath {
         let permit = decided
             .permit
             .ok_or_else(|| SignError::Internal("accepted without a permit".into()))?;
+        // Re-enabled between this node's check and the decision: the watermark moved (safe),
+        // but the secret is not loaded yet; the client retries.
+        let key = match key {
+            Some(key) => key,
+            None => self.loaded_key(&req.key_id)?,
+        };
         let signed_message = permit.message().to_vec();
         let signature = key
             .sign(permit)
@@ -522,23 +546,37 @@ impl SignPath {
         })
     }
 
-    /// The key's id, profile and public key: an active registry record, else a key file.
+    /// The key's id, profile and public key: a registry record (a disabled or deleted one is
+    /// marked [`KeyIdentity::inactive`]), else a key file.
     fn identity(&self, key_id: &str) -> Result<KeyIdentity, SignError> {
-        let not_found = || SignError::KeyNotFound(key_id.to_owned());
         let record = self.state.read().registry.keys.get(key_id).cloned();
         match record {
-            Some(r) if r.state == crate::registry::KeyState::Active => Ok(KeyIdentity {
+            Some(r) => Ok(KeyIdentity {
+                inactive: r.state != crate::registry::KeyState::Active,
                 key_id: r.key_id,
                 profile: r.profile,
                 public_key: r.public_key,
             }),
-            Some(_) => Err(not_found()),
             None => self
                 .keyring
                 .get(key_id)
                 .map(|k| KeyIdentity::from(k.as_ref()))
-                .ok_or_else(not_found),
+                .ok_or_else(|| SignError::KeyNotFound(key_id.to_owned())),
         }
+    }
+
+    /// The key's secret on this node, or why it is not loaded.
+    fn loaded_key(&self, key_id: &str) -> Result<Arc<LoadedKey>, SignError> {
+        self.keyring
+            .get(key_id)
+            .ok_or_else(|| SignError::KeyNotLoaded {
+                key_id: key_id.to_owned(),
+                why: self
+                    .keyring
+                    .pending()
+                    .remove(key_id)
+                    .unwrap_or_else(|| "not loaded yet".into()),
+            })
     }
 
     /// Send the converted request to `leader` and return its typed answer.
@@ -618,17 +656,24 @@ fn trace_answer(result: &Result<Signed, SignError>) {
 /// The `signer.v1.Signer` gRPC service.
 pub struct SignerService {
     path: SignPath,
+    authn: Authenticator,
 }
 
 impl SignerService {
     /// A service over `path`.
     pub fn new(path: SignPath) -> Self {
-        SignerService { path }
+        SignerService {
+            authn: path.authenticator(),
+            path,
+        }
     }
-}
 
-fn client_identity<T>(req: &Request<T>) -> Result<String, SignError> {
-    crate::tls::peer_identity(req.peer_certs()).ok_or(SignError::Unauthenticated)
+    /// The caller's identity: its certificate's name, unless the admins revoked it.
+    fn client_identity<T>(&self, req: &Request<T>) -> Result<String, Status> {
+        self.authn
+            .identify_request(req)
+            .map_err(|e| convert::authn_status(e, &SignError::Unauthenticated.to_string()))
+    }
 }
 
 #[tonic::async_trait]
@@ -637,7 +682,7 @@ impl pb::signer_server::Signer for SignerService {
         &self,
         request: Request<pb::SignRequest>,
     ) -> Result<Response<pb::SignResponse>, Status> {
-        let client = client_identity(&request).map_err(convert::status)?;
+        let client = self.client_identity(&request)?;
         self.path
             .sign(client, request.into_inner())
             .await
@@ -649,7 +694,7 @@ impl pb::signer_server::Signer for SignerService {
         &self,
         request: Request<pb::SignBatchRequest>,
     ) -> Result<Response<pb::SignBatchResponse>, Status> {
-        let client = client_identity(&request).map_err(convert::status)?;
+        let client = self.client_identity(&request)?;
         let requests = request.into_inner().requests;
         if requests.len() > MAX_BATCH {
             return Err(convert::status(SignError::Invalid {
@@ -673,7 +718,7 @@ impl pb::signer_server::Signer for SignerService {
         &self,
         request: Request<pb::GetPublicKeysRequest>,
     ) -> Result<Response<pb::GetPublicKeysResponse>, Status> {
-        let client = client_identity(&request).map_err(convert::status)?;
+        let client = self.client_identity(&request)?;
         let keys = self
             .path
             .usable_keys(&client)
@@ -694,7 +739,7 @@ impl pb::signer_server::Signer for SignerService {
         &self,
         request: Request<pb::GetClusterStatusRequest>,
     ) -> Result<Response<pb::ClusterStatus>, Status> {
-        let client = client_identity(&request).map_err(convert::status)?;
+        let client = self.client_identity(&request)?;
         if !access::may_read_status(&self.path.state.read().admin, &client) {
             return Err(convert::status(SignError::NotReader(client)));
         }

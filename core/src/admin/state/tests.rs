@@ -3,7 +3,7 @@
 use super::*;
 use crate::admin::attestation::tests::{chain, Slot};
 use crate::admin::codec::encode_action;
-use crate::admin::{approval, ApproverKey, RateLimit};
+use crate::admin::{approval, ApproverKey, Fingerprint, RateLimit, RevokedCertificate};
 use crate::protection::Profile;
 use ed25519_dalek::Signer as _;
 
@@ -84,6 +84,7 @@ fn grant_action(identity: &str) -> Action {
             }),
             raw_roots: false,
         },
+        prior: Prior::Unrecorded,
     }
 }
 
@@ -106,15 +107,26 @@ fn two_of_two_needs_both_and_then_is_single_use() {
     let sig_b = sign(&s, &id, &b);
     let Tally::Reached {
         approvers,
+        threshold,
         action: got,
     } = s.approve(&id, "admin-b", &sig_b, 3_000).unwrap()
     else {
         panic!("threshold not reached")
     };
     assert_eq!(approvers, vec!["admin-a", "admin-b"]);
+    assert_eq!(threshold, 2);
     assert_eq!(got, action);
     let detail = s.execute(&got).unwrap();
-    s.finish(&id, 3_000, &Ok(detail));
+    let decided = Decided {
+        at_ms: 3_000,
+        threshold,
+        approvers,
+    };
+    s.finish(&id, decided.clone(), &Ok(detail.clone()));
+    assert_eq!(
+        s.challenges[&hex::encode(id)].status,
+        ChallengeStatus::ExecutedUnder { decided, detail }
+    );
     assert!(s.clients.contains_key("seq-9"));
     // Replaying either approval now is refused: the challenge is decided.
     assert_eq!(
@@ -350,6 +362,7 @@ fn a_hopeless_action_is_refused_at_proposal() {
     let mut s = bootstrapped(&[&a], 1);
     let bad = Action::RevokeClient {
         identity: "nobody".into(),
+        prior: Prior::Unrecorded,
     };
     assert!(s.propose([1; 32], "admin-a", &canon(&bad), 0).is_err());
     assert!(s.challenges.is_empty());

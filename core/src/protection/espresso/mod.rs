@@ -329,13 +329,19 @@ pub fn evaluate_watermark(
             kind,
             view,
             last_view: prev.view,
+            last_signed: prev.message,
         });
     }
     if view == prev.view {
         if prev.message == digest {
             return Verdict::SameData;
         }
-        return Verdict::Deny(Violation::Equivocation { kind, view });
+        return Verdict::Deny(Violation::Equivocation {
+            kind,
+            view,
+            signed: prev.message,
+            requested: digest,
+        });
     }
     Verdict::Allow { next }
 }
@@ -363,6 +369,8 @@ pub fn evaluate_window(
         return Verdict::Deny(Violation::Equivocation {
             kind,
             view: position.view,
+            signed: *signed,
+            requested: digest,
         });
     }
     let outside = Violation::OutsideWindow {

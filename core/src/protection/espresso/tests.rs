@@ -50,7 +50,17 @@ fn watermark_rule_case_table() {
         (p, 11, 1, Verdict::Allow { next: wm(11, 1) }),
         (p, 1000, 3, Verdict::Allow { next: wm(1000, 3) }),
         (p, 10, 1, Verdict::SameData),
-        (p, 10, 2, Verdict::Deny(Equivocation { kind: k, view: 10 })),
+        (
+            p,
+            10,
+            2,
+            Verdict::Deny(Equivocation {
+                kind: k,
+                view: 10,
+                signed: d(1),
+                requested: d(2),
+            }),
+        ),
         (
             p,
             9,
@@ -59,6 +69,7 @@ fn watermark_rule_case_table() {
                 kind: k,
                 view: 9,
                 last_view: 10,
+                last_signed: d(1),
             }),
         ),
         (
@@ -69,13 +80,19 @@ fn watermark_rule_case_table() {
                 kind: k,
                 view: 0,
                 last_view: 10,
+                last_signed: d(1),
             }),
         ),
         (
             Some(wm(0, 1)),
             0,
             2,
-            Verdict::Deny(Equivocation { kind: k, view: 0 }),
+            Verdict::Deny(Equivocation {
+                kind: k,
+                view: 0,
+                signed: d(1),
+                requested: d(2),
+            }),
         ),
     ];
     for (prev, view, n, want) in cases {
@@ -114,13 +131,23 @@ fn window_rule_case_table() {
             Some(w.clone()),
             pos(100, 0),
             3,
-            Verdict::Deny(Equivocation { kind: k, view: 100 }),
+            Verdict::Deny(Equivocation {
+                kind: k,
+                view: 100,
+                signed: d(1),
+                requested: d(3),
+            }),
         ),
         (
             Some(w.clone()),
             pos(40, 0),
             3,
-            Verdict::Deny(Equivocation { kind: k, view: 40 }),
+            Verdict::Deny(Equivocation {
+                kind: k,
+                view: 40,
+                signed: d(2),
+                requested: d(3),
+            }),
         ),
         // out of order inside the window, down to exactly newest - WINDOW
         (
@@ -281,7 +308,9 @@ fn decide_records_only_new_data_per_key_and_kind() {
         state.decide(&conflict),
         Decision::Refuse(Equivocation {
             kind: Kind::QuorumVote,
-            view: 5
+            view: 5,
+            signed: FixedBytes(first.message()),
+            requested: FixedBytes(conflict.message()),
         })
     );
     assert_eq!(state, snapshot);
@@ -291,7 +320,8 @@ fn decide_records_only_new_data_per_key_and_kind() {
         Decision::Refuse(ViewBelowWatermark {
             kind: Kind::QuorumVote,
             view: 4,
-            last_view: 5
+            last_view: 5,
+            last_signed: FixedBytes(first.message()),
         })
     );
     assert_eq!(state, snapshot);
@@ -338,7 +368,9 @@ fn next_epoch_votes_share_the_quorum_vote_slot() {
         state.decide(&v1),
         Decision::Refuse(Equivocation {
             kind: Kind::QuorumVote,
-            view: 8
+            view: 8,
+            signed: FixedBytes(vote.message()),
+            requested: FixedBytes(v1.message()),
         })
     );
 }
@@ -378,7 +410,9 @@ fn timeouts_view_sync_upgrades_and_da_proposals() {
         state.decide(&vs(ViewSyncPhase::PreCommit, 30, 0, Some(4))),
         Decision::Refuse(Equivocation {
             kind: Kind::ViewSyncPrecommitVote,
-            view: 30
+            view: 30,
+            signed: FixedBytes(vs(ViewSyncPhase::PreCommit, 30, 0, None).message()),
+            requested: FixedBytes(vs(ViewSyncPhase::PreCommit, 30, 0, Some(4)).message()),
         })
     );
     assert_eq!(
@@ -406,7 +440,9 @@ fn timeouts_view_sync_upgrades_and_da_proposals() {
         state.decide(&up(50, 5)),
         Decision::Refuse(Equivocation {
             kind: Kind::UpgradeVote,
-            view: 50
+            view: 50,
+            signed: FixedBytes(up(50, 4).message()),
+            requested: FixedBytes(up(50, 5).message()),
         })
     );
     // DA proposals: increasing views; the same payload re-signs
@@ -417,7 +453,9 @@ fn timeouts_view_sync_upgrades_and_da_proposals() {
         state.decide(&dp(10, b"b")),
         Decision::Refuse(Equivocation {
             kind: Kind::DaProposal,
-            view: 10
+            view: 10,
+            signed: FixedBytes(dp(10, b"a").message()),
+            requested: FixedBytes(dp(10, b"b").message()),
         })
     );
     assert_eq!(
@@ -425,7 +463,8 @@ fn timeouts_view_sync_upgrades_and_da_proposals() {
         Decision::Refuse(ViewBelowWatermark {
             kind: Kind::DaProposal,
             view: 9,
-            last_view: 10
+            last_view: 10,
+            last_signed: FixedBytes(dp(10, b"a").message()),
         })
     );
 }
@@ -445,10 +484,15 @@ fn quorum_proposals_are_compared_by_the_computed_leaf_commitment() {
         }),
     };
     let p = |l: ProposedLeaf| intent(1, Message::quorum_proposal(l));
-    let equivocation = Decision::Refuse(Equivocation {
-        kind: Kind::QuorumProposal,
-        view: 20,
-    });
+    let signed = FixedBytes(leaf(20, None, true).commit());
+    let equivocation = |l: ProposedLeaf| {
+        Decision::Refuse(Equivocation {
+            kind: Kind::QuorumProposal,
+            view: 20,
+            signed,
+            requested: FixedBytes(l.commit()),
+        })
+    };
     assert_eq!(state.decide(&p(leaf(20, None, true))), Decision::Sign);
     assert_eq!(
         state.keys[&FixedBytes([1; 128])].watermarks[&Kind::QuorumProposal],
@@ -461,17 +505,27 @@ fn quorum_proposals_are_compared_by_the_computed_leaf_commitment() {
     assert_eq!(state.decide(&p(leaf(20, None, true))), Decision::Resign);
     // Any field that changes the leaf commitment is another proposal at the same view, even
     // one HotShot hashes only for leaves with an epoch, or the presence of an epoch itself.
-    assert_eq!(state.decide(&p(leaf(20, Some(7), true))), equivocation);
-    assert_eq!(state.decide(&p(leaf(20, None, false))), equivocation);
+    assert_eq!(
+        state.decide(&p(leaf(20, Some(7), true))),
+        equivocation(leaf(20, Some(7), true))
+    );
+    assert_eq!(
+        state.decide(&p(leaf(20, None, false))),
+        equivocation(leaf(20, None, false))
+    );
     let mut other_parent = leaf(20, None, true);
     other_parent.parent_leaf = FixedBytes([9; 32]);
-    assert_eq!(state.decide(&p(other_parent)), equivocation);
+    assert_eq!(
+        state.decide(&p(other_parent.clone())),
+        equivocation(other_parent)
+    );
     assert_eq!(
         state.decide(&p(leaf(19, None, true))),
         Decision::Refuse(ViewBelowWatermark {
             kind: Kind::QuorumProposal,
             view: 19,
-            last_view: 20
+            last_view: 20,
+            last_signed: signed,
         })
     );
     assert_eq!(state, snapshot);
@@ -489,12 +543,14 @@ fn a_refused_vote_cannot_be_signed_as_a_quorum_proposal() {
     let mut state = EspressoState::default();
     let x = quorum_vote(10, 0xAA, None);
     let y = quorum_vote(10, 0xBB, None);
-    assert_eq!(state.decide(&intent(1, x)), Decision::Sign);
+    assert_eq!(state.decide(&intent(1, x.clone())), Decision::Sign);
     assert_eq!(
         state.decide(&intent(1, y.clone())),
         Decision::Refuse(Equivocation {
             kind: Kind::QuorumVote,
-            view: 10
+            view: 10,
+            signed: FixedBytes(x.signing_message()),
+            requested: FixedBytes(y.signing_message()),
         })
     );
     let target = y.signing_message();
@@ -761,7 +817,9 @@ fn the_model_and_the_rules_agree_when_a_window_overflows() {
             Decision::Resign,
             Decision::Refuse(Equivocation {
                 kind: Kind::ViewSyncCommitVote,
-                view: 7
+                view: 7,
+                signed: FixedBytes(vote(7, 3, None).signing_message()),
+                requested: FixedBytes(vote(7, 3, Some(1)).signing_message()),
             }),
             outside(6, 7),
             Decision::Sign,

@@ -7,10 +7,11 @@ use crate::admin::approval;
 use crate::admin::attestation::tests::{chain, find_once, Slot};
 use crate::admin::attestation::AttestationError;
 use crate::admin::codec::encode_action;
-use crate::admin::state::Bootstrap;
+use crate::admin::state::{Bootstrap, ChallengeStatus, Decided};
 use crate::admin::{AdminRecord, ApproverKey, ClientGrant, EnrollKey, Policy, RateLimit};
 use crate::bytes::FixedBytes;
 use crate::protection::ethereum::Root;
+use crate::protection::interchange::review::RecordSeen;
 use crate::protection::Profile;
 use ed25519_dalek::Signer as _;
 use std::collections::BTreeMap;
@@ -123,6 +124,7 @@ fn grant(identity: &str) -> Action {
             }),
             raw_roots: false,
         },
+        prior: Prior::Recorded(None),
     }
 }
 
@@ -488,6 +490,7 @@ fn import(text: String) -> Vec<u8> {
     encode_action(&Action::ImportProtection {
         interchange: text,
         minify: false,
+        prior: Prior::Recorded(vec![None]),
     })
 }
 
@@ -518,4 +521,140 @@ fn an_interchange_for_another_network_is_refused_in_apply() {
         AdminOutcome::Refused(AdminRefusal::NoGenesisRoot)
     );
     assert!(legacy.protection.eth2.validators.is_empty());
+}
+
+/// A grant carries the identity's grant when proposed. A proposing node that lies about it is
+/// refused at proposal; a grant that changed between proposal and the last approval fails
+/// there and changes nothing: the change the approvers reviewed is the change, or nothing.
+#[test]
+fn a_grant_reviewed_against_another_grant_never_applies() {
+    let (a, b) = (admin("admin-a", 1), admin("admin-b", 2));
+    let mut applied = bootstrapped(&[&a, &b], 2, Vec::new(), Some(GVR));
+    let Action::GrantClient { grant: g, .. } = grant("seq-z") else {
+        unreachable!()
+    };
+    // A node claims seq-z already holds a grant (so the approvers would read a small diff).
+    let lying = Action::GrantClient {
+        identity: "seq-z".into(),
+        grant: g.clone(),
+        prior: Prior::Recorded(Some(ClientGrant {
+            keys: ["*".to_owned()].into(),
+            ..g.clone()
+        })),
+    };
+    assert_eq!(
+        propose(&mut applied, 1, &a, encode_action(&lying)),
+        AdminOutcome::Refused(AdminRefusal::Invalid(
+            "client \"seq-z\"'s grant is not the one this change was reviewed against (keys [*] \
+             profiles [espresso] rate 3/s, burst 4); it is now no grant: propose the change \
+             again"
+                .into()
+        ))
+    );
+    assert!(applied.admin.challenges.is_empty());
+
+    // Two grants for seq-z, both reviewed against "no grant": the first executes, the second
+    // then fails at its threshold.
+    let other = Action::GrantClient {
+        identity: "seq-z".into(),
+        grant: ClientGrant {
+            raw_roots: true,
+            ..g.clone()
+        },
+        prior: Prior::Recorded(None),
+    };
+    propose(&mut applied, 2, &a, encode_action(&grant("seq-z")));
+    propose(&mut applied, 3, &a, encode_action(&other));
+    approve(&mut applied, 2, &a);
+    assert!(executed(&approve(&mut applied, 2, &b)));
+    approve(&mut applied, 3, &a);
+    let reason = "client \"seq-z\"'s grant is not the one this change was reviewed against (no \
+                  grant); it is now keys [k-1] profiles [espresso] rate 3/s, burst 4: propose \
+                  the change again";
+    assert_eq!(
+        approve(&mut applied, 3, &b),
+        AdminOutcome::Failed {
+            approvers: vec!["admin-a".into(), "admin-b".into()],
+            reason: reason.into()
+        }
+    );
+    assert_eq!(applied.admin.clients["seq-z"], g);
+    assert_eq!(
+        applied.admin.challenges[&hex::encode([3u8; 32])].status,
+        ChallengeStatus::FailedUnder {
+            decided: Decided {
+                at_ms: 1_000,
+                threshold: 2,
+                approvers: vec!["admin-a".into(), "admin-b".into()],
+            },
+            reason: reason.into()
+        }
+    );
+}
+
+/// An import carries the cluster's records of its validators when proposed. A node that
+/// overstates them (making the import look like less than it is) is refused at proposal.
+#[test]
+fn an_import_reviewed_against_overstated_records_is_refused() {
+    let a = admin("admin-a", 1);
+    let mut applied = bootstrapped(&[&a], 1, Vec::new(), Some(GVR));
+    propose(&mut applied, 1, &a, import(interchange(GVR)));
+    assert!(executed(&approve(&mut applied, 1, &a)));
+    let claimed = |slot| {
+        encode_action(&Action::ImportProtection {
+            interchange: interchange(GVR),
+            minify: false,
+            prior: Prior::Recorded(vec![Some(RecordSeen {
+                block: Some((slot, false)),
+                attestation: None,
+            })]),
+        })
+    };
+    assert_eq!(
+        propose(&mut applied, 2, &a, claimed(5_000)),
+        AdminOutcome::Refused(AdminRefusal::Invalid(
+            "the protection records are not the ones this import was reviewed against: \
+             validator 0xa99a76ed7796f7be22d5b7e85deeb7c5677e88e511e0b337618f8c4eb61349b4bf2d153f\
+             649f7b53359fe8b94a38e44c: the import was reviewed against block slot 5000, no \
+             attestation, and the cluster now holds block slot 1000, no attestation; propose \
+             the import again"
+                .into()
+        ))
+    );
+    assert!(matches!(
+        propose(&mut applied, 3, &a, claimed(1_000)),
+        AdminOutcome::Proposed { .. }
+    ));
+}
+
+/// A decided challenge keeps the threshold its approvals met: raising the threshold later (by
+/// an action decided under the old one) does not rewrite it.
+#[test]
+fn a_decided_challenge_keeps_the_threshold_it_met() {
+    let (a, b) = (admin("admin-a", 1), admin("admin-b", 2));
+    let mut applied = bootstrapped(&[&a, &b], 1, Vec::new(), Some(GVR));
+    let decided = |applied: &Applied, id: u8| {
+        applied.admin.challenges[&hex::encode([id; 32])]
+            .status
+            .decided()
+            .map(|d| (d.threshold, d.approvers.clone()))
+    };
+    propose(&mut applied, 1, &a, encode_action(&grant("seq-1")));
+    assert!(executed(&approve(&mut applied, 1, &a)));
+    let two = Action::SetPolicy(Policy {
+        threshold: 2,
+        ..Policy::default()
+    });
+    propose(&mut applied, 2, &b, encode_action(&two));
+    assert!(executed(&approve(&mut applied, 2, &b)));
+    propose(&mut applied, 3, &a, encode_action(&grant("seq-2")));
+    approve(&mut applied, 3, &b);
+    assert!(executed(&approve(&mut applied, 3, &a)));
+    assert_eq!(applied.admin.policy.threshold, 2);
+    assert_eq!(decided(&applied, 1), Some((1, vec!["admin-a".into()])));
+    assert_eq!(decided(&applied, 2), Some((1, vec!["admin-b".into()])));
+    assert_eq!(
+        decided(&applied, 3),
+        Some((2, vec!["admin-a".into(), "admin-b".into()]))
+    );
 }

@@ -21,6 +21,7 @@ use super::super::{io_err, LogId, SnapshotMeta, StoredMembership};
 use crate::format;
 use crate::protection::ProtectionState;
 use crate::registry::Registry;
+use crate::state::upgrade::AdminStateV1;
 use crate::state::AuditState;
 use crate::state::{Applied, AuditChain, Changes, RecordKey, StoredRecords};
 use redb::{Database, Durability, ReadableDatabase, ReadableTable, TableDefinition};
@@ -41,8 +42,13 @@ fn encode<T: Serialize + ?Sized>(value: &T) -> io::Result<Vec<u8>> {
     format::encode(value).map_err(io_err)
 }
 
+/// A stored value: of this format, or of an older one in the same layout.
 fn decode<T: DeserializeOwned>(what: &str, bytes: &[u8]) -> io::Result<T> {
-    format::decode(bytes).map_err(|e| io::Error::other(format!("state database, {what}: {e}")))
+    format::decode_stored(bytes).map_err(|e| stored_error(what, e))
+}
+
+fn stored_error(what: &str, e: format::FormatError) -> io::Error {
+    io::Error::other(format!("state database, {what}: {e}"))
 }
 
 /// Open or create the database at `path`; refuse one written in another format version.
@@ -90,8 +96,11 @@ pub(super) fn load(db: &Database) -> io::Result<(Applied, Option<LogId>, StoredM
         Some(b) => decode("membership", &b)?,
         None => StoredMembership::default(),
     };
+    // The admin state gained the revoked certificates in format 2: format-1 state upgrades.
     let admin = match read("admin")? {
-        Some(b) => decode("admin", &b)?,
+        Some(b) => {
+            format::decode_upgrading::<_, AdminStateV1>(&b).map_err(|e| stored_error("admin", e))?
+        }
         None => crate::admin::AdminState::default(),
     };
     let mut protection = ProtectionState::default();
@@ -324,7 +333,7 @@ pub(super) fn get_snapshot(file: &Path) -> io::Result<Option<(SnapshotMeta, Vec<
         Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
         Err(e) => return Err(e),
     };
-    let stored: StoredSnapshot = format::decode(&bytes)
+    let stored: StoredSnapshot = format::decode_stored(&bytes)
         .map_err(|e| io::Error::other(format!("snapshot {}: {e}", file.display())))?;
     Ok(Some((stored.meta, stored.data)))
 }

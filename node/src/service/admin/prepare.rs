@@ -1,13 +1,15 @@
 //! Turning a proposal request into a complete [`Action`]: everything that needs randomness or
 //! a KEK happens here, on the proposing node, before the challenge exists, so approvers
-//! approve exactly what will be committed.
+//! approve exactly what will be committed. What a grant, a revocation or an import replaces is
+//! read from this node's applied state into the action ([`Prior`]), for the approvers' review;
+//! this node is not trusted for it: every replica checks it when applying.
 //!
 //! Must not: commit anything, keep a plaintext secret longer than needed to seal it, or vouch
 //! for anything the replicas must check themselves: an enrollment carries the attestation
 //! certificates as given, and every replica verifies them when applying.
 
 use crate::admin::codec as admin_codec;
-use crate::admin::{Action, EnrollKey};
+use crate::admin::{Action, EnrollKey, Prior};
 use crate::custody::{seal, unseal, EncryptionContext, Kek};
 use crate::keyloader::Keks;
 use crate::keyring::LoadedKey;
@@ -15,6 +17,7 @@ use crate::pb;
 use crate::protection::ethereum::Root;
 use crate::protection::{interchange, Profile};
 use crate::registry::{KeyRecord, KeyState, Rewrap};
+use crate::replica::StateMachine;
 use crate::scheme::{bls12_381, bn254};
 use tonic::Status;
 use zeroize::Zeroizing;
@@ -30,6 +33,9 @@ pub struct Preparer<'a> {
     /// The eth2 network (interchange imports must match it; checked early here for a clear
     /// error, and authoritatively in `apply` against the replicated root).
     pub genesis_validators_root: Root,
+    /// The applied state: what a grant, a revocation or an import replaces is read from it
+    /// into the action ([`Prior`]), and every replica checks it again when applying.
+    pub state: &'a StateMachine,
 }
 
 /// A prepared action and notes for the proposer (e.g. keys not re-sealed).
@@ -89,9 +95,25 @@ impl Preparer<'_> {
                 }
                 let (identity, grant) = admin_codec::grant_from_pb(g)
                     .map_err(|e| Status::invalid_argument(e.to_string()))?;
-                plain(Action::GrantClient { identity, grant })
+                let previous = self.state.read().admin.clients.get(&identity).cloned();
+                plain(Action::GrantClient {
+                    identity,
+                    grant,
+                    prior: Prior::Recorded(previous),
+                })
             }
-            R::RevokeClient(identity) => plain(Action::RevokeClient { identity }),
+            R::RevokeClient(identity) => {
+                let previous = self.state.read().admin.clients.get(&identity).cloned();
+                let Some(previous) = previous else {
+                    return Err(Status::failed_precondition(format!(
+                        "client {identity:?} has no grant"
+                    )));
+                };
+                plain(Action::RevokeClient {
+                    identity,
+                    prior: Prior::Recorded(previous),
+                })
+            }
             R::EnrollAdmin(e) => plain(enrollment(e)?),
             R::RemoveAdmin(name) => plain(Action::RemoveAdmin { name }),
             R::SetPolicy(p) => plain(Action::SetPolicy(admin_codec::policy_from_pb(&p))),
@@ -104,14 +126,18 @@ impl Preparer<'_> {
                         doc.genesis_validators_root, self.genesis_validators_root
                     )));
                 }
+                // The cluster's records of the file's validators, for the approvers' review.
+                let seen = interchange::review::seen(&self.state.read().protection.eth2, &doc);
                 plain(Action::ImportProtection {
                     interchange: i.interchange_json,
                     minify: i.minify,
+                    prior: Prior::Recorded(seen),
                 })
             }
             R::Pause(_) => plain(Action::Pause),
             R::Resume(_) => plain(Action::Resume),
             R::CompactAudit(up_to_seq) => plain(Action::CompactAudit { up_to_seq }),
+            R::RevokeCertificate(r) => plain(revocation(r)?),
         }
     }
 
@@ -232,6 +258,26 @@ fn enrollment(e: pb::EnrollAdminRequest) -> Result<Action, Status> {
         None => return Err(Status::invalid_argument("key: missing")),
     };
     Ok(Action::EnrollAdmin { name: e.name, key })
+}
+
+/// Largest certificate a revocation may carry (a client certificate is well under 2 KiB).
+const MAX_CERTIFICATE: usize = 16 * 1024;
+
+/// A revocation from a request: the fingerprint, and the certificate as given (every replica
+/// checks in `apply` that it has the fingerprint, and reads the identity it names).
+fn revocation(r: pb::RevokeCertificateAction) -> Result<Action, Status> {
+    let fingerprint = admin_codec::fingerprint_from_pb(&r.fingerprint)
+        .map_err(|e| Status::invalid_argument(e.to_string()))?;
+    if r.certificate.len() > MAX_CERTIFICATE {
+        return Err(Status::invalid_argument(format!(
+            "certificate: at most {MAX_CERTIFICATE} bytes, got {}",
+            r.certificate.len()
+        )));
+    }
+    Ok(Action::RevokeCertificate {
+        fingerprint,
+        certificate: r.certificate,
+    })
 }
 
 fn generate(profile: Profile) -> Result<Zeroizing<Vec<u8>>, Status> {

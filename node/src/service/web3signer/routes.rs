@@ -11,6 +11,7 @@
 use super::Web3SignerApi;
 use crate::protection::Profile;
 use crate::service::access::Denied;
+use crate::service::authn::Revoked;
 use crate::service::convert::{Eth2Request, RequestMessage, SignRequest};
 use crate::service::health::Readiness;
 use crate::service::signing::SignError;
@@ -59,6 +60,22 @@ pub async fn handle(api: &Web3SignerApi, identity: Option<&str>, req: Request<In
             format!("no such path {path:?}; the eth2 signing API is under /api/v1/eth2/"),
         )),
     }
+}
+
+/// Whether `path` is a health path: answered to anyone, with or without a certificate (load
+/// balancers' checks), so the caller is not authenticated for it.
+pub fn is_health(path: &str) -> bool {
+    matches!(path, "/upcheck" | "/healthcheck")
+}
+
+/// The answer to a request sent with a certificate the admins revoked: 401
+/// `certificate_revoked`, naming the certificate.
+pub fn revoked(revoked: &Revoked) -> Answer {
+    error(Failure::new(
+        StatusCode::UNAUTHORIZED,
+        "certificate_revoked",
+        revoked.to_string(),
+    ))
 }
 
 /// Why a request was not answered with a signature: the status, a stable code and the text.
@@ -247,7 +264,9 @@ fn failure(e: SignError, request: Option<(&Web3SignerApi, &SignRequest)>) -> Fai
         }
         SignError::Refused(v) => (StatusCode::PRECONDITION_FAILED, v.code().to_owned()),
         SignError::KeyMismatch(_) => (StatusCode::PRECONDITION_FAILED, "key_mismatch".to_owned()),
-        SignError::Paused => (StatusCode::SERVICE_UNAVAILABLE, "paused".to_owned()),
+        // Paused is a decision the cluster committed, not an outage: a 503 would ask the
+        // client (and the README's retry advice) to try again.
+        SignError::Paused => (StatusCode::PRECONDITION_FAILED, "paused".to_owned()),
         // Everything else by its gRPC code: the rate limit, invalid fields, no leader or quorum
         // right now (retry), a status the leader answered a forwarded request with, a bug.
         other => by_grpc_code(other.code()),
@@ -377,7 +396,7 @@ mod tests {
             message: "timeout".into(),
         };
         assert_eq!(of(relayed), unavailable);
-        let paused = (StatusCode::SERVICE_UNAVAILABLE, "paused".to_owned());
+        let paused = (StatusCode::PRECONDITION_FAILED, "paused".to_owned());
         assert_eq!(of(SignError::Paused), paused);
         let internal = (StatusCode::INTERNAL_SERVER_ERROR, "internal".to_owned());
         assert_eq!(of(SignError::Internal("bug".into())), internal);

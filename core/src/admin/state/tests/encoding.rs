@@ -1,5 +1,5 @@
 //! The admin state as it is stored and replicated: it survives the binary format and JSON
-//! unchanged (challenge ids, digests and attestation roots included), and a bootstrap or
+//! unchanged (challenge ids, digests, attestation roots and revocations included), and a bootstrap or
 //! state written before the attestation roots were replicated reads Yubico's roots.
 
 use super::*;
@@ -9,12 +9,23 @@ fn root() -> Vec<u8> {
     crate::admin::attestation::yubico_roots().remove(0)
 }
 
-/// A bootstrapped state with a pending challenge and an attestation root.
+/// A bootstrapped state with a pending challenge, an attestation root and two revoked
+/// certificates (one known by its identity, one by its fingerprint only).
 fn busy_state() -> AdminState {
     let a = admin("admin-a", 1);
     let mut s = bootstrapped_with_roots(&[&a], 1, vec![root()]);
     s.propose([0x5a; 32], "admin-a", &canon(&Action::Pause), 1_000)
         .unwrap();
+    s.revoked.insert(
+        Fingerprint([0xab; 32]).to_hex(),
+        RevokedCertificate {
+            identity: Some("seq-2".into()),
+        },
+    );
+    s.revoked.insert(
+        Fingerprint([0xcd; 32]).to_hex(),
+        RevokedCertificate { identity: None },
+    );
     s
 }
 
@@ -25,6 +36,13 @@ fn the_state_survives_the_binary_format_and_json() {
     assert_eq!(challenge.id, [0x5a; 32]);
     assert_ne!(challenge.digest, [0; 32]);
     assert_eq!(s.attestation_roots, vec![root()]);
+
+    assert_eq!(
+        s.revocation(&Fingerprint([0xab; 32])),
+        Some(&RevokedCertificate {
+            identity: Some("seq-2".into())
+        })
+    );
 
     let binary: AdminState = crate::format::decode(&crate::format::encode(&s).unwrap()).unwrap();
     assert_eq!(binary, s);
@@ -37,6 +55,10 @@ fn the_state_survives_the_binary_format_and_json() {
     assert_eq!(
         json["challenges"][hex::encode([0x5a; 32])]["id"],
         serde_json::json!(hex::encode([0x5a; 32]))
+    );
+    assert_eq!(
+        json["revoked"][Fingerprint([0xab; 32]).to_hex()],
+        serde_json::json!({ "identity": "seq-2" })
     );
     let back: AdminState = serde_json::from_value(json).unwrap();
     assert_eq!(back, s);

@@ -16,6 +16,7 @@ fn set(s: &mut AdminState, identity: &str, g: ClientGrant) -> Result<String, Adm
     s.execute(&Action::GrantClient {
         identity: identity.to_owned(),
         grant: g,
+        prior: Prior::Unrecorded,
     })
 }
 

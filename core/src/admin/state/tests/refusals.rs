@@ -23,9 +23,19 @@ fn threshold_refusal(threshold: u32, admins: usize) -> AdminRefusal {
 fn approve_as(s: &mut AdminState, id: [u8; 32], a: &Admin, at_ms: u64) -> Tally {
     let signature = sign(s, &id, a);
     let tally = s.approve(&id, a.name, &signature, at_ms).unwrap();
-    if let Tally::Reached { action, .. } = &tally {
+    if let Tally::Reached {
+        action,
+        approvers,
+        threshold,
+    } = &tally
+    {
         let result = s.execute(action).map_err(|e| e.to_string());
-        s.finish(&id, at_ms, &result);
+        let decided = Decided {
+            at_ms,
+            threshold: *threshold,
+            approvers: approvers.clone(),
+        };
+        s.finish(&id, decided, &result);
     }
     tally
 }
@@ -170,7 +180,7 @@ fn at_most_256_challenges_are_pending_and_a_decided_or_expired_one_frees_a_place
     assert_eq!(reached(&approve_as(&mut s, id(0), &a, at)), ["admin-a"]);
     assert!(matches!(
         status(&s, id(0)),
-        ChallengeStatus::Executed { .. }
+        ChallengeStatus::ExecutedUnder { .. }
     ));
     s.propose(id(BOUND), "admin-b", &canon(&Action::Pause), at)
         .unwrap();
@@ -182,11 +192,20 @@ fn at_most_256_challenges_are_pending_and_a_decided_or_expired_one_frees_a_place
 
     // One failed (approved, but applying it was refused): decided, so one place free too.
     let sig = sign(&s, &id(1), &b);
-    assert!(matches!(
-        s.approve(&id(1), "admin-b", &sig, at).unwrap(),
-        Tally::Reached { .. }
-    ));
-    s.finish(&id(1), at, &Err("refused".into()));
+    let Tally::Reached {
+        approvers,
+        threshold,
+        ..
+    } = s.approve(&id(1), "admin-b", &sig, at).unwrap()
+    else {
+        panic!("not reached")
+    };
+    let decided = Decided {
+        at_ms: at,
+        threshold,
+        approvers,
+    };
+    s.finish(&id(1), decided, &Err("refused".into()));
     s.propose(id(BOUND + 1), "admin-b", &canon(&Action::Pause), at)
         .unwrap();
 
@@ -289,6 +308,7 @@ fn a_removed_admins_approval_of_a_pending_challenge_no_longer_counts() {
     let Tally::Reached {
         approvers,
         action: got,
+        ..
     } = approve_as(&mut s, x, &c, 1_007)
     else {
         panic!("not reached")
@@ -469,5 +489,116 @@ fn a_challenge_is_approved_up_to_its_expiry_inclusive() {
     assert_eq!(
         reached(&approve_as(&mut s, [1; 32], &a, expiry)),
         ["admin-a"]
+    );
+}
+
+/// A self-signed certificate naming `name` (DER).
+fn certificate(name: &str) -> Vec<u8> {
+    let key = rcgen::KeyPair::generate().unwrap();
+    let params = rcgen::CertificateParams::new(vec![name.to_owned()]).unwrap();
+    params.self_signed(&key).unwrap().der().to_vec()
+}
+
+fn revoke(certificate: &[u8]) -> Action {
+    Action::RevokeCertificate {
+        fingerprint: Fingerprint::of(certificate),
+        certificate: certificate.to_vec(),
+    }
+}
+
+/// A revocation is approved like every action and records the certificate's own identity; a
+/// second revocation of the same certificate, a certificate that does not have the fingerprint
+/// and bytes that are no certificate are refused at proposal and in apply, changing nothing.
+#[test]
+fn a_revocation_records_its_certificate_once_and_refuses_a_mismatch() {
+    let (a, b) = (admin("admin-a", 1), admin("admin-b", 2));
+    let mut s = bootstrapped(&[&a, &b], 2);
+    let old = certificate("seq-2");
+    let fp = Fingerprint::of(&old);
+    s.propose([1; 32], "admin-a", &canon(&revoke(&old)), 1_000)
+        .unwrap();
+    assert_eq!(
+        pending(&approve_as(&mut s, [1; 32], &a, 1_001)),
+        (vec!["admin-a"], 2)
+    );
+    assert_eq!(s.revocation(&fp), None, "not before the threshold");
+    assert_eq!(
+        reached(&approve_as(&mut s, [1; 32], &b, 1_002)),
+        ["admin-a", "admin-b"]
+    );
+    assert_eq!(
+        status(&s, [1; 32]),
+        &ChallengeStatus::ExecutedUnder {
+            decided: Decided {
+                at_ms: 1_002,
+                threshold: 2,
+                approvers: vec!["admin-a".into(), "admin-b".into()],
+            },
+            detail: format!("certificate sha256 {fp} of \"seq-2\" revoked"),
+        }
+    );
+    assert_eq!(
+        s.revocation(&fp),
+        Some(&RevokedCertificate {
+            identity: Some("seq-2".into())
+        })
+    );
+    // A new certificate for the same name is another certificate: not revoked.
+    let reissued = certificate("seq-2");
+    assert_eq!(s.revocation(&Fingerprint::of(&reissued)), None);
+
+    let before = s.clone();
+    let again = AdminRefusal::Invalid(format!("certificate sha256 {fp} is already revoked"));
+    assert_eq!(
+        s.propose([2; 32], "admin-a", &canon(&revoke(&old)), 2_000)
+            .unwrap_err(),
+        again
+    );
+    let fingerprint_only = Action::RevokeCertificate {
+        fingerprint: fp,
+        certificate: Vec::new(),
+    };
+    assert_eq!(s.execute(&fingerprint_only).unwrap_err(), again);
+    assert_eq!(s, before);
+
+    // The certificate of another fingerprint: refused, naming both.
+    let mismatch = Action::RevokeCertificate {
+        fingerprint: Fingerprint::of(&reissued),
+        certificate: old.clone(),
+    };
+    let refusal = AdminRefusal::Invalid(format!(
+        "the certificate given has sha256 {fp}, not the fingerprint {} to revoke",
+        Fingerprint::of(&reissued)
+    ));
+    assert_eq!(
+        s.propose([3; 32], "admin-a", &canon(&mismatch), 2_000)
+            .unwrap_err(),
+        refusal
+    );
+    assert_eq!(s.execute(&mismatch).unwrap_err(), refusal);
+    // Bytes that are not a certificate, under their own fingerprint.
+    let junk = b"not a certificate".to_vec();
+    assert_eq!(
+        s.execute(&revoke(&junk)).unwrap_err(),
+        AdminRefusal::Invalid(format!(
+            "the certificate given for sha256 {} is not a certificate naming an identity",
+            Fingerprint::of(&junk)
+        ))
+    );
+    assert_eq!(s, before);
+
+    // A fingerprint alone is recorded without an identity.
+    let other = Fingerprint([9; 32]);
+    let by_fingerprint = Action::RevokeCertificate {
+        fingerprint: other,
+        certificate: Vec::new(),
+    };
+    assert_eq!(
+        s.execute(&by_fingerprint).unwrap(),
+        format!("certificate sha256 {other} revoked")
+    );
+    assert_eq!(
+        s.revocation(&other),
+        Some(&RevokedCertificate { identity: None })
     );
 }

@@ -122,7 +122,7 @@ impl Expect {
         Some(match decision {
             Decision::Sign => Expect::Sign,
             Decision::Resign => Expect::Resign,
-            Decision::Refuse(Violation::Equivocation { kind, view }) => Expect::Equivocation {
+            Decision::Refuse(Violation::Equivocation { kind, view, .. }) => Expect::Equivocation {
                 slot: kind.name(),
                 view: *view,
             },
@@ -130,6 +130,7 @@ impl Expect {
                 kind,
                 view,
                 last_view,
+                ..
             }) => Expect::BelowLastView {
                 slot: kind.name(),
                 view: *view,
