@@ -94,17 +94,9 @@ pub async fn status(
             match s {
                 Ok(s) => {
                     signer_client::outln!(
-                        "  node-{id}  {}  leader {}  term {}  applied {}  voters {:?}  keys {}",
+                        "  node-{id}  {}  {}",
                         addr(*id),
-                        if s.leader_id == 0 {
-                            "none".to_owned()
-                        } else {
-                            format!("node-{}", s.leader_id)
-                        },
-                        s.term,
-                        s.last_applied_index,
-                        s.voters,
-                        s.keys_loaded.join(",")
+                        signer_client::describe_view(s)
                     );
                     for p in &s.keys_pending {
                         signer_client::outln!("    pending {}: {}", p.key_id, p.reason);

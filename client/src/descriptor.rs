@@ -72,18 +72,11 @@ pub struct ClusterDescriptor {
 impl ClusterDescriptor {
     /// Read `cluster.json` (`path` may be the file or its directory) and make its paths absolute.
     pub fn load(path: &Path) -> Result<ClusterDescriptor, ClientError> {
-        let file = if path.is_dir() {
-            path.join(DESCRIPTOR_FILE)
-        } else {
-            path.to_owned()
-        };
+        let (file, mut descriptor) = Self::read_stored(path)?;
         let bad = |reason: String| ClientError::Descriptor {
             path: file.clone(),
             reason,
         };
-        let text = std::fs::read_to_string(&file).map_err(|e| bad(e.to_string()))?;
-        let mut descriptor: ClusterDescriptor =
-            serde_json::from_str(&text).map_err(|e| bad(e.to_string()))?;
         if descriptor.nodes.is_empty() {
             return Err(bad("lists no nodes".into()));
         }
@@ -104,10 +97,9 @@ impl ClusterDescriptor {
         Ok(descriptor)
     }
 
-    /// Record client identity `name` with `files` (relative to the descriptor's directory, as
-    /// stored) in the descriptor at `path` (the file or its directory), replacing an entry of
-    /// that name; the rest of the file is kept as it is stored.
-    pub fn record_client(path: &Path, name: &str, files: ClientFiles) -> Result<(), ClientError> {
+    /// The descriptor file at `path` (the file or its directory) and its contents as stored
+    /// (paths as written, relative ones not resolved).
+    fn read_stored(path: &Path) -> Result<(PathBuf, ClusterDescriptor), ClientError> {
         let file = if path.is_dir() {
             path.join(DESCRIPTOR_FILE)
         } else {
@@ -118,8 +110,15 @@ impl ClusterDescriptor {
             reason,
         };
         let text = std::fs::read_to_string(&file).map_err(|e| bad(e.to_string()))?;
-        let mut stored: ClusterDescriptor =
-            serde_json::from_str(&text).map_err(|e| bad(e.to_string()))?;
+        let stored = serde_json::from_str(&text).map_err(|e| bad(e.to_string()))?;
+        Ok((file, stored))
+    }
+
+    /// Record client identity `name` with `files` (relative to the descriptor's directory, as
+    /// stored) in the descriptor at `path` (the file or its directory), replacing an entry of
+    /// that name; the rest of the file is kept as it is stored.
+    pub fn record_client(path: &Path, name: &str, files: ClientFiles) -> Result<(), ClientError> {
+        let (file, mut stored) = Self::read_stored(path)?;
         stored.clients.insert(name.to_owned(), files);
         stored.save(&file)
     }

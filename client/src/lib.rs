@@ -21,6 +21,23 @@
 //!   by a second key;
 //! - every RPC has a timeout, and every failover call has an overall deadline.
 
+/// One node's view of the cluster in words, as `signerctl status` and `signer dev-cluster
+/// status` print it: `leader node-1  term 3  applied 42  voters [1, 2, 3]  keys a,b`.
+pub fn describe_view(s: &pb::ClusterStatus) -> String {
+    format!(
+        "leader {}  term {}  applied {}  voters {:?}  keys {}",
+        if s.leader_id == 0 {
+            "none".to_owned()
+        } else {
+            format!("node-{}", s.leader_id)
+        },
+        s.term,
+        s.last_applied_index,
+        s.voters,
+        s.keys_loaded.join(",")
+    )
+}
+
 /// A `grpc.health.v1` answer ([`SignerPool::health`]).
 pub use tonic_health::pb::health_check_response::ServingStatus;
 

@@ -305,19 +305,8 @@ async fn status(dir: &Path) -> Result<ExitCode> {
             (Some(pid), false) => format!("pid {pid} (gone)"),
             (None, _) => "stopped".into(),
         };
-        let view = match r.status {
-            Ok(s) => format!(
-                "leader {}  term {}  applied {}  voters {:?}  keys {}",
-                if s.leader_id == 0 {
-                    "none".into()
-                } else {
-                    format!("node-{}", s.leader_id)
-                },
-                s.term,
-                s.last_applied_index,
-                s.voters,
-                s.keys_loaded.join(",")
-            ),
+        let view = match &r.status {
+            Ok(s) => signer_client::describe_view(s),
             Err(ClientError::Unavailable { last_error, .. }) => {
                 format!("unreachable: {last_error}")
             }
@@ -329,6 +318,9 @@ async fn status(dir: &Path) -> Result<ExitCode> {
             r.endpoint.client_addr,
             process
         );
+        for p in r.status.iter().flat_map(|s| &s.keys_pending) {
+            signer_client::outln!("    pending {}: {}", p.key_id, p.reason);
+        }
     }
     // Prometheus endpoints, as each node's config names them (absent: none configured).
     for node in &cluster.descriptor().nodes {
