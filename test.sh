@@ -29,6 +29,26 @@ if [ ${#missing[@]} -gt 0 ]; then
   DEBIAN_FRONTEND=noninteractive $sudo_cmd apt-get install -y -qq "${missing[@]}"
 fi
 
+# Debian's prometheus (2.42 on Debian 12): promtool for node/tests/alert_rules.rs and the server
+# that node/tests/alerting.rs starts on loopback by itself. Installed without recommends (no
+# node exporter), and the package's own service is kept from starting (nothing of ours
+# listens on 0.0.0.0:9090): a policy-rc.d for the install where none exists, and the unit
+# disabled where systemd runs.
+if ! dpkg-query -W -f='${Status}' prometheus 2>/dev/null | grep -q "install ok installed"; then
+  log "installing apt package: prometheus (promtool and server, service not started)"
+  sudo_cmd=""; [ "$(id -u)" -ne 0 ] && sudo_cmd="sudo"
+  policy=""
+  if [ ! -e /usr/sbin/policy-rc.d ]; then
+    printf '#!/bin/sh\nexit 101\n' | $sudo_cmd tee /usr/sbin/policy-rc.d >/dev/null
+    $sudo_cmd chmod 755 /usr/sbin/policy-rc.d
+    policy=/usr/sbin/policy-rc.d
+  fi
+  $sudo_cmd apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $sudo_cmd apt-get install -y -qq --no-install-recommends prometheus
+  [ -n "$policy" ] && $sudo_cmd rm -f "$policy"
+  if [ -d /run/systemd/system ]; then $sudo_cmd systemctl disable --now prometheus 2>/dev/null || true; fi
+fi
+
 command -v cargo >/dev/null || { echo "cargo is required (https://rustup.rs)"; exit 1; }
 
 # A local AWS KMS server (moto) for node/tests/kms_moto.rs, `cryptography` for the PIV
@@ -105,5 +125,11 @@ run_harness "EIP-3076 interchange vectors (every case)" eip3076_vectors '^(PASS|
 run_harness "BLS12-381 vectors" bls_vectors '^(PASS|FAIL) |passed, .* failed'
 run_harness "Espresso vectors" espresso_vectors '^(PASS|FAIL) |passed, .* failed'
 run_harness "eth2 signing roots against an independent implementation (every case)" vectors '^(PASS|FAIL) |fixture cases passed'
+
+# The alert rules' promtool unit tests again, so the log shows them (node/tests/alert_rules.rs
+# runs them in the suite above, and node/tests/alerting.rs the live faults).
+log "Prometheus alert rules (promtool check and unit tests of every alert)"
+promtool check rules deploy/prometheus/alerts.yml
+promtool test rules deploy/prometheus/alerts_test.yml
 
 log "all tests passed"

@@ -45,7 +45,8 @@
 //!   peer has matched (only on the leader)
 //! - `signer_health_serving`: 1 while gRPC health says SERVING (a leader, every key loaded)
 //! - `signer_kms_call_seconds{backend,op}` histogram and `signer_kms_errors_total{backend,op}`;
-//!   op `generate_data_key` (sealing) or `unwrap_data_key` (unsealing)
+//!   op `generate_data_key` (sealing) or `unwrap_data_key` (unsealing); the error counters
+//!   exist at 0 for every configured KEK, so a first error is an increase
 //! - `signer_rate_limited_total{client}` counter
 //! - `signer_keys_loaded`, `signer_keys_pending` gauges; `signer_key_pending{key}` 1 per key
 //!   this node cannot load; `signer_node_id` gauge
@@ -455,8 +456,9 @@ impl Metrics {
     }
 
     /// Copy Raft's metrics into the gauges on every change, and every second the keyring's
-    /// counts, this node's readiness and `data_dir`'s free space, until `stop` resolves or
-    /// Raft shuts down.
+    /// counts, this node's readiness and `data_dir`'s free space, until `stop` resolves. Once
+    /// Raft's core has stopped (its metrics channel closed: shut down or panicked), the node
+    /// reports no leader, no replication and not serving.
     pub fn spawn_sampler(
         self: &Arc<Self>,
         raft: Raft,
@@ -470,12 +472,24 @@ impl Metrics {
             let mut watch = raft.metrics();
             let mut keys_due = Instant::now();
             let mut disk_warned = false;
+            // Raft's metrics channel closes when its core stops (shut down, or panicked): from
+            // then on this node neither leads nor serves, whatever the last metrics said.
+            let mut raft_stopped = false;
             loop {
-                let sample = RaftSample::of(&watch.borrow_watched());
+                let mut sample = RaftSample::of(&watch.borrow_watched());
+                if raft_stopped {
+                    sample.leader = None;
+                    sample.replication = None;
+                }
                 metrics.observe_raft(&sample);
                 if Instant::now() >= keys_due {
-                    metrics.observe_keys(keyring.keys().len(), &keyring.pending());
-                    metrics.observe_health(&Readiness::of(&raft, &keyring));
+                    let pending = keyring.pending();
+                    metrics.observe_keys(keyring.keys().len(), &pending);
+                    let readiness = Readiness {
+                        leader: !raft_stopped && Readiness::of(&raft, &keyring).leader,
+                        keys_pending: pending.len(),
+                    };
+                    metrics.observe_health(&readiness);
                     match metrics.observe_data_dir(&data_dir) {
                         Ok(()) => disk_warned = false,
                         Err(e) if !disk_warned => {
@@ -487,7 +501,13 @@ impl Metrics {
                     keys_due = Instant::now() + KEYS_SAMPLE;
                 }
                 tokio::select! {
-                    changed = watch.changed() => if changed.is_err() { return },
+                    changed = watch.changed(), if !raft_stopped => {
+                        if changed.is_err() {
+                            tracing::warn!("metrics: Raft stopped; this node reports no leader and not serving");
+                            raft_stopped = true;
+                            keys_due = Instant::now();
+                        }
+                    }
                     _ = tokio::time::sleep_until(keys_due.into()) => {}
                     _ = &mut stop => return,
                 }

@@ -18,7 +18,10 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 
 fn playbook_path() -> PathBuf {
-    rules::deploy_dir().parent().unwrap().join("docs/PLAYBOOK.md")
+    rules::deploy_dir()
+        .parent()
+        .unwrap()
+        .join("docs/PLAYBOOK.md")
 }
 
 /// GitHub's anchor for a heading: lower case, punctuation dropped, spaces as hyphens.
@@ -91,23 +94,25 @@ fn promtool_accepts_the_rules_and_their_unit_tests_cover_every_alert() {
             }
         }
     }
-    let missing: Vec<&&str> = names
-        .iter()
-        .filter(|n| !fired.contains(**n))
-        .collect();
-    assert!(missing.is_empty(), "alerts never tested firing: {missing:?}");
+    let missing: Vec<&&str> = names.iter().filter(|n| !fired.contains(**n)).collect();
+    assert!(
+        missing.is_empty(),
+        "alerts never tested firing: {missing:?}"
+    );
     let unknown: Vec<&String> = fired
         .iter()
         .filter(|n| !names.contains(n.as_str()))
         .collect();
-    assert!(unknown.is_empty(), "tests of alerts not in alerts.yml: {unknown:?}");
+    assert!(
+        unknown.is_empty(),
+        "tests of alerts not in alerts.yml: {unknown:?}"
+    );
     println!("{} alerts, each tested firing by promtool", names.len());
 }
 
 #[test]
 fn the_playbook_has_a_section_for_every_alert_and_every_link_resolves() {
-    let rule_list =
-        rules::parse_rules(&std::fs::read_to_string(rules::alerts_path()).unwrap());
+    let rule_list = rules::parse_rules(&std::fs::read_to_string(rules::alerts_path()).unwrap());
     let markdown = std::fs::read_to_string(playbook_path()).unwrap();
     let sections = sections(&markdown);
     // Every heading's anchor (GitHub numbers repeated ones: -1, -2, …).
@@ -123,7 +128,11 @@ fn the_playbook_has_a_section_for_every_alert_and_every_link_resolves() {
         }
         let s = slug(h);
         let n = seen.entry(s.clone()).or_insert(0);
-        anchors.insert(if *n == 0 { s.clone() } else { format!("{s}-{n}") });
+        anchors.insert(if *n == 0 {
+            s.clone()
+        } else {
+            format!("{s}-{n}")
+        });
         *n += 1;
     }
     for rule in &rule_list {
@@ -136,7 +145,11 @@ fn the_playbook_has_a_section_for_every_alert_and_every_link_resolves() {
             .unwrap_or_else(|| panic!("{}: runbook_url without an anchor", rule.name));
         assert_eq!(path, "docs/PLAYBOOK.md", "{}", rule.name);
         assert_eq!(anchor, slug(&rule.name), "{}: runbook_url", rule.name);
-        assert!(anchors.contains(anchor), "{}: no anchor #{anchor}", rule.name);
+        assert!(
+            anchors.contains(anchor),
+            "{}: no anchor #{anchor}",
+            rule.name
+        );
         for part in [
             "### What it means",
             "### How to confirm",
@@ -257,6 +270,46 @@ fn every_command_in_the_playbook_is_a_real_command_line() {
             bad.push(format!("{command}\n  {e}"));
         }
     }
-    assert!(bad.is_empty(), "commands the binaries refuse:\n{}", bad.join("\n"));
+    assert!(
+        bad.is_empty(),
+        "commands the binaries refuse:\n{}",
+        bad.join("\n")
+    );
     println!("{} playbook commands accepted", commands.len());
+}
+
+#[test]
+fn the_live_tests_copy_of_the_rules_differs_only_in_durations() {
+    let text = std::fs::read_to_string(rules::alerts_path()).unwrap();
+    let scaled = rules::scale_rules(&text);
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("alerts.yml");
+    std::fs::write(&path, &scaled).unwrap();
+    let (ok, out) = rules::promtool(&["check", "rules", path.to_str().unwrap()]);
+    assert!(ok, "promtool check rules (scaled copy):\n{out}\n{scaled}");
+    let original = rules::parse_rules(&text);
+    let copy = rules::parse_rules(&scaled);
+    assert_eq!(rules::promtool_rule_count(&out), original.len());
+    for (a, b) in original.iter().zip(&copy) {
+        assert_eq!(a.name, b.name);
+        assert_eq!(b.for_, rules::scaled_for(a.for_), "{}", a.name);
+        assert_eq!((&a.severity, &a.runbook_url), (&b.severity, &b.runbook_url));
+    }
+    // Every other line is unchanged; no range or offset of minutes is left.
+    assert_eq!(text.lines().count(), scaled.lines().count());
+    for (a, b) in text.lines().zip(scaled.lines()) {
+        if a != b {
+            assert!(
+                a.trim_start().starts_with("for:") || a.contains('[') || a.contains("offset "),
+                "changed line: {a:?} -> {b:?}"
+            );
+        }
+    }
+    assert!(text.contains("[5m]") && text.contains("offset 5m"));
+    let minutes_left = scaled
+        .match_indices("m]")
+        .any(|(i, _)| scaled[..i].ends_with(|c: char| c.is_ascii_digit()));
+    assert!(!minutes_left, "a range of minutes is left in the copy");
+    assert!(!scaled.contains("offset 5m"));
+    assert!(scaled.contains("[15s]") && scaled.contains("offset 15s"));
 }

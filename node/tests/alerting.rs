@@ -31,6 +31,7 @@ mod support;
 
 use prom::{Alert, Prometheus};
 use signer_node::custody::KekConfig;
+use signer_node::pb;
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
@@ -93,9 +94,9 @@ async fn expect_firing(
                 (Some(i), "pending") => {
                     seen_pending.insert(i);
                 }
-                (None, "firing") => panic!(
-                    "{phase}: unexpected alert firing: {a:?}\nall alerts: {alerts:#?}"
-                ),
+                (None, "firing") => {
+                    panic!("{phase}: unexpected alert firing: {a:?}\nall alerts: {alerts:#?}")
+                }
                 (None, _) => {
                     transient.insert(format!("{} {:?}", a.name(), a.labels));
                 }
@@ -103,9 +104,7 @@ async fn expect_firing(
             }
         }
         let firing: Vec<&Alert> = alerts.iter().filter(|a| a.state == "firing").collect();
-        let all_fire = expected
-            .iter()
-            .all(|e| firing.iter().any(|a| e.matches(a)));
+        let all_fire = expected.iter().all(|e| firing.iter().any(|a| e.matches(a)));
         if all_fire {
             assert_eq!(
                 firing.len(),
@@ -245,7 +244,9 @@ fn follower(leader: u64, avoid: u64) -> u64 {
 /// reads them (independently of the node's x509 parser).
 fn openssl_not_after(path: &std::path::Path) -> (i64, String) {
     let out = std::process::Command::new("openssl")
-        .args(["x509", "-noout", "-enddate", "-subject", "-nameopt", "RFC2253", "-in"])
+        .args([
+            "x509", "-noout", "-enddate", "-subject", "-nameopt", "RFC2253", "-in",
+        ])
         .arg(path)
         .output()
         .unwrap();
@@ -520,10 +521,7 @@ async fn alerts_fire_and_clear_on_real_faults_and_every_dashboard_query_returns_
         expected("SignerNodeDown", &[("node", &node_name(stopped))]),
         expected(
             "SignerReplicationLagGrowing",
-            &[
-                ("node", &node_name(leader)),
-                ("peer", &stopped.to_string()),
-            ],
+            &[("node", &node_name(leader)), ("peer", &stopped.to_string())],
         ),
     ];
     expect_firing(
@@ -553,7 +551,25 @@ async fn alerts_fire_and_clear_on_real_faults_and_every_dashboard_query_returns_
     let leader = stable_leader(&cluster).await;
     let cut = follower(leader, a);
     proxies[cut as usize - 1].set_up(false);
-    let info = cluster.generate_key("kms-2", "espresso").await.unwrap();
+    // Proposed on the leader itself: the node that prepares the action seals the new key with
+    // its own KMS (asked on the cut node, that fails, and SignerKmsErrors says so for
+    // generate_data_key).
+    let challenge = cluster
+        .admin(leader)
+        .await
+        .propose(pb::ProposeRequest {
+            request: Some(pb::propose_request::Request::GenerateKey(
+                pb::GenerateKeyRequest {
+                    key_id: "kms-2".into(),
+                    profile: "espresso".into(),
+                },
+            )),
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    cluster.approve_as("admin-1", &challenge).await.unwrap();
+    let info = cluster.key_info("kms-2").await.unwrap();
     assert_eq!(info.kek, format!("aws-kms:{kms_key}"));
     let phase_d = [
         expected(
@@ -581,7 +597,10 @@ async fn alerts_fire_and_clear_on_real_faults_and_every_dashboard_query_returns_
     assert_eq!(pending.len(), 1, "{pending:?}");
     assert_eq!(pending[0].key_id, "kms-2");
     let gauge = prom
-        .query_values(&format!("signer_keys_pending{{node=\"{}\"}}", node_name(cut)))
+        .query_values(&format!(
+            "signer_keys_pending{{node=\"{}\"}}",
+            node_name(cut)
+        ))
         .await;
     assert_eq!(gauge[0].1, 1.0);
     proxies[cut as usize - 1].set_up(true);
@@ -609,9 +628,7 @@ async fn alerts_fire_and_clear_on_real_faults_and_every_dashboard_query_returns_
         .nth(3)
         .unwrap();
     stop_clean(&cluster, victim);
-    let path = cluster
-        .dir()
-        .join(format!("node-{victim}/data/state.redb"));
+    let path = cluster.dir().join(format!("node-{victim}/data/state.redb"));
     flip_audit_byte(&path, target);
     cluster.spawn(victim);
     let phase_e = [expected(
@@ -637,7 +654,10 @@ async fn alerts_fire_and_clear_on_real_faults_and_every_dashboard_query_returns_
         ))
         .await;
     assert_eq!(bad[0].1, target as f64);
-    // Put the byte back (the test's stand-in for the playbook's repair) and restart.
+    // Put the byte back and restart: a stand-in for a repair. The in-place rebuild (an empty
+    // data directory) is not possible in this version: the leader's Raft stops when a
+    // follower's log goes backwards (openraft's log-reversion check), and replacing the node
+    // under a new id needs membership changes, which are not built (see the playbook).
     stop_clean(&cluster, victim);
     flip_audit_byte(&path, target);
     cluster.spawn(victim);
@@ -648,6 +668,33 @@ async fn alerts_fire_and_clear_on_real_faults_and_every_dashboard_query_returns_
         Duration::from_secs(60),
     )
     .await;
+
+    // The repaired node holds the same chain as the others, and it verifies.
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let mut heads = Vec::new();
+        for id in 1..=3 {
+            let v = cluster.audit_verify(id).await;
+            heads.push((v.ok, v.head_seq, v.head_hash, v.last_applied_index));
+        }
+        if heads.iter().all(|h| h.0)
+            && heads
+                .windows(2)
+                .all(|w| w[0].1 == w[1].1 && w[0].2 == w[1].2)
+        {
+            break;
+        }
+        if Instant::now() > deadline {
+            let log = cluster.log_of(victim);
+            let tail: Vec<&str> = log.lines().rev().take(60).collect();
+            panic!(
+                "the repaired node {victim} does not converge: {:?}\n--- its log, newest first:\n{}",
+                heads.iter().map(|h| (h.0, h.1, h.3)).collect::<Vec<_>>(),
+                tail.join("\n")
+            );
+        }
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
 
     // ---- Every query of the dashboard returns data from this Prometheus.
     let dashboard: serde_json::Value = serde_json::from_str(
@@ -696,7 +743,8 @@ fn flip_audit_byte(path: &std::path::Path, seq: u64) {
 fn collect_exprs(v: &serde_json::Value, out: &mut Vec<String>) {
     match v {
         serde_json::Value::Object(map) => {
-            if let (Some(serde_json::Value::String(e)), Some(_)) = (map.get("expr"), map.get("refId"))
+            if let (Some(serde_json::Value::String(e)), Some(_)) =
+                (map.get("expr"), map.get("refId"))
             {
                 out.push(e.clone());
             }

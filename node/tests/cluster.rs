@@ -924,6 +924,61 @@ async fn health_flips_to_not_serving_when_the_node_loses_its_leader_and_reflecti
     wait_for(follower, ServingStatus::NotServing).await;
 }
 
+/// A node whose Raft stopped says NOT_SERVING (gRPC health, the metric, `/upcheck`), never a stale
+/// SERVING. The stop is provoked the way an operator would: a follower's data directory wiped
+/// and the follower restarted, which the leader's Raft refuses by stopping (a log that went
+/// backwards).
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_node_whose_raft_stopped_is_not_serving() {
+    use tonic_health::pb::health_check_response::ServingStatus;
+    use tonic_health::pb::health_client::HealthClient;
+    use tonic_health::pb::HealthCheckRequest;
+    let cluster = Cluster::start(3).await;
+    let leader = cluster.wait_leader(Duration::from_secs(10)).await;
+    let mut client = cluster.client(leader, "seq-1").await;
+    for view in 1..=5 {
+        sign_retrying(&mut client, quorum_vote(view, 1, ""))
+            .await
+            .unwrap();
+    }
+    let follower = (1..=3).find(|id| *id != leader).unwrap();
+    cluster.kill(follower);
+    let config =
+        signer_node::config::NodeConfig::load(&cluster.node(follower).config_path).unwrap();
+    std::fs::remove_dir_all(&config.data_dir).unwrap();
+    cluster.spawn(follower);
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    loop {
+        let health = HealthClient::new(cluster.channel(leader, "seq-1"))
+            .check(HealthCheckRequest {
+                service: String::new(),
+            })
+            .await
+            .map(|r| r.into_inner().status);
+        let stopped = cluster
+            .status(leader)
+            .await
+            .is_some_and(|s| s.leader_id == leader)
+            && cluster.log_of(leader).contains("log reversion");
+        if stopped && health.as_ref().ok() == Some(&(ServingStatus::NotServing as i32)) {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "leader {leader}: health {health:?}, stopped {stopped}\n{}",
+            cluster.log_of(leader)
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    // The same readiness feeds the metric (and the Web3Signer API's /upcheck).
+    let metrics = cluster.http_get(leader, "/metrics").await;
+    assert!(
+        metrics.body.lines().any(|l| l == "signer_health_serving 0"),
+        "{}",
+        metrics.body
+    );
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn json_logs_carry_the_request_id_through_the_sign_path() {
     let cluster = Cluster::start(3).await;

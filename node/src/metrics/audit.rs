@@ -84,7 +84,9 @@ pub enum AuditCheck {
 
 impl AuditCheck {
     /// The check's finding from what [`StateMachine::audit_verify`] returned.
-    pub fn of(result: std::io::Result<(AuditChain, Result<crate::audit::ChainPoint, ChainError>)>) -> AuditCheck {
+    pub fn of(
+        result: std::io::Result<(AuditChain, Result<crate::audit::ChainPoint, ChainError>)>,
+    ) -> AuditCheck {
         match result {
             Ok((chain, Ok(_))) => AuditCheck::Verified {
                 head_seq: chain.head.seq,

@@ -80,4 +80,3 @@ impl<K: Kek> Kek for MeteredKek<K> {
         result
     }
 }
-

@@ -27,7 +27,8 @@ const QUORUM_STALE: Duration = Duration::from_secs(2);
 /// Whether this node can take part in signing right now.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Readiness {
-    /// It knows a leader (and, as the leader, has heard from a quorum within the lease).
+    /// Its Raft runs and knows a leader (and, as the leader, has heard from a quorum within
+    /// the lease).
     pub leader: bool,
     /// Active registry keys it has not loaded yet.
     pub keys_pending: usize,
@@ -45,7 +46,9 @@ impl Readiness {
                 .last_quorum_acked
                 .as_ref()
                 .is_some_and(|t| t.elapsed() < QUORUM_STALE);
-            m.current_leader.is_some() && (!leading || quorum_fresh)
+            // Raft that stopped (a storage failure, a panicked core) keeps its last metrics:
+            // it takes part in nothing, whatever leader they name.
+            m.running_state.is_ok() && m.current_leader.is_some() && (!leading || quorum_fresh)
         };
         Readiness {
             leader,
@@ -77,7 +80,12 @@ pub fn spawn(reporter: HealthReporter, raft: Raft, keyring: Arc<Keyring>) {
                 last = Some(now);
             }
             tokio::select! {
-                changed = metrics.changed() => if changed.is_err() { return },
+                changed = metrics.changed() => if changed.is_err() {
+                    // Raft is gone: never leave a stale SERVING behind.
+                    reporter.set_service_status("", ServingStatus::NotServing).await;
+                    reporter.set_service_status(SIGNER_SERVICE, ServingStatus::NotServing).await;
+                    return;
+                },
                 _ = tokio::time::sleep(RECHECK) => {}
             }
         }

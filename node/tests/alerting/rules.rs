@@ -103,7 +103,9 @@ pub fn parse_duration(text: &str) -> Duration {
         .find(|c: char| !c.is_ascii_digit())
         .unwrap_or_else(|| panic!("no unit in {text:?}"));
     let (n, unit) = text.split_at(split);
-    let n: u64 = n.parse().unwrap_or_else(|_| panic!("bad duration {text:?}"));
+    let n: u64 = n
+        .parse()
+        .unwrap_or_else(|_| panic!("bad duration {text:?}"));
     let secs = match unit {
         "s" => n,
         "m" => n * 60,
@@ -193,7 +195,9 @@ pub fn promtool(args: &[&str]) -> (bool, String) {
         .args(args)
         .output()
         .unwrap_or_else(|e| {
-            panic!("promtool not found ({e}): ./test.sh installs Debian's prometheus, which ships it")
+            panic!(
+                "promtool not found ({e}): ./test.sh installs Debian's prometheus, which ships it"
+            )
         });
     let text = format!(
         "{}{}",

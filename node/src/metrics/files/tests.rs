@@ -20,7 +20,9 @@ fn certificate(cn: &str, (y, m, d): (i32, u8, u8)) -> String {
 /// openssl and date(1) read them.
 fn openssl(path: &Path) -> (i64, String) {
     let out = Command::new("openssl")
-        .args(["x509", "-noout", "-enddate", "-subject", "-nameopt", "RFC2253", "-in"])
+        .args([
+            "x509", "-noout", "-enddate", "-subject", "-nameopt", "RFC2253", "-in",
+        ])
         .arg(path)
         .output()
         .unwrap();
@@ -36,7 +38,11 @@ fn openssl(path: &Path) -> (i64, String) {
         .args(["-u", "-d", &field("notAfter="), "+%s"])
         .output()
         .unwrap();
-    let secs = String::from_utf8(date.stdout).unwrap().trim().parse().unwrap();
+    let secs = String::from_utf8(date.stdout)
+        .unwrap()
+        .trim()
+        .parse()
+        .unwrap();
     (secs, field("subject="))
 }
 
@@ -89,7 +95,10 @@ fn certificate_expiry_is_the_not_after_openssl_reads() {
         ),
     ];
     want.sort();
-    assert_eq!(line(&metrics, "signer_certificate_not_after_seconds{"), want);
+    assert_eq!(
+        line(&metrics, "signer_certificate_not_after_seconds{"),
+        want
+    );
 }
 
 #[test]
