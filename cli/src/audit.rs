@@ -243,12 +243,17 @@ async fn show(pool: &SignerPool, seq: u64, json: bool) -> Result<(), Failure> {
     }
     signer_client::outln!("{}", e.summary);
     signer_client::outln!("  hash       {}", hex32(&e.hash));
+    // Strings bare (like the hash above), everything else as JSON.
+    let text = |v: &serde_json::Value| match v {
+        serde_json::Value::String(s) => s.clone(),
+        other => other.to_string(),
+    };
     for field in ["prev_hash", "log_index", "at", "at_ms", "type"] {
-        signer_client::outln!("  {field:<10} {}", value[field]);
+        signer_client::outln!("  {field:<10} {}", text(&value[field]));
     }
     if let Some(event) = value["event"].as_object() {
         for (k, v) in event {
-            signer_client::outln!("  {k:<10} {v}");
+            signer_client::outln!("  {k:<10} {}", text(v));
         }
     }
     signer_client::outln!("  (from node-{node})");

@@ -971,6 +971,16 @@ fn signerctl_admin_plane_end_to_end() {
         .collect();
     assert_eq!(ours.len(), 1, "{records:?}");
     assert_eq!(ours[0]["event"]["reason_code"], "paused", "{records:?}");
+    // `audit show` prints the same record's fields, strings bare.
+    let seq = ours[0]["seq"].as_u64().unwrap().to_string();
+    let (shown, _) = admin(dir, &["audit", "show", &seq], 0);
+    let prev = ours[0]["prev_hash"].as_str().unwrap();
+    assert!(
+        shown.contains(&format!("\n  prev_hash  {prev}\n")),
+        "{shown}"
+    );
+    assert!(shown.contains("\n  type       sign\n"), "{shown}");
+    assert!(shown.contains("\n  request_id paused-once\n"), "{shown}");
     // A result word no record holds is an error, not an empty answer.
     let (_, err) = admin(dir, &["audit", "tail", "--result", "bogus"], 2);
     assert!(
