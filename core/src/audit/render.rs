@@ -228,7 +228,8 @@ pub fn format_rfc3339(ms: u64) -> String {
 }
 
 /// Parse a time given as milliseconds since the Unix epoch (digits only) or as RFC 3339
-/// (`YYYY-MM-DDTHH:MM:SS[.fff](Z|±HH:MM)`, or a bare `YYYY-MM-DD` for midnight UTC).
+/// (`YYYY-MM-DDTHH:MM:SS[.fff](Z|±HH:MM)`, or a bare `YYYY-MM-DD` for midnight UTC). Years
+/// are RFC 3339's 0000 to 9999 and offsets at most 23:59, so the arithmetic cannot overflow.
 pub fn parse_time(text: &str) -> Result<u64, String> {
     let t = text.trim();
     if !t.is_empty() && t.bytes().all(|b| b.is_ascii_digit()) {
@@ -250,7 +251,7 @@ pub fn parse_time(text: &str) -> Result<u64, String> {
         return Err(bad());
     };
     let (y, mo, d) = (num(y)?, num(mo)?, num(d)?);
-    if !(1..=12).contains(&mo) || !(1..=31).contains(&d) {
+    if y > 9999 || !(1..=12).contains(&mo) || !(1..=31).contains(&d) {
         return Err(bad());
     }
     let days = days_from_civil(y, mo as u32, d as u32);
@@ -262,7 +263,11 @@ pub fn parse_time(text: &str) -> Result<u64, String> {
             let (c, off) = rest.split_at(i);
             let sign = if off.starts_with('-') { -1 } else { 1 };
             let (hh, mm) = off[1..].split_once(':').ok_or_else(bad)?;
-            (c, sign * (num(hh)? * 60 + num(mm)?))
+            let (hh, mm) = (num(hh)?, num(mm)?);
+            if hh > 23 || mm > 59 {
+                return Err(bad());
+            }
+            (c, sign * (hh * 60 + mm))
         } else {
             return Err(bad());
         };
@@ -313,5 +318,33 @@ mod tests {
         );
         assert!(parse_time("yesterday").is_err());
         assert!(parse_time("2024-13-01").is_err());
+    }
+
+    /// Found by the `audit_record` fuzz target: a year or an offset past RFC 3339's ranges
+    /// overflowed the millisecond arithmetic (a panic in `signerctl audit --since`).
+    #[test]
+    fn times_out_of_range_are_refused() {
+        for text in [
+            "10000-01-01",
+            "9223372036854775807-01-01",
+            "584554051-01-01T00:00:00.000Z",
+            "2024-01-01T00:00:00+9223372036854775807:00",
+            "2024-01-01T00:00:00+24:00",
+            "2024-01-01T00:00:00-00:60",
+        ] {
+            assert!(parse_time(text).is_err(), "{text}");
+        }
+        assert_eq!(
+            parse_time("9999-12-31T23:59:59.999Z"),
+            Ok(253_402_300_799_999)
+        );
+        assert_eq!(
+            parse_time("1970-01-01T00:00:00+23:59"),
+            Err(
+                "\"1970-01-01T00:00:00+23:59\": expected RFC 3339 (2024-05-01T12:00:00Z) or unix \
+             milliseconds"
+                    .to_owned()
+            )
+        );
     }
 }

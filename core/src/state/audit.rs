@@ -50,9 +50,24 @@ pub struct RebuildError(String);
 impl AuditState {
     /// The state of `chain` whose kept records are `records` (seq, bytes), in seq order. The
     /// records must be exactly `anchor.seq + 1 ..= head.seq`; they are hashed, not verified
-    /// (verification is [`audit::verify_chain`]'s job).
+    /// (verification is [`audit::verify_chain`]'s job). A chain whose anchor is past its head,
+    /// or whose head is at the last seq (it could take no further record: the next entry
+    /// applied would overflow), is refused: neither arises from applying entries, only from a
+    /// hostile snapshot.
     pub fn rebuild(chain: AuditChain, records: &[(u64, Vec<u8>)]) -> Result<Self, RebuildError> {
-        let expected = chain.head.seq.saturating_sub(chain.anchor.seq);
+        if chain.anchor.seq > chain.head.seq {
+            return Err(RebuildError(format!(
+                "the anchor (seq {}) is past the head (seq {})",
+                chain.anchor.seq, chain.head.seq
+            )));
+        }
+        if chain.head.seq == u64::MAX {
+            return Err(RebuildError(format!(
+                "the head is at seq {}, which no further record can follow",
+                u64::MAX
+            )));
+        }
+        let expected = chain.head.seq - chain.anchor.seq;
         if records.len() as u64 != expected {
             return Err(RebuildError(format!(
                 "{} records kept, the chain needs {expected} (seq {}..={})",
@@ -228,5 +243,46 @@ mod tests {
                 "3 records kept, the chain needs 2 (seq 4..=5)".into()
             ))
         );
+    }
+
+    /// Found by the `peer_message` fuzz target's snapshot seeds: a snapshot whose chain head is
+    /// at `u64::MAX` installed, and the next applied entry overflowed the seq (a panic in
+    /// apply); an anchor at `u64::MAX` with a record overflowed the error message.
+    #[test]
+    fn a_chain_that_cannot_grow_or_runs_backwards_is_refused() {
+        let last = ChainPoint {
+            seq: u64::MAX,
+            hash: [1; 32],
+        };
+        let chain = |anchor, head| AuditChain {
+            anchor,
+            head,
+            last_at_ms: 0,
+        };
+        let record = (u64::MAX, vec![0u8]);
+        assert_eq!(
+            AuditState::rebuild(chain(last, last), &[]),
+            Err(RebuildError(format!(
+                "the head is at seq {}, which no further record can follow",
+                u64::MAX
+            )))
+        );
+        assert!(AuditState::rebuild(chain(last, last), &[record]).is_err());
+        let low = ChainPoint {
+            seq: 4,
+            hash: [2; 32],
+        };
+        assert_eq!(
+            AuditState::rebuild(chain(last, low), &[]),
+            Err(RebuildError(format!(
+                "the anchor (seq {}) is past the head (seq 4)",
+                u64::MAX
+            )))
+        );
+        let below = ChainPoint {
+            seq: u64::MAX - 1,
+            hash: [3; 32],
+        };
+        assert!(AuditState::rebuild(chain(below, below), &[]).is_ok());
     }
 }
