@@ -73,12 +73,11 @@ impl ClusterDescriptor {
     /// Read `cluster.json` (`path` may be the file or its directory) and make its paths absolute.
     pub fn load(path: &Path) -> Result<ClusterDescriptor, ClientError> {
         let (file, mut descriptor) = Self::read_stored(path)?;
-        let bad = |reason: String| ClientError::Descriptor {
-            path: file.clone(),
-            reason,
-        };
         if descriptor.nodes.is_empty() {
-            return Err(bad("lists no nodes".into()));
+            return Err(ClientError::Descriptor {
+                path: file,
+                reason: "lists no nodes".into(),
+            });
         }
         let base = file.parent().unwrap_or(Path::new("."));
         let absolute = |p: &mut PathBuf| {

@@ -18,11 +18,11 @@ use signer_node::admin::Fingerprint;
 use signer_node::client::web3signer::Web3SignerConnection;
 use signer_node::pb;
 use signer_node::pb::propose_request::Request as P;
-use signer_node::tls::{DevPki, TlsMaterial};
+use signer_node::tls::DevPki;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 use support::{eth2_block, Cluster};
-use tonic::transport::{Channel, Endpoint};
+use tonic::transport::Channel;
 use tonic::Code;
 
 /// The certificate (DER) in a PEM file.
@@ -106,21 +106,6 @@ fn assert_revoked(status: &tonic::Status, name: &str, fingerprint: &Fingerprint)
         ),
         "{status:?}"
     );
-}
-
-/// A channel to node `id`'s client port presenting `cert`/`key`.
-fn channel_with(cluster: &Cluster, id: u64, cert: &Path, key: &Path) -> Channel {
-    let tls = TlsMaterial::read(&cluster.dir().join("pki/ca.pem"), cert, key)
-        .unwrap()
-        .client_config(&format!("node-{id}"))
-        .unwrap();
-    Endpoint::from_shared(format!("https://{}", cluster.node(id).client_addr))
-        .unwrap()
-        .tls_config(tls)
-        .unwrap()
-        .connect_timeout(Duration::from_secs(2))
-        .timeout(Duration::from_secs(10))
-        .connect_lazy()
 }
 
 async fn rest(cluster: &Cluster, id: u64, client: &str) -> Web3SignerConnection {
@@ -307,7 +292,7 @@ async fn a_revoked_certificate_is_refused_on_every_node_and_path_on_its_next_cal
     for (id, slot) in [(leader, 4), (follower, 5)] {
         signs(&cluster, &mut cluster.client(id, "seq-1").await, slot).await;
         let mut old =
-            pb::signer_client::SignerClient::new(channel_with(&cluster, id, &old_pem, &old_key));
+            pb::signer_client::SignerClient::new(cluster.channel_with(id, &old_pem, &old_key));
         assert_revoked(
             &old.sign(eth2_block(6, 7)).await.unwrap_err(),
             "seq-1",

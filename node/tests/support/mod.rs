@@ -651,16 +651,45 @@ impl Cluster {
 
     /// A channel to node `id`'s client port, authenticated as `client`.
     pub fn channel(&self, id: u64, client: &str) -> Channel {
-        let tls = self
-            .tls(client)
+        self.channel_with(
+            id,
+            &self.pki.client_cert_path(client),
+            &self.pki.client_key_path(client),
+        )
+    }
+
+    /// A channel to node `id`'s client port presenting `cert` (with `key`), e.g. one issued
+    /// outside the dev PKI's names.
+    pub fn channel_with(&self, id: u64, cert: &Path, key: &Path) -> Channel {
+        self.mtls_channel(
+            self.node(id).client_addr,
+            id,
+            cert,
+            key,
+            Duration::from_secs(10),
+        )
+    }
+
+    /// A lazily connected mutual-TLS channel to `addr`, where node `id` answers, presenting
+    /// `cert`/`key`, with an RPC `timeout`.
+    fn mtls_channel(
+        &self,
+        addr: SocketAddr,
+        id: u64,
+        cert: &Path,
+        key: &Path,
+        timeout: Duration,
+    ) -> Channel {
+        let tls = TlsMaterial::read(&self.pki.ca_cert_path(), cert, key)
+            .unwrap()
             .client_config(&format!("node-{id}"))
             .unwrap();
-        Endpoint::from_shared(format!("https://{}", self.node(id).client_addr))
+        Endpoint::from_shared(format!("https://{addr}"))
             .unwrap()
             .tls_config(tls)
             .unwrap()
             .connect_timeout(Duration::from_secs(2))
-            .timeout(Duration::from_secs(10))
+            .timeout(timeout)
             .connect_lazy()
     }
 
@@ -762,17 +791,13 @@ impl Cluster {
     /// A channel to node `to`'s peer port presenting the certificate `cert` (with `key`), e.g.
     /// a client's, to see what the peer port makes of it.
     pub fn peer_channel_with(&self, to: u64, cert: &Path, key: &Path) -> Channel {
-        let tls = TlsMaterial::read(&self.pki.ca_cert_path(), cert, key)
-            .unwrap()
-            .client_config(&format!("node-{to}"))
-            .unwrap();
-        Endpoint::from_shared(format!("https://{}", self.node(to).peer_addr))
-            .unwrap()
-            .tls_config(tls)
-            .unwrap()
-            .connect_timeout(Duration::from_secs(2))
-            .timeout(Duration::from_secs(30))
-            .connect_lazy()
+        self.mtls_channel(
+            self.node(to).peer_addr,
+            to,
+            cert,
+            key,
+            Duration::from_secs(30),
+        )
     }
 
     /// Every audit record node `id` keeps, as the Audit service sends them.
