@@ -362,6 +362,8 @@ async fn a_key_file_on_one_node_and_a_registry_key_never_sign_for_each_other() {
         );
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
+    // It was killed right after the start and may not have applied the bootstrap yet.
+    cluster.wait_bootstrapped().await;
     let (_, file_pk) = public_keys_by_node(&cluster)
         .await
         .into_iter()

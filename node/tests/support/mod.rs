@@ -349,21 +349,23 @@ impl Cluster {
         format!("https://{}", self.node(id).web3signer_addr)
     }
 
-    /// Wait until the admin plane is bootstrapped (admin-1 may read the admin state).
+    /// Wait until every running node has applied the admin plane's bootstrap (admin-1 may
+    /// read the admin state there). A node restarted before it applied the bootstrap
+    /// answers clients `UNAVAILABLE` until it catches up, so tests wait for each node.
     pub async fn wait_bootstrapped(&self) {
         let deadline = Instant::now() + Duration::from_secs(20);
-        loop {
-            for id in self.running() {
+        for id in self.running() {
+            loop {
                 let mut a = self.admin(id).await;
                 if a.get_admin_state(pb::GetAdminStateRequest {}).await.is_ok() {
-                    return;
+                    break;
                 }
+                assert!(
+                    Instant::now() < deadline,
+                    "admin plane not bootstrapped on node {id} in 20 s"
+                );
+                tokio::time::sleep(Duration::from_millis(100)).await;
             }
-            assert!(
-                Instant::now() < deadline,
-                "admin plane not bootstrapped in 20 s"
-            );
-            tokio::time::sleep(Duration::from_millis(100)).await;
         }
     }
 
