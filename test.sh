@@ -3,7 +3,7 @@
 # missing), then format check, clippy, and every test. `.ci/run` calls exactly this script.
 #
 #   ./test.sh            everything
-#   ./test.sh --quick    skip fmt and clippy (for iterating)
+#   ./test.sh --quick    skip fmt, clippy and the fuzz targets (for iterating)
 set -euo pipefail
 cd "$(dirname "$0")"
 
@@ -131,5 +131,22 @@ run_harness "eth2 signing roots against an independent implementation (every cas
 log "Prometheus alert rules (promtool check and unit tests of every alert)"
 promtool check rules deploy/prometheus/alerts.yml
 promtool test rules deploy/prometheus/alerts_test.yml
+
+# ---- fuzz targets (fuzz/) -------------------------------------------------------------------
+# Every libFuzzer target replays its seed corpus and kept crash inputs, then fuzzes for
+# FUZZ_SECONDS (12) seconds, built with the stable toolchain (fuzz/run.sh says how). libFuzzer
+# is C++: g++ builds it. The fuzz crate is not a workspace member, so its formatting is
+# checked here.
+if [ $quick -eq 0 ]; then
+  if ! command -v c++ >/dev/null; then
+    log "installing apt package: g++ (libFuzzer is built from C++)"
+    sudo_cmd=""; [ "$(id -u)" -ne 0 ] && sudo_cmd="sudo"
+    $sudo_cmd apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive $sudo_cmd apt-get install -y -qq g++
+  fi
+  log "fuzz targets: replay every corpus and regression, then ${FUZZ_SECONDS:-12}s of fuzzing each"
+  cargo fmt --manifest-path fuzz/Cargo.toml -- --check
+  fuzz/run.sh
+fi
 
 log "all tests passed"
