@@ -86,14 +86,21 @@ enum Command {
         #[arg(long = "key", value_name = "SPEC", value_parser = cmd::init::parse_key)]
         keys: Vec<(String, signer_node::protection::Profile)>,
     },
-    /// Measure sign throughput and latency of a 3-node cluster against raw signing.
+    /// Measure what a signer's user asks of its speed, in one run on this machine.
     ///
-    /// Starts three nodes inside this process (loopback, mutual TLS, fsync on), signs with 1 and
-    /// 64 concurrent clients (each with its own key, always new data) and with 8 clients
-    /// sending SignBatch calls of 32, and prints signs/s and p50/p99 latency next to raw
-    /// in-process signing of the same scheme on the same cores. For eth2 it also measures the
-    /// Web3Signer-compatible REST path at the same concurrency levels (one keep-alive HTTPS
-    /// connection per client, ATTESTATION bodies): the path validator clients take.
+    /// closed: three nodes inside this process (loopback, mutual TLS, fsync on) sign with each
+    /// --clients level of concurrent clients (each with its own key, always new data), with 8
+    /// clients sending SignBatch calls of 32, and for eth2 over the Web3Signer-compatible REST
+    /// path (one keep-alive HTTPS connection per client, ATTESTATION bodies); signs/s and
+    /// p50/p99/p99.9 latency next to raw in-process signing of the same scheme on the same
+    /// cores. open: requests offered at half of raw capacity, latency counted from each
+    /// request's scheduled send time. failover: three `signer node` processes, the leader
+    /// SIGKILLed --kills times under load, time to the next signature. keys: --keys registry
+    /// keys generated and sealed under a local KEK, every node restarted, time until every
+    /// node holds them all, memory, one key's latency before and after. import: a --keys
+    /// validator EIP-3076 file imported as an approved action.
+    ///
+    /// Example: signer bench --seconds 4 --clients 1,64,256 --json > bench.json
     Bench {
         /// Seconds per measurement.
         #[arg(long, default_value_t = 5)]
@@ -104,6 +111,22 @@ enum Command {
         /// Profiles to measure (comma-separated): eth2, espresso.
         #[arg(long, value_delimiter = ',', default_value = "eth2,espresso")]
         profiles: Vec<signer_node::protection::Profile>,
+        /// Parts to run (comma-separated): closed, open, failover, keys, import.
+        #[arg(
+            long,
+            value_delimiter = ',',
+            default_value = "closed,open,failover,keys,import"
+        )]
+        parts: Vec<cmd::bench::Part>,
+        /// Leader kills of the failover part.
+        #[arg(long, default_value_t = 5)]
+        kills: usize,
+        /// Registry keys of the keys part and validators of the import part.
+        #[arg(long, default_value_t = 10_000)]
+        keys: usize,
+        /// Print the results as JSON on stdout (progress and the table go to stderr).
+        #[arg(long)]
+        json: bool,
     },
     /// A development cluster on 127.0.0.1 in one directory: up, down, restart one node, kill-leader, status.
     #[command(subcommand)]
@@ -218,6 +241,10 @@ fn run(cli: Cli) -> Result<ExitCode> {
             seconds,
             clients,
             profiles,
+            parts,
+            kills,
+            keys,
+            json,
         } => {
             let runtime = tokio::runtime::Builder::new_multi_thread()
                 .enable_all()
@@ -226,6 +253,10 @@ fn run(cli: Cli) -> Result<ExitCode> {
                 seconds,
                 clients,
                 profiles,
+                parts,
+                kills,
+                keys,
+                json,
             }))?;
             Ok(ExitCode::SUCCESS)
         }

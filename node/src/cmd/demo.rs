@@ -16,7 +16,6 @@
 //! - every signature printed was verified here against the key's public key.
 
 use anyhow::{anyhow, bail, ensure, Context, Result};
-use rand::Rng;
 use signer_node::client::{ClientError, SignerPool};
 use signer_node::devcluster::{DevCluster, Stopped, AUDITOR, DEMO_KEYS};
 use signer_node::pb;
@@ -70,7 +69,7 @@ pub fn run(args: DemoArgs) -> Result<ExitCode> {
     }
     let base_port = match args.base_port {
         Some(port) => port,
-        None => free_base_port()?,
+        None => super::free_base_port(NODES)?,
     };
     let exe = std::env::current_exe().context("finding the signer binary")?;
     signer_client::outln!(
@@ -538,23 +537,6 @@ async fn interrupted() -> &'static str {
             "SIGINT"
         }
     }
-}
-
-/// A free range of `3 * NODES` consecutive loopback ports (client, peer, metrics) below the
-/// ephemeral range (which starts at 32768 on Linux), so that no outgoing connection can take
-/// one of them meanwhile.
-fn free_base_port() -> Result<u16> {
-    let mut rng = rand::thread_rng();
-    'search: for _ in 0..200 {
-        let base: u16 = rng.gen_range(10_000..32_000) & !1;
-        for port in base..base + 3 * NODES as u16 {
-            if std::net::TcpListener::bind(("127.0.0.1", port)).is_err() {
-                continue 'search;
-            }
-        }
-        return Ok(base);
-    }
-    bail!("found no {} consecutive free ports on 127.0.0.1", 3 * NODES)
 }
 
 fn step(n: u32, title: &str) {

@@ -1,0 +1,192 @@
+//! The bench's many-keys measurement: a dev cluster of three `signer node` processes with a
+//! local KEK, `count` registry keys generated in the cluster (each an approved admin action,
+//! sealed under the KEK), then every node restarted: the time until every node has unsealed
+//! every key, each node's memory, and the sign latency of one key before and after.
+//!
+//! Owns: that procedure and taking its cluster down. Must not: assert anything.
+
+use super::load::request;
+use anyhow::{anyhow, Context, Result};
+
+use signer_node::client::{PoolOptions, SignerPool, SoftApprover};
+use signer_node::devcluster::{DevCluster, ADMIN};
+use signer_node::pb;
+use signer_node::protection::Profile;
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+const NODES: usize = 3;
+const STOP_GRACE: Duration = Duration::from_secs(30);
+/// Signatures timed (one at a time) for each latency figure.
+const LATENCY_SIGNS: u64 = 200;
+/// Key generations in flight at once (the admin plane allows 256 open challenges).
+const IN_FLIGHT: usize = 32;
+
+/// What the many-keys run found.
+pub struct ManyKeys {
+    pub keys: usize,
+    /// "local" (a local KEK file).
+    pub kek: &'static str,
+    /// Generating and sealing every key, one approved action each.
+    pub generate_s: f64,
+    /// From starting the three stopped nodes to every node holding every key unsealed.
+    pub start_ready_s: f64,
+    /// Resident memory of each node process once ready (MiB).
+    pub rss_mib: Vec<f64>,
+    /// Median latency of one key's signature with only the demo keys, and with every key.
+    pub p50_ms_before: f64,
+    pub p50_ms_after: f64,
+}
+
+pub async fn many_keys(count: usize) -> Result<ManyKeys> {
+    let temp = tempfile::Builder::new()
+        .prefix("signer-bench-keys-")
+        .tempdir()?;
+    let exe = std::env::current_exe().context("finding the signer binary")?;
+    let base_port = super::super::free_base_port(NODES)?;
+    let cluster = DevCluster::create(&temp.path().join("cluster"), NODES, base_port)?;
+    let down = Down(&cluster);
+    let outcome = measure(&cluster, &exe, count).await;
+    drop(down);
+    outcome
+}
+
+async fn measure(cluster: &DevCluster, exe: &Path, count: usize) -> Result<ManyKeys> {
+    cluster.start_stopped(exe)?;
+    cluster.wait_for_leader(Duration::from_secs(30)).await?;
+    let pool = cluster.pool().await?;
+    let mut view = 0u64;
+    let p50_ms_before = p50_sign_ms(&pool, &mut view).await?;
+
+    let generate = Instant::now();
+    generate_keys(cluster, count).await?;
+    let generate_s = generate.elapsed().as_secs_f64();
+    let demo_keys = cluster.descriptor().keys.len();
+    wait_loaded(&pool, demo_keys + count, Duration::from_secs(600)).await?;
+
+    cluster.stop(STOP_GRACE)?;
+    let started = Instant::now();
+    let pids = cluster.start_stopped(exe)?;
+    cluster.wait_for_leader(Duration::from_secs(60)).await?;
+    wait_loaded(&pool, demo_keys + count, Duration::from_secs(600)).await?;
+    let start_ready_s = started.elapsed().as_secs_f64();
+    let rss_mib = pids
+        .iter()
+        .map(|(id, pid)| rss_mib(*pid).with_context(|| format!("node-{id}'s memory")))
+        .collect::<Result<Vec<_>>>()?;
+    let p50_ms_after = p50_sign_ms(&pool, &mut view).await?;
+    Ok(ManyKeys {
+        keys: count,
+        kek: "local",
+        generate_s,
+        start_ready_s,
+        rss_mib,
+        p50_ms_before,
+        p50_ms_after,
+    })
+}
+
+/// Generate `count` eth2 keys `many-<i>`, each proposed and approved by the dev admin.
+async fn generate_keys(cluster: &DevCluster, count: usize) -> Result<()> {
+    let descriptor = cluster.descriptor();
+    let admin_key = descriptor
+        .admins
+        .get(ADMIN)
+        .ok_or_else(|| anyhow!("the dev cluster has no {ADMIN} key"))?;
+    let options = PoolOptions {
+        rpc_timeout: Duration::from_secs(30),
+        deadline: Duration::from_secs(120),
+        ..PoolOptions::default()
+    };
+    let pool = SignerPool::connect_with(descriptor, ADMIN, options).await?;
+    let next = std::sync::atomic::AtomicUsize::new(0);
+    // The approver is not `Send`: the workers are futures of this task, not spawned tasks.
+    let workers = (0..IN_FLIGHT).map(|_| async {
+        let mut approver = SoftApprover::load(ADMIN, &admin_key.key)?;
+        loop {
+            let i = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            if i >= count {
+                return Ok::<(), anyhow::Error>(());
+            }
+            let request = pb::propose_request::Request::GenerateKey(pb::GenerateKeyRequest {
+                key_id: format!("many-{i}"),
+                profile: Profile::Eth2.name().into(),
+            });
+            let (_, answer) = pool
+                .propose_and_approve(request, &descriptor.cluster_id, &mut approver)
+                .await
+                .with_context(|| format!("generating key many-{i}"))?;
+            if answer.status != "executed" {
+                return Err(anyhow!(
+                    "generating key many-{i}: {} ({})",
+                    answer.status,
+                    answer.detail
+                ));
+            }
+        }
+    });
+    futures::future::try_join_all(workers).await?;
+    Ok(())
+}
+
+/// Wait until every node reports at least `keys` keys loaded.
+async fn wait_loaded(pool: &SignerPool, keys: usize, within: Duration) -> Result<()> {
+    let deadline = Instant::now() + within;
+    loop {
+        let statuses = pool.cluster_statuses().await;
+        if statuses.len() == NODES
+            && statuses
+                .iter()
+                .all(|(_, s)| s.as_ref().is_ok_and(|s| s.keys_loaded.len() >= keys))
+        {
+            return Ok(());
+        }
+        if Instant::now() > deadline {
+            return Err(anyhow!(
+                "not every node loaded {keys} keys within {within:?}"
+            ));
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+/// Median latency of `LATENCY_SIGNS` signatures of the demo espresso key, one at a time.
+async fn p50_sign_ms(pool: &SignerPool, view: &mut u64) -> Result<f64> {
+    let mut latencies = Vec::new();
+    for _ in 0..LATENCY_SIGNS {
+        *view += 1;
+        let mut r = request(Profile::Espresso, 0, *view);
+        r.key_id = "demo-espresso".into();
+        let started = Instant::now();
+        pool.sign(r).await.context("signing with the demo key")?;
+        latencies.push(started.elapsed());
+    }
+    latencies.sort_unstable();
+    let median = latencies
+        .get(latencies.len() / 2)
+        .copied()
+        .unwrap_or_default();
+    Ok(median.as_secs_f64() * 1000.0)
+}
+
+/// The resident memory of process `pid` in MiB (`VmRSS` of /proc/PID/status).
+fn rss_mib(pid: u32) -> Result<f64> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status"))?;
+    let kib: f64 = status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+        .ok_or_else(|| anyhow!("no VmRSS in /proc/{pid}/status"))?;
+    Ok(kib / 1024.0)
+}
+
+/// Takes the cluster down when dropped, however the measurement ended.
+struct Down<'a>(&'a DevCluster);
+
+impl Drop for Down<'_> {
+    fn drop(&mut self) {
+        if let Err(e) = self.0.stop(STOP_GRACE) {
+            eprintln!("stopping the many-keys cluster: {e}");
+        }
+    }
+}

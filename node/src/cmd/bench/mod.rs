@@ -1,0 +1,419 @@
+//! `signer bench`: what a user asks of a signer's speed, answered in one run on one machine.
+//!
+//! - closed loop: sign throughput and latency of a real 3-node cluster (in this process, on
+//!   loopback, mutual TLS, redb with fsync) at several client counts, single `Sign`,
+//!   `SignBatch` and (eth2) the Web3Signer-compatible REST path, next to raw in-process signing
+//!   of the same scheme measured in the same run on the same cores;
+//! - open loop: requests offered at a fixed rate (half of raw capacity), latency from each
+//!   request's scheduled send time;
+//! - failover: the leader of a 3-process dev cluster SIGKILLed under load, time to the next
+//!   signature;
+//! - many keys: 10,000 registry keys sealed under a local KEK, node start-up to ready, memory,
+//!   sign latency of one key before and after;
+//! - import: a 10,000-validator EIP-3076 file as an approved action.
+//!
+//! Owns: the order of the parts and the report (a table, or JSON with `--json`). Must not: be
+//! used as a test (numbers are printed, never asserted).
+
+mod failover;
+mod import;
+mod keys;
+mod load;
+mod local;
+
+use anyhow::{Context, Result};
+use load::{Measurement, BATCH_CLIENTS, BATCH_SIZE};
+use local::LocalCluster;
+use serde::Serialize;
+use signer_node::protection::Profile;
+use std::time::Duration;
+
+/// One part of the benchmark.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum Part {
+    /// Closed-loop throughput and latency (Sign, SignBatch, REST).
+    Closed,
+    /// Requests offered at half of raw capacity; latency from the scheduled send time.
+    Open,
+    /// SIGKILL of the leader under load, time to the next signature.
+    Failover,
+    /// Many registry keys: start-up to ready, memory, latency.
+    Keys,
+    /// A many-validator interchange import as an approved action.
+    Import,
+}
+
+/// Benchmark settings.
+pub struct BenchOptions {
+    /// Seconds per measurement.
+    pub seconds: u64,
+    /// Client concurrency levels.
+    pub clients: Vec<usize>,
+    /// Which profiles to measure.
+    pub profiles: Vec<Profile>,
+    /// Which parts to run.
+    pub parts: Vec<Part>,
+    /// Leader kills of the failover part.
+    pub kills: usize,
+    /// Keys of the many-keys part, validators of the import part.
+    pub keys: usize,
+    /// Print JSON on stdout (the table goes to stderr).
+    pub json: bool,
+}
+
+/// Keys per profile of the in-process cluster used by the open loop (round-robin, so that a
+/// key's requests stay far apart in time and arrive in order).
+const OPEN_LOOP_KEYS: usize = 1024;
+
+/// The whole report; its JSON form is the `--json` output.
+#[derive(Serialize, Default)]
+struct Report {
+    machine: Machine,
+    seconds: u64,
+    results: Vec<ClosedLoop>,
+    open_loop: Vec<OpenLoop>,
+    failover_ms: Vec<f64>,
+    keys_10k: Option<KeysReport>,
+    import_10k_s: Option<f64>,
+}
+
+#[derive(Serialize, Default)]
+struct Machine {
+    cores: usize,
+    cpu: String,
+    memory_gib: f64,
+    os: String,
+    kernel: String,
+}
+
+#[derive(Serialize)]
+struct ClosedLoop {
+    profile: &'static str,
+    mode: &'static str,
+    clients: usize,
+    throughput: f64,
+    raw_throughput: f64,
+    ratio: f64,
+    p50_ms: f64,
+    p99_ms: f64,
+    p999_ms: f64,
+    failures: u64,
+    first_error: Option<String>,
+}
+
+#[derive(Serialize)]
+struct OpenLoop {
+    profile: &'static str,
+    offered_per_s: f64,
+    achieved_per_s: f64,
+    p50_ms: f64,
+    p99_ms: f64,
+    p999_ms: f64,
+    failures: u64,
+    first_error: Option<String>,
+}
+
+#[derive(Serialize)]
+struct KeysReport {
+    keys: usize,
+    kek: &'static str,
+    generate_s: f64,
+    start_ready_s: f64,
+    rss_mib: Vec<f64>,
+    p50_ms_before: f64,
+    p50_ms_after: f64,
+}
+
+/// Where the human-readable lines go: stdout, or stderr when stdout carries JSON.
+struct Out {
+    json: bool,
+}
+
+impl Out {
+    fn line(&self, text: impl std::fmt::Display) {
+        if self.json {
+            eprintln!("{text}");
+        } else {
+            signer_client::outln!("{text}");
+        }
+    }
+}
+
+/// Run the benchmark and print the report.
+pub async fn run(opts: BenchOptions) -> Result<()> {
+    let out = Out { json: opts.json };
+    let mut report = Report {
+        machine: Machine::read(),
+        seconds: opts.seconds,
+        ..Report::default()
+    };
+    out.line(format!(
+        "machine: {} cores, {}, {:.0} GiB, {}",
+        report.machine.cores, report.machine.cpu, report.machine.memory_gib, report.machine.os
+    ));
+    let wants = |p: Part| opts.parts.contains(&p);
+    if wants(Part::Closed) || wants(Part::Open) || wants(Part::Import) {
+        in_process(&opts, &out, &mut report).await?;
+    }
+    if wants(Part::Failover) {
+        out.line(format!(
+            "\nfailover: 3 signer node processes, the leader SIGKILLed {} times under load…",
+            opts.kills
+        ));
+        report.failover_ms = failover::failover(opts.kills).await?;
+        let mut sorted = report.failover_ms.clone();
+        sorted.sort_by(f64::total_cmp);
+        if let (Some(min), Some(max)) = (sorted.first(), sorted.last()) {
+            out.line(format!(
+                "time from SIGKILL to the next signature: min {min:.0} ms, median {:.0} ms, max {max:.0} ms",
+                sorted[sorted.len() / 2]
+            ));
+        }
+    }
+    if wants(Part::Keys) {
+        out.line(format!(
+            "\nmany keys: {} registry keys generated and sealed under a local KEK, then every node restarted…",
+            opts.keys
+        ));
+        let k = keys::many_keys(opts.keys).await?;
+        out.line(format!(
+            "generated and sealed in {:.1} s; start-up to every node ready {:.1} s; RSS per node {} MiB; \
+             one key's p50 {:.2} ms before, {:.2} ms after",
+            k.generate_s,
+            k.start_ready_s,
+            k.rss_mib
+                .iter()
+                .map(|m| format!("{m:.0}"))
+                .collect::<Vec<_>>()
+                .join("/"),
+            k.p50_ms_before,
+            k.p50_ms_after
+        ));
+        report.keys_10k = Some(KeysReport {
+            keys: k.keys,
+            kek: k.kek,
+            generate_s: k.generate_s,
+            start_ready_s: k.start_ready_s,
+            rss_mib: k.rss_mib,
+            p50_ms_before: k.p50_ms_before,
+            p50_ms_after: k.p50_ms_after,
+        });
+    }
+    if opts.json {
+        signer_client::outln!("{}", serde_json::to_string_pretty(&report)?);
+    }
+    Ok(())
+}
+
+/// The parts that run on the in-process cluster: closed loop, open loop, import.
+async fn in_process(opts: &BenchOptions, out: &Out, report: &mut Report) -> Result<()> {
+    let max_clients = opts
+        .clients
+        .iter()
+        .copied()
+        .max()
+        .unwrap_or(1)
+        .max(BATCH_CLIENTS * BATCH_SIZE)
+        .max(OPEN_LOOP_KEYS);
+    out.line("starting a 3-node cluster in this process (loopback, mutual TLS, redb fsync on)…");
+    let cluster = LocalCluster::start(3, max_clients)
+        .await
+        .context("starting the cluster")?;
+    let outcome = in_process_parts(opts, out, report, &cluster).await;
+    cluster.stop().await;
+    outcome
+}
+
+async fn in_process_parts(
+    opts: &BenchOptions,
+    out: &Out,
+    report: &mut Report,
+    cluster: &LocalCluster,
+) -> Result<()> {
+    let leader = cluster.leader().await?;
+    // Warm up: open connections and fill caches.
+    for p in &opts.profiles {
+        let mut c = cluster.client(leader)?;
+        c.sign(load::request(*p, 0, 1))
+            .await
+            .context("warm-up sign")?;
+    }
+    out.line(format!(
+        "{} s per measurement; leader is node {leader}\n",
+        opts.seconds
+    ));
+    out.line(format!(
+        "{:<9} {:<7} {:>8} {:>10} {:>8} {:>8} {:>8} {:>10} {:>6}",
+        "profile", "mode", "clients", "signs/s", "p50 ms", "p99 ms", "p99.9 ms", "raw/s", "ratio"
+    ));
+    for profile in &opts.profiles {
+        let raw = load::raw_throughput(*profile, opts.seconds)?;
+        let mut row = |mode: &'static str, clients: usize, m: Measurement| {
+            let r = ClosedLoop::new(*profile, mode, clients, raw, m);
+            out.line(r.line());
+            report.results.push(r);
+        };
+        if opts.parts.contains(&Part::Closed) {
+            for &clients in &opts.clients {
+                let m = load::closed_loop(cluster, leader, *profile, clients, opts.seconds).await?;
+                row("single", clients, m);
+            }
+            let m = load::closed_loop_batch(
+                cluster,
+                leader,
+                *profile,
+                BATCH_CLIENTS,
+                BATCH_SIZE,
+                opts.seconds,
+            )
+            .await?;
+            row("batch", BATCH_CLIENTS * BATCH_SIZE, m);
+            if *profile == Profile::Eth2 {
+                for &clients in &opts.clients {
+                    let m = load::closed_loop_rest(cluster, leader, clients, opts.seconds).await?;
+                    row("rest", clients, m);
+                }
+            }
+        }
+        if opts.parts.contains(&Part::Open) {
+            let offered = raw / 2.0;
+            let m = load::open_loop(
+                cluster,
+                leader,
+                *profile,
+                offered,
+                opts.seconds,
+                OPEN_LOOP_KEYS,
+            )
+            .await?;
+            let r = OpenLoop::new(*profile, offered, m);
+            out.line(r.line());
+            report.open_loop.push(r);
+        }
+    }
+    out.line(format!(
+        "\nraw = in-process signing of the same scheme on all {} cores, same run; the cluster's \
+         three nodes, clients and TLS share those cores. Latency is per call at the client \
+         (a batch is one call); batch rows count {BATCH_CLIENTS} clients x {BATCH_SIZE} requests.",
+        report.machine.cores
+    ));
+    if opts.parts.contains(&Part::Import) {
+        let imported = import::import_interchange(cluster, opts.keys).await?;
+        out.line(format!(
+            "\nimport: {} validators ({:.1} MB of EIP-3076 JSON) proposed, approved and applied in {:.2} s",
+            imported.validators,
+            imported.bytes as f64 / 1e6,
+            imported.elapsed.as_secs_f64()
+        ));
+        report.import_10k_s = Some(imported.elapsed.as_secs_f64());
+    }
+    Ok(())
+}
+
+fn ms(d: Duration) -> f64 {
+    d.as_secs_f64() * 1000.0
+}
+
+impl ClosedLoop {
+    fn new(profile: Profile, mode: &'static str, clients: usize, raw: f64, m: Measurement) -> Self {
+        ClosedLoop {
+            profile: profile.name(),
+            mode,
+            clients,
+            throughput: m.per_second,
+            raw_throughput: raw,
+            ratio: m.per_second / raw,
+            p50_ms: ms(m.p50),
+            p99_ms: ms(m.p99),
+            p999_ms: ms(m.p999),
+            failures: m.failures,
+            first_error: m.first_error,
+        }
+    }
+
+    fn line(&self) -> String {
+        format!(
+            "{:<9} {:<7} {:>8} {:>10.0} {:>8.2} {:>8.2} {:>8.2} {:>10.0} {:>5.0}%{}",
+            self.profile,
+            self.mode,
+            self.clients,
+            self.throughput,
+            self.p50_ms,
+            self.p99_ms,
+            self.p999_ms,
+            self.raw_throughput,
+            100.0 * self.ratio,
+            failed(self.failures, &self.first_error),
+        )
+    }
+}
+
+impl OpenLoop {
+    fn new(profile: Profile, offered: f64, m: Measurement) -> Self {
+        OpenLoop {
+            profile: profile.name(),
+            offered_per_s: offered,
+            achieved_per_s: m.per_second,
+            p50_ms: ms(m.p50),
+            p99_ms: ms(m.p99),
+            p999_ms: ms(m.p999),
+            failures: m.failures,
+            first_error: m.first_error,
+        }
+    }
+
+    fn line(&self) -> String {
+        format!(
+            "{:<9} {:<7} {:>8} {:>10.0} {:>8.2} {:>8.2} {:>8.2}   offered {:.0}/s{}",
+            self.profile,
+            "open",
+            "-",
+            self.achieved_per_s,
+            self.p50_ms,
+            self.p99_ms,
+            self.p999_ms,
+            self.offered_per_s,
+            failed(self.failures, &self.first_error),
+        )
+    }
+}
+
+fn failed(failures: u64, first: &Option<String>) -> String {
+    match first {
+        Some(e) => format!("  ({failures} failed, first: {e})"),
+        None => String::new(),
+    }
+}
+
+impl Machine {
+    /// What this machine is, from /proc and /etc/os-release (empty where unreadable).
+    fn read() -> Machine {
+        let read = |path: &str| std::fs::read_to_string(path).unwrap_or_default();
+        let field = |text: &str, key: &str| {
+            text.lines()
+                .find_map(|l| l.strip_prefix(key))
+                .map(|v| {
+                    v.trim_start_matches([' ', '\t', ':', '='])
+                        .trim_matches('"')
+                        .trim()
+                        .to_owned()
+                })
+                .unwrap_or_default()
+        };
+        let meminfo = read("/proc/meminfo");
+        let mem_kib: f64 = field(&meminfo, "MemTotal")
+            .trim_end_matches("kB")
+            .trim()
+            .parse()
+            .unwrap_or(0.0);
+        Machine {
+            cores: std::thread::available_parallelism()
+                .map(|n| n.get())
+                .unwrap_or(1),
+            cpu: field(&read("/proc/cpuinfo"), "model name"),
+            memory_gib: mem_kib / (1024.0 * 1024.0),
+            os: field(&read("/etc/os-release"), "PRETTY_NAME"),
+            kernel: read("/proc/sys/kernel/osrelease").trim().to_owned(),
+        }
+    }
+}
