@@ -122,6 +122,24 @@ impl ClusterDescriptor {
         stored.save(&file)
     }
 
+    /// Add `node` to the descriptor at `path` (a dev cluster's new node), replacing a node of
+    /// the same id.
+    pub fn record_node(path: &Path, node: NodeEndpoint) -> Result<(), ClientError> {
+        let (file, mut stored) = Self::read_stored(path)?;
+        stored.nodes.retain(|n| n.id != node.id);
+        stored.nodes.push(node);
+        stored.save(&file)
+    }
+
+    /// Drop admin `name`'s soft key record from the descriptor at `path` (the file or its
+    /// directory); returns its key file's path as stored (relative to the directory).
+    pub fn forget_admin(path: &Path, name: &str) -> Result<Option<PathBuf>, ClientError> {
+        let (file, mut stored) = Self::read_stored(path)?;
+        let removed = stored.admins.remove(name).map(|a| a.key);
+        stored.save(&file)?;
+        Ok(removed)
+    }
+
     /// Write to `path` (a file; `cluster.json` inside it when it is a directory) atomically.
     pub fn save(&self, path: &Path) -> Result<(), ClientError> {
         let file = if path.is_dir() {

@@ -315,6 +315,86 @@ impl DevCluster {
         Ok(started)
     }
 
+    /// Prepare a new node, `node-<highest id + 1>`, and start it (not a member yet: an
+    /// approved `signerctl node add` makes it one): a certificate from the cluster's dev CA,
+    /// the first node's config with this node's own ports (the three after the highest port
+    /// any node uses), data and copies of its key files, every peer listed and no bootstrap;
+    /// and its entry in cluster.json. Returns its id and pid.
+    pub fn add_node(&mut self, exe: &Path) -> Result<(u64, u32), DevClusterError> {
+        let first =
+            self.descriptor.nodes.first().map(|n| n.id).ok_or_else(|| {
+                DevClusterError::InvalidOption("the cluster has no nodes".to_owned())
+            })?;
+        let id = self
+            .descriptor
+            .nodes
+            .iter()
+            .map(|n| n.id)
+            .max()
+            .unwrap_or(0)
+            + 1;
+        let mut top = 0u16;
+        for node in &self.descriptor.nodes {
+            let c = crate::config::NodeConfig::load(&self.config_path(node.id))?;
+            let ports = [Some(c.client_listen), Some(c.peer_listen), c.metrics_listen]
+                .into_iter()
+                .chain([c.web3signer.as_ref().map(|w| w.listen)])
+                .flatten()
+                .map(|a| a.port());
+            top = ports.fold(top, u16::max);
+        }
+        let port = |n: u16| {
+            top.checked_add(n)
+                .ok_or_else(|| DevClusterError::InvalidOption(format!("no port left above {top}")))
+        };
+        let loopback = |p: u16| std::net::SocketAddr::from(([127, 0, 0, 1], p));
+        let (client_addr, peer_addr) = (loopback(port(1)?), loopback(port(2)?));
+        let metrics_addr = loopback(port(3)?);
+        let pki = crate::tls::DevPki::open(&self.dir.join("pki"))?;
+        pki.issue_node(id)?;
+        let mut config = crate::config::NodeConfig::load(&self.config_path(first))?;
+        let node_dir = self.node_dir(id);
+        let keys_dir = node_dir.join("keys");
+        std::fs::create_dir_all(&keys_dir).map_err(io(&keys_dir))?;
+        for entry in std::fs::read_dir(&config.keys_dir).map_err(io(&config.keys_dir))? {
+            let from = entry.map_err(io(&config.keys_dir))?.path();
+            if let Some(name) = from.file_name().filter(|_| from.is_file()) {
+                let to = keys_dir.join(name);
+                std::fs::copy(&from, &to).map_err(io(&to))?;
+            }
+        }
+        config.peers.push(crate::config::PeerConfig {
+            id,
+            client_addr,
+            peer_addr,
+        });
+        config.node_id = id;
+        config.client_listen = client_addr;
+        config.peer_listen = peer_addr;
+        config.metrics_listen = Some(metrics_addr);
+        config.web3signer = None;
+        config.data_dir = node_dir.join("data");
+        config.keys_dir = keys_dir;
+        config.tls.cert = pki.node_cert_path(id);
+        config.tls.key = pki.node_key_path(id);
+        config.bootstrap = false;
+        config.validate()?;
+        let path = self.config_path(id);
+        std::fs::write(&path, config.to_toml()?).map_err(io(&path))?;
+        ClusterDescriptor::record_node(
+            &self.dir,
+            NodeEndpoint {
+                id,
+                client_addr,
+                peer_addr,
+                web3signer_url: None,
+            },
+        )?;
+        self.descriptor = ClusterDescriptor::load(&self.dir)?;
+        let pid = self.start_node(exe, id)?;
+        Ok((id, pid))
+    }
+
     /// Start node `id` as `<exe> node --config <node.toml>`, detached (own process group,
     /// stdin closed, output appended to its node.log), whether or not it is running (callers
     /// check). Returns its pid.

@@ -2,7 +2,8 @@
 //! shutdown.
 //!
 //! Owns: wiring the parts together and the node's lifecycle, including the background tasks it
-//! starts (audit-event delivery, the key loader, the admin-plane bootstrap), which it joins on
+//! starts (audit-event delivery, the key loader, the admin-plane bootstrap, approved membership
+//! changes), which it joins on
 //! shutdown. Servers take their listeners and a shutdown future, so tests bind `127.0.0.1:0`
 //! and stop nodes by themselves; a node process may also be handed its listening sockets
 //! ([`inherited`]: systemd socket activation, `signer node --listen-fd`).
@@ -424,6 +425,15 @@ pub async fn run(
                 tracing::warn!(error = %e, "initialize refused (already initialized?)");
             }
         }
+        tasks.own(
+            "membership changes",
+            crate::replica::membership::spawn(
+                config.node_id,
+                raft.clone(),
+                state.clone(),
+                stopped(stop_rx.clone()),
+            ),
+        );
         if let Some(bootstrap) = bootstrap {
             tasks.own(
                 "admin bootstrap",
@@ -444,11 +454,31 @@ pub async fn run(
             tokio::join!(client_server, peer_server, metrics_server, web3signer_server)
         };
         tokio::pin!(servers);
+        // A storage failure stops the Raft core for good (openraft treats it as fatal): the
+        // node then stops too, with an error, so that its supervisor restarts it, instead of
+        // serving UNAVAILABLE forever (found by the fault suite's disk-full scenario).
+        let raft_failed = async {
+            let mut metrics = raft.metrics();
+            loop {
+                if let Err(fatal) = &metrics.borrow_watched().running_state {
+                    return fatal.to_string();
+                }
+                if metrics.changed().await.is_err() {
+                    return "the Raft core stopped".to_owned();
+                }
+            }
+        };
         let (client_result, peer_result, (), ()) = tokio::select! {
             ended = &mut servers => ended,
             () = shutdown => {
                 let _ = stop_tx.send(true);
                 servers.await
+            }
+            fatal = raft_failed => {
+                tracing::error!(error = %fatal, "the Raft core stopped; stopping the node");
+                let _ = stop_tx.send(true);
+                let _ = servers.await;
+                return Err(NodeError::Raft(format!("the Raft core stopped: {fatal}")));
             }
         };
         client_result?;

@@ -127,7 +127,11 @@ impl Session<'_> {
 
     /// Print the outcome of a proposal (or approval): executed (with what it did) or pending
     /// (exit 6).
-    pub async fn finish(&self, p: Proposed) -> Result<(), Failure> {
+    pub async fn finish(&self, mut p: Proposed) -> Result<(), Failure> {
+        // A membership change is carried out by the leader after its approval: wait for it.
+        if p.approval.as_ref().is_some_and(|a| a.status == "executing") {
+            self.await_membership(&mut p).await?;
+        }
         let executed = p.approval.as_ref().is_some_and(|a| a.status == "executed");
         let mut value = serde_json::json!({
             "status": if executed { "executed" } else { "pending" },
@@ -164,6 +168,53 @@ impl Session<'_> {
             ));
         }
         result
+    }
+
+    /// Wait until the leader decided the approved membership change `p` (the new node
+    /// caught up and votes, or it failed): `p`'s approval becomes executed, or the failure.
+    async fn await_membership(&self, p: &mut Proposed) -> Result<(), Failure> {
+        if !self.json {
+            let detail = p.approval.as_ref().map(|a| a.detail.as_str()).unwrap_or("");
+            signer_client::outln!("executing: {detail}");
+        }
+        let id = prefix(&p.challenge);
+        // The leader gives a new node 120 s to catch up, and may change meanwhile.
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(180);
+        loop {
+            let c = self
+                .pool
+                .challenge(&id)
+                .await
+                .map_err(|e| self.failure(e))?;
+            match c.status.as_str() {
+                "executed" => {
+                    if let Some(a) = p.approval.as_mut() {
+                        a.status = c.status.clone();
+                        a.detail = c.detail.clone();
+                    }
+                    return Ok(());
+                }
+                "failed" => {
+                    return Err(Failure::new(
+                        crate::exit::USAGE,
+                        format!(
+                            "error: approved, but the membership change failed: {}",
+                            c.detail
+                        ),
+                    ))
+                }
+                _ if std::time::Instant::now() > deadline => {
+                    return Err(Failure::new(
+                        crate::exit::UNAVAILABLE,
+                        format!(
+                            "unavailable: membership change {id} is still executing; see \
+                             `signerctl pending --all`"
+                        ),
+                    ))
+                }
+                _ => tokio::time::sleep(std::time::Duration::from_millis(200)).await,
+            }
+        }
     }
 
     /// What an executed action changed, shown after "executed" (keys, re-wraps).

@@ -1,8 +1,9 @@
-//! `signerctl client grant|revoke|list`, `protection import|export` and `node list`.
+//! `signerctl client grant|revoke|list`, `protection import|export` and
+//! `node list|add|remove|replace`.
 //!
 //! Owns: these commands' arguments and help, their local input (an interchange file) and their
-//! output. Must not: judge grants (the cluster does), or pretend to change membership (there
-//! is no command for it until it is built).
+//! output. Must not: judge grants or membership changes (the cluster does: the proposing node,
+//! then the leader that carries an approved change out).
 
 use super::{admin_exit_codes, change, ProposeOpts, Session, Work, ADMIN_EXIT_CODES};
 use crate::Failure;
@@ -117,6 +118,68 @@ pub struct ExportArgs {
 pub enum NodeCommand {
     /// The cluster's members (Raft voters) and how each node answers.
     List,
+    /// Admin: add a node (an approved action). Start the node first (its certificate names
+    /// NAME, its config lists the peers); once approved, the leader adds it as a learner,
+    /// waits until it has caught up (snapshot and log), then makes it a voter. Waits for
+    /// that and prints the outcome.
+    #[command(after_help = ADMIN_EXIT_CODES)]
+    Add(AddNodeArgs),
+    /// Admin: remove a voter (an approved action). Refused when fewer than 3 voters would
+    /// remain, or fewer than a majority of the rest are caught up. Its name can never rejoin.
+    #[command(after_help = ADMIN_EXIT_CODES)]
+    Remove(RemoveNodeArgs),
+    /// Admin: replace a (dead) voter by a new node in one approved action: the new node joins
+    /// as a learner, catches up, then one joint change swaps them. OLD can never rejoin.
+    #[command(after_help = ADMIN_EXIT_CODES)]
+    Replace(ReplaceNodeArgs),
+}
+
+#[derive(Args, Debug, Clone)]
+pub struct AddNodeArgs {
+    /// The new node's name, `node-N` (as its certificate names it).
+    #[arg(value_name = "NAME")]
+    pub name: String,
+    /// Where clients reach it.
+    #[arg(long, value_name = "HOST:CLIENT_PORT")]
+    pub addr: String,
+    /// Where peers reach it (Raft).
+    #[arg(long, value_name = "HOST:PEER_PORT")]
+    pub peer_addr: String,
+    #[command(flatten)]
+    pub propose: ProposeOpts,
+}
+
+#[derive(Args, Debug, Clone)]
+pub struct RemoveNodeArgs {
+    /// The voter to remove, `node-N`.
+    #[arg(value_name = "NAME")]
+    pub name: String,
+    #[command(flatten)]
+    pub propose: ProposeOpts,
+}
+
+#[derive(Args, Debug, Clone)]
+pub struct ReplaceNodeArgs {
+    /// The voter to replace, `node-N`.
+    #[arg(value_name = "OLD")]
+    pub old: String,
+    /// The new node's name, `node-M`.
+    #[arg(long = "with", value_name = "NEW")]
+    pub with: String,
+    /// Where clients reach the new node.
+    #[arg(long, value_name = "HOST:CLIENT_PORT")]
+    pub addr: String,
+    /// Where peers reach the new node (Raft).
+    #[arg(long, value_name = "HOST:PEER_PORT")]
+    pub peer_addr: String,
+    #[command(flatten)]
+    pub propose: ProposeOpts,
+}
+
+/// `node-N` as its id, or a usage failure.
+fn node_id(name: &str) -> Result<u64, Failure> {
+    signer_core::admin::membership::parse_node_name(name)
+        .map_err(|e| Failure::new(crate::exit::USAGE, format!("error: {e}")))
 }
 
 /// Read `client …` inputs.
@@ -174,11 +237,30 @@ pub fn prepare_protection(command: &ProtectionCommand) -> Result<Work, Failure> 
     })
 }
 
-/// `node …`: only `list` exists.
+/// `node …`.
 pub fn prepare_node(command: &NodeCommand) -> Result<Work, Failure> {
-    match command {
-        NodeCommand::List => Ok(Work::NodeList),
-    }
+    let member = |name: &str, addr: &str, peer_addr: &str| -> Result<pb::NodeMember, Failure> {
+        Ok(pb::NodeMember {
+            node_id: node_id(name)?,
+            client_addr: addr.to_owned(),
+            peer_addr: peer_addr.to_owned(),
+        })
+    };
+    Ok(match command {
+        NodeCommand::List => Work::NodeList,
+        NodeCommand::Add(a) => change(
+            Request::AddNode(member(&a.name, &a.addr, &a.peer_addr)?),
+            &a.propose,
+        ),
+        NodeCommand::Remove(a) => change(Request::RemoveNode(node_id(&a.name)?), &a.propose),
+        NodeCommand::Replace(a) => change(
+            Request::ReplaceNode(pb::ReplaceNodeAction {
+                old_node_id: node_id(&a.old)?,
+                with: Some(member(&a.with, &a.addr, &a.peer_addr)?),
+            }),
+            &a.propose,
+        ),
+    })
 }
 
 /// `client list`.

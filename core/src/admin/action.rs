@@ -14,6 +14,7 @@
 //! What needs checking against trust anchors (an attestation chain) is not done for the
 //! action: it carries the evidence, and every replica checks it when applying.
 
+use super::membership::{node_name, NewNode, NodeChange};
 use super::revocation::{describe_certificate, Fingerprint};
 use super::{attestation, ApproverKey, ClientGrant, Policy};
 use crate::protection::interchange::{self, review::RecordSeen};
@@ -97,6 +98,22 @@ pub enum Action {
         /// `apply` checks that it has this fingerprint, and records the identity it names.
         #[serde(with = "crate::bytes::hex_or_raw")]
         certificate: Vec<u8>,
+    },
+    /// Add a node: the leader adds it as a learner, waits until it is caught up, then makes it
+    /// a voter ([`super::membership`]).
+    AddNode(NewNode),
+    /// Remove a voter; its id is never a member again.
+    RemoveNode {
+        /// The node's id (`node-<id>`).
+        id: u64,
+    },
+    /// Replace a (dead) voter by a new node: the new one is added as a learner and caught up,
+    /// then one joint change swaps them; the old id is never a member again.
+    ReplaceNode {
+        /// The voter to remove.
+        old: u64,
+        /// The node that takes its place.
+        new: NewNode,
     },
 }
 
@@ -226,6 +243,39 @@ impl Action {
                 "compact the audit log: drop records up to {up_to_seq} (export them first)"
             ),
             Action::RevokeCertificate { fingerprint, certificate } => format!("revoke certificate sha256 {fingerprint} ({})", describe_certificate(certificate)),
+            Action::AddNode(n) => format!(
+                "add {} (client {}, peer {}): a learner until caught up, then a voter",
+                node_name(n.id), n.client_addr, n.peer_addr
+            ),
+            Action::RemoveNode { id } => format!(
+                "remove {} from the voters (its id can never rejoin)",
+                node_name(*id)
+            ),
+            Action::ReplaceNode { old, new } => format!(
+                "replace {} by {} (client {}, peer {}): {} joins as a learner, then one joint \
+                 change swaps them ({} can never rejoin)",
+                node_name(*old), node_name(new.id), new.client_addr, new.peer_addr,
+                node_name(new.id), node_name(*old)
+            ),
+        }
+    }
+
+    /// The membership change this action makes, if it makes one.
+    pub fn node_change(&self) -> Option<NodeChange<'_>> {
+        match self {
+            Action::AddNode(n) => Some(NodeChange::Add(n)),
+            Action::RemoveNode { id } => Some(NodeChange::Remove(*id)),
+            Action::ReplaceNode { old, new } => Some(NodeChange::Replace { old: *old, new }),
+            _ => None,
+        }
+    }
+
+    /// The node id this action removes from the cluster for good, if any.
+    pub fn retires(&self) -> Option<u64> {
+        match self {
+            Action::RemoveNode { id } => Some(*id),
+            Action::ReplaceNode { old, .. } => Some(*old),
+            _ => None,
         }
     }
 }

@@ -18,6 +18,7 @@
 //!   so no code path can hold an action that differs from the bytes approvers signed.
 
 use crate::admin::action::{EnrollKey, Prior};
+use crate::admin::membership::NewNode;
 use crate::admin::{Action, AdminRecord, ClientGrant, Fingerprint, Policy, RateLimit};
 use crate::pb;
 use crate::protection::interchange::review::RecordSeen;
@@ -175,6 +176,12 @@ fn action_to_pb(action: &Action) -> pb::AdminAction {
             fingerprint: fingerprint.0.to_vec(),
             certificate: certificate.clone(),
         }),
+        Action::AddNode(n) => A::AddNode(node_to_pb(n)),
+        Action::RemoveNode { id } => A::RemoveNode(*id),
+        Action::ReplaceNode { old, new } => A::ReplaceNode(pb::ReplaceNodeAction {
+            old_node_id: *old,
+            with: Some(node_to_pb(new)),
+        }),
     };
     pb::AdminAction { action: Some(a) }
 }
@@ -303,7 +310,32 @@ fn action_from_pb(pb: pb::AdminAction) -> Result<Action, CodecError> {
             fingerprint: fingerprint_from_pb(&r.fingerprint)?,
             certificate: r.certificate,
         },
+        A::AddNode(n) => Action::AddNode(node_from_pb(n)),
+        A::RemoveNode(id) => Action::RemoveNode { id },
+        A::ReplaceNode(r) => Action::ReplaceNode {
+            old: r.old_node_id,
+            new: node_from_pb(r.with.ok_or_else(|| err("replace_node.with: missing"))?),
+        },
     })
+}
+
+/// A joining node as its protobuf message.
+pub fn node_to_pb(n: &NewNode) -> pb::NodeMember {
+    pb::NodeMember {
+        node_id: n.id,
+        client_addr: n.client_addr.clone(),
+        peer_addr: n.peer_addr.clone(),
+    }
+}
+
+/// A protobuf joining node (its addresses are checked with the change:
+/// [`crate::admin::membership::check_change`]).
+pub fn node_from_pb(n: pb::NodeMember) -> NewNode {
+    NewNode {
+        id: n.node_id,
+        client_addr: n.client_addr,
+        peer_addr: n.peer_addr,
+    }
 }
 
 /// A fingerprint field: exactly 32 bytes.
@@ -544,6 +576,20 @@ mod tests {
             Action::RevokeCertificate {
                 fingerprint: Fingerprint([8; 32]),
                 certificate: Vec::new(),
+            },
+            Action::AddNode(NewNode {
+                id: 4,
+                client_addr: "127.0.0.1:7306".into(),
+                peer_addr: "127.0.0.1:7307".into(),
+            }),
+            Action::RemoveNode { id: 3 },
+            Action::ReplaceNode {
+                old: 2,
+                new: NewNode {
+                    id: 5,
+                    client_addr: "host-5:7100".into(),
+                    peer_addr: "host-5:7101".into(),
+                },
             },
         ];
         for action in actions {

@@ -6,7 +6,7 @@
 //! vocabulary ([`action::Action`]), what approvers read of an action ([`review`]) and its one
 //! canonical encoding ([`codec`]), the approval
 //! statement and its signature check ([`approval`]), attestation checks ([`attestation`]),
-//! revoked certificates ([`revocation`]) and the replicated admin state with its tally
+//! revoked certificates ([`revocation`]), the rules of membership changes ([`membership`]) and the replicated admin state with its tally
 //! ([`state::AdminState`]).
 //! Must not: touch keys, storage or the network; sign anything; read protobuf types outside
 //! [`codec`] (whose bytes *are* the protobuf `signer.v1.AdminAction`; the service converts
@@ -16,6 +16,7 @@ pub mod action;
 pub mod approval;
 pub mod attestation;
 pub mod codec;
+pub mod membership;
 pub mod review;
 pub mod revocation;
 pub mod state;

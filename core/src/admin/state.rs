@@ -33,13 +33,14 @@
 use super::action::EnrollKey;
 use super::approval::{self, ApprovalError};
 use super::codec::CanonicalAction;
+use super::membership::{self, NodeChange};
 use super::revocation::{certificate_identity, Fingerprint, RevokedCertificate};
 use super::{
     attestation, valid_name, Action, AdminRecord, ApproverKey, ClientGrant, Policy, Prior,
 };
 use crate::protection::ethereum::Root;
 use serde::{Deserialize, Serialize};
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
 /// Decided challenges are kept this long after they expire (then pruned; an approval for a
 /// pruned challenge is refused as unknown).
@@ -85,6 +86,13 @@ pub enum ChallengeStatus {
         /// Why.
         reason: String,
     },
+    /// Approved membership change the leader is carrying out through Raft: it becomes
+    /// executed or failed when the leader commits the outcome
+    /// ([`AdminCommand::NodeChangeDone`]). A new leader finishes it.
+    Executing {
+        /// When, under which threshold, by whom.
+        decided: Decided,
+    },
 }
 
 /// How a challenge was decided: by the approval that met the policy's threshold then.
@@ -106,6 +114,7 @@ impl ChallengeStatus {
             ChallengeStatus::Pending => "pending",
             ChallengeStatus::Executed { .. } | ChallengeStatus::ExecutedUnder { .. } => "executed",
             ChallengeStatus::Failed { .. } | ChallengeStatus::FailedUnder { .. } => "failed",
+            ChallengeStatus::Executing { .. } => "executing",
         }
     }
 
@@ -113,6 +122,9 @@ impl ChallengeStatus {
     pub fn detail(&self) -> &str {
         match self {
             ChallengeStatus::Pending => "",
+            ChallengeStatus::Executing { .. } => {
+                "approved; the leader is changing the membership (learner, catch-up, voters)"
+            }
             ChallengeStatus::Executed { detail, .. }
             | ChallengeStatus::ExecutedUnder { detail, .. } => detail,
             ChallengeStatus::Failed { reason, .. }
@@ -124,7 +136,8 @@ impl ChallengeStatus {
     pub fn decided(&self) -> Option<&Decided> {
         match self {
             ChallengeStatus::ExecutedUnder { decided, .. }
-            | ChallengeStatus::FailedUnder { decided, .. } => Some(decided),
+            | ChallengeStatus::FailedUnder { decided, .. }
+            | ChallengeStatus::Executing { decided } => Some(decided),
             _ => None,
         }
     }
@@ -239,6 +252,17 @@ pub enum AdminCommand {
         #[serde(with = "crate::bytes::hex_or_raw")]
         signature: Vec<u8>,
     },
+    /// The leader carried out (or gave up on) the approved membership change `id`, which is
+    /// [`ChallengeStatus::Executing`]: it becomes executed with the detail, or failed with the
+    /// reason. Only the node itself proposes this (no RPC makes one), and only for the change
+    /// in progress. (Appended last: stored commands of every format decode.)
+    NodeChangeDone {
+        /// The challenge.
+        #[serde(with = "hex_array")]
+        id: [u8; 32],
+        /// What was done, or why not.
+        result: Result<String, String>,
+    },
 }
 
 /// Why an admin command changed nothing.
@@ -344,6 +368,14 @@ pub enum AdminOutcome {
     },
     /// Nothing changed.
     Refused(AdminRefusal),
+    /// The threshold was reached for a membership change: the leader carries it out through
+    /// Raft and commits the outcome ([`AdminCommand::NodeChangeDone`]).
+    Started {
+        /// The admins whose approvals counted.
+        approvers: Vec<String>,
+        /// What happens next, in words.
+        detail: String,
+    },
 }
 
 /// The outcome of a counted approval.
@@ -457,6 +489,19 @@ impl AdminState {
             .count();
         if pending >= MAX_PENDING {
             return Err(AdminRefusal::TooManyPending(pending));
+        }
+        // One membership change at a time: none may be pending or in progress beside it.
+        if action.action().node_change().is_some() {
+            if let Some(other) = self.open_node_change(at_ms) {
+                return Err(invalid(format!(
+                    "membership change {} is {}; one membership change at a time",
+                    hex::encode(other.id),
+                    match other.status {
+                        ChallengeStatus::Pending => "still pending approval",
+                        _ => "in progress",
+                    }
+                )));
+            }
         }
         // Admin-plane actions are checked now (an enrollment's attestation included), so a
         // hopeless one never collects approvals.
@@ -631,6 +676,9 @@ impl AdminState {
                 fingerprint,
                 certificate,
             } => self.revoke(fingerprint, certificate),
+            Action::AddNode(_) | Action::RemoveNode { .. } | Action::ReplaceNode { .. } => {
+                self.check_node_change(action)
+            }
             Action::AddKey(_)
             | Action::SetKeyState { .. }
             | Action::RotateKek(_)
@@ -769,9 +817,119 @@ impl AdminState {
 
     /// Drop decided or expired challenges older than the retention period.
     fn prune(&mut self, at_ms: u64) {
-        self.challenges
-            .retain(|_, c| c.expires_at_ms.saturating_add(RETAIN_MS) >= at_ms);
+        // Kept beyond the retention: a membership change in progress, and the executed
+        // removals (they are the record of which node ids can never rejoin).
+        self.challenges.retain(|_, c| {
+            c.expires_at_ms.saturating_add(RETAIN_MS) >= at_ms
+                || matches!(c.status, ChallengeStatus::Executing { .. })
+                || (is_executed(&c.status) && c.action().is_ok_and(|a| a.retires().is_some()))
+        });
     }
+
+    /// The membership change being carried out, if any: its challenge and action.
+    pub fn node_change_in_progress(&self) -> Option<(&Challenge, Action)> {
+        self.challenges
+            .values()
+            .filter(|c| matches!(c.status, ChallengeStatus::Executing { .. }))
+            .find_map(|c| c.action().ok().map(|a| (c, a)))
+    }
+
+    /// A membership change pending approval (not expired at `at_ms`) or in progress.
+    fn open_node_change(&self, at_ms: u64) -> Option<&Challenge> {
+        self.challenges.values().find(|c| {
+            let open = match c.status {
+                ChallengeStatus::Pending => c.expires_at_ms >= at_ms,
+                ChallengeStatus::Executing { .. } => true,
+                _ => false,
+            };
+            open && c.action().is_ok_and(|a| a.node_change().is_some())
+        })
+    }
+
+    /// The node ids removed from the cluster (or being removed): none of them is ever a
+    /// member again.
+    pub fn retired_nodes(&self) -> BTreeSet<u64> {
+        self.challenges
+            .values()
+            .filter(|c| {
+                is_executed(&c.status) || matches!(c.status, ChallengeStatus::Executing { .. })
+            })
+            .filter_map(|c| c.action().ok()?.retires())
+            .collect()
+    }
+
+    /// What the admin state checks of a membership change (the leader checks the rest against
+    /// Raft's membership): the new node's id and addresses, that its id was never removed,
+    /// and that no other change is in progress.
+    fn check_node_change(&self, action: &Action) -> Result<String, AdminRefusal> {
+        let Some(change) = action.node_change() else {
+            return Err(invalid("not a membership change".to_owned()));
+        };
+        let joining = match &change {
+            NodeChange::Add(new) | NodeChange::Replace { new, .. } => Some(*new),
+            NodeChange::Remove(_) => None,
+        };
+        if let Some(new) = joining {
+            membership::check_new(new).map_err(|e| invalid(e.to_string()))?;
+            if self.retired_nodes().contains(&new.id) {
+                return Err(invalid(format!(
+                    "{name} was removed from this cluster and cannot rejoin with that \
+                     identity; issue a certificate for a new node id",
+                    name = membership::node_name(new.id)
+                )));
+            }
+        }
+        if let NodeChange::Replace { old, new } = &change {
+            if *old == new.id {
+                return Err(invalid(
+                    membership::MembershipRefusal::SameNode(*old).to_string(),
+                ));
+            }
+        }
+        if let Some((other, _)) = self.node_change_in_progress() {
+            return Err(invalid(format!(
+                "membership change {} is in progress; one membership change at a time",
+                hex::encode(other.id)
+            )));
+        }
+        Ok(format!(
+            "membership change approved: the leader carries it out ({})",
+            action.describe()
+        ))
+    }
+
+    /// The approved membership change `id` reached its threshold: the leader carries it out.
+    pub fn start_node_change(&mut self, id: &[u8; 32], decided: Decided) {
+        if let Some(c) = self.challenges.get_mut(&hex::encode(id)) {
+            c.status = ChallengeStatus::Executing { decided };
+        }
+    }
+
+    /// The leader's outcome of the membership change `id`, which must be in progress.
+    pub fn finish_node_change(
+        &mut self,
+        id: &[u8; 32],
+        result: &Result<String, String>,
+    ) -> Result<Decided, AdminRefusal> {
+        let key = hex::encode(id);
+        let challenge = self
+            .challenges
+            .get(&key)
+            .ok_or_else(|| AdminRefusal::UnknownChallenge(key.clone()))?;
+        let ChallengeStatus::Executing { decided } = &challenge.status else {
+            return Err(AdminRefusal::AlreadyDecided(key));
+        };
+        let decided = decided.clone();
+        self.finish(id, decided.clone(), result);
+        Ok(decided)
+    }
+}
+
+fn is_executed(status: &ChallengeStatus) -> bool {
+    matches!(
+        status,
+        ChallengeStatus::Executed { .. } | ChallengeStatus::ExecutedUnder { .. }
+    )
 }
 
 fn invalid(message: String) -> AdminRefusal {

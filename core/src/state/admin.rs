@@ -97,6 +97,15 @@ pub(super) fn apply(
                 };
                 let mut next = scratch(applied);
                 let result = effect(&mut next, &action).map_err(|r| r.to_string());
+                // A membership change is carried out by the leader through Raft; its outcome
+                // is committed later (`NodeChangeDone`).
+                if let (Some(_), Ok(detail)) = (action.node_change(), &result) {
+                    applied.admin.start_node_change(id, decided);
+                    return AdminOutcome::Started {
+                        approvers,
+                        detail: detail.clone(),
+                    };
+                }
                 if result.is_ok() {
                     record_touched(&action, &mut changes.keys);
                     changes.records.extend(next.touched);
@@ -111,6 +120,21 @@ pub(super) fn apply(
                 }
             }
         },
+        AdminCommand::NodeChangeDone { id, result } => {
+            match applied.admin.finish_node_change(id, result) {
+                Ok(decided) => match result {
+                    Ok(detail) => AdminOutcome::Executed {
+                        approvers: decided.approvers,
+                        detail: detail.clone(),
+                    },
+                    Err(reason) => AdminOutcome::Failed {
+                        approvers: decided.approvers,
+                        reason: reason.clone(),
+                    },
+                },
+                Err(r) => AdminOutcome::Refused(r),
+            }
+        }
     }
 }
 
@@ -308,6 +332,15 @@ pub(super) fn audit_event(
                 admin.clone(),
             )
         }
+        AdminCommand::NodeChangeDone { id, .. } => {
+            let what = challenge(id)
+                .map(|c| codec::describe_bytes(&c.action_bytes))
+                .unwrap_or_else(|| "unknown challenge".to_owned());
+            (
+                format!("membership change {}: {what}", hex::encode(id)),
+                "leader".to_owned(),
+            )
+        }
     };
     let (approvers, result) = match outcome {
         AdminOutcome::Bootstrapped => (Vec::new(), "ok".to_owned()),
@@ -328,6 +361,9 @@ pub(super) fn audit_event(
             (approvers.clone(), format!("failed: {reason}"))
         }
         AdminOutcome::Refused(r) => (Vec::new(), format!("refused: {r}")),
+        AdminOutcome::Started { approvers, detail } => {
+            (approvers.clone(), format!("executing: {detail}"))
+        }
     };
     AuditEvent::Admin {
         action,

@@ -67,6 +67,9 @@ impl fmt::Display for Command {
                 crate::admin::AdminCommand::Approve { id, admin, .. } => {
                     write!(f, "Admin(approve {} by {admin})", hex::encode(&id[..4]))
                 }
+                crate::admin::AdminCommand::NodeChangeDone { id, .. } => {
+                    write!(f, "Admin(membership change {} done)", hex::encode(&id[..4]))
+                }
             },
         }
     }

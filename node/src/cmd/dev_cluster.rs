@@ -69,6 +69,17 @@ pub enum DevClusterCommand {
         #[arg(long, value_name = "N")]
         node: u64,
     },
+    /// Prepare and start a new node (not yet a member) and print its name.
+    ///
+    /// Writes node-N's certificate (the dev CA), node.toml (the next free ports, copies of
+    /// the key files, every peer listed) and its entry in cluster.json, and starts it. It
+    /// joins once admins approve `signerctl --dir DIR node add node-N --addr … --peer-addr …`
+    /// (printed on stderr).
+    AddNode {
+        /// The cluster directory.
+        #[arg(long, value_name = "DIR")]
+        dir: PathBuf,
+    },
     /// Show each node's process and its view of the cluster: leader, term, applied index.
     Status {
         /// The cluster directory.
@@ -92,7 +103,30 @@ pub fn run(command: DevClusterCommand) -> Result<ExitCode> {
         DevClusterCommand::KillLeader { dir } => runtime.block_on(kill_leader(&dir)),
         DevClusterCommand::Restart { dir, node } => runtime.block_on(restart(&dir, node)),
         DevClusterCommand::Status { dir } => runtime.block_on(status(&dir)),
+        DevClusterCommand::AddNode { dir } => add_node(&dir),
     }
+}
+
+/// `add-node`: the new node's name on stdout, how to add it on stderr.
+fn add_node(dir: &Path) -> Result<ExitCode> {
+    let mut cluster = open(dir)?;
+    let exe = std::env::current_exe().context("finding the signer binary")?;
+    let (id, pid) = cluster.add_node(&exe)?;
+    let node = cluster
+        .descriptor()
+        .node(id)
+        .context("the new node is not in cluster.json")?;
+    signer_client::outln!("node-{id}");
+    eprintln!(
+        "node-{id} started (pid {pid}; not a member yet): client {}, peer {}\nadd it with:\n  \
+         signerctl --dir {} node add node-{id} --addr {} --peer-addr {}",
+        node.client_addr,
+        node.peer_addr,
+        cluster.dir().display(),
+        node.client_addr,
+        node.peer_addr
+    );
+    Ok(ExitCode::SUCCESS)
 }
 
 fn open(dir: &Path) -> Result<DevCluster> {

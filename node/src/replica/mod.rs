@@ -6,7 +6,8 @@
 //! this module openraft is used only through the handle and aliases defined here, for wiring
 //! and observing, never to store or decide anything:
 //! - `node.rs` turns the `[raft]` config into openraft's `Config`, initializes the membership
-//!   (`BasicNode`) and shuts Raft down;
+//!   (`BasicNode`) and shuts Raft down; [`membership`] changes it, only to carry out an
+//!   approved admin action;
 //! - `service/peer.rs` is the server half of the peer network: it decodes openraft's RPCs
 //!   (append entries, vote, snapshot) and hands them to the [`Raft`] handle;
 //! - `service/{signing,audit,health}.rs` and `metrics.rs` read `Raft::metrics()` (leader,
@@ -31,6 +32,7 @@
 
 pub mod events;
 pub mod log_store;
+pub mod membership;
 pub mod network;
 pub mod state_machine;
 

@@ -157,6 +157,12 @@ impl AdminService {
             .ok_or_else(|| Status::not_found(format!("no challenge {}", hex::encode(id))))
     }
 
+    /// This node's id, as its Raft reports it.
+    fn raft_node_id(&self) -> u64 {
+        use openraft::async_runtime::WatchReceiver;
+        self.raft.metrics().borrow_watched().id
+    }
+
     async fn commit(&self, command: AdminCommand) -> Result<AdminOutcome, Status> {
         commit_admin(&self.raft, command)
             .await
@@ -217,6 +223,13 @@ impl pb::admin_server::Admin for AdminService {
         }
         .prepare(request.into_inner())
         .await?;
+        // A membership change the cluster cannot take is refused now (the leader checks again
+        // before it changes the voters).
+        if let Some(change) = prepared.action.node_change() {
+            let members = crate::replica::membership::members(&self.raft, self.raft_node_id());
+            crate::admin::membership::check_change(&members, &change)
+                .map_err(|e| Status::failed_precondition(e.to_string()))?;
+        }
         let id: [u8; 32] = rand::random();
         let action_bytes = admin_codec::encode_action(&prepared.action);
         let description = prepared.action.describe();
@@ -286,6 +299,7 @@ impl pb::admin_server::Admin for AdminService {
                 response("pending", approvers, String::new())
             }
             AdminOutcome::Executed { approvers, detail } => response("executed", approvers, detail),
+            AdminOutcome::Started { approvers, detail } => response("executing", approvers, detail),
             AdminOutcome::Failed { reason, .. } => Err(Status::failed_precondition(format!(
                 "approved, but applying it was refused: {reason}"
             ))),

@@ -520,6 +520,56 @@ impl Cluster {
         Ok((challenge, response))
     }
 
+    /// Prepare node `id` outside the cluster, the way an operator would: a certificate
+    /// naming `node-<id>` from the cluster CA, node-1's config with this node's own ports,
+    /// data and key files, and every peer listed (it does not initialize a cluster), and start
+    /// it. It is not a member until an approved `AddNode` makes it one.
+    pub fn add_node(&mut self, id: u64) -> &Node {
+        assert!(self.nodes.iter().all(|n| n.id != id), "node {id} exists");
+        self.pki.issue_node(id).unwrap();
+        let ports: Vec<Reservation> = (0..4).map(|_| Reservation::new()).collect();
+        let (client_addr, peer_addr) = (ports[0].addr, ports[1].addr);
+        let (metrics_addr, web3signer_addr) = (ports[2].addr, ports[3].addr);
+        let node_dir = self.dir.path().join(format!("node-{id}"));
+        let keys_dir = node_dir.join("keys");
+        std::fs::create_dir_all(&keys_dir).unwrap();
+        let mut config = NodeConfig::load(&self.nodes[0].config_path).unwrap();
+        for key in [ESPRESSO_KEY, ETH2_KEY] {
+            let file = format!("{key}.key");
+            std::fs::copy(config.keys_dir.join(&file), keys_dir.join(&file)).unwrap();
+        }
+        config.peers.push(PeerConfig {
+            id,
+            client_addr,
+            peer_addr,
+        });
+        config.node_id = id;
+        config.client_listen = client_addr;
+        config.peer_listen = peer_addr;
+        config.metrics_listen = Some(metrics_addr);
+        config.web3signer = Some(Web3SignerConfig::https(web3signer_addr));
+        config.data_dir = node_dir.join("data");
+        config.keys_dir = keys_dir;
+        config.tls.cert = self.pki.node_cert_path(id);
+        config.tls.key = self.pki.node_key_path(id);
+        config.bootstrap = false;
+        config.validate().unwrap();
+        let config_path = node_dir.join("node.toml");
+        std::fs::write(&config_path, config.to_toml().unwrap()).unwrap();
+        self.nodes.push(Node {
+            id,
+            config_path,
+            client_addr,
+            peer_addr,
+            metrics_addr,
+            web3signer_addr,
+            ports,
+            child: std::sync::Mutex::new(None),
+        });
+        self.spawn(id);
+        self.node(id)
+    }
+
     pub fn node(&self, id: u64) -> &Node {
         self.nodes.iter().find(|n| n.id == id).unwrap()
     }
@@ -674,7 +724,7 @@ impl Cluster {
 
     /// A lazily connected mutual-TLS channel to `addr`, where node `id` answers, presenting
     /// `cert`/`key`, with an RPC `timeout`.
-    fn mtls_channel(
+    pub fn mtls_channel(
         &self,
         addr: SocketAddr,
         id: u64,

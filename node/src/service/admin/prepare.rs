@@ -135,6 +135,15 @@ impl Preparer<'_> {
                 })
             }
             R::Pause(_) => plain(Action::Pause),
+            R::AddNode(n) => plain(Action::AddNode(admin_codec::node_from_pb(n))),
+            R::RemoveNode(id) => plain(Action::RemoveNode { id }),
+            R::ReplaceNode(r) => plain(Action::ReplaceNode {
+                old: r.old_node_id,
+                new: admin_codec::node_from_pb(
+                    r.with
+                        .ok_or_else(|| Status::invalid_argument("replace_node.with: missing"))?,
+                ),
+            }),
             R::Resume(_) => plain(Action::Resume),
             R::CompactAudit(up_to_seq) => plain(Action::CompactAudit { up_to_seq }),
             R::RevokeCertificate(r) => plain(revocation(r)?),
