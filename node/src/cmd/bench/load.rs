@@ -9,10 +9,12 @@ use super::local::LocalCluster;
 use anyhow::{anyhow, Context, Result};
 use signer_node::client::web3signer::Web3SignerConnection;
 use signer_node::pb;
+use signer_node::pb::signer_client::SignerClient;
 use signer_node::protection::Profile;
 use signer_node::scheme::{bls12_381, bn254};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
+use tonic::transport::Channel;
 
 /// What one measurement found.
 pub struct Measurement {
@@ -81,10 +83,11 @@ pub async fn closed_loop(
     seconds: u64,
 ) -> Result<Measurement> {
     let base = next_base();
-    let end = Instant::now() + Duration::from_secs(seconds);
+    let connected = connected_clients(cluster, leader, clients).await?;
+    let started = Instant::now();
+    let end = started + Duration::from_secs(seconds);
     let mut tasks = Vec::new();
-    for c in 0..clients {
-        let mut client = cluster.client(leader)?;
+    for (c, mut client) in connected.into_iter().enumerate() {
         tasks.push(tokio::spawn(async move {
             let mut tally = Tally::default();
             let mut n = base;
@@ -97,7 +100,7 @@ pub async fn closed_loop(
             tally
         }));
     }
-    summarize(tasks).await
+    summarize(tasks, started).await
 }
 
 /// Clients each sending SignBatch calls of `batch` requests, one key per (client, slot), so
@@ -111,10 +114,11 @@ pub async fn closed_loop_batch(
     seconds: u64,
 ) -> Result<Measurement> {
     let base = next_base();
-    let end = Instant::now() + Duration::from_secs(seconds);
+    let connected = connected_clients(cluster, leader, clients).await?;
+    let started = Instant::now();
+    let end = started + Duration::from_secs(seconds);
     let mut tasks = Vec::new();
-    for c in 0..clients {
-        let mut client = cluster.client(leader)?;
+    for (c, mut client) in connected.into_iter().enumerate() {
         tasks.push(tokio::spawn(async move {
             let mut tally = Tally::default();
             let mut n = base;
@@ -146,7 +150,7 @@ pub async fn closed_loop_batch(
             tally
         }));
     }
-    summarize(tasks).await
+    summarize(tasks, started).await
 }
 
 /// Clients each on its own keep-alive HTTPS connection to the leader's Web3Signer-compatible
@@ -160,16 +164,22 @@ pub async fn closed_loop_rest(
     let public_keys = cluster.eth2_public_keys(leader).await?;
     let addr = cluster.rest_addr(leader)?;
     let base = next_base();
-    let end = Instant::now() + Duration::from_secs(seconds);
-    let mut tasks = Vec::new();
+    // Every connection is open before the clock starts: the window counts signing only.
+    let mut connections = Vec::with_capacity(clients);
     for c in 0..clients {
         let identifier = public_keys
             .get(&format!("eth2-{c}"))
             .cloned()
             .ok_or_else(|| anyhow!("no key eth2-{c}"))?;
-        let mut conn = Web3SignerConnection::connect(addr, Some((&cluster.tls, "localhost")))
+        let conn = Web3SignerConnection::connect(addr, Some((&cluster.tls, "localhost")))
             .await
             .context("connecting to the Web3Signer API")?;
+        connections.push((identifier, conn));
+    }
+    let started = Instant::now();
+    let end = started + Duration::from_secs(seconds);
+    let mut tasks = Vec::new();
+    for (identifier, mut conn) in connections {
         tasks.push(tokio::spawn(async move {
             let mut tally = Tally::default();
             let mut n = base;
@@ -197,7 +207,7 @@ pub async fn closed_loop_rest(
             tally
         }));
     }
-    summarize(tasks).await
+    summarize(tasks, started).await
 }
 
 /// Open loop: requests offered at `rate` per second for `seconds`, each sent at its scheduled
@@ -246,6 +256,25 @@ pub async fn open_loop(
         }
     }
     Ok(tally.into_measurement(started.elapsed()))
+}
+
+/// `clients` Signer clients of node `leader`, each on its own connection, already open (TCP
+/// and TLS handshakes happen before a measurement's window, not inside its latencies).
+async fn connected_clients(
+    cluster: &LocalCluster,
+    leader: u64,
+    clients: usize,
+) -> Result<Vec<SignerClient<Channel>>> {
+    let mut connected = Vec::with_capacity(clients);
+    for _ in 0..clients {
+        let mut client = cluster.client(leader)?;
+        client
+            .get_cluster_status(pb::GetClusterStatusRequest {})
+            .await
+            .context("opening a client connection")?;
+        connected.push(client);
+    }
+    Ok(connected)
 }
 
 fn status_text(status: &tonic::Status) -> String {
@@ -306,9 +335,12 @@ impl Tally {
     }
 }
 
-/// Wait for the client tasks and turn their tallies into one measurement.
-async fn summarize(tasks: Vec<tokio::task::JoinHandle<Tally>>) -> Result<Measurement> {
-    let started = Instant::now();
+/// Wait for the client tasks and turn their tallies into one measurement of the time since
+/// `started` (when the window opened), so a signature counted is always inside the time.
+async fn summarize(
+    tasks: Vec<tokio::task::JoinHandle<Tally>>,
+    started: Instant,
+) -> Result<Measurement> {
     let mut all = Tally::default();
     for t in tasks {
         all.merge(t.await?);

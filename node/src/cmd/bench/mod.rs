@@ -214,7 +214,10 @@ async fn in_process(opts: &BenchOptions, out: &Out, report: &mut Report) -> Resu
         .max()
         .unwrap_or(1)
         .max(BATCH_CLIENTS * BATCH_SIZE)
-        .max(OPEN_LOOP_KEYS);
+        .max(match opts.parts.contains(&Part::Open) {
+            true => OPEN_LOOP_KEYS,
+            false => 0,
+        });
     out.line("starting a 3-node cluster in this process (loopback, mutual TLS, redb fsync on)…");
     let cluster = LocalCluster::start(3, max_clients)
         .await
