@@ -814,6 +814,87 @@ fn signerctl_key_lifecycle_end_to_end() {
 /// The exit code of `signerctl` for a change that is proposed but needs more approvals.
 const PENDING: i32 = 6;
 
+/// `signer dev-cluster add-node` prepares and starts node-4 and prints its name; `signerctl
+/// node add` makes it a voter once approved (threshold 1: the proposer's approval), `node
+/// remove` takes it out again; the refusals exit 2 with the cluster's reason.
+#[test]
+fn signerctl_node_add_remove_end_to_end() {
+    let tmp = TempDir::new();
+    let dir_path = tmp.0.join("cluster");
+    let dir = dir_path.to_str().unwrap().to_owned();
+    let dir = dir.as_str();
+    let port = free_base_port().to_string();
+    let _cluster = Cluster {
+        dir: dir_path.clone(),
+    };
+    signer(&["dev-cluster", "up", "--dir", dir, "--base-port", &port]);
+    assert_eq!(
+        signer(&["dev-cluster", "add-node", "--dir", dir]),
+        "node-4\n"
+    );
+    let descriptor: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(dir_path.join("cluster.json")).unwrap())
+            .unwrap();
+    let node4 = descriptor["nodes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|n| n["id"] == 4)
+        .unwrap()
+        .clone();
+    let (client, peer) = (
+        node4["client_addr"].as_str().unwrap(),
+        node4["peer_addr"].as_str().unwrap(),
+    );
+    let add = [
+        "node",
+        "add",
+        "node-4",
+        "--addr",
+        client,
+        "--peer-addr",
+        peer,
+    ];
+    let (out, _) = admin(dir, &add, 0);
+    assert!(
+        out.lines()
+            .any(|l| l
+                == format!("executed: node-4 joined as a voter (client {client}, peer {peer})")),
+        "{out}"
+    );
+    let (out, _) = admin(dir, &["node", "list", "--json"], 0);
+    let nodes: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(nodes["voters"], serde_json::json!([1, 2, 3, 4]), "{nodes}");
+    // Not a node name; not a voter.
+    let (_, err) = admin(dir, &["node", "remove", "seq-1"], 2);
+    assert_eq!(
+        err.trim_end(),
+        "error: \"seq-1\" is not a node name (node-N, N from 1, as its certificate names it)"
+    );
+    let (out, _) = admin(dir, &["node", "remove", "node-4"], 0);
+    assert!(
+        out.lines()
+            .any(|l| l == "executed: node-4 removed from the cluster"),
+        "{out}"
+    );
+    let (_, err) = admin(dir, &["node", "remove", "node-3"], 2);
+    assert!(
+        err.ends_with(
+            "removing node-3 would leave 2 voter(s); a cluster keeps at least 3 (add a node \
+             first, or use `node replace`)\n"
+        ),
+        "{err}"
+    );
+    let (_, err) = admin(dir, &add, 2);
+    assert!(
+        err.ends_with(
+            "node-4 was removed from this cluster and cannot rejoin with that identity; issue a \
+             certificate for a new node id\n"
+        ),
+        "{err}"
+    );
+}
+
 #[test]
 fn signerctl_admin_plane_end_to_end() {
     let tmp = TempDir::new();
@@ -826,12 +907,7 @@ fn signerctl_admin_plane_end_to_end() {
     };
     signer(&["dev-cluster", "up", "--dir", dir, "--base-port", &port]);
 
-    // Membership changes do not exist as commands (no placeholders); the members are listed.
-    let (_, err) = admin(dir, &["node", "add", "--id", "4"], 2);
-    assert!(
-        err.starts_with("error: unrecognized subcommand 'add'"),
-        "{err}"
-    );
+    // The members are listed (membership changes: `signerctl_node_add_remove_end_to_end`).
     let (out, _) = admin(dir, &["node", "list", "--json"], 0);
     let nodes: serde_json::Value = serde_json::from_str(&out).unwrap();
     assert_eq!(nodes["voters"].as_array().unwrap().len(), 3, "{nodes}");
@@ -2193,9 +2269,11 @@ fn signer_init_help_shows_its_example_and_key_files_warn() {
     let help = signer(&["init", "--help"]);
     assert!(
         help.contains(
-            "Example for three hosts:\n  signer init --dir prod --cluster-id espresso-main \\\n    \
+            "Example for three hosts, keys wrapped by AWS KMS, two of three YubiKey admins to \
+             approve:\n  signer init --dir prod --cluster-id espresso-main \\\n    \
              --node 1=10.0.0.1:7100,10.0.0.1:7101 --node 2=10.0.0.2:7100,10.0.0.2:7101 \\\n    \
-             --node 3=10.0.0.3:7100,10.0.0.3:7101\n"
+             --node 3=10.0.0.3:7100,10.0.0.3:7101 \\\n    \
+             --kms-key-id alias/quorum-signer --kms-region eu-west-1 \\\n"
         ),
         "{help}"
     );
