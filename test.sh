@@ -17,8 +17,9 @@ log() { printf '\n== %s\n' "$*"; }
 # toolchain; python3-venv for the moto KMS server and the PIV emulator; pcscd + vsmartcard-vpcd
 # (a virtual reader) for the virtual YubiKey, libpcsclite-dev + pkg-config to build
 # `signerctl --features yubikey`, haproxy for the Web3Signer API failover test, and strace
-# for the fault suite's slow-fsync scenario (node/tests/faults.rs).
-APT_PACKAGES=(python3-venv pcscd vsmartcard-vpcd libpcsclite-dev pkg-config haproxy strace)
+# for the fault suite's slow-fsync scenario (node/tests/faults.rs), and systemd for
+# `systemd-analyze` (host bundles' unit, node/tests/host_bundles.rs).
+APT_PACKAGES=(python3-venv pcscd vsmartcard-vpcd libpcsclite-dev pkg-config haproxy strace systemd)
 missing=()
 for pkg in "${APT_PACKAGES[@]}"; do
   dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed" || missing+=("$pkg")

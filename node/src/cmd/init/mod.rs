@@ -70,11 +70,6 @@ pub fn parse_admin(spec: &str) -> Result<AttestedAdmin, String> {
         .split_once(',')
         .ok_or_else(|| format!("{spec:?}: expected SLOT_CERT.der,DEVICE_CERT.der after '='"))?;
     signer_node::tls::check_client_name(name).map_err(|e| format!("{spec:?}: {e}"))?;
-    if name.starts_with("node-") {
-        return Err(format!(
-            "{spec:?}: names starting with node- are node identities"
-        ));
-    }
     Ok(AttestedAdmin {
         name: name.to_owned(),
         slot_certificate: slot.into(),
@@ -157,6 +152,65 @@ pub fn run(dir: &Path, opts: InitOptions) -> Result<()> {
         (Some(m), _) => m,
         (None, n) => n / 2 + 1,
     };
+    if !opts.admins.is_empty() {
+        // The node's own check, before anything is written: a certificate that does not
+        // verify fails here, not at the first start on three hosts.
+        attested_admins(&opts, threshold, Path::new(""))
+            .bootstrap(
+                "init",
+                signer_node::bytes::FixedBytes(
+                    signer_node::config::MAINNET_GENESIS_VALIDATORS_ROOT,
+                ),
+            )
+            .map_err(|e| anyhow!("--admin: {e}"))?;
+    }
+    // From here on, a failure removes what was written: the directory did not exist.
+    let written = write(dir, &opts, threshold);
+    if written.is_err() {
+        let _ = std::fs::remove_dir_all(dir);
+    }
+    written?;
+    report(dir, &opts, threshold);
+    Ok(())
+}
+
+/// The admin settings for `opts.admins`, their files named under `files` (the directory
+/// `DIR/admins` as a node config sees it; empty: the files as given).
+fn attested_admins(
+    opts: &InitOptions,
+    threshold: u32,
+    files: &Path,
+) -> signer_node::config::admin::AdminConfig {
+    let at = |given: &Path, copied: String| match files.as_os_str().is_empty() {
+        true => given.to_owned(),
+        false => files.join(copied),
+    };
+    signer_node::config::admin::AdminConfig {
+        admins: opts
+            .admins
+            .iter()
+            .map(|a| BootstrapAdmin {
+                name: a.name.clone(),
+                key: None,
+                slot_certificate: Some(at(&a.slot_certificate, admin_file(a, "9c"))),
+                device_certificate: Some(at(&a.device_certificate, admin_file(a, "f9"))),
+            })
+            .collect(),
+        attestation_roots: opts
+            .attestation_roots
+            .iter()
+            .enumerate()
+            .map(|(i, root)| at(root, format!("root-{}.pem", i + 1)))
+            .collect(),
+        threshold,
+        require_attestation: true,
+        ..signer_node::config::admin::AdminConfig::dev()
+    }
+}
+
+/// Write the cluster directory, the node configs and the host bundles.
+fn write(dir: &Path, opts: &InitOptions, threshold: u32) -> Result<()> {
+    let nodes = &opts.nodes;
     let local_kek = matches!(opts.kek, Kek::Local);
     write_cluster(
         dir,
@@ -195,21 +249,11 @@ pub fn run(dir: &Path, opts: InitOptions) -> Result<()> {
             });
         }
         if !opts.admins.is_empty() {
-            config.admin.admins = opts
-                .admins
-                .iter()
-                .map(|a| BootstrapAdmin {
-                    name: a.name.clone(),
-                    key: None,
-                    slot_certificate: Some(PathBuf::from("../admins").join(admin_file(a, "9c"))),
-                    device_certificate: Some(PathBuf::from("../admins").join(admin_file(a, "f9"))),
-                })
-                .collect();
-            config.admin.attestation_roots = (1..=opts.attestation_roots.len())
-                .map(|i| PathBuf::from(format!("../admins/root-{i}.pem")))
-                .collect();
-            config.admin.threshold = threshold;
-            config.admin.require_attestation = true;
+            let clients = std::mem::take(&mut config.admin.clients);
+            config.admin = signer_node::config::admin::AdminConfig {
+                clients,
+                ..attested_admins(opts, threshold, Path::new("../admins"))
+            };
         }
         let header = text
             .lines()
@@ -221,20 +265,11 @@ pub fn run(dir: &Path, opts: InitOptions) -> Result<()> {
         configs.push(config);
     }
     if !opts.admins.is_empty() {
-        copy_attestations(dir, &opts)?;
-        // The node's own check, now: a certificate that does not verify fails here, not at
-        // the first start on three hosts.
-        let config =
-            NodeConfig::load(&dir.join(format!("node-{}", nodes[0].id)).join("node.toml"))?;
-        config
-            .admin
-            .bootstrap(&config.cluster_id, config.eth2.genesis_validators_root)
-            .map_err(|e| anyhow!("--admin: {e}"))?;
+        copy_attestations(dir, opts)?;
     }
     for config in &configs {
         bundle::write(dir, config, &opts.install_root, &opts.signer_path)?;
     }
-    report(dir, &opts, threshold);
     Ok(())
 }
 
