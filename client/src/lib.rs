@@ -22,8 +22,16 @@
 //! - every RPC has a timeout, and every failover call has an overall deadline.
 
 /// One node's view of the cluster in words, as `signerctl status` and `signer dev-cluster
-/// status` print it: `leader node-1  term 3  applied 42  voters [1, 2, 3]  keys a,b`.
+/// status` print it: `leader node-1  term 3  applied 42  voters [1, 2, 3]  keys a,b`. More
+/// than [`KEYS_NAMED`] keys are counted, with the first few named (`key list` lists them).
 pub fn describe_view(s: &pb::ClusterStatus) -> String {
+    let keys = match s.keys_loaded.len() {
+        n if n > KEYS_NAMED => format!(
+            "{n} ({},… — `signerctl key list` lists them)",
+            s.keys_loaded[..KEYS_NAMED].join(",")
+        ),
+        _ => s.keys_loaded.join(","),
+    };
     format!(
         "leader {}  term {}  applied {}  voters {:?}  keys {}",
         if s.leader_id == 0 {
@@ -34,9 +42,12 @@ pub fn describe_view(s: &pb::ClusterStatus) -> String {
         s.term,
         s.last_applied_index,
         s.voters,
-        s.keys_loaded.join(",")
+        keys
     )
 }
+
+/// How many key ids [`describe_view`] names before it only counts them.
+pub const KEYS_NAMED: usize = 8;
 
 /// A `grpc.health.v1` answer ([`SignerPool::health`]).
 pub use tonic_health::pb::health_check_response::ServingStatus;

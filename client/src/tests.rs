@@ -522,3 +522,24 @@ fn descriptor_round_trips_and_resolves_paths() {
         Err(ClientError::Descriptor { .. })
     ));
 }
+
+#[test]
+fn a_view_names_a_few_keys_and_counts_many() {
+    let status = |keys: usize| pb::ClusterStatus {
+        leader_id: 2,
+        term: 7,
+        last_applied_index: 42,
+        voters: vec![1, 2, 3],
+        keys_loaded: (0..keys).map(|i| format!("k{i}")).collect(),
+        ..Default::default()
+    };
+    assert_eq!(
+        crate::describe_view(&status(2)),
+        "leader node-2  term 7  applied 42  voters [1, 2, 3]  keys k0,k1"
+    );
+    assert_eq!(
+        crate::describe_view(&status(10_000)),
+        "leader node-2  term 7  applied 42  voters [1, 2, 3]  keys 10000 \
+         (k0,k1,k2,k3,k4,k5,k6,k7,… — `signerctl key list` lists them)"
+    );
+}

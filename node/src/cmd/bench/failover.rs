@@ -7,7 +7,7 @@
 //! anything (it reports times).
 
 use super::load::request;
-use anyhow::{anyhow, Context, Result};
+use anyhow::{anyhow, Result};
 use signer_node::client::SignerPool;
 use signer_node::devcluster::DevCluster;
 use signer_node::protection::Profile;
@@ -17,23 +17,13 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 const NODES: usize = 3;
-/// How long the nodes get to stop at the end before SIGKILL.
-const STOP_GRACE: Duration = Duration::from_secs(10);
 
 /// Kill the leader `kills` times under load; each time, the milliseconds from the SIGKILL to
 /// the first successful signature of a request sent after it. The killed node is restarted
 /// and caught up before the next kill.
 pub async fn failover(kills: usize) -> Result<Vec<f64>> {
-    let temp = tempfile::Builder::new()
-        .prefix("signer-bench-failover-")
-        .tempdir()?;
-    let exe = std::env::current_exe().context("finding the signer binary")?;
-    let base_port = super::super::free_base_port(NODES)?;
-    let cluster = DevCluster::create(&temp.path().join("cluster"), NODES, base_port)?;
-    let down = Down(&cluster);
-    let outcome = measure(&cluster, &exe, kills).await;
-    drop(down);
-    outcome
+    let processes = super::processes::Processes::create("signer-bench-failover-", NODES)?;
+    measure(&processes.cluster, &processes.exe, kills).await
 }
 
 async fn measure(cluster: &DevCluster, exe: &Path, kills: usize) -> Result<Vec<f64>> {
@@ -49,8 +39,12 @@ async fn measure(cluster: &DevCluster, exe: &Path, kills: usize) -> Result<Vec<f
             let mut n = 1u64 << 40;
             while !stop.load(Ordering::Relaxed) {
                 n += 1;
-                if pool.sign(demo_request(Profile::Eth2, n)).await.is_ok() {
-                    signed.fetch_add(1, Ordering::Relaxed);
+                match pool.sign(demo_request(Profile::Eth2, n)).await {
+                    Ok(_) => {
+                        signed.fetch_add(1, Ordering::Relaxed);
+                    }
+                    // The pool already retried across nodes: pause rather than spin.
+                    Err(_) => tokio::time::sleep(Duration::from_millis(10)).await,
                 }
             }
         }
@@ -142,16 +136,5 @@ async fn wait_caught_up(pool: &SignerPool, within: Duration) -> Result<()> {
             return Err(anyhow!("the cluster did not catch up within {within:?}"));
         }
         tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-}
-
-/// Takes the cluster down when dropped, however the measurement ended.
-struct Down<'a>(&'a DevCluster);
-
-impl Drop for Down<'_> {
-    fn drop(&mut self) {
-        if let Err(e) = self.0.stop(STOP_GRACE) {
-            eprintln!("stopping the failover cluster: {e}");
-        }
     }
 }

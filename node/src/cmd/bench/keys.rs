@@ -16,7 +16,6 @@ use std::path::Path;
 use std::time::{Duration, Instant};
 
 const NODES: usize = 3;
-const STOP_GRACE: Duration = Duration::from_secs(30);
 /// Signatures timed (one at a time) for each latency figure.
 const LATENCY_SIGNS: u64 = 200;
 /// Key generations in flight at once (the admin plane allows 256 open challenges).
@@ -39,16 +38,8 @@ pub struct ManyKeys {
 }
 
 pub async fn many_keys(count: usize) -> Result<ManyKeys> {
-    let temp = tempfile::Builder::new()
-        .prefix("signer-bench-keys-")
-        .tempdir()?;
-    let exe = std::env::current_exe().context("finding the signer binary")?;
-    let base_port = super::super::free_base_port(NODES)?;
-    let cluster = DevCluster::create(&temp.path().join("cluster"), NODES, base_port)?;
-    let down = Down(&cluster);
-    let outcome = measure(&cluster, &exe, count).await;
-    drop(down);
-    outcome
+    let processes = super::processes::Processes::create("signer-bench-keys-", NODES)?;
+    measure(&processes.cluster, &processes.exe, count).await
 }
 
 async fn measure(cluster: &DevCluster, exe: &Path, count: usize) -> Result<ManyKeys> {
@@ -64,7 +55,7 @@ async fn measure(cluster: &DevCluster, exe: &Path, count: usize) -> Result<ManyK
     let demo_keys = cluster.descriptor().keys.len();
     wait_loaded(&pool, demo_keys + count, Duration::from_secs(600)).await?;
 
-    cluster.stop(STOP_GRACE)?;
+    cluster.stop(super::processes::STOP_GRACE)?;
     let started = Instant::now();
     let pids = cluster.start_stopped(exe)?;
     cluster.wait_for_leader(Duration::from_secs(60)).await?;
@@ -178,15 +169,4 @@ fn rss_mib(pid: u32) -> Result<f64> {
         .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
         .ok_or_else(|| anyhow!("no VmRSS in /proc/{pid}/status"))?;
     Ok(kib / 1024.0)
-}
-
-/// Takes the cluster down when dropped, however the measurement ended.
-struct Down<'a>(&'a DevCluster);
-
-impl Drop for Down<'_> {
-    fn drop(&mut self) {
-        if let Err(e) = self.0.stop(STOP_GRACE) {
-            eprintln!("stopping the many-keys cluster: {e}");
-        }
-    }
 }
