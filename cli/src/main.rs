@@ -117,6 +117,21 @@ enum Command {
     /// (every sign decision, admin action, membership change, key load and KMS failure).
     #[command(subcommand, after_help = audit::AUDIT_EXIT_CODES)]
     Audit(audit::AuditCommand),
+    /// Auditor: write a backup of the cluster's replicated state to FILE.
+    ///
+    /// The leader confirms its leadership with a quorum, then sends its applied state
+    /// (protection records, the sealed key registry, the admin state, the kept audit records
+    /// and the chain's anchor and head) with a header and a SHA-256 digest; the file holds
+    /// sealed key records only, never a plaintext secret. The file is verified before it is
+    /// written (mode 0600; an existing FILE is not replaced). `signer restore FILE` seeds a
+    /// new cluster from it. Authenticates as auditor-1 unless --client names another auditor
+    /// or an enrolled admin.
+    #[command(after_help = EXIT_CODES)]
+    Backup {
+        /// Where to write the backup.
+        #[arg(long, value_name = "FILE")]
+        out: PathBuf,
+    },
 }
 
 impl Command {
@@ -213,7 +228,7 @@ fn run(cli: Cli) -> Result<(), Failure> {
     })?;
     let descriptor = ClusterDescriptor::load(&dir)
         .map_err(|e| Failure::new(2, format!("error: --dir {}: {e}", dir.display())))?;
-    let default_client = if matches!(cli.command, Command::Audit(_)) {
+    let default_client = if matches!(cli.command, Command::Audit(_) | Command::Backup { .. }) {
         AUDITOR
     } else if cli.command.is_admin() {
         ADMIN
@@ -281,9 +296,60 @@ fn run(cli: Cli) -> Result<(), Failure> {
             (Command::Status, _) => inspect::status(&pool, &descriptor, cli.json).await,
             (Command::Health(args), _) => inspect::health(&pool, &descriptor, args, cli.json).await,
             (Command::Audit(command), _) => audit::run(&pool, command, cli.json).await,
+            (Command::Backup { out }, _) => backup(&pool, out, cli.json).await,
             _ => Err(Failure::new(1, "error: no request built")),
         }
     })
+}
+
+/// `signerctl backup --out FILE`: fetch, verify and write a backup.
+async fn backup(pool: &SignerPool, out: &std::path::Path, json: bool) -> Result<(), Failure> {
+    use std::io::Write as _;
+    use std::os::unix::fs::OpenOptionsExt as _;
+    let (node, file) = pool.backup().await?;
+    let verified = signer_core::backup::decode(&file).map_err(|e| {
+        Failure::new(
+            exit::OTHER,
+            format!("error: the backup node {node} sent does not verify: {e}"),
+        )
+    })?;
+    let written = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(out)
+        .and_then(|mut f| {
+            f.write_all(&file)?;
+            f.sync_all()
+        });
+    written
+        .map_err(|e| Failure::new(exit::OTHER, format!("error: --out {}: {e}", out.display())))?;
+    let h = &verified.header;
+    let digest = hex::encode(verified.digest);
+    if json {
+        let value = serde_json::json!({
+            "file": out.display().to_string(),
+            "node_id": node,
+            "cluster_id": h.cluster_id,
+            "applied_index": h.applied.index,
+            "created_at_ms": h.created_at_ms,
+            "audit_head_seq": h.audit_head.seq,
+            "audit_head_hash": hex::encode(h.audit_head.hash),
+            "bytes": file.len(),
+            "sha256": digest,
+        });
+        signer_client::outln!("{value}");
+    } else {
+        signer_client::outln!(
+            "backup of cluster {} from node {node}: applied index {}, audit head seq {}, {} bytes, sha256:{digest} -> {}",
+            h.cluster_id,
+            h.applied.index,
+            h.audit_head.seq,
+            file.len(),
+            out.display()
+        );
+    }
+    Ok(())
 }
 
 async fn sign(pool: &SignerPool, request: pb::SignRequest, json: bool) -> Result<(), Failure> {

@@ -1,4 +1,5 @@
-//! The `signer.v1.Audit` calls of [`SignerPool`]: tail (optionally following), get and verify.
+//! The `signer.v1.Audit` calls of [`SignerPool`]: tail (optionally following), get, verify and
+//! backup.
 //!
 //! Owns: building audit requests and running them on one node or through the failover loop.
 //! Must not: judge the chain (callers compare nodes; `signer_node::audit` verifies bytes).
@@ -26,6 +27,26 @@ impl SignerPool {
                 rpc.set_timeout(timeout.max(std::time::Duration::from_secs(60)));
             }
             async move { client.tail(rpc).await.map(tonic::Response::into_inner) }
+        })
+        .await
+    }
+
+    /// A backup file of the cluster's replicated state, from whichever node leads (followers
+    /// answer UNAVAILABLE and the next node is tried). The bytes are as the leader sent them;
+    /// `signer_core::backup::decode` verifies them.
+    pub async fn backup(&self) -> Result<(u64, Vec<u8>), ClientError> {
+        self.with_failover(ClientError::from_admin_answer, |channel, timeout| {
+            let mut client = AuditClient::new(channel);
+            let mut rpc = tonic::Request::new(pb::BackupRequest {});
+            rpc.set_timeout(timeout.max(std::time::Duration::from_secs(60)));
+            async move {
+                let mut stream = client.backup(rpc).await?.into_inner();
+                let mut file = Vec::new();
+                while let Some(chunk) = stream.message().await? {
+                    file.extend_from_slice(&chunk.data);
+                }
+                Ok(file)
+            }
         })
         .await
     }

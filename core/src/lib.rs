@@ -7,7 +7,8 @@
 //!   encoding); [`audit`]: the hash-chained audit records; [`registry`]: the key registry and
 //!   [`sealed`]: a key's sealed secret as replicas hold it;
 //! - [`state`]: the replicated state as a value and `Applied::apply`, the whole replicated
-//!   decision; [`format`]: the versioned binary format it is stored and sent in;
+//!   decision; [`format`]: the versioned binary format it is stored and sent in; [`backup`]:
+//!   backup files of that state and the margins a restored cluster starts above;
 //! - [`pb`]: the protobuf messages (the canonical admin action is protobuf bytes).
 //!
 //! The node (`signer-node`) stores, replicates and serves this; the client (`signer-client`)
@@ -17,6 +18,7 @@
 
 pub mod admin;
 pub mod audit;
+pub mod backup;
 pub mod bytes;
 pub mod format;
 pub mod protection;

@@ -8,7 +8,7 @@
 // and `node::inherited` (taking over listening sockets passed by a supervisor).
 #![deny(unsafe_code)]
 
-pub use signer_core::{admin, audit, bytes, format, protection, registry, scheme, state};
+pub use signer_core::{admin, audit, backup, bytes, format, protection, registry, scheme, state};
 
 pub use signer_client as client;
 pub use signer_client::{pb, tls};

@@ -187,6 +187,29 @@ enum Command {
     /// and is taken down at the end, also on errors and Ctrl-C.
     Demo(cmd::demo::DemoArgs),
     /// Slashing-protection history (EIP-3076 interchange files).
+    /// Seed the bootstrapping node of a new cluster with a backup (`signerctl backup`),
+    /// offline, before its first start.
+    ///
+    /// Verifies the file's digest and format; refuses another cluster id, a node whose config
+    /// has bootstrap = false, a data directory that is not empty, and any member of the
+    /// backed-up cluster (or another member of the new one) that accepts a connection on its
+    /// peer address. The restored cluster refuses, for every key, everything at or below the
+    /// backup's highest eth2 epoch plus --eth2-margin-epochs and highest Espresso view plus
+    /// --espresso-margin-views (docs/DESIGN.md, "Backup and restore"). Start the other members
+    /// with empty data directories afterwards: they receive the state from this node.
+    Restore {
+        #[arg(value_name = "FILE")]
+        file: PathBuf,
+        #[arg(long, value_name = "FILE")]
+        config: PathBuf,
+        /// eth2 epochs above the backup's highest epoch that stay refused: must cover every
+        /// epoch the backed-up cluster may have signed after the backup was taken.
+        #[arg(long, value_name = "N", default_value_t = cmd::restore::DEFAULT_ETH2_MARGIN_EPOCHS)]
+        eth2_margin_epochs: u64,
+        /// Espresso views above the backup's highest view that stay refused.
+        #[arg(long, value_name = "N", default_value_t = cmd::restore::DEFAULT_ESPRESSO_MARGIN_VIEWS)]
+        espresso_margin_views: u64,
+    },
     #[command(subcommand)]
     Protection(ProtectionCommand),
     /// Validator keys: derive public keys, generate keys.
@@ -333,6 +356,27 @@ fn run(cli: Cli) -> Result<ExitCode> {
                 keys,
                 json,
             }))?;
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Restore {
+            file,
+            config,
+            eth2_margin_epochs,
+            espresso_margin_views,
+        } => {
+            let restored = cmd::restore::run(&cmd::restore::RestoreOptions {
+                file,
+                config,
+                margin: signer_node::backup::margin::Margin {
+                    eth2_epochs: eth2_margin_epochs,
+                    espresso_views: espresso_margin_views,
+                },
+            })?;
+            let now_ms = std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map(|d| d.as_millis() as u64)
+                .unwrap_or(0);
+            println!("{}", cmd::restore::describe(&restored, now_ms));
             Ok(ExitCode::SUCCESS)
         }
         Command::DevCluster(command) => cmd::dev_cluster::run(command),

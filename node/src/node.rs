@@ -368,6 +368,7 @@ pub async fn run(
         let audit = pb::audit_server::AuditServer::new(AuditService::new(
             authn,
             config.node_id,
+            config.cluster_id.clone(),
             raft.clone(),
             state.clone(),
         ));

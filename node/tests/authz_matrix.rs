@@ -47,6 +47,8 @@ enum Rpc {
     ListKeys,
     GetAdminState,
     ExportProtection,
+    // Audit: a backup of the replicated state (auditors and enrolled admins).
+    Backup,
     // Signer.
     Sign,
     SignBatch,
@@ -54,12 +56,13 @@ enum Rpc {
     GetClusterStatus,
 }
 
-const RPCS: [Rpc; 9] = [
+const RPCS: [Rpc; 10] = [
     Rpc::ProposeAndApprove,
     Rpc::ListChallenges,
     Rpc::ListKeys,
     Rpc::GetAdminState,
     Rpc::ExportProtection,
+    Rpc::Backup,
     Rpc::Sign,
     Rpc::SignBatch,
     Rpc::GetPublicKeys,
@@ -76,6 +79,11 @@ impl Rpc {
                 | Rpc::GetAdminState
                 | Rpc::ExportProtection
         )
+    }
+
+    /// Whether the caller presents the admin column's identity (admin-1 when authorized).
+    fn as_admin(self) -> bool {
+        self.is_admin() || self == Rpc::Backup
     }
 }
 
@@ -103,6 +111,7 @@ fn expected(rpc: Rpc, caller: Caller) -> Outcome {
     let denied = |who: &str| {
         let message = match rpc {
             _ if rpc.is_admin() => format!("{who:?} is not an enrolled admin"),
+            Rpc::Backup => format!("{who:?} is not an auditor or an enrolled admin"),
             Rpc::GetClusterStatus => format!(
                 "{who:?} has no access grant and is neither an enrolled admin nor an auditor"
             ),
@@ -114,7 +123,7 @@ fn expected(rpc: Rpc, caller: Caller) -> Outcome {
         Caller::NoCert => Outcome::Handshake(AlertDescription::CertificateRequired),
         Caller::WrongCa => Outcome::Handshake(AlertDescription::UnknownCA),
         Caller::OtherIdentity => denied("nobody-1"),
-        Caller::NonAdmin if rpc.is_admin() => denied("seq-1"),
+        Caller::NonAdmin if rpc.as_admin() => denied("seq-1"),
         // An enrolled admin reads every node's loaded and pending keys.
         Caller::NonAdmin if rpc == Rpc::GetClusterStatus => Outcome::Done,
         Caller::NonAdmin => denied("admin-1"),
@@ -167,7 +176,7 @@ impl Matrix {
             Caller::NonAdmin => ("seq-1", "admin-1"),
             _ => ("admin-1", "seq-1"),
         };
-        if rpc.is_admin() {
+        if rpc.as_admin() {
             admin
         } else {
             seq
@@ -236,6 +245,7 @@ impl Matrix {
     async fn rpc(&mut self, caller: Caller, rpc: Rpc) -> Outcome {
         let channel = self.channel(caller, rpc);
         let mut admin = pb::admin_client::AdminClient::new(channel.clone());
+        let mut auditor = pb::audit_client::AuditClient::new(channel.clone());
         let mut signer = pb::signer_client::SignerClient::new(channel);
         self.view += 1;
         let view = self.view;
@@ -477,6 +487,20 @@ impl Matrix {
                 );
                 Outcome::Done
             }
+            Rpc::Backup => {
+                let mut stream = match auditor.backup(pb::BackupRequest {}).await {
+                    Ok(r) => r.into_inner(),
+                    Err(s) => return failed(s),
+                };
+                let mut file = Vec::new();
+                while let Some(chunk) = stream.message().await.unwrap() {
+                    file.extend_from_slice(&chunk.data);
+                }
+                let backup = signer_node::backup::decode(&file).unwrap();
+                assert_eq!(backup.header.cluster_id, "test-cluster");
+                assert!(backup.body.registry.keys.contains_key("m-Authorized"));
+                Outcome::Done
+            }
             Rpc::GetClusterStatus => {
                 let status = match signer
                     .get_cluster_status(pb::GetClusterStatusRequest {})
@@ -555,6 +579,7 @@ async fn every_rpc_gives_each_caller_its_exact_outcome() {
     }
     println!("{}", table.join("\n"));
     assert!(wrong.is_empty(), "{}", wrong.join("\n"));
-    // 5 Admin RPCs × 5 callers + one "one approval short" + 4 Signer RPCs × 5 callers.
-    assert_eq!(table.len(), 5 * 5 + 1 + 4 * 5);
+    // 5 Admin RPCs and Backup × 5 callers + one "one approval short" + 4 Signer RPCs × 5
+    // callers.
+    assert_eq!(table.len(), 6 * 5 + 1 + 4 * 5);
 }

@@ -1,5 +1,5 @@
 //! Subcommands of the `signer` binary that write or run whole clusters (`init`, `dev-cluster`,
-//! `demo`, `bench`) or issue their certificates (`pki`). They use the library like any client
+//! `demo`, `bench`, `restore`) or issue their certificates (`pki`). They use the library like any client
 //! would; no protection or signing logic lives here.
 
 pub mod bench;
@@ -7,6 +7,7 @@ pub mod demo;
 pub mod dev_cluster;
 pub mod init;
 pub mod pki;
+pub mod restore;
 
 /// A free range of consecutive loopback ports for a dev cluster of `nodes` nodes (a client,
 /// peer, metrics and Web3Signer port each), below the ephemeral range (which starts at 32768

@@ -127,6 +127,80 @@ impl StateMachine {
         Ok((chain, result))
     }
 
+    /// The applied state as a snapshot body (encoded in the binary format), with the log
+    /// position and membership it was applied up to and its audit head: what a backup holds. Read like a
+    /// snapshot: a copy of the state and a read transaction taken under the read lock, so the
+    /// records match the state; encoding runs off the async runtime.
+    pub async fn backup_state(
+        &self,
+    ) -> io::Result<(Vec<u8>, Option<LogId>, StoredMembership, audit::ChainPoint)> {
+        let (state, position, txn) = {
+            let applied = self.read();
+            let position = self.position().clone();
+            (applied.clone(), position, storage::begin_read(&self.db)?)
+        };
+        let head = state.audit.chain.head;
+        let data = tokio::task::spawn_blocking(move || -> io::Result<Vec<u8>> {
+            let records = storage::read_records(&txn, 0, usize::MAX)?;
+            crate::format::encode(&state.snapshot_body(records)).map_err(io_err)
+        })
+        .await
+        .map_err(io_err)??;
+        Ok((data, position.last_applied, position.membership, head))
+    }
+
+    /// Seed a new state database at `path` with `applied` (its kept audit records `records`)
+    /// as applied up to log index `index`, with `voters` (id → peer address) as the membership,
+    /// and make that state the current snapshot, durably. For `signer restore` on node
+    /// `node_id`: at its first start openraft purges the (empty) log up to that position, and
+    /// the node sends the snapshot to every member that joins. Refuses a database that already
+    /// holds state.
+    pub fn seed(
+        path: &Path,
+        node_id: u64,
+        index: u64,
+        voters: std::collections::BTreeMap<u64, String>,
+        applied: &Applied,
+        records: crate::state::StoredRecords,
+    ) -> io::Result<()> {
+        use openraft::vote::RaftLeaderIdExt as _;
+        type LeaderId = <TypeConfig as openraft::RaftTypeConfig>::LeaderId;
+        let db = storage::open(path)?;
+        let (_, last_applied, _) = storage::load(&db)?;
+        if last_applied.is_some() {
+            return Err(io::Error::other(format!(
+                "state database {} already holds applied state",
+                path.display()
+            )));
+        }
+        // Term 0, as `initialize` writes its first entry: the node's vote is still term 0.
+        let log_id = LogId::new(LeaderId::new_committed(0, node_id), index);
+        let ids = voters.keys().copied().collect();
+        let nodes = voters
+            .into_iter()
+            .map(|(id, addr)| (id, openraft::BasicNode::new(addr)));
+        let membership = openraft::Membership::new(
+            vec![ids],
+            nodes.collect::<std::collections::BTreeMap<_, _>>(),
+        )
+        .map_err(io_err)?;
+        let meta = SnapshotMeta {
+            last_log_id: Some(log_id),
+            last_membership: StoredMembership::new(Some(log_id), membership),
+        };
+        let snapshot =
+            crate::format::encode(&applied.snapshot_body(records.clone())).map_err(io_err)?;
+        storage::replace_all(
+            &db,
+            redb::Durability::Immediate,
+            applied,
+            &records,
+            &meta,
+            &snapshot,
+            &path.with_extension("snapshot"),
+        )
+    }
+
     /// Make every applied batch durable (one fsync'd empty commit); for a clean shutdown.
     /// Applies commit without fsync (the Raft log is durable), so without this a stopped
     /// node's database holds only what its last snapshot made durable until it re-applies.

@@ -1,8 +1,11 @@
-//! The `signer.v1.Audit` service: tail, follow, get and verify the audit log of this node.
+//! The `signer.v1.Audit` service: tail, follow, get and verify the audit log of this node, and
+//! take a backup of the replicated state.
 //!
 //! Owns: authorizing auditors, reading records from this node's state database, filtering,
-//! and following new records. Must not: change anything, or answer from memory what must come
-//! from the database (Verify recomputes the chain from redb).
+//! following new records, and the backup read (on the leader, after a linearizable read, so a
+//! backup holds everything acknowledged before it was asked for). Must not: change anything,
+//! or answer from memory what must come from the database (Verify recomputes the chain from
+//! redb).
 //!
 //! Authorization: the caller's client certificate, not revoked ([`super::authn`]), must name an
 //! `auditor-…` identity or an enrolled admin. A `Tail` that follows ends with UNAUTHENTICATED
@@ -29,16 +32,25 @@ const MAX_LAST: u32 = 100_000;
 pub struct AuditService {
     authn: Authenticator,
     node_id: NodeId,
+    cluster_id: String,
     raft: Raft,
     state: StateMachine,
 }
 
 impl AuditService {
-    /// An audit service over this node's state, authenticating callers with `authn`.
-    pub fn new(authn: Authenticator, node_id: NodeId, raft: Raft, state: StateMachine) -> Self {
+    /// An audit service over this node's state (of cluster `cluster_id`), authenticating
+    /// callers with `authn`.
+    pub fn new(
+        authn: Authenticator,
+        node_id: NodeId,
+        cluster_id: String,
+        raft: Raft,
+        state: StateMachine,
+    ) -> Self {
         AuditService {
             authn,
             node_id,
+            cluster_id,
             raft,
             state,
         }
@@ -150,9 +162,82 @@ async fn start_of_last(
 type TailStream =
     Pin<Box<dyn tokio_stream::Stream<Item = Result<pb::AuditEntry, Status>> + Send + 'static>>;
 
+type BackupStream =
+    Pin<Box<dyn tokio_stream::Stream<Item = Result<pb::BackupChunk, Status>> + Send + 'static>>;
+
+/// Bytes per backup chunk.
+const BACKUP_CHUNK: usize = 1 << 20;
+
+/// Confirm leadership with a quorum (a linearizable read) and read the applied state it covers,
+/// as a backup file. A follower, or a leader that lost its quorum, answers UNAVAILABLE (clients
+/// try the next node).
+async fn take_backup(
+    raft: &Raft,
+    state: &StateMachine,
+    cluster_id: &str,
+) -> Result<Vec<u8>, Status> {
+    use crate::backup::{self, AppliedPosition, BackupHeader, Member};
+    use openraft::ReadPolicy;
+    let read_log_id = raft
+        .ensure_linearizable(ReadPolicy::ReadIndex)
+        .await
+        .map_err(|e| Status::unavailable(format!("backup: not the leader or no quorum: {e}")))?;
+    let (body, last_applied, membership, audit_head) =
+        state.backup_state().await.map_err(storage)?;
+    // The read index is applied before ensure_linearizable returns; checked, not assumed.
+    let applied_index = last_applied.as_ref().map_or(0, |l| l.index);
+    let read_index = read_log_id.log_id().index;
+    if applied_index < read_index {
+        return Err(Status::unavailable(format!(
+            "backup: applied index {applied_index} is below the read index {read_index}"
+        )));
+    }
+    let created_at_ms = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() as u64)
+        .unwrap_or(0);
+    let members = membership
+        .membership()
+        .nodes()
+        .filter(|(id, _)| membership.membership().voter_ids().any(|v| v == **id))
+        .map(|(id, node)| Member {
+            id: *id,
+            peer_addr: node.addr.clone(),
+        })
+        .collect();
+    let header = BackupHeader {
+        version: backup::VERSION,
+        cluster_id: cluster_id.to_owned(),
+        applied: last_applied.map_or(AppliedPosition::default(), |l| AppliedPosition {
+            term: l.leader_id.term,
+            leader: l.leader_id.node_id,
+            index: l.index,
+        }),
+        created_at_ms,
+        audit_head,
+        members,
+    };
+    backup::encode(&header, &body).map_err(|e| Status::internal(format!("backup: {e}")))
+}
+
 #[tonic::async_trait]
 impl pb::audit_server::Audit for AuditService {
     type TailStream = TailStream;
+    type BackupStream = BackupStream;
+
+    async fn backup(
+        &self,
+        request: Request<pb::BackupRequest>,
+    ) -> Result<Response<Self::BackupStream>, Status> {
+        let caller = authorize(&self.authn, &self.state, &request)?;
+        let file = take_backup(&self.raft, &self.state, &self.cluster_id).await?;
+        tracing::info!(identity = %caller.identity, bytes = file.len(), "backup taken");
+        let chunks: Vec<Result<pb::BackupChunk, Status>> = file
+            .chunks(BACKUP_CHUNK)
+            .map(|c| Ok(pb::BackupChunk { data: c.to_vec() }))
+            .collect();
+        Ok(Response::new(Box::pin(tokio_stream::iter(chunks))))
+    }
 
     async fn tail(
         &self,
