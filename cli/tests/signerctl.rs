@@ -376,6 +376,55 @@ fn signerctl_operator_flow_end_to_end() {
     let (out, _) = ctl(&espresso_vote(&dir, "5", C1), 0);
     assert_eq!(only_signature(&out, "BLS_SIG~"), signature);
 
+    // A backup, as the auditor (signerctl's default identity for it): written 0600, what it
+    // reports is the file's own length and SHA-256, and a restore next to the live cluster
+    // it came from is refused, naming the node that answers, and writes nothing.
+    let backup = tmp.0.join("cluster.backup");
+    let backup_arg = backup.to_str().unwrap().to_owned();
+    let (out, _) = ctl(
+        &["--dir", &dir, "--json", "backup", "--out", &backup_arg].map(String::from),
+        0,
+    );
+    let report: serde_json::Value = serde_json::from_str(&out).unwrap();
+    let bytes = std::fs::read(&backup).unwrap();
+    assert!(bytes.starts_with(b"QSBACKUP"), "{report}");
+    assert_eq!(report["bytes"], bytes.len(), "{report}");
+    // The digest it reports is the one the file ends with: SHA-256 of everything before it.
+    let (content, digest) = bytes.split_at(bytes.len() - 32);
+    let body = tmp.0.join("backup-content");
+    std::fs::write(&body, content).unwrap();
+    let sha256 = Command::new("sha256sum").arg(&body).output().unwrap();
+    let sha256 = text(&sha256.stdout);
+    let sha256 = sha256.split_whitespace().next().unwrap();
+    assert_eq!(report["sha256"].as_str().unwrap(), sha256, "{report}");
+    assert_eq!(hex::encode(digest), sha256);
+    use std::os::unix::fs::PermissionsExt as _;
+    assert_eq!(
+        std::fs::metadata(&backup).unwrap().permissions().mode() & 0o777,
+        0o600
+    );
+    // The new node: node 1's config in a fresh directory (its data directory does not exist).
+    let fresh = tmp.0.join("restored-node-1");
+    std::fs::create_dir(&fresh).unwrap();
+    std::fs::copy(dir_path.join("node-1/node.toml"), fresh.join("node.toml")).unwrap();
+    let config = fresh.join("node.toml");
+    let (_, err) = expect(
+        signer_exe(),
+        &["restore", &backup_arg, "--config", config.to_str().unwrap()],
+        1,
+    );
+    let node_1_peer = format!("127.0.0.1:{}", port.parse::<u16>().unwrap() + 1);
+    assert_eq!(
+        err,
+        format!(
+            "error: refusing to restore: node 1 of the backed-up cluster answers on \
+             {node_1_peer}; stop every node of the backed-up cluster, and start no node of the \
+             new one, before restoring (a restored cluster next to a live one could sign \
+             conflicting messages)\n"
+        )
+    );
+    assert!(!fresh.join("data").exists());
+
     let down = signer(&["dev-cluster", "down", "--dir", &dir]);
     assert!(down.contains("stopped"), "{down}");
 }

@@ -186,7 +186,6 @@ enum Command {
     /// doubles as a smoke test. The cluster runs in a temporary directory on free loopback ports
     /// and is taken down at the end, also on errors and Ctrl-C.
     Demo(cmd::demo::DemoArgs),
-    /// Slashing-protection history (EIP-3076 interchange files).
     /// Seed the bootstrapping node of a new cluster with a backup (`signerctl backup`),
     /// offline, before its first start.
     ///
@@ -198,8 +197,10 @@ enum Command {
     /// --espresso-margin-views (docs/DESIGN.md, "Backup and restore"). Start the other members
     /// with empty data directories afterwards: they receive the state from this node.
     Restore {
+        /// The backup file (`signerctl backup --out FILE`).
         #[arg(value_name = "FILE")]
         file: PathBuf,
+        /// The node.toml of the new cluster's bootstrapping node (its data_dir is written).
         #[arg(long, value_name = "FILE")]
         config: PathBuf,
         /// eth2 epochs above the backup's highest epoch that stay refused: must cover every
@@ -210,6 +211,7 @@ enum Command {
         #[arg(long, value_name = "N", default_value_t = cmd::restore::DEFAULT_ESPRESSO_MARGIN_VIEWS)]
         espresso_margin_views: u64,
     },
+    /// Slashing-protection history (EIP-3076 interchange files).
     #[command(subcommand)]
     Protection(ProtectionCommand),
     /// Validator keys: derive public keys, generate keys.
