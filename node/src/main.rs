@@ -130,6 +130,29 @@ enum Command {
         #[arg(long, value_name = "PATH", default_value = "/usr/local/bin/signer")]
         signer_path: PathBuf,
     },
+    /// Write the files one more host needs to join a cluster made by `signer init`.
+    ///
+    /// Issues a node-ID certificate from the cluster CA in DIR/pki (run where the CA key is
+    /// kept), writes DIR/node-ID/node.toml (every peer plus this node, bootstrap = false),
+    /// the host bundle DIR/hosts/node-ID/ (see its INSTALL.md) and the node's entry in
+    /// cluster.json. Nothing is started and the membership does not change: install and start
+    /// the node, then an admin proposes `signerctl node add node-ID --addr CLIENT_ADDR
+    /// --peer-addr PEER_ADDR` (or `node replace OLD --with node-ID …` for a dead node) and the
+    /// approvals make it a member.
+    AddNode {
+        /// The cluster directory `signer init` wrote.
+        #[arg(long, value_name = "DIR")]
+        dir: PathBuf,
+        /// The new node as ID=CLIENT_ADDR,PEER_ADDR (a new id: removed ids never rejoin).
+        #[arg(long = "node", value_name = "SPEC", value_parser = cmd::init::parse_node)]
+        node: signer_node::client::NodeEndpoint,
+        /// Where the bundle's files are installed (as for `signer init`).
+        #[arg(long, value_name = "DIR", default_value = "/")]
+        install_root: String,
+        /// Where the `signer` binary is installed on the host (the unit's ExecStart).
+        #[arg(long, value_name = "PATH", default_value = "/usr/local/bin/signer")]
+        signer_path: PathBuf,
+    },
     /// Measure what a signer's user asks of its speed, in one run on this machine.
     ///
     /// closed: three nodes inside this process (loopback, mutual TLS, fsync on) sign with each
@@ -335,6 +358,37 @@ fn run(cli: Cli) -> Result<ExitCode> {
                     signer_path,
                 },
             )?;
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::AddNode {
+            dir,
+            node,
+            install_root,
+            signer_path,
+        } => {
+            let bundle = cmd::init::add_node::run(
+                &dir,
+                &node,
+                &cmd::init::InstallRoot(install_root),
+                &signer_path,
+            )?;
+            signer_client::outln!(
+                "node-{}: certificate in {}/pki, config in {}/node-{}/node.toml, host bundle in \
+                 {} (see its INSTALL.md), listed in cluster.json",
+                node.id,
+                dir.display(),
+                dir.display(),
+                node.id,
+                bundle.display()
+            );
+            signer_client::outln!(
+                "Next: install and start it on its host, then: signerctl --dir {} node add \
+                 node-{} --addr {} --peer-addr {}",
+                dir.display(),
+                node.id,
+                node.client_addr,
+                node.peer_addr
+            );
             Ok(ExitCode::SUCCESS)
         }
         Command::Bench {

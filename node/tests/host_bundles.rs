@@ -301,3 +301,82 @@ fn bad_options_are_refused_by_name_and_write_nothing() {
     assert_eq!(out.status.code(), Some(2), "{out:?}");
     assert!(!dir.exists());
 }
+
+#[test]
+fn add_node_writes_one_more_host_and_refuses_a_taken_id_or_address() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("prod");
+    let root = tmp.path().join("root-{id}");
+    let exe = signer();
+    let common = [
+        "--install-root",
+        root.to_str().unwrap(),
+        "--signer-path",
+        exe.to_str().unwrap(),
+    ];
+    let mut args = vec!["--local-kek"];
+    args.extend(common);
+    assert!(init(&dir, &args).status.success());
+    let add = |spec: &str| {
+        let mut args = vec!["add-node", "--dir", dir.to_str().unwrap(), "--node", spec];
+        args.extend(common);
+        Command::new(signer()).args(&args).output().unwrap()
+    };
+    let out = add("4=127.0.0.1:17106,127.0.0.1:17107");
+    assert!(out.status.success(), "{out:?}");
+
+    // The new host's bundle holds what the others' do, with its own certificate.
+    let bundle = dir.join("hosts/node-4");
+    assert_eq!(tree(&bundle), tree(&dir.join("hosts/node-1")));
+    assert_eq!(
+        std::fs::read(bundle.join("etc/quorum-signer/tls/node.pem")).unwrap(),
+        std::fs::read(dir.join("pki/node-4.pem")).unwrap()
+    );
+    let text = std::fs::read_to_string(bundle.join("etc/quorum-signer/node.toml")).unwrap();
+    let config = NodeConfig::from_toml(&text, Path::new("/")).unwrap();
+    let peers: Vec<(u64, String, String)> = config
+        .peers
+        .iter()
+        .map(|p| (p.id, p.client_addr.to_string(), p.peer_addr.to_string()))
+        .collect();
+    let want: Vec<(u64, String, String)> = [(1, 17100), (2, 17102), (3, 17104), (4, 17106)]
+        .map(|(id, port)| {
+            (
+                id,
+                format!("127.0.0.1:{port}"),
+                format!("127.0.0.1:{}", port + 1),
+            )
+        })
+        .to_vec();
+    assert_eq!((config.node_id, config.bootstrap, peers), (4, false, want));
+    assert_eq!(
+        config.tls.cert,
+        tmp.path().join("root-4/etc/quorum-signer/tls/node.pem")
+    );
+    let descriptor =
+        signer_node::client::ClusterDescriptor::load(&dir.join("cluster.json")).unwrap();
+    assert_eq!(
+        descriptor.nodes.iter().map(|n| n.id).collect::<Vec<_>>(),
+        [1, 2, 3, 4]
+    );
+
+    // A taken id or address is refused, and nothing changes.
+    let before = tree(&dir);
+    let out = add("4=127.0.0.1:17108,127.0.0.1:17109");
+    assert_eq!(out.status.code(), Some(1));
+    assert_eq!(
+        String::from_utf8_lossy(&out.stderr),
+        format!(
+            "error: node-4 is already in {}: a new node needs a new id (a removed node's id is \
+             never accepted again)\n",
+            dir.display()
+        )
+    );
+    let out = add("5=127.0.0.1:17100,127.0.0.1:17111");
+    assert_eq!(out.status.code(), Some(1));
+    assert_eq!(
+        String::from_utf8_lossy(&out.stderr),
+        "error: node-1 already uses 127.0.0.1:17100 or 127.0.0.1:17111\n"
+    );
+    assert_eq!(tree(&dir), before);
+}

@@ -7,6 +7,7 @@
 //! directory or start processes (that is the operator's service manager, or `signer
 //! dev-cluster` on one machine).
 
+pub mod add_node;
 mod bundle;
 mod unit;
 
