@@ -26,8 +26,7 @@ use net::{run, Net};
 use oracle::requests::Msg;
 use oracle::Oracle;
 use signer_node::client::{ClientError, ClusterDescriptor, PoolOptions, SignerPool, SoftApprover};
-use signer_node::config::{NodeConfig, PeerConfig};
-use signer_node::custody::KekConfig;
+use signer_node::config::NodeConfig;
 use signer_node::pb;
 use signer_node::pb::propose_request::Request;
 use std::collections::BTreeMap;
@@ -333,36 +332,24 @@ impl Load {
     }
 }
 
-/// Node 4 prepared the way an operator would on a new host: a certificate from the cluster CA,
-/// node 3's installed tree with node 4's certificate, and node 3's config with node 4's id,
-/// addresses and paths (it does not bootstrap).
+/// Node 4 prepared the way an operator would for a new host: `signer add-node` (certificate,
+/// config, bundle, cluster.json entry), then its bundle installed as its INSTALL.md says.
 fn prepare_node_4(hosts: &Hosts) {
-    let pki = signer_node::tls::DevPki::open(&hosts.dir.join("pki")).unwrap();
-    pki.issue_node(4).unwrap();
-    hosts.install(3, 4);
-    let (etc, root) = (hosts.etc(4), hosts.root(4));
-    std::fs::copy(pki.node_cert_path(4), etc.join("tls/node.pem")).unwrap();
-    std::fs::copy(pki.node_key_path(4), etc.join("tls/node.key")).unwrap();
-    let mut config = NodeConfig::load(&hosts.etc(3).join("node.toml")).unwrap();
-    config.node_id = 4;
-    config.client_listen = hosts.client_addr(4);
-    config.peer_listen = hosts.peer_addr(4);
-    config.peers.push(PeerConfig {
-        id: 4,
-        client_addr: hosts.client_addr(4),
-        peer_addr: hosts.peer_addr(4),
-    });
-    config.data_dir = root.join("var/lib/quorum-signer");
-    config.keys_dir = etc.join("keys");
-    config.tls.ca = etc.join("tls/ca.pem");
-    config.tls.cert = etc.join("tls/node.pem");
-    config.tls.key = etc.join("tls/node.key");
-    config.kek = Some(KekConfig::Local {
-        path: etc.join("kek.key"),
-    });
-    config.bootstrap = false;
-    config.validate().unwrap();
-    std::fs::write(etc.join("node.toml"), config.to_toml().unwrap()).unwrap();
+    let install_root = format!("{}/root-{{id}}", hosts.dir.display());
+    let spec = format!("4={},{}", hosts.client_addr(4), hosts.peer_addr(4));
+    let out = Command::new(SIGNER)
+        .args(["add-node", "--dir", path(&hosts.dir), "--node", &spec])
+        .args(["--install-root", &install_root, "--signer-path", SIGNER])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "signer add-node: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    hosts.install(4, 4);
+    let config = NodeConfig::load(&hosts.etc(4).join("node.toml")).unwrap();
+    assert_eq!((config.node_id, config.bootstrap), (4, false));
 }
 
 /// The challenge `id` once executed or failed, as the leader lists it.
