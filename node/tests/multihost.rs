@@ -6,7 +6,8 @@
 //! (its link down) while the other two keep signing, then healed and caught up; then node 3 is
 //! replaced by a node 4 in a fourth namespace, by an approved `node replace`, while clients
 //! sign. The independent oracle (`oracle/`) verifies every signature received and finds no
-//! conflicting pair; the live nodes report one audit head.
+//! conflicting pair; the live nodes report one audit head. A 5-host cluster loses two hosts
+//! at once (a minority), keeps signing, and takes them back.
 //!
 //! Owns: the bridge, the namespaces, the veth pairs and the node processes of one run, all
 //! named with a random tag (parallel runs do not collide) and removed in `Drop`, also on
@@ -140,13 +141,13 @@ fn path(p: &Path) -> &str {
     p.to_str().unwrap()
 }
 
-/// `signer init` for nodes 1..=3 on the bridge, each bundle installed and started in its
+/// `signer init` for nodes 1..=`n` on the bridge, each bundle installed and started in its
 /// namespace.
-fn start_cluster() -> Hosts {
+fn start_cluster(n: u64) -> Hosts {
     let net = Net::create();
     let tmp = tempfile::tempdir().unwrap();
     let dir = tmp.path().join("cluster");
-    for id in 1..=3 {
+    for id in 1..=n {
         net.add_host(id);
     }
     let hosts = Hosts {
@@ -160,7 +161,7 @@ fn start_cluster() -> Hosts {
     init.args(["init", "--dir", path(&dir), "--local-kek"])
         .args(["--key", &format!("{ESPRESSO_KEY}:espresso")])
         .args(["--install-root", &install_root, "--signer-path", SIGNER]);
-    for id in 1..=3 {
+    for id in 1..=n {
         let spec = format!("{id}={},{}", hosts.client_addr(id), hosts.peer_addr(id));
         init.args(["--node", &spec]);
     }
@@ -170,7 +171,7 @@ fn start_cluster() -> Hosts {
         "signer init: {}",
         String::from_utf8_lossy(&out.stderr)
     );
-    for id in 1..=3 {
+    for id in 1..=n {
         hosts.install(id, id);
         hosts.start(id);
     }
@@ -400,7 +401,7 @@ async fn converged_audit(hosts: &Hosts, auditor: &SignerPool, ids: &[u64]) -> (u
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn partition_heal_and_replacement_across_hosts_sign_no_conflicting_pair() {
     let started = Instant::now();
-    let hosts = start_cluster();
+    let hosts = start_cluster(3);
     let descriptor = ClusterDescriptor::load(&hosts.dir).unwrap();
     let options = PoolOptions {
         rpc_timeout: Duration::from_secs(3),
@@ -539,5 +540,76 @@ async fn partition_heal_and_replacement_across_hosts_sign_no_conflicting_pair() 
         oracle.signatures(),
         hex::encode(&head_hash[..8]),
         started.elapsed().as_secs_f64()
+    );
+}
+
+/// Five hosts: two of them (a minority) cut off at once; the other three keep signing; both
+/// healed, both catch up; no conflicting pair, one audit head on all five.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn five_hosts_keep_signing_with_two_cut_off_and_heal() {
+    let hosts = start_cluster(5);
+    let descriptor = ClusterDescriptor::load(&hosts.dir).unwrap();
+    let endpoints: Vec<(u64, SocketAddr)> = (1..=5).map(|id| (id, hosts.client_addr(id))).collect();
+    let options = PoolOptions {
+        rpc_timeout: Duration::from_secs(3),
+        ..PoolOptions::default()
+    };
+    let seq_tls = descriptor.client_tls("seq-1").unwrap();
+    let auditor_tls = descriptor.client_tls("auditor-1").unwrap();
+    let seq = Arc::new(
+        SignerPool::from_endpoints(&endpoints, &seq_tls, options.clone())
+            .await
+            .unwrap(),
+    );
+    let auditor = SignerPool::from_endpoints(&endpoints, &auditor_tls, options)
+        .await
+        .unwrap();
+    let all = [1, 2, 3, 4, 5];
+    wait_all(&hosts, &seq, &all, "a leader and the espresso key", |s| {
+        s.leader_id != 0 && s.voters == all && s.keys_loaded.iter().any(|k| k == ESPRESSO_KEY)
+    })
+    .await;
+    let keys = adversarial::keys_of(seq.public_keys().await.unwrap());
+    let load = Load::start(seq.clone(), keys.oracle(), &all);
+    load.goes_on(&hosts, None, 5).await;
+
+    // Nodes 4 and 5 cut off together: 1, 2 and 3 are a majority and keep signing.
+    load.aim_at(&[1, 2, 3]);
+    hosts.net.set_link(4, false);
+    hosts.net.set_link(5, false);
+    load.goes_on(&hosts, None, 10).await;
+    for id in [4, 5] {
+        assert!(seq.cluster_status(id).await.unwrap_err().is_unavailable());
+    }
+    hosts.net.set_link(4, true);
+    hosts.net.set_link(5, true);
+    let target = futures::future::join_all([1, 2, 3].map(|id| status(&seq, id)))
+        .await
+        .into_iter()
+        .flatten()
+        .map(|s| s.last_applied_index)
+        .max()
+        .unwrap();
+    wait_all(&hosts, &seq, &[4, 5], "nodes 4 and 5 caught up", |s| {
+        s.leader_id != 0 && s.last_applied_index >= target
+    })
+    .await;
+    load.aim_at(&all);
+    for id in [4, 5] {
+        load.goes_on(&hosts, Some(id), 3).await;
+    }
+
+    let (oracle, tally) = load.finish().await;
+    let conflicts = oracle.conflicts();
+    assert!(
+        conflicts.is_empty(),
+        "conflicting signatures: {conflicts:#?}"
+    );
+    assert_eq!(oracle.signatures(), tally.signed);
+    assert!(tally.other.is_empty(), "{tally:?}");
+    let (head_seq, _) = converged_audit(&hosts, &auditor, &all).await;
+    println!(
+        "5 hosts: {} signatures verified, 0 conflicting pairs; {tally:?}; audit head {head_seq}",
+        oracle.signatures()
     );
 }
