@@ -7,7 +7,9 @@
 //! replaced by a node 4 in a fourth namespace, by an approved `node replace`, while clients
 //! sign. The independent oracle (`oracle/`) verifies every signature received and finds no
 //! conflicting pair; the live nodes report one audit head. A 5-host cluster loses two hosts
-//! at once (a minority), keeps signing, and takes them back.
+//! at once (a minority), keeps signing, and takes them back. A 3-host cluster that loses every
+//! node and disk is rebuilt on its hosts from an auditor's backup (`signer restore`) and
+//! refuses everything the backup and its margin cover.
 //!
 //! Owns: the bridge, the namespaces, the veth pairs and the node processes of one run, all
 //! named with a random tag (parallel runs do not collide) and removed in `Drop`, also on
@@ -612,4 +614,116 @@ async fn five_hosts_keep_signing_with_two_cut_off_and_heal() {
         "5 hosts: {} signatures verified, 0 conflicting pairs; {tally:?}; audit head {head_seq}",
         oracle.signatures()
     );
+}
+
+/// Every host of a cluster lost at once (processes killed, data directories wiped) and the
+/// cluster rebuilt on the same hosts from a backup an auditor took: `signer restore` on the
+/// bootstrapping host, the others start empty and receive the state. Everything signed
+/// before, and everything up to the backup's highest view plus the margin, is refused;
+/// above it signs; the oracle finds no conflicting pair.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_cluster_lost_on_its_hosts_is_restored_from_a_backup_and_signs_nothing_below_it() {
+    const SIGNED: u64 = 20;
+    const MARGIN: u64 = 1000; // `signer restore`'s default --espresso-margin-views
+    let hosts = start_cluster(3);
+    let descriptor = ClusterDescriptor::load(&hosts.dir).unwrap();
+    let endpoints: Vec<(u64, SocketAddr)> = (1..=3).map(|id| (id, hosts.client_addr(id))).collect();
+    let options = PoolOptions {
+        rpc_timeout: Duration::from_secs(3),
+        ..PoolOptions::default()
+    };
+    let seq_tls = descriptor.client_tls("seq-1").unwrap();
+    let auditor_tls = descriptor.client_tls("auditor-1").unwrap();
+    let seq = SignerPool::from_endpoints(&endpoints, &seq_tls, options.clone())
+        .await
+        .unwrap();
+    let auditor = SignerPool::from_endpoints(&endpoints, &auditor_tls, options)
+        .await
+        .unwrap();
+    let all = [1, 2, 3];
+    let ready = |s: &pb::ClusterStatus| {
+        s.leader_id != 0 && s.voters == all && s.keys_loaded.iter().any(|k| k == ESPRESSO_KEY)
+    };
+    wait_all(&hosts, &seq, &all, "a leader and the espresso key", ready).await;
+    let keys = adversarial::keys_of(seq.public_keys().await.unwrap());
+    let mut oracle = keys.oracle();
+    let ask = |oracle: &mut Oracle, view: u64, leaf: u8| {
+        let asked = request(
+            ESPRESSO_KEY,
+            &format!("r{view}-{leaf}"),
+            &Msg::QuorumVote { view, leaf },
+        );
+        asked.announce(oracle);
+        asked
+    };
+    for view in 1..=SIGNED {
+        let asked = ask(&mut oracle, view, 1);
+        let r = seq.sign(asked.request.clone()).await.unwrap();
+        oracle.received(
+            &r.signature,
+            &r.signed_message,
+            asked.digest,
+            &asked.meaning,
+        );
+    }
+
+    // The backup, as an auditor takes it; then every host loses its node and its disk.
+    let (_, file) = auditor.backup().await.unwrap();
+    let backup = hosts.dir.join("cluster.backup");
+    std::fs::write(&backup, &file).unwrap();
+    for id in all {
+        hosts.stop(id);
+        let data = hosts.root(id).join("var/lib/quorum-signer");
+        std::fs::remove_dir_all(&data).unwrap();
+        run("install", &["-d", "-m", "0700", path(&data)]);
+    }
+    let config = hosts.etc(1).join("node.toml");
+    let out = Command::new(SIGNER)
+        .args(["restore", path(&backup), "--config", path(&config)])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "signer restore: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    for id in all {
+        hosts.start(id);
+    }
+    wait_all(&hosts, &seq, &all, "the restored cluster", ready).await;
+
+    // What the old cluster signed and a conflicting vote at its views are below the restored
+    // watermark (the backup's highest view plus the margin, held with no commitment); a vote
+    // at the watermark itself conflicts with it. Above it: signed.
+    let refusals = [
+        (1, 1, "view_below_watermark"),
+        (SIGNED, 1, "view_below_watermark"),
+        (SIGNED, 2, "view_below_watermark"),
+        (SIGNED + MARGIN - 1, 1, "view_below_watermark"),
+        (SIGNED + MARGIN, 1, "equivocation"),
+    ];
+    for (view, leaf, want) in refusals {
+        let asked = ask(&mut oracle, view, leaf);
+        match seq.sign(asked.request.clone()).await {
+            Err(ClientError::Refused { code, .. }) => {
+                assert_eq!(code, want, "view {view} leaf {leaf}")
+            }
+            other => panic!("view {view} leaf {leaf}: {other:?}\n{}", hosts.logs()),
+        }
+    }
+    let asked = ask(&mut oracle, SIGNED + MARGIN + 1, 1);
+    let r = seq.sign(asked.request.clone()).await.unwrap();
+    oracle.received(
+        &r.signature,
+        &r.signed_message,
+        asked.digest,
+        &asked.meaning,
+    );
+    let conflicts = oracle.conflicts();
+    assert!(
+        conflicts.is_empty(),
+        "conflicting signatures: {conflicts:#?}"
+    );
+    assert_eq!(oracle.signatures() as u64, SIGNED + 1);
+    converged_audit(&hosts, &auditor, &all).await;
 }
