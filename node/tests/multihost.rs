@@ -123,6 +123,23 @@ impl Hosts {
         child.wait().unwrap();
     }
 
+    /// A failover pool over nodes 1..=`nodes`, as client `name` of `cluster.json`.
+    async fn pool(&self, name: &str, nodes: u64) -> SignerPool {
+        let tls = ClusterDescriptor::load(&self.dir)
+            .unwrap()
+            .client_tls(name)
+            .unwrap();
+        let endpoints: Vec<(u64, SocketAddr)> =
+            (1..=nodes).map(|id| (id, self.client_addr(id))).collect();
+        let options = PoolOptions {
+            rpc_timeout: Duration::from_secs(3),
+            ..PoolOptions::default()
+        };
+        SignerPool::from_endpoints(&endpoints, &tls, options)
+            .await
+            .unwrap()
+    }
+
     /// The last lines of every node's log, for a failure message.
     fn logs(&self) -> String {
         let ids: Vec<u64> = self.nodes.lock().unwrap().keys().copied().collect();
@@ -550,22 +567,8 @@ async fn partition_heal_and_replacement_across_hosts_sign_no_conflicting_pair() 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn five_hosts_keep_signing_with_two_cut_off_and_heal() {
     let hosts = start_cluster(5);
-    let descriptor = ClusterDescriptor::load(&hosts.dir).unwrap();
-    let endpoints: Vec<(u64, SocketAddr)> = (1..=5).map(|id| (id, hosts.client_addr(id))).collect();
-    let options = PoolOptions {
-        rpc_timeout: Duration::from_secs(3),
-        ..PoolOptions::default()
-    };
-    let seq_tls = descriptor.client_tls("seq-1").unwrap();
-    let auditor_tls = descriptor.client_tls("auditor-1").unwrap();
-    let seq = Arc::new(
-        SignerPool::from_endpoints(&endpoints, &seq_tls, options.clone())
-            .await
-            .unwrap(),
-    );
-    let auditor = SignerPool::from_endpoints(&endpoints, &auditor_tls, options)
-        .await
-        .unwrap();
+    let seq = Arc::new(hosts.pool("seq-1", 5).await);
+    let auditor = hosts.pool("auditor-1", 5).await;
     let all = [1, 2, 3, 4, 5];
     wait_all(&hosts, &seq, &all, "a leader and the espresso key", |s| {
         s.leader_id != 0 && s.voters == all && s.keys_loaded.iter().any(|k| k == ESPRESSO_KEY)
@@ -626,20 +629,8 @@ async fn a_cluster_lost_on_its_hosts_is_restored_from_a_backup_and_signs_nothing
     const SIGNED: u64 = 20;
     const MARGIN: u64 = 1000; // `signer restore`'s default --espresso-margin-views
     let hosts = start_cluster(3);
-    let descriptor = ClusterDescriptor::load(&hosts.dir).unwrap();
-    let endpoints: Vec<(u64, SocketAddr)> = (1..=3).map(|id| (id, hosts.client_addr(id))).collect();
-    let options = PoolOptions {
-        rpc_timeout: Duration::from_secs(3),
-        ..PoolOptions::default()
-    };
-    let seq_tls = descriptor.client_tls("seq-1").unwrap();
-    let auditor_tls = descriptor.client_tls("auditor-1").unwrap();
-    let seq = SignerPool::from_endpoints(&endpoints, &seq_tls, options.clone())
-        .await
-        .unwrap();
-    let auditor = SignerPool::from_endpoints(&endpoints, &auditor_tls, options)
-        .await
-        .unwrap();
+    let seq = hosts.pool("seq-1", 3).await;
+    let auditor = hosts.pool("auditor-1", 3).await;
     let all = [1, 2, 3];
     let ready = |s: &pb::ClusterStatus| {
         s.leader_id != 0 && s.voters == all && s.keys_loaded.iter().any(|k| k == ESPRESSO_KEY)
