@@ -368,13 +368,23 @@ async fn audit_export_verifies_against_every_node() {
         ("e-4".to_owned(), SignResult::Signed, view(4))
     );
     assert!(next.summary.contains("view=4"), "{}", next.summary);
-    // Get by seq.
-    let got = cluster
-        .auditor(3)
-        .get(pb::AuditGetRequest { seq: next.seq })
-        .await
-        .unwrap()
-        .into_inner();
+    // Get by seq, on node 3 once it has applied that record (it may lag the node that
+    // streamed it; until then it answers NOT_FOUND).
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    let got = loop {
+        match cluster
+            .auditor(3)
+            .get(pb::AuditGetRequest { seq: next.seq })
+            .await
+        {
+            Ok(got) => break got.into_inner(),
+            Err(e) if e.code() == tonic::Code::NotFound => {
+                assert!(std::time::Instant::now() < deadline, "{e:?}");
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+            Err(e) => panic!("{e:?}"),
+        }
+    };
     assert_eq!(got.record, next.record);
 }
 

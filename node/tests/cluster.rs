@@ -929,10 +929,7 @@ async fn health_flips_to_not_serving_when_the_node_loses_its_leader_and_reflecti
 /// and the follower restarted, which the leader's Raft refuses by stopping (a log that went
 /// backwards).
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn a_node_whose_raft_stopped_is_not_serving() {
-    use tonic_health::pb::health_check_response::ServingStatus;
-    use tonic_health::pb::health_client::HealthClient;
-    use tonic_health::pb::HealthCheckRequest;
+async fn a_node_whose_raft_stopped_exits_for_its_supervisor_to_restart() {
     let cluster = Cluster::start(3).await;
     let leader = cluster.wait_leader(Duration::from_secs(10)).await;
     let mut client = cluster.client(leader, "seq-1").await;
@@ -941,6 +938,9 @@ async fn a_node_whose_raft_stopped_is_not_serving() {
             .await
             .unwrap();
     }
+    // A follower whose log went backwards (its data directory wiped) makes the leader's Raft
+    // stop for good (openraft's log-reversion check): the leader must not stay up answering
+    // as if it could serve, but exit with an error so that its supervisor restarts it.
     let follower = (1..=3).find(|id| *id != leader).unwrap();
     cluster.kill(follower);
     let config =
@@ -948,34 +948,27 @@ async fn a_node_whose_raft_stopped_is_not_serving() {
     std::fs::remove_dir_all(&config.data_dir).unwrap();
     cluster.spawn(follower);
     let deadline = std::time::Instant::now() + Duration::from_secs(30);
-    loop {
-        let health = HealthClient::new(cluster.channel(leader, "seq-1"))
-            .check(HealthCheckRequest {
-                service: String::new(),
-            })
-            .await
-            .map(|r| r.into_inner().status);
-        let stopped = cluster
-            .status(leader)
-            .await
-            .is_some_and(|s| s.leader_id == leader)
-            && cluster.log_of(leader).contains("log reversion");
-        if stopped && health.as_ref().ok() == Some(&(ServingStatus::NotServing as i32)) {
-            break;
+    let status = loop {
+        let exited = {
+            let mut child = cluster.node(leader).child.lock().unwrap();
+            child.as_mut().and_then(|c| c.try_wait().unwrap())
+        };
+        if let Some(status) = exited {
+            break status;
         }
         assert!(
             std::time::Instant::now() < deadline,
-            "leader {leader}: health {health:?}, stopped {stopped}\n{}",
+            "leader {leader} still running\n{}",
             cluster.log_of(leader)
         );
         tokio::time::sleep(Duration::from_millis(200)).await;
-    }
-    // The same readiness feeds the metric (and the Web3Signer API's /upcheck).
-    let metrics = cluster.http_get(leader, "/metrics").await;
+    };
+    assert_eq!(status.code(), Some(1), "{}", cluster.log_of(leader));
+    let log = cluster.log_of(leader);
+    assert!(log.contains("log reversion"), "{log}");
     assert!(
-        metrics.body.lines().any(|l| l == "signer_health_serving 0"),
-        "{}",
-        metrics.body
+        log.contains("the Raft core stopped; stopping the node"),
+        "{log}"
     );
 }
 
