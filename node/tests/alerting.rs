@@ -568,8 +568,17 @@ async fn alerts_fire_and_clear_on_real_faults_and_every_dashboard_query_returns_
         .await
         .unwrap()
         .into_inner();
-    cluster.approve_as("admin-1", &challenge).await.unwrap();
-    let info = cluster.key_info("kms-2").await.unwrap();
+    let approved = cluster.approve_as("admin-1", &challenge).await.unwrap();
+    assert_eq!(approved.status, "executed", "{approved:?}");
+    // The node that answered applied it; the leader the listing asks may be a moment behind.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let info = loop {
+        if let Some(info) = cluster.key_info("kms-2").await {
+            break info;
+        }
+        assert!(Instant::now() < deadline, "kms-2 never listed");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
     assert_eq!(info.kek, format!("aws-kms:{kms_key}"));
     let phase_d = [
         expected(
