@@ -422,25 +422,10 @@ async fn partition_heal_and_replacement_across_hosts_sign_no_conflicting_pair() 
     let started = Instant::now();
     let hosts = start_cluster(3);
     let descriptor = ClusterDescriptor::load(&hosts.dir).unwrap();
-    let options = PoolOptions {
-        rpc_timeout: Duration::from_secs(3),
-        ..PoolOptions::default()
-    };
     // Every node that will exist, node 4 included (its channel connects on first use).
-    let endpoints: Vec<(u64, SocketAddr)> = (1..=4).map(|id| (id, hosts.client_addr(id))).collect();
-    let pool = |name: &str| {
-        let tls = descriptor.client_tls(name).unwrap();
-        let options = options.clone();
-        let endpoints = endpoints.clone();
-        async move {
-            SignerPool::from_endpoints(&endpoints, &tls, options)
-                .await
-                .unwrap()
-        }
-    };
-    let seq = Arc::new(pool("seq-1").await);
-    let admin = pool("admin-1").await;
-    let auditor = pool("auditor-1").await;
+    let seq = Arc::new(hosts.pool("seq-1", 4).await);
+    let admin = hosts.pool("admin-1", 4).await;
+    let auditor = hosts.pool("auditor-1", 4).await;
 
     // 1-3. The cluster forms across the bridge; clients sign through every node.
     wait_all(
