@@ -525,6 +525,19 @@ impl NodeConfig {
         Ok(())
     }
 
+    /// This config made into the config of a node that joins the cluster later: `peer` added
+    /// to the peers, and its id and listen addresses taken; it never bootstraps (it joins by an
+    /// approved membership change). Paths, TLS and metrics are the caller's to set.
+    pub fn for_joining_node(&self, peer: PeerConfig) -> NodeConfig {
+        let mut config = self.clone();
+        config.node_id = peer.id;
+        config.client_listen = peer.client_addr;
+        config.peer_listen = peer.peer_addr;
+        config.bootstrap = false;
+        config.peers.push(peer);
+        config
+    }
+
     /// The `[[peers]]` entry of node `id`.
     pub fn peer(&self, id: u64) -> Option<&PeerConfig> {
         self.peers.iter().find(|p| p.id == id)

@@ -352,32 +352,30 @@ impl DevCluster {
         let metrics_addr = loopback(port(3)?);
         let pki = crate::tls::DevPki::open(&self.dir.join("pki"))?;
         pki.issue_node(id)?;
-        let mut config = crate::config::NodeConfig::load(&self.config_path(first))?;
+        let first_config = crate::config::NodeConfig::load(&self.config_path(first))?;
         let node_dir = self.node_dir(id);
         let keys_dir = node_dir.join("keys");
         std::fs::create_dir_all(&keys_dir).map_err(io(&keys_dir))?;
-        for entry in std::fs::read_dir(&config.keys_dir).map_err(io(&config.keys_dir))? {
-            let from = entry.map_err(io(&config.keys_dir))?.path();
+        for entry in
+            std::fs::read_dir(&first_config.keys_dir).map_err(io(&first_config.keys_dir))?
+        {
+            let from = entry.map_err(io(&first_config.keys_dir))?.path();
             if let Some(name) = from.file_name().filter(|_| from.is_file()) {
                 let to = keys_dir.join(name);
                 std::fs::copy(&from, &to).map_err(io(&to))?;
             }
         }
-        config.peers.push(crate::config::PeerConfig {
+        let mut config = first_config.for_joining_node(crate::config::PeerConfig {
             id,
             client_addr,
             peer_addr,
         });
-        config.node_id = id;
-        config.client_listen = client_addr;
-        config.peer_listen = peer_addr;
         config.metrics_listen = Some(metrics_addr);
         config.web3signer = None;
         config.data_dir = node_dir.join("data");
         config.keys_dir = keys_dir;
         config.tls.cert = pki.node_cert_path(id);
         config.tls.key = pki.node_key_path(id);
-        config.bootstrap = false;
         config.validate()?;
         let path = self.config_path(id);
         std::fs::write(&path, config.to_toml()?).map_err(io(&path))?;

@@ -57,7 +57,7 @@ pub fn run(
     let text = std::fs::read_to_string(&first_path)
         .with_context(|| format!("reading {}", first_path.display()))?;
     // Parsed against "" so that its paths stay relative to node.toml.
-    let mut config = NodeConfig::from_toml(&text, Path::new(""))
+    let first_config = NodeConfig::from_toml(&text, Path::new(""))
         .with_context(|| format!("reading {}", first_path.display()))?;
     let pki = signer_node::tls::DevPki::open(&dir.join("pki"))?;
     let node_dir = dir.join(format!("node-{}", node.id));
@@ -68,7 +68,9 @@ pub fn run(
             .with_context(|| format!("issuing node-{}'s certificate", node.id))?;
         issued = true;
         // Key files (development) are the same on every node.
-        let keys_from = dir.join(format!("node-{first}")).join(&config.keys_dir);
+        let keys_from = dir
+            .join(format!("node-{first}"))
+            .join(&first_config.keys_dir);
         let keys_to = node_dir.join("keys");
         std::fs::create_dir(&keys_to)?;
         if let Ok(entries) = std::fs::read_dir(&keys_from) {
@@ -80,14 +82,11 @@ pub fn run(
                 }
             }
         }
-        config.peers.push(PeerConfig {
+        let mut config = first_config.for_joining_node(PeerConfig {
             id: node.id,
             client_addr: node.client_addr,
             peer_addr: node.peer_addr,
         });
-        config.node_id = node.id;
-        config.client_listen = node.client_addr;
-        config.peer_listen = node.peer_addr;
         // Metrics on loopback above every member's ports, as `signer init` places them, so
         // that nodes sharing a machine (tests, namespaces) do not collide either.
         if let Some(metrics) = config.metrics_listen.as_mut() {
@@ -105,7 +104,6 @@ pub fn run(
         }
         config.tls.cert = PathBuf::from(format!("../pki/node-{}.pem", node.id));
         config.tls.key = PathBuf::from(format!("../pki/node-{}.key", node.id));
-        config.bootstrap = false;
         config.validate()?;
         let path = node_dir.join("node.toml");
         let text = format!(
