@@ -145,12 +145,12 @@ impl KeyFile {
 pub struct SignPermit {
     key_id: String,
     public_key: Vec<u8>,
-    message: [u8; 32],
+    message: Vec<u8>,
 }
 
 impl SignPermit {
     /// Issued by the replica module from an applied sign outcome only.
-    pub(crate) fn issue(key_id: String, public_key: Vec<u8>, message: [u8; 32]) -> Self {
+    pub(crate) fn issue(key_id: String, public_key: Vec<u8>, message: Vec<u8>) -> Self {
         SignPermit {
             key_id,
             public_key,
@@ -158,8 +158,8 @@ impl SignPermit {
         }
     }
 
-    /// The message this permit allows signing.
-    pub fn message(&self) -> &[u8; 32] {
+    /// The exact bytes this permit allows signing.
+    pub fn message(&self) -> &[u8] {
         &self.message
     }
 }
@@ -404,7 +404,7 @@ mod tests {
             let other = key("k", profile, 2);
             let message = [7u8; 32];
             // Same id, another public key (a key file and a registry key sharing an id).
-            let foreign = SignPermit::issue("k".into(), other.public_key.clone(), message);
+            let foreign = SignPermit::issue("k".into(), other.public_key.clone(), message.to_vec());
             assert_eq!(
                 k.sign(foreign),
                 Err(PermitMismatch {
@@ -412,7 +412,7 @@ mod tests {
                 })
             );
             // Same public key, another id.
-            let renamed = SignPermit::issue("j".into(), k.public_key.clone(), message);
+            let renamed = SignPermit::issue("j".into(), k.public_key.clone(), message.to_vec());
             assert_eq!(
                 k.sign(renamed),
                 Err(PermitMismatch {
@@ -420,7 +420,7 @@ mod tests {
                 })
             );
             // The permit's own key signs, and the signature verifies on the permit's message.
-            let own = SignPermit::issue("k".into(), k.public_key.clone(), message);
+            let own = SignPermit::issue("k".into(), k.public_key.clone(), message.to_vec());
             let signature = k.sign(own).unwrap();
             // Verified by the scheme's own module, not by the trait the key signs through.
             let verifies = match profile {

@@ -422,7 +422,7 @@ async fn run(ops: &[Op], dir: &Path) -> Run {
                 results.push(outcome);
                 continue;
             };
-            let signed_message = *permit.message();
+            let signed_message = permit.message().to_vec();
             match key.sign(permit) {
                 Ok(signature) => {
                     oracle.received(&signature.bytes, &signed_message, digest, &meaning);

@@ -30,12 +30,26 @@ pub enum Intent {
 }
 
 impl Intent {
-    /// The exact 32-byte message the key signs for this request: the Ethereum signing root, or
-    /// the Espresso commitment / digest that HotShot signs.
+    /// The 32 bytes that identify what this request signs, as the protection record and the
+    /// audit log keep them: the Ethereum signing root, or the Espresso commitment / digest that
+    /// HotShot signs. Equal to [`Intent::signed_bytes`] for every message of 32 bytes, which
+    /// is every message the protection rules compare; for Espresso's request and network
+    /// messages (other lengths, never compared) it is their digest
+    /// ([`espresso::EspressoIntent::message`]).
     pub fn message(&self) -> [u8; 32] {
         match self {
             Intent::Eth2(i) => i.signing_root(),
             Intent::Espresso(i) => i.message(),
+        }
+    }
+
+    /// The exact bytes the key signs for this request, built from the typed request. Fails
+    /// only for an Espresso request message whose public key does not parse (the conversion
+    /// parsed it already, so an accepted request never fails here).
+    pub fn signed_bytes(&self) -> Result<Vec<u8>, crate::scheme::SchemeError> {
+        match self {
+            Intent::Eth2(i) => Ok(i.signing_root().to_vec()),
+            Intent::Espresso(i) => i.signed_bytes(),
         }
     }
 
@@ -245,6 +259,22 @@ pub enum Violation {
         /// Newest view signed for this kind.
         newest_view: u64,
     },
+    /// espresso: the view is too far above the key's own progress (its highest quorum, timeout
+    /// or view-sync vote) for a kind whose view another node can choose.
+    #[error(
+        "{kind} at view {view} is more than {horizon} views above view {anchor_view}, the \
+         highest view this key has voted in (quorum, timeout or view-sync vote)"
+    )]
+    BeyondViewHorizon {
+        /// Message kind.
+        kind: espresso::Kind,
+        /// Requested view.
+        view: u64,
+        /// The key's anchor view ([`espresso::KeyRecord::anchor_view`]).
+        anchor_view: u64,
+        /// The horizon ([`espresso::VIEW_HORIZON`]).
+        horizon: u64,
+    },
 }
 
 /// The text of [`Violation::DoubleBlockProposal`].
@@ -302,6 +332,7 @@ impl Violation {
             Violation::ViewBelowWatermark { .. } => "view_below_watermark",
             Violation::Equivocation { .. } => "equivocation",
             Violation::OutsideWindow { .. } => "outside_window",
+            Violation::BeyondViewHorizon { .. } => "beyond_view_horizon",
         }
     }
 }

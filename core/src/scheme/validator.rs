@@ -24,8 +24,10 @@ pub struct Encoded {
 pub trait ValidatorSecret: Send + Sync {
     /// The matching public key.
     fn public_key(&self) -> Encoded;
-    /// Sign a 32-byte message (what the protection rules allowed).
-    fn sign(&self, message: &[u8; 32]) -> Encoded;
+    /// Sign a message the protection rules allowed: 32 bytes for every eth2 message and every
+    /// Espresso consensus message; other lengths only for Espresso's network and request
+    /// messages, whose bytes the signer builds ([`crate::protection::Intent::signed_bytes`]).
+    fn sign(&self, message: &[u8]) -> Encoded;
 }
 
 /// A profile's signature scheme.
@@ -40,7 +42,7 @@ pub trait ValidatorScheme: Sync {
     /// little-endian for BN254 (as jf-signature stores it).
     fn secret_from_bytes(&self, bytes: &[u8]) -> Result<Box<dyn ValidatorSecret>, SchemeError>;
     /// Whether `signature` is this scheme's signature of `message` by `public_key`.
-    fn verify(&self, public_key: &[u8], message: &[u8; 32], signature: &[u8]) -> bool;
+    fn verify(&self, public_key: &[u8], message: &[u8], signature: &[u8]) -> bool;
 }
 
 /// The scheme that signs for `profile`: the one registration point.
@@ -75,7 +77,7 @@ impl ValidatorSecret for bls12_381::SecretKey {
         }
     }
 
-    fn sign(&self, message: &[u8; 32]) -> Encoded {
+    fn sign(&self, message: &[u8]) -> Encoded {
         let sig = bls12_381::SecretKey::sign(self, message);
         Encoded {
             bytes: sig.to_bytes().to_vec(),
@@ -110,7 +112,7 @@ impl ValidatorScheme for Bls12381 {
         Ok(Box::new(bls12_381::SecretKey::from_bytes(bytes)?))
     }
 
-    fn verify(&self, public_key: &[u8], message: &[u8; 32], signature: &[u8]) -> bool {
+    fn verify(&self, public_key: &[u8], message: &[u8], signature: &[u8]) -> bool {
         bls12_381::verify_bytes(public_key, message, signature)
     }
 }
@@ -127,7 +129,7 @@ impl ValidatorSecret for bn254::SecretKey {
         }
     }
 
-    fn sign(&self, message: &[u8; 32]) -> Encoded {
+    fn sign(&self, message: &[u8]) -> Encoded {
         let sig = bn254::SecretKey::sign(self, message);
         Encoded {
             bytes: sig.to_bytes().to_vec(),
@@ -153,7 +155,7 @@ impl ValidatorScheme for Bn254 {
         Ok(Box::new(bn254::SecretKey::from_le_bytes(bytes)?))
     }
 
-    fn verify(&self, public_key: &[u8], message: &[u8; 32], signature: &[u8]) -> bool {
+    fn verify(&self, public_key: &[u8], message: &[u8], signature: &[u8]) -> bool {
         match (
             bn254::PublicKey::from_bytes(public_key),
             bn254::Signature::from_bytes(signature),

@@ -147,11 +147,18 @@ pub fn decide_permits(
         .zip(batch)
         .map(|(outcome, entry)| {
             let permit = match outcome {
-                SignOutcome::Signed | SignOutcome::Resigned => Some(SignPermit::issue(
-                    entry.key_id.clone(),
-                    entry.intent.public_key().to_vec(),
-                    entry.intent.message(),
-                )),
+                // The bytes are built from the entry's typed intent; they cannot fail for an
+                // intent the conversion accepted (its key was parsed there), and if they did,
+                // no permit means no signature (the service reports an internal error).
+                SignOutcome::Signed | SignOutcome::Resigned => {
+                    entry.intent.signed_bytes().ok().map(|message| {
+                        SignPermit::issue(
+                            entry.key_id.clone(),
+                            entry.intent.public_key().to_vec(),
+                            message,
+                        )
+                    })
+                }
                 SignOutcome::Refused(_)
                 | SignOutcome::KeyInactive
                 | SignOutcome::Paused

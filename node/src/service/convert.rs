@@ -395,6 +395,33 @@ fn version(v: &Option<pb::Version>, path: &str) -> Result<Version, SignError> {
     })
 }
 
+/// The upgrade data of an upgrade vote or proposal: `UpgradeData2` when `v2` is set, else
+/// `UpgradeProposalData` (whose view fields are then required).
+fn upgrade(u: &pb::UpgradeVote, path: &str) -> Result<UpgradeData, SignError> {
+    let old_version = version(&u.old_version, &format!("{path}.old_version"))?;
+    let new_version = version(&u.new_version, &format!("{path}.new_version"))?;
+    let hash = HexBytes(u.new_version_hash.clone());
+    if u.v2 {
+        return Ok(UpgradeData::V2 {
+            old_version,
+            new_version,
+            hash,
+            epoch: u.epoch,
+        });
+    }
+    let need = |v: Option<u64>, f: &str| {
+        v.ok_or_else(|| invalid(&format!("{path}.{f}"), "missing (required for v1)"))
+    };
+    Ok(UpgradeData::V1 {
+        old_version,
+        new_version,
+        decide_by: need(u.decide_by, "decide_by")?,
+        new_version_hash: hash,
+        old_version_last_view: need(u.old_version_last_view, "old_version_last_view")?,
+        new_version_first_view: need(u.new_version_first_view, "new_version_first_view")?,
+    })
+}
+
 /// Parse the typed Espresso message.
 pub fn espresso_message(m: &pb::EspressoMessage) -> Result<Message, SignError> {
     use pb::espresso_message::Kind as K;
@@ -448,40 +475,14 @@ pub fn espresso_message(m: &pb::EspressoMessage) -> Result<Message, SignError> {
             relay: v.relay,
             epoch: v.epoch,
         },
-        K::UpgradeVote(u) => {
-            let old_version = version(&u.old_version, "espresso.upgrade_vote.old_version")?;
-            let new_version = version(&u.new_version, "espresso.upgrade_vote.new_version")?;
-            let hash = HexBytes(u.new_version_hash.clone());
-            let data = if u.v2 {
-                UpgradeData::V2 {
-                    old_version,
-                    new_version,
-                    hash,
-                    epoch: u.epoch,
-                }
-            } else {
-                let need = |v: Option<u64>, f: &str| {
-                    v.ok_or_else(|| {
-                        invalid(
-                            &format!("espresso.upgrade_vote.{f}"),
-                            "missing (required for v1)",
-                        )
-                    })
-                };
-                UpgradeData::V1 {
-                    old_version,
-                    new_version,
-                    decide_by: need(u.decide_by, "decide_by")?,
-                    new_version_hash: hash,
-                    old_version_last_view: need(u.old_version_last_view, "old_version_last_view")?,
-                    new_version_first_view: need(
-                        u.new_version_first_view,
-                        "new_version_first_view",
-                    )?,
-                }
-            };
-            Message::UpgradeVote { view: u.view, data }
-        }
+        K::UpgradeVote(u) => Message::UpgradeVote {
+            view: u.view,
+            data: upgrade(u, "espresso.upgrade_vote")?,
+        },
+        K::UpgradeProposal(u) => Message::UpgradeProposal {
+            view: u.view,
+            data: upgrade(u, "espresso.upgrade_proposal")?,
+        },
         K::QuorumProposal(p) => Message::quorum_proposal(quorum_proposal(p)?),
         // The signer hashes the payload here; only the digest travels on.
         K::DaProposal(p) => Message::da_proposal(p.view, &p.encoded_transactions),

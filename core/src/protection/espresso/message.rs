@@ -10,6 +10,7 @@
 //!   commitment of HotShot's `VersionedVoteData` (its `version` field is not hashed);
 //! - a quorum proposal: HotShot's `Leaf2::commit()`, computed here from the typed leaf fields
 //!   ([`super::leaf`]); no client-given digest is ever signed as is;
+//! - an upgrade proposal: `UpgradeProposalData.commit()` (or `UpgradeData2`'s) as is;
 //! - a DA proposal: `Sha256(encoded_transactions)`, computed by the signer when it converts the
 //!   request ([`TransactionsDigest::compute`]); only the digest enters the message (and so the
 //!   replicated log), never the payload.
@@ -235,6 +236,15 @@ pub enum Message {
         /// SHA-256 of the request's encoded transactions, computed by the signer.
         computed_transactions_sha256: TransactionsDigest,
     },
+    /// A leader's upgrade proposal: HotShot signs `UpgradeProposalData.commit()` itself, not a
+    /// vote commitment over it (`task-impls/src/upgrade.rs`). The signed bytes do not include
+    /// the view, so the signature fits any view proposing the same upgrade.
+    UpgradeProposal {
+        /// View of the proposal.
+        view: u64,
+        /// The upgrade proposed.
+        data: UpgradeData,
+    },
 }
 
 /// SHA-256 of a DA proposal's encoded transactions, computed by the signer from the payload
@@ -287,6 +297,7 @@ impl Message {
             Message::UpgradeVote { .. } => Kind::UpgradeVote,
             Message::QuorumProposal(_) => Kind::QuorumProposal,
             Message::DaProposal { .. } => Kind::DaProposal,
+            Message::UpgradeProposal { .. } => Kind::UpgradeProposal,
         }
     }
 
@@ -298,7 +309,8 @@ impl Message {
             | Message::DaVote { view, .. }
             | Message::TimeoutVote { view, .. }
             | Message::UpgradeVote { view, .. }
-            | Message::DaProposal { view, .. } => view,
+            | Message::DaProposal { view, .. }
+            | Message::UpgradeProposal { view, .. } => view,
             Message::QuorumProposal(ref leaf) => leaf.view,
             Message::ViewSyncVote { round, .. } => round,
         }
@@ -327,7 +339,9 @@ impl Message {
                 epoch,
             } => view_sync_data_commit(*phase, *round, *relay, *epoch),
             Message::UpgradeVote { data, .. } => data.commit(),
-            Message::QuorumProposal(_) | Message::DaProposal { .. } => return None,
+            Message::QuorumProposal(_)
+            | Message::DaProposal { .. }
+            | Message::UpgradeProposal { .. } => return None,
         })
     }
 
@@ -356,6 +370,7 @@ impl Message {
                 computed_transactions_sha256,
                 ..
             } => computed_transactions_sha256.bytes(),
+            Message::UpgradeProposal { data, .. } => data.commit(),
         }
     }
 }

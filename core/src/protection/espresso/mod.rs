@@ -26,6 +26,14 @@
 //!   more than [`WINDOW`] views below the newest signed view is refused
 //!   ([`Violation::OutsideWindow`]), and so is anything at or below the record's `floor`.
 //!
+//! # The view horizon
+//! A DA vote, DA proposal, quorum proposal or upgrade vote/proposal more than [`VIEW_HORIZON`]
+//! views above the key's anchor view — the highest view of its quorum, timeout and view-sync
+//! votes, which HotShot casts only in views reached through certificates — is refused
+//! ([`Violation::BeyondViewHorizon`]), so no far-future leader can push the key's DA window
+//! past the views it really votes in. A key with no anchoring vote yet is not bounded (its
+//! first quorum vote anchors it; a restore or the backup margin anchors it too).
+//!
 //! # The window
 //! [`WINDOW`] = 64 views: far wider than the few views HotShot keeps in flight (a view lasts
 //! about a second and DA votes run at most a couple of views ahead), yet small enough that a
@@ -89,9 +97,16 @@ impl EspressoIntent {
         }
     }
 
-    /// The exact 32 bytes to sign.
+    /// The 32 bytes that identify this request in the protection record and the audit log:
+    /// for every consensus message, exactly the bytes signed ([`Message::signing_message`]).
     pub fn message(&self) -> [u8; 32] {
         self.message.signing_message()
+    }
+
+    /// The exact bytes the key signs for this request: [`EspressoIntent::message`] for every
+    /// consensus message (32 bytes).
+    pub fn signed_bytes(&self) -> Result<Vec<u8>, crate::scheme::SchemeError> {
+        Ok(self.message.signing_message().to_vec())
     }
 
     /// The protection slot of this request.
@@ -130,6 +145,8 @@ pub enum Kind {
     QuorumProposal,
     /// DA proposals (the payload digests the signer computes).
     DaProposal,
+    /// Upgrade proposals (`UpgradeProposalData.commit()`, signed by the leader as is).
+    UpgradeProposal,
 }
 
 /// Which rule a [`Kind`] follows.
@@ -141,9 +158,20 @@ pub enum Rule {
     Window,
 }
 
+/// How many views a message of a kind that HotShot accepts from other nodes for any future
+/// view ([`Kind::bounded_by_horizon`]) may run ahead of the key's own progress
+/// ([`KeyRecord::anchor_view`]).
+///
+/// HotShot bounds a DA proposal only from below (`cur_view <= view + 1`), so a leader scheduled
+/// for a far-future view can ask every node for a DA vote there. Signed, that vote would move
+/// the key's DA window far ahead and leave every normal DA vote below it: a lockout. Half the
+/// window keeps any message this rule lets through within [`WINDOW`] of the views the key is
+/// really voting in, while staying far above the couple of views HotShot runs ahead.
+pub const VIEW_HORIZON: u64 = WINDOW / 2;
+
 impl Kind {
     /// Every kind.
-    pub const ALL: [Kind; 9] = [
+    pub const ALL: [Kind; 10] = [
         Kind::QuorumVote,
         Kind::DaVote,
         Kind::TimeoutVote,
@@ -153,6 +181,7 @@ impl Kind {
         Kind::UpgradeVote,
         Kind::QuorumProposal,
         Kind::DaProposal,
+        Kind::UpgradeProposal,
     ];
 
     /// The kebab-case name used in configs, metrics and audit records.
@@ -167,6 +196,7 @@ impl Kind {
             Kind::UpgradeVote => "upgrade-vote",
             Kind::QuorumProposal => "quorum-proposal",
             Kind::DaProposal => "da-proposal",
+            Kind::UpgradeProposal => "upgrade-proposal",
         }
     }
 
@@ -179,8 +209,37 @@ impl Kind {
             | Kind::ViewSyncPrecommitVote
             | Kind::ViewSyncCommitVote
             | Kind::ViewSyncFinalizeVote
-            | Kind::UpgradeVote => Rule::Window,
+            | Kind::UpgradeVote
+            | Kind::UpgradeProposal => Rule::Window,
         }
+    }
+
+    /// Kinds HotShot casts only in a view the node reached through certificates of a quorum
+    /// (its own quorum, timeout and view-sync votes): they mark how far the key has really
+    /// progressed ([`KeyRecord::anchor_view`]).
+    pub fn anchors_views(self) -> bool {
+        matches!(
+            self,
+            Kind::QuorumVote
+                | Kind::TimeoutVote
+                | Kind::ViewSyncPrecommitVote
+                | Kind::ViewSyncCommitVote
+                | Kind::ViewSyncFinalizeVote
+        )
+    }
+
+    /// Kinds whose view another node can choose (a DA proposal from a far-future leader, an
+    /// upgrade proposal) or that a node signs for its own future leadership: refused more than
+    /// [`VIEW_HORIZON`] views above the key's anchor view.
+    pub fn bounded_by_horizon(self) -> bool {
+        matches!(
+            self,
+            Kind::DaVote
+                | Kind::DaProposal
+                | Kind::QuorumProposal
+                | Kind::UpgradeVote
+                | Kind::UpgradeProposal
+        )
     }
 }
 
@@ -249,6 +308,24 @@ pub struct KeyRecord {
     pub windows: BTreeMap<Kind, Window>,
 }
 
+impl KeyRecord {
+    /// The highest view of the key's anchoring kinds ([`Kind::anchors_views`]), `None` before
+    /// the key has signed any of them.
+    pub fn anchor_view(&self) -> Option<u64> {
+        let watermarks = self
+            .watermarks
+            .iter()
+            .filter(|(kind, _)| kind.anchors_views())
+            .map(|(_, w)| w.view);
+        let windows = self
+            .windows
+            .iter()
+            .filter(|(kind, _)| kind.anchors_views())
+            .map(|(_, w)| w.newest_view);
+        watermarks.chain(windows).max()
+    }
+}
+
 /// Every Espresso key's record.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct EspressoState {
@@ -264,6 +341,18 @@ impl EspressoState {
         let position = intent.position();
         let digest = FixedBytes(intent.message());
         let record = self.keys.get(&intent.public_key);
+        if kind.bounded_by_horizon() {
+            if let Some(anchor_view) = record.and_then(KeyRecord::anchor_view) {
+                if position.view > anchor_view.saturating_add(VIEW_HORIZON) {
+                    return Verdict::Deny(Violation::BeyondViewHorizon {
+                        kind,
+                        view: position.view,
+                        anchor_view,
+                        horizon: VIEW_HORIZON,
+                    });
+                }
+            }
+        }
         match kind.rule() {
             Rule::Watermark => {
                 let prev = record.and_then(|r| r.watermarks.get(&kind));

@@ -469,6 +469,169 @@ fn timeouts_view_sync_upgrades_and_da_proposals() {
     );
 }
 
+/// A far-future leader's DA proposal cannot push the key's DA window past the views it votes
+/// in: beyond 32 views above its highest quorum, timeout or view-sync vote, a DA vote (and
+/// every other kind another node can choose the view of) is refused; normal DA votes go on.
+#[test]
+fn a_far_future_da_vote_is_refused_and_normal_da_votes_go_on() {
+    let mut state = EspressoState::default();
+    let da = |view, p: u8| {
+        intent(
+            1,
+            Message::DaVote {
+                view,
+                data: DaData {
+                    payload_commit: FixedBytes([p; 32]),
+                    next_epoch_payload_commit: None,
+                    epoch: None,
+                },
+            },
+        )
+    };
+    // No anchor yet: not bounded.
+    assert_eq!(state.decide(&da(5, 1)), Decision::Sign);
+    assert_eq!(
+        state.decide(&intent(1, quorum_vote(1000, 1, None))),
+        Decision::Sign
+    );
+    assert_eq!(state.decide(&da(1000 + 32, 1)), Decision::Sign);
+    let far = 1_000_000;
+    assert_eq!(
+        state.decide(&da(far, 2)),
+        Decision::Refuse(Violation::BeyondViewHorizon {
+            kind: Kind::DaVote,
+            view: far,
+            anchor_view: 1000,
+            horizon: VIEW_HORIZON,
+        })
+    );
+    assert_eq!(
+        state.decide(&da(1000 + 33, 2)),
+        Decision::Refuse(Violation::BeyondViewHorizon {
+            kind: Kind::DaVote,
+            view: 1033,
+            anchor_view: 1000,
+            horizon: 32,
+        })
+    );
+    // The normal DA votes of the next views are still signed.
+    for view in 1001..1010 {
+        assert_eq!(state.decide(&da(view, 3)), Decision::Sign, "view {view}");
+    }
+    // Every kind another node can choose the view of is bounded the same way; the key's own
+    // anchoring votes are not (a node back from downtime votes at the network's view).
+    let bounded = [
+        Message::da_proposal(far, b"x"),
+        proposal(far, 1),
+        Message::UpgradeVote {
+            view: far,
+            data: UpgradeData::V2 {
+                old_version: Version { major: 0, minor: 3 },
+                new_version: Version { major: 0, minor: 4 },
+                hash: HexBytes(vec![1]),
+                epoch: None,
+            },
+        },
+        Message::UpgradeProposal {
+            view: far,
+            data: UpgradeData::V2 {
+                old_version: Version { major: 0, minor: 3 },
+                new_version: Version { major: 0, minor: 4 },
+                hash: HexBytes(vec![1]),
+                epoch: None,
+            },
+        },
+    ];
+    for m in bounded {
+        let kind = m.kind();
+        assert_eq!(
+            state.decide(&intent(1, m)),
+            Decision::Refuse(Violation::BeyondViewHorizon {
+                kind,
+                view: far,
+                anchor_view: 1000,
+                horizon: 32,
+            })
+        );
+    }
+    // A timeout vote far ahead is the key's own progress (a stalled network): it anchors,
+    // and then the DA vote there is within the horizon.
+    assert_eq!(
+        state.decide(&intent(
+            1,
+            Message::TimeoutVote {
+                view: far,
+                epoch: None
+            }
+        )),
+        Decision::Sign
+    );
+    assert_eq!(state.decide(&da(far, 2)), Decision::Sign);
+    // Another key's anchor does not bound this one.
+    assert_eq!(
+        state.decide(&intent(0, quorum_vote(7, 1, None))),
+        Decision::Sign
+    );
+    assert_eq!(
+        state.decide(&intent(
+            0,
+            Message::TimeoutVote {
+                view: 8,
+                epoch: None
+            }
+        )),
+        Decision::Sign
+    );
+}
+
+/// An upgrade proposal signs `UpgradeProposalData.commit()` itself (not a vote commitment), in
+/// its own slot: one per view, separate from the upgrade votes.
+#[test]
+fn upgrade_proposals_sign_the_data_commitment_in_their_own_slot() {
+    let data = |minor| UpgradeData::V2 {
+        old_version: Version { major: 0, minor: 3 },
+        new_version: Version { major: 0, minor },
+        hash: HexBytes(vec![7]),
+        epoch: None,
+    };
+    let proposal = |view, minor| {
+        intent(
+            1,
+            Message::UpgradeProposal {
+                view,
+                data: data(minor),
+            },
+        )
+    };
+    let vote = |view, minor| {
+        intent(
+            1,
+            Message::UpgradeVote {
+                view,
+                data: data(minor),
+            },
+        )
+    };
+    assert_eq!(proposal(50, 4).message(), data(4).commit());
+    assert_eq!(
+        vote(50, 4).message(),
+        message::vote_commitment(&data(4).commit(), 50)
+    );
+    let mut state = EspressoState::default();
+    assert_eq!(state.decide(&proposal(50, 4)), Decision::Sign);
+    assert_eq!(state.decide(&vote(50, 5)), Decision::Sign);
+    assert_eq!(state.decide(&proposal(50, 4)), Decision::Resign);
+    assert_eq!(
+        state.decide(&proposal(50, 5)),
+        Decision::Refuse(Equivocation {
+            kind: Kind::UpgradeProposal,
+            view: 50,
+            signed: FixedBytes(data(4).commit()),
+            requested: FixedBytes(data(5).commit()),
+        })
+    );
+}
+
 #[test]
 fn quorum_proposals_are_compared_by_the_computed_leaf_commitment() {
     let mut state = EspressoState::default();
@@ -749,6 +912,21 @@ fn the_model_agrees_with_the_case_tables() {
             last: 10
         }
     );
+    // 100 is more than 32 views above the key's last quorum vote (10), until a timeout
+    // vote at 100 shows the key got there.
+    assert_eq!(
+        m.decide(k, &da(100, 1)),
+        Expect::BeyondHorizon {
+            slot: "da-vote",
+            view: 100,
+            anchor: 10
+        }
+    );
+    let timeout = Message::TimeoutVote {
+        view: 100,
+        epoch: None,
+    };
+    assert_eq!(m.decide(k, &timeout), Expect::Sign);
     assert_eq!(m.decide(k, &da(100, 1)), Expect::Sign);
     assert_eq!(m.decide(k, &da(36, 1)), Expect::Sign);
     assert_eq!(
@@ -878,26 +1056,32 @@ fn arb_message() -> impl Strategy<Value = Message> {
                 epoch,
             }
         }),
-        (view.clone(), small.clone(), any::<bool>()).prop_map(|(view, h, v1)| {
-            let data = if v1 {
-                UpgradeData::V1 {
-                    old_version: Version { major: 0, minor: 1 },
-                    new_version: Version { major: 0, minor: 2 },
-                    decide_by: 9,
-                    new_version_hash: HexBytes(vec![h]),
-                    old_version_last_view: 10,
-                    new_version_first_view: 11,
+        (view.clone(), small.clone(), any::<bool>(), any::<bool>()).prop_map(
+            |(view, h, v1, proposal)| {
+                let data = if v1 {
+                    UpgradeData::V1 {
+                        old_version: Version { major: 0, minor: 1 },
+                        new_version: Version { major: 0, minor: 2 },
+                        decide_by: 9,
+                        new_version_hash: HexBytes(vec![h]),
+                        old_version_last_view: 10,
+                        new_version_first_view: 11,
+                    }
+                } else {
+                    UpgradeData::V2 {
+                        old_version: Version { major: 0, minor: 1 },
+                        new_version: Version { major: 0, minor: 2 },
+                        hash: HexBytes(vec![h]),
+                        epoch: None,
+                    }
+                };
+                if proposal {
+                    Message::UpgradeProposal { view, data }
+                } else {
+                    Message::UpgradeVote { view, data }
                 }
-            } else {
-                UpgradeData::V2 {
-                    old_version: Version { major: 0, minor: 1 },
-                    new_version: Version { major: 0, minor: 2 },
-                    hash: HexBytes(vec![h]),
-                    epoch: None,
-                }
-            };
-            Message::UpgradeVote { view, data }
-        }),
+            }
+        ),
         (view.clone(), small.clone()).prop_map(|(view, l)| proposal(view, l)),
         (view, small).prop_map(|(view, t)| Message::da_proposal(view, &[t])),
     ]

@@ -14,7 +14,11 @@
 //! - DA votes, timeout votes, upgrade votes (one per view) and each view-sync phase (one per
 //!   round and relay): one content per position, any order, but only within 64 views of the
 //!   newest view signed; a position that has left that window (or was dropped to keep at most
-//!   128 per slot) is forgotten, and no position at or below a forgotten one is signed again.
+//!   128 per slot) is forgotten, and no position at or below a forgotten one is signed again;
+//! - upgrade proposals: one per view, like upgrade votes (their own slot);
+//! - the horizon: a DA vote, DA proposal, quorum proposal, upgrade vote or upgrade proposal
+//!   more than 32 views above the highest view of the key's signed quorum, timeout and
+//!   view-sync votes is refused, before any other rule; without such a vote, no bound.
 
 use super::*;
 
@@ -30,6 +34,7 @@ pub enum Slot {
     UpgradeVote,
     QuorumProposal,
     DaProposal,
+    UpgradeProposal,
 }
 
 impl Slot {
@@ -44,7 +49,32 @@ impl Slot {
             Slot::UpgradeVote => "upgrade-vote",
             Slot::QuorumProposal => "quorum-proposal",
             Slot::DaProposal => "da-proposal",
+            Slot::UpgradeProposal => "upgrade-proposal",
         }
+    }
+
+    /// Slots whose signed views show how far the key has progressed.
+    fn anchors(self) -> bool {
+        matches!(
+            self,
+            Slot::QuorumVote
+                | Slot::TimeoutVote
+                | Slot::ViewSyncPrecommit
+                | Slot::ViewSyncCommit
+                | Slot::ViewSyncFinalize
+        )
+    }
+
+    /// Slots bounded by the horizon above the key's progress.
+    fn bounded(self) -> bool {
+        matches!(
+            self,
+            Slot::DaVote
+                | Slot::DaProposal
+                | Slot::QuorumProposal
+                | Slot::UpgradeVote
+                | Slot::UpgradeProposal
+        )
     }
 
     /// Increasing views (true) or a window of positions (false).
@@ -92,6 +122,9 @@ pub fn describe(m: &Message) -> (Slot, (u64, u64), String) {
             (*view, 0),
             format!("{computed_transactions_sha256:?}"),
         ),
+        Message::UpgradeProposal { view, data } => {
+            (Slot::UpgradeProposal, (*view, 0), format!("{data:?}"))
+        }
     }
 }
 
@@ -113,6 +146,11 @@ pub enum Expect {
         slot: &'static str,
         view: u64,
         newest: u64,
+    },
+    BeyondHorizon {
+        slot: &'static str,
+        view: u64,
+        anchor: u64,
     },
 }
 
@@ -144,6 +182,16 @@ impl Expect {
                 slot: kind.name(),
                 view: *view,
                 newest: *newest_view,
+            },
+            Decision::Refuse(Violation::BeyondViewHorizon {
+                kind,
+                view,
+                anchor_view,
+                horizon: 32,
+            }) => Expect::BeyondHorizon {
+                slot: kind.name(),
+                view: *view,
+                anchor: *anchor_view,
             },
             Decision::Refuse(_) => return None,
         })
@@ -193,6 +241,20 @@ impl Model {
     pub fn decide(&mut self, key: PublicKeyBytes, m: &Message) -> Expect {
         let (slot, position, content) = describe(m);
         let name = slot.name();
+        let anchor = self
+            .slots
+            .iter()
+            .filter(|((k, s), _)| *k == key && s.anchors())
+            .filter_map(|(_, h)| h.newest())
+            .max();
+        if let Some(anchor) = anchor.filter(|a| slot.bounded() && position.0 > a.saturating_add(32))
+        {
+            return Expect::BeyondHorizon {
+                slot: name,
+                view: position.0,
+                anchor,
+            };
+        }
         let history = self.slots.entry((key, slot)).or_default();
         let expect = if slot.increasing() {
             match history.signed.last() {
@@ -215,6 +277,7 @@ impl Model {
                 Some(_) => Expect::Sign,
             }
         } else {
+            // Window slots (the view-sync phases by round and relay).
             let remembered = history
                 .remembered()
                 .into_iter()
