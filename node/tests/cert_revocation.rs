@@ -325,10 +325,16 @@ async fn revoked_admin_auditor_and_node_certificates_are_refused_where_they_call
         .await
         .unwrap();
     let mut admin2 = cluster.admin_as(follower, "admin-2");
-    admin2
-        .get_admin_state(pb::GetAdminStateRequest {})
-        .await
-        .unwrap();
+    // The follower applies the enrollment a moment after the leader answered.
+    let started = std::time::Instant::now();
+    while let Err(status) = admin2.get_admin_state(pb::GetAdminStateRequest {}).await {
+        assert_eq!(status.message(), "\"admin-2\" is not an enrolled admin");
+        assert!(
+            started.elapsed() < Duration::from_secs(10),
+            "the follower never applied the enrollment"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
     // An auditor with its own certificate follows the audit log.
     pki.issue_client("auditor-2").unwrap();
     let mut stream = pb::audit_client::AuditClient::new(cluster.channel(follower, "auditor-2"))

@@ -164,6 +164,18 @@ impl Ctx {
     /// is this scenario's witness (DA proposals are a watermark kind no client task uses).
     async fn witness(&self) {
         let view = 1_000_000 + self.positions_now();
+        // A timeout vote at the witness's view first: a DA proposal more than 32 views above
+        // the key's own votes is refused (the view horizon), and the load votes far below.
+        let anchor = Request::grpc(ESPRESSO_KEY, &Msg::Timeout { view });
+        self.judge
+            .oracle
+            .lock()
+            .unwrap()
+            .asked(anchor.meaning.clone(), anchor.digest);
+        let a = self.answered(&anchor).await;
+        let tally = Mutex::new(Tally::default());
+        self.judge.record(&anchor, &a, &tally, false);
+        assert!(matches!(a, Answer::Signed { .. }), "witness anchor: {a:?}");
         let signed = Request::grpc(ESPRESSO_KEY, &Msg::DaProposal { view, payload: 0 });
         self.judge
             .oracle
@@ -171,7 +183,6 @@ impl Ctx {
             .unwrap()
             .asked(signed.meaning.clone(), signed.digest);
         let a = self.answered(&signed).await;
-        let tally = Mutex::new(Tally::default());
         self.judge.record(&signed, &a, &tally, false);
         assert!(matches!(a, Answer::Signed { .. }), "witness: {a:?}");
         let other = Request::grpc(ESPRESSO_KEY, &Msg::DaProposal { view, payload: 1 });
@@ -281,9 +292,19 @@ impl Ctx {
     }
 }
 
+/// The last `lines` lines of a node's log, preceded by the first panic message in it (a
+/// backtrace can push the message itself out of the tail).
 fn tail(text: &str, lines: usize) -> String {
     let all: Vec<&str> = text.lines().collect();
-    all[all.len().saturating_sub(lines)..].join("\n")
+    let panic = all
+        .iter()
+        .position(|l| l.contains("panicked at"))
+        .map(|i| format!("{}\n…\n", all[i..(i + 3).min(all.len())].join("\n")))
+        .unwrap_or_default();
+    format!(
+        "{panic}{}",
+        all[all.len().saturating_sub(lines)..].join("\n")
+    )
 }
 
 /// Inject `name`'s fault, hold it, heal it; returns a note for the table (or `None` when the

@@ -139,6 +139,8 @@ pub fn raise(state: &mut ProtectionState, registry: &Registry, floors: &Floors) 
                         window.floor = Some(window.floor.map_or(floor, |f| f.max(floor)));
                         window.signed.retain(|p, _| *p > floor);
                     }
+                    // Requests and network messages keep no record to raise.
+                    Rule::Unprotected => {}
                 }
             }
         }

@@ -30,7 +30,10 @@ use crate::protection::espresso::leaf::{EpochFields, ProposedLeaf, ViewChangeEvi
 use crate::protection::espresso::message::{
     Commitment, DaData, HexBytes, Message, QuorumData, UpgradeData, Version, ViewSyncPhase,
 };
-use crate::protection::espresso::EspressoIntent;
+use crate::protection::espresso::new_protocol::{LockView, TimeoutData3, Vote2Data};
+use crate::protection::espresso::request::is_vid_request_preimage;
+use crate::protection::espresso::vid::{self, VidCommitment, VidParams, VidVersion};
+use crate::protection::espresso::{EspressoIntent, Request};
 use crate::protection::ethereum::{Eth2Intent, Root};
 use crate::protection::{Intent, Profile};
 use crate::replica::ProposeError;
@@ -119,6 +122,82 @@ pub enum RequestMessage {
         #[serde(with = "crate::bytes::hex_or_raw")]
         encoded_transactions: Vec<u8>,
     },
+    /// An Espresso VID disperse, with its payload: like a DA proposal's, its commitment is
+    /// computed by every node that builds the intent.
+    EspressoVidDisperse {
+        /// View of the disperse.
+        view: u64,
+        /// The payload.
+        payload: VidPayload,
+    },
+    /// An Espresso builder `available_blocks` query with the parent payload, whose commitment
+    /// every node that builds the intent computes.
+    EspressoBuilderParent {
+        /// View the block is for.
+        view: u64,
+        /// The parent block's payload.
+        parent: VidPayload,
+    },
+}
+
+/// A block payload as HotShot's `vid_commitment` takes it.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct VidPayload {
+    /// The VID scheme of the view's protocol version.
+    pub version: VidVersion,
+    /// The total weight.
+    pub params: VidParams,
+    /// The encoded transactions.
+    #[serde(with = "crate::bytes::hex_or_raw")]
+    pub payload: Vec<u8>,
+    /// The namespace table.
+    #[serde(with = "crate::bytes::hex_or_raw")]
+    pub ns_table: Vec<u8>,
+}
+
+impl VidPayload {
+    fn from_wire(p: &Option<pb::VidPayload>, path: &str) -> Result<Self, SignError> {
+        let p = required(p, path)?;
+        let v = version(&p.protocol_version, &format!("{path}.protocol_version"))?;
+        let version = VidVersion::for_protocol(v.major, v.minor)
+            .map_err(|e| invalid(&format!("{path}.protocol_version"), e))?;
+        if p.payload.len() > vid::MAX_PAYLOAD_BYTES {
+            return Err(invalid(
+                &format!("{path}.payload"),
+                format!(
+                    "{} bytes, more than the {} a block may hold",
+                    p.payload.len(),
+                    vid::MAX_PAYLOAD_BYTES
+                ),
+            ));
+        }
+        Ok(VidPayload {
+            version,
+            params: VidParams {
+                total_weight: p.total_weight,
+            },
+            payload: p.payload.clone(),
+            ns_table: p.ns_table.clone(),
+        })
+    }
+
+    /// HotShot's payload commitment of this payload (the signer's own computation).
+    pub fn commitment(&self, path: &str) -> Result<VidCommitment, SignError> {
+        vid::payload_commitment(self.version, &self.payload, &self.ns_table, &self.params)
+            .map_err(|e| invalid(path, e))
+    }
+}
+
+impl RequestMessage {
+    /// Whether building this request's intent computes a VID commitment (up to a couple of
+    /// seconds of CPU for the largest payloads: done off the async runtime).
+    pub fn computes_vid(&self) -> bool {
+        matches!(
+            self,
+            RequestMessage::EspressoVidDisperse { .. }
+                | RequestMessage::EspressoBuilderParent { .. }
+        )
+    }
 }
 
 /// An eth2 request: a typed message (the signer computes its root), or a raw root.
@@ -172,9 +251,10 @@ impl RequestMessage {
     pub fn profile(&self) -> Profile {
         match self {
             RequestMessage::Eth2(_) => Profile::Eth2,
-            RequestMessage::Espresso(_) | RequestMessage::EspressoDaProposal { .. } => {
-                Profile::Espresso
-            }
+            RequestMessage::Espresso(_)
+            | RequestMessage::EspressoDaProposal { .. }
+            | RequestMessage::EspressoVidDisperse { .. }
+            | RequestMessage::EspressoBuilderParent { .. } => Profile::Espresso,
         }
     }
 }
@@ -243,6 +323,31 @@ impl TryFrom<pb::SignRequest> for SignRequest {
                 view: p.view,
                 encoded_transactions: p.encoded_transactions.clone(),
             },
+            Some(M::Espresso(pb::EspressoMessage {
+                kind: Some(pb::espresso_message::Kind::VidDisperse(d)),
+            })) => RequestMessage::EspressoVidDisperse {
+                view: d.view,
+                payload: VidPayload::from_wire(&d.payload, "espresso.vid_disperse.payload")?,
+            },
+            Some(M::Espresso(pb::EspressoMessage {
+                kind:
+                    Some(pb::espresso_message::Kind::Request(pb::EspressoRequest {
+                        kind:
+                            Some(pb::espresso_request::Kind::BuilderAvailableBlocks(
+                                pb::BuilderAvailableBlocks {
+                                    view,
+                                    parent:
+                                        Some(pb::builder_available_blocks::Parent::ParentPayload(p)),
+                                },
+                            )),
+                    })),
+            })) => RequestMessage::EspressoBuilderParent {
+                view: *view,
+                parent: VidPayload::from_wire(
+                    &Some(p.clone()),
+                    "espresso.request.builder_available_blocks.parent_payload",
+                )?,
+            },
             Some(M::Espresso(m)) => RequestMessage::Espresso(espresso_message(m)?),
             None => return Err(invalid("message", "missing")),
         };
@@ -297,18 +402,64 @@ pub fn intent(
             "espresso.da_proposal",
             "a request carries the encoded transactions, never their digest",
         )),
-        RequestMessage::Espresso(m) => Ok(Intent::Espresso(EspressoIntent {
-            public_key: fixed(&key.public_key, "key public key")?,
-            message: m.clone(),
-        })),
+        RequestMessage::Espresso(Message::VidDisperse { .. }) => Err(invalid(
+            "espresso.vid_disperse",
+            "a request carries the payload, never its commitment",
+        )),
+        RequestMessage::Espresso(Message::Request(r)) => {
+            r.validate()
+                .map_err(|e| invalid(&format!("espresso.request.{}", r.name()), e))?;
+            // A builder's hash or a parent commitment given as is: any 32 bytes, so any vote.
+            if r.requires_trusted_client() && !eth2.raw_roots {
+                return Err(SignError::UntrustedBuilderRequest(
+                    r.name().replace('-', "_"),
+                ));
+            }
+            espresso_intent(key, Message::Request(r.clone()))
+        }
+        RequestMessage::Espresso(m) => espresso_intent(key, m.clone()),
         RequestMessage::EspressoDaProposal {
             view,
             encoded_transactions,
-        } => Ok(Intent::Espresso(EspressoIntent {
-            public_key: fixed(&key.public_key, "key public key")?,
-            message: Message::da_proposal(*view, encoded_transactions),
-        })),
+        } => {
+            // A VID request's signature is SHA-256 of exactly such bytes: signed as a DA
+            // proposal, they would give this key's VID request signature (and the other way
+            // round). No real block payload has that shape.
+            if is_vid_request_preimage(encoded_transactions) {
+                return Err(invalid(
+                    "espresso.da_proposal.encoded_transactions",
+                    "these bytes are the encoding of a VID request, not a block payload",
+                ));
+            }
+            espresso_intent(key, Message::da_proposal(*view, encoded_transactions))
+        }
+        RequestMessage::EspressoVidDisperse { view, payload } => espresso_intent(
+            key,
+            Message::VidDisperse {
+                view: *view,
+                computed_payload_commitment: payload.commitment("espresso.vid_disperse.payload")?,
+            },
+        ),
+        RequestMessage::EspressoBuilderParent { view, parent } => {
+            let commitment =
+                parent.commitment("espresso.request.builder_available_blocks.parent_payload")?;
+            espresso_intent(
+                key,
+                Message::Request(Request::BuilderAvailableBlocks {
+                    parent_commitment: FixedBytes(commitment.to_bytes()),
+                    view: *view,
+                }),
+            )
+        }
     }
+}
+
+/// The Espresso intent of `message` for `key`.
+fn espresso_intent(key: &KeyIdentity, message: Message) -> Result<Intent, SignError> {
+    Ok(Intent::Espresso(EspressoIntent {
+        public_key: fixed(&key.public_key, "key public key")?,
+        message,
+    }))
 }
 
 /// Parse an eth2 request: the typed message, or a raw root with its slot or epochs.
@@ -486,6 +637,82 @@ pub fn espresso_message(m: &pb::EspressoMessage) -> Result<Message, SignError> {
         K::QuorumProposal(p) => Message::quorum_proposal(quorum_proposal(p)?),
         // The signer hashes the payload here; only the digest travels on.
         K::DaProposal(p) => Message::da_proposal(p.view, &p.encoded_transactions),
+        K::VidDisperse(d) => Message::VidDisperse {
+            view: d.view,
+            computed_payload_commitment: VidPayload::from_wire(
+                &d.payload,
+                "espresso.vid_disperse.payload",
+            )?
+            .commitment("espresso.vid_disperse.payload")?,
+        },
+        K::Request(r) => Message::Request(espresso_request(r)?),
+        K::Vote2(v) => Message::Vote2 {
+            view: v.view,
+            data: Vote2Data {
+                leaf_commit: fixed(&v.leaf_commit, "espresso.vote2.leaf_commit")?,
+                epoch: v.epoch,
+                block_number: v.block_number,
+            },
+        },
+        K::TimeoutVote3(t) => Message::TimeoutVote3(TimeoutData3 {
+            view: t.view,
+            epoch: t.epoch,
+            lock: t.lock.as_ref().map(|l| LockView {
+                epoch: l.epoch,
+                view: l.view,
+            }),
+        }),
+    })
+}
+
+/// Parse a request or network message. A builder query that names its parent by payload is
+/// converted with the payload ([`RequestMessage::EspressoBuilderParent`]), not here.
+fn espresso_request(r: &pb::EspressoRequest) -> Result<Request, SignError> {
+    use pb::espresso_request::Kind as R;
+    const PATH: &str = "espresso.request";
+    Ok(match required(&r.kind, &format!("{PATH}.kind"))? {
+        R::ProposalFetch(v) => Request::ProposalFetch { view: v.view },
+        R::Vid(v) => Request::Vid { view: v.view },
+        R::CatchUp(c) => Request::CatchUp {
+            request: HexBytes(c.request.clone()),
+            timestamp: c.timestamp,
+        },
+        R::Libp2pAuth(p) => Request::Libp2pAuth {
+            peer_id: HexBytes(p.peer_id.clone()),
+        },
+        R::DhtRecord(p) => Request::DhtRecord {
+            value: HexBytes(p.peer_id.clone()),
+        },
+        R::PushCdnAuth(p) => Request::PushCdnAuth {
+            timestamp: p.timestamp,
+        },
+        R::BuilderAvailableBlocks(b) => match &b.parent {
+            Some(pb::builder_available_blocks::Parent::ParentCommitment(c)) => {
+                Request::BuilderAvailableBlocks {
+                    parent_commitment: fixed(
+                        c,
+                        &format!("{PATH}.builder_available_blocks.parent_commitment"),
+                    )?,
+                    view: b.view,
+                }
+            }
+            Some(pb::builder_available_blocks::Parent::ParentPayload(_)) => {
+                return Err(invalid(
+                    &format!("{PATH}.builder_available_blocks.parent_payload"),
+                    "converted with its payload (an internal path)",
+                ))
+            }
+            None => {
+                return Err(invalid(
+                    &format!("{PATH}.builder_available_blocks.parent"),
+                    "missing",
+                ))
+            }
+        },
+        R::BuilderClaim(c) => Request::BuilderClaim {
+            block_hash: fixed(&c.block_hash, &format!("{PATH}.builder_claim.block_hash"))?,
+            view: c.view,
+        },
     })
 }
 
@@ -546,7 +773,8 @@ impl SignError {
             SignError::Denied(Denied::NotBootstrapped) => Code::Unavailable,
             SignError::Denied(Denied::Access(_))
             | SignError::NotReader(_)
-            | SignError::RawRootsRefused => Code::PermissionDenied,
+            | SignError::RawRootsRefused
+            | SignError::UntrustedBuilderRequest(_) => Code::PermissionDenied,
             SignError::Invalid { .. } => Code::InvalidArgument,
             SignError::KeyNotFound(_) | SignError::KeyInactive(_) => Code::NotFound,
             SignError::Refused(_) | SignError::KeyMismatch(_) | SignError::Paused => {

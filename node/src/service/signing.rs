@@ -176,6 +176,15 @@ pub enum SignError {
          (raw_roots); send the typed message (eth2.typed) and the signer computes the root"
     )]
     RawRootsRefused,
+    /// An Espresso builder request signing 32 bytes the client (or its builder) chose, from
+    /// a client whose grant does not trust raw roots.
+    #[error(
+        "espresso.request.{0}: a builder request signs 32 bytes the client or its builder \
+         chose (any vote commitment would pass), so it is accepted only from a client whose \
+         grant trusts raw roots (raw_roots); an available-blocks query can instead send the \
+         parent payload (parent_payload), whose commitment the signer computes"
+    )]
+    UntrustedBuilderRequest(String),
     /// No registry record and no key file has this id.
     #[error("key_id: no active key {0:?} on this cluster")]
     KeyNotFound(String),
@@ -476,11 +485,26 @@ impl SignPath {
         raw_roots: bool,
         forwarded: bool,
     ) -> Result<Signed, SignError> {
-        let eth2 = convert::Eth2Context {
-            network: &self.eth2_network,
-            raw_roots,
+        let intent = if req.message.computes_vid() {
+            // A VID commitment of a large payload is seconds of CPU: off the async runtime.
+            let (request, key, network) =
+                (req.clone(), identity.clone(), self.eth2_network.clone());
+            tokio::task::spawn_blocking(move || {
+                let eth2 = convert::Eth2Context {
+                    network: &network,
+                    raw_roots,
+                };
+                convert::intent(&request, &key, eth2)
+            })
+            .await
+            .map_err(|e| SignError::Internal(format!("VID commitment task: {e}")))??
+        } else {
+            let eth2 = convert::Eth2Context {
+                network: &self.eth2_network,
+                raw_roots,
+            };
+            convert::intent(&req, identity, eth2)?
         };
-        let intent = convert::intent(&req, identity, eth2)?;
         let leader = self.raft.metrics().borrow_watched().current_leader;
         match leader {
             Some(l) if l == self.node_id => {}

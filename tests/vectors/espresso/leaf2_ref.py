@@ -9,12 +9,18 @@ Sources, all EspressoSystems (MIT-licensed crates):
 - the same commit's `simple_certificate.rs` (`impl Committable for SimpleCertificate`) and
   `simple_vote.rs` (`QuorumData2`, `NextEpochQuorumData2`, `UpgradeProposalData`);
 - commit `src/lib.rs` @ a57ae4ae2b6a2bae0af1bf18377089fffaabffac (`RawCommitmentBuilder`);
+- per-release layouts: `data.rs` @ 386be1e9e100ebece0ba2137990c97b698e0343c and
+  @ 935a4c593bc26e67ab9988323273da1228fd44d7, and the first epoch-enabled `Leaf2` (see LEAF2.md);
 - bincode 1.3 (fixint, little endian: HotShot's `bincode_opts`), bitvec 1.x `BitSlice` serde,
   tagged-base64 0.4 `TaggedBase64` serde and `#[tagged]` (signatures serialize uncompressed).
 
 Usage (needs pycryptodome for Keccak-256, e.g. in a throwaway venv):
     python3 leaf2_ref.py           check every case of leaf2.json
     python3 leaf2_ref.py --write   recompute the derived parts of leaf2.json, then check
+
+Each case also names the layout it follows (`layout`: which release's `Leaf2::commit()`; for a
+recorded leaf, the one of the record's header version `protocol_version`) and the layouts that
+must refuse it (`layouts_refusing`), per the rule in `layout_admits`.
 
 For a `verified` case the file holds the leaf as HotShot's query service served it (block header
 replaced by the block's hash, which is `Header::commit()`), and the commitment HotShot computed
@@ -254,6 +260,38 @@ def leaf2_commit(message):
     return b.finalize()
 
 
+# ---- per-release layouts ----------------------------------------------------------------------
+# `Leaf2::commit()` takes no version; what it hashes depends on the view's protocol version
+# (`with_epoch` from 0.3 = EPOCH_VERSION) and on the HotShot source (the evidence clause was added
+# after the first epoch-enabled Leaf2, see LEAF2.md). A layout refuses a request carrying a field
+# it does not hash, or lacking one it always hashes.
+LAYOUTS = ["unversioned", "v0.1-v0.2", "epochs-without-evidence", "v0.3-v0.6"]
+
+
+def layout_admits(layout, message):
+    p = message["quorum_proposal"]
+    e = p["with_epoch"]
+    if layout == "unversioned":
+        return True
+    if layout == "v0.1-v0.2":
+        return e is None
+    if e is None:
+        return False
+    if layout == "epochs-without-evidence":
+        return e["view_change_evidence"] is None
+    return layout == "v0.3-v0.6"
+
+
+def layout_of_version(version):
+    minor = int(version.split(".")[1])
+    return "v0.1-v0.2" if minor < 3 else "v0.3-v0.6"
+
+
+def set_layouts(case, layout):
+    case["layout"] = layout
+    case["layouts_refusing"] = [l for l in LAYOUTS if not layout_admits(l, case["message"])]
+
+
 # ---- derived cases: layouts no recorded leaf exercises ---------------------------------------
 
 def pattern(start):
@@ -289,14 +327,24 @@ def derived_cases():
     for name, change in variants:
         message = {"quorum_proposal": dict(base, **change)}
         commit = leaf2_commit(message)
-        cases.append({
+        case = {
             "name": f"derived: {name}",
             "provenance": "derived: leaf2_ref.py's own computation from HotShot's source text "
                           "(no recorded leaf has this shape)",
             "message": message,
             "leaf_commit": tb64_encode("COMMIT", commit),
             "leaf_commit_hex": commit.hex(),
-        })
+        }
+        e = message["quorum_proposal"]["with_epoch"]
+        if e is None:
+            layout = "v0.1-v0.2"
+        elif e["view_change_evidence"] is None:
+            # The first epoch-enabled Leaf2::commit() hashed exactly these clauses too.
+            layout = "epochs-without-evidence"
+        else:
+            layout = "v0.3-v0.6"
+        set_layouts(case, layout)
+        cases.append(case)
     return cases
 
 
@@ -309,6 +357,7 @@ def main():
             if "hotshot_leaf" in case:
                 case["message"] = message_from_hotshot_leaf(case["hotshot_leaf"])
                 case["leaf_commit_hex"] = commit32(case["leaf_commit"]).hex()
+                set_layouts(case, layout_of_version(case["protocol_version"]))
         doc["cases"] = [c for c in doc["cases"] if "hotshot_leaf" in c] + derived_cases()
         FIXTURE.write_text(json.dumps(doc, indent=1) + "\n")
     failed = 0
@@ -326,6 +375,14 @@ def main():
             got = leaf2_commit(case["message"])
         if got != want:
             problems.append(f"leaf commitment {tb64_encode('COMMIT', got)}")
+        layout = case.get("layout")
+        if layout not in LAYOUTS or not layout_admits(layout, case["message"]):
+            problems.append(f"layout {layout!r} does not admit the case")
+        if "protocol_version" in case and layout != layout_of_version(case["protocol_version"]):
+            problems.append(f"layout {layout!r} is not protocol {case['protocol_version']}'s")
+        refusing = [l for l in LAYOUTS if not layout_admits(l, case["message"])]
+        if case.get("layouts_refusing") != refusing:
+            problems.append(f"layouts_refusing should be {refusing}")
         failed += bool(problems)
         print(("FAIL " if problems else "PASS ") + case["name"] + "".join("\n  " + p for p in problems))
     print(f"{len(doc['cases']) - failed} passed, {failed} failed")

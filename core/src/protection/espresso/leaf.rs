@@ -24,6 +24,27 @@
 //! Neither the block payload nor the light-client `state_cert` is hashed, and neither is the
 //! epoch number itself: HotShot sets `with_epoch = proposal.epoch.is_some()`.
 //!
+//! # Layouts per release ([`LeafLayout`])
+//! `Leaf2::commit()` takes no version: which clauses it hashes depends on whether the view's
+//! protocol version has epochs (`with_epoch`, from 0.3 = `EPOCH_VERSION` on) and on the HotShot
+//! source the node runs. Read in espresso-network `crates/hotshot/types/src/data.rs`:
+//! - `Leaf::commit()` (protocol 0.1 / 0.2, no epochs; also `Leaf2` with `with_epoch = false`):
+//!   the first six lines above and nothing else ([`LeafLayout::PreEpoch`]);
+//! - the first `Leaf2` with epochs (the pre-merge HotShot source, `QuorumData2` without a block
+//!   number; indexed copy, commit unknown): `with_epoch`, the next-epoch QC as `optional`, the
+//!   DRB result only when present, and **no** view-change evidence: the commit destructured it
+//!   as `view_change_evidence: _` ([`LeafLayout::EpochsWithoutEvidence`]);
+//! - `02fb8756`, `d4cc0d58`, `386be1e9` (protocol 0.3 to 0.6 in `versions`): the above plus the
+//!   `"timeout cert"` / `"viewsync cert"` clause ([`LeafLayout::Epochs`]). The recorded chains
+//!   v3 (header version 0.3) and v5 (0.5) match it;
+//! - `935a4c59` (the new protocol's epoch-binding timeouts): a third evidence form,
+//!   `"timeout cert v3"`, which [`ProposedLeaf`] cannot carry; the new protocol's own leaf
+//!   type ([`super::new_protocol::NewProtocolLeaf`]) computes it.
+//!
+//! The DRB result was hashed the same way (`"next_drb_result"` then 32 bytes, only when
+//! present; never as `optional`) in every version read. [`ProposedLeaf::commit`] is the
+//! unversioned form ([`LeafLayout::Unversioned`], the default): `with_epoch` alone decides.
+//!
 //! # Why sub-commitments are values, and the parent leaf is a field of its own
 //! The block header, certificate and DRB values are data after the `"leaf commitment"` tag inside
 //! one Keccak preimage; whatever a client puts there, the result is a leaf commitment, and it
@@ -46,6 +67,133 @@ use super::committable::Builder;
 use super::message::Commitment;
 use crate::bytes::FixedBytes;
 use serde::{Deserialize, Serialize};
+
+/// Which release's `Leaf2::commit()` a quorum proposal follows. Serde names are the protocol
+/// versions (`vbs` `major.minor`, `versions` crate: 0.2 `FEE_VERSION`, 0.3 `EPOCH_VERSION`,
+/// 0.4 `DRB_AND_HEADER_UPGRADE_VERSION`, 0.5 `DA_UPGRADE_VERSION`, 0.6 `VID2_UPGRADE_VERSION`)
+/// whose views hash that layout.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub enum LeafLayout {
+    /// No layout named: `with_epoch` alone decides what is hashed (the signer's behaviour
+    /// before layouts were named; every clause of [`LeafLayout::Epochs`] is accepted).
+    #[default]
+    #[serde(rename = "unversioned")]
+    Unversioned,
+    /// Protocol 0.1 and 0.2: `Leaf::commit()`, no epoch clauses; `with_epoch` is refused.
+    #[serde(rename = "v0.1-v0.2", alias = "v0.1", alias = "v0.2")]
+    PreEpoch,
+    /// The first epoch-enabled `Leaf2::commit()`, which did not hash view-change evidence:
+    /// `with_epoch` is required and `view_change_evidence` is refused.
+    #[serde(rename = "epochs-without-evidence")]
+    EpochsWithoutEvidence,
+    /// Protocol 0.3 to 0.6 (HotShot source `02fb8756` … `386be1e9`): `with_epoch` is required;
+    /// the timeout / view-sync evidence clause is hashed.
+    #[serde(
+        rename = "v0.3-v0.6",
+        alias = "v0.3",
+        alias = "v0.4",
+        alias = "v0.5",
+        alias = "v0.6"
+    )]
+    Epochs,
+}
+
+/// A quorum proposal carries a field its named [`LeafLayout`] does not hash (or lacks one it
+/// requires). Signing it anyway would sign bytes that are not the leaf the client described.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum LeafLayoutError {
+    /// `with_epoch` under a pre-epoch layout.
+    #[error("leaf layout {0:?} has no epoch clauses, but the proposal carries with_epoch")]
+    EpochNotHashed(LeafLayout),
+    /// No `with_epoch` under an epoch layout.
+    #[error("leaf layout {0:?} hashes every leaf with_epoch, but the proposal has none")]
+    EpochRequired(LeafLayout),
+    /// View-change evidence under a layout that does not hash it.
+    #[error("leaf layout {0:?} does not hash view-change evidence, but the proposal carries it")]
+    EvidenceNotHashed(LeafLayout),
+}
+
+impl LeafLayout {
+    /// Whether `leaf` has exactly the fields this layout hashes.
+    pub fn check(self, leaf: &ProposedLeaf) -> Result<(), LeafLayoutError> {
+        match (self, &leaf.with_epoch) {
+            (LeafLayout::Unversioned, _) => Ok(()),
+            (LeafLayout::PreEpoch, None) => Ok(()),
+            (LeafLayout::PreEpoch, Some(_)) => Err(LeafLayoutError::EpochNotHashed(self)),
+            (LeafLayout::EpochsWithoutEvidence | LeafLayout::Epochs, None) => {
+                Err(LeafLayoutError::EpochRequired(self))
+            }
+            (LeafLayout::EpochsWithoutEvidence, Some(e)) if e.view_change_evidence.is_some() => {
+                Err(LeafLayoutError::EvidenceNotHashed(self))
+            }
+            (LeafLayout::EpochsWithoutEvidence | LeafLayout::Epochs, Some(_)) => Ok(()),
+        }
+    }
+}
+
+/// A quorum proposal that names the layout its leaf commitment follows. Deserializing one
+/// checks the leaf against the layout ([`LeafLayout::check`]), so a value of this type always
+/// has exactly the fields its layout hashes. In JSON: the leaf's own fields (as
+/// [`ProposedLeaf`]) and `layout`, which defaults to [`LeafLayout::Unversioned`].
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct VersionedLeaf {
+    /// The layout named.
+    pub layout: LeafLayout,
+    /// The leaf.
+    #[serde(flatten)]
+    leaf: ProposedLeaf,
+}
+
+impl VersionedLeaf {
+    /// `leaf` under `layout`, refused if the leaf carries a field the layout does not hash.
+    pub fn new(layout: LeafLayout, leaf: ProposedLeaf) -> Result<Self, LeafLayoutError> {
+        layout.check(&leaf)?;
+        Ok(VersionedLeaf { layout, leaf })
+    }
+
+    /// The leaf (read-only: changing it could break the layout check).
+    pub fn leaf(&self) -> &ProposedLeaf {
+        &self.leaf
+    }
+
+    /// The leaf commitment under the named layout: the bytes the proposal's signature covers.
+    pub fn commit(&self) -> [u8; 32] {
+        // The layout was checked on construction; every layout hashes exactly the fields it
+        // accepts, so the unversioned builder gives that layout's bytes.
+        self.leaf.commit()
+    }
+}
+
+impl<'de> Deserialize<'de> for VersionedLeaf {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        /// The wire form: `ProposedLeaf`'s fields plus `layout` (`flatten` cannot be combined
+        /// with `deny_unknown_fields`, so the fields are listed here).
+        #[derive(Deserialize)]
+        #[serde(deny_unknown_fields)]
+        struct Wire {
+            #[serde(default)]
+            layout: LeafLayout,
+            view: u64,
+            parent_leaf: Commitment,
+            block_header_commit: Commitment,
+            justify_qc_commit: Commitment,
+            #[serde(default)]
+            upgrade_certificate_commit: Option<Commitment>,
+            #[serde(default)]
+            with_epoch: Option<EpochFields>,
+        }
+        let w = Wire::deserialize(d)?;
+        let leaf = ProposedLeaf {
+            view: w.view,
+            parent_leaf: w.parent_leaf,
+            block_header_commit: w.block_header_commit,
+            justify_qc_commit: w.justify_qc_commit,
+            upgrade_certificate_commit: w.upgrade_certificate_commit,
+            with_epoch: w.with_epoch,
+        };
+        VersionedLeaf::new(w.layout, leaf).map_err(serde::de::Error::custom)
+    }
+}
 
 /// HotShot's `DrbResult`: 32 bytes.
 pub type DrbResult = FixedBytes<32>;
@@ -102,6 +250,13 @@ impl ProposedLeaf {
         self.builder().finalize()
     }
 
+    /// The leaf commitment under a named layout, refused (with the reason) if the leaf
+    /// carries a field that layout does not hash or lacks one it requires.
+    pub fn commit_as(&self, layout: LeafLayout) -> Result<[u8; 32], LeafLayoutError> {
+        layout.check(self)?;
+        Ok(self.commit())
+    }
+
     /// The Keccak preimage of [`ProposedLeaf::commit`] (for tests that reason about it).
     #[cfg(test)]
     pub(super) fn preimage(&self) -> Vec<u8> {
@@ -109,31 +264,63 @@ impl ProposedLeaf {
     }
 
     fn builder(&self) -> Builder {
-        let mut b = Builder::new("leaf commitment")
-            .u64_field("view number", self.view)
-            .field("parent leaf commitment", &self.parent_leaf)
-            .field("block header", &self.block_header_commit)
-            .field("justify qc", &self.justify_qc_commit)
-            .optional(
-                "upgrade certificate",
-                self.upgrade_certificate_commit.as_ref(),
-            );
-        if let Some(epoch) = &self.with_epoch {
-            b = b.constant_str("with_epoch").optional(
-                "next_epoch_justify_qc",
-                epoch.next_epoch_justify_qc_commit.as_ref(),
-            );
-            if let Some(drb) = &epoch.next_drb_result {
-                b = b.constant_str("next_drb_result").fixed_size_bytes(&drb.0);
-            }
-            match &epoch.view_change_evidence {
-                Some(ViewChangeEvidence::TimeoutCert(c)) => b = b.field("timeout cert", c),
-                Some(ViewChangeEvidence::ViewSyncCert(c)) => b = b.field("viewsync cert", c),
-                None => {}
-            }
-        }
-        b
+        let head = leaf_head(
+            self.view,
+            &self.parent_leaf,
+            &self.block_header_commit,
+            &self.justify_qc_commit,
+            self.upgrade_certificate_commit.as_ref(),
+        );
+        let Some(epoch) = &self.with_epoch else {
+            return head;
+        };
+        let evidence = epoch.view_change_evidence.as_ref().map(|e| match e {
+            ViewChangeEvidence::TimeoutCert(c) => ("timeout cert", c),
+            ViewChangeEvidence::ViewSyncCert(c) => ("viewsync cert", c),
+        });
+        epoch_tail(
+            head,
+            epoch.next_epoch_justify_qc_commit.as_ref(),
+            epoch.next_drb_result.as_ref(),
+            evidence,
+        )
     }
+}
+
+/// The clauses every `Leaf` / `Leaf2` commitment starts with.
+pub(super) fn leaf_head(
+    view: u64,
+    parent_leaf: &Commitment,
+    block_header_commit: &Commitment,
+    justify_qc_commit: &Commitment,
+    upgrade_certificate_commit: Option<&Commitment>,
+) -> Builder {
+    Builder::new("leaf commitment")
+        .u64_field("view number", view)
+        .field("parent leaf commitment", parent_leaf)
+        .field("block header", block_header_commit)
+        .field("justify qc", justify_qc_commit)
+        .optional("upgrade certificate", upgrade_certificate_commit)
+}
+
+/// The clauses a `Leaf2` with `with_epoch` adds; `evidence` is the clause name and the
+/// certificate's commitment.
+pub(super) fn epoch_tail(
+    head: Builder,
+    next_epoch_justify_qc_commit: Option<&Commitment>,
+    next_drb_result: Option<&DrbResult>,
+    evidence: Option<(&str, &Commitment)>,
+) -> Builder {
+    let mut b = head
+        .constant_str("with_epoch")
+        .optional("next_epoch_justify_qc", next_epoch_justify_qc_commit);
+    if let Some(drb) = next_drb_result {
+        b = b.constant_str("next_drb_result").fixed_size_bytes(&drb.0);
+    }
+    if let Some((name, c)) = evidence {
+        b = b.field(name, c);
+    }
+    b
 }
 
 #[cfg(test)]
@@ -202,6 +389,147 @@ mod tests {
             v253.commit(),
             c("COMMIT~cHq2y6ggHsWfh4ETXurkMcOZigT4yzr2q-XesdXdCsM1").0
         );
+    }
+
+    const LEAF2_VECTORS: &str = include_str!("../../../../tests/vectors/espresso/leaf2.json");
+
+    fn layout(v: &serde_json::Value) -> LeafLayout {
+        serde_json::from_value(v.clone()).unwrap()
+    }
+
+    /// Every case of `leaf2.json` (HotShot-recorded leaves of protocol 0.2, 0.3 and 0.5, and
+    /// derived shapes) under the layout it names, and refused by each layout it must not pass.
+    #[test]
+    fn leaf2_vectors_under_their_layouts() {
+        let doc: serde_json::Value = serde_json::from_str(LEAF2_VECTORS).unwrap();
+        let cases = doc["cases"].as_array().unwrap();
+        let mut versions = std::collections::BTreeSet::new();
+        for case in cases {
+            let name = case["name"].as_str().unwrap();
+            let proposal = &case["message"]["quorum_proposal"];
+            let leaf: ProposedLeaf = serde_json::from_value(proposal.clone()).unwrap();
+            let want = h(case["leaf_commit_hex"].as_str().unwrap()).0;
+            let named = layout(&case["layout"]);
+            assert_eq!(leaf.commit_as(named), Ok(want), "{name}");
+            assert_eq!(leaf.commit_as(LeafLayout::Unversioned), Ok(want), "{name}");
+            for refusing in case["layouts_refusing"].as_array().unwrap() {
+                assert!(
+                    leaf.commit_as(layout(refusing)).is_err(),
+                    "{name}: {refusing}"
+                );
+            }
+            // The same request naming its layout, as JSON.
+            let mut wire = proposal.clone();
+            wire["layout"] = case["layout"].clone();
+            let versioned: VersionedLeaf = serde_json::from_value(wire).unwrap();
+            assert_eq!(
+                (versioned.layout, versioned.commit()),
+                (named, want),
+                "{name}"
+            );
+            assert_eq!(versioned.leaf(), &leaf);
+            if let Some(v) = case["protocol_version"].as_str() {
+                let by_version = layout(&serde_json::json!(format!("v{v}")));
+                assert_eq!(by_version, named, "{name}: the version's serde alias");
+                versions.insert(v.to_string());
+            }
+        }
+        assert_eq!(
+            versions.len(),
+            3,
+            "recorded leaves of 0.2, 0.3 and 0.5: {versions:?}"
+        );
+    }
+
+    #[test]
+    fn layouts_refuse_fields_they_do_not_hash() {
+        let plain = ProposedLeaf {
+            view: 5,
+            parent_leaf: FixedBytes([1; 32]),
+            block_header_commit: FixedBytes([2; 32]),
+            justify_qc_commit: FixedBytes([3; 32]),
+            upgrade_certificate_commit: None,
+            with_epoch: None,
+        };
+        let epoch = ProposedLeaf {
+            with_epoch: Some(EpochFields::default()),
+            ..plain.clone()
+        };
+        let evidence = ProposedLeaf {
+            with_epoch: Some(EpochFields {
+                view_change_evidence: Some(ViewChangeEvidence::TimeoutCert(FixedBytes([4; 32]))),
+                ..EpochFields::default()
+            }),
+            ..plain.clone()
+        };
+        use LeafLayout::*;
+        use LeafLayoutError::*;
+        assert_eq!(plain.commit_as(PreEpoch), Ok(plain.commit()));
+        assert_eq!(plain.commit_as(Epochs), Err(EpochRequired(Epochs)));
+        assert_eq!(
+            plain.commit_as(EpochsWithoutEvidence),
+            Err(EpochRequired(EpochsWithoutEvidence))
+        );
+        assert_eq!(epoch.commit_as(PreEpoch), Err(EpochNotHashed(PreEpoch)));
+        assert_eq!(epoch.commit_as(EpochsWithoutEvidence), Ok(epoch.commit()));
+        assert_eq!(epoch.commit_as(Epochs), Ok(epoch.commit()));
+        assert_eq!(
+            evidence.commit_as(EpochsWithoutEvidence),
+            Err(EvidenceNotHashed(EpochsWithoutEvidence))
+        );
+        assert_eq!(evidence.commit_as(Epochs), Ok(evidence.commit()));
+        for leaf in [&plain, &epoch, &evidence] {
+            assert_eq!(leaf.commit_as(Unversioned), Ok(leaf.commit()));
+        }
+        let err = evidence.commit_as(EpochsWithoutEvidence).unwrap_err();
+        assert!(err
+            .to_string()
+            .contains("does not hash view-change evidence"));
+    }
+
+    #[test]
+    fn versioned_leaf_serde() {
+        let leaf = serde_json::json!({
+            "view": 5,
+            "parent_leaf": format!("0x{}", "01".repeat(32)),
+            "block_header_commit": format!("0x{}", "02".repeat(32)),
+            "justify_qc_commit": format!("0x{}", "03".repeat(32)),
+            "with_epoch": {"view_change_evidence": {"view_sync_cert": format!("0x{}", "04".repeat(32))}},
+        });
+        // No layout named: today's behaviour.
+        let v: VersionedLeaf = serde_json::from_value(leaf.clone()).unwrap();
+        assert_eq!(v.layout, LeafLayout::Unversioned);
+        let plain: ProposedLeaf = serde_json::from_value(leaf.clone()).unwrap();
+        assert_eq!(v.commit(), plain.commit());
+        // Names and aliases.
+        for (name, want) in [
+            ("v0.3-v0.6", LeafLayout::Epochs),
+            ("v0.4", LeafLayout::Epochs),
+            ("v0.6", LeafLayout::Epochs),
+            ("v0.1-v0.2", LeafLayout::PreEpoch),
+            ("v0.1", LeafLayout::PreEpoch),
+            ("epochs-without-evidence", LeafLayout::EpochsWithoutEvidence),
+            ("unversioned", LeafLayout::Unversioned),
+        ] {
+            assert_eq!(layout(&serde_json::json!(name)), want, "{name}");
+        }
+        assert!(serde_json::from_value::<LeafLayout>(serde_json::json!("v0.7")).is_err());
+        let mut named = leaf.clone();
+        named["layout"] = serde_json::json!("v0.5");
+        let v: VersionedLeaf = serde_json::from_value(named.clone()).unwrap();
+        assert_eq!(v.layout, LeafLayout::Epochs);
+        // Serialized with its layout's canonical name, and read back the same.
+        let back: VersionedLeaf =
+            serde_json::from_value(serde_json::to_value(&v).unwrap()).unwrap();
+        assert_eq!(back, v);
+        named["layout"] = serde_json::json!("epochs-without-evidence");
+        let err = serde_json::from_value::<VersionedLeaf>(named.clone()).unwrap_err();
+        assert!(err.to_string().contains("view-change evidence"), "{err}");
+        named["layout"] = serde_json::json!("v0.2");
+        assert!(serde_json::from_value::<VersionedLeaf>(named.clone()).is_err());
+        named["layout"] = serde_json::json!("v0.3");
+        named["unknown"] = serde_json::json!(1);
+        assert!(serde_json::from_value::<VersionedLeaf>(named).is_err());
     }
 
     #[test]

@@ -25,6 +25,9 @@
 
 use super::committable::Builder;
 use super::leaf::ProposedLeaf;
+use super::new_protocol::{TimeoutData3, Vote2Data};
+use super::request::Request;
+use super::vid::VidCommitment;
 use super::Kind;
 use crate::bytes::FixedBytes;
 use crate::scheme::bn254::tagged;
@@ -245,6 +248,36 @@ pub enum Message {
         /// The upgrade proposed.
         data: UpgradeData,
     },
+    /// A VID disperse (the leader) or VID share (a DA member re-dispersing): HotShot signs the
+    /// payload commitment's 32 bytes, which the signer computes from the payload, namespace
+    /// table and total weight when it converts the request ([`super::vid::payload_commitment`]);
+    /// only the commitment enters the message. Like a DA proposal's, the signed bytes do not
+    /// include the view.
+    VidDisperse {
+        /// View of the disperse.
+        view: u64,
+        /// The payload commitment, computed by the signer.
+        computed_payload_commitment: VidCommitment,
+    },
+    /// A request to peers or builders, or a network authentication: not a consensus message,
+    /// never compared by the protection rules (HotShot re-signs these freely). Its bytes are
+    /// built by [`Request::signed_bytes`] and are never 32 bytes a consensus kind signs (see
+    /// [`super::request`]).
+    Request(Request),
+    /// The new protocol's Vote2 (the second-phase vote, which locks and commits), voted in
+    /// `view`: `V(Vote2Data.commit(), view)`. Its own slot, keyed by view and epoch: an honest
+    /// node casts a Vote1 (a quorum vote) for a rival proposal and a Vote2 for the decided one
+    /// in the same view, and at an epoch boundary one Vote2 in each of two epochs.
+    Vote2 {
+        /// View voted in.
+        view: u64,
+        /// What is voted for.
+        data: Vote2Data,
+    },
+    /// The new protocol's timeout vote from `TIMEOUT_EPOCH_VERSION` on:
+    /// `V(TimeoutData3.commit(), view)`, binding the epoch and the voter's lock. Its own slot,
+    /// keyed by view and epoch (the legacy form stays [`Message::TimeoutVote`]).
+    TimeoutVote3(TimeoutData3),
 }
 
 /// SHA-256 of a DA proposal's encoded transactions, computed by the signer from the payload
@@ -298,6 +331,10 @@ impl Message {
             Message::QuorumProposal(_) => Kind::QuorumProposal,
             Message::DaProposal { .. } => Kind::DaProposal,
             Message::UpgradeProposal { .. } => Kind::UpgradeProposal,
+            Message::VidDisperse { .. } => Kind::VidDisperse,
+            Message::Request(r) => Kind::of_request(r),
+            Message::Vote2 { .. } => Kind::Vote2,
+            Message::TimeoutVote3(_) => Kind::TimeoutVote3,
         }
     }
 
@@ -310,16 +347,23 @@ impl Message {
             | Message::TimeoutVote { view, .. }
             | Message::UpgradeVote { view, .. }
             | Message::DaProposal { view, .. }
-            | Message::UpgradeProposal { view, .. } => view,
+            | Message::UpgradeProposal { view, .. }
+            | Message::VidDisperse { view, .. }
+            | Message::Vote2 { view, .. } => view,
+            Message::TimeoutVote3(ref t) => t.view,
             Message::QuorumProposal(ref leaf) => leaf.view,
             Message::ViewSyncVote { round, .. } => round,
+            Message::Request(ref r) => r.view().unwrap_or(0),
         }
     }
 
-    /// The view-sync relay, 0 for every other message.
+    /// The second coordinate of the message's position: the view-sync relay; the epoch of the
+    /// new protocol's Vote2 and timeout votes (one per view and epoch); 0 for every other.
     pub fn relay(&self) -> u64 {
         match *self {
             Message::ViewSyncVote { relay, .. } => relay,
+            Message::Vote2 { ref data, .. } => data.epoch,
+            Message::TimeoutVote3(ref t) => t.epoch,
             _ => 0,
         }
     }
@@ -341,11 +385,17 @@ impl Message {
             Message::UpgradeVote { data, .. } => data.commit(),
             Message::QuorumProposal(_)
             | Message::DaProposal { .. }
-            | Message::UpgradeProposal { .. } => return None,
+            | Message::UpgradeProposal { .. }
+            | Message::VidDisperse { .. }
+            | Message::Request(_) => return None,
+            Message::Vote2 { data, .. } => data.commit(),
+            Message::TimeoutVote3(t) => t.commit(),
         })
     }
 
-    /// The exact 32 bytes the BLS key signs for this message.
+    /// The exact 32 bytes the BLS key signs for a consensus message; for a
+    /// [`Message::Request`] (whose bytes depend on the signing key and are rarely 32 long),
+    /// the digest that stands for it in the audit log ([`request_digest`]).
     pub fn signing_message(&self) -> [u8; 32] {
         match self {
             Message::QuorumVote { view, data } | Message::NextEpochQuorumVote { view, data } => {
@@ -371,8 +421,28 @@ impl Message {
                 ..
             } => computed_transactions_sha256.bytes(),
             Message::UpgradeProposal { data, .. } => data.commit(),
+            Message::VidDisperse {
+                computed_payload_commitment,
+                ..
+            } => computed_payload_commitment.to_bytes(),
+            Message::Request(r) => request_digest(r),
+            Message::Vote2 { view, data } => vote_commitment(&data.commit(), *view),
+            Message::TimeoutVote3(t) => t.signing_message(),
         }
     }
+}
+
+/// The digest of a request message in the audit log: `SHA-256("quorum-signer espresso
+/// request" ‖ C0 7F ‖ bincode(request))`. It identifies the typed request (kind and fields);
+/// the bytes signed are [`Request::signed_bytes`] with the key. It is never compared by a
+/// protection rule.
+pub fn request_digest(request: &Request) -> [u8; 32] {
+    use sha2::Digest as _;
+    let mut hasher = sha2::Sha256::new();
+    hasher.update(b"quorum-signer espresso request\xC0\x7F");
+    // Serializing this plain data into a Vec cannot fail.
+    hasher.update(bincode::serialize(request).unwrap_or_default());
+    hasher.finalize().into()
 }
 
 impl QuorumData {

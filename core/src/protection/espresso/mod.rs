@@ -55,12 +55,17 @@
 mod committable;
 pub mod leaf;
 pub mod message;
+pub mod new_protocol;
+pub mod request;
+pub mod vid;
 
 pub use leaf::{DrbResult, EpochFields, ProposedLeaf, ViewChangeEvidence};
 pub use message::{
     Commitment, DaData, HexBytes, Message, QuorumData, TransactionsDigest, UpgradeData, Version,
     ViewSyncPhase,
 };
+pub use request::Request;
+pub use vid::VidCommitment;
 
 use crate::bytes::FixedBytes;
 use crate::protection::{Decision, Verdict, Violation};
@@ -104,9 +109,16 @@ impl EspressoIntent {
     }
 
     /// The exact bytes the key signs for this request: [`EspressoIntent::message`] for every
-    /// consensus message (32 bytes).
+    /// consensus message (32 bytes); for a request message, the bytes HotShot builds with this
+    /// key ([`Request::signed_bytes`]; fails only if the key bytes do not parse).
     pub fn signed_bytes(&self) -> Result<Vec<u8>, crate::scheme::SchemeError> {
-        Ok(self.message.signing_message().to_vec())
+        match &self.message {
+            Message::Request(request) => {
+                let key = bn254::PublicKey::from_bytes(&self.public_key.0)?;
+                Ok(request.signed_bytes(&key))
+            }
+            other => Ok(other.signing_message().to_vec()),
+        }
     }
 
     /// The protection slot of this request.
@@ -147,6 +159,29 @@ pub enum Kind {
     DaProposal,
     /// Upgrade proposals (`UpgradeProposalData.commit()`, signed by the leader as is).
     UpgradeProposal,
+    /// VID disperses and shares (the payload commitments the signer computes).
+    VidDisperse,
+    /// Proposal fetch requests (unprotected).
+    ProposalFetchRequest,
+    /// VID share requests (unprotected).
+    VidRequest,
+    /// Request-response catch-up requests (unprotected).
+    CatchUpRequest,
+    /// libp2p connection authentication (unprotected).
+    Libp2pAuth,
+    /// DHT lookup records (unprotected).
+    DhtRecord,
+    /// Push-CDN authentication (unprotected).
+    PushCdnAuth,
+    /// Builder `available_blocks` queries (unprotected; trusted clients only unless the
+    /// signer computed the parent commitment).
+    BuilderAvailableBlocks,
+    /// Builder block claims (unprotected; trusted clients only).
+    BuilderClaim,
+    /// The new protocol's Vote2, per view and epoch.
+    Vote2,
+    /// The new protocol's timeout votes (`TimeoutData3`), per view and epoch.
+    TimeoutVote3,
 }
 
 /// Which rule a [`Kind`] follows.
@@ -156,6 +191,8 @@ pub enum Rule {
     Watermark,
     /// Any order inside [`WINDOW`]; one message per position.
     Window,
+    /// Not a consensus message: always signed, nothing recorded ([`Message::Request`]).
+    Unprotected,
 }
 
 /// How many views a message of a kind that HotShot accepts from other nodes for any future
@@ -171,7 +208,7 @@ pub const VIEW_HORIZON: u64 = WINDOW / 2;
 
 impl Kind {
     /// Every kind.
-    pub const ALL: [Kind; 10] = [
+    pub const ALL: [Kind; 21] = [
         Kind::QuorumVote,
         Kind::DaVote,
         Kind::TimeoutVote,
@@ -182,7 +219,32 @@ impl Kind {
         Kind::QuorumProposal,
         Kind::DaProposal,
         Kind::UpgradeProposal,
+        Kind::VidDisperse,
+        Kind::ProposalFetchRequest,
+        Kind::VidRequest,
+        Kind::CatchUpRequest,
+        Kind::Libp2pAuth,
+        Kind::DhtRecord,
+        Kind::PushCdnAuth,
+        Kind::BuilderAvailableBlocks,
+        Kind::BuilderClaim,
+        Kind::Vote2,
+        Kind::TimeoutVote3,
     ];
+
+    /// The kind of a request message.
+    pub fn of_request(request: &Request) -> Kind {
+        match request {
+            Request::ProposalFetch { .. } => Kind::ProposalFetchRequest,
+            Request::Vid { .. } => Kind::VidRequest,
+            Request::CatchUp { .. } => Kind::CatchUpRequest,
+            Request::Libp2pAuth { .. } => Kind::Libp2pAuth,
+            Request::DhtRecord { .. } => Kind::DhtRecord,
+            Request::PushCdnAuth { .. } => Kind::PushCdnAuth,
+            Request::BuilderAvailableBlocks { .. } => Kind::BuilderAvailableBlocks,
+            Request::BuilderClaim { .. } => Kind::BuilderClaim,
+        }
+    }
 
     /// The kebab-case name used in configs, metrics and audit records.
     pub fn name(self) -> &'static str {
@@ -197,6 +259,17 @@ impl Kind {
             Kind::QuorumProposal => "quorum-proposal",
             Kind::DaProposal => "da-proposal",
             Kind::UpgradeProposal => "upgrade-proposal",
+            Kind::VidDisperse => "vid-disperse",
+            Kind::ProposalFetchRequest => "proposal-fetch-request",
+            Kind::VidRequest => "vid-request",
+            Kind::CatchUpRequest => "catch-up-request",
+            Kind::Libp2pAuth => "libp2p-auth",
+            Kind::DhtRecord => "dht-record",
+            Kind::PushCdnAuth => "push-cdn-auth",
+            Kind::BuilderAvailableBlocks => "builder-available-blocks",
+            Kind::BuilderClaim => "builder-claim",
+            Kind::Vote2 => "vote2",
+            Kind::TimeoutVote3 => "timeout-vote3",
         }
     }
 
@@ -210,7 +283,18 @@ impl Kind {
             | Kind::ViewSyncCommitVote
             | Kind::ViewSyncFinalizeVote
             | Kind::UpgradeVote
-            | Kind::UpgradeProposal => Rule::Window,
+            | Kind::UpgradeProposal
+            | Kind::VidDisperse
+            | Kind::Vote2
+            | Kind::TimeoutVote3 => Rule::Window,
+            Kind::ProposalFetchRequest
+            | Kind::VidRequest
+            | Kind::CatchUpRequest
+            | Kind::Libp2pAuth
+            | Kind::DhtRecord
+            | Kind::PushCdnAuth
+            | Kind::BuilderAvailableBlocks
+            | Kind::BuilderClaim => Rule::Unprotected,
         }
     }
 
@@ -221,7 +305,9 @@ impl Kind {
         matches!(
             self,
             Kind::QuorumVote
+                | Kind::Vote2
                 | Kind::TimeoutVote
+                | Kind::TimeoutVote3
                 | Kind::ViewSyncPrecommitVote
                 | Kind::ViewSyncCommitVote
                 | Kind::ViewSyncFinalizeVote
@@ -239,6 +325,7 @@ impl Kind {
                 | Kind::QuorumProposal
                 | Kind::UpgradeVote
                 | Kind::UpgradeProposal
+                | Kind::VidDisperse
         )
     }
 }
@@ -297,6 +384,8 @@ pub enum Slot {
     Watermark(Watermark),
     /// New content of a window slot.
     Window(Window),
+    /// An unprotected kind: nothing to record.
+    Unprotected,
 }
 
 /// Everything recorded for one key.
@@ -364,6 +453,9 @@ impl EspressoState {
                     Verdict::Deny(v) => Verdict::Deny(v),
                 }
             }
+            Rule::Unprotected => Verdict::Allow {
+                next: Slot::Unprotected,
+            },
             Rule::Window => {
                 let prev = record.and_then(|r| r.windows.get(&kind));
                 match evaluate_window(kind, prev, position, digest) {
@@ -381,15 +473,18 @@ impl EspressoState {
     pub fn decide(&mut self, intent: &EspressoIntent) -> Decision {
         match self.evaluate(intent) {
             Verdict::Allow { next } => {
-                let record = self.keys.entry(intent.public_key).or_default();
                 let kind = intent.kind();
                 match next {
                     Slot::Watermark(w) => {
+                        let record = self.keys.entry(intent.public_key).or_default();
                         record.watermarks.insert(kind, w);
                     }
                     Slot::Window(w) => {
+                        let record = self.keys.entry(intent.public_key).or_default();
                         record.windows.insert(kind, w);
                     }
+                    // Nothing recorded: not even an empty record for the key.
+                    Slot::Unprotected => {}
                 }
                 Decision::Sign
             }

@@ -584,6 +584,78 @@ fn a_far_future_da_vote_is_refused_and_normal_da_votes_go_on() {
     );
 }
 
+/// The new protocol: a Vote1 (a quorum vote) for a rival proposal and a Vote2 for the decided
+/// one in the same view are both signed (HotShot's `equivocation.rs` calls this honest); a
+/// second Vote2 in one view and epoch for another leaf is an equivocation; at an epoch
+/// boundary a view may hold one Vote2 per epoch.
+#[test]
+fn vote1_for_a_rival_and_vote2_for_the_decided_leaf_sign_in_one_view() {
+    let vote2 = |view, leaf: u8, epoch| {
+        intent(
+            1,
+            Message::Vote2 {
+                view,
+                data: new_protocol::Vote2Data {
+                    leaf_commit: FixedBytes([leaf; 32]),
+                    epoch,
+                    block_number: 9,
+                },
+            },
+        )
+    };
+    let mut state = EspressoState::default();
+    let vote1 = intent(
+        1,
+        Message::QuorumVote {
+            view: 40,
+            data: QuorumData {
+                leaf_commit: FixedBytes([0xaa; 32]),
+                epoch: Some(3),
+                block_number: Some(9),
+            },
+        },
+    );
+    assert_eq!(state.decide(&vote1), Decision::Sign);
+    assert_eq!(state.decide(&vote2(40, 0xbb, 3)), Decision::Sign);
+    assert_ne!(vote1.message(), vote2(40, 0xaa, 3).message());
+    assert_eq!(state.decide(&vote2(40, 0xbb, 3)), Decision::Resign);
+    assert_eq!(
+        state.decide(&vote2(40, 0xcc, 3)),
+        Decision::Refuse(Equivocation {
+            kind: Kind::Vote2,
+            view: 40,
+            signed: FixedBytes(vote2(40, 0xbb, 3).message()),
+            requested: FixedBytes(vote2(40, 0xcc, 3).message()),
+        })
+    );
+    assert_eq!(state.decide(&vote2(40, 0xcc, 4)), Decision::Sign);
+    // Out of order within the window, as HotShot may vote for an older view's leaf.
+    assert_eq!(state.decide(&vote2(39, 0xdd, 3)), Decision::Sign);
+    // A v3 timeout vote: one per view and epoch, its lock hashed.
+    let t3 = |lock| {
+        intent(
+            1,
+            Message::TimeoutVote3(new_protocol::TimeoutData3 {
+                view: 41,
+                epoch: 3,
+                lock,
+            }),
+        )
+    };
+    assert_eq!(state.decide(&t3(None)), Decision::Sign);
+    assert_eq!(
+        state.decide(&t3(Some(new_protocol::LockView { epoch: 3, view: 40 }))),
+        Decision::Refuse(Equivocation {
+            kind: Kind::TimeoutVote3,
+            view: 41,
+            signed: FixedBytes(t3(None).message()),
+            requested: FixedBytes(
+                t3(Some(new_protocol::LockView { epoch: 3, view: 40 })).message()
+            ),
+        })
+    );
+}
+
 /// An upgrade proposal signs `UpgradeProposalData.commit()` itself (not a vote commitment), in
 /// its own slot: one per view, separate from the upgrade votes.
 #[test]
@@ -1083,7 +1155,50 @@ fn arb_message() -> impl Strategy<Value = Message> {
             }
         ),
         (view.clone(), small.clone()).prop_map(|(view, l)| proposal(view, l)),
+        (view.clone(), small.clone()).prop_map(|(view, p)| Message::VidDisperse {
+            view,
+            computed_payload_commitment: VidCommitment::new(vid::VidVersion::AvidM, [p; 32]),
+        }),
+        arb_request().prop_map(Message::Request),
+        (view.clone(), small.clone(), 0u64..2).prop_map(|(view, l, epoch)| Message::Vote2 {
+            view,
+            data: new_protocol::Vote2Data {
+                leaf_commit: FixedBytes([l; 32]),
+                epoch,
+                block_number: 7,
+            },
+        }),
+        (view.clone(), 0u64..2, proptest::option::of(0u64..2)).prop_map(|(view, epoch, lock)| {
+            Message::TimeoutVote3(new_protocol::TimeoutData3 {
+                view,
+                epoch,
+                lock: lock.map(|v| new_protocol::LockView { epoch, view: v }),
+            })
+        }),
         (view, small).prop_map(|(view, t)| Message::da_proposal(view, &[t])),
+    ]
+}
+
+fn arb_request() -> impl Strategy<Value = Request> {
+    let view = 0u64..400;
+    let bytes = proptest::collection::vec(any::<u8>(), 1..40);
+    prop_oneof![
+        view.clone()
+            .prop_map(|view| Request::ProposalFetch { view }),
+        view.clone().prop_map(|view| Request::Vid { view }),
+        (bytes.clone(), any::<u64>()).prop_map(|(r, timestamp)| Request::CatchUp {
+            request: HexBytes(r),
+            timestamp
+        }),
+        any::<u64>().prop_map(|timestamp| Request::PushCdnAuth { timestamp }),
+        (view.clone(), 0u8..3).prop_map(|(view, p)| Request::BuilderClaim {
+            block_hash: FixedBytes([p; 32]),
+            view
+        }),
+        (view, 0u8..3).prop_map(|(view, p)| Request::BuilderAvailableBlocks {
+            parent_commitment: FixedBytes([p; 32]),
+            view
+        }),
     ]
 }
 
@@ -1133,6 +1248,9 @@ proptest! {
                 continue;
             }
             let (slot, position, content) = model::describe(&r.message);
+            if slot == model::Slot::Unprotected {
+                continue;
+            }
             let signed = (content, r.message());
             if let Some(previous) = accepted.insert((r.public_key, slot, position), signed.clone()) {
                 prop_assert_eq!(previous, signed, "conflict accepted: {:?}", r);
@@ -1173,6 +1291,11 @@ proptest! {
             let verdict = state.evaluate(r);
             let decision = state.decide(r);
             match (&verdict, &decision) {
+                // An unprotected request is signed and changes nothing.
+                (Verdict::Allow { next: Slot::Unprotected }, Decision::Sign) => {
+                    prop_assert_eq!(r.kind().rule(), Rule::Unprotected);
+                    prop_assert_eq!(&state, &before);
+                }
                 (Verdict::Allow { .. }, Decision::Sign) => prop_assert_ne!(&state, &before),
                 (Verdict::SameData, Decision::Resign) => prop_assert_eq!(&state, &before),
                 (Verdict::Deny(a), Decision::Refuse(b)) => {

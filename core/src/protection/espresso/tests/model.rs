@@ -15,7 +15,11 @@
 //!   round and relay): one content per position, any order, but only within 64 views of the
 //!   newest view signed; a position that has left that window (or was dropped to keep at most
 //!   128 per slot) is forgotten, and no position at or below a forgotten one is signed again;
-//! - upgrade proposals: one per view, like upgrade votes (their own slot);
+//! - upgrade proposals and VID disperses: one per view, like upgrade votes (each its own slot);
+//! - the new protocol's Vote2 and timeout votes: one per view and epoch, any order within the
+//!   window (each its own slot), and they mark the key's progress like quorum votes;
+//! - requests and network messages (fetch, VID and catch-up requests, libp2p, DHT and
+//!   Push-CDN authentication, builder requests): always signed, never remembered;
 //! - the horizon: a DA vote, DA proposal, quorum proposal, upgrade vote or upgrade proposal
 //!   more than 32 views above the highest view of the key's signed quorum, timeout and
 //!   view-sync votes is refused, before any other rule; without such a vote, no bound.
@@ -35,6 +39,11 @@ pub enum Slot {
     QuorumProposal,
     DaProposal,
     UpgradeProposal,
+    VidDisperse,
+    Vote2,
+    TimeoutVote3,
+    /// A request or network message (not a consensus message).
+    Unprotected,
 }
 
 impl Slot {
@@ -50,6 +59,10 @@ impl Slot {
             Slot::QuorumProposal => "quorum-proposal",
             Slot::DaProposal => "da-proposal",
             Slot::UpgradeProposal => "upgrade-proposal",
+            Slot::VidDisperse => "vid-disperse",
+            Slot::Vote2 => "vote2",
+            Slot::TimeoutVote3 => "timeout-vote3",
+            Slot::Unprotected => "request",
         }
     }
 
@@ -58,7 +71,9 @@ impl Slot {
         matches!(
             self,
             Slot::QuorumVote
+                | Slot::Vote2
                 | Slot::TimeoutVote
+                | Slot::TimeoutVote3
                 | Slot::ViewSyncPrecommit
                 | Slot::ViewSyncCommit
                 | Slot::ViewSyncFinalize
@@ -74,6 +89,7 @@ impl Slot {
                 | Slot::QuorumProposal
                 | Slot::UpgradeVote
                 | Slot::UpgradeProposal
+                | Slot::VidDisperse
         )
     }
 
@@ -125,6 +141,17 @@ pub fn describe(m: &Message) -> (Slot, (u64, u64), String) {
         Message::UpgradeProposal { view, data } => {
             (Slot::UpgradeProposal, (*view, 0), format!("{data:?}"))
         }
+        Message::VidDisperse {
+            view,
+            computed_payload_commitment,
+        } => (
+            Slot::VidDisperse,
+            (*view, 0),
+            format!("{computed_payload_commitment:?}"),
+        ),
+        Message::Request(r) => (Slot::Unprotected, (0, 0), format!("{r:?}")),
+        Message::Vote2 { view, data } => (Slot::Vote2, (*view, data.epoch), format!("{data:?}")),
+        Message::TimeoutVote3(t) => (Slot::TimeoutVote3, (t.view, t.epoch), format!("{t:?}")),
     }
 }
 
@@ -240,6 +267,9 @@ pub struct Model {
 impl Model {
     pub fn decide(&mut self, key: PublicKeyBytes, m: &Message) -> Expect {
         let (slot, position, content) = describe(m);
+        if slot == Slot::Unprotected {
+            return Expect::Sign;
+        }
         let name = slot.name();
         let anchor = self
             .slots
