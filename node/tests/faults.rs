@@ -244,7 +244,8 @@ impl Ctx {
         lost
     }
 
-    /// Restart nodes whose process exited (as a supervisor would), then wait until every node
+    /// Restart nodes whose process exited (as a supervisor would, at most [`MAX_RESTARTS`]
+    /// times each), then wait until every node
     /// agrees on a leader and signs a randao reveal sent to it. Returns the time it took and
     /// the nodes restarted.
     async fn recover(&self) -> (Duration, Vec<u64>) {
@@ -278,6 +279,23 @@ impl Ctx {
                     self.judge.record(&probe, &a, &tally, false);
                     break;
                 }
+                // A node that exits while catching up (status 1 when its Raft core stops) is
+                // restarted, as `Restart=on-failure` would; a crash loop still fails below.
+                if let Some(status) = host::exited(&self.cluster, node.id) {
+                    let restarts = restarted.iter().filter(|&&id| id == node.id).count();
+                    assert!(
+                        restarts < MAX_RESTARTS,
+                        "node {} exited ({status}) after {restarts} restarts:\n{}",
+                        node.id,
+                        tail(&self.cluster.log_of(node.id), 30)
+                    );
+                    println!(
+                        "node {} exited ({status}) while recovering; restarting it",
+                        node.id
+                    );
+                    restarted.push(node.id);
+                    self.cluster.spawn(node.id);
+                }
                 assert!(
                     started.elapsed() < RECOVER_WITHIN,
                     "node {} did not come back to serving within {RECOVER_WITHIN:?} of the heal: \
@@ -291,6 +309,9 @@ impl Ctx {
         (started.elapsed(), restarted)
     }
 }
+
+/// How often the recovery restarts one node that exits (a supervisor's restart limit).
+const MAX_RESTARTS: usize = 3;
 
 /// The last `lines` lines of a node's log, preceded by the first panic message in it (a
 /// backtrace can push the message itself out of the tail).
