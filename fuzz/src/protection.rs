@@ -19,9 +19,12 @@ use arbitrary::{Result, Unstructured};
 use model::{Model, Slot};
 use signer_node::bytes::FixedBytes;
 use signer_node::format;
+use signer_node::protection::espresso::new_protocol::{LockView, TimeoutData3, Vote2Data};
+use signer_node::protection::espresso::vid::VidVersion;
 use signer_node::protection::espresso::{
     DaData, EpochFields, EspressoIntent, HexBytes, Message, Position, ProposedLeaf, QuorumData,
-    UpgradeData, Version, ViewChangeEvidence, ViewSyncPhase, Watermark, Window,
+    Request, UpgradeData, Version, VidCommitment, ViewChangeEvidence, ViewSyncPhase, Watermark,
+    Window,
 };
 use signer_node::protection::ethereum::{BlsPubkey, Eth2Intent, Root};
 use signer_node::protection::interchange::{
@@ -67,11 +70,30 @@ fn version(u: &mut Unstructured<'_>) -> Result<Version> {
     })
 }
 
+fn upgrade_data(u: &mut Unstructured<'_>) -> Result<UpgradeData> {
+    Ok(match u.arbitrary::<bool>()? {
+        true => UpgradeData::V2 {
+            old_version: version(u)?,
+            new_version: version(u)?,
+            hash: HexBytes(vec![u.int_in_range(0u8..=1)?]),
+            epoch: opt(u)?,
+        },
+        false => UpgradeData::V1 {
+            old_version: version(u)?,
+            new_version: version(u)?,
+            decide_by: u.int_in_range(0u64..=1)?,
+            new_version_hash: HexBytes(vec![u.int_in_range(0u8..=1)?]),
+            old_version_last_view: u.int_in_range(0u64..=1)?,
+            new_version_first_view: u.int_in_range(0u64..=1)?,
+        },
+    })
+}
+
 fn espresso_message(u: &mut Unstructured<'_>, config: &Config) -> Result<Message> {
     let view = num(u, config.views, config.extremes)?;
     let kind = match config.kind {
         Some(k) => k,
-        None => u.int_in_range(0u8..=7)?,
+        None => u.int_in_range(0u8..=KINDS - 1)?,
     };
     Ok(match kind {
         0 | 1 => {
@@ -115,22 +137,7 @@ fn espresso_message(u: &mut Unstructured<'_>, config: &Config) -> Result<Message
         },
         5 => Message::UpgradeVote {
             view,
-            data: match u.arbitrary::<bool>()? {
-                true => UpgradeData::V2 {
-                    old_version: version(u)?,
-                    new_version: version(u)?,
-                    hash: HexBytes(vec![u.int_in_range(0u8..=1)?]),
-                    epoch: opt(u)?,
-                },
-                false => UpgradeData::V1 {
-                    old_version: version(u)?,
-                    new_version: version(u)?,
-                    decide_by: u.int_in_range(0u64..=1)?,
-                    new_version_hash: HexBytes(vec![u.int_in_range(0u8..=1)?]),
-                    old_version_last_view: u.int_in_range(0u64..=1)?,
-                    new_version_first_view: u.int_in_range(0u64..=1)?,
-                },
-            },
+            data: upgrade_data(u)?,
         },
         6 => Message::QuorumProposal(Box::new(ProposedLeaf {
             view,
@@ -151,13 +158,48 @@ fn espresso_message(u: &mut Unstructured<'_>, config: &Config) -> Result<Message
                 }),
             },
         })),
-        _ => Message::da_proposal(view, &[u.int_in_range(0u8..=2)?]),
+        7 => Message::da_proposal(view, &[u.int_in_range(0u8..=2)?]),
+        8 => Message::UpgradeProposal {
+            view,
+            data: upgrade_data(u)?,
+        },
+        9 => Message::VidDisperse {
+            view,
+            computed_payload_commitment: VidCommitment::new(VidVersion::AvidM, digest(u)?.0),
+        },
+        10 => Message::Vote2 {
+            view,
+            data: Vote2Data {
+                leaf_commit: digest(u)?,
+                epoch: u.int_in_range(0u64..=2)?,
+                block_number: u.int_in_range(0u64..=1)?,
+            },
+        },
+        11 => Message::TimeoutVote3(TimeoutData3 {
+            view,
+            epoch: u.int_in_range(0u64..=2)?,
+            lock: match u.arbitrary::<bool>()? {
+                true => Some(LockView {
+                    epoch: u.int_in_range(0u64..=1)?,
+                    view: u.int_in_range(0u64..=1)?,
+                }),
+                false => None,
+            },
+        }),
+        _ => Message::Request(match u.int_in_range(0u8..=2)? {
+            0 => Request::ProposalFetch { view },
+            1 => Request::Vid { view },
+            _ => Request::PushCdnAuth { timestamp: view },
+        }),
     })
 }
 
+/// The espresso message kinds the sequence draws from (`espresso_message`'s arms).
+const KINDS: u8 = 13;
+
 /// How a sequence is drawn, from its first byte: bits 0-3 pick one espresso message kind for
 /// every espresso step, signed by one key (view-sync votes: of one phase), so that a long
-/// sequence fills one window (values 8-15: any kind, key and phase); bits 4-5 the range of
+/// sequence fills one window (values 13-15: any kind, key and phase); bits 4-5 the range of
 /// views (40, 200 or 1000: a small range reaches the 128-position cap of a window, a large
 /// one slides it); bit 6 makes espresso steps rare instead of common; bit 7 lets slots, epochs
 /// and views take any value, and values next to `u64::MAX` (one such view slides a window past
@@ -173,7 +215,7 @@ impl Config {
     fn read(u: &mut Unstructured<'_>) -> Result<Config> {
         let b: u8 = u.arbitrary()?;
         Ok(Config {
-            kind: ((b & 0x0f) < 8).then_some(b & 0x07),
+            kind: ((b & 0x0f) < KINDS).then_some(b & 0x0f),
             views: [40, 200, 1000, 200][usize::from((b >> 4) & 3)],
             espresso_heavy: b & 0x40 == 0,
             extremes: b & 0x80 != 0,

@@ -101,3 +101,68 @@ fn a_sign_entry_after_a_disable_entry_records_nothing() {
         );
     });
 }
+
+/// A snapshot install whose write fails (a full disk: here the snapshot file's temporary path
+/// is taken by a directory) changes nothing that a restart reads: the database must not claim
+/// the snapshot's position while the snapshot file does not hold it. Otherwise openraft, at
+/// the next start, purges the log up to the database's position and finds its snapshot
+/// behind the purge point, and the node can never start again. Once the disk has room, the
+/// same install goes through and survives a restart.
+#[test]
+fn a_snapshot_install_that_cannot_be_stored_changes_nothing() {
+    TypeConfig::run(async {
+        let dir = tempfile::tempdir().unwrap();
+        // The snapshot to install: a replica that added a key and signed with it.
+        let mut source = StateMachine::open(&dir.path().join("source.redb"), true).unwrap();
+        let admin = admin_log::SoloAdmin::new("c", 7);
+        let mut commands = vec![admin.bootstrap()];
+        commands.extend(admin.approved(1, &Action::AddKey(record("k1", 1)), AT_MS));
+        commands.push(sign("k1", 1, 9));
+        let entries = log(commands);
+        let last = entries.last().unwrap().log_id();
+        apply(&mut source, entries).await;
+        let snapshot = {
+            use openraft::storage::RaftSnapshotBuilder;
+            source
+                .get_snapshot_builder()
+                .await
+                .build_snapshot()
+                .await
+                .unwrap()
+        };
+        assert_eq!(snapshot.meta.last_log_id, Some(last));
+
+        let path = dir.path().join("target.redb");
+        let blocked = dir.path().join("target.snapshot.tmp");
+        std::fs::create_dir(&blocked).unwrap();
+        let mut target = StateMachine::open(&path, true).unwrap();
+        let failed = target
+            .install_snapshot(&snapshot.meta, snapshot.snapshot.clone())
+            .await;
+        let error = failed.expect_err("the snapshot file cannot be written");
+        assert!(
+            error.to_string().contains("target.snapshot.tmp"),
+            "the error names the file: {error}"
+        );
+        drop(target);
+
+        let mut reopened = StateMachine::open(&path, true).unwrap();
+        assert_eq!(reopened.applied_state().await.unwrap().0, None);
+        assert!(reopened.read().registry.keys.is_empty());
+        assert!(reopened.get_current_snapshot().await.unwrap().is_none());
+
+        std::fs::remove_dir(&blocked).unwrap();
+        reopened
+            .install_snapshot(&snapshot.meta, snapshot.snapshot.clone())
+            .await
+            .unwrap();
+        drop(reopened);
+        let mut after = StateMachine::open(&path, true).unwrap();
+        assert_eq!(after.applied_state().await.unwrap().0, Some(last));
+        assert_eq!(after.read().protection, source.read().protection);
+        assert_eq!(after.read().registry, source.read().registry);
+        let stored = after.get_current_snapshot().await.unwrap().unwrap();
+        assert_eq!(stored.meta, snapshot.meta);
+        assert_eq!(stored.snapshot, snapshot.snapshot);
+    });
+}

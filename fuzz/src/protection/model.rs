@@ -29,6 +29,14 @@
 //!   positions still remembered: those within 64 views of the newest view signed, at most 128
 //!   of them (the lowest are forgotten first). A position forgotten, or at or below the
 //!   highest position forgotten, is refused as outside the window.
+//! - espresso upgrade proposals and VID disperses: one per view, like upgrade votes (each its
+//!   own slot); the new protocol's Vote2 and v3 timeout votes: one per (view, epoch), any
+//!   order within the window (each its own slot).
+//! - espresso requests and network authentication: always signed, never remembered.
+//! - the horizon: a DA vote, DA proposal, quorum proposal, upgrade vote, upgrade proposal or
+//!   VID disperse more than 32 views above the highest view of the key's signed quorum,
+//!   Vote2, timeout (both forms) and view-sync votes is refused before any other rule;
+//!   before the key has signed such a vote, there is no bound.
 
 use signer_node::bytes::FixedBytes;
 use signer_node::protection::espresso::{Kind, Message, ViewSyncPhase};
@@ -41,9 +49,10 @@ pub type EspressoKey = FixedBytes<128>;
 /// A 32-byte commitment.
 pub type Digest = FixedBytes<32>;
 
-/// The window and the cap, as documented.
+/// The window, the cap and the horizon, as documented.
 const WINDOW_VIEWS: u128 = 64;
 const CAP: usize = 128;
+const HORIZON: u64 = 32;
 
 /// The model's slots.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
@@ -57,6 +66,10 @@ pub enum Slot {
     UpgradeVote,
     QuorumProposal,
     DaProposal,
+    UpgradeProposal,
+    VidDisperse,
+    Vote2,
+    TimeoutVote3,
 }
 
 impl Slot {
@@ -65,6 +78,33 @@ impl Slot {
         matches!(
             self,
             Slot::QuorumVote | Slot::QuorumProposal | Slot::DaProposal
+        )
+    }
+
+    /// Slots whose signed views show how far the key has progressed.
+    fn anchors(self) -> bool {
+        matches!(
+            self,
+            Slot::QuorumVote
+                | Slot::Vote2
+                | Slot::TimeoutVote
+                | Slot::TimeoutVote3
+                | Slot::ViewSyncPrecommit
+                | Slot::ViewSyncCommit
+                | Slot::ViewSyncFinalize
+        )
+    }
+
+    /// Slots bounded by the horizon above the key's progress.
+    fn bounded(self) -> bool {
+        matches!(
+            self,
+            Slot::DaVote
+                | Slot::DaProposal
+                | Slot::QuorumProposal
+                | Slot::UpgradeVote
+                | Slot::UpgradeProposal
+                | Slot::VidDisperse
         )
     }
 
@@ -80,13 +120,18 @@ impl Slot {
             Slot::UpgradeVote => Kind::UpgradeVote,
             Slot::QuorumProposal => Kind::QuorumProposal,
             Slot::DaProposal => Kind::DaProposal,
+            Slot::UpgradeProposal => Kind::UpgradeProposal,
+            Slot::VidDisperse => Kind::VidDisperse,
+            Slot::Vote2 => Kind::Vote2,
+            Slot::TimeoutVote3 => Kind::TimeoutVote3,
         }
     }
 }
 
-/// A message's slot and position (view or round, then relay), from its fields.
-pub fn describe(m: &Message) -> (Slot, (u64, u64)) {
-    match m {
+/// A message's slot and position (view or round, then relay or epoch), from its fields;
+/// `None` for a request, which no slot holds.
+pub fn describe(m: &Message) -> Option<(Slot, (u64, u64))> {
+    Some(match m {
         Message::QuorumVote { view, .. } | Message::NextEpochQuorumVote { view, .. } => {
             (Slot::QuorumVote, (*view, 0))
         }
@@ -108,7 +153,12 @@ pub fn describe(m: &Message) -> (Slot, (u64, u64)) {
         Message::UpgradeVote { view, .. } => (Slot::UpgradeVote, (*view, 0)),
         Message::QuorumProposal(leaf) => (Slot::QuorumProposal, (leaf.view, 0)),
         Message::DaProposal { view, .. } => (Slot::DaProposal, (*view, 0)),
-    }
+        Message::UpgradeProposal { view, .. } => (Slot::UpgradeProposal, (*view, 0)),
+        Message::VidDisperse { view, .. } => (Slot::VidDisperse, (*view, 0)),
+        Message::Vote2 { view, data } => (Slot::Vote2, (*view, data.epoch)),
+        Message::TimeoutVote3(t) => (Slot::TimeoutVote3, (t.view, t.epoch)),
+        Message::Request(_) => return None,
+    })
 }
 
 /// Everything one eth2 validator signed or imported.
@@ -306,8 +356,26 @@ impl Model {
 
     /// An espresso message whose commitment is `digest`.
     pub fn espresso(&mut self, key: EspressoKey, m: &Message, digest: Digest) -> Decision {
-        let (slot, position) = describe(m);
+        let Some((slot, position)) = describe(m) else {
+            return Decision::Sign;
+        };
         let kind = slot.kind();
+        let anchor = self
+            .espresso
+            .iter()
+            .filter(|((k, s), _)| *k == key && s.anchors())
+            .filter_map(|(_, h)| h.newest())
+            .max();
+        if let Some(anchor) =
+            anchor.filter(|a| slot.bounded() && position.0 > a.saturating_add(HORIZON))
+        {
+            return Decision::Refuse(Violation::BeyondViewHorizon {
+                kind,
+                view: position.0,
+                anchor_view: anchor,
+                horizon: HORIZON,
+            });
+        }
         let h = self.espresso.entry((key, slot)).or_default();
         if slot.increasing() {
             if let Some((last, signed)) = h.last() {

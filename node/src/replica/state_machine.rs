@@ -16,6 +16,9 @@
 //!   a crash the state is an earlier "applied up to last_applied" and openraft re-applies the
 //!   committed entries after it. Snapshots are written with fsync, which also makes every
 //!   earlier apply durable before any log entry is purged;
+//! - an installed snapshot is stored in the snapshot file before the database takes its
+//!   position, so a failed write (a full disk) never leaves a database ahead of both the
+//!   snapshot and the log, which openraft could not start from (see `storage::replace_all`);
 //! - responders are answered only after that transaction committed;
 //! - a database of a format this binary does not read is refused at open with both versions
 //!   named; a format-1 database is read through the format-1 layouts

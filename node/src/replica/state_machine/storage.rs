@@ -223,7 +223,15 @@ pub(super) fn persist(
     txn.commit().map_err(io_err)
 }
 
-/// Replace the whole state with an installed snapshot's, in one transaction.
+/// Replace the whole state with an installed snapshot's: the snapshot file first, then the
+/// database in one transaction.
+///
+/// The order matters when a write fails (a full disk): the database must never claim a
+/// position (`last_applied`) that neither the snapshot file nor the Raft log covers. At start
+/// openraft purges the log up to `last_applied` when the log ends below it, and then requires
+/// the snapshot to reach that far; a database written before a failed snapshot file would
+/// leave a node that can never start again. Written file first, a failure in between leaves
+/// a snapshot newer than the database, which openraft installs again at start.
 pub(super) fn replace_all(
     db: &Database,
     durability: Durability,
@@ -233,6 +241,7 @@ pub(super) fn replace_all(
     snapshot: &[u8],
     snapshot_file: &Path,
 ) -> io::Result<()> {
+    put_snapshot(db, durability, snapshot_file, meta, snapshot)?;
     let mut txn = db.begin_write().map_err(io_err)?;
     txn.set_durability(durability).map_err(io_err)?;
     {
@@ -272,8 +281,7 @@ pub(super) fn replace_all(
         m.insert("admin", encode(&applied.admin)?.as_slice())
             .map_err(io_err)?;
     }
-    txn.commit().map_err(io_err)?;
-    put_snapshot(db, durability, snapshot_file, meta, snapshot)
+    txn.commit().map_err(io_err)
 }
 
 /// The current snapshot as stored: its meta and its bytes.
@@ -305,7 +313,7 @@ pub(super) fn put_snapshot(
         data: data.to_vec(),
     })?;
     let tmp = file.with_extension("snapshot.tmp");
-    {
+    let written = (|| -> io::Result<()> {
         let mut f = std::fs::OpenOptions::new()
             .write(true)
             .create(true)
@@ -316,6 +324,15 @@ pub(super) fn put_snapshot(
         if durable {
             f.sync_all()?;
         }
+        Ok(())
+    })();
+    if let Err(e) = written {
+        // A partial file would only hold the space a full disk needs back.
+        let _ = std::fs::remove_file(&tmp);
+        return Err(io::Error::new(
+            e.kind(),
+            format!("snapshot {}: {e}", tmp.display()),
+        ));
     }
     std::fs::rename(&tmp, file)?;
     if durable {
