@@ -22,7 +22,7 @@ mod oracle;
 use openraft::entry::RaftEntry;
 use openraft::storage::RaftStateMachine;
 use openraft::EntryPayload;
-use oracle::requests::{build, msg, Msg};
+use oracle::requests::{build, msg_or_request, Msg};
 use oracle::{Oracle, Scheme};
 use proptest::prelude::*;
 use signer_node::admin::Action;
@@ -209,7 +209,7 @@ fn req() -> impl Strategy<Value = Req> {
         0..CLIENTS.len(),
         0u8..3,
         0..KEY_IDS.len(),
-        msg(),
+        msg_or_request(),
         any::<bool>(),
     )
         .prop_map(
@@ -361,14 +361,15 @@ async fn run(ops: &[Op], dir: &Path) -> Run {
                 message,
                 meaning,
                 digest,
+                signed,
                 copied,
                 digest_chosen_by_client,
             } = build(&r.msg);
-            if !digest_chosen_by_client {
+            if !digest_chosen_by_client && signed.len() == 32 {
                 oracle.asked(meaning.clone(), digest);
             }
-            for (m, d) in copied {
-                oracle.asked(m, d);
+            for (m, d) in &copied {
+                oracle.asked(m.clone(), *d);
             }
             let key_id = KEY_IDS[r.key];
             let request = pb::SignRequest {
@@ -403,7 +404,7 @@ async fn run(ops: &[Op], dir: &Path) -> Run {
                 key_id: key_id.into(),
                 intent,
             });
-            expected.push((digest, meaning));
+            expected.push((digest, signed, meaning, copied));
         }
         if entries.is_empty() {
             continue;
@@ -413,7 +414,9 @@ async fn run(ops: &[Op], dir: &Path) -> Run {
         apply(a.sm(), log_entry(index, Command::Sign(entries.clone()))).await;
         apply(b.sm(), log_entry(index, Command::Sign(entries.clone()))).await;
         let decided = decide_permits(&entries, outcomes).unwrap();
-        for ((entry, d), (digest, meaning)) in entries.iter().zip(decided).zip(expected) {
+        for ((entry, d), (digest, signed, meaning, copied)) in
+            entries.iter().zip(decided).zip(expected)
+        {
             let outcome = match &d.outcome {
                 SignOutcome::Refused(v) => v.code().to_owned(),
                 other => format!("{other:?}"),
@@ -425,7 +428,20 @@ async fn run(ops: &[Op], dir: &Path) -> Run {
             let signed_message = permit.message().to_vec();
             match key.sign(permit) {
                 Ok(signature) => {
-                    oracle.received(&signature.bytes, &signed_message, digest, &meaning);
+                    oracle.received_bytes(
+                        &signature.bytes,
+                        &signed_message,
+                        &signed,
+                        digest,
+                        &meaning,
+                    );
+                    // A request built around a vote's digest never yields that vote.
+                    for (m, d) in &copied {
+                        assert!(
+                            !oracle.verifies_as(&signature.bytes, d),
+                            "{meaning:?} signed bytes that verify as {m:?}"
+                        );
+                    }
                     results.push(outcome);
                 }
                 Err(_) => results.push(format!("{outcome}, permit refused by the key")),
@@ -571,6 +587,95 @@ fn the_review_sequences_end_in_refusals_never_a_second_signature() {
                 "KeyMismatch",
                 "Signed, permit refused by the key",
                 "KeyMismatch",
+            ],
+        ),
+        (
+            // HotShot signs these without a domain tag: a vote's digest as a builder's block
+            // hash is refused (the client is not trusted with raw hashes); inside a catch-up
+            // request it is signed, but over bytes that are not the vote's.
+            "a refused vote's digest as a builder block hash and as a catch-up request",
+            vec![
+                req(esp_a, 0, vote(10, 1), false),
+                req(esp_a, 0, vote(10, 2), false),
+                req(
+                    esp_a,
+                    0,
+                    Msg::BuilderClaimCopyingVote {
+                        view: 10,
+                        vote_view: 10,
+                        vote_leaf: 2,
+                    },
+                    false,
+                ),
+                req(
+                    esp_a,
+                    0,
+                    Msg::CatchUpCopyingVote {
+                        vote_view: 10,
+                        vote_leaf: 2,
+                        timestamp: 1,
+                    },
+                    false,
+                ),
+                req(esp_a, 0, Msg::PushCdnAuth { timestamp: 1 }, false),
+                req(esp_a, 0, Msg::PushCdnAuth { timestamp: 1 }, false),
+            ],
+            vec![
+                "Signed",
+                "equivocation",
+                "PermissionDenied",
+                "Signed",
+                "Signed",
+                "Signed",
+            ],
+        ),
+        (
+            // The new protocol: a Vote1 (a quorum vote) for a rival proposal and a Vote2 for
+            // the decided one in the same view are both signed; a second Vote2 in that view and
+            // epoch is not, one in the next epoch is; the v3 timeout vote has its own slot.
+            "Vote1 and Vote2 in one view, Vote2 per epoch, the v3 timeout vote",
+            vec![
+                req(esp_a, 0, vote(10, 1), false),
+                req(
+                    esp_a,
+                    0,
+                    Msg::Vote2 {
+                        view: 10,
+                        leaf: 2,
+                        epoch: 1,
+                    },
+                    false,
+                ),
+                req(
+                    esp_a,
+                    0,
+                    Msg::Vote2 {
+                        view: 10,
+                        leaf: 1,
+                        epoch: 1,
+                    },
+                    false,
+                ),
+                req(
+                    esp_a,
+                    0,
+                    Msg::Vote2 {
+                        view: 10,
+                        leaf: 1,
+                        epoch: 0,
+                    },
+                    false,
+                ),
+                req(esp_a, 0, Msg::Timeout3 { view: 10, epoch: 1 }, false),
+                req(esp_a, 0, Msg::Timeout3 { view: 10, epoch: 1 }, false),
+            ],
+            vec![
+                "Signed",
+                "Signed",
+                "equivocation",
+                "Signed",
+                "Signed",
+                "Resigned",
             ],
         ),
     ];

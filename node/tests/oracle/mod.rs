@@ -27,6 +27,8 @@ pub enum Meaning {
     Attestation { source: u64, target: u64 },
     /// An eth2 message that slashing rules do not cover (randao, selection proofs, …).
     Eth2Other { kind: &'static str },
+    /// An espresso request or network authentication: signed freely, never a conflict.
+    Request { kind: &'static str },
     /// An espresso message of a kind at a position.
     Espresso {
         kind: &'static str,
@@ -45,7 +47,7 @@ pub enum Scheme {
 impl Meaning {
     fn scheme(&self) -> Scheme {
         match self {
-            Meaning::Espresso { .. } => Scheme::Bn254,
+            Meaning::Espresso { .. } | Meaning::Request { .. } => Scheme::Bn254,
             _ => Scheme::Bls12381,
         }
     }
@@ -131,10 +133,28 @@ impl Oracle {
         expected_digest: [u8; 32],
         claimed: &Meaning,
     ) {
-        assert_eq!(
+        self.received_bytes(
+            signature,
             signed_message,
-            expected_digest.as_slice(),
-            "the signer signed another digest than the one the request stands for"
+            &expected_digest,
+            expected_digest,
+            claimed,
+        );
+    }
+
+    /// `received` for a message whose signed bytes (`expected`, built by the oracle) need not
+    /// be 32 bytes: `digest` is its identifier (`requests::Built::digest`).
+    pub fn received_bytes(
+        &mut self,
+        signature: &[u8],
+        signed_message: &[u8],
+        expected: &[u8],
+        expected_digest: [u8; 32],
+        claimed: &Meaning,
+    ) {
+        assert_eq!(
+            signed_message, expected,
+            "the signer signed other bytes than the ones the request stands for"
         );
         let signers: Vec<Vec<u8>> = self
             .keys
@@ -152,6 +172,13 @@ impl Oracle {
             digest: expected_digest,
             claimed: claimed.clone(),
         });
+    }
+
+    /// Whether `signature` verifies over `message` under any cluster key.
+    pub fn verifies_as(&self, signature: &[u8], message: &[u8]) -> bool {
+        self.keys
+            .iter()
+            .any(|(scheme, pk)| verify(*scheme, pk, message, signature))
     }
 
     /// How many signatures were received.
@@ -355,6 +382,27 @@ pub fn da_data(payload: [u8; 32]) -> [u8; 32] {
 /// `TimeoutData{view}.commit()`.
 pub fn timeout_data(view: u64) -> [u8; 32] {
     Commit::new("Timeout data").u64(view).finish()
+}
+
+/// The new protocol's `Vote2Data{leaf_commit, epoch, block_number}.commit()`: its fields,
+/// then the constant "Vote2" (HotShot's new-protocol message module).
+pub fn vote2_data(leaf: [u8; 32], epoch: u64, block_number: u64) -> [u8; 32] {
+    Commit::new("Vote2Data")
+        .var(&leaf)
+        .u64(epoch)
+        .u64(block_number)
+        .fixed(b"Vote2")
+        .fixed(&[0xC0, 0x7F])
+        .finish()
+}
+
+/// `TimeoutData3{view, epoch, lock: None}.commit()`: named fields, the lock as a 0 flag.
+pub fn timeout_data3(view: u64, epoch: u64) -> [u8; 32] {
+    Commit::new("Timeout data v3")
+        .u64_field("view number", view)
+        .u64_field("epoch number", epoch)
+        .u64_field("lock", 0)
+        .finish()
 }
 
 /// View-sync data for `phase` (0 pre-commit, 1 commit, 2 finalize), without an epoch.

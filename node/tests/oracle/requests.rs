@@ -68,6 +68,35 @@ pub enum Msg {
         view: u64,
         payload: u8,
     },
+    /// The new protocol's second-phase vote (one per view and epoch).
+    Vote2 {
+        view: u64,
+        leaf: u8,
+        epoch: u64,
+    },
+    /// The new protocol's timeout vote (one per view and epoch), without a lock.
+    Timeout3 {
+        view: u64,
+        epoch: u64,
+    },
+    /// A builder claim whose block hash is the digest of a quorum vote (a client-chosen 32
+    /// bytes: refused for a client not trusted with raw hashes).
+    BuilderClaimCopyingVote {
+        view: u64,
+        vote_view: u64,
+        vote_leaf: u8,
+    },
+    /// A catch-up request whose request bytes are the digest of a quorum vote (signed, but
+    /// over `request ‖ u64le(timestamp) ‖ "espresso-request-response"`, never 32 bytes).
+    CatchUpCopyingVote {
+        vote_view: u64,
+        vote_leaf: u8,
+        timestamp: u64,
+    },
+    /// A Push-CDN authentication (signed freely, never remembered).
+    PushCdnAuth {
+        timestamp: u64,
+    },
 }
 
 pub fn msg() -> impl Strategy<Value = Msg> {
@@ -107,7 +136,40 @@ pub fn msg() -> impl Strategy<Value = Msg> {
                 vote_leaf,
             }
         }),
-        (small, byte).prop_map(|(view, payload)| Msg::DaProposal { view, payload }),
+        (small.clone(), byte.clone()).prop_map(|(view, payload)| Msg::DaProposal { view, payload }),
+        (small.clone(), byte, 0u64..2).prop_map(|(view, leaf, epoch)| Msg::Vote2 {
+            view,
+            leaf,
+            epoch
+        }),
+        (small, 0u64..2).prop_map(|(view, epoch)| Msg::Timeout3 { view, epoch }),
+    ]
+}
+
+/// `msg()` and the Espresso requests a hostile client can send, built around vote digests.
+/// Only for tests below the service edge that check a request's status as the result: a
+/// builder claim from an untrusted client is refused with PERMISSION_DENIED, which the
+/// cluster suites do not expect of a message.
+pub fn msg_or_request() -> impl Strategy<Value = Msg> {
+    let small = 0u64..5;
+    let byte = 0u8..3;
+    prop_oneof![
+        6 => msg(),
+        1 => (small.clone(), small.clone(), byte.clone()).prop_map(
+            |(view, vote_view, vote_leaf)| Msg::BuilderClaimCopyingVote {
+                view,
+                vote_view,
+                vote_leaf,
+            }
+        ),
+        1 => (small.clone(), byte, 0u64..3).prop_map(|(vote_view, vote_leaf, timestamp)| {
+            Msg::CatchUpCopyingVote {
+                vote_view,
+                vote_leaf,
+                timestamp,
+            }
+        }),
+        1 => small.prop_map(|timestamp| Msg::PushCdnAuth { timestamp }),
     ]
 }
 
@@ -184,8 +246,12 @@ pub struct Built {
     pub message: pb::sign_request::Message,
     /// What the request stands for.
     pub meaning: Meaning,
-    /// Its digest, computed by the oracle.
+    /// Its digest, computed by the oracle: the 32 bytes a consensus message signs. A request
+    /// that signs other than 32 bytes has none; this is then SHA-256 of `signed`, an
+    /// identifier no meaning's digest equals.
     pub digest: [u8; 32],
+    /// The exact bytes the signer must sign for it (`digest` for every 32-byte message).
+    pub signed: Vec<u8>,
     /// Other messages the request's bytes were built to stand for (a copied digest).
     pub copied: Vec<(Meaning, [u8; 32])>,
     /// The client chose the digest (a raw signing root): `meaning` is only its claim, not
@@ -195,26 +261,109 @@ pub struct Built {
 
 /// The wire request for `msg` and the oracle's meaning and digest for it.
 pub fn build(msg: &Msg) -> Built {
-    let (message, meaning, digest, copied) = build_parts(msg);
+    let (message, meaning, signed, copied) = build_parts(msg);
+    let digest = match <[u8; 32]>::try_from(signed.as_slice()) {
+        Ok(digest) => digest,
+        Err(_) => oracle::da_proposal(&signed),
+    };
     Built {
         message,
         meaning,
         digest,
+        signed,
         copied,
-        digest_chosen_by_client: matches!(msg, Msg::RawBlockCopyingAttestation { .. }),
+        digest_chosen_by_client: matches!(
+            msg,
+            Msg::RawBlockCopyingAttestation { .. } | Msg::BuilderClaimCopyingVote { .. }
+        ),
     }
 }
 
 type Parts = (
     pb::sign_request::Message,
     Meaning,
-    [u8; 32],
+    Vec<u8>,
     Vec<(Meaning, [u8; 32])>,
 );
 
 fn build_parts(msg: &Msg) -> Parts {
-    use pb::espresso_message::Kind as K;
+    let (message, meaning, digest, copied) = match build_consensus(msg) {
+        Ok(parts) => parts,
+        Err(request) => return request,
+    };
+    (message, meaning, digest.to_vec(), copied)
+}
+
+/// A request's parts: the bytes it signs are built by the oracle from HotShot's layouts
+/// (`signer_node`'s request module names the sources).
+fn build_request(msg: &Msg) -> Parts {
+    use pb::espresso_request::Kind as R;
+    let request = |kind| {
+        espresso(pb::espresso_message::Kind::Request(pb::EspressoRequest {
+            kind: Some(kind),
+        }))
+    };
     match *msg {
+        Msg::BuilderClaimCopyingVote {
+            view,
+            vote_view,
+            vote_leaf,
+        } => {
+            let copied = quorum_vote_digest(vote_view, vote_leaf);
+            let m = request(R::BuilderClaim(pb::BuilderClaim {
+                view,
+                block_hash: copied.to_vec(),
+            }));
+            let meaning = Meaning::Request {
+                kind: "builder-claim",
+            };
+            let copy = (esp("quorum-vote", vote_view, 0), copied);
+            (m, meaning, copied.to_vec(), vec![copy])
+        }
+        Msg::CatchUpCopyingVote {
+            vote_view,
+            vote_leaf,
+            timestamp,
+        } => {
+            let copied = quorum_vote_digest(vote_view, vote_leaf);
+            let m = request(R::CatchUp(pb::CatchUpRequest {
+                request: copied.to_vec(),
+                timestamp,
+            }));
+            let mut signed = copied.to_vec();
+            signed.extend_from_slice(&timestamp.to_le_bytes());
+            signed.extend_from_slice(b"espresso-request-response");
+            let meaning = Meaning::Request { kind: "catch-up" };
+            let copy = (esp("quorum-vote", vote_view, 0), copied);
+            (m, meaning, signed, vec![copy])
+        }
+        Msg::PushCdnAuth { timestamp } => {
+            let m = request(R::PushCdnAuth(pb::PushCdnAuth { timestamp }));
+            let mut signed = b"espresso-cdn-user-marshal-auth".to_vec();
+            signed.extend_from_slice(&timestamp.to_le_bytes());
+            let meaning = Meaning::Request {
+                kind: "push-cdn-auth",
+            };
+            (m, meaning, signed, vec![])
+        }
+        _ => unreachable!("not a request: {msg:?}"),
+    }
+}
+
+type ConsensusParts = (
+    pb::sign_request::Message,
+    Meaning,
+    [u8; 32],
+    Vec<(Meaning, [u8; 32])>,
+);
+
+/// A consensus message's parts, or (`Err`) a request's.
+fn build_consensus(msg: &Msg) -> Result<ConsensusParts, Parts> {
+    use pb::espresso_message::Kind as K;
+    Ok(match *msg {
+        Msg::BuilderClaimCopyingVote { .. }
+        | Msg::CatchUpCopyingVote { .. }
+        | Msg::PushCdnAuth { .. } => return Err(build_request(msg)),
         Msg::Block { slot, body } => {
             let header = eth2_messages::phase0::BeaconBlockHeader {
                 slot,
@@ -364,7 +513,26 @@ fn build_parts(msg: &Msg) -> Parts {
             }));
             (m, esp("da-proposal", view, 0), digest, vec![])
         }
-    }
+        Msg::Vote2 { view, leaf, epoch } => {
+            let m = espresso(K::Vote2(pb::Vote2 {
+                view,
+                leaf_commit: vec![leaf; 32],
+                epoch,
+                block_number: 0,
+            }));
+            let digest = oracle::vote(oracle::vote2_data([leaf; 32], epoch, 0), view);
+            (m, esp("vote2", view, epoch), digest, vec![])
+        }
+        Msg::Timeout3 { view, epoch } => {
+            let m = espresso(K::TimeoutVote3(pb::TimeoutVote3 {
+                view,
+                epoch,
+                lock: None,
+            }));
+            let digest = oracle::vote(oracle::timeout_data3(view, epoch), view);
+            (m, esp("timeout-vote3", view, epoch), digest, vec![])
+        }
+    })
 }
 
 /// The signing root of support's `eth2_block(slot, body)` request (mainnet, the fork version
