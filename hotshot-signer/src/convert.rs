@@ -8,6 +8,7 @@
 
 use crate::VidInput;
 use signer_client::pb;
+use signer_core::protection::espresso::leaf::LeafLayout;
 use signer_core::protection::espresso::{
     EpochFields, Message, ProposedLeaf, Request, UpgradeData, Version, ViewChangeEvidence,
     ViewSyncPhase,
@@ -49,7 +50,9 @@ pub fn to_wire(message: &Message) -> Option<pb::EspressoMessage> {
         }),
         Message::UpgradeVote { view, data } => K::UpgradeVote(upgrade(*view, data)),
         Message::UpgradeProposal { view, data } => K::UpgradeProposal(upgrade(*view, data)),
-        Message::QuorumProposal(leaf) => K::QuorumProposal(quorum_proposal(leaf)),
+        Message::QuorumProposal(leaf) => {
+            K::QuorumProposal(quorum_proposal(LeafLayout::Unversioned, leaf))
+        }
         Message::Request(r) => K::Request(request(r)),
         Message::Vote2 { view, data } => K::Vote2(pb::Vote2 {
             view: *view,
@@ -171,8 +174,22 @@ fn upgrade(view: u64, data: &UpgradeData) -> pb::UpgradeVote {
     }
 }
 
-fn quorum_proposal(leaf: &ProposedLeaf) -> pb::QuorumProposal {
+/// The wire form of a quorum proposal whose leaf follows `layout`.
+pub fn quorum_proposal_message(layout: LeafLayout, leaf: &ProposedLeaf) -> pb::EspressoMessage {
+    pb::EspressoMessage {
+        kind: Some(K::QuorumProposal(quorum_proposal(layout, leaf))),
+    }
+}
+
+fn quorum_proposal(layout: LeafLayout, leaf: &ProposedLeaf) -> pb::QuorumProposal {
+    let layout = match layout {
+        LeafLayout::Unversioned => pb::LeafLayout::Unspecified,
+        LeafLayout::PreEpoch => pb::LeafLayout::PreEpoch,
+        LeafLayout::EpochsWithoutEvidence => pb::LeafLayout::EpochsWithoutEvidence,
+        LeafLayout::Epochs => pb::LeafLayout::Epochs,
+    };
     pb::QuorumProposal {
+        layout: layout as i32,
         view: leaf.view,
         parent_leaf: leaf.parent_leaf.0.to_vec(),
         block_header_commit: leaf.block_header_commit.0.to_vec(),

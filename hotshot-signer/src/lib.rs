@@ -63,6 +63,7 @@ impl VidInput<'_> {
         .map_err(|e| SignError::Input(e.to_string()))
     }
 }
+pub use signer_core::protection::espresso::leaf::LeafLayout;
 pub use signer_core::protection::espresso::new_protocol::{LockView, TimeoutData3, Vote2Data};
 pub use signer_core::scheme::bn254::{PublicKey, Signature};
 
@@ -238,10 +239,21 @@ impl RemoteStakingKey {
         .await
     }
 
-    /// A leader's quorum proposal: the cluster computes `Leaf2::commit()` from `leaf`.
-    pub async fn sign_quorum_proposal(&self, leaf: &ProposedLeaf) -> Result<Signature, SignError> {
-        self.sign_message(Message::quorum_proposal(leaf.clone()))
-            .await
+    /// A leader's quorum proposal whose leaf follows `layout`, the release the view runs
+    /// (`LeafLayout::Epochs` for protocol 0.3 to 0.6, `PreEpoch` before; `Unversioned` lets
+    /// `with_epoch` alone decide): the cluster checks that the leaf carries exactly the fields
+    /// that layout hashes and computes `Leaf2::commit()` from it. A leaf that does not fit its
+    /// layout is refused here, before anything is sent.
+    pub async fn sign_quorum_proposal(
+        &self,
+        layout: LeafLayout,
+        leaf: &ProposedLeaf,
+    ) -> Result<Signature, SignError> {
+        let expected = leaf
+            .commit_as(layout)
+            .map_err(|e| SignError::Input(e.to_string()))?;
+        let message = convert::quorum_proposal_message(layout, leaf);
+        self.sign(message, &expected).await
     }
 
     /// A leader's DA proposal in `view`: the cluster signs `Sha256(encoded_transactions)`.

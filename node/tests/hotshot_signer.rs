@@ -7,9 +7,10 @@
 
 mod support;
 
-use hotshot_signer::{DaData, QuorumData, RemoteStakingKey, SignError};
+use hotshot_signer::{DaData, LeafLayout, QuorumData, RemoteStakingKey, SignError};
 use signer_node::client::{PoolOptions, SignerPool};
 use signer_node::protection::espresso::message::commitment_from_tagged;
+use signer_node::protection::espresso::Message;
 use std::time::Duration;
 use support::{local_kek, Cluster};
 
@@ -244,5 +245,42 @@ async fn requests_vid_and_vote2_through_the_client() {
     match key.sign_vote2(40, &rival).await {
         Err(SignError::Refused { code, .. }) => assert_eq!(code, "equivocation"),
         other => panic!("expected a refusal, got {other:?}"),
+    }
+
+    // A quorum proposal names its release's leaf layout: a leaf recorded from a HotShot chain
+    // of protocol 0.5 signs its recorded commitment under 0.3-0.6, and is refused (before
+    // anything is sent) under the pre-epoch layout, which does not hash its epoch clauses.
+    let leaves: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/../tests/vectors/espresso/leaf2.json"
+        ))
+        .unwrap(),
+    )
+    .unwrap();
+    let case = leaves["cases"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| {
+            c["layout"] == "v0.3-v0.6" && c["provenance"].as_str().unwrap().starts_with("verified")
+        })
+        .unwrap();
+    let Message::QuorumProposal(leaf) = serde_json::from_value(case["message"].clone()).unwrap()
+    else {
+        panic!("not a quorum proposal: {case}")
+    };
+    let recorded = commitment_from_tagged(case["leaf_commit"].as_str().unwrap()).unwrap();
+    let signature = key
+        .sign_quorum_proposal(LeafLayout::Epochs, &leaf)
+        .await
+        .unwrap();
+    assert!(signature.verify(key.public_key(), &recorded.0));
+    match key.sign_quorum_proposal(LeafLayout::PreEpoch, &leaf).await {
+        Err(SignError::Input(reason)) => assert_eq!(
+            reason,
+            "leaf layout PreEpoch has no epoch clauses, but the proposal carries with_epoch"
+        ),
+        other => panic!("expected the layout refused, got {other:?}"),
     }
 }

@@ -28,7 +28,8 @@
 //! value of the independent `leaf2_ref.py`); for a recorded leaf, the fields that the record
 //! holds directly (view, parent, block hash, DRB result, epoch) must match the request too.
 //! Each case also goes through the gRPC conversion (`service::convert::espresso_message`) and
-//! must come out as the same typed message.
+//! must come out as the same typed message, with no layout named and under the case's
+//! `layout`; under each of its `layouts_refusing` it must be refused on the `layout` field.
 //!
 //! A third reads `$ESPRESSO_QC_VECTORS` (default `tests/vectors/espresso/epoch_qcs.json`, see
 //! `EPOCH_QCS.md`): quorum certificates with epoch-bearing data recorded from a HotShot network
@@ -39,6 +40,7 @@
 use ark_serialize::CanonicalSerialize;
 use serde_json::Value;
 use signer_node::pb;
+use signer_node::protection::espresso::leaf::LeafLayout;
 use signer_node::protection::espresso::message::{
     commitment_from_tagged, commitment_to_tagged, vote_commitment,
 };
@@ -47,6 +49,7 @@ use signer_node::protection::espresso::{
 };
 use signer_node::scheme::bn254::{hash_to_curve, PublicKey, SecretKey, Signature};
 use signer_node::service::convert::espresso_message;
+use signer_node::service::signing::SignError;
 use signer_tests::{count_section_entries, output_text, read_json, run_own_test, TempDir};
 use std::path::{Path, PathBuf};
 
@@ -489,11 +492,24 @@ fn the_env_var_names_the_file_and_unknown_sections_fail() {
 }
 
 /// The gRPC form of a typed proposal, as a client builds it.
-fn to_wire(leaf: &ProposedLeaf) -> pb::EspressoMessage {
+/// A vector's layout name (the serde name of `LeafLayout`) as the wire's enum.
+fn wire_layout(name: &Value) -> Result<pb::LeafLayout, String> {
+    let layout: LeafLayout =
+        serde_json::from_value(name.clone()).map_err(|e| format!("layout {name}: {e}"))?;
+    Ok(match layout {
+        LeafLayout::Unversioned => pb::LeafLayout::Unspecified,
+        LeafLayout::PreEpoch => pb::LeafLayout::PreEpoch,
+        LeafLayout::EpochsWithoutEvidence => pb::LeafLayout::EpochsWithoutEvidence,
+        LeafLayout::Epochs => pb::LeafLayout::Epochs,
+    })
+}
+
+fn to_wire(leaf: &ProposedLeaf, layout: pb::LeafLayout) -> pb::EspressoMessage {
     use pb::leaf_epoch::ViewChangeEvidence as V;
     pb::EspressoMessage {
         kind: Some(pb::espresso_message::Kind::QuorumProposal(
             pb::QuorumProposal {
+                layout: layout as i32,
                 view: leaf.view,
                 parent_leaf: leaf.parent_leaf.0.to_vec(),
                 block_header_commit: leaf.block_header_commit.0.to_vec(),
@@ -526,9 +542,26 @@ fn leaf2_case(e: &Value) -> Outcome {
     let want = commitment_from_tagged(text(e, "leaf_commit")?).map_err(|e| e.to_string())?;
     expect_eq("leaf commitment", message.signing_message(), want.0)?;
     expect_eq("leaf_commit_hex", want.0, unhex(e, "leaf_commit_hex")?)?;
-    let wire = espresso_message(&to_wire(leaf)).map_err(|s| format!("conversion: {s}"))?;
-    if wire != message {
-        return Err(format!("the wire form converts to {wire:?}"));
+    // Through the wire: under the layout the case names (or none: `with_epoch` decides) the
+    // same message; under each layout that must refuse it, INVALID_ARGUMENT on `layout`.
+    let named = match e.get("layout") {
+        Some(name) => vec![pb::LeafLayout::Unspecified, wire_layout(name)?],
+        None => vec![pb::LeafLayout::Unspecified],
+    };
+    for layout in named {
+        let wire = espresso_message(&to_wire(leaf, layout))
+            .map_err(|s| format!("conversion under {layout:?}: {s}"))?;
+        if wire != message {
+            return Err(format!("the wire form converts to {wire:?}"));
+        }
+    }
+    for name in e["layouts_refusing"].as_array().into_iter().flatten() {
+        let layout = wire_layout(name)?;
+        match espresso_message(&to_wire(leaf, layout)) {
+            Err(SignError::Invalid { field, .. }) if field == "espresso.quorum_proposal.layout" => {
+            }
+            other => return Err(format!("under {layout:?}, which must refuse it: {other:?}")),
+        }
     }
     let Some(recorded) = e.get("hotshot_leaf") else {
         return Ok(());
@@ -829,7 +862,7 @@ fn espresso_proposal_wire_conversion() {
         with_epoch: Some(Default::default()),
     };
     let proposal = |edit: &dyn Fn(&mut pb::QuorumProposal)| {
-        let mut m = to_wire(&leaf);
+        let mut m = to_wire(&leaf, pb::LeafLayout::Unspecified);
         if let Some(pb::espresso_message::Kind::QuorumProposal(p)) = &mut m.kind {
             edit(p);
         }

@@ -26,7 +26,9 @@ use super::signing::{key_mismatch_reason, SignError, Signed, PAUSED_REASON};
 use crate::bytes::FixedBytes;
 use crate::keyring::LoadedKey;
 use crate::pb;
-use crate::protection::espresso::leaf::{EpochFields, ProposedLeaf, ViewChangeEvidence};
+use crate::protection::espresso::leaf::{
+    EpochFields, LeafLayout, ProposedLeaf, ViewChangeEvidence,
+};
 use crate::protection::espresso::message::{
     Commitment, DaData, HexBytes, Message, QuorumData, UpgradeData, Version, ViewSyncPhase,
 };
@@ -749,7 +751,7 @@ fn quorum_proposal(p: &pb::QuorumProposal) -> Result<ProposedLeaf, SignError> {
             })
         }
     };
-    Ok(ProposedLeaf {
+    let leaf = ProposedLeaf {
         view: p.view,
         parent_leaf: field(&p.parent_leaf, "parent_leaf")?,
         block_header_commit: field(&p.block_header_commit, "block_header_commit")?,
@@ -759,7 +761,24 @@ fn quorum_proposal(p: &pb::QuorumProposal) -> Result<ProposedLeaf, SignError> {
             "upgrade_certificate_commit",
         )?,
         with_epoch,
-    })
+    };
+    let layout_path = format!("{PATH}.layout");
+    let layout = match pb::LeafLayout::try_from(p.layout) {
+        Ok(pb::LeafLayout::Unspecified) => LeafLayout::Unversioned,
+        Ok(pb::LeafLayout::PreEpoch) => LeafLayout::PreEpoch,
+        Ok(pb::LeafLayout::EpochsWithoutEvidence) => LeafLayout::EpochsWithoutEvidence,
+        Ok(pb::LeafLayout::Epochs) => LeafLayout::Epochs,
+        Err(_) => {
+            return Err(invalid(
+                &layout_path,
+                format!("unknown leaf layout {}", p.layout),
+            ))
+        }
+    };
+    // Every layout hashes exactly the fields it accepts, so a leaf that passes is signed with
+    // the one commitment `ProposedLeaf::commit` computes; only the check needs the layout.
+    layout.check(&leaf).map_err(|e| invalid(&layout_path, e))?;
+    Ok(leaf)
 }
 
 impl SignError {
