@@ -16,6 +16,19 @@ pub enum ProfileArg {
     Eth2,
 }
 
+/// Which HotShot release's `Leaf2::commit()` a quorum proposal follows.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum LeafLayoutArg {
+    /// Protocol 0.1 and 0.2: no epoch clauses (--with-epoch refused).
+    #[value(name = "v0.1-v0.2")]
+    PreEpoch,
+    /// The first epoch leaf: --with-epoch required, no view-change evidence.
+    EpochsWithoutEvidence,
+    /// Protocol 0.3 to 0.6: --with-epoch required, view-change evidence hashed.
+    #[value(name = "v0.3-v0.6")]
+    Epochs,
+}
+
 /// What is being signed.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
 pub enum Kind {
@@ -36,7 +49,7 @@ pub enum Kind {
     /// Espresso quorum proposal: the leaf's fields, from which the signer computes the leaf
     /// commitment it signs: --view, --parent-leaf, --block-header-commit, --justify-qc-commit,
     /// [--upgrade-cert-commit], [--with-epoch [--next-epoch-qc-commit] [--next-drb-result]
-    /// [--timeout-cert-commit | --view-sync-cert-commit]].
+    /// [--timeout-cert-commit | --view-sync-cert-commit]], [--leaf-layout].
     QuorumProposal,
     /// Espresso DA proposal: --view, --transactions-hex (the signer signs their SHA-256).
     DaProposal,
@@ -79,6 +92,7 @@ impl Kind {
                 "next-drb-result",
                 "timeout-cert-commit",
                 "view-sync-cert-commit",
+                "leaf-layout",
             ],
             Kind::DaProposal => &["view", "transactions-hex"],
             Kind::Block => &["slot", "signing-root"],
@@ -173,6 +187,11 @@ pub struct SignArgs {
     /// commitment, 32 bytes hex (view-change evidence; not with --timeout-cert-commit).
     #[arg(long, value_name = "HEX", help_heading = "Espresso quorum proposal")]
     pub view_sync_cert_commit: Option<String>,
+    /// Espresso quorum proposals: the release whose leaf layout the proposal follows; the
+    /// cluster refuses a leaf carrying a field that layout does not hash, or lacking one it
+    /// requires. Without it, --with-epoch alone decides what is hashed.
+    #[arg(long, value_enum, help_heading = "Espresso quorum proposal")]
+    pub leaf_layout: Option<LeafLayoutArg>,
     /// Ethereum blocks: the slot.
     #[arg(long, value_name = "N", help_heading = "Ethereum")]
     pub slot: Option<u64>,
@@ -195,7 +214,7 @@ pub struct SignArgs {
 impl SignArgs {
     /// The flag names given on the command line (among the kind-specific ones).
     fn given(&self) -> Vec<&'static str> {
-        let flags: [(&'static str, bool); 22] = [
+        let flags: [(&'static str, bool); 23] = [
             ("view", self.view.is_some()),
             ("commitment", self.commitment.is_some()),
             (
@@ -219,6 +238,7 @@ impl SignArgs {
                 "view-sync-cert-commit",
                 self.view_sync_cert_commit.is_some(),
             ),
+            ("leaf-layout", self.leaf_layout.is_some()),
             ("slot", self.slot.is_some()),
             ("signing-root", self.signing_root.is_some()),
             ("source-epoch", self.source_epoch.is_some()),
@@ -323,6 +343,12 @@ fn quorum_proposal(args: &SignArgs) -> Result<pb::QuorumProposal, String> {
         justify_qc_commit: hex32(args.justify_qc_commit.as_ref(), "justify-qc-commit", kind)?,
         upgrade_certificate_commit: optional(&args.upgrade_cert_commit, "upgrade-cert-commit")?,
         with_epoch,
+        layout: match args.leaf_layout {
+            None => pb::LeafLayout::Unspecified,
+            Some(LeafLayoutArg::PreEpoch) => pb::LeafLayout::PreEpoch,
+            Some(LeafLayoutArg::EpochsWithoutEvidence) => pb::LeafLayout::EpochsWithoutEvidence,
+            Some(LeafLayoutArg::Epochs) => pb::LeafLayout::Epochs,
+        } as i32,
     })
 }
 
@@ -554,6 +580,23 @@ mod tests {
         assert_eq!(p.justify_qc_commit, vec![0x11; 32]);
         assert_eq!(p.upgrade_certificate_commit, None);
         assert_eq!(p.with_epoch, None);
+        assert_eq!(p.layout, pb::LeafLayout::Unspecified as i32);
+        for (name, layout) in [
+            ("v0.1-v0.2", pb::LeafLayout::PreEpoch),
+            (
+                "epochs-without-evidence",
+                pb::LeafLayout::EpochsWithoutEvidence,
+            ),
+            ("v0.3-v0.6", pb::LeafLayout::Epochs),
+        ] {
+            let p = proposal(&format!("--leaf-layout {name}")).unwrap();
+            assert_eq!(p.layout, layout as i32, "{name}");
+        }
+        let unknown = proposal("--leaf-layout v0.7").unwrap_err();
+        assert!(
+            unknown.contains("invalid value 'v0.7' for '--leaf-layout"),
+            "{unknown}"
+        );
 
         let p = proposal(&format!(
             "--upgrade-cert-commit {D} --with-epoch --next-epoch-qc-commit {C} \

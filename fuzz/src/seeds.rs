@@ -190,6 +190,10 @@ fn espresso_requests() -> Vec<(&'static str, pb::EspressoMessage)> {
             next_drb_result: Some(c(7)),
             view_change_evidence: Some(pb::leaf_epoch::ViewChangeEvidence::TimeoutCertCommit(c(8))),
         }),
+        layout: match epoch {
+            true => pb::LeafLayout::Epochs,
+            false => pb::LeafLayout::PreEpoch,
+        } as i32,
     };
     let kinds = vec![
         ("quorum-vote", K::QuorumVote(quorum.clone())),

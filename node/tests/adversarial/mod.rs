@@ -146,6 +146,7 @@ pub fn request(key_id: &str, request_id: &str, msg: &Msg) -> Asked {
         message,
         meaning,
         digest,
+        signed: _,
         copied,
         digest_chosen_by_client,
     } = build(msg);

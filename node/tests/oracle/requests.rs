@@ -287,11 +287,21 @@ type Parts = (
 );
 
 fn build_parts(msg: &Msg) -> Parts {
-    let (message, meaning, digest, copied) = match build_consensus(msg) {
-        Ok(parts) => parts,
-        Err(request) => return request,
-    };
+    if is_request(msg) {
+        return build_request(msg);
+    }
+    let (message, meaning, digest, copied) = build_consensus(msg);
     (message, meaning, digest.to_vec(), copied)
+}
+
+/// An Espresso request (not a consensus message).
+fn is_request(msg: &Msg) -> bool {
+    matches!(
+        msg,
+        Msg::BuilderClaimCopyingVote { .. }
+            | Msg::CatchUpCopyingVote { .. }
+            | Msg::PushCdnAuth { .. }
+    )
 }
 
 /// A request's parts: the bytes it signs are built by the oracle from HotShot's layouts
@@ -357,13 +367,13 @@ type ConsensusParts = (
     Vec<(Meaning, [u8; 32])>,
 );
 
-/// A consensus message's parts, or (`Err`) a request's.
-fn build_consensus(msg: &Msg) -> Result<ConsensusParts, Parts> {
+/// A consensus message's parts.
+fn build_consensus(msg: &Msg) -> ConsensusParts {
     use pb::espresso_message::Kind as K;
-    Ok(match *msg {
+    match *msg {
         Msg::BuilderClaimCopyingVote { .. }
         | Msg::CatchUpCopyingVote { .. }
-        | Msg::PushCdnAuth { .. } => return Err(build_request(msg)),
+        | Msg::PushCdnAuth { .. } => unreachable!("a request: {msg:?}"),
         Msg::Block { slot, body } => {
             let header = eth2_messages::phase0::BeaconBlockHeader {
                 slot,
@@ -498,6 +508,7 @@ fn build_consensus(msg: &Msg) -> Result<ConsensusParts, Parts> {
                 justify_qc_commit: copied_digest.to_vec(),
                 upgrade_certificate_commit: None,
                 with_epoch: None,
+                layout: pb::LeafLayout::PreEpoch as i32,
             }));
             let copied = (esp("quorum-vote", vote_view, 0), copied_digest);
             let digest = oracle::leaf2(view, copied_digest, copied_digest, copied_digest);
@@ -532,7 +543,7 @@ fn build_consensus(msg: &Msg) -> Result<ConsensusParts, Parts> {
             let digest = oracle::vote(oracle::timeout_data3(view, epoch), view);
             (m, esp("timeout-vote3", view, epoch), digest, vec![])
         }
-    })
+    }
 }
 
 /// The signing root of support's `eth2_block(slot, body)` request (mainnet, the fork version
