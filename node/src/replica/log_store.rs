@@ -5,10 +5,27 @@
 //! `RaftLogStorage`/`RaftLogReader` contract. Must not: interpret entries (that is the state
 //! machine's job).
 //!
+//! # Appends are written behind
+//! openraft asks `append` to return as soon as the entries are readable and to report
+//! durability through a callback. Entries go to an in-memory [`Unflushed`] map (which every
+//! read overlays on the database), and one writer thread commits them, with fsync, in order,
+//! several appends in one transaction when they queue up, then reports each. So a leader sends
+//! an entry to its followers while its own fsync runs instead of after it (a single request
+//! waited for two fsyncs in a row), and a burst of appends costs one fsync.
+//!
 //! To ensure correctness:
-//! - `save_vote` and `append` commit with fsync (`Durability::Immediate`) before reporting;
-//!   when a node is configured without `sync_writes` (benchmarks of the fsync cost only), writes
-//!   are not durable and the node says so at start;
+//! - the callback reports an append only after the transaction holding it committed (with
+//!   fsync under `Durability::Immediate`); openraft counts the leader's own copy toward a quorum
+//!   only then. When a node is configured without `sync_writes` (benchmarks of the fsync cost
+//!   only), writes are not durable and the node says so at start;
+//! - every database write (append, truncate, purge) goes through the one writer thread, in
+//!   call order, and `truncate_after` and `purge` return only once theirs is done, so a
+//!   truncated or purged entry is never read again and a stale entry never reaches the disk
+//!   after a truncation;
+//! - an entry leaves [`Unflushed`] only after its transaction committed, and a reader looks at
+//!   [`Unflushed`] before it opens its read transaction: whichever it misses in one, it finds in
+//!   the other, so a read never sees a hole;
+//! - `save_vote` commits with fsync before reporting;
 //! - every write is one redb transaction, so a crash never leaves a hole in the log;
 //! - a database of a format this binary does not read is refused at open with both versions
 //!   named; a format-1 log (whose entries have format 2's layout) is read and stamped format 2.
@@ -23,11 +40,12 @@ use redb::{
 };
 use serde::de::DeserializeOwned;
 use serde::Serialize;
+use std::collections::BTreeMap;
 use std::fmt::Debug;
 use std::io;
 use std::ops::RangeBounds;
 use std::path::Path;
-use std::sync::Arc;
+use std::sync::{mpsc, Arc, Mutex, MutexGuard};
 
 /// index → entry.
 const LOGS: TableDefinition<u64, &[u8]> = TableDefinition::new("raft_logs");
@@ -40,11 +58,219 @@ fn decode<T: DeserializeOwned>(what: &str, bytes: &[u8]) -> io::Result<T> {
     format::decode_stored(bytes).map_err(|e| io::Error::other(format!("log database, {what}: {e}")))
 }
 
-/// The redb-backed Raft log. Cloning shares the database.
+/// The redb-backed Raft log. Cloning shares the database and the writer.
 #[derive(Clone)]
 pub struct LogStore {
     db: Arc<Database>,
     durability: Durability,
+    unflushed: Unflushed,
+    writer: Arc<Writer>,
+}
+
+/// Entries appended but not yet committed to the database, by index, each with the number of
+/// the append that brought it.
+#[derive(Clone, Default)]
+struct Unflushed(Arc<Mutex<UnflushedEntries>>);
+
+#[derive(Default)]
+struct UnflushedEntries {
+    entries: BTreeMap<u64, (u64, Entry)>,
+    /// The number of the next append.
+    next_append: u64,
+}
+
+impl Unflushed {
+    fn lock(&self) -> MutexGuard<'_, UnflushedEntries> {
+        self.0.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Hold `entries` until append number `append` is committed; returns that number.
+    fn add(&self, entries: Vec<Entry>) -> u64 {
+        let mut held = self.lock();
+        let append = held.next_append;
+        held.next_append += 1;
+        held.entries
+            .extend(entries.into_iter().map(|e| (e.index(), (append, e))));
+        append
+    }
+
+    /// Forget the entries of appends `appends` once committed (an entry a later append
+    /// replaced after a truncation stays until that append is committed).
+    fn committed(&self, appends: &[u64]) {
+        self.lock()
+            .entries
+            .retain(|_, (append, _)| !appends.contains(append));
+    }
+
+    /// Forget entries whose index `drop` selects (truncated or purged).
+    fn forget(&self, drop: impl Fn(u64) -> bool) {
+        self.lock().entries.retain(|index, _| !drop(*index));
+    }
+
+    fn range(&self, bounds: (std::ops::Bound<u64>, std::ops::Bound<u64>)) -> Vec<Entry> {
+        self.lock()
+            .entries
+            .range(bounds)
+            .map(|(_, (_, e))| e.clone())
+            .collect()
+    }
+
+    fn last(&self) -> Option<LogId> {
+        self.lock()
+            .entries
+            .values()
+            .next_back()
+            .map(|(_, e)| e.log_id())
+    }
+}
+
+/// Encoded entries to commit, and whom to tell.
+struct PendingAppend {
+    /// Its number in [`Unflushed`].
+    append: u64,
+    /// (index, encoded entry).
+    entries: Vec<(u64, Vec<u8>)>,
+    callback: IOFlushed<TypeConfig>,
+}
+
+/// A write for the writer thread.
+enum Job {
+    Append(PendingAppend),
+    /// Remove entries from `start` on.
+    Truncate {
+        start: u64,
+        done: tokio::sync::oneshot::Sender<io::Result<()>>,
+    },
+    /// Remove entries up to `log_id` and record it.
+    Purge {
+        log_id: LogId,
+        done: tokio::sync::oneshot::Sender<io::Result<()>>,
+    },
+}
+
+/// The writer thread: its queue, and the thread, joined when the last store is dropped (so
+/// the database is closed when the store is gone and can be opened again at once).
+struct Writer {
+    queue: Option<mpsc::Sender<Job>>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl Writer {
+    fn start(db: Arc<Database>, durability: Durability, unflushed: Unflushed) -> io::Result<Self> {
+        let (queue, jobs) = mpsc::channel();
+        let thread = std::thread::Builder::new()
+            .name("raft-log-writer".into())
+            .spawn(move || write_jobs(&db, durability, &unflushed, &jobs))?;
+        Ok(Writer {
+            queue: Some(queue),
+            thread: Some(thread),
+        })
+    }
+
+    fn send(&self, job: Job) -> io::Result<()> {
+        self.queue
+            .as_ref()
+            .and_then(|q| q.send(job).ok())
+            .ok_or_else(|| io::Error::other("the Raft log writer stopped"))
+    }
+}
+
+impl Drop for Writer {
+    fn drop(&mut self) {
+        self.queue = None;
+        if let Some(thread) = self.thread.take() {
+            let _ = thread.join();
+        }
+    }
+}
+
+/// The writer thread's loop: each job in order; appends that queued up behind one another
+/// share a transaction.
+fn write_jobs(
+    db: &Database,
+    durability: Durability,
+    unflushed: &Unflushed,
+    jobs: &mpsc::Receiver<Job>,
+) {
+    let mut next = jobs.recv().ok();
+    while let Some(job) = next.take() {
+        match job {
+            Job::Append(first) => {
+                let mut batch = vec![first];
+                loop {
+                    match jobs.try_recv() {
+                        Ok(Job::Append(more)) => batch.push(more),
+                        Ok(other) => {
+                            next = Some(other);
+                            break;
+                        }
+                        Err(_) => break,
+                    }
+                }
+                let result = commit_appends(db, durability, &batch);
+                if result.is_ok() {
+                    let appends: Vec<u64> = batch.iter().map(|p| p.append).collect();
+                    unflushed.committed(&appends);
+                }
+                for pending in batch {
+                    let outcome = match &result {
+                        Ok(()) => Ok(()),
+                        Err(e) => Err(io::Error::new(e.kind(), e.to_string())),
+                    };
+                    pending.callback.io_completed(outcome);
+                }
+            }
+            Job::Truncate { start, done } => {
+                let _ = done.send(truncate(db, start));
+            }
+            Job::Purge { log_id, done } => {
+                let _ = done.send(purge(db, log_id));
+            }
+        }
+        if next.is_none() {
+            next = jobs.recv().ok();
+        }
+    }
+}
+
+fn commit_appends(
+    db: &Database,
+    durability: Durability,
+    batch: &[PendingAppend],
+) -> io::Result<()> {
+    let mut txn = db.begin_write().map_err(io_err)?;
+    txn.set_durability(durability).map_err(io_err)?;
+    {
+        let mut table = txn.open_table(LOGS).map_err(io_err)?;
+        for (index, bytes) in batch.iter().flat_map(|p| &p.entries) {
+            table.insert(*index, bytes.as_slice()).map_err(io_err)?;
+        }
+    }
+    txn.commit().map_err(io_err)
+}
+
+fn truncate(db: &Database, start: u64) -> io::Result<()> {
+    let txn = db.begin_write().map_err(io_err)?;
+    {
+        let mut table = txn.open_table(LOGS).map_err(io_err)?;
+        table.retain_in(start.., |_, _| false).map_err(io_err)?;
+    }
+    txn.commit().map_err(io_err)
+}
+
+fn purge(db: &Database, log_id: LogId) -> io::Result<()> {
+    let bytes = format::encode(&log_id).map_err(io_err)?;
+    let txn = db.begin_write().map_err(io_err)?;
+    {
+        let mut meta = txn.open_table(META).map_err(io_err)?;
+        meta.insert("last_purged", bytes.as_slice())
+            .map_err(io_err)?;
+        let mut table = txn.open_table(LOGS).map_err(io_err)?;
+        table
+            .retain_in(..=log_id.index(), |_, _| false)
+            .map_err(io_err)?;
+    }
+    txn.commit().map_err(io_err)
 }
 
 impl LogStore {
@@ -72,14 +298,32 @@ impl LogStore {
             }
         }
         txn.commit().map_err(io_err)?;
+        let db = Arc::new(db);
+        let durability = if sync_writes {
+            Durability::Immediate
+        } else {
+            Durability::None
+        };
+        let unflushed = Unflushed::default();
+        let writer = Writer::start(db.clone(), durability, unflushed.clone())?;
         Ok(LogStore {
-            db: Arc::new(db),
-            durability: if sync_writes {
-                Durability::Immediate
-            } else {
-                Durability::None
-            },
+            db,
+            durability,
+            unflushed,
+            writer: Arc::new(writer),
         })
+    }
+
+    /// Run `job` (made with its completion sender) on the writer thread and wait for it.
+    async fn on_writer(
+        &self,
+        job: impl FnOnce(tokio::sync::oneshot::Sender<io::Result<()>>) -> Job,
+    ) -> io::Result<()> {
+        let (done, finished) = tokio::sync::oneshot::channel();
+        self.writer.send(job(done))?;
+        finished
+            .await
+            .map_err(|_| io::Error::other("the Raft log writer stopped"))?
     }
 
     fn read_meta<T: DeserializeOwned>(&self, key: &str) -> io::Result<Option<T>> {
@@ -113,15 +357,18 @@ impl RaftLogReader<TypeConfig> for LogStore {
         &mut self,
         range: RB,
     ) -> Result<Vec<Entry>, io::Error> {
+        let bounds = (range.start_bound().cloned(), range.end_bound().cloned());
+        // Unflushed first, then the database: see the module doc.
+        let unflushed = self.unflushed.range(bounds);
         let txn = self.db.begin_read().map_err(io_err)?;
         let table = txn.open_table(LOGS).map_err(io_err)?;
-        let bounds = (range.start_bound().cloned(), range.end_bound().cloned());
-        let mut out = Vec::new();
+        let mut out = BTreeMap::new();
         for item in table.range(bounds).map_err(io_err)? {
-            let (_, v) = item.map_err(io_err)?;
-            out.push(decode::<Entry>("entry", v.value())?);
+            let (k, v) = item.map_err(io_err)?;
+            out.insert(k.value(), decode::<Entry>("entry", v.value())?);
         }
-        Ok(out)
+        out.extend(unflushed.into_iter().map(|e| (e.index(), e)));
+        Ok(out.into_values().collect())
     }
 
     async fn read_vote(&mut self) -> Result<Option<Vote>, io::Error> {
@@ -133,8 +380,9 @@ impl RaftLogStorage<TypeConfig> for LogStore {
     type LogReader = LogStore;
 
     async fn get_log_state(&mut self) -> Result<LogState<TypeConfig>, io::Error> {
+        let unflushed = self.unflushed.last();
         let last_purged_log_id: Option<LogId> = self.read_meta("last_purged")?;
-        let last = {
+        let stored = {
             let txn = self.db.begin_read().map_err(io_err)?;
             let table = txn.open_table(LOGS).map_err(io_err)?;
             let last = table.last().map_err(io_err)?;
@@ -144,7 +392,7 @@ impl RaftLogStorage<TypeConfig> for LogStore {
             }
         };
         Ok(LogState {
-            last_log_id: last.or(last_purged_log_id),
+            last_log_id: unflushed.max(stored).or(last_purged_log_id),
             last_purged_log_id,
         })
     }
@@ -175,54 +423,28 @@ impl RaftLogStorage<TypeConfig> for LogStore {
         I: IntoIterator<Item = Entry> + OptionalSend,
         I::IntoIter: OptionalSend,
     {
-        let result = (|| {
-            let mut txn = self.db.begin_write().map_err(io_err)?;
-            txn.set_durability(self.durability).map_err(io_err)?;
-            {
-                let mut table = txn.open_table(LOGS).map_err(io_err)?;
-                for entry in entries {
-                    let bytes = format::encode(&entry).map_err(io_err)?;
-                    table
-                        .insert(entry.index(), bytes.as_slice())
-                        .map_err(io_err)?;
-                }
-            }
-            txn.commit().map_err(io_err)
-        })();
-        match result {
-            Ok(()) => {
-                callback.io_completed(Ok(()));
-                Ok(())
-            }
-            Err(e) => {
-                callback.io_completed(Err(io::Error::other(e.to_string())));
-                Err(e)
-            }
-        }
+        let entries: Vec<Entry> = entries.into_iter().collect();
+        let encoded = entries
+            .iter()
+            .map(|e| Ok((e.index(), format::encode(e).map_err(io_err)?)))
+            .collect::<io::Result<Vec<_>>>()?;
+        // Readable before this returns, durable when the callback says so.
+        let append = self.unflushed.add(entries);
+        self.writer.send(Job::Append(PendingAppend {
+            append,
+            entries: encoded,
+            callback,
+        }))
     }
 
     async fn truncate_after(&mut self, last_log_id: Option<LogId>) -> Result<(), io::Error> {
         let start = last_log_id.map(|l| l.index() + 1).unwrap_or(0);
-        let txn = self.db.begin_write().map_err(io_err)?;
-        {
-            let mut table = txn.open_table(LOGS).map_err(io_err)?;
-            table.retain_in(start.., |_, _| false).map_err(io_err)?;
-        }
-        txn.commit().map_err(io_err)
+        self.unflushed.forget(|index| index >= start);
+        self.on_writer(|done| Job::Truncate { start, done }).await
     }
 
     async fn purge(&mut self, log_id: LogId) -> Result<(), io::Error> {
-        let bytes = format::encode(&log_id).map_err(io_err)?;
-        let txn = self.db.begin_write().map_err(io_err)?;
-        {
-            let mut meta = txn.open_table(META).map_err(io_err)?;
-            meta.insert("last_purged", bytes.as_slice())
-                .map_err(io_err)?;
-            let mut table = txn.open_table(LOGS).map_err(io_err)?;
-            table
-                .retain_in(..=log_id.index(), |_, _| false)
-                .map_err(io_err)?;
-        }
-        txn.commit().map_err(io_err)
+        self.unflushed.forget(|index| index <= log_id.index());
+        self.on_writer(|done| Job::Purge { log_id, done }).await
     }
 }
