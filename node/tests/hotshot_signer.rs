@@ -29,6 +29,15 @@ const QUORUM_VOTE_12_SIGNATURE: &str =
     "BLS_SIG~RLDbts-j9lSr8ivArKWha5DNqcZfVaUTOAcXjbuYEyTAyOWiAlnAgcXFNPb--l2K5bSG1vqr9Em9Hr9fnGNaqAk";
 const LEAF_12: &str = "COMMIT~zaORMZWZIlnqu00P22csaMNcTplixSCL0AmihTBlyyTG";
 
+/// A file of `tests/vectors/espresso/`.
+fn espresso_vectors(name: &str) -> serde_json::Value {
+    let path = format!(
+        "{}/../tests/vectors/espresso/{name}",
+        env!("CARGO_MANIFEST_DIR")
+    );
+    serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap()
+}
+
 async fn pool(cluster: &Cluster) -> SignerPool {
     let endpoints: Vec<_> = (1..=3)
         .map(|id| (id, cluster.node(id).client_addr))
@@ -143,14 +152,7 @@ async fn requests_vid_and_vote2_through_the_client() {
     use hotshot_signer::{Request, VidInput, Vote2Data};
     let (_cluster, key) = demo_key_cluster().await;
 
-    let vectors: serde_json::Value = serde_json::from_str(
-        &std::fs::read_to_string(concat!(
-            env!("CARGO_MANIFEST_DIR"),
-            "/../tests/vectors/espresso/requests.json"
-        ))
-        .unwrap(),
-    )
-    .unwrap();
+    let vectors = espresso_vectors("requests.json");
     let mut checked = 0;
     for case in vectors["cases"].as_array().unwrap() {
         if case["signer_index"] != 1 {
@@ -179,14 +181,7 @@ async fn requests_vid_and_vote2_through_the_client() {
     assert!(checked >= 4, "only {checked} cases of demo key 1");
 
     // A VID disperse of a block recorded from a HotShot network (protocol 0.3, AvidM).
-    let vid: serde_json::Value = serde_json::from_str(
-        &std::fs::read_to_string(concat!(
-            env!("CARGO_MANIFEST_DIR"),
-            "/../tests/vectors/espresso/vid.json"
-        ))
-        .unwrap(),
-    )
-    .unwrap();
+    let vid = espresso_vectors("vid.json");
     let recorded = vid["cases"]
         .as_array()
         .unwrap()
@@ -250,14 +245,7 @@ async fn requests_vid_and_vote2_through_the_client() {
     // A quorum proposal names its release's leaf layout: a leaf recorded from a HotShot chain
     // of protocol 0.5 signs its recorded commitment under 0.3-0.6, and is refused (before
     // anything is sent) under the pre-epoch layout, which does not hash its epoch clauses.
-    let leaves: serde_json::Value = serde_json::from_str(
-        &std::fs::read_to_string(concat!(
-            env!("CARGO_MANIFEST_DIR"),
-            "/../tests/vectors/espresso/leaf2.json"
-        ))
-        .unwrap(),
-    )
-    .unwrap();
+    let leaves = espresso_vectors("leaf2.json");
     let case = leaves["cases"]
         .as_array()
         .unwrap()
