@@ -1,0 +1,227 @@
+//! The Raft log's writer thread and the entries it has not committed yet ([`Unflushed`]):
+//! how `append` returns at once while its entries are made durable behind it (see the parent
+//! module's doc for the contract and why it holds).
+//!
+//! Owns: the writer thread, its queue of jobs (append, truncate, purge, executed in order,
+//! consecutive appends in one transaction) and the unflushed entries. Must not: decide when a
+//! write is needed (the log store does, for openraft) or read the log for openraft.
+
+use super::{LOGS, META};
+use crate::format;
+use crate::replica::{io_err, Entry, LogId, TypeConfig};
+use openraft::entry::RaftEntry;
+use openraft::storage::IOFlushed;
+use redb::{Database, Durability};
+use std::collections::BTreeMap;
+use std::io;
+use std::sync::{mpsc, Arc, Mutex, MutexGuard};
+
+/// Entries appended but not yet committed to the database, by index, each with the number of
+/// the append that brought it.
+#[derive(Clone, Default)]
+pub(super) struct Unflushed(Arc<Mutex<UnflushedEntries>>);
+
+#[derive(Default)]
+struct UnflushedEntries {
+    entries: BTreeMap<u64, (u64, Entry)>,
+    /// The number of the next append.
+    next_append: u64,
+}
+
+impl Unflushed {
+    fn lock(&self) -> MutexGuard<'_, UnflushedEntries> {
+        self.0.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Hold `entries` until append number `append` is committed; returns that number.
+    pub(super) fn add(&self, entries: Vec<Entry>) -> u64 {
+        let mut held = self.lock();
+        let append = held.next_append;
+        held.next_append += 1;
+        held.entries
+            .extend(entries.into_iter().map(|e| (e.index(), (append, e))));
+        append
+    }
+
+    /// Forget the entries of appends `appends` once committed (an entry a later append
+    /// replaced after a truncation stays until that append is committed).
+    pub(super) fn committed(&self, appends: &[u64]) {
+        self.lock()
+            .entries
+            .retain(|_, (append, _)| !appends.contains(append));
+    }
+
+    /// Forget entries whose index `drop` selects (truncated or purged).
+    pub(super) fn forget(&self, drop: impl Fn(u64) -> bool) {
+        self.lock().entries.retain(|index, _| !drop(*index));
+    }
+
+    pub(super) fn range(&self, bounds: (std::ops::Bound<u64>, std::ops::Bound<u64>)) -> Vec<Entry> {
+        self.lock()
+            .entries
+            .range(bounds)
+            .map(|(_, (_, e))| e.clone())
+            .collect()
+    }
+
+    pub(super) fn last(&self) -> Option<LogId> {
+        self.lock()
+            .entries
+            .values()
+            .next_back()
+            .map(|(_, e)| e.log_id())
+    }
+}
+
+/// Encoded entries to commit, and whom to tell.
+pub(super) struct PendingAppend {
+    /// Its number in [`Unflushed`].
+    pub(super) append: u64,
+    /// (index, encoded entry).
+    pub(super) entries: Vec<(u64, Vec<u8>)>,
+    pub(super) callback: IOFlushed<TypeConfig>,
+}
+
+/// A write for the writer thread.
+pub(super) enum Job {
+    Append(PendingAppend),
+    /// Remove entries from `start` on.
+    Truncate {
+        start: u64,
+        done: tokio::sync::oneshot::Sender<io::Result<()>>,
+    },
+    /// Remove entries up to `log_id` and record it.
+    Purge {
+        log_id: LogId,
+        done: tokio::sync::oneshot::Sender<io::Result<()>>,
+    },
+}
+
+/// The writer thread: its queue, and the thread, joined when the last store is dropped (so
+/// the database is closed when the store is gone and can be opened again at once).
+pub(super) struct Writer {
+    queue: Option<mpsc::Sender<Job>>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl Writer {
+    pub(super) fn start(
+        db: Arc<Database>,
+        durability: Durability,
+        unflushed: Unflushed,
+    ) -> io::Result<Self> {
+        let (queue, jobs) = mpsc::channel();
+        let thread = std::thread::Builder::new()
+            .name("raft-log-writer".into())
+            .spawn(move || write_jobs(&db, durability, &unflushed, &jobs))?;
+        Ok(Writer {
+            queue: Some(queue),
+            thread: Some(thread),
+        })
+    }
+
+    pub(super) fn send(&self, job: Job) -> io::Result<()> {
+        self.queue
+            .as_ref()
+            .and_then(|q| q.send(job).ok())
+            .ok_or_else(|| io::Error::other("the Raft log writer stopped"))
+    }
+}
+
+impl Drop for Writer {
+    fn drop(&mut self) {
+        self.queue = None;
+        if let Some(thread) = self.thread.take() {
+            let _ = thread.join();
+        }
+    }
+}
+
+/// The writer thread's loop: each job in order; appends that queued up behind one another
+/// share a transaction.
+fn write_jobs(
+    db: &Database,
+    durability: Durability,
+    unflushed: &Unflushed,
+    jobs: &mpsc::Receiver<Job>,
+) {
+    let mut next = jobs.recv().ok();
+    while let Some(job) = next.take() {
+        match job {
+            Job::Append(first) => {
+                let mut batch = vec![first];
+                loop {
+                    match jobs.try_recv() {
+                        Ok(Job::Append(more)) => batch.push(more),
+                        Ok(other) => {
+                            next = Some(other);
+                            break;
+                        }
+                        Err(_) => break,
+                    }
+                }
+                let result = commit_appends(db, durability, &batch);
+                if result.is_ok() {
+                    let appends: Vec<u64> = batch.iter().map(|p| p.append).collect();
+                    unflushed.committed(&appends);
+                }
+                for pending in batch {
+                    let outcome = match &result {
+                        Ok(()) => Ok(()),
+                        Err(e) => Err(io::Error::new(e.kind(), e.to_string())),
+                    };
+                    pending.callback.io_completed(outcome);
+                }
+            }
+            Job::Truncate { start, done } => {
+                let _ = done.send(truncate(db, start));
+            }
+            Job::Purge { log_id, done } => {
+                let _ = done.send(purge(db, log_id));
+            }
+        }
+        if next.is_none() {
+            next = jobs.recv().ok();
+        }
+    }
+}
+
+fn commit_appends(
+    db: &Database,
+    durability: Durability,
+    batch: &[PendingAppend],
+) -> io::Result<()> {
+    let mut txn = db.begin_write().map_err(io_err)?;
+    txn.set_durability(durability).map_err(io_err)?;
+    {
+        let mut table = txn.open_table(LOGS).map_err(io_err)?;
+        for (index, bytes) in batch.iter().flat_map(|p| &p.entries) {
+            table.insert(*index, bytes.as_slice()).map_err(io_err)?;
+        }
+    }
+    txn.commit().map_err(io_err)
+}
+
+fn truncate(db: &Database, start: u64) -> io::Result<()> {
+    let txn = db.begin_write().map_err(io_err)?;
+    {
+        let mut table = txn.open_table(LOGS).map_err(io_err)?;
+        table.retain_in(start.., |_, _| false).map_err(io_err)?;
+    }
+    txn.commit().map_err(io_err)
+}
+
+fn purge(db: &Database, log_id: LogId) -> io::Result<()> {
+    let bytes = format::encode(&log_id).map_err(io_err)?;
+    let txn = db.begin_write().map_err(io_err)?;
+    {
+        let mut meta = txn.open_table(META).map_err(io_err)?;
+        meta.insert("last_purged", bytes.as_slice())
+            .map_err(io_err)?;
+        let mut table = txn.open_table(LOGS).map_err(io_err)?;
+        table
+            .retain_in(..=log_id.index(), |_, _| false)
+            .map_err(io_err)?;
+    }
+    txn.commit().map_err(io_err)
+}
