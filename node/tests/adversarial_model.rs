@@ -632,7 +632,8 @@ fn the_review_sequences_end_in_refusals_never_a_second_signature() {
         (
             // The new protocol: a Vote1 (a quorum vote) for a rival proposal and a Vote2 for
             // the decided one in the same view are both signed; a second Vote2 in that view and
-            // epoch is not, one in the next epoch is; the v3 timeout vote has its own slot.
+            // epoch is not, one in the next epoch is; the v3 timeout vote has its own slot and
+            // bars new Vote2s at or below its view.
             "Vote1 and Vote2 in one view, Vote2 per epoch, the v3 timeout vote",
             vec![
                 req(esp_a, 0, vote(10, 1), false),
@@ -668,6 +669,38 @@ fn the_review_sequences_end_in_refusals_never_a_second_signature() {
                 ),
                 req(esp_a, 0, Msg::Timeout3 { view: 10, epoch: 1 }, false),
                 req(esp_a, 0, Msg::Timeout3 { view: 10, epoch: 1 }, false),
+                // After that timeout: the Vote2 signed before it re-signs, a new one at or
+                // below view 10 is refused in any epoch, one above it is signed.
+                req(
+                    esp_a,
+                    0,
+                    Msg::Vote2 {
+                        view: 10,
+                        leaf: 2,
+                        epoch: 1,
+                    },
+                    false,
+                ),
+                req(
+                    esp_a,
+                    0,
+                    Msg::Vote2 {
+                        view: 10,
+                        leaf: 2,
+                        epoch: 2,
+                    },
+                    false,
+                ),
+                req(
+                    esp_a,
+                    0,
+                    Msg::Vote2 {
+                        view: 11,
+                        leaf: 2,
+                        epoch: 1,
+                    },
+                    false,
+                ),
             ],
             vec![
                 "Signed",
@@ -676,6 +709,9 @@ fn the_review_sequences_end_in_refusals_never_a_second_signature() {
                 "Signed",
                 "Signed",
                 "Resigned",
+                "Resigned",
+                "vote2_after_timeout",
+                "Signed",
             ],
         ),
     ];

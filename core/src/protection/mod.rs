@@ -275,6 +275,19 @@ pub enum Violation {
         /// The horizon ([`espresso::VIEW_HORIZON`]).
         horizon: u64,
     },
+    /// espresso, the new protocol: a Vote2 at or below a view the key already sent a v3
+    /// timeout vote for. HotShot never casts one (its `timeout_vote_bar`): a timeout
+    /// certificate and a commit certificate for the same view could then both form.
+    #[error(
+        "vote2 at view {view}: this key sent a timeout vote (v3) for view {timeout_view}, and a \
+         node that timed out never casts a Vote2 at or below that view"
+    )]
+    Vote2AfterTimeout {
+        /// Requested view.
+        view: u64,
+        /// The highest view the key sent a v3 timeout vote for.
+        timeout_view: u64,
+    },
 }
 
 /// The text of [`Violation::DoubleBlockProposal`].
@@ -333,6 +346,7 @@ impl Violation {
             Violation::Equivocation { .. } => "equivocation",
             Violation::OutsideWindow { .. } => "outside_window",
             Violation::BeyondViewHorizon { .. } => "beyond_view_horizon",
+            Violation::Vote2AfterTimeout { .. } => "vote2_after_timeout",
         }
     }
 }

@@ -33,6 +33,8 @@
 //!   own slot); the new protocol's Vote2 and v3 timeout votes: one per (view, epoch), any
 //!   order within the window (each its own slot).
 //! - espresso requests and network authentication: always signed, never remembered.
+//! - a new Vote2 at or below the highest view of the key's v3 timeout votes is refused
+//!   (after the window's own answer: a re-sign stays a re-sign).
 //! - the horizon: a DA vote, DA proposal, quorum proposal, upgrade vote, upgrade proposal or
 //!   VID disperse more than 32 views above the highest view of the key's signed quorum,
 //!   Vote2, timeout (both forms) and view-sync votes is refused before any other rule;
@@ -376,6 +378,14 @@ impl Model {
                 horizon: HORIZON,
             });
         }
+        // The new protocol: no new Vote2 at or below a view the key sent a v3 timeout for.
+        let vote2_bar = match slot {
+            Slot::Vote2 => self
+                .espresso
+                .get(&(key, Slot::TimeoutVote3))
+                .and_then(History::newest),
+            _ => None,
+        };
         let h = self.espresso.entry((key, slot)).or_default();
         if slot.increasing() {
             if let Some((last, signed)) = h.last() {
@@ -428,6 +438,12 @@ impl Model {
             if !History::in_window(position, newest) || h.floor().is_some_and(|f| position <= f) {
                 return Decision::Refuse(outside);
             }
+        }
+        if let Some(timeout_view) = vote2_bar.filter(|b| position.0 <= *b) {
+            return Decision::Refuse(Violation::Vote2AfterTimeout {
+                view: position.0,
+                timeout_view,
+            });
         }
         h.signed.push((position, digest));
         let remembered = h.remembered();

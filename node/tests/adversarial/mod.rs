@@ -34,6 +34,8 @@ pub const REFUSALS: &[&str] = &[
     "view_below_watermark",
     "equivocation",
     "outside_window",
+    "beyond_view_horizon",
+    "vote2_after_timeout",
 ];
 
 // ---- keys ------------------------------------------------------------------------------------

@@ -25,6 +25,11 @@
 //!   n+1 may send its DA proposal before the leader of view n). A position whose view is
 //!   more than [`WINDOW`] views below the newest signed view is refused
 //!   ([`Violation::OutsideWindow`]), and so is anything at or below the record's `floor`.
+//!   The new protocol's Vote2 and v3 timeout votes are window kinds too, positioned by view
+//!   and epoch.
+//! - **Across two slots**: a new Vote2 at or below the highest view the key sent a v3 timeout
+//!   vote for is refused ([`Violation::Vote2AfterTimeout`]; HotShot's `timeout_vote_bar`). A
+//!   Vote2 signed before that timeout still re-signs; a timeout after a Vote2 is allowed.
 //!
 //! # The view horizon
 //! A DA vote, DA proposal, quorum proposal or upgrade vote/proposal more than [`VIEW_HORIZON`]
@@ -413,6 +418,15 @@ impl KeyRecord {
             .map(|(_, w)| w.newest_view);
         watermarks.chain(windows).max()
     }
+
+    /// For a Vote2 (`kind`), the highest view the key sent a v3 timeout vote for: no new Vote2
+    /// at or below it (HotShot's `timeout_vote_bar`). `None` for other kinds, or before any.
+    pub fn vote2_bar(&self, kind: Kind) -> Option<u64> {
+        match kind {
+            Kind::Vote2 => self.windows.get(&Kind::TimeoutVote3).map(|w| w.newest_view),
+            _ => None,
+        }
+    }
 }
 
 /// Every Espresso key's record.
@@ -459,9 +473,20 @@ impl EspressoState {
             Rule::Window => {
                 let prev = record.and_then(|r| r.windows.get(&kind));
                 match evaluate_window(kind, prev, position, digest) {
-                    Verdict::Allow { next } => Verdict::Allow {
-                        next: Slot::Window(next),
-                    },
+                    Verdict::Allow { next } => {
+                        // A re-sign of a Vote2 signed before the timeout stays a re-sign.
+                        if let Some(timeout_view) = record.and_then(|r| r.vote2_bar(kind)) {
+                            if position.view <= timeout_view {
+                                return Verdict::Deny(Violation::Vote2AfterTimeout {
+                                    view: position.view,
+                                    timeout_view,
+                                });
+                            }
+                        }
+                        Verdict::Allow {
+                            next: Slot::Window(next),
+                        }
+                    }
                     Verdict::SameData => Verdict::SameData,
                     Verdict::Deny(v) => Verdict::Deny(v),
                 }

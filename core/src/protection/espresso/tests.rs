@@ -656,6 +656,71 @@ fn vote1_for_a_rival_and_vote2_for_the_decided_leaf_sign_in_one_view() {
     );
 }
 
+/// The new protocol's bar across two slots: after a v3 timeout vote for view v, no new Vote2
+/// at a view <= v (HotShot's `timeout_vote_bar`), in any epoch; a Vote2 signed before the
+/// timeout still re-signs, a timeout after a Vote2 is allowed, and an older timeout does not
+/// lower the bar.
+#[test]
+fn no_new_vote2_at_or_below_a_view_the_key_timed_out() {
+    let vote2 = |view, leaf: u8, epoch| {
+        intent(
+            1,
+            Message::Vote2 {
+                view,
+                data: new_protocol::Vote2Data {
+                    leaf_commit: FixedBytes([leaf; 32]),
+                    epoch,
+                    block_number: 9,
+                },
+            },
+        )
+    };
+    let timeout3 = |view| {
+        intent(
+            1,
+            Message::TimeoutVote3(new_protocol::TimeoutData3 {
+                view,
+                epoch: 3,
+                lock: None,
+            }),
+        )
+    };
+    let barred =
+        |view, timeout_view| Decision::Refuse(Violation::Vote2AfterTimeout { view, timeout_view });
+    let mut state = EspressoState::default();
+    assert_eq!(state.decide(&vote2(10, 0xbb, 3)), Decision::Sign);
+    assert_eq!(state.decide(&timeout3(10)), Decision::Sign);
+    assert_eq!(state.decide(&vote2(10, 0xbb, 3)), Decision::Resign);
+    assert_eq!(state.decide(&vote2(10, 0xbb, 4)), barred(10, 10));
+    assert_eq!(state.decide(&vote2(9, 0xcc, 3)), barred(9, 10));
+    assert_eq!(state.decide(&timeout3(8)), Decision::Sign);
+    assert_eq!(state.decide(&vote2(10, 0xcc, 5)), barred(10, 10));
+    assert_eq!(state.decide(&vote2(11, 0xcc, 3)), Decision::Sign);
+    // The refusal's words name both views.
+    assert_eq!(
+        Violation::Vote2AfterTimeout {
+            view: 9,
+            timeout_view: 10
+        }
+        .to_string(),
+        "vote2 at view 9: this key sent a timeout vote (v3) for view 10, and a node that timed \
+         out never casts a Vote2 at or below that view"
+    );
+    // Another key is not barred.
+    let other = intent(
+        2,
+        Message::Vote2 {
+            view: 5,
+            data: new_protocol::Vote2Data {
+                leaf_commit: FixedBytes([1; 32]),
+                epoch: 3,
+                block_number: 9,
+            },
+        },
+    );
+    assert_eq!(state.decide(&other), Decision::Sign);
+}
+
 /// An upgrade proposal signs `UpgradeProposalData.commit()` itself (not a vote commitment), in
 /// its own slot: one per view, separate from the upgrade votes.
 #[test]

@@ -20,6 +20,8 @@
 //!   window (each its own slot), and they mark the key's progress like quorum votes;
 //! - requests and network messages (fetch, VID and catch-up requests, libp2p, DHT and
 //!   Push-CDN authentication, builder requests): always signed, never remembered;
+//! - a new Vote2 at or below the highest view of the key's v3 timeout votes is refused (after
+//!   the window's own answer: a re-sign stays a re-sign);
 //! - the horizon: a DA vote, DA proposal, quorum proposal, upgrade vote or upgrade proposal
 //!   more than 32 views above the highest view of the key's signed quorum, timeout and
 //!   view-sync votes is refused, before any other rule; without such a vote, no bound.
@@ -179,6 +181,10 @@ pub enum Expect {
         view: u64,
         anchor: u64,
     },
+    Vote2AfterTimeout {
+        view: u64,
+        timeout_view: u64,
+    },
 }
 
 impl Expect {
@@ -220,6 +226,12 @@ impl Expect {
                 view: *view,
                 anchor: *anchor_view,
             },
+            Decision::Refuse(Violation::Vote2AfterTimeout { view, timeout_view }) => {
+                Expect::Vote2AfterTimeout {
+                    view: *view,
+                    timeout_view: *timeout_view,
+                }
+            }
             Decision::Refuse(_) => return None,
         })
     }
@@ -335,6 +347,20 @@ impl Model {
                 }
             }
         };
+        let timeout_bar = self
+            .slots
+            .get(&(key, Slot::TimeoutVote3))
+            .and_then(History::newest);
+        let expect = match timeout_bar {
+            Some(bar) if slot == Slot::Vote2 && expect == Expect::Sign && position.0 <= bar => {
+                Expect::Vote2AfterTimeout {
+                    view: position.0,
+                    timeout_view: bar,
+                }
+            }
+            _ => expect,
+        };
+        let history = self.slots.entry((key, slot)).or_default();
         if expect == Expect::Sign {
             history.signed.push((position, content));
             if !slot.increasing() {
