@@ -241,7 +241,8 @@ pub async fn run(
         tracing::warn!("sync_writes = false: acknowledged writes are NOT durable; never use this in production");
     }
     let log_store = LogStore::open(&config.data_dir.join("raft-log.redb"), config.sync_writes)?;
-    let state = StateMachine::open(&config.data_dir.join("state.redb"), config.sync_writes)?;
+    let state = StateMachine::open(&config.data_dir.join("state.redb"), config.sync_writes)?
+        .applying_only_stored(log_store.durable_index());
     for file in ["raft-log.redb", "state.redb"] {
         owner_only(&config.data_dir.join(file), 0o600)?;
     }

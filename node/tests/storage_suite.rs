@@ -25,3 +25,60 @@ fn openraft_storage_suite_on_redb() {
         Suite::test_all(RedbBuilder).await.expect("storage suite");
     });
 }
+
+/// A node's state machine applies no entry its own Raft log has not stored. openraft may apply
+/// what a quorum of other nodes holds while this node's write is still running; a state ahead
+/// of its log after a crash would make openraft purge the log past its snapshot at the next
+/// start. The log store's durable index says how far the log is stored, truncation included.
+#[test]
+fn the_state_machine_applies_only_entries_its_log_has_stored() {
+    use openraft::entry::RaftEntry;
+    use openraft::storage::{IOFlushed, RaftLogStorage, RaftStateMachine};
+    use openraft::EntryPayload;
+    use signer_node::replica::Entry;
+    use std::time::Duration;
+    TypeConfig::run(async {
+        let dir = tempfile::tempdir().unwrap();
+        let mut log = LogStore::open(&dir.path().join("raft-log.redb"), true).unwrap();
+        let sm = StateMachine::open(&dir.path().join("state.redb"), true)
+            .unwrap()
+            .applying_only_stored(log.durable_index());
+        let entries: Vec<Entry> = (0..3)
+            .map(|i| {
+                Entry::new(
+                    openraft::testing::log_id::<TypeConfig>(1, 1, i),
+                    EntryPayload::Blank,
+                )
+            })
+            .collect();
+        let last = entries[2].log_id();
+        assert_eq!(*log.durable_index().borrow(), None);
+
+        let mut applier = sm.clone();
+        let to_apply = entries.clone();
+        let mut applying = Box::pin(async move {
+            let stream = futures::stream::iter(to_apply.into_iter().map(|e| Ok((e, None))));
+            applier.apply(stream).await
+        });
+        let early = tokio::time::timeout(Duration::from_millis(300), &mut applying).await;
+        assert!(early.is_err(), "applied entries the log has not stored");
+        assert_eq!(sm.clone().applied_state().await.unwrap().0, None);
+
+        let (stored, reported) = TypeConfig::oneshot();
+        log.append(entries.clone(), IOFlushed::signal(stored))
+            .await
+            .unwrap();
+        reported.await.unwrap().unwrap();
+        assert_eq!(*log.durable_index().borrow(), Some(2));
+        applying.await.unwrap();
+        assert_eq!(sm.clone().applied_state().await.unwrap().0, Some(last));
+
+        // A truncation lowers the durable index to what is left.
+        log.truncate_after(Some(entries[0].log_id())).await.unwrap();
+        assert_eq!(*log.durable_index().borrow(), Some(0));
+        // Reopened, the index starts at the last stored entry.
+        drop(log);
+        let log = LogStore::open(&dir.path().join("raft-log.redb"), true).unwrap();
+        assert_eq!(*log.durable_index().borrow(), Some(0));
+    });
+}

@@ -46,7 +46,7 @@ use std::io;
 use std::ops::RangeBounds;
 use std::path::Path;
 use std::sync::Arc;
-use writer::{Job, PendingAppend, Unflushed, Writer};
+use writer::{Durable, Job, PendingAppend, Unflushed, Writer};
 
 mod writer;
 
@@ -67,6 +67,7 @@ pub struct LogStore {
     db: Arc<Database>,
     durability: Durability,
     unflushed: Unflushed,
+    durable: Arc<Durable>,
     writer: Arc<Writer>,
 }
 
@@ -95,6 +96,12 @@ impl LogStore {
             }
         }
         txn.commit().map_err(io_err)?;
+        let stored_last = {
+            let txn = db.begin_read().map_err(io_err)?;
+            let logs = txn.open_table(LOGS).map_err(io_err)?;
+            let last = logs.last().map_err(io_err)?.map(|(k, _)| k.value());
+            last
+        };
         let db = Arc::new(db);
         let durability = if sync_writes {
             Durability::Immediate
@@ -102,13 +109,24 @@ impl LogStore {
             Durability::None
         };
         let unflushed = Unflushed::default();
-        let writer = Writer::start(db.clone(), durability, unflushed.clone())?;
+        let durable = Arc::new(tokio::sync::watch::channel(stored_last).0);
+        let writer = Writer::start(db.clone(), durability, unflushed.clone(), durable.clone())?;
         Ok(LogStore {
             db,
             durability,
             unflushed,
+            durable,
             writer: Arc::new(writer),
         })
+    }
+
+    /// The highest log index up to which every entry is committed to the database, as it
+    /// changes. The state machine waits on it so that it never applies an entry this node has
+    /// not stored: openraft may apply an entry a quorum of *other* nodes holds while this
+    /// node's own write is still running, and a state that ran ahead of its log (after a crash
+    /// in between) would make openraft purge the log past its snapshot at the next start.
+    pub fn durable_index(&self) -> tokio::sync::watch::Receiver<Option<u64>> {
+        self.durable.subscribe()
     }
 
     /// Run `job` (made with its completion sender) on the writer thread and wait for it.

@@ -16,6 +16,8 @@
 //!   a crash the state is an earlier "applied up to last_applied" and openraft re-applies the
 //!   committed entries after it. Snapshots are written with fsync, which also makes every
 //!   earlier apply durable before any log entry is purged;
+//! - an entry is applied only once the local Raft log has stored it
+//!   ([`StateMachine::applying_only_stored`]), so the state never runs ahead of the log;
 //! - an installed snapshot is stored in the snapshot file before the database takes its
 //!   position, so a failed write (a full disk) never leaves a database ahead of both the
 //!   snapshot and the log, which openraft could not start from (see `storage::replace_all`);
@@ -62,6 +64,9 @@ pub struct StateMachine {
     keys_changed: Arc<tokio::sync::watch::Sender<u64>>,
     /// The audit head's seq, sent whenever records are appended.
     audit_changed: Arc<tokio::sync::watch::Sender<u64>>,
+    /// The local log's durable index ([`super::LogStore::durable_index`]): no entry above it
+    /// is applied. `None` when the state machine runs without a log store (tests, tools).
+    log_durable: Option<tokio::sync::watch::Receiver<Option<u64>>>,
 }
 
 impl StateMachine {
@@ -86,7 +91,19 @@ impl StateMachine {
             },
             keys_changed: Arc::new(tokio::sync::watch::channel(0).0),
             audit_changed: Arc::new(tokio::sync::watch::channel(audit_head).0),
+            log_durable: None,
         })
+    }
+
+    /// Apply only entries the local log has stored (`durable`: the log store's
+    /// [`super::LogStore::durable_index`]). A node's state then never runs ahead of its own
+    /// log: after a crash, its log always reaches `last_applied`.
+    pub fn applying_only_stored(
+        mut self,
+        durable: tokio::sync::watch::Receiver<Option<u64>>,
+    ) -> Self {
+        self.log_durable = Some(durable);
+        self
     }
 
     /// A receiver that sees a new value whenever the key registry changes.
@@ -262,8 +279,16 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
         while let Some(item) = entries.try_next().await? {
             items.push(item);
         }
-        if items.is_empty() {
+        let Some(last) = items.last().map(|(entry, _)| entry.index()) else {
             return Ok(());
+        };
+        if let Some(durable) = &self.log_durable {
+            // openraft applies what a quorum holds, which may not include this node yet.
+            durable
+                .clone()
+                .wait_for(|stored| stored.is_some_and(|stored| stored >= last))
+                .await
+                .map_err(|_| io::Error::other("the Raft log writer stopped"))?;
         }
         let mut replies = Vec::with_capacity(items.len());
         let mut changes = Changes::default();

@@ -73,6 +73,11 @@ impl Unflushed {
     }
 }
 
+/// The highest log index up to which every entry the log holds is committed to the database
+/// (`None`: none is); the state machine applies no entry above it
+/// ([`super::LogStore::durable_index`]).
+pub(super) type Durable = tokio::sync::watch::Sender<Option<u64>>;
+
 /// Encoded entries to commit, and whom to tell.
 pub(super) struct PendingAppend {
     /// Its number in [`Unflushed`].
@@ -109,11 +114,12 @@ impl Writer {
         db: Arc<Database>,
         durability: Durability,
         unflushed: Unflushed,
+        durable: Arc<Durable>,
     ) -> io::Result<Self> {
         let (queue, jobs) = mpsc::channel();
         let thread = std::thread::Builder::new()
             .name("raft-log-writer".into())
-            .spawn(move || write_jobs(&db, durability, &unflushed, &jobs))?;
+            .spawn(move || write_jobs(&db, durability, &unflushed, &durable, &jobs))?;
         Ok(Writer {
             queue: Some(queue),
             thread: Some(thread),
@@ -143,6 +149,7 @@ fn write_jobs(
     db: &Database,
     durability: Durability,
     unflushed: &Unflushed,
+    durable: &Durable,
     jobs: &mpsc::Receiver<Job>,
 ) {
     let mut next = jobs.recv().ok();
@@ -164,6 +171,8 @@ fn write_jobs(
                 if result.is_ok() {
                     let appends: Vec<u64> = batch.iter().map(|p| p.append).collect();
                     unflushed.committed(&appends);
+                    let written = batch.iter().flat_map(|p| &p.entries).map(|(i, _)| *i).max();
+                    durable.send_modify(|d| *d = (*d).max(written));
                 }
                 for pending in batch {
                     let outcome = match &result {
@@ -174,7 +183,11 @@ fn write_jobs(
                 }
             }
             Job::Truncate { start, done } => {
-                let _ = done.send(truncate(db, start));
+                let result = truncate(db, start);
+                if result.is_ok() {
+                    durable.send_modify(|d| *d = (*d).min(start.checked_sub(1)));
+                }
+                let _ = done.send(result);
             }
             Job::Purge { log_id, done } => {
                 let _ = done.send(purge(db, log_id));
