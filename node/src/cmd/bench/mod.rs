@@ -43,7 +43,10 @@
 //! runs each, medians: p50 1.81 → 1.70 ms (espresso) and 2.17 → 2.00 ms (eth2), SignBatch eth2
 //! 3836 → 4450/s; eth2's open-loop p99 fell from 195 to 27 ms. The one-client gain is smaller
 //! than one fsync because the three nodes' fsyncs here queue on one virtual disk; on separate
-//! hosts they overlap.
+//! hosts they overlap. The state machine then had to wait for its own log
+//! (`StateMachine::applying_only_stored`), and a second A/B (old / written behind / gated, two
+//! runs each) stayed within that hour's noise (raw signing alone varied 13,600-17,800/s): the
+//! one-client gain is not established on this machine.
 //!
 //! So the signature is a third of the cost and the path two thirds, most of it moving bytes
 //! through loopback TCP and HTTP/2 three times per request (client → leader, leader →
