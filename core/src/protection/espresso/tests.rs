@@ -584,25 +584,27 @@ fn a_far_future_da_vote_is_refused_and_normal_da_votes_go_on() {
     );
 }
 
+/// Key 1's Vote2 in `view` for leaf `[leaf; 32]` of `epoch` (block 9).
+fn vote2(view: u64, leaf: u8, epoch: u64) -> EspressoIntent {
+    intent(
+        1,
+        Message::Vote2 {
+            view,
+            data: new_protocol::Vote2Data {
+                leaf_commit: FixedBytes([leaf; 32]),
+                epoch,
+                block_number: 9,
+            },
+        },
+    )
+}
+
 /// The new protocol: a Vote1 (a quorum vote) for a rival proposal and a Vote2 for the decided
 /// one in the same view are both signed (HotShot's `equivocation.rs` calls this honest); a
 /// second Vote2 in one view and epoch for another leaf is an equivocation; at an epoch
 /// boundary a view may hold one Vote2 per epoch.
 #[test]
 fn vote1_for_a_rival_and_vote2_for_the_decided_leaf_sign_in_one_view() {
-    let vote2 = |view, leaf: u8, epoch| {
-        intent(
-            1,
-            Message::Vote2 {
-                view,
-                data: new_protocol::Vote2Data {
-                    leaf_commit: FixedBytes([leaf; 32]),
-                    epoch,
-                    block_number: 9,
-                },
-            },
-        )
-    };
     let mut state = EspressoState::default();
     let vote1 = intent(
         1,
@@ -662,19 +664,6 @@ fn vote1_for_a_rival_and_vote2_for_the_decided_leaf_sign_in_one_view() {
 /// lower the bar.
 #[test]
 fn no_new_vote2_at_or_below_a_view_the_key_timed_out() {
-    let vote2 = |view, leaf: u8, epoch| {
-        intent(
-            1,
-            Message::Vote2 {
-                view,
-                data: new_protocol::Vote2Data {
-                    leaf_commit: FixedBytes([leaf; 32]),
-                    epoch,
-                    block_number: 9,
-                },
-            },
-        )
-    };
     let timeout3 = |view| {
         intent(
             1,
