@@ -41,7 +41,8 @@
 //! after that: two fsyncs in a row. The log is now written behind (`replica::log_store`): the
 //! leader replicates while it fsyncs, and appends that queue up share one fsync. Alternating 3
 //! runs each, medians: p50 1.81 → 1.70 ms (espresso) and 2.17 → 2.00 ms (eth2), SignBatch eth2
-//! 3836 → 4450/s; eth2's open-loop p99 fell from 195 to 27 ms. The one-client gain is smaller
+//! 3836 → 4450/s; one run of eth2's open loop gave p99 27 ms (195 before), but later runs of
+//! both builds gave 44-232 ms. The one-client gain is smaller
 //! than one fsync because the three nodes' fsyncs here queue on one virtual disk; on separate
 //! hosts they overlap. The state machine then had to wait for its own log
 //! (`StateMachine::applying_only_stored`), and a second A/B (old / written behind / gated, two
