@@ -17,7 +17,7 @@ use crate::scheme::bn254::{PublicKey, PUBLIC_KEY_LEN};
 pub const COMPRESSED_KEY_LEN: usize = 64;
 
 /// The tag of a BLS public key in its tagged-base64 form (and in its serde form).
-const VER_KEY_TAG: &[u8] = b"BLS_VER_KEY";
+const VER_KEY_TAG: &str = "BLS_VER_KEY";
 
 /// Length of `bincode(RequestKind::Vid(view, key))`: variant (4) ‖ view (8) ‖ byte-vector
 /// length (8) ‖ the key's `TaggedBase64` (8 + 11 + 8 + 128 + 1).
@@ -40,23 +40,6 @@ pub fn compressed_key(key: &PublicKey) -> [u8; COMPRESSED_KEY_LEN] {
     out
 }
 
-/// tagged-base64's checksum: CRC-8 (polynomial 0x07, initial 0) over `tag ‖ value`, xor the
-/// value's length mod 256.
-fn tagged_checksum(tag: &[u8], value: &[u8]) -> u8 {
-    let mut crc = 0u8;
-    for byte in tag.iter().chain(value) {
-        crc ^= byte;
-        for _ in 0..8 {
-            crc = if crc & 0x80 != 0 {
-                (crc << 1) ^ 0x07
-            } else {
-                crc << 1
-            };
-        }
-    }
-    crc ^ (value.len() as u8)
-}
-
 /// `bincode::serialize(&RequestKind::Vid(ViewNumber(view), key))` (bincode 1.3 defaults: fixint,
 /// little endian). `RequestKind::Vid` is variant 0 (a `u32`), `ViewNumber` a `u64` newtype, and
 /// the key serializes through `TaggedBase64`, which a binary serializer writes as a byte vector
@@ -69,10 +52,10 @@ pub fn vid_request_preimage(view: u64, key: &PublicKey) -> Vec<u8> {
     out.extend_from_slice(&view.to_le_bytes());
     out.extend_from_slice(&(TAGGED_KEY_LEN as u64).to_le_bytes());
     out.extend_from_slice(&(VER_KEY_TAG.len() as u64).to_le_bytes());
-    out.extend_from_slice(VER_KEY_TAG);
+    out.extend_from_slice(VER_KEY_TAG.as_bytes());
     out.extend_from_slice(&(PUBLIC_KEY_LEN as u64).to_le_bytes());
     out.extend_from_slice(&value);
-    out.push(tagged_checksum(VER_KEY_TAG, &value));
+    out.push(crate::scheme::bn254::tagged::checksum(VER_KEY_TAG, &value));
     out
 }
 
@@ -93,7 +76,7 @@ pub fn is_vid_request_preimage(bytes: &[u8]) -> bool {
     fixed.extend_from_slice(&[0u8; 8]);
     fixed.extend_from_slice(&(TAGGED_KEY_LEN as u64).to_le_bytes());
     fixed.extend_from_slice(&(VER_KEY_TAG.len() as u64).to_le_bytes());
-    fixed.extend_from_slice(VER_KEY_TAG);
+    fixed.extend_from_slice(VER_KEY_TAG.as_bytes());
     fixed.extend_from_slice(&(PUBLIC_KEY_LEN as u64).to_le_bytes());
     bytes
         .iter()
