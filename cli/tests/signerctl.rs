@@ -2079,6 +2079,40 @@ fn signerctl_refusals_name_what_they_conflict_with() {
     assert!(verifies(&other, &second, digest(requested)), "{err}");
     assert_ne!(signed, requested);
 
+    // The Espresso view horizon: 32 views above the key's last vote (view 10) until the
+    // admins set another; then DA votes further ahead than the new horizon are refused.
+    let da_vote = |view: &str| {
+        let mut v = espresso_vote(dir, view, C1);
+        v[8] = "da".into();
+        v
+    };
+    let (_, err) = ctl(&da_vote("43"), 3);
+    assert_eq!(
+        err,
+        "refused: beyond_view_horizon: da-vote at view 43 is more than 32 views above view 10, \
+         the highest view this key has voted in (quorum, timeout or view-sync vote)\n"
+    );
+    let (out, _) = admin(dir, &["protection", "espresso-horizon", "4"], 0);
+    assert!(
+        out.contains("set the Espresso view horizon to 4 views: refuse a DA vote"),
+        "{out}"
+    );
+    let (listed, _) = admin(dir, &["admin", "list"], 0);
+    assert!(
+        listed.contains("; Espresso view horizon 4 views"),
+        "{listed}"
+    );
+    let (_, err) = ctl(&da_vote("15"), 3);
+    assert_eq!(
+        err,
+        "refused: beyond_view_horizon: da-vote at view 15 is more than 4 views above view 10, \
+         the highest view this key has voted in (quorum, timeout or view-sync vote)\n"
+    );
+    let (out, _) = ctl(&da_vote("14"), 0);
+    only_signature(&out, "BLS_SIG~");
+    let (_, err) = admin(dir, &["protection", "espresso-horizon", "33"], 2);
+    assert!(err.contains("33 is not in 1..=32"), "{err}");
+
     // eth2: a block signed at slot 40 re-signs while the cluster's own record holds its root;
     // another block there is refused naming the root signed (as the export shows it).
     let (signature, _) = ctl(&block_with(dir, "demo-eth2", 40), 0);

@@ -11,18 +11,20 @@
 //! value in bincode (varint integers, little endian, no trailing bytes). Byte strings travel
 //! raw ([`crate::bytes::hex_or_raw`]).
 //!
-//! Versions: format 1, and format 2, which added the revoked certificates to the admin state
-//! (`AdminState::revoked`, so also to snapshots). A node writes format 2. It reads stored data
-//! of format 1 too ([`decode_stored`]; the admin state and snapshot bodies through their
-//! format-1 layouts, [`decode_upgrading`] with [`crate::state::upgrade`]), and stamps a
-//! format-1 database 2 when it opens it, so a format-1 binary refuses it afterwards. Peer
-//! messages are this version only ([`decode`]): the nodes of a cluster upgrade together.
+//! Versions: format 1; format 2, which added the revoked certificates to the admin state
+//! (`AdminState::revoked`, so also to snapshots); format 3, which added the Espresso view
+//! horizon to the admin state (`AdminState::espresso_view_horizon`). A node writes format 3.
+//! It reads stored data of formats 1 and 2 too ([`decode_stored`]; the admin state and
+//! snapshot bodies through their older layouts, [`decode_upgrading`] with
+//! [`crate::state::upgrade`]), and stamps an older database 3 when it opens it, so an older
+//! binary refuses it afterwards. Peer messages are this version only ([`decode`]): the nodes
+//! of a cluster upgrade together.
 //!
 //! To ensure correctness:
 //! - a value or database written by a newer format is refused with an error that names both
 //!   versions, never decoded by guess;
 //! - the bytes of every format are pinned by databases checked into the tests
-//!   (`node/tests/data/format-v1/`, `format-v2/`), which every later version must still open:
+//!   (`node/tests/data/format-v1/` to `format-v3/`), which every later version must still open:
 //!   a change to a stored type that is not a new format version fails that test;
 //! - decoding is bounded ([`MAX_VALUE`]): a hostile peer's length prefix cannot make a node
 //!   allocate more than that.
@@ -32,7 +34,7 @@ use serde::de::DeserializeOwned;
 use serde::Serialize;
 
 /// The format this build writes and reads.
-pub const VERSION: u16 = 2;
+pub const VERSION: u16 = 3;
 
 /// The oldest format whose stored data this build still reads (upgrading it as it reads).
 pub const OLDEST_STORED: u16 = 1;
@@ -110,20 +112,26 @@ pub fn decode_stored<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, FormatError
     deserialize(body)
 }
 
-/// Decode a stored value of a type whose layout changed in this version: data of an older
-/// format is read in that format's layout `Old` and upgraded.
-pub fn decode_upgrading<T, Old>(bytes: &[u8]) -> Result<T, FormatError>
-where
-    T: DeserializeOwned,
-    Old: DeserializeOwned + Into<T>,
-{
+/// Decode a stored value of a type whose layout changed since [`OLDEST_STORED`]: data of this
+/// version is read as `T`; data of an older format goes to `older` with its version and the
+/// value's bytes, which reads them in that format's layout ([`decode_body`]) and upgrades it.
+pub fn decode_upgrading<T: DeserializeOwned>(
+    bytes: &[u8],
+    older: impl FnOnce(u16, &[u8]) -> Result<T, FormatError>,
+) -> Result<T, FormatError> {
     let (version, body) = split_header(bytes)?;
     check_stored_version(version)?;
     if version == VERSION {
         deserialize(body)
     } else {
-        deserialize::<Old>(body).map(Into::into)
+        older(version, body)
     }
+}
+
+/// Decode the value bytes after the header in the layout `T` (for [`decode_upgrading`]'s
+/// `older`).
+pub fn decode_body<T: DeserializeOwned>(body: &[u8]) -> Result<T, FormatError> {
+    deserialize(body)
 }
 
 fn deserialize<T: DeserializeOwned>(body: &[u8]) -> Result<T, FormatError> {
@@ -197,7 +205,7 @@ mod tests {
     fn a_value_round_trips_and_its_header_is_the_magic_and_version() {
         let value = (7u64, String::from("key-1"), vec![1u8, 2, 3]);
         let bytes = encode(&value).unwrap();
-        assert_eq!(&bytes[..4], &[b'Q', b'S', 2, 0]);
+        assert_eq!(&bytes[..4], &[b'Q', b'S', 3, 0]);
         // varint 7, length-prefixed "key-1", length-prefixed seq of three u8
         assert_eq!(
             &bytes[4..],
@@ -209,32 +217,34 @@ mod tests {
     #[test]
     fn newer_older_foreign_and_trailing_bytes_are_refused_by_name() {
         let mut bytes = encode(&1u64).unwrap();
-        bytes[2] = 3;
+        bytes[2] = 4;
         let newer = FormatError::Newer {
-            found: 3,
-            supported: 2,
+            found: 4,
+            supported: 3,
         };
         assert_eq!(decode::<u64>(&bytes), Err(newer.clone()));
         assert_eq!(decode_stored::<u64>(&bytes), Err(newer));
         assert_eq!(
             decode::<u64>(&bytes).unwrap_err().to_string(),
-            "written in format version 3, newer than this binary's format version 2: run a \
-             signer that reads format 3"
+            "written in format version 4, newer than this binary's format version 3: run a \
+             signer that reads format 4"
         );
-        // Format 1: stored data is read, a peer message is refused.
-        bytes[2] = 1;
-        assert_eq!(decode_stored::<u64>(&bytes), Ok(1));
-        assert_eq!(
-            decode::<u64>(&bytes),
-            Err(FormatError::Older {
-                found: 1,
-                supported: 2
-            })
-        );
+        // Formats 1 and 2: stored data is read, a peer message is refused.
+        for old in [1u8, 2] {
+            bytes[2] = old;
+            assert_eq!(decode_stored::<u64>(&bytes), Ok(1));
+            assert_eq!(
+                decode::<u64>(&bytes),
+                Err(FormatError::Older {
+                    found: u16::from(old),
+                    supported: 3
+                })
+            );
+        }
         bytes[2] = 0;
         let older = FormatError::Older {
             found: 0,
-            supported: 2,
+            supported: 3,
         };
         assert_eq!(decode_stored::<u64>(&bytes), Err(older.clone()));
         assert_eq!(decode::<u64>(&bytes), Err(older));
@@ -248,7 +258,7 @@ mod tests {
         ));
     }
 
-    /// A value whose layout gained a field in format 2, and its format-1 layout.
+    /// A value whose layout gained a field in this format, and its older layout.
     #[derive(serde::Serialize, serde::Deserialize, Debug, PartialEq)]
     struct Now {
         a: u64,
@@ -266,41 +276,40 @@ mod tests {
 
     #[test]
     fn an_older_layout_is_upgraded_and_this_one_read_as_is() {
+        let upgrade = |version: u16, body: &[u8]| {
+            assert_eq!(version, 2);
+            decode_body::<Then>(body).map(Now::from)
+        };
         let mut old = encode(&Then { a: 7 }).unwrap();
-        old[2] = 1;
-        assert_eq!(
-            decode_upgrading::<Now, Then>(&old),
-            Ok(Now { a: 7, added: 0 })
-        );
+        old[2] = 2;
+        assert_eq!(decode_upgrading(&old, upgrade), Ok(Now { a: 7, added: 0 }));
         // Read in this version's layout, the format-1 bytes are too short.
         assert!(matches!(
             decode_stored::<Now>(&old),
             Err(FormatError::Malformed(_))
         ));
         let now = encode(&Now { a: 7, added: 9 }).unwrap();
-        assert_eq!(
-            decode_upgrading::<Now, Then>(&now),
-            Ok(Now { a: 7, added: 9 })
-        );
+        assert_eq!(decode_upgrading(&now, upgrade), Ok(Now { a: 7, added: 9 }));
     }
 
     #[test]
     fn a_database_is_stamped_when_new_or_older_and_refused_when_unreadable() {
         assert_eq!(check_database(None, false), Ok(true));
-        assert_eq!(check_database(Some(&[2, 0]), true), Ok(false));
+        assert_eq!(check_database(Some(&[3, 0]), true), Ok(false));
+        assert_eq!(check_database(Some(&[2, 0]), true), Ok(true));
         assert_eq!(check_database(Some(&[1, 0]), true), Ok(true));
         assert_eq!(
-            check_database(Some(&[3, 0]), true),
+            check_database(Some(&[4, 0]), true),
             Err(FormatError::Newer {
-                found: 3,
-                supported: 2
+                found: 4,
+                supported: 3
             })
         );
         assert_eq!(
             check_database(None, true),
             Err(FormatError::Older {
                 found: 0,
-                supported: 2
+                supported: 3
             })
         );
         assert_eq!(

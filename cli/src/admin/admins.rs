@@ -378,13 +378,14 @@ pub async fn admin_list(session: &Session<'_>) -> Result<(), Failure> {
                 "challenge_ttl_ms": policy.challenge_ttl_ms,
             },
             "paused": state.paused,
+            "espresso_view_horizon": state.espresso_view_horizon,
         });
         signer_client::outln!("{value}");
         return Ok(());
     }
     signer_client::outln!(
         "cluster {}: {} of {} admin(s) approve each change; attestation {}, touch always {}, \
-         challenges open {} s{}",
+         challenges open {} s; Espresso view horizon {} views{}",
         state.cluster_id,
         policy.threshold,
         state.admins.len(),
@@ -399,6 +400,7 @@ pub async fn admin_list(session: &Session<'_>) -> Result<(), Failure> {
             "optional"
         },
         policy.challenge_ttl_ms / 1000,
+        state.espresso_view_horizon,
         if state.paused {
             "; SIGNING IS PAUSED"
         } else {

@@ -93,6 +93,26 @@ pub enum ProtectionCommand {
     /// document (stdout, or --out FILE).
     #[command(after_help = ADMIN_EXIT_CODES)]
     Export(ExportArgs),
+    /// Admin: set the Espresso view horizon (an approved action; `signerctl admin list` shows
+    /// the current one).
+    ///
+    /// A DA vote, DA or quorum proposal, upgrade vote or proposal, or VID disperse more than
+    /// VIEWS views above the key's last quorum, timeout or view-sync vote is refused
+    /// (`beyond_view_horizon`), so a far-future leader cannot push the key's DA window past
+    /// the views it votes in. A new cluster has 32, the largest allowed (half the 64-view
+    /// window). Lower it to refuse more; a sequencer that restarts after downtime then waits
+    /// for its first vote at the network's view before it proposes or DA-votes again.
+    #[command(name = "espresso-horizon", after_help = ADMIN_EXIT_CODES)]
+    EspressoHorizon(EspressoHorizonArgs),
+}
+
+#[derive(Args, Debug, Clone)]
+pub struct EspressoHorizonArgs {
+    /// The horizon, in views (1 to 32).
+    #[arg(value_name = "VIEWS", value_parser = clap::value_parser!(u64).range(1..=32))]
+    pub views: u64,
+    #[command(flatten)]
+    pub propose: ProposeOpts,
 }
 
 #[derive(Args, Debug, Clone)]
@@ -218,6 +238,9 @@ pub fn prepare_client(command: &ClientCommand) -> Result<Work, Failure> {
 pub fn prepare_protection(command: &ProtectionCommand) -> Result<Work, Failure> {
     Ok(match command {
         ProtectionCommand::Export(args) => Work::ExportProtection(args.clone()),
+        ProtectionCommand::EspressoHorizon(args) => {
+            change(Request::SetEspressoViewHorizon(args.views), &args.propose)
+        }
         ProtectionCommand::Import(args) => {
             let mut text = String::new();
             let read = if args.file.as_os_str() == "-" {

@@ -17,6 +17,7 @@
 use super::membership::{node_name, NewNode, NodeChange};
 use super::revocation::{describe_certificate, Fingerprint};
 use super::{attestation, ApproverKey, ClientGrant, Policy};
+use crate::protection::espresso::ViewHorizon;
 use crate::protection::interchange::{self, review::RecordSeen};
 use crate::registry::{KeyRecord, KeyState, Rewrap};
 use crate::scheme::validator::public_key_text;
@@ -68,6 +69,9 @@ pub enum Action {
     },
     /// Replace the approval policy.
     SetPolicy(Policy),
+    /// Set the Espresso view horizon: how far ahead of a key's last vote its proposals and DA
+    /// votes may run ([`ViewHorizon`]).
+    SetEspressoViewHorizon(ViewHorizon),
     /// Import an EIP-3076 interchange document (watermarks only go up).
     ImportProtection {
         /// The document (JSON), as checked by the proposing node.
@@ -237,6 +241,11 @@ impl Action {
                     ),
                 }
             }
+            Action::SetEspressoViewHorizon(h) => format!(
+                "set the Espresso view horizon to {h}: refuse a DA vote, proposal, upgrade \
+                 message or VID disperse more than {} views above the key's last vote",
+                h.views()
+            ),
             Action::Pause => "pause all signing".to_owned(),
             Action::Resume => "resume signing".to_owned(),
             Action::CompactAudit { up_to_seq } => format!(

@@ -21,6 +21,7 @@ use crate::admin::action::{EnrollKey, Prior};
 use crate::admin::membership::NewNode;
 use crate::admin::{Action, AdminRecord, ClientGrant, Fingerprint, Policy, RateLimit};
 use crate::pb;
+use crate::protection::espresso::ViewHorizon;
 use crate::protection::interchange::review::RecordSeen;
 use crate::registry::{KeyRecord, KeyState, Rewrap};
 use crate::sealed::{KekRef, SealedKey};
@@ -151,6 +152,7 @@ fn action_to_pb(action: &Action) -> pb::AdminAction {
         }),
         Action::RemoveAdmin { name } => A::RemoveAdmin(name.clone()),
         Action::SetPolicy(p) => A::SetPolicy(policy_to_pb(p)),
+        Action::SetEspressoViewHorizon(h) => A::SetEspressoViewHorizon(h.views()),
         Action::ImportProtection {
             interchange,
             minify,
@@ -287,6 +289,9 @@ fn action_from_pb(pb: pb::AdminAction) -> Result<Action, CodecError> {
         }
         A::RemoveAdmin(name) => Action::RemoveAdmin { name },
         A::SetPolicy(p) => Action::SetPolicy(policy_from_pb(&p)),
+        A::SetEspressoViewHorizon(views) => Action::SetEspressoViewHorizon(
+            ViewHorizon::new(views).map_err(|e| err(format!("set_espresso_view_horizon: {e}")))?,
+        ),
         A::ImportProtection(i) => Action::ImportProtection {
             interchange: i.interchange_json,
             minify: i.minify,
@@ -540,6 +545,8 @@ mod tests {
                 name: "admin-x".into(),
             },
             Action::SetPolicy(Policy::default()),
+            Action::SetEspressoViewHorizon(ViewHorizon::new(1).unwrap()),
+            Action::SetEspressoViewHorizon(ViewHorizon::new(32).unwrap()),
             Action::ImportProtection {
                 interchange: "{}".into(),
                 minify: true,
@@ -608,6 +615,21 @@ mod tests {
         let c = CanonicalAction::decode(&bytes).unwrap();
         assert_eq!((c.action(), c.bytes()), (&Action::Pause, bytes.as_slice()));
         assert!(CanonicalAction::decode(b"\x0a\xff").is_err());
+        // A view horizon outside 1..=32 decodes to nothing that could execute, with the reason.
+        for views in [0, 33, u64::MAX] {
+            let bytes = pb::AdminAction {
+                action: Some(pb::admin_action::Action::SetEspressoViewHorizon(views)),
+            }
+            .encode_to_vec();
+            assert_eq!(
+                CanonicalAction::decode(&bytes).unwrap_err().to_string(),
+                format!(
+                    "admin action: set_espresso_view_horizon: a view horizon of {views} views is \
+                     outside 1..=32: above half the 64-view window, a message let through could \
+                     push the key's DA window past the views it votes in"
+                )
+            );
+        }
         // An enrollment without a key, and the retired field 6 (an `AdminInfo` carrying an
         // unchecked key), decode to nothing that could execute.
         let no_key = pb::AdminAction {

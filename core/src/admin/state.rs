@@ -38,6 +38,7 @@ use super::revocation::{certificate_identity, Fingerprint, RevokedCertificate};
 use super::{
     attestation, valid_name, Action, AdminRecord, ApproverKey, ClientGrant, Policy, Prior,
 };
+use crate::protection::espresso::ViewHorizon;
 use crate::protection::ethereum::Root;
 use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, BTreeSet};
@@ -428,6 +429,11 @@ pub struct AdminState {
     /// ([`crate::state::upgrade`]).
     #[serde(default)]
     pub revoked: BTreeMap<String, RevokedCertificate>,
+    /// How far ahead of an Espresso key's last vote its proposals and DA votes may run
+    /// ([`ViewHorizon`]). Added in format 3; older state upgrades with the default, the
+    /// constant every signer used before.
+    #[serde(default)]
+    pub espresso_view_horizon: ViewHorizon,
 }
 
 impl AdminState {
@@ -663,6 +669,12 @@ impl AdminState {
                 check_policy(policy, &self.admins)?;
                 self.policy = policy.clone();
                 Ok("policy set".to_owned())
+            }
+            Action::SetEspressoViewHorizon(horizon) => {
+                let before = std::mem::replace(&mut self.espresso_view_horizon, *horizon);
+                Ok(format!(
+                    "Espresso view horizon set to {horizon} (was {before})"
+                ))
             }
             Action::Pause => {
                 self.paused = true;

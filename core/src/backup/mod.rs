@@ -24,7 +24,7 @@ pub mod margin;
 
 use crate::audit::ChainPoint;
 use crate::format::{self, FormatError};
-use crate::state::upgrade::SnapshotBodyV1;
+use crate::state::upgrade::decode_snapshot_body;
 use crate::state::SnapshotBody;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest as _, Sha256};
@@ -180,11 +180,9 @@ pub fn decode(bytes: &[u8]) -> Result<Backup, BackupError> {
         });
     }
     let body: SnapshotBody =
-        format::decode_upgrading::<_, SnapshotBodyV1>(&content.body).map_err(|error| {
-            BackupError::Format {
-                part: "state",
-                error,
-            }
+        decode_snapshot_body(&content.body).map_err(|error| BackupError::Format {
+            part: "state",
+            error,
         })?;
     if body.audit_chain.head != content.header.audit_head {
         return Err(BackupError::Inconsistent(format!(

@@ -272,7 +272,7 @@ pub enum Violation {
         view: u64,
         /// The key's anchor view ([`espresso::KeyRecord::anchor_view`]).
         anchor_view: u64,
-        /// The horizon ([`espresso::VIEW_HORIZON`]).
+        /// The cluster's horizon, in views ([`espresso::ViewHorizon`]).
         horizon: u64,
     },
     /// espresso, the new protocol: a Vote2 at or below a view the key already sent a v3
@@ -364,19 +364,21 @@ pub struct ProtectionState {
 }
 
 impl ProtectionState {
-    /// Evaluate `intent` without changing anything.
-    pub fn check(&self, intent: &Intent) -> Decision {
+    /// Evaluate `intent` under the cluster's Espresso view horizon, without changing
+    /// anything.
+    pub fn check(&self, intent: &Intent, horizon: espresso::ViewHorizon) -> Decision {
         match intent {
             Intent::Eth2(i) => to_decision(self.eth2.evaluate(i)),
-            Intent::Espresso(i) => to_decision(self.espresso.evaluate(i)),
+            Intent::Espresso(i) => to_decision(self.espresso.evaluate(i, horizon)),
         }
     }
 
-    /// Evaluate `intent` and, when it is new data that may be signed, record it.
-    pub fn decide(&mut self, intent: &Intent) -> Decision {
+    /// Evaluate `intent` under the cluster's Espresso view horizon and, when it is new data
+    /// that may be signed, record it.
+    pub fn decide(&mut self, intent: &Intent, horizon: espresso::ViewHorizon) -> Decision {
         match intent {
             Intent::Eth2(i) => self.eth2.decide(i),
-            Intent::Espresso(i) => self.espresso.decide(i),
+            Intent::Espresso(i) => self.espresso.decide(i, horizon),
         }
     }
 }

@@ -182,7 +182,10 @@ impl Applied {
         if self.admin.paused {
             return SignOutcome::Paused;
         }
-        match self.protection.decide(&entry.intent) {
+        match self
+            .protection
+            .decide(&entry.intent, self.admin.espresso_view_horizon)
+        {
             Decision::Sign => {
                 touched.insert(record_key(&entry.intent));
                 SignOutcome::Signed

@@ -1,22 +1,43 @@
-//! The layouts of format 1 that format 2 changed, and their upgrade: format 2 added the revoked
-//! certificates to the admin state ([`AdminState::revoked`]), so the admin state and the
-//! snapshot body that carries it have a format-1 layout here.
+//! The layouts of older formats that later formats changed, and their upgrade to this one:
+//! format 2 added the revoked certificates to the admin state ([`AdminState::revoked`]), and
+//! format 3 the Espresso view horizon ([`AdminState::espresso_view_horizon`]), so the admin
+//! state and the snapshot body that carries it have a format-1 and a format-2 layout here.
 //!
-//! Owns: [`AdminStateV1`], [`SnapshotBodyV1`] and their `From` upgrades, which
-//! [`crate::format::decode_upgrading`] uses for stored data of format 1. Must not: be written
-//! (nothing encodes these types: a node writes format 2 only), or change: their fields, types
-//! and order are format 1's bytes, pinned by `node/tests/data/format-v1/`.
+//! Owns: [`AdminStateV1`], [`AdminStateV2`], [`SnapshotBodyV1`], [`SnapshotBodyV2`], their
+//! upgrades, and [`decode_admin_state`] / [`decode_snapshot_body`], which read stored data of
+//! any format this build reads. Must not: be written (nothing encodes these types: a node
+//! writes format 3 only), or change: their fields, types and order are those formats' bytes,
+//! pinned by `node/tests/data/format-v1/` and `format-v2/`.
 
 use super::{AuditChain, SnapshotBody, StoredRecords};
 use crate::admin::state::{hex_list, legacy_roots, Challenge};
-use crate::admin::{AdminRecord, AdminState, ClientGrant, Policy};
+use crate::admin::{AdminRecord, AdminState, ClientGrant, Policy, RevokedCertificate};
+use crate::format::{decode_body, decode_upgrading, FormatError};
+use crate::protection::espresso::ViewHorizon;
 use crate::protection::ethereum::Root;
 use crate::protection::ProtectionState;
 use crate::registry::Registry;
 use serde::Deserialize;
 use std::collections::BTreeMap;
 
-/// [`AdminState`] as format 1 stored it: every field but `revoked`, in the same order.
+/// A stored admin state of any format this build reads, upgraded to this format's layout.
+pub fn decode_admin_state(bytes: &[u8]) -> Result<AdminState, FormatError> {
+    decode_upgrading(bytes, |version, body| match version {
+        1 => decode_body::<AdminStateV1>(body).map(AdminState::from),
+        _ => decode_body::<AdminStateV2>(body).map(AdminState::from),
+    })
+}
+
+/// A stored or backed-up snapshot body of any format this build reads, upgraded to this
+/// format's layout.
+pub fn decode_snapshot_body(bytes: &[u8]) -> Result<SnapshotBody, FormatError> {
+    decode_upgrading(bytes, |version, body| match version {
+        1 => decode_body::<SnapshotBodyV1>(body).map(SnapshotBody::from),
+        _ => decode_body::<SnapshotBodyV2>(body).map(SnapshotBody::from),
+    })
+}
+
+/// [`AdminState`] as format 1 stored it: every field before `revoked`, in the same order.
 #[derive(Deserialize)]
 pub struct AdminStateV1 {
     bootstrapped: bool,
@@ -33,7 +54,8 @@ pub struct AdminStateV1 {
 }
 
 impl From<AdminStateV1> for AdminState {
-    /// Format 1 had no revocations: none are revoked.
+    /// Format 1 had no revocations and no configurable horizon: none are revoked, and the
+    /// horizon is the one every signer used then.
     fn from(v1: AdminStateV1) -> AdminState {
         AdminState {
             bootstrapped: v1.bootstrapped,
@@ -46,6 +68,44 @@ impl From<AdminStateV1> for AdminState {
             attestation_roots: v1.attestation_roots,
             genesis_validators_root: v1.genesis_validators_root,
             revoked: BTreeMap::new(),
+            espresso_view_horizon: ViewHorizon::DEFAULT,
+        }
+    }
+}
+
+/// [`AdminState`] as format 2 stored it: format 1's fields, then `revoked`, in the same order
+/// (bincode has no field names, so the fields are listed again rather than nested).
+#[derive(Deserialize)]
+pub struct AdminStateV2 {
+    bootstrapped: bool,
+    cluster_id: String,
+    admins: BTreeMap<String, AdminRecord>,
+    policy: Policy,
+    clients: BTreeMap<String, ClientGrant>,
+    paused: bool,
+    challenges: BTreeMap<String, Challenge>,
+    #[serde(with = "hex_list", default = "legacy_roots")]
+    attestation_roots: Vec<Vec<u8>>,
+    #[serde(default)]
+    genesis_validators_root: Option<Root>,
+    revoked: BTreeMap<String, RevokedCertificate>,
+}
+
+impl From<AdminStateV2> for AdminState {
+    /// Format 2 had no configurable horizon: the one every signer used then.
+    fn from(v2: AdminStateV2) -> AdminState {
+        AdminState {
+            bootstrapped: v2.bootstrapped,
+            cluster_id: v2.cluster_id,
+            admins: v2.admins,
+            policy: v2.policy,
+            clients: v2.clients,
+            paused: v2.paused,
+            challenges: v2.challenges,
+            attestation_roots: v2.attestation_roots,
+            genesis_validators_root: v2.genesis_validators_root,
+            revoked: v2.revoked,
+            espresso_view_horizon: ViewHorizon::DEFAULT,
         }
     }
 }
@@ -73,48 +133,96 @@ impl From<SnapshotBodyV1> for SnapshotBody {
     }
 }
 
+/// [`SnapshotBody`] as format 2 stored and sent it (its admin state in the format-2 layout).
+#[derive(Deserialize)]
+pub struct SnapshotBodyV2 {
+    protection: ProtectionState,
+    registry: Registry,
+    admin: AdminStateV2,
+    audit_chain: AuditChain,
+    #[serde(with = "super::records_as_bytes")]
+    audit_records: StoredRecords,
+}
+
+impl From<SnapshotBodyV2> for SnapshotBody {
+    fn from(v2: SnapshotBodyV2) -> SnapshotBody {
+        SnapshotBody {
+            protection: v2.protection,
+            registry: v2.registry,
+            admin: v2.admin.into(),
+            audit_chain: v2.audit_chain,
+            audit_records: v2.audit_records,
+        }
+    }
+}
+
 #[cfg(test)]
 #[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
-    use crate::admin::RevokedCertificate;
+    use crate::format::{encode, FormatError};
 
-    /// Format-1 bytes of a state: this version's encoding without the `revoked` map (the
-    /// last field), under a format-1 header.
-    fn as_format_1(state: &AdminState) -> Vec<u8> {
-        assert!(state.revoked.is_empty());
-        let mut bytes = crate::format::encode(state).unwrap();
-        bytes[2] = 1;
-        // An empty map is one varint 0 byte at the end.
-        assert_eq!(bytes.pop(), Some(0));
+    /// Older-format bytes of a state: this version's encoding without the fields `version`
+    /// did not have (the default horizon, 32, is the one varint byte at the end; an empty
+    /// `revoked` map is the one byte before it), under that version's header.
+    fn as_format(version: u8, state: &AdminState) -> Vec<u8> {
+        assert_eq!(state.espresso_view_horizon, ViewHorizon::DEFAULT);
+        let mut bytes = encode(state).unwrap();
+        bytes[2] = version;
+        assert_eq!(bytes.pop(), Some(32));
+        if version == 1 {
+            assert!(state.revoked.is_empty());
+            assert_eq!(bytes.pop(), Some(0));
+        }
         bytes
     }
 
-    #[test]
-    fn a_format_1_admin_state_upgrades_with_nothing_revoked() {
-        let state = AdminState {
+    fn a_state() -> AdminState {
+        AdminState {
             bootstrapped: true,
             cluster_id: "c".into(),
             paused: true,
             genesis_validators_root: Some(crate::bytes::FixedBytes([4; 32])),
             ..AdminState::default()
-        };
-        let v1 = as_format_1(&state);
-        let upgraded: AdminState =
-            crate::format::decode_upgrading::<AdminState, AdminStateV1>(&v1).unwrap();
+        }
+    }
+
+    #[test]
+    fn a_format_1_admin_state_upgrades_with_nothing_revoked_and_the_default_horizon() {
+        let state = a_state();
+        let upgraded = decode_admin_state(&as_format(1, &state)).unwrap();
         assert_eq!(upgraded, state);
-        // Format-2 bytes are read as they are, revocations included.
-        let mut revoked = state.clone();
-        revoked.revoked.insert(
+        assert_eq!(upgraded.espresso_view_horizon.views(), 32);
+    }
+
+    #[test]
+    fn a_format_2_admin_state_keeps_its_revocations_and_gets_the_default_horizon() {
+        let mut state = a_state();
+        state.revoked.insert(
             "ab".repeat(32),
             RevokedCertificate {
                 identity: Some("seq-2".into()),
             },
         );
-        let v2 = crate::format::encode(&revoked).unwrap();
-        assert_eq!(
-            crate::format::decode_upgrading::<AdminState, AdminStateV1>(&v2).unwrap(),
-            revoked
-        );
+        assert_eq!(decode_admin_state(&as_format(2, &state)).unwrap(), state);
+    }
+
+    #[test]
+    fn a_format_3_admin_state_is_read_as_is_and_an_out_of_range_horizon_is_refused() {
+        let mut state = a_state();
+        state.espresso_view_horizon = ViewHorizon::new(7).unwrap();
+        let bytes = encode(&state).unwrap();
+        assert_eq!(bytes.last(), Some(&7));
+        assert_eq!(decode_admin_state(&bytes).unwrap(), state);
+        for views in [0u8, 33] {
+            let mut bad = bytes.clone();
+            *bad.last_mut().unwrap() = views;
+            assert_eq!(
+                decode_admin_state(&bad),
+                Err(FormatError::Malformed(
+                    crate::protection::espresso::ViewHorizonError(u64::from(views)).to_string()
+                ))
+            );
+        }
     }
 }

@@ -33,7 +33,6 @@ use super::{
     TypeConfig,
 };
 use crate::audit::{self, ChainError, ChainPoint};
-use crate::state::upgrade::SnapshotBodyV1;
 use crate::state::{Applied, AuditChain, Changes, SnapshotBody};
 use futures::TryStreamExt;
 use openraft::entry::RaftEntry;
@@ -352,7 +351,7 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
     ) -> Result<(), io::Error> {
         // A snapshot built before an upgrade (format 1) is installed through its layout then.
         let body: SnapshotBody =
-            crate::format::decode_upgrading::<_, SnapshotBodyV1>(&snapshot).map_err(io_err)?;
+            crate::state::upgrade::decode_snapshot_body(&snapshot).map_err(io_err)?;
         let (next, records) = body.into_state().map_err(io_err)?;
         let chain = next.audit.chain;
         if let Err(e) = audit::verify_chain(&records, chain.anchor, Some(chain.head)) {

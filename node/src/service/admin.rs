@@ -372,6 +372,7 @@ impl pb::admin_server::Admin for AdminService {
                     identity: r.identity.clone().unwrap_or_default(),
                 })
                 .collect(),
+            espresso_view_horizon: a.espresso_view_horizon.views(),
         }))
     }
 

@@ -32,8 +32,8 @@
 //!   Vote2 signed before that timeout still re-signs; a timeout after a Vote2 is allowed.
 //!
 //! # The view horizon
-//! A DA vote, DA proposal, quorum proposal or upgrade vote/proposal more than [`VIEW_HORIZON`]
-//! views above the key's anchor view — the highest view of its quorum, timeout and view-sync
+//! A DA vote, DA proposal, quorum proposal, upgrade vote/proposal or VID disperse more than
+//! the cluster's [`ViewHorizon`] (32 views unless the admins set another) above the key's anchor view — the highest view of its quorum, timeout and view-sync
 //! votes, which HotShot casts only in views reached through certificates — is refused
 //! ([`Violation::BeyondViewHorizon`]), so no far-future leader can push the key's DA window
 //! past the views it really votes in. A key with no anchoring vote yet is not bounded (its
@@ -202,14 +202,79 @@ pub enum Rule {
 
 /// How many views a message of a kind that HotShot accepts from other nodes for any future
 /// view ([`Kind::bounded_by_horizon`]) may run ahead of the key's own progress
-/// ([`KeyRecord::anchor_view`]).
+/// ([`KeyRecord::anchor_view`]). The admins set it for the whole cluster (an approved action,
+/// so every replica decides with the same value); a new cluster starts at
+/// [`ViewHorizon::DEFAULT`].
 ///
 /// HotShot bounds a DA proposal only from below (`cur_view <= view + 1`), so a leader scheduled
 /// for a far-future view can ask every node for a DA vote there. Signed, that vote would move
-/// the key's DA window far ahead and leave every normal DA vote below it: a lockout. Half the
-/// window keeps any message this rule lets through within [`WINDOW`] of the views the key is
-/// really voting in, while staying far above the couple of views HotShot runs ahead.
-pub const VIEW_HORIZON: u64 = WINDOW / 2;
+/// the key's DA window far ahead and leave every normal DA vote below it: a lockout. A horizon
+/// of at most half the window ([`ViewHorizon::MAX`]) keeps any message this rule lets through
+/// within [`WINDOW`] of the views the key is really voting in, while staying far above the
+/// couple of views HotShot runs ahead. A lower horizon refuses more: a node whose proposals or
+/// DA votes run further ahead of its last vote than that is refused until it votes again.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(try_from = "u64", into = "u64")]
+pub struct ViewHorizon(u64);
+
+impl ViewHorizon {
+    /// The horizon of a new cluster (and of every cluster before it was configurable).
+    pub const DEFAULT: ViewHorizon = ViewHorizon(WINDOW / 2);
+    /// The smallest horizon: one view ahead of the key's last vote.
+    pub const MIN: u64 = 1;
+    /// The largest horizon: half the window.
+    pub const MAX: u64 = WINDOW / 2;
+
+    /// A horizon of `views`, refused outside [`ViewHorizon::MIN`]..=[`ViewHorizon::MAX`].
+    pub fn new(views: u64) -> Result<ViewHorizon, ViewHorizonError> {
+        if (Self::MIN..=Self::MAX).contains(&views) {
+            Ok(ViewHorizon(views))
+        } else {
+            Err(ViewHorizonError(views))
+        }
+    }
+
+    /// The number of views.
+    pub fn views(self) -> u64 {
+        self.0
+    }
+}
+
+impl Default for ViewHorizon {
+    fn default() -> Self {
+        ViewHorizon::DEFAULT
+    }
+}
+
+impl TryFrom<u64> for ViewHorizon {
+    type Error = ViewHorizonError;
+    fn try_from(views: u64) -> Result<Self, Self::Error> {
+        ViewHorizon::new(views)
+    }
+}
+
+impl From<ViewHorizon> for u64 {
+    fn from(h: ViewHorizon) -> u64 {
+        h.0
+    }
+}
+
+impl std::fmt::Display for ViewHorizon {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{} views", self.0)
+    }
+}
+
+/// A view horizon outside the range the rule's guarantee holds for.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, thiserror::Error)]
+#[error(
+    "a view horizon of {0} views is outside {min}..={max}: above half the {window}-view window, \
+     a message let through could push the key's DA window past the views it votes in",
+    min = ViewHorizon::MIN,
+    max = ViewHorizon::MAX,
+    window = WINDOW
+)]
+pub struct ViewHorizonError(pub u64);
 
 impl Kind {
     /// Every kind.
@@ -321,7 +386,7 @@ impl Kind {
 
     /// Kinds whose view another node can choose (a DA proposal from a far-future leader, an
     /// upgrade proposal) or that a node signs for its own future leadership: refused more than
-    /// [`VIEW_HORIZON`] views above the key's anchor view.
+    /// the [`ViewHorizon`] above the key's anchor view.
     pub fn bounded_by_horizon(self) -> bool {
         matches!(
             self,
@@ -437,21 +502,21 @@ pub struct EspressoState {
 }
 
 impl EspressoState {
-    /// Evaluate a request against its key's record, without changing anything. `Allow`
-    /// carries the new content of the request's (key, kind) slot.
-    pub fn evaluate(&self, intent: &EspressoIntent) -> Verdict<Slot> {
+    /// Evaluate a request against its key's record under the cluster's `horizon`, without
+    /// changing anything. `Allow` carries the new content of the request's (key, kind) slot.
+    pub fn evaluate(&self, intent: &EspressoIntent, horizon: ViewHorizon) -> Verdict<Slot> {
         let kind = intent.kind();
         let position = intent.position();
         let digest = FixedBytes(intent.message());
         let record = self.keys.get(&intent.public_key);
         if kind.bounded_by_horizon() {
             if let Some(anchor_view) = record.and_then(KeyRecord::anchor_view) {
-                if position.view > anchor_view.saturating_add(VIEW_HORIZON) {
+                if position.view > anchor_view.saturating_add(horizon.views()) {
                     return Verdict::Deny(Violation::BeyondViewHorizon {
                         kind,
                         view: position.view,
                         anchor_view,
-                        horizon: VIEW_HORIZON,
+                        horizon: horizon.views(),
                     });
                 }
             }
@@ -494,9 +559,10 @@ impl EspressoState {
         }
     }
 
-    /// Evaluate a request and record it when it is new data that may be signed.
-    pub fn decide(&mut self, intent: &EspressoIntent) -> Decision {
-        match self.evaluate(intent) {
+    /// Evaluate a request under the cluster's `horizon` and record it when it is new data
+    /// that may be signed.
+    pub fn decide(&mut self, intent: &EspressoIntent, horizon: ViewHorizon) -> Decision {
+        match self.evaluate(intent, horizon) {
             Verdict::Allow { next } => {
                 let kind = intent.kind();
                 match next {

@@ -299,13 +299,13 @@ fn intent(key: u8, message: Message) -> EspressoIntent {
 fn decide_records_only_new_data_per_key_and_kind() {
     let mut state = EspressoState::default();
     let first = intent(1, quorum_vote(5, 1, None));
-    assert_eq!(state.decide(&first), Decision::Sign);
+    assert_eq!(state.decide(&first, ViewHorizon::DEFAULT), Decision::Sign);
     let snapshot = state.clone();
-    assert_eq!(state.decide(&first), Decision::Resign);
+    assert_eq!(state.decide(&first, ViewHorizon::DEFAULT), Decision::Resign);
     assert_eq!(state, snapshot);
     let conflict = intent(1, quorum_vote(5, 2, None));
     assert_eq!(
-        state.decide(&conflict),
+        state.decide(&conflict, ViewHorizon::DEFAULT),
         Decision::Refuse(Equivocation {
             kind: Kind::QuorumVote,
             view: 5,
@@ -316,7 +316,7 @@ fn decide_records_only_new_data_per_key_and_kind() {
     assert_eq!(state, snapshot);
     let below = intent(1, quorum_vote(4, 1, None));
     assert_eq!(
-        state.decide(&below),
+        state.decide(&below, ViewHorizon::DEFAULT),
         Decision::Refuse(ViewBelowWatermark {
             kind: Kind::QuorumVote,
             view: 4,
@@ -327,10 +327,13 @@ fn decide_records_only_new_data_per_key_and_kind() {
     assert_eq!(state, snapshot);
     // another key, and another kind of the same key, are independent
     assert_eq!(
-        state.decide(&intent(2, quorum_vote(5, 2, None))),
+        state.decide(&intent(2, quorum_vote(5, 2, None)), ViewHorizon::DEFAULT),
         Decision::Sign
     );
-    assert_eq!(state.decide(&intent(1, proposal(4, 9))), Decision::Sign);
+    assert_eq!(
+        state.decide(&intent(1, proposal(4, 9)), ViewHorizon::DEFAULT),
+        Decision::Sign
+    );
     let da = Message::DaVote {
         view: 1,
         data: DaData {
@@ -339,7 +342,10 @@ fn decide_records_only_new_data_per_key_and_kind() {
             epoch: None,
         },
     };
-    assert_eq!(state.decide(&intent(1, da)), Decision::Sign);
+    assert_eq!(
+        state.decide(&intent(1, da), ViewHorizon::DEFAULT),
+        Decision::Sign
+    );
     assert_eq!(state.keys[&FixedBytes([1; 128])].watermarks.len(), 2);
     assert_eq!(state.keys[&FixedBytes([1; 128])].windows.len(), 1);
 }
@@ -360,12 +366,15 @@ fn next_epoch_votes_share_the_quorum_vote_slot() {
         },
     );
     let next_epoch = intent(1, Message::NextEpochQuorumVote { view: 8, data });
-    assert_eq!(state.decide(&vote), Decision::Sign);
-    assert_eq!(state.decide(&next_epoch), Decision::Resign);
+    assert_eq!(state.decide(&vote, ViewHorizon::DEFAULT), Decision::Sign);
+    assert_eq!(
+        state.decide(&next_epoch, ViewHorizon::DEFAULT),
+        Decision::Resign
+    );
     // the same leaf hashed as v1 data is a different message at the same view
     let v1 = intent(1, quorum_vote(8, 1, None));
     assert_eq!(
-        state.decide(&v1),
+        state.decide(&v1, ViewHorizon::DEFAULT),
         Decision::Refuse(Equivocation {
             kind: Kind::QuorumVote,
             view: 8,
@@ -380,8 +389,11 @@ fn timeouts_view_sync_upgrades_and_da_proposals() {
     let mut state = EspressoState::default();
     // a timeout's epoch is not hashed: both forms are the same message
     let t = |epoch| intent(1, Message::TimeoutVote { view: 20, epoch });
-    assert_eq!(state.decide(&t(None)), Decision::Sign);
-    assert_eq!(state.decide(&t(Some(2))), Decision::Resign);
+    assert_eq!(state.decide(&t(None), ViewHorizon::DEFAULT), Decision::Sign);
+    assert_eq!(
+        state.decide(&t(Some(2)), ViewHorizon::DEFAULT),
+        Decision::Resign
+    );
     // view sync: one message per (phase, round, relay); phases are separate slots
     let vs = |phase, round, relay, epoch| {
         intent(
@@ -395,19 +407,31 @@ fn timeouts_view_sync_upgrades_and_da_proposals() {
         )
     };
     assert_eq!(
-        state.decide(&vs(ViewSyncPhase::PreCommit, 30, 0, None)),
+        state.decide(
+            &vs(ViewSyncPhase::PreCommit, 30, 0, None),
+            ViewHorizon::DEFAULT
+        ),
         Decision::Sign
     );
     assert_eq!(
-        state.decide(&vs(ViewSyncPhase::PreCommit, 30, 1, None)),
+        state.decide(
+            &vs(ViewSyncPhase::PreCommit, 30, 1, None),
+            ViewHorizon::DEFAULT
+        ),
         Decision::Sign
     );
     assert_eq!(
-        state.decide(&vs(ViewSyncPhase::Commit, 30, 0, None)),
+        state.decide(
+            &vs(ViewSyncPhase::Commit, 30, 0, None),
+            ViewHorizon::DEFAULT
+        ),
         Decision::Sign
     );
     assert_eq!(
-        state.decide(&vs(ViewSyncPhase::PreCommit, 30, 0, Some(4))),
+        state.decide(
+            &vs(ViewSyncPhase::PreCommit, 30, 0, Some(4)),
+            ViewHorizon::DEFAULT
+        ),
         Decision::Refuse(Equivocation {
             kind: Kind::ViewSyncPrecommitVote,
             view: 30,
@@ -416,7 +440,10 @@ fn timeouts_view_sync_upgrades_and_da_proposals() {
         })
     );
     assert_eq!(
-        state.decide(&vs(ViewSyncPhase::PreCommit, 29, 5, None)),
+        state.decide(
+            &vs(ViewSyncPhase::PreCommit, 29, 5, None),
+            ViewHorizon::DEFAULT
+        ),
         Decision::Sign
     );
     // upgrades: one per view, in any order inside the window
@@ -434,10 +461,16 @@ fn timeouts_view_sync_upgrades_and_da_proposals() {
             },
         )
     };
-    assert_eq!(state.decide(&up(50, 4)), Decision::Sign);
-    assert_eq!(state.decide(&up(49, 5)), Decision::Sign);
     assert_eq!(
-        state.decide(&up(50, 5)),
+        state.decide(&up(50, 4), ViewHorizon::DEFAULT),
+        Decision::Sign
+    );
+    assert_eq!(
+        state.decide(&up(49, 5), ViewHorizon::DEFAULT),
+        Decision::Sign
+    );
+    assert_eq!(
+        state.decide(&up(50, 5), ViewHorizon::DEFAULT),
         Decision::Refuse(Equivocation {
             kind: Kind::UpgradeVote,
             view: 50,
@@ -447,10 +480,16 @@ fn timeouts_view_sync_upgrades_and_da_proposals() {
     );
     // DA proposals: increasing views; the same payload re-signs
     let dp = |view, txs: &[u8]| intent(1, Message::da_proposal(view, txs));
-    assert_eq!(state.decide(&dp(10, b"a")), Decision::Sign);
-    assert_eq!(state.decide(&dp(10, b"a")), Decision::Resign);
     assert_eq!(
-        state.decide(&dp(10, b"b")),
+        state.decide(&dp(10, b"a"), ViewHorizon::DEFAULT),
+        Decision::Sign
+    );
+    assert_eq!(
+        state.decide(&dp(10, b"a"), ViewHorizon::DEFAULT),
+        Decision::Resign
+    );
+    assert_eq!(
+        state.decide(&dp(10, b"b"), ViewHorizon::DEFAULT),
         Decision::Refuse(Equivocation {
             kind: Kind::DaProposal,
             view: 10,
@@ -459,7 +498,7 @@ fn timeouts_view_sync_upgrades_and_da_proposals() {
         })
     );
     assert_eq!(
-        state.decide(&dp(9, b"a")),
+        state.decide(&dp(9, b"a"), ViewHorizon::DEFAULT),
         Decision::Refuse(ViewBelowWatermark {
             kind: Kind::DaProposal,
             view: 9,
@@ -467,6 +506,85 @@ fn timeouts_view_sync_upgrades_and_da_proposals() {
             last_signed: FixedBytes(dp(10, b"a").message()),
         })
     );
+}
+
+/// The horizon the admins set is the one applied: under 4 views, a DA vote 5 views above the
+/// key's last vote is refused (naming 4) where the default signs it, and one 4 above is signed.
+/// Refusals change nothing: the same request signs once the horizon is raised again.
+#[test]
+fn the_cluster_horizon_decides_how_far_ahead_a_da_vote_may_run() {
+    let four = ViewHorizon::new(4).unwrap();
+    let da = |view| {
+        intent(
+            1,
+            Message::DaVote {
+                view,
+                data: DaData {
+                    payload_commit: FixedBytes([7; 32]),
+                    next_epoch_payload_commit: None,
+                    epoch: None,
+                },
+            },
+        )
+    };
+    let mut state = EspressoState::default();
+    assert_eq!(
+        state.decide(&intent(1, quorum_vote(100, 1, None)), four),
+        Decision::Sign
+    );
+    let before = state.clone();
+    assert_eq!(
+        state.decide(&da(105), four),
+        Decision::Refuse(Violation::BeyondViewHorizon {
+            kind: Kind::DaVote,
+            view: 105,
+            anchor_view: 100,
+            horizon: 4,
+        })
+    );
+    assert_eq!(state, before);
+    assert_eq!(state.decide(&da(104), four), Decision::Sign);
+    assert_eq!(state.decide(&da(105), ViewHorizon::DEFAULT), Decision::Sign);
+    assert_eq!(
+        state.decide(&da(100 + 33), ViewHorizon::DEFAULT),
+        Decision::Refuse(Violation::BeyondViewHorizon {
+            kind: Kind::DaVote,
+            view: 133,
+            anchor_view: 100,
+            horizon: 32,
+        })
+    );
+    // The smallest horizon, one view: the next view's DA vote only.
+    let one = ViewHorizon::new(1).unwrap();
+    assert_eq!(state.decide(&da(101), one), Decision::Sign);
+    assert!(matches!(
+        state.decide(&da(106), one),
+        Decision::Refuse(Violation::BeyondViewHorizon { horizon: 1, .. })
+    ));
+}
+
+/// A horizon is 1 to 32 views (half the window); anything else is refused with the reason, in
+/// code and when decoded.
+#[test]
+fn a_horizon_outside_one_to_half_the_window_is_refused() {
+    assert_eq!(ViewHorizon::DEFAULT.views(), WINDOW / 2);
+    assert_eq!(ViewHorizon::default(), ViewHorizon::DEFAULT);
+    for views in [1, 2, 31, 32] {
+        assert_eq!(ViewHorizon::new(views).map(ViewHorizon::views), Ok(views));
+    }
+    for views in [0, 33, 64, u64::MAX] {
+        assert_eq!(ViewHorizon::new(views), Err(ViewHorizonError(views)));
+    }
+    assert_eq!(
+        ViewHorizonError(33).to_string(),
+        "a view horizon of 33 views is outside 1..=32: above half the 64-view window, a message \
+         let through could push the key's DA window past the views it votes in"
+    );
+    assert_eq!(serde_json::from_str::<ViewHorizon>("7").unwrap().views(), 7);
+    assert!(serde_json::from_str::<ViewHorizon>("33")
+        .unwrap_err()
+        .to_string()
+        .starts_with("a view horizon of 33 views is outside 1..=32"));
 }
 
 /// A far-future leader's DA proposal cannot push the key's DA window past the views it votes
@@ -489,24 +607,30 @@ fn a_far_future_da_vote_is_refused_and_normal_da_votes_go_on() {
         )
     };
     // No anchor yet: not bounded.
-    assert_eq!(state.decide(&da(5, 1)), Decision::Sign);
     assert_eq!(
-        state.decide(&intent(1, quorum_vote(1000, 1, None))),
+        state.decide(&da(5, 1), ViewHorizon::DEFAULT),
         Decision::Sign
     );
-    assert_eq!(state.decide(&da(1000 + 32, 1)), Decision::Sign);
+    assert_eq!(
+        state.decide(&intent(1, quorum_vote(1000, 1, None)), ViewHorizon::DEFAULT),
+        Decision::Sign
+    );
+    assert_eq!(
+        state.decide(&da(1000 + 32, 1), ViewHorizon::DEFAULT),
+        Decision::Sign
+    );
     let far = 1_000_000;
     assert_eq!(
-        state.decide(&da(far, 2)),
+        state.decide(&da(far, 2), ViewHorizon::DEFAULT),
         Decision::Refuse(Violation::BeyondViewHorizon {
             kind: Kind::DaVote,
             view: far,
             anchor_view: 1000,
-            horizon: VIEW_HORIZON,
+            horizon: 32,
         })
     );
     assert_eq!(
-        state.decide(&da(1000 + 33, 2)),
+        state.decide(&da(1000 + 33, 2), ViewHorizon::DEFAULT),
         Decision::Refuse(Violation::BeyondViewHorizon {
             kind: Kind::DaVote,
             view: 1033,
@@ -516,7 +640,11 @@ fn a_far_future_da_vote_is_refused_and_normal_da_votes_go_on() {
     );
     // The normal DA votes of the next views are still signed.
     for view in 1001..1010 {
-        assert_eq!(state.decide(&da(view, 3)), Decision::Sign, "view {view}");
+        assert_eq!(
+            state.decide(&da(view, 3), ViewHorizon::DEFAULT),
+            Decision::Sign,
+            "view {view}"
+        );
     }
     // Every kind another node can choose the view of is bounded the same way; the key's own
     // anchoring votes are not (a node back from downtime votes at the network's view).
@@ -545,7 +673,7 @@ fn a_far_future_da_vote_is_refused_and_normal_da_votes_go_on() {
     for m in bounded {
         let kind = m.kind();
         assert_eq!(
-            state.decide(&intent(1, m)),
+            state.decide(&intent(1, m), ViewHorizon::DEFAULT),
             Decision::Refuse(Violation::BeyondViewHorizon {
                 kind,
                 view: far,
@@ -557,29 +685,38 @@ fn a_far_future_da_vote_is_refused_and_normal_da_votes_go_on() {
     // A timeout vote far ahead is the key's own progress (a stalled network): it anchors,
     // and then the DA vote there is within the horizon.
     assert_eq!(
-        state.decide(&intent(
-            1,
-            Message::TimeoutVote {
-                view: far,
-                epoch: None
-            }
-        )),
+        state.decide(
+            &intent(
+                1,
+                Message::TimeoutVote {
+                    view: far,
+                    epoch: None
+                }
+            ),
+            ViewHorizon::DEFAULT
+        ),
         Decision::Sign
     );
-    assert_eq!(state.decide(&da(far, 2)), Decision::Sign);
+    assert_eq!(
+        state.decide(&da(far, 2), ViewHorizon::DEFAULT),
+        Decision::Sign
+    );
     // Another key's anchor does not bound this one.
     assert_eq!(
-        state.decide(&intent(0, quorum_vote(7, 1, None))),
+        state.decide(&intent(0, quorum_vote(7, 1, None)), ViewHorizon::DEFAULT),
         Decision::Sign
     );
     assert_eq!(
-        state.decide(&intent(
-            0,
-            Message::TimeoutVote {
-                view: 8,
-                epoch: None
-            }
-        )),
+        state.decide(
+            &intent(
+                0,
+                Message::TimeoutVote {
+                    view: 8,
+                    epoch: None
+                }
+            ),
+            ViewHorizon::DEFAULT
+        ),
         Decision::Sign
     );
 }
@@ -617,12 +754,18 @@ fn vote1_for_a_rival_and_vote2_for_the_decided_leaf_sign_in_one_view() {
             },
         },
     );
-    assert_eq!(state.decide(&vote1), Decision::Sign);
-    assert_eq!(state.decide(&vote2(40, 0xbb, 3)), Decision::Sign);
-    assert_ne!(vote1.message(), vote2(40, 0xaa, 3).message());
-    assert_eq!(state.decide(&vote2(40, 0xbb, 3)), Decision::Resign);
+    assert_eq!(state.decide(&vote1, ViewHorizon::DEFAULT), Decision::Sign);
     assert_eq!(
-        state.decide(&vote2(40, 0xcc, 3)),
+        state.decide(&vote2(40, 0xbb, 3), ViewHorizon::DEFAULT),
+        Decision::Sign
+    );
+    assert_ne!(vote1.message(), vote2(40, 0xaa, 3).message());
+    assert_eq!(
+        state.decide(&vote2(40, 0xbb, 3), ViewHorizon::DEFAULT),
+        Decision::Resign
+    );
+    assert_eq!(
+        state.decide(&vote2(40, 0xcc, 3), ViewHorizon::DEFAULT),
         Decision::Refuse(Equivocation {
             kind: Kind::Vote2,
             view: 40,
@@ -630,9 +773,15 @@ fn vote1_for_a_rival_and_vote2_for_the_decided_leaf_sign_in_one_view() {
             requested: FixedBytes(vote2(40, 0xcc, 3).message()),
         })
     );
-    assert_eq!(state.decide(&vote2(40, 0xcc, 4)), Decision::Sign);
+    assert_eq!(
+        state.decide(&vote2(40, 0xcc, 4), ViewHorizon::DEFAULT),
+        Decision::Sign
+    );
     // Out of order within the window, as HotShot may vote for an older view's leaf.
-    assert_eq!(state.decide(&vote2(39, 0xdd, 3)), Decision::Sign);
+    assert_eq!(
+        state.decide(&vote2(39, 0xdd, 3), ViewHorizon::DEFAULT),
+        Decision::Sign
+    );
     // A v3 timeout vote: one per view and epoch, its lock hashed.
     let t3 = |lock| {
         intent(
@@ -644,9 +793,15 @@ fn vote1_for_a_rival_and_vote2_for_the_decided_leaf_sign_in_one_view() {
             }),
         )
     };
-    assert_eq!(state.decide(&t3(None)), Decision::Sign);
     assert_eq!(
-        state.decide(&t3(Some(new_protocol::LockView { epoch: 3, view: 40 }))),
+        state.decide(&t3(None), ViewHorizon::DEFAULT),
+        Decision::Sign
+    );
+    assert_eq!(
+        state.decide(
+            &t3(Some(new_protocol::LockView { epoch: 3, view: 40 })),
+            ViewHorizon::DEFAULT
+        ),
         Decision::Refuse(Equivocation {
             kind: Kind::TimeoutVote3,
             view: 41,
@@ -677,14 +832,38 @@ fn no_new_vote2_at_or_below_a_view_the_key_timed_out() {
     let barred =
         |view, timeout_view| Decision::Refuse(Violation::Vote2AfterTimeout { view, timeout_view });
     let mut state = EspressoState::default();
-    assert_eq!(state.decide(&vote2(10, 0xbb, 3)), Decision::Sign);
-    assert_eq!(state.decide(&timeout3(10)), Decision::Sign);
-    assert_eq!(state.decide(&vote2(10, 0xbb, 3)), Decision::Resign);
-    assert_eq!(state.decide(&vote2(10, 0xbb, 4)), barred(10, 10));
-    assert_eq!(state.decide(&vote2(9, 0xcc, 3)), barred(9, 10));
-    assert_eq!(state.decide(&timeout3(8)), Decision::Sign);
-    assert_eq!(state.decide(&vote2(10, 0xcc, 5)), barred(10, 10));
-    assert_eq!(state.decide(&vote2(11, 0xcc, 3)), Decision::Sign);
+    assert_eq!(
+        state.decide(&vote2(10, 0xbb, 3), ViewHorizon::DEFAULT),
+        Decision::Sign
+    );
+    assert_eq!(
+        state.decide(&timeout3(10), ViewHorizon::DEFAULT),
+        Decision::Sign
+    );
+    assert_eq!(
+        state.decide(&vote2(10, 0xbb, 3), ViewHorizon::DEFAULT),
+        Decision::Resign
+    );
+    assert_eq!(
+        state.decide(&vote2(10, 0xbb, 4), ViewHorizon::DEFAULT),
+        barred(10, 10)
+    );
+    assert_eq!(
+        state.decide(&vote2(9, 0xcc, 3), ViewHorizon::DEFAULT),
+        barred(9, 10)
+    );
+    assert_eq!(
+        state.decide(&timeout3(8), ViewHorizon::DEFAULT),
+        Decision::Sign
+    );
+    assert_eq!(
+        state.decide(&vote2(10, 0xcc, 5), ViewHorizon::DEFAULT),
+        barred(10, 10)
+    );
+    assert_eq!(
+        state.decide(&vote2(11, 0xcc, 3), ViewHorizon::DEFAULT),
+        Decision::Sign
+    );
     // The refusal's words name both views.
     assert_eq!(
         Violation::Vote2AfterTimeout {
@@ -707,7 +886,7 @@ fn no_new_vote2_at_or_below_a_view_the_key_timed_out() {
             },
         },
     );
-    assert_eq!(state.decide(&other), Decision::Sign);
+    assert_eq!(state.decide(&other, ViewHorizon::DEFAULT), Decision::Sign);
 }
 
 /// An upgrade proposal signs `UpgradeProposalData.commit()` itself (not a vote commitment), in
@@ -744,11 +923,20 @@ fn upgrade_proposals_sign_the_data_commitment_in_their_own_slot() {
         message::vote_commitment(&data(4).commit(), 50)
     );
     let mut state = EspressoState::default();
-    assert_eq!(state.decide(&proposal(50, 4)), Decision::Sign);
-    assert_eq!(state.decide(&vote(50, 5)), Decision::Sign);
-    assert_eq!(state.decide(&proposal(50, 4)), Decision::Resign);
     assert_eq!(
-        state.decide(&proposal(50, 5)),
+        state.decide(&proposal(50, 4), ViewHorizon::DEFAULT),
+        Decision::Sign
+    );
+    assert_eq!(
+        state.decide(&vote(50, 5), ViewHorizon::DEFAULT),
+        Decision::Sign
+    );
+    assert_eq!(
+        state.decide(&proposal(50, 4), ViewHorizon::DEFAULT),
+        Decision::Resign
+    );
+    assert_eq!(
+        state.decide(&proposal(50, 5), ViewHorizon::DEFAULT),
         Decision::Refuse(Equivocation {
             kind: Kind::UpgradeProposal,
             view: 50,
@@ -782,7 +970,10 @@ fn quorum_proposals_are_compared_by_the_computed_leaf_commitment() {
             requested: FixedBytes(l.commit()),
         })
     };
-    assert_eq!(state.decide(&p(leaf(20, None, true))), Decision::Sign);
+    assert_eq!(
+        state.decide(&p(leaf(20, None, true)), ViewHorizon::DEFAULT),
+        Decision::Sign
+    );
     assert_eq!(
         state.keys[&FixedBytes([1; 128])].watermarks[&Kind::QuorumProposal],
         Watermark {
@@ -791,25 +982,28 @@ fn quorum_proposals_are_compared_by_the_computed_leaf_commitment() {
         }
     );
     let snapshot = state.clone();
-    assert_eq!(state.decide(&p(leaf(20, None, true))), Decision::Resign);
+    assert_eq!(
+        state.decide(&p(leaf(20, None, true)), ViewHorizon::DEFAULT),
+        Decision::Resign
+    );
     // Any field that changes the leaf commitment is another proposal at the same view, even
     // one HotShot hashes only for leaves with an epoch, or the presence of an epoch itself.
     assert_eq!(
-        state.decide(&p(leaf(20, Some(7), true))),
+        state.decide(&p(leaf(20, Some(7), true)), ViewHorizon::DEFAULT),
         equivocation(leaf(20, Some(7), true))
     );
     assert_eq!(
-        state.decide(&p(leaf(20, None, false))),
+        state.decide(&p(leaf(20, None, false)), ViewHorizon::DEFAULT),
         equivocation(leaf(20, None, false))
     );
     let mut other_parent = leaf(20, None, true);
     other_parent.parent_leaf = FixedBytes([9; 32]);
     assert_eq!(
-        state.decide(&p(other_parent.clone())),
+        state.decide(&p(other_parent.clone()), ViewHorizon::DEFAULT),
         equivocation(other_parent)
     );
     assert_eq!(
-        state.decide(&p(leaf(19, None, true))),
+        state.decide(&p(leaf(19, None, true)), ViewHorizon::DEFAULT),
         Decision::Refuse(ViewBelowWatermark {
             kind: Kind::QuorumProposal,
             view: 19,
@@ -818,7 +1012,10 @@ fn quorum_proposals_are_compared_by_the_computed_leaf_commitment() {
         })
     );
     assert_eq!(state, snapshot);
-    assert_eq!(state.decide(&p(leaf(21, Some(7), true))), Decision::Sign);
+    assert_eq!(
+        state.decide(&p(leaf(21, Some(7), true)), ViewHorizon::DEFAULT),
+        Decision::Sign
+    );
 }
 
 /// The attack the typed proposal closes. Before, a quorum proposal carried the leaf commitment
@@ -832,9 +1029,12 @@ fn a_refused_vote_cannot_be_signed_as_a_quorum_proposal() {
     let mut state = EspressoState::default();
     let x = quorum_vote(10, 0xAA, None);
     let y = quorum_vote(10, 0xBB, None);
-    assert_eq!(state.decide(&intent(1, x.clone())), Decision::Sign);
     assert_eq!(
-        state.decide(&intent(1, y.clone())),
+        state.decide(&intent(1, x.clone()), ViewHorizon::DEFAULT),
+        Decision::Sign
+    );
+    assert_eq!(
+        state.decide(&intent(1, y.clone()), ViewHorizon::DEFAULT),
         Decision::Refuse(Equivocation {
             kind: Kind::QuorumVote,
             view: 10,
@@ -933,7 +1133,10 @@ fn a_refused_vote_cannot_be_signed_as_a_quorum_proposal() {
         assert_ne!(preimage, vote_preimage);
         // The signer would sign it, as a proposal: its own slot records the leaf commitment.
         let mut after = state.clone();
-        assert_eq!(after.decide(&intent(1, message)), Decision::Sign);
+        assert_eq!(
+            after.decide(&intent(1, message), ViewHorizon::DEFAULT),
+            Decision::Sign
+        );
         assert_eq!(
             after.keys[&FixedBytes([1; 128])].watermarks[&Kind::QuorumProposal].message,
             FixedBytes(leaf.commit())
@@ -986,7 +1189,7 @@ fn intents_and_state_round_trip_through_json() {
         ),
     ];
     for r in &requests {
-        assert_eq!(state.decide(r), Decision::Sign);
+        assert_eq!(state.decide(r, ViewHorizon::DEFAULT), Decision::Sign);
         let json = serde_json::to_string(r).unwrap();
         assert_eq!(&serde_json::from_str::<EspressoIntent>(&json).unwrap(), r);
     }
@@ -1045,7 +1248,8 @@ fn the_model_agrees_with_the_case_tables() {
         Expect::BeyondHorizon {
             slot: "da-vote",
             view: 100,
-            anchor: 10
+            anchor: 10,
+            horizon: 32
         }
     );
     let timeout = Message::TimeoutVote {
@@ -1101,7 +1305,7 @@ fn the_model_and_the_rules_agree_when_a_window_overflows() {
     let mut model = model::Model::default();
     let mut decisions = Vec::new();
     for m in &requests {
-        let decision = state.decide(&intent(1, m.clone()));
+        let decision = state.decide(&intent(1, m.clone()), ViewHorizon::DEFAULT);
         let want = model.decide(FixedBytes([1; 128]), m);
         assert_eq!(model::Expect::of(&decision), Some(want), "{m:?}");
         decisions.push(decision);
@@ -1264,19 +1468,32 @@ fn arb_intents() -> impl Strategy<Value = Vec<EspressoIntent>> {
 }
 
 fn run(requests: &[EspressoIntent]) -> (EspressoState, Vec<Decision>) {
+    run_under(requests, ViewHorizon::DEFAULT)
+}
+
+fn run_under(requests: &[EspressoIntent], horizon: ViewHorizon) -> (EspressoState, Vec<Decision>) {
     let mut state = EspressoState::default();
-    let decisions = requests.iter().map(|r| state.decide(r)).collect();
+    let decisions = requests.iter().map(|r| state.decide(r, horizon)).collect();
     (state, decisions)
+}
+
+/// The cluster's horizon: the default half the time, else any the admins may set.
+fn arb_horizon() -> impl Strategy<Value = u64> {
+    prop_oneof![Just(32u64), 1u64..=32]
 }
 
 proptest! {
     #![proptest_config(ProptestConfig { cases: 512, ..ProptestConfig::default() })]
 
-    /// Every decision, refusal reason included, is the one the independent model makes.
+    /// Every decision, refusal reason included, is the one the independent model makes, under
+    /// any horizon the admins may set.
     #[test]
-    fn decisions_match_the_independent_model(requests in arb_intents()) {
-        let (_, decisions) = run(&requests);
-        let mut model = model::Model::default();
+    fn decisions_match_the_independent_model(
+        requests in arb_intents(),
+        horizon in arb_horizon(),
+    ) {
+        let (_, decisions) = run_under(&requests, ViewHorizon::new(horizon).unwrap());
+        let mut model = model::Model::with_horizon(horizon);
         for (i, (r, decision)) in requests.iter().zip(&decisions).enumerate() {
             let want = model.decide(r.public_key, &r.message);
             prop_assert_eq!(
@@ -1342,8 +1559,8 @@ proptest! {
         let mut state = EspressoState::default();
         for r in &requests {
             let before = state.clone();
-            let verdict = state.evaluate(r);
-            let decision = state.decide(r);
+            let verdict = state.evaluate(r, ViewHorizon::DEFAULT);
+            let decision = state.decide(r, ViewHorizon::DEFAULT);
             match (&verdict, &decision) {
                 // An unprotected request is signed and changes nothing.
                 (Verdict::Allow { next: Slot::Unprotected }, Decision::Sign) => {
@@ -1436,7 +1653,7 @@ proptest! {
         let mut model = model::Model::default();
         for (round, relay, epoch) in votes {
             let m = Message::ViewSyncVote { phase: ViewSyncPhase::PreCommit, round, relay, epoch };
-            let decision = state.decide(&intent(1, m.clone()));
+            let decision = state.decide(&intent(1, m.clone()), ViewHorizon::DEFAULT);
             let want = model.decide(FixedBytes([1; 128]), &m);
             prop_assert_eq!(model::Expect::of(&decision), Some(want), "{:?}", m);
         }

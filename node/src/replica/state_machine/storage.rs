@@ -21,7 +21,7 @@ use super::super::{io_err, LogId, SnapshotMeta, StoredMembership};
 use crate::format;
 use crate::protection::ProtectionState;
 use crate::registry::Registry;
-use crate::state::upgrade::AdminStateV1;
+use crate::state::upgrade::decode_admin_state;
 use crate::state::AuditState;
 use crate::state::{Applied, AuditChain, Changes, RecordKey, StoredRecords};
 use redb::{Database, Durability, ReadableDatabase, ReadableTable, TableDefinition};
@@ -98,9 +98,7 @@ pub(super) fn load(db: &Database) -> io::Result<(Applied, Option<LogId>, StoredM
     };
     // The admin state gained the revoked certificates in format 2: format-1 state upgrades.
     let admin = match read("admin")? {
-        Some(b) => {
-            format::decode_upgrading::<_, AdminStateV1>(&b).map_err(|e| stored_error("admin", e))?
-        }
+        Some(b) => decode_admin_state(&b).map_err(|e| stored_error("admin", e))?,
         None => crate::admin::AdminState::default(),
     };
     let mut protection = ProtectionState::default();

@@ -14,6 +14,7 @@ use crate::custody::{seal, unseal, EncryptionContext, Kek};
 use crate::keyloader::Keks;
 use crate::keyring::LoadedKey;
 use crate::pb;
+use crate::protection::espresso::ViewHorizon;
 use crate::protection::ethereum::Root;
 use crate::protection::{interchange, Profile};
 use crate::registry::{KeyRecord, KeyState, Rewrap};
@@ -117,6 +118,11 @@ impl Preparer<'_> {
             R::EnrollAdmin(e) => plain(enrollment(e)?),
             R::RemoveAdmin(name) => plain(Action::RemoveAdmin { name }),
             R::SetPolicy(p) => plain(Action::SetPolicy(admin_codec::policy_from_pb(&p))),
+            R::SetEspressoViewHorizon(views) => plain(Action::SetEspressoViewHorizon(
+                ViewHorizon::new(views).map_err(|e| {
+                    Status::invalid_argument(format!("set_espresso_view_horizon: {e}"))
+                })?,
+            )),
             R::ImportProtection(i) => {
                 let doc = interchange::parse(&i.interchange_json)
                     .map_err(|e| Status::invalid_argument(format!("interchange: {e}")))?;

@@ -23,8 +23,9 @@
 //! - a new Vote2 at or below the highest view of the key's v3 timeout votes is refused (after
 //!   the window's own answer: a re-sign stays a re-sign);
 //! - the horizon: a DA vote, DA proposal, quorum proposal, upgrade vote or upgrade proposal
-//!   more than 32 views above the highest view of the key's signed quorum, timeout and
-//!   view-sync votes is refused, before any other rule; without such a vote, no bound.
+//!   more than the cluster's horizon (32 views unless the admins set another, 1 to 32) above
+//!   the highest view of the key's signed quorum, timeout and view-sync votes is refused,
+//!   before any other rule; without such a vote, no bound.
 
 use super::*;
 
@@ -180,6 +181,7 @@ pub enum Expect {
         slot: &'static str,
         view: u64,
         anchor: u64,
+        horizon: u64,
     },
     Vote2AfterTimeout {
         view: u64,
@@ -220,11 +222,12 @@ impl Expect {
                 kind,
                 view,
                 anchor_view,
-                horizon: 32,
+                horizon,
             }) => Expect::BeyondHorizon {
                 slot: kind.name(),
                 view: *view,
                 anchor: *anchor_view,
+                horizon: *horizon,
             },
             Decision::Refuse(Violation::Vote2AfterTimeout { view, timeout_view }) => {
                 Expect::Vote2AfterTimeout {
@@ -271,12 +274,28 @@ impl History {
     }
 }
 
-#[derive(Default)]
 pub struct Model {
     slots: BTreeMap<(PublicKeyBytes, Slot), History>,
+    /// The cluster's horizon, in views.
+    horizon: u64,
+}
+
+impl Default for Model {
+    /// A new cluster's horizon: 32 views.
+    fn default() -> Self {
+        Model::with_horizon(32)
+    }
 }
 
 impl Model {
+    /// A model of a cluster whose admins set the horizon to `horizon` views.
+    pub fn with_horizon(horizon: u64) -> Self {
+        Model {
+            slots: BTreeMap::new(),
+            horizon,
+        }
+    }
+
     pub fn decide(&mut self, key: PublicKeyBytes, m: &Message) -> Expect {
         let (slot, position, content) = describe(m);
         if slot == Slot::Unprotected {
@@ -289,12 +308,14 @@ impl Model {
             .filter(|((k, s), _)| *k == key && s.anchors())
             .filter_map(|(_, h)| h.newest())
             .max();
-        if let Some(anchor) = anchor.filter(|a| slot.bounded() && position.0 > a.saturating_add(32))
+        if let Some(anchor) =
+            anchor.filter(|a| slot.bounded() && position.0 > a.saturating_add(self.horizon))
         {
             return Expect::BeyondHorizon {
                 slot: name,
                 view: position.0,
                 anchor,
+                horizon: self.horizon,
             };
         }
         let history = self.slots.entry((key, slot)).or_default();
