@@ -29,7 +29,7 @@ use signer_node::replica::network::{from_message, to_message, SnapshotHeader};
 use signer_node::replica::TypeConfig;
 use signer_node::service::convert;
 use signer_node::service::signing::{ForwardedSign, SignError, Signed};
-use signer_node::state::upgrade::SnapshotBodyV1;
+use signer_node::state::upgrade;
 use signer_node::state::{Applied, Changes, Command, SnapshotBody};
 
 /// The messages of this target, by the selector byte (`data[0] % COUNT`).
@@ -169,7 +169,7 @@ fn check_records(changes: &Changes) {
 
 /// What `StateMachine::install_snapshot` does with a snapshot a peer streamed.
 fn install_snapshot(bytes: &[u8]) {
-    let Ok(body) = format::decode_upgrading::<SnapshotBody, SnapshotBodyV1>(bytes) else {
+    let Ok(body) = upgrade::decode_snapshot_body(bytes) else {
         return;
     };
     let encoded = format::encode(&body).expect("a decoded snapshot body encodes");

@@ -4,7 +4,8 @@
 //!
 //! Owns: the sequence encoding (read with `arbitrary::Unstructured`: a [`Config`] byte, then
 //! steps over two eth2 validators and two espresso keys, small views, slots and epochs with an
-//! occasional value near `u64::MAX`, three commitments, up to 600 steps) and the comparison. Must not: share any decision logic
+//! occasional value near `u64::MAX`, three commitments, the admins' changes of the Espresso view
+//! horizon, up to 600 steps) and the comparison. Must not: share any decision logic
 //! with the code under test (see [`model`]).
 //!
 //! Properties: every decision equals the model's, refusal reasons included; `check` (the
@@ -23,8 +24,8 @@ use signer_node::protection::espresso::new_protocol::{LockView, TimeoutData3, Vo
 use signer_node::protection::espresso::vid::VidVersion;
 use signer_node::protection::espresso::{
     DaData, EpochFields, EspressoIntent, HexBytes, Message, Position, ProposedLeaf, QuorumData,
-    Request, UpgradeData, Version, VidCommitment, ViewChangeEvidence, ViewSyncPhase, Watermark,
-    Window,
+    Request, UpgradeData, Version, VidCommitment, ViewChangeEvidence, ViewHorizon, ViewSyncPhase,
+    Watermark, Window,
 };
 use signer_node::protection::ethereum::{BlsPubkey, Eth2Intent, Root};
 use signer_node::protection::interchange::{
@@ -232,10 +233,12 @@ enum Step {
         attestations: Vec<SignedAttestation>,
     },
     Snapshot,
+    /// The admins set the Espresso view horizon to this many views (1..=32).
+    Horizon(u64),
 }
 
 fn step(u: &mut Unstructured<'_>, config: &Config) -> Result<Step> {
-    let top = if config.espresso_heavy { 31 } else { 11 };
+    let top = if config.espresso_heavy { 32 } else { 12 };
     Ok(match u.int_in_range(0u8..=top)? {
         0..=2 => Step::Sign(Intent::Eth2(Eth2Intent::Block {
             pubkey: eth2_key(u.arbitrary()?),
@@ -277,6 +280,7 @@ fn step(u: &mut Unstructured<'_>, config: &Config) -> Result<Step> {
             }
         }
         9 => Step::Snapshot,
+        t if t == top => Step::Horizon(u.int_in_range(1u64..=32)?),
         _ => Step::Sign(Intent::Espresso(EspressoIntent {
             public_key: match config.kind {
                 Some(_) => espresso_key(0),
@@ -292,6 +296,7 @@ pub fn check(data: &[u8]) {
     let mut u = Unstructured::new(data);
     let mut real = ProtectionState::default();
     let mut model = Model::default();
+    let mut horizon = ViewHorizon::DEFAULT;
     let Ok(config) = Config::read(&mut u) else {
         return;
     };
@@ -323,8 +328,8 @@ pub fn check(data: &[u8]) {
                 };
                 // Only a decision that must leave the state as it was needs a copy to compare.
                 let before = (expected != Decision::Sign).then(|| real.clone());
-                let checked = real.check(&intent);
-                let decided = real.decide(&intent);
+                let checked = real.check(&intent, horizon);
+                let decided = real.decide(&intent, horizon);
                 assert_eq!(checked, decided, "check and decide disagree on {intent:?}");
                 assert_eq!(
                     decided, expected,
@@ -355,6 +360,10 @@ pub fn check(data: &[u8]) {
                     .map(|a| (a.source_epoch, a.target_epoch))
                     .collect();
                 model.import(key, &slots, &epochs);
+            }
+            Step::Horizon(views) => {
+                horizon = ViewHorizon::new(views).expect("1..=32 is a horizon");
+                model.set_horizon(views);
             }
             Step::Snapshot => {
                 let bytes = format::encode(&real).expect("the protection state encodes");

@@ -488,6 +488,37 @@ async fn client_grants_rate_limits_pause_and_protection_import() {
         (Code::InvalidArgument, mismatch.as_str())
     );
 
+    // An Espresso view horizon outside 1..=32 is refused before anything is proposed; the
+    // admin state keeps the default until a valid one is approved.
+    for views in [0, 33] {
+        let err = cluster
+            .propose(P::SetEspressoViewHorizon(views))
+            .await
+            .unwrap_err();
+        let refusal = format!(
+            "set_espresso_view_horizon: a view horizon of {views} views is outside 1..=32: \
+             above half the 64-view window, a message let through could push the key's DA \
+             window past the views it votes in"
+        );
+        assert_eq!(
+            code_and_message(&err),
+            (Code::InvalidArgument, refusal.as_str())
+        );
+    }
+    let horizon = || async {
+        cluster
+            .on_leader(|mut a| async move { a.get_admin_state(pb::GetAdminStateRequest {}).await })
+            .await
+            .unwrap()
+            .espresso_view_horizon
+    };
+    assert_eq!(horizon().await, 32);
+    cluster
+        .admin_exec(P::SetEspressoViewHorizon(9))
+        .await
+        .unwrap();
+    assert_eq!(horizon().await, 9);
+
     // Audit compaction is an approved action; the chain stays verifiable on every node.
     let verify = |id: u64| {
         let channel = cluster.channel(id, "auditor-1");

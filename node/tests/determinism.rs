@@ -1,6 +1,6 @@
 //! Determinism of the replicated decision (`signer_node::state::Applied::apply`): random command
 //! sequences — sign batches over registered, unregistered and mismatched keys, node events,
-//! admin proposals and approvals (pause, resume, key state changes, audit compaction,
+//! admin proposals and approvals (pause, resume, view horizons, key state changes, audit compaction,
 //! certificate revocations, forged approvals, undecodable actions) and membership changes — applied to two fresh states, and
 //! to a snapshot taken at a random point (encoded in the binary format and decoded again) plus
 //! the tail of the log, must give byte-identical results and states.
@@ -18,7 +18,8 @@ use proptest::prelude::*;
 use signer_node::admin::{Action, AdminCommand, Fingerprint};
 use signer_node::audit::NodeEvent;
 use signer_node::bytes::FixedBytes;
-use signer_node::protection::espresso::{message::Message, EspressoIntent};
+use signer_node::protection::espresso::message::{DaData, Message};
+use signer_node::protection::espresso::{EspressoIntent, ViewHorizon};
 use signer_node::protection::ethereum::Eth2Intent;
 use signer_node::protection::{Intent, Profile};
 use signer_node::registry::KeyState;
@@ -42,6 +43,8 @@ enum Op {
     Events(u8),
     Pause,
     Resume,
+    /// Set the Espresso view horizon (views).
+    Horizon(u64),
     SetKeyState(u8, KeyState),
     Compact(u64),
     /// Revoke a certificate: the checked-in one (`None`, with the certificate, so apply reads
@@ -72,6 +75,11 @@ enum Req {
     Timeout {
         view: u64,
     },
+    /// A DA vote: the cluster's view horizon decides whether it signs.
+    DaVote {
+        view: u64,
+        payload: u8,
+    },
     /// A registered id naming another key's public key.
     Mismatch {
         slot: u64,
@@ -91,6 +99,7 @@ fn req() -> impl Strategy<Value = Req> {
         }),
         (0u8..3, 0u8..3).prop_map(|(key, root)| Req::Randao { key, root }),
         (0u64..8).prop_map(|view| Req::Timeout { view }),
+        (0u64..16, 0u8..2).prop_map(|(view, payload)| Req::DaVote { view, payload }),
         (0u64..6).prop_map(|slot| Req::Mismatch { slot }),
     ]
 }
@@ -100,6 +109,7 @@ fn op() -> impl Strategy<Value = Op> {
         8 => proptest::collection::vec(req(), 1..5).prop_map(Op::Sign),
         2 => (1u8..4).prop_map(Op::Events),
         1 => Just(Op::Pause),
+        1 => (1u64..=8).prop_map(Op::Horizon),
         1 => Just(Op::Resume),
         1 => (0u8..2, prop_oneof![Just(KeyState::Active), Just(KeyState::Disabled), Just(KeyState::Deleted)])
             .prop_map(|(k, s)| Op::SetKeyState(k, s)),
@@ -164,6 +174,20 @@ fn sign_entry(n: usize, r: &Req) -> SignEntry {
             Intent::Espresso(EspressoIntent {
                 public_key: espresso_pubkey(),
                 message: Message::TimeoutVote { view, epoch: None },
+            }),
+        ),
+        Req::DaVote { view, payload } => (
+            "espresso-a".into(),
+            Intent::Espresso(EspressoIntent {
+                public_key: espresso_pubkey(),
+                message: Message::DaVote {
+                    view,
+                    data: DaData {
+                        payload_commit: root(payload),
+                        next_epoch_payload_commit: None,
+                        epoch: None,
+                    },
+                },
             }),
         ),
         Req::Mismatch { slot } => (
@@ -238,6 +262,10 @@ fn log(ops: &[Op]) -> Vec<Entry> {
                     .collect(),
             ))),
             Op::Pause => approved(&Action::Pause, &mut entries),
+            Op::Horizon(views) => approved(
+                &Action::SetEspressoViewHorizon(ViewHorizon::new(*views).unwrap()),
+                &mut entries,
+            ),
             Op::Resume => approved(&Action::Resume, &mut entries),
             Op::SetKeyState(k, state) => approved(
                 &Action::SetKeyState {
@@ -452,6 +480,40 @@ fn the_generated_log_exercises_every_sign_outcome() {
             ),
             "KeyInactive".to_owned(),
             "Paused".to_owned(),
+        ]
+    );
+}
+
+/// The generator's horizon changes take effect: a DA vote 5 views above the key's timeout vote
+/// is refused under a horizon of 4 (naming it) and signed once the admins set 5.
+#[test]
+fn the_generated_log_applies_the_horizon_the_admins_set() {
+    let da = Req::DaVote {
+        view: 6,
+        payload: 1,
+    };
+    let entries = log(&[
+        Op::Sign(vec![Req::Timeout { view: 1 }]),
+        Op::Horizon(4),
+        Op::Sign(vec![da.clone()]),
+        Op::Horizon(5),
+        Op::Sign(vec![da]),
+    ]);
+    let mut a = Replica::default();
+    let outcomes: Vec<String> = a
+        .apply(&entries, 1)
+        .into_iter()
+        .filter_map(|(r, _)| match r {
+            CommandResult::Sign(o) => Some(format!("{o:?}")),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(
+        outcomes,
+        [
+            "[Signed]",
+            "[Refused(BeyondViewHorizon { kind: DaVote, view: 6, anchor_view: 1, horizon: 4 })]",
+            "[Signed]",
         ]
     );
 }

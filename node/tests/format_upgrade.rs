@@ -1,17 +1,18 @@
 //! The upgrade test: databases written by every format version (checked in under
-//! `node/tests/data/format-v1/` and `format-v2/`) open in this version and read back exactly
+//! `node/tests/data/format-v1/` to `format-v3/`) open in this version and read back exactly
 //! what was written — the Raft log entries, the replicated state, the audit chain (to its pinned
 //! head hash) and the stored snapshot — and databases of a format this binary does not read
 //! are refused with both versions named. Format 2 added the revoked certificates to the admin
-//! state: format-1 state reads with none revoked, and a format-1 database is stamped format 2
-//! once opened.
+//! state: format-1 state reads with none revoked. Format 3 added the Espresso view horizon:
+//! older state reads with the 32 views every older signer used. An older database is stamped
+//! format 3 once opened.
 //!
 //! Every later version of the signer must pass this test against these files unchanged. A
 //! change to a stored type breaks it; the fix is a new format version with an upgrade path (and
 //! a new `format-vN` directory), never an edit of these files.
 //!
 //! The files were written by this test's generator from the log of their version
-//! (`the_log(1)`, `the_log(2)`): `QS_WRITE_FORMAT_FIXTURES=<dir> cargo nextest run -p
+//! (`the_log(1)` to `the_log(3)`): `QS_WRITE_FORMAT_FIXTURES=<dir> cargo nextest run -p
 //! signer-node --test format_upgrade` writes this version's into `<dir>` (used once per format
 //! version, for that version's directory).
 
@@ -28,7 +29,8 @@ type Payload = openraft::alias::EntryPayloadOf<TypeConfig>;
 use signer_node::admin::{Action, Fingerprint};
 use signer_node::audit::{self, AuditEvent, NodeEvent};
 use signer_node::bytes::FixedBytes;
-use signer_node::protection::espresso::{message::Message, EspressoIntent, Kind};
+use signer_node::protection::espresso::message::{DaData, Message};
+use signer_node::protection::espresso::{EspressoIntent, Kind, ViewHorizon};
 use signer_node::protection::ethereum::Eth2Intent;
 use signer_node::protection::{Intent, Profile};
 use signer_node::registry::KeyState;
@@ -43,6 +45,10 @@ const AT_MS: u64 = 1_765_000_000_000;
 const HEAD_HASH: &str = "1e6db131466d9eda2d034c9eb5d02c3b7f22ec07f9149848c35d5ec8e1c803f3";
 /// The same for format 2.
 const HEAD_HASH_V2: &str = "dabadd7e75460f092d60da79c867c92dcd8179fa362ed7fc63b5e497556805e9";
+/// The same for format 3.
+const HEAD_HASH_V3: &str = "af8b586d998b94e4758fb702dabe7e3dbd33ad09d5dea6c7a3ecb7ef33682672";
+/// The Espresso view horizon format 3's log sets.
+const HORIZON_V3: u64 = 7;
 
 fn data_dir(version: u16) -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join(format!("tests/data/format-v{version}"))
@@ -180,6 +186,34 @@ fn the_log(version: u16) -> Vec<Entry> {
             }
         }
     }
+    if version >= 3 {
+        let horizon = Action::SetEspressoViewHorizon(ViewHorizon::new(HORIZON_V3).unwrap());
+        for c in admin.approved(6, &horizon, AT_MS) {
+            payloads.push(normal(c));
+        }
+        // Paused since the pause above: both are refused as `paused`, so resume first. Then a
+        // DA vote 7 views above the key's timeout vote (view 3) signs, one 8 above is refused.
+        for c in admin.approved(7, &Action::Resume, AT_MS) {
+            payloads.push(normal(c));
+        }
+        let da_vote = |view| {
+            sign(
+                "espresso-a",
+                Intent::Espresso(EspressoIntent {
+                    public_key: espresso_pubkey(),
+                    message: Message::DaVote {
+                        view,
+                        data: DaData {
+                            payload_commit: root(4),
+                            next_epoch_payload_commit: None,
+                            epoch: None,
+                        },
+                    },
+                }),
+            )
+        };
+        payloads.push(normal(Command::Sign(vec![da_vote(10), da_vote(11)])));
+    }
     payloads
         .into_iter()
         .zip(1..)
@@ -227,20 +261,38 @@ async fn format_1_databases_open_and_read_back_what_was_written() {
     );
     assert_eq!((log_format, state_format), (1, 1));
     read_back(1, &state_path, &log_path, 13, HEAD_HASH).await;
-    // Once opened by format 2, the databases say so: a format-1 binary refuses them now.
+    // Once opened by format 3, the databases say so: an older binary refuses them now.
     assert_eq!(
         (
             stored_format(&log_path, "raft_meta"),
             stored_format(&state_path, "sm_meta")
         ),
-        (2, 2)
+        (3, 3)
     );
 }
 
 #[tokio::test]
 async fn format_2_databases_open_and_read_back_what_was_written() {
     let (_dir, state_path, log_path) = checked_in(2);
+    let (log_format, state_format) = (
+        stored_format(&log_path, "raft_meta"),
+        stored_format(&state_path, "sm_meta"),
+    );
+    assert_eq!((log_format, state_format), (2, 2));
     read_back(2, &state_path, &log_path, 17, HEAD_HASH_V2).await;
+    assert_eq!(
+        (
+            stored_format(&log_path, "raft_meta"),
+            stored_format(&state_path, "sm_meta")
+        ),
+        (3, 3)
+    );
+}
+
+#[tokio::test]
+async fn format_3_databases_open_and_read_back_what_was_written() {
+    let (_dir, state_path, log_path) = checked_in(3);
+    read_back(3, &state_path, &log_path, 23, HEAD_HASH_V3).await;
 }
 
 /// Open the databases of format `version` and check that they hold what `the_log(version)`
@@ -297,7 +349,18 @@ async fn read_back(
         let espresso = &applied.protection.espresso.keys[&espresso_pubkey()];
         assert_eq!(espresso.windows[&Kind::TimeoutVote].newest_view, 3);
         assert!(applied.admin.bootstrapped);
-        assert!(applied.admin.paused);
+        // Format 3's log sets the horizon, then resumes and signs one DA vote under it; the
+        // older formats read with the horizon every older signer used.
+        let (horizon, paused, da_votes) = match version {
+            1 | 2 => (32, true, None),
+            _ => (HORIZON_V3, false, Some(10)),
+        };
+        assert_eq!(applied.admin.espresso_view_horizon.views(), horizon);
+        assert_eq!(applied.admin.paused, paused);
+        assert_eq!(
+            espresso.windows.get(&Kind::DaVote).map(|w| w.newest_view),
+            da_votes
+        );
         assert_eq!(applied.admin.cluster_id, "format-v1");
         // Format 1 had no revocations; format 2's log revoked two certificates.
         let revoked: Vec<(String, Option<&str>)> = applied
@@ -322,7 +385,8 @@ async fn read_back(
 
     // The audit chain: 13 records in format 1 (membership, bootstrap, 2 x propose+approve,
     // 4 sign decisions, 1 node event, propose+approve of the pause), 4 more in format 2 (2 x
-    // propose+approve of a revocation), verifying to the pinned head.
+    // propose+approve of a revocation), 6 more in format 3 (propose+approve of the horizon and
+    // of the resume, 2 sign decisions), verifying to the pinned head.
     let (chain, verified) = sm.audit_verify().unwrap();
     assert_eq!(chain.head.seq, head_seq);
     assert_eq!(verified, Ok(chain.head));
@@ -335,6 +399,16 @@ async fn read_back(
             ("eth2-a", "block_slot_not_above_watermark")
         ),
         other => panic!("record 10 is {other:?}"),
+    }
+    if version >= 3 {
+        let beyond = audit::decode(&records[22].1).unwrap();
+        match beyond.event {
+            AuditEvent::Sign(d) => assert_eq!(
+                (d.key_id.as_str(), d.reason_code.as_str()),
+                ("espresso-a", "beyond_view_horizon")
+            ),
+            other => panic!("record 23 is {other:?}"),
+        }
     }
 
     // The stored snapshot installs into a fresh state machine as the same state.
@@ -376,22 +450,22 @@ fn open_error<T>(r: std::io::Result<T>) -> String {
 
 #[test]
 fn a_database_of_a_newer_format_is_refused_naming_both_versions() {
-    let (_dir, state_path, log_path) = checked_in(2);
-    set_format(&state_path, "sm_meta", 3);
-    set_format(&log_path, "raft_meta", 3);
+    let (_dir, state_path, log_path) = checked_in(3);
+    set_format(&state_path, "sm_meta", 4);
+    set_format(&log_path, "raft_meta", 4);
     assert_eq!(
         open_error(StateMachine::open(&state_path, true)),
         format!(
-            "state database {}: written in format version 3, newer than this binary's format \
-             version 2: run a signer that reads format 3",
+            "state database {}: written in format version 4, newer than this binary's format \
+             version 3: run a signer that reads format 4",
             state_path.display()
         )
     );
     assert_eq!(
         open_error(LogStore::open(&log_path, true)),
         format!(
-            "log database {}: written in format version 3, newer than this binary's format \
-             version 2: run a signer that reads format 3",
+            "log database {}: written in format version 4, newer than this binary's format \
+             version 3: run a signer that reads format 4",
             log_path.display()
         )
     );
@@ -420,7 +494,7 @@ fn a_database_from_before_format_versions_is_refused() {
         open_error(StateMachine::open(&path, true)),
         format!(
             "state database {}: written in format version 0, older than this binary's format \
-             version 2, and there is no upgrade from it",
+             version 3, and there is no upgrade from it",
             path.display()
         )
     );

@@ -84,8 +84,8 @@ fn round_trip<T: serde::Serialize + serde::de::DeserializeOwned>(value: &T) -> T
     let msg = to_message(value).unwrap();
     assert_eq!(
         &msg.payload[..4],
-        b"QS\x02\x00",
-        "magic and format version 2"
+        b"QS\x03\x00",
+        "magic and format version 3"
     );
     from_message(&msg).unwrap()
 }
@@ -268,14 +268,14 @@ fn a_payload_of_another_version_or_format_is_refused_by_name() {
     assert_eq!(
         err,
         FormatError::Newer {
-            found: 3,
-            supported: 2
+            found: 4,
+            supported: 3
         }
     );
     assert_eq!(
         err.to_string(),
-        "written in format version 3, newer than this binary's format version 2: \
-         run a signer that reads format 3"
+        "written in format version 4, newer than this binary's format version 3: \
+         run a signer that reads format 4"
     );
     // Peers run one format: a format-1 peer's message is refused (stored format-1 data is
     // read; peer messages are not).
@@ -733,8 +733,8 @@ async fn a_snapshot_streams_in_chunks_over_mutual_tls_and_remote_errors_keep_the
                 );
                 assert_eq!(
                     err.to_string(),
-                    "NetworkError: node 1: payload: written in format version 3, newer than \
-                     this binary's format version 2: run a signer that reads format 3"
+                    "NetworkError: node 1: payload: written in format version 4, newer than \
+                     this binary's format version 3: run a signer that reads format 4"
                 );
             }
         }

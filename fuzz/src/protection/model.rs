@@ -36,7 +36,7 @@
 //! - a new Vote2 at or below the highest view of the key's v3 timeout votes is refused
 //!   (after the window's own answer: a re-sign stays a re-sign).
 //! - the horizon: a DA vote, DA proposal, quorum proposal, upgrade vote, upgrade proposal or
-//!   VID disperse more than 32 views above the highest view of the key's signed quorum,
+//!   VID disperse more than the horizon (32 views until the admins set another) above the highest view of the key's signed quorum,
 //!   Vote2, timeout (both forms) and view-sync votes is refused before any other rule;
 //!   before the key has signed such a vote, there is no bound.
 
@@ -51,10 +51,10 @@ pub type EspressoKey = FixedBytes<128>;
 /// A 32-byte commitment.
 pub type Digest = FixedBytes<32>;
 
-/// The window, the cap and the horizon, as documented.
+/// The window, the cap and the default horizon, as documented.
 const WINDOW_VIEWS: u128 = 64;
 const CAP: usize = 128;
-const HORIZON: u64 = 32;
+const DEFAULT_HORIZON: u64 = 32;
 
 /// The model's slots.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
@@ -263,15 +263,31 @@ impl History {
 }
 
 /// The model's whole state.
-#[derive(Default)]
 pub struct Model {
     /// eth2 validators.
     pub eth2: BTreeMap<BlsPubkey, Validator>,
     /// espresso (key, slot) histories.
     pub espresso: BTreeMap<(EspressoKey, Slot), History>,
+    /// The cluster's espresso view horizon, in views.
+    horizon: u64,
+}
+
+impl Default for Model {
+    fn default() -> Self {
+        Model {
+            eth2: BTreeMap::new(),
+            espresso: BTreeMap::new(),
+            horizon: DEFAULT_HORIZON,
+        }
+    }
 }
 
 impl Model {
+    /// The admins set the espresso view horizon.
+    pub fn set_horizon(&mut self, views: u64) {
+        self.horizon = views;
+    }
+
     /// A block at `slot` with `root`.
     pub fn block(&mut self, key: BlsPubkey, slot: u64, root: Root) -> Decision {
         let v = self.eth2.entry(key).or_default();
@@ -369,13 +385,13 @@ impl Model {
             .filter_map(|(_, h)| h.newest())
             .max();
         if let Some(anchor) =
-            anchor.filter(|a| slot.bounded() && position.0 > a.saturating_add(HORIZON))
+            anchor.filter(|a| slot.bounded() && position.0 > a.saturating_add(self.horizon))
         {
             return Decision::Refuse(Violation::BeyondViewHorizon {
                 kind,
                 view: position.0,
                 anchor_view: anchor,
-                horizon: HORIZON,
+                horizon: self.horizon,
             });
         }
         // The new protocol: no new Vote2 at or below a view the key sent a v3 timeout for.

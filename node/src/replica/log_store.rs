@@ -28,7 +28,8 @@
 //! - `save_vote` commits with fsync before reporting;
 //! - every write is one redb transaction, so a crash never leaves a hole in the log;
 //! - a database of a format this binary does not read is refused at open with both versions
-//!   named; a format-1 log (whose entries have format 2's layout) is read and stamped format 2.
+//!   named; a log of format 1 or 2 (whose entries have this format's layout) is read and
+//!   stamped with this format.
 
 use super::{io_err, Entry, LogId, TypeConfig, Vote};
 use crate::format;

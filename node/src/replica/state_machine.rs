@@ -23,8 +23,9 @@
 //!   snapshot and the log, which openraft could not start from (see `storage::replace_all`);
 //! - responders are answered only after that transaction committed;
 //! - a database of a format this binary does not read is refused at open with both versions
-//!   named; a format-1 database is read through the format-1 layouts
-//!   ([`crate::state::upgrade`]) and stamped format 2, so a format-1 binary refuses it after.
+//!   named; an older database is read through its format's layouts
+//!   ([`crate::state::upgrade`]) and stamped with this format, so an older binary refuses it
+//!   after.
 
 mod storage;
 

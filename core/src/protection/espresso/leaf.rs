@@ -19,7 +19,8 @@
 //!            [ "with_epoch"·                                   -- only if the leaf has an epoch
 //!              "next_epoch_justify_qc"· (next_epoch_justify_qc_commit | u64le(0))
 //!              [ "next_drb_result"· drb_result ]
-//!              [ "timeout cert"· commit | "viewsync cert"· commit ] ] )
+//!              [ "timeout cert"· commit | "viewsync cert"· commit
+//!                | "timeout cert v3"· commit ] ] )
 //! ```
 //! Neither the block payload nor the light-client `state_cert` is hashed, and neither is the
 //! epoch number itself: HotShot sets `with_epoch = proposal.epoch.is_some()`.
@@ -38,8 +39,10 @@
 //!   `"timeout cert"` / `"viewsync cert"` clause ([`LeafLayout::Epochs`]). The recorded chains
 //!   v3 (header version 0.3) and v5 (0.5) match it;
 //! - `935a4c59` (the new protocol's epoch-binding timeouts): a third evidence form,
-//!   `"timeout cert v3"`, which [`ProposedLeaf`] cannot carry; the new protocol's own leaf
-//!   type ([`super::new_protocol::NewProtocolLeaf`]) computes it.
+//!   `"timeout cert v3"` ([`ViewChangeEvidence::TimeoutCertV3`]). A new-protocol proposal
+//!   converts to a `Leaf2` with `with_epoch` set, no next-epoch QC (the conversion drops it)
+//!   and at most a timeout certificate (v2 or v3) as evidence ([`LeafLayout::NewProtocol`];
+//!   [`super::new_protocol::NewProtocolLeaf`] builds such a leaf from the proposal's fields).
 //!
 //! The DRB result was hashed the same way (`"next_drb_result"` then 32 bytes, only when
 //! present; never as `optional`) in every version read. [`ProposedLeaf::commit`] is the
@@ -96,6 +99,12 @@ pub enum LeafLayout {
         alias = "v0.6"
     )]
     Epochs,
+    /// The new consensus protocol (after its cutover, HotShot source `935a4c59` on):
+    /// `Leaf2::from(Proposal)`. `with_epoch` is required, a next-epoch QC is refused (the
+    /// conversion sets it to `None`), and the evidence, if any, is a timeout certificate,
+    /// v2 or v3 (the new protocol has no view sync).
+    #[serde(rename = "new-protocol")]
+    NewProtocol,
 }
 
 /// A quorum proposal carries a field its named [`LeafLayout`] does not hash (or lacks one it
@@ -111,22 +120,54 @@ pub enum LeafLayoutError {
     /// View-change evidence under a layout that does not hash it.
     #[error("leaf layout {0:?} does not hash view-change evidence, but the proposal carries it")]
     EvidenceNotHashed(LeafLayout),
+    /// `timeout cert v3` evidence under a layout from before it existed.
+    #[error(
+        "leaf layout {0:?} predates the v3 timeout certificate (\"timeout cert v3\"), but the \
+         proposal carries one"
+    )]
+    TimeoutCertV3NotHashed(LeafLayout),
+    /// A next-epoch QC in a new-protocol proposal.
+    #[error(
+        "a new-protocol leaf never hashes a next-epoch QC (Leaf2::from(Proposal) drops it), but \
+         the proposal carries one"
+    )]
+    NextEpochQcNotHashed,
+    /// A view-sync certificate in a new-protocol proposal.
+    #[error(
+        "the new protocol has no view sync: its proposals carry a timeout certificate as \
+         evidence, never a view-sync certificate"
+    )]
+    ViewSyncInNewProtocol,
 }
 
 impl LeafLayout {
     /// Whether `leaf` has exactly the fields this layout hashes.
     pub fn check(self, leaf: &ProposedLeaf) -> Result<(), LeafLayoutError> {
-        match (self, &leaf.with_epoch) {
-            (LeafLayout::Unversioned, _) => Ok(()),
-            (LeafLayout::PreEpoch, None) => Ok(()),
-            (LeafLayout::PreEpoch, Some(_)) => Err(LeafLayoutError::EpochNotHashed(self)),
-            (LeafLayout::EpochsWithoutEvidence | LeafLayout::Epochs, None) => {
-                Err(LeafLayoutError::EpochRequired(self))
-            }
-            (LeafLayout::EpochsWithoutEvidence, Some(e)) if e.view_change_evidence.is_some() => {
+        use ViewChangeEvidence::{TimeoutCertV3, ViewSyncCert};
+        let Some(e) = &leaf.with_epoch else {
+            return match self {
+                LeafLayout::Unversioned | LeafLayout::PreEpoch => Ok(()),
+                _ => Err(LeafLayoutError::EpochRequired(self)),
+            };
+        };
+        let evidence = e.view_change_evidence.as_ref();
+        match self {
+            LeafLayout::Unversioned => Ok(()),
+            LeafLayout::PreEpoch => Err(LeafLayoutError::EpochNotHashed(self)),
+            LeafLayout::EpochsWithoutEvidence if evidence.is_some() => {
                 Err(LeafLayoutError::EvidenceNotHashed(self))
             }
-            (LeafLayout::EpochsWithoutEvidence | LeafLayout::Epochs, Some(_)) => Ok(()),
+            LeafLayout::Epochs if matches!(evidence, Some(TimeoutCertV3(_))) => {
+                Err(LeafLayoutError::TimeoutCertV3NotHashed(self))
+            }
+            LeafLayout::EpochsWithoutEvidence | LeafLayout::Epochs => Ok(()),
+            LeafLayout::NewProtocol if e.next_epoch_justify_qc_commit.is_some() => {
+                Err(LeafLayoutError::NextEpochQcNotHashed)
+            }
+            LeafLayout::NewProtocol if matches!(evidence, Some(ViewSyncCert(_))) => {
+                Err(LeafLayoutError::ViewSyncInNewProtocol)
+            }
+            LeafLayout::NewProtocol => Ok(()),
         }
     }
 }
@@ -149,6 +190,13 @@ impl VersionedLeaf {
     pub fn new(layout: LeafLayout, leaf: ProposedLeaf) -> Result<Self, LeafLayoutError> {
         layout.check(&leaf)?;
         Ok(VersionedLeaf { layout, leaf })
+    }
+
+    /// `leaf` under `layout`, for a caller whose types already guarantee that the leaf has
+    /// the layout's fields (a [`super::new_protocol::NewProtocolLeaf`]'s conversion).
+    pub(super) fn from_checked(layout: LeafLayout, leaf: ProposedLeaf) -> Self {
+        debug_assert_eq!(layout.check(&leaf), Ok(()));
+        VersionedLeaf { layout, leaf }
     }
 
     /// The leaf (read-only: changing it could break the layout check).
@@ -242,6 +290,8 @@ pub enum ViewChangeEvidence {
     TimeoutCert(Commitment),
     /// `ViewSyncFinalizeCertificate2::commit()`.
     ViewSyncCert(Commitment),
+    /// `TimeoutCertificate3::commit()` (the new protocol's epoch-binding timeouts).
+    TimeoutCertV3(Commitment),
 }
 
 impl ProposedLeaf {
@@ -277,6 +327,7 @@ impl ProposedLeaf {
         let evidence = epoch.view_change_evidence.as_ref().map(|e| match e {
             ViewChangeEvidence::TimeoutCert(c) => ("timeout cert", c),
             ViewChangeEvidence::ViewSyncCert(c) => ("viewsync cert", c),
+            ViewChangeEvidence::TimeoutCertV3(c) => ("timeout cert v3", c),
         });
         epoch_tail(
             head,
@@ -288,7 +339,7 @@ impl ProposedLeaf {
 }
 
 /// The clauses every `Leaf` / `Leaf2` commitment starts with.
-pub(super) fn leaf_head(
+fn leaf_head(
     view: u64,
     parent_leaf: &Commitment,
     block_header_commit: &Commitment,
@@ -305,7 +356,7 @@ pub(super) fn leaf_head(
 
 /// The clauses a `Leaf2` with `with_epoch` adds; `evidence` is the clause name and the
 /// certificate's commitment.
-pub(super) fn epoch_tail(
+fn epoch_tail(
     head: Builder,
     next_epoch_justify_qc_commit: Option<&Commitment>,
     next_drb_result: Option<&DrbResult>,
@@ -485,6 +536,47 @@ mod tests {
         assert!(err
             .to_string()
             .contains("does not hash view-change evidence"));
+
+        // The new protocol: with_epoch required, a timeout certificate (v2 or v3) as the only
+        // evidence, no next-epoch QC; the v3 evidence is unknown to the 0.3-0.6 layout.
+        let with = |e: EpochFields| ProposedLeaf {
+            with_epoch: Some(e),
+            ..plain.clone()
+        };
+        let v3 = with(EpochFields {
+            view_change_evidence: Some(ViewChangeEvidence::TimeoutCertV3(FixedBytes([4; 32]))),
+            ..EpochFields::default()
+        });
+        let view_sync = with(EpochFields {
+            view_change_evidence: Some(ViewChangeEvidence::ViewSyncCert(FixedBytes([4; 32]))),
+            ..EpochFields::default()
+        });
+        let next_qc = with(EpochFields {
+            next_epoch_justify_qc_commit: Some(FixedBytes([5; 32])),
+            ..EpochFields::default()
+        });
+        assert_eq!(
+            plain.commit_as(NewProtocol),
+            Err(EpochRequired(NewProtocol))
+        );
+        for leaf in [&epoch, &evidence, &v3] {
+            assert_eq!(leaf.commit_as(NewProtocol), Ok(leaf.commit()));
+        }
+        assert_eq!(view_sync.commit_as(NewProtocol), Err(ViewSyncInNewProtocol));
+        assert_eq!(next_qc.commit_as(NewProtocol), Err(NextEpochQcNotHashed));
+        assert_eq!(v3.commit_as(Epochs), Err(TimeoutCertV3NotHashed(Epochs)));
+        assert_eq!(
+            v3.commit_as(EpochsWithoutEvidence),
+            Err(EvidenceNotHashed(EpochsWithoutEvidence))
+        );
+        assert_eq!(v3.commit_as(Unversioned), Ok(v3.commit()));
+        assert_eq!(
+            TimeoutCertV3NotHashed(Epochs).to_string(),
+            "leaf layout Epochs predates the v3 timeout certificate (\"timeout cert v3\"), but \
+             the proposal carries one"
+        );
+        // The v3 clause is its own tag: the same certificate as v2 evidence hashes otherwise.
+        assert_ne!(v3.commit(), evidence.commit());
     }
 
     #[test]

@@ -25,7 +25,7 @@
 
 use super::committable::Builder;
 use super::leaf::ProposedLeaf;
-use super::new_protocol::{TimeoutData3, Vote2Data};
+use super::new_protocol::{ReVoteRequest, TimeoutData3, UpgradeProposalData2, Vote2Data};
 use super::request::Request;
 use super::vid::VidCommitment;
 use super::Kind;
@@ -278,6 +278,19 @@ pub enum Message {
     /// `V(TimeoutData3.commit(), view)`, binding the epoch and the voter's lock. Its own slot,
     /// keyed by view and epoch (the legacy form stays [`Message::TimeoutVote`]).
     TimeoutVote3(TimeoutData3),
+    /// The new protocol's re-vote request (a leader asks its committee to vote again on its
+    /// epoch's last block): `ReVote.commit()`, signed as is. Its own slot, keyed by view and
+    /// epoch: one request per view and epoch.
+    ReVoteRequest(ReVoteRequest),
+    /// The new protocol's upgrade vote: `V(UpgradeProposalData2.commit(), view)`, binding the
+    /// epoch whose stake table tallies it. Its own slot, keyed by view and epoch (the legacy
+    /// form stays [`Message::UpgradeVote`]).
+    UpgradeVote2 {
+        /// View voted in.
+        view: u64,
+        /// The upgrade voted for.
+        data: UpgradeProposalData2,
+    },
 }
 
 /// SHA-256 of a DA proposal's encoded transactions, computed by the signer from the payload
@@ -335,6 +348,8 @@ impl Message {
             Message::Request(r) => Kind::of_request(r),
             Message::Vote2 { .. } => Kind::Vote2,
             Message::TimeoutVote3(_) => Kind::TimeoutVote3,
+            Message::ReVoteRequest(_) => Kind::ReVoteRequest,
+            Message::UpgradeVote2 { .. } => Kind::UpgradeVote2,
         }
     }
 
@@ -349,8 +364,10 @@ impl Message {
             | Message::DaProposal { view, .. }
             | Message::UpgradeProposal { view, .. }
             | Message::VidDisperse { view, .. }
-            | Message::Vote2 { view, .. } => view,
+            | Message::Vote2 { view, .. }
+            | Message::UpgradeVote2 { view, .. } => view,
             Message::TimeoutVote3(ref t) => t.view,
+            Message::ReVoteRequest(ref r) => r.view,
             Message::QuorumProposal(ref leaf) => leaf.view,
             Message::ViewSyncVote { round, .. } => round,
             Message::Request(ref r) => r.view().unwrap_or(0),
@@ -358,12 +375,15 @@ impl Message {
     }
 
     /// The second coordinate of the message's position: the view-sync relay; the epoch of the
-    /// new protocol's Vote2 and timeout votes (one per view and epoch); 0 for every other.
+    /// new protocol's Vote2, timeout and upgrade votes and re-vote requests (one per view and
+    /// epoch); 0 for every other.
     pub fn relay(&self) -> u64 {
         match *self {
             Message::ViewSyncVote { relay, .. } => relay,
             Message::Vote2 { ref data, .. } => data.epoch,
             Message::TimeoutVote3(ref t) => t.epoch,
+            Message::ReVoteRequest(ref r) => r.epoch,
+            Message::UpgradeVote2 { ref data, .. } => data.epoch,
             _ => 0,
         }
     }
@@ -387,9 +407,11 @@ impl Message {
             | Message::DaProposal { .. }
             | Message::UpgradeProposal { .. }
             | Message::VidDisperse { .. }
-            | Message::Request(_) => return None,
+            | Message::Request(_)
+            | Message::ReVoteRequest(_) => return None,
             Message::Vote2 { data, .. } => data.commit(),
             Message::TimeoutVote3(t) => t.commit(),
+            Message::UpgradeVote2 { data, .. } => data.commit(),
         })
     }
 
@@ -428,6 +450,8 @@ impl Message {
             Message::Request(r) => request_digest(r),
             Message::Vote2 { view, data } => vote_commitment(&data.commit(), *view),
             Message::TimeoutVote3(t) => t.signing_message(),
+            Message::ReVoteRequest(r) => r.commit(),
+            Message::UpgradeVote2 { view, data } => data.signing_message(*view),
         }
     }
 }

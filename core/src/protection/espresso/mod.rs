@@ -187,6 +187,10 @@ pub enum Kind {
     Vote2,
     /// The new protocol's timeout votes (`TimeoutData3`), per view and epoch.
     TimeoutVote3,
+    /// The new protocol's re-vote requests (a leader's), per view and epoch.
+    ReVoteRequest,
+    /// The new protocol's upgrade votes (`UpgradeProposalData2`), per view and epoch.
+    UpgradeVote2,
 }
 
 /// Which rule a [`Kind`] follows.
@@ -278,7 +282,7 @@ pub struct ViewHorizonError(pub u64);
 
 impl Kind {
     /// Every kind.
-    pub const ALL: [Kind; 21] = [
+    pub const ALL: [Kind; 23] = [
         Kind::QuorumVote,
         Kind::DaVote,
         Kind::TimeoutVote,
@@ -300,6 +304,8 @@ impl Kind {
         Kind::BuilderClaim,
         Kind::Vote2,
         Kind::TimeoutVote3,
+        Kind::ReVoteRequest,
+        Kind::UpgradeVote2,
     ];
 
     /// The kind of a request message.
@@ -340,6 +346,8 @@ impl Kind {
             Kind::BuilderClaim => "builder-claim",
             Kind::Vote2 => "vote2",
             Kind::TimeoutVote3 => "timeout-vote3",
+            Kind::ReVoteRequest => "re-vote-request",
+            Kind::UpgradeVote2 => "upgrade-vote2",
         }
     }
 
@@ -356,7 +364,9 @@ impl Kind {
             | Kind::UpgradeProposal
             | Kind::VidDisperse
             | Kind::Vote2
-            | Kind::TimeoutVote3 => Rule::Window,
+            | Kind::TimeoutVote3
+            | Kind::ReVoteRequest
+            | Kind::UpgradeVote2 => Rule::Window,
             Kind::ProposalFetchRequest
             | Kind::VidRequest
             | Kind::CatchUpRequest
@@ -396,6 +406,8 @@ impl Kind {
                 | Kind::UpgradeVote
                 | Kind::UpgradeProposal
                 | Kind::VidDisperse
+                | Kind::ReVoteRequest
+                | Kind::UpgradeVote2
         )
     }
 }

@@ -51,7 +51,9 @@
 //!   HotShot's source text, with signatures by the reference BLS implementation.
 
 use super::committable::Builder;
-use super::leaf::{epoch_tail, leaf_head, DrbResult};
+use super::leaf::{
+    DrbResult, EpochFields, LeafLayout, ProposedLeaf, VersionedLeaf, ViewChangeEvidence,
+};
 use super::message::{vote_commitment, Commitment, HexBytes, Version};
 use serde::{Deserialize, Serialize};
 
@@ -264,20 +266,30 @@ pub struct NewProtocolLeaf {
 }
 
 impl NewProtocolLeaf {
+    /// The `Leaf2` this proposal converts to, under [`LeafLayout::NewProtocol`] (the form a
+    /// quorum proposal request carries; by construction it has the fields that layout hashes).
+    pub fn to_leaf(&self) -> VersionedLeaf {
+        let leaf = ProposedLeaf {
+            view: self.view,
+            parent_leaf: self.parent_leaf,
+            block_header_commit: self.block_header_commit,
+            justify_qc_commit: self.justify_qc_commit,
+            upgrade_certificate_commit: self.upgrade_certificate_commit,
+            with_epoch: Some(EpochFields {
+                next_epoch_justify_qc_commit: None,
+                next_drb_result: self.next_drb_result,
+                view_change_evidence: self.view_change_evidence.map(|e| match e {
+                    TimeoutEvidence::TimeoutCert(c) => ViewChangeEvidence::TimeoutCert(c),
+                    TimeoutEvidence::TimeoutCertV3(c) => ViewChangeEvidence::TimeoutCertV3(c),
+                }),
+            }),
+        };
+        VersionedLeaf::from_checked(LeafLayout::NewProtocol, leaf)
+    }
+
     /// `Leaf2::from(proposal).commit()`: the bytes the proposal's signature covers.
     pub fn commit(&self) -> [u8; 32] {
-        let head = leaf_head(
-            self.view,
-            &self.parent_leaf,
-            &self.block_header_commit,
-            &self.justify_qc_commit,
-            self.upgrade_certificate_commit.as_ref(),
-        );
-        let evidence = self.view_change_evidence.as_ref().map(|e| match e {
-            TimeoutEvidence::TimeoutCert(c) => ("timeout cert", c),
-            TimeoutEvidence::TimeoutCertV3(c) => ("timeout cert v3", c),
-        });
-        epoch_tail(head, None, self.next_drb_result.as_ref(), evidence).finalize()
+        self.to_leaf().commit()
     }
 }
 

@@ -813,6 +813,127 @@ fn vote1_for_a_rival_and_vote2_for_the_decided_leaf_sign_in_one_view() {
     );
 }
 
+/// The new protocol's re-vote requests and upgrade votes: one per view and epoch each, in
+/// their own slots (a legacy upgrade vote in the same view is another slot), bounded by the
+/// horizon like the legacy upgrade vote.
+#[test]
+fn re_vote_requests_and_new_upgrade_votes_are_one_per_view_and_epoch() {
+    use new_protocol::{ReVoteRequest, UpgradeProposalData2};
+    let revote = |view, epoch, cert: u8| {
+        intent(
+            1,
+            Message::ReVoteRequest(ReVoteRequest {
+                view,
+                epoch,
+                cert1_commit: FixedBytes([cert; 32]),
+                timeout_cert_commit: None,
+            }),
+        )
+    };
+    let upgrade = |view, epoch, decide_by| {
+        intent(
+            1,
+            Message::UpgradeVote2 {
+                view,
+                data: UpgradeProposalData2 {
+                    old_version: Version { major: 0, minor: 6 },
+                    new_version: Version { major: 0, minor: 7 },
+                    decide_by,
+                    new_version_hash: HexBytes(vec![1; 32]),
+                    old_version_last_view: 165,
+                    new_version_first_view: 170,
+                    epoch,
+                },
+            },
+        )
+    };
+    let h = ViewHorizon::DEFAULT;
+    let mut state = EspressoState::default();
+    let conflict = |kind, view, a: &EspressoIntent, b: &EspressoIntent| {
+        Decision::Refuse(Equivocation {
+            kind,
+            view,
+            signed: FixedBytes(a.message.signing_message()),
+            requested: FixedBytes(b.message.signing_message()),
+        })
+    };
+    let (a, b) = (revote(120, 3, 0xa), revote(120, 3, 0xb));
+    let cases = [
+        (a.clone(), Decision::Sign),
+        (a.clone(), Decision::Resign),
+        (b.clone(), conflict(Kind::ReVoteRequest, 120, &a, &b)),
+        // The epoch boundary: the same view in the next epoch is another position.
+        (revote(120, 4, 0xb), Decision::Sign),
+        (upgrade(150, 3, 160), Decision::Sign),
+        (upgrade(150, 3, 160), Decision::Resign),
+        (
+            upgrade(150, 3, 161),
+            conflict(
+                Kind::UpgradeVote2,
+                150,
+                &upgrade(150, 3, 160),
+                &upgrade(150, 3, 161),
+            ),
+        ),
+        (upgrade(150, 4, 161), Decision::Sign),
+        (
+            intent(
+                1,
+                Message::UpgradeVote {
+                    view: 150,
+                    data: UpgradeData::V1 {
+                        old_version: Version { major: 0, minor: 6 },
+                        new_version: Version { major: 0, minor: 7 },
+                        decide_by: 160,
+                        new_version_hash: HexBytes(vec![1; 32]),
+                        old_version_last_view: 165,
+                        new_version_first_view: 170,
+                    },
+                },
+            ),
+            Decision::Sign,
+        ),
+        // Once the key has voted (view 100), both are bounded by the horizon.
+        (intent(1, quorum_vote(100, 1, None)), Decision::Sign),
+        (revote(132, 3, 0xc), Decision::Sign),
+        (
+            revote(133, 3, 0xc),
+            Decision::Refuse(Violation::BeyondViewHorizon {
+                kind: Kind::ReVoteRequest,
+                view: 133,
+                anchor_view: 100,
+                horizon: 32,
+            }),
+        ),
+        (
+            upgrade(133, 3, 160),
+            Decision::Refuse(Violation::BeyondViewHorizon {
+                kind: Kind::UpgradeVote2,
+                view: 133,
+                anchor_view: 100,
+                horizon: 32,
+            }),
+        ),
+    ];
+    for (i, (request, want)) in cases.into_iter().enumerate() {
+        let before = state.clone();
+        let got = state.decide(&request, h);
+        assert_eq!(got, want, "case {i}: {:?}", request.message);
+        if got != Decision::Sign {
+            assert_eq!(state, before, "case {i} changed the state");
+        }
+    }
+    // A re-vote request's bytes are its commitment as is; an upgrade vote's are a vote.
+    let r = ReVoteRequest {
+        view: 120,
+        epoch: 3,
+        cert1_commit: FixedBytes([0xa; 32]),
+        timeout_cert_commit: None,
+    };
+    assert_eq!(a.message.signing_message(), r.commit());
+    assert_eq!(a.message.data_commitment(), None);
+}
+
 /// The new protocol's bar across two slots: after a v3 timeout vote for view v, no new Vote2
 /// at a view <= v (HotShot's `timeout_vote_bar`), in any epoch; a Vote2 signed before the
 /// timeout still re-signs, a timeout after a Vote2 is allowed, and an older timeout does not
@@ -1432,6 +1553,28 @@ fn arb_message() -> impl Strategy<Value = Message> {
                 epoch,
                 lock: lock.map(|v| new_protocol::LockView { epoch, view: v }),
             })
+        }),
+        (view.clone(), 0u64..2, small.clone()).prop_map(|(view, epoch, c)| {
+            Message::ReVoteRequest(new_protocol::ReVoteRequest {
+                view,
+                epoch,
+                cert1_commit: FixedBytes([c; 32]),
+                timeout_cert_commit: None,
+            })
+        }),
+        (view.clone(), 0u64..2, small.clone()).prop_map(|(view, epoch, d)| {
+            Message::UpgradeVote2 {
+                view,
+                data: new_protocol::UpgradeProposalData2 {
+                    old_version: Version { major: 0, minor: 6 },
+                    new_version: Version { major: 0, minor: 7 },
+                    decide_by: view + u64::from(d),
+                    new_version_hash: HexBytes(vec![d; 32]),
+                    old_version_last_view: view + 5,
+                    new_version_first_view: view + 10,
+                    epoch,
+                },
+            }
         }),
         (view, small).prop_map(|(view, t)| Message::da_proposal(view, &[t])),
     ]

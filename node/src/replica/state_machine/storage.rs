@@ -96,7 +96,8 @@ pub(super) fn load(db: &Database) -> io::Result<(Applied, Option<LogId>, StoredM
         Some(b) => decode("membership", &b)?,
         None => StoredMembership::default(),
     };
-    // The admin state gained the revoked certificates in format 2: format-1 state upgrades.
+    // The admin state gained the revoked certificates in format 2 and the Espresso view
+    // horizon in format 3: older state upgrades.
     let admin = match read("admin")? {
         Some(b) => decode_admin_state(&b).map_err(|e| stored_error("admin", e))?,
         None => crate::admin::AdminState::default(),

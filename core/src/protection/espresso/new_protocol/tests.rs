@@ -6,7 +6,7 @@
 use super::*;
 use crate::bytes::FixedBytes;
 use crate::protection::espresso::leaf::{EpochFields, ProposedLeaf, ViewChangeEvidence};
-use crate::protection::espresso::message::QuorumData;
+use crate::protection::espresso::message::{Message, QuorumData};
 use crate::scheme::bn254::{SecretKey, Signature};
 use serde_json::Value;
 
@@ -22,19 +22,48 @@ fn data<T: serde::de::DeserializeOwned>(case: &Value) -> T {
     serde_json::from_value(case["data"].clone()).expect("typed data")
 }
 
-/// (data commitment, signed bytes) of a case, computed by this module.
+/// (data commitment, signed bytes) of a case, computed by this module: through the
+/// [`Message`] a sign request carries for every kind the signer accepts (the retired checkpoint
+/// vote has none), and checked against the type's own `commit()`.
 fn compute(case: &Value) -> (Option<[u8; 32]>, [u8; 32]) {
     let view = || case["view"].as_u64().expect("view");
+    let through = |m: Message, direct: [u8; 32]| {
+        assert_eq!(m.signing_message(), direct, "{m:?}");
+        (m.data_commitment(), direct)
+    };
     match case["kind"].as_str().expect("kind") {
-        "proposal" => (None, data::<NewProtocolLeaf>(case).commit()),
-        "revote_request" => (None, data::<ReVoteRequest>(case).commit()),
+        "proposal" => {
+            let p: NewProtocolLeaf = data(case);
+            let leaf = p.to_leaf();
+            assert_eq!(leaf.layout, LeafLayout::NewProtocol);
+            through(Message::quorum_proposal(leaf.leaf().clone()), p.commit())
+        }
+        "revote_request" => {
+            let r: ReVoteRequest = data(case);
+            let direct = r.commit();
+            through(Message::ReVoteRequest(r), direct)
+        }
         "vote1" => {
             let d: QuorumData = data(case);
-            (Some(d.commit()), vote_commitment(&d.commit(), view()))
+            let direct = vote_commitment(&d.commit(), view());
+            through(
+                Message::QuorumVote {
+                    view: view(),
+                    data: d,
+                },
+                direct,
+            )
         }
         "vote2" => {
             let d: Vote2Data = data(case);
-            (Some(d.commit()), d.signing_message(view()))
+            let direct = d.signing_message(view());
+            through(
+                Message::Vote2 {
+                    view: view(),
+                    data: d,
+                },
+                direct,
+            )
         }
         "checkpoint" => {
             let d: CheckpointData = data(case);
@@ -42,11 +71,19 @@ fn compute(case: &Value) -> (Option<[u8; 32]>, [u8; 32]) {
         }
         "timeout3" => {
             let d: TimeoutData3 = data(case);
-            (Some(d.commit()), d.signing_message())
+            let direct = d.signing_message();
+            through(Message::TimeoutVote3(d), direct)
         }
         "upgrade_vote2" => {
             let d: UpgradeProposalData2 = data(case);
-            (Some(d.commit()), d.signing_message(view()))
+            let direct = d.signing_message(view());
+            through(
+                Message::UpgradeVote2 {
+                    view: view(),
+                    data: d,
+                },
+                direct,
+            )
         }
         other => panic!("unknown kind {other}"),
     }

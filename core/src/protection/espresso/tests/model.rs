@@ -18,11 +18,14 @@
 //! - upgrade proposals and VID disperses: one per view, like upgrade votes (each its own slot);
 //! - the new protocol's Vote2 and timeout votes: one per view and epoch, any order within the
 //!   window (each its own slot), and they mark the key's progress like quorum votes;
+//! - the new protocol's re-vote requests and upgrade votes: one per view and epoch, any order
+//!   within the window (each its own slot), bounded by the horizon like upgrade votes;
 //! - requests and network messages (fetch, VID and catch-up requests, libp2p, DHT and
 //!   Push-CDN authentication, builder requests): always signed, never remembered;
 //! - a new Vote2 at or below the highest view of the key's v3 timeout votes is refused (after
 //!   the window's own answer: a re-sign stays a re-sign);
-//! - the horizon: a DA vote, DA proposal, quorum proposal, upgrade vote or upgrade proposal
+//! - the horizon: a DA vote, DA proposal, quorum proposal, upgrade vote or proposal, VID
+//!   disperse, re-vote request or new-protocol upgrade vote
 //!   more than the cluster's horizon (32 views unless the admins set another, 1 to 32) above
 //!   the highest view of the key's signed quorum, timeout and view-sync votes is refused,
 //!   before any other rule; without such a vote, no bound.
@@ -45,6 +48,8 @@ pub enum Slot {
     VidDisperse,
     Vote2,
     TimeoutVote3,
+    ReVoteRequest,
+    UpgradeVote2,
     /// A request or network message (not a consensus message).
     Unprotected,
 }
@@ -65,6 +70,8 @@ impl Slot {
             Slot::VidDisperse => "vid-disperse",
             Slot::Vote2 => "vote2",
             Slot::TimeoutVote3 => "timeout-vote3",
+            Slot::ReVoteRequest => "re-vote-request",
+            Slot::UpgradeVote2 => "upgrade-vote2",
             Slot::Unprotected => "request",
         }
     }
@@ -93,6 +100,8 @@ impl Slot {
                 | Slot::UpgradeVote
                 | Slot::UpgradeProposal
                 | Slot::VidDisperse
+                | Slot::ReVoteRequest
+                | Slot::UpgradeVote2
         )
     }
 
@@ -155,6 +164,10 @@ pub fn describe(m: &Message) -> (Slot, (u64, u64), String) {
         Message::Request(r) => (Slot::Unprotected, (0, 0), format!("{r:?}")),
         Message::Vote2 { view, data } => (Slot::Vote2, (*view, data.epoch), format!("{data:?}")),
         Message::TimeoutVote3(t) => (Slot::TimeoutVote3, (t.view, t.epoch), format!("{t:?}")),
+        Message::ReVoteRequest(r) => (Slot::ReVoteRequest, (r.view, r.epoch), format!("{r:?}")),
+        Message::UpgradeVote2 { view, data } => {
+            (Slot::UpgradeVote2, (*view, data.epoch), format!("{data:?}"))
+        }
     }
 }
 
