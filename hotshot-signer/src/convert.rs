@@ -68,6 +68,22 @@ pub fn to_wire(message: &Message) -> Option<pb::EspressoMessage> {
                 view: l.view,
             }),
         }),
+        Message::ReVoteRequest(r) => K::RevoteRequest(pb::ReVoteRequest {
+            view: r.view,
+            epoch: r.epoch,
+            cert1_commit: r.cert1_commit.0.to_vec(),
+            timeout_cert_commit: r.timeout_cert_commit.map(|c| c.0.to_vec()),
+        }),
+        Message::UpgradeVote2 { view, data } => K::UpgradeVote2(pb::UpgradeVote2 {
+            view: *view,
+            old_version: Some(version(data.old_version)),
+            new_version: Some(version(data.new_version)),
+            decide_by: data.decide_by,
+            new_version_hash: data.new_version_hash.0.clone(),
+            old_version_last_view: data.old_version_last_view,
+            new_version_first_view: data.new_version_first_view,
+            epoch: data.epoch,
+        }),
         Message::DaProposal { .. } | Message::VidDisperse { .. } => return None,
     };
     Some(pb::EspressoMessage { kind: Some(kind) })
@@ -187,6 +203,7 @@ fn quorum_proposal(layout: LeafLayout, leaf: &ProposedLeaf) -> pb::QuorumProposa
         LeafLayout::PreEpoch => pb::LeafLayout::PreEpoch,
         LeafLayout::EpochsWithoutEvidence => pb::LeafLayout::EpochsWithoutEvidence,
         LeafLayout::Epochs => pb::LeafLayout::Epochs,
+        LeafLayout::NewProtocol => pb::LeafLayout::NewProtocol,
     };
     pb::QuorumProposal {
         layout: layout as i32,
@@ -207,6 +224,7 @@ fn leaf_epoch(e: &EpochFields) -> pb::LeafEpoch {
         view_change_evidence: e.view_change_evidence.map(|v| match v {
             ViewChangeEvidence::TimeoutCert(c) => E::TimeoutCertCommit(c.0.to_vec()),
             ViewChangeEvidence::ViewSyncCert(c) => E::ViewSyncCertCommit(c.0.to_vec()),
+            ViewChangeEvidence::TimeoutCertV3(c) => E::TimeoutCertV3Commit(c.0.to_vec()),
         }),
     }
 }

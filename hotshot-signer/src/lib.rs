@@ -64,7 +64,10 @@ impl VidInput<'_> {
     }
 }
 pub use signer_core::protection::espresso::leaf::LeafLayout;
-pub use signer_core::protection::espresso::new_protocol::{LockView, TimeoutData3, Vote2Data};
+pub use signer_core::protection::espresso::new_protocol::{
+    LockView, NewProtocolLeaf, ReVoteRequest, TimeoutData3, TimeoutEvidence, UpgradeProposalData2,
+    Vote2Data,
+};
 pub use signer_core::scheme::bn254::{PublicKey, Signature};
 
 /// Why a signature was not obtained.
@@ -226,6 +229,39 @@ impl RemoteStakingKey {
         self.sign_message(Message::TimeoutVote3(data.clone())).await
     }
 
+    /// The new protocol's upgrade vote in `view` over `UpgradeProposalData2`.
+    pub async fn sign_upgrade_vote2(
+        &self,
+        view: u64,
+        data: &UpgradeProposalData2,
+    ) -> Result<Signature, SignError> {
+        self.sign_message(Message::UpgradeVote2 {
+            view,
+            data: data.clone(),
+        })
+        .await
+    }
+
+    /// The new protocol's re-vote request (a leader's; signs `ReVote.commit()` itself).
+    pub async fn sign_revote_request(
+        &self,
+        request: &ReVoteRequest,
+    ) -> Result<Signature, SignError> {
+        self.sign_message(Message::ReVoteRequest(request.clone()))
+            .await
+    }
+
+    /// A leader's new-protocol proposal: `Leaf2::from(proposal).commit()`, the leaf sent
+    /// under [`LeafLayout::NewProtocol`].
+    pub async fn sign_new_protocol_proposal(
+        &self,
+        proposal: &NewProtocolLeaf,
+    ) -> Result<Signature, SignError> {
+        let leaf = proposal.to_leaf();
+        self.sign_quorum_proposal(LeafLayout::NewProtocol, leaf.leaf())
+            .await
+    }
+
     /// A leader's upgrade proposal in `view` (signs `data.commit()` itself).
     pub async fn sign_upgrade_proposal(
         &self,
@@ -240,8 +276,8 @@ impl RemoteStakingKey {
     }
 
     /// A leader's quorum proposal whose leaf follows `layout`, the release the view runs
-    /// (`LeafLayout::Epochs` for protocol 0.3 to 0.6, `PreEpoch` before; `Unversioned` lets
-    /// `with_epoch` alone decide): the cluster checks that the leaf carries exactly the fields
+    /// (`LeafLayout::Epochs` for protocol 0.3 to 0.6, `PreEpoch` before, `NewProtocol` after
+    /// the new protocol's cutover; `Unversioned` lets `with_epoch` alone decide): the cluster checks that the leaf carries exactly the fields
     /// that layout hashes and computes `Leaf2::commit()` from it. A leaf that does not fit its
     /// layout is refused here, before anything is sent.
     pub async fn sign_quorum_proposal(

@@ -31,6 +31,14 @@
 //! must come out as the same typed message, with no layout named and under the case's
 //! `layout`; under each of its `layouts_refusing` it must be refused on the `layout` field.
 //!
+//! A fourth reads `$ESPRESSO_NEW_PROTOCOL_VECTORS` (default
+//! `tests/vectors/espresso/new_protocol.json`, see `NEW_PROTOCOL.md`): each case of the new
+//! protocol (proposals with v2 or v3 timeout evidence, Vote1, Vote2, v3 timeouts, re-vote
+//! requests, `UpgradeProposalData2` votes) is built as a client's gRPC request from the case's
+//! JSON and converted by the service: it must sign exactly `signing_message_hex` (and its vote
+//! data commit to `data_commitment_hex`), and the case's demo-key signature must be `bls_sig`;
+//! no two cases may sign the same bytes.
+//!
 //! A third reads `$ESPRESSO_QC_VECTORS` (default `tests/vectors/espresso/epoch_qcs.json`, see
 //! `EPOCH_QCS.md`): quorum certificates with epoch-bearing data recorded from a HotShot network
 //! of the demo keys. The quorum vote the signer builds from each QC's fields must sign the QC's
@@ -44,6 +52,7 @@ use signer_node::protection::espresso::leaf::LeafLayout;
 use signer_node::protection::espresso::message::{
     commitment_from_tagged, commitment_to_tagged, vote_commitment,
 };
+use signer_node::protection::espresso::new_protocol::CheckpointData;
 use signer_node::protection::espresso::{
     Kind, Message, ProposedLeaf, QuorumData, ViewChangeEvidence,
 };
@@ -501,6 +510,7 @@ fn wire_layout(name: &Value) -> Result<pb::LeafLayout, String> {
         LeafLayout::PreEpoch => pb::LeafLayout::PreEpoch,
         LeafLayout::EpochsWithoutEvidence => pb::LeafLayout::EpochsWithoutEvidence,
         LeafLayout::Epochs => pb::LeafLayout::Epochs,
+        LeafLayout::NewProtocol => pb::LeafLayout::NewProtocol,
     })
 }
 
@@ -523,6 +533,9 @@ fn to_wire(leaf: &ProposedLeaf, layout: pb::LeafLayout) -> pb::EspressoMessage {
                     view_change_evidence: e.view_change_evidence.map(|v| match v {
                         ViewChangeEvidence::TimeoutCert(c) => V::TimeoutCertCommit(c.0.to_vec()),
                         ViewChangeEvidence::ViewSyncCert(c) => V::ViewSyncCertCommit(c.0.to_vec()),
+                        ViewChangeEvidence::TimeoutCertV3(c) => {
+                            V::TimeoutCertV3Commit(c.0.to_vec())
+                        }
                     }),
                 }),
             },
@@ -928,4 +941,327 @@ fn espresso_proposal_wire_conversion() {
         hex::encode(message.signing_message()),
         "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad"
     );
+}
+
+/// 32 bytes from a vector's `0x…` hex string.
+fn bytes32(v: &Value, field: &str) -> Result<Vec<u8>, String> {
+    let text = v[field]
+        .as_str()
+        .ok_or_else(|| format!("{field}: not a string"))?;
+    let bytes = hex::decode(text.trim_start_matches("0x")).map_err(|e| format!("{field}: {e}"))?;
+    if bytes.len() != 32 {
+        return Err(format!("{field}: {} bytes", bytes.len()));
+    }
+    Ok(bytes)
+}
+
+fn uint(v: &Value, field: &str) -> Result<u64, String> {
+    v[field]
+        .as_u64()
+        .ok_or_else(|| format!("{field}: not an unsigned integer"))
+}
+
+fn wire_version(v: &Value) -> Option<pb::Version> {
+    Some(pb::Version {
+        major: u32::try_from(v["major"].as_u64()?).ok()?,
+        minor: u32::try_from(v["minor"].as_u64()?).ok()?,
+    })
+}
+
+/// The gRPC request a client sends for one `new_protocol.json` case, built here from the
+/// case's JSON fields (not with the signer's own types); `None` for the retired checkpoint vote,
+/// which has no wire form.
+fn new_protocol_wire(e: &Value) -> Result<Option<pb::EspressoMessage>, String> {
+    use pb::espresso_message::Kind as K;
+    let d = &e["data"];
+    let view = || uint(e, "view");
+    let kind = match text(e, "kind")? {
+        "proposal" => {
+            use pb::leaf_epoch::ViewChangeEvidence as V;
+            let optional = |field: &str| match d.get(field) {
+                None | Some(Value::Null) => Ok(None),
+                Some(_) => bytes32(d, field).map(Some),
+            };
+            let evidence = &d["view_change_evidence"];
+            let evidence = if evidence.is_null() {
+                None
+            } else if evidence.get("timeout_cert_v3").is_some() {
+                Some(V::TimeoutCertV3Commit(bytes32(
+                    evidence,
+                    "timeout_cert_v3",
+                )?))
+            } else {
+                Some(V::TimeoutCertCommit(bytes32(evidence, "timeout_cert")?))
+            };
+            K::QuorumProposal(pb::QuorumProposal {
+                layout: pb::LeafLayout::NewProtocol as i32,
+                view: uint(d, "view")?,
+                parent_leaf: bytes32(d, "parent_leaf")?,
+                block_header_commit: bytes32(d, "block_header_commit")?,
+                justify_qc_commit: bytes32(d, "justify_qc_commit")?,
+                upgrade_certificate_commit: optional("upgrade_certificate_commit")?,
+                with_epoch: Some(pb::LeafEpoch {
+                    next_epoch_justify_qc_commit: None,
+                    next_drb_result: optional("next_drb_result")?,
+                    view_change_evidence: evidence,
+                }),
+            })
+        }
+        "vote1" => K::QuorumVote(pb::QuorumVote {
+            view: view()?,
+            leaf_commit: bytes32(d, "leaf_commit")?,
+            epoch: Some(uint(d, "epoch")?),
+            block_number: Some(uint(d, "block_number")?),
+        }),
+        "vote2" => K::Vote2(pb::Vote2 {
+            view: view()?,
+            leaf_commit: bytes32(d, "leaf_commit")?,
+            epoch: uint(d, "epoch")?,
+            block_number: uint(d, "block_number")?,
+        }),
+        "timeout3" => K::TimeoutVote3(pb::TimeoutVote3 {
+            view: uint(d, "view")?,
+            epoch: uint(d, "epoch")?,
+            lock: match &d["lock"] {
+                Value::Null => None,
+                lock => Some(pb::LockView {
+                    epoch: uint(lock, "epoch")?,
+                    view: uint(lock, "view")?,
+                }),
+            },
+        }),
+        "revote_request" => K::RevoteRequest(pb::ReVoteRequest {
+            view: uint(d, "view")?,
+            epoch: uint(d, "epoch")?,
+            cert1_commit: bytes32(d, "cert1_commit")?,
+            timeout_cert_commit: match &d["timeout_cert_commit"] {
+                Value::Null => None,
+                _ => Some(bytes32(d, "timeout_cert_commit")?),
+            },
+        }),
+        "upgrade_vote2" => K::UpgradeVote2(pb::UpgradeVote2 {
+            view: view()?,
+            old_version: wire_version(&d["old_version"]),
+            new_version: wire_version(&d["new_version"]),
+            decide_by: uint(d, "decide_by")?,
+            new_version_hash: hex::decode(text(d, "new_version_hash")?.trim_start_matches("0x"))
+                .map_err(|e| format!("new_version_hash: {e}"))?,
+            old_version_last_view: uint(d, "old_version_last_view")?,
+            new_version_first_view: uint(d, "new_version_first_view")?,
+            epoch: uint(d, "epoch")?,
+        }),
+        "checkpoint" => return Ok(None),
+        other => return Err(format!("unknown kind {other:?}")),
+    };
+    Ok(Some(pb::EspressoMessage { kind: Some(kind) }))
+}
+
+/// One `new_protocol.json` case through the gRPC conversion: the message the service converts
+/// from the client's request signs `signing_message_hex` (its vote data commits to
+/// `data_commitment_hex`), and the case's demo key signature over it is `bls_sig`.
+fn new_protocol_case(e: &Value, keys: &[Option<SecretKey>]) -> Outcome {
+    let Some(wire) = new_protocol_wire(e)? else {
+        // The retired checkpoint vote has no wire form (no node of a current revision casts
+        // it): its bytes are checked against the signer's type, and stay unequal to every
+        // other case's (checked by the caller).
+        let data: CheckpointData =
+            serde_json::from_value(e["data"].clone()).map_err(|err| format!("data: {err}"))?;
+        expect_eq(
+            "data commitment",
+            data.commit(),
+            unhex(e, "data_commitment_hex")?,
+        )?;
+        return expect_eq(
+            "signed bytes",
+            data.signing_message(uint(e, "view")?),
+            unhex(e, "signing_message_hex")?,
+        );
+    };
+    let message = espresso_message(&wire).map_err(|err| format!("converted: {}", err.message()))?;
+    let signed = message.signing_message();
+    expect_eq("signed bytes", signed, unhex(e, "signing_message_hex")?)?;
+    match (message.data_commitment(), e.get("data_commitment_hex")) {
+        (Some(got), Some(_)) => {
+            expect_eq("data commitment", got, unhex(e, "data_commitment_hex")?)?
+        }
+        (None, None) => {}
+        (got, want) => return Err(format!("data commitment {got:?}, vector {want:?}")),
+    }
+    if let Some(sig) = e.get("signature") {
+        let sk = key(keys, index(sig, "signer_index")?)?;
+        let got = sk.sign(&signed).to_tagged();
+        expect_text("signature", &got, text(sig, "bls_sig")?)?;
+    }
+    Ok(())
+}
+
+/// A fourth harness: `$ESPRESSO_NEW_PROTOCOL_VECTORS` (default
+/// `tests/vectors/espresso/new_protocol.json`, see `NEW_PROTOCOL.md`): every case of the new
+/// protocol, sent as a client sends it, must sign exactly the vector's bytes.
+#[test]
+fn espresso_new_protocol_through_the_wire() {
+    let path = std::env::var_os("ESPRESSO_NEW_PROTOCOL_VECTORS")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| vendored("new_protocol.json"));
+    let doc = read_json(&path).unwrap_or_else(|e| panic!("{e}"));
+    let keys = keys(&read_json(&vendored("vectors.json")).unwrap_or_else(|e| panic!("{e}")));
+    let (mut passed, mut failed) = (0, 0);
+    let mut signed_bytes = std::collections::BTreeSet::new();
+    for (i, e) in doc["cases"].as_array().into_iter().flatten().enumerate() {
+        let name = e["name"].as_str().unwrap_or_default();
+        let distinct = unhex(e, "signing_message_hex")
+            .map(|b| signed_bytes.insert(b))
+            .unwrap_or(true);
+        match new_protocol_case(e, &keys).and_then(|()| {
+            distinct
+                .then_some(())
+                .ok_or_else(|| "signs the same bytes as an earlier case".to_owned())
+        }) {
+            Ok(()) => {
+                passed += 1;
+                println!("PASS cases[{i}] {name}");
+            }
+            Err(err) => {
+                failed += 1;
+                println!("FAIL cases[{i}] {name}: {err}");
+            }
+        }
+    }
+    println!("{passed} passed, {failed} failed (new protocol)");
+    assert_eq!(
+        passed + failed,
+        count_section_entries(&doc),
+        "the harness ran another number of cases than {} holds",
+        path.display()
+    );
+    assert_eq!(failed, 0, "{failed} new-protocol vector(s) failed");
+}
+
+/// The new protocol's requests refused by the conversion, each naming the field and why.
+#[test]
+fn espresso_new_protocol_wire_refusals() {
+    let c = |b: u8| vec![b; 32];
+    let proposal = |layout: pb::LeafLayout, epoch: Option<pb::LeafEpoch>| pb::EspressoMessage {
+        kind: Some(pb::espresso_message::Kind::QuorumProposal(
+            pb::QuorumProposal {
+                layout: layout as i32,
+                view: 7,
+                parent_leaf: c(1),
+                block_header_commit: c(2),
+                justify_qc_commit: c(3),
+                upgrade_certificate_commit: None,
+                with_epoch: epoch,
+            },
+        )),
+    };
+    use pb::leaf_epoch::ViewChangeEvidence as V;
+    let evidence = |v: V| pb::LeafEpoch {
+        next_epoch_justify_qc_commit: None,
+        next_drb_result: None,
+        view_change_evidence: Some(v),
+    };
+    let revote = |cert: Vec<u8>| pb::EspressoMessage {
+        kind: Some(pb::espresso_message::Kind::RevoteRequest(
+            pb::ReVoteRequest {
+                view: 120,
+                epoch: 3,
+                cert1_commit: cert,
+                timeout_cert_commit: Some(c(4)),
+            },
+        )),
+    };
+    let upgrade = |old: Option<pb::Version>| pb::EspressoMessage {
+        kind: Some(pb::espresso_message::Kind::UpgradeVote2(pb::UpgradeVote2 {
+            view: 150,
+            old_version: old,
+            new_version: Some(pb::Version { major: 0, minor: 7 }),
+            decide_by: 160,
+            new_version_hash: vec![1; 32],
+            old_version_last_view: 165,
+            new_version_first_view: 170,
+            epoch: 3,
+        })),
+    };
+    let layout = "espresso.quorum_proposal.layout";
+    let cases = [
+        (
+            proposal(pb::LeafLayout::NewProtocol, None),
+            format!("{layout}: leaf layout NewProtocol hashes every leaf with_epoch, but the proposal has none"),
+        ),
+        (
+            proposal(
+                pb::LeafLayout::NewProtocol,
+                Some(evidence(V::ViewSyncCertCommit(c(5)))),
+            ),
+            format!(
+                "{layout}: the new protocol has no view sync: its proposals carry a timeout \
+                 certificate as evidence, never a view-sync certificate"
+            ),
+        ),
+        (
+            proposal(
+                pb::LeafLayout::NewProtocol,
+                Some(pb::LeafEpoch {
+                    next_epoch_justify_qc_commit: Some(c(6)),
+                    ..Default::default()
+                }),
+            ),
+            format!(
+                "{layout}: a new-protocol leaf never hashes a next-epoch QC (Leaf2::from(Proposal) \
+                 drops it), but the proposal carries one"
+            ),
+        ),
+        (
+            proposal(
+                pb::LeafLayout::Epochs,
+                Some(evidence(V::TimeoutCertV3Commit(c(5)))),
+            ),
+            format!(
+                "{layout}: leaf layout Epochs predates the v3 timeout certificate (\"timeout cert \
+                 v3\"), but the proposal carries one"
+            ),
+        ),
+        (
+            proposal(
+                pb::LeafLayout::NewProtocol,
+                Some(evidence(V::TimeoutCertV3Commit(vec![5; 31]))),
+            ),
+            "espresso.quorum_proposal.with_epoch.timeout_cert_v3_commit: expected 32 bytes, got 31"
+                .to_owned(),
+        ),
+        (
+            revote(vec![1; 33]),
+            "espresso.revote_request.cert1_commit: expected 32 bytes, got 33".to_owned(),
+        ),
+        (
+            upgrade(None),
+            "espresso.upgrade_vote2.old_version: missing".to_owned(),
+        ),
+        (
+            upgrade(Some(pb::Version {
+                major: 70_000,
+                minor: 6,
+            })),
+            "espresso.upgrade_vote2.old_version.major: does not fit in 16 bits".to_owned(),
+        ),
+    ];
+    for (request, want) in cases {
+        let err = espresso_message(&request).unwrap_err();
+        assert_eq!(format!("{:?}", err.code()), "InvalidArgument", "{want}");
+        assert_eq!(err.message(), want);
+    }
+    // The same proposal under the new protocol's layout with v3 evidence is accepted, and signs
+    // a leaf commitment that differs from the one with v2 evidence.
+    let v3 = espresso_message(&proposal(
+        pb::LeafLayout::NewProtocol,
+        Some(evidence(V::TimeoutCertV3Commit(c(5)))),
+    ))
+    .unwrap();
+    let v2 = espresso_message(&proposal(
+        pb::LeafLayout::NewProtocol,
+        Some(evidence(V::TimeoutCertCommit(c(5)))),
+    ))
+    .unwrap();
+    assert_eq!(v3.kind(), Kind::QuorumProposal);
+    assert_ne!(v3.signing_message(), v2.signing_message());
 }

@@ -32,7 +32,9 @@ use crate::protection::espresso::leaf::{
 use crate::protection::espresso::message::{
     Commitment, DaData, HexBytes, Message, QuorumData, UpgradeData, Version, ViewSyncPhase,
 };
-use crate::protection::espresso::new_protocol::{LockView, TimeoutData3, Vote2Data};
+use crate::protection::espresso::new_protocol::{
+    LockView, ReVoteRequest, TimeoutData3, UpgradeProposalData2, Vote2Data,
+};
 use crate::protection::espresso::request::is_vid_request_preimage;
 use crate::protection::espresso::vid::{self, VidCommitment, VidParams, VidVersion};
 use crate::protection::espresso::{EspressoIntent, Request};
@@ -664,6 +666,34 @@ pub fn espresso_message(m: &pb::EspressoMessage) -> Result<Message, SignError> {
                 view: l.view,
             }),
         }),
+        K::RevoteRequest(r) => {
+            const PATH: &str = "espresso.revote_request";
+            Message::ReVoteRequest(ReVoteRequest {
+                view: r.view,
+                epoch: r.epoch,
+                cert1_commit: fixed(&r.cert1_commit, &format!("{PATH}.cert1_commit"))?,
+                timeout_cert_commit: r
+                    .timeout_cert_commit
+                    .as_deref()
+                    .map(|b| fixed(b, &format!("{PATH}.timeout_cert_commit")))
+                    .transpose()?,
+            })
+        }
+        K::UpgradeVote2(u) => {
+            const PATH: &str = "espresso.upgrade_vote2";
+            Message::UpgradeVote2 {
+                view: u.view,
+                data: UpgradeProposalData2 {
+                    old_version: version(&u.old_version, &format!("{PATH}.old_version"))?,
+                    new_version: version(&u.new_version, &format!("{PATH}.new_version"))?,
+                    decide_by: u.decide_by,
+                    new_version_hash: HexBytes(u.new_version_hash.clone()),
+                    old_version_last_view: u.old_version_last_view,
+                    new_version_first_view: u.new_version_first_view,
+                    epoch: u.epoch,
+                },
+            }
+        }
     })
 }
 
@@ -730,17 +760,20 @@ fn quorum_proposal(p: &pb::QuorumProposal) -> Result<ProposedLeaf, SignError> {
         None => None,
         Some(e) => {
             use pb::leaf_epoch::ViewChangeEvidence as E;
-            let evidence = match &e.view_change_evidence {
-                None => None,
-                Some(E::TimeoutCertCommit(b)) => Some(ViewChangeEvidence::TimeoutCert(field(
-                    b,
-                    "with_epoch.timeout_cert_commit",
-                )?)),
-                Some(E::ViewSyncCertCommit(b)) => Some(ViewChangeEvidence::ViewSyncCert(field(
-                    b,
-                    "with_epoch.view_sync_cert_commit",
-                )?)),
-            };
+            let evidence =
+                match &e.view_change_evidence {
+                    None => None,
+                    Some(E::TimeoutCertCommit(b)) => Some(ViewChangeEvidence::TimeoutCert(field(
+                        b,
+                        "with_epoch.timeout_cert_commit",
+                    )?)),
+                    Some(E::ViewSyncCertCommit(b)) => Some(ViewChangeEvidence::ViewSyncCert(
+                        field(b, "with_epoch.view_sync_cert_commit")?,
+                    )),
+                    Some(E::TimeoutCertV3Commit(b)) => Some(ViewChangeEvidence::TimeoutCertV3(
+                        field(b, "with_epoch.timeout_cert_v3_commit")?,
+                    )),
+                };
             Some(EpochFields {
                 next_epoch_justify_qc_commit: optional(
                     &e.next_epoch_justify_qc_commit,
@@ -768,6 +801,7 @@ fn quorum_proposal(p: &pb::QuorumProposal) -> Result<ProposedLeaf, SignError> {
         Ok(pb::LeafLayout::PreEpoch) => LeafLayout::PreEpoch,
         Ok(pb::LeafLayout::EpochsWithoutEvidence) => LeafLayout::EpochsWithoutEvidence,
         Ok(pb::LeafLayout::Epochs) => LeafLayout::Epochs,
+        Ok(pb::LeafLayout::NewProtocol) => LeafLayout::NewProtocol,
         Err(_) => {
             return Err(invalid(
                 &layout_path,
