@@ -20,7 +20,9 @@ use arbitrary::{Result, Unstructured};
 use model::{Model, Slot};
 use signer_node::bytes::FixedBytes;
 use signer_node::format;
-use signer_node::protection::espresso::new_protocol::{LockView, TimeoutData3, Vote2Data};
+use signer_node::protection::espresso::new_protocol::{
+    LockView, ReVoteRequest, TimeoutData3, UpgradeProposalData2, Vote2Data,
+};
 use signer_node::protection::espresso::vid::VidVersion;
 use signer_node::protection::espresso::{
     DaData, EpochFields, EspressoIntent, HexBytes, Message, Position, ProposedLeaf, QuorumData,
@@ -187,6 +189,24 @@ fn espresso_message(u: &mut Unstructured<'_>, config: &Config) -> Result<Message
                 false => None,
             },
         }),
+        12 => Message::ReVoteRequest(ReVoteRequest {
+            view,
+            epoch: u.int_in_range(0u64..=2)?,
+            cert1_commit: digest(u)?,
+            timeout_cert_commit: None,
+        }),
+        13 => Message::UpgradeVote2 {
+            view,
+            data: UpgradeProposalData2 {
+                old_version: Version { major: 0, minor: 6 },
+                new_version: Version { major: 0, minor: 7 },
+                decide_by: u.int_in_range(0u64..=2)?,
+                new_version_hash: HexBytes(vec![7; 32]),
+                old_version_last_view: 5,
+                new_version_first_view: 6,
+                epoch: u.int_in_range(0u64..=2)?,
+            },
+        },
         _ => Message::Request(match u.int_in_range(0u8..=2)? {
             0 => Request::ProposalFetch { view },
             1 => Request::Vid { view },
@@ -196,11 +216,11 @@ fn espresso_message(u: &mut Unstructured<'_>, config: &Config) -> Result<Message
 }
 
 /// The espresso message kinds the sequence draws from (`espresso_message`'s arms).
-const KINDS: u8 = 13;
+const KINDS: u8 = 15;
 
 /// How a sequence is drawn, from its first byte: bits 0-3 pick one espresso message kind for
 /// every espresso step, signed by one key (view-sync votes: of one phase), so that a long
-/// sequence fills one window (values 13-15: any kind, key and phase); bits 4-5 the range of
+/// sequence fills one window (value 15: any kind, key and phase); bits 4-5 the range of
 /// views (40, 200 or 1000: a small range reaches the 128-position cap of a window, a large
 /// one slides it); bit 6 makes espresso steps rare instead of common; bit 7 lets slots, epochs
 /// and views take any value, and values next to `u64::MAX` (one such view slides a window past

@@ -272,3 +272,88 @@ async fn requests_vid_and_vote2_through_the_client() {
         other => panic!("expected the layout refused, got {other:?}"),
     }
 }
+
+/// The new protocol's leader and upgrade messages through the client, from
+/// `tests/vectors/espresso/new_protocol.json` (computed by the independent
+/// `new_protocol_ref.py`): a proposal under the new protocol's leaf layout (with `timeout cert
+/// v3` evidence), re-vote requests and an `UpgradeProposalData2` vote each sign exactly the
+/// vector's bytes; a second proposal, re-vote request or upgrade vote at the same view (and
+/// epoch) with other data is refused as an equivocation.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn new_protocol_proposals_revotes_and_upgrade_votes_through_the_client() {
+    use hotshot_signer::{NewProtocolLeaf, ReVoteRequest, UpgradeProposalData2};
+    let (_cluster, key) = demo_key_cluster().await;
+    let vectors = espresso_vectors("new_protocol.json");
+    let cases = vectors["cases"].as_array().unwrap();
+    let case = |name: &str| {
+        cases
+            .iter()
+            .find(|c| c["name"] == name)
+            .unwrap_or_else(|| panic!("no case {name:?}"))
+    };
+    let signs = |case: &serde_json::Value, signature: &hotshot_signer::Signature| {
+        let bytes = hex::decode(case["signing_message_hex"].as_str().unwrap()).unwrap();
+        assert!(
+            signature.verify(key.public_key(), &bytes),
+            "{}: the signature is not over the vector's bytes",
+            case["name"]
+        );
+    };
+    let equivocation =
+        |result: Result<hotshot_signer::Signature, SignError>, what: &str| match result {
+            Err(SignError::Refused { code, .. }) => assert_eq!(code, "equivocation", "{what}"),
+            other => panic!("{what}: expected an equivocation, got {other:?}"),
+        };
+
+    // Proposals: the decided one at view 1, then its rival is refused; then view 7 with a v3
+    // timeout certificate, a DRB result and an upgrade certificate.
+    let decided = case("proposal A (decided) at view 1");
+    let leaf: NewProtocolLeaf = serde_json::from_value(decided["data"].clone()).unwrap();
+    signs(
+        decided,
+        &key.sign_new_protocol_proposal(&leaf).await.unwrap(),
+    );
+    let rival: NewProtocolLeaf =
+        serde_json::from_value(case("proposal B (rival) at view 1")["data"].clone()).unwrap();
+    equivocation(
+        key.sign_new_protocol_proposal(&rival).await,
+        "rival proposal",
+    );
+    let v3 = case("proposal with DRB, upgrade certificate and TimeoutCertificate3 evidence");
+    let leaf: NewProtocolLeaf = serde_json::from_value(v3["data"].clone()).unwrap();
+    signs(v3, &key.sign_new_protocol_proposal(&leaf).await.unwrap());
+
+    // Re-vote requests: one per view and epoch.
+    for name in [
+        "re-vote request without a timeout certificate",
+        "re-vote request with a timeout certificate",
+    ] {
+        let c = case(name);
+        let request: ReVoteRequest = serde_json::from_value(c["data"].clone()).unwrap();
+        signs(c, &key.sign_revote_request(&request).await.unwrap());
+        // The identical request re-signs (BLS is deterministic: the same signature).
+        signs(c, &key.sign_revote_request(&request).await.unwrap());
+        let other = ReVoteRequest {
+            cert1_commit: signer_node::bytes::FixedBytes([0xee; 32]),
+            ..request
+        };
+        equivocation(key.sign_revote_request(&other).await, name);
+    }
+
+    // The new protocol's upgrade vote.
+    let c = case("upgrade vote over UpgradeProposalData2");
+    let view = c["view"].as_u64().unwrap();
+    let data: UpgradeProposalData2 = serde_json::from_value(c["data"].clone()).unwrap();
+    signs(c, &key.sign_upgrade_vote2(view, &data).await.unwrap());
+    let later = UpgradeProposalData2 {
+        decide_by: data.decide_by + 1,
+        ..data.clone()
+    };
+    equivocation(key.sign_upgrade_vote2(view, &later).await, "upgrade vote");
+    // The next epoch's upgrade vote in the same view is another position: signed.
+    let next_epoch = UpgradeProposalData2 {
+        epoch: data.epoch + 1,
+        ..later
+    };
+    key.sign_upgrade_vote2(view, &next_epoch).await.unwrap();
+}

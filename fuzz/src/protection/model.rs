@@ -30,13 +30,13 @@
 //!   of them (the lowest are forgotten first). A position forgotten, or at or below the
 //!   highest position forgotten, is refused as outside the window.
 //! - espresso upgrade proposals and VID disperses: one per view, like upgrade votes (each its
-//!   own slot); the new protocol's Vote2 and v3 timeout votes: one per (view, epoch), any
-//!   order within the window (each its own slot).
+//!   own slot); the new protocol's Vote2, v3 timeout and upgrade votes and re-vote requests:
+//!   one per (view, epoch), any order within the window (each its own slot).
 //! - espresso requests and network authentication: always signed, never remembered.
 //! - a new Vote2 at or below the highest view of the key's v3 timeout votes is refused
 //!   (after the window's own answer: a re-sign stays a re-sign).
-//! - the horizon: a DA vote, DA proposal, quorum proposal, upgrade vote, upgrade proposal or
-//!   VID disperse more than the horizon (32 views until the admins set another) above the highest view of the key's signed quorum,
+//! - the horizon: a DA vote, DA proposal, quorum proposal, upgrade vote or proposal (both
+//!   protocols), VID disperse or re-vote request more than the horizon (32 views until the admins set another) above the highest view of the key's signed quorum,
 //!   Vote2, timeout (both forms) and view-sync votes is refused before any other rule;
 //!   before the key has signed such a vote, there is no bound.
 
@@ -72,6 +72,8 @@ pub enum Slot {
     VidDisperse,
     Vote2,
     TimeoutVote3,
+    ReVoteRequest,
+    UpgradeVote2,
 }
 
 impl Slot {
@@ -107,6 +109,8 @@ impl Slot {
                 | Slot::UpgradeVote
                 | Slot::UpgradeProposal
                 | Slot::VidDisperse
+                | Slot::ReVoteRequest
+                | Slot::UpgradeVote2
         )
     }
 
@@ -126,6 +130,8 @@ impl Slot {
             Slot::VidDisperse => Kind::VidDisperse,
             Slot::Vote2 => Kind::Vote2,
             Slot::TimeoutVote3 => Kind::TimeoutVote3,
+            Slot::ReVoteRequest => Kind::ReVoteRequest,
+            Slot::UpgradeVote2 => Kind::UpgradeVote2,
         }
     }
 }
@@ -159,6 +165,8 @@ pub fn describe(m: &Message) -> Option<(Slot, (u64, u64))> {
         Message::VidDisperse { view, .. } => (Slot::VidDisperse, (*view, 0)),
         Message::Vote2 { view, data } => (Slot::Vote2, (*view, data.epoch)),
         Message::TimeoutVote3(t) => (Slot::TimeoutVote3, (t.view, t.epoch)),
+        Message::ReVoteRequest(r) => (Slot::ReVoteRequest, (r.view, r.epoch)),
+        Message::UpgradeVote2 { view, data } => (Slot::UpgradeVote2, (*view, data.epoch)),
         Message::Request(_) => return None,
     })
 }
