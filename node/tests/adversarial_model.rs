@@ -714,6 +714,96 @@ fn the_review_sequences_end_in_refusals_never_a_second_signature() {
                 "Signed",
             ],
         ),
+        (
+            // The new protocol's leader and upgrade messages: a re-vote request and an upgrade
+            // vote are one per view and epoch; a new-protocol proposal whose fields (its v3
+            // timeout evidence included) copy a vote's digest signs a leaf commitment (the
+            // oracle checks it verifies as no vote), and shares the quorum-proposal slot.
+            "re-vote requests, new-protocol upgrade votes and proposals",
+            vec![
+                req(
+                    esp_a,
+                    0,
+                    Msg::ReVote {
+                        view: 4,
+                        epoch: 1,
+                        cert: 1,
+                    },
+                    false,
+                ),
+                req(
+                    esp_a,
+                    0,
+                    Msg::ReVote {
+                        view: 4,
+                        epoch: 1,
+                        cert: 2,
+                    },
+                    false,
+                ),
+                req(
+                    esp_a,
+                    0,
+                    Msg::ReVote {
+                        view: 4,
+                        epoch: 2,
+                        cert: 2,
+                    },
+                    false,
+                ),
+                req(
+                    esp_a,
+                    0,
+                    Msg::UpgradeVote2 {
+                        view: 4,
+                        epoch: 1,
+                        decide_by: 0,
+                    },
+                    false,
+                ),
+                req(
+                    esp_a,
+                    0,
+                    Msg::UpgradeVote2 {
+                        view: 4,
+                        epoch: 1,
+                        decide_by: 1,
+                    },
+                    false,
+                ),
+                req(esp_a, 0, vote(3, 1), false),
+                req(
+                    esp_a,
+                    0,
+                    Msg::NewProtocolProposalCopyingVote {
+                        view: 4,
+                        vote_view: 3,
+                        vote_leaf: 1,
+                    },
+                    false,
+                ),
+                req(
+                    esp_a,
+                    0,
+                    Msg::NewProtocolProposalCopyingVote {
+                        view: 4,
+                        vote_view: 3,
+                        vote_leaf: 2,
+                    },
+                    false,
+                ),
+            ],
+            vec![
+                "Signed",
+                "equivocation",
+                "Signed",
+                "Signed",
+                "equivocation",
+                "Signed",
+                "Signed",
+                "equivocation",
+            ],
+        ),
     ];
     for (name, requests, expected) in cases {
         let ops: Vec<Op> = requests.into_iter().map(|r| Op::Batch(vec![r])).collect();

@@ -427,6 +427,60 @@ pub fn leaf2(view: u64, parent: [u8; 32], header: [u8; 32], justify_qc: [u8; 32]
         .finish()
 }
 
+/// A new-protocol proposal's `Leaf2::commit()` (with_epoch, no next-epoch QC) whose every
+/// 32-byte field, the DRB result and the v3 timeout certificate included, is `c`.
+pub fn new_protocol_leaf(view: u64, c: [u8; 32]) -> [u8; 32] {
+    Commit::new("leaf commitment")
+        .u64_field("view number", view)
+        .field("parent leaf commitment", &c)
+        .field("block header", &c)
+        .field("justify qc", &c)
+        .optional("upgrade certificate", None)
+        .fixed(b"with_epoch")
+        .fixed(&[0xC0, 0x7F])
+        .optional("next_epoch_justify_qc", None)
+        .fixed(b"next_drb_result")
+        .fixed(&[0xC0, 0x7F])
+        .fixed(&c)
+        .field("timeout cert v3", &c)
+        .finish()
+}
+
+/// The new protocol's `ReVote{view, epoch, cert1, timeout_cert: None}.commit()`: what a
+/// leader's re-vote request signs, as is.
+pub fn revote(view: u64, epoch: u64, cert1: [u8; 32]) -> [u8; 32] {
+    Commit::new("Re-vote request")
+        .u64_field("view number", view)
+        .u64_field("epoch number", epoch)
+        .field("certificate1", &cert1)
+        .optional("timeout certificate", None)
+        .finish()
+}
+
+/// `UpgradeProposalData2::commit()`: the v1 upgrade data's fields (minor before major), then
+/// the epoch as a named field.
+pub fn upgrade_data2(
+    old: (u16, u16),
+    new: (u16, u16),
+    decide_by: u64,
+    hash: &[u8],
+    old_last_view: u64,
+    new_first_view: u64,
+    epoch: u64,
+) -> [u8; 32] {
+    Commit::new("Upgrade data v2")
+        .u64(decide_by)
+        .u64(new_first_view)
+        .u64(old_last_view)
+        .var(hash)
+        .fixed(&new.1.to_le_bytes())
+        .fixed(&new.0.to_le_bytes())
+        .fixed(&old.1.to_le_bytes())
+        .fixed(&old.0.to_le_bytes())
+        .u64_field("epoch number", epoch)
+        .finish()
+}
+
 /// `SHA-256(encoded_transactions)`: what a DA proposal signs.
 pub fn da_proposal(payload: &[u8]) -> [u8; 32] {
     Sha256::digest(payload).into()

@@ -79,6 +79,25 @@ pub enum Msg {
         view: u64,
         epoch: u64,
     },
+    /// The new protocol's re-vote request (one per view and epoch).
+    ReVote {
+        view: u64,
+        epoch: u64,
+        cert: u8,
+    },
+    /// The new protocol's upgrade vote over `UpgradeProposalData2` (one per view and epoch).
+    UpgradeVote2 {
+        view: u64,
+        epoch: u64,
+        decide_by: u64,
+    },
+    /// A new-protocol proposal whose every 32-byte field, its v3 timeout evidence included,
+    /// holds the digest of a quorum vote.
+    NewProtocolProposalCopyingVote {
+        view: u64,
+        vote_view: u64,
+        vote_leaf: u8,
+    },
     /// A builder claim whose block hash is the digest of a quorum vote (a client-chosen 32
     /// bytes: refused for a client not trusted with raw hashes).
     BuilderClaimCopyingVote {
@@ -142,7 +161,26 @@ pub fn msg() -> impl Strategy<Value = Msg> {
             leaf,
             epoch
         }),
-        (small, 0u64..2).prop_map(|(view, epoch)| Msg::Timeout3 { view, epoch }),
+        (small.clone(), 0u64..2).prop_map(|(view, epoch)| Msg::Timeout3 { view, epoch }),
+        (small.clone(), 0u64..2, 0u8..3).prop_map(|(view, epoch, cert)| Msg::ReVote {
+            view,
+            epoch,
+            cert
+        }),
+        (small.clone(), 0u64..2, 0u64..2).prop_map(|(view, epoch, decide_by)| {
+            Msg::UpgradeVote2 {
+                view,
+                epoch,
+                decide_by,
+            }
+        }),
+        (small.clone(), small, 0u8..3).prop_map(|(view, vote_view, vote_leaf)| {
+            Msg::NewProtocolProposalCopyingVote {
+                view,
+                vote_view,
+                vote_leaf,
+            }
+        }),
     ]
 }
 
@@ -542,6 +580,61 @@ fn build_consensus(msg: &Msg) -> ConsensusParts {
             }));
             let digest = oracle::vote(oracle::timeout_data3(view, epoch), view);
             (m, esp("timeout-vote3", view, epoch), digest, vec![])
+        }
+        Msg::ReVote { view, epoch, cert } => {
+            let m = espresso(K::RevoteRequest(pb::ReVoteRequest {
+                view,
+                epoch,
+                cert1_commit: vec![cert; 32],
+                timeout_cert_commit: None,
+            }));
+            let digest = oracle::revote(view, epoch, [cert; 32]);
+            (m, esp("re-vote-request", view, epoch), digest, vec![])
+        }
+        Msg::UpgradeVote2 {
+            view,
+            epoch,
+            decide_by,
+        } => {
+            let m = espresso(K::UpgradeVote2(pb::UpgradeVote2 {
+                view,
+                old_version: Some(pb::Version { major: 0, minor: 6 }),
+                new_version: Some(pb::Version { major: 0, minor: 7 }),
+                decide_by,
+                new_version_hash: vec![9; 32],
+                old_version_last_view: 40,
+                new_version_first_view: 50,
+                epoch,
+            }));
+            let data = oracle::upgrade_data2((0, 6), (0, 7), decide_by, &[9; 32], 40, 50, epoch);
+            let digest = oracle::vote(data, view);
+            (m, esp("upgrade-vote2", view, epoch), digest, vec![])
+        }
+        Msg::NewProtocolProposalCopyingVote {
+            view,
+            vote_view,
+            vote_leaf,
+        } => {
+            let copied_digest = quorum_vote_digest(vote_view, vote_leaf);
+            let c = copied_digest.to_vec();
+            let m = espresso(K::QuorumProposal(pb::QuorumProposal {
+                view,
+                parent_leaf: c.clone(),
+                block_header_commit: c.clone(),
+                justify_qc_commit: c.clone(),
+                upgrade_certificate_commit: None,
+                with_epoch: Some(pb::LeafEpoch {
+                    next_epoch_justify_qc_commit: None,
+                    next_drb_result: Some(c.clone()),
+                    view_change_evidence: Some(
+                        pb::leaf_epoch::ViewChangeEvidence::TimeoutCertV3Commit(c),
+                    ),
+                }),
+                layout: pb::LeafLayout::NewProtocol as i32,
+            }));
+            let copied = (esp("quorum-vote", vote_view, 0), copied_digest);
+            let digest = oracle::new_protocol_leaf(view, copied_digest);
+            (m, esp("quorum-proposal", view, 0), digest, vec![copied])
         }
     }
 }
