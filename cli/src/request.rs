@@ -27,6 +27,9 @@ pub enum LeafLayoutArg {
     /// Protocol 0.3 to 0.6: --with-epoch required, view-change evidence hashed.
     #[value(name = "v0.3-v0.6")]
     Epochs,
+    /// The new protocol (after its cutover): --with-epoch required, no --next-epoch-qc-commit,
+    /// evidence a timeout certificate (--timeout-cert-commit or --timeout-cert-v3-commit).
+    NewProtocol,
 }
 
 /// What is being signed.
@@ -49,7 +52,8 @@ pub enum Kind {
     /// Espresso quorum proposal: the leaf's fields, from which the signer computes the leaf
     /// commitment it signs: --view, --parent-leaf, --block-header-commit, --justify-qc-commit,
     /// [--upgrade-cert-commit], [--with-epoch [--next-epoch-qc-commit] [--next-drb-result]
-    /// [--timeout-cert-commit | --view-sync-cert-commit]], [--leaf-layout].
+    /// [--timeout-cert-commit | --view-sync-cert-commit | --timeout-cert-v3-commit]],
+    /// [--leaf-layout].
     QuorumProposal,
     /// Espresso DA proposal: --view, --transactions-hex (the signer signs their SHA-256).
     DaProposal,
@@ -92,6 +96,7 @@ impl Kind {
                 "next-drb-result",
                 "timeout-cert-commit",
                 "view-sync-cert-commit",
+                "timeout-cert-v3-commit",
                 "leaf-layout",
             ],
             Kind::DaProposal => &["view", "transactions-hex"],
@@ -187,6 +192,11 @@ pub struct SignArgs {
     /// commitment, 32 bytes hex (view-change evidence; not with --timeout-cert-commit).
     #[arg(long, value_name = "HEX", help_heading = "Espresso quorum proposal")]
     pub view_sync_cert_commit: Option<String>,
+    /// Espresso quorum proposals with --with-epoch: the new protocol's v3 timeout certificate's
+    /// commitment (`TimeoutCertificate3`), 32 bytes hex (view-change evidence; not with the
+    /// other two).
+    #[arg(long, value_name = "HEX", help_heading = "Espresso quorum proposal")]
+    pub timeout_cert_v3_commit: Option<String>,
     /// Espresso quorum proposals: the release whose leaf layout the proposal follows; the
     /// cluster refuses a leaf carrying a field that layout does not hash, or lacking one it
     /// requires. Without it, --with-epoch alone decides what is hashed.
@@ -214,7 +224,7 @@ pub struct SignArgs {
 impl SignArgs {
     /// The flag names given on the command line (among the kind-specific ones).
     fn given(&self) -> Vec<&'static str> {
-        let flags: [(&'static str, bool); 23] = [
+        let flags: [(&'static str, bool); 24] = [
             ("view", self.view.is_some()),
             ("commitment", self.commitment.is_some()),
             (
@@ -237,6 +247,10 @@ impl SignArgs {
             (
                 "view-sync-cert-commit",
                 self.view_sync_cert_commit.is_some(),
+            ),
+            (
+                "timeout-cert-v3-commit",
+                self.timeout_cert_v3_commit.is_some(),
             ),
             ("leaf-layout", self.leaf_layout.is_some()),
             ("slot", self.slot.is_some()),
@@ -293,6 +307,10 @@ fn quorum_proposal(args: &SignArgs) -> Result<pb::QuorumProposal, String> {
             "view-sync-cert-commit",
             args.view_sync_cert_commit.is_some(),
         ),
+        (
+            "timeout-cert-v3-commit",
+            args.timeout_cert_v3_commit.is_some(),
+        ),
     ];
     if !args.with_epoch {
         if let Some((flag, _)) = epoch_only.iter().find(|(_, given)| *given) {
@@ -302,23 +320,38 @@ fn quorum_proposal(args: &SignArgs) -> Result<pb::QuorumProposal, String> {
         }
     }
     use pb::leaf_epoch::ViewChangeEvidence as V;
-    let evidence = match (&args.timeout_cert_commit, &args.view_sync_cert_commit) {
-        (Some(_), Some(_)) => {
-            return Err(
-                "--timeout-cert-commit and --view-sync-cert-commit exclude each other".into(),
-            )
-        }
-        (Some(t), None) => Some(V::TimeoutCertCommit(hex32(
+    let given: Vec<&str> = epoch_only[2..]
+        .iter()
+        .filter(|(_, given)| *given)
+        .map(|(flag, _)| *flag)
+        .collect();
+    if given.len() > 1 {
+        return Err(format!(
+            "--{} exclude each other (one view-change evidence)",
+            given.join(" and --")
+        ));
+    }
+    let evidence = match (
+        &args.timeout_cert_commit,
+        &args.view_sync_cert_commit,
+        &args.timeout_cert_v3_commit,
+    ) {
+        (Some(t), _, _) => Some(V::TimeoutCertCommit(hex32(
             Some(t),
             "timeout-cert-commit",
             kind,
         )?)),
-        (None, Some(t)) => Some(V::ViewSyncCertCommit(hex32(
+        (_, Some(t), _) => Some(V::ViewSyncCertCommit(hex32(
             Some(t),
             "view-sync-cert-commit",
             kind,
         )?)),
-        (None, None) => None,
+        (_, _, Some(t)) => Some(V::TimeoutCertV3Commit(hex32(
+            Some(t),
+            "timeout-cert-v3-commit",
+            kind,
+        )?)),
+        (None, None, None) => None,
     };
     let with_epoch = if args.with_epoch {
         Some(pb::LeafEpoch {
@@ -348,6 +381,7 @@ fn quorum_proposal(args: &SignArgs) -> Result<pb::QuorumProposal, String> {
             Some(LeafLayoutArg::PreEpoch) => pb::LeafLayout::PreEpoch,
             Some(LeafLayoutArg::EpochsWithoutEvidence) => pb::LeafLayout::EpochsWithoutEvidence,
             Some(LeafLayoutArg::Epochs) => pb::LeafLayout::Epochs,
+            Some(LeafLayoutArg::NewProtocol) => pb::LeafLayout::NewProtocol,
         } as i32,
     })
 }
@@ -614,6 +648,17 @@ mod tests {
                 )),
             })
         );
+        let p = proposal(&format!(
+            "--with-epoch --timeout-cert-v3-commit {D} --leaf-layout new-protocol"
+        ))
+        .unwrap();
+        assert_eq!(p.layout, pb::LeafLayout::NewProtocol as i32);
+        assert_eq!(
+            p.with_epoch.unwrap().view_change_evidence,
+            Some(pb::leaf_epoch::ViewChangeEvidence::TimeoutCertV3Commit(
+                vec![0x22; 32]
+            ))
+        );
         let p = proposal(&format!("--with-epoch --timeout-cert-commit {D}")).unwrap();
         assert_eq!(
             p.with_epoch,
@@ -637,7 +682,15 @@ mod tests {
             ),
             (
                 format!("--with-epoch --timeout-cert-commit {D} --view-sync-cert-commit {D}"),
-                "exclude each other",
+                "--timeout-cert-commit and --view-sync-cert-commit exclude each other",
+            ),
+            (
+                format!("--with-epoch --view-sync-cert-commit {D} --timeout-cert-v3-commit {D}"),
+                "--view-sync-cert-commit and --timeout-cert-v3-commit exclude each other",
+            ),
+            (
+                format!("--timeout-cert-v3-commit {D}"),
+                "--timeout-cert-v3-commit needs --with-epoch",
             ),
             (
                 "--upgrade-cert-commit 0x11".into(),

@@ -25,8 +25,8 @@
 //!   n+1 may send its DA proposal before the leader of view n). A position whose view is
 //!   more than [`WINDOW`] views below the newest signed view is refused
 //!   ([`Violation::OutsideWindow`]), and so is anything at or below the record's `floor`.
-//!   The new protocol's Vote2 and v3 timeout votes are window kinds too, positioned by view
-//!   and epoch.
+//!   The new protocol's Vote2, v3 timeout and upgrade votes and its re-vote requests are
+//!   window kinds too, positioned by view and epoch; its proposals are quorum proposals.
 //! - **Across two slots**: a new Vote2 at or below the highest view the key sent a v3 timeout
 //!   vote for is refused ([`Violation::Vote2AfterTimeout`]; HotShot's `timeout_vote_bar`). A
 //!   Vote2 signed before that timeout still re-signs; a timeout after a Vote2 is allowed.

@@ -42,6 +42,10 @@
 //! it may cast one in each of two epochs. A Vote1 for a rival proposal and a Vote2 for the
 //! decided one in the same view are honest (different kinds, different data tags). After a
 //! `TimeoutVote3` at view `v` it never casts a Vote2 at a view `<= v` (`timeout_vote_bar`).
+//! The signer gives Vote2, the v3 timeout vote, the upgrade vote and the re-vote request each
+//! a slot keyed by (view, epoch). A proposal goes in the quorum-proposal slot, keyed by view
+//! alone: its signed leaf commitment does not bind the epoch, so a second proposal for the
+//! same view in another epoch could not be told from a double proposal, and is refused.
 //!
 //! To ensure correctness:
 //! - each layout follows the source text: field order, tags, `u64` vs `u64_field`, and the
