@@ -129,6 +129,9 @@ fn io(path: &Path) -> impl FnOnce(std::io::Error) -> DevClusterError + '_ {
 pub struct DevCluster {
     dir: PathBuf,
     descriptor: ClusterDescriptor,
+    /// Environment variables set for the node processes this value starts (beyond the
+    /// inherited environment).
+    node_env: Vec<(String, String)>,
 }
 
 /// A node's process as seen from its pid file.
@@ -204,6 +207,13 @@ impl DevCluster {
         Ok((cluster, true))
     }
 
+    /// Set an environment variable for the node processes started from now on by this value
+    /// (e.g. the credentials a local KMS takes; never a secret of the cluster's own).
+    pub fn set_node_env(&mut self, key: &str, value: &str) {
+        self.node_env.retain(|(k, _)| k != key);
+        self.node_env.push((key.to_owned(), value.to_owned()));
+    }
+
     /// Open an existing cluster directory.
     pub fn open(dir: &Path) -> Result<DevCluster, DevClusterError> {
         let dir = std::fs::canonicalize(dir).map_err(io(dir))?;
@@ -211,7 +221,11 @@ impl DevCluster {
             return Err(DevClusterError::NotACluster(dir));
         }
         let descriptor = ClusterDescriptor::load(&dir)?;
-        Ok(DevCluster { dir, descriptor })
+        Ok(DevCluster {
+            dir,
+            descriptor,
+            node_env: Vec::new(),
+        })
     }
 
     /// Create a new cluster of `nodes` (1, 3 or 5) nodes on 127.0.0.1 ports `base_port..`
@@ -423,6 +437,7 @@ impl DevCluster {
             .arg("node")
             .arg("--config")
             .arg(self.config_path(node.id))
+            .envs(self.node_env.iter().map(|(k, v)| (k, v)))
             .current_dir(self.node_dir(node.id))
             .stdin(std::process::Stdio::null())
             .stdout(log)

@@ -163,9 +163,10 @@ enum Command {
     /// cores. open: requests offered at half of raw capacity, latency counted from each
     /// request's scheduled send time. failover: three `signer node` processes, the leader
     /// SIGKILLed --kills times under load, time to the next signature. keys: --keys registry
-    /// keys generated and sealed under a local KEK, every node restarted, time until every
-    /// node holds them all, memory, one key's latency before and after. import: a --keys
-    /// validator EIP-3076 file imported as an approved action.
+    /// keys generated and sealed under a local KEK, and again under an AWS KMS key (a local
+    /// moto_server, --moto-server; skipped with a note when it is not installed), every node
+    /// restarted, time until every node holds them all, memory, one key's latency before and
+    /// after. import: a --keys validator EIP-3076 file imported as an approved action.
     ///
     /// Example: signer bench --seconds 4 --clients 1,64,256 --json > bench.json
     Bench {
@@ -191,6 +192,13 @@ enum Command {
         /// Registry keys of the keys part and validators of the import part.
         #[arg(long, default_value_t = 10_000)]
         keys: usize,
+        /// KEKs the keys part seals under (comma-separated): local, aws-kms.
+        #[arg(long, value_delimiter = ',', default_value = "local,aws-kms")]
+        keys_keks: Vec<cmd::bench::KeysKek>,
+        /// The moto_server executable (the local AWS KMS) for the keys part's aws-kms run;
+        /// `./test.sh` installs it in .venv.
+        #[arg(long, value_name = "PATH")]
+        moto_server: Option<std::path::PathBuf>,
         /// Print the results as JSON on stdout (progress and the table go to stderr).
         #[arg(long)]
         json: bool,
@@ -398,6 +406,8 @@ fn run(cli: Cli) -> Result<ExitCode> {
             parts,
             kills,
             keys,
+            keys_keks,
+            moto_server,
             json,
         } => {
             let runtime = tokio::runtime::Builder::new_multi_thread()
@@ -410,6 +420,8 @@ fn run(cli: Cli) -> Result<ExitCode> {
                 parts,
                 kills,
                 keys,
+                keys_keks,
+                moto_server,
                 json,
             }))?;
             Ok(ExitCode::SUCCESS)

@@ -263,7 +263,7 @@ fn vote_requests_snapshot_headers_and_forwarded_events_round_trip() {
 #[test]
 fn a_payload_of_another_version_or_format_is_refused_by_name() {
     let mut msg = to_message(&VoteRequest::<TypeConfig>::new(Vote::new(4, 2), None)).unwrap();
-    msg.payload[2] = 3;
+    msg.payload[2] = 4;
     let err = from_message::<VoteRequest<TypeConfig>>(&msg).unwrap_err();
     assert_eq!(
         err,
@@ -277,15 +277,15 @@ fn a_payload_of_another_version_or_format_is_refused_by_name() {
         "written in format version 4, newer than this binary's format version 3: \
          run a signer that reads format 4"
     );
-    // Peers run one format: a format-1 peer's message is refused (stored format-1 data is
-    // read; peer messages are not).
-    for older in [1, 0] {
+    // Peers run one format: an older peer's message is refused (stored data of formats 1
+    // and 2 is read; peer messages are not).
+    for older in [2, 1, 0] {
         msg.payload[2] = older;
         assert_eq!(
             from_message::<VoteRequest<TypeConfig>>(&msg).unwrap_err(),
             FormatError::Older {
                 found: u16::from(older),
-                supported: 2
+                supported: 3
             }
         );
     }
@@ -378,18 +378,18 @@ fn the_assembler_refuses_streams_out_of_order_too_long_or_cut_short() {
             SnapshotStreamError::Header(FormatError::NotThisFormat),
         ),
         (
-            "a header of format 3",
+            "a header of format 4",
             vec![(
                 Some({
                     let mut h = header(vote, 3);
-                    h[2] = 3;
+                    h[2] = 4;
                     h
                 }),
                 vec![],
             )],
             SnapshotStreamError::Header(FormatError::Newer {
-                found: 3,
-                supported: 2,
+                found: 4,
+                supported: 3,
             }),
         ),
         (
@@ -564,7 +564,7 @@ impl TestPeer {
         };
         let mut msg = to_message(&answer).unwrap();
         if let Answer::NewerFormat = self.answer {
-            msg.payload[2] = 3;
+            msg.payload[2] = 4;
         }
         Response::new(msg)
     }

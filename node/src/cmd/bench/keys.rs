@@ -1,6 +1,6 @@
 //! The bench's many-keys measurement: a dev cluster of three `signer node` processes with a
-//! local KEK, `count` registry keys generated in the cluster (each an approved admin action,
-//! sealed under the KEK), then every node restarted: the time until every node has unsealed
+//! local KEK or an AWS KMS key (in a local `moto_server`), `count` registry keys generated in
+//! the cluster (each an approved admin action, sealed under the KEK), then every node restarted: the time until every node has unsealed
 //! every key, each node's memory, and the sign latency of one key before and after.
 //!
 //! Owns: that procedure and taking its cluster down. Must not: assert anything.
@@ -24,7 +24,7 @@ const IN_FLIGHT: usize = 32;
 /// What the many-keys run found.
 pub struct ManyKeys {
     pub keys: usize,
-    /// "local" (a local KEK file).
+    /// "local" (a local KEK file) or "aws-kms" (a KMS key in a local moto_server).
     pub kek: &'static str,
     /// Generating and sealing every key, one approved action each.
     pub generate_s: f64,
@@ -37,12 +37,32 @@ pub struct ManyKeys {
     pub p50_ms_after: f64,
 }
 
-pub async fn many_keys(count: usize) -> Result<ManyKeys> {
-    let processes = super::processes::Processes::create("signer-bench-keys-", NODES)?;
-    measure(&processes.cluster, &processes.exe, count).await
+/// The measurement with keys sealed under a local KEK, or under a KMS key in the
+/// `moto_server` given.
+pub async fn many_keys(count: usize, moto_server: Option<&Path>) -> Result<ManyKeys> {
+    let mut processes = super::processes::Processes::create("signer-bench-keys-", NODES)?;
+    // Declared after the cluster, so dropped (killed) only after the nodes stopped.
+    let kms = match moto_server {
+        Some(path) => {
+            let kms = super::kms::LocalKms::start(path).await?;
+            kms.configure(&mut processes.cluster)?;
+            Some(kms)
+        }
+        None => None,
+    };
+    let kek = if kms.is_some() { "aws-kms" } else { "local" };
+    let result = measure(&processes.cluster, &processes.exe, count, kek).await;
+    drop(processes);
+    drop(kms);
+    result
 }
 
-async fn measure(cluster: &DevCluster, exe: &Path, count: usize) -> Result<ManyKeys> {
+async fn measure(
+    cluster: &DevCluster,
+    exe: &Path,
+    count: usize,
+    kek: &'static str,
+) -> Result<ManyKeys> {
     cluster.start_stopped(exe)?;
     cluster.wait_for_leader(Duration::from_secs(30)).await?;
     let pool = cluster.pool().await?;
@@ -68,7 +88,7 @@ async fn measure(cluster: &DevCluster, exe: &Path, count: usize) -> Result<ManyK
     let p50_ms_after = p50_sign_ms(&pool, &mut view).await?;
     Ok(ManyKeys {
         keys: count,
-        kek: "local",
+        kek,
         generate_s,
         start_ready_s,
         rss_mib,

@@ -8,8 +8,9 @@
 //!   request's scheduled send time;
 //! - failover: the leader of a 3-process dev cluster SIGKILLed under load, time to the next
 //!   signature;
-//! - many keys: 10,000 registry keys sealed under a local KEK, node start-up to ready, memory,
-//!   sign latency of one key before and after;
+//! - many keys: 10,000 registry keys sealed under a local KEK, and under an AWS KMS key (a
+//!   local `moto_server`), node start-up to ready, memory, sign latency of one key before and
+//!   after;
 //! - import: a 10,000-validator EIP-3076 file as an approved action.
 //!
 //! Owns: the order of the parts and the report (a table, or JSON with `--json`). Must not: be
@@ -59,6 +60,7 @@
 mod failover;
 mod import;
 mod keys;
+mod kms;
 mod load;
 mod local;
 mod processes;
@@ -85,6 +87,15 @@ pub enum Part {
     Import,
 }
 
+/// A KEK the many-keys part seals registry keys under.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum KeysKek {
+    /// A local KEK file.
+    Local,
+    /// An AWS KMS key in a local `moto_server`.
+    AwsKms,
+}
+
 /// Benchmark settings.
 pub struct BenchOptions {
     /// Seconds per measurement.
@@ -99,6 +110,11 @@ pub struct BenchOptions {
     pub kills: usize,
     /// Keys of the many-keys part, validators of the import part.
     pub keys: usize,
+    /// The KEKs the many-keys part seals under, one run each.
+    pub keys_keks: Vec<KeysKek>,
+    /// `moto_server` for the many-keys part's KMS run ([`kms::default_moto_server`] if
+    /// `None`).
+    pub moto_server: Option<std::path::PathBuf>,
     /// Print JSON on stdout (the table goes to stderr).
     pub json: bool,
 }
@@ -115,7 +131,7 @@ struct Report {
     results: Vec<ClosedLoop>,
     open_loop: Vec<OpenLoop>,
     failover_ms: Vec<f64>,
-    keys_10k: Option<KeysReport>,
+    keys_10k: KeysReports,
     import_10k_s: Option<f64>,
 }
 
@@ -153,6 +169,13 @@ struct OpenLoop {
     p999_ms: f64,
     failures: u64,
     first_error: Option<String>,
+}
+
+/// The many-keys part, per KEK (`None`: not run).
+#[derive(Serialize, Default)]
+struct KeysReports {
+    local: Option<KeysReport>,
+    aws_kms: Option<KeysReport>,
 }
 
 #[derive(Serialize)]
@@ -213,38 +236,74 @@ pub async fn run(opts: BenchOptions) -> Result<()> {
         }
     }
     if wants(Part::Keys) {
-        out.line(format!(
-            "\nmany keys: {} registry keys generated and sealed under a local KEK, then every node restarted…",
-            opts.keys
-        ));
-        let k = keys::many_keys(opts.keys).await?;
-        out.line(format!(
-            "generated and sealed in {:.1} s; start-up to every node ready {:.1} s; RSS per node {} MiB; \
-             one key's p50 {:.2} ms before, {:.2} ms after",
-            k.generate_s,
-            k.start_ready_s,
-            k.rss_mib
-                .iter()
-                .map(|m| format!("{m:.0}"))
-                .collect::<Vec<_>>()
-                .join("/"),
-            k.p50_ms_before,
-            k.p50_ms_after
-        ));
-        report.keys_10k = Some(KeysReport {
-            keys: k.keys,
-            kek: k.kek,
-            generate_s: k.generate_s,
-            start_ready_s: k.start_ready_s,
-            rss_mib: k.rss_mib,
-            p50_ms_before: k.p50_ms_before,
-            p50_ms_after: k.p50_ms_after,
-        });
+        for kek in &opts.keys_keks {
+            let report_slot = match kek {
+                KeysKek::Local => &mut report.keys_10k.local,
+                KeysKek::AwsKms => &mut report.keys_10k.aws_kms,
+            };
+            *report_slot = many_keys(&opts, *kek, &out).await?;
+        }
     }
     if opts.json {
         signer_client::outln!("{}", serde_json::to_string_pretty(&report)?);
     }
     Ok(())
+}
+
+/// The many-keys part under one KEK; `None` when its KMS server is not installed.
+async fn many_keys(opts: &BenchOptions, kek: KeysKek, out: &Out) -> Result<Option<KeysReport>> {
+    let moto_server = match kek {
+        KeysKek::Local => {
+            out.line(format!(
+                "\nmany keys: {} registry keys generated and sealed under a local KEK, then every node restarted…",
+                opts.keys
+            ));
+            None
+        }
+        KeysKek::AwsKms => {
+            let path = opts
+                .moto_server
+                .clone()
+                .unwrap_or_else(kms::default_moto_server);
+            if !path.exists() {
+                out.line(format!(
+                    "\nmany keys under AWS KMS: skipped, {} not found (./test.sh installs it in \
+                     .venv; or --moto-server PATH)",
+                    path.display()
+                ));
+                return Ok(None);
+            }
+            out.line(format!(
+                "\nmany keys: {} registry keys generated and sealed under an AWS KMS key (local \
+                 moto_server), then every node restarted…",
+                opts.keys
+            ));
+            Some(path)
+        }
+    };
+    let k = keys::many_keys(opts.keys, moto_server.as_deref()).await?;
+    out.line(format!(
+        "generated and sealed in {:.1} s; start-up to every node ready {:.1} s; RSS per node {} MiB; \
+         one key's p50 {:.2} ms before, {:.2} ms after",
+        k.generate_s,
+        k.start_ready_s,
+        k.rss_mib
+            .iter()
+            .map(|m| format!("{m:.0}"))
+            .collect::<Vec<_>>()
+            .join("/"),
+        k.p50_ms_before,
+        k.p50_ms_after
+    ));
+    Ok(Some(KeysReport {
+        keys: k.keys,
+        kek: k.kek,
+        generate_s: k.generate_s,
+        start_ready_s: k.start_ready_s,
+        rss_mib: k.rss_mib,
+        p50_ms_before: k.p50_ms_before,
+        p50_ms_after: k.p50_ms_after,
+    }))
 }
 
 /// The parts that run on the in-process cluster: closed loop, open loop, import.

@@ -284,3 +284,61 @@ fn serde_is_strict() {
     let missing = serde_json::json!({"leaf_commit": format!("0x{}", "00".repeat(32)), "epoch": 1});
     assert!(serde_json::from_value::<Vote2Data>(missing).is_err());
 }
+
+/// A commitment computed by HotShot itself: espresso-network `data/v6/new_protocol_messages.json`
+/// (the new protocol's message-compatibility fixtures), whose upgrade certificate carries
+/// `UpgradeProposalData2::commit()` of these fields as its `vote_commitment`.
+#[test]
+fn upgrade_proposal_data2_known_answer_from_hotshot() {
+    let data = UpgradeProposalData2 {
+        old_version: Version { major: 0, minor: 1 },
+        new_version: Version { major: 1, minor: 0 },
+        decide_by: 0,
+        new_version_hash: HexBytes(vec![]),
+        old_version_last_view: 0,
+        new_version_first_view: 0,
+        epoch: 1,
+    };
+    assert_eq!(
+        data.commit(),
+        crate::protection::espresso::message::commitment_from_tagged(
+            "COMMIT~58E6WzEWL9mBY0BAXZj5zZgFWB1hIEKANPhDXG_Va6Do"
+        )
+        .unwrap()
+        .0
+    );
+}
+
+/// Commitments computed by HotShot itself, from the same fixture file: the new protocol's
+/// `Certificate1` (a quorum certificate over `QuorumData2`, Vote1's data) and `Certificate2`
+/// (over `Vote2Data`) of one leaf carry their data's `commit()` as `vote_commitment`.
+#[test]
+fn vote1_and_vote2_data_known_answers_from_hotshot() {
+    let tagged = |text: &str| {
+        crate::protection::espresso::message::commitment_from_tagged(text)
+            .unwrap()
+            .0
+    };
+    let leaf = crate::protection::espresso::message::commitment_from_tagged(
+        "COMMIT~C16WN3ZnAjtbeqU2_7OYdb2vsV45zJZCv32CpeEtrLpa",
+    )
+    .unwrap();
+    let vote1 = QuorumData {
+        leaf_commit: leaf,
+        epoch: Some(1),
+        block_number: Some(0),
+    };
+    assert_eq!(
+        vote1.commit(),
+        tagged("COMMIT~P0irsaMnQsR4UQDIT2og71MULgvYi1LO2ZDQlS2PNr-h")
+    );
+    let vote2 = Vote2Data {
+        leaf_commit: leaf,
+        epoch: 1,
+        block_number: 0,
+    };
+    assert_eq!(
+        vote2.commit(),
+        tagged("COMMIT~eA4GNnwEAQ0GZ4ZY61UAV1Sf2rBkaUcv4FLbI1fUxenY")
+    );
+}
