@@ -128,9 +128,9 @@ pub struct Registry {
 }
 
 impl Registry {
-    /// Apply `change`, or refuse it and change nothing. Returns the key id changed (for a
-    /// re-wrap, the ids joined with commas).
-    pub fn apply(&mut self, change: &KeyChange) -> Result<String, KeyRefusal> {
+    /// Whether `change` would apply: the refusal [`Registry::apply`] would give, changing
+    /// nothing.
+    pub fn check(&self, change: &KeyChange) -> Result<(), KeyRefusal> {
         match change {
             KeyChange::Add(record) => {
                 if record.state != KeyState::Active || record.sealed.is_none() {
@@ -146,25 +146,19 @@ impl Registry {
                 {
                     return Err(KeyRefusal::PublicKeyTaken(other.key_id.clone()));
                 }
-                self.keys.insert(record.key_id.clone(), record.clone());
-                Ok(record.key_id.clone())
+                Ok(())
             }
-            KeyChange::SetState { key_id, state } => {
+            KeyChange::SetState { key_id, .. } => {
                 let record = self
                     .keys
-                    .get_mut(key_id)
+                    .get(key_id)
                     .ok_or_else(|| KeyRefusal::Unknown(key_id.clone()))?;
                 if record.state == KeyState::Deleted {
                     return Err(KeyRefusal::Deleted(key_id.clone()));
                 }
-                record.state = *state;
-                if *state == KeyState::Deleted {
-                    record.sealed = None;
-                }
-                Ok(key_id.clone())
+                Ok(())
             }
             KeyChange::Rewrap(items) => {
-                // Check every item first, so a refusal changes nothing.
                 for item in items {
                     let record = self
                         .keys
@@ -182,6 +176,31 @@ impl Registry {
                         });
                     }
                 }
+                Ok(())
+            }
+        }
+    }
+
+    /// Apply `change`, or refuse it and change nothing: everything is checked
+    /// ([`Registry::check`]) before anything changes. Returns the key id changed (for a
+    /// re-wrap, the ids joined with commas).
+    pub fn apply(&mut self, change: &KeyChange) -> Result<String, KeyRefusal> {
+        self.check(change)?;
+        match change {
+            KeyChange::Add(record) => {
+                self.keys.insert(record.key_id.clone(), record.clone());
+                Ok(record.key_id.clone())
+            }
+            KeyChange::SetState { key_id, state } => {
+                if let Some(record) = self.keys.get_mut(key_id) {
+                    record.state = *state;
+                    if *state == KeyState::Deleted {
+                        record.sealed = None;
+                    }
+                }
+                Ok(key_id.clone())
+            }
+            KeyChange::Rewrap(items) => {
                 for item in items {
                     if let Some(record) = self.keys.get_mut(&item.key_id) {
                         record.sealed = Some(item.sealed.clone());

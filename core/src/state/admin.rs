@@ -60,7 +60,7 @@ pub(super) fn apply(
                     | Action::ImportProtection { .. }
             );
             if touches_records {
-                if let Err(refusal) = effect(&mut scratch(applied), action.action()) {
+                if let Err(refusal) = check(applied, action.action()) {
                     return AdminOutcome::Refused(refusal);
                 }
             }
@@ -95,23 +95,29 @@ pub(super) fn apply(
                     threshold,
                     approvers: approvers.clone(),
                 };
-                let mut next = scratch(applied);
-                let result = effect(&mut next, &action).map_err(|r| r.to_string());
                 // A membership change is carried out by the leader through Raft; its outcome
-                // is committed later (`NodeChangeDone`).
-                if let (Some(_), Ok(detail)) = (action.node_change(), &result) {
-                    applied.admin.start_node_change(id, decided);
-                    return AdminOutcome::Started {
-                        approvers,
-                        detail: detail.clone(),
+                // is committed later (`NodeChangeDone`): here it is only checked.
+                if action.node_change().is_some() {
+                    let result = applied
+                        .admin
+                        .clone()
+                        .execute(&action)
+                        .map_err(|r| r.to_string());
+                    if let Ok(detail) = result {
+                        applied.admin.start_node_change(id, decided);
+                        return AdminOutcome::Started { approvers, detail };
+                    }
+                    applied.admin.finish(id, decided, &result);
+                    return match result {
+                        Ok(detail) => AdminOutcome::Executed { approvers, detail },
+                        Err(reason) => AdminOutcome::Failed { approvers, reason },
                     };
                 }
+                let mut touched = Vec::new();
+                let result = effect(applied, &action, &mut touched).map_err(|r| r.to_string());
                 if result.is_ok() {
                     record_touched(&action, &mut changes.keys);
-                    changes.records.extend(next.touched);
-                    applied.registry = next.registry;
-                    applied.protection = next.protection;
-                    applied.admin = next.admin;
+                    changes.records.extend(touched);
                 }
                 applied.admin.finish(id, decided, &result);
                 match result {
@@ -138,106 +144,158 @@ pub(super) fn apply(
     }
 }
 
-/// The parts of the applied state an action can change, copied so that a failed action
-/// changes nothing.
-struct Scratch {
-    registry: crate::registry::Registry,
-    protection: crate::protection::ProtectionState,
-    admin: crate::admin::AdminState,
-    /// Protection records the action changed (to persist when it is applied).
-    touched: Vec<RecordKey>,
+/// The registry change of a key action; `None` for every other action.
+fn key_change(action: &Action) -> Option<KeyChange> {
+    Some(match action {
+        Action::AddKey(record) => KeyChange::Add(record.clone()),
+        Action::SetKeyState { key_id, state } => KeyChange::SetState {
+            key_id: key_id.clone(),
+            state: *state,
+        },
+        Action::RotateKek(items) => KeyChange::Rewrap(items.clone()),
+        _ => return None,
+    })
 }
 
-fn scratch(applied: &Applied) -> Scratch {
-    Scratch {
-        registry: applied.registry.clone(),
-        protection: applied.protection.clone(),
-        admin: applied.admin.clone(),
-        touched: Vec::new(),
+fn key_refusal(e: KeyRefusal) -> AdminRefusal {
+    match e {
+        KeyRefusal::IdTaken(_) | KeyRefusal::PublicKeyTaken(_) => {
+            AdminRefusal::Conflict(e.to_string())
+        }
+        other => AdminRefusal::Invalid(other.to_string()),
     }
 }
 
-/// Apply `action` to `s`; `Ok` with what it did, or why it changed nothing.
-fn effect(s: &mut Scratch, action: &Action) -> Result<String, AdminRefusal> {
-    let key_change = |s: &mut Scratch, change: KeyChange| {
-        s.registry
-            .apply(&change)
-            .map(|key_id| format!("key {key_id:?} changed"))
-            .map_err(|e| match e {
-                KeyRefusal::IdTaken(_) | KeyRefusal::PublicKeyTaken(_) => {
-                    AdminRefusal::Conflict(e.to_string())
-                }
-                other => AdminRefusal::Invalid(other.to_string()),
-            })
-    };
-    let invalid = |m: String| AdminRefusal::Invalid(m);
-    match action {
-        Action::AddKey(record) => key_change(s, KeyChange::Add(record.clone())),
-        Action::SetKeyState { key_id, state } => key_change(
-            s,
-            KeyChange::SetState {
-                key_id: key_id.clone(),
-                state: *state,
-            },
-        ),
-        Action::RotateKek(items) => {
-            if items.is_empty() {
-                return Err(invalid("nothing to re-wrap".to_owned()));
-            }
-            key_change(s, KeyChange::Rewrap(items.clone()))
-                .map(|_| format!("{} key(s) re-wrapped", items.len()))
+/// Whether a key or protection `action` would apply now, changing nothing: so that a hopeless
+/// proposal never collects approvals. Admin-plane actions are checked by
+/// `AdminState::propose`.
+fn check(applied: &Applied, action: &Action) -> Result<(), AdminRefusal> {
+    if let Action::RotateKek(items) = action {
+        if items.is_empty() {
+            return Err(AdminRefusal::Invalid("nothing to re-wrap".to_owned()));
         }
+    }
+    if let Some(change) = key_change(action) {
+        return applied.registry.check(&change).map_err(key_refusal);
+    }
+    if let Action::ImportProtection {
+        interchange: text,
+        minify,
+        prior,
+    } = action
+    {
+        // Rare, and the eth2 records only: the import is tried on a copy of them.
+        let mut eth2 = applied.protection.eth2.clone();
+        import(&mut eth2, &applied.admin, text, *minify, prior)?;
+    }
+    Ok(())
+}
+
+/// Apply `action`'s effect on the registry, the protection records or the admin state, in
+/// place: `Ok` with what it did, or why it changed nothing. `touched` collects the protection
+/// records it changed (to persist).
+///
+/// Nothing is copied for key and import actions: each checks everything before it changes
+/// anything (`Registry::apply`, `interchange::import` after `check_seen`), so a refusal
+/// leaves the state as it was, and an action's cost does not grow with the size of the
+/// registry (a cluster of 10,000 keys adds each key with one action). Admin-plane actions
+/// (few, small state) run on a copy of the admin state, taken over only when they succeed.
+fn effect(
+    applied: &mut Applied,
+    action: &Action,
+    touched: &mut Vec<RecordKey>,
+) -> Result<String, AdminRefusal> {
+    if let Action::RotateKek(items) = action {
+        if items.is_empty() {
+            return Err(AdminRefusal::Invalid("nothing to re-wrap".to_owned()));
+        }
+    }
+    if let Some(change) = key_change(action) {
+        let changed = applied.registry.apply(&change).map_err(key_refusal)?;
+        return Ok(match action {
+            Action::RotateKek(items) => format!("{} key(s) re-wrapped", items.len()),
+            _ => format!("key {changed:?} changed"),
+        });
+    }
+    match action {
         Action::ImportProtection {
             interchange: text,
             minify,
             prior,
         } => {
-            // The cluster's network, from replicated state: not the file's own claim, and not
-            // a node's config.
-            let cluster_gvr = s
-                .admin
-                .genesis_validators_root
-                .ok_or(AdminRefusal::NoGenesisRoot)?;
-            let doc = interchange::parse(text).map_err(|e| invalid(e.to_string()))?;
-            if doc.genesis_validators_root != cluster_gvr {
-                return Err(AdminRefusal::GenesisMismatch {
-                    expected: cluster_gvr,
-                    found: doc.genesis_validators_root,
-                });
-            }
-            // What the approvers reviewed as the change must still hold (watermarks may have
-            // risen: then the import changes less than reviewed, never more).
-            if let Prior::Recorded(seen) = prior {
-                interchange::review::check_seen(&s.protection.eth2, &doc, seen).map_err(|e| {
-                    invalid(format!(
-                        "the protection records are not the ones this import was reviewed \
-                         against: {e}; propose the import again"
-                    ))
-                })?;
-            }
-            let policy = if *minify {
-                ImportPolicy::Minify
-            } else {
-                ImportPolicy::RefuseSlashable
-            };
-            let summary = interchange::import(&mut s.protection.eth2, cluster_gvr, &doc, policy)
-                .map_err(|e| invalid(e.to_string()))?;
-            s.touched
-                .extend(doc.data.iter().map(|v| RecordKey::Eth2(v.pubkey)));
-            Ok(format!(
-                "imported {} validator(s), {} block and {} attestation record(s)",
-                summary.validators, summary.blocks, summary.attestations
-            ))
+            let (detail, validators) = import(
+                &mut applied.protection.eth2,
+                &applied.admin,
+                text,
+                *minify,
+                prior,
+            )?;
+            touched.extend(validators.into_iter().map(RecordKey::Eth2));
+            Ok(detail)
         }
         // Applied by the state machine right after this entry's tally (it needs the stored
         // records); a refusal there marks the challenge failed.
         Action::CompactAudit { up_to_seq } => Ok(format!("audit compaction up to {up_to_seq}")),
-        other => s.admin.execute(other),
+        other => {
+            let mut admin = applied.admin.clone();
+            let detail = admin.execute(other)?;
+            applied.admin = admin;
+            Ok(detail)
+        }
     }
 }
 
+/// An approved interchange import into `eth2`: refused, changing nothing, for another
+/// network's file, records that are no longer the ones reviewed, or (without `minify`) a file
+/// that is slashable on its own. Returns what it did and the validators it touched.
+fn import(
+    eth2: &mut crate::protection::ethereum::Eth2State,
+    admin: &crate::admin::AdminState,
+    text: &str,
+    minify: bool,
+    prior: &Prior<Vec<Option<interchange::review::RecordSeen>>>,
+) -> Result<(String, Vec<crate::protection::ethereum::BlsPubkey>), AdminRefusal> {
+    let invalid = |m: String| AdminRefusal::Invalid(m);
+    // The cluster's network, from replicated state: not the file's own claim, and not a
+    // node's config.
+    let cluster_gvr = admin
+        .genesis_validators_root
+        .ok_or(AdminRefusal::NoGenesisRoot)?;
+    let doc = interchange::parse(text).map_err(|e| invalid(e.to_string()))?;
+    if doc.genesis_validators_root != cluster_gvr {
+        return Err(AdminRefusal::GenesisMismatch {
+            expected: cluster_gvr,
+            found: doc.genesis_validators_root,
+        });
+    }
+    // What the approvers reviewed as the change must still hold (watermarks may have risen:
+    // then the import changes less than reviewed, never more).
+    if let Prior::Recorded(seen) = prior {
+        interchange::review::check_seen(eth2, &doc, seen).map_err(|e| {
+            invalid(format!(
+                "the protection records are not the ones this import was reviewed against: \
+                 {e}; propose the import again"
+            ))
+        })?;
+    }
+    let policy = if minify {
+        ImportPolicy::Minify
+    } else {
+        ImportPolicy::RefuseSlashable
+    };
+    let summary =
+        interchange::import(eth2, cluster_gvr, &doc, policy).map_err(|e| invalid(e.to_string()))?;
+    Ok((
+        format!(
+            "imported {} validator(s), {} block and {} attestation record(s)",
+            summary.validators, summary.blocks, summary.attestations
+        ),
+        doc.data.iter().map(|v| v.pubkey).collect(),
+    ))
+}
+
 /// Which key-registry records an applied action changed (protection records are collected
-/// by [`effect`] in [`Scratch::touched`]).
+/// by [`effect`] in its `touched`).
 fn record_touched(action: &Action, keys_touched: &mut BTreeSet<String>) {
     match action {
         Action::AddKey(r) => {
