@@ -189,6 +189,19 @@ impl EnrollKey {
 }
 
 impl Action {
+    /// Whether the action changes the key registry or the protection records (applied by the
+    /// replicated state against them), rather than the admin plane's own state.
+    pub fn is_record_action(&self) -> bool {
+        matches!(
+            self,
+            Action::AddKey(_)
+                | Action::SetKeyState { .. }
+                | Action::RotateKek(_)
+                | Action::ImportProtection { .. }
+                | Action::CompactAudit { .. }
+        )
+    }
+
     /// The action in words, for approvers and the audit log.
     pub fn describe(&self) -> String {
         match self {

@@ -46,6 +46,11 @@ use std::collections::{BTreeMap, BTreeSet};
 /// Decided challenges are kept this long after they expire (then pruned; an approval for a
 /// pruned challenge is refused as unknown).
 const RETAIN_MS: u64 = 24 * 60 * 60 * 1000;
+/// At most this many decided challenges are kept (the oldest pruned first, whatever their
+/// age): the admin state is stored and replicated whole with every admin command, so a day of
+/// bulk key generation (10,000 keys, each its own challenge) must not make it grow without
+/// bound. A membership change in progress and executed removals are kept beyond it.
+const MAX_DECIDED: usize = 1024;
 /// At most this many undecided challenges at once.
 const MAX_PENDING: usize = 256;
 /// Challenge lifetimes a policy may set.
@@ -510,8 +515,12 @@ impl AdminState {
             }
         }
         // Admin-plane actions are checked now (an enrollment's attestation included), so a
-        // hopeless one never collects approvals.
-        self.clone().execute(action.action())?;
+        // hopeless one never collects approvals. Key and protection actions change nothing
+        // here (the replicated state checks them against the registry and records), so the
+        // state is not copied for them.
+        if !action.action().is_record_action() {
+            self.clone().execute(action.action())?;
+        }
         let challenge = Challenge {
             id,
             action_bytes: action.bytes().to_vec(),
@@ -827,15 +836,30 @@ impl AdminState {
         }
     }
 
-    /// Drop decided or expired challenges older than the retention period.
+    /// Drop decided or expired challenges older than the retention period, then the oldest
+    /// decided ones beyond [`MAX_DECIDED`].
     fn prune(&mut self, at_ms: u64) {
-        // Kept beyond the retention: a membership change in progress, and the executed
-        // removals (they are the record of which node ids can never rejoin).
-        self.challenges.retain(|_, c| {
-            c.expires_at_ms.saturating_add(RETAIN_MS) >= at_ms
-                || matches!(c.status, ChallengeStatus::Executing { .. })
+        // Kept beyond the retention and the bound: a membership change in progress, and the
+        // executed removals (they are the record of which node ids can never rejoin).
+        let kept_for_good = |c: &Challenge| {
+            matches!(c.status, ChallengeStatus::Executing { .. })
                 || (is_executed(&c.status) && c.action().is_ok_and(|a| a.retires().is_some()))
-        });
+        };
+        self.challenges
+            .retain(|_, c| c.expires_at_ms.saturating_add(RETAIN_MS) >= at_ms || kept_for_good(c));
+        let mut decided: Vec<(u64, String)> = self
+            .challenges
+            .iter()
+            .filter(|(_, c)| c.status != ChallengeStatus::Pending && !kept_for_good(c))
+            .map(|(key, c)| (c.created_at_ms, key.clone()))
+            .collect();
+        if let Some(excess) = decided.len().checked_sub(MAX_DECIDED).filter(|&n| n > 0) {
+            // Oldest first; the id breaks ties, so every replica drops the same ones.
+            decided.sort_unstable();
+            for (_, key) in decided.into_iter().take(excess) {
+                self.challenges.remove(&key);
+            }
+        }
     }
 
     /// The membership change being carried out, if any: its challenge and action.

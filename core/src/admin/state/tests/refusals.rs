@@ -602,3 +602,49 @@ fn a_revocation_records_its_certificate_once_and_refuses_a_mismatch() {
         Some(&RevokedCertificate { identity: None })
     );
 }
+
+/// Decided challenges are kept for a day after they expire, but at most 1,024 of them: beyond
+/// that the oldest go first (an approval for one is then refused as unknown), so a day of bulk
+/// key generation cannot grow the admin state without bound. Pending ones are never dropped
+/// for it.
+#[test]
+fn at_most_1024_decided_challenges_are_kept_the_oldest_dropped_first() {
+    assert_eq!(MAX_DECIDED, 1024);
+    let a = admin("admin-a", 1);
+    let mut s = bootstrapped(&[&a], 1);
+    let id = |i: usize| {
+        let mut id = [0u8; 32];
+        id[..8].copy_from_slice(&(i as u64).to_be_bytes());
+        id
+    };
+    let t0 = 1_000_000;
+    let decided = MAX_DECIDED + 3;
+    for i in 0..decided {
+        let at = t0 + i as u64;
+        s.propose(id(i), "admin-a", &canon(&Action::Pause), at)
+            .unwrap();
+        assert_eq!(reached(&approve_as(&mut s, id(i), &a, at)), ["admin-a"]);
+    }
+    // Each proposal prunes first: the 1,025th and 1,026th dropped the two oldest decided.
+    assert_eq!(s.challenges.len(), MAX_DECIDED + 1);
+    assert!(!s.challenges.contains_key(&hex::encode(id(1))));
+    assert!(s.challenges.contains_key(&hex::encode(id(2))));
+    // The next proposal drops the third.
+    let at = t0 + decided as u64;
+    s.propose(id(decided), "admin-a", &canon(&Action::Pause), at)
+        .unwrap();
+    assert_eq!(s.challenges.len(), MAX_DECIDED + 1);
+    for gone in 0..3 {
+        assert!(!s.challenges.contains_key(&hex::encode(id(gone))), "{gone}");
+        // The challenge is gone, so no approval statement can be built: any signature.
+        assert_eq!(
+            s.approve(&id(gone), "admin-a", &[0u8; 64], at).unwrap_err(),
+            AdminRefusal::UnknownChallenge(hex::encode(id(gone)))
+        );
+    }
+    assert!(matches!(
+        status(&s, id(3)),
+        ChallengeStatus::ExecutedUnder { .. }
+    ));
+    assert_eq!(status(&s, id(decided)), &ChallengeStatus::Pending);
+}
