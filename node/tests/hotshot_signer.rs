@@ -180,6 +180,52 @@ async fn requests_vid_and_vote2_through_the_client() {
     }
     assert!(checked >= 4, "only {checked} cases of demo key 1");
 
+    // Timestamped requests far ahead of the cluster's clock are refused (a catch-up request
+    // or Push-CDN authentication signed for the future could be replayed until then); one
+    // stamped now is signed.
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs();
+    for (request, kind) in [
+        (
+            Request::CatchUp {
+                request: hotshot_signer::HexBytes(vec![1, 2, 3]),
+                timestamp: now + 3600,
+            },
+            "catch_up",
+        ),
+        (
+            Request::PushCdnAuth {
+                timestamp: now + 3600,
+            },
+            "push_cdn_auth",
+        ),
+    ] {
+        match key.sign_request(&request).await {
+            Err(SignError::Client(e)) => {
+                let text = e.to_string();
+                assert!(text.contains("InvalidArgument"), "{text}");
+                assert!(
+                    text.contains(&format!(
+                        "espresso.request.{}.timestamp: {}: timestamp {} is ",
+                        kind.replace('_', "-"),
+                        kind.replace('_', "-"),
+                        now + 3600
+                    )) && text.contains(
+                        " s ahead of this signer's clock (at most 30 s): a signature for a \
+                         future time could be replayed until then"
+                    ),
+                    "{text}"
+                );
+            }
+            other => panic!("{kind}: expected INVALID_ARGUMENT, got {other:?}"),
+        }
+    }
+    key.sign_request(&Request::PushCdnAuth { timestamp: now })
+        .await
+        .unwrap();
+
     // A VID disperse of a block recorded from a HotShot network (protocol 0.3, AvidM).
     let vid = espresso_vectors("vid.json");
     let recorded = vid["cases"]

@@ -90,6 +90,14 @@ pub const DHT_LOOKUP_NAMESPACE: u8 = 0;
 /// list of 20-byte accounts — far below this.
 pub const MAX_CATCH_UP_REQUEST_BYTES: usize = 64 * 1024;
 
+/// How far ahead of the signer's clock a catch-up request's or Push-CDN authentication's
+/// timestamp may be, in seconds. HotShot's peers refuse a catch-up request only once it is
+/// older than their TTL (40 s in the sequencer) and never one from the future, and a Push-CDN
+/// marshal accepts an authentication up to 5 s old: a signature over a future time could be
+/// replayed until then. Honest nodes stamp their own clock's time; this leaves room for their
+/// clocks to differ.
+pub const MAX_TIMESTAMP_AHEAD_SECS: u64 = 30;
+
 /// A typed non-consensus request for the BLS staking key to sign.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case", deny_unknown_fields)]
@@ -175,6 +183,20 @@ pub enum RequestError {
         /// What is wrong.
         reason: &'static str,
     },
+    /// A timestamp too far ahead of the signer's clock ([`MAX_TIMESTAMP_AHEAD_SECS`]).
+    #[error(
+        "{kind}: timestamp {timestamp} is {ahead} s ahead of this signer's clock (at most \
+         {MAX_TIMESTAMP_AHEAD_SECS} s): a signature for a future time could be replayed until \
+         then"
+    )]
+    TimestampAhead {
+        /// Kind name.
+        kind: &'static str,
+        /// The request's timestamp (seconds since the Unix epoch).
+        timestamp: u64,
+        /// Seconds ahead of the clock.
+        ahead: u64,
+    },
 }
 
 impl Request {
@@ -218,6 +240,25 @@ impl Request {
     /// Kinds whose signed bytes are a hash output over a preimage the signer writes (32 bytes).
     pub fn is_hash_output(&self) -> bool {
         matches!(self, Request::ProposalFetch { .. } | Request::Vid { .. })
+    }
+
+    /// Check a timestamped request (catch-up, Push-CDN authentication) against the signer's
+    /// clock, `now_unix_secs`: its timestamp may be at most [`MAX_TIMESTAMP_AHEAD_SECS`] ahead.
+    /// Past timestamps are signed (the peers refuse stale ones themselves).
+    pub fn check_timestamp(&self, now_unix_secs: u64) -> Result<(), RequestError> {
+        let timestamp = match self {
+            Request::CatchUp { timestamp, .. } | Request::PushCdnAuth { timestamp } => *timestamp,
+            _ => return Ok(()),
+        };
+        let ahead = timestamp.saturating_sub(now_unix_secs);
+        if ahead > MAX_TIMESTAMP_AHEAD_SECS {
+            return Err(RequestError::TimestampAhead {
+                kind: self.name(),
+                timestamp,
+                ahead,
+            });
+        }
+        Ok(())
     }
 
     /// Check the bounds: a catch-up request is 1 to [`MAX_CATCH_UP_REQUEST_BYTES`] bytes; a

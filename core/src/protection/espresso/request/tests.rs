@@ -394,3 +394,42 @@ fn signatures_bind_the_layout() {
     assert!(sig.verify(&pk, &a));
     assert!(!sig.verify(&pk, &b));
 }
+
+/// A catch-up request or Push-CDN authentication more than 30 s ahead of the signer's clock
+/// is refused (its signature could be replayed until then); past and near timestamps, and
+/// requests without one, are not.
+#[test]
+fn timestamps_far_ahead_of_the_clock_are_refused() {
+    let now = 1_800_000_000;
+    let catch_up = |timestamp| Request::CatchUp {
+        request: HexBytes(vec![1]),
+        timestamp,
+    };
+    let push = |timestamp| Request::PushCdnAuth { timestamp };
+    for ok in [0, now - 1000, now, now + 30] {
+        assert_eq!(catch_up(ok).check_timestamp(now), Ok(()), "{ok}");
+        assert_eq!(push(ok).check_timestamp(now), Ok(()), "{ok}");
+    }
+    assert_eq!(
+        catch_up(now + 31).check_timestamp(now),
+        Err(RequestError::TimestampAhead {
+            kind: "catch-up",
+            timestamp: now + 31,
+            ahead: 31
+        })
+    );
+    assert_eq!(
+        push(u64::MAX).check_timestamp(now).unwrap_err().to_string(),
+        format!(
+            "push-cdn-auth: timestamp {} is {} s ahead of this signer's clock (at most 30 s): a \
+             signature for a future time could be replayed until then",
+            u64::MAX,
+            u64::MAX - now
+        )
+    );
+    // Kinds without a timestamp are not checked against the clock.
+    assert_eq!(
+        Request::ProposalFetch { view: u64::MAX }.check_timestamp(now),
+        Ok(())
+    );
+}
