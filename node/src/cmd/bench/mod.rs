@@ -57,6 +57,14 @@
 //! throughput), larger Raft batches under load (one append and fsync for many requests), and
 //! zero-copy entries (memmove and zeroed pages are ~5%).
 
+//! Many keys (2026-12-06, `perf record -g` of a follower while 10,000 keys were generated):
+//! about two thirds of its CPU went to copying (`memmove`, `BTreeMap` and `String` clones,
+//! zeroed pages): each admin action copied the registry, protection records and admin state,
+//! each proposal the admin state with every decided challenge of the day, the key loader the
+//! whole registry. With actions applied in place, decided challenges capped at 1,024 and the
+//! loader copying only what it loads, generation went from over 17 minutes to 86 s. Under a
+//! KMS KEK the start-up is bounded by the KMS: moto answers about 260 `Decrypt`s a second here.
+
 mod failover;
 mod import;
 mod keys;
