@@ -54,9 +54,28 @@ pub struct AdminStateV1 {
 }
 
 impl From<AdminStateV1> for AdminState {
-    /// Format 1 had no revocations and no configurable horizon: none are revoked, and the
-    /// horizon is the one every signer used then.
+    /// Format 1 had no revocations: none are revoked.
     fn from(v1: AdminStateV1) -> AdminState {
+        AdminState::from(AdminStateV2 {
+            v1,
+            revoked: BTreeMap::new(),
+        })
+    }
+}
+
+/// [`AdminState`] as format 2 stored it: format 1's fields, then `revoked`. (bincode writes a
+/// struct as its fields one after the other, so format 1's fields nested here are read from
+/// exactly the bytes of the same fields listed flat.)
+#[derive(Deserialize)]
+pub struct AdminStateV2 {
+    v1: AdminStateV1,
+    revoked: BTreeMap<String, RevokedCertificate>,
+}
+
+impl From<AdminStateV2> for AdminState {
+    /// Format 2 had no configurable horizon: the one every signer used then.
+    fn from(v2: AdminStateV2) -> AdminState {
+        let v1 = v2.v1;
         AdminState {
             bootstrapped: v1.bootstrapped,
             cluster_id: v1.cluster_id,
@@ -67,43 +86,6 @@ impl From<AdminStateV1> for AdminState {
             challenges: v1.challenges,
             attestation_roots: v1.attestation_roots,
             genesis_validators_root: v1.genesis_validators_root,
-            revoked: BTreeMap::new(),
-            espresso_view_horizon: ViewHorizon::DEFAULT,
-        }
-    }
-}
-
-/// [`AdminState`] as format 2 stored it: format 1's fields, then `revoked`, in the same order
-/// (bincode has no field names, so the fields are listed again rather than nested).
-#[derive(Deserialize)]
-pub struct AdminStateV2 {
-    bootstrapped: bool,
-    cluster_id: String,
-    admins: BTreeMap<String, AdminRecord>,
-    policy: Policy,
-    clients: BTreeMap<String, ClientGrant>,
-    paused: bool,
-    challenges: BTreeMap<String, Challenge>,
-    #[serde(with = "hex_list", default = "legacy_roots")]
-    attestation_roots: Vec<Vec<u8>>,
-    #[serde(default)]
-    genesis_validators_root: Option<Root>,
-    revoked: BTreeMap<String, RevokedCertificate>,
-}
-
-impl From<AdminStateV2> for AdminState {
-    /// Format 2 had no configurable horizon: the one every signer used then.
-    fn from(v2: AdminStateV2) -> AdminState {
-        AdminState {
-            bootstrapped: v2.bootstrapped,
-            cluster_id: v2.cluster_id,
-            admins: v2.admins,
-            policy: v2.policy,
-            clients: v2.clients,
-            paused: v2.paused,
-            challenges: v2.challenges,
-            attestation_roots: v2.attestation_roots,
-            genesis_validators_root: v2.genesis_validators_root,
             revoked: v2.revoked,
             espresso_view_horizon: ViewHorizon::DEFAULT,
         }
