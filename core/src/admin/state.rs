@@ -46,8 +46,8 @@ use std::collections::{BTreeMap, BTreeSet};
 /// Decided challenges are kept this long after they expire (then pruned; an approval for a
 /// pruned challenge is refused as unknown).
 const RETAIN_MS: u64 = 24 * 60 * 60 * 1000;
-/// At most this many decided challenges are kept (the oldest pruned first, whatever their
-/// age): the admin state is stored and replicated whole with every admin command, so a day of
+/// At most this many decided (or expired) challenges are kept (the oldest pruned first,
+/// whatever their age): the admin state is stored and replicated whole with every admin command, so a day of
 /// bulk key generation (10,000 keys, each its own challenge) must not make it grow without
 /// bound. A membership change in progress and executed removals are kept beyond it.
 const MAX_DECIDED: usize = 1024;
@@ -837,7 +837,7 @@ impl AdminState {
     }
 
     /// Drop decided or expired challenges older than the retention period, then the oldest
-    /// decided ones beyond [`MAX_DECIDED`].
+    /// decided or expired ones beyond [`MAX_DECIDED`].
     fn prune(&mut self, at_ms: u64) {
         // Kept beyond the retention and the bound: a membership change in progress, and the
         // executed removals (they are the record of which node ids can never rejoin).
@@ -847,10 +847,14 @@ impl AdminState {
         };
         self.challenges
             .retain(|_, c| c.expires_at_ms.saturating_add(RETAIN_MS) >= at_ms || kept_for_good(c));
+        // Expired challenges count with the decided ones: neither can be approved any more.
         let mut decided: Vec<(u64, String)> = self
             .challenges
             .iter()
-            .filter(|(_, c)| c.status != ChallengeStatus::Pending && !kept_for_good(c))
+            .filter(|(_, c)| {
+                (c.status != ChallengeStatus::Pending || c.expires_at_ms < at_ms)
+                    && !kept_for_good(c)
+            })
             .map(|(key, c)| (c.created_at_ms, key.clone()))
             .collect();
         if let Some(excess) = decided.len().checked_sub(MAX_DECIDED).filter(|&n| n > 0) {

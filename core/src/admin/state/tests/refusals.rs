@@ -647,4 +647,19 @@ fn at_most_1024_decided_challenges_are_kept_the_oldest_dropped_first() {
         ChallengeStatus::ExecutedUnder { .. }
     ));
     assert_eq!(status(&s, id(decided)), &ChallengeStatus::Pending);
+
+    // An expired challenge counts with the decided ones (neither can be approved): once the
+    // last one expires, the next proposal drops the oldest decided one to make room.
+    let expired_at = s.challenges[&hex::encode(id(decided))].expires_at_ms + 1;
+    s.propose(
+        id(decided + 1),
+        "admin-a",
+        &canon(&Action::Pause),
+        expired_at,
+    )
+    .unwrap();
+    assert!(!s.challenges.contains_key(&hex::encode(id(3))));
+    assert!(s.challenges.contains_key(&hex::encode(id(4))));
+    assert_eq!(status(&s, id(decided)), &ChallengeStatus::Pending);
+    assert_eq!(s.challenges.len(), MAX_DECIDED + 1);
 }
