@@ -8,6 +8,8 @@ list and commits):
   - espresso-network vid/src/avidm.rs, avidm/config.rs (Keccak256Config), avidm/namespaced.rs,
     avidm_gf2.rs, avidm_gf2/namespaced.rs, utils/bytes_to_field.rs;
   - jellyfish merkle_tree/src/{hasher.rs,internal.rs,prelude.rs} at jf-merkle-tree-v0.4.0;
+  - espresso-network vid/src/utils/blake3.rs@c1b05c9f and the BLAKE3 revision of
+    vid/src/avidm_gf2.rs (BLAKE3 shard digests, arity-4 tree, no recovery shards for weight 1);
   - arkworks ark-ff 0.5 FftField::get_root_of_unity and the MontConfig macro (BN254 Fr:
     generator 5, small subgroup 3^2), ark-poly 0.5 Radix2EvaluationDomain;
   - reed-solomon-simd 3.1.0 (engine_naive.rs, tables.rs, rate_high.rs, rate_low.rs,
@@ -16,13 +18,14 @@ list and commits):
 Usage:
   vid_ref.py check vid.json      recompute every case and rejected table in vid.json
   vid_ref.py generate > vid.json  write the vector file (real cases are listed in REAL below)
-Needs pycryptodome (Keccak-256).
+Needs pycryptodome (Keccak-256) and blake3 (pip install pycryptodome blake3).
 """
 import base64
 import json
 import sys
 
 from Crypto.Hash import keccak
+from blake3 import blake3
 
 # ---------------------------------------------------------------- helpers
 
@@ -83,28 +86,37 @@ def parse_ns_table(payload_len: int, table: bytes):
     return ranges, False
 
 
-# ---------------------------------------------------------------- jf-merkle-tree (Keccak, arity 3)
+def blake3_256(data: bytes) -> bytes:
+    return blake3(data).digest()
 
 
-def merkle_root(leaves):
+# ---------------------------------------------------------------- jf-merkle-tree
+# AvidM: Keccak-256, arity 3. AvidmGf2: BLAKE3, arity 4.
+
+
+def merkle_root(leaves, h=keccak256, arity=3):
     n = len(leaves)
     height, cap = 0, 1
     while cap < n:
         height += 1
-        cap *= 3
+        cap *= arity
     if n == 0:
         return bytes(32)
-    nodes = [keccak256(b"1" + pos.to_bytes(8, "little") + leaf) for pos, leaf in enumerate(leaves)]
+    nodes = [h(b"1" + pos.to_bytes(8, "little") + leaf) for pos, leaf in enumerate(leaves)]
     if height == 0:
         return nodes[0]
     for _ in range(height):
         nxt = []
-        for i in range(0, len(nodes), 3):
-            kids = nodes[i:i + 3]
-            kids += [bytes(32)] * (3 - len(kids))
-            nxt.append(keccak256(b"0" + b"".join(kids)))
+        for i in range(0, len(nodes), arity):
+            kids = nodes[i:i + arity]
+            kids += [bytes(32)] * (arity - len(kids))
+            nxt.append(h(b"0" + b"".join(kids)))
         nodes = nxt
     return nodes[0]
+
+
+def gf2_merkle_root(leaves):
+    return merkle_root(leaves, blake3_256, 4)
 
 
 # ---------------------------------------------------------------- AvidM over BN254 Fr
@@ -345,21 +357,21 @@ def gf2_ns_commit(total_weight: int, data: bytes) -> bytes:
     padded[:len(data)] = data
     padded[len(data)] = 1
     original = [bytes(padded[i * shard_bytes:(i + 1) * shard_bytes]) for i in range(k)]
-    recovery = rs_encode(k, r, original)
-    return merkle_root([keccak256(s) for s in original + recovery])
+    recovery = rs_encode(k, r, original) if r > 0 else []
+    return gf2_merkle_root([blake3_256(s) for s in original + recovery])
 
 
 # ---------------------------------------------------------------- vid_commitment
 
-SCHEMES = {"avid-m": ("AvidMCommit", avidm_ns_commit),
-           "avidm-gf2": ("AvidmGf2Commit", gf2_ns_commit)}
+SCHEMES = {"avid-m": ("AvidMCommit", avidm_ns_commit, merkle_root),
+           "avidm-gf2": ("AvidmGf2Commit", gf2_ns_commit, gf2_merkle_root)}
 
 
 def vid_commitment(version: str, payload: bytes, ns_table: bytes, total_weight: int):
-    tag, ns_commit = SCHEMES[version]
+    tag, ns_commit, outer_root = SCHEMES[version]
     ranges, fell_back = parse_ns_table(len(payload), ns_table)
     roots = [ns_commit(total_weight, payload[a:b]) for a, b in ranges]
-    root = merkle_root(roots)
+    root = outer_root(roots)
     return root, tagged(tag, root), fell_back
 
 
@@ -385,6 +397,17 @@ REAL = [
 ]
 
 
+V6 = ("espresso-network data/v6/new_protocol_messages.json@18c80e56 (protocol 0.6 fixtures "
+      "written by HotShot): {what}")
+REAL_V6 = [
+    ("VidShareFragment payload_commitment (recovery_threshold 1, total_weights 1)",
+     "AQAAAAMAAAABAgM=", "AQAAAAEAAAALAAAA", 1,
+     "AvidmGf2Commit~9LKLS9Ujz0CW4SMEkrri7lN9W7b-ckN2MXiy50gHKdo4"),
+    ("genesis header payload_commitment (empty payload and table)", "", "AAAAAA==", 1,
+     "AvidmGf2Commit~qhlWCuUhwJGLdE1KYKb86uDfDCtkx_8goi2YjW-6kuQ2"),
+]
+
+
 def det_bytes(n: int, seed: int) -> bytes:
     out, ctr = b"", 0
     while len(out) < n:
@@ -401,8 +424,8 @@ def ns_table(ends, ids=None):
 
 # (name, payload length, namespace ends, total weights)
 DERIVED = [
-    ("empty payload, no namespaces", 0, [], [2, 3, 5, 10]),
-    ("one 16-byte namespace", 16, [16], [2, 3, 4, 5, 7, 10]),
+    ("empty payload, no namespaces", 0, [], [1, 2, 3, 5, 10]),
+    ("one 16-byte namespace", 16, [16], [1, 2, 3, 4, 5, 7, 10]),
     ("two namespaces, second empty", 45, [45, 45], [5, 16]),
     ("three namespaces", 300, [10, 200, 300], [4, 7, 33]),
     ("shard tail > 64 bytes", 1000, [1000], [5, 10, 12]),
@@ -429,6 +452,15 @@ def generate():
         assert text == want and not fb, (h, text, want)
         cases.append({"name": f"legacy-chain v3 height {h}", "origin": "hotshot",
                       "source": LEGACY.format(h=h), "version": "avid-m",
+                      "total_weight": weight, "payload": "0x" + payload.hex(),
+                      "ns_table": "0x" + tbl.hex(), "commitment": "0x" + root.hex(),
+                      "tagged": text})
+    for what, raw, table, weight, want in REAL_V6:
+        payload, tbl = base64.b64decode(raw), base64.b64decode(table)
+        root, text, fb = vid_commitment("avidm-gf2", payload, tbl, weight)
+        assert text == want and not fb, (what, text, want)
+        cases.append({"name": f"v6 fixture: {what}", "origin": "hotshot",
+                      "source": V6.format(what=what), "version": "avidm-gf2",
                       "total_weight": weight, "payload": "0x" + payload.hex(),
                       "ns_table": "0x" + tbl.hex(), "commitment": "0x" + root.hex(),
                       "tagged": text})

@@ -21,7 +21,7 @@ use ark_bn254::Fr;
 use ark_ff::{BigInteger, FftField, Field, One, PrimeField, Zero};
 use sha3::{Digest, Keccak256};
 
-use super::merkle::{keccak_with_len_prefix, root};
+use super::merkle::{keccak_with_len_prefix, Tree};
 use super::{VidError, VidParams};
 
 /// Bytes per field element.
@@ -105,7 +105,7 @@ pub fn commit(params: &VidParams, payload: &[u8]) -> Result<[u8; 32], VidError> 
         }
     }
     let digests: Vec<[u8; 32]> = hashers.into_iter().map(|h| h.finalize().into()).collect();
-    Ok(root(&digests))
+    Ok(Tree::Keccak3.root(&digests))
 }
 
 #[cfg(test)]

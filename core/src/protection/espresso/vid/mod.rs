@@ -23,14 +23,15 @@
 //! names that upgrade `VID2_UPGRADE_VERSION = 0.6`.
 //!
 //! Both AVID-M variants commit the same way at the top ([`merkle`]): one commitment per namespace
-//! range, then the jf-merkle-tree (jellyfish tag `jf-merkle-tree-v0.4.0`, c6f31145) Keccak-256
-//! ternary root over those 32-byte commitments. Per namespace:
+//! range, then a jf-merkle-tree root over those 32-byte commitments: Keccak-256, arity 3 for
+//! AvidM (jellyfish tag `jf-merkle-tree-v0.4.0`, c6f31145); BLAKE3, arity 4 for AvidmGf2 (its
+//! own `MerkleTree`). Per namespace:
 //! - AvidM ([`avidm`]; vid/src/avidm.rs@0ffc8d86, vid/src/avidm/config.rs@88c3d0bd with the
 //!   `keccak256` feature HotShot enables in espresso-network Cargo.toml@00be77a7): bytes →
 //!   BN254 Fr elements, Reed-Solomon by FFT over the radix-2 domain, Keccak per share, Merkle root.
-//! - AvidmGf2 ([`avidm_gf2`]; vid/src/avidm_gf2.rs@131ec5c0 and @82d848b2,
-//!   namespaced.rs@0e2edb1b): bytes → `recovery_threshold` shards, `reed-solomon-simd` 3.1
-//!   GF(2^16) recovery shards, Keccak per shard, Merkle root. The newest hotshot-types
+//! - AvidmGf2 ([`avidm_gf2`]; vid/src/avidm_gf2.rs, namespaced.rs@0e2edb1b): bytes →
+//!   `recovery_threshold` shards, `reed-solomon-simd` 3.1 GF(2^16) recovery shards (none for a
+//!   total weight of 1), BLAKE3 per shard, Merkle root. The newest hotshot-types
 //!   (`avidm_gf2_binding`) binds only the namespace commitments (`NsCommitsOnly`) for every
 //!   version, which is the layout implemented here.
 //!
@@ -54,8 +55,10 @@
 //! - every size is bounded before any work: payload ([`MAX_PAYLOAD_BYTES`]), namespaces
 //!   ([`MAX_NAMESPACES`]), total weight ([`MAX_TOTAL_WEIGHT`]);
 //! - known answers: real HotShot output from espresso-network `data/legacy-chains/v3` (AvidM,
-//!   total weights 1, 5 and 1003) and vectors from the independent Python reference
-//!   `tests/vectors/espresso/vid_ref.py` (both schemes), checked in `tests.rs`.
+//!   total weights 1, 5 and 1003) and `data/v6/new_protocol_messages.json` (AvidmGf2, a
+//!   namespace commitment and two payload commitments), and vectors from the independent
+//!   Python reference `tests/vectors/espresso/vid_ref.py` (both schemes), checked in
+//!   `tests.rs`.
 
 pub mod avidm;
 pub mod avidm_gf2;
@@ -121,7 +124,7 @@ impl VidVersion {
 pub struct VidParams {
     /// HotShot's `total_weight` (`vid_commitment(txs, metadata, total_weight, version)`): the
     /// number of storage shares, i.e. the VID weight of the target epoch's stake table. Must be
-    /// 1..=[`MAX_TOTAL_WEIGHT`]; AvidmGf2 also needs at least 2 (one recovery shard).
+    /// 1..=[`MAX_TOTAL_WEIGHT`].
     pub total_weight: u32,
 }
 
@@ -274,11 +277,7 @@ pub fn payload_commitment(
             max: MAX_PAYLOAD_BYTES,
         });
     }
-    let min = match version {
-        VidVersion::AvidM => 1,
-        // reed-solomon-simd needs at least one recovery shard.
-        VidVersion::AvidmGf2 => 2,
-    };
+    let min = 1;
     if params.total_weight < min || params.total_weight > MAX_TOTAL_WEIGHT {
         return Err(VidError::BadTotalWeight {
             total_weight: params.total_weight,
@@ -298,8 +297,12 @@ pub fn payload_commitment(
         };
         ns_roots.push(root);
     }
+    let tree = match version {
+        VidVersion::AvidM => merkle::Tree::Keccak3,
+        VidVersion::AvidmGf2 => merkle::Tree::Blake3x4,
+    };
     Ok(VidCommitment {
         version,
-        bytes: merkle::root(&ns_roots),
+        bytes: tree.root(&ns_roots),
     })
 }

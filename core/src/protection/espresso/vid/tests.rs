@@ -130,6 +130,37 @@ fn hotshot_legacy_chain_known_answers() {
     }
 }
 
+/// Real HotShot output for protocol 0.6 (AvidmGf2): espresso-network
+/// `data/v6/new_protocol_messages.json`@18c80e56 — a VID share of a one-namespace block (its
+/// `ns_commit` and `payload_commitment`, parameters `recovery_threshold 1, total_weights 1`,
+/// the payload `[1,0,0,0,3,0,0,0,1,2,3]` with the block's `ns_table`) and the genesis header's
+/// `payload_commitment` (empty payload, empty table).
+#[test]
+fn hotshot_v6_avidm_gf2_known_answers() {
+    let b64 = |s: &str| base64::engine::general_purpose::STANDARD.decode(s).unwrap();
+    let payload = [1u8, 0, 0, 0, 3, 0, 0, 0, 1, 2, 3];
+    let ns_commit = avidm_gf2::commit(&params(1), &payload).unwrap();
+    assert_eq!(
+        VidCommitment::new(VidVersion::AvidmGf2, ns_commit).to_tagged(),
+        "AvidmGf2Commit~w-oXBlrpclni_EskEGeymNrefgkpQzD4Twu1jC1qk519"
+    );
+    for (payload, table, want) in [
+        (
+            &payload[..],
+            b64("AQAAAAEAAAALAAAA"),
+            "AvidmGf2Commit~9LKLS9Ujz0CW4SMEkrri7lN9W7b-ckN2MXiy50gHKdo4",
+        ),
+        (
+            &[][..],
+            b64("AAAAAA=="),
+            "AvidmGf2Commit~qhlWCuUhwJGLdE1KYKb86uDfDCtkx_8goi2YjW-6kuQ2",
+        ),
+    ] {
+        let got = payload_commitment(VidVersion::AvidmGf2, payload, &table, &params(1)).unwrap();
+        assert_eq!(got.to_tagged(), want);
+    }
+}
+
 #[test]
 fn protocol_versions() {
     assert!(matches!(
@@ -201,7 +232,7 @@ fn hostile_inputs_are_refused() {
     for (v, w) in [
         (VidVersion::AvidM, 0),
         (VidVersion::AvidM, MAX_TOTAL_WEIGHT + 1),
-        (VidVersion::AvidmGf2, 1),
+        (VidVersion::AvidmGf2, 0),
         (VidVersion::AvidmGf2, u32::MAX),
     ] {
         assert!(matches!(
