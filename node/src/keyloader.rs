@@ -136,7 +136,9 @@ pub async fn reconcile(
             }
             Err(reason) => {
                 tracing::warn!(key_id = %record.key_id, %reason, "key not loaded; will retry");
-                if keyring.pending().get(&record.key_id) != Some(&reason) {
+                // One lookup, not a copy of every pending key (a KMS outage at start can leave
+                // thousands pending).
+                if keyring.pending_reason(&record.key_id).as_ref() != Some(&reason) {
                     events.kms_failure(&record.key_id, &reason);
                 }
                 keyring.set_pending(&record.key_id, reason);

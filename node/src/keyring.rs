@@ -364,6 +364,15 @@ impl Keyring {
         self.write_pending().insert(key_id.to_owned(), reason);
     }
 
+    /// Why the registry key `key_id` is not loaded yet, if it is pending.
+    pub fn pending_reason(&self, key_id: &str) -> Option<String> {
+        self.pending
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(key_id)
+            .cloned()
+    }
+
     /// Registry keys not loaded yet, with the reason.
     pub fn pending(&self) -> BTreeMap<String, String> {
         self.pending

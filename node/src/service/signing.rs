@@ -602,8 +602,7 @@ impl SignPath {
                 key_id: key_id.to_owned(),
                 why: self
                     .keyring
-                    .pending()
-                    .remove(key_id)
+                    .pending_reason(key_id)
                     .unwrap_or_else(|| "not loaded yet".into()),
             })
     }
