@@ -446,21 +446,15 @@ REJECTED = [
 
 def generate():
     cases = []
-    for h, raw, table, weight, want in REAL:
+    real = [(f"legacy-chain v3 height {h}", LEGACY.format(h=h), "avid-m", raw, table, weight, want)
+            for h, raw, table, weight, want in REAL]
+    real += [(f"v6 fixture: {what}", V6.format(what=what), "avidm-gf2", raw, table, weight, want)
+             for what, raw, table, weight, want in REAL_V6]
+    for name, source, version, raw, table, weight, want in real:
         payload, tbl = base64.b64decode(raw), base64.b64decode(table)
-        root, text, fb = vid_commitment("avid-m", payload, tbl, weight)
-        assert text == want and not fb, (h, text, want)
-        cases.append({"name": f"legacy-chain v3 height {h}", "origin": "hotshot",
-                      "source": LEGACY.format(h=h), "version": "avid-m",
-                      "total_weight": weight, "payload": "0x" + payload.hex(),
-                      "ns_table": "0x" + tbl.hex(), "commitment": "0x" + root.hex(),
-                      "tagged": text})
-    for what, raw, table, weight, want in REAL_V6:
-        payload, tbl = base64.b64decode(raw), base64.b64decode(table)
-        root, text, fb = vid_commitment("avidm-gf2", payload, tbl, weight)
-        assert text == want and not fb, (what, text, want)
-        cases.append({"name": f"v6 fixture: {what}", "origin": "hotshot",
-                      "source": V6.format(what=what), "version": "avidm-gf2",
+        root, text, fb = vid_commitment(version, payload, tbl, weight)
+        assert text == want and not fb, (name, text, want)
+        cases.append({"name": name, "origin": "hotshot", "source": source, "version": version,
                       "total_weight": weight, "payload": "0x" + payload.hex(),
                       "ns_table": "0x" + tbl.hex(), "commitment": "0x" + root.hex(),
                       "tagged": text})
