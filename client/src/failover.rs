@@ -19,8 +19,9 @@ pub(super) fn is_unavailable(status: &Status) -> bool {
     match status.code() {
         Code::Unavailable | Code::DeadlineExceeded | Code::Cancelled => true,
         // A status the client made up from a transport error carries its source; one a server
-        // sent does not.
-        Code::Unknown => std::error::Error::source(status).is_some(),
+        // sent does not. A connection that breaks mid-call (the node exited, e.g. on a full
+        // disk) comes as INTERNAL "h2 protocol error" with the HTTP/2 error as its source.
+        Code::Unknown | Code::Internal => std::error::Error::source(status).is_some(),
         _ => false,
     }
 }

@@ -543,3 +543,39 @@ fn a_view_names_a_few_keys_and_counts_many() {
          (k0,k1,k2,k3,k4,k5,k6,k7,… — `signerctl key list` lists them)"
     );
 }
+
+/// What the pool retries on another node: statuses the client made up from a broken connection
+/// (they carry the transport or HTTP/2 error as their source), never the same code sent by a
+/// server (no source), which is a definitive answer.
+#[test]
+fn a_connection_broken_mid_call_is_unavailable_a_server_status_is_not() {
+    use tonic::{Code, Status};
+    let made_up = |code: Code| {
+        let mut s = Status::new(code, "h2 protocol error: http2 error");
+        s.set_source(Arc::new(std::io::Error::new(
+            std::io::ErrorKind::ConnectionReset,
+            "connection reset",
+        )));
+        s
+    };
+    for code in [Code::Internal, Code::Unknown] {
+        assert!(failover::is_unavailable(&made_up(code)), "{code:?}");
+        assert!(
+            !failover::is_unavailable(&Status::new(code, "x")),
+            "{code:?}"
+        );
+    }
+    for code in [Code::Unavailable, Code::DeadlineExceeded, Code::Cancelled] {
+        assert!(
+            failover::is_unavailable(&Status::new(code, "x")),
+            "{code:?}"
+        );
+    }
+    for code in [
+        Code::FailedPrecondition,
+        Code::PermissionDenied,
+        Code::InvalidArgument,
+    ] {
+        assert!(!failover::is_unavailable(&made_up(code)), "{code:?}");
+    }
+}

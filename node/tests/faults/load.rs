@@ -237,6 +237,11 @@ pub fn classify_status(s: &tonic::Status) -> Answer {
             Answer::Unavailable(format!("{:?}: {}", s.code(), s.message()))
         }
         _ if is_transport_failure(s) => Answer::Unavailable(format!("transport: {}", s.message())),
+        // Made up by the client from a connection that broke mid-call (the node exited): the
+        // HTTP/2 error is its source; a status a server sent has none.
+        (Code::Internal | Code::Unknown, _) if std::error::Error::source(s).is_some() => {
+            Answer::Unavailable(format!("connection lost: {}", s.message()))
+        }
         _ => Answer::Unexpected(format!(
             "{:?}: {} {:?}",
             s.code(),
