@@ -1238,6 +1238,31 @@ fn espresso_new_protocol_wire_refusals() {
             "espresso.upgrade_vote2.old_version: missing".to_owned(),
         ),
         (
+            {
+                let mut m = upgrade(Some(pb::Version { major: 0, minor: 6 }));
+                if let Some(pb::espresso_message::Kind::UpgradeVote2(u)) = &mut m.kind {
+                    u.new_version_hash = vec![1; 1025];
+                }
+                m
+            },
+            "espresso.upgrade_vote2.new_version_hash: 1025 bytes, at most 1024 accepted"
+                .to_owned(),
+        ),
+        (
+            pb::EspressoMessage {
+                kind: Some(pb::espresso_message::Kind::UpgradeVote(pb::UpgradeVote {
+                    view: 150,
+                    old_version: Some(pb::Version { major: 0, minor: 2 }),
+                    new_version: Some(pb::Version { major: 0, minor: 3 }),
+                    new_version_hash: vec![1; 4096],
+                    v2: true,
+                    ..Default::default()
+                })),
+            },
+            "espresso.upgrade_vote.new_version_hash: 4096 bytes, at most 1024 accepted"
+                .to_owned(),
+        ),
+        (
             upgrade(Some(pb::Version {
                 major: 70_000,
                 minor: 6,

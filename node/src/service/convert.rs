@@ -568,7 +568,7 @@ fn version(v: &Option<pb::Version>, path: &str) -> Result<Version, SignError> {
 fn upgrade(u: &pb::UpgradeVote, path: &str) -> Result<UpgradeData, SignError> {
     let old_version = version(&u.old_version, &format!("{path}.old_version"))?;
     let new_version = version(&u.new_version, &format!("{path}.new_version"))?;
-    let hash = HexBytes(u.new_version_hash.clone());
+    let hash = version_hash(&u.new_version_hash, &format!("{path}.new_version_hash"))?;
     if u.v2 {
         return Ok(UpgradeData::V2 {
             old_version,
@@ -588,6 +588,24 @@ fn upgrade(u: &pb::UpgradeVote, path: &str) -> Result<UpgradeData, SignError> {
         old_version_last_view: need(u.old_version_last_view, "old_version_last_view")?,
         new_version_first_view: need(u.new_version_first_view, "new_version_first_view")?,
     })
+}
+
+/// Longest upgrade `new_version_hash` accepted. HotShot's is a hash (32 bytes in practice); the
+/// bound keeps a client from putting megabytes into every replica's log with one vote.
+pub const MAX_VERSION_HASH_BYTES: usize = 1024;
+
+/// An upgrade's `new_version_hash`, refused above [`MAX_VERSION_HASH_BYTES`].
+fn version_hash(bytes: &[u8], path: &str) -> Result<HexBytes, SignError> {
+    if bytes.len() > MAX_VERSION_HASH_BYTES {
+        return Err(invalid(
+            path,
+            format!(
+                "{} bytes, at most {MAX_VERSION_HASH_BYTES} accepted",
+                bytes.len()
+            ),
+        ));
+    }
+    Ok(HexBytes(bytes.to_vec()))
 }
 
 /// Parse the typed Espresso message.
@@ -700,7 +718,10 @@ pub fn espresso_message(m: &pb::EspressoMessage) -> Result<Message, SignError> {
                     old_version: version(&u.old_version, &format!("{PATH}.old_version"))?,
                     new_version: version(&u.new_version, &format!("{PATH}.new_version"))?,
                     decide_by: u.decide_by,
-                    new_version_hash: HexBytes(u.new_version_hash.clone()),
+                    new_version_hash: version_hash(
+                        &u.new_version_hash,
+                        &format!("{PATH}.new_version_hash"),
+                    )?,
                     old_version_last_view: u.old_version_last_view,
                     new_version_first_view: u.new_version_first_view,
                     epoch: u.epoch,
