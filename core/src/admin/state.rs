@@ -47,9 +47,9 @@ use std::collections::{BTreeMap, BTreeSet};
 /// pruned challenge is refused as unknown).
 const RETAIN_MS: u64 = 24 * 60 * 60 * 1000;
 /// At most this many decided (or expired) challenges are kept (the oldest pruned first,
-/// whatever their age): the admin state is stored and replicated whole with every admin command, so a day of
-/// bulk key generation (10,000 keys, each its own challenge) must not make it grow without
-/// bound. A membership change in progress and executed removals are kept beyond it.
+/// whatever their age): the admin state is stored and replicated whole with every admin
+/// command, so a day of bulk key generation (10,000 keys, each its own challenge) must not make
+/// it grow without bound. A membership change in progress and executed removals are kept beyond it.
 const MAX_DECIDED: usize = 1024;
 /// At most this many undecided challenges at once.
 const MAX_PENDING: usize = 256;

@@ -36,8 +36,9 @@
 //! - a new Vote2 at or below the highest view of the key's v3 timeout votes is refused
 //!   (after the window's own answer: a re-sign stays a re-sign).
 //! - the horizon: a DA vote, DA proposal, quorum proposal, upgrade vote or proposal (both
-//!   protocols), VID disperse or re-vote request more than the horizon (32 views until the admins set another) above the highest view of the key's signed quorum,
-//!   Vote2, timeout (both forms) and view-sync votes is refused before any other rule;
+//!   protocols), VID disperse or re-vote request more than the horizon (32 views until the
+//!   admins set another) above the highest view of the key's signed quorum, Vote2, timeout
+//!   (both forms) and view-sync votes is refused before any other rule;
 //!   before the key has signed such a vote, there is no bound.
 
 use signer_node::bytes::FixedBytes;

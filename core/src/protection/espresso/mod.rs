@@ -33,7 +33,8 @@
 //!
 //! # The view horizon
 //! A DA vote, DA proposal, quorum proposal, upgrade vote/proposal or VID disperse more than
-//! the cluster's [`ViewHorizon`] (32 views unless the admins set another) above the key's anchor view — the highest view of its quorum, timeout and view-sync
+//! the cluster's [`ViewHorizon`] (32 views unless the admins set another) above the key's
+//! anchor view — the highest view of its quorum, timeout and view-sync
 //! votes, which HotShot casts only in views reached through certificates — is refused
 //! ([`Violation::BeyondViewHorizon`]), so no far-future leader can push the key's DA window
 //! past the views it really votes in. A key with no anchoring vote yet is not bounded (its

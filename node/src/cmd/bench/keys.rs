@@ -1,7 +1,8 @@
 //! The bench's many-keys measurement: a dev cluster of three `signer node` processes with a
 //! local KEK or an AWS KMS key (in a local `moto_server`), `count` registry keys generated in
-//! the cluster (each an approved admin action, sealed under the KEK), then every node restarted: the time until every node has unsealed
-//! every key, each node's memory, and the sign latency of one key before and after.
+//! the cluster (each an approved admin action, sealed under the KEK), then every node
+//! restarted: the time until every node has unsealed every key, each node's memory, and the
+//! sign latency of one key before and after.
 //!
 //! Owns: that procedure and taking its cluster down. Must not: assert anything.
 
