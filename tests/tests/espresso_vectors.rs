@@ -945,10 +945,7 @@ fn espresso_proposal_wire_conversion() {
 
 /// 32 bytes from a vector's `0x…` hex string.
 fn bytes32(v: &Value, field: &str) -> Result<Vec<u8>, String> {
-    let text = v[field]
-        .as_str()
-        .ok_or_else(|| format!("{field}: not a string"))?;
-    let bytes = hex::decode(text.trim_start_matches("0x")).map_err(|e| format!("{field}: {e}"))?;
+    let bytes = unhex(v, field)?;
     if bytes.len() != 32 {
         return Err(format!("{field}: {} bytes", bytes.len()));
     }
@@ -1044,8 +1041,7 @@ fn new_protocol_wire(e: &Value) -> Result<Option<pb::EspressoMessage>, String> {
             old_version: wire_version(&d["old_version"]),
             new_version: wire_version(&d["new_version"]),
             decide_by: uint(d, "decide_by")?,
-            new_version_hash: hex::decode(text(d, "new_version_hash")?.trim_start_matches("0x"))
-                .map_err(|e| format!("new_version_hash: {e}"))?,
+            new_version_hash: unhex(d, "new_version_hash")?,
             old_version_last_view: uint(d, "old_version_last_view")?,
             new_version_first_view: uint(d, "new_version_first_view")?,
             epoch: uint(d, "epoch")?,

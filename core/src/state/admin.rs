@@ -144,17 +144,21 @@ pub(super) fn apply(
     }
 }
 
-/// The registry change of a key action; `None` for every other action.
-fn key_change(action: &Action) -> Option<KeyChange> {
-    Some(match action {
+/// The registry change of a key action (a re-wrap of nothing is refused); `None` for every
+/// other action.
+fn key_change(action: &Action) -> Result<Option<KeyChange>, AdminRefusal> {
+    Ok(Some(match action {
         Action::AddKey(record) => KeyChange::Add(record.clone()),
         Action::SetKeyState { key_id, state } => KeyChange::SetState {
             key_id: key_id.clone(),
             state: *state,
         },
+        Action::RotateKek(items) if items.is_empty() => {
+            return Err(AdminRefusal::Invalid("nothing to re-wrap".to_owned()))
+        }
         Action::RotateKek(items) => KeyChange::Rewrap(items.clone()),
-        _ => return None,
-    })
+        _ => return Ok(None),
+    }))
 }
 
 fn key_refusal(e: KeyRefusal) -> AdminRefusal {
@@ -170,12 +174,7 @@ fn key_refusal(e: KeyRefusal) -> AdminRefusal {
 /// proposal never collects approvals. Admin-plane actions are checked by
 /// `AdminState::propose`.
 fn check(applied: &Applied, action: &Action) -> Result<(), AdminRefusal> {
-    if let Action::RotateKek(items) = action {
-        if items.is_empty() {
-            return Err(AdminRefusal::Invalid("nothing to re-wrap".to_owned()));
-        }
-    }
-    if let Some(change) = key_change(action) {
+    if let Some(change) = key_change(action)? {
         return applied.registry.check(&change).map_err(key_refusal);
     }
     if let Action::ImportProtection {
@@ -205,12 +204,7 @@ fn effect(
     action: &Action,
     touched: &mut Vec<RecordKey>,
 ) -> Result<String, AdminRefusal> {
-    if let Action::RotateKek(items) = action {
-        if items.is_empty() {
-            return Err(AdminRefusal::Invalid("nothing to re-wrap".to_owned()));
-        }
-    }
-    if let Some(change) = key_change(action) {
+    if let Some(change) = key_change(action)? {
         let changed = applied.registry.apply(&change).map_err(key_refusal)?;
         return Ok(match action {
             Action::RotateKek(items) => format!("{} key(s) re-wrapped", items.len()),

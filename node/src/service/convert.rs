@@ -459,13 +459,18 @@ pub fn intent(
 }
 
 /// A timestamped Espresso request (catch-up, Push-CDN authentication) against this node's
-/// clock, `now_unix_secs`: refused when its timestamp is too far ahead
-/// ([`crate::protection::espresso::request::MAX_TIMESTAMP_AHEAD_SECS`]). Kept apart from
-/// [`intent`], which depends on the request alone.
-pub fn check_request_clock(req: &SignRequest, now_unix_secs: u64) -> Result<(), SignError> {
+/// clock, `now_unix_secs`, which is read only for such a request: refused when its timestamp is
+/// too far ahead ([`crate::protection::espresso::request::MAX_TIMESTAMP_AHEAD_SECS`]). Kept
+/// apart from [`intent`], which depends on the request alone.
+pub fn check_request_clock(
+    req: &SignRequest,
+    now_unix_secs: impl FnOnce() -> Result<u64, SignError>,
+) -> Result<(), SignError> {
     match &req.message {
-        RequestMessage::Espresso(Message::Request(r)) => r
-            .check_timestamp(now_unix_secs)
+        RequestMessage::Espresso(Message::Request(
+            r @ (Request::CatchUp { .. } | Request::PushCdnAuth { .. }),
+        )) => r
+            .check_timestamp(now_unix_secs()?)
             .map_err(|e| invalid(&format!("espresso.request.{}.timestamp", r.name()), e)),
         _ => Ok(()),
     }

@@ -485,11 +485,12 @@ impl SignPath {
         raw_roots: bool,
         forwarded: bool,
     ) -> Result<Signed, SignError> {
-        let now_unix_secs = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map(|d| d.as_secs())
-            .map_err(|e| SignError::Internal(format!("system clock before 1970: {e}")))?;
-        convert::check_request_clock(&req, now_unix_secs)?;
+        convert::check_request_clock(&req, || {
+            std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map(|d| d.as_secs())
+                .map_err(|e| SignError::Internal(format!("system clock before 1970: {e}")))
+        })?;
         let intent = if req.message.computes_vid() {
             // A VID commitment of a large payload is seconds of CPU: off the async runtime.
             let (request, key, network) =
