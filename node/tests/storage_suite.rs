@@ -19,6 +19,19 @@ impl StoreBuilder<TypeConfig, LogStore, StateMachine, tempfile::TempDir> for Red
     }
 }
 
+/// Blank entries at indexes `0..count` of term 1, leader 1.
+fn blank_entries(count: u64) -> Vec<signer_node::replica::Entry> {
+    use openraft::entry::RaftEntry;
+    (0..count)
+        .map(|i| {
+            signer_node::replica::Entry::new(
+                openraft::testing::log_id::<TypeConfig>(1, 1, i),
+                openraft::EntryPayload::Blank,
+            )
+        })
+        .collect()
+}
+
 #[test]
 fn openraft_storage_suite_on_redb() {
     TypeConfig::run(async {
@@ -34,8 +47,6 @@ fn openraft_storage_suite_on_redb() {
 fn the_state_machine_applies_only_entries_its_log_has_stored() {
     use openraft::entry::RaftEntry;
     use openraft::storage::{IOFlushed, RaftLogStorage, RaftStateMachine};
-    use openraft::EntryPayload;
-    use signer_node::replica::Entry;
     use std::time::Duration;
     TypeConfig::run(async {
         let dir = tempfile::tempdir().unwrap();
@@ -43,14 +54,7 @@ fn the_state_machine_applies_only_entries_its_log_has_stored() {
         let sm = StateMachine::open(&dir.path().join("state.redb"), true)
             .unwrap()
             .applying_only_stored(log.durable_index());
-        let entries: Vec<Entry> = (0..3)
-            .map(|i| {
-                Entry::new(
-                    openraft::testing::log_id::<TypeConfig>(1, 1, i),
-                    EntryPayload::Blank,
-                )
-            })
-            .collect();
+        let entries = blank_entries(3);
         let last = entries[2].log_id();
         assert_eq!(*log.durable_index().borrow(), None);
 
@@ -80,5 +84,48 @@ fn the_state_machine_applies_only_entries_its_log_has_stored() {
         drop(log);
         let log = LogStore::open(&dir.path().join("raft-log.redb"), true).unwrap();
         assert_eq!(*log.durable_index().borrow(), Some(0));
+    });
+}
+
+/// openraft saves the committed id before every apply. The log store queues it behind the
+/// appends instead of writing it at once (a write would wait for the writer thread's fsync and
+/// stall the Raft core): it reads back at once, and after a reopen from the database.
+#[test]
+fn the_committed_id_reads_back_at_once_and_after_a_reopen() {
+    use openraft::entry::RaftEntry;
+    use openraft::storage::{IOFlushed, RaftLogStorage};
+    use openraft::RaftLogReader;
+    TypeConfig::run(async {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("raft-log.redb");
+        let mut log = LogStore::open(&path, true).unwrap();
+        assert_eq!(log.read_committed().await.unwrap(), None);
+        let entries = blank_entries(4);
+        let (stored, reported) = TypeConfig::oneshot();
+        log.append(entries[..3].to_vec(), IOFlushed::signal(stored))
+            .await
+            .unwrap();
+        log.save_committed(Some(entries[1].log_id())).await.unwrap();
+        assert_eq!(
+            log.read_committed().await.unwrap(),
+            Some(entries[1].log_id())
+        );
+        reported.await.unwrap().unwrap();
+        // Queued between appends, it is written with them; the last one saved wins.
+        log.save_committed(Some(entries[2].log_id())).await.unwrap();
+        let (stored, reported) = TypeConfig::oneshot();
+        log.append(entries[3..].to_vec(), IOFlushed::signal(stored))
+            .await
+            .unwrap();
+        reported.await.unwrap().unwrap();
+        drop(log);
+
+        let mut log = LogStore::open(&path, true).unwrap();
+        assert_eq!(
+            log.read_committed().await.unwrap(),
+            Some(entries[2].log_id())
+        );
+        let read = log.try_get_log_entries(0..4).await.unwrap();
+        assert_eq!(read, entries);
     });
 }

@@ -18,10 +18,12 @@
 //!   fsync under `Durability::Immediate`); openraft counts the leader's own copy toward a quorum
 //!   only then. When a node is configured without `sync_writes` (benchmarks of the fsync cost
 //!   only), writes are not durable and the node says so at start;
-//! - every database write (append, truncate, purge) goes through the one writer thread, in
-//!   call order, and `truncate_after` and `purge` return only once theirs is done, so a
-//!   truncated or purged entry is never read again and a stale entry never reaches the disk
-//!   after a truncation;
+//! - every write of entries (append, truncate, purge) and of the committed id goes through the
+//!   one writer thread, in call order, and `truncate_after` and `purge` return only once
+//!   theirs is done, so a truncated or purged entry is never read again and a stale entry
+//!   never reaches the disk after a truncation. `save_committed` returns at once (openraft
+//!   calls it before every apply, and a write of its own would wait for the writer's fsync):
+//!   the id is written with the appends queued around it, after the entries it names;
 //! - an entry leaves [`Unflushed`] only after its transaction committed, and a reader looks at
 //!   [`Unflushed`] before it opens its read transaction: whichever it misses in one, it finds in
 //!   the other, so a read never sees a hole;
@@ -70,6 +72,8 @@ pub struct LogStore {
     unflushed: Unflushed,
     durable: Arc<Durable>,
     writer: Arc<Writer>,
+    /// The committed id last saved, which the writer may not have written yet.
+    committed: Arc<std::sync::Mutex<Option<Option<LogId>>>>,
 }
 
 impl LogStore {
@@ -118,6 +122,7 @@ impl LogStore {
             unflushed,
             durable,
             writer: Arc::new(writer),
+            committed: Arc::default(),
         })
     }
 
@@ -222,12 +227,19 @@ impl RaftLogStorage<TypeConfig> for LogStore {
     }
 
     async fn save_committed(&mut self, committed: Option<LogId>) -> Result<(), io::Error> {
-        // Not required to be durable: it only speeds up re-applying after a restart.
-        self.write_meta("committed", &committed, Durability::None)
+        // Not required to be durable: it only speeds up re-applying after a restart. Queued
+        // behind the appends, never waited for: openraft calls this before every apply, and a
+        // write transaction here would wait for the writer thread's fsync.
+        *self.committed.lock().unwrap_or_else(|p| p.into_inner()) = Some(committed);
+        self.writer.send(Job::Committed(committed))
     }
 
     async fn read_committed(&mut self) -> Result<Option<LogId>, io::Error> {
-        Ok(self.read_meta::<Option<LogId>>("committed")?.flatten())
+        let saved = *self.committed.lock().unwrap_or_else(|p| p.into_inner());
+        match saved {
+            Some(committed) => Ok(committed),
+            None => Ok(self.read_meta::<Option<LogId>>("committed")?.flatten()),
+        }
     }
 
     async fn append<I>(

@@ -2,9 +2,10 @@
 //! how `append` returns at once while its entries are made durable behind it (see the parent
 //! module's doc for the contract and why it holds).
 //!
-//! Owns: the writer thread, its queue of jobs (append, truncate, purge, executed in order,
-//! consecutive appends in one transaction) and the unflushed entries. Must not: decide when a
-//! write is needed (the log store does, for openraft) or read the log for openraft.
+//! Owns: the writer thread, its queue of jobs (append, committed id, truncate, purge, executed
+//! in order, consecutive appends and committed ids in one transaction) and the unflushed
+//! entries. Must not: decide when a write is needed (the log store does, for openraft) or read
+//! the log for openraft.
 
 use super::{LOGS, META};
 use crate::format;
@@ -90,6 +91,9 @@ pub(super) struct PendingAppend {
 /// A write for the writer thread.
 pub(super) enum Job {
     Append(PendingAppend),
+    /// Record the committed log id (openraft's `save_committed`): written with the appends
+    /// queued around it, or alone without fsync, and never waited for.
+    Committed(Option<LogId>),
     /// Remove entries from `start` on.
     Truncate {
         start: u64,
@@ -155,19 +159,36 @@ fn write_jobs(
     let mut next = jobs.recv().ok();
     while let Some(job) = next.take() {
         match job {
-            Job::Append(first) => {
-                let mut batch = vec![first];
-                loop {
-                    match jobs.try_recv() {
-                        Ok(Job::Append(more)) => batch.push(more),
-                        Ok(other) => {
+            job @ (Job::Append(_) | Job::Committed(_)) => {
+                // Take every append and committed id queued behind it, up to the first other
+                // job, which runs next.
+                let mut batch = Vec::new();
+                let mut committed = None;
+                let mut queued = Some(job);
+                while let Some(job) = queued.take() {
+                    match job {
+                        Job::Append(more) => batch.push(more),
+                        Job::Committed(id) => committed = Some(id),
+                        other => {
                             next = Some(other);
                             break;
                         }
-                        Err(_) => break,
                     }
+                    queued = jobs.try_recv().ok();
                 }
-                let result = commit_appends(db, durability, &batch);
+                // A committed id alone needs no fsync: it only saves re-applying after a restart.
+                let durability = match batch.is_empty() {
+                    true => Durability::None,
+                    false => durability,
+                };
+                let result = commit_appends(db, durability, &batch, committed);
+                match &result {
+                    // Nobody waits for it; the next append's write reports a failing database.
+                    Err(e) if batch.is_empty() => {
+                        tracing::warn!(error = %e, "recording the committed log id failed")
+                    }
+                    _ => {}
+                }
                 if result.is_ok() {
                     let appends: Vec<u64> = batch.iter().map(|p| p.append).collect();
                     unflushed.committed(&appends);
@@ -203,6 +224,7 @@ fn commit_appends(
     db: &Database,
     durability: Durability,
     batch: &[PendingAppend],
+    committed: Option<Option<LogId>>,
 ) -> io::Result<()> {
     let mut txn = db.begin_write().map_err(io_err)?;
     txn.set_durability(durability).map_err(io_err)?;
@@ -211,6 +233,11 @@ fn commit_appends(
         for (index, bytes) in batch.iter().flat_map(|p| &p.entries) {
             table.insert(*index, bytes.as_slice()).map_err(io_err)?;
         }
+    }
+    if let Some(committed) = committed {
+        let bytes = format::encode(&committed).map_err(io_err)?;
+        let mut meta = txn.open_table(META).map_err(io_err)?;
+        meta.insert("committed", bytes.as_slice()).map_err(io_err)?;
     }
     txn.commit().map_err(io_err)
 }
