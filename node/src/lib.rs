@@ -4,8 +4,9 @@
 //!
 //! The core's modules and the client crate are re-exported under their old paths
 //! (`signer_node::protection`, `signer_node::pb`, `signer_node::client`, …), so a test or tool sees one tree.
-// `unsafe` is denied crate-wide and allowed only in `custody::hygiene` (mlock, prctl, rlimit)
-// and `node::inherited` (taking over listening sockets passed by a supervisor).
+// `unsafe` is denied crate-wide and allowed only in `custody::hygiene` (mlock, prctl, rlimit),
+// `node::inherited` (taking over listening sockets passed by a supervisor) and `allocator` (one
+// mimalloc option).
 #![deny(unsafe_code)]
 
 pub use signer_core::{admin, audit, backup, bytes, format, protection, registry, scheme, state};
@@ -13,6 +14,7 @@ pub use signer_core::{admin, audit, backup, bytes, format, protection, registry,
 pub use signer_client as client;
 pub use signer_client::{pb, tls};
 
+pub mod allocator;
 pub mod config;
 pub mod custody;
 pub mod devcluster;

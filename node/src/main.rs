@@ -312,6 +312,7 @@ enum KeyCommand {
 }
 
 fn main() -> ExitCode {
+    signer_node::allocator::keep_freed_memory();
     match run(Cli::parse()) {
         Ok(code) => code,
         Err(e) => {

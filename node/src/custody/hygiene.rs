@@ -2,10 +2,11 @@
 //!
 //! Owns: [`harden_process`] (core dumps off, not ptrace-attachable by other unprivileged
 //! processes), [`lock_memory`] (keep a secret's pages out of swap where the limits permit), and
-//! [`core_dumps_disabled`] for health reports. One of two modules of the crate allowed to use
-//! `unsafe` (the other is `node::inherited`, for inherited sockets): six `unsafe` blocks, each one `libc` call with its `// SAFETY:` argument
-//! (`setrlimit` and `getrlimit` of `RLIMIT_CORE`, `prctl` to set and to read the dumpable flag,
-//! `mlock`, and `sysconf` for the page size).
+//! [`core_dumps_disabled`] for health reports. One of three modules of the crate allowed to use
+//! `unsafe` (the others are `node::inherited`, for inherited sockets, and `allocator`): six
+//! `unsafe` blocks, each one `libc` call with its `// SAFETY:` argument (`setrlimit` and
+//! `getrlimit` of `RLIMIT_CORE`, `prctl` to set and to read the dumpable flag, `mlock`, and
+//! `sysconf` for the page size).
 //! Must not: allocate, hold or print secrets itself, or fail the node where the system merely
 //! does not permit locking memory (that is a warning).
 //!
