@@ -13,15 +13,20 @@ use std::time::{Duration, Instant};
 use tonic::transport::Channel;
 use tonic::{Code, Status};
 
+/// Whether tonic made `status` up on this side from a transport error rather than receiving
+/// it from a server: such a status carries the error as its source, one a server sent does
+/// not. A connection that breaks mid-call (the node exited, e.g. on a full disk) comes as
+/// INTERNAL "h2 protocol error" with the HTTP/2 error as its source.
+pub fn made_by_client(status: &Status) -> bool {
+    std::error::Error::source(status).is_some()
+}
+
 /// Whether a status means "this node cannot answer now; another may": transport failures,
 /// UNAVAILABLE (no leader, shutting down), deadlines and cancellations.
 pub(super) fn is_unavailable(status: &Status) -> bool {
     match status.code() {
         Code::Unavailable | Code::DeadlineExceeded | Code::Cancelled => true,
-        // A status the client made up from a transport error carries its source; one a server
-        // sent does not. A connection that breaks mid-call (the node exited, e.g. on a full
-        // disk) comes as INTERNAL "h2 protocol error" with the HTTP/2 error as its source.
-        Code::Unknown | Code::Internal => std::error::Error::source(status).is_some(),
+        Code::Unknown | Code::Internal => made_by_client(status),
         _ => false,
     }
 }

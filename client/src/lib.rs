@@ -87,6 +87,7 @@ pub mod dev {
 
 pub use admin::{review, Approver, ImportSecret, Reviewed, SoftApprover};
 pub use descriptor::{AdminKey, ClientFiles, ClusterDescriptor, NodeEndpoint, DESCRIPTOR_FILE};
+pub use failover::made_by_client;
 
 use failover::{describe, is_unavailable, single};
 

@@ -649,18 +649,29 @@ impl SignPath {
                     })
                 })
             }
-            // Transport failures reaching the leader mean "try again", not a verdict.
-            Err(s) if s.code() == tonic::Code::Unknown || s.code() == tonic::Code::Cancelled => {
-                Err(SignError::LeaderUnreachable {
-                    leader,
-                    reason: s.message().to_owned(),
-                })
-            }
-            Err(s) => Err(SignError::LeaderStatus {
-                code: s.code(),
-                message: s.message().to_owned(),
-            }),
+            Err(s) => Err(forward_failed(leader, &s)),
         }
+    }
+}
+
+/// What a forward to `leader` that got no answer means. A transport failure means "try
+/// again", not a verdict: UNKNOWN and CANCELLED, and any status tonic made up from a broken
+/// connection, which carries the transport or HTTP/2 error as its source (a leader that exits
+/// mid-call, e.g. on a full disk, comes as INTERNAL "h2 protocol error"). A status the leader
+/// sent has no source: it is the leader's answer. Retrying is safe: the same request re-signs
+/// identical data or is refused.
+fn forward_failed(leader: NodeId, status: &Status) -> SignError {
+    let transport = matches!(status.code(), tonic::Code::Unknown | tonic::Code::Cancelled)
+        || crate::client::made_by_client(status);
+    match transport {
+        true => SignError::LeaderUnreachable {
+            leader,
+            reason: status.message().to_owned(),
+        },
+        false => SignError::LeaderStatus {
+            code: status.code(),
+            message: status.message().to_owned(),
+        },
     }
 }
 
@@ -795,5 +806,39 @@ impl pb::signer_server::Signer for SignerService {
                 .map(|(key_id, reason)| pb::PendingKey { key_id, reason })
                 .collect(),
         }))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use tonic::Code;
+
+    /// A connection to the leader that broke mid-call is "unavailable, try again"; the same code
+    /// sent by the leader is its answer.
+    #[test]
+    fn a_forward_broken_mid_call_is_unavailable_a_leader_status_is_its_answer() {
+        let mut broken = Status::new(Code::Internal, "h2 protocol error: http2 error");
+        broken.set_source(Arc::new(std::io::Error::new(
+            std::io::ErrorKind::ConnectionReset,
+            "connection reset",
+        )));
+        let e = forward_failed(2, &broken);
+        assert!(
+            matches!(&e, SignError::LeaderUnreachable { leader: 2, reason } if reason == "h2 protocol error: http2 error"),
+            "{e:?}"
+        );
+        assert_eq!(e.code(), Code::Unavailable);
+        for code in [Code::Unknown, Code::Cancelled] {
+            let e = forward_failed(2, &Status::new(code, "x"));
+            assert_eq!(e.code(), Code::Unavailable, "{code:?}");
+        }
+        for code in [Code::Internal, Code::FailedPrecondition, Code::Unavailable] {
+            let e = forward_failed(2, &Status::new(code, "from the leader"));
+            assert!(
+                matches!(&e, SignError::LeaderStatus { code: c, message } if *c == code && message == "from the leader"),
+                "{e:?}"
+            );
+        }
     }
 }
