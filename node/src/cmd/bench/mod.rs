@@ -57,6 +57,30 @@
 //! throughput), larger Raft batches under load (one append and fsync for many requests), and
 //! zero-copy entries (memmove and zeroed pages are ~5%).
 
+//! Second pass (2026-12-06, evening; `perf record --call-graph dwarf` of the single-`Sign`
+//! and `SignBatch` windows, and `perf stat` of whole runs):
+//! - openraft calls `save_committed` before every apply, and it opened a redb write
+//!   transaction, which waited for the log writer's fsync: the Raft core stalled behind the
+//!   disk. It is now queued to the writer and written with the next appends.
+//! - Every call parsed the client's X.509 certificate (1.5% of the CPU at 256 clients); the
+//!   identity is now remembered per certificate fingerprint.
+//! - mimalloc returned freed memory to the OS after a second and faulted it back in, each
+//!   fault zeroing a 2 MiB huge page: 9,949 page faults in a 25 s espresso run, 3% of the CPU
+//!   (`clear_page_erms`). With purging off (`allocator`): 756. Nodes keep their peak memory.
+//! - None of the three moved throughput beyond this VM's run-to-run noise on its own (three
+//!   alternating runs each); the README's table is a run with all three.
+//! - Signing off the async runtime was measured and is not used. A pool of one thread per
+//!   core, one job per request: espresso single at 256 clients +10% and its p99 50 ms instead
+//!   of 145-277 ms, but eth2 single -15%, eth2 SignBatch -11%, eth2 open-loop p99 51-60 ms
+//!   instead of 29-36, and four times the context switches (130k against 31k in one run: the
+//!   runtime's workers and the signing threads preempt each other on two cores). One job per
+//!   core per committed batch: eth2 -6%, espresso -12%. With the clients and all three nodes
+//!   on two cores, signing in the request's task costs least; on a node with cores of its own
+//!   the balance may differ, which this bench cannot show.
+//! - In `SignBatch` the signature is 60% of the CPU; the rest is applying each batch on three
+//!   nodes (11%: decoding, rules, audit records, the redb transaction), the Raft log's redb
+//!   commits (8%, of which the fsync is a third), TLS and HTTP/2 (about 10%), and copies.
+//!
 //! Many keys (2026-12-06, `perf record -g` of a follower while 10,000 keys were generated):
 //! about two thirds of its CPU went to copying (`memmove`, `BTreeMap` and `String` clones,
 //! zeroed pages): each admin action copied the registry, protection records and admin state,
