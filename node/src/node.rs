@@ -243,8 +243,12 @@ pub async fn run(
     let log_store = LogStore::open(&config.data_dir.join("raft-log.redb"), config.sync_writes)?;
     let state = StateMachine::open(&config.data_dir.join("state.redb"), config.sync_writes)?
         .applying_only_stored(log_store.durable_index());
-    for file in ["raft-log.redb", "state.redb"] {
-        owner_only(&config.data_dir.join(file), 0o600)?;
+    for file in ["raft-log.redb", "raft-log.journal", "state.redb"] {
+        let path = config.data_dir.join(file);
+        // No journal without `sync_writes`.
+        if path.exists() {
+            owner_only(&path, 0o600)?;
+        }
     }
     let keyring = Arc::new(Keyring::load_dir(&config.keys_dir)?);
     for key in keyring.keys() {

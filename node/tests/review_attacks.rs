@@ -600,7 +600,7 @@ async fn data_dir_and_databases_are_owner_only() {
     use std::os::unix::fs::PermissionsExt;
     let cluster = Cluster::start(3).await;
     let data = |id: u64| cluster.dir().join(format!("node-{id}/data"));
-    let files = ["raft-log.redb", "state.redb"];
+    let files = ["raft-log.redb", "raft-log.journal", "state.redb"];
     for id in 1..=3 {
         assert_eq!(mode(&data(id)), 0o700, "node {id}'s data dir");
         for f in files {

@@ -3,16 +3,18 @@
 //! module's doc for the contract and why it holds).
 //!
 //! Owns: the writer thread, its queue of jobs (append, committed id, truncate, purge, executed
-//! in order, consecutive appends and committed ids in one transaction) and the unflushed
-//! entries. Must not: decide when a write is needed (the log store does, for openraft) or read
-//! the log for openraft.
+//! in order, consecutive appends and committed ids in one transaction), the unflushed entries
+//! and checkpoints ([`checkpoint`]): every truncation and purge, a batch the journal has no
+//! room for, and the writer's exit. Must not: decide when a write is needed (the log store
+//! does, for openraft) or read the log for openraft.
 
-use super::{LOGS, META};
+use super::journal::Journal;
+use super::{decode, LOGS, META};
 use crate::format;
 use crate::replica::{io_err, Entry, LogId, TypeConfig};
 use openraft::entry::RaftEntry;
 use openraft::storage::IOFlushed;
-use redb::{Database, Durability};
+use redb::{Database, Durability, ReadableTable, WriteTransaction};
 use std::collections::BTreeMap;
 use std::io;
 use std::sync::{mpsc, Arc, Mutex, MutexGuard};
@@ -114,16 +116,32 @@ pub(super) struct Writer {
 }
 
 impl Writer {
+    /// Start the thread. With a `journal`, appends are made durable there and reach the
+    /// database without fsync; without one, they are committed with `durability`.
     pub(super) fn start(
         db: Arc<Database>,
         durability: Durability,
+        mut journal: Option<Journal>,
         unflushed: Unflushed,
         durable: Arc<Durable>,
     ) -> io::Result<Self> {
         let (queue, jobs) = mpsc::channel();
         let thread = std::thread::Builder::new()
             .name("raft-log-writer".into())
-            .spawn(move || write_jobs(&db, durability, &unflushed, &durable, &jobs))?;
+            .spawn(move || {
+                let mut disk = Disk {
+                    db: &db,
+                    durability,
+                    journal: journal.as_mut(),
+                };
+                write_jobs(&mut disk, &unflushed, &durable, &jobs);
+                // A clean stop leaves every entry in the database.
+                if disk.journal.is_some() {
+                    if let Err(e) = checkpoint(&db, disk.journal, |_| Ok(())) {
+                        tracing::warn!(error = %e, "the Raft log's last checkpoint failed; the journal is replayed at the next start");
+                    }
+                }
+            })?;
         Ok(Writer {
             queue: Some(queue),
             thread: Some(thread),
@@ -147,11 +165,18 @@ impl Drop for Writer {
     }
 }
 
+/// Where the writer thread writes.
+struct Disk<'a> {
+    db: &'a Database,
+    /// For the database's commits of appends when there is no journal.
+    durability: Durability,
+    journal: Option<&'a mut Journal>,
+}
+
 /// The writer thread's loop: each job in order; appends that queued up behind one another
 /// share a transaction.
 fn write_jobs(
-    db: &Database,
-    durability: Durability,
+    disk: &mut Disk<'_>,
     unflushed: &Unflushed,
     durable: &Durable,
     jobs: &mpsc::Receiver<Job>,
@@ -176,12 +201,7 @@ fn write_jobs(
                     }
                     queued = jobs.try_recv().ok();
                 }
-                // A committed id alone needs no fsync: it only saves re-applying after a restart.
-                let durability = match batch.is_empty() {
-                    true => Durability::None,
-                    false => durability,
-                };
-                let result = commit_appends(db, durability, &batch, committed);
+                let result = store_appends(disk, &batch, committed);
                 match &result {
                     // Nobody waits for it; the next append's write reports a failing database.
                     Err(e) if batch.is_empty() => {
@@ -204,14 +224,21 @@ fn write_jobs(
                 }
             }
             Job::Truncate { start, done } => {
-                let result = truncate(db, start);
+                let result = checkpoint(disk.db, disk.journal.as_deref_mut(), |txn| {
+                    truncate(txn, start)
+                })
+                .map(drop);
                 if result.is_ok() {
                     durable.send_modify(|d| *d = (*d).min(start.checked_sub(1)));
                 }
                 let _ = done.send(result);
             }
             Job::Purge { log_id, done } => {
-                let _ = done.send(purge(db, log_id));
+                let result = checkpoint(disk.db, disk.journal.as_deref_mut(), |txn| {
+                    purge(txn, log_id)
+                })
+                .map(drop);
+                let _ = done.send(result);
             }
         }
         if next.is_none() {
@@ -220,14 +247,83 @@ fn write_jobs(
     }
 }
 
-fn commit_appends(
-    db: &Database,
-    durability: Durability,
+/// Make `batch` durable and readable, with the committed id if one was saved: into the
+/// journal with `fdatasync` and into the database without; when the journal has no room, in
+/// a checkpoint; without a journal, in a commit of the configured durability. A committed id
+/// alone needs no fsync: it only saves re-applying after a restart.
+fn store_appends(
+    disk: &mut Disk<'_>,
     batch: &[PendingAppend],
     committed: Option<Option<LogId>>,
 ) -> io::Result<()> {
+    let entries = || batch.iter().flat_map(|p| &p.entries);
+    let write = |txn: &WriteTransaction| write_appends(txn, batch, committed);
+    match disk.journal.as_deref_mut() {
+        _ if batch.is_empty() => commit(disk.db, Durability::None, write),
+        None => commit(disk.db, disk.durability, write),
+        Some(journal) if journal.fits(entries().map(|(_, e)| e.as_slice())) => {
+            journal.append(entries().map(|(i, e)| (*i, e.as_slice())))?;
+            commit(disk.db, Durability::None, write)
+        }
+        Some(journal) => checkpoint(disk.db, Some(journal), write).map(drop),
+    }
+}
+
+/// One database transaction of `durability` holding `change`.
+fn commit(
+    db: &Database,
+    durability: Durability,
+    change: impl FnOnce(&WriteTransaction) -> io::Result<()>,
+) -> io::Result<()> {
     let mut txn = db.begin_write().map_err(io_err)?;
     txn.set_durability(durability).map_err(io_err)?;
+    change(&txn)?;
+    txn.commit().map_err(io_err)
+}
+
+/// A checkpoint: `change` committed with fsync together with a new journal generation, after
+/// which the database holds every entry and the journal (if any) starts over. Every record in
+/// the journal is then of an older generation, so a truncated entry's record is never
+/// replayed. Returns the new generation.
+pub(super) fn checkpoint(
+    db: &Database,
+    journal: Option<&mut Journal>,
+    change: impl FnOnce(&WriteTransaction) -> io::Result<()>,
+) -> io::Result<u64> {
+    let started = std::time::Instant::now();
+    let mut generation = 0;
+    commit(db, Durability::Immediate, |txn| {
+        change(txn)?;
+        let mut meta = txn.open_table(META).map_err(io_err)?;
+        let current = match meta.get(JOURNAL_GENERATION).map_err(io_err)? {
+            Some(v) => decode::<u64>(JOURNAL_GENERATION, v.value())?,
+            None => 0,
+        };
+        generation = current + 1;
+        let bytes = format::encode(&generation).map_err(io_err)?;
+        meta.insert(JOURNAL_GENERATION, bytes.as_slice())
+            .map_err(io_err)?;
+        Ok(())
+    })?;
+    if let Some(journal) = journal {
+        journal.restart(generation);
+    }
+    tracing::debug!(
+        generation,
+        ms = started.elapsed().as_secs_f64() * 1e3,
+        "Raft log checkpoint"
+    );
+    Ok(generation)
+}
+
+/// The `raft_meta` key of the journal's current generation (u64; 0 when missing).
+pub(super) const JOURNAL_GENERATION: &str = "journal_generation";
+
+fn write_appends(
+    txn: &WriteTransaction,
+    batch: &[PendingAppend],
+    committed: Option<Option<LogId>>,
+) -> io::Result<()> {
     {
         let mut table = txn.open_table(LOGS).map_err(io_err)?;
         for (index, bytes) in batch.iter().flat_map(|p| &p.entries) {
@@ -239,29 +335,21 @@ fn commit_appends(
         let mut meta = txn.open_table(META).map_err(io_err)?;
         meta.insert("committed", bytes.as_slice()).map_err(io_err)?;
     }
-    txn.commit().map_err(io_err)
+    Ok(())
 }
 
-fn truncate(db: &Database, start: u64) -> io::Result<()> {
-    let txn = db.begin_write().map_err(io_err)?;
-    {
-        let mut table = txn.open_table(LOGS).map_err(io_err)?;
-        table.retain_in(start.., |_, _| false).map_err(io_err)?;
-    }
-    txn.commit().map_err(io_err)
+fn truncate(txn: &WriteTransaction, start: u64) -> io::Result<()> {
+    let mut table = txn.open_table(LOGS).map_err(io_err)?;
+    table.retain_in(start.., |_, _| false).map_err(io_err)
 }
 
-fn purge(db: &Database, log_id: LogId) -> io::Result<()> {
+fn purge(txn: &WriteTransaction, log_id: LogId) -> io::Result<()> {
     let bytes = format::encode(&log_id).map_err(io_err)?;
-    let txn = db.begin_write().map_err(io_err)?;
-    {
-        let mut meta = txn.open_table(META).map_err(io_err)?;
-        meta.insert("last_purged", bytes.as_slice())
-            .map_err(io_err)?;
-        let mut table = txn.open_table(LOGS).map_err(io_err)?;
-        table
-            .retain_in(..=log_id.index(), |_, _| false)
-            .map_err(io_err)?;
-    }
-    txn.commit().map_err(io_err)
+    let mut meta = txn.open_table(META).map_err(io_err)?;
+    meta.insert("last_purged", bytes.as_slice())
+        .map_err(io_err)?;
+    let mut table = txn.open_table(LOGS).map_err(io_err)?;
+    table
+        .retain_in(..=log_id.index(), |_, _| false)
+        .map_err(io_err)
 }
