@@ -85,13 +85,14 @@
 //! with fsync waited a median 0.43 ms in `fdatasync` (it writes B-tree, allocator and header
 //! pages wherever they lie), one 4 KiB write into an already written file 0.08-0.12 ms. Appends
 //! now go to a preallocated journal with one `fdatasync` and to redb without fsync; checkpoints
-//! (redb with fsync) come every 8 MiB of journal, at truncations and purges. Alternating runs
-//! of both builds (`--parts closed --clients 1,256 --seconds 4`, two each, on a host whose raw
-//! eth2 signing ran 6,100-6,800/s), one-client p50: eth2 1.36 and 1.50 ms -> 1.10 and 1.12 ms
-//! (REST 1.32/1.39 -> 1.10/1.19), espresso 1.12/1.16 -> 1.01/1.24 (one client signs/s: eth2
-//! 702/646 -> 872/866). At 256 clients the two builds stayed within this host's noise (espresso
-//! single 35-40% of raw before, 34-39% after, over four runs each); the p99.9 of some runs rose
-//! by 20-30 ms (the checkpoints' larger fsyncs are the likely cause; not measured).
+//! (redb with fsync) come every 8 MiB of journal, at truncations and purges. Four alternating
+//! pairs of runs of both builds (`--parts closed --clients 1 --seconds 4`; raw eth2 signing on
+//! this host moved between 5,600 and 6,900/s), one-client p50: eth2 1.36, 1.50, 1.54, 1.47 ms
+//! -> 1.10, 1.12, 1.41, 1.43 ms; espresso 1.12, 1.16, 1.39, 1.49 -> 1.01, 1.24, 1.09, 1.07 ms.
+//! At 256 clients, three pairs of eth2 runs stayed within the noise (single 3,651/3,329/4,142
+//! -> 3,476/3,142/3,710 signs/s, SignBatch 4,624/4,541/5,564 -> 4,869/4,242/5,293). Under
+//! `strace -T` the largest fsyncs of an espresso run at 256 clients took 6-11 ms, most likely
+//! the checkpoints, which would stall the log writer for that long every 8 MiB.
 //!
 //! Many keys (2026-12-06, `perf record -g` of a follower while 10,000 keys were generated):
 //! about two thirds of its CPU went to copying (`memmove`, `BTreeMap` and `String` clones,
