@@ -46,8 +46,8 @@ pub(super) struct Journal {
 }
 
 impl Journal {
-    /// The size of a journal file: 8 MiB, about 8,000 single-request entries between
-    /// checkpoints.
+    /// The size of a journal file: 8 MiB, so a checkpoint writes at most about that much
+    /// to the database at once.
     pub(super) const CAPACITY: u64 = 8 << 20;
 
     /// The records of `generation` in the journal at `path` as (index, entry), in the order
@@ -114,7 +114,7 @@ impl Journal {
         }
         if self.end.saturating_add(batch.len() as u64) > self.capacity {
             return Err(io::Error::other(
-                "Raft log journal: a batch that does not fit was written",
+                "Raft log journal: a batch larger than the space left (a checkpoint was due)",
             ));
         }
         self.file.write_all_at(&batch, self.end)?;
@@ -303,7 +303,7 @@ mod tests {
         let e = journal.append([(2, &entry[..]), (3, &[][..])]).unwrap_err();
         assert_eq!(
             e.to_string(),
-            "Raft log journal: a batch that does not fit was written"
+            "Raft log journal: a batch larger than the space left (a checkpoint was due)"
         );
     }
 }
