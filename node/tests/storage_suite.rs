@@ -225,6 +225,8 @@ mod crash {
     struct Plan {
         capacity: u64,
         ops: Vec<Op>,
+        /// What the steps leave.
+        expected: Model,
     }
 
     #[derive(Debug, Default, PartialEq)]
@@ -314,15 +316,11 @@ mod crash {
                 model.apply(&op);
                 ops.push(op);
             }
-            Plan { capacity, ops }
-        }
-
-        fn model(&self) -> Model {
-            let mut model = Model::default();
-            for op in &self.ops {
-                model.apply(op);
+            Plan {
+                capacity,
+                ops,
+                expected: model,
             }
-            model
         }
 
         /// The steps on a real store at `path` (in the child, which then exits). After each
@@ -412,7 +410,7 @@ mod crash {
             let plan = Plan::of(seed);
             let dir = tempfile::tempdir().unwrap();
             crash_after(test, &format!("generated-{seed}"), dir.path());
-            let expected = plan.model();
+            let expected = &plan.expected;
             let replay = format!("seed {seed}, replay with LOG_CRASH_SEED={seed}");
             if plan.capacity == NEVER_FULL {
                 let power_loss = tempfile::tempdir().unwrap();
@@ -431,7 +429,7 @@ mod crash {
                     "from the last checkpoint and the journal, {replay}"
                 );
             }
-            assert_eq!(found(dir.path()), expected, "{replay}");
+            assert_eq!(&found(dir.path()), expected, "{replay}");
         }
     }
 

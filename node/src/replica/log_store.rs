@@ -182,12 +182,7 @@ impl LogStore {
     }
 
     fn read_meta<T: DeserializeOwned>(&self, key: &str) -> io::Result<Option<T>> {
-        let txn = self.db.begin_read().map_err(io_err)?;
-        let table = txn.open_table(META).map_err(io_err)?;
-        match table.get(key).map_err(io_err)? {
-            None => Ok(None),
-            Some(v) => Ok(Some(decode(key, v.value())?)),
-        }
+        read_meta(&self.db, key)
     }
 
     fn write_meta<T: Serialize>(
@@ -207,6 +202,16 @@ impl LogStore {
     }
 }
 
+/// The `raft_meta` value at `key`, if any.
+fn read_meta<T: DeserializeOwned>(db: &Database, key: &str) -> io::Result<Option<T>> {
+    let txn = db.begin_read().map_err(io_err)?;
+    let table = txn.open_table(META).map_err(io_err)?;
+    match table.get(key).map_err(io_err)? {
+        None => Ok(None),
+        Some(v) => Ok(Some(decode(key, v.value())?)),
+    }
+}
+
 /// Put the journal's current records into the database (`path`: the journal of `db`) and
 /// checkpoint, so that the database holds every entry and no record in the file is current;
 /// then, with `sync_writes`, the journal (of `capacity` bytes) to write appends to. The
@@ -219,15 +224,7 @@ fn replay_journal(
     sync_writes: bool,
     capacity: u64,
 ) -> io::Result<Option<Journal>> {
-    let generation = {
-        let txn = db.begin_read().map_err(io_err)?;
-        let meta = txn.open_table(META).map_err(io_err)?;
-        let stored = meta.get(writer::JOURNAL_GENERATION).map_err(io_err)?;
-        match stored {
-            Some(v) => decode::<u64>(writer::JOURNAL_GENERATION, v.value())?,
-            None => 0,
-        }
-    };
+    let generation = read_meta::<u64>(db, writer::JOURNAL_GENERATION)?.unwrap_or(0);
     let records = Journal::read(path, generation)?;
     if let Some(((first, _), (last, _))) = records.first().zip(records.last()) {
         tracing::info!(
