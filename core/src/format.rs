@@ -1,7 +1,7 @@
 //! The versioned binary format of what a node stores and sends to its peers: Raft log entries,
 //! peer messages, state records and snapshots.
 //!
-//! Owns: the one encoder and decoder ([`encode`], [`decode`]), the format version
+//! Owns: the one encoder and decoder ([`encode`] and [`encode_into`], [`decode`]), the format version
 //! ([`VERSION`]) and the rule for a database's stored version ([`check_stored_version`]).
 //! Must not: be used for what clients or people read (the gRPC API is protobuf; exports and
 //! status are JSON), or for what must hash the same forever (audit records have their own
@@ -83,17 +83,85 @@ fn options() -> impl Options {
         .with_limit(MAX_VALUE)
 }
 
+/// The encoder's options: [`options`] without bincode's limit, which walks a value twice (a
+/// size pass, then the write); [`Bounded`] enforces [`MAX_VALUE`] as the bytes are written.
+fn encoder() -> impl Options {
+    bincode::DefaultOptions::new()
+        .with_varint_encoding()
+        .with_little_endian()
+}
+
+/// A writer that refuses the bytes of a value past [`MAX_VALUE`] with
+/// [`FormatError::Unencodable`] (inside an `io::Error`).
+struct Bounded<W> {
+    out: W,
+    left: u64,
+}
+
+impl<W: std::io::Write> std::io::Write for Bounded<W> {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        if buf.len() as u64 > self.left {
+            return Err(std::io::Error::other(FormatError::Unencodable(format!(
+                "the value is larger than the format's limit of {MAX_VALUE} bytes"
+            ))));
+        }
+        let n = self.out.write(buf)?;
+        self.left -= n as u64;
+        Ok(n)
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        self.out.flush()
+    }
+}
+
+/// Write the header and `value` to `out`, in one pass over the value.
+fn write_value<W: std::io::Write, T: Serialize + ?Sized>(
+    mut out: W,
+    value: &T,
+) -> std::io::Result<()> {
+    out.write_all(&MAGIC)?;
+    out.write_all(&VERSION.to_le_bytes())?;
+    let bounded = Bounded {
+        out: &mut out,
+        left: MAX_VALUE,
+    };
+    encoder()
+        .serialize_into(bounded, value)
+        .map_err(|e| match *e {
+            bincode::ErrorKind::Io(io) => io,
+            other => std::io::Error::other(FormatError::Unencodable(other.to_string())),
+        })?;
+    out.flush()
+}
+
 /// Encode `value` with the header. Fails only for a value larger than [`MAX_VALUE`] or a
 /// type serde cannot write without a self-describing format (a bug the round-trip tests
 /// catch).
 pub fn encode<T: Serialize + ?Sized>(value: &T) -> Result<Vec<u8>, FormatError> {
     let mut out = Vec::with_capacity(64);
-    out.extend_from_slice(&MAGIC);
-    out.extend_from_slice(&VERSION.to_le_bytes());
-    options()
-        .serialize_into(&mut out, value)
-        .map_err(|e| FormatError::Unencodable(e.to_string()))?;
+    write_value(&mut out, value).map_err(|e| {
+        // Writing into a `Vec` fails only with the format's own error.
+        match e
+            .get_ref()
+            .and_then(|inner| inner.downcast_ref::<FormatError>())
+        {
+            Some(format) => format.clone(),
+            None => FormatError::Unencodable(e.to_string()),
+        }
+    })?;
     Ok(out)
+}
+
+/// [`encode`] straight into `out` (a file, say), so a large value is never whole in memory.
+/// A write error comes back as it was (its kind kept: a full disk stays `StorageFull`); a value
+/// that cannot be encoded as [`FormatError::Unencodable`] inside an `io::Error`. What was
+/// written before an error is not a value: the caller discards it.
+pub fn encode_into<W: std::io::Write, T: Serialize + ?Sized>(
+    out: W,
+    value: &T,
+) -> std::io::Result<()> {
+    write_value(out, value)
 }
 
 /// Decode a value written by [`encode`] of this format version (a peer message: peers of
@@ -197,7 +265,7 @@ pub fn check_database(stored: Option<&[u8]>, holds_data: bool) -> Result<bool, F
 }
 
 #[cfg(test)]
-#[allow(clippy::unwrap_used)]
+#[allow(clippy::unwrap_used, clippy::panic)]
 mod tests {
     use super::*;
 
@@ -212,6 +280,89 @@ mod tests {
             &[7, 5, b'k', b'e', b'y', b'-', b'1', 3, 1, 2, 3]
         );
         assert_eq!(decode::<(u64, String, Vec<u8>)>(&bytes).unwrap(), value);
+    }
+
+    #[test]
+    fn encode_into_writes_the_bytes_of_encode_and_returns_a_write_error_as_it_was() {
+        let value = (7u64, String::from("key-1"), vec![1u8, 2, 3]);
+        let mut out = Vec::new();
+        encode_into(&mut out, &value).unwrap();
+        assert_eq!(
+            out,
+            [b'Q', b'S', 3, 0, 7, 5, b'k', b'e', b'y', b'-', b'1', 3, 1, 2, 3]
+        );
+
+        /// A disk that fills after `room` bytes.
+        struct Full {
+            room: usize,
+        }
+        impl std::io::Write for Full {
+            fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+                if self.room == 0 {
+                    return Err(std::io::ErrorKind::StorageFull.into());
+                }
+                let n = buf.len().min(self.room);
+                self.room -= n;
+                Ok(n)
+            }
+            fn flush(&mut self) -> std::io::Result<()> {
+                Ok(())
+            }
+        }
+        for room in [0, 3, 6] {
+            let e = encode_into(Full { room }, &value).unwrap_err();
+            assert_eq!(e.kind(), std::io::ErrorKind::StorageFull, "room {room}");
+        }
+        // A value this format cannot write (a sequence of unknown length): the format's
+        // error, not a write error.
+        struct UnknownLength;
+        impl Serialize for UnknownLength {
+            fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+                s.collect_seq((0u8..3).filter(|n| n % 2 == 0))
+            }
+        }
+        let e = encode_into(std::io::sink(), &UnknownLength).unwrap_err();
+        assert_eq!(e.kind(), std::io::ErrorKind::Other);
+        assert!(matches!(
+            e.get_ref()
+                .and_then(|inner| inner.downcast_ref::<FormatError>()),
+            Some(FormatError::Unencodable(_))
+        ));
+    }
+
+    #[test]
+    fn the_size_bound_refuses_the_first_byte_past_it_and_passes_the_rest() {
+        let value = vec![9u8; 10]; // 11 bytes: a length, then ten elements
+        let mut out = Vec::new();
+        encoder()
+            .serialize_into(
+                Bounded {
+                    out: &mut out,
+                    left: 11,
+                },
+                &value,
+            )
+            .unwrap();
+        assert_eq!(out.len(), 11);
+        let e = encoder()
+            .serialize_into(
+                Bounded {
+                    out: Vec::new(),
+                    left: 10,
+                },
+                &value,
+            )
+            .unwrap_err();
+        let bincode::ErrorKind::Io(io) = *e else {
+            panic!("expected the writer's error, got {e:?}")
+        };
+        assert_eq!(
+            io.get_ref()
+                .and_then(|inner| inner.downcast_ref::<FormatError>()),
+            Some(&FormatError::Unencodable(format!(
+                "the value is larger than the format's limit of {MAX_VALUE} bytes"
+            )))
+        );
     }
 
     #[test]

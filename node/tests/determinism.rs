@@ -364,9 +364,22 @@ impl Replica {
             .collect()
     }
 
+    /// The snapshot of this replica, checked to be what the node writes: the streamed body
+    /// (records read one at a time) encodes to exactly the bytes of the owned one.
     fn snapshot(&self) -> Vec<u8> {
         let records = self.records.iter().map(|(s, b)| (*s, b.clone())).collect();
-        signer_node::format::encode(&self.state.snapshot_body(records)).unwrap()
+        let owned = signer_node::format::encode(&self.state.snapshot_body(records)).unwrap();
+        let in_place = self
+            .records
+            .iter()
+            .map(|(seq, bytes)| Ok::<_, String>((*seq, bytes)));
+        let streamed = signer_node::format::encode(&signer_node::state::StreamedSnapshotBody::new(
+            &self.state,
+            in_place,
+        ))
+        .unwrap();
+        assert_eq!(streamed, owned, "the streamed snapshot body differs");
+        owned
     }
 }
 

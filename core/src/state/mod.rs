@@ -3,7 +3,8 @@
 //! function of that value and one log entry.
 //!
 //! Owns: [`Applied`], [`Changes`] (what an entry changed, for the replica to persist) and the
-//! snapshot body ([`SnapshotBody`], and the format-1 layouts it upgrades from: [`upgrade`]).
+//! snapshot body ([`SnapshotBody`], its streamed encoding [`StreamedSnapshotBody`], and the
+//! older layouts it upgrades from: [`upgrade`]).
 //! Must not: do IO, read a clock or depend on openraft: the replica (the node's state machine)
 //! stores what [`Changes`] names and answers openraft; this module is what every replica
 //! computes identically.
@@ -24,10 +25,12 @@
 mod admin;
 pub mod audit;
 pub mod command;
+mod streamed;
 pub mod upgrade;
 
 pub use audit::{AuditChain, AuditState, StoredRecords};
 pub use command::{Command, CommandResult, Proposal, SignEntry, SignOutcome};
+pub use streamed::StreamedSnapshotBody;
 
 use crate::admin::{AdminCommand, AdminState};
 use crate::audit::AuditEvent;
@@ -265,7 +268,7 @@ mod records_as_bytes {
     use super::StoredRecords;
     use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
-    struct Record<'a>(&'a [u8]);
+    pub(super) struct Record<'a>(pub(super) &'a [u8]);
 
     impl Serialize for Record<'_> {
         fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {

@@ -160,12 +160,9 @@ impl StateMachine {
             (applied.clone(), position, storage::begin_read(&self.db)?)
         };
         let head = state.audit.chain.head;
-        let data = tokio::task::spawn_blocking(move || -> io::Result<Vec<u8>> {
-            let records = storage::read_records(&txn, 0, usize::MAX)?;
-            crate::format::encode(&state.snapshot_body(records)).map_err(io_err)
-        })
-        .await
-        .map_err(io_err)??;
+        let data = tokio::task::spawn_blocking(move || storage::encode_snapshot_body(&txn, &state))
+            .await
+            .map_err(io_err)??;
         Ok((data, position.last_applied, position.membership, head))
     }
 
@@ -246,12 +243,9 @@ impl RaftSnapshotBuilder<TypeConfig> for StateMachine {
             };
             (applied.clone(), meta, storage::begin_read(&self.db)?)
         };
-        let data = tokio::task::spawn_blocking(move || -> io::Result<Vec<u8>> {
-            let records = storage::read_records(&txn, 0, usize::MAX)?;
-            crate::format::encode(&state.snapshot_body(records)).map_err(io_err)
-        })
-        .await
-        .map_err(io_err)??;
+        let data = tokio::task::spawn_blocking(move || storage::encode_snapshot_body(&txn, &state))
+            .await
+            .map_err(io_err)??;
         storage::put_snapshot(&self.db, self.durability, &self.snapshot_file, &meta, &data)?;
         Ok(Snapshot {
             meta,

@@ -94,6 +94,23 @@
 //! `strace -T` the largest fsyncs of an espresso run at 256 clients took 6-11 ms, most likely
 //! the checkpoints, which would stall the log writer for that long every 8 MiB.
 //!
+//! Memory (2026-12-07; RSS of the bench process, its three nodes and clients, sampled every
+//! 5 s in a 90 s espresso run at 256 clients): 107 MiB before the load, 3.98 GiB at its end.
+//! It rose in steps at each snapshot (every 10,000 Raft entries): a snapshot carries every kept
+//! audit record (about 270 bytes each; the file was 70 MB after a minute of load, 200 MB after
+//! 90 s), and each node built it as five copies at once: the records read into a vector, the
+//! encoded body, a copy of it for the stored file, that file encoded, plus bincode walking
+//! every value twice (a size pass before the write). Snapshots are now encoded as they are
+//! read (`StreamedSnapshotBody`: records taken one at a time from the read transaction, the
+//! file written from the borrowed body) and the binary format encodes in one pass, bounding
+//! the size as it writes. The same run ended at 2.47 GiB, the steps at the first two
+//! snapshots 228 and 330 MiB instead of 482 and 613. The rest is the one encoded copy per
+//! node (kept by the allocator, whose purge is off, `allocator`), redb's caches filling, and
+//! the snapshots still growing with the audit log, which only compaction bounds
+//! (`signer_snapshot_bytes`, alert `SignerSnapshotNearFormatLimit`). A purge delay of 10 s
+//! instead of never, one pair of 30 s runs: peak 1.10 against 1.27 GiB, throughput within
+//! the VM's noise; not changed.
+//!
 //! Many keys (2026-12-06, `perf record -g` of a follower while 10,000 keys were generated):
 //! about two thirds of its CPU went to copying (`memmove`, `BTreeMap` and `String` clones,
 //! zeroed pages): each admin action copied the registry, protection records and admin state,

@@ -23,7 +23,7 @@ use crate::protection::ProtectionState;
 use crate::registry::Registry;
 use crate::state::upgrade::decode_admin_state;
 use crate::state::AuditState;
-use crate::state::{Applied, AuditChain, Changes, RecordKey, StoredRecords};
+use crate::state::{Applied, AuditChain, Changes, RecordKey, StoredRecords, StreamedSnapshotBody};
 use redb::{Database, Durability, ReadableDatabase, ReadableTable, TableDefinition};
 use serde::de::DeserializeOwned;
 use serde::Serialize;
@@ -284,11 +284,19 @@ pub(super) fn replace_all(
 }
 
 /// The current snapshot as stored: its meta and its bytes.
-#[derive(serde::Serialize, serde::Deserialize)]
+#[derive(serde::Deserialize)]
 struct StoredSnapshot {
     meta: SnapshotMeta,
     #[serde(with = "crate::bytes::hex_or_raw")]
     data: Vec<u8>,
+}
+
+/// [`StoredSnapshot`] as it is written: borrowed, the same bytes.
+#[derive(serde::Serialize)]
+struct StoredSnapshotRef<'a> {
+    meta: &'a SnapshotMeta,
+    #[serde(serialize_with = "crate::bytes::hex_or_raw::serialize")]
+    data: &'a [u8],
 }
 
 /// Store the current snapshot in `file`, replacing the previous one atomically. With durable
@@ -301,25 +309,22 @@ pub(super) fn put_snapshot(
     meta: &SnapshotMeta,
     data: &[u8],
 ) -> io::Result<()> {
-    use std::io::Write;
     use std::os::unix::fs::OpenOptionsExt;
     let durable = matches!(durability, Durability::Immediate);
     if durable {
         sync(db)?;
     }
-    let bytes = encode(&StoredSnapshot {
-        meta: meta.clone(),
-        data: data.to_vec(),
-    })?;
     let tmp = file.with_extension("snapshot.tmp");
     let written = (|| -> io::Result<()> {
-        let mut f = std::fs::OpenOptions::new()
+        let f = std::fs::OpenOptions::new()
             .write(true)
             .create(true)
             .truncate(true)
             .mode(0o600)
             .open(&tmp)?;
-        f.write_all(&bytes)?;
+        let mut out = io::BufWriter::with_capacity(1 << 20, f);
+        format::encode_into(&mut out, &StoredSnapshotRef { meta, data })?;
+        let f = out.into_inner().map_err(io::IntoInnerError::into_error)?;
         if durable {
             f.sync_all()?;
         }
@@ -383,6 +388,37 @@ pub(super) fn read_records(
         out.push((k.value(), v.value().to_vec()));
     }
     Ok(out)
+}
+
+/// The snapshot body of `state`, with its kept audit records read from `txn` one at a time
+/// as they are encoded (never all in memory beside the encoded body). `txn` must see the
+/// database as `state` was applied (both taken under the state machine's read lock).
+pub(super) fn encode_snapshot_body(
+    txn: &redb::ReadTransaction,
+    state: &Applied,
+) -> io::Result<Vec<u8>> {
+    /// A record's bytes as redb holds them, read in place.
+    struct InPlace<'a>(redb::AccessGuard<'a, &'static [u8]>);
+    impl AsRef<[u8]> for InPlace<'_> {
+        fn as_ref(&self) -> &[u8] {
+            self.0.value()
+        }
+    }
+    let table = txn.open_table(AUDIT).map_err(io_err)?;
+    let records = table
+        .range(0..)
+        .map_err(io_err)?
+        .map(|item| item.map(|(seq, bytes)| (seq.value(), InPlace(bytes))));
+    format::encode(&StreamedSnapshotBody::new(state, records)).map_err(|e| {
+        let chain = state.audit.chain;
+        io::Error::other(format!(
+            "snapshot with {} kept audit records (seq {}..={}): {e}; a snapshot carries every \
+             kept record: export and compact the audit log (signerctl audit-compact)",
+            chain.head.seq.saturating_sub(chain.anchor.seq),
+            chain.anchor.seq.saturating_add(1),
+            chain.head.seq
+        ))
+    })
 }
 
 /// Records from `from_seq` (at most `limit`), as stored.

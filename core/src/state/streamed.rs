@@ -1,0 +1,203 @@
+//! A snapshot body encoded as it is read: the state borrowed, the kept audit records taken one
+//! at a time from the caller's iterator (a storage read), so that a snapshot of millions of
+//! records is written without a copy of them in memory.
+//!
+//! Owns: [`StreamedSnapshotBody`]. Must not: read storage itself (the replica hands it an
+//! iterator over its records) or have a layout of its own: it encodes to exactly the bytes of
+//! the [`SnapshotBody`] with the same state and records, in every serde format (tested against
+//! that type on generated states, `node/tests/determinism.rs`).
+//!
+//! To ensure correctness: the records must be exactly the chain's kept ones,
+//! `anchor.seq + 1 ..= head.seq` in order; a missing, extra or out-of-order record, or a read
+//! error, fails the encoding (the length prefix is written first, so a short iterator must not
+//! leave a body that claims records it lacks).
+
+use super::records_as_bytes::Record;
+use super::{Applied, AuditChain};
+use serde::ser::{Error as _, SerializeSeq, SerializeStruct};
+use serde::{Serialize, Serializer};
+use std::cell::RefCell;
+use std::fmt::Display;
+
+/// [`Applied::snapshot_body`] without the copies: serialize it with [`crate::format`] (or any
+/// serde format) once. A second serialization fails (the records were consumed).
+pub struct StreamedSnapshotBody<'a, I> {
+    state: &'a Applied,
+    records: RefCell<Option<I>>,
+}
+
+impl<'a, I> StreamedSnapshotBody<'a, I> {
+    /// The body of `state` whose kept records `records` yields, (seq, canonical bytes) in seq
+    /// order, or the error that stopped the read.
+    pub fn new(state: &'a Applied, records: I) -> Self {
+        StreamedSnapshotBody {
+            state,
+            records: RefCell::new(Some(records)),
+        }
+    }
+}
+
+impl<I, B, E> Serialize for StreamedSnapshotBody<'_, I>
+where
+    I: Iterator<Item = Result<(u64, B), E>>,
+    B: AsRef<[u8]>,
+    E: Display,
+{
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        // The fields of `SnapshotBody`, in its order.
+        let mut body = s.serialize_struct("SnapshotBody", 5)?;
+        body.serialize_field("protection", &self.state.protection)?;
+        body.serialize_field("registry", &self.state.registry)?;
+        body.serialize_field("admin", &self.state.admin)?;
+        body.serialize_field("audit_chain", &self.state.audit.chain)?;
+        body.serialize_field(
+            "audit_records",
+            &KeptRecords {
+                chain: self.state.audit.chain,
+                records: &self.records,
+            },
+        )?;
+        body.end()
+    }
+}
+
+/// The records field: a sequence of the chain's kept length, checked record by record.
+struct KeptRecords<'r, I> {
+    chain: AuditChain,
+    records: &'r RefCell<Option<I>>,
+}
+
+impl<I, B, E> Serialize for KeptRecords<'_, I>
+where
+    I: Iterator<Item = Result<(u64, B), E>>,
+    B: AsRef<[u8]>,
+    E: Display,
+{
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        let Some(mut records) = self.records.borrow_mut().take() else {
+            return Err(S::Error::custom(
+                "a streamed snapshot body is encoded once (its records were read)",
+            ));
+        };
+        let (anchor, head) = (self.chain.anchor.seq, self.chain.head.seq);
+        let kept = usize::try_from(head.saturating_sub(anchor))
+            .map_err(|_| S::Error::custom("more kept audit records than this machine addresses"))?;
+        let mut seq = s.serialize_seq(Some(kept))?;
+        for expected in (anchor + 1..=head).take(kept) {
+            match records.next() {
+                Some(Ok((found, bytes))) if found == expected => {
+                    seq.serialize_element(&(found, Record(bytes.as_ref())))?
+                }
+                Some(Ok((found, _))) => {
+                    return Err(S::Error::custom(format!(
+                        "audit record {found} where the chain needs record {expected}"
+                    )))
+                }
+                Some(Err(e)) => {
+                    return Err(S::Error::custom(format!("reading audit records: {e}")))
+                }
+                None => {
+                    return Err(S::Error::custom(format!(
+                        "audit records end before record {expected} (the chain keeps {}..={head})",
+                        anchor + 1
+                    )))
+                }
+            }
+        }
+        match records.next() {
+            None => seq.end(),
+            Some(Ok((found, _))) => Err(S::Error::custom(format!(
+                "audit record {found} past the chain's head {head}"
+            ))),
+            Some(Err(e)) => Err(S::Error::custom(format!("reading audit records: {e}"))),
+        }
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::panic)]
+mod tests {
+    use super::*;
+    use crate::audit::AuditEvent;
+    use crate::format;
+
+    /// A state whose chain keeps records 3..=7 (1 and 2 compacted away), and those records.
+    fn state_and_records() -> (Applied, Vec<(u64, Vec<u8>)>) {
+        let mut state = Applied::default();
+        let mut records = Vec::new();
+        for i in 1..=7u64 {
+            let event = AuditEvent::Membership {
+                voters: vec![1, 2, i],
+                learners: vec![],
+            };
+            records.push(state.audit.append(1_000 + i, i, event));
+        }
+        state.audit.compact(2).unwrap();
+        records.drain(..2);
+        (state, records)
+    }
+
+    fn streamed(
+        state: &Applied,
+        records: Vec<Result<(u64, Vec<u8>), String>>,
+    ) -> Result<Vec<u8>, format::FormatError> {
+        format::encode(&StreamedSnapshotBody::new(state, records.into_iter()))
+    }
+
+    #[test]
+    fn it_encodes_the_bytes_of_the_snapshot_body_in_both_serde_formats() {
+        let (state, records) = state_and_records();
+        let owned = state.snapshot_body(records.clone());
+        assert_eq!(
+            streamed(&state, records.iter().cloned().map(Ok).collect()).unwrap(),
+            format::encode(&owned).unwrap()
+        );
+        let json = serde_json::to_string(&StreamedSnapshotBody::new(
+            &state,
+            records
+                .iter()
+                .map(|(seq, bytes)| Ok::<_, String>((*seq, bytes))),
+        ))
+        .unwrap();
+        assert_eq!(json, serde_json::to_string(&owned).unwrap());
+    }
+
+    #[test]
+    fn records_that_are_not_exactly_the_kept_ones_fail_the_encoding() {
+        let (state, records) = state_and_records();
+        let ok = |r: &[(u64, Vec<u8>)]| r.iter().cloned().map(Ok).collect::<Vec<_>>();
+        let message = |result: Result<Vec<u8>, format::FormatError>| match result {
+            Err(format::FormatError::Unencodable(m)) => m,
+            other => panic!("expected an encoding error, got {other:?}"),
+        };
+        assert_eq!(
+            message(streamed(&state, ok(&records[..4]))),
+            "audit records end before record 7 (the chain keeps 3..=7)"
+        );
+        let mut extra = ok(&records);
+        extra.push(Ok((8, vec![1])));
+        assert_eq!(
+            message(streamed(&state, extra)),
+            "audit record 8 past the chain's head 7"
+        );
+        let mut swapped = ok(&records);
+        swapped.swap(1, 2);
+        assert_eq!(
+            message(streamed(&state, swapped)),
+            "audit record 5 where the chain needs record 4"
+        );
+        let mut failing = ok(&records);
+        failing[3] = Err("disk read failed".into());
+        assert_eq!(
+            message(streamed(&state, failing)),
+            "reading audit records: disk read failed"
+        );
+        // Encoded twice: the records were read by the first encoding.
+        let body = StreamedSnapshotBody::new(&state, ok(&records).into_iter());
+        assert!(format::encode(&body).is_ok());
+        assert_eq!(
+            message(format::encode(&body)),
+            "a streamed snapshot body is encoded once (its records were read)"
+        );
+    }
+}
