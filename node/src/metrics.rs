@@ -51,7 +51,8 @@
 //! - `signer_keys_loaded`, `signer_keys_pending` gauges; `signer_key_pending{key}` 1 per key
 //!   this node cannot load; `signer_node_id` gauge
 //! - `signer_certificate_not_after_seconds{certificate,subject}` ([`files`])
-//! - `signer_data_dir_available_bytes`, `signer_data_dir_size_bytes` ([`files`])
+//! - `signer_data_dir_available_bytes`, `signer_data_dir_size_bytes`, `signer_snapshot_bytes`
+//!   ([`files`])
 //! - `signer_audit_chain_verified`, `signer_audit_chain_first_bad_seq`,
 //!   `signer_audit_chain_head_seq`, `signer_audit_chain_checked_timestamp_seconds`
 //!   ([`audit`]; they appear after the first verification)

@@ -1,10 +1,11 @@
 //! What the node's own files say about its future: when its certificates expire
 //! (`signer_certificate_not_after_seconds{certificate,subject}`) and how much room its data
-//! directory has left (`signer_data_dir_available_bytes`, `signer_data_dir_size_bytes`).
+//! directory has left (`signer_data_dir_available_bytes`, `signer_data_dir_size_bytes`), and
+//! how close its snapshot is to the binary format's size limit (`signer_snapshot_bytes`).
 //!
 //! Owns: reading the notAfter of every certificate in the node's TLS files (as loaded at
 //! start: the certificates the node presents and trusts until it restarts) and the
-//! `statvfs` of the data directory's filesystem. Must not: judge what it reads (alert rules
+//! `statvfs` of the data directory's filesystem and the size of its snapshot file. Must not: judge what it reads (alert rules
 //! do, in `deploy/prometheus/alerts.yml`), read anything but certificates (never the key
 //! file), or fail the node: a certificate the parser cannot read is reported to the caller,
 //! which logs it.
@@ -21,6 +22,10 @@ use super::{gauge, reg, Metrics};
 use prometheus::{IntGauge, IntGaugeVec, Opts, Registry};
 use std::collections::BTreeMap;
 use std::path::Path;
+
+/// The snapshot file in a node's data directory (beside `state.redb`, see
+/// `replica::state_machine`).
+pub const SNAPSHOT_FILE: &str = "state.snapshot";
 
 /// Why a certificate file's expiry could not be read.
 #[derive(Debug, thiserror::Error)]
@@ -55,6 +60,7 @@ pub(super) struct FileGauges {
     not_after: IntGaugeVec,
     available: IntGauge,
     size: IntGauge,
+    snapshot: IntGauge,
 }
 
 impl FileGauges {
@@ -86,6 +92,16 @@ impl FileGauges {
                     "signer_data_dir_size_bytes",
                     "Size of the data directory's filesystem in bytes (statvfs f_blocks * \
                      f_frsize, df's Size).",
+                )?,
+            )?,
+            snapshot: reg(
+                registry,
+                IntGauge::new(
+                    "signer_snapshot_bytes",
+                    "Size of this node's current Raft snapshot file (data_dir/state.snapshot; 0 \
+                     before the first). It grows with the kept audit log; a snapshot cannot be \
+                     larger than the binary format's limit of 2 GiB, and a node whose next \
+                     snapshot would be stops: export and compact the audit log long before.",
                 )?,
             )?,
         })
@@ -140,12 +156,20 @@ impl Metrics {
         Ok(())
     }
 
-    /// Set the data-directory gauges from the `statvfs` of `dir`'s filesystem.
+    /// Set the data-directory gauges from the `statvfs` of `dir`'s filesystem, and the
+    /// snapshot's from the size of `dir`'s snapshot file ([`SNAPSHOT_FILE`]; 0 when there is
+    /// none yet).
     pub fn observe_data_dir(&self, dir: &Path) -> std::io::Result<()> {
         let fs = rustix::fs::statvfs(dir)?;
         let bytes = |blocks: u64| gauge(blocks.saturating_mul(fs.f_frsize));
         self.files.available.set(bytes(fs.f_bavail));
         self.files.size.set(bytes(fs.f_blocks));
+        let snapshot = match std::fs::metadata(dir.join(SNAPSHOT_FILE)) {
+            Ok(meta) => meta.len(),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => 0,
+            Err(e) => return Err(e),
+        };
+        self.files.snapshot.set(gauge(snapshot));
         Ok(())
     }
 }

@@ -38,6 +38,7 @@ fn a_fresh_node_exposes_every_unlabelled_series_and_zeroed_sign_counters() {
         "signer_health_serving 0",
         "signer_data_dir_available_bytes 0",
         "signer_data_dir_size_bytes 0",
+        "signer_snapshot_bytes 0",
         "# TYPE signer_batch_entries histogram",
         "signer_batch_entries_bucket{le=\"1\"} 0",
         "signer_batch_entries_bucket{le=\"256\"} 0",

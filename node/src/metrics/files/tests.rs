@@ -160,6 +160,32 @@ fn data_dir_space_is_what_df_reports() {
 }
 
 #[test]
+fn the_snapshot_size_is_what_stat_reports_and_zero_before_the_first() {
+    let dir = tempfile::tempdir().unwrap();
+    let metrics = Metrics::new(1).unwrap();
+    metrics.observe_data_dir(dir.path()).unwrap();
+    assert_eq!(
+        line(&metrics, "signer_snapshot_"),
+        ["signer_snapshot_bytes 0"]
+    );
+
+    let file = dir.path().join("state.snapshot");
+    std::fs::write(&file, vec![7u8; 123_457]).unwrap();
+    let out = Command::new("stat")
+        .args(["-c", "%s"])
+        .arg(&file)
+        .output()
+        .unwrap();
+    let size = String::from_utf8(out.stdout).unwrap().trim().to_owned();
+    assert_eq!(size, "123457");
+    metrics.observe_data_dir(dir.path()).unwrap();
+    assert_eq!(
+        line(&metrics, "signer_snapshot_"),
+        [format!("signer_snapshot_bytes {size}")]
+    );
+}
+
+#[test]
 fn a_missing_data_dir_is_an_error() {
     let metrics = Metrics::new(1).unwrap();
     let err = metrics
