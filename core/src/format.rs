@@ -164,6 +164,15 @@ pub fn encode_into<W: std::io::Write, T: Serialize + ?Sized>(
     write_value(out, value)
 }
 
+/// The length of [`encode`]'s output for `value` (header included), computed without
+/// writing it; for a value past [`MAX_VALUE`] too.
+pub fn encoded_len<T: Serialize + ?Sized>(value: &T) -> Result<u64, FormatError> {
+    let body = encoder()
+        .serialized_size(value)
+        .map_err(|e| FormatError::Unencodable(e.to_string()))?;
+    Ok(body.saturating_add((MAGIC.len() + 2) as u64))
+}
+
 /// Decode a value written by [`encode`] of this format version (a peer message: peers of
 /// one cluster run one format).
 pub fn decode<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, FormatError> {
@@ -363,6 +372,17 @@ mod tests {
                 "the value is larger than the format's limit of {MAX_VALUE} bytes"
             )))
         );
+    }
+
+    #[test]
+    fn encoded_len_is_the_length_encode_writes() {
+        for value in [vec![], vec![0u8; 1], vec![200u8; 300], vec![1u8; 70_000]] {
+            let value = (u64::MAX, value, String::from("key"));
+            assert_eq!(
+                encoded_len(&value).unwrap(),
+                encode(&value).unwrap().len() as u64
+            );
+        }
     }
 
     #[test]

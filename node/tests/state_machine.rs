@@ -166,3 +166,122 @@ fn a_snapshot_install_that_cannot_be_stored_changes_nothing() {
         assert_eq!(stored.snapshot, snapshot.snapshot);
     });
 }
+
+/// Entries for `commands` from log index `first` on.
+fn log_from(first: u64, commands: Vec<Command>) -> Vec<Entry> {
+    log(commands)
+        .into_iter()
+        .map(|e| {
+            let index = e.log_id().index + first - 1;
+            Entry::new(
+                openraft::testing::log_id::<TypeConfig>(1, 1, index),
+                e.payload,
+            )
+        })
+        .collect()
+}
+
+/// The bound of a snapshot of `sm`'s state, from the records as its database holds them.
+fn bound_from_database(sm: &StateMachine) -> u64 {
+    let bytes = sm
+        .audit_records(0, usize::MAX)
+        .unwrap()
+        .iter()
+        .map(|(_, r)| r.len() as u64)
+        .sum();
+    signer_node::state::snapshot_body_bound(&sm.read(), bytes).unwrap()
+}
+
+/// Whether `sm` builds a policy snapshot (openraft's `force: false`) under `limit`.
+async fn builds_under(sm: &StateMachine, limit: u64) -> bool {
+    let mut limited = sm.clone().with_snapshot_limit(limit);
+    limited.try_create_snapshot_builder(false).await.is_some()
+}
+
+/// A snapshot whose bound passes the limit is deferred instead of attempted (a failed build
+/// would stop openraft on every node at once), and built again once an approved compaction
+/// dropped enough of the audit log. The decision is taken on the record bytes the state
+/// machine keeps count of while applying, compacting, reopening and installing: each time it
+/// must flip exactly at the bound computed from the records its database holds.
+#[test]
+fn a_snapshot_over_the_limit_is_deferred_until_the_audit_log_is_compacted() {
+    TypeConfig::run(async {
+        use openraft::storage::RaftSnapshotBuilder;
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("sm.redb");
+        let mut sm = StateMachine::open(&path, true).unwrap();
+        let admin = admin_log::SoloAdmin::new("c", 7);
+        let mut commands = vec![admin.bootstrap()];
+        commands.extend(admin.approved(1, &Action::AddKey(record("k1", 1)), AT_MS));
+        commands.extend((1..=40).map(|slot| sign("k1", 1, slot)));
+        let entries = log(commands);
+        let mut next = entries.len() as u64 + 1;
+        apply(&mut sm, entries).await;
+
+        let bound = bound_from_database(&sm);
+        assert!(builds_under(&sm, bound).await, "built at its bound");
+        assert!(
+            !builds_under(&sm, bound - 1).await,
+            "deferred one byte under"
+        );
+        // Needed to catch a follower up: attempted whatever the limit.
+        let mut limited = sm.clone().with_snapshot_limit(bound - 1);
+        assert!(limited.try_create_snapshot_builder(true).await.is_some());
+        drop(limited);
+        // What the bound promises: the snapshot built is no larger.
+        let built = sm
+            .get_snapshot_builder()
+            .await
+            .build_snapshot()
+            .await
+            .unwrap();
+        assert!(built.snapshot.len() as u64 <= bound);
+        let before_compaction = bound;
+
+        // An approved compaction drops records: the bound shrinks and the snapshot is built.
+        let head = sm.read().audit.chain.head.seq;
+        let compact = admin.approved(
+            2,
+            &Action::CompactAudit {
+                up_to_seq: head - 5,
+            },
+            AT_MS,
+        );
+        let entries = log_from(next, compact);
+        next += entries.len() as u64;
+        apply(&mut sm, entries).await;
+        assert_eq!(sm.read().audit.chain.anchor.seq, head - 5);
+        let bound = bound_from_database(&sm);
+        assert!(bound < before_compaction);
+        assert!(builds_under(&sm, bound).await);
+        assert!(!builds_under(&sm, bound - 1).await);
+
+        // More signing after the compaction, then a reopen (the count is read from disk).
+        apply(
+            &mut sm,
+            log_from(next, (41..=45).map(|s| sign("k1", 1, s)).collect()),
+        )
+        .await;
+        drop(sm);
+        let mut sm = StateMachine::open(&path, true).unwrap();
+        let bound = bound_from_database(&sm);
+        assert!(builds_under(&sm, bound).await);
+        assert!(!builds_under(&sm, bound - 1).await);
+
+        // A replica that installs the snapshot counts the records it installed.
+        let snapshot = sm
+            .get_snapshot_builder()
+            .await
+            .build_snapshot()
+            .await
+            .unwrap();
+        let mut other = StateMachine::open(&dir.path().join("other.redb"), true).unwrap();
+        other
+            .install_snapshot(&snapshot.meta, snapshot.snapshot)
+            .await
+            .unwrap();
+        assert_eq!(bound_from_database(&other), bound);
+        assert!(builds_under(&other, bound).await);
+        assert!(!builds_under(&other, bound - 1).await);
+    });
+}

@@ -30,7 +30,7 @@ pub mod upgrade;
 
 pub use audit::{AuditChain, AuditState, StoredRecords};
 pub use command::{Command, CommandResult, Proposal, SignEntry, SignOutcome};
-pub use streamed::StreamedSnapshotBody;
+pub use streamed::{snapshot_body_bound, StreamedSnapshotBody};
 
 use crate::admin::{AdminCommand, AdminState};
 use crate::audit::AuditEvent;

@@ -2,7 +2,8 @@
 //! at a time from the caller's iterator (a storage read), so that a snapshot of millions of
 //! records is written without a copy of them in memory.
 //!
-//! Owns: [`StreamedSnapshotBody`]. Must not: read storage itself (the replica hands it an
+//! Owns: [`StreamedSnapshotBody`] and [`snapshot_body_bound`], the most bytes it can encode
+//! to. Must not: read storage itself (the replica hands it an
 //! iterator over its records) or have a layout of its own: it encodes to exactly the bytes of
 //! the [`SnapshotBody`] with the same state and records, in every serde format (tested against
 //! that type on generated states, `node/tests/determinism.rs`).
@@ -14,6 +15,7 @@
 
 use super::records_as_bytes::Record;
 use super::{Applied, AuditChain};
+use crate::format::{self, FormatError};
 use serde::ser::{Error as _, SerializeSeq, SerializeStruct};
 use serde::{Serialize, Serializer};
 use std::cell::RefCell;
@@ -59,6 +61,26 @@ where
         )?;
         body.end()
     }
+}
+
+/// Most bytes a varint of the binary format takes (a `u64`: a tag byte and eight bytes).
+const MAX_VARINT: u64 = 9;
+
+/// The most bytes the encoded snapshot body of `state` can take (header included) when its
+/// kept records hold `record_bytes` bytes together: the state's part exactly, then the
+/// records' count, and for each record its bytes plus the most its seq and its length can
+/// take. Computed without reading a record, so a replica can tell before it builds a snapshot
+/// that the format could not hold it.
+pub fn snapshot_body_bound(state: &Applied, record_bytes: u64) -> Result<u64, FormatError> {
+    let chain = state.audit.chain;
+    // The fields before the records, in `SnapshotBody`'s order (a tuple encodes as a struct).
+    let before_records =
+        format::encoded_len(&(&state.protection, &state.registry, &state.admin, &chain))?;
+    let kept = chain.head.seq.saturating_sub(chain.anchor.seq);
+    Ok(before_records
+        .saturating_add(MAX_VARINT)
+        .saturating_add(record_bytes)
+        .saturating_add(kept.saturating_mul(2 * MAX_VARINT)))
 }
 
 /// The records field: a sequence of the chain's kept length, checked record by record.
@@ -160,6 +182,29 @@ mod tests {
         ))
         .unwrap();
         assert_eq!(json, serde_json::to_string(&owned).unwrap());
+    }
+
+    #[test]
+    fn the_bound_is_at_least_the_encoded_length_and_at_most_the_varints_above_it() {
+        let (state, records) = state_and_records();
+        let bytes: u64 = records.iter().map(|(_, b)| b.len() as u64).sum();
+        let encoded = format::encode(&state.snapshot_body(records.clone()))
+            .unwrap()
+            .len() as u64;
+        let bound = snapshot_body_bound(&state, bytes).unwrap();
+        assert!(
+            bound >= encoded,
+            "bound {bound} below the encoding's {encoded}"
+        );
+        // Each of the 5 records' seq and length, and the count, could be a byte each here.
+        assert!(bound - encoded <= 5 * 2 * (MAX_VARINT - 1) + (MAX_VARINT - 1));
+        // No record kept: the state's part and the count.
+        let empty = Applied::default();
+        let encoded = format::encode(&empty.snapshot_body(vec![])).unwrap().len() as u64;
+        assert_eq!(
+            snapshot_body_bound(&empty, 0).unwrap(),
+            encoded + MAX_VARINT - 1
+        );
     }
 
     #[test]

@@ -100,8 +100,9 @@ impl FileGauges {
                     "signer_snapshot_bytes",
                     "Size of this node's current Raft snapshot file (data_dir/state.snapshot; 0 \
                      before the first). It grows with the kept audit log; a snapshot cannot be \
-                     larger than the binary format's limit of 2 GiB, and a node whose next \
-                     snapshot would be stops: export and compact the audit log long before.",
+                     larger than the binary format's limit of 2 GiB: near it a node defers \
+                     its snapshots and its Raft log grows. Export and compact the audit log \
+                     long before.",
                 )?,
             )?,
         })

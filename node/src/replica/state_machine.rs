@@ -42,6 +42,7 @@ use openraft::{EntryPayload, OptionalSend, RaftSnapshotBuilder};
 use redb::Database;
 use std::io;
 use std::path::Path;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, RwLock, RwLockReadGuard, RwLockWriteGuard};
 
 /// Where the replica stands in the Raft log (openraft's part of the applied state).
@@ -67,7 +68,16 @@ pub struct StateMachine {
     /// The local log's durable index ([`super::LogStore::durable_index`]): no entry above it
     /// is applied. `None` when the state machine runs without a log store (tests, tools).
     log_durable: Option<tokio::sync::watch::Receiver<Option<u64>>>,
+    /// What the kept audit records hold together, in bytes (changed under the write lock).
+    audit_record_bytes: Arc<AtomicU64>,
+    /// The largest snapshot body this replica builds: [`super::network::MAX_SNAPSHOT`] (what
+    /// the format decodes and peers accept) less [`SNAPSHOT_HEADROOM`]; lower only in tests.
+    snapshot_limit: u64,
 }
+
+/// Room left under the snapshot limit for what wraps the body: the stored file's meta and
+/// the length before the body, and a peer stream's header.
+const SNAPSHOT_HEADROOM: u64 = 1 << 20;
 
 impl StateMachine {
     /// Open or create the state database at `path` and load it into memory. A database of a
@@ -76,6 +86,7 @@ impl StateMachine {
         let db = storage::open(path)?;
         let (applied, last_applied, membership) = storage::load(&db)?;
         let audit_head = applied.audit.chain.head.seq;
+        let audit_record_bytes = storage::audit_record_bytes(&db)?;
         Ok(StateMachine {
             db: Arc::new(db),
             snapshot_file: Arc::new(path.with_extension("snapshot")),
@@ -92,7 +103,37 @@ impl StateMachine {
             keys_changed: Arc::new(tokio::sync::watch::channel(0).0),
             audit_changed: Arc::new(tokio::sync::watch::channel(audit_head).0),
             log_durable: None,
+            audit_record_bytes: Arc::new(AtomicU64::new(audit_record_bytes)),
+            snapshot_limit: super::network::MAX_SNAPSHOT - SNAPSHOT_HEADROOM,
         })
+    }
+
+    /// Build snapshots whose body can take at most `limit` bytes (tests: a node always uses
+    /// the format's limit less the headroom for what wraps a body).
+    pub fn with_snapshot_limit(mut self, limit: u64) -> Self {
+        self.snapshot_limit = limit;
+        self
+    }
+
+    /// Whether a snapshot of the applied state fits the limit, judged by its bound
+    /// ([`crate::state::snapshot_body_bound`]) without reading a record. When it does not, the
+    /// error says how large it could be and what to do.
+    fn check_snapshot_fits(&self) -> Result<(), String> {
+        let applied = self.read();
+        let record_bytes = self.audit_record_bytes.load(Ordering::Relaxed);
+        let bound =
+            crate::state::snapshot_body_bound(&applied, record_bytes).map_err(|e| e.to_string())?;
+        let limit = self.snapshot_limit;
+        if bound <= limit {
+            return Ok(());
+        }
+        let chain = applied.audit.chain;
+        Err(format!(
+            "a snapshot could take {bound} bytes, over the {limit} this node builds: it \
+             carries {} kept audit records ({record_bytes} bytes); export and compact the \
+             audit log (signerctl audit-compact)",
+            chain.head.seq.saturating_sub(chain.anchor.seq)
+        ))
     }
 
     /// Apply only entries the local log has stored (`durable`: the log store's
@@ -313,13 +354,16 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
                 position.last_applied = Some(log_id);
                 replies.push((responder, result));
             }
-            storage::persist(
+            let record_bytes = storage::persist(
                 &self.db,
                 &applied,
                 &changes,
                 &position.last_applied,
                 &position.membership,
+                self.audit_record_bytes.load(Ordering::Relaxed),
             )?;
+            self.audit_record_bytes
+                .store(record_bytes, Ordering::Relaxed);
             *self.position() = position;
             audit_head = applied.audit.chain.head.seq;
         }
@@ -337,6 +381,22 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
 
     async fn get_snapshot_builder(&mut self) -> Self::SnapshotBuilder {
         self.clone()
+    }
+
+    /// A snapshot that could pass the limit is deferred, not attempted: a build that fails
+    /// stops openraft (a storage error), on every node at once, since all hold the same audit
+    /// log. Deferred, the node keeps signing and keeps its log (nothing is purged) until the
+    /// audit log is compacted; openraft asks again after `snapshot_every` more entries. The
+    /// build openraft forces (`force`: at start, when the log was purged but no snapshot is
+    /// stored) is attempted regardless.
+    async fn try_create_snapshot_builder(&mut self, force: bool) -> Option<Self::SnapshotBuilder> {
+        if !force {
+            if let Err(why) = self.check_snapshot_fits() {
+                tracing::error!("snapshot deferred: {why}");
+                return None;
+            }
+        }
+        Some(self.clone())
     }
 
     async fn install_snapshot(
@@ -366,6 +426,9 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
             last_applied: meta.last_log_id,
             membership: meta.last_membership.clone(),
         };
+        let record_bytes = records.iter().map(|(_, r)| r.len() as u64).sum();
+        self.audit_record_bytes
+            .store(record_bytes, Ordering::Relaxed);
         *applied = next;
         drop(applied);
         self.keys_changed.send_modify(|v| *v += 1);

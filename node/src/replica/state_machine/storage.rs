@@ -150,14 +150,17 @@ fn load_records<const N: usize, R: DeserializeOwned>(
 }
 
 /// Write what a batch changed, its audit records and openraft's position in one
-/// transaction (without fsync: see the module doc of the state machine).
+/// transaction (without fsync: see the module doc of the state machine). `record_bytes` is
+/// what the kept audit records held together before; returns what they hold after.
 pub(super) fn persist(
     db: &Database,
     applied: &Applied,
     changes: &Changes,
     last_applied: &Option<LogId>,
     membership: &StoredMembership,
-) -> io::Result<()> {
+    record_bytes: u64,
+) -> io::Result<u64> {
+    let mut record_bytes = record_bytes;
     let mut txn = db.begin_write().map_err(io_err)?;
     txn.set_durability(Durability::None).map_err(io_err)?;
     {
@@ -198,11 +201,15 @@ pub(super) fn persist(
             // A record compacted away later in the same batch is never written.
             if *seq > chain.anchor.seq {
                 audit.insert(*seq, bytes.as_slice()).map_err(io_err)?;
+                record_bytes = record_bytes.saturating_add(bytes.len() as u64);
             }
         }
         if changes.compacted_to.is_some() {
             audit
-                .retain_in(..=chain.anchor.seq, |_, _| false)
+                .retain_in(..=chain.anchor.seq, |_, bytes| {
+                    record_bytes = record_bytes.saturating_sub(bytes.len() as u64);
+                    false
+                })
                 .map_err(io_err)?;
         }
         let mut meta = txn.open_table(META).map_err(io_err)?;
@@ -219,7 +226,21 @@ pub(super) fn persist(
             .insert("chain", encode(&chain)?.as_slice())
             .map_err(io_err)?;
     }
-    txn.commit().map_err(io_err)
+    txn.commit().map_err(io_err)?;
+    Ok(record_bytes)
+}
+
+/// What the kept audit records hold together, in bytes (read once at open; the state
+/// machine keeps the sum up to date as it applies).
+pub(super) fn audit_record_bytes(db: &Database) -> io::Result<u64> {
+    let txn = db.begin_read().map_err(io_err)?;
+    let table = txn.open_table(AUDIT).map_err(io_err)?;
+    let mut sum = 0u64;
+    for item in table.range(0..).map_err(io_err)? {
+        let (_, bytes) = item.map_err(io_err)?;
+        sum = sum.saturating_add(bytes.value().len() as u64);
+    }
+    Ok(sum)
 }
 
 /// Replace the whole state with an installed snapshot's: the snapshot file first, then the
