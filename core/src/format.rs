@@ -1,8 +1,9 @@
 //! The versioned binary format of what a node stores and sends to its peers: Raft log entries,
 //! peer messages, state records and snapshots.
 //!
-//! Owns: the one encoder and decoder ([`encode`] and [`encode_into`], [`decode`]), the format version
-//! ([`VERSION`]) and the rule for a database's stored version ([`check_stored_version`]).
+//! Owns: the one encoder and decoder ([`encode`] and [`encode_into`], [`decode`]), the
+//! format version ([`VERSION`]) and the rule for a database's stored version
+//! ([`check_stored_version`]).
 //! Must not: be used for what clients or people read (the gRPC API is protobuf; exports and
 //! status are JSON), or for what must hash the same forever (audit records have their own
 //! byte-by-byte encoding in [`crate::audit`]).
@@ -27,7 +28,8 @@
 //!   (`node/tests/data/format-v1/` to `format-v3/`), which every later version must still open:
 //!   a change to a stored type that is not a new format version fails that test;
 //! - decoding is bounded ([`MAX_VALUE`]): a hostile peer's length prefix cannot make a node
-//!   allocate more than that.
+//!   allocate more than that; encoding refuses a value past it as it writes, so nothing is
+//!   written that a peer would refuse to read.
 
 use bincode::Options;
 use serde::de::DeserializeOwned;

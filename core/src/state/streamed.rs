@@ -3,10 +3,10 @@
 //! records is written without a copy of them in memory.
 //!
 //! Owns: [`StreamedSnapshotBody`] and [`snapshot_body_bound`], the most bytes it can encode
-//! to. Must not: read storage itself (the replica hands it an
-//! iterator over its records) or have a layout of its own: it encodes to exactly the bytes of
-//! the [`SnapshotBody`] with the same state and records, in every serde format (tested against
-//! that type on generated states, `node/tests/determinism.rs`).
+//! to. Must not: read storage itself (the replica hands it an iterator over its records) or
+//! have a layout of its own: it encodes to exactly the bytes of the [`SnapshotBody`] with the
+//! same state and records, in every serde format (tested against that type on generated
+//! states, `node/tests/determinism.rs`).
 //!
 //! To ensure correctness: the records must be exactly the chain's kept ones,
 //! `anchor.seq + 1 ..= head.seq` in order; a missing, extra or out-of-order record, or a read
@@ -105,7 +105,8 @@ where
         let kept = usize::try_from(head.saturating_sub(anchor))
             .map_err(|_| S::Error::custom("more kept audit records than this machine addresses"))?;
         let mut seq = s.serialize_seq(Some(kept))?;
-        for expected in (anchor + 1..=head).take(kept) {
+        let first = anchor.saturating_add(1);
+        for expected in (first..=head).take(kept) {
             match records.next() {
                 Some(Ok((found, bytes))) if found == expected => {
                     seq.serialize_element(&(found, Record(bytes.as_ref())))?
@@ -118,12 +119,9 @@ where
                 Some(Err(e)) => {
                     return Err(S::Error::custom(format!("reading audit records: {e}")))
                 }
-                None => {
-                    return Err(S::Error::custom(format!(
-                        "audit records end before record {expected} (the chain keeps {}..={head})",
-                        anchor + 1
-                    )))
-                }
+                None => return Err(S::Error::custom(format!(
+                    "audit records end before record {expected} (the chain keeps {first}..={head})"
+                ))),
             }
         }
         match records.next() {
