@@ -55,6 +55,16 @@ impl AuditState {
     /// applied would overflow), is refused: neither arises from applying entries, only from a
     /// hostile snapshot.
     pub fn rebuild(chain: AuditChain, records: &[(u64, Vec<u8>)]) -> Result<Self, RebuildError> {
+        Self::rebuild_from(chain, records.iter().map(|(seq, bytes)| (*seq, bytes)))
+    }
+
+    /// [`AuditState::rebuild`] from records read one at a time (a replica's database at
+    /// start), so the kept records are never all in memory: only their hashes are kept. A
+    /// wrong number of records is reported before a record out of order, as for a slice.
+    pub fn rebuild_from<B: AsRef<[u8]>>(
+        chain: AuditChain,
+        records: impl IntoIterator<Item = (u64, B)>,
+    ) -> Result<Self, RebuildError> {
         if chain.anchor.seq > chain.head.seq {
             return Err(RebuildError(format!(
                 "the anchor (seq {}) is past the head (seq {})",
@@ -68,20 +78,28 @@ impl AuditState {
             )));
         }
         let expected = chain.head.seq - chain.anchor.seq;
-        if records.len() as u64 != expected {
+        let mut kept = VecDeque::new();
+        let mut count = 0u64;
+        let mut out_of_order = None;
+        for (seq, bytes) in records {
+            if out_of_order.is_none() && count < expected {
+                if seq == chain.anchor.seq + 1 + count {
+                    kept.push_back(audit::hash_bytes(bytes.as_ref()));
+                } else {
+                    out_of_order = Some(seq);
+                }
+            }
+            count = count.saturating_add(1);
+        }
+        if count != expected {
             return Err(RebuildError(format!(
-                "{} records kept, the chain needs {expected} (seq {}..={})",
-                records.len(),
+                "{count} records kept, the chain needs {expected} (seq {}..={})",
                 chain.anchor.seq + 1,
                 chain.head.seq
             )));
         }
-        let mut kept = VecDeque::with_capacity(records.len());
-        for (i, (seq, bytes)) in records.iter().enumerate() {
-            if *seq != chain.anchor.seq + 1 + i as u64 {
-                return Err(RebuildError(format!("record {seq} out of order")));
-            }
-            kept.push_back(audit::hash_bytes(bytes));
+        if let Some(seq) = out_of_order {
+            return Err(RebuildError(format!("record {seq} out of order")));
         }
         Ok(AuditState { chain, kept })
     }
@@ -242,6 +260,24 @@ mod tests {
             Err(RebuildError(
                 "3 records kept, the chain needs 2 (seq 4..=5)".into()
             ))
+        );
+        // The right number, out of order; and read one at a time, the same answers.
+        let swapped = [records[4].clone(), records[3].clone()];
+        assert_eq!(
+            AuditState::rebuild(state.chain, &swapped),
+            Err(RebuildError("record 5 out of order".into()))
+        );
+        let one_at_a_time = |r: &[(u64, Vec<u8>)]| {
+            AuditState::rebuild_from(state.chain, r.iter().map(|(seq, b)| (*seq, b.as_slice())))
+        };
+        assert_eq!(one_at_a_time(&records[3..]).unwrap(), state);
+        assert_eq!(
+            one_at_a_time(&records[2..]),
+            AuditState::rebuild(state.chain, &records[2..])
+        );
+        assert_eq!(
+            one_at_a_time(&swapped),
+            AuditState::rebuild(state.chain, &swapped)
         );
     }
 

@@ -119,9 +119,12 @@ where
                 Some(Err(e)) => {
                     return Err(S::Error::custom(format!("reading audit records: {e}")))
                 }
-                None => return Err(S::Error::custom(format!(
-                    "audit records end before record {expected} (the chain keeps {first}..={head})"
-                ))),
+                None => {
+                    let kept = format!("{first}..={head}");
+                    return Err(S::Error::custom(format!(
+                        "audit records end before record {expected} (the chain keeps {kept})"
+                    )));
+                }
             }
         }
         match records.next() {

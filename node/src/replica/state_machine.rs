@@ -84,9 +84,13 @@ impl StateMachine {
     /// format this binary does not read is refused.
     pub fn open(path: &Path, sync_writes: bool) -> io::Result<Self> {
         let db = storage::open(path)?;
-        let (applied, last_applied, membership) = storage::load(&db)?;
+        let storage::Loaded {
+            applied,
+            last_applied,
+            membership,
+            record_bytes,
+        } = storage::load(&db)?;
         let audit_head = applied.audit.chain.head.seq;
-        let audit_record_bytes = storage::audit_record_bytes(&db)?;
         Ok(StateMachine {
             db: Arc::new(db),
             snapshot_file: Arc::new(path.with_extension("snapshot")),
@@ -103,7 +107,7 @@ impl StateMachine {
             keys_changed: Arc::new(tokio::sync::watch::channel(0).0),
             audit_changed: Arc::new(tokio::sync::watch::channel(audit_head).0),
             log_durable: None,
-            audit_record_bytes: Arc::new(AtomicU64::new(audit_record_bytes)),
+            audit_record_bytes: Arc::new(AtomicU64::new(record_bytes)),
             snapshot_limit: super::network::MAX_SNAPSHOT - SNAPSHOT_HEADROOM,
         })
     }
@@ -224,8 +228,7 @@ impl StateMachine {
         use openraft::vote::RaftLeaderIdExt as _;
         type LeaderId = <TypeConfig as openraft::RaftTypeConfig>::LeaderId;
         let db = storage::open(path)?;
-        let (_, last_applied, _) = storage::load(&db)?;
-        if last_applied.is_some() {
+        if storage::load(&db)?.last_applied.is_some() {
             return Err(io::Error::other(format!(
                 "state database {} already holds applied state",
                 path.display()

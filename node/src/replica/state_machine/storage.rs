@@ -38,6 +38,15 @@ const ESPRESSO: TableDefinition<&[u8], &[u8]> = TableDefinition::new("espresso_r
 const AUDIT: TableDefinition<u64, &[u8]> = TableDefinition::new("audit");
 const AUDIT_META: TableDefinition<&str, &[u8]> = TableDefinition::new("audit_meta");
 
+/// A record's bytes as redb holds them, read in place.
+struct InPlace<'a>(redb::AccessGuard<'a, &'static [u8]>);
+
+impl AsRef<[u8]> for InPlace<'_> {
+    fn as_ref(&self) -> &[u8] {
+        self.0.value()
+    }
+}
+
 fn encode<T: Serialize + ?Sized>(value: &T) -> io::Result<Vec<u8>> {
     format::encode(value).map_err(io_err)
 }
@@ -81,8 +90,17 @@ pub(super) fn open(path: &Path) -> io::Result<Database> {
     Ok(db)
 }
 
+/// What a database holds, as [`load`] reads it.
+pub(super) struct Loaded {
+    pub(super) applied: Applied,
+    pub(super) last_applied: Option<LogId>,
+    pub(super) membership: StoredMembership,
+    /// What the kept audit records hold together, in bytes.
+    pub(super) record_bytes: u64,
+}
+
 /// Load the persisted state into memory, with openraft's position.
-pub(super) fn load(db: &Database) -> io::Result<(Applied, Option<LogId>, StoredMembership)> {
+pub(super) fn load(db: &Database) -> io::Result<Loaded> {
     let txn = db.begin_read().map_err(io_err)?;
     let meta = txn.open_table(META).map_err(io_err)?;
     let read = |key: &str| -> io::Result<Option<Vec<u8>>> {
@@ -118,15 +136,40 @@ pub(super) fn load(db: &Database) -> io::Result<(Applied, Option<LogId>, StoredM
             .insert(k.value().to_owned(), decode("key_records", v.value())?);
     }
     let chain = read_chain(&txn)?;
-    let records = read_records(&txn, 0, usize::MAX)?;
-    let audit = AuditState::rebuild(chain, &records).map_err(io_err)?;
+    // The kept records are hashed as they are read, never all in memory, and counted.
+    let table = txn.open_table(AUDIT).map_err(io_err)?;
+    let mut read_error = None;
+    let mut record_bytes = 0u64;
+    let records = table
+        .range(0..)
+        .map_err(io_err)?
+        .map_while(|item| match item {
+            Ok((seq, bytes)) => {
+                record_bytes = record_bytes.saturating_add(bytes.value().len() as u64);
+                Some((seq.value(), InPlace(bytes)))
+            }
+            Err(e) => {
+                read_error = Some(e);
+                None
+            }
+        });
+    let audit = AuditState::rebuild_from(chain, records);
+    if let Some(e) = read_error {
+        return Err(io_err(e));
+    }
+    let audit = audit.map_err(io_err)?;
     let applied = Applied {
         protection,
         registry,
         audit,
         admin,
     };
-    Ok((applied, last_applied, membership))
+    Ok(Loaded {
+        applied,
+        last_applied,
+        membership,
+        record_bytes,
+    })
 }
 
 /// Read a table of per-key records (public key bytes → record).
@@ -228,19 +271,6 @@ pub(super) fn persist(
     }
     txn.commit().map_err(io_err)?;
     Ok(record_bytes)
-}
-
-/// What the kept audit records hold together, in bytes (read once at open; the state
-/// machine keeps the sum up to date as it applies).
-pub(super) fn audit_record_bytes(db: &Database) -> io::Result<u64> {
-    let txn = db.begin_read().map_err(io_err)?;
-    let table = txn.open_table(AUDIT).map_err(io_err)?;
-    let mut sum = 0u64;
-    for item in table.range(0..).map_err(io_err)? {
-        let (_, bytes) = item.map_err(io_err)?;
-        sum = sum.saturating_add(bytes.value().len() as u64);
-    }
-    Ok(sum)
 }
 
 /// Replace the whole state with an installed snapshot's: the snapshot file first, then the
@@ -418,13 +448,6 @@ pub(super) fn encode_snapshot_body(
     txn: &redb::ReadTransaction,
     state: &Applied,
 ) -> io::Result<Vec<u8>> {
-    /// A record's bytes as redb holds them, read in place.
-    struct InPlace<'a>(redb::AccessGuard<'a, &'static [u8]>);
-    impl AsRef<[u8]> for InPlace<'_> {
-        fn as_ref(&self) -> &[u8] {
-            self.0.value()
-        }
-    }
     let table = txn.open_table(AUDIT).map_err(io_err)?;
     let records = table
         .range(0..)
