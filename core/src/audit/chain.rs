@@ -72,12 +72,25 @@ pub fn verify_chain(
     anchor: ChainPoint,
     head: Option<ChainPoint>,
 ) -> Result<ChainPoint, ChainError> {
+    verify_chain_from(records.iter().map(|(seq, b)| (*seq, b)), anchor, head)
+}
+
+/// [`verify_chain`] over records read one at a time (a node's database), so a long log is
+/// never all in memory: the same checks, the same blame (one record of lookahead).
+pub fn verify_chain_from<B: AsRef<[u8]>>(
+    records: impl IntoIterator<Item = (u64, B)>,
+    anchor: ChainPoint,
+    head: Option<ChainPoint>,
+) -> Result<ChainPoint, ChainError> {
     let bad = |seq: u64, reason: String| ChainError {
         first_bad_seq: seq,
         reason,
     };
     let mut prev = anchor;
-    for (i, (key, bytes)) in records.iter().enumerate() {
+    let mut records = records.into_iter().peekable();
+    let mut i = 0usize;
+    while let Some((key, bytes)) = records.next() {
+        let (key, bytes) = (&key, bytes.as_ref());
         let expected = prev.seq + 1;
         if *key != expected {
             return Err(if *key > expected {
@@ -99,8 +112,8 @@ pub fn verify_chain(
         let own = hash_bytes(bytes);
         if record.prev_hash != prev.hash {
             // Does this record's own link to the next one still hold?
-            let next_link_holds = match records.get(i + 1) {
-                Some((_, next)) => decode(next).is_ok_and(|n| n.prev_hash == own),
+            let next_link_holds = match records.peek() {
+                Some((_, next)) => decode(next.as_ref()).is_ok_and(|n| n.prev_hash == own),
                 None => head.is_none_or(|h| h.hash == own),
             };
             return Err(if next_link_holds && i > 0 {
@@ -124,6 +137,7 @@ pub fn verify_chain(
             seq: *key,
             hash: own,
         };
+        i += 1;
     }
     if let Some(h) = head {
         if h.seq != prev.seq {

@@ -3,7 +3,7 @@
 //! (the proposing leader's clock, replicated in the Raft entry).
 //!
 //! Owns: [`AuditRecord`] and [`AuditEvent`], the canonical byte encoding ([`encode`],
-//! [`decode`]), [`hash`], [`link`], [`verify_chain`], filters and the JSON / text renderings.
+//! [`decode`]), [`hash`], [`link`], [`verify_chain`] (and [`verify_chain_from`]), filters and the JSON / text renderings.
 //! Must not: read storage or the network (the state machine stores records, the audit service
 //! serves them), or depend on wire (`pb`) types.
 //!
@@ -20,7 +20,9 @@ mod chain;
 mod encoding;
 mod render;
 
-pub use chain::{hash, hash_bytes, link, verify_chain, ChainError, ChainPoint, GENESIS};
+pub use chain::{
+    hash, hash_bytes, link, verify_chain, verify_chain_from, ChainError, ChainPoint, GENESIS,
+};
 pub use encoding::{decode, encode, DecodeError, MAGIC};
 pub use render::{format_rfc3339, parse_time, to_json, AuditFilter};
 

@@ -184,12 +184,10 @@ impl StateMachine {
         storage::audit_chain(&self.db)
     }
 
-    /// Recompute the whole kept chain from the database (not from memory). Returns the stored
-    /// chain position and the verification result.
+    /// Recompute the whole kept chain from the database (not from memory), reading one record
+    /// at a time. Returns the stored chain position and the verification result.
     pub fn audit_verify(&self) -> io::Result<(AuditChain, Result<ChainPoint, ChainError>)> {
-        let (chain, records) = storage::audit_all(&self.db)?;
-        let result = audit::verify_chain(&records, chain.anchor, Some(chain.head));
-        Ok((chain, result))
+        storage::verify_audit(&self.db)
     }
 
     /// The applied state as a snapshot body (encoded in the binary format), with the log

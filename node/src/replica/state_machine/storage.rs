@@ -18,6 +18,7 @@
 //! snapshot is tens of MiB, which redb would copy on write and fsync page by page.
 
 use super::super::{io_err, LogId, SnapshotMeta, StoredMembership};
+use crate::audit::{ChainError, ChainPoint};
 use crate::format;
 use crate::protection::ProtectionState;
 use crate::registry::Registry;
@@ -481,10 +482,30 @@ pub(super) fn audit_chain(db: &Database) -> io::Result<AuditChain> {
     read_chain(&txn)
 }
 
-/// The chain position and every kept record, read in one transaction.
-pub(super) fn audit_all(db: &Database) -> io::Result<(AuditChain, StoredRecords)> {
+/// The chain position as stored, and the kept records verified from its anchor to its head
+/// ([`crate::audit::verify_chain_from`]), read one at a time in one transaction.
+pub(super) fn verify_audit(
+    db: &Database,
+) -> io::Result<(AuditChain, Result<ChainPoint, ChainError>)> {
     let txn = db.begin_read().map_err(io_err)?;
-    Ok((read_chain(&txn)?, read_records(&txn, 0, usize::MAX)?))
+    let chain = read_chain(&txn)?;
+    let table = txn.open_table(AUDIT).map_err(io_err)?;
+    let mut read_error = None;
+    let records = table
+        .range(0..)
+        .map_err(io_err)?
+        .map_while(|item| match item {
+            Ok((seq, bytes)) => Some((seq.value(), InPlace(bytes))),
+            Err(e) => {
+                read_error = Some(e);
+                None
+            }
+        });
+    let result = crate::audit::verify_chain_from(records, chain.anchor, Some(chain.head));
+    match read_error {
+        Some(e) => Err(io_err(e)),
+        None => Ok((chain, result)),
+    }
 }
 
 /// One fsync'd empty commit: every earlier commit becomes durable.
