@@ -107,7 +107,9 @@
 //! snapshots 228 and 330 MiB instead of 482 and 613. The rest is the one encoded copy per
 //! node (kept by the allocator, whose purge is off, `allocator`), redb's caches filling, and
 //! the snapshots still growing with the audit log, which only compaction bounds
-//! (`signer_snapshot_bytes`, alert `SignerSnapshotNearFormatLimit`). A purge delay of 10 s
+//! (`signer_snapshot_bytes`, alert `SignerSnapshotNearFormatLimit`). A node's start and its
+//! periodic audit check also loaded every kept record at once; they read one at a time now.
+//! A purge delay of 10 s
 //! instead of never, one pair of 30 s runs: peak 1.10 against 1.27 GiB, throughput within
 //! the VM's noise; not changed.
 //!
