@@ -274,8 +274,10 @@ impl RaftSnapshotBuilder<TypeConfig> for StateMachine {
     async fn build_snapshot(&mut self) -> Result<Snapshot, io::Error> {
         // Under the read lock (apply persists under the write lock) the database matches the
         // applied state: take a copy of the state and a redb read transaction, which keeps
-        // seeing that version. Reading the records and encoding happen after the lock is
-        // released, off the async runtime, so applies and Raft messages go on meanwhile.
+        // seeing that version. Reading the records, encoding and storing (a write and two
+        // fsyncs of a file as large as the audit log) happen after the lock is released, off
+        // the async runtime: on a runtime worker they stalled the Raft core's heartbeats for
+        // as long, and a 2-core node lost its leadership under load.
         let (state, meta, txn) = {
             let applied = self.read();
             let position = self.position().clone();
@@ -285,14 +287,17 @@ impl RaftSnapshotBuilder<TypeConfig> for StateMachine {
             };
             (applied.clone(), meta, storage::begin_read(&self.db)?)
         };
-        let data = tokio::task::spawn_blocking(move || storage::encode_snapshot_body(&txn, &state))
-            .await
-            .map_err(io_err)??;
-        storage::put_snapshot(&self.db, self.durability, &self.snapshot_file, &meta, &data)?;
-        Ok(Snapshot {
-            meta,
-            snapshot: data,
+        let (db, durability, file) = (self.db.clone(), self.durability, self.snapshot_file.clone());
+        tokio::task::spawn_blocking(move || {
+            let data = storage::encode_snapshot_body(&txn, &state)?;
+            storage::put_snapshot(&db, durability, &file, &meta, &data)?;
+            Ok(Snapshot {
+                meta,
+                snapshot: data,
+            })
         })
+        .await
+        .map_err(io_err)?
     }
 }
 
@@ -438,7 +443,11 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
     }
 
     async fn get_current_snapshot(&mut self) -> Result<Option<Snapshot>, io::Error> {
-        Ok(storage::get_snapshot(&self.snapshot_file)?
-            .map(|(meta, snapshot)| Snapshot { meta, snapshot }))
+        // A file as large as the audit log: read off the async runtime.
+        let file = self.snapshot_file.clone();
+        let stored = tokio::task::spawn_blocking(move || storage::get_snapshot(&file))
+            .await
+            .map_err(io_err)??;
+        Ok(stored.map(|(meta, snapshot)| Snapshot { meta, snapshot }))
     }
 }

@@ -109,8 +109,14 @@
 //! the snapshots still growing with the audit log, which only compaction bounds
 //! (`signer_snapshot_bytes`, alert `SignerSnapshotNearFormatLimit`). A node's start and its
 //! periodic audit check also loaded every kept record at once; they read one at a time now.
-//! A purge delay of 10 s
-//! instead of never, one pair of 30 s runs: peak 1.10 against 1.27 GiB, throughput within
+//! Runs of the whole part (90 s of raw signing, 90 s single, 90 s `SignBatch`), the build
+//! before this pass against this pass: peak 5.8 GiB against 2.7-3.6 GiB. They also lost the
+//! leader. Requests failed with "no leader" (single / batch): before, 264 / 45,632; this pass
+//! with the snapshot stored on a runtime worker, 0 / 19,168 and 0 / 192; stored off the
+//! runtime, 0 / 0 in both runs. Storing a snapshot is a write and two fsyncs of a file of
+//! hundreds of MB: on one of the two runtime workers it stalled the Raft core's heartbeats
+//! past the election timeout.
+//! A purge delay of 10 s instead of never, one pair of 30 s runs: peak 1.10 against 1.27 GiB, throughput within
 //! the VM's noise; not changed.
 //!
 //! Many keys (2026-12-06, `perf record -g` of a follower while 10,000 keys were generated):
