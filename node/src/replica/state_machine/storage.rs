@@ -48,6 +48,31 @@ impl AsRef<[u8]> for InPlace<'_> {
     }
 }
 
+/// `consume`'s result over the kept audit records as `txn` sees them, (seq, bytes) one at a
+/// time in seq order. A read error ends the records early and is returned instead.
+fn with_records<T>(
+    txn: &redb::ReadTransaction,
+    consume: impl for<'r> FnOnce(&mut dyn Iterator<Item = (u64, InPlace<'r>)>) -> T,
+) -> io::Result<T> {
+    let table = txn.open_table(AUDIT).map_err(io_err)?;
+    let mut read_error = None;
+    let mut records = table
+        .range(0..)
+        .map_err(io_err)?
+        .map_while(|item| match item {
+            Ok((seq, bytes)) => Some((seq.value(), InPlace(bytes))),
+            Err(e) => {
+                read_error = Some(e);
+                None
+            }
+        });
+    let result = consume(&mut records);
+    match read_error {
+        Some(e) => Err(io_err(e)),
+        None => Ok(result),
+    }
+}
+
 fn encode<T: Serialize + ?Sized>(value: &T) -> io::Result<Vec<u8>> {
     format::encode(value).map_err(io_err)
 }
@@ -138,27 +163,14 @@ pub(super) fn load(db: &Database) -> io::Result<Loaded> {
     }
     let chain = read_chain(&txn)?;
     // The kept records are hashed as they are read, never all in memory, and counted.
-    let table = txn.open_table(AUDIT).map_err(io_err)?;
-    let mut read_error = None;
     let mut record_bytes = 0u64;
-    let records = table
-        .range(0..)
-        .map_err(io_err)?
-        .map_while(|item| match item {
-            Ok((seq, bytes)) => {
-                record_bytes = record_bytes.saturating_add(bytes.value().len() as u64);
-                Some((seq.value(), InPlace(bytes)))
-            }
-            Err(e) => {
-                read_error = Some(e);
-                None
-            }
+    let audit = with_records(&txn, |records| {
+        let counted = records.inspect(|(_, bytes)| {
+            record_bytes = record_bytes.saturating_add(bytes.as_ref().len() as u64);
         });
-    let audit = AuditState::rebuild_from(chain, records);
-    if let Some(e) = read_error {
-        return Err(io_err(e));
-    }
-    let audit = audit.map_err(io_err)?;
+        AuditState::rebuild_from(chain, counted)
+    })?
+    .map_err(io_err)?;
     let applied = Applied {
         protection,
         registry,
@@ -489,23 +501,10 @@ pub(super) fn verify_audit(
 ) -> io::Result<(AuditChain, Result<ChainPoint, ChainError>)> {
     let txn = db.begin_read().map_err(io_err)?;
     let chain = read_chain(&txn)?;
-    let table = txn.open_table(AUDIT).map_err(io_err)?;
-    let mut read_error = None;
-    let records = table
-        .range(0..)
-        .map_err(io_err)?
-        .map_while(|item| match item {
-            Ok((seq, bytes)) => Some((seq.value(), InPlace(bytes))),
-            Err(e) => {
-                read_error = Some(e);
-                None
-            }
-        });
-    let result = crate::audit::verify_chain_from(records, chain.anchor, Some(chain.head));
-    match read_error {
-        Some(e) => Err(io_err(e)),
-        None => Ok((chain, result)),
-    }
+    let result = with_records(&txn, |records| {
+        crate::audit::verify_chain_from(records, chain.anchor, Some(chain.head))
+    })?;
+    Ok((chain, result))
 }
 
 /// One fsync'd empty commit: every earlier commit becomes durable.
