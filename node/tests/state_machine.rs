@@ -51,6 +51,16 @@ fn log(commands: Vec<Command>) -> Vec<Entry> {
         .collect()
 }
 
+/// A snapshot of `sm`'s state, built as openraft builds one.
+async fn snapshot_of(sm: &mut StateMachine) -> signer_node::replica::Snapshot {
+    use openraft::storage::RaftSnapshotBuilder;
+    sm.get_snapshot_builder()
+        .await
+        .build_snapshot()
+        .await
+        .unwrap()
+}
+
 async fn apply(sm: &mut StateMachine, entries: Vec<Entry>) {
     let stream = futures::stream::iter(entries.into_iter().map(|e| Ok((e, None))));
     sm.apply(stream).await.unwrap();
@@ -121,15 +131,7 @@ fn a_snapshot_install_that_cannot_be_stored_changes_nothing() {
         let entries = log(commands);
         let last = entries.last().unwrap().log_id();
         apply(&mut source, entries).await;
-        let snapshot = {
-            use openraft::storage::RaftSnapshotBuilder;
-            source
-                .get_snapshot_builder()
-                .await
-                .build_snapshot()
-                .await
-                .unwrap()
-        };
+        let snapshot = snapshot_of(&mut source).await;
         assert_eq!(snapshot.meta.last_log_id, Some(last));
 
         let path = dir.path().join("target.redb");
@@ -206,7 +208,6 @@ async fn builds_under(sm: &StateMachine, limit: u64) -> bool {
 #[test]
 fn a_snapshot_over_the_limit_is_deferred_until_the_audit_log_is_compacted() {
     TypeConfig::run(async {
-        use openraft::storage::RaftSnapshotBuilder;
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("sm.redb");
         let mut sm = StateMachine::open(&path, true).unwrap();
@@ -229,12 +230,7 @@ fn a_snapshot_over_the_limit_is_deferred_until_the_audit_log_is_compacted() {
         assert!(limited.try_create_snapshot_builder(true).await.is_some());
         drop(limited);
         // What the bound promises: the snapshot built is no larger.
-        let built = sm
-            .get_snapshot_builder()
-            .await
-            .build_snapshot()
-            .await
-            .unwrap();
+        let built = snapshot_of(&mut sm).await;
         assert!(built.snapshot.len() as u64 <= bound);
         let before_compaction = bound;
 
@@ -269,12 +265,7 @@ fn a_snapshot_over_the_limit_is_deferred_until_the_audit_log_is_compacted() {
         assert!(!builds_under(&sm, bound - 1).await);
 
         // A replica that installs the snapshot counts the records it installed.
-        let snapshot = sm
-            .get_snapshot_builder()
-            .await
-            .build_snapshot()
-            .await
-            .unwrap();
+        let snapshot = snapshot_of(&mut sm).await;
         let mut other = StateMachine::open(&dir.path().join("other.redb"), true).unwrap();
         other
             .install_snapshot(&snapshot.meta, snapshot.snapshot)

@@ -88,8 +88,9 @@ pub fn verify_chain_from<B: AsRef<[u8]>>(
     };
     let mut prev = anchor;
     let mut records = records.into_iter().peekable();
-    let mut i = 0usize;
     while let Some((key, bytes)) = records.next() {
+        // Only the first record links to the anchor (each record moves `prev` on by one).
+        let first = prev.seq == anchor.seq;
         let (key, bytes) = (&key, bytes.as_ref());
         let expected = prev.seq + 1;
         if *key != expected {
@@ -116,12 +117,12 @@ pub fn verify_chain_from<B: AsRef<[u8]>>(
                 Some((_, next)) => decode(next.as_ref()).is_ok_and(|n| n.prev_hash == own),
                 None => head.is_none_or(|h| h.hash == own),
             };
-            return Err(if next_link_holds && i > 0 {
+            return Err(if next_link_holds && !first {
                 bad(
                     prev.seq,
                     format!("altered: its hash no longer matches record {key}'s prev_hash"),
                 )
-            } else if i == 0 {
+            } else if first {
                 bad(
                     *key,
                     format!("prev_hash does not match the anchor (record {})", prev.seq),
@@ -137,7 +138,6 @@ pub fn verify_chain_from<B: AsRef<[u8]>>(
             seq: *key,
             hash: own,
         };
-        i += 1;
     }
     if let Some(h) = head {
         if h.seq != prev.seq {
