@@ -54,8 +54,9 @@
 //! through loopback TCP and HTTP/2 three times per request (client → leader, leader →
 //! followers, back). The Raft log and the rules are cheap. What would move it next: fewer
 //! HTTP/2 frames per request (SignBatch already shows it: 1.6–1.8x the single-`Sign`
-//! throughput), larger Raft batches under load (one append and fsync for many requests), and
-//! zero-copy entries (memmove and zeroed pages are ~5%).
+//! throughput; fewer *writes* per call alone did not, see the fourth pass), larger Raft
+//! batches under load (one append and fsync for many requests), and zero-copy entries
+//! (memmove and zeroed pages are ~5%).
 
 //! Second pass (2026-12-06, evening; `perf record --call-graph dwarf` of the single-`Sign`
 //! and `SignBatch` windows, and `perf stat` of whole runs):
@@ -126,6 +127,26 @@
 //! whole registry. With actions applied in place, decided challenges capped at 1,024 and the
 //! loader copying only what it loads, generation went from over 17 minutes to 86 s. Under a
 //! KMS KEK the start-up is bounded by the KMS: moto answers about 260 `Decrypt`s a second here.
+//! Whether many keys slow a signature is measured paired (`keys`): a cluster of the demo keys
+//! runs beside the one with 10,000, and one key signs on each alternately, 2,000 times: p50
+//! +2.8% with a local KEK (2026-12-07), where before-and-after on one cluster, minutes apart,
+//! had given -11% to +71%.
+//!
+//! Fourth pass (2026-12-07, fewer writes per call; measured, not kept): an HTTP/2 client
+//! writes a unary call's HEADERS and DATA frames in two flushes (h2 gives a body send
+//! capacity only once its HEADERS frame is written), so under TLS each was a record and a
+//! `writev` of its own: `strace` of a one-client run showed 55 + 102 bytes per call from the
+//! client and 61 + 272 per AppendEntries from the leader. Client connections that held writes
+//! until a flush, and put each flush off once so that the body could join its headers, made a
+//! call one write (a test on a real TLS call counted 2 -> 1) and cut the `writev`s of an
+//! espresso run at 256 clients from about 290,000 to 97,000 (`perf stat`, three alternating
+//! pairs), `recvfrom` unchanged. Throughput stayed within the noise with the CPU saturated in
+//! both (single 7,503 / 8,686 / 8,099 -> 7,608 / 8,452 / 8,072 signs/s, SignBatch 12,724 /
+//! 14,346 / 12,866 -> 13,219 / 12,339 / 13,858), and one client got no faster (p50 1.08 /
+//! 1.08 / 1.12 -> 0.98 / 1.13 / 1.33 ms; that pair's SignBatch fell, 15,138 / 14,271 / 12,114
+//! -> 13,826 / 11,620 / 12,518): a flush put off waits behind every other ready task of a busy
+//! runtime. On loopback a `writev` is cheap next to the rest of a call; across hosts, where
+//! each segment costs the network, it may pay, which this bench cannot show.
 
 mod failover;
 mod import;
@@ -257,6 +278,12 @@ struct KeysReport {
     rss_mib: Vec<f64>,
     p50_ms_before: f64,
     p50_ms_after: f64,
+    /// The paired measurement ([`keys`]): a cluster with only the demo keys, signing
+    /// alternately with the one holding every key (whose median is `p50_ms_after`).
+    p50_ms_reference: f64,
+    /// `p50_ms_after` over `p50_ms_reference`, less one, in percent: the extra latency.
+    extra_latency_pct: f64,
+    paired_signs: u64,
 }
 
 /// Where the human-readable lines go: stdout, or stderr when stdout carries JSON.
@@ -352,9 +379,11 @@ async fn many_keys(opts: &BenchOptions, kek: KeysKek, out: &Out) -> Result<Optio
         }
     };
     let k = keys::many_keys(opts.keys, moto_server.as_deref()).await?;
+    let extra_latency_pct = (k.p50_ms_after / k.p50_ms_reference - 1.0) * 100.0;
     out.line(format!(
         "generated and sealed in {:.1} s; start-up to every node ready {:.1} s; RSS per node {} MiB; \
-         one key's p50 {:.2} ms before, {:.2} ms after",
+         one key's p50 {:.2} ms before; signing alternately with a cluster of the demo keys \
+         only ({} each), p50 {:.2} ms with every key against {:.2} ms: {:+.1}%",
         k.generate_s,
         k.start_ready_s,
         k.rss_mib
@@ -363,7 +392,10 @@ async fn many_keys(opts: &BenchOptions, kek: KeysKek, out: &Out) -> Result<Optio
             .collect::<Vec<_>>()
             .join("/"),
         k.p50_ms_before,
-        k.p50_ms_after
+        k.paired_signs,
+        k.p50_ms_after,
+        k.p50_ms_reference,
+        extra_latency_pct
     ));
     Ok(Some(KeysReport {
         keys: k.keys,
@@ -373,6 +405,9 @@ async fn many_keys(opts: &BenchOptions, kek: KeysKek, out: &Out) -> Result<Optio
         rss_mib: k.rss_mib,
         p50_ms_before: k.p50_ms_before,
         p50_ms_after: k.p50_ms_after,
+        p50_ms_reference: k.p50_ms_reference,
+        extra_latency_pct,
+        paired_signs: k.paired_signs,
     }))
 }
 
