@@ -13,7 +13,9 @@
 //!
 //! Owns: that procedure and taking its cluster down. Must not: assert anything.
 
+use super::kms::LocalKms;
 use super::load::request;
+use super::processes::Processes;
 use anyhow::{anyhow, Context, Result};
 
 use signer_node::client::{PoolOptions, SignerPool, SoftApprover};
@@ -55,40 +57,29 @@ pub struct ManyKeys {
 /// The measurement with keys sealed under a local KEK, or under a KMS key in the
 /// `moto_server` given.
 pub async fn many_keys(count: usize, moto_server: Option<&Path>) -> Result<ManyKeys> {
-    let mut processes = super::processes::Processes::create("signer-bench-keys-", NODES)?;
-    let mut reference = super::processes::Processes::create("signer-bench-keys-ref-", NODES)?;
-    // Declared after the clusters, so dropped (killed) only after the nodes stopped.
+    let mut processes = Processes::create("signer-bench-keys-", NODES)?;
+    // Declared after the cluster, so dropped (killed) only after the nodes stopped.
     let kms = match moto_server {
         Some(path) => {
-            let kms = super::kms::LocalKms::start(path).await?;
+            let kms = LocalKms::start(path).await?;
             kms.configure(&mut processes.cluster)?;
-            kms.configure(&mut reference.cluster)?;
             Some(kms)
         }
         None => None,
     };
-    let kek = if kms.is_some() { "aws-kms" } else { "local" };
-    let result = measure(
-        &processes.cluster,
-        &reference.cluster,
-        &processes.exe,
-        count,
-        kek,
-    )
-    .await;
+    let result = measure(&processes.cluster, &processes.exe, count, kms.as_ref()).await;
     drop(processes);
-    drop(reference);
     drop(kms);
     result
 }
 
 async fn measure(
     cluster: &DevCluster,
-    reference: &DevCluster,
     exe: &Path,
     count: usize,
-    kek: &'static str,
+    kms: Option<&LocalKms>,
 ) -> Result<ManyKeys> {
+    let kek = if kms.is_some() { "aws-kms" } else { "local" };
     cluster.start_stopped(exe)?;
     cluster.wait_for_leader(Duration::from_secs(30)).await?;
     let pool = cluster.pool().await?;
@@ -110,6 +101,13 @@ async fn measure(
         .map(|(id, pid)| rss_mib(*pid).with_context(|| format!("node-{id}'s memory")))
         .collect::<Result<Vec<_>>>()?;
 
+    // Made only now, so that its ports are chosen while this cluster's are taken; dropped
+    // (stopped) at the end of this function.
+    let mut reference_processes = Processes::create("signer-bench-keys-ref-", NODES)?;
+    if let Some(kms) = kms {
+        kms.configure(&mut reference_processes.cluster)?;
+    }
+    let reference = &reference_processes.cluster;
     reference.start_stopped(exe)?;
     reference.wait_for_leader(Duration::from_secs(60)).await?;
     let reference_pool = reference.pool().await?;
