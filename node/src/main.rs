@@ -167,8 +167,8 @@ enum Command {
     /// moto_server, --moto-server; skipped with a note when it is not installed), every node
     /// restarted, time until every node holds them all, memory, one key's latency before, and
     /// after against a second cluster of only the demo keys signing alternately with it (the
-    /// extra latency the keys cost, free of this machine's drift). import: a --keys validator
-    /// EIP-3076 file imported as an approved action.
+    /// extra latency the keys cost, measured side by side so that this machine's drift affects
+    /// both alike). import: a --keys validator EIP-3076 file imported as an approved action.
     ///
     /// Example: signer bench --seconds 4 --clients 1,64,256 --json > bench.json
     Bench {

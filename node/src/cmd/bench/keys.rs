@@ -11,7 +11,7 @@
 //! this machine. Before and after on one cluster are minutes apart, and this VM's speed moves
 //! by more than 10% between them.
 //!
-//! Owns: that procedure and taking its cluster down. Must not: assert anything.
+//! Owns: that procedure and taking its two clusters down. Must not: assert anything.
 
 use super::kms::LocalKms;
 use super::load::request;
