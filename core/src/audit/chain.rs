@@ -91,22 +91,22 @@ pub fn verify_chain_from<B: AsRef<[u8]>>(
     while let Some((key, bytes)) = records.next() {
         // Only the first record links to the anchor (each record moves `prev` on by one).
         let first = prev.seq == anchor.seq;
-        let (key, bytes) = (&key, bytes.as_ref());
+        let bytes = bytes.as_ref();
         let expected = prev.seq + 1;
-        if *key != expected {
-            return Err(if *key > expected {
+        if key != expected {
+            return Err(if key > expected {
                 bad(
                     expected,
                     format!("missing (the next stored record is {key})"),
                 )
             } else {
-                bad(*key, format!("out of place after record {}", prev.seq))
+                bad(key, format!("out of place after record {}", prev.seq))
             });
         }
-        let record = decode(bytes).map_err(|e| bad(*key, e.to_string()))?;
-        if record.seq != *key {
+        let record = decode(bytes).map_err(|e| bad(key, e.to_string()))?;
+        if record.seq != key {
             return Err(bad(
-                *key,
+                key,
                 format!("stored as {key} but says seq {}", record.seq),
             ));
         }
@@ -124,18 +124,18 @@ pub fn verify_chain_from<B: AsRef<[u8]>>(
                 )
             } else if first {
                 bad(
-                    *key,
+                    key,
                     format!("prev_hash does not match the anchor (record {})", prev.seq),
                 )
             } else {
                 bad(
-                    *key,
+                    key,
                     format!("prev_hash does not match the hash of record {}", prev.seq),
                 )
             });
         }
         prev = ChainPoint {
-            seq: *key,
+            seq: key,
             hash: own,
         };
     }
