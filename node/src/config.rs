@@ -22,6 +22,8 @@
 //! keys_dir = "keys"
 //! bootstrap = true             # initialize the cluster when the log is empty
 //! sync_writes = true           # fsync every acknowledged write (default)
+//! keyring_cache = true         # keep the registry keys this node unsealed in <data_dir>/keyring.cache,
+//!                              # sealed again under the KEK: one KMS call at restart, not one per key
 //!
 //! [tls]
 //! ca = "../pki/ca.pem"
@@ -147,6 +149,13 @@ pub struct NodeConfig {
     /// fsync every write before acknowledging it (default true; false only for throwaway tests).
     #[serde(default = "default_true")]
     pub sync_writes: bool,
+    /// Keep the registry keys this node has unsealed in `<data_dir>/keyring.cache`, sealed
+    /// again for this node under one data key from the current KEK, so a restart makes one KEK
+    /// call instead of one per key (default true). False: every key is unsealed from the
+    /// registry at every start, and AWS CloudTrail shows one `Decrypt` per key. See
+    /// [`crate::keyloader::cache`].
+    #[serde(default = "default_true")]
+    pub keyring_cache: bool,
     /// The admin plane: trusted attestation roots and the initial admins, policy and client
     /// grants (applied once, by the first leader).
     #[serde(default)]

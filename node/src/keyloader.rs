@@ -1,21 +1,26 @@
 //! The key loader: keeps the node's in-memory keyring in step with the replicated key registry.
 //!
 //! Owns: unsealing active records with the configured KEKs (at start, and whenever a change is
-//! applied), dropping disabled and deleted keys, retrying unreachable KEKs with backoff, and
+//! applied), or taking them from the node's keyring cache ([`cache`]) and keeping that cache in
+//! step, dropping disabled and deleted keys, retrying unreachable KEKs with backoff, and
 //! reporting which keys are pending and why, until the node's stop signal. Must not: change the
 //! registry, keep a key whose unsealed secret does not match the record's public key, or
 //! outlive the node (its task is joined on shutdown).
 //!
 //! To ensure correctness:
 //! - a node whose KEK is unreachable keeps serving with the keys it already holds;
-//! - a key is loaded only if its secret's public key equals the record's public key;
+//! - a key is loaded only if its secret's public key equals the record's public key, whether
+//!   the secret came from a KEK unseal or from the keyring cache;
 //! - secrets exist only inside the keyring's key types; unsealed bytes are zeroized on drop.
 
-use crate::custody::{unseal, EncryptionContext, Kek, KekBackend};
+pub mod cache;
+
+use crate::custody::{unseal, EncryptionContext, Kek, KekBackend, SecretBytes};
 use crate::keyring::{Keyring, LoadedKey};
 use crate::metrics::MeteredKek;
 use crate::registry::{KeyRecord, KeyState};
 use crate::replica::{EventSink, StateMachine};
+use cache::KeyringCache;
 use futures::StreamExt as _;
 use std::future::Future;
 use std::sync::Arc;
@@ -49,8 +54,26 @@ impl Keks {
     }
 }
 
-/// Try to load one active record; `Err` carries a reason for the pending list.
-async fn load(keks: &Keks, record: &KeyRecord) -> Result<LoadedKey, String> {
+/// Try to load one active record, from the keyring cache if it holds this record's secret,
+/// else by unsealing it with its KEK (and then remembering it in the cache); `Err` carries a
+/// reason for the pending list.
+async fn load(
+    keks: &Keks,
+    cache: Option<&KeyringCache>,
+    record: &KeyRecord,
+) -> Result<LoadedKey, String> {
+    if let Some(secret) = cache.and_then(|c| c.secret_for(record)) {
+        match checked_key(record, &secret) {
+            Ok(key) => return Ok(key),
+            // Cannot happen for an entry written by `remember` below; unseal instead.
+            Err(reason) => {
+                tracing::warn!(key_id = %record.key_id, %reason, "keyring cache entry refused; unsealing");
+                if let Some(c) = cache {
+                    c.forget(&record.key_id);
+                }
+            }
+        }
+    }
     let sealed = record
         .sealed
         .as_ref()
@@ -64,12 +87,72 @@ async fn load(keks: &Keks, record: &KeyRecord) -> Result<LoadedKey, String> {
     let ctx = EncryptionContext::validator_key(&keks.cluster_id, &record.key_id)
         .map_err(|e| e.to_string())?;
     let secret = unseal(kek, &ctx, sealed).await.map_err(|e| e.to_string())?;
+    let key = checked_key(record, &secret)?;
+    if let Some(c) = cache {
+        if let Err(e) = c.remember(record, secret.expose_secret()) {
+            tracing::warn!(key_id = %record.key_id, error = %e, "key not added to the keyring cache");
+        }
+    }
+    Ok(key)
+}
+
+/// The key of `secret`, if its public key is the record's.
+fn checked_key(record: &KeyRecord, secret: &SecretBytes) -> Result<LoadedKey, String> {
     let key = LoadedKey::from_secret(&record.key_id, record.profile, secret.expose_secret())
         .map_err(|e| e.to_string())?;
     if key.public_key != record.public_key {
         return Err("unsealed secret does not match the record's public key".into());
     }
     Ok(key)
+}
+
+/// Open the keyring cache if it is not open yet, and drop its entries for records that are
+/// no longer active or were sealed again. A KEK that cannot be reached leaves it closed (this
+/// pass unseals every key; the next pass tries again).
+async fn open_cache(keks: &Keks, cache: &KeyringCache, state: &StateMachine) {
+    if cache.is_open() {
+        return;
+    }
+    let Some(kek) = keks.current() else {
+        return;
+    };
+    match cache.open(kek).await {
+        Ok(opened) => {
+            let applied = state.read();
+            cache.retain(|key_id, digest| {
+                applied.registry.keys.get(key_id).is_some_and(|record| {
+                    record.state == KeyState::Active
+                        && record
+                            .sealed
+                            .as_ref()
+                            .is_some_and(|s| cache::record_digest(s) == *digest)
+                })
+            });
+            match opened {
+                cache::Opened::Read(n) => tracing::info!(
+                    path = %cache.path().display(), entries = n,
+                    "keyring cache opened"
+                ),
+                cache::Opened::Fresh(reason) => tracing::info!(
+                    path = %cache.path().display(), %reason,
+                    "keyring cache starts empty"
+                ),
+                cache::Opened::AlreadyOpen => {}
+            }
+        }
+        Err(e) => {
+            tracing::warn!(error = %e, "keyring cache not opened; keys are unsealed one by one")
+        }
+    }
+}
+
+/// Rewrite the keyring cache's file if it is due.
+async fn flush_cache(cache: &KeyringCache) {
+    if cache.flush_due() == Some(Duration::ZERO) {
+        if let Err(e) = cache.flush().await {
+            tracing::warn!(error = %e, "keyring cache not written");
+        }
+    }
 }
 
 /// Unseals in flight at once while loading: enough to hide a KMS round trip (16 per node is
@@ -81,15 +164,22 @@ const CONCURRENT_LOADS: usize = 16;
 /// Loads, unloads and failures (each new failure reason once) go to the audit log via
 /// `events`.
 ///
+/// With a keyring `cache`, it is opened first (once), and kept in step: unloaded keys leave
+/// it, unsealed keys join it, and its file is rewritten when due ([`cache::FLUSH_INTERVAL`]).
+///
 /// Cost: one pass over the registry under its read lock, copying only the records that need
 /// work (it runs after every registry change, so with many keys it must not copy them all);
 /// the unseals then run [`CONCURRENT_LOADS`] at a time, each key usable as soon as it loads.
 pub async fn reconcile(
     keks: &Keks,
+    cache: Option<&KeyringCache>,
     state: &StateMachine,
     keyring: &Keyring,
     events: &EventSink,
 ) -> bool {
+    if let Some(cache) = cache {
+        open_cache(keks, cache, state).await;
+    }
     let (to_load, to_unload) = {
         let applied = state.read();
         let mut to_load = Vec::new();
@@ -111,6 +201,9 @@ pub async fn reconcile(
         (to_load, to_unload)
     };
     for (key_id, state) in to_unload {
+        if let Some(cache) = cache {
+            cache.forget(&key_id);
+        }
         if keyring.remove(&key_id) {
             tracing::info!(key_id = %key_id, state = %state, "key unloaded");
             events.key_unloaded(&key_id, &state.to_string());
@@ -118,7 +211,7 @@ pub async fn reconcile(
     }
     let mut pending = false;
     let mut loads = futures::stream::iter(to_load.into_iter().map(|record| async move {
-        let loaded = load(keks, &record).await;
+        let loaded = load(keks, cache, &record).await;
         (record, loaded)
     }))
     .buffer_unordered(CONCURRENT_LOADS);
@@ -146,44 +239,86 @@ pub async fn reconcile(
             }
         }
     }
+    if let Some(cache) = cache {
+        flush_cache(cache).await;
+    }
     pending
 }
 
 /// Start the key loader: reconcile at start, on every registry change, and with exponential
-/// backoff while keys are pending, until `stop` resolves (an unseal in flight is abandoned).
-/// The node owns the returned task and joins it on shutdown.
+/// backoff while keys are pending, until `stop` resolves (an unseal in flight is abandoned;
+/// the keyring cache's file is then brought up to date). The node owns the returned task and
+/// joins it on shutdown.
 pub fn spawn(
     keks: Arc<Keks>,
+    cache: Option<Arc<KeyringCache>>,
     state: StateMachine,
     keyring: Arc<Keyring>,
     events: EventSink,
     stop: impl Future<Output = ()> + Send + 'static,
 ) -> JoinHandle<()> {
     tokio::spawn(async move {
+        let cache = cache.as_deref();
         tokio::select! {
             () = stop => {}
-            () = keep_in_step(&keks, &state, &keyring, &events) => {}
+            () = keep_in_step(&keks, cache, &state, &keyring, &events) => {}
+        }
+        if let Some(cache) = cache {
+            if let Err(e) = cache.flush().await {
+                tracing::warn!(error = %e, "keyring cache not written at stop");
+            }
         }
     })
 }
 
-/// Reconcile whenever the registry changes (and on a backoff while keys are pending); returns
-/// only if the state machine stops announcing changes.
-async fn keep_in_step(keks: &Keks, state: &StateMachine, keyring: &Keyring, events: &EventSink) {
+/// Reconcile whenever the registry changes (and on a backoff while keys are pending, and when
+/// the keyring cache's file is due); returns only if the state machine stops announcing
+/// changes.
+async fn keep_in_step(
+    keks: &Keks,
+    cache: Option<&KeyringCache>,
+    state: &StateMachine,
+    keyring: &Keyring,
+    events: &EventSink,
+) {
     let mut changes = state.watch_keys();
     let mut backoff = Duration::from_millis(250);
     loop {
-        let pending = reconcile(keks, state, keyring, events).await;
-        if pending {
-            tokio::select! {
-                changed = changes.changed() => if changed.is_err() { return },
-                _ = tokio::time::sleep(backoff) => {}
-            }
-            backoff = (backoff * 2).min(MAX_BACKOFF);
+        let pending = reconcile(keks, cache, state, keyring, events).await;
+        let retry_at = pending.then(|| tokio::time::Instant::now() + backoff);
+        backoff = if pending {
+            (backoff * 2).min(MAX_BACKOFF)
         } else {
-            backoff = Duration::from_millis(250);
-            if changes.changed().await.is_err() {
-                return;
+            Duration::from_millis(250)
+        };
+        // Wait for a change, the retry, or the cache's flush, whichever comes first; a flush
+        // alone does not reconcile again.
+        loop {
+            let retry =
+                retry_at.map(|at| at.saturating_duration_since(tokio::time::Instant::now()));
+            let flush = cache.and_then(KeyringCache::flush_due);
+            let wait = match (retry, flush) {
+                (Some(r), Some(f)) => Some(r.min(f)),
+                (r, f) => r.or(f),
+            };
+            let woke = match wait {
+                Some(wait) => tokio::select! {
+                    changed = changes.changed() => Some(changed),
+                    () = tokio::time::sleep(wait) => None,
+                },
+                None => Some(changes.changed().await),
+            };
+            match woke {
+                Some(Err(_)) => return,
+                Some(Ok(())) => break,
+                None => {
+                    if let Some(cache) = cache {
+                        flush_cache(cache).await;
+                    }
+                    if retry_at.is_some_and(|at| tokio::time::Instant::now() >= at) {
+                        break;
+                    }
+                }
             }
         }
     }

@@ -17,6 +17,7 @@
 //! - dropping the node's task set aborts what it holds, so no exit leaves those tasks running.
 
 use crate::config::NodeConfig;
+use crate::keyloader::cache::KeyringCache;
 use crate::keyloader::{self, Keks};
 use crate::keyring::{Keyring, KeyringError};
 use crate::metrics::{MeteredKek, Metrics};
@@ -266,6 +267,14 @@ pub async fn run(
         cluster_id: config.cluster_id.clone(),
         backends,
     });
+    // The keyring cache needs a KEK to seal under; without one only key files load.
+    let keyring_cache = match (&config.kek, config.keyring_cache) {
+        (Some(_), true) => Some(Arc::new(
+            KeyringCache::new(&config.data_dir, &config.cluster_id, config.node_id)
+                .map_err(NodeError::Custody)?,
+        )),
+        _ => None,
+    };
     let tls = TlsMaterial::read(&config.tls.ca, &config.tls.cert, &config.tls.key)?;
     for (certificate, pem) in [("node", &tls.cert_pem), ("ca", &tls.ca_pem)] {
         if let Err(e) = metrics.observe_certificates(certificate, pem) {
@@ -308,6 +317,7 @@ pub async fn run(
             "key loader",
             keyloader::spawn(
                 keks.clone(),
+                keyring_cache.clone(),
                 state.clone(),
                 keyring.clone(),
                 audit_events.clone(),

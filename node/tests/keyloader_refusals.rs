@@ -108,7 +108,7 @@ fn a_secret_whose_public_key_is_not_the_records_stays_pending_and_never_signs() 
         // Every retry gives the same answer: pending, with the reason; the consistent record
         // beside it loads.
         for attempt in 0..3 {
-            let pending = reconcile(&keks, &sm, &keyring, &events).await;
+            let pending = reconcile(&keks, None, &sm, &keyring, &events).await;
             assert!(pending, "attempt {attempt}: reported nothing pending");
             assert!(
                 keyring.get("swapped").is_none(),
@@ -159,7 +159,7 @@ fn a_secret_whose_public_key_is_not_the_records_stays_pending_and_never_signs() 
             admin.approved(3, &Action::AddKey(corrected.clone()), AT_MS),
         )
         .await;
-        assert!(reconcile(&keks, &sm, &keyring, &events).await);
+        assert!(reconcile(&keks, None, &sm, &keyring, &events).await);
         assert_eq!(
             keyring.get("corrected").unwrap().public_key,
             public_key(1),

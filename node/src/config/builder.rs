@@ -37,6 +37,7 @@ pub struct NodeConfigBuilder {
     kek: Option<KekConfig>,
     retired_keks: Vec<KekConfig>,
     sync_writes: bool,
+    keyring_cache: bool,
     admin: AdminConfig,
 }
 
@@ -52,7 +53,7 @@ impl NodeConfig {
     /// - `bootstrap`: true only for the member with the lowest id in `peers`;
     /// - `raft`: [`RaftConfig::default`]; `eth2`: [`Eth2Config::default`] (mainnet);
     /// - `kek`: none (key files only); `retired_keks`: none;
-    /// - `sync_writes`: true;
+    /// - `sync_writes`: true; `keyring_cache`: true;
     /// - `admin`: [`AdminConfig::dev`] (no admins, so no admin-plane bootstrap).
     pub fn builder(
         node_id: u64,
@@ -76,6 +77,7 @@ impl NodeConfig {
             kek: None,
             retired_keks: Vec::new(),
             sync_writes: true,
+            keyring_cache: true,
             admin: AdminConfig::dev(),
         }
     }
@@ -136,6 +138,13 @@ impl NodeConfigBuilder {
         self
     }
 
+    /// Keep unsealed registry keys in the node's keyring cache (see
+    /// [`NodeConfig::keyring_cache`]).
+    pub fn keyring_cache(mut self, on: bool) -> Self {
+        self.keyring_cache = on;
+        self
+    }
+
     /// The admin plane's roots and initial state.
     pub fn admin(mut self, admin: AdminConfig) -> Self {
         self.admin = admin;
@@ -178,6 +187,7 @@ impl NodeConfigBuilder {
             kek: self.kek,
             retired_keks: self.retired_keks,
             sync_writes: self.sync_writes,
+            keyring_cache: self.keyring_cache,
             admin: self.admin,
         };
         config.validate()?;

@@ -69,6 +69,7 @@ fn parses_with_defaults_and_resolves_paths() {
         "0x4b363db94e286120d76eb905340fdd4e54bfe9f06bf33ff6cf5ad27f511bfe95"
     );
     assert!(c.sync_writes);
+    assert!(c.keyring_cache, "the keyring cache is on by default");
     assert!(!c.bootstrap);
     assert_eq!(c.peer(3).map(|p| p.client_addr.port()), Some(7104));
     assert_eq!(
@@ -120,8 +121,10 @@ fn round_trips_through_toml() {
 
 #[test]
 fn explicit_sections_override_defaults() {
-    let text = GOOD.replace("bootstrap = false", "bootstrap = true\nsync_writes = false")
-        + "\n[raft]\nheartbeat_ms = 20\nelection_min_ms = 100\nelection_max_ms = 200\n"
+    let text = GOOD.replace(
+        "bootstrap = false",
+        "bootstrap = true\nsync_writes = false\nkeyring_cache = false",
+    ) + "\n[raft]\nheartbeat_ms = 20\nelection_min_ms = 100\nelection_max_ms = 200\n"
         + "snapshot_every = 20\nlogs_to_keep = 5\n"
         + "[eth2]\ngenesis_validators_root = \"0x"
         + &"00".repeat(31)
@@ -129,6 +132,7 @@ fn explicit_sections_override_defaults() {
     let c = NodeConfig::from_toml(&text, Path::new("/x")).unwrap();
     assert!(c.bootstrap);
     assert!(!c.sync_writes);
+    assert!(!c.keyring_cache);
     assert_eq!(c.raft.heartbeat_ms, 20);
     assert_eq!(c.raft.election_max_ms, 200);
     assert_eq!(c.raft.heartbeat(), Duration::from_millis(20));
@@ -380,6 +384,7 @@ fn the_builder_fills_in_the_shared_defaults() {
         kek: None,
         retired_keks: Vec::new(),
         sync_writes: true,
+        keyring_cache: true,
         admin: admin::AdminConfig {
             trust_yubico_roots: true,
             attestation_roots: Vec::new(),
@@ -454,6 +459,10 @@ fn each_builder_method_sets_its_field_and_nothing_else() {
         (
             base().sync_writes(false),
             Box::new(|c| c.sync_writes = false),
+        ),
+        (
+            base().keyring_cache(false),
+            Box::new(|c| c.keyring_cache = false),
         ),
         (
             base().admin(admin.clone()),
