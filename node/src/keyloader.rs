@@ -107,8 +107,9 @@ fn checked_key(record: &KeyRecord, secret: &SecretBytes) -> Result<LoadedKey, St
 }
 
 /// Open the keyring cache if it is not open yet, and drop its entries for records that are
-/// no longer active or were sealed again. A KEK that cannot be reached leaves it closed (this
-/// pass unseals every key; the next pass tries again).
+/// no longer active or were sealed again (entries for records not applied yet stay). A KEK
+/// that cannot be reached leaves it closed (this pass unseals every key; the next pass tries
+/// again).
 async fn open_cache(keks: &Keks, cache: &KeyringCache, state: &StateMachine) {
     if cache.is_open() {
         return;
@@ -119,8 +120,11 @@ async fn open_cache(keks: &Keks, cache: &KeyringCache, state: &StateMachine) {
     match cache.open(kek).await {
         Ok(opened) => {
             let applied = state.read();
+            // An entry whose record is not applied here yet stays: at start the state machine
+            // may still be replaying the log, and the entry can only ever stand in for that
+            // exact record. One whose record is no longer active, or was sealed again, goes.
             cache.retain(|key_id, digest| {
-                applied.registry.keys.get(key_id).is_some_and(|record| {
+                applied.registry.keys.get(key_id).is_none_or(|record| {
                     record.state == KeyState::Active
                         && record
                             .sealed
@@ -192,18 +196,22 @@ pub async fn reconcile(
                 .is_some_and(|k| k.public_key == record.public_key);
             match record.state {
                 KeyState::Active if !loaded => to_load.push(record.clone()),
-                KeyState::Disabled | KeyState::Deleted if loaded => {
-                    to_unload.push((record.key_id.clone(), record.state))
+                KeyState::Disabled | KeyState::Deleted => {
+                    // Out of the cache whether or not it was loaded here (a replay at start
+                    // can bring a record and its disabling in one pass): a lookup, no copy.
+                    if let Some(cache) = cache {
+                        cache.forget(&record.key_id);
+                    }
+                    if loaded {
+                        to_unload.push((record.key_id.clone(), record.state));
+                    }
                 }
-                _ => {}
+                KeyState::Active => {}
             }
         }
         (to_load, to_unload)
     };
     for (key_id, state) in to_unload {
-        if let Some(cache) = cache {
-            cache.forget(&key_id);
-        }
         if keyring.remove(&key_id) {
             tracing::info!(key_id = %key_id, state = %state, "key unloaded");
             events.key_unloaded(&key_id, &state.to_string());

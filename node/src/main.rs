@@ -165,7 +165,8 @@ enum Command {
     /// SIGKILLed --kills times under load, time to the next signature. keys: --keys registry
     /// keys generated and sealed under a local KEK, and again under an AWS KMS key (a local
     /// moto_server, --moto-server; skipped with a note when it is not installed), every node
-    /// restarted, time until every node holds them all, memory, one key's latency before, and
+    /// restarted, time until every node holds them all (with each node's keyring cache, and
+    /// again cold, the cache files deleted), memory, one key's latency before, and
     /// after against a second cluster of only the demo keys signing alternately with it (the
     /// extra latency the keys cost, measured side by side so that this machine's drift affects
     /// both alike). import: a --keys validator EIP-3076 file imported as an approved action.

@@ -11,6 +11,7 @@ mod oracle;
 mod support;
 
 use signer_node::custody::KekConfig;
+use signer_node::keyloader::cache::{KeyringCache, Opened};
 use signer_node::pb;
 use signer_node::scheme::{bls12_381, bn254};
 use support::moto::{KmsProxy, Moto, REGION};
@@ -230,4 +231,113 @@ async fn kek_rotation_between_two_kms_keys() {
     let pk = bls12_381::PublicKey::from_bytes(&info.public_key).unwrap();
     let sig = bls12_381::Signature::from_bytes(&resp.signature).unwrap();
     assert!(sig.verify(&pk, &root));
+}
+
+/// The keyring cache under a real KMS: after the keys are loaded (and the cache written), a
+/// restart of every node makes one KMS `Decrypt` per node (the cache's data key) instead of
+/// one per key, counted by each node's own metrics; with `keyring_cache = false` the same
+/// restart makes one per key. (That the cache never stands in for the KMS itself is shown
+/// above: in `kms_outage_leaves_keys_pending_until_the_kms_returns` the nodes restart with a
+/// cache file written and the KMS unreachable, and the keys stay pending.)
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_restart_opens_the_keyring_cache_with_one_kms_decrypt() {
+    const KEYS: usize = 6;
+    let moto = Moto::start();
+    let kms_key = moto.create_key().await;
+    let kek = KekConfig::AwsKms {
+        key_id: kms_key.clone(),
+        region: Some(REGION.into()),
+        endpoint_url: Some(moto.endpoint()),
+    };
+    let cluster = Cluster::start_with(3, |_| Some(kek.clone())).await;
+    let ids: Vec<String> = (1..=KEYS).map(|i| format!("cached-{i}")).collect();
+    for (i, id) in ids.iter().enumerate() {
+        let profile = if i % 2 == 0 { "eth2" } else { "espresso" };
+        cluster.generate_key(id, profile).await.unwrap();
+    }
+    cluster
+        .wait_all("every generated key loaded", |s| {
+            ids.iter().all(|id| s.keys_loaded.contains(id))
+        })
+        .await;
+    // Each node writes its cache within the flush interval; read every file as the node
+    // would at its next start (with the same KMS key) until it holds every key.
+    let backend = moto.kek(&kms_key).await;
+    for id in 1..=3 {
+        let config = signer_node::config::NodeConfig::load(&cluster.node(id).config_path).unwrap();
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+        loop {
+            let cache = KeyringCache::new(&config.data_dir, &config.cluster_id, id).unwrap();
+            let held = match cache.open(&backend).await.unwrap() {
+                Opened::Read(_) => cache.key_ids(),
+                _ => Vec::new(),
+            };
+            if held == ids {
+                break;
+            }
+            assert!(
+                std::time::Instant::now() < deadline,
+                "node {id}: the cache file holds {held:?}"
+            );
+            tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+        }
+    }
+
+    let decrypts = |on: bool| {
+        let cluster = &cluster;
+        let ids = &ids;
+        async move {
+            cluster
+                .restart_all_with(|config| config.keyring_cache = on)
+                .await;
+            cluster
+                .wait_all("every generated key loaded after the restart", |s| {
+                    ids.iter().all(|id| s.keys_loaded.contains(id)) && s.keys_pending.is_empty()
+                })
+                .await;
+            let mut counts = Vec::new();
+            for id in 1..=3 {
+                let text = cluster.http_get(id, "/metrics").await.body;
+                counts.push((
+                    kms_calls(&text, "unwrap_data_key"),
+                    kms_calls(&text, "generate_data_key"),
+                ));
+            }
+            counts
+        }
+    };
+    assert_eq!(decrypts(true).await, [(1, 0); 3], "with the cache");
+    assert_eq!(decrypts(false).await, [(KEYS as u64, 0); 3], "without it");
+
+    // The keys that came out of the cache sign, and verify under their records' public keys.
+    cluster
+        .restart_all_with(|config| config.keyring_cache = true)
+        .await;
+    cluster
+        .wait_all("every generated key loaded from the cache", |s| {
+            ids.iter().all(|id| s.keys_loaded.contains(id))
+        })
+        .await;
+    let info = cluster.key_info("cached-2").await.unwrap();
+    let mut req = quorum_vote(7, 3, "");
+    req.key_id = "cached-2".into();
+    let resp = sign_retrying(&mut cluster.client(1, "seq-1").await, req)
+        .await
+        .unwrap();
+    let message = oracle::requests::quorum_vote_digest(7, 3);
+    assert_eq!(resp.signed_message, message);
+    let pk = bn254::PublicKey::from_bytes(&info.public_key).unwrap();
+    assert!(bn254::Signature::from_bytes(&resp.signature)
+        .unwrap()
+        .verify(&pk, &message));
+}
+
+/// `signer_kms_call_seconds_count` for `op`, summed over its series, from a node's
+/// Prometheus text (0 when the node never made the call).
+fn kms_calls(text: &str, op: &str) -> u64 {
+    let label = format!("op=\"{op}\"");
+    text.lines()
+        .filter(|l| l.starts_with("signer_kms_call_seconds_count{") && l.contains(&label))
+        .map(|l| l.rsplit(' ').next().unwrap().parse::<u64>().unwrap())
+        .sum()
 }

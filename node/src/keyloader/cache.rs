@@ -18,7 +18,9 @@
 //!   from ([`record_digest`]): it stands in for that record only, so a re-sealed or replaced
 //!   record, or another key's record, never takes a cached secret;
 //! - a dropped key leaves the file at once: it is rewritten without the entry, or deleted if
-//!   it cannot be rewritten ([`KeyringCache::flush`]);
+//!   it cannot be rewritten ([`KeyringCache::flush`]); on opening, entries of records that are
+//!   no longer active or were sealed again go too (the key loader's `retain`), while entries of
+//!   records not applied yet stay for the log replay that brings them;
 //! - anything wrong with the file (missing, truncated, another format or KEK, tampered) means
 //!   no cached keys: they load from the registry as before, and the file is written anew.
 //!

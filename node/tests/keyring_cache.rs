@@ -1,0 +1,274 @@
+//! The key loader with its keyring cache, over a state machine applied as a cluster commits
+//! (approved admin entries) and a real local KEK whose calls the node's metrics count:
+//! - a restart loads every registry key with one KEK unwrap (the cache's data key), where
+//!   without the cache it takes one per key;
+//! - a key disabled while loaded leaves the cache file at once;
+//! - a stale file that still holds a disabled key (restored from before the change) does not
+//!   bring it back: the registry decides, and the file is rewritten without it.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, missing_docs)]
+
+mod admin_log;
+
+use openraft::entry::RaftEntry;
+use openraft::storage::RaftStateMachine;
+use openraft::type_config::TypeConfigExt;
+use openraft::EntryPayload;
+use signer_node::admin::Action;
+use signer_node::custody::{seal, EncryptionContext, KekBackend, LocalKek};
+use signer_node::keyloader::cache::{KeyringCache, Opened};
+use signer_node::keyloader::{reconcile, Keks};
+use signer_node::keyring::{Keyring, LoadedKey};
+use signer_node::metrics::{MeteredKek, Metrics};
+use signer_node::protection::Profile;
+use signer_node::registry::{KeyRecord, KeyState};
+use signer_node::replica::{Command, Entry, EventSink, StateMachine, TypeConfig};
+use std::path::Path;
+use std::sync::Arc;
+
+const CLUSTER: &str = "c";
+const AT_MS: u64 = 1_700_000_000_000;
+const KEYS: [&str; 4] = ["k1", "k2", "k3", "k4"];
+
+/// An eth2 secret (a big-endian scalar) whose last byte is `seed`.
+fn secret(seed: u8) -> [u8; 32] {
+    let mut s = [0u8; 32];
+    s[31] = seed;
+    s
+}
+
+/// A node's KEKs: the local KEK file in `dir`, counted in a fresh `Metrics` (a restarted node
+/// starts its counters at zero).
+fn node_keks(dir: &Path) -> (Keks, Arc<Metrics>) {
+    let local = LocalKek::open(&dir.join("kek.key")).unwrap();
+    let metrics = Arc::new(Metrics::new(1).unwrap());
+    let keks = Keks {
+        cluster_id: CLUSTER.into(),
+        backends: vec![MeteredKek::new(KekBackend::Local(local), metrics.clone())],
+    };
+    (keks, metrics)
+}
+
+/// How many times the node called the KEK for `op`, from its Prometheus text.
+fn kek_calls(metrics: &Metrics, op: &str) -> u64 {
+    let text = metrics.encode().unwrap();
+    let label = format!("op=\"{op}\"");
+    text.lines()
+        .filter(|l| l.starts_with("signer_kms_call_seconds_count{") && l.contains(&label))
+        .map(|l| l.rsplit(' ').next().unwrap().parse::<u64>().unwrap())
+        .sum()
+}
+
+/// The bootstrap and the approved `AddKey` entries of [`KEYS`], sealed under the node's KEK,
+/// and the keys' public keys.
+async fn add_keys(keks: &Keks, admin: &admin_log::SoloAdmin) -> (Vec<Command>, Vec<Vec<u8>>) {
+    let mut commands = vec![admin.bootstrap()];
+    let mut public_keys = Vec::new();
+    for (id, seed) in KEYS.iter().zip(1u8..) {
+        let ctx = EncryptionContext::validator_key(CLUSTER, *id).unwrap();
+        let public_key = LoadedKey::from_secret(id, Profile::Eth2, &secret(seed))
+            .unwrap()
+            .public_key;
+        public_keys.push(public_key.clone());
+        let record = KeyRecord {
+            key_id: (*id).into(),
+            profile: Profile::Eth2,
+            public_key,
+            sealed: Some(seal(&keks.backends[0], &ctx, &secret(seed)).await.unwrap()),
+            state: KeyState::Active,
+            origin: "generated".into(),
+        };
+        commands.extend(admin.approved(seed, &Action::AddKey(record), AT_MS));
+    }
+    (commands, public_keys)
+}
+
+async fn apply(sm: &mut StateMachine, first: u64, commands: Vec<Command>) -> u64 {
+    let n = commands.len() as u64;
+    let entries = commands.into_iter().zip(first..).map(|(command, index)| {
+        Ok((
+            Entry::new(
+                openraft::testing::log_id::<TypeConfig>(1, 1, index),
+                EntryPayload::Normal(signer_node::replica::Proposal {
+                    at_ms: AT_MS,
+                    command,
+                }),
+            ),
+            None,
+        ))
+    });
+    sm.apply(futures::stream::iter(entries)).await.unwrap();
+    first + n
+}
+
+fn loaded(keyring: &Keyring) -> Vec<String> {
+    let mut ids: Vec<String> = keyring.keys().iter().map(|k| k.key_id.clone()).collect();
+    ids.sort();
+    ids
+}
+
+/// The key ids in the cache file in `data`, read by a cache of its own with its own handle on
+/// the KEK file in `dir` (so the node's counters do not see it).
+async fn in_file(dir: &Path, data: &Path) -> Vec<String> {
+    let kek = LocalKek::open(&dir.join("kek.key")).unwrap();
+    let cache = KeyringCache::new(data, CLUSTER, 1).unwrap();
+    match cache.open(&kek).await.unwrap() {
+        Opened::Read(_) => cache.key_ids(),
+        other => panic!("the cache file did not open: {other:?}"),
+    }
+}
+
+#[test]
+fn a_restart_loads_every_key_with_one_unwrap_and_a_dropped_key_stays_dropped() {
+    TypeConfig::run(async {
+        let dir = tempfile::tempdir().unwrap();
+        LocalKek::create(&dir.path().join("kek.key")).unwrap();
+        let data = dir.path().join("data");
+        std::fs::create_dir(&data).unwrap();
+        let events = EventSink::disabled(1);
+
+        let (keks, _) = node_keks(dir.path());
+        let mut sm = StateMachine::open(&dir.path().join("state.redb"), true).unwrap();
+        let admin = admin_log::SoloAdmin::new(CLUSTER, 7);
+        let (commands, public_keys) = add_keys(&keks, &admin).await;
+        let mut next = apply(&mut sm, 1, commands).await;
+
+        // First start: no cache file; every key is unsealed (one unwrap each), the cache is made
+        // (one generate) and written.
+        let (keks, metrics) = node_keks(dir.path());
+        let cache = KeyringCache::new(&data, CLUSTER, 1).unwrap();
+        let keyring = Keyring::default();
+        assert!(!reconcile(&keks, Some(&cache), &sm, &keyring, &events).await);
+        assert_eq!(loaded(&keyring), KEYS);
+        assert_eq!(kek_calls(&metrics, "unwrap_data_key"), 4);
+        assert_eq!(kek_calls(&metrics, "generate_data_key"), 1);
+        assert_eq!(in_file(dir.path(), &data).await, KEYS);
+
+        // Restart: one unwrap, the same keys with the same public keys.
+        let (keks, metrics) = node_keks(dir.path());
+        let cache = KeyringCache::new(&data, CLUSTER, 1).unwrap();
+        let keyring = Keyring::default();
+        assert!(!reconcile(&keks, Some(&cache), &sm, &keyring, &events).await);
+        assert_eq!(loaded(&keyring), KEYS);
+        for (id, pk) in KEYS.iter().zip(&public_keys) {
+            assert_eq!(&keyring.get(id).unwrap().public_key, pk, "{id}");
+        }
+        assert_eq!(kek_calls(&metrics, "unwrap_data_key"), 1);
+        assert_eq!(kek_calls(&metrics, "generate_data_key"), 0);
+
+        // Without the cache, the same restart takes one unwrap per key.
+        let (keks_off, metrics_off) = node_keks(dir.path());
+        let keyring_off = Keyring::default();
+        assert!(!reconcile(&keks_off, None, &sm, &keyring_off, &events).await);
+        assert_eq!(loaded(&keyring_off), KEYS);
+        assert_eq!(kek_calls(&metrics_off, "unwrap_data_key"), 4);
+
+        // k2 is disabled while loaded: it is unloaded, and leaves the file in the same pass.
+        let stale = std::fs::read(cache.path()).unwrap();
+        next = apply(
+            &mut sm,
+            next,
+            admin.approved(
+                9,
+                &Action::SetKeyState {
+                    key_id: "k2".into(),
+                    state: KeyState::Disabled,
+                },
+                AT_MS,
+            ),
+        )
+        .await;
+        assert!(!reconcile(&keks, Some(&cache), &sm, &keyring, &events).await);
+        assert_eq!(loaded(&keyring), ["k1", "k3", "k4"]);
+        assert_eq!(in_file(dir.path(), &data).await, ["k1", "k3", "k4"]);
+
+        // The file from before the change is put back, and the node restarts: k2 stays
+        // unloaded (the registry says disabled), and the file is rewritten without it.
+        std::fs::write(cache.path(), &stale).unwrap();
+        assert_eq!(in_file(dir.path(), &data).await, KEYS);
+        let (keks, metrics) = node_keks(dir.path());
+        let cache = KeyringCache::new(&data, CLUSTER, 1).unwrap();
+        let keyring = Keyring::default();
+        assert!(!reconcile(&keks, Some(&cache), &sm, &keyring, &events).await);
+        assert_eq!(loaded(&keyring), ["k1", "k3", "k4"]);
+        assert_eq!(kek_calls(&metrics, "unwrap_data_key"), 1);
+        assert_eq!(in_file(dir.path(), &data).await, ["k1", "k3", "k4"]);
+
+        // Re-enabled: k2 loads again, unsealed from its record (its entry is gone), and
+        // rejoins the cache at the next flush.
+        apply(
+            &mut sm,
+            next,
+            admin.approved(
+                10,
+                &Action::SetKeyState {
+                    key_id: "k2".into(),
+                    state: KeyState::Active,
+                },
+                AT_MS,
+            ),
+        )
+        .await;
+        assert!(!reconcile(&keks, Some(&cache), &sm, &keyring, &events).await);
+        assert_eq!(loaded(&keyring), KEYS);
+        assert_eq!(kek_calls(&metrics, "unwrap_data_key"), 2);
+        cache.flush().await.unwrap();
+        assert_eq!(in_file(dir.path(), &data).await, KEYS);
+    });
+}
+
+/// At start the state machine may still be replaying the log: the cache keeps the entries of
+/// records it has not applied yet, and serves them once they are, so a restart in the middle
+/// of a replay still makes one unwrap; a key the replay disables leaves the cache without
+/// ever loading.
+#[test]
+fn entries_of_records_not_yet_applied_wait_for_the_replay() {
+    TypeConfig::run(async {
+        let dir = tempfile::tempdir().unwrap();
+        LocalKek::create(&dir.path().join("kek.key")).unwrap();
+        let data = dir.path().join("data");
+        std::fs::create_dir(&data).unwrap();
+        let events = EventSink::disabled(1);
+        let (keks, _) = node_keks(dir.path());
+        let admin = admin_log::SoloAdmin::new(CLUSTER, 7);
+        let (commands, _) = add_keys(&keks, &admin).await;
+
+        // A node that applied everything writes its cache.
+        let mut full = StateMachine::open(&dir.path().join("full.redb"), true).unwrap();
+        apply(&mut full, 1, commands.clone()).await;
+        let cache = KeyringCache::new(&data, CLUSTER, 1).unwrap();
+        assert!(!reconcile(&keks, Some(&cache), &full, &Keyring::default(), &events).await);
+        assert_eq!(in_file(dir.path(), &data).await, KEYS);
+
+        // It restarts with only the bootstrap and the first two keys applied.
+        let mut replaying = StateMachine::open(&dir.path().join("replay.redb"), true).unwrap();
+        let (first, rest) = commands.split_at(5);
+        let next = apply(&mut replaying, 1, first.to_vec()).await;
+        let (keks, metrics) = node_keks(dir.path());
+        let cache = KeyringCache::new(&data, CLUSTER, 1).unwrap();
+        let keyring = Keyring::default();
+        assert!(!reconcile(&keks, Some(&cache), &replaying, &keyring, &events).await);
+        assert_eq!(loaded(&keyring), ["k1", "k2"]);
+        assert_eq!(cache.key_ids(), KEYS, "the entries of k3 and k4 are kept");
+        // The replay reaches the other two, and k4's disabling, before the loader's next
+        // pass: k3 loads from the cache, k4 never loads and leaves the cache.
+        let next = apply(&mut replaying, next, rest.to_vec()).await;
+        apply(
+            &mut replaying,
+            next,
+            admin.approved(
+                9,
+                &Action::SetKeyState {
+                    key_id: "k4".into(),
+                    state: KeyState::Disabled,
+                },
+                AT_MS,
+            ),
+        )
+        .await;
+        assert!(!reconcile(&keks, Some(&cache), &replaying, &keyring, &events).await);
+        assert_eq!(loaded(&keyring), ["k1", "k2", "k3"]);
+        assert_eq!(kek_calls(&metrics, "unwrap_data_key"), 1);
+        assert_eq!(cache.key_ids(), ["k1", "k2", "k3"]);
+        assert_eq!(in_file(dir.path(), &data).await, ["k1", "k2", "k3"]);
+    });
+}
