@@ -7,10 +7,7 @@
 
 mod admin_log;
 
-use openraft::entry::RaftEntry;
-use openraft::storage::RaftStateMachine;
 use openraft::type_config::TypeConfigExt;
-use openraft::EntryPayload;
 use signer_node::admin::Action;
 use signer_node::bytes::FixedBytes;
 use signer_node::custody::{seal, EncryptionContext, KekBackend, LocalKek};
@@ -21,7 +18,7 @@ use signer_node::protection::ethereum::Eth2Intent;
 use signer_node::protection::{Intent, Profile};
 use signer_node::registry::{KeyRecord, KeyState};
 use signer_node::replica::{
-    decide_permits, Command, Entry, EventSink, SignEntry, SignOutcome, StateMachine, TypeConfig,
+    decide_permits, EventSink, SignEntry, SignOutcome, StateMachine, TypeConfig,
 };
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -62,23 +59,6 @@ async fn record(
     }
 }
 
-/// Apply `commands` as log entries from index `first` on.
-async fn apply(sm: &mut StateMachine, first: u64, commands: Vec<Command>) {
-    let entries = commands.into_iter().zip(first..).map(|(command, index)| {
-        Ok((
-            Entry::new(
-                openraft::testing::log_id::<TypeConfig>(1, 1, index),
-                EntryPayload::Normal(signer_node::replica::Proposal {
-                    at_ms: AT_MS,
-                    command,
-                }),
-            ),
-            None,
-        ))
-    });
-    sm.apply(futures::stream::iter(entries)).await.unwrap();
-}
-
 #[test]
 fn a_secret_whose_public_key_is_not_the_records_stays_pending_and_never_signs() {
     TypeConfig::run(async {
@@ -99,7 +79,7 @@ fn a_secret_whose_public_key_is_not_the_records_stays_pending_and_never_signs() 
         let mut commands = vec![admin.bootstrap()];
         commands.extend(admin.approved(1, &Action::AddKey(swapped.clone()), AT_MS));
         commands.extend(admin.approved(2, &Action::AddKey(good.clone()), AT_MS));
-        apply(&mut sm, 1, commands).await;
+        admin_log::apply_commands(&mut sm, 1, AT_MS, commands).await;
         assert_eq!(sm.read().registry.keys["swapped"], swapped);
         assert_eq!(sm.read().registry.keys["good"], good);
 
@@ -153,9 +133,10 @@ fn a_secret_whose_public_key_is_not_the_records_stays_pending_and_never_signs() 
 
         // A corrected record (the sealed secret's own public key, under a new id) loads.
         let corrected = record(kek, "corrected", 1, 1).await;
-        apply(
+        admin_log::apply_commands(
             &mut sm,
             6,
+            AT_MS,
             admin.approved(3, &Action::AddKey(corrected.clone()), AT_MS),
         )
         .await;

@@ -9,10 +9,7 @@
 
 mod admin_log;
 
-use openraft::entry::RaftEntry;
-use openraft::storage::RaftStateMachine;
 use openraft::type_config::TypeConfigExt;
-use openraft::EntryPayload;
 use signer_node::admin::Action;
 use signer_node::custody::{seal, EncryptionContext, KekBackend, LocalKek};
 use signer_node::keyloader::cache::{KeyringCache, Opened};
@@ -21,7 +18,7 @@ use signer_node::keyring::{Keyring, LoadedKey};
 use signer_node::metrics::{MeteredKek, Metrics};
 use signer_node::protection::Profile;
 use signer_node::registry::{KeyRecord, KeyState};
-use signer_node::replica::{Command, Entry, EventSink, StateMachine, TypeConfig};
+use signer_node::replica::{Command, EventSink, StateMachine, TypeConfig};
 use std::path::Path;
 use std::sync::Arc;
 
@@ -82,24 +79,6 @@ async fn add_keys(keks: &Keks, admin: &admin_log::SoloAdmin) -> (Vec<Command>, V
     (commands, public_keys)
 }
 
-async fn apply(sm: &mut StateMachine, first: u64, commands: Vec<Command>) -> u64 {
-    let n = commands.len() as u64;
-    let entries = commands.into_iter().zip(first..).map(|(command, index)| {
-        Ok((
-            Entry::new(
-                openraft::testing::log_id::<TypeConfig>(1, 1, index),
-                EntryPayload::Normal(signer_node::replica::Proposal {
-                    at_ms: AT_MS,
-                    command,
-                }),
-            ),
-            None,
-        ))
-    });
-    sm.apply(futures::stream::iter(entries)).await.unwrap();
-    first + n
-}
-
 fn loaded(keyring: &Keyring) -> Vec<String> {
     let mut ids: Vec<String> = keyring.keys().iter().map(|k| k.key_id.clone()).collect();
     ids.sort();
@@ -117,20 +96,65 @@ async fn in_file(dir: &Path, data: &Path) -> Vec<String> {
     }
 }
 
+/// Apply the approved entries (challenge `id`) that set `key_id`'s state, from index `next`;
+/// returns the index after them.
+async fn set_state(
+    admin: &admin_log::SoloAdmin,
+    sm: &mut StateMachine,
+    next: u64,
+    id: u8,
+    key_id: &str,
+    state: KeyState,
+) -> u64 {
+    let action = Action::SetKeyState {
+        key_id: key_id.into(),
+        state,
+    };
+    admin_log::apply_commands(sm, next, AT_MS, admin.approved(id, &action, AT_MS)).await
+}
+
+/// A node's directory with a local KEK file and an empty data directory, its admin, and the
+/// entries that add [`KEYS`] (and their public keys).
+struct Setup {
+    dir: tempfile::TempDir,
+    data: std::path::PathBuf,
+    events: EventSink,
+    admin: admin_log::SoloAdmin,
+    commands: Vec<Command>,
+    public_keys: Vec<Vec<u8>>,
+}
+
+async fn setup() -> Setup {
+    let dir = tempfile::tempdir().unwrap();
+    LocalKek::create(&dir.path().join("kek.key")).unwrap();
+    let data = dir.path().join("data");
+    std::fs::create_dir(&data).unwrap();
+    let (keks, _) = node_keks(dir.path());
+    let admin = admin_log::SoloAdmin::new(CLUSTER, 7);
+    let (commands, public_keys) = add_keys(&keks, &admin).await;
+    Setup {
+        dir,
+        data,
+        events: EventSink::disabled(1),
+        admin,
+        commands,
+        public_keys,
+    }
+}
+
 #[test]
 fn a_restart_loads_every_key_with_one_unwrap_and_a_dropped_key_stays_dropped() {
     TypeConfig::run(async {
-        let dir = tempfile::tempdir().unwrap();
-        LocalKek::create(&dir.path().join("kek.key")).unwrap();
-        let data = dir.path().join("data");
-        std::fs::create_dir(&data).unwrap();
-        let events = EventSink::disabled(1);
-
-        let (keks, _) = node_keks(dir.path());
+        let Setup {
+            dir,
+            data,
+            events,
+            admin,
+            commands,
+            public_keys,
+        } = setup().await;
         let mut sm = StateMachine::open(&dir.path().join("state.redb"), true).unwrap();
-        let admin = admin_log::SoloAdmin::new(CLUSTER, 7);
-        let (commands, public_keys) = add_keys(&keks, &admin).await;
-        let mut next = apply(&mut sm, 1, commands).await;
+        let mut next = admin_log::apply_commands(&mut sm, 1, AT_MS, commands).await;
 
         // First start: no cache file; every key is unsealed (one unwrap each), the cache is made
         // (one generate) and written.
@@ -164,19 +188,7 @@ fn a_restart_loads_every_key_with_one_unwrap_and_a_dropped_key_stays_dropped() {
 
         // k2 is disabled while loaded: it is unloaded, and leaves the file in the same pass.
         let stale = std::fs::read(cache.path()).unwrap();
-        next = apply(
-            &mut sm,
-            next,
-            admin.approved(
-                9,
-                &Action::SetKeyState {
-                    key_id: "k2".into(),
-                    state: KeyState::Disabled,
-                },
-                AT_MS,
-            ),
-        )
-        .await;
+        next = set_state(&admin, &mut sm, next, 9, "k2", KeyState::Disabled).await;
         assert!(!reconcile(&keks, Some(&cache), &sm, &keyring, &events).await);
         assert_eq!(loaded(&keyring), ["k1", "k3", "k4"]);
         assert_eq!(in_file(dir.path(), &data).await, ["k1", "k3", "k4"]);
@@ -195,19 +207,7 @@ fn a_restart_loads_every_key_with_one_unwrap_and_a_dropped_key_stays_dropped() {
 
         // Re-enabled: k2 loads again, unsealed from its record (its entry is gone), and
         // rejoins the cache at the next flush.
-        apply(
-            &mut sm,
-            next,
-            admin.approved(
-                10,
-                &Action::SetKeyState {
-                    key_id: "k2".into(),
-                    state: KeyState::Active,
-                },
-                AT_MS,
-            ),
-        )
-        .await;
+        set_state(&admin, &mut sm, next, 10, "k2", KeyState::Active).await;
         assert!(!reconcile(&keks, Some(&cache), &sm, &keyring, &events).await);
         assert_eq!(loaded(&keyring), KEYS);
         assert_eq!(kek_calls(&metrics, "unwrap_data_key"), 2);
@@ -223,18 +223,19 @@ fn a_restart_loads_every_key_with_one_unwrap_and_a_dropped_key_stays_dropped() {
 #[test]
 fn entries_of_records_not_yet_applied_wait_for_the_replay() {
     TypeConfig::run(async {
-        let dir = tempfile::tempdir().unwrap();
-        LocalKek::create(&dir.path().join("kek.key")).unwrap();
-        let data = dir.path().join("data");
-        std::fs::create_dir(&data).unwrap();
-        let events = EventSink::disabled(1);
+        let Setup {
+            dir,
+            data,
+            events,
+            admin,
+            commands,
+            ..
+        } = setup().await;
         let (keks, _) = node_keks(dir.path());
-        let admin = admin_log::SoloAdmin::new(CLUSTER, 7);
-        let (commands, _) = add_keys(&keks, &admin).await;
 
         // A node that applied everything writes its cache.
         let mut full = StateMachine::open(&dir.path().join("full.redb"), true).unwrap();
-        apply(&mut full, 1, commands.clone()).await;
+        admin_log::apply_commands(&mut full, 1, AT_MS, commands.clone()).await;
         let cache = KeyringCache::new(&data, CLUSTER, 1).unwrap();
         assert!(!reconcile(&keks, Some(&cache), &full, &Keyring::default(), &events).await);
         assert_eq!(in_file(dir.path(), &data).await, KEYS);
@@ -242,7 +243,7 @@ fn entries_of_records_not_yet_applied_wait_for_the_replay() {
         // It restarts with only the bootstrap and the first two keys applied.
         let mut replaying = StateMachine::open(&dir.path().join("replay.redb"), true).unwrap();
         let (first, rest) = commands.split_at(5);
-        let next = apply(&mut replaying, 1, first.to_vec()).await;
+        let next = admin_log::apply_commands(&mut replaying, 1, AT_MS, first.to_vec()).await;
         let (keks, metrics) = node_keks(dir.path());
         let cache = KeyringCache::new(&data, CLUSTER, 1).unwrap();
         let keyring = Keyring::default();
@@ -251,20 +252,8 @@ fn entries_of_records_not_yet_applied_wait_for_the_replay() {
         assert_eq!(cache.key_ids(), KEYS, "the entries of k3 and k4 are kept");
         // The replay reaches the other two, and k4's disabling, before the loader's next
         // pass: k3 loads from the cache, k4 never loads and leaves the cache.
-        let next = apply(&mut replaying, next, rest.to_vec()).await;
-        apply(
-            &mut replaying,
-            next,
-            admin.approved(
-                9,
-                &Action::SetKeyState {
-                    key_id: "k4".into(),
-                    state: KeyState::Disabled,
-                },
-                AT_MS,
-            ),
-        )
-        .await;
+        let next = admin_log::apply_commands(&mut replaying, next, AT_MS, rest.to_vec()).await;
+        set_state(&admin, &mut replaying, next, 9, "k4", KeyState::Disabled).await;
         assert!(!reconcile(&keks, Some(&cache), &replaying, &keyring, &events).await);
         assert_eq!(loaded(&keyring), ["k1", "k2", "k3"]);
         assert_eq!(kek_calls(&metrics, "unwrap_data_key"), 1);

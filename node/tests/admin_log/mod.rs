@@ -91,3 +91,27 @@ impl SoloAdmin {
         ]
     }
 }
+
+/// Apply `commands` to `sm` as log entries of term 1 from index `first` on, each proposed at
+/// `at_ms`; returns the index after the last.
+pub async fn apply_commands(
+    sm: &mut signer_node::replica::StateMachine,
+    first: u64,
+    at_ms: u64,
+    commands: Vec<Command>,
+) -> u64 {
+    use openraft::entry::RaftEntry;
+    use openraft::storage::RaftStateMachine;
+    let next = first + commands.len() as u64;
+    let entries = commands.into_iter().zip(first..).map(|(command, index)| {
+        Ok((
+            signer_node::replica::Entry::new(
+                openraft::testing::log_id::<signer_node::replica::TypeConfig>(1, 1, index),
+                openraft::EntryPayload::Normal(signer_node::replica::Proposal { at_ms, command }),
+            ),
+            None,
+        ))
+    });
+    sm.apply(futures::stream::iter(entries)).await.unwrap();
+    next
+}
