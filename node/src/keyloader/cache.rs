@@ -103,6 +103,11 @@ struct Open {
     /// An entry was added since the file was written: rewrite within [`FLUSH_INTERVAL`].
     added: bool,
     written_at: Option<Instant>,
+    /// The last flush failed at this time: the next try waits [`FLUSH_INTERVAL`] after it.
+    failed_at: Option<Instant>,
+    /// Counts changes, so a flush marks the file up to date only if nothing changed while
+    /// it was writing.
+    changes: u64,
 }
 
 /// How [`KeyringCache::open`] found the file.
@@ -241,6 +246,8 @@ impl KeyringCache {
             removed: false,
             added: false,
             written_at: None,
+            failed_at: None,
+            changes: 0,
         }))
     }
 
@@ -258,6 +265,8 @@ impl KeyringCache {
             removed: true,
             added: false,
             written_at: None,
+            failed_at: None,
+            changes: 0,
         })
     }
 
@@ -288,6 +297,7 @@ impl KeyringCache {
                 tracing::warn!(key_id = %record.key_id, "keyring cache entry does not authenticate; dropped");
                 open.entries.remove(&record.key_id);
                 open.removed = true;
+                open.changes += 1;
                 None
             }
         }
@@ -317,6 +327,7 @@ impl KeyringCache {
             },
         );
         open.added = true;
+        open.changes += 1;
         Ok(())
     }
 
@@ -325,6 +336,7 @@ impl KeyringCache {
         if let Some(open) = self.lock().as_mut() {
             if open.entries.remove(key_id).is_some() {
                 open.removed = true;
+                open.changes += 1;
             }
         }
     }
@@ -337,6 +349,7 @@ impl KeyringCache {
             open.entries.retain(|id, e| keep(id, &e.record_digest));
             if open.entries.len() != before {
                 open.removed = true;
+                open.changes += 1;
             }
         }
     }
@@ -350,27 +363,32 @@ impl KeyringCache {
     }
 
     /// How long until the file must be rewritten: `Some(ZERO)` now (a removal, or an addition
-    /// older than [`FLUSH_INTERVAL`]), `Some(wait)` for a recent addition, `None` if the file
-    /// is up to date.
+    /// older than [`FLUSH_INTERVAL`]), `Some(wait)` for a recent addition or after a failed
+    /// write (retried [`FLUSH_INTERVAL`] later, not in a loop), `None` if the file is up to
+    /// date.
     pub fn flush_due(&self) -> Option<Duration> {
         let slot = self.lock();
         let open = slot.as_ref()?;
-        if open.removed {
-            return Some(Duration::ZERO);
-        }
-        if !open.added {
+        if !open.removed && !open.added {
             return None;
         }
-        Some(open.written_at.map_or(Duration::ZERO, |at| {
-            FLUSH_INTERVAL.saturating_sub(at.elapsed())
-        }))
+        let wait_after = |at: Option<Instant>| {
+            at.map_or(Duration::ZERO, |at| {
+                FLUSH_INTERVAL.saturating_sub(at.elapsed())
+            })
+        };
+        let retry = wait_after(open.failed_at);
+        if open.removed {
+            return Some(retry);
+        }
+        Some(retry.max(wait_after(open.written_at)))
     }
 
     /// Rewrite the file if anything changed (atomically: a new file, synced, renamed over the
     /// old one). If a removal cannot be written, the file is deleted instead, so a dropped key
     /// never stays in it; a failed addition is retried at the next flush.
     pub async fn flush(&self) -> Result<(), CacheError> {
-        let (bytes, removed) = {
+        let (bytes, changes) = {
             let slot = self.lock();
             let Some(open) = slot.as_ref() else {
                 return Ok(());
@@ -385,37 +403,48 @@ impl KeyringCache {
             };
             let bytes = signer_core::format::encode(&file)
                 .map_err(|e| CacheError::Encode(e.to_string()))?;
-            (bytes, open.removed)
+            (bytes, open.changes)
         };
         let path = self.path.clone();
         let written = tokio::task::spawn_blocking(move || write_atomically(&path, &bytes))
             .await
             .unwrap_or_else(|e| Err(std::io::Error::other(e.to_string())));
+        let mut slot = self.lock();
+        let Some(open) = slot.as_mut() else {
+            return Ok(());
+        };
         match written {
             Ok(()) => {
-                if let Some(open) = self.lock().as_mut() {
+                open.written_at = Some(Instant::now());
+                open.failed_at = None;
+                if open.changes == changes {
                     open.removed = false;
                     open.added = false;
-                    open.written_at = Some(Instant::now());
                 }
                 Ok(())
             }
             Err(source) => {
-                if removed {
-                    match std::fs::remove_file(&self.path) {
-                        Ok(()) => {
-                            if let Some(open) = self.lock().as_mut() {
-                                // Deleted: what is left is only in memory, as an addition.
-                                open.removed = false;
-                                open.added = !open.entries.is_empty();
+                open.failed_at = Some(Instant::now());
+                if open.removed {
+                    // A dropped key must not stay in the old file: delete it. What is left is
+                    // then only in memory, and is written again as an addition.
+                    let deleted = match std::fs::remove_file(&self.path) {
+                        Ok(()) => true,
+                        Err(e) => {
+                            let gone = e.kind() == std::io::ErrorKind::NotFound;
+                            if !gone {
+                                tracing::error!(
+                                    path = %self.path.display(), error = %e,
+                                    "keyring cache: a dropped key could not be removed from \
+                                     the file, nor the file deleted; delete it by hand"
+                                );
                             }
+                            gone
                         }
-                        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-                        Err(e) => tracing::error!(
-                            path = %self.path.display(), error = %e,
-                            "keyring cache: a dropped key could not be removed from the file, \
-                             nor the file deleted; delete it by hand"
-                        ),
+                    };
+                    if deleted {
+                        open.removed = false;
+                        open.added = true;
                     }
                 }
                 Err(CacheError::Io {

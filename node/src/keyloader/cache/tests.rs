@@ -302,6 +302,34 @@ fn a_removal_is_due_at_once_and_an_addition_within_the_interval() {
     });
 }
 
+#[test]
+fn a_failed_write_is_retried_after_the_interval_not_in_a_loop() {
+    rt().block_on(async {
+        let dir = tempfile::tempdir().unwrap();
+        let kek = Counting::create(dir.path(), "kek");
+        let a = record(&kek, "a", 1).await;
+        // The "data directory" is a regular file: nothing can be written in it.
+        let not_a_dir = dir.path().join("not-a-dir");
+        std::fs::write(&not_a_dir, b"").unwrap();
+        let cache = KeyringCache::new(&not_a_dir, CLUSTER, 1).unwrap();
+        cache.open(&kek).await.unwrap();
+        cache.remember(&a, &secret(1)).unwrap();
+        cache.forget("a");
+        match cache.flush().await {
+            Err(CacheError::Io { path, source }) => {
+                assert_eq!(path, not_a_dir.join(FILE_NAME));
+                assert_eq!(source.kind(), std::io::ErrorKind::NotADirectory, "{source}");
+            }
+            other => panic!("{other:?}"),
+        }
+        let due = cache.flush_due().unwrap();
+        assert!(
+            due > Duration::ZERO && due <= FLUSH_INTERVAL,
+            "a failed removal is retried after a wait, got {due:?}"
+        );
+    });
+}
+
 /// One step of a generated sequence.
 #[derive(Debug, Clone)]
 enum Op {
