@@ -55,6 +55,10 @@ const ENTRY_LABEL: &str = "keyring-cache-entry";
 /// are generated one by one, the file is rewritten at this pace, not once per key.
 pub const FLUSH_INTERVAL: Duration = Duration::from_secs(2);
 
+/// Largest cache file read (an entry is about 130 bytes: room for some 500,000 keys); a larger
+/// file is not this cache, and is replaced rather than read into memory.
+pub const MAX_FILE: u64 = 64 << 20;
+
 /// Why the cache could not be used or written. None of them carries key material.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
@@ -211,8 +215,18 @@ impl KeyringCache {
     /// The file's content opened with `kek`: `Ok(Err(reason))` when it is absent or unusable,
     /// `Err` only when the KEK failed in a way a retry may fix.
     async fn read<K: Kek>(&self, kek: &K) -> Result<Result<Open, String>, CacheError> {
-        let bytes = match std::fs::read(&self.path) {
-            Ok(bytes) => bytes,
+        let bytes = match std::fs::metadata(&self.path).and_then(|meta| {
+            if meta.len() > MAX_FILE {
+                return Ok(Err(meta.len()));
+            }
+            std::fs::read(&self.path).map(Ok)
+        }) {
+            Ok(Ok(bytes)) => bytes,
+            Ok(Err(len)) => {
+                return Ok(Err(format!(
+                    "{len} bytes, larger than a keyring cache ({MAX_FILE} bytes at most)"
+                )))
+            }
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
                 return Ok(Err("no cache file yet".into()))
             }

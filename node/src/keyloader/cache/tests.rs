@@ -257,6 +257,18 @@ fn a_hostile_file_gives_no_key_and_is_replaced() {
             }
             other => panic!("{other:?}"),
         }
+        // A file larger than any cache is not read at all.
+        let huge = std::fs::File::create(&path).unwrap();
+        huge.set_len(MAX_FILE + 1).unwrap();
+        let too_large = KeyringCache::new(dir.path(), CLUSTER, 1).unwrap();
+        assert_eq!(
+            too_large.open(&kek).await.unwrap(),
+            Opened::Fresh(format!(
+                "{} bytes, larger than a keyring cache ({MAX_FILE} bytes at most)",
+                MAX_FILE + 1
+            ))
+        );
+
         // A fresh cache replaces whatever file was there at its first flush.
         assert_eq!(cut.flush_due(), Some(Duration::ZERO));
         cut.flush().await.unwrap();
