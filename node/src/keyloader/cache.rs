@@ -100,7 +100,8 @@ struct Entry {
 struct Open {
     kek: KekRef,
     wrapped_dek: Vec<u8>,
-    dek: Zeroizing<[u8; DATA_KEY_LEN]>,
+    /// Boxed, at a stable address, and locked in RAM where permitted ([`locked`]).
+    dek: Box<Zeroizing<[u8; DATA_KEY_LEN]>>,
     entries: BTreeMap<String, Entry>,
     /// An entry was removed since the file was written: rewrite now.
     removed: bool,
@@ -244,7 +245,8 @@ impl KeyringCache {
             )));
         }
         let dek = match kek.unwrap_data_key(&file.wrapped_dek, &self.context).await {
-            Ok(dek) => dek,
+            // `dek` is zeroized as it drops, once copied into the locked box.
+            Ok(dek) => locked(&dek),
             Err(e) if e.is_retryable() => return Err(e.into()),
             Err(e) => return Ok(Err(format!("its data key does not unwrap: {e}"))),
         };
@@ -268,8 +270,7 @@ impl KeyringCache {
     /// An empty cache under a fresh data key; the file is replaced at the first flush.
     async fn fresh<K: Kek>(&self, kek: &K) -> Result<Open, CacheError> {
         let data_key = kek.generate_data_key(&self.context).await?;
-        let mut dek = Zeroizing::new([0u8; DATA_KEY_LEN]);
-        dek.copy_from_slice(data_key.plaintext());
+        let dek = locked(data_key.plaintext());
         Ok(Open {
             kek: kek.descriptor(),
             wrapped_dek: data_key.into_wrapped(),
@@ -468,6 +469,15 @@ impl KeyringCache {
             }
         }
     }
+}
+
+/// A copy of `dek` in a box allocated at its final place (no copy left on the stack) with its
+/// pages locked in RAM where permitted, like the keyring's secrets: it opens every entry.
+fn locked(dek: &[u8; DATA_KEY_LEN]) -> Box<Zeroizing<[u8; DATA_KEY_LEN]>> {
+    let mut boxed = Box::new(Zeroizing::new([0u8; DATA_KEY_LEN]));
+    boxed.copy_from_slice(dek);
+    crate::custody::hygiene::lock_memory(&boxed[..]);
+    boxed
 }
 
 /// Write `bytes` to `path` through a new owner-only file in the same directory: synced,
