@@ -341,8 +341,10 @@ impl Keyring {
             }
         }
         let key = std::sync::Arc::new(key);
-        // The secret scalar lives inline in the key: keep its pages out of swap where allowed.
-        crate::custody::hygiene::lock_value(key.as_ref());
+        // The secret scalar lives inline in the scheme's key type, which the key boxes: keep
+        // the pages of that box (not of the `LoadedKey`, which holds only the pointer) out of
+        // swap where allowed.
+        crate::custody::hygiene::lock_value(&*key.secret);
         keys.insert(id.clone(), key);
         drop(keys);
         self.write_pending().remove(&id);

@@ -79,10 +79,14 @@ const ZERO: libc::c_ulong = 0;
 
 static LOCK_WARNED: AtomicBool = AtomicBool::new(false);
 
-/// Lock the pages holding `value` (e.g. a key type whose secret scalar is stored inline), with
-/// the same warn-don't-fail behaviour as [`lock_memory`].
-pub fn lock_value<T>(value: &T) -> bool {
-    lock_region(value as *const T as usize, std::mem::size_of::<T>())
+/// Lock the pages holding `value` (e.g. a key type whose secret scalar is stored inline; for a
+/// trait object, the concrete value it points to), with the same warn-don't-fail behaviour as
+/// [`lock_memory`].
+pub fn lock_value<T: ?Sized>(value: &T) -> bool {
+    lock_region(
+        value as *const T as *const u8 as usize,
+        std::mem::size_of_val(value),
+    )
 }
 
 /// Locks the pages holding `buf` in RAM (no swap) where permitted. Returns whether they are
