@@ -6,8 +6,8 @@
 //! for which entry may stand in for which registry record. Must not: decide which keys load
 //! (the key loader asks it only for records active in the registry, and checks the public key
 //! of whatever it returns exactly as after a KEK unseal), hold plaintext secrets (entries stay
-//! encrypted in memory; only the cache's data key is held, in a zeroizing buffer), or keep a
-//! key the node has dropped.
+//! encrypted in memory; only the cache's data key is held, zeroizing and locked in RAM where
+//! permitted), or keep a key the node has dropped.
 //!
 //! To ensure correctness:
 //! - the data key is made by the node's current KEK for the context (cluster id, `node-<id>`,
@@ -21,7 +21,8 @@
 //!   it cannot be rewritten ([`KeyringCache::flush`]); on opening, entries of records that are
 //!   no longer active or were sealed again go too (the key loader's `retain`), while entries of
 //!   records not applied yet stay for the log replay that brings them;
-//! - anything wrong with the file (missing, truncated, another format or KEK, tampered) means
+//! - anything wrong with the file (missing, truncated, oversized, another format, node,
+//!   cluster or KEK, tampered) means
 //!   no cached keys: they load from the registry as before, and the file is written anew.
 //!
 //! What it costs in custody terms (SECURITY.md): the same secrets as the registry, under the
