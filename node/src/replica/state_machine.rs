@@ -288,7 +288,7 @@ impl RaftSnapshotBuilder<TypeConfig> for StateMachine {
             (applied.clone(), meta, storage::begin_read(&self.db)?)
         };
         let (db, durability, file) = (self.db.clone(), self.durability, self.snapshot_file.clone());
-        tokio::task::spawn_blocking(move || {
+        on_background_thread("snapshot-build", move || {
             let data = storage::encode_snapshot_body(&txn, &state)?;
             storage::put_snapshot(&db, durability, &file, &meta, &data)?;
             Ok(Snapshot {
@@ -297,8 +297,33 @@ impl RaftSnapshotBuilder<TypeConfig> for StateMachine {
             })
         })
         .await
-        .map_err(io_err)?
     }
+}
+
+/// The nice value of a snapshot build's thread.
+const BACKGROUND_NICE: i32 = 10;
+
+/// Run `work` on a thread of its own at a low CPU priority ([`BACKGROUND_NICE`]). A snapshot
+/// build encodes and writes as much as the audit log holds (hundreds of MB): on a two-core node
+/// at normal priority it took a core from the sign path for as long, and requests queued
+/// behind it. At nice 10 it gets the CPU the sign path leaves. (A new thread, not the blocking
+/// pool: an unprivileged thread cannot raise its priority back, and pool threads are reused.)
+async fn on_background_thread<T: Send + 'static>(
+    name: &str,
+    work: impl FnOnce() -> io::Result<T> + Send + 'static,
+) -> io::Result<T> {
+    let (tx, rx) = tokio::sync::oneshot::channel();
+    std::thread::Builder::new()
+        .name(name.to_owned())
+        .spawn(move || {
+            let tid = rustix::thread::gettid();
+            if let Err(e) = rustix::process::setpriority_process(Some(tid), BACKGROUND_NICE) {
+                tracing::debug!(error = %e, "background thread keeps its priority");
+            }
+            let _ = tx.send(work());
+        })?;
+    rx.await
+        .map_err(|_| io::Error::other("the background thread ended without a result"))?
 }
 
 impl RaftStateMachine<TypeConfig> for StateMachine {

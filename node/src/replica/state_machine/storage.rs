@@ -386,9 +386,12 @@ pub(super) fn put_snapshot(
             .truncate(true)
             .mode(0o600)
             .open(&tmp)?;
-        let mut out = io::BufWriter::with_capacity(1 << 20, f);
+        let mut out = io::BufWriter::with_capacity(1 << 20, SyncedInSteps::new(f, durable));
         format::encode_into(&mut out, &StoredSnapshotRef { meta, data })?;
-        let f = out.into_inner().map_err(io::IntoInnerError::into_error)?;
+        let f = out
+            .into_inner()
+            .map_err(io::IntoInnerError::into_error)?
+            .file;
         if durable {
             f.sync_all()?;
         }
@@ -409,6 +412,57 @@ pub(super) fn put_snapshot(
         }
     }
     Ok(())
+}
+
+/// Dirty bytes a snapshot file may gather before they are flushed to the device.
+const SNAPSHOT_SYNC_STEP: u64 = 8 << 20;
+
+/// A file whose data is flushed (`fdatasync`) every [`SNAPSHOT_SYNC_STEP`] bytes while it is
+/// written, when `durable`. On ext4 (ordered data) the Raft journal's `fdatasync` also waits
+/// for other files' dirty data: a snapshot of hundreds of MB flushed once at the end held every
+/// sign behind it for a third of a second (the bench's open loop, p99 327–455 ms against 17 ms
+/// without snapshots). In steps, a journal sync waits for at most one step.
+struct SyncedInSteps {
+    file: std::fs::File,
+    durable: bool,
+    unsynced: u64,
+    /// `fdatasync` calls made so far.
+    syncs: u64,
+}
+
+impl SyncedInSteps {
+    fn new(file: std::fs::File, durable: bool) -> Self {
+        SyncedInSteps {
+            file,
+            durable,
+            unsynced: 0,
+            syncs: 0,
+        }
+    }
+}
+
+impl io::Write for SyncedInSteps {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        if !self.durable {
+            return self.file.write(buf);
+        }
+        // At most up to the next step (the encoder hands over the whole body in one call);
+        // `unsynced` is below the step here, so there is room for at least one byte.
+        let room = SNAPSHOT_SYNC_STEP.saturating_sub(self.unsynced).max(1);
+        let room = usize::try_from(room).unwrap_or(usize::MAX);
+        let n = self.file.write(&buf[..buf.len().min(room)])?;
+        self.unsynced += n as u64;
+        if self.unsynced >= SNAPSHOT_SYNC_STEP {
+            self.file.sync_data()?;
+            self.unsynced = 0;
+            self.syncs += 1;
+        }
+        Ok(n)
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        self.file.flush()
+    }
 }
 
 /// The current snapshot, if one was built or installed.
@@ -512,4 +566,29 @@ pub(super) fn sync(db: &Database) -> io::Result<()> {
     let mut txn = db.begin_write().map_err(io_err)?;
     txn.set_durability(Durability::Immediate).map_err(io_err)?;
     txn.commit().map_err(io_err)
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+    use std::io::Write as _;
+
+    /// 20 MiB through the snapshot writer in one call (as the encoder hands over a body): synced
+    /// at 8 and 16 MiB when durable, never when not, and the file holds exactly what was
+    /// written.
+    #[test]
+    fn a_durable_snapshot_file_is_synced_every_step() {
+        let dir = tempfile::tempdir().unwrap();
+        let bytes: Vec<u8> = (0..20u32 << 20).map(|i| (i % 251) as u8).collect();
+        for (durable, syncs) in [(true, 2), (false, 0)] {
+            let path = dir.path().join(format!("s-{durable}"));
+            let file = std::fs::File::create(&path).unwrap();
+            let mut out = io::BufWriter::with_capacity(1 << 20, SyncedInSteps::new(file, durable));
+            out.write_all(&bytes).unwrap();
+            let inner = out.into_inner().map_err(|e| e.into_error()).unwrap();
+            assert_eq!(inner.syncs, syncs, "durable {durable}");
+            assert_eq!(std::fs::read(&path).unwrap(), bytes, "durable {durable}");
+        }
+    }
 }
