@@ -8,8 +8,10 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, missing_docs)]
 
 mod admin_log;
+mod scrape;
 
 use openraft::type_config::TypeConfigExt;
+use scrape::Scrape;
 use signer_node::admin::Action;
 use signer_node::custody::{seal, EncryptionContext, KekBackend, LocalKek};
 use signer_node::keyloader::cache::{KeyringCache, Opened};
@@ -48,11 +50,7 @@ fn node_keks(dir: &Path) -> (Keks, Arc<Metrics>) {
 /// How many times the node called the KEK for `op`, from its Prometheus text.
 fn kek_calls(metrics: &Metrics, op: &str) -> u64 {
     let text = metrics.encode().unwrap();
-    let label = format!("op=\"{op}\"");
-    text.lines()
-        .filter(|l| l.starts_with("signer_kms_call_seconds_count{") && l.contains(&label))
-        .map(|l| l.rsplit(' ').next().unwrap().parse::<u64>().unwrap())
-        .sum()
+    Scrape::parse(&text).sum("signer_kms_call_seconds_count", &[("op", op)]) as u64
 }
 
 /// The bootstrap and the approved `AddKey` entries of [`KEYS`], sealed under the node's KEK,

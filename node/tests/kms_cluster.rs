@@ -8,8 +8,10 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, missing_docs)]
 
 mod oracle;
+mod scrape;
 mod support;
 
+use scrape::Scrape;
 use signer_node::custody::KekConfig;
 use signer_node::keyloader::cache::{KeyringCache, Opened};
 use signer_node::pb;
@@ -297,11 +299,9 @@ async fn a_restart_opens_the_keyring_cache_with_one_kms_decrypt() {
                 .await;
             let mut counts = Vec::new();
             for id in 1..=3 {
-                let text = cluster.http_get(id, "/metrics").await.body;
-                counts.push((
-                    kms_calls(&text, "unwrap_data_key"),
-                    kms_calls(&text, "generate_data_key"),
-                ));
+                let scrape = Scrape::parse(&cluster.http_get(id, "/metrics").await.body);
+                let calls = |op| scrape.sum("signer_kms_call_seconds_count", &[("op", op)]) as u64;
+                counts.push((calls("unwrap_data_key"), calls("generate_data_key")));
             }
             counts
         }
@@ -330,14 +330,4 @@ async fn a_restart_opens_the_keyring_cache_with_one_kms_decrypt() {
     assert!(bn254::Signature::from_bytes(&resp.signature)
         .unwrap()
         .verify(&pk, &message));
-}
-
-/// `signer_kms_call_seconds_count` for `op`, summed over its series, from a node's
-/// Prometheus text (0 when the node never made the call).
-fn kms_calls(text: &str, op: &str) -> u64 {
-    let label = format!("op=\"{op}\"");
-    text.lines()
-        .filter(|l| l.starts_with("signer_kms_call_seconds_count{") && l.contains(&label))
-        .map(|l| l.rsplit(' ').next().unwrap().parse::<u64>().unwrap())
-        .sum()
 }
