@@ -116,6 +116,42 @@ struct Open {
     changes: u64,
 }
 
+impl Open {
+    /// A cache opened under `kek`; `replace_file`: whatever file is there is not this cache,
+    /// so the first flush rewrites it.
+    fn new(
+        kek: KekRef,
+        wrapped_dek: Vec<u8>,
+        dek: Box<Zeroizing<[u8; DATA_KEY_LEN]>>,
+        entries: BTreeMap<String, Entry>,
+        replace_file: bool,
+    ) -> Open {
+        Open {
+            kek,
+            wrapped_dek,
+            dek,
+            entries,
+            removed: replace_file,
+            added: false,
+            written_at: None,
+            failed_at: None,
+            changes: 0,
+        }
+    }
+
+    /// An entry was removed: the file must be rewritten at once.
+    fn removed_one(&mut self) {
+        self.removed = true;
+        self.changes += 1;
+    }
+
+    /// An entry was added: the file must be rewritten within [`FLUSH_INTERVAL`].
+    fn added_one(&mut self) {
+        self.added = true;
+        self.changes += 1;
+    }
+}
+
 /// How [`KeyringCache::open`] found the file.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Opened {
@@ -255,35 +291,26 @@ impl KeyringCache {
         for entry in file.entries {
             entries.insert(entry.key_id.clone(), entry);
         }
-        Ok(Ok(Open {
-            kek: file.kek,
-            wrapped_dek: file.wrapped_dek,
+        Ok(Ok(Open::new(
+            file.kek,
+            file.wrapped_dek,
             dek,
             entries,
-            removed: false,
-            added: false,
-            written_at: None,
-            failed_at: None,
-            changes: 0,
-        }))
+            false,
+        )))
     }
 
     /// An empty cache under a fresh data key; the file is replaced at the first flush.
     async fn fresh<K: Kek>(&self, kek: &K) -> Result<Open, CacheError> {
         let data_key = kek.generate_data_key(&self.context).await?;
         let dek = locked(data_key.plaintext());
-        Ok(Open {
-            kek: kek.descriptor(),
-            wrapped_dek: data_key.into_wrapped(),
+        Ok(Open::new(
+            kek.descriptor(),
+            data_key.into_wrapped(),
             dek,
-            entries: BTreeMap::new(),
-            // Whatever file is there is not this cache: replace it at the first flush.
-            removed: true,
-            added: false,
-            written_at: None,
-            failed_at: None,
-            changes: 0,
-        })
+            BTreeMap::new(),
+            true,
+        ))
     }
 
     /// The associated data of `key_id`'s entry for the record with `digest`.
@@ -312,8 +339,7 @@ impl KeyringCache {
             None => {
                 tracing::warn!(key_id = %record.key_id, "keyring cache entry does not authenticate; dropped");
                 open.entries.remove(&record.key_id);
-                open.removed = true;
-                open.changes += 1;
+                open.removed_one();
                 None
             }
         }
@@ -342,8 +368,7 @@ impl KeyringCache {
                 ciphertext,
             },
         );
-        open.added = true;
-        open.changes += 1;
+        open.added_one();
         Ok(())
     }
 
@@ -351,8 +376,7 @@ impl KeyringCache {
     pub fn forget(&self, key_id: &str) {
         if let Some(open) = self.lock().as_mut() {
             if open.entries.remove(key_id).is_some() {
-                open.removed = true;
-                open.changes += 1;
+                open.removed_one();
             }
         }
     }
@@ -364,8 +388,7 @@ impl KeyringCache {
             let before = open.entries.len();
             open.entries.retain(|id, e| keep(id, &e.record_digest));
             if open.entries.len() != before {
-                open.removed = true;
-                open.changes += 1;
+                open.removed_one();
             }
         }
     }
