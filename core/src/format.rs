@@ -166,6 +166,19 @@ pub fn encode_into<W: std::io::Write, T: Serialize + ?Sized>(
     write_value(out, value)
 }
 
+/// The bytes `value` takes *inside* an encoded value: no header, no limit. For a value
+/// assembled from parts stored apart (a snapshot body, `state::snapshot_body_head`); the
+/// caller bounds the whole.
+pub fn encode_part_into<W: std::io::Write, T: Serialize + ?Sized>(
+    out: W,
+    value: &T,
+) -> std::io::Result<()> {
+    encoder().serialize_into(out, value).map_err(|e| match *e {
+        bincode::ErrorKind::Io(io) => io,
+        other => std::io::Error::other(FormatError::Unencodable(other.to_string())),
+    })
+}
+
 /// The length of [`encode`]'s output for `value` (header included), computed without
 /// writing it; for a value past [`MAX_VALUE`] too.
 pub fn encoded_len<T: Serialize + ?Sized>(value: &T) -> Result<u64, FormatError> {

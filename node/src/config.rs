@@ -40,6 +40,7 @@
 //! election_min_ms = 150
 //! election_max_ms = 300
 //! snapshot_every = 10000       # log entries since the last snapshot that trigger the next one
+//! snapshot_after_audit_bytes = 4194304  # or this many bytes of audit records, whichever first
 //! logs_to_keep = 1000          # entries kept behind a snapshot for followers that lag a little
 //!
 //! [web3signer]                 # optional; the Web3Signer-compatible eth2 REST API, off when absent
@@ -219,7 +220,10 @@ pub struct PeerConfig {
 /// the snapshot instead of the entries, so `logs_to_keep` is how far a follower may fall behind
 /// (a restart, a short partition) and still catch up from the log alone. Smaller values keep the
 /// log database small and make a lagging follower install a snapshot sooner; larger values make
-/// snapshots rarer (each one writes the whole state). Both must be at least 1.
+/// snapshots rarer (each one writes the state and the audit records since the last one).
+/// An entry carries one signature or hundreds (a batch under load), so a node also snapshots
+/// after `snapshot_after_audit_bytes` of audit records: that bounds what a build writes, and
+/// how long it holds up the node's applies while it flushes them. All must be at least 1.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct RaftConfig {
@@ -239,6 +243,10 @@ pub struct RaftConfig {
     /// 1 000); older ones are purged.
     #[serde(default = "default_logs_to_keep")]
     pub logs_to_keep: u64,
+    /// Bytes of audit records applied since the last snapshot that trigger a new one (default
+    /// 4 MiB, about 15,000 signatures).
+    #[serde(default = "default_snapshot_after_audit_bytes")]
+    pub snapshot_after_audit_bytes: u64,
 }
 
 impl Default for RaftConfig {
@@ -249,6 +257,7 @@ impl Default for RaftConfig {
             election_max_ms: default_election_max_ms(),
             snapshot_every: default_snapshot_every(),
             logs_to_keep: default_logs_to_keep(),
+            snapshot_after_audit_bytes: default_snapshot_after_audit_bytes(),
         }
     }
 }
@@ -326,6 +335,9 @@ fn default_snapshot_every() -> u64 {
 }
 fn default_logs_to_keep() -> u64 {
     1_000
+}
+fn default_snapshot_after_audit_bytes() -> u64 {
+    crate::replica::snapshot_trigger::SNAPSHOT_AFTER_AUDIT_BYTES
 }
 fn default_gvr() -> FixedBytes<32> {
     FixedBytes(MAINNET_GENESIS_VALIDATORS_ROOT)
@@ -529,6 +541,12 @@ impl NodeConfig {
             return invalid(
                 "raft.logs_to_keep",
                 "must be at least 1 (log entries kept behind a snapshot)".into(),
+            );
+        }
+        if raft.snapshot_after_audit_bytes == 0 {
+            return invalid(
+                "raft.snapshot_after_audit_bytes",
+                "must be at least 1 (bytes of audit records between snapshots)".into(),
             );
         }
         Ok(())

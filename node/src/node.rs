@@ -442,6 +442,15 @@ pub async fn run(
             }
         }
         tasks.own(
+            "snapshots by size",
+            crate::replica::snapshot_trigger::spawn(
+                raft.clone(),
+                state.clone(),
+                config.raft.snapshot_after_audit_bytes,
+                stopped(stop_rx.clone()),
+            ),
+        );
+        tasks.own(
             "membership changes",
             crate::replica::membership::spawn(
                 config.node_id,

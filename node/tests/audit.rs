@@ -476,12 +476,15 @@ fn audit_compaction_keeps_the_chain_verifiable_and_travels_in_snapshots() {
 
         // More records after the compaction, then a snapshot into a fresh replica.
         apply(&mut sm, entries(vec![loaded(1, "k2")], 12)).await;
-        let snapshot = sm
+        let built = sm
             .get_snapshot_builder()
             .await
             .build_snapshot()
             .await
             .unwrap();
+        // As a leader sends it: the stored snapshot (a build returns only its meta).
+        let snapshot = sm.get_current_snapshot().await.unwrap().unwrap();
+        assert_eq!(snapshot.meta, built.meta);
         let mut other = StateMachine::open(&dir.path().join("b.redb"), true).unwrap();
         other
             .install_snapshot(&snapshot.meta, snapshot.snapshot)

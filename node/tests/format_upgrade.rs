@@ -535,6 +535,12 @@ async fn write_fixtures(out: &Path) {
         drop(db);
         std::fs::copy(path, out.join(path.file_name().unwrap())).unwrap();
     }
-    let snapshot = dir.path().join("state.snapshot");
-    std::fs::copy(&snapshot, out.join("state.snapshot")).unwrap();
+    // The snapshot's head and records files (the format-1 to 3 fixtures hold the single
+    // `state.snapshot` file nodes wrote before).
+    for entry in std::fs::read_dir(dir.path()).unwrap() {
+        let name = entry.unwrap().file_name();
+        if name.to_string_lossy().starts_with("state.snapshot-") {
+            std::fs::copy(dir.path().join(&name), out.join(&name)).unwrap();
+        }
+    }
 }

@@ -132,20 +132,20 @@ async fn wait_key_loads(cluster: &Cluster, id: u64, from_seq: u64) {
     }
 }
 
-/// Record `RECORDS` audit records on `leader` as member `as_node` forwarding node events, in
+/// Record `records` audit records on `leader` as member `as_node` forwarding node events, in
 /// calls of `EVENTS_PER_CALL` events in the binary peer format. Returns how many calls the
 /// leader refused (and were sent again).
-async fn record_events(cluster: &Cluster, leader: u64, as_node: u64) -> usize {
+async fn record_events(cluster: &Cluster, leader: u64, as_node: u64, records: u64) -> usize {
     let refused = std::sync::atomic::AtomicUsize::new(0);
     let client = pb::raft_client::RaftClient::new(cluster.peer_channel(leader, as_node));
-    let calls = RECORDS.div_ceil(EVENTS_PER_CALL);
+    let calls = records.div_ceil(EVENTS_PER_CALL);
     let sent: Vec<u64> = futures::stream::iter(0..calls)
         .map(|call| {
             let mut client = client.clone();
             let refused = &refused;
             async move {
                 let first = call * EVENTS_PER_CALL;
-                let events: Vec<NodeEvent> = (first..RECORDS.min(first + EVENTS_PER_CALL))
+                let events: Vec<NodeEvent> = (first..records.min(first + EVENTS_PER_CALL))
                     .map(|i| NodeEvent::KeyLoaded {
                         node: as_node,
                         key_id: format!("catch-up-{i}"),
@@ -192,7 +192,7 @@ async fn record_events(cluster: &Cluster, leader: u64, as_node: u64) -> usize {
         .buffer_unordered(CALLS_IN_FLIGHT)
         .collect()
         .await;
-    assert_eq!(sent.iter().sum::<u64>(), RECORDS);
+    assert_eq!(sent.iter().sum::<u64>(), records);
     refused.into_inner()
 }
 
@@ -223,7 +223,7 @@ async fn a_follower_200_000_records_behind_installs_the_snapshot_and_catches_up(
     let (_, behind_last) = log_on_disk(&cluster, behind).await;
 
     let recording = Instant::now();
-    let refused = record_events(&cluster, leader, other).await;
+    let refused = record_events(&cluster, leader, other, RECORDS).await;
     let recorded_in = recording.elapsed();
     eprintln!(
         "{RECORDS} records recorded on node {leader} in {recorded_in:?}, {refused} calls \
@@ -329,4 +329,82 @@ async fn a_follower_200_000_records_behind_installs_the_snapshot_and_catches_up(
     assert_eq!(heads[0].head_hash, heads[1].head_hash);
 
     eprintln!("whole test {:?}", started.elapsed());
+}
+
+/// The bytes of node `id`'s kept audit records, as its audit service streams them.
+async fn record_bytes(cluster: &Cluster, id: u64) -> u64 {
+    let entries = cluster.audit_entries(id).await;
+    entries.iter().map(|e| e.record.len() as u64).sum()
+}
+
+/// Whether node `id` has stored a snapshot (its head file, `state.snapshot-head`).
+fn has_snapshot(cluster: &Cluster, id: u64) -> bool {
+    let data = cluster.node(id).config_path.with_file_name("data");
+    data.join("state.snapshot-head").exists()
+}
+
+/// Nodes snapshot after `[raft] snapshot_after_audit_bytes` of audit records, however few log
+/// entries carried them. With snapshots by count out of reach (one every million entries) and
+/// a limit of 256 KiB: records well under it leave no snapshot anywhere; forwarded in 1024-event
+/// entries past it, every node stores one.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn nodes_snapshot_after_a_size_of_audit_records_however_few_entries_carried_them() {
+    const AFTER: u64 = 256 << 10;
+    let cluster = Cluster::start_configured(
+        3,
+        |_| None,
+        |config| {
+            config.raft.snapshot_every = 1_000_000;
+            config.raft.snapshot_after_audit_bytes = AFTER;
+        },
+    )
+    .await;
+    let leader = cluster.wait_leader(Duration::from_secs(30)).await;
+    let other = cluster
+        .nodes
+        .iter()
+        .map(|n| n.id)
+        .find(|&id| id != leader)
+        .unwrap();
+    sign_retrying(
+        &mut cluster.client(leader, "seq-1").await,
+        quorum_vote(1, 1, ""),
+    )
+    .await
+    .unwrap();
+
+    // Under the limit: no snapshot, after time enough for one to be built.
+    record_events(&cluster, leader, other, 512).await;
+    let under = record_bytes(&cluster, leader).await;
+    assert!(
+        under < AFTER,
+        "{under} bytes of records are not under {AFTER}"
+    );
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let ids: Vec<u64> = cluster.nodes.iter().map(|n| n.id).collect();
+    for &id in &ids {
+        assert!(
+            !has_snapshot(&cluster, id),
+            "node {id} snapshotted under the limit"
+        );
+    }
+
+    // Past it: 4,096 more records (about 90 bytes each) in four entries.
+    record_events(&cluster, leader, other, 4 * EVENTS_PER_CALL).await;
+    let over = record_bytes(&cluster, leader).await;
+    assert!(
+        over >= AFTER,
+        "{over} bytes of records are not past {AFTER}"
+    );
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while !ids.iter().all(|&id| has_snapshot(&cluster, id)) {
+        assert!(
+            Instant::now() < deadline,
+            "snapshots after {over} bytes of records: {:?}",
+            ids.iter()
+                .map(|&id| (id, has_snapshot(&cluster, id)))
+                .collect::<Vec<_>>()
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
 }

@@ -51,14 +51,19 @@ fn log(commands: Vec<Command>) -> Vec<Entry> {
         .collect()
 }
 
-/// A snapshot of `sm`'s state, built as openraft builds one.
+/// A snapshot of `sm`'s state, built as openraft builds one and read back as a leader reads
+/// it to send it (a build returns only its meta).
 async fn snapshot_of(sm: &mut StateMachine) -> signer_node::replica::Snapshot {
     use openraft::storage::RaftSnapshotBuilder;
-    sm.get_snapshot_builder()
+    let built = sm
+        .get_snapshot_builder()
         .await
         .build_snapshot()
         .await
-        .unwrap()
+        .unwrap();
+    let stored = sm.get_current_snapshot().await.unwrap().unwrap();
+    assert_eq!(stored.meta, built.meta);
+    stored
 }
 
 async fn apply(sm: &mut StateMachine, entries: Vec<Entry>) {
@@ -112,8 +117,8 @@ fn a_sign_entry_after_a_disable_entry_records_nothing() {
     });
 }
 
-/// A snapshot install whose write fails (a full disk: here the snapshot file's temporary path
-/// is taken by a directory) changes nothing that a restart reads: the database must not claim
+/// A snapshot install whose write fails (a full disk: here the temporary path of the snapshot's
+/// head file is taken by a directory, after its records file was written) changes nothing that a restart reads: the database must not claim
 /// the snapshot's position while the snapshot file does not hold it. Otherwise openraft, at
 /// the next start, purges the log up to the database's position and finds its snapshot
 /// behind the purge point, and the node can never start again. Once the disk has room, the
@@ -135,7 +140,7 @@ fn a_snapshot_install_that_cannot_be_stored_changes_nothing() {
         assert_eq!(snapshot.meta.last_log_id, Some(last));
 
         let path = dir.path().join("target.redb");
-        let blocked = dir.path().join("target.snapshot.tmp");
+        let blocked = dir.path().join("target.snapshot-head.tmp");
         std::fs::create_dir(&blocked).unwrap();
         let mut target = StateMachine::open(&path, true).unwrap();
         let failed = target
@@ -143,10 +148,18 @@ fn a_snapshot_install_that_cannot_be_stored_changes_nothing() {
             .await;
         let error = failed.expect_err("the snapshot file cannot be written");
         assert!(
-            error.to_string().contains("target.snapshot.tmp"),
+            error.to_string().contains("target.snapshot-head.tmp"),
             "the error names the file: {error}"
         );
         drop(target);
+        // The records file written for it is gone too.
+        let mut left: Vec<_> = std::fs::read_dir(dir.path())
+            .unwrap()
+            .map(|e| e.unwrap().file_name().into_string().unwrap())
+            .filter(|n| n.starts_with("target.snapshot"))
+            .collect();
+        left.sort();
+        assert_eq!(left, ["target.snapshot-head.tmp"]);
 
         let mut reopened = StateMachine::open(&path, true).unwrap();
         assert_eq!(reopened.applied_state().await.unwrap().0, None);

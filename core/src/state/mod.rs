@@ -30,7 +30,9 @@ pub mod upgrade;
 
 pub use audit::{AuditChain, AuditState, StoredRecords};
 pub use command::{Command, CommandResult, Proposal, SignEntry, SignOutcome};
-pub use streamed::{snapshot_body_bound, StreamedSnapshotBody};
+pub use streamed::{
+    encode_snapshot_record_into, snapshot_body_bound, snapshot_body_head, StreamedSnapshotBody,
+};
 
 use crate::admin::{AdminCommand, AdminState};
 use crate::audit::AuditEvent;

@@ -83,6 +83,31 @@ pub fn snapshot_body_bound(state: &Applied, record_bytes: u64) -> Result<u64, Fo
         .saturating_add(kept.saturating_mul(2 * MAX_VARINT)))
 }
 
+/// [`StreamedSnapshotBody`]'s encoding of `state` up to its records: the header, the state's
+/// fields and the count of kept records. Followed by [`encode_snapshot_record_into`]'s bytes
+/// of each kept record in seq order (`anchor.seq + 1 ..= head.seq`), it is exactly that
+/// encoding: a replica keeps the records' part in a file of its own and appends to it,
+/// instead of encoding every record again for each snapshot.
+pub fn snapshot_body_head(state: &Applied) -> Result<Vec<u8>, FormatError> {
+    let chain = state.audit.chain;
+    // The fields before the records, in `SnapshotBody`'s order (a tuple encodes as a struct).
+    let mut head = format::encode(&(&state.protection, &state.registry, &state.admin, &chain))?;
+    // A sequence's length is a u64 varint.
+    let kept = chain.head.seq.saturating_sub(chain.anchor.seq);
+    format::encode_part_into(&mut head, &kept)
+        .map_err(|e| FormatError::Unencodable(e.to_string()))?;
+    Ok(head)
+}
+
+/// One kept record as [`StreamedSnapshotBody`] encodes it in its records' part.
+pub fn encode_snapshot_record_into<W: std::io::Write>(
+    out: W,
+    seq: u64,
+    bytes: &[u8],
+) -> std::io::Result<()> {
+    format::encode_part_into(out, &(seq, Record(bytes)))
+}
+
 /// The records field: a sequence of the chain's kept length, checked record by record.
 struct KeptRecords<'r, I> {
     chain: AuditChain,
@@ -183,6 +208,35 @@ mod tests {
         ))
         .unwrap();
         assert_eq!(json, serde_json::to_string(&owned).unwrap());
+    }
+
+    #[test]
+    fn a_body_head_and_its_records_encoded_apart_are_the_streamed_body() {
+        let (state, records) = state_and_records();
+        let mut assembled = snapshot_body_head(&state).unwrap();
+        for (seq, bytes) in &records {
+            encode_snapshot_record_into(&mut assembled, *seq, bytes).unwrap();
+        }
+        let owned = format::encode(&state.snapshot_body(records.clone())).unwrap();
+        assert_eq!(assembled, owned);
+        // More than 250 kept records: the count takes a varint of three bytes.
+        let mut big = Applied::default();
+        let mut records = Vec::new();
+        for i in 1..=300u64 {
+            let event = AuditEvent::Membership {
+                voters: vec![i],
+                learners: vec![],
+            };
+            records.push(big.audit.append(i, i, event));
+        }
+        let mut assembled = snapshot_body_head(&big).unwrap();
+        for (seq, bytes) in &records {
+            encode_snapshot_record_into(&mut assembled, *seq, bytes).unwrap();
+        }
+        assert_eq!(
+            assembled,
+            format::encode(&big.snapshot_body(records)).unwrap()
+        );
     }
 
     #[test]

@@ -64,6 +64,7 @@ fn parses_with_defaults_and_resolves_paths() {
     assert_eq!(c.raft.election_max_ms, 300);
     assert_eq!(c.raft.snapshot_every, 10_000);
     assert_eq!(c.raft.logs_to_keep, 1_000);
+    assert_eq!(c.raft.snapshot_after_audit_bytes, 4 << 20);
     assert_eq!(
         c.eth2.genesis_validators_root.to_hex(),
         "0x4b363db94e286120d76eb905340fdd4e54bfe9f06bf33ff6cf5ad27f511bfe95"
@@ -125,7 +126,7 @@ fn explicit_sections_override_defaults() {
         "bootstrap = false",
         "bootstrap = true\nsync_writes = false\nkeyring_cache = false",
     ) + "\n[raft]\nheartbeat_ms = 20\nelection_min_ms = 100\nelection_max_ms = 200\n"
-        + "snapshot_every = 20\nlogs_to_keep = 5\n"
+        + "snapshot_every = 20\nlogs_to_keep = 5\nsnapshot_after_audit_bytes = 65536\n"
         + "[eth2]\ngenesis_validators_root = \"0x"
         + &"00".repeat(31)
         + "01\"\n";
@@ -138,6 +139,7 @@ fn explicit_sections_override_defaults() {
     assert_eq!(c.raft.heartbeat(), Duration::from_millis(20));
     assert_eq!(c.raft.snapshot_every, 20);
     assert_eq!(c.raft.logs_to_keep, 5);
+    assert_eq!(c.raft.snapshot_after_audit_bytes, 65_536);
     assert_eq!(c.eth2.genesis_validators_root.0[31], 1);
 }
 
@@ -220,6 +222,10 @@ fn validation_errors_name_the_field() {
             Box::new(|c| c.raft.snapshot_every = 0),
         ),
         ("raft.logs_to_keep", Box::new(|c| c.raft.logs_to_keep = 0)),
+        (
+            "raft.snapshot_after_audit_bytes",
+            Box::new(|c| c.raft.snapshot_after_audit_bytes = 0),
+        ),
     ];
     for (want, edit) in cases {
         assert_eq!(field_of(edited(edit)), want);
@@ -242,6 +248,12 @@ fn error_messages_read_well() {
     assert_eq!(
         err.to_string(),
         "config field `raft.logs_to_keep`: must be at least 1 (log entries kept behind a snapshot)"
+    );
+    let err = edited(|c| c.raft.snapshot_after_audit_bytes = 0).unwrap_err();
+    assert_eq!(
+        err.to_string(),
+        "config field `raft.snapshot_after_audit_bytes`: must be at least 1 (bytes of audit \
+         records between snapshots)"
     );
 }
 
@@ -376,6 +388,7 @@ fn the_builder_fills_in_the_shared_defaults() {
             election_max_ms: 300,
             snapshot_every: 10_000,
             logs_to_keep: 1_000,
+            snapshot_after_audit_bytes: 4 << 20,
         },
         eth2: Eth2Config {
             genesis_validators_root: FixedBytes(MAINNET_GENESIS_VALIDATORS_ROOT),

@@ -5,7 +5,7 @@
 //!
 //! Owns: reading the notAfter of every certificate in the node's TLS files (as loaded at
 //! start: the certificates the node presents and trusts until it restarts) and the
-//! `statvfs` of the data directory's filesystem and the size of its snapshot file. Must not: judge what it reads (alert rules
+//! `statvfs` of the data directory's filesystem and the size of its snapshot files. Must not: judge what it reads (alert rules
 //! do, in `deploy/prometheus/alerts.yml`), read anything but certificates (never the key
 //! file), or fail the node: a certificate the parser cannot read is reported to the caller,
 //! which logs it.
@@ -22,10 +22,6 @@ use super::{gauge, reg, Metrics};
 use prometheus::{IntGauge, IntGaugeVec, Opts, Registry};
 use std::collections::BTreeMap;
 use std::path::Path;
-
-/// The snapshot file in a node's data directory (beside `state.redb`, see
-/// `replica::state_machine`).
-pub const SNAPSHOT_FILE: &str = "state.snapshot";
 
 /// Why a certificate file's expiry could not be read.
 #[derive(Debug, thiserror::Error)]
@@ -98,8 +94,8 @@ impl FileGauges {
                 registry,
                 IntGauge::new(
                     "signer_snapshot_bytes",
-                    "Size of this node's current Raft snapshot file (data_dir/state.snapshot; 0 \
-                     before the first). It grows with the kept audit log; a snapshot cannot be \
+                    "Size of this node's current Raft snapshot files (data_dir/state.snapshot-head \
+                     and state.snapshot-records-N; 0 before the first). It grows with the kept audit log; a snapshot cannot be \
                      larger than the binary format's limit of 2 GiB: near it a node defers \
                      its snapshots and its Raft log grows. Export and compact the audit log \
                      long before.",
@@ -158,18 +154,14 @@ impl Metrics {
     }
 
     /// Set the data-directory gauges from the `statvfs` of `dir`'s filesystem, and the
-    /// snapshot's from the size of `dir`'s snapshot file ([`SNAPSHOT_FILE`]; 0 when there is
-    /// none yet).
+    /// snapshot's from the size of `dir`'s snapshot files
+    /// ([`crate::replica::state_machine::snapshot_bytes_in`]; 0 when there are none yet).
     pub fn observe_data_dir(&self, dir: &Path) -> std::io::Result<()> {
         let fs = rustix::fs::statvfs(dir)?;
         let bytes = |blocks: u64| gauge(blocks.saturating_mul(fs.f_frsize));
         self.files.available.set(bytes(fs.f_bavail));
         self.files.size.set(bytes(fs.f_blocks));
-        let snapshot = match std::fs::metadata(dir.join(SNAPSHOT_FILE)) {
-            Ok(meta) => meta.len(),
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => 0,
-            Err(e) => return Err(e),
-        };
+        let snapshot = crate::replica::state_machine::snapshot_bytes_in(dir)?;
         self.files.snapshot.set(gauge(snapshot));
         Ok(())
     }

@@ -34,6 +34,7 @@ pub mod events;
 pub mod log_store;
 pub mod membership;
 pub mod network;
+pub mod snapshot_trigger;
 pub mod state_machine;
 
 use crate::keyring::SignPermit;

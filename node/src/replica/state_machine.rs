@@ -18,7 +18,7 @@
 //!   earlier apply durable before any log entry is purged;
 //! - an entry is applied only once the local Raft log has stored it
 //!   ([`StateMachine::applying_only_stored`]), so the state never runs ahead of the log;
-//! - an installed snapshot is stored in the snapshot file before the database takes its
+//! - an installed snapshot is stored in the snapshot files before the database takes its
 //!   position, so a failed write (a full disk) never leaves a database ahead of both the
 //!   snapshot and the log, which openraft could not start from (see `storage::replace_all`);
 //! - responders are answered only after that transaction committed;
@@ -27,7 +27,10 @@
 //!   ([`crate::state::upgrade`]) and stamped with this format, so an older binary refuses it
 //!   after.
 
+mod snapshot_files;
 mod storage;
+
+pub use snapshot_files::snapshot_bytes_in;
 
 use super::{
     io_err, CommandResult, LogId, Snapshot, SnapshotData, SnapshotMeta, StoredMembership,
@@ -56,8 +59,8 @@ struct RaftPosition {
 #[derive(Clone)]
 pub struct StateMachine {
     db: Arc<Database>,
-    /// The current snapshot's file, beside the database.
-    snapshot_file: Arc<std::path::PathBuf>,
+    /// The current snapshot's files, beside the database.
+    snapshot_files: Arc<snapshot_files::SnapshotFiles>,
     applied: Arc<RwLock<Applied>>,
     position: Arc<Mutex<RaftPosition>>,
     durability: redb::Durability,
@@ -70,6 +73,9 @@ pub struct StateMachine {
     log_durable: Option<tokio::sync::watch::Receiver<Option<u64>>>,
     /// What the kept audit records hold together, in bytes (changed under the write lock).
     audit_record_bytes: Arc<AtomicU64>,
+    /// Audit record bytes applied since the last snapshot was asked for or installed
+    /// ([`super::snapshot_trigger`]).
+    audit_bytes_since_snapshot: Arc<AtomicU64>,
     /// The largest snapshot body this replica builds: [`super::network::MAX_SNAPSHOT`] (what
     /// the format decodes and peers accept) less [`SNAPSHOT_HEADROOM`]; lower only in tests.
     snapshot_limit: u64,
@@ -93,7 +99,7 @@ impl StateMachine {
         let audit_head = applied.audit.chain.head.seq;
         Ok(StateMachine {
             db: Arc::new(db),
-            snapshot_file: Arc::new(path.with_extension("snapshot")),
+            snapshot_files: Arc::new(snapshot_files::SnapshotFiles::beside(path)?),
             applied: Arc::new(RwLock::new(applied)),
             position: Arc::new(Mutex::new(RaftPosition {
                 last_applied,
@@ -108,6 +114,7 @@ impl StateMachine {
             audit_changed: Arc::new(tokio::sync::watch::channel(audit_head).0),
             log_durable: None,
             audit_record_bytes: Arc::new(AtomicU64::new(record_bytes)),
+            audit_bytes_since_snapshot: Arc::new(AtomicU64::new(0)),
             snapshot_limit: super::network::MAX_SNAPSHOT - SNAPSHOT_HEADROOM,
         })
     }
@@ -149,6 +156,12 @@ impl StateMachine {
     ) -> Self {
         self.log_durable = Some(durable);
         self
+    }
+
+    /// Audit record bytes applied since the last snapshot was asked for (built or deferred)
+    /// or installed.
+    pub fn audit_bytes_since_snapshot(&self) -> u64 {
+        self.audit_bytes_since_snapshot.load(Ordering::Relaxed)
     }
 
     /// A receiver that sees a new value whenever the key registry changes.
@@ -247,16 +260,13 @@ impl StateMachine {
             last_log_id: Some(log_id),
             last_membership: StoredMembership::new(Some(log_id), membership),
         };
-        let snapshot =
-            crate::format::encode(&applied.snapshot_body(records.clone())).map_err(io_err)?;
         storage::replace_all(
             &db,
             redb::Durability::Immediate,
             applied,
             &records,
             &meta,
-            &snapshot,
-            &path.with_extension("snapshot"),
+            &snapshot_files::SnapshotFiles::beside(path)?,
         )
     }
 
@@ -274,10 +284,10 @@ impl RaftSnapshotBuilder<TypeConfig> for StateMachine {
     async fn build_snapshot(&mut self) -> Result<Snapshot, io::Error> {
         // Under the read lock (apply persists under the write lock) the database matches the
         // applied state: take a copy of the state and a redb read transaction, which keeps
-        // seeing that version. Reading the records, encoding and storing (a write and two
-        // fsyncs of a file as large as the audit log) happen after the lock is released, off
-        // the async runtime: on a runtime worker they stalled the Raft core's heartbeats for
-        // as long, and a 2-core node lost its leadership under load.
+        // seeing that version. Reading the records and storing them (appending the records
+        // since the last snapshot, see `snapshot_files`) happen after the lock is released,
+        // off the async runtime: on a runtime worker a store stalled the Raft core's
+        // heartbeats for as long, and a 2-core node lost its leadership under load.
         let (state, meta, txn) = {
             let applied = self.read();
             let position = self.position().clone();
@@ -287,13 +297,35 @@ impl RaftSnapshotBuilder<TypeConfig> for StateMachine {
             };
             (applied.clone(), meta, storage::begin_read(&self.db)?)
         };
-        let (db, durability, file) = (self.db.clone(), self.durability, self.snapshot_file.clone());
+        let (db, durability, files) = (
+            self.db.clone(),
+            self.durability,
+            self.snapshot_files.clone(),
+        );
         on_background_thread("snapshot-build", move || {
-            let data = storage::encode_snapshot_body(&txn, &state)?;
-            storage::put_snapshot(&db, durability, &file, &meta, &data)?;
+            let durable = matches!(durability, redb::Durability::Immediate);
+            if durable {
+                // Every apply durable before openraft purges the entries the snapshot covers.
+                storage::sync(&db)?;
+            }
+            let records = Box::new(
+                |from: u64, sink: &mut dyn FnMut(u64, &[u8]) -> io::Result<()>| {
+                    storage::for_each_record(&txn, from, sink)
+                },
+            );
+            let stored = files.store_built(durable, &meta, &state, records)?;
+            if stored == snapshot_files::Stored::Superseded {
+                tracing::info!(
+                    "a snapshot as new or newer was installed before this one was stored: this one is not"
+                );
+            }
+            // Without its body: openraft keeps only the meta of a snapshot it had built
+            // (`core::sm::worker`, `StorageHelper::get_initial_state`), and whoever needs the
+            // body (a peer, a restart) reads it through `get_current_snapshot`. Reading it back
+            // here would copy the whole audit log at every build.
             Ok(Snapshot {
                 meta,
-                snapshot: data,
+                snapshot: Vec::new(),
             })
         })
         .await
@@ -395,6 +427,9 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
             )?;
             self.audit_record_bytes
                 .store(record_bytes, Ordering::Relaxed);
+            let added: u64 = changes.audit.iter().map(|(_, r)| r.len() as u64).sum();
+            self.audit_bytes_since_snapshot
+                .fetch_add(added, Ordering::Relaxed);
             *self.position() = position;
             audit_head = applied.audit.chain.head.seq;
         }
@@ -421,6 +456,9 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
     /// build openraft forces (`force`: at start, when the log was purged but no snapshot is
     /// stored) is attempted regardless.
     async fn try_create_snapshot_builder(&mut self, force: bool) -> Option<Self::SnapshotBuilder> {
+        // Counted from here whether the snapshot is built or deferred: a deferred one is
+        // asked for again after as many bytes, not at every apply.
+        self.audit_bytes_since_snapshot.store(0, Ordering::Relaxed);
         if !force {
             if let Err(why) = self.check_snapshot_fits() {
                 tracing::error!("snapshot deferred: {why}");
@@ -450,8 +488,7 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
             &next,
             &records,
             meta,
-            &snapshot,
-            &self.snapshot_file,
+            &self.snapshot_files,
         )?;
         *self.position() = RaftPosition {
             last_applied: meta.last_log_id,
@@ -460,6 +497,7 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
         let record_bytes = records.iter().map(|(_, r)| r.len() as u64).sum();
         self.audit_record_bytes
             .store(record_bytes, Ordering::Relaxed);
+        self.audit_bytes_since_snapshot.store(0, Ordering::Relaxed);
         *applied = next;
         drop(applied);
         self.keys_changed.send_modify(|v| *v += 1);
@@ -469,8 +507,8 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
 
     async fn get_current_snapshot(&mut self) -> Result<Option<Snapshot>, io::Error> {
         // A file as large as the audit log: read off the async runtime.
-        let file = self.snapshot_file.clone();
-        let stored = tokio::task::spawn_blocking(move || storage::get_snapshot(&file))
+        let files = self.snapshot_files.clone();
+        let stored = tokio::task::spawn_blocking(move || files.read())
             .await
             .map_err(io_err)??;
         Ok(stored.map(|(meta, snapshot)| Snapshot { meta, snapshot }))

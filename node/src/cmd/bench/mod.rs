@@ -188,6 +188,36 @@
 //! the file is written (every apply since the last one, flushed at once), and the encoding's
 //! CPU on a two-core machine. Builds as large as the audit log are the cost; compacting the
 //! audit log regularly keeps them small.
+//!
+//! Sixth pass (2026-12-07, the rest of that tail): `--parts closed,open --profiles eth2
+//! --clients 256 --seconds 10`, each build's phases timed and every open-loop request's
+//! latency logged with its completion time (temporary instrumentation, not kept). At the
+//! start, the three nodes built at once, each encoding the whole audit log (34 MB, 1.4-2.3 s on
+//! a thread at nice 10), fsyncing the state database, then writing the file; requests waited
+//! 100-570 ms, most of it from the fsync on. What was tried, open-loop p99 of single runs:
+//! - writing in 1 MiB fsynced steps at a fixed rate (64 MiB/s): 404-459 -> 182 ms;
+//! - the build thread in the idle scheduling class instead of nice 10: 358 ms, no better; not
+//!   kept;
+//! - snapshot files that a build appends to (`replica::state_machine::snapshot_files`): the
+//!   head (state) rewritten, only the records since the last snapshot appended. Builds after the
+//!   first took 117-350 ms instead of 1.4-2.3 s and their stalls fell from 220 to 40-110 ms,
+//!   but the first build of a run still wrote everything: p99 220, 304, 315 ms; at 16 MiB/s 202
+//!   and 172 ms, the stall now at the database's fsync at a build's start;
+//! - that fsync flushes every apply since the node's last durable commit. Paced `sync_file_range`
+//!   of the database file before it changed nothing (237, 203 ms): redb keeps non-durable
+//!   commits' pages in its own write buffer and writes them all at the durable commit, holding
+//!   its write lock, so every apply (every signature) waits. Not kept;
+//! - a durable commit every 256 KiB of audit records spread that flush: p50 7-11 -> 18-34 ms,
+//!   p99 147-177; not kept;
+//! - snapshots also after 4 MiB of audit records (`replica::snapshot_trigger`, 27 builds in
+//!   the run instead of 6), so that no build flushes more than a few MB: p99 75.7 and 83.1 ms,
+//!   p50 7.4-7.6 ms, closed-loop throughput within the noise (eth2 single 75% and 67%, batch
+//!   95% and 85% of raw). The stalls left (110-140 ms, about one per build) come at a build's
+//!   start, while the three nodes' fsyncs run at once on this one disk.
+//!
+//! What would close the rest: applies that do not wait for redb at all (the state in memory
+//! is what decides; a writer thread could commit behind it, as the Raft log's writer does), and
+//! nodes whose builds do not coincide.
 
 mod failover;
 mod import;

@@ -160,7 +160,7 @@ fn data_dir_space_is_what_df_reports() {
 }
 
 #[test]
-fn the_snapshot_size_is_what_stat_reports_and_zero_before_the_first() {
+fn the_snapshot_size_is_what_stat_reports_for_its_files_and_zero_before_the_first() {
     let dir = tempfile::tempdir().unwrap();
     let metrics = Metrics::new(1).unwrap();
     metrics.observe_data_dir(dir.path()).unwrap();
@@ -169,15 +169,30 @@ fn the_snapshot_size_is_what_stat_reports_and_zero_before_the_first() {
         ["signer_snapshot_bytes 0"]
     );
 
-    let file = dir.path().join("state.snapshot");
-    std::fs::write(&file, vec![7u8; 123_457]).unwrap();
+    // The snapshot's head and records files, and a legacy single file; not the database, a
+    // head being written, or another file.
+    let ours = [
+        ("state.snapshot-head", 1_001),
+        ("state.snapshot-records-7", 123_457),
+        ("state.snapshot", 50),
+    ];
+    for (name, len) in ours {
+        std::fs::write(dir.path().join(name), vec![7u8; len]).unwrap();
+    }
+    for name in ["state.redb", "state.snapshot-head.tmp", "keyring.cache"] {
+        std::fs::write(dir.path().join(name), vec![1u8; 999]).unwrap();
+    }
     let out = Command::new("stat")
         .args(["-c", "%s"])
-        .arg(&file)
+        .args(ours.map(|(name, _)| dir.path().join(name)))
         .output()
         .unwrap();
-    let size = String::from_utf8(out.stdout).unwrap().trim().to_owned();
-    assert_eq!(size, "123457");
+    let size: u64 = String::from_utf8(out.stdout)
+        .unwrap()
+        .lines()
+        .map(|l| l.trim().parse::<u64>().unwrap())
+        .sum();
+    assert_eq!(size, 124_508);
     metrics.observe_data_dir(dir.path()).unwrap();
     assert_eq!(
         line(&metrics, "signer_snapshot_"),

@@ -1,6 +1,6 @@
 //! The state database's tables and what is written to them: the replicated state's records,
-//! the audit log, openraft's position and the current snapshot, every value in the versioned
-//! binary format ([`crate::format`]).
+//! the audit log and openraft's position, every value in the versioned binary format
+//! ([`crate::format`]).
 //!
 //! Owns: the redb table layout and the database's format version. Must not: decide or change
 //! the replicated state (it writes what [`Changes`] names, reading the new values from
@@ -13,11 +13,11 @@
 //! - `audit`: seq → the record's canonical bytes ([`crate::audit::encode`]);
 //! - `audit_meta`: `chain` → [`AuditChain`].
 //!
-//! The current snapshot is a file beside the database (`<database>.snapshot`, the snapshot's
-//! meta and bytes in the binary format), replaced atomically (write, fsync, rename): a
-//! snapshot is tens of MiB, which redb would copy on write and fsync page by page.
+//! The current snapshot is kept in files beside the database ([`super::snapshot_files`]): a
+//! snapshot is tens or hundreds of MiB, which redb would copy on write and fsync page by page.
 
 use super::super::{io_err, LogId, SnapshotMeta, StoredMembership};
+use super::snapshot_files::SnapshotFiles;
 use crate::audit::{ChainError, ChainPoint};
 use crate::format;
 use crate::protection::ProtectionState;
@@ -286,13 +286,13 @@ pub(super) fn persist(
     Ok(record_bytes)
 }
 
-/// Replace the whole state with an installed snapshot's: the snapshot file first, then the
+/// Replace the whole state with an installed snapshot's: the snapshot files first, then the
 /// database in one transaction.
 ///
 /// The order matters when a write fails (a full disk): the database must never claim a
-/// position (`last_applied`) that neither the snapshot file nor the Raft log covers. At start
+/// position (`last_applied`) that neither the snapshot files nor the Raft log covers. At start
 /// openraft purges the log up to `last_applied` when the log ends below it, and then requires
-/// the snapshot to reach that far; a database written before a failed snapshot file would
+/// the snapshot to reach that far; a database written before failed snapshot files would
 /// leave a node that can never start again. Written file first, a failure in between leaves
 /// a snapshot newer than the database, which openraft installs again at start.
 pub(super) fn replace_all(
@@ -301,10 +301,10 @@ pub(super) fn replace_all(
     applied: &Applied,
     records: &[(u64, Vec<u8>)],
     meta: &SnapshotMeta,
-    snapshot: &[u8],
-    snapshot_file: &Path,
+    snapshot_files: &SnapshotFiles,
 ) -> io::Result<()> {
-    put_snapshot(db, durability, snapshot_file, meta, snapshot)?;
+    let durable = matches!(durability, Durability::Immediate);
+    snapshot_files.store_installed(durable, meta, applied, records)?;
     let mut txn = db.begin_write().map_err(io_err)?;
     txn.set_durability(durability).map_err(io_err)?;
     {
@@ -347,136 +347,6 @@ pub(super) fn replace_all(
     txn.commit().map_err(io_err)
 }
 
-/// The current snapshot as stored: its meta and its bytes.
-#[derive(serde::Deserialize)]
-struct StoredSnapshot {
-    meta: SnapshotMeta,
-    #[serde(with = "crate::bytes::hex_or_raw")]
-    data: Vec<u8>,
-}
-
-/// [`StoredSnapshot`] as it is written: borrowed, the same bytes.
-#[derive(serde::Serialize)]
-struct StoredSnapshotRef<'a> {
-    meta: &'a SnapshotMeta,
-    #[serde(serialize_with = "crate::bytes::hex_or_raw::serialize")]
-    data: &'a [u8],
-}
-
-/// Store the current snapshot in `file`, replacing the previous one atomically. With durable
-/// writes, the database is fsynced first: that makes every earlier apply durable before
-/// openraft purges the log entries the snapshot covers.
-pub(super) fn put_snapshot(
-    db: &Database,
-    durability: Durability,
-    file: &Path,
-    meta: &SnapshotMeta,
-    data: &[u8],
-) -> io::Result<()> {
-    use std::os::unix::fs::OpenOptionsExt;
-    let durable = matches!(durability, Durability::Immediate);
-    if durable {
-        sync(db)?;
-    }
-    let tmp = file.with_extension("snapshot.tmp");
-    let written = (|| -> io::Result<()> {
-        let f = std::fs::OpenOptions::new()
-            .write(true)
-            .create(true)
-            .truncate(true)
-            .mode(0o600)
-            .open(&tmp)?;
-        let mut out = io::BufWriter::with_capacity(1 << 20, SyncedInSteps::new(f, durable));
-        format::encode_into(&mut out, &StoredSnapshotRef { meta, data })?;
-        let f = out
-            .into_inner()
-            .map_err(io::IntoInnerError::into_error)?
-            .file;
-        if durable {
-            f.sync_all()?;
-        }
-        Ok(())
-    })();
-    if let Err(e) = written {
-        // A partial file would only hold the space a full disk needs back.
-        let _ = std::fs::remove_file(&tmp);
-        return Err(io::Error::new(
-            e.kind(),
-            format!("snapshot {}: {e}", tmp.display()),
-        ));
-    }
-    std::fs::rename(&tmp, file)?;
-    if durable {
-        if let Some(dir) = file.parent() {
-            std::fs::File::open(dir)?.sync_all()?;
-        }
-    }
-    Ok(())
-}
-
-/// Dirty bytes a snapshot file may gather before they are flushed to the device.
-const SNAPSHOT_SYNC_STEP: u64 = 8 << 20;
-
-/// A file whose data is flushed (`fdatasync`) every [`SNAPSHOT_SYNC_STEP`] bytes while it is
-/// written, when `durable`. On ext4 (ordered data) the Raft journal's `fdatasync` also waits
-/// for other files' dirty data: a snapshot of hundreds of MB flushed once at the end held every
-/// sign behind it for a third of a second (the bench's open loop, p99 327–455 ms against 17 ms
-/// without snapshots). In steps, a journal sync waits for at most one step.
-struct SyncedInSteps {
-    file: std::fs::File,
-    durable: bool,
-    unsynced: u64,
-    /// `fdatasync` calls made so far.
-    syncs: u64,
-}
-
-impl SyncedInSteps {
-    fn new(file: std::fs::File, durable: bool) -> Self {
-        SyncedInSteps {
-            file,
-            durable,
-            unsynced: 0,
-            syncs: 0,
-        }
-    }
-}
-
-impl io::Write for SyncedInSteps {
-    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
-        if !self.durable {
-            return self.file.write(buf);
-        }
-        // At most up to the next step (the encoder hands over the whole body in one call);
-        // `unsynced` is below the step here, so there is room for at least one byte.
-        let room = SNAPSHOT_SYNC_STEP.saturating_sub(self.unsynced).max(1);
-        let room = usize::try_from(room).unwrap_or(usize::MAX);
-        let n = self.file.write(&buf[..buf.len().min(room)])?;
-        self.unsynced += n as u64;
-        if self.unsynced >= SNAPSHOT_SYNC_STEP {
-            self.file.sync_data()?;
-            self.unsynced = 0;
-            self.syncs += 1;
-        }
-        Ok(n)
-    }
-
-    fn flush(&mut self) -> io::Result<()> {
-        self.file.flush()
-    }
-}
-
-/// The current snapshot, if one was built or installed.
-pub(super) fn get_snapshot(file: &Path) -> io::Result<Option<(SnapshotMeta, Vec<u8>)>> {
-    let bytes = match std::fs::read(file) {
-        Ok(b) => b,
-        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
-        Err(e) => return Err(e),
-    };
-    let stored: StoredSnapshot = format::decode_stored(&bytes)
-        .map_err(|e| io::Error::other(format!("snapshot {}: {e}", file.display())))?;
-    Ok(Some((stored.meta, stored.data)))
-}
-
 fn read_chain(txn: &redb::ReadTransaction) -> io::Result<AuditChain> {
     let meta = txn.open_table(AUDIT_META).map_err(io_err)?;
     match meta.get("chain").map_err(io_err)? {
@@ -488,6 +358,20 @@ fn read_chain(txn: &redb::ReadTransaction) -> io::Result<AuditChain> {
 /// A read transaction: a consistent view of the database as of now.
 pub(super) fn begin_read(db: &Database) -> io::Result<redb::ReadTransaction> {
     db.begin_read().map_err(io_err)
+}
+
+/// Hand each record from `from_seq` on, as `txn` sees them, to `sink`, in seq order.
+pub(super) fn for_each_record(
+    txn: &redb::ReadTransaction,
+    from_seq: u64,
+    sink: &mut dyn FnMut(u64, &[u8]) -> io::Result<()>,
+) -> io::Result<()> {
+    let table = txn.open_table(AUDIT).map_err(io_err)?;
+    for item in table.range(from_seq..).map_err(io_err)? {
+        let (seq, bytes) = item.map_err(io_err)?;
+        sink(seq.value(), bytes.value())?;
+    }
+    Ok(())
 }
 
 /// Records from `from_seq` (at most `limit`) as `txn` sees them.
@@ -566,29 +450,4 @@ pub(super) fn sync(db: &Database) -> io::Result<()> {
     let mut txn = db.begin_write().map_err(io_err)?;
     txn.set_durability(Durability::Immediate).map_err(io_err)?;
     txn.commit().map_err(io_err)
-}
-
-#[cfg(test)]
-mod tests {
-    #![allow(clippy::unwrap_used)]
-    use super::*;
-    use std::io::Write as _;
-
-    /// 20 MiB through the snapshot writer in one call (as the encoder hands over a body): synced
-    /// at 8 and 16 MiB when durable, never when not, and the file holds exactly what was
-    /// written.
-    #[test]
-    fn a_durable_snapshot_file_is_synced_every_step() {
-        let dir = tempfile::tempdir().unwrap();
-        let bytes: Vec<u8> = (0..20u32 << 20).map(|i| (i % 251) as u8).collect();
-        for (durable, syncs) in [(true, 2), (false, 0)] {
-            let path = dir.path().join(format!("s-{durable}"));
-            let file = std::fs::File::create(&path).unwrap();
-            let mut out = io::BufWriter::with_capacity(1 << 20, SyncedInSteps::new(file, durable));
-            out.write_all(&bytes).unwrap();
-            let inner = out.into_inner().map_err(|e| e.into_error()).unwrap();
-            assert_eq!(inner.syncs, syncs, "durable {durable}");
-            assert_eq!(std::fs::read(&path).unwrap(), bytes, "durable {durable}");
-        }
-    }
 }
