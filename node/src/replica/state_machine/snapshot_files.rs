@@ -48,6 +48,16 @@ use std::sync::{Mutex, MutexGuard};
 pub(super) type RecordsFrom<'a> =
     dyn FnOnce(u64, &mut dyn FnMut(u64, &[u8]) -> io::Result<()>) -> io::Result<()> + 'a;
 
+/// The records among `records` ((seq, bytes) in seq order) as a [`RecordsFrom`].
+pub(super) fn from_list(records: &[(u64, Vec<u8>)]) -> Box<RecordsFrom<'_>> {
+    Box::new(move |from, sink| {
+        records
+            .iter()
+            .filter(|(seq, _)| *seq >= from)
+            .try_for_each(|(seq, bytes)| sink(*seq, bytes))
+    })
+}
+
 /// The head of the current snapshot, as stored in `state.snapshot-head`.
 #[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
 struct SnapshotHead {
@@ -97,14 +107,19 @@ pub(super) enum Stored {
 impl SnapshotFiles {
     /// The snapshot files of the state database at `db_path`.
     pub(super) fn beside(db_path: &Path) -> io::Result<Self> {
-        let files = SnapshotFiles {
-            legacy: db_path.with_extension("snapshot"),
-            current_lock: Mutex::new(0),
-            build_lock: Mutex::new(()),
-        };
+        let files = Self::named(db_path);
         let highest = files.records_files()?.into_iter().max().unwrap_or(0);
         *files.current() = highest;
         Ok(files)
+    }
+
+    /// The files' names beside `db_path`, before the directory is read.
+    fn named(db_path: &Path) -> Self {
+        SnapshotFiles {
+            legacy: db_path.with_extension("snapshot"),
+            current_lock: Mutex::new(0),
+            build_lock: Mutex::new(()),
+        }
     }
 
     fn current(&self) -> MutexGuard<'_, u64> {
@@ -198,7 +213,6 @@ impl SnapshotFiles {
             chain.anchor.seq.saturating_add(1),
             chain.head.seq.saturating_add(1),
         );
-        let body_head = snapshot_body_head(state).map_err(io::Error::other)?;
         // The plan, under the lock: the current head and the file to write (opened now, so a
         // file an install deletes meanwhile stays writable).
         let (planned, target) = {
@@ -223,6 +237,7 @@ impl SnapshotFiles {
             };
             (planned, target)
         };
+        let body_head = snapshot_body_head(state).map_err(io::Error::other)?;
         let head = target.write(durable, true, meta, body_head, next, records)?;
         let mut highest = self.current();
         if self.read_head()? != planned {
@@ -257,15 +272,9 @@ impl SnapshotFiles {
             *highest += 1;
             Target::new_file(self.records_path(*highest), *highest, first)?
         };
-        let from_list = |from: u64, sink: &mut dyn FnMut(u64, &[u8]) -> io::Result<()>| {
-            records
-                .iter()
-                .filter(|(seq, _)| *seq >= from)
-                .try_for_each(|(seq, bytes)| sink(*seq, bytes))
-        };
         // Not paced: a node installs a snapshot because it is behind, and serves no quorum
         // until it is stored.
-        let head = target.write(durable, false, meta, body_head, next, Box::new(from_list))?;
+        let head = target.write(durable, false, meta, body_head, next, from_list(records))?;
         let mut highest = self.current();
         self.replace_head(&head, durable, &mut highest)
             .inspect_err(|_| self.discard_unless_current(&target, &head))
@@ -564,24 +573,21 @@ impl Write for PacedWriter {
 }
 
 /// The bytes the snapshot files in `dir` take: the legacy file, the head and the records
-/// files (for `signer_snapshot_bytes`). While a build or an install writes a new records file,
-/// the old one is counted too.
+/// files beside the node's state database (`state.redb`), for `signer_snapshot_bytes`. While
+/// a build or an install writes a new records file, the old one is counted too.
 pub fn snapshot_bytes_in(dir: &Path) -> io::Result<u64> {
+    let files = SnapshotFiles::named(&dir.join("state.redb"));
+    let numbered = files.records_files()?.into_iter();
+    let paths = [files.legacy.clone(), files.head_path()]
+        .into_iter()
+        .chain(numbered.map(|n| files.records_path(n)));
     let mut total = 0;
-    for entry in std::fs::read_dir(dir)? {
-        let entry = entry?;
-        let name = entry.file_name();
-        let name = name.to_string_lossy();
-        let ours = name == "state.snapshot"
-            || name == "state.snapshot-head"
-            || name.starts_with("state.snapshot-records-");
-        if ours {
-            match entry.metadata() {
-                Ok(m) => total += m.len(),
-                // Deleted between the listing and the stat (a build replaced it).
-                Err(e) if e.kind() == io::ErrorKind::NotFound => {}
-                Err(e) => return Err(e),
-            }
+    for path in paths {
+        match std::fs::metadata(&path) {
+            Ok(m) => total += m.len(),
+            // None yet, or deleted since the listing (a build replaced it).
+            Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+            Err(e) => return Err(e),
         }
     }
     Ok(total)

@@ -48,16 +48,18 @@ impl AsRef<[u8]> for InPlace<'_> {
     }
 }
 
-/// `consume`'s result over the kept audit records as `txn` sees them, (seq, bytes) one at a
-/// time in seq order. A read error ends the records early and is returned instead.
+/// `consume`'s result over the kept audit records from `from_seq` on as `txn` sees them,
+/// (seq, bytes) one at a time in seq order. A read error ends the records early and is
+/// returned instead.
 fn with_records<T>(
     txn: &redb::ReadTransaction,
+    from_seq: u64,
     consume: impl for<'r> FnOnce(&mut dyn Iterator<Item = (u64, InPlace<'r>)>) -> T,
 ) -> io::Result<T> {
     let table = txn.open_table(AUDIT).map_err(io_err)?;
     let mut read_error = None;
     let mut records = table
-        .range(0..)
+        .range(from_seq..)
         .map_err(io_err)?
         .map_while(|item| match item {
             Ok((seq, bytes)) => Some((seq.value(), InPlace(bytes))),
@@ -164,7 +166,7 @@ pub(super) fn load(db: &Database) -> io::Result<Loaded> {
     let chain = read_chain(&txn)?;
     // The kept records are hashed as they are read, never all in memory, and counted.
     let mut record_bytes = 0u64;
-    let audit = with_records(&txn, |records| {
+    let audit = with_records(&txn, 0, |records| {
         let counted = records.inspect(|(_, bytes)| {
             record_bytes = record_bytes.saturating_add(bytes.as_ref().len() as u64);
         });
@@ -366,12 +368,12 @@ pub(super) fn for_each_record(
     from_seq: u64,
     sink: &mut dyn FnMut(u64, &[u8]) -> io::Result<()>,
 ) -> io::Result<()> {
-    let table = txn.open_table(AUDIT).map_err(io_err)?;
-    for item in table.range(from_seq..).map_err(io_err)? {
-        let (seq, bytes) = item.map_err(io_err)?;
-        sink(seq.value(), bytes.value())?;
-    }
-    Ok(())
+    with_records(txn, from_seq, |records| {
+        for (seq, bytes) in records {
+            sink(seq, bytes.as_ref())?;
+        }
+        Ok(())
+    })?
 }
 
 /// Records from `from_seq` (at most `limit`) as `txn` sees them.
@@ -439,7 +441,7 @@ pub(super) fn verify_audit(
 ) -> io::Result<(AuditChain, Result<ChainPoint, ChainError>)> {
     let txn = db.begin_read().map_err(io_err)?;
     let chain = read_chain(&txn)?;
-    let result = with_records(&txn, |records| {
+    let result = with_records(&txn, 0, |records| {
         crate::audit::verify_chain_from(records, chain.anchor, Some(chain.head))
     })?;
     Ok((chain, result))

@@ -48,10 +48,7 @@ impl Chain {
         let records = self.records.clone();
         Box::new(move |from, sink| {
             asked.set(Some(from));
-            records
-                .iter()
-                .filter(|(seq, _)| *seq >= from)
-                .try_for_each(|(seq, bytes)| sink(*seq, bytes))
+            from_list(&records)(from, sink)
         })
     }
 }
@@ -162,10 +159,7 @@ fn a_snapshot_installed_while_a_build_writes_stays_the_current_one() {
                 files
                     .store_installed(true, &meta(50), &leaders.state, &leaders.records)
                     .unwrap();
-                records
-                    .iter()
-                    .filter(|(seq, _)| *seq >= from)
-                    .try_for_each(|(seq, bytes)| sink(*seq, bytes))
+                from_list(&records)(from, sink)
             }),
         )
         .unwrap();
@@ -247,17 +241,7 @@ fn records_that_are_not_exactly_the_kept_ones_fail_the_build_and_change_nothing(
     chain.grow(5);
     let message = |records: Vec<(u64, Vec<u8>)>| {
         files
-            .store_built(
-                true,
-                &meta(20),
-                &chain.state,
-                Box::new(move |from, sink| {
-                    records
-                        .iter()
-                        .filter(|(seq, _)| *seq >= from)
-                        .try_for_each(|(seq, bytes)| sink(*seq, bytes))
-                }),
-            )
+            .store_built(true, &meta(20), &chain.state, from_list(&records))
             .unwrap_err()
             .to_string()
     };
