@@ -323,22 +323,27 @@ impl SnapshotFiles {
 }
 
 /// The whole body of `head`: its head bytes, then its records' bytes read from `file`.
+/// The file's length is checked against the head before anything is allocated: a damaged
+/// head cannot make the node allocate what the file does not hold.
 fn assemble(head: &SnapshotHead, file: &File) -> io::Result<Vec<u8>> {
+    let on_disk = file.metadata()?.len();
+    if on_disk < head.records_len {
+        return Err(io::Error::new(
+            io::ErrorKind::UnexpectedEof,
+            format!(
+                "snapshot records file {} is shorter than the {} bytes its head counts: it \
+                 holds {on_disk}",
+                head.records_file, head.records_len
+            ),
+        ));
+    }
     let len = usize::try_from(head.records_len)
         .map_err(|_| io::Error::other("snapshot records larger than this machine addresses"))?;
     let mut body = Vec::with_capacity(head.body_head.len().saturating_add(len));
     body.extend_from_slice(&head.body_head);
     let start = body.len();
     body.resize(start + len, 0);
-    file.read_exact_at(&mut body[start..], 0).map_err(|e| {
-        io::Error::new(
-            e.kind(),
-            format!(
-                "snapshot records file {} is shorter than the {len} bytes its head counts: {e}",
-                head.records_file
-            ),
-        )
-    })?;
+    file.read_exact_at(&mut body[start..], 0)?;
     Ok(body)
 }
 

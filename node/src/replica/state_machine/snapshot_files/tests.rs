@@ -310,8 +310,8 @@ fn a_records_file_shorter_than_its_head_counts_fails_to_read_and_is_written_anew
     assert_eq!(
         error,
         format!(
-            "snapshot records file 1 is shorter than the {len} bytes its head counts: failed \
-             to fill whole buffer"
+            "snapshot records file 1 is shorter than the {len} bytes its head counts: it holds {}",
+            len - 1
         )
     );
     chain.grow(1);
@@ -357,5 +357,30 @@ fn a_paced_writer_keeps_to_its_rate() {
         started.elapsed() >= least,
         "3 MiB written in {:?}, under the {least:?} the rate allows",
         started.elapsed()
+    );
+}
+
+/// A damaged head that counts far more bytes than its records file holds is refused before
+/// anything is allocated (an allocation of that size would abort the node).
+#[test]
+fn a_head_counting_more_than_its_file_holds_allocates_nothing() {
+    let (dir, files) = setup();
+    let mut chain = Chain::default();
+    chain.grow(3);
+    build(&files, 10, &chain);
+    let mut head = files.read_head().unwrap().unwrap();
+    let len = head.records_len;
+    head.records_len = u64::MAX / 2;
+    std::fs::write(
+        dir.path().join("state.snapshot-head"),
+        format::encode(&head).unwrap(),
+    )
+    .unwrap();
+    assert_eq!(
+        files.read().unwrap_err().to_string(),
+        format!(
+            "snapshot records file 1 is shorter than the {} bytes its head counts: it holds {len}",
+            u64::MAX / 2
+        )
     );
 }
