@@ -8,25 +8,30 @@
 //! write is an `Err` (openraft stops the node), a refusal is an outcome.
 //!
 //! To ensure correctness:
-//! - what an applied batch changed ([`Changes`]), its audit records and `last_applied` are
-//!   written in one redb transaction, so after a crash the state is exactly "applied up to
-//!   last_applied";
-//! - applies commit without fsync: the decisions are already durable in the Raft log on a
+//! - an apply decides in memory and queues what it changed ([`Changes`], as rows) to the
+//!   database's writer ([`persister`]), which commits them in order behind the applies: an
+//!   apply never waits for redb. A batch's rows, its audit records and `last_applied` are in
+//!   one redb transaction, so after a crash the state is exactly "applied up to last_applied";
+//! - those commits are without fsync: the decisions are already durable in the Raft log on a
 //!   quorum (the log store fsyncs before acknowledging), and redb is crash-consistent, so after
 //!   a crash the state is an earlier "applied up to last_applied" and openraft re-applies the
-//!   committed entries after it. Snapshots are written with fsync, which also makes every
-//!   earlier apply durable before any log entry is purged;
+//!   committed entries after it. A snapshot build makes the database durable (on the writer,
+//!   not under any lock an apply takes) before it reads, so a restart seldom finds the
+//!   database behind its stored snapshot; if it does (a crash between), openraft installs
+//!   that snapshot first, and then re-applies the log after it;
 //! - an entry is applied only once the local Raft log has stored it
 //!   ([`StateMachine::applying_only_stored`]), so the state never runs ahead of the log;
 //! - an installed snapshot is stored in the snapshot files before the database takes its
 //!   position, so a failed write (a full disk) never leaves a database ahead of both the
 //!   snapshot and the log, which openraft could not start from (see `storage::replace_all`);
-//! - responders are answered only after that transaction committed;
+//! - every read of the database (audit records, backups, builds) goes through the writer and
+//!   sees everything applied before it was asked for;
 //! - a database of a format this binary does not read is refused at open with both versions
 //!   named; an older database is read through its format's layouts
 //!   ([`crate::state::upgrade`]) and stamped with this format, so an older binary refuses it
 //!   after.
 
+mod persister;
 mod snapshot_files;
 mod storage;
 
@@ -42,7 +47,6 @@ use futures::TryStreamExt;
 use openraft::entry::RaftEntry;
 use openraft::storage::{EntryResponder, RaftStateMachine};
 use openraft::{EntryPayload, OptionalSend, RaftSnapshotBuilder};
-use redb::Database;
 use std::io;
 use std::path::Path;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -58,7 +62,8 @@ struct RaftPosition {
 /// The state machine. Cloning shares the database and the in-memory state.
 #[derive(Clone)]
 pub struct StateMachine {
-    db: Arc<Database>,
+    /// The database's only writer while the node runs.
+    persister: Arc<persister::Persister>,
     /// The current snapshot's files, beside the database.
     snapshot_files: Arc<snapshot_files::SnapshotFiles>,
     applied: Arc<RwLock<Applied>>,
@@ -71,7 +76,8 @@ pub struct StateMachine {
     /// The local log's durable index ([`super::LogStore::durable_index`]): no entry above it
     /// is applied. `None` when the state machine runs without a log store (tests, tools).
     log_durable: Option<tokio::sync::watch::Receiver<Option<u64>>>,
-    /// What the kept audit records hold together, in bytes (changed under the write lock).
+    /// What the kept audit records hold together, in bytes, as the database holds them (kept
+    /// by the writer).
     audit_record_bytes: Arc<AtomicU64>,
     /// Audit record bytes applied since the last snapshot was asked for or installed
     /// ([`super::snapshot_trigger`]).
@@ -97,9 +103,17 @@ impl StateMachine {
             record_bytes,
         } = storage::load(&db)?;
         let audit_head = applied.audit.chain.head.seq;
+        let snapshot_files = Arc::new(snapshot_files::SnapshotFiles::beside(path)?);
+        let audit_record_bytes = Arc::new(AtomicU64::new(record_bytes));
+        let persister = persister::Persister::start(
+            Arc::new(db),
+            sync_writes,
+            audit_record_bytes.clone(),
+            snapshot_files.clone(),
+        )?;
         Ok(StateMachine {
-            db: Arc::new(db),
-            snapshot_files: Arc::new(snapshot_files::SnapshotFiles::beside(path)?),
+            persister: Arc::new(persister),
+            snapshot_files,
             applied: Arc::new(RwLock::new(applied)),
             position: Arc::new(Mutex::new(RaftPosition {
                 last_applied,
@@ -113,7 +127,7 @@ impl StateMachine {
             keys_changed: Arc::new(tokio::sync::watch::channel(0).0),
             audit_changed: Arc::new(tokio::sync::watch::channel(audit_head).0),
             log_durable: None,
-            audit_record_bytes: Arc::new(AtomicU64::new(record_bytes)),
+            audit_record_bytes,
             audit_bytes_since_snapshot: Arc::new(AtomicU64::new(0)),
             snapshot_limit: super::network::MAX_SNAPSHOT - SNAPSHOT_HEADROOM,
         })
@@ -187,34 +201,42 @@ impl StateMachine {
         self.position.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    /// Read records from `from_seq` (at most `limit`), as stored.
-    pub fn audit_records(&self, from_seq: u64, limit: usize) -> io::Result<Vec<(u64, Vec<u8>)>> {
-        storage::audit_records(&self.db, from_seq, limit)
+    /// A read transaction that sees every batch applied before this call, once the writer
+    /// has committed them. Blocks: for threads off the async runtime.
+    fn stored(&self) -> io::Result<redb::ReadTransaction> {
+        self.persister.read(false).wait_blocking()
     }
 
-    /// The chain's anchor and head as stored.
+    /// Read records from `from_seq` (at most `limit`), as stored. Blocks (see [`Self::stored`]).
+    pub fn audit_records(&self, from_seq: u64, limit: usize) -> io::Result<Vec<(u64, Vec<u8>)>> {
+        storage::read_records(&self.stored()?, from_seq, limit)
+    }
+
+    /// The chain's anchor and head as stored. Blocks (see [`Self::stored`]).
     pub fn audit_chain(&self) -> io::Result<AuditChain> {
-        storage::audit_chain(&self.db)
+        storage::read_chain(&self.stored()?)
     }
 
     /// Recompute the whole kept chain from the database (not from memory), reading one record
-    /// at a time. Returns the stored chain position and the verification result.
+    /// at a time. Returns the stored chain position and the verification result. Blocks (see
+    /// [`Self::stored`]).
     pub fn audit_verify(&self) -> io::Result<(AuditChain, Result<ChainPoint, ChainError>)> {
-        storage::verify_audit(&self.db)
+        storage::verify_audit(&self.stored()?)
     }
 
     /// The applied state as a snapshot body (encoded in the binary format), with the log
     /// position and membership it was applied up to and its audit head: what a backup holds. Read like a
-    /// snapshot: a copy of the state and a read transaction taken under the read lock, so the
-    /// records match the state; encoding runs off the async runtime.
+    /// snapshot: a copy of the state and a read transaction asked for under the read lock, so
+    /// the records match the state; encoding runs off the async runtime.
     pub async fn backup_state(
         &self,
     ) -> io::Result<(Vec<u8>, Option<LogId>, StoredMembership, audit::ChainPoint)> {
         let (state, position, txn) = {
             let applied = self.read();
             let position = self.position().clone();
-            (applied.clone(), position, storage::begin_read(&self.db)?)
+            (applied.clone(), position, self.persister.read(false))
         };
+        let txn = txn.wait().await?;
         let head = state.audit.chain.head;
         let data = tokio::task::spawn_blocking(move || storage::encode_snapshot_body(&txn, &state))
             .await
@@ -273,8 +295,9 @@ impl StateMachine {
     /// Make every applied batch durable (one fsync'd empty commit); for a clean shutdown.
     /// Applies commit without fsync (the Raft log is durable), so without this a stopped
     /// node's database holds only what its last snapshot made durable until it re-applies.
+    /// Blocks until the writer has done it.
     pub fn sync(&self) -> io::Result<()> {
-        storage::sync(&self.db)
+        self.persister.sync().wait_blocking()
     }
 }
 
@@ -282,12 +305,15 @@ impl RaftSnapshotBuilder<TypeConfig> for StateMachine {
     type SnapshotData = SnapshotData;
 
     async fn build_snapshot(&mut self) -> Result<Snapshot, io::Error> {
-        // Under the read lock (apply persists under the write lock) the database matches the
-        // applied state: take a copy of the state and a redb read transaction, which keeps
-        // seeing that version. Reading the records and storing them (appending the records
-        // since the last snapshot, see `snapshot_files`) happen after the lock is released,
-        // off the async runtime: on a runtime worker a store stalled the Raft core's
-        // heartbeats for as long, and a 2-core node lost its leadership under load.
+        // Under the read lock (applies queue their rows under the write lock) take a copy of
+        // the state and ask the writer for a read transaction after the rows queued so far:
+        // it sees the database as that state, and keeps seeing that version. The writer makes
+        // the database durable first, so that a restart seldom has to install this snapshot
+        // again; applies do not wait for that. Reading the records and storing them (appending
+        // the records since the last snapshot, see `snapshot_files`) happen off the async
+        // runtime: on a runtime worker a store stalled the Raft core's heartbeats for as long,
+        // and a 2-core node lost its leadership under load.
+        let durable = matches!(self.durability, redb::Durability::Immediate);
         let (state, meta, txn) = {
             let applied = self.read();
             let position = self.position().clone();
@@ -295,19 +321,11 @@ impl RaftSnapshotBuilder<TypeConfig> for StateMachine {
                 last_log_id: position.last_applied,
                 last_membership: position.membership,
             };
-            (applied.clone(), meta, storage::begin_read(&self.db)?)
+            (applied.clone(), meta, self.persister.read(durable))
         };
-        let (db, durability, files) = (
-            self.db.clone(),
-            self.durability,
-            self.snapshot_files.clone(),
-        );
+        let txn = txn.wait().await?;
+        let files = self.snapshot_files.clone();
         on_background_thread("snapshot-build", move || {
-            let durable = matches!(durability, redb::Durability::Immediate);
-            if durable {
-                // Every apply durable before openraft purges the entries the snapshot covers.
-                storage::sync(&db)?;
-            }
             let records = Box::new(
                 |from: u64, sink: &mut dyn FnMut(u64, &[u8]) -> io::Result<()>| {
                     storage::for_each_record(&txn, from, sink)
@@ -388,9 +406,13 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
                 .await
                 .map_err(|_| io::Error::other("the Raft log writer stopped"))?;
         }
+        if let Some(e) = self.persister.failed() {
+            return Err(e);
+        }
         let mut replies = Vec::with_capacity(items.len());
         let mut changes = Changes::default();
         let audit_head;
+        let keys_changed;
         {
             let mut applied = self.write();
             let mut position = self.position().clone();
@@ -417,24 +439,21 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
                 position.last_applied = Some(log_id);
                 replies.push((responder, result));
             }
-            let record_bytes = storage::persist(
-                &self.db,
+            keys_changed = !changes.keys.is_empty();
+            let rows = storage::rows(
                 &applied,
-                &changes,
+                changes,
                 &position.last_applied,
                 &position.membership,
-                self.audit_record_bytes.load(Ordering::Relaxed),
             )?;
-            self.audit_record_bytes
-                .store(record_bytes, Ordering::Relaxed);
-            let added: u64 = changes.audit.iter().map(|(_, r)| r.len() as u64).sum();
             self.audit_bytes_since_snapshot
-                .fetch_add(added, Ordering::Relaxed);
+                .fetch_add(rows.audit_bytes(), Ordering::Relaxed);
+            self.persister.write(rows)?;
             *self.position() = position;
             audit_head = applied.audit.chain.head.seq;
         }
         self.audit_changed.send_replace(audit_head);
-        if !changes.keys.is_empty() {
+        if keys_changed {
             self.keys_changed.send_modify(|v| *v += 1);
         }
         for (responder, result) in replies {
@@ -481,25 +500,21 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
         if let Err(e) = audit::verify_chain(&records, chain.anchor, Some(chain.head)) {
             tracing::error!(error = %e, "the audit chain in the installed snapshot does not verify");
         }
-        let mut applied = self.write();
-        storage::replace_all(
-            &self.db,
-            self.durability,
-            &next,
-            &records,
-            meta,
-            &self.snapshot_files,
-        )?;
-        *self.position() = RaftPosition {
-            last_applied: meta.last_log_id,
-            membership: meta.last_membership.clone(),
+        // Queued under the write lock, so every read asked for after sees the new state in
+        // the database too. Should the writer fail, the node stops on the error returned here
+        // (the state in memory is then ahead of the database, which a restart does not read).
+        let stored = {
+            let mut applied = self.write();
+            let stored = self.persister.replace(next.clone(), records, meta.clone());
+            *self.position() = RaftPosition {
+                last_applied: meta.last_log_id,
+                membership: meta.last_membership.clone(),
+            };
+            self.audit_bytes_since_snapshot.store(0, Ordering::Relaxed);
+            *applied = next;
+            stored
         };
-        let record_bytes = records.iter().map(|(_, r)| r.len() as u64).sum();
-        self.audit_record_bytes
-            .store(record_bytes, Ordering::Relaxed);
-        self.audit_bytes_since_snapshot.store(0, Ordering::Relaxed);
-        *applied = next;
-        drop(applied);
+        stored.wait().await?;
         self.keys_changed.send_modify(|v| *v += 1);
         self.audit_changed.send_replace(chain.head.seq);
         Ok(())

@@ -25,7 +25,9 @@ use crate::registry::Registry;
 use crate::state::upgrade::decode_admin_state;
 use crate::state::AuditState;
 use crate::state::{Applied, AuditChain, Changes, RecordKey, StoredRecords, StreamedSnapshotBody};
-use redb::{Database, Durability, ReadableDatabase, ReadableTable, TableDefinition};
+use redb::{
+    Database, Durability, ReadableDatabase, ReadableTable, TableDefinition, WriteTransaction,
+};
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 use std::collections::BTreeMap;
@@ -207,85 +209,145 @@ fn load_records<const N: usize, R: DeserializeOwned>(
     Ok(records)
 }
 
-/// Write what a batch changed, its audit records and openraft's position in one
-/// transaction (without fsync: see the module doc of the state machine). `record_bytes` is
-/// what the kept audit records held together before; returns what they hold after.
-pub(super) fn persist(
-    db: &Database,
+/// What one applied batch writes to the database: its changed values, already encoded, its
+/// audit records and openraft's position. Made under the state machine's write lock (the
+/// values read from [`Applied`] as the batch left them), written later by the persister
+/// ([`super::persister`]), possibly with the batches after it in one transaction.
+pub(super) struct Rows {
+    /// Registry ids with their new value, or `None` when removed.
+    keys: Vec<(String, Option<Vec<u8>>)>,
+    /// Protection records with their new value.
+    records: Vec<(RecordKey, Vec<u8>)>,
+    /// Audit records appended (seq, canonical bytes), in order; none the batch compacted.
+    audit: Vec<(u64, Vec<u8>)>,
+    /// Records up to this seq are removed (the batch compacted the audit log).
+    compacted_to: Option<u64>,
+    last_applied: Vec<u8>,
+    membership: Vec<u8>,
+    /// The admin state, when the batch changed it.
+    admin: Option<Vec<u8>>,
+    chain: Vec<u8>,
+}
+
+impl Rows {
+    /// The bytes of the audit records these rows append.
+    pub(super) fn audit_bytes(&self) -> u64 {
+        self.audit.iter().map(|(_, r)| r.len() as u64).sum()
+    }
+}
+
+/// The rows of a batch that left `applied` with `changes` (taken: its audit records move into
+/// the rows) and openraft's position.
+pub(super) fn rows(
     applied: &Applied,
-    changes: &Changes,
+    changes: Changes,
     last_applied: &Option<LogId>,
     membership: &StoredMembership,
-    record_bytes: u64,
-) -> io::Result<u64> {
-    let mut record_bytes = record_bytes;
-    let mut txn = db.begin_write().map_err(io_err)?;
-    txn.set_durability(Durability::None).map_err(io_err)?;
-    {
-        let mut keys = txn.open_table(KEYS).map_err(io_err)?;
-        for key_id in &changes.keys {
-            match applied.registry.keys.get(key_id) {
-                Some(rec) => {
-                    keys.insert(key_id.as_str(), encode(rec)?.as_slice())
-                        .map_err(io_err)?;
-                }
-                None => {
-                    keys.remove(key_id.as_str()).map_err(io_err)?;
-                }
-            }
+) -> io::Result<Rows> {
+    let keys = changes
+        .keys
+        .into_iter()
+        .map(|key_id| {
+            let value = match applied.registry.keys.get(&key_id) {
+                Some(rec) => Some(encode(rec)?),
+                None => None,
+            };
+            Ok((key_id, value))
+        })
+        .collect::<io::Result<_>>()?;
+    let mut records = Vec::with_capacity(changes.records.len());
+    for key in changes.records {
+        let value = match &key {
+            RecordKey::Eth2(pk) => applied.protection.eth2.validators.get(pk).map(encode),
+            RecordKey::Espresso(pk) => applied.protection.espresso.keys.get(pk).map(encode),
+        };
+        if let Some(value) = value {
+            records.push((key, value?));
         }
-        let mut eth2 = txn.open_table(ETH2).map_err(io_err)?;
-        let mut espresso = txn.open_table(ESPRESSO).map_err(io_err)?;
-        for key in &changes.records {
-            match key {
-                RecordKey::Eth2(pk) => {
-                    if let Some(rec) = applied.protection.eth2.validators.get(pk) {
-                        eth2.insert(pk.0.as_slice(), encode(rec)?.as_slice())
-                            .map_err(io_err)?;
-                    }
-                }
-                RecordKey::Espresso(pk) => {
-                    if let Some(rec) = applied.protection.espresso.keys.get(pk) {
-                        espresso
-                            .insert(pk.0.as_slice(), encode(rec)?.as_slice())
-                            .map_err(io_err)?;
-                    }
-                }
-            }
+    }
+    let chain = applied.audit.chain;
+    let mut audit = changes.audit;
+    // A record compacted away later in the same batch is never written.
+    audit.retain(|(seq, _)| *seq > chain.anchor.seq);
+    Ok(Rows {
+        keys,
+        records,
+        audit,
+        compacted_to: changes.compacted_to.map(|_| chain.anchor.seq),
+        last_applied: encode(last_applied)?,
+        membership: encode(membership)?,
+        admin: if changes.admin {
+            Some(encode(&applied.admin)?)
+        } else {
+            None
+        },
+        chain: encode(&chain)?,
+    })
+}
+
+/// Write `rows` in `txn`. `record_bytes` is what the kept audit records hold together; it is
+/// updated to what they hold after.
+pub(super) fn write_rows(
+    txn: &WriteTransaction,
+    rows: &Rows,
+    record_bytes: &mut u64,
+) -> io::Result<()> {
+    let mut keys = txn.open_table(KEYS).map_err(io_err)?;
+    for (key_id, value) in &rows.keys {
+        match value {
+            Some(value) => keys.insert(key_id.as_str(), value.as_slice()),
+            None => keys.remove(key_id.as_str()),
         }
-        let chain = applied.audit.chain;
-        let mut audit = txn.open_table(AUDIT).map_err(io_err)?;
-        for (seq, bytes) in &changes.audit {
-            // A record compacted away later in the same batch is never written.
-            if *seq > chain.anchor.seq {
-                audit.insert(*seq, bytes.as_slice()).map_err(io_err)?;
-                record_bytes = record_bytes.saturating_add(bytes.len() as u64);
-            }
+        .map_err(io_err)?;
+    }
+    let mut eth2 = txn.open_table(ETH2).map_err(io_err)?;
+    let mut espresso = txn.open_table(ESPRESSO).map_err(io_err)?;
+    for (key, value) in &rows.records {
+        match key {
+            RecordKey::Eth2(pk) => eth2.insert(pk.0.as_slice(), value.as_slice()),
+            RecordKey::Espresso(pk) => espresso.insert(pk.0.as_slice(), value.as_slice()),
         }
-        if changes.compacted_to.is_some() {
-            audit
-                .retain_in(..=chain.anchor.seq, |_, bytes| {
-                    record_bytes = record_bytes.saturating_sub(bytes.len() as u64);
-                    false
-                })
-                .map_err(io_err)?;
-        }
-        let mut meta = txn.open_table(META).map_err(io_err)?;
-        meta.insert("last_applied", encode(last_applied)?.as_slice())
-            .map_err(io_err)?;
-        meta.insert("membership", encode(membership)?.as_slice())
-            .map_err(io_err)?;
-        if changes.admin {
-            meta.insert("admin", encode(&applied.admin)?.as_slice())
-                .map_err(io_err)?;
-        }
-        let mut audit_meta = txn.open_table(AUDIT_META).map_err(io_err)?;
-        audit_meta
-            .insert("chain", encode(&chain)?.as_slice())
+        .map_err(io_err)?;
+    }
+    let mut audit = txn.open_table(AUDIT).map_err(io_err)?;
+    for (seq, bytes) in &rows.audit {
+        audit.insert(*seq, bytes.as_slice()).map_err(io_err)?;
+        *record_bytes = record_bytes.saturating_add(bytes.len() as u64);
+    }
+    if let Some(anchor) = rows.compacted_to {
+        audit
+            .retain_in(..=anchor, |_, bytes| {
+                *record_bytes = record_bytes.saturating_sub(bytes.len() as u64);
+                false
+            })
             .map_err(io_err)?;
     }
+    let mut meta = txn.open_table(META).map_err(io_err)?;
+    meta.insert("last_applied", rows.last_applied.as_slice())
+        .map_err(io_err)?;
+    meta.insert("membership", rows.membership.as_slice())
+        .map_err(io_err)?;
+    if let Some(admin) = &rows.admin {
+        meta.insert("admin", admin.as_slice()).map_err(io_err)?;
+    }
+    let mut audit_meta = txn.open_table(AUDIT_META).map_err(io_err)?;
+    audit_meta
+        .insert("chain", rows.chain.as_slice())
+        .map_err(io_err)?;
+    Ok(())
+}
+
+/// One write transaction of `durability` holding `change`.
+pub(super) fn commit<T>(
+    db: &Database,
+    durability: Durability,
+    change: impl FnOnce(&WriteTransaction) -> io::Result<T>,
+) -> io::Result<T> {
+    let mut txn = db.begin_write().map_err(io_err)?;
+    txn.set_durability(durability).map_err(io_err)?;
+    let out = change(&txn)?;
     txn.commit().map_err(io_err)?;
-    Ok(record_bytes)
+    Ok(out)
 }
 
 /// Replace the whole state with an installed snapshot's: the snapshot files first, then the
@@ -307,9 +369,7 @@ pub(super) fn replace_all(
 ) -> io::Result<()> {
     let durable = matches!(durability, Durability::Immediate);
     snapshot_files.store_installed(durable, meta, applied, records)?;
-    let mut txn = db.begin_write().map_err(io_err)?;
-    txn.set_durability(durability).map_err(io_err)?;
-    {
+    commit(db, durability, |txn| {
         let mut eth2 = txn.open_table(ETH2).map_err(io_err)?;
         eth2.retain(|_, _| false).map_err(io_err)?;
         for (pk, rec) in &applied.protection.eth2.validators {
@@ -345,11 +405,12 @@ pub(super) fn replace_all(
             .map_err(io_err)?;
         m.insert("admin", encode(&applied.admin)?.as_slice())
             .map_err(io_err)?;
-    }
-    txn.commit().map_err(io_err)
+        Ok(())
+    })
 }
 
-fn read_chain(txn: &redb::ReadTransaction) -> io::Result<AuditChain> {
+/// The chain position as `txn` sees it.
+pub(super) fn read_chain(txn: &redb::ReadTransaction) -> io::Result<AuditChain> {
     let meta = txn.open_table(AUDIT_META).map_err(io_err)?;
     match meta.get("chain").map_err(io_err)? {
         Some(v) => decode("audit chain", v.value()),
@@ -418,30 +479,13 @@ pub(super) fn encode_snapshot_body(
     })
 }
 
-/// Records from `from_seq` (at most `limit`), as stored.
-pub(super) fn audit_records(
-    db: &Database,
-    from_seq: u64,
-    limit: usize,
-) -> io::Result<StoredRecords> {
-    let txn = db.begin_read().map_err(io_err)?;
-    read_records(&txn, from_seq, limit)
-}
-
-/// The chain position as stored.
-pub(super) fn audit_chain(db: &Database) -> io::Result<AuditChain> {
-    let txn = db.begin_read().map_err(io_err)?;
-    read_chain(&txn)
-}
-
-/// The chain position as stored, and the kept records verified from its anchor to its head
-/// ([`crate::audit::verify_chain_from`]), read one at a time in one transaction.
+/// The chain position as `txn` sees it, and the kept records verified from its anchor to its
+/// head ([`crate::audit::verify_chain_from`]), read one at a time.
 pub(super) fn verify_audit(
-    db: &Database,
+    txn: &redb::ReadTransaction,
 ) -> io::Result<(AuditChain, Result<ChainPoint, ChainError>)> {
-    let txn = db.begin_read().map_err(io_err)?;
-    let chain = read_chain(&txn)?;
-    let result = with_records(&txn, 0, |records| {
+    let chain = read_chain(txn)?;
+    let result = with_records(txn, 0, |records| {
         crate::audit::verify_chain_from(records, chain.anchor, Some(chain.head))
     })?;
     Ok((chain, result))
@@ -449,7 +493,5 @@ pub(super) fn verify_audit(
 
 /// One fsync'd empty commit: every earlier commit becomes durable.
 pub(super) fn sync(db: &Database) -> io::Result<()> {
-    let mut txn = db.begin_write().map_err(io_err)?;
-    txn.set_durability(Durability::Immediate).map_err(io_err)?;
-    txn.commit().map_err(io_err)
+    commit(db, Durability::Immediate, |_| Ok(()))
 }
