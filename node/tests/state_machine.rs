@@ -151,6 +151,12 @@ fn a_snapshot_install_that_cannot_be_stored_changes_nothing() {
             error.to_string().contains("target.snapshot-head.tmp"),
             "the error names the file: {error}"
         );
+        // The database's writer stopped on it: the next apply fails with that error (which
+        // stops openraft) instead of writing over a database that lacks the install.
+        let next = log_from(last.index + 1, vec![sign("k1", 1, 10)]);
+        let stream = futures::stream::iter(next.into_iter().map(|e| Ok((e, None))));
+        let refused = target.apply(stream).await.expect_err("the writer stopped");
+        assert_eq!(refused.to_string(), format!("state database: {error}"));
         drop(target);
         // The records file written for it is gone too.
         let mut left: Vec<_> = std::fs::read_dir(dir.path())

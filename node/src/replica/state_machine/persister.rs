@@ -305,3 +305,6 @@ impl Writer {
         storage::sync(&self.db)
     }
 }
+
+#[cfg(test)]
+mod tests;
