@@ -160,7 +160,8 @@ enum Command {
     /// clients sending SignBatch calls of 32, and for eth2 over the Web3Signer-compatible REST
     /// path (one keep-alive HTTPS connection per client, ATTESTATION bodies); signs/s and
     /// p50/p99/p99.9 latency next to raw in-process signing of the same scheme on the same
-    /// cores. open: requests offered at half of raw capacity, latency counted from each
+    /// cores, measured just before and just after each row. open: requests offered at half of
+    /// raw capacity (measured just before), latency counted from each
     /// request's scheduled send time. failover: three `signer node` processes, the leader
     /// SIGKILLed --kills times under load, time to the next signature. keys: --keys registry
     /// keys generated and sealed under a local KEK, and again under an AWS KMS key (a local

@@ -347,12 +347,12 @@ async fn summarize(
     }
     Ok(all.into_measurement(started.elapsed()))
 }
-/// Raw signing throughput of the scheme on all cores, in this process.
-pub fn raw_throughput(profile: Profile, seconds: u64) -> Result<f64> {
+/// Raw signing throughput of the scheme on all cores, in this process, over `window`.
+pub fn raw_throughput(profile: Profile, window: Duration) -> Result<f64> {
     let threads = std::thread::available_parallelism()
         .map(|n| n.get())
         .unwrap_or(1);
-    let end = Instant::now() + Duration::from_secs(seconds);
+    let end = Instant::now() + window;
     let started = Instant::now();
     let handles: Vec<_> = (0..threads)
         .map(|t| {
