@@ -501,8 +501,10 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
             tracing::error!(error = %e, "the audit chain in the installed snapshot does not verify");
         }
         // Queued under the write lock, so every read asked for after sees the new state in
-        // the database too. Should the writer fail, the node stops on the error returned here
-        // (the state in memory is then ahead of the database, which a restart does not read).
+        // the database too. Should the writer fail, the node stops on the error returned here:
+        // the state in memory is then ahead of the database, but the Raft core stops on that
+        // error, so nothing more is applied or signed on it, and a restart reads the database
+        // and snapshot files as the failure left them.
         let stored = {
             let mut applied = self.write();
             let stored = self.persister.replace(next.clone(), records, meta.clone());
