@@ -5,7 +5,7 @@
 //! ([`storage::Rows`]) and answers its callers: it never waits for redb. redb has one writer
 //! at a time, and a commit with fsync writes every page that the commits without fsync before
 //! it left in redb's buffer; when applies committed themselves, each snapshot build's fsync of
-//! the database (17-50 ms on the bench machine) held every apply, and every signature waiting
+//! the database (17-67 ms on the bench machine) held every apply, and every signature waiting
 //! on one, for as long.
 //!
 //! Owns: the thread, its queue, and the order in which the database takes what is queued:
