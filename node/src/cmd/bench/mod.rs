@@ -230,7 +230,7 @@
 //!   each) came with a full stop: no request completed for 60-70 ms, then 30-115 ms
 //!   latencies until the backlog drained;
 //! - with that commit left out (an experiment only), no full stop, but latencies still rose to
-//!   40-80 ms for the ~250 ms of each build; with the records not written at all either, p99
+//!   40-80 ms for the ~250 ms of each build (p99 of four such runs 50-105 ms); with the records not written at all either, p99
 //!   was still 54 ms, and the slowest request of each 50 ms window between builds moved
 //!   between 12 and 53 ms. Builds are no longer what sets the tail: at half of raw
 //!   capacity the cluster runs at about 70% of what it signs in a closed loop, with the
