@@ -206,3 +206,17 @@ fn propose_error(e: RaftError<TypeConfig, ClientWriteError<TypeConfig>>) -> Prop
 pub(crate) fn io_err<E: std::error::Error + Send + Sync + 'static>(e: E) -> std::io::Error {
     std::io::Error::other(e)
 }
+
+/// One redb write transaction of `durability` holding `change` (the Raft log's and the state
+/// database's writers both commit through it).
+pub(crate) fn commit<T>(
+    db: &redb::Database,
+    durability: redb::Durability,
+    change: impl FnOnce(&redb::WriteTransaction) -> std::io::Result<T>,
+) -> std::io::Result<T> {
+    let mut txn = db.begin_write().map_err(io_err)?;
+    txn.set_durability(durability).map_err(io_err)?;
+    let out = change(&txn)?;
+    txn.commit().map_err(io_err)?;
+    Ok(out)
+}

@@ -11,7 +11,7 @@
 use super::journal::Journal;
 use super::{decode, LOGS, META};
 use crate::format;
-use crate::replica::{io_err, Entry, LogId, TypeConfig};
+use crate::replica::{commit, io_err, Entry, LogId, TypeConfig};
 use openraft::entry::RaftEntry;
 use openraft::storage::IOFlushed;
 use redb::{Database, Durability, ReadableTable, WriteTransaction};
@@ -267,18 +267,6 @@ fn store_appends(
         }
         Some(journal) => checkpoint(disk.db, Some(journal), write).map(drop),
     }
-}
-
-/// One database transaction of `durability` holding `change`.
-fn commit(
-    db: &Database,
-    durability: Durability,
-    change: impl FnOnce(&WriteTransaction) -> io::Result<()>,
-) -> io::Result<()> {
-    let mut txn = db.begin_write().map_err(io_err)?;
-    txn.set_durability(durability).map_err(io_err)?;
-    change(&txn)?;
-    txn.commit().map_err(io_err)
 }
 
 /// A checkpoint: `change` committed with fsync together with a new journal generation, after

@@ -290,7 +290,7 @@ impl Writer {
 
     fn commit_rows(&self, batch: &[Box<Rows>]) -> io::Result<()> {
         let mut bytes = self.record_bytes.load(Ordering::Relaxed);
-        storage::commit(&self.db, Durability::None, |txn| {
+        crate::replica::commit(&self.db, Durability::None, |txn| {
             for rows in batch {
                 storage::write_rows(txn, rows, &mut bytes)?;
             }

@@ -16,7 +16,7 @@
 //! The current snapshot is kept in files beside the database ([`super::snapshot_files`]): a
 //! snapshot is tens or hundreds of MiB, which redb would copy on write and fsync page by page.
 
-use super::super::{io_err, LogId, SnapshotMeta, StoredMembership};
+use super::super::{commit, io_err, LogId, SnapshotMeta, StoredMembership};
 use super::snapshot_files::SnapshotFiles;
 use crate::audit::{ChainError, ChainPoint};
 use crate::format;
@@ -335,19 +335,6 @@ pub(super) fn write_rows(
         .insert("chain", rows.chain.as_slice())
         .map_err(io_err)?;
     Ok(())
-}
-
-/// One write transaction of `durability` holding `change`.
-pub(super) fn commit<T>(
-    db: &Database,
-    durability: Durability,
-    change: impl FnOnce(&WriteTransaction) -> io::Result<T>,
-) -> io::Result<T> {
-    let mut txn = db.begin_write().map_err(io_err)?;
-    txn.set_durability(durability).map_err(io_err)?;
-    let out = change(&txn)?;
-    txn.commit().map_err(io_err)?;
-    Ok(out)
 }
 
 /// Replace the whole state with an installed snapshot's: the snapshot files first, then the
