@@ -34,6 +34,17 @@ impl Fixture {
     fn path(&self) -> PathBuf {
         self.dir.path().join("state.redb")
     }
+
+    /// Queue `n` batches applied to `state`; their audit records, in order.
+    fn queue(&self, state: &mut Applied, n: usize) -> Vec<(u64, Vec<u8>)> {
+        (0..n)
+            .map(|_| {
+                let (rows, record) = batch(state);
+                self.persister.write(rows).unwrap();
+                record
+            })
+            .collect()
+    }
 }
 
 /// Apply one batch to `state` as a replica does (a membership change, which appends one audit
@@ -63,12 +74,7 @@ fn rows_queue_while_the_database_is_taken_and_a_read_waits_for_all_of_them() {
     let f = Fixture::new();
     let taken = f.db.begin_write().unwrap();
     let mut state = Applied::default();
-    let mut expected = Vec::new();
-    for _ in 0..3 {
-        let (rows, record) = batch(&mut state);
-        f.persister.write(rows).unwrap();
-        expected.push(record);
-    }
+    let expected = f.queue(&mut state, 3);
     let mut read = f.persister.read(false);
     assert!(matches!(
         read.0.try_recv(),
@@ -123,12 +129,7 @@ fn a_failed_commit_stops_the_writer_and_every_later_request_gets_its_error() {
 fn dropping_the_writer_commits_what_is_queued_and_releases_the_database() {
     let f = Fixture::new();
     let mut state = Applied::default();
-    let mut expected = Vec::new();
-    for _ in 0..50 {
-        let (rows, record) = batch(&mut state);
-        f.persister.write(rows).unwrap();
-        expected.push(record);
-    }
+    let expected = f.queue(&mut state, 50);
     let path = f.path();
     let Fixture {
         dir: _dir,
