@@ -8,6 +8,7 @@
 //! Seeds are deterministic (fixed keys, a seeded RNG) except the certificates, which rcgen
 //! makes with new keys and ECDSA signatures each time: regenerating rewrites those files.
 
+use futures::StreamExt as _;
 use openraft::entry::RaftEntry;
 use openraft::raft::{
     AppendEntriesRequest, AppendEntriesResponse, SnapshotResponse, VoteRequest, VoteResponse,
@@ -27,7 +28,7 @@ use signer_node::protection::interchange::review::RecordSeen;
 use signer_node::protection::{Intent, Profile};
 use signer_node::registry::KeyState;
 use signer_node::replica::network::{snapshot_chunks, to_message, SnapshotHeader};
-use signer_node::replica::{Entry, LogId, SnapshotMeta, TypeConfig, Vote};
+use signer_node::replica::{Entry, LogId, SnapshotData, SnapshotMeta, TypeConfig, Vote};
 use signer_node::scheme::{bls12_381, bn254};
 use signer_node::service::convert::SignRequest;
 use signer_node::service::signing::{ForwardedSign, SignError, Signed};
@@ -546,8 +547,14 @@ fn snapshot_stream(out: &Path) -> io::Result<usize> {
         ("at-cap", 1, vec![3; 64]),
         ("bigger", 2, vec![4; 700]),
     ] {
-        let chunks = snapshot_chunks(Vote::new_committed(3, 1), meta(), data.clone())
-            .map_err(io::Error::other)?;
+        let chunks = snapshot_chunks(
+            Vote::new_committed(3, 1),
+            meta(),
+            SnapshotData::InMemory(data.clone()),
+        )
+        .map_err(io::Error::other)?;
+        // An in-memory body's stream reads no file: it runs without a Tokio runtime.
+        let chunks: Vec<pb::SnapshotChunk> = futures::executor::block_on(chunks.collect());
         let mut bytes = vec![cap];
         for chunk in chunks {
             let header = chunk.header.unwrap_or_default();

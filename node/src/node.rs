@@ -23,7 +23,9 @@ use crate::keyring::{Keyring, KeyringError};
 use crate::metrics::{MeteredKek, Metrics};
 use crate::pb;
 use crate::replica::network::{PeerTls, MAX_PEER_MESSAGE};
-use crate::replica::{EventSink, LogStore, PeerNetwork, Raft, StateMachine};
+use crate::replica::{
+    EventSink, LogStore, PeerNetwork, Raft, StateMachine, LOG_DATABASE_FILE, STATE_DATABASE_FILE,
+};
 use crate::service::access::RateLimiter;
 use crate::service::admin::AdminService;
 use crate::service::audit::AuditService;
@@ -241,11 +243,12 @@ pub async fn run(
     if !config.sync_writes {
         tracing::warn!("sync_writes = false: acknowledged writes are NOT durable; never use this in production");
     }
-    let log_store = LogStore::open(&config.data_dir.join("raft-log.redb"), config.sync_writes)?;
-    let state = StateMachine::open(&config.data_dir.join("state.redb"), config.sync_writes)?
+    let log_path = config.data_dir.join(LOG_DATABASE_FILE);
+    let state_path = config.data_dir.join(STATE_DATABASE_FILE);
+    let log_store = LogStore::open(&log_path, config.sync_writes)?;
+    let state = StateMachine::open(&state_path, config.sync_writes)?
         .applying_only_stored(log_store.durable_index());
-    for file in ["raft-log.redb", "raft-log.journal", "state.redb"] {
-        let path = config.data_dir.join(file);
+    for path in [log_path.with_extension("journal"), log_path, state_path] {
         // No journal without `sync_writes`.
         if path.exists() {
             owner_only(&path, 0o600)?;

@@ -12,13 +12,16 @@
 
 mod support;
 
+use futures::StreamExt as _;
 use openraft::entry::RaftEntry;
 use openraft::{BasicNode, EntryPayload, Membership, StoredMembership};
 use signer_node::audit::{self, AuditEvent, NodeEvent};
 use signer_node::pb;
 use signer_node::pb::raft_client::RaftClient;
 use signer_node::replica::network::{snapshot_chunks, to_message};
-use signer_node::replica::{Command, Entry, LogId, Proposal, SnapshotMeta, TypeConfig, Vote};
+use signer_node::replica::{
+    Command, Entry, LogId, Proposal, SnapshotData, SnapshotMeta, TypeConfig, Vote,
+};
 use signer_node::service::convert::SignRequest;
 use signer_node::service::signing::{ForwardedSign, MAX_BATCH};
 use std::collections::{BTreeMap, BTreeSet};
@@ -178,10 +181,11 @@ async fn call_peer_rpcs(
     let chunks: Vec<pb::SnapshotChunk> = snapshot_chunks(
         Vote::new_committed(later, 9),
         meta,
-        b"not the cluster's state".to_vec(),
+        SnapshotData::InMemory(b"not the cluster's state".to_vec()),
     )
     .unwrap()
-    .collect();
+    .collect()
+    .await;
     let forward = ForwardedSign {
         client: "seq-1".into(),
         request: SignRequest::try_from(quorum_vote(view, 1, "forged")).unwrap(),

@@ -21,10 +21,12 @@ use signer_node::replica::network::{
     MAX_SNAPSHOT, SNAPSHOT_CHUNK,
 };
 use signer_node::replica::{
-    Command, Entry, LogId, Proposal, SignEntry, Snapshot, SnapshotMeta, TypeConfig, Vote,
+    Command, Entry, LogId, Proposal, SignEntry, Snapshot, SnapshotData, SnapshotMeta, TypeConfig,
+    Vote,
 };
 use signer_node::service::peer::{receive_snapshot, SnapshotAssembler, SnapshotStreamError};
 
+use futures::StreamExt as _;
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -299,19 +301,48 @@ fn a_payload_of_another_version_or_format_is_refused_by_name() {
     );
 }
 
-#[test]
-fn a_snapshot_is_split_into_a_header_chunk_and_one_mib_pieces_and_reassembled() {
+/// The chunks `snapshot_chunks` streams for `data`.
+async fn chunks_of(vote: Vote, data: SnapshotData) -> Vec<pb::SnapshotChunk> {
+    snapshot_chunks(vote, meta(), data).unwrap().collect().await
+}
+
+/// Each chunk as (has a header, data bytes).
+fn shape_of(chunks: &[pb::SnapshotChunk]) -> Vec<(bool, usize)> {
+    chunks
+        .iter()
+        .map(|c| (c.header.is_some(), c.data.len()))
+        .collect()
+}
+
+/// `chunks` fed to a receiver's assembler, in order.
+fn assembled(chunks: &[pb::SnapshotChunk]) -> SnapshotAssembler {
+    let mut assembler = SnapshotAssembler::new(MAX_SNAPSHOT);
+    for c in chunks {
+        assembler.feed(c.header.as_deref(), &c.data).unwrap();
+    }
+    assembler
+}
+
+/// A stored snapshot body: `head`, then the first `records_len` bytes of a file holding
+/// `file`.
+fn stored_body(head: &[u8], file: &[u8], records_len: u64) -> SnapshotData {
+    let mut f = tempfile::tempfile().unwrap();
+    std::io::Write::write_all(&mut f, file).unwrap();
+    SnapshotData::Stored {
+        head: head.to_vec(),
+        records: Arc::new(f),
+        records_len,
+    }
+}
+
+#[tokio::test]
+async fn a_snapshot_is_split_into_a_header_chunk_and_one_mib_pieces_and_reassembled() {
     let data: Vec<u8> = (0..(2 * SNAPSHOT_CHUNK + SNAPSHOT_CHUNK / 2))
         .map(|i| (i % 251) as u8)
         .collect();
     let vote = Vote::new_committed(3, 1);
-    let chunks: Vec<pb::SnapshotChunk> = snapshot_chunks(vote, meta(), data.clone())
-        .unwrap()
-        .collect();
-    let shape: Vec<(bool, usize)> = chunks
-        .iter()
-        .map(|c| (c.header.is_some(), c.data.len()))
-        .collect();
+    let chunks = chunks_of(vote, SnapshotData::InMemory(data.clone())).await;
+    let shape = shape_of(&chunks);
     assert_eq!(
         shape,
         vec![
@@ -321,16 +352,12 @@ fn a_snapshot_is_split_into_a_header_chunk_and_one_mib_pieces_and_reassembled() 
             (false, SNAPSHOT_CHUNK / 2)
         ]
     );
-    let mut assembler = SnapshotAssembler::new(MAX_SNAPSHOT);
-    for c in &chunks {
-        assembler.feed(c.header.as_deref(), &c.data).unwrap();
-    }
+    let assembler = assembled(&chunks);
     assert_eq!(assembler.vote(), Some(&vote));
     assert_eq!(assembler.finish().unwrap(), (vote, meta(), data));
 
     // An empty snapshot is the header alone.
-    let chunks: Vec<pb::SnapshotChunk> =
-        snapshot_chunks(vote, meta(), Vec::new()).unwrap().collect();
+    let chunks = chunks_of(vote, SnapshotData::InMemory(Vec::new())).await;
     assert_eq!(chunks.len(), 1);
     let mut assembler = SnapshotAssembler::new(MAX_SNAPSHOT);
     assembler
@@ -345,6 +372,43 @@ fn a_snapshot_is_split_into_a_header_chunk_and_one_mib_pieces_and_reassembled() 
     assert_eq!(
         assembler.finish().unwrap(),
         (vote, meta(), b"abcde".to_vec())
+    );
+}
+
+#[tokio::test]
+async fn a_stored_snapshot_streams_its_head_then_the_records_its_head_counts_from_the_file() {
+    let vote = Vote::new_committed(3, 1);
+    let head: Vec<u8> = (0..1000).map(|i| (i % 7) as u8).collect();
+    let records: Vec<u8> = (0..(SNAPSHOT_CHUNK + 5)).map(|i| (i % 253) as u8).collect();
+    // Bytes past the counted length (a later build's append) are not this snapshot's.
+    let mut file = records.clone();
+    file.extend_from_slice(b"appended later");
+    let chunks = chunks_of(vote, stored_body(&head, &file, records.len() as u64)).await;
+    let shape = shape_of(&chunks);
+    assert_eq!(
+        shape,
+        vec![(true, 0), (false, SNAPSHOT_CHUNK), (false, 1005)]
+    );
+    let assembler = assembled(&chunks);
+    let expected: Vec<u8> = head.iter().chain(&records).copied().collect();
+    assert_eq!(assembler.finish().unwrap(), (vote, meta(), expected));
+
+    // A records file cut short after the head was read: the stream ends where the file does
+    // (the head's chunk and the head's bytes), and the receiver refuses it as truncated.
+    let chunks = chunks_of(
+        vote,
+        stored_body(&head, &records[..10], records.len() as u64),
+    )
+    .await;
+    let shape = shape_of(&chunks);
+    assert_eq!(shape, vec![(true, 0)]);
+    let assembler = assembled(&chunks);
+    assert_eq!(
+        assembler.finish().unwrap_err(),
+        SnapshotStreamError::Truncated {
+            received: 0,
+            declared: (head.len() + records.len()) as u64,
+        }
     );
 }
 
@@ -691,11 +755,22 @@ async fn a_snapshot_streams_in_chunks_over_mutual_tls_and_remote_errors_keep_the
         .collect();
     let vote = Vote::new_committed(7, 2);
 
-    for answer in [Answer::Installed, Answer::RemoteError, Answer::NewerFormat] {
+    // Each answer to a body in memory and to a stored one (its head, then records read from
+    // their file as they are sent; the file holds more than the head counts).
+    let in_memory = || SnapshotData::InMemory(data.clone());
+    let stored = || {
+        let mut file = data[1000..].to_vec();
+        file.extend_from_slice(b"a later build's records");
+        stored_body(&data[..1000], &file, (data.len() - 1000) as u64)
+    };
+    let cases = [Answer::Installed, Answer::RemoteError, Answer::NewerFormat]
+        .into_iter()
+        .flat_map(|answer| [(answer, in_memory()), (answer, stored())]);
+    for (answer, body) in cases {
         let mut pair = Pair::start(answer).await;
         let snapshot = Snapshot {
             meta: meta(),
-            snapshot: data.clone(),
+            snapshot: body,
         };
         let result = pair
             .client

@@ -186,7 +186,9 @@ pub fn run(options: &RestoreOptions) -> Result<Restored, RestoreError> {
         source,
     };
     private_dir(&config.data_dir).map_err(write)?;
-    let db = config.data_dir.join("state.redb");
+    let db = config
+        .data_dir
+        .join(signer_node::replica::STATE_DATABASE_FILE);
     signer_node::replica::StateMachine::seed(
         &db,
         config.node_id,

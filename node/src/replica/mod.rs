@@ -34,6 +34,7 @@ pub mod events;
 pub mod log_store;
 pub mod membership;
 pub mod network;
+pub mod snapshot_bytes;
 pub mod snapshot_trigger;
 pub mod state_machine;
 
@@ -65,6 +66,12 @@ openraft::declare_raft_types!(
         Node = openraft::BasicNode,
 );
 
+/// The Raft log's database in a node's data directory (its journal is beside it, with the
+/// extension `journal`).
+pub const LOG_DATABASE_FILE: &str = "raft-log.redb";
+/// The state database in a node's data directory (the snapshot files are beside it).
+pub const STATE_DATABASE_FILE: &str = "state.redb";
+
 /// A node id.
 pub type NodeId = u64;
 /// A log id.
@@ -77,9 +84,9 @@ pub type Entry = openraft::alias::EntryOf<TypeConfig>;
 pub type StoredMembership = openraft::alias::StoredMembershipOf<TypeConfig>;
 /// Snapshot metadata.
 pub type SnapshotMeta = openraft::alias::SnapshotMetaOf<TypeConfig>;
-/// Snapshot bytes: a self-contained snapshot body in the versioned binary format
-/// (`crate::format`).
-pub type SnapshotData = Vec<u8>;
+/// A snapshot's body: a self-contained snapshot in the versioned binary format
+/// (`crate::format`), in memory or read from the stored files on demand ([`snapshot_bytes`]).
+pub type SnapshotData = snapshot_bytes::SnapshotBytes;
 /// A snapshot.
 pub type Snapshot = openraft::alias::SnapshotOf<TypeConfig, SnapshotData>;
 /// The Raft handle.

@@ -22,6 +22,7 @@ use super::{LogId, NodeId, Snapshot, SnapshotData, SnapshotMeta, TypeConfig, Vot
 use crate::format::FormatError;
 use crate::pb::raft_client::RaftClient;
 use crate::pb::{RaftMessage, SnapshotChunk};
+use futures::{Stream, StreamExt as _};
 use openraft::errors::{NetworkError, RPCError, ReplicationClosed, StreamingError, Unreachable};
 use openraft::network::{RPCOption, RaftNetworkFactory, RaftNetworkV2};
 use openraft::raft::{
@@ -139,30 +140,59 @@ pub struct SnapshotHeader {
 
 /// A snapshot as a stream of chunks: the header alone, then the bytes in order, at most
 /// [`SNAPSHOT_CHUNK`] per chunk (none for an empty snapshot).
+///
+/// The chunks are read from `data` as the stream is polled: a stored body
+/// [`SNAPSHOT_CHUNK`] bytes at a time, never whole, each read off the async runtime. Should a read fail,
+/// the error is logged and the stream ends early; the receiver then refuses the snapshot as
+/// shorter than its header says, and openraft sends it again later.
 pub fn snapshot_chunks(
     vote: Vote,
     meta: SnapshotMeta,
     data: SnapshotData,
-) -> Result<impl Iterator<Item = SnapshotChunk> + Send + 'static, FormatError> {
+) -> Result<impl Stream<Item = SnapshotChunk> + Send + 'static, FormatError> {
     let len = data.len();
-    let header = crate::format::encode(&SnapshotHeader {
-        vote,
-        meta,
-        len: len as u64,
-    })?;
+    let header = crate::format::encode(&SnapshotHeader { vote, meta, len })?;
     let first = SnapshotChunk {
         header: Some(header),
         data: Vec::new(),
     };
-    let pieces = (0..len.div_ceil(SNAPSHOT_CHUNK)).map(move |i| {
-        let start = i * SNAPSHOT_CHUNK;
-        let end = len.min(start + SNAPSHOT_CHUNK);
-        SnapshotChunk {
-            header: None,
-            data: data.get(start..end).unwrap_or_default().to_vec(),
+    let data = Arc::new(data);
+    let pieces = futures::stream::unfold(0u64, move |offset| {
+        let data = data.clone();
+        async move {
+            if offset >= len {
+                return None;
+            }
+            let read = match &*data {
+                // A copy of a slice: no IO.
+                SnapshotData::InMemory(_) => data.read_range(offset, SNAPSHOT_CHUNK),
+                SnapshotData::Stored { .. } => {
+                    tokio::task::spawn_blocking(move || data.read_range(offset, SNAPSHOT_CHUNK))
+                        .await
+                        .map_err(std::io::Error::other)
+                        .and_then(|r| r)
+                }
+            };
+            match read {
+                Ok(bytes) if !bytes.is_empty() => {
+                    let next = offset + bytes.len() as u64;
+                    Some((
+                        SnapshotChunk {
+                            header: None,
+                            data: bytes,
+                        },
+                        next,
+                    ))
+                }
+                Ok(_) => None,
+                Err(e) => {
+                    tracing::error!(offset, error = %e, "reading the snapshot to send failed; the stream ends here");
+                    None
+                }
+            }
         }
     });
-    Ok(std::iter::once(first).chain(pieces))
+    Ok(futures::stream::once(std::future::ready(first)).chain(pieces))
 }
 
 /// Why a message cannot be sent.
@@ -355,7 +385,7 @@ impl RaftNetworkV2<TypeConfig> for PeerClient {
         cancel: impl Future<Output = ReplicationClosed> + openraft::OptionalSend + 'static,
         option: RPCOption,
     ) -> Result<SnapshotResponse<TypeConfig>, StreamingError<TypeConfig>> {
-        let len = snapshot.snapshot.len() as u64;
+        let len = snapshot.snapshot.len();
         if len > MAX_SNAPSHOT {
             // The peer would refuse it: back off instead of streaming it again and again.
             return Err(StreamingError::Unreachable(Unreachable::from_string(
@@ -367,10 +397,7 @@ impl RaftNetworkV2<TypeConfig> for PeerClient {
         }
         let chunks = snapshot_chunks(vote, snapshot.meta, snapshot.snapshot)
             .map_err(|e| payload_error(self.target, &e))?;
-        let req = with_deadline(
-            tokio_stream::iter(chunks),
-            snapshot_deadline(option.hard_ttl(), len),
-        );
+        let req = with_deadline(chunks, snapshot_deadline(option.hard_ttl(), len));
         let mut client = self.client()?;
         let call = client.install_snapshot_chunks(req);
         tokio::select! {

@@ -343,7 +343,7 @@ impl RaftSnapshotBuilder<TypeConfig> for StateMachine {
             // here would copy the whole audit log at every build.
             Ok(Snapshot {
                 meta,
-                snapshot: Vec::new(),
+                snapshot: SnapshotData::InMemory(Vec::new()),
             })
         })
         .await
@@ -492,6 +492,14 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
         meta: &SnapshotMeta,
         snapshot: SnapshotData,
     ) -> Result<(), io::Error> {
+        // A stored body (openraft installs this node's own at a start behind it) is read off
+        // the async runtime.
+        let snapshot = match snapshot {
+            SnapshotData::InMemory(bytes) => bytes,
+            stored => tokio::task::spawn_blocking(move || stored.into_bytes())
+                .await
+                .map_err(io_err)??,
+        };
         // A snapshot built before an upgrade (format 1) is installed through its layout then.
         let body: SnapshotBody =
             crate::state::upgrade::decode_snapshot_body(&snapshot).map_err(io_err)?;
@@ -523,7 +531,8 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
     }
 
     async fn get_current_snapshot(&mut self) -> Result<Option<Snapshot>, io::Error> {
-        // A file as large as the audit log: read off the async runtime.
+        // The head and the open records file (the records are read as the body is sent); file
+        // IO, off the async runtime.
         let files = self.snapshot_files.clone();
         let stored = tokio::task::spawn_blocking(move || files.read())
             .await

@@ -236,7 +236,7 @@ impl SnapshotAssembler {
     }
 
     /// The stream ended: the sender's vote, the snapshot's meta and its bytes.
-    pub fn finish(self) -> Result<(Vote, SnapshotMeta, SnapshotData), SnapshotStreamError> {
+    pub fn finish(self) -> Result<(Vote, SnapshotMeta, Vec<u8>), SnapshotStreamError> {
         let header = self.header.ok_or(SnapshotStreamError::NoHeader)?;
         let received = self.data.len() as u64;
         if received != header.len {
@@ -260,7 +260,7 @@ pub async fn receive_snapshot<S>(
     peer: NodeId,
     mut chunks: S,
     cap: u64,
-) -> Result<(Vote, SnapshotMeta, SnapshotData), Status>
+) -> Result<(Vote, SnapshotMeta, Vec<u8>), Status>
 where
     S: Stream<Item = Result<pb::SnapshotChunk, Status>> + Unpin,
 {
@@ -323,7 +323,7 @@ impl pb::raft_server::Raft for PeerService {
         let (vote, meta, data) = receive_snapshot(peer, request.into_inner(), MAX_SNAPSHOT).await?;
         let snapshot = Snapshot {
             meta,
-            snapshot: data,
+            snapshot: SnapshotData::InMemory(data),
         };
         encode(self.raft.install_full_snapshot(vote, snapshot).await)
     }

@@ -34,12 +34,13 @@
 //! - durable writes are paced ([`PacedWriter`]) so that a build leaves the disk to the Raft
 //!   journal.
 
-use super::super::SnapshotMeta;
+use super::super::snapshot_bytes::SnapshotBytes;
+use super::super::{SnapshotMeta, STATE_DATABASE_FILE};
 use crate::format;
 use crate::state::{encode_snapshot_record_into, snapshot_body_head, Applied};
 use std::fs::File;
 use std::io::{self, Seek, Write};
-use std::os::unix::fs::{FileExt, OpenOptionsExt};
+use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 use std::sync::{Mutex, MutexGuard};
 
@@ -168,8 +169,9 @@ impl SnapshotFiles {
             .map_err(|e| io::Error::other(format!("snapshot head {}: {e}", path.display())))
     }
 
-    /// The current snapshot, if one was built or installed: its meta and whole body.
-    pub(super) fn read(&self) -> io::Result<Option<(SnapshotMeta, Vec<u8>)>> {
+    /// The current snapshot, if one was built or installed: its meta and its body, whose
+    /// records are read from their file when the body is (see `replica::snapshot_bytes`).
+    pub(super) fn read(&self) -> io::Result<Option<(SnapshotMeta, SnapshotBytes)>> {
         let (head, file) = {
             let _current = self.current();
             match self.read_head()? {
@@ -182,11 +184,11 @@ impl SnapshotFiles {
                 None => return self.read_legacy(),
             }
         };
-        let body = assemble(&head, &file)?;
+        let body = stored_body(head.body_head, file, head.records_len, head.records_file)?;
         Ok(Some((head.meta, body)))
     }
 
-    fn read_legacy(&self) -> io::Result<Option<(SnapshotMeta, Vec<u8>)>> {
+    fn read_legacy(&self) -> io::Result<Option<(SnapshotMeta, SnapshotBytes)>> {
         let bytes = match std::fs::read(&self.legacy) {
             Ok(b) => b,
             Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
@@ -194,7 +196,7 @@ impl SnapshotFiles {
         };
         let stored: LegacySnapshot = format::decode_stored(&bytes)
             .map_err(|e| io::Error::other(format!("snapshot {}: {e}", self.legacy.display())))?;
-        Ok(Some((stored.meta, stored.data)))
+        Ok(Some((stored.meta, SnapshotBytes::InMemory(stored.data))))
     }
 
     /// Store the snapshot of `state` at `meta` that a build made, its records read from
@@ -322,29 +324,31 @@ impl SnapshotFiles {
     }
 }
 
-/// The whole body of `head`: its head bytes, then its records' bytes read from `file`.
-/// The file's length is checked against the head before anything is allocated: a damaged
-/// head cannot make the node allocate what the file does not hold.
-fn assemble(head: &SnapshotHead, file: &File) -> io::Result<Vec<u8>> {
+/// The stored body of a head: its first bytes, then `records_len` bytes of records file
+/// `number` (`file`), read when the body is. The file's length is checked against the head
+/// first, so a damaged head is an error now, and cannot make a reader allocate what the file
+/// does not hold.
+fn stored_body(
+    head: Vec<u8>,
+    file: File,
+    records_len: u64,
+    number: u64,
+) -> io::Result<SnapshotBytes> {
     let on_disk = file.metadata()?.len();
-    if on_disk < head.records_len {
+    if on_disk < records_len {
         return Err(io::Error::new(
             io::ErrorKind::UnexpectedEof,
             format!(
-                "snapshot records file {} is shorter than the {} bytes its head counts: it \
-                 holds {on_disk}",
-                head.records_file, head.records_len
+                "snapshot records file {number} is shorter than the {records_len} bytes its \
+                 head counts: it holds {on_disk}"
             ),
         ));
     }
-    let len = usize::try_from(head.records_len)
-        .map_err(|_| io::Error::other("snapshot records larger than this machine addresses"))?;
-    let mut body = Vec::with_capacity(head.body_head.len().saturating_add(len));
-    body.extend_from_slice(&head.body_head);
-    let start = body.len();
-    body.resize(start + len, 0);
-    file.read_exact_at(&mut body[start..], 0)?;
-    Ok(body)
+    Ok(SnapshotBytes::Stored {
+        head,
+        records: std::sync::Arc::new(file),
+        records_len,
+    })
 }
 
 fn create(path: &Path) -> io::Result<File> {
@@ -581,7 +585,7 @@ impl Write for PacedWriter {
 /// files beside the node's state database (`state.redb`), for `signer_snapshot_bytes`. While
 /// a build or an install writes a new records file, the old one is counted too.
 pub fn snapshot_bytes_in(dir: &Path) -> io::Result<u64> {
-    let files = SnapshotFiles::named(&dir.join("state.redb"));
+    let files = SnapshotFiles::named(&dir.join(STATE_DATABASE_FILE));
     let numbered = files.records_files()?.into_iter();
     let paths = [files.legacy.clone(), files.head_path()]
         .into_iter()

@@ -53,6 +53,14 @@ impl Chain {
     }
 }
 
+/// The current snapshot with its whole body read, as a follower receives it.
+fn whole(files: &SnapshotFiles) -> io::Result<Option<(SnapshotMeta, Vec<u8>)>> {
+    match files.read()? {
+        Some((meta, body)) => Ok(Some((meta, body.into_bytes()?))),
+        None => Ok(None),
+    }
+}
+
 /// Store a build of `chain` at log index `index`: what was stored, the current body then, and
 /// the first seq the build asked for.
 fn build(files: &SnapshotFiles, index: u64, chain: &Chain) -> (Stored, Vec<u8>, Option<u64>) {
@@ -60,7 +68,7 @@ fn build(files: &SnapshotFiles, index: u64, chain: &Chain) -> (Stored, Vec<u8>, 
     let stored = files
         .store_built(true, &meta(index), &chain.state, chain.source(&asked))
         .unwrap();
-    let (_, body) = files.read().unwrap().unwrap();
+    let (_, body) = whole(files).unwrap().unwrap();
     (stored, body, asked.get())
 }
 
@@ -84,14 +92,14 @@ fn setup() -> (tempfile::TempDir, SnapshotFiles) {
 #[test]
 fn each_build_stores_its_body_and_appends_only_the_new_records_to_one_file() {
     let (dir, files) = setup();
-    assert_eq!(files.read().unwrap(), None);
+    assert_eq!(whole(&files).unwrap(), None);
     let mut chain = Chain::default();
     chain.grow(5);
     let (stored, body, asked) = build(&files, 10, &chain);
     assert_eq!(stored, Stored::Current);
     assert_eq!(asked, Some(1));
     assert_eq!(body, chain.body());
-    assert_eq!(files.read().unwrap(), Some((meta(10), chain.body())));
+    assert_eq!(whole(&files).unwrap(), Some((meta(10), chain.body())));
     let records_file = dir.path().join("state.snapshot-records-1");
     let first = std::fs::read(&records_file).unwrap();
 
@@ -101,7 +109,7 @@ fn each_build_stores_its_body_and_appends_only_the_new_records_to_one_file() {
     // Only the records since the last snapshot were read, and written after the old ones.
     assert_eq!(asked, Some(6));
     assert_eq!(body, chain.body());
-    assert_eq!(files.read().unwrap(), Some((meta(20), chain.body())));
+    assert_eq!(whole(&files).unwrap(), Some((meta(20), chain.body())));
     let second = std::fs::read(&records_file).unwrap();
     assert!(second.len() > first.len());
     assert_eq!(second[..first.len()], first[..]);
@@ -122,7 +130,7 @@ fn after_a_compaction_all_kept_records_go_to_a_new_file_and_the_old_one_is_delet
     let (stored, body, asked) = build(&files, 20, &chain);
     assert_eq!((stored, asked), (Stored::Current, Some(6)));
     assert_eq!(body, chain.body());
-    assert_eq!(files.read().unwrap(), Some((meta(20), chain.body())));
+    assert_eq!(whole(&files).unwrap(), Some((meta(20), chain.body())));
     assert_eq!(
         names(dir.path()),
         ["state.snapshot-head", "state.snapshot-records-2"]
@@ -164,7 +172,7 @@ fn a_snapshot_installed_while_a_build_writes_stays_the_current_one() {
         )
         .unwrap();
     assert_eq!(stored, Stored::Superseded);
-    assert_eq!(files.read().unwrap(), Some((meta(50), leaders.body())));
+    assert_eq!(whole(&files).unwrap(), Some((meta(50), leaders.body())));
     assert_eq!(
         names(dir.path()),
         ["state.snapshot-head", "state.snapshot-records-2"]
@@ -188,7 +196,7 @@ fn a_build_older_than_the_stored_snapshot_stores_nothing() {
         assert_eq!((stored, asked), (Stored::Superseded, None));
         assert_eq!(body, leaders.body());
     }
-    assert_eq!(files.read().unwrap(), Some((meta(50), leaders.body())));
+    assert_eq!(whole(&files).unwrap(), Some((meta(50), leaders.body())));
     assert_eq!(
         names(dir.path()),
         ["state.snapshot-head", "state.snapshot-records-1"]
@@ -217,7 +225,7 @@ fn a_failed_build_leaves_the_current_snapshot_and_the_next_one_cuts_what_was_lef
     assert_eq!(failed.unwrap_err().to_string(), "disk read failed");
     let mut five = Chain::default();
     five.grow(5);
-    assert_eq!(files.read().unwrap(), Some((meta(10), five.body())));
+    assert_eq!(whole(&files).unwrap(), Some((meta(10), five.body())));
     // A crash mid-append leaves bytes past the counted length: the next build cuts them.
     let records_file = dir.path().join("state.snapshot-records-1");
     let mut f = std::fs::OpenOptions::new()
@@ -228,7 +236,7 @@ fn a_failed_build_leaves_the_current_snapshot_and_the_next_one_cuts_what_was_lef
     let (stored, body, asked) = build(&files, 20, &chain);
     assert_eq!((stored, asked), (Stored::Current, Some(6)));
     assert_eq!(body, chain.body());
-    assert_eq!(files.read().unwrap(), Some((meta(20), chain.body())));
+    assert_eq!(whole(&files).unwrap(), Some((meta(20), chain.body())));
 }
 
 #[test]
@@ -237,7 +245,7 @@ fn records_that_are_not_exactly_the_kept_ones_fail_the_build_and_change_nothing(
     let mut chain = Chain::default();
     chain.grow(5);
     build(&files, 10, &chain);
-    let before = files.read().unwrap();
+    let before = whole(&files).unwrap();
     chain.grow(5);
     let message = |records: Vec<(u64, Vec<u8>)>| {
         files
@@ -256,7 +264,7 @@ fn records_that_are_not_exactly_the_kept_ones_fail_the_build_and_change_nothing(
         message(short),
         "audit records end before record 9 (the snapshot keeps up to 10)"
     );
-    assert_eq!(files.read().unwrap(), before);
+    assert_eq!(whole(&files).unwrap(), before);
 }
 
 /// The single-file layout of nodes before this one: the snapshot's meta and whole body.
@@ -281,11 +289,11 @@ fn a_legacy_snapshot_file_is_read_until_a_build_replaces_it() {
         format::encode(&legacy).unwrap(),
     )
     .unwrap();
-    assert_eq!(files.read().unwrap(), Some((meta(7), chain.body())));
+    assert_eq!(whole(&files).unwrap(), Some((meta(7), chain.body())));
     chain.grow(2);
     let (_, _, asked) = build(&files, 9, &chain);
     assert_eq!(asked, Some(1));
-    assert_eq!(files.read().unwrap(), Some((meta(9), chain.body())));
+    assert_eq!(whole(&files).unwrap(), Some((meta(9), chain.body())));
     assert_eq!(
         names(dir.path()),
         ["state.snapshot-head", "state.snapshot-records-1"]
@@ -306,7 +314,7 @@ fn a_records_file_shorter_than_its_head_counts_fails_to_read_and_is_written_anew
         .unwrap()
         .set_len(len - 1)
         .unwrap();
-    let error = files.read().unwrap_err().to_string();
+    let error = whole(&files).unwrap_err().to_string();
     assert_eq!(
         error,
         format!(
@@ -318,7 +326,7 @@ fn a_records_file_shorter_than_its_head_counts_fails_to_read_and_is_written_anew
     let (stored, body, asked) = build(&files, 11, &chain);
     assert_eq!((stored, asked), (Stored::Current, Some(1)));
     assert_eq!(body, chain.body());
-    assert_eq!(files.read().unwrap(), Some((meta(11), chain.body())));
+    assert_eq!(whole(&files).unwrap(), Some((meta(11), chain.body())));
     assert_eq!(
         names(dir.path()),
         ["state.snapshot-head", "state.snapshot-records-2"]
@@ -377,7 +385,7 @@ fn a_head_counting_more_than_its_file_holds_allocates_nothing() {
     )
     .unwrap();
     assert_eq!(
-        files.read().unwrap_err().to_string(),
+        whole(&files).unwrap_err().to_string(),
         format!(
             "snapshot records file 1 is shorter than the {} bytes its head counts: it holds {len}",
             u64::MAX / 2
