@@ -251,6 +251,30 @@
 //! What would close the rest on this machine: less CPU per signature on the path (the
 //! profile above: HTTP/2 and TLS three times per request, copies, task hand-offs), since the
 //! tail now follows the load level, not a stall.
+//!
+//! Eighth pass (2026-12-07, evening; where the single-`Sign` CPU goes with the writer thread).
+//! `perf record -F 499 -g` of `--parts closed --clients 256 --profiles espresso --seconds 10`,
+//! the single window only, and `--call-graph dwarf` of 5 s of it (inclusive shares):
+//! - the BN254 signature 34.5% (of it the hash to the curve 6.2%, its square root 5%);
+//! - HTTP/2 both ways 31% (hyper's server streams and connections 15%, the bench's clients
+//!   and the Raft clients 12%, the clients' own tasks 4%), of which `writev` on loopback 8.5%;
+//! - the Raft log's writer thread 7% (journal writes 4%, of which `fdatasync` 3%), the state
+//!   database's writer 4.5%, applying entries on three nodes 6% (the rules 2%, Espresso's
+//!   commitment computed for the rules and again for the audit record 2.6% in all);
+//! - mimalloc 5%, first touch of fresh memory 3%: 65 page faults in 8 s (`perf record -e
+//!   page-faults`), each zeroing a 2 MiB huge page, as the nodes' redb caches fill (the
+//!   process grew from 109 to 317 MiB in the window and to 413 MiB by the end; the caches
+//!   are capped at 96 MiB per node, after which that cost stops).
+//!
+//! No layer alone is worth the 18% (espresso) or 20% (eth2) of path CPU the single-`Sign`
+//! targets need. Measured and not kept, alternating runs of `--parts closed --clients 256
+//! --seconds 6` (this VM's raw signing moved by 25% between runs, so ratios, not signs/s):
+//! - fat LTO with one codegen unit: espresso single 0.27-0.38 (base, 7 runs, mean 0.32) ->
+//!   0.34-0.37 (mean 0.35), batch 0.48-0.55 -> 0.40-0.57, eth2 single (3 runs) 0.64-0.69 ->
+//!   0.63-0.70, batch 0.79-0.90 -> 0.87-0.89; every change to the node then relinks the whole
+//!   binary through LTO (a fresh release build took 9 minutes). Within the noise; not kept;
+//! - two batches in flight instead of eight (larger Raft entries): every row within the noise
+//!   (espresso single 0.28 / 0.31 / 0.32 -> 0.29 / 0.35 / 0.23). Not kept.
 
 mod failover;
 mod import;
