@@ -14,9 +14,10 @@
 //!   an error naming both versions, never decoded by guess;
 //! - an append-entries message never exceeds [`MAX_PEER_PAYLOAD`]: a batch that would is cut
 //!   to the prefix that fits, answered as `PartialSuccess(last entry sent)`;
-//! - a snapshot travels as its header alone, then at most [`SNAPSHOT_CHUNK`] bytes per chunk,
-//!   and is not sent when over [`MAX_SNAPSHOT`]; the header has a chunk of its own so the
-//!   receiver checks who speaks (the header's vote) before it reserves any snapshot bytes.
+//! - a snapshot travels as its header alone, then at most [`SNAPSHOT_CHUNK`] bytes per chunk
+//!   (a stored one read from its files a chunk at a time), and is not sent when over
+//!   [`MAX_SNAPSHOT`]; the header has a chunk of its own so the receiver checks who speaks
+//!   (the header's vote) before it reserves any snapshot bytes.
 
 use super::{LogId, NodeId, Snapshot, SnapshotData, SnapshotMeta, TypeConfig, Vote};
 use crate::format::FormatError;
@@ -141,9 +142,9 @@ pub struct SnapshotHeader {
 /// A snapshot as a stream of chunks: the header alone, then the bytes in order, at most
 /// [`SNAPSHOT_CHUNK`] per chunk (none for an empty snapshot).
 ///
-/// The chunks are read from `data` as the stream is polled: a stored body
-/// [`SNAPSHOT_CHUNK`] bytes at a time, never whole, each read off the async runtime. Should a read fail,
-/// the error is logged and the stream ends early; the receiver then refuses the snapshot as
+/// The chunks are read from `data` as the stream is polled: a stored body [`SNAPSHOT_CHUNK`]
+/// bytes at a time, never whole, each read off the async runtime. Should a read fail, the
+/// error is logged and the stream ends early; the receiver then refuses the snapshot as
 /// shorter than its header says, and openraft sends it again later.
 pub fn snapshot_chunks(
     vote: Vote,
