@@ -230,12 +230,12 @@
 //!   each) came with a full stop: no request completed for 60-70 ms, then 30-115 ms
 //!   latencies until the backlog drained;
 //! - with that commit left out (an experiment only), no full stop, but latencies still rose to
-//!   40-80 ms for the ~250 ms of each build (p99 of four such runs 50-105 ms); with the records not written at all either, p99
-//!   was still 54 ms, and the slowest request of each 50 ms window between builds moved
-//!   between 12 and 53 ms. Builds are no longer what sets the tail: at half of raw
-//!   capacity the cluster runs at about 70% of what it signs in a closed loop, with the
-//!   clients, three nodes and their writers on the same two cores, and this VM's speed moved
-//!   by 20-40% from minute to minute this afternoon (raw eth2 5,800-7,200/s);
+//!   40-80 ms for the ~250 ms of each build (p99 of four such runs 50-105 ms); with the records not
+//!   written at all either, p99 was still 54 ms, and the slowest request of each 50 ms window
+//!   between builds moved between 12 and 53 ms. Builds are no longer what sets the tail: at half of
+//!   raw capacity the cluster runs at about 70% of what it signs in a closed loop, with the
+//!   clients, three nodes and their writers on the same two cores, and this VM's speed moved by
+//!   20-40% from minute to minute this afternoon (raw eth2 5,800-7,200/s);
 //! - applies now never wait for redb (`replica::state_machine::persister`): an apply queues
 //!   its rows to a writer thread, which commits them behind (several batches to a
 //!   transaction when they queue up) and makes the database durable for a build without
