@@ -11,11 +11,14 @@
 //! - a node whose KEK is unreachable keeps serving with the keys it already holds;
 //! - a key is loaded only if its secret's public key equals the record's public key, whether
 //!   the secret came from a KEK unseal or from the keyring cache;
-//! - secrets exist only inside the keyring's key types; unsealed bytes are zeroized on drop.
+//! - secrets exist only inside the keyring's key types; unsealed bytes are zeroized on drop;
+//!   the shared data keys it opened are zeroized [`KEEP_OPENED`] after its last pass.
 
 pub mod cache;
 
-use crate::custody::{unseal, EncryptionContext, Kek, KekBackend, SecretBytes};
+use crate::custody::{
+    unseal_in, EncryptionContext, Kek, KekBackend, OpenedDataKeys, SecretBytes, SharedSealer,
+};
 use crate::keyring::{Keyring, LoadedKey};
 use crate::metrics::MeteredKek;
 use crate::registry::{KeyRecord, KeyState};
@@ -30,18 +33,41 @@ use tokio::task::JoinHandle;
 /// Longest wait between retries of a pending key.
 const MAX_BACKOFF: Duration = Duration::from_secs(10);
 
+/// How long the loader keeps the shared data keys it opened after its last pass. Long enough
+/// for a log replay or a burst of key generations (passes seconds apart at most), short
+/// enough that a node does not hold them when no key is arriving.
+pub const KEEP_OPENED: Duration = Duration::from_secs(60);
+
 /// A configured KEK whose calls are timed in the node's metrics (`signer_kms_call_seconds`).
 pub type NodeKek = MeteredKek<KekBackend>;
 
-/// The KEKs a node can open records with: the current one and retired ones.
+/// The KEKs a node can open records with (the current one and retired ones), and the sealer
+/// it seals new records with under the current one.
 pub struct Keks {
     /// Cluster id (part of every encryption context).
     pub cluster_id: String,
     /// Current KEK first, then retired ones.
     pub backends: Vec<NodeKek>,
+    /// Seals this node's new records under a shared data key of the current KEK.
+    pub sealer: SharedSealer,
+    /// The shared data keys the loader opened recently: kept across its passes while keys
+    /// arrive (a log replay at start applies them in many batches, and a burst of generated
+    /// keys one by one), forgotten [`KEEP_OPENED`] after the last pass.
+    pub opened: OpenedDataKeys,
 }
 
 impl Keks {
+    /// The KEKs of cluster `cluster_id`, current first, with a sealer that has no shared data
+    /// key yet.
+    pub fn new(cluster_id: impl Into<String>, backends: Vec<NodeKek>) -> Self {
+        Keks {
+            cluster_id: cluster_id.into(),
+            backends,
+            sealer: SharedSealer::new(),
+            opened: OpenedDataKeys::new(),
+        }
+    }
+
     /// The backend named by a record's KEK reference, if configured here.
     pub fn for_record(&self, record: &KeyRecord) -> Option<&NodeKek> {
         let sealed = record.sealed.as_ref()?;
@@ -55,8 +81,8 @@ impl Keks {
 }
 
 /// Try to load one active record, from the keyring cache if it holds this record's secret,
-/// else by unsealing it with its KEK (and then remembering it in the cache); `Err` carries a
-/// reason for the pending list.
+/// else by unsealing it with its KEK (a shared data key from `keks.opened`; then remembering
+/// it in the cache); `Err` carries a reason for the pending list.
 async fn load(
     keks: &Keks,
     cache: Option<&KeyringCache>,
@@ -86,7 +112,9 @@ async fn load(
     })?;
     let ctx = EncryptionContext::validator_key(&keks.cluster_id, &record.key_id)
         .map_err(|e| e.to_string())?;
-    let secret = unseal(kek, &ctx, sealed).await.map_err(|e| e.to_string())?;
+    let secret = unseal_in(&keks.opened, kek, &ctx, sealed)
+        .await
+        .map_err(|e| e.to_string())?;
     let key = checked_key(record, &secret)?;
     if let Some(c) = cache {
         if let Err(e) = c.remember(record, secret.expose_secret()) {
@@ -174,6 +202,9 @@ const CONCURRENT_LOADS: usize = 16;
 /// Cost: one pass over the registry under its read lock, copying only the records that need
 /// work (it runs after every registry change, so with many keys it must not copy them all);
 /// the unseals then run [`CONCURRENT_LOADS`] at a time, each key usable as soon as it loads.
+/// A shared data key is unwrapped once however many records it sealed (the records waiting
+/// for it wait together) and kept in `keks.opened` for the next passes; one that failed is
+/// asked for again in the next pass.
 pub async fn reconcile(
     keks: &Keks,
     cache: Option<&KeyringCache>,
@@ -247,6 +278,7 @@ pub async fn reconcile(
             }
         }
     }
+    keks.opened.forget_failures();
     if let Some(cache) = cache {
         flush_cache(cache).await;
     }
@@ -293,22 +325,27 @@ async fn keep_in_step(
     let mut backoff = Duration::from_millis(250);
     loop {
         let pending = reconcile(keks, cache, state, keyring, events).await;
+        let mut forget_opened_at =
+            (!keks.opened.is_empty()).then(|| tokio::time::Instant::now() + KEEP_OPENED);
         let retry_at = pending.then(|| tokio::time::Instant::now() + backoff);
         backoff = if pending {
             (backoff * 2).min(MAX_BACKOFF)
         } else {
             Duration::from_millis(250)
         };
-        // Wait for a change, the retry, or the cache's flush, whichever comes first; a flush
-        // alone does not reconcile again.
+        // Wait for a change, the retry, the cache's flush or the time to forget the opened
+        // shared keys, whichever comes first; a flush or a forget alone does not reconcile
+        // again.
         loop {
-            let retry =
-                retry_at.map(|at| at.saturating_duration_since(tokio::time::Instant::now()));
-            let flush = cache.and_then(KeyringCache::flush_due);
-            let wait = match (retry, flush) {
-                (Some(r), Some(f)) => Some(r.min(f)),
-                (r, f) => r.or(f),
-            };
+            let now = tokio::time::Instant::now();
+            let wait = [
+                retry_at.map(|at| at.saturating_duration_since(now)),
+                cache.and_then(KeyringCache::flush_due),
+                forget_opened_at.map(|at| at.saturating_duration_since(now)),
+            ]
+            .into_iter()
+            .flatten()
+            .min();
             let woke = match wait {
                 Some(wait) => tokio::select! {
                     changed = changes.changed() => Some(changed),
@@ -322,6 +359,10 @@ async fn keep_in_step(
                 None => {
                     if let Some(cache) = cache {
                         flush_cache(cache).await;
+                    }
+                    if forget_opened_at.is_some_and(|at| tokio::time::Instant::now() >= at) {
+                        keks.opened.clear();
+                        forget_opened_at = None;
                     }
                     if retry_at.is_some_and(|at| tokio::time::Instant::now() >= at) {
                         break;

@@ -266,10 +266,7 @@ pub async fn run(
         let backend = kek.build().await.map_err(NodeError::Custody)?;
         backends.push(MeteredKek::new(backend, metrics.clone()));
     }
-    let keks = Arc::new(Keks {
-        cluster_id: config.cluster_id.clone(),
-        backends,
-    });
+    let keks = Arc::new(Keks::new(config.cluster_id.clone(), backends));
     // The keyring cache needs a KEK to seal under; without one only key files load.
     let keyring_cache = match (&config.kek, config.keyring_cache) {
         (Some(_), true) => Some(Arc::new(

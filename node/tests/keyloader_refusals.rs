@@ -65,10 +65,10 @@ fn a_secret_whose_public_key_is_not_the_records_stays_pending_and_never_signs() 
         let dir = tempfile::tempdir().unwrap();
         let local = LocalKek::create(&dir.path().join("kek.key")).unwrap();
         let metrics = Arc::new(Metrics::new(1).unwrap());
-        let keks = Keks {
-            cluster_id: CLUSTER.into(),
-            backends: vec![MeteredKek::new(KekBackend::Local(local), metrics)],
-        };
+        let keks = Keks::new(
+            CLUSTER,
+            vec![MeteredKek::new(KekBackend::Local(local), metrics)],
+        );
         let kek = &keks.backends[0];
         // "swapped" seals secret 1 but names secret 2's public key; "good" is consistent.
         let swapped = record(kek, "swapped", 1, 2).await;

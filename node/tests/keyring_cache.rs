@@ -4,7 +4,10 @@
 //!   without the cache it takes one per key;
 //! - a key disabled while loaded leaves the cache file at once;
 //! - a stale file that still holds a disabled key (restored from before the change) does not
-//!   bring it back: the registry decides, and the file is rewritten without it.
+//!   bring it back: the registry decides, and the file is rewritten without it;
+//! - keys the node sealed one after another (one shared data key) load with one unwrap even
+//!   without the cache, beside a record of an older format with its own data key; the running
+//!   loader keeps that data key while keys arrive and forgets it a minute after (paused time).
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, missing_docs)]
 
 mod admin_log;
@@ -15,7 +18,7 @@ use scrape::Scrape;
 use signer_node::admin::Action;
 use signer_node::custody::{seal, EncryptionContext, KekBackend, LocalKek};
 use signer_node::keyloader::cache::{KeyringCache, Opened};
-use signer_node::keyloader::{reconcile, Keks};
+use signer_node::keyloader::{reconcile, Keks, KEEP_OPENED};
 use signer_node::keyring::{Keyring, LoadedKey};
 use signer_node::metrics::{MeteredKek, Metrics};
 use signer_node::protection::Profile;
@@ -40,10 +43,10 @@ fn secret(seed: u8) -> [u8; 32] {
 fn node_keks(dir: &Path) -> (Keks, Arc<Metrics>) {
     let local = LocalKek::open(&dir.join("kek.key")).unwrap();
     let metrics = Arc::new(Metrics::new(1).unwrap());
-    let keks = Keks {
-        cluster_id: CLUSTER.into(),
-        backends: vec![MeteredKek::new(KekBackend::Local(local), metrics.clone())],
-    };
+    let keks = Keks::new(
+        CLUSTER,
+        vec![MeteredKek::new(KekBackend::Local(local), metrics.clone())],
+    );
     (keks, metrics)
 }
 
@@ -53,12 +56,26 @@ fn kek_calls(metrics: &Metrics, op: &str) -> u64 {
     Scrape::parse(&text).sum("signer_kms_call_seconds_count", &[("op", op)]) as u64
 }
 
-/// The bootstrap and the approved `AddKey` entries of [`KEYS`], sealed under the node's KEK,
-/// and the keys' public keys.
-async fn add_keys(keks: &Keks, admin: &admin_log::SoloAdmin) -> (Vec<Command>, Vec<Vec<u8>>) {
+/// How `add_keys` seals.
+#[derive(Clone, Copy)]
+enum Sealing {
+    /// Each record with its own data key (as formats 1 to 3 wrote).
+    Own,
+    /// With the node's sealer: one shared data key.
+    Shared,
+}
+
+/// The bootstrap and the approved `AddKey` entries of `ids` (secret seeds 1, 2, …), sealed
+/// under the node's KEK, and the keys' public keys.
+async fn add_keys(
+    keks: &Keks,
+    admin: &admin_log::SoloAdmin,
+    ids: &[&str],
+    sealing: Sealing,
+) -> (Vec<Command>, Vec<Vec<u8>>) {
     let mut commands = vec![admin.bootstrap()];
     let mut public_keys = Vec::new();
-    for (id, seed) in KEYS.iter().zip(1u8..) {
+    for (id, seed) in ids.iter().zip(1u8..) {
         let ctx = EncryptionContext::validator_key(CLUSTER, *id).unwrap();
         let public_key = LoadedKey::from_secret(id, Profile::Eth2, &secret(seed))
             .unwrap()
@@ -68,7 +85,17 @@ async fn add_keys(keks: &Keks, admin: &admin_log::SoloAdmin) -> (Vec<Command>, V
             key_id: (*id).into(),
             profile: Profile::Eth2,
             public_key,
-            sealed: Some(seal(&keks.backends[0], &ctx, &secret(seed)).await.unwrap()),
+            sealed: Some(
+                match sealing {
+                    Sealing::Own => seal(&keks.backends[0], &ctx, &secret(seed)).await,
+                    Sealing::Shared => {
+                        keks.sealer
+                            .seal(&keks.backends[0], &ctx, &secret(seed))
+                            .await
+                    }
+                }
+                .unwrap(),
+            ),
             state: KeyState::Active,
             origin: "generated".into(),
         };
@@ -129,7 +156,7 @@ async fn setup() -> Setup {
     std::fs::create_dir(&data).unwrap();
     let (keks, _) = node_keks(dir.path());
     let admin = admin_log::SoloAdmin::new(CLUSTER, 7);
-    let (commands, public_keys) = add_keys(&keks, &admin).await;
+    let (commands, public_keys) = add_keys(&keks, &admin, &KEYS, Sealing::Own).await;
     Setup {
         dir,
         data,
@@ -258,4 +285,113 @@ fn entries_of_records_not_yet_applied_wait_for_the_replay() {
         assert_eq!(cache.key_ids(), ["k1", "k2", "k3"]);
         assert_eq!(in_file(dir.path(), &data).await, ["k1", "k2", "k3"]);
     });
+}
+
+/// A node's first start without a cache file (or with the cache off): keys sealed together
+/// share one data key, unwrapped once for the pass; a record of an older format, with its own
+/// data key, costs its own unwrap beside them.
+#[test]
+fn keys_sealed_together_load_with_one_unwrap_without_the_cache() {
+    TypeConfig::run(async {
+        let dir = tempfile::tempdir().unwrap();
+        LocalKek::create(&dir.path().join("kek.key")).unwrap();
+        let (keks, metrics) = node_keks(dir.path());
+        let admin = admin_log::SoloAdmin::new(CLUSTER, 7);
+        let ids: Vec<String> = (1..=40).map(|i| format!("s{i:02}")).collect();
+        let ids: Vec<&str> = ids.iter().map(String::as_str).collect();
+        let (commands, public_keys) = add_keys(&keks, &admin, &ids, Sealing::Shared).await;
+        assert_eq!(kek_calls(&metrics, "generate_data_key"), 1);
+        let mut sm = StateMachine::open(&dir.path().join("state.redb"), true).unwrap();
+        let next = admin_log::apply_commands(&mut sm, 1, AT_MS, commands).await;
+        // One more key with its own data key, approved after them.
+        let ctx = EncryptionContext::validator_key(CLUSTER, "own").unwrap();
+        let own = KeyRecord {
+            key_id: "own".into(),
+            profile: Profile::Eth2,
+            public_key: LoadedKey::from_secret("own", Profile::Eth2, &secret(99))
+                .unwrap()
+                .public_key,
+            sealed: Some(seal(&keks.backends[0], &ctx, &secret(99)).await.unwrap()),
+            state: KeyState::Active,
+            origin: "generated".into(),
+        };
+        let approved = admin.approved(60, &Action::AddKey(own), AT_MS);
+        admin_log::apply_commands(&mut sm, next, AT_MS, approved).await;
+
+        let (keks, metrics) = node_keks(dir.path());
+        let keyring = Keyring::default();
+        let events = EventSink::disabled(1);
+        assert!(!reconcile(&keks, None, &sm, &keyring, &events).await);
+        let mut expected: Vec<&str> = ids.clone();
+        expected.push("own");
+        expected.sort();
+        assert_eq!(loaded(&keyring), expected);
+        for (id, pk) in ids.iter().zip(&public_keys) {
+            assert_eq!(&keyring.get(id).unwrap().public_key, pk, "{id}");
+        }
+        assert_eq!(kek_calls(&metrics, "unwrap_data_key"), 2);
+        assert_eq!(kek_calls(&metrics, "generate_data_key"), 0);
+    });
+}
+
+/// The running loader keeps the shared data key it opened while keys arrive (a key added later
+/// loads without another unwrap) and forgets it `KEEP_OPENED` after its last pass; the next
+/// key of that data key then costs one unwrap again. Time is tokio's paused clock.
+#[tokio::test(start_paused = true)]
+async fn the_loader_forgets_opened_data_keys_a_minute_after_its_last_pass() {
+    let dir = tempfile::tempdir().unwrap();
+    LocalKek::create(&dir.path().join("kek.key")).unwrap();
+    let (sealing, _) = node_keks(dir.path());
+    let admin = admin_log::SoloAdmin::new(CLUSTER, 7);
+    let (commands, _) = add_keys(&sealing, &admin, &KEYS, Sealing::Shared).await;
+    // Bootstrap and k1, k2 now; k3 and k4 (same shared key) later.
+    let (now, later) = commands.split_at(5);
+    let mut sm = StateMachine::open(&dir.path().join("state.redb"), true).unwrap();
+    let next = admin_log::apply_commands(&mut sm, 1, AT_MS, now.to_vec()).await;
+
+    let (keks, metrics) = node_keks(dir.path());
+    let keks = Arc::new(keks);
+    let keyring = Arc::new(Keyring::default());
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let loader = signer_node::keyloader::spawn(
+        keks.clone(),
+        None,
+        sm.clone(),
+        keyring.clone(),
+        EventSink::disabled(1),
+        async move {
+            let _ = stopped.await;
+        },
+    );
+    let wait_loaded = |n: usize| {
+        let keyring = keyring.clone();
+        async move {
+            while keyring.keys().len() < n {
+                tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+            }
+        }
+    };
+    wait_loaded(2).await;
+    assert_eq!(loaded(&keyring), ["k1", "k2"]);
+    assert_eq!((keks.opened.len(), kek_calls(&metrics, "unwrap_data_key")), (1, 1));
+
+    // k3 arrives 30 s later: loaded with the data key the loader kept.
+    tokio::time::sleep(std::time::Duration::from_secs(30)).await;
+    let next = admin_log::apply_commands(&mut sm, next, AT_MS, later[..2].to_vec()).await;
+    wait_loaded(3).await;
+    assert_eq!(kek_calls(&metrics, "unwrap_data_key"), 1);
+
+    // Just short of a minute after that pass it is still kept; just past, forgotten.
+    tokio::time::sleep(KEEP_OPENED - std::time::Duration::from_secs(1)).await;
+    assert_eq!(keks.opened.len(), 1);
+    tokio::time::sleep(std::time::Duration::from_secs(2)).await;
+    assert_eq!(keks.opened.len(), 0);
+
+    // k4 now costs an unwrap again.
+    admin_log::apply_commands(&mut sm, next, AT_MS, later[2..].to_vec()).await;
+    wait_loaded(4).await;
+    assert_eq!(loaded(&keyring), KEYS);
+    assert_eq!(kek_calls(&metrics, "unwrap_data_key"), 2);
+    stop.send(()).unwrap();
+    loader.await.unwrap();
 }

@@ -16,15 +16,18 @@
 
 use signer_node::custody::aws::{ATTEMPT_TIMEOUT, OPERATION_TIMEOUT};
 use signer_node::custody::{
-    seal, unseal, BackendKind, CustodyError, EncryptionContext, Kek, KekConfig, KekRef, KmsError,
-    SealedKey,
+    seal, unseal, unseal_in, BackendKind, CustodyError, EncryptionContext, Kek, KekConfig, KekRef,
+    KmsError, OpenedDataKeys, SealedKey, SharedSealer, WrappedDataKey,
 };
+use signer_node::metrics::{MeteredKek, Metrics};
 use std::io::{BufRead, BufReader};
 use std::process::{Command, Stdio};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 use support::moto::{standard_chain_credentials, Moto, REGION};
 use support::{spawn_tied, Cluster};
 
+mod scrape;
 mod support;
 
 const SECRET: &[u8] = b"validator secret: 32 bytes long!";
@@ -114,6 +117,73 @@ async fn kms_refuses_another_context() {
         unseal(&kek, &ctx("dev", "validator-1"), &swapped).await,
         Err(CustodyError::Unauthentic { .. })
     ));
+}
+
+/// How many times a metered KEK was called for `op`.
+fn kek_calls(metrics: &Metrics, op: &str) -> u64 {
+    scrape::Scrape::parse(&metrics.encode().unwrap())
+        .sum("signer_kms_call_seconds_count", &[("op", op)]) as u64
+}
+
+/// Fifty records sealed by one node's sealer cost one `GenerateDataKey`; another node opens
+/// them all with one `Decrypt`. KMS itself binds the shared key to its context: it refuses it
+/// for another cluster, and its bytes as a record's own data key.
+#[tokio::test]
+async fn shared_data_keys_through_kms() {
+    let moto = Moto::start();
+    let key_id = moto.create_key().await;
+    let sealing_metrics = Arc::new(Metrics::new(1).unwrap());
+    let sealing = MeteredKek::new(moto.kek(&key_id).await, sealing_metrics.clone());
+    let sealer = SharedSealer::new();
+    let secret = |i: usize| format!("validator secret {i:03}: 32 bytes").into_bytes();
+    let mut records = Vec::new();
+    for i in 0..50 {
+        let c = ctx("dev", &format!("validator-{i}"));
+        records.push((
+            c.clone(),
+            sealer.seal(&sealing, &c, &secret(i)).await.unwrap(),
+        ));
+    }
+    assert_eq!(kek_calls(&sealing_metrics, "generate_data_key"), 1);
+    assert!(records
+        .iter()
+        .all(|(_, r)| r.wrapped_dek == records[0].1.wrapped_dek));
+
+    let opening_metrics = Arc::new(Metrics::new(2).unwrap());
+    let other_node = MeteredKek::new(moto.kek(&key_id).await, opening_metrics.clone());
+    let opened = OpenedDataKeys::new();
+    for (i, (c, record)) in records.iter().enumerate() {
+        let back = unseal_in(&opened, &other_node, c, record).await.unwrap();
+        assert_eq!(back.expose_secret(), secret(i));
+    }
+    assert_eq!(kek_calls(&opening_metrics, "unwrap_data_key"), 1);
+
+    // Another cluster's context: KMS refuses the shared key.
+    let err = unseal(
+        &other_node,
+        &ctx("other-cluster", "validator-0"),
+        &records[0].1,
+    )
+    .await
+    .unwrap_err();
+    assert!(
+        matches!(kms_error(err), KmsError::InvalidCiphertext { .. }),
+        "another cluster"
+    );
+    // The shared key's KMS bytes as the record's own data key: KMS refuses them under the
+    // record's context.
+    let WrappedDataKey::Shared { wrapped, .. } = records[0].1.data_key().unwrap() else {
+        panic!("a shared data key")
+    };
+    let own = SealedKey {
+        wrapped_dek: wrapped.to_vec(),
+        ..records[0].1.clone()
+    };
+    let err = unseal(&other_node, &records[0].0, &own).await.unwrap_err();
+    assert!(
+        matches!(kms_error(err), KmsError::InvalidCiphertext { .. }),
+        "as a record's own key"
+    );
 }
 
 #[tokio::test]

@@ -1,13 +1,17 @@
-//! Envelope encryption of one secret: the [`SealedKey`] record and [`seal`] / [`unseal`].
+//! Envelope encryption of one secret: the [`SealedKey`] record, [`seal`] and [`unseal`].
 //!
 //! Owns: the sealed record's fields and their JSON form (hex strings; raw bytes in binary
-//! formats), and the AES-256-GCM encryption of a secret under a fresh data key from a [`Kek`].
+//! formats), the AES-256-GCM encryption of a secret under a fresh data key from a [`Kek`]
+//! (a record with its own data key, as formats 1 to 3 wrote; a node seals new records with
+//! [`super::shared::SharedSealer`]), and opening records of both kinds ([`unseal`],
+//! [`unseal_in`]).
 //! Must not: hold or serialize plaintext (a [`SealedKey`] is what replicas store and ship), talk
 //! to a KMS itself (the [`Kek`] does), or keep a data key beyond one seal or unseal.
 //!
 //! To ensure correctness:
-//! - one fresh random 256-bit data key and one fresh random 96-bit nonce per sealed secret, so a
-//!   (key, nonce) pair is never reused;
+//! - [`seal`] makes one fresh random 256-bit data key and one fresh random 96-bit nonce per
+//!   sealed secret, so a (key, nonce) pair is never reused (for shared keys, see
+//!   [`super::shared`]);
 //! - the [`EncryptionContext`] is bound twice: by the KEK (KMS encryption context, or the local
 //!   KEK's associated data) and as AES-GCM associated data here ([`AAD_LABEL`]), so a wrong
 //!   context, another record's ciphertext, another cluster's record or any flipped bit fails
@@ -16,10 +20,11 @@
 //! - data keys and plaintext stay in zeroizing buffers, allocated at their final size so no
 //!   reallocation leaves an unzeroized copy behind.
 
+use super::shared::{unwrap_shared, OpenedDataKeys};
 use super::{fill_random, CustodyError, EncryptionContext, Kek, SecretBytes, DATA_KEY_LEN};
 use aes_gcm::aead::{AeadInOut, KeyInit};
 use aes_gcm::{Aes256Gcm, Tag};
-pub use signer_core::sealed::{SealedKey, NONCE_LEN, TAG_LEN};
+pub use signer_core::sealed::{SealedKey, WrappedDataKey, NONCE_LEN, TAG_LEN};
 use zeroize::Zeroizing;
 
 /// The label of the envelope's associated data ([`EncryptionContext::canonical_bytes`]).
@@ -50,11 +55,31 @@ pub async fn seal<K: Kek>(
 }
 
 /// Decrypts a record sealed under `kek` for `ctx`. Fails closed: a record of another KEK, a
-/// wrong context, a swapped or tampered field gives an error, never other plaintext.
+/// wrong context, a swapped or tampered field gives an error, never other plaintext. A shared
+/// data key is unwrapped for this record alone; to open many records, use [`unseal_in`].
 pub async fn unseal<K: Kek>(
     kek: &K,
     ctx: &EncryptionContext,
     sealed: &SealedKey,
+) -> Result<SecretBytes, CustodyError> {
+    open(kek, ctx, sealed, None).await
+}
+
+/// [`unseal`], taking a shared data key from `opened` (which unwraps each shared key once).
+pub async fn unseal_in<K: Kek>(
+    opened: &OpenedDataKeys,
+    kek: &K,
+    ctx: &EncryptionContext,
+    sealed: &SealedKey,
+) -> Result<SecretBytes, CustodyError> {
+    open(kek, ctx, sealed, Some(opened)).await
+}
+
+async fn open<K: Kek>(
+    kek: &K,
+    ctx: &EncryptionContext,
+    sealed: &SealedKey,
+    opened: Option<&OpenedDataKeys>,
 ) -> Result<SecretBytes, CustodyError> {
     ctx.validate()?;
     let configured = kek.descriptor();
@@ -73,7 +98,19 @@ pub async fn unseal<K: Kek>(
             ),
         });
     }
-    let data_key = kek.unwrap_data_key(&sealed.wrapped_dek, ctx).await?;
+    let data_key = match sealed.data_key() {
+        Ok(WrappedDataKey::Own(wrapped)) => kek.unwrap_data_key(wrapped, ctx).await?,
+        Ok(WrappedDataKey::Shared { id, wrapped }) => match opened {
+            Some(opened) => opened.open(kek, ctx.cluster_id(), &id, wrapped).await?,
+            None => unwrap_shared(kek, ctx.cluster_id(), &id, wrapped).await?,
+        },
+        Err(e) => {
+            return Err(CustodyError::Malformed {
+                what: "wrapped data key",
+                reason: e.to_string(),
+            })
+        }
+    };
     aead_open(
         &data_key,
         &sealed.nonce,

@@ -3,15 +3,18 @@
 //! Owns: the [`Kek`] trait (a key-encryption key that makes and unwraps 256-bit data keys), the
 //! [`EncryptionContext`] every wrap and seal is bound to, the [`KekRef`] naming a KEK in a
 //! record, the node's [`KekConfig`] and the [`KekBackend`] built from it, and the custody error
-//! type. The envelope format lives in [`envelope`], the backends in [`local`] and `aws`
-//! (feature `aws-kms`), process memory hygiene in [`hygiene`].
+//! type. The envelope format lives in [`envelope`], data keys shared by many records in
+//! [`shared`], the backends in [`local`] and `aws` (feature `aws-kms`), process memory hygiene
+//! in [`hygiene`].
 //! Must not: decide which keys exist or may sign (the replicated state machine does), read node
 //! config files (the config module hands over a [`KekConfig`]), or print, log, clone or
 //! serialize a plaintext secret or data key.
 //!
 //! To ensure correctness:
-//! - every data key is made for, and unwraps only under, one [`EncryptionContext`] (cluster id,
-//!   key id, purpose): a record moved to another key, purpose or cluster does not open;
+//! - every data key is made for, and unwraps only under, one [`EncryptionContext`]: a record's
+//!   own (cluster id, key id, purpose) or a shared key's ([`shared::shared_context`]); every
+//!   record is also bound to its own context as AES-GCM associated data, so a record moved to
+//!   another key, purpose or cluster does not open;
 //! - plaintext data keys exist only in [`Zeroizing`] buffers inside a [`DataKey`] or returned by
 //!   [`Kek::unwrap_data_key`], and callers drop them as soon as they have used them; unsealed
 //!   secrets are [`SecretBytes`] (zeroizing, redacted `Debug`, no `Clone`/`Serialize`);
@@ -21,12 +24,17 @@
 pub mod envelope;
 pub mod hygiene;
 pub mod local;
+pub mod shared;
+
+#[cfg(test)]
+pub(crate) mod counting;
 
 #[cfg(feature = "aws-kms")]
 pub mod aws;
 
-pub use envelope::{seal, unseal, SealedKey};
+pub use envelope::{seal, unseal, unseal_in, SealedKey, WrappedDataKey};
 pub use local::LocalKek;
+pub use shared::{OpenedDataKeys, SharedSealer};
 pub use signer_core::sealed::{BackendKind, KekRef};
 
 #[cfg(feature = "aws-kms")]
@@ -57,6 +65,14 @@ pub enum CustodyError {
         field: &'static str,
         /// Why.
         reason: &'static str,
+    },
+    /// A shared data key did not unwrap (every record sealed under it fails the same way).
+    #[error("shared data key sdk-{id}: {reason}")]
+    SharedDataKey {
+        /// The shared key's id, in hex.
+        id: String,
+        /// Why, as the KEK said it.
+        reason: String,
     },
     /// The record was sealed under another KEK than the one offered to open it.
     #[error("sealed under KEK {record}, but the configured KEK is {configured}")]

@@ -3,57 +3,13 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 use super::*;
-use crate::custody::{seal, DataKey, LocalKek};
+use crate::custody::counting::CountingKek as Counting;
+use crate::custody::seal;
 use crate::protection::Profile;
 use crate::registry::KeyState;
 use proptest::prelude::*;
-use std::sync::atomic::{AtomicUsize, Ordering};
 
 const CLUSTER: &str = "c";
-
-/// A local KEK that counts its calls (the calls go to the real KEK).
-struct Counting {
-    kek: LocalKek,
-    generated: AtomicUsize,
-    unwrapped: AtomicUsize,
-}
-
-impl Counting {
-    fn create(dir: &Path, name: &str) -> Counting {
-        Counting {
-            kek: LocalKek::create(&dir.join(name)).unwrap(),
-            generated: AtomicUsize::new(0),
-            unwrapped: AtomicUsize::new(0),
-        }
-    }
-
-    fn calls(&self) -> (usize, usize) {
-        (
-            self.generated.load(Ordering::SeqCst),
-            self.unwrapped.load(Ordering::SeqCst),
-        )
-    }
-}
-
-impl Kek for Counting {
-    fn descriptor(&self) -> KekRef {
-        self.kek.descriptor()
-    }
-
-    async fn generate_data_key(&self, ctx: &EncryptionContext) -> Result<DataKey, CustodyError> {
-        self.generated.fetch_add(1, Ordering::SeqCst);
-        self.kek.generate_data_key(ctx).await
-    }
-
-    async fn unwrap_data_key(
-        &self,
-        wrapped: &[u8],
-        ctx: &EncryptionContext,
-    ) -> Result<Zeroizing<[u8; DATA_KEY_LEN]>, CustodyError> {
-        self.unwrapped.fetch_add(1, Ordering::SeqCst);
-        self.kek.unwrap_data_key(wrapped, ctx).await
-    }
-}
 
 fn secret(seed: u8) -> [u8; 32] {
     let mut s = [0u8; 32];

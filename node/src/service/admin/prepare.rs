@@ -10,7 +10,7 @@
 
 use crate::admin::codec as admin_codec;
 use crate::admin::{Action, EnrollKey, Prior};
-use crate::custody::{seal, unseal, EncryptionContext, Kek};
+use crate::custody::{unseal_in, EncryptionContext, Kek, OpenedDataKeys};
 use crate::keyloader::Keks;
 use crate::keyring::LoadedKey;
 use crate::pb;
@@ -176,7 +176,7 @@ impl Preparer<'_> {
         Ok(())
     }
 
-    /// Seal `secret` for `key_id` under the current KEK.
+    /// Seal `secret` for `key_id` under the current KEK (the node's shared data key of it).
     async fn seal(
         &self,
         key_id: &str,
@@ -191,7 +191,10 @@ impl Preparer<'_> {
         })?;
         let ctx = EncryptionContext::validator_key(&self.keks.cluster_id, key_id)
             .map_err(|e| Status::invalid_argument(e.to_string()))?;
-        let sealed = seal(kek, &ctx, secret)
+        let sealed = self
+            .keks
+            .sealer
+            .seal(kek, &ctx, secret)
             .await
             .map_err(|e| Status::unavailable(format!("sealing under {}: {e}", kek.descriptor())))?;
         Ok(KeyRecord {
@@ -205,13 +208,16 @@ impl Preparer<'_> {
     }
 
     /// Re-seal every key not under the current KEK. Keys that fail are reported in the notes
-    /// and left for the next rotation (which resumes where this one stopped).
+    /// and left for the next rotation (which resumes where this one stopped). Each shared data
+    /// key of the old KEKs is unwrapped once, and the new records share the sealer's data key:
+    /// rotating 10,000 keys sealed together takes two KEK calls, not 20,000.
     async fn rewrap(&self) -> Result<Prepared, Status> {
         let current = self.keks.current().ok_or_else(|| {
             Status::failed_precondition("no KEK is configured on this node (config `kek`)")
         })?;
         let target = current.descriptor();
         let (mut items, mut notes) = (Vec::new(), Vec::new());
+        let opened = OpenedDataKeys::new();
         for record in &self.keys {
             let Some(sealed) = record.sealed.clone() else {
                 continue;
@@ -228,10 +234,12 @@ impl Preparer<'_> {
                 })?;
                 let ctx = EncryptionContext::validator_key(&self.keks.cluster_id, &record.key_id)
                     .map_err(|e| e.to_string())?;
-                let secret = unseal(old, &ctx, &sealed)
+                let secret = unseal_in(&opened, old, &ctx, &sealed)
                     .await
                     .map_err(|e| format!("{}: {e}", record.key_id))?;
-                seal(current, &ctx, secret.expose_secret())
+                self.keks
+                    .sealer
+                    .seal(current, &ctx, secret.expose_secret())
                     .await
                     .map_err(|e| format!("{}: {e}", record.key_id))
             };
