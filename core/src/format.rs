@@ -14,18 +14,20 @@
 //!
 //! Versions: format 1; format 2, which added the revoked certificates to the admin state
 //! (`AdminState::revoked`, so also to snapshots); format 3, which added the Espresso view
-//! horizon to the admin state (`AdminState::espresso_view_horizon`). A node writes format 3.
-//! It reads stored data of formats 1 and 2 too ([`decode_stored`]; the admin state and
-//! snapshot bodies through their older layouts, [`decode_upgrading`] with
-//! [`crate::state::upgrade`]), and stamps an older database 3 when it opens it, so an older
-//! binary refuses it afterwards. Peer messages are this version only ([`decode`]): the nodes
-//! of a cluster upgrade together.
+//! horizon to the admin state (`AdminState::espresso_view_horizon`); format 4, in which a
+//! sealed key's data key may be shared by several records ([`crate::sealed::WrappedDataKey`]),
+//! with the layout of format 3 unchanged. A node writes format 4. It reads stored data of
+//! formats 1 to 3 too ([`decode_stored`]; the admin state and snapshot bodies of formats 1 and
+//! 2 through their older layouts, [`decode_upgrading`] with [`crate::state::upgrade`]), and
+//! stamps an older database 4 when it opens it, so an older binary refuses it afterwards (and
+//! never reads a shared data key as a record's own). Peer messages are this version only
+//! ([`decode`]): the nodes of a cluster upgrade together.
 //!
 //! To ensure correctness:
 //! - a value or database written by a newer format is refused with an error that names both
 //!   versions, never decoded by guess;
 //! - the bytes of every format are pinned by databases checked into the tests
-//!   (`node/tests/data/format-v1/` to `format-v3/`), which every later version must still open:
+//!   (`node/tests/data/format-v1/` to `format-v4/`), which every later version must still open:
 //!   a change to a stored type that is not a new format version fails that test;
 //! - decoding is bounded ([`MAX_VALUE`]): a hostile peer's length prefix cannot make a node
 //!   allocate more than that; encoding refuses a value past it as it writes, so nothing is
@@ -36,7 +38,7 @@ use serde::de::DeserializeOwned;
 use serde::Serialize;
 
 /// The format this build writes and reads.
-pub const VERSION: u16 = 3;
+pub const VERSION: u16 = 4;
 
 /// The oldest format whose stored data this build still reads (upgrading it as it reads).
 pub const OLDEST_STORED: u16 = 1;
@@ -297,7 +299,7 @@ mod tests {
     fn a_value_round_trips_and_its_header_is_the_magic_and_version() {
         let value = (7u64, String::from("key-1"), vec![1u8, 2, 3]);
         let bytes = encode(&value).unwrap();
-        assert_eq!(&bytes[..4], &[b'Q', b'S', 3, 0]);
+        assert_eq!(&bytes[..4], &[b'Q', b'S', 4, 0]);
         // varint 7, length-prefixed "key-1", length-prefixed seq of three u8
         assert_eq!(
             &bytes[4..],
@@ -313,7 +315,7 @@ mod tests {
         encode_into(&mut out, &value).unwrap();
         assert_eq!(
             out,
-            [b'Q', b'S', 3, 0, 7, 5, b'k', b'e', b'y', b'-', b'1', 3, 1, 2, 3]
+            [b'Q', b'S', 4, 0, 7, 5, b'k', b'e', b'y', b'-', b'1', 3, 1, 2, 3]
         );
 
         /// A disk that fills after `room` bytes.
@@ -403,34 +405,34 @@ mod tests {
     #[test]
     fn newer_older_foreign_and_trailing_bytes_are_refused_by_name() {
         let mut bytes = encode(&1u64).unwrap();
-        bytes[2] = 4;
+        bytes[2] = 5;
         let newer = FormatError::Newer {
-            found: 4,
-            supported: 3,
+            found: 5,
+            supported: 4,
         };
         assert_eq!(decode::<u64>(&bytes), Err(newer.clone()));
         assert_eq!(decode_stored::<u64>(&bytes), Err(newer));
         assert_eq!(
             decode::<u64>(&bytes).unwrap_err().to_string(),
-            "written in format version 4, newer than this binary's format version 3: run a \
-             signer that reads format 4"
+            "written in format version 5, newer than this binary's format version 4: run a \
+             signer that reads format 5"
         );
-        // Formats 1 and 2: stored data is read, a peer message is refused.
-        for old in [1u8, 2] {
+        // Formats 1 to 3: stored data is read, a peer message is refused.
+        for old in [1u8, 2, 3] {
             bytes[2] = old;
             assert_eq!(decode_stored::<u64>(&bytes), Ok(1));
             assert_eq!(
                 decode::<u64>(&bytes),
                 Err(FormatError::Older {
                     found: u16::from(old),
-                    supported: 3
+                    supported: 4
                 })
             );
         }
         bytes[2] = 0;
         let older = FormatError::Older {
             found: 0,
-            supported: 3,
+            supported: 4,
         };
         assert_eq!(decode_stored::<u64>(&bytes), Err(older.clone()));
         assert_eq!(decode::<u64>(&bytes), Err(older));
@@ -481,21 +483,22 @@ mod tests {
     #[test]
     fn a_database_is_stamped_when_new_or_older_and_refused_when_unreadable() {
         assert_eq!(check_database(None, false), Ok(true));
-        assert_eq!(check_database(Some(&[3, 0]), true), Ok(false));
+        assert_eq!(check_database(Some(&[4, 0]), true), Ok(false));
+        assert_eq!(check_database(Some(&[3, 0]), true), Ok(true));
         assert_eq!(check_database(Some(&[2, 0]), true), Ok(true));
         assert_eq!(check_database(Some(&[1, 0]), true), Ok(true));
         assert_eq!(
-            check_database(Some(&[4, 0]), true),
+            check_database(Some(&[5, 0]), true),
             Err(FormatError::Newer {
-                found: 4,
-                supported: 3
+                found: 5,
+                supported: 4
             })
         );
         assert_eq!(
             check_database(None, true),
             Err(FormatError::Older {
                 found: 0,
-                supported: 3
+                supported: 4
             })
         );
         assert_eq!(

@@ -1,18 +1,19 @@
 //! The upgrade test: databases written by every format version (checked in under
-//! `node/tests/data/format-v1/` to `format-v3/`) open in this version and read back exactly
+//! `node/tests/data/format-v1/` to `format-v4/`) open in this version and read back exactly
 //! what was written — the Raft log entries, the replicated state, the audit chain (to its pinned
 //! head hash) and the stored snapshot — and databases of a format this binary does not read
 //! are refused with both versions named. Format 2 added the revoked certificates to the admin
 //! state: format-1 state reads with none revoked. Format 3 added the Espresso view horizon:
-//! older state reads with the 32 views every older signer used. An older database is stamped
-//! format 3 once opened.
+//! older state reads with the 32 views every older signer used. Format 4 let a sealed key's
+//! data key be shared by several records (same layout): its log adds a key whose record holds a
+//! shared data key. An older database is stamped format 4 once opened.
 //!
 //! Every later version of the signer must pass this test against these files unchanged. A
 //! change to a stored type breaks it; the fix is a new format version with an upgrade path (and
 //! a new `format-vN` directory), never an edit of these files.
 //!
 //! The files were written by this test's generator from the log of their version
-//! (`the_log(1)` to `the_log(3)`): `QS_WRITE_FORMAT_FIXTURES=<dir> cargo nextest run -p
+//! (`the_log(1)` to `the_log(4)`): `QS_WRITE_FORMAT_FIXTURES=<dir> cargo nextest run -p
 //! signer-node --test format_upgrade` writes this version's into `<dir>` (used once per format
 //! version, for that version's directory).
 
@@ -26,6 +27,7 @@ use openraft::storage::{IOFlushed, RaftLogStorage, RaftSnapshotBuilder, RaftStat
 use openraft::{BasicNode, EntryPayload, Membership, RaftLogReader};
 
 type Payload = openraft::alias::EntryPayloadOf<TypeConfig>;
+use signer_core::sealed::WrappedDataKey;
 use signer_node::admin::{Action, Fingerprint};
 use signer_node::audit::{self, AuditEvent, NodeEvent};
 use signer_node::bytes::FixedBytes;
@@ -47,8 +49,13 @@ const HEAD_HASH: &str = "1e6db131466d9eda2d034c9eb5d02c3b7f22ec07f9149848c35d5ec
 const HEAD_HASH_V2: &str = "dabadd7e75460f092d60da79c867c92dcd8179fa362ed7fc63b5e497556805e9";
 /// The same for format 3.
 const HEAD_HASH_V3: &str = "af8b586d998b94e4758fb702dabe7e3dbd33ad09d5dea6c7a3ecb7ef33682672";
+/// The same for format 4.
+const HEAD_HASH_V4: &str = "0f631565757a8899e0f4b3d1abc47ec32dcc1cc326fc917ec27340fbc4f3d0a0";
 /// The Espresso view horizon format 3's log sets.
 const HORIZON_V3: u64 = 7;
+/// The id and the KEK's wrapped bytes of the shared data key of the key format 4's log adds.
+const SHARED_DEK_ID: [u8; 16] = [0x5d; 16];
+const SHARED_DEK_WRAPPED: [u8; 60] = [0x33; 60];
 
 fn data_dir(version: u16) -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join(format!("tests/data/format-v{version}"))
@@ -67,6 +74,10 @@ fn eth2_pubkey() -> FixedBytes<48> {
 }
 fn espresso_pubkey() -> FixedBytes<128> {
     FixedBytes([0x22; 128])
+}
+/// The key format 4's log adds, sealed under a shared data key.
+fn shared_pubkey() -> FixedBytes<48> {
+    FixedBytes([0x44; 48])
 }
 
 fn entry(index: u64, payload: Payload) -> Entry {
@@ -94,7 +105,9 @@ fn sign(key_id: &str, intent: Intent) -> SignEntry {
 
 /// Index 1: membership {1,2,3}; 2: bootstrap; 3-6: two keys added; 7: a sign batch (three
 /// signed, one refused); 8: a node event; 9-10: pause. Format 2 goes on: 11-12: a certificate
-/// revoked with the certificate, 13-14: one revoked by its fingerprint alone.
+/// revoked with the certificate, 13-14: one revoked by its fingerprint alone. Format 3 goes
+/// on: 15-16: the horizon set, 17-18: resume, 19: a sign batch (one signed, one refused).
+/// Format 4 goes on: 20-21: `eth2-shared` added, its sealed key under a shared data key.
 fn the_log(version: u16) -> Vec<Entry> {
     let admin = SoloAdmin::new("format-v1", 3);
     let nodes: BTreeMap<u64, BasicNode> = (1..=3)
@@ -214,6 +227,18 @@ fn the_log(version: u16) -> Vec<Entry> {
         };
         payloads.push(normal(Command::Sign(vec![da_vote(10), da_vote(11)])));
     }
+    if version >= 4 {
+        let mut shared =
+            admin_log::record("eth2-shared", Profile::Eth2, shared_pubkey().0.to_vec());
+        shared.sealed.as_mut().unwrap().wrapped_dek = WrappedDataKey::Shared {
+            id: SHARED_DEK_ID,
+            wrapped: &SHARED_DEK_WRAPPED,
+        }
+        .to_bytes();
+        for c in admin.approved(8, &Action::AddKey(shared), AT_MS) {
+            payloads.push(normal(c));
+        }
+    }
     payloads
         .into_iter()
         .zip(1..)
@@ -222,7 +247,8 @@ fn the_log(version: u16) -> Vec<Entry> {
 }
 
 /// Copies of the checked-in files of format `version` in a temporary directory (opening a
-/// redb file writes it).
+/// redb file writes it): the databases and the snapshot's files (`state.snapshot` up to format
+/// 3; `state.snapshot-head` and its records file from format 4 on).
 fn checked_in(version: u16) -> (tempfile::TempDir, PathBuf, PathBuf) {
     let dir = tempfile::tempdir().unwrap();
     let state = dir.path().join("state.redb");
@@ -230,11 +256,21 @@ fn checked_in(version: u16) -> (tempfile::TempDir, PathBuf, PathBuf) {
     let data = data_dir(version);
     std::fs::copy(data.join("state.redb"), &state).unwrap();
     std::fs::copy(data.join("raft-log.redb"), &log).unwrap();
-    std::fs::copy(
-        data.join("state.snapshot"),
-        dir.path().join("state.snapshot"),
-    )
-    .unwrap();
+    let mut snapshot_files: Vec<String> = std::fs::read_dir(&data)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().into_string().unwrap())
+        .filter(|name| name.starts_with("state.snapshot"))
+        .collect();
+    snapshot_files.sort();
+    let expected: &[&str] = if version <= 3 {
+        &["state.snapshot"]
+    } else {
+        &["state.snapshot-head", "state.snapshot-records-1"]
+    };
+    assert_eq!(snapshot_files, expected);
+    for name in &snapshot_files {
+        std::fs::copy(data.join(name), dir.path().join(name)).unwrap();
+    }
     (dir, state, log)
 }
 
@@ -261,13 +297,13 @@ async fn format_1_databases_open_and_read_back_what_was_written() {
     );
     assert_eq!((log_format, state_format), (1, 1));
     read_back(1, &state_path, &log_path, 13, HEAD_HASH).await;
-    // Once opened by format 3, the databases say so: an older binary refuses them now.
+    // Once opened by format 4, the databases say so: an older binary refuses them now.
     assert_eq!(
         (
             stored_format(&log_path, "raft_meta"),
             stored_format(&state_path, "sm_meta")
         ),
-        (3, 3)
+        (4, 4)
     );
 }
 
@@ -285,14 +321,44 @@ async fn format_2_databases_open_and_read_back_what_was_written() {
             stored_format(&log_path, "raft_meta"),
             stored_format(&state_path, "sm_meta")
         ),
-        (3, 3)
+        (4, 4)
     );
 }
 
 #[tokio::test]
 async fn format_3_databases_open_and_read_back_what_was_written() {
     let (_dir, state_path, log_path) = checked_in(3);
+    let (log_format, state_format) = (
+        stored_format(&log_path, "raft_meta"),
+        stored_format(&state_path, "sm_meta"),
+    );
+    assert_eq!((log_format, state_format), (3, 3));
     read_back(3, &state_path, &log_path, 23, HEAD_HASH_V3).await;
+    assert_eq!(
+        (
+            stored_format(&log_path, "raft_meta"),
+            stored_format(&state_path, "sm_meta")
+        ),
+        (4, 4)
+    );
+}
+
+#[tokio::test]
+async fn format_4_databases_open_and_read_back_what_was_written() {
+    let (_dir, state_path, log_path) = checked_in(4);
+    let (log_format, state_format) = (
+        stored_format(&log_path, "raft_meta"),
+        stored_format(&state_path, "sm_meta"),
+    );
+    assert_eq!((log_format, state_format), (4, 4));
+    read_back(4, &state_path, &log_path, 25, HEAD_HASH_V4).await;
+    assert_eq!(
+        (
+            stored_format(&log_path, "raft_meta"),
+            stored_format(&state_path, "sm_meta")
+        ),
+        (4, 4)
+    );
 }
 
 /// Open the databases of format `version` and check that they hold what `the_log(version)`
@@ -331,13 +397,34 @@ async fn read_back(
             .iter()
             .map(|(id, r)| (id.as_str(), r.state))
             .collect();
+        let mut expected_states = vec![
+            ("espresso-a", KeyState::Active),
+            ("eth2-a", KeyState::Active),
+        ];
+        if version >= 4 {
+            expected_states.push(("eth2-shared", KeyState::Active));
+        }
+        assert_eq!(states, expected_states);
+        // Format 4's log adds a key sealed under a shared data key; the others are their own.
+        let sealed = |key_id: &str| applied.registry.keys[key_id].sealed.clone().unwrap();
         assert_eq!(
-            states,
-            vec![
-                ("espresso-a", KeyState::Active),
-                ("eth2-a", KeyState::Active)
-            ]
+            sealed("eth2-a").data_key(),
+            Ok(WrappedDataKey::Own(&[0; 60]))
         );
+        if version >= 4 {
+            let shared = sealed("eth2-shared");
+            assert_eq!(
+                shared.data_key(),
+                Ok(WrappedDataKey::Shared {
+                    id: SHARED_DEK_ID,
+                    wrapped: &SHARED_DEK_WRAPPED,
+                })
+            );
+            assert_eq!(
+                applied.registry.keys["eth2-shared"].public_key,
+                shared_pubkey().0.to_vec()
+            );
+        }
         let validator = applied.protection.eth2.validators[&eth2_pubkey()];
         let block = validator.block.unwrap();
         assert_eq!(
@@ -386,7 +473,8 @@ async fn read_back(
     // The audit chain: 13 records in format 1 (membership, bootstrap, 2 x propose+approve,
     // 4 sign decisions, 1 node event, propose+approve of the pause), 4 more in format 2 (2 x
     // propose+approve of a revocation), 6 more in format 3 (propose+approve of the horizon and
-    // of the resume, 2 sign decisions), verifying to the pinned head.
+    // of the resume, 2 sign decisions), 2 more in format 4 (propose+approve of the shared-key
+    // record), verifying to the pinned head.
     let (chain, verified) = sm.audit_verify().unwrap();
     assert_eq!(chain.head.seq, head_seq);
     assert_eq!(verified, Ok(chain.head));
@@ -410,6 +498,33 @@ async fn read_back(
             other => panic!("record 23 is {other:?}"),
         }
     }
+    // Format 4's log ends with the proposal and the approval that added the shared-key record.
+    let after_format_3: Vec<(String, String)> = records[records.len().min(23)..]
+        .iter()
+        .map(|(_, bytes)| match audit::decode(bytes).unwrap().event {
+            AuditEvent::Admin { action, result, .. } => (action, result),
+            other => panic!("a record after the 23rd is {other:?}"),
+        })
+        .collect();
+    let mut expected = Vec::new();
+    if version >= 4 {
+        let added = format!(
+            "{}: add generated eth2 key \"eth2-shared\" with public key 0x{}",
+            "08".repeat(32),
+            "44".repeat(48)
+        );
+        expected = vec![
+            (
+                format!("propose {added}"),
+                "open, needs 1 approval(s)".to_string(),
+            ),
+            (
+                format!("approve {added}"),
+                "executed: key \"eth2-shared\" changed".to_string(),
+            ),
+        ];
+    }
+    assert_eq!(after_format_3, expected);
 
     // The stored snapshot installs into a fresh state machine as the same state.
     let snapshot = sm
@@ -450,22 +565,22 @@ fn open_error<T>(r: std::io::Result<T>) -> String {
 
 #[test]
 fn a_database_of_a_newer_format_is_refused_naming_both_versions() {
-    let (_dir, state_path, log_path) = checked_in(3);
-    set_format(&state_path, "sm_meta", 4);
-    set_format(&log_path, "raft_meta", 4);
+    let (_dir, state_path, log_path) = checked_in(4);
+    set_format(&state_path, "sm_meta", 5);
+    set_format(&log_path, "raft_meta", 5);
     assert_eq!(
         open_error(StateMachine::open(&state_path, true)),
         format!(
-            "state database {}: written in format version 4, newer than this binary's format \
-             version 3: run a signer that reads format 4",
+            "state database {}: written in format version 5, newer than this binary's format \
+             version 4: run a signer that reads format 5",
             state_path.display()
         )
     );
     assert_eq!(
         open_error(LogStore::open(&log_path, true)),
         format!(
-            "log database {}: written in format version 4, newer than this binary's format \
-             version 3: run a signer that reads format 4",
+            "log database {}: written in format version 5, newer than this binary's format \
+             version 4: run a signer that reads format 5",
             log_path.display()
         )
     );
@@ -494,7 +609,7 @@ fn a_database_from_before_format_versions_is_refused() {
         open_error(StateMachine::open(&path, true)),
         format!(
             "state database {}: written in format version 0, older than this binary's format \
-             version 3, and there is no upgrade from it",
+             version 4, and there is no upgrade from it",
             path.display()
         )
     );

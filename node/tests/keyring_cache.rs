@@ -373,7 +373,10 @@ async fn the_loader_forgets_opened_data_keys_a_minute_after_its_last_pass() {
     };
     wait_loaded(2).await;
     assert_eq!(loaded(&keyring), ["k1", "k2"]);
-    assert_eq!((keks.opened.len(), kek_calls(&metrics, "unwrap_data_key")), (1, 1));
+    assert_eq!(
+        (keks.opened.len(), kek_calls(&metrics, "unwrap_data_key")),
+        (1, 1)
+    );
 
     // k3 arrives 30 s later: loaded with the data key the loader kept.
     tokio::time::sleep(std::time::Duration::from_secs(30)).await;

@@ -86,8 +86,8 @@ fn round_trip<T: serde::Serialize + serde::de::DeserializeOwned>(value: &T) -> T
     let msg = to_message(value).unwrap();
     assert_eq!(
         &msg.payload[..4],
-        b"QS\x03\x00",
-        "magic and format version 3"
+        b"QS\x04\x00",
+        "magic and format version 4"
     );
     from_message(&msg).unwrap()
 }
@@ -265,29 +265,29 @@ fn vote_requests_snapshot_headers_and_forwarded_events_round_trip() {
 #[test]
 fn a_payload_of_another_version_or_format_is_refused_by_name() {
     let mut msg = to_message(&VoteRequest::<TypeConfig>::new(Vote::new(4, 2), None)).unwrap();
-    msg.payload[2] = 4;
+    msg.payload[2] = 5;
     let err = from_message::<VoteRequest<TypeConfig>>(&msg).unwrap_err();
     assert_eq!(
         err,
         FormatError::Newer {
-            found: 4,
-            supported: 3
+            found: 5,
+            supported: 4
         }
     );
     assert_eq!(
         err.to_string(),
-        "written in format version 4, newer than this binary's format version 3: \
-         run a signer that reads format 4"
+        "written in format version 5, newer than this binary's format version 4: \
+         run a signer that reads format 5"
     );
     // Peers run one format: an older peer's message is refused (stored data of formats 1
-    // and 2 is read; peer messages are not).
-    for older in [2, 1, 0] {
+    // to 3 is read; peer messages are not).
+    for older in [3, 2, 1, 0] {
         msg.payload[2] = older;
         assert_eq!(
             from_message::<VoteRequest<TypeConfig>>(&msg).unwrap_err(),
             FormatError::Older {
                 found: u16::from(older),
-                supported: 3
+                supported: 4
             }
         );
     }
@@ -442,18 +442,18 @@ fn the_assembler_refuses_streams_out_of_order_too_long_or_cut_short() {
             SnapshotStreamError::Header(FormatError::NotThisFormat),
         ),
         (
-            "a header of format 4",
+            "a header of format 5",
             vec![(
                 Some({
                     let mut h = header(vote, 3);
-                    h[2] = 4;
+                    h[2] = 5;
                     h
                 }),
                 vec![],
             )],
             SnapshotStreamError::Header(FormatError::Newer {
-                found: 4,
-                supported: 3,
+                found: 5,
+                supported: 4,
             }),
         ),
         (
@@ -628,7 +628,7 @@ impl TestPeer {
         };
         let mut msg = to_message(&answer).unwrap();
         if let Answer::NewerFormat = self.answer {
-            msg.payload[2] = 4;
+            msg.payload[2] = 5;
         }
         Response::new(msg)
     }
@@ -808,8 +808,8 @@ async fn a_snapshot_streams_in_chunks_over_mutual_tls_and_remote_errors_keep_the
                 );
                 assert_eq!(
                     err.to_string(),
-                    "NetworkError: node 1: payload: written in format version 4, newer than \
-                     this binary's format version 3: run a signer that reads format 4"
+                    "NetworkError: node 1: payload: written in format version 5, newer than \
+                     this binary's format version 4: run a signer that reads format 5"
                 );
             }
         }

@@ -2,11 +2,13 @@
 //! format 2 added the revoked certificates to the admin state ([`AdminState::revoked`]), and
 //! format 3 the Espresso view horizon ([`AdminState::espresso_view_horizon`]), so the admin
 //! state and the snapshot body that carries it have a format-1 and a format-2 layout here.
+//! Format 4 (shared data keys, [`crate::sealed::WrappedDataKey`]) changed no layout: format-3
+//! data is read in this format's layout as it is.
 //!
 //! Owns: [`AdminStateV1`], [`AdminStateV2`], [`SnapshotBodyV1`], [`SnapshotBodyV2`], their
 //! upgrades, and [`decode_admin_state`] / [`decode_snapshot_body`], which read stored data of
 //! any format this build reads. Must not: be written (nothing encodes these types: a node
-//! writes format 3 only), or change: their fields, types and order are those formats' bytes,
+//! writes format 4 only), or change: their fields, types and order are those formats' bytes,
 //! pinned by `node/tests/data/format-v1/` and `format-v2/`.
 
 use super::{AuditChain, SnapshotBody, StoredRecords};
@@ -24,7 +26,9 @@ use std::collections::BTreeMap;
 pub fn decode_admin_state(bytes: &[u8]) -> Result<AdminState, FormatError> {
     decode_upgrading(bytes, |version, body| match version {
         1 => decode_body::<AdminStateV1>(body).map(AdminState::from),
-        _ => decode_body::<AdminStateV2>(body).map(AdminState::from),
+        2 => decode_body::<AdminStateV2>(body).map(AdminState::from),
+        // Format 3's layout is this format's.
+        _ => decode_body::<AdminState>(body),
     })
 }
 
@@ -33,7 +37,9 @@ pub fn decode_admin_state(bytes: &[u8]) -> Result<AdminState, FormatError> {
 pub fn decode_snapshot_body(bytes: &[u8]) -> Result<SnapshotBody, FormatError> {
     decode_upgrading(bytes, |version, body| match version {
         1 => decode_body::<SnapshotBodyV1>(body).map(SnapshotBody::from),
-        _ => decode_body::<SnapshotBodyV2>(body).map(SnapshotBody::from),
+        2 => decode_body::<SnapshotBodyV2>(body).map(SnapshotBody::from),
+        // Format 3's layout is this format's.
+        _ => decode_body::<SnapshotBody>(body),
     })
 }
 
@@ -190,21 +196,84 @@ mod tests {
     }
 
     #[test]
-    fn a_format_3_admin_state_is_read_as_is_and_an_out_of_range_horizon_is_refused() {
+    fn a_format_3_or_4_admin_state_is_read_as_is_and_an_out_of_range_horizon_is_refused() {
         let mut state = a_state();
         state.espresso_view_horizon = ViewHorizon::new(7).unwrap();
         let bytes = encode(&state).unwrap();
+        assert_eq!(bytes[2..4], [4, 0]);
         assert_eq!(bytes.last(), Some(&7));
         assert_eq!(decode_admin_state(&bytes).unwrap(), state);
-        for views in [0u8, 33] {
-            let mut bad = bytes.clone();
-            *bad.last_mut().unwrap() = views;
-            assert_eq!(
-                decode_admin_state(&bad),
-                Err(FormatError::Malformed(
-                    crate::protection::espresso::ViewHorizonError(u64::from(views)).to_string()
-                ))
-            );
+        // Format 3: the same layout.
+        let mut v3 = bytes.clone();
+        v3[2] = 3;
+        assert_eq!(decode_admin_state(&v3).unwrap(), state);
+        for version in [3u8, 4] {
+            for views in [0u8, 33] {
+                let mut bad = bytes.clone();
+                bad[2] = version;
+                *bad.last_mut().unwrap() = views;
+                assert_eq!(
+                    decode_admin_state(&bad),
+                    Err(FormatError::Malformed(
+                        crate::protection::espresso::ViewHorizonError(u64::from(views)).to_string()
+                    ))
+                );
+            }
         }
+    }
+
+    /// A snapshot body holding [`a_state`] with a horizon of 7 views and one revocation
+    /// (fields format 1 and 2 did not have).
+    fn a_body() -> SnapshotBody {
+        let mut admin = a_state();
+        admin.espresso_view_horizon = ViewHorizon::new(7).unwrap();
+        admin.revoked.insert(
+            "cd".repeat(32),
+            RevokedCertificate {
+                identity: Some("seq-3".into()),
+            },
+        );
+        let applied = crate::state::Applied {
+            admin,
+            ..crate::state::Applied::default()
+        };
+        applied.snapshot_body(Vec::new())
+    }
+
+    #[test]
+    fn a_format_3_snapshot_body_and_backup_are_read_as_is() {
+        use crate::backup::{self, AppliedPosition, BackupHeader};
+        use sha2::Digest as _;
+        let body = a_body();
+        let mut bytes = encode(&body).unwrap();
+        assert_eq!(bytes[2..4], [4, 0]);
+        bytes[2] = 3;
+        assert_eq!(decode_snapshot_body(&bytes).unwrap(), body);
+
+        // A backup a format-3 node wrote: header and body both under format 3's header.
+        let header = BackupHeader {
+            version: backup::VERSION,
+            cluster_id: "c".into(),
+            applied: AppliedPosition {
+                term: 2,
+                leader: 1,
+                index: 9,
+            },
+            created_at_ms: 1_700_000_000_000,
+            audit_head: body.audit_chain.head,
+            members: Vec::new(),
+        };
+        let mut file = backup::encode(&header, &bytes).unwrap();
+        let content = backup::MAGIC.len();
+        assert_eq!(file[content..content + 4], [b'Q', b'S', 4, 0]);
+        file[content + 2] = 3;
+        // Re-seal the changed bytes as a format-3 node's file would be.
+        let end = file.len() - backup::DIGEST_LEN;
+        let digest: [u8; 32] = sha2::Sha256::digest(&file[..end]).into();
+        file[end..].copy_from_slice(&digest);
+        let restored = backup::decode(&file).unwrap();
+        assert_eq!(restored.header, header);
+        assert_eq!(restored.body, body);
+        assert_eq!(restored.body.admin.espresso_view_horizon.views(), 7);
     }
 }
