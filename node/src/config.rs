@@ -23,7 +23,7 @@
 //! bootstrap = true             # initialize the cluster when the log is empty
 //! sync_writes = true           # fsync every acknowledged write (default)
 //! keyring_cache = true         # keep the registry keys this node unsealed in <data_dir>/keyring.cache,
-//!                              # sealed again under the KEK: one KMS call at restart, not one per key
+//!                              # sealed again under the KEK: one KMS call at restart
 //!
 //! [tls]
 //! ca = "../pki/ca.pem"
@@ -152,9 +152,9 @@ pub struct NodeConfig {
     pub sync_writes: bool,
     /// Keep the registry keys this node has unsealed in `<data_dir>/keyring.cache`, sealed
     /// again for this node under one data key from the current KEK, so a restart makes one KEK
-    /// call instead of one per key (default true). False: every key is unsealed from the
-    /// registry at every start, and AWS CloudTrail shows one `Decrypt` per key. See
-    /// [`crate::keyloader::cache`].
+    /// call (default true). False: every key is unsealed from the registry at every start: one
+    /// KEK call (a `Decrypt` in AWS CloudTrail) per shared data key, and one per key for keys
+    /// sealed before format 4. See [`crate::keyloader::cache`].
     #[serde(default = "default_true")]
     pub keyring_cache: bool,
     /// The admin plane: trusted attestation roots and the initial admins, policy and client

@@ -1,6 +1,7 @@
 //! The keyring cache: the registry keys this node has unsealed, sealed again for this node
-//! under one data key, so that a restart opens them with one KEK call instead of one per key
-//! (10,000 keys under AWS KMS: one `Decrypt` instead of 10,000).
+//! under one data key, so that a restart opens them with one KEK call instead of one per data
+//! key the records use (one per key for records sealed before format 4, which shared none:
+//! 10,000 such keys under AWS KMS cost 10,000 `Decrypt` calls without it).
 //!
 //! Owns: the cache file (`<data_dir>/keyring.cache`), its layout, its data key, and the rule
 //! for which entry may stand in for which registry record. Must not: decide which keys load
@@ -27,7 +28,8 @@
 //!
 //! What it costs in custody terms (SECURITY.md): the same secrets as the registry, under the
 //! same KEK, one more file on the node's disk; AWS CloudTrail shows one `Decrypt` of the cache
-//! at start instead of one per key (the audit log still records every key loaded).
+//! at start instead of one per data key the records use (the audit log still records every
+//! key loaded).
 
 use crate::custody::envelope::{aead_open, aead_seal};
 use crate::custody::{
