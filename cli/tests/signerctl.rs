@@ -601,6 +601,15 @@ fn signerctl_key_lifecycle_end_to_end() {
         generated["kek"].as_str().unwrap().starts_with("local:"),
         "{generated}"
     );
+    // Sealed under the proposing node's shared data key, named as KMS would see it.
+    assert!(
+        generated["data_key"]
+            .as_str()
+            .unwrap()
+            .strip_prefix("sdk-")
+            .is_some_and(|id| id.len() == 32 && id.bytes().all(|b| b.is_ascii_hexdigit())),
+        "{generated}"
+    );
     let public_key = generated["public_key"].as_str().unwrap().to_owned();
     assert_eq!(public_key.len(), 2 + 96, "{generated}");
     wait_for_entry(dir, "gen-eth2", |k| {
@@ -665,6 +674,7 @@ fn signerctl_key_lifecycle_end_to_end() {
     let entry = registry_entry(dir, "gen-eth2");
     assert_eq!(entry["state"], "deleted", "{entry}");
     assert_eq!(entry["kek"], "", "a tombstone keeps no secret: {entry}");
+    assert_eq!(entry["data_key"], "", "{entry}");
     let (_, err) = ctl(&block_with(dir, "gen-eth2", 13), 8);
     assert_eq!(
         err,

@@ -319,6 +319,7 @@ pub fn key_json(k: &pb::AdminKeyInfo) -> serde_json::Value {
         "profile": k.profile,
         "state": k.state,
         "kek": k.kek,
+        "data_key": k.data_key,
         "origin": k.origin,
         "loaded": k.loaded_here,
         "pending_reason": k.pending_reason,
@@ -333,6 +334,9 @@ pub fn print_key(k: &pb::AdminKeyInfo, done: &str) {
     signer_client::outln!("  origin      {}", k.origin);
     if !k.kek.is_empty() {
         signer_client::outln!("  sealed by   {}", k.kek);
+    }
+    if !k.data_key.is_empty() {
+        signer_client::outln!("  data key    {}", k.data_key);
     }
     signer_client::outln!("  public key  {}", k.public_key_text);
     if k.state == "deleted" {

@@ -22,6 +22,7 @@ use super::convert;
 use crate::admin::codec::{self as admin_codec, admin_to_pb, grant_to_pb, policy_to_pb};
 use crate::admin::state::{Challenge, ChallengeStatus};
 use crate::admin::{AdminCommand, AdminOutcome, AdminRefusal};
+use crate::custody::WrappedDataKey;
 use crate::keyloader::Keks;
 use crate::keyring::Keyring;
 use crate::pb;
@@ -98,6 +99,15 @@ impl AdminService {
                 .map(|s| s.kek.to_string())
                 .unwrap_or_default(),
             origin: record.origin.clone(),
+            data_key: record
+                .sealed
+                .as_ref()
+                .map(|s| match s.data_key() {
+                    Ok(WrappedDataKey::Shared { id, .. }) => format!("sdk-{}", hex::encode(id)),
+                    Ok(WrappedDataKey::Own(_)) => "own".to_owned(),
+                    Err(e) => format!("malformed: {e}"),
+                })
+                .unwrap_or_default(),
             // Loaded here means this record's key, not another key under the same id (a key
             // file shadowing the id, which is then reported pending).
             loaded_here: self
