@@ -26,19 +26,43 @@ fn shared_id(sealed: &SealedKey) -> [u8; DATA_KEY_ID_LEN] {
     }
 }
 
+/// `count` records `key-<i>` of `secret(i)`, sealed one after another by one new sealer.
+async fn seal_keys(kek: &CountingKek, count: usize) -> Vec<(String, SealedKey)> {
+    let sealer = SharedSealer::new();
+    let mut records = Vec::new();
+    for i in 0..count {
+        let key_id = format!("key-{i}");
+        let sealed = sealer.seal(kek, &ctx(&key_id), &secret(i)).await.unwrap();
+        records.push((key_id, sealed));
+    }
+    records
+}
+
+/// The local KEK's refusal of shared key `id` of cluster `dev`.
+fn not_unwrapped(kek: &LocalKek, id: &[u8; DATA_KEY_ID_LEN]) -> String {
+    format!(
+        "data key does not unwrap under local KEK {} for cluster \"dev\" key \"sdk-{}\" \
+         purpose \"shared-data-key\": wrong context or not our wrapped key",
+        kek.descriptor().key_id,
+        hex::encode(id)
+    )
+}
+
+/// Opens every record of `seal_keys` in one new batch, asserting each secret; returns the batch.
+async fn open_all(kek: &CountingKek, records: &[(String, SealedKey)]) -> OpenedDataKeys {
+    let opened = OpenedDataKeys::new();
+    for (i, (key_id, sealed)) in records.iter().enumerate() {
+        let back = unseal_in(&opened, kek, &ctx(key_id), sealed).await.unwrap();
+        assert_eq!(back.expose_secret(), secret(i));
+    }
+    opened
+}
+
 #[tokio::test]
 async fn a_thousand_records_cost_one_kek_call_to_seal_and_one_to_open() {
     let dir = tempfile::tempdir().unwrap();
     let kek = CountingKek::create(dir.path(), "kek");
-    let sealer = SharedSealer::new();
-    let mut records = Vec::new();
-    for i in 0..1000 {
-        let key_id = format!("key-{i}");
-        records.push((
-            key_id.clone(),
-            sealer.seal(&kek, &ctx(&key_id), &secret(i)).await.unwrap(),
-        ));
-    }
+    let records = seal_keys(&kek, 1000).await;
     assert_eq!(kek.calls(), (1, 0));
     // One shared key, its bytes in every record; a fresh nonce each.
     let ids: BTreeSet<_> = records.iter().map(|(_, s)| shared_id(s)).collect();
@@ -50,13 +74,7 @@ async fn a_thousand_records_cost_one_kek_call_to_seal_and_one_to_open() {
     assert_eq!(nonces.len(), 1000);
     assert!(records.iter().all(|(_, s)| s.kek == kek.descriptor()));
 
-    let opened = OpenedDataKeys::new();
-    for (i, (key_id, sealed)) in records.iter().enumerate() {
-        let secret_back = unseal_in(&opened, &kek, &ctx(key_id), sealed)
-            .await
-            .unwrap();
-        assert_eq!(secret_back.expose_secret(), secret(i));
-    }
+    let opened = open_all(&kek, &records).await;
     assert_eq!(kek.calls(), (1, 1));
     assert_eq!(opened.len(), 1);
     // Without a batch, each record unwraps the shared key itself.
@@ -69,15 +87,7 @@ async fn a_thousand_records_cost_one_kek_call_to_seal_and_one_to_open() {
 async fn records_waiting_together_for_one_shared_key_make_one_kek_call() {
     let dir = tempfile::tempdir().unwrap();
     let kek = CountingKek::create(dir.path(), "kek");
-    let sealer = SharedSealer::new();
-    let mut records = Vec::new();
-    for i in 0..64 {
-        let key_id = format!("key-{i}");
-        records.push((
-            key_id.clone(),
-            sealer.seal(&kek, &ctx(&key_id), &secret(i)).await.unwrap(),
-        ));
-    }
+    let records = seal_keys(&kek, 64).await;
     let opened = OpenedDataKeys::new();
     let contexts: Vec<_> = records.iter().map(|(key_id, _)| ctx(key_id)).collect();
     let opens = records
@@ -186,15 +196,7 @@ async fn a_record_of_a_shared_key_fails_closed_when_moved_or_tampered() {
         panic!("shared")
     };
     let err = unseal(&kek, &ctx("key-1"), &renamed).await.unwrap_err();
-    assert_eq!(
-        err.to_string(),
-        format!(
-            "data key does not unwrap under local KEK {} for cluster \"dev\" key \"sdk-{}\" \
-             purpose \"shared-data-key\": wrong context or not our wrapped key",
-            kek.descriptor().key_id,
-            hex::encode(id)
-        )
-    );
+    assert_eq!(err.to_string(), not_unwrapped(&kek, &id));
     // One byte cut from the end of the wrapped key: malformed for the local KEK.
     let mut cut = one.clone();
     cut.wrapped_dek.pop();
@@ -248,15 +250,7 @@ async fn a_record_with_its_own_key_does_not_open_as_a_shared_one_and_back() {
     }
     .to_bytes();
     let err = unseal(&kek, &ctx("key-1"), &dressed).await.unwrap_err();
-    assert_eq!(
-        err.to_string(),
-        format!(
-            "data key does not unwrap under local KEK {} for cluster \"dev\" key \"sdk-{}\" \
-             purpose \"shared-data-key\": wrong context or not our wrapped key",
-            kek.descriptor().key_id,
-            hex::encode(id)
-        )
-    );
+    assert_eq!(err.to_string(), not_unwrapped(&kek, &id));
     // A shared key's KEK bytes without the magic and id: refused under the record's context.
     let shared = SharedSealer::new()
         .seal(&kek, &ctx("key-1"), b"s")
@@ -282,15 +276,7 @@ async fn a_record_with_its_own_key_does_not_open_as_a_shared_one_and_back() {
 async fn an_unreachable_kek_costs_one_call_per_batch_and_fails_every_record_alike() {
     let dir = tempfile::tempdir().unwrap();
     let kek = CountingKek::create(dir.path(), "kek");
-    let sealer = SharedSealer::new();
-    let mut records = Vec::new();
-    for i in 0..100 {
-        let key_id = format!("key-{i}");
-        records.push((
-            key_id.clone(),
-            sealer.seal(&kek, &ctx(&key_id), &secret(i)).await.unwrap(),
-        ));
-    }
+    let records = seal_keys(&kek, 100).await;
     let id = hex::encode(shared_id(&records[0].1));
     kek.set_failing(true);
     let opened = OpenedDataKeys::new();
@@ -306,13 +292,7 @@ async fn an_unreachable_kek_costs_one_call_per_batch_and_fails_every_record_alik
     assert_eq!(kek.calls(), (1, 1));
     // The next batch asks again, and opens them once the KEK is back.
     kek.set_failing(false);
-    let opened = OpenedDataKeys::new();
-    for (i, (key_id, sealed)) in records.iter().enumerate() {
-        let s = unseal_in(&opened, &kek, &ctx(key_id), sealed)
-            .await
-            .unwrap();
-        assert_eq!(s.expose_secret(), secret(i));
-    }
+    open_all(&kek, &records).await;
     assert_eq!(kek.calls(), (1, 2));
 }
 
