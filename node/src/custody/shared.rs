@@ -155,7 +155,9 @@ async fn new_shared_key<K: Kek>(
     let data_key = kek
         .generate_data_key(&shared_context(cluster_id, &id)?)
         .await?;
-    let key = Box::new(Zeroizing::new(*data_key.plaintext()));
+    // Copied into its final place: no copy of the key is left on the stack.
+    let mut key = Box::new(Zeroizing::new([0u8; DATA_KEY_LEN]));
+    key.copy_from_slice(data_key.plaintext());
     hygiene::lock_memory(&key[..]);
     let wrapped_dek = WrappedDataKey::Shared {
         id,
