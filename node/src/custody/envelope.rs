@@ -38,17 +38,33 @@ pub async fn seal<K: Kek>(
 ) -> Result<SealedKey, CustodyError> {
     ctx.validate()?;
     let data_key = kek.generate_data_key(ctx).await?;
+    // `data_key`'s plaintext is zeroized when it drops, at the end of this call.
+    seal_under(
+        kek.descriptor(),
+        data_key.plaintext(),
+        data_key.wrapped(),
+        ctx,
+        secret,
+    )
+}
+
+/// The record of `secret` for `ctx` under the data key `key`, wrapped by KEK `kek` as
+/// `wrapped_dek`: a fresh random nonce, and `ctx` as the AES-GCM associated data. The one
+/// sealing step of records with their own data key ([`seal`]) and of shared ones
+/// ([`super::shared::SharedSealer`]).
+pub(crate) fn seal_under(
+    kek: super::KekRef,
+    key: &[u8; DATA_KEY_LEN],
+    wrapped_dek: &[u8],
+    ctx: &EncryptionContext,
+    secret: &[u8],
+) -> Result<SealedKey, CustodyError> {
     let mut nonce = [0u8; NONCE_LEN];
     fill_random(&mut nonce)?;
-    let ciphertext = aead_seal(
-        data_key.plaintext(),
-        &nonce,
-        &ctx.canonical_bytes(AAD_LABEL),
-        secret,
-    )?;
+    let ciphertext = aead_seal(key, &nonce, &ctx.canonical_bytes(AAD_LABEL), secret)?;
     Ok(SealedKey {
-        kek: kek.descriptor(),
-        wrapped_dek: data_key.into_wrapped(),
+        kek,
+        wrapped_dek: wrapped_dek.to_vec(),
         nonce,
         ciphertext,
     })

@@ -67,10 +67,10 @@ pub enum CustodyError {
         reason: &'static str,
     },
     /// A shared data key did not unwrap (every record sealed under it fails the same way).
-    #[error("shared data key sdk-{id}: {reason}")]
+    #[error("shared data key {name}: {reason}")]
     SharedDataKey {
-        /// The shared key's id, in hex.
-        id: String,
+        /// The shared key's name (`shared::data_key_name`).
+        name: String,
         /// Why, as the KEK said it.
         reason: String,
     },

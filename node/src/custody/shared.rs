@@ -27,11 +27,11 @@
 //! shows one `Decrypt` for them, and a KMS key policy cannot allow one record and not another by
 //! its context. A node opens every record of the registry anyway.
 
-use super::envelope::aead_seal;
+use super::envelope::seal_under;
 use super::{
     fill_random, hygiene, CustodyError, EncryptionContext, Kek, KekRef, SealedKey, DATA_KEY_LEN,
 };
-use signer_core::sealed::{WrappedDataKey, DATA_KEY_ID_LEN, NONCE_LEN};
+use signer_core::sealed::{WrappedDataKey, DATA_KEY_ID_LEN};
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use tokio::sync::OnceCell;
@@ -43,18 +43,19 @@ pub const PURPOSE_SHARED_DATA_KEY: &str = "shared-data-key";
 /// Records one shared data key seals at most before the sealer makes the next.
 pub const MAX_SEALS_PER_DATA_KEY: u32 = 1 << 16;
 
-/// The context a shared data key is wrapped under: the cluster, `sdk-<id in hex>` (in the KMS
-/// context's `key_id` field, so a KMS audit trail names the shared key) and
+/// A shared data key's name: `sdk-<id in hex>`. The `key_id` of its KMS encryption context
+/// (so a KMS audit trail names it), and how errors and `signerctl` name it.
+pub fn data_key_name(id: &[u8; DATA_KEY_ID_LEN]) -> String {
+    format!("sdk-{}", hex::encode(id))
+}
+
+/// The context a shared data key is wrapped under: the cluster, its [`data_key_name`] and
 /// [`PURPOSE_SHARED_DATA_KEY`].
 pub fn shared_context(
     cluster_id: &str,
     id: &[u8; DATA_KEY_ID_LEN],
 ) -> Result<EncryptionContext, CustodyError> {
-    EncryptionContext::new(
-        cluster_id,
-        format!("sdk-{}", hex::encode(id)),
-        PURPOSE_SHARED_DATA_KEY,
-    )
+    EncryptionContext::new(cluster_id, data_key_name(id), PURPOSE_SHARED_DATA_KEY)
 }
 
 /// The shared data key a sealer is using.
@@ -126,21 +127,9 @@ impl SharedSealer {
             _ => new_shared_key(kek, descriptor.clone(), ctx.cluster_id()).await?,
         };
         let key = current.insert(key);
-        let mut nonce = [0u8; NONCE_LEN];
-        fill_random(&mut nonce)?;
-        let ciphertext = aead_seal(
-            &key.key,
-            &nonce,
-            &ctx.canonical_bytes(super::envelope::AAD_LABEL),
-            secret,
-        )?;
+        let sealed = seal_under(descriptor, &key.key, &key.wrapped_dek, ctx, secret)?;
         key.seals += 1;
-        Ok(SealedKey {
-            kek: descriptor,
-            wrapped_dek: key.wrapped_dek.clone(),
-            nonce,
-            ciphertext,
-        })
+        Ok(sealed)
     }
 }
 
@@ -165,7 +154,7 @@ async fn new_shared_key<K: Kek>(
     }
     .to_bytes();
     tracing::info!(
-        kek = %descriptor, data_key = %hex::encode(id),
+        kek = %descriptor, data_key = %data_key_name(&id),
         "new shared data key for sealing keys"
     );
     Ok(CurrentKey {
@@ -223,7 +212,7 @@ impl OpenedDataKeys {
         match unwrapped {
             Ok(key) => Ok(key.clone()),
             Err(reason) => Err(CustodyError::SharedDataKey {
-                id: hex::encode(id),
+                name: data_key_name(id),
                 reason: reason.clone(),
             }),
         }

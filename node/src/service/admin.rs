@@ -22,6 +22,7 @@ use super::convert;
 use crate::admin::codec::{self as admin_codec, admin_to_pb, grant_to_pb, policy_to_pb};
 use crate::admin::state::{Challenge, ChallengeStatus};
 use crate::admin::{AdminCommand, AdminOutcome, AdminRefusal};
+use crate::custody::shared::data_key_name;
 use crate::custody::WrappedDataKey;
 use crate::keyloader::Keks;
 use crate::keyring::Keyring;
@@ -103,7 +104,7 @@ impl AdminService {
                 .sealed
                 .as_ref()
                 .map(|s| match s.data_key() {
-                    Ok(WrappedDataKey::Shared { id, .. }) => format!("sdk-{}", hex::encode(id)),
+                    Ok(WrappedDataKey::Shared { id, .. }) => data_key_name(&id),
                     Ok(WrappedDataKey::Own(_)) => "own".to_owned(),
                     Err(e) => format!("malformed: {e}"),
                 })
