@@ -290,75 +290,38 @@ async fn format_1_databases_open_and_read_back_what_was_written() {
     if let Some(out) = std::env::var_os("QS_WRITE_FORMAT_FIXTURES") {
         write_fixtures(Path::new(&out)).await;
     }
-    let (_dir, state_path, log_path) = checked_in(1);
-    let (log_format, state_format) = (
-        stored_format(&log_path, "raft_meta"),
-        stored_format(&state_path, "sm_meta"),
-    );
-    assert_eq!((log_format, state_format), (1, 1));
-    read_back(1, &state_path, &log_path, 13, HEAD_HASH).await;
-    // Once opened by format 4, the databases say so: an older binary refuses them now.
-    assert_eq!(
-        (
-            stored_format(&log_path, "raft_meta"),
-            stored_format(&state_path, "sm_meta")
-        ),
-        (4, 4)
-    );
+    checked_in_reads_back(1, 13, HEAD_HASH).await;
 }
 
 #[tokio::test]
 async fn format_2_databases_open_and_read_back_what_was_written() {
-    let (_dir, state_path, log_path) = checked_in(2);
-    let (log_format, state_format) = (
-        stored_format(&log_path, "raft_meta"),
-        stored_format(&state_path, "sm_meta"),
-    );
-    assert_eq!((log_format, state_format), (2, 2));
-    read_back(2, &state_path, &log_path, 17, HEAD_HASH_V2).await;
-    assert_eq!(
-        (
-            stored_format(&log_path, "raft_meta"),
-            stored_format(&state_path, "sm_meta")
-        ),
-        (4, 4)
-    );
+    checked_in_reads_back(2, 17, HEAD_HASH_V2).await;
 }
 
 #[tokio::test]
 async fn format_3_databases_open_and_read_back_what_was_written() {
-    let (_dir, state_path, log_path) = checked_in(3);
-    let (log_format, state_format) = (
-        stored_format(&log_path, "raft_meta"),
-        stored_format(&state_path, "sm_meta"),
-    );
-    assert_eq!((log_format, state_format), (3, 3));
-    read_back(3, &state_path, &log_path, 23, HEAD_HASH_V3).await;
-    assert_eq!(
-        (
-            stored_format(&log_path, "raft_meta"),
-            stored_format(&state_path, "sm_meta")
-        ),
-        (4, 4)
-    );
+    checked_in_reads_back(3, 23, HEAD_HASH_V3).await;
 }
 
 #[tokio::test]
 async fn format_4_databases_open_and_read_back_what_was_written() {
-    let (_dir, state_path, log_path) = checked_in(4);
-    let (log_format, state_format) = (
-        stored_format(&log_path, "raft_meta"),
-        stored_format(&state_path, "sm_meta"),
-    );
-    assert_eq!((log_format, state_format), (4, 4));
-    read_back(4, &state_path, &log_path, 25, HEAD_HASH_V4).await;
-    assert_eq!(
+    checked_in_reads_back(4, 25, HEAD_HASH_V4).await;
+}
+
+/// The checked-in databases of format `version`: stamped `version`, they read back what
+/// `the_log(version)` established ([`read_back`]), and once opened by this format they say
+/// so: an older binary refuses them now.
+async fn checked_in_reads_back(version: u16, head_seq: u64, head_hash: &str) {
+    let (_dir, state_path, log_path) = checked_in(version);
+    let formats = || {
         (
             stored_format(&log_path, "raft_meta"),
-            stored_format(&state_path, "sm_meta")
-        ),
-        (4, 4)
-    );
+            stored_format(&state_path, "sm_meta"),
+        )
+    };
+    assert_eq!(formats(), (version, version));
+    read_back(version, &state_path, &log_path, head_seq, head_hash).await;
+    assert_eq!(formats(), (4, 4));
 }
 
 /// Open the databases of format `version` and check that they hold what `the_log(version)`
