@@ -1,7 +1,8 @@
 //! The versioned binary format of what a node stores and sends to its peers: Raft log entries,
 //! peer messages, state records and snapshots.
 //!
-//! Owns: the one encoder and decoder ([`encode`] and [`encode_into`], [`decode`]), the
+//! Owns: the one encoder and decoder ([`encode`] and [`encode_into`], [`decode`]; a large
+//! value's parts one at a time with [`read_header`] and [`decode_part_from`]), the
 //! format version ([`VERSION`]) and the rule for a database's stored version
 //! ([`check_stored_version`]).
 //! Must not: be used for what clients or people read (the gRPC API is protobuf; exports and
@@ -226,6 +227,36 @@ pub fn decode_upgrading<T: DeserializeOwned>(
 /// `older`).
 pub fn decode_body<T: DeserializeOwned>(body: &[u8]) -> Result<T, FormatError> {
     deserialize(body)
+}
+
+/// The format version of a value read from `reader`: its header, checked to be of a format
+/// this build reads (as [`decode_stored`] does). The value's parts follow, for
+/// [`decode_part_from`].
+pub fn read_header<R: std::io::Read>(mut reader: R) -> Result<u16, FormatError> {
+    let mut header = [0u8; 4];
+    reader
+        .read_exact(&mut header)
+        .map_err(|_| FormatError::NotThisFormat)?;
+    let (version, _) = split_header(&header)?;
+    check_stored_version(version)?;
+    Ok(version)
+}
+
+/// The next part of a value from `reader` (after [`read_header`]): a value of the layout `T`,
+/// taking at most `limit` bytes, so a length prefix cannot claim more than the value holds.
+/// Reads exactly the part's bytes (wrap a file in a buffer first); what follows is the
+/// caller's to read.
+pub fn decode_part_from<R: std::io::Read, T: DeserializeOwned>(
+    reader: R,
+    limit: u64,
+) -> Result<T, FormatError> {
+    bincode::DefaultOptions::new()
+        .with_varint_encoding()
+        .with_little_endian()
+        .allow_trailing_bytes()
+        .with_limit(limit.min(MAX_VALUE))
+        .deserialize_from(reader)
+        .map_err(|e| FormatError::Malformed(e.to_string()))
 }
 
 fn deserialize<T: DeserializeOwned>(body: &[u8]) -> Result<T, FormatError> {

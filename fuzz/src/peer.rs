@@ -3,7 +3,8 @@
 //! them (`replica::network::from_message`, `format::decode_upgrading` for a snapshot), and what
 //! the receiver then does with them: a follower applies the leader's log entries
 //! (`Applied::apply`), the leader converts a forwarded request (`convert::intent`), a node
-//! installs a snapshot (`SnapshotBody::into_state`, `audit::verify_chain`).
+//! installs a snapshot (`state::open_snapshot_body`, checked against the whole decoding;
+//! `SnapshotBody::into_state`, `audit::verify_chain`).
 //!
 //! Owns: the selector framing of this target (first byte: which message; the rest: its
 //! payload) and the properties. Must not: open sockets or storage (the services around these
@@ -13,7 +14,8 @@
 //! encodes to the same bytes (a stable round trip); applying decoded log entries never panics
 //! and is deterministic (two replicas reach equal states, results and changes); every audit
 //! record apply writes decodes and re-encodes to its own bytes and the chain verifies; a
-//! forwarded request passes [`crate::grpc_sign::check_intents`]; a snapshot body that installs
+//! forwarded request passes [`crate::grpc_sign::check_intents`]; a snapshot body read as it
+//! streams is exactly the whole decoding's (or both refuse it); a snapshot body that installs
 //! snapshots back to the same bytes and goes on applying entries.
 
 use openraft::raft::{
@@ -30,7 +32,9 @@ use signer_node::replica::TypeConfig;
 use signer_node::service::convert;
 use signer_node::service::signing::{ForwardedSign, SignError, Signed};
 use signer_node::state::upgrade;
-use signer_node::state::{Applied, Changes, Command, SnapshotBody};
+use signer_node::state::{
+    open_snapshot_body, Applied, Changes, Command, OpenedSnapshotBody, SnapshotBody,
+};
 
 /// The messages of this target, by the selector byte (`data[0] % COUNT`).
 pub const MESSAGES: [&str; 10] = [
@@ -167,9 +171,36 @@ fn check_records(changes: &Changes) {
     }
 }
 
+/// The body as the node reads a snapshot it installs (`open_snapshot_body`: the state, then
+/// the records one at a time), assembled back into one value.
+fn read_streamed(bytes: &[u8]) -> Result<SnapshotBody, format::FormatError> {
+    match open_snapshot_body(bytes, bytes.len() as u64)? {
+        OpenedSnapshotBody::Whole(body) => Ok(body),
+        OpenedSnapshotBody::Streamed { state, records } => Ok(SnapshotBody {
+            protection: state.protection,
+            registry: state.registry,
+            admin: state.admin,
+            audit_chain: state.audit_chain,
+            audit_records: records.collect::<Result<_, _>>()?,
+        }),
+    }
+}
+
 /// What `StateMachine::install_snapshot` does with a snapshot a peer streamed.
 fn install_snapshot(bytes: &[u8]) {
-    let Ok(body) = upgrade::decode_snapshot_body(bytes) else {
+    // The node reads a body as it streams from a file; that reading must accept exactly
+    // the bodies the whole decoding accepts, as the same value.
+    let whole = upgrade::decode_snapshot_body(bytes);
+    match (&whole, read_streamed(bytes)) {
+        (Ok(whole), Ok(streamed)) => assert_eq!(&streamed, whole, "streamed body differs"),
+        (Err(_), Err(_)) => {}
+        (whole, streamed) => panic!(
+            "the streamed reading disagrees with the whole decoding: {:?} against {:?}",
+            streamed.map(|_| ()),
+            whole.as_ref().map(|_| ())
+        ),
+    }
+    let Ok(body) = whole else {
         return;
     };
     let encoded = format::encode(&body).expect("a decoded snapshot body encodes");

@@ -1,6 +1,7 @@
 //! Target `snapshot_stream`: a snapshot streamed by a peer (`Raft/InstallSnapshotChunks`), as
-//! the receiving node reassembles it (`service::peer::SnapshotAssembler`), checked against a
-//! model of the stream rules written here from the assembler's documentation.
+//! the receiving node checks it (`service::peer::SnapshotStream`, whose accepted chunks the
+//! receiver appends to the body), checked against a model of the stream rules written here
+//! from the check's documentation.
 //!
 //! Owns: the chunk framing of this target and the stream model. Must not: decode the
 //! snapshot itself (the `peer_message` target installs snapshot bodies).
@@ -8,8 +9,7 @@
 //! Framing, repeated until the input ends: a flag byte (bit 0: the chunk carries a header,
 //! bit 1: its data is one byte over the chunk limit), then, with a header, a `u16` length and
 //! the header bytes, then a `u16` length and the data. The first byte picks the cap on the
-//! snapshot's length (at most 16 MiB here: a larger cap only lets the declared length reserve
-//! more memory, which the libFuzzer memory limit would report).
+//! snapshot's length (at most 16 MiB here).
 //!
 //! The model: chunk 0 must carry the header, and no later chunk may; a chunk carries at most
 //! the limit; the header must decode and declare at most the cap; the data may not go past
@@ -19,7 +19,7 @@
 use arbitrary::Unstructured;
 use signer_node::format;
 use signer_node::replica::network::{SnapshotHeader, SNAPSHOT_CHUNK};
-use signer_node::service::peer::{SnapshotAssembler, SnapshotStreamError};
+use signer_node::service::peer::{SnapshotStream, SnapshotStreamError};
 
 const CAPS: [u64; 4] = [0, 64, 4096, 16 << 20];
 
@@ -110,20 +110,23 @@ pub fn check(data: &[u8]) {
         return;
     };
     let expected = model(cap, &chunks);
-    let mut assembler = SnapshotAssembler::new(cap);
+    let mut stream = SnapshotStream::new(cap);
+    let mut body = Vec::new();
     let mut got = Ok(());
     for chunk in &chunks {
-        got = assembler.feed(chunk.header.as_deref(), &chunk.data);
+        got = stream.feed(chunk.header.as_deref(), &chunk.data);
         if got.is_err() {
             break;
         }
+        // What the receiver does with an accepted chunk.
+        body.extend_from_slice(&chunk.data);
     }
     let got = match got {
-        Ok(()) => assembler.finish().map(|(_, _, bytes)| bytes),
+        Ok(()) => stream.finish().map(|_| body),
         Err(e) => Err(e),
     };
     assert_eq!(
         got, expected,
-        "the assembler disagrees with the stream model"
+        "the stream check disagrees with the stream model"
     );
 }

@@ -1,7 +1,8 @@
 //! The peer wire format: every Raft message round-trips through the versioned binary format, a
 //! payload of another version is refused by name, snapshots stream in chunks that the pure
-//! assembler checks, and a snapshot travels end to end over mutual TLS.
-#![allow(clippy::unwrap_used, clippy::expect_used, missing_docs)]
+//! stream check checks and the receiver writes to a file, and a snapshot travels end to end
+//! over mutual TLS.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, missing_docs)]
 
 use openraft::entry::RaftEntry;
 use openraft::network::{RPCOption, RaftNetworkFactory, RaftNetworkV2};
@@ -24,7 +25,7 @@ use signer_node::replica::{
     Command, Entry, LogId, Proposal, SignEntry, Snapshot, SnapshotData, SnapshotMeta, TypeConfig,
     Vote,
 };
-use signer_node::service::peer::{receive_snapshot, SnapshotAssembler, SnapshotStreamError};
+use signer_node::service::peer::{receive_snapshot, SnapshotStream, SnapshotStreamError};
 
 use futures::StreamExt as _;
 use std::collections::{BTreeMap, BTreeSet};
@@ -314,13 +315,15 @@ fn shape_of(chunks: &[pb::SnapshotChunk]) -> Vec<(bool, usize)> {
         .collect()
 }
 
-/// `chunks` fed to a receiver's assembler, in order.
-fn assembled(chunks: &[pb::SnapshotChunk]) -> SnapshotAssembler {
-    let mut assembler = SnapshotAssembler::new(MAX_SNAPSHOT);
+/// `chunks` fed to a receiver's stream check, in order, and the data it let through.
+fn assembled(chunks: &[pb::SnapshotChunk]) -> (SnapshotStream, Vec<u8>) {
+    let mut stream = SnapshotStream::new(MAX_SNAPSHOT);
+    let mut data = Vec::new();
     for c in chunks {
-        assembler.feed(c.header.as_deref(), &c.data).unwrap();
+        stream.feed(c.header.as_deref(), &c.data).unwrap();
+        data.extend_from_slice(&c.data);
     }
-    assembler
+    (stream, data)
 }
 
 /// A stored snapshot body: `head`, then the first `records_len` bytes of a file holding
@@ -352,27 +355,25 @@ async fn a_snapshot_is_split_into_a_header_chunk_and_one_mib_pieces_and_reassemb
             (false, SNAPSHOT_CHUNK / 2)
         ]
     );
-    let assembler = assembled(&chunks);
-    assert_eq!(assembler.vote(), Some(&vote));
-    assert_eq!(assembler.finish().unwrap(), (vote, meta(), data));
+    let (stream, received) = assembled(&chunks);
+    assert_eq!(stream.vote(), Some(&vote));
+    assert_eq!(stream.finish().unwrap(), (vote, meta()));
+    assert_eq!(received, data);
 
     // An empty snapshot is the header alone.
     let chunks = chunks_of(vote, SnapshotData::InMemory(Vec::new())).await;
     assert_eq!(chunks.len(), 1);
-    let mut assembler = SnapshotAssembler::new(MAX_SNAPSHOT);
-    assembler
+    let mut stream = SnapshotStream::new(MAX_SNAPSHOT);
+    stream
         .feed(chunks[0].header.as_deref(), &chunks[0].data)
         .unwrap();
-    assert_eq!(assembler.finish().unwrap(), (vote, meta(), Vec::new()));
+    assert_eq!(stream.finish().unwrap(), (vote, meta()));
 
     // The header may also share the first chunk with data.
-    let mut assembler = SnapshotAssembler::new(10);
-    assembler.feed(Some(&header(vote, 5)), b"abc").unwrap();
-    assembler.feed(None, b"de").unwrap();
-    assert_eq!(
-        assembler.finish().unwrap(),
-        (vote, meta(), b"abcde".to_vec())
-    );
+    let mut stream = SnapshotStream::new(10);
+    stream.feed(Some(&header(vote, 5)), b"abc").unwrap();
+    stream.feed(None, b"de").unwrap();
+    assert_eq!(stream.finish().unwrap(), (vote, meta()));
 }
 
 #[tokio::test]
@@ -389,9 +390,10 @@ async fn a_stored_snapshot_streams_its_head_then_the_records_its_head_counts_fro
         shape,
         vec![(true, 0), (false, SNAPSHOT_CHUNK), (false, 1005)]
     );
-    let assembler = assembled(&chunks);
+    let (stream, received) = assembled(&chunks);
     let expected: Vec<u8> = head.iter().chain(&records).copied().collect();
-    assert_eq!(assembler.finish().unwrap(), (vote, meta(), expected));
+    assert_eq!(stream.finish().unwrap(), (vote, meta()));
+    assert_eq!(received, expected);
 
     // A records file cut short after the head was read: the stream ends where the file does
     // (the head's chunk and the head's bytes), and the receiver refuses it as truncated.
@@ -402,9 +404,9 @@ async fn a_stored_snapshot_streams_its_head_then_the_records_its_head_counts_fro
     .await;
     let shape = shape_of(&chunks);
     assert_eq!(shape, vec![(true, 0)]);
-    let assembler = assembled(&chunks);
+    let (stream, _) = assembled(&chunks);
     assert_eq!(
-        assembler.finish().unwrap_err(),
+        stream.finish().unwrap_err(),
         SnapshotStreamError::Truncated {
             received: 0,
             declared: (head.len() + records.len()) as u64,
@@ -413,7 +415,7 @@ async fn a_stored_snapshot_streams_its_head_then_the_records_its_head_counts_fro
 }
 
 #[test]
-fn the_assembler_refuses_streams_out_of_order_too_long_or_cut_short() {
+fn the_stream_check_refuses_streams_out_of_order_too_long_or_cut_short() {
     let vote = Vote::new_committed(3, 1);
     type Feed = Vec<(Option<Vec<u8>>, Vec<u8>)>;
     let cases: Vec<(&str, Feed, SnapshotStreamError)> = vec![
@@ -495,15 +497,15 @@ fn the_assembler_refuses_streams_out_of_order_too_long_or_cut_short() {
         ),
     ];
     for (name, feed, expected) in cases {
-        let mut assembler = SnapshotAssembler::new(10);
+        let mut stream = SnapshotStream::new(10);
         let mut outcome = Ok(());
         for (h, data) in &feed {
-            outcome = assembler.feed(h.as_deref(), data);
+            outcome = stream.feed(h.as_deref(), data);
             if outcome.is_err() {
                 break;
             }
         }
-        let outcome = outcome.and_then(|()| assembler.finish().map(|_| ()));
+        let outcome = outcome.and_then(|()| stream.finish().map(|_| ()));
         assert_eq!(outcome, Err(expected), "{name}");
     }
 
@@ -530,19 +532,25 @@ fn chunk(header: Option<Vec<u8>>, data: &[u8]) -> Result<pb::SnapshotChunk, Stat
 
 #[tokio::test]
 async fn a_snapshot_stream_must_speak_for_its_sender_and_stay_under_the_cap() {
+    let dir = tempfile::tempdir().unwrap();
+    let files_in_dir = || std::fs::read_dir(dir.path()).unwrap().count();
     // Node 2 sends a header whose vote names node 3: refused on the first chunk, before the
     // rest of the stream is read (the next item would be a transport error).
     let forged = tokio_stream::iter(vec![
         chunk(Some(header(Vote::new_committed(7, 3), 3)), &[]),
         Err(Status::data_loss("read past the header")),
     ]);
-    let err = receive_snapshot(2, forged, MAX_SNAPSHOT).await.unwrap_err();
+    let err = receive_snapshot(2, forged, MAX_SNAPSHOT, dir.path())
+        .await
+        .unwrap_err();
     assert_eq!(err.code(), tonic::Code::PermissionDenied);
     assert_eq!(err.message(), "node 2 sent a message on behalf of node 3");
 
     let vote = Vote::new_committed(7, 2);
     let too_big = tokio_stream::iter(vec![chunk(Some(header(vote, 11)), &[])]);
-    let err = receive_snapshot(2, too_big, 10).await.unwrap_err();
+    let err = receive_snapshot(2, too_big, 10, dir.path())
+        .await
+        .unwrap_err();
     assert_eq!(err.code(), tonic::Code::InvalidArgument);
     assert_eq!(
         err.message(),
@@ -550,7 +558,9 @@ async fn a_snapshot_stream_must_speak_for_its_sender_and_stay_under_the_cap() {
     );
 
     let headless = tokio_stream::iter(vec![chunk(None, b"abc")]);
-    let err = receive_snapshot(2, headless, 10).await.unwrap_err();
+    let err = receive_snapshot(2, headless, 10, dir.path())
+        .await
+        .unwrap_err();
     assert_eq!(err.code(), tonic::Code::InvalidArgument);
     assert_eq!(
         err.message(),
@@ -558,7 +568,9 @@ async fn a_snapshot_stream_must_speak_for_its_sender_and_stay_under_the_cap() {
     );
 
     let empty = tokio_stream::iter(Vec::<Result<pb::SnapshotChunk, Status>>::new());
-    let err = receive_snapshot(2, empty, 10).await.unwrap_err();
+    let err = receive_snapshot(2, empty, 10, dir.path())
+        .await
+        .unwrap_err();
     assert_eq!(err.code(), tonic::Code::InvalidArgument);
     assert_eq!(err.message(), "snapshot stream: ended without a header");
 
@@ -566,7 +578,9 @@ async fn a_snapshot_stream_must_speak_for_its_sender_and_stay_under_the_cap() {
         chunk(Some(header(vote, 6)), b"abc"),
         Err(Status::cancelled("sender went away")),
     ]);
-    let err = receive_snapshot(2, broken, 10).await.unwrap_err();
+    let err = receive_snapshot(2, broken, 10, dir.path())
+        .await
+        .unwrap_err();
     assert_eq!(err.code(), tonic::Code::Cancelled);
 
     let good = tokio_stream::iter(vec![
@@ -574,10 +588,32 @@ async fn a_snapshot_stream_must_speak_for_its_sender_and_stay_under_the_cap() {
         chunk(None, b"abc"),
         chunk(None, b"def"),
     ]);
-    assert_eq!(
-        receive_snapshot(2, good, 10).await.unwrap(),
-        (vote, meta(), b"abcdef".to_vec())
+    let (got_vote, got_meta, body) = receive_snapshot(2, good, 10, dir.path()).await.unwrap();
+    assert_eq!((got_vote, got_meta), (vote, meta()));
+    // The body is in a file that no longer has a name in the directory: nothing is left
+    // behind by a refused stream or a crash, and the bytes live as long as the handle.
+    assert!(matches!(body, SnapshotData::Received { len: 6, .. }));
+    assert_eq!(files_in_dir(), 0);
+    assert_eq!(body.into_bytes().unwrap(), b"abcdef".to_vec());
+
+    // A directory the body cannot be written to: the stream is refused naming the file's
+    // error, after the header spoke for its sender.
+    let missing = dir.path().join("gone");
+    let good = tokio_stream::iter(vec![chunk(Some(header(vote, 3)), b"abc")]);
+    let err = receive_snapshot(2, good, 10, &missing).await.unwrap_err();
+    assert_eq!(err.code(), tonic::Code::Internal);
+    // The file's name ends in a per-process counter: everything else is fixed.
+    let prefix = format!(
+        "snapshot stream: storing the received body: {}/state.redb.snapshot-incoming-{}-",
+        missing.display(),
+        std::process::id()
     );
+    let counter = err
+        .message()
+        .strip_prefix(&prefix)
+        .and_then(|rest| rest.strip_suffix(": No such file or directory (os error 2)"))
+        .unwrap_or_else(|| panic!("unexpected message: {}", err.message()));
+    assert!(counter.parse::<u64>().is_ok(), "{counter}");
 }
 
 #[test]
@@ -655,7 +691,10 @@ impl pb::raft_server::Raft for TestPeer {
     ) -> Result<Response<pb::RaftMessage>, Status> {
         let identity = signer_node::tls::peer_identity(request.peer_certs()).unwrap();
         let peer = signer_node::tls::node_id_from_identity(&identity).unwrap();
-        let (vote, meta, data) = receive_snapshot(peer, request.into_inner(), MAX_SNAPSHOT).await?;
+        let dir = tempfile::tempdir().unwrap();
+        let (vote, meta, data) =
+            receive_snapshot(peer, request.into_inner(), MAX_SNAPSHOT, dir.path()).await?;
+        let data = data.into_bytes().unwrap();
         self.snapshots.lock().unwrap().push((vote, meta, data));
         Ok(
             self.reply(SnapshotResponse::<TypeConfig>::new(Vote::new_committed(

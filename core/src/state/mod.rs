@@ -3,8 +3,8 @@
 //! function of that value and one log entry.
 //!
 //! Owns: [`Applied`], [`Changes`] (what an entry changed, for the replica to persist) and the
-//! snapshot body ([`SnapshotBody`], its streamed encoding [`StreamedSnapshotBody`], and the
-//! older layouts it upgrades from: [`upgrade`]).
+//! snapshot body ([`SnapshotBody`], its streamed encoding [`StreamedSnapshotBody`] and
+//! decoding [`open_snapshot_body`], and the older layouts it upgrades from: [`upgrade`]).
 //! Must not: do IO, read a clock or depend on openraft: the replica (the node's state machine)
 //! stores what [`Changes`] names and answers openraft; this module is what every replica
 //! computes identically.
@@ -24,11 +24,13 @@
 
 mod admin;
 pub mod audit;
+mod body_reader;
 pub mod command;
 mod streamed;
 pub mod upgrade;
 
 pub use audit::{AuditChain, AuditState, StoredRecords};
+pub use body_reader::{open_snapshot_body, OpenedSnapshotBody, SnapshotRecords, SnapshotState};
 pub use command::{Command, CommandResult, Proposal, SignEntry, SignOutcome};
 pub use streamed::{
     encode_snapshot_record_into, snapshot_body_bound, snapshot_body_head, StreamedSnapshotBody,
@@ -278,7 +280,8 @@ mod records_as_bytes {
         }
     }
 
-    struct OwnedRecord(Vec<u8>);
+    /// One record's bytes, decoded.
+    pub(super) struct OwnedRecord(pub(super) Vec<u8>);
 
     impl<'de> Deserialize<'de> for OwnedRecord {
         fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {

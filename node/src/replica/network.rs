@@ -167,7 +167,7 @@ pub fn snapshot_chunks(
             let read = match &*data {
                 // A copy of a slice: no IO.
                 SnapshotData::InMemory(_) => data.read_range(offset, SNAPSHOT_CHUNK),
-                SnapshotData::Stored { .. } => {
+                SnapshotData::Stored { .. } | SnapshotData::Received { .. } => {
                     tokio::task::spawn_blocking(move || data.read_range(offset, SNAPSHOT_CHUNK))
                         .await
                         .map_err(std::io::Error::other)

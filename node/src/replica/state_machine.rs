@@ -31,6 +31,7 @@
 //!   ([`crate::state::upgrade`]) and stamped with this format, so an older binary refuses it
 //!   after.
 
+mod installed;
 mod persister;
 mod snapshot_files;
 mod storage;
@@ -42,8 +43,9 @@ use super::{
     TypeConfig,
 };
 use crate::audit::{self, ChainError, ChainPoint};
-use crate::state::{Applied, AuditChain, Changes, SnapshotBody};
+use crate::state::{Applied, AuditChain, Changes};
 use futures::TryStreamExt;
+use installed::Installed;
 use openraft::entry::RaftEntry;
 use openraft::storage::{EntryResponder, RaftStateMachine};
 use openraft::{EntryPayload, OptionalSend, RaftSnapshotBuilder};
@@ -286,7 +288,7 @@ impl StateMachine {
             &db,
             redb::Durability::Immediate,
             applied,
-            &records,
+            &installed::InstalledRecords::Listed(records),
             &meta,
             &snapshot_files::SnapshotFiles::beside(path)?,
         )
@@ -492,22 +494,23 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
         meta: &SnapshotMeta,
         snapshot: SnapshotData,
     ) -> Result<(), io::Error> {
-        // A stored body (openraft installs this node's own at a start behind it) is read off
-        // the async runtime.
-        let snapshot = match snapshot {
-            SnapshotData::InMemory(bytes) => bytes,
-            stored => tokio::task::spawn_blocking(move || stored.into_bytes())
-                .await
-                .map_err(io_err)??,
-        };
-        // A snapshot built before an upgrade (format 1) is installed through its layout then.
-        let body: SnapshotBody =
-            crate::state::upgrade::decode_snapshot_body(&snapshot).map_err(io_err)?;
-        let (next, records) = body.into_state().map_err(io_err)?;
+        // Read where it lies (a leader's in a file, this node's own at a start behind it in
+        // its snapshot files), off the async runtime: the state decoded, the records read as
+        // they are needed, never all in memory.
+        let installed = tokio::task::spawn_blocking(move || {
+            let installed = Installed::read(snapshot)?;
+            if let Err(e) = installed.verify()? {
+                tracing::error!(error = %e, "the audit chain in the installed snapshot does not verify");
+            }
+            Ok::<_, io::Error>(installed)
+        })
+        .await
+        .map_err(io_err)??;
+        let Installed {
+            state: next,
+            records,
+        } = installed;
         let chain = next.audit.chain;
-        if let Err(e) = audit::verify_chain(&records, chain.anchor, Some(chain.head)) {
-            tracing::error!(error = %e, "the audit chain in the installed snapshot does not verify");
-        }
         // Queued under the write lock, so every read asked for after sees the new state in
         // the database too. Should the writer fail, the node stops on the error returned here:
         // the state in memory is then ahead of the database, but the Raft core stops on that

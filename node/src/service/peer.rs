@@ -4,14 +4,14 @@
 //! Owns: authenticating peers (the certificate must name `node-<id>` for a current member, must
 //! not be revoked by the admins ([`super::authn`]), and Raft messages must speak for that same
 //! node id), decoding their binary payloads
-//! ([`crate::replica::network::from_message`]) and reassembling snapshot streams
-//! ([`SnapshotAssembler`], [`receive_snapshot`]).
+//! ([`crate::replica::network::from_message`]) and receiving snapshot streams
+//! ([`SnapshotStream`], [`receive_snapshot`]).
 //! Must not: accept anything from a non-member or decide anything itself.
 //!
 //! To ensure correctness:
 //! - a payload of another format version is refused (`invalid_argument`) naming both versions;
 //! - a snapshot stream's header vote must speak for the authenticated peer, checked on the
-//!   first chunk, before more than that chunk's bytes are reserved or buffered;
+//!   first chunk, before any file is created or byte stored;
 //! - a snapshot stream is accepted only header first, at most [`SNAPSHOT_CHUNK`] bytes per
 //!   chunk, exactly the length the header declares and at most [`MAX_SNAPSHOT`] in total;
 //!   anything else is refused (`invalid_argument`);
@@ -25,6 +25,7 @@ use crate::pb;
 use crate::replica::network::{
     from_message, to_message, SnapshotHeader, MAX_SNAPSHOT, SNAPSHOT_CHUNK,
 };
+use crate::replica::snapshot_bytes::IncomingBody;
 use crate::replica::{NodeId, Raft, SnapshotData, SnapshotMeta, TypeConfig, Vote};
 use futures::{Stream, StreamExt};
 use openraft::async_runtime::WatchReceiver;
@@ -32,6 +33,7 @@ use openraft::raft::{AppendEntriesRequest, VoteRequest};
 use openraft::Snapshot;
 use serde::de::DeserializeOwned;
 use serde::Serialize;
+use std::path::{Path, PathBuf};
 use tonic::{Request, Response, Status};
 
 /// The peer service.
@@ -39,15 +41,18 @@ pub struct PeerService {
     raft: Raft,
     authn: Authenticator,
     sign_path: SignPath,
+    snapshot_dir: PathBuf,
 }
 
 impl PeerService {
-    /// A peer service over this node's Raft handle.
-    pub fn new(raft: Raft, sign_path: SignPath) -> Self {
+    /// A peer service over this node's Raft handle, receiving snapshots into files in
+    /// `snapshot_dir` (the node's data directory).
+    pub fn new(raft: Raft, sign_path: SignPath, snapshot_dir: PathBuf) -> Self {
         PeerService {
             raft,
             authn: sign_path.authenticator(),
             sign_path,
+            snapshot_dir,
         }
     }
 
@@ -151,38 +156,34 @@ pub enum SnapshotStreamError {
         /// The declared length.
         declared: u64,
     },
-    /// This node cannot hold a snapshot of the declared length.
-    #[error("snapshot stream: cannot allocate {len} bytes for the snapshot")]
-    Allocation {
-        /// The declared length.
-        len: u64,
-    },
 }
 
-/// Reassembles a snapshot stream: feed it the chunks in order, then [`finish`] it. Pure: no IO.
-/// After an error, drop it (the stream is refused).
+/// Checks a snapshot stream as its chunks arrive (the receiver stores their data, see
+/// [`receive_snapshot`]): feed it the chunks in order, then [`finish`] it. Pure: no IO. After an
+/// error, drop it (the stream is refused).
 ///
-/// [`finish`]: SnapshotAssembler::finish
+/// [`finish`]: SnapshotStream::finish
 #[derive(Debug)]
-pub struct SnapshotAssembler {
+pub struct SnapshotStream {
     cap: u64,
     chunks: u64,
     header: Option<SnapshotHeader>,
-    data: Vec<u8>,
+    received: u64,
 }
 
-impl SnapshotAssembler {
-    /// An assembler refusing snapshots longer than `cap` bytes.
+impl SnapshotStream {
+    /// A stream refused past `cap` bytes.
     pub fn new(cap: u64) -> Self {
-        SnapshotAssembler {
+        SnapshotStream {
             cap,
             chunks: 0,
             header: None,
-            data: Vec::new(),
+            received: 0,
         }
     }
 
-    /// Take the next chunk: its header (only the first chunk has one) and its data.
+    /// Check the next chunk: its header (only the first chunk has one) and its data, which
+    /// the caller appends to the body once this returns `Ok`.
     pub fn feed(&mut self, header: Option<&[u8]>, data: &[u8]) -> Result<(), SnapshotStreamError> {
         let chunk = self.chunks;
         self.chunks = self.chunks.saturating_add(1);
@@ -193,10 +194,10 @@ impl SnapshotAssembler {
                 max: SNAPSHOT_CHUNK,
             });
         }
-        let (declared, later) = match (header, &self.header) {
+        let declared = match (header, &self.header) {
             (None, None) => return Err(SnapshotStreamError::DataBeforeHeader),
             (Some(_), Some(_)) => return Err(SnapshotStreamError::HeaderNotFirst { chunk }),
-            (None, Some(known)) => (known.len, true),
+            (None, Some(known)) => known.len,
             (Some(bytes), None) => {
                 let header: SnapshotHeader =
                     crate::format::decode(bytes).map_err(SnapshotStreamError::Header)?;
@@ -208,25 +209,14 @@ impl SnapshotAssembler {
                 }
                 let declared = header.len;
                 self.header = Some(header);
-                (declared, false)
+                declared
             }
         };
-        if data.is_empty() {
-            return Ok(());
-        }
-        let received = self.data.len() as u64;
-        if received.saturating_add(data.len() as u64) > declared {
+        let received = self.received.saturating_add(data.len() as u64);
+        if received > declared {
             return Err(SnapshotStreamError::Overrun { chunk, declared });
         }
-        if later && (self.data.capacity() as u64) < declared {
-            // Reserve the declared length once, at the first bytes after the header's chunk
-            // (so after the receiver checked the header's vote), instead of doubling up to it.
-            usize::try_from(declared - received)
-                .ok()
-                .and_then(|more| self.data.try_reserve_exact(more).ok())
-                .ok_or(SnapshotStreamError::Allocation { len: declared })?;
-        }
-        self.data.extend_from_slice(data);
+        self.received = received;
         Ok(())
     }
 
@@ -235,17 +225,17 @@ impl SnapshotAssembler {
         self.header.as_ref().map(|h| &h.vote)
     }
 
-    /// The stream ended: the sender's vote, the snapshot's meta and its bytes.
-    pub fn finish(self) -> Result<(Vote, SnapshotMeta, Vec<u8>), SnapshotStreamError> {
+    /// The stream ended: the sender's vote and the snapshot's meta, if every declared byte
+    /// arrived.
+    pub fn finish(self) -> Result<(Vote, SnapshotMeta), SnapshotStreamError> {
         let header = self.header.ok_or(SnapshotStreamError::NoHeader)?;
-        let received = self.data.len() as u64;
-        if received != header.len {
+        if self.received != header.len {
             return Err(SnapshotStreamError::Truncated {
-                received,
+                received: self.received,
                 declared: header.len,
             });
         }
-        Ok((header.vote, header.meta, self.data))
+        Ok((header.vote, header.meta))
     }
 }
 
@@ -254,32 +244,55 @@ fn refused(e: SnapshotStreamError) -> Status {
 }
 
 /// Receive a snapshot stream from the authenticated node `peer`: the sender's vote (which must
-/// speak for `peer`), the snapshot's meta and its bytes, at most `cap` of them. Errors of the
-/// stream itself (the sender went away) are returned as they are.
+/// speak for `peer`), the snapshot's meta and its body, at most `cap` bytes, written to an
+/// unnamed file in `dir` (the node's data directory) as the chunks arrive
+/// ([`IncomingBody`]), so a body of hundreds of MB is never in memory. Errors of the stream
+/// itself (the sender went away) are returned as they are; a file that cannot be written
+/// (a full disk) is `resource_exhausted` or `internal`, naming the file's error.
 pub async fn receive_snapshot<S>(
     peer: NodeId,
     mut chunks: S,
     cap: u64,
-) -> Result<(Vote, SnapshotMeta, Vec<u8>), Status>
+    dir: &Path,
+) -> Result<(Vote, SnapshotMeta, SnapshotData), Status>
 where
     S: Stream<Item = Result<pb::SnapshotChunk, Status>> + Unpin,
 {
-    let mut assembler = SnapshotAssembler::new(cap);
-    let mut checked = false;
+    let mut stream = SnapshotStream::new(cap);
+    let mut body = None;
     while let Some(chunk) = chunks.next().await {
         let chunk = chunk?;
-        assembler
+        stream
             .feed(chunk.header.as_deref(), &chunk.data)
             .map_err(refused)?;
-        if !checked {
-            // A fed first chunk always has the header.
-            if let Some(vote) = assembler.vote() {
-                check_speaker(peer, vote)?;
-                checked = true;
+        let body = match &mut body {
+            Some(body) => body,
+            None => {
+                // A fed first chunk always has the header: no file before it spoke for `peer`.
+                if let Some(vote) = stream.vote() {
+                    check_speaker(peer, vote)?;
+                }
+                body.insert(IncomingBody::create_in(dir).map_err(not_stored)?)
             }
+        };
+        if !chunk.data.is_empty() {
+            body.append(chunk.data).await.map_err(not_stored)?;
         }
     }
-    assembler.finish().map_err(refused)
+    let (vote, meta) = stream.finish().map_err(refused)?;
+    // `finish` succeeds only after a header, which created the body.
+    let body = body.ok_or_else(|| Status::internal("snapshot stream: no body after a header"))?;
+    Ok((vote, meta, body.finish()))
+}
+
+fn not_stored(e: std::io::Error) -> Status {
+    let message = format!("snapshot stream: storing the received body: {e}");
+    match e.kind() {
+        std::io::ErrorKind::StorageFull | std::io::ErrorKind::QuotaExceeded => {
+            Status::resource_exhausted(message)
+        }
+        _ => Status::internal(message),
+    }
 }
 
 fn check_speaker(peer: NodeId, vote: &Vote) -> Result<(), Status> {
@@ -320,11 +333,9 @@ impl pb::raft_server::Raft for PeerService {
         request: Request<tonic::Streaming<pb::SnapshotChunk>>,
     ) -> Result<Response<pb::RaftMessage>, Status> {
         let peer = self.peer_node(&request)?;
-        let (vote, meta, data) = receive_snapshot(peer, request.into_inner(), MAX_SNAPSHOT).await?;
-        let snapshot = Snapshot {
-            meta,
-            snapshot: SnapshotData::InMemory(data),
-        };
+        let (vote, meta, snapshot) =
+            receive_snapshot(peer, request.into_inner(), MAX_SNAPSHOT, &self.snapshot_dir).await?;
+        let snapshot = Snapshot { meta, snapshot };
         encode(self.raft.install_full_snapshot(vote, snapshot).await)
     }
 

@@ -26,10 +26,11 @@
 //! A commit that fails (a full disk) stops the writer: every later request gets that error,
 //! and so does the next apply, which makes openraft stop the node, as a failed apply did.
 
+use super::installed::InstalledRecords;
 use super::snapshot_files::SnapshotFiles;
 use super::storage::{self, Rows};
 use super::SnapshotMeta;
-use crate::state::{Applied, StoredRecords};
+use crate::state::Applied;
 use redb::{Database, Durability, ReadTransaction};
 use std::io;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -82,7 +83,7 @@ enum Job {
     /// The whole state replaced by an installed snapshot's ([`storage::replace_all`]).
     Replace {
         applied: Box<Applied>,
-        records: StoredRecords,
+        records: Box<InstalledRecords>,
         meta: Box<SnapshotMeta>,
         reply: Reply<()>,
     },
@@ -169,12 +170,12 @@ impl Persister {
     pub(super) fn replace(
         &self,
         applied: Applied,
-        records: StoredRecords,
+        records: InstalledRecords,
         meta: SnapshotMeta,
     ) -> Pending<()> {
         self.request(|reply| Job::Replace {
             applied: Box::new(applied),
-            records,
+            records: Box::new(records),
             meta: Box::new(meta),
             reply,
         })
@@ -254,8 +255,7 @@ impl Writer {
                             &meta,
                             &self.files,
                         )?;
-                        let bytes = records.iter().map(|(_, r)| r.len() as u64).sum();
-                        self.record_bytes.store(bytes, Ordering::Relaxed);
+                        self.record_bytes.store(records.bytes(), Ordering::Relaxed);
                         Ok(())
                     }));
                 }

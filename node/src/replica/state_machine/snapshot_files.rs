@@ -261,7 +261,7 @@ impl SnapshotFiles {
         durable: bool,
         meta: &SnapshotMeta,
         state: &Applied,
-        records: &[(u64, Vec<u8>)],
+        records: Box<RecordsFrom<'_>>,
     ) -> io::Result<()> {
         let chain = state.audit.chain;
         let (first, next) = (
@@ -276,7 +276,7 @@ impl SnapshotFiles {
         };
         // Not paced: a node installs a snapshot because it is behind, and serves no quorum
         // until it is stored.
-        let head = target.write(durable, false, meta, body_head, next, from_list(records))?;
+        let head = target.write(durable, false, meta, body_head, next, records)?;
         let mut highest = self.current();
         self.replace_head(&head, durable, &mut highest)
             .inspect_err(|_| self.discard_unless_current(&target, &head))

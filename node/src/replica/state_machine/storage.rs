@@ -17,6 +17,7 @@
 //! snapshot is tens or hundreds of MiB, which redb would copy on write and fsync page by page.
 
 use super::super::{commit, io_err, LogId, SnapshotMeta, StoredMembership};
+use super::installed::InstalledRecords;
 use super::snapshot_files::SnapshotFiles;
 use crate::audit::{ChainError, ChainPoint};
 use crate::format;
@@ -350,12 +351,12 @@ pub(super) fn replace_all(
     db: &Database,
     durability: Durability,
     applied: &Applied,
-    records: &[(u64, Vec<u8>)],
+    records: &InstalledRecords,
     meta: &SnapshotMeta,
     snapshot_files: &SnapshotFiles,
 ) -> io::Result<()> {
     let durable = matches!(durability, Durability::Immediate);
-    snapshot_files.store_installed(durable, meta, applied, records)?;
+    snapshot_files.store_installed(durable, meta, applied, records.source())?;
     commit(db, durability, |txn| {
         let mut eth2 = txn.open_table(ETH2).map_err(io_err)?;
         eth2.retain(|_, _| false).map_err(io_err)?;
@@ -378,9 +379,9 @@ pub(super) fn replace_all(
         }
         let mut audit = txn.open_table(AUDIT).map_err(io_err)?;
         audit.retain(|_, _| false).map_err(io_err)?;
-        for (seq, bytes) in records {
-            audit.insert(*seq, bytes.as_slice()).map_err(io_err)?;
-        }
+        records.source()(0, &mut |seq, bytes| {
+            audit.insert(seq, bytes).map_err(io_err).map(drop)
+        })?;
         let mut audit_meta = txn.open_table(AUDIT_META).map_err(io_err)?;
         audit_meta
             .insert("chain", encode(&applied.audit.chain)?.as_slice())

@@ -100,7 +100,11 @@ fn a_failed_commit_stops_the_writer_and_every_later_request_gets_its_error() {
     f.persister.write(rows).unwrap();
     let failed = f
         .persister
-        .replace(state.clone(), vec![first.clone()], meta(1))
+        .replace(
+            state.clone(),
+            InstalledRecords::Listed(vec![first.clone()]),
+            meta(1),
+        )
         .wait_blocking()
         .expect_err("the head file cannot be written");
     assert!(

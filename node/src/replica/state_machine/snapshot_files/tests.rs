@@ -165,7 +165,7 @@ fn a_snapshot_installed_while_a_build_writes_stays_the_current_one() {
             &chain.state,
             Box::new(|from, sink| {
                 files
-                    .store_installed(true, &meta(50), &leaders.state, &leaders.records)
+                    .store_installed(true, &meta(50), &leaders.state, from_list(&leaders.records))
                     .unwrap();
                 from_list(&records)(from, sink)
             }),
@@ -185,7 +185,7 @@ fn a_build_older_than_the_stored_snapshot_stores_nothing() {
     let mut leaders = Chain::default();
     leaders.grow(9);
     files
-        .store_installed(true, &meta(50), &leaders.state, &leaders.records)
+        .store_installed(true, &meta(50), &leaders.state, from_list(&leaders.records))
         .unwrap();
     // A build of an older state (its copy taken before the install) is not stored, whether it
     // would append or write a new file, nor is one at the same position.
