@@ -42,6 +42,74 @@ pub struct AuditState {
     kept: VecDeque<Hash>,
 }
 
+/// [`AuditState::rebuild_hashed`] a record at a time, for a caller that reads the records for
+/// something else too (a replica installing a snapshot verifies the chain in the same pass).
+#[derive(Debug)]
+pub struct AuditRebuild {
+    chain: AuditChain,
+    expected: u64,
+    kept: VecDeque<Hash>,
+    count: u64,
+    out_of_order: Option<u64>,
+}
+
+impl AuditRebuild {
+    /// A rebuild of `chain`; refused as [`AuditState::rebuild`] refuses it.
+    pub fn new(chain: AuditChain) -> Result<Self, RebuildError> {
+        if chain.anchor.seq > chain.head.seq {
+            return Err(RebuildError(format!(
+                "the anchor (seq {}) is past the head (seq {})",
+                chain.anchor.seq, chain.head.seq
+            )));
+        }
+        if chain.head.seq == u64::MAX {
+            return Err(RebuildError(format!(
+                "the head is at seq {}, which no further record can follow",
+                u64::MAX
+            )));
+        }
+        Ok(AuditRebuild {
+            chain,
+            expected: chain.head.seq - chain.anchor.seq,
+            kept: VecDeque::new(),
+            count: 0,
+            out_of_order: None,
+        })
+    }
+
+    /// The next record: its seq and the hash of its bytes.
+    pub fn push(&mut self, seq: u64, hash: Hash) {
+        if self.out_of_order.is_none() && self.count < self.expected {
+            if seq == self.chain.anchor.seq + 1 + self.count {
+                self.kept.push_back(hash);
+            } else {
+                self.out_of_order = Some(seq);
+            }
+        }
+        self.count = self.count.saturating_add(1);
+    }
+
+    /// The state, if the records pushed were exactly the kept ones, in order. A wrong number
+    /// of records is reported before a record out of order.
+    pub fn finish(self) -> Result<AuditState, RebuildError> {
+        let (chain, count, expected) = (self.chain, self.count, self.expected);
+        if count != expected {
+            return Err(RebuildError(format!(
+                "{count} records kept, the chain needs {expected} (seq {}..={})",
+                chain.anchor.seq + 1,
+                chain.head.seq
+            )));
+        }
+        if let Some(seq) = self.out_of_order {
+            return Err(RebuildError(format!("record {seq} out of order")));
+        }
+        Ok(AuditState {
+            chain,
+            kept: self.kept,
+        })
+    }
+}
+
 /// Why stored records cannot rebuild an [`AuditState`].
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("audit records do not match the chain: {0}")]
@@ -65,43 +133,11 @@ impl AuditState {
         chain: AuditChain,
         records: impl IntoIterator<Item = (u64, B)>,
     ) -> Result<Self, RebuildError> {
-        if chain.anchor.seq > chain.head.seq {
-            return Err(RebuildError(format!(
-                "the anchor (seq {}) is past the head (seq {})",
-                chain.anchor.seq, chain.head.seq
-            )));
-        }
-        if chain.head.seq == u64::MAX {
-            return Err(RebuildError(format!(
-                "the head is at seq {}, which no further record can follow",
-                u64::MAX
-            )));
-        }
-        let expected = chain.head.seq - chain.anchor.seq;
-        let mut kept = VecDeque::new();
-        let mut count = 0u64;
-        let mut out_of_order = None;
+        let mut rebuild = AuditRebuild::new(chain)?;
         for (seq, bytes) in records {
-            if out_of_order.is_none() && count < expected {
-                if seq == chain.anchor.seq + 1 + count {
-                    kept.push_back(audit::hash_bytes(bytes.as_ref()));
-                } else {
-                    out_of_order = Some(seq);
-                }
-            }
-            count = count.saturating_add(1);
+            rebuild.push(seq, audit::hash_bytes(bytes.as_ref()));
         }
-        if count != expected {
-            return Err(RebuildError(format!(
-                "{count} records kept, the chain needs {expected} (seq {}..={})",
-                chain.anchor.seq + 1,
-                chain.head.seq
-            )));
-        }
-        if let Some(seq) = out_of_order {
-            return Err(RebuildError(format!("record {seq} out of order")));
-        }
-        Ok(AuditState { chain, kept })
+        rebuild.finish()
     }
 
     /// Append `event` as the next record; returns (seq, canonical bytes) to store.

@@ -29,7 +29,7 @@ pub mod command;
 mod streamed;
 pub mod upgrade;
 
-pub use audit::{AuditChain, AuditState, StoredRecords};
+pub use audit::{AuditChain, AuditRebuild, AuditState, StoredRecords};
 pub use body_reader::{open_snapshot_body, OpenedSnapshotBody, SnapshotRecords, SnapshotState};
 pub use command::{Command, CommandResult, Proposal, SignEntry, SignOutcome};
 pub use streamed::{

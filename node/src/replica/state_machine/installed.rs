@@ -1,7 +1,8 @@
 //! A snapshot body being installed (one a leader sent, this node's own at a start behind it,
 //! or a restore's seed), read from where it lies: its state decoded, its audit records read
-//! once to rebuild the chain's hashes, again to verify the chain, and again as the writer
-//! stores them, so that no step holds every record, or the body, in memory.
+//! once to rebuild the chain's hashes and verify the chain, and again as the writer stores
+//! them in the snapshot files and the database, so that no step holds every record, or the
+//! body, in memory.
 //!
 //! Owns: [`Installed`] and [`InstalledRecords`]. Must not: write the database or the snapshot
 //! files (the persister's writer does, [`super::storage::replace_all`]).
@@ -15,10 +16,10 @@
 use super::super::io_err;
 use super::super::snapshot_bytes::SnapshotBytes;
 use super::snapshot_files::{from_list, RecordsFrom};
-use crate::audit::{verify_chain_from, ChainError, ChainPoint};
+use crate::audit::{hash_bytes, verify_chain, verify_chain_from, ChainError, ChainPoint};
 use crate::format::FormatError;
 use crate::state::{
-    open_snapshot_body, Applied, AuditState, OpenedSnapshotBody, SnapshotRecords, StoredRecords,
+    open_snapshot_body, Applied, AuditRebuild, OpenedSnapshotBody, SnapshotRecords, StoredRecords,
 };
 use std::io::{self, BufReader};
 
@@ -58,50 +59,54 @@ fn body_error(e: FormatError) -> io::Error {
 
 impl Installed {
     /// Read the snapshot body `body`: its state, and its records once, to rebuild the audit
-    /// chain's hashes. Blocking file IO: off the async runtime.
-    pub(crate) fn read(body: SnapshotBytes) -> io::Result<Installed> {
+    /// chain's hashes and verify the chain (the second result: a chain that does not verify is
+    /// the caller's to report; records that do not match the chain's positions are an error).
+    /// Blocking file IO: off the async runtime.
+    pub(crate) fn read(
+        body: SnapshotBytes,
+    ) -> io::Result<(Installed, Result<ChainPoint, ChainError>)> {
         let len = body.len();
         let opened = open_snapshot_body(BufReader::with_capacity(READ_BUFFER, body.reader(0)), len)
             .map_err(body_error)?;
         match opened {
             OpenedSnapshotBody::Whole(whole) => {
                 let (state, records) = whole.into_state().map_err(io_err)?;
-                Ok(Installed {
+                let chain = state.audit.chain;
+                let verified = verify_chain(&records, chain.anchor, Some(chain.head));
+                let installed = Installed {
                     state,
                     records: InstalledRecords::Listed(records),
-                })
+                };
+                Ok((installed, verified))
             }
             OpenedSnapshotBody::Streamed { state, records } => {
                 let (offset, count) = (records.offset(), records.remaining());
                 let chain = state.audit_chain;
+                let mut rebuild = AuditRebuild::new(chain).map_err(io_err)?;
                 let mut bytes = 0u64;
-                let audit = until_error(records, |read| {
-                    AuditState::rebuild_from(
-                        chain,
-                        read.inspect(|(_, record)| bytes += record.len() as u64),
-                    )
+                let verified = until_error(records, |read| {
+                    let mut read = read.inspect(|(seq, record)| {
+                        rebuild.push(*seq, hash_bytes(record));
+                        bytes += record.len() as u64;
+                    });
+                    let verified = verify_chain_from(&mut read, chain.anchor, Some(chain.head));
+                    // Verification stops at the first broken link; the rebuild takes them all.
+                    read.for_each(drop);
+                    verified
                 })
-                .map_err(body_error)?
-                .map_err(io_err)?;
-                Ok(Installed {
-                    state: state.into_applied(audit),
+                .map_err(body_error)?;
+                let installed = Installed {
+                    state: state.into_applied(rebuild.finish().map_err(io_err)?),
                     records: InstalledRecords::InBody {
                         body,
                         offset,
                         count,
                         bytes,
                     },
-                })
+                };
+                Ok((installed, verified))
             }
         }
-    }
-
-    /// The kept records verified from the chain's anchor to its head
-    /// ([`crate::audit::verify_chain_from`]); an error reading them is the outer error.
-    pub(crate) fn verify(&self) -> io::Result<Result<ChainPoint, ChainError>> {
-        let chain = self.state.audit.chain;
-        self.records
-            .with_each(|records| verify_chain_from(records, chain.anchor, Some(chain.head)))
     }
 }
 

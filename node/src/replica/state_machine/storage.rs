@@ -339,7 +339,9 @@ pub(super) fn write_rows(
 }
 
 /// Replace the whole state with an installed snapshot's: the snapshot files first, then the
-/// database in one transaction.
+/// database in one transaction. The audit records are read once, each written to the
+/// snapshot's records file and into the transaction, which commits after the files are
+/// stored.
 ///
 /// The order matters when a write fails (a full disk): the database must never claim a
 /// position (`last_applied`) that neither the snapshot files nor the Raft log covers. At start
@@ -356,8 +358,22 @@ pub(super) fn replace_all(
     snapshot_files: &SnapshotFiles,
 ) -> io::Result<()> {
     let durable = matches!(durability, Durability::Immediate);
-    snapshot_files.store_installed(durable, meta, applied, records.source())?;
     commit(db, durability, |txn| {
+        {
+            let mut audit = txn.open_table(AUDIT).map_err(io_err)?;
+            audit.retain(|_, _| false).map_err(io_err)?;
+            let source = records.source();
+            // An installed snapshot's file starts at its first record: every record passes.
+            let both = Box::new(
+                |from: u64, sink: &mut dyn FnMut(u64, &[u8]) -> io::Result<()>| {
+                    source(from, &mut |seq, bytes| {
+                        audit.insert(seq, bytes).map_err(io_err)?;
+                        sink(seq, bytes)
+                    })
+                },
+            );
+            snapshot_files.store_installed(durable, meta, applied, both)?;
+        }
         let mut eth2 = txn.open_table(ETH2).map_err(io_err)?;
         eth2.retain(|_, _| false).map_err(io_err)?;
         for (pk, rec) in &applied.protection.eth2.validators {
@@ -377,11 +393,6 @@ pub(super) fn replace_all(
             keys.insert(key_id.as_str(), encode(rec)?.as_slice())
                 .map_err(io_err)?;
         }
-        let mut audit = txn.open_table(AUDIT).map_err(io_err)?;
-        audit.retain(|_, _| false).map_err(io_err)?;
-        records.source()(0, &mut |seq, bytes| {
-            audit.insert(seq, bytes).map_err(io_err).map(drop)
-        })?;
         let mut audit_meta = txn.open_table(AUDIT_META).map_err(io_err)?;
         audit_meta
             .insert("chain", encode(&applied.audit.chain)?.as_slice())
