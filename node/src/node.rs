@@ -389,7 +389,8 @@ pub async fn run(
         ));
         let signer = pb::signer_server::SignerServer::new(SignerService::new(path.clone()))
             .max_decoding_message_size(MAX_CLIENT_MESSAGE);
-        let peer = pb::raft_server::RaftServer::new(PeerService::new(raft.clone(), path, config.data_dir.clone()))
+        let peer_service = PeerService::new(raft.clone(), path, config.data_dir.clone());
+        let peer = pb::raft_server::RaftServer::new(peer_service)
             .max_decoding_message_size(MAX_PEER_MESSAGE)
             .max_encoding_message_size(MAX_PEER_MESSAGE);
 

@@ -604,7 +604,7 @@ async fn a_snapshot_stream_must_speak_for_its_sender_and_stay_under_the_cap() {
     assert_eq!(err.code(), tonic::Code::Internal);
     // The file's name ends in a per-process counter: everything else is fixed.
     let prefix = format!(
-        "snapshot stream: storing the received body: {}/state.redb.snapshot-incoming-{}-",
+        "snapshot stream: storing the received body: {}/state.snapshot-incoming-{}-",
         missing.display(),
         std::process::id()
     );

@@ -2,8 +2,9 @@
 //! `SnapshotData`): bytes in memory, the stored snapshot read from its files on demand, or a
 //! body received from a leader into a file ([`IncomingBody`]).
 //!
-//! Owns: where a body's bytes are and reading them, whole or a range at a time. Must not:
-//! decode a body (the state machine does) or write snapshot files (`snapshot_files` does).
+//! Owns: where a body's bytes are and reading them, whole or a range at a time, and the file a
+//! received body is written to. Must not: decode a body (the state machine does) or write
+//! snapshot files (`snapshot_files` does).
 //!
 //! Why two forms: a body is as large as the kept audit log (hundreds of MB). A leader sends
 //! the stored one to a follower that is behind; read whole, it took that much memory per
@@ -19,7 +20,6 @@
 //!   the open handle readable;
 //! - a records file shorter than its head counts is an error when read, never a short body.
 
-use super::STATE_DATABASE_FILE;
 use std::fs::File;
 use std::io;
 use std::os::unix::fs::{FileExt, OpenOptionsExt};
@@ -161,6 +161,9 @@ impl io::Read for BodyReader<'_> {
     }
 }
 
+/// How the name of a received body's file starts (it has that name only while it is created).
+pub const INCOMING_PREFIX: &str = "state.snapshot-incoming-";
+
 /// A body being received from a leader, written to a file as its chunks arrive, so that a
 /// follower never holds a snapshot of hundreds of MB in memory. The file is created in the
 /// node's data directory and removed from it at once: it takes disk space only while held, and
@@ -176,10 +179,7 @@ impl IncomingBody {
     pub fn create_in(dir: &Path) -> io::Result<Self> {
         static NEXT: AtomicU64 = AtomicU64::new(0);
         let n = NEXT.fetch_add(1, Ordering::Relaxed);
-        let path = dir.join(format!(
-            "{STATE_DATABASE_FILE}.snapshot-incoming-{}-{n}",
-            std::process::id()
-        ));
+        let path = dir.join(format!("{INCOMING_PREFIX}{}-{n}", std::process::id()));
         let file = std::fs::OpenOptions::new()
             .read(true)
             .write(true)
@@ -204,16 +204,6 @@ impl IncomingBody {
             .map_err(io::Error::other)??;
         self.len += n;
         Ok(())
-    }
-
-    /// The bytes appended so far.
-    pub fn len(&self) -> u64 {
-        self.len
-    }
-
-    /// Whether nothing was appended.
-    pub fn is_empty(&self) -> bool {
-        self.len == 0
     }
 
     /// The received body.
