@@ -234,9 +234,10 @@ pub fn decode_body<T: DeserializeOwned>(body: &[u8]) -> Result<T, FormatError> {
 /// [`decode_part_from`].
 pub fn read_header<R: std::io::Read>(mut reader: R) -> Result<u16, FormatError> {
     let mut header = [0u8; 4];
-    reader
-        .read_exact(&mut header)
-        .map_err(|_| FormatError::NotThisFormat)?;
+    reader.read_exact(&mut header).map_err(|e| match e.kind() {
+        std::io::ErrorKind::UnexpectedEof => FormatError::NotThisFormat,
+        _ => FormatError::Malformed(format!("reading the header: {e}")),
+    })?;
     let (version, _) = split_header(&header)?;
     check_stored_version(version)?;
     Ok(version)
@@ -337,6 +338,58 @@ mod tests {
             &[7, 5, b'k', b'e', b'y', b'-', b'1', 3, 1, 2, 3]
         );
         assert_eq!(decode::<(u64, String, Vec<u8>)>(&bytes).unwrap(), value);
+    }
+
+    #[test]
+    fn a_value_read_part_by_part_is_the_value_and_a_bad_header_or_reader_is_named() {
+        let value = (7u64, String::from("key-1"), vec![1u8, 2, 3]);
+        let bytes = encode(&value).unwrap();
+        let mut reader = &bytes[..];
+        assert_eq!(read_header(&mut reader).unwrap(), VERSION);
+        let left = reader.len() as u64;
+        assert_eq!(decode_part_from::<_, u64>(&mut reader, left).unwrap(), 7);
+        let left = reader.len() as u64;
+        let rest: (String, Vec<u8>) = decode_part_from(&mut reader, left).unwrap();
+        assert_eq!(rest, (value.1, value.2));
+        assert!(reader.is_empty());
+
+        assert_eq!(read_header(&b"QS"[..]), Err(FormatError::NotThisFormat));
+        assert_eq!(
+            read_header(&b"JS\x04\x00"[..]),
+            Err(FormatError::NotThisFormat)
+        );
+        assert_eq!(
+            read_header(&b"QS\x05\x00"[..]),
+            Err(FormatError::Newer {
+                found: 5,
+                supported: VERSION
+            })
+        );
+        struct Broken;
+        impl std::io::Read for Broken {
+            fn read(&mut self, _: &mut [u8]) -> std::io::Result<usize> {
+                Err(std::io::Error::other("disk read failed"))
+            }
+        }
+        assert_eq!(
+            read_header(Broken),
+            Err(FormatError::Malformed(
+                "reading the header: disk read failed".into()
+            ))
+        );
+        // A byte string's length prefix past the limit is refused before anything is
+        // allocated for it.
+        #[derive(Debug, PartialEq, serde::Deserialize)]
+        struct Raw(#[serde(with = "crate::bytes::hex_or_raw")] Vec<u8>);
+        let mut claims = Vec::new();
+        encode_part_into(&mut claims, &(1u64 << 30)).unwrap();
+        claims.extend_from_slice(&[0; 10]);
+        assert_eq!(
+            decode_part_from::<_, Raw>(&claims[..], 100),
+            Err(FormatError::Malformed(
+                "the size limit has been reached".into()
+            ))
+        );
     }
 
     #[test]
