@@ -121,39 +121,26 @@ impl InstalledRecords {
         }
     }
 
-    /// `consume`'s result over the records, (seq, bytes) in order; an error reading them ends
-    /// them early and is returned instead.
-    fn with_each<T>(
-        &self,
-        consume: impl FnOnce(&mut dyn Iterator<Item = (u64, Vec<u8>)>) -> T,
-    ) -> io::Result<T> {
+    /// The records as the snapshot files take them: from the list, or read again from the
+    /// body (a reading error ends them and is returned).
+    pub(crate) fn source(&self) -> Box<RecordsFrom<'_>> {
         match self {
-            InstalledRecords::Listed(records) => Ok(consume(&mut records.iter().cloned())),
+            InstalledRecords::Listed(records) => from_list(records),
             InstalledRecords::InBody {
                 body,
                 offset,
                 count,
                 ..
-            } => {
+            } => Box::new(move |from, sink| {
                 let reader = BufReader::with_capacity(READ_BUFFER, body.reader(*offset));
                 let records = SnapshotRecords::resume(reader, *offset, *count, body.len());
-                until_error(records, |read| consume(read)).map_err(body_error)
-            }
+                until_error(records, |read| {
+                    read.filter(|(seq, _)| *seq >= from)
+                        .try_for_each(|(seq, bytes)| sink(seq, &bytes))
+                })
+                .map_err(body_error)?
+            }),
         }
-    }
-
-    /// The records as the snapshot files take them.
-    pub(crate) fn source(&self) -> Box<RecordsFrom<'_>> {
-        if let InstalledRecords::Listed(records) = self {
-            return from_list(records);
-        }
-        Box::new(move |from, sink| {
-            self.with_each(|records| {
-                records
-                    .filter(|(seq, _)| *seq >= from)
-                    .try_for_each(|(seq, bytes)| sink(seq, &bytes))
-            })?
-        })
     }
 }
 
