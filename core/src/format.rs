@@ -251,9 +251,7 @@ pub fn decode_part_from<R: std::io::Read, T: DeserializeOwned>(
     reader: R,
     limit: u64,
 ) -> Result<T, FormatError> {
-    bincode::DefaultOptions::new()
-        .with_varint_encoding()
-        .with_little_endian()
+    options()
         .allow_trailing_bytes()
         .with_limit(limit.min(MAX_VALUE))
         .deserialize_from(reader)

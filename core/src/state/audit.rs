@@ -42,8 +42,9 @@ pub struct AuditState {
     kept: VecDeque<Hash>,
 }
 
-/// [`AuditState::rebuild_hashed`] a record at a time, for a caller that reads the records for
-/// something else too (a replica installing a snapshot verifies the chain in the same pass).
+/// [`AuditState::rebuild_from`] a record at a time (each record's seq and the hash of its
+/// bytes), for a caller that reads the records for something else too (a replica installing a
+/// snapshot verifies the chain in the same pass).
 #[derive(Debug)]
 pub struct AuditRebuild {
     chain: AuditChain,

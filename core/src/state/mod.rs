@@ -302,13 +302,20 @@ mod records_as_bytes {
 impl SnapshotBody {
     /// The state this snapshot describes (the records stay with the caller, to store).
     pub fn into_state(self) -> Result<(Applied, StoredRecords), audit::RebuildError> {
-        let audit = AuditState::rebuild(self.audit_chain, &self.audit_records)?;
-        let applied = Applied {
+        let (state, records) = self.into_parts();
+        let audit = AuditState::rebuild(state.audit_chain, &records)?;
+        Ok((state.into_applied(audit), records))
+    }
+
+    /// The fields before the records, and the records: what [`open_snapshot_body`] reads
+    /// from a body of this layout.
+    pub fn into_parts(self) -> (SnapshotState, StoredRecords) {
+        let state = SnapshotState {
             protection: self.protection,
             registry: self.registry,
-            audit,
             admin: self.admin,
+            audit_chain: self.audit_chain,
         };
-        Ok((applied, self.audit_records))
+        (state, self.audit_records)
     }
 }

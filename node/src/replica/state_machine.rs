@@ -378,6 +378,28 @@ async fn on_background_thread<T: Send + 'static>(
         .map_err(|_| io::Error::other("the background thread ended without a result"))?
 }
 
+/// `consume`'s result over `items` up to their first error, which is returned instead: for a
+/// consumer of plain records (a rebuild, a chain check, a write) over a reading that can fail.
+fn until_error<T, E, R>(
+    items: impl Iterator<Item = Result<T, E>>,
+    consume: impl FnOnce(&mut dyn Iterator<Item = T>) -> R,
+) -> Result<R, E> {
+    let mut failed = None;
+    let mut read = items.map_while(|item| match item {
+        Ok(item) => Some(item),
+        Err(e) => {
+            failed = Some(e);
+            None
+        }
+    });
+    let result = consume(&mut read);
+    drop(read);
+    match failed {
+        Some(e) => Err(e),
+        None => Ok(result),
+    }
+}
+
 impl RaftStateMachine<TypeConfig> for StateMachine {
     type SnapshotData = SnapshotData;
     type SnapshotBuilder = StateMachine;

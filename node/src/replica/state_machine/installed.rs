@@ -16,6 +16,7 @@
 use super::super::io_err;
 use super::super::snapshot_bytes::SnapshotBytes;
 use super::snapshot_files::{from_list, RecordsFrom};
+use super::until_error;
 use crate::audit::{hash_bytes, verify_chain, verify_chain_from, ChainError, ChainPoint};
 use crate::format::FormatError;
 use crate::state::{
@@ -141,29 +142,5 @@ impl InstalledRecords {
                 .map_err(body_error)?
             }),
         }
-    }
-}
-
-/// `consume`'s result over `records` up to their first error, which is returned instead.
-fn until_error<I, T>(
-    records: I,
-    consume: impl FnOnce(&mut dyn Iterator<Item = (u64, Vec<u8>)>) -> T,
-) -> Result<T, FormatError>
-where
-    I: Iterator<Item = Result<(u64, Vec<u8>), FormatError>>,
-{
-    let mut failed = None;
-    let mut read = records.map_while(|record| match record {
-        Ok(record) => Some(record),
-        Err(e) => {
-            failed = Some(e);
-            None
-        }
-    });
-    let result = consume(&mut read);
-    drop(read);
-    match failed {
-        Some(e) => Err(e),
-        None => Ok(result),
     }
 }

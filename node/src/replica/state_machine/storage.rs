@@ -19,6 +19,7 @@
 use super::super::{commit, io_err, LogId, SnapshotMeta, StoredMembership};
 use super::installed::InstalledRecords;
 use super::snapshot_files::SnapshotFiles;
+use super::until_error;
 use crate::audit::{ChainError, ChainPoint};
 use crate::format;
 use crate::protection::ProtectionState;
@@ -60,22 +61,11 @@ fn with_records<T>(
     consume: impl for<'r> FnOnce(&mut dyn Iterator<Item = (u64, InPlace<'r>)>) -> T,
 ) -> io::Result<T> {
     let table = txn.open_table(AUDIT).map_err(io_err)?;
-    let mut read_error = None;
-    let mut records = table
+    let records = table
         .range(from_seq..)
         .map_err(io_err)?
-        .map_while(|item| match item {
-            Ok((seq, bytes)) => Some((seq.value(), InPlace(bytes))),
-            Err(e) => {
-                read_error = Some(e);
-                None
-            }
-        });
-    let result = consume(&mut records);
-    match read_error {
-        Some(e) => Err(io_err(e)),
-        None => Ok(result),
-    }
+        .map(|item| item.map(|(seq, bytes)| (seq.value(), InPlace(bytes))));
+    until_error(records, consume).map_err(io_err)
 }
 
 fn encode<T: Serialize + ?Sized>(value: &T) -> io::Result<Vec<u8>> {
