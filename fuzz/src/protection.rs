@@ -349,7 +349,9 @@ pub fn check(data: &[u8]) {
                 // Only a decision that must leave the state as it was needs a copy to compare.
                 let before = (expected != Decision::Sign).then(|| real.clone());
                 let checked = real.check(&intent, horizon);
-                let decided = real.decide(&intent, horizon);
+                let ruling = real.decide(&intent, horizon);
+                assert_eq!(ruling.message, intent.message(), "the ruling's message");
+                let decided = ruling.decision;
                 assert_eq!(checked, decided, "check and decide disagree on {intent:?}");
                 assert_eq!(
                     decided, expected,

@@ -139,6 +139,15 @@ pub enum Decision {
     Refuse(Violation),
 }
 
+/// What [`ProtectionState::decide`] found for one request.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Ruling {
+    /// The decision.
+    pub decision: Decision,
+    /// The 32 bytes that identify the request ([`Intent::message`]).
+    pub message: [u8; 32],
+}
+
 impl Decision {
     /// True when the request may be signed.
     pub fn allows_signing(&self) -> bool {
@@ -374,11 +383,26 @@ impl ProtectionState {
     }
 
     /// Evaluate `intent` under the cluster's Espresso view horizon and, when it is new data
-    /// that may be signed, record it.
-    pub fn decide(&mut self, intent: &Intent, horizon: espresso::ViewHorizon) -> Decision {
+    /// that may be signed, record it. The ruling also carries [`Intent::message`], computed
+    /// once here for the rules and for the caller's audit record (an Espresso digest is one
+    /// or more Keccak or SHA-256 hashes of the typed message).
+    pub fn decide(&mut self, intent: &Intent, horizon: espresso::ViewHorizon) -> Ruling {
         match intent {
-            Intent::Eth2(i) => self.eth2.decide(i),
-            Intent::Espresso(i) => self.espresso.decide(i, horizon),
+            Intent::Eth2(i) => Ruling {
+                decision: self.eth2.decide(i),
+                message: i.signing_root(),
+            },
+            Intent::Espresso(i) => {
+                let message = i.message();
+                Ruling {
+                    decision: self.espresso.decide_digest(
+                        i,
+                        crate::bytes::FixedBytes(message),
+                        horizon,
+                    ),
+                    message,
+                }
+            }
         }
     }
 }

@@ -179,8 +179,13 @@ impl AuditState {
     }
 }
 
-/// The audit record of one decided sign entry.
-pub(crate) fn sign_event(entry: &SignEntry, outcome: &SignOutcome) -> AuditEvent {
+/// The audit record of one decided sign entry; `message` is its request's
+/// [`Intent::message`], as the rules computed it.
+pub(crate) fn sign_event(
+    entry: &SignEntry,
+    outcome: &SignOutcome,
+    message: [u8; 32],
+) -> AuditEvent {
     let (kind, watermark): (String, Vec<(String, u64)>) = match &entry.intent {
         Intent::Eth2(Eth2Intent::Block { slot, .. }) => {
             ("block".into(), vec![("slot".into(), *slot)])
@@ -236,7 +241,7 @@ pub(crate) fn sign_event(entry: &SignEntry, outcome: &SignOutcome) -> AuditEvent
         reason_code,
         reason,
         watermark,
-        message: entry.intent.message(),
+        message,
     })
 }
 

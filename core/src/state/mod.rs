@@ -113,12 +113,14 @@ impl Applied {
         self.audit.chain.last_at_ms = at_ms;
         let result = match command {
             Command::Sign(batch) => {
-                let outcomes = self.decide_batch(batch, &mut changes.records);
-                for (entry, outcome) in batch.iter().zip(&outcomes) {
-                    let event = audit::sign_event(entry, outcome);
+                let mut outcomes = Vec::with_capacity(batch.len());
+                for entry in batch {
+                    let (outcome, message) = self.decide_one(entry, &mut changes.records);
+                    let event = audit::sign_event(entry, &outcome, message);
                     changes
                         .audit
                         .push(self.audit.append(at_ms, log_index, event));
+                    outcomes.push(outcome);
                 }
                 CommandResult::Sign(outcomes)
             }
@@ -157,49 +159,49 @@ impl Applied {
     /// does (same function), without recording them: the pure decision, for tests and models
     /// that compare it with what clients received.
     pub fn decide_signs(&mut self, batch: &[SignEntry]) -> Vec<SignOutcome> {
-        self.decide_batch(batch, &mut BTreeSet::new())
-    }
-
-    fn decide_batch(
-        &mut self,
-        batch: &[SignEntry],
-        touched: &mut BTreeSet<RecordKey>,
-    ) -> Vec<SignOutcome> {
+        let mut touched = BTreeSet::new();
         batch
             .iter()
-            .map(|entry| self.decide_one(entry, touched))
+            .map(|entry| self.decide_one(entry, &mut touched).0)
             .collect()
     }
 
-    /// One entry's outcome: a function of the state and the entry.
-    fn decide_one(&mut self, entry: &SignEntry, touched: &mut BTreeSet<RecordKey>) -> SignOutcome {
+    /// One entry's outcome, a function of the state and the entry, and the 32 bytes that
+    /// identify the entry's request ([`Intent::message`], computed once for the rules and the
+    /// audit record).
+    fn decide_one(
+        &mut self,
+        entry: &SignEntry,
+        touched: &mut BTreeSet<RecordKey>,
+    ) -> (SignOutcome, [u8; 32]) {
         if let Some(record) = self.registry.keys.get(&entry.key_id) {
             // A key disabled or deleted by an earlier entry signs nothing after it, even if
             // the request passed the leader's checks before that entry was applied.
             if record.state != KeyState::Active {
-                return SignOutcome::KeyInactive;
+                return (SignOutcome::KeyInactive, entry.intent.message());
             }
             // The entry's public key is the one whose record the rules check and the one the
             // permit names: it must be the registry's key of that id.
             if record.public_key.as_slice() != entry.intent.public_key() {
-                return SignOutcome::KeyMismatch;
+                return (SignOutcome::KeyMismatch, entry.intent.message());
             }
         }
         // Paused by the admins: nothing signs after the pause entry.
         if self.admin.paused {
-            return SignOutcome::Paused;
+            return (SignOutcome::Paused, entry.intent.message());
         }
-        match self
+        let ruling = self
             .protection
-            .decide(&entry.intent, self.admin.espresso_view_horizon)
-        {
+            .decide(&entry.intent, self.admin.espresso_view_horizon);
+        let outcome = match ruling.decision {
             Decision::Sign => {
                 touched.insert(record_key(&entry.intent));
                 SignOutcome::Signed
             }
             Decision::Resign => SignOutcome::Resigned,
             Decision::Refuse(v) => SignOutcome::Refused(v),
-        }
+        };
+        (outcome, ruling.message)
     }
 
     /// An admin command: the tally and the action's effect ([`admin::apply`]), an approved
@@ -319,3 +321,6 @@ impl SnapshotBody {
         (state, self.audit_records)
     }
 }
+
+#[cfg(test)]
+mod tests;

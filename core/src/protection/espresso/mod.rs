@@ -518,9 +518,19 @@ impl EspressoState {
     /// Evaluate a request against its key's record under the cluster's `horizon`, without
     /// changing anything. `Allow` carries the new content of the request's (key, kind) slot.
     pub fn evaluate(&self, intent: &EspressoIntent, horizon: ViewHorizon) -> Verdict<Slot> {
+        self.evaluate_digest(intent, FixedBytes(intent.message()), horizon)
+    }
+
+    /// [`EspressoState::evaluate`] with the request's digest ([`EspressoIntent::message`])
+    /// already computed: private, so that every digest given here is the request's own.
+    fn evaluate_digest(
+        &self,
+        intent: &EspressoIntent,
+        digest: Digest,
+        horizon: ViewHorizon,
+    ) -> Verdict<Slot> {
         let kind = intent.kind();
         let position = intent.position();
-        let digest = FixedBytes(intent.message());
         let record = self.keys.get(&intent.public_key);
         if kind.bounded_by_horizon() {
             if let Some(anchor_view) = record.and_then(KeyRecord::anchor_view) {
@@ -575,7 +585,19 @@ impl EspressoState {
     /// Evaluate a request under the cluster's `horizon` and record it when it is new data
     /// that may be signed.
     pub fn decide(&mut self, intent: &EspressoIntent, horizon: ViewHorizon) -> Decision {
-        match self.evaluate(intent, horizon) {
+        self.decide_digest(intent, FixedBytes(intent.message()), horizon)
+    }
+
+    /// [`EspressoState::decide`] with the request's digest already computed
+    /// ([`crate::protection::ProtectionState::decide`] computes it once for the rules and the
+    /// audit record).
+    pub(crate) fn decide_digest(
+        &mut self,
+        intent: &EspressoIntent,
+        digest: Digest,
+        horizon: ViewHorizon,
+    ) -> Decision {
+        match self.evaluate_digest(intent, digest, horizon) {
             Verdict::Allow { next } => {
                 let kind = intent.kind();
                 match next {
