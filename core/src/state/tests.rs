@@ -148,10 +148,7 @@ fn a_sign_record_keeps_the_bytes_espresso_signs_for_every_outcome() {
             .collect(),
     );
     for ((outcome, result, kept), (_, digest)) in got.into_iter().zip(&votes) {
-        assert_eq!(
-            (outcome, result),
-            (SignOutcome::Paused, SignResult::Paused)
-        );
+        assert_eq!((outcome, result), (SignOutcome::Paused, SignResult::Paused));
         assert_eq!(kept, *digest);
     }
 }

@@ -579,14 +579,21 @@ impl SignPath {
     /// The key's id, profile and public key: a registry record (a disabled or deleted one is
     /// marked [`KeyIdentity::inactive`]), else a key file.
     fn identity(&self, key_id: &str) -> Result<KeyIdentity, SignError> {
-        let record = self.state.read().registry.keys.get(key_id).cloned();
-        match record {
-            Some(r) => Ok(KeyIdentity {
+        // Only what the identity needs leaves the lock: not the record's sealed secret.
+        let registered = self
+            .state
+            .read()
+            .registry
+            .keys
+            .get(key_id)
+            .map(|r| KeyIdentity {
                 inactive: r.state != crate::registry::KeyState::Active,
-                key_id: r.key_id,
+                key_id: r.key_id.clone(),
                 profile: r.profile,
-                public_key: r.public_key,
-            }),
+                public_key: r.public_key.clone(),
+            });
+        match registered {
+            Some(identity) => Ok(identity),
             None => self
                 .keyring
                 .get(key_id)
