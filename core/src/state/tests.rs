@@ -6,9 +6,9 @@
 use super::*;
 use crate::audit::SignResult;
 use crate::bytes::FixedBytes;
-use crate::protection::espresso::{EspressoIntent, Message};
+use crate::protection::espresso::{EspressoIntent, Kind, Message};
 use crate::protection::ethereum::Eth2Intent;
-use crate::protection::Profile;
+use crate::protection::{Profile, Violation};
 use crate::registry::KeyRecord;
 use serde_json::Value;
 
@@ -114,15 +114,19 @@ fn a_sign_record_keeps_the_bytes_espresso_signs_for_every_outcome() {
         assert_eq!(hex::encode(kept), hex::encode(want_digest), "entry {n}");
     }
 
-    // A refusal by the rules: view 0 after view 12 on one key.
-    let view = |v: u64| {
+    // A refusal by the rules: view 0 after view 12 on one key. The refusal names the
+    // commitment signed at view 12, and the record the refused request's own.
+    let unversioned_vote = |at: u64| {
         votes
             .iter()
-            .find(|(m, _)| matches!(m, Message::QuorumVote { view, data } if *view == v && data.epoch.is_none()))
+            .find(|(m, _)| match m {
+                Message::QuorumVote { view, data } => *view == at && data.epoch.is_none(),
+                _ => false,
+            })
             .unwrap()
             .clone()
     };
-    let (high, low) = (view(12), view(0));
+    let (high, low) = (unversioned_vote(12), unversioned_vote(0));
     let got = apply_signs(
         &mut state,
         vec![
@@ -130,13 +134,19 @@ fn a_sign_record_keeps_the_bytes_espresso_signs_for_every_outcome() {
             espresso(0xa0, "file-key", &low.0),
         ],
     );
-    assert_eq!(got[0].0, SignOutcome::Signed);
-    assert!(
-        matches!(got[1].0, SignOutcome::Refused(_)),
-        "{:?}",
-        got[1].0
+    let below = SignOutcome::Refused(Violation::ViewBelowWatermark {
+        kind: Kind::QuorumVote,
+        view: 0,
+        last_view: 12,
+        last_signed: FixedBytes(high.1),
+    });
+    assert_eq!(
+        got,
+        vec![
+            (SignOutcome::Signed, SignResult::Signed, high.1),
+            (below, SignResult::Refused, low.1),
+        ]
     );
-    assert_eq!((got[0].2, got[1].2), (high.1, low.1));
 
     // Paused: every request refused, each record still naming its request.
     state.admin.paused = true;
