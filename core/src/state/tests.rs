@@ -83,7 +83,7 @@ fn a_sign_record_keeps_the_bytes_espresso_signs_for_every_outcome() {
     let votes = vote_vectors();
     assert!(votes.len() >= 16, "the vectors hold {} votes", votes.len());
     let mut state = Applied::default();
-    // A key of another id's public key, and a disabled key.
+    // An id the registry holds under another public key, and a disabled key.
     let moved = registry_key("moved", 0xee, KeyState::Active);
     let disabled = registry_key("disabled", 0xdd, KeyState::Disabled);
     state.registry.keys.insert(moved.key_id.clone(), moved);
