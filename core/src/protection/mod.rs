@@ -387,23 +387,15 @@ impl ProtectionState {
     /// once here for the rules and for the caller's audit record (an Espresso digest is one
     /// or more Keccak or SHA-256 hashes of the typed message).
     pub fn decide(&mut self, intent: &Intent, horizon: espresso::ViewHorizon) -> Ruling {
-        match intent {
-            Intent::Eth2(i) => Ruling {
-                decision: self.eth2.decide(i),
-                message: i.signing_root(),
-            },
+        let message = intent.message();
+        let decision = match intent {
+            Intent::Eth2(i) => self.eth2.decide(i),
             Intent::Espresso(i) => {
-                let message = i.message();
-                Ruling {
-                    decision: self.espresso.decide_digest(
-                        i,
-                        crate::bytes::FixedBytes(message),
-                        horizon,
-                    ),
-                    message,
-                }
+                self.espresso
+                    .decide_digest(i, crate::bytes::FixedBytes(message), horizon)
             }
-        }
+        };
+        Ruling { decision, message }
     }
 }
 

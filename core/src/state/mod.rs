@@ -174,21 +174,8 @@ impl Applied {
         entry: &SignEntry,
         touched: &mut BTreeSet<RecordKey>,
     ) -> (SignOutcome, [u8; 32]) {
-        if let Some(record) = self.registry.keys.get(&entry.key_id) {
-            // A key disabled or deleted by an earlier entry signs nothing after it, even if
-            // the request passed the leader's checks before that entry was applied.
-            if record.state != KeyState::Active {
-                return (SignOutcome::KeyInactive, entry.intent.message());
-            }
-            // The entry's public key is the one whose record the rules check and the one the
-            // permit names: it must be the registry's key of that id.
-            if record.public_key.as_slice() != entry.intent.public_key() {
-                return (SignOutcome::KeyMismatch, entry.intent.message());
-            }
-        }
-        // Paused by the admins: nothing signs after the pause entry.
-        if self.admin.paused {
-            return (SignOutcome::Paused, entry.intent.message());
+        if let Some(refused) = self.refused_before_the_rules(entry) {
+            return (refused, entry.intent.message());
         }
         let ruling = self
             .protection
@@ -202,6 +189,24 @@ impl Applied {
             Decision::Refuse(v) => SignOutcome::Refused(v),
         };
         (outcome, ruling.message)
+    }
+
+    /// The outcome of an entry the registry or the admins refuse before the rules see it.
+    fn refused_before_the_rules(&self, entry: &SignEntry) -> Option<SignOutcome> {
+        if let Some(record) = self.registry.keys.get(&entry.key_id) {
+            // A key disabled or deleted by an earlier entry signs nothing after it, even if
+            // the request passed the leader's checks before that entry was applied.
+            if record.state != KeyState::Active {
+                return Some(SignOutcome::KeyInactive);
+            }
+            // The entry's public key is the one whose record the rules check and the one the
+            // permit names: it must be the registry's key of that id.
+            if record.public_key.as_slice() != entry.intent.public_key() {
+                return Some(SignOutcome::KeyMismatch);
+            }
+        }
+        // Paused by the admins: nothing signs after the pause entry.
+        self.admin.paused.then_some(SignOutcome::Paused)
     }
 
     /// An admin command: the tally and the action's effect ([`admin::apply`]), an approved
